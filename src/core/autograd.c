@@ -1,0 +1,287 @@
+/* Reverse-mode autograd over the tape recorded by the ops. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/autograd.h"
+#include "core/backend.h"
+#include "core/internal.h"
+#include "tyr/autograd.h"
+
+static _Thread_local bool g_no_grad; /* inverted so the default (false) means enabled */
+
+bool tyr_grad_enabled(void) { return !g_no_grad; }
+bool tyr_set_grad_enabled(bool on) {
+  bool prev = !g_no_grad;
+  g_no_grad = !on;
+  return prev;
+}
+
+bool tyr__needs_grad(int n, tyr_tensor *const *in) {
+  if (g_no_grad) return false;
+  for (int i = 0; i < n; i++)
+    if (in[i] && in[i]->requires_grad) return true;
+  return false;
+}
+
+tyr_node *tyr__record(tyr_site s, const char *op, tyr_tensor *out, tyr_backward_fn bw, int nin,
+                      tyr_tensor *const *in) {
+  if (!out || !tyr__needs_grad(nin, in)) return NULL;
+  tyr_node *n = calloc(1, sizeof *n);
+  if (!n) {
+    tyr_raise(TYR_ERR_MEMORY, s, op, "out of host memory recording the graph");
+    return NULL;
+  }
+  n->op = op;
+  n->site = s;
+  n->backward = bw;
+  n->nin = nin;
+  for (int i = 0; i < nin; i++) n->in[i] = tyr_tensor_retain(in[i]);
+  n->out = out;
+  out->grad_fn = n;
+  out->requires_grad = true;
+  return n;
+}
+
+void tyr__node_save(tyr_node *n, int k, tyr_tensor *t) {
+  if (!n) return;
+  tyr_tensor_free(n->saved[k]);
+  n->saved[k] = tyr_tensor_retain(t);
+}
+
+static void node_free(tyr_node *n) {
+  if (!n) return;
+  for (int i = 0; i < n->nin; i++) tyr_tensor_free(n->in[i]);
+  for (int i = 0; i < TYR_NODE_MAX_SAVED; i++) tyr_tensor_free(n->saved[i]);
+  free(n);
+}
+
+void tyr__autograd_release(tyr_tensor *t) {
+  tyr_tensor *g = t->grad, *ga = t->gradacc;
+  tyr_node *n = t->grad_fn;
+  t->grad = t->gradacc = NULL;
+  t->grad_fn = NULL;
+  tyr_tensor_free(g);
+  tyr_tensor_free(ga);
+  node_free(n);
+}
+
+tyr_tensor *tyr_requires_grad_at(tyr_site s, tyr_tensor *t, bool on) {
+  if (!t) {
+    tyr_raise(TYR_ERR_ARG, s, "tyr_requires_grad", "tensor is NULL");
+    return NULL;
+  }
+  if (on && !tyr_dtype_is_float(t->dtype)) {
+    tyr_raise(TYR_ERR_DTYPE, s, "tyr_requires_grad", "only floating tensors can require grad, not %s",
+              tyr_dtype_name(t->dtype));
+    return NULL;
+  }
+  if (on && t->grad_fn) {
+    tyr_raise(TYR_ERR_AUTOGRAD, s, "tyr_requires_grad",
+              "only leaf tensors can be marked; this one was made by %s", t->grad_fn->op);
+    return NULL;
+  }
+  t->requires_grad = on;
+  return t;
+}
+
+tyr_tensor *tyr_grad_e(const tyr_tensor *t) { return t ? t->grad : NULL; }
+
+void tyr_zero_grad_e(tyr_tensor *t) {
+  if (!t) return;
+  tyr_tensor_free(t->grad);
+  t->grad = NULL;
+}
+
+/* A contiguous copy of g with dtype dt that belongs to the caller. */
+static tyr_tensor *owned_copy(tyr_site s, const tyr_tensor *g, tyr_dtype dt) {
+  tyr_tensor *c = tyr_empty_at(s, dt, g->device, g->rank, g->shape);
+  if (!c) return NULL;
+  tyr_keep_e(c);
+  tyr_backend_lookup(g->device)->copy(c, g);
+  return c;
+}
+
+/* dst += g, dst contiguous and owned */
+static void accumulate_into(tyr_tensor *dst, const tyr_tensor *g) {
+  const tyr_backend *be = tyr_backend_lookup(dst->device);
+  if (g->dtype == dst->dtype) {
+    be->binary(TYR_BIN_ADD, dst, dst, g);
+  } else {
+    tyr_tensor *c = owned_copy((tyr_site){0}, g, dst->dtype);
+    be->binary(TYR_BIN_ADD, dst, dst, c);
+    tyr_tensor_free(c);
+  }
+}
+
+typedef struct {
+  tyr_tensor **v;
+  int64_t n, cap;
+} tvec;
+
+static bool tvec_push(tvec *a, tyr_tensor *t) {
+  if (a->n == a->cap) {
+    int64_t cap = a->cap ? a->cap * 2 : 64;
+    tyr_tensor **p = realloc(a->v, (size_t)cap * sizeof *p);
+    if (!p) return false;
+    a->v = p;
+    a->cap = cap;
+  }
+  a->v[a->n++] = t;
+  return true;
+}
+
+/* Post-order of the graph below root: an iterative DFS that marks nodes
+ * with a generation number (entered in mark[0], emitted in mark[1]). */
+static bool topo_sort(tyr_tensor *root, tvec *order) {
+  tvec stack = {0};
+  bool ok = true;
+  static _Thread_local int64_t gen;
+  gen++;
+  ok = tvec_push(&stack, root);
+  while (ok && stack.n) {
+    tyr_tensor *t = stack.v[stack.n - 1];
+    tyr_node *n = t->grad_fn;
+    if (!n) { /* leaf */
+      stack.n--;
+      continue;
+    }
+    if (n->mark[0] == gen) { /* children done */
+      stack.n--;
+      if (n->mark[1] != gen) {
+        n->mark[1] = gen;
+        ok = tvec_push(order, t);
+      }
+      continue;
+    }
+    n->mark[0] = gen;
+    for (int k = 0; k < n->nin && ok; k++) {
+      tyr_tensor *c = n->in[k];
+      if (c && c->requires_grad && c->grad_fn && c->grad_fn->mark[0] != gen) ok = tvec_push(&stack, c);
+    }
+  }
+  free(stack.v);
+  return ok;
+}
+
+static int run_backward(tyr_site s, tyr_tensor *root, tyr_tensor *seed) {
+  const char *op = "tyr_backward";
+  tvec order = {0};
+  if (!topo_sort(root, &order)) {
+    free(order.v);
+    return tyr_raise(TYR_ERR_MEMORY, s, op, "out of host memory");
+  }
+  /* check differentiability first, so that nothing is half-done */
+  for (int64_t i = 0; i < order.n; i++) {
+    tyr_node *n = order.v[i]->grad_fn;
+    if (!n->backward) {
+      free(order.v);
+      return tyr_raise(TYR_ERR_AUTOGRAD, s, op,
+                       "%s (called at %s:%d) is not differentiable, but its result needs a gradient",
+                       n->op, n->site.file ? n->site.file : "?", n->site.line);
+    }
+  }
+  bool prev = tyr_set_grad_enabled(false);
+  tyr_scope_begin();
+  root->gradacc = tyr_tensor_retain(seed);
+  int status = 0;
+  for (int64_t i = order.n - 1; i >= 0; i--) {
+    tyr_tensor *t = order.v[i];
+    tyr_node *n = t->grad_fn;
+    tyr_tensor *g = t->gradacc;
+    t->gradacc = NULL;
+    if (!g) continue;
+    tyr_tensor *gin[TYR_NODE_MAX_IN] = {0};
+    tyr_scope_begin();
+    n->backward(n, g, gin);
+    for (int k = 0; k < n->nin; k++) {
+      tyr_tensor *x = n->in[k];
+      if (!x || !x->requires_grad || !gin[k]) continue;
+      if (gin[k]->rank != x->rank || memcmp(gin[k]->shape, x->shape, sizeof(int64_t) * (size_t)x->rank)) {
+        char a[160], b[160];
+        status = tyr_raise(TYR_ERR_AUTOGRAD, n->site, n->op,
+                           "internal: gradient of input %d has shape %s, input is %s", k,
+                           tyr_shape_str(gin[k]->shape, gin[k]->rank, a, sizeof a),
+                           tyr_shape_str(x->shape, x->rank, b, sizeof b));
+        continue;
+      }
+      if (!x->grad_fn) { /* leaf: accumulate into .grad */
+        if (!x->grad)
+          x->grad = owned_copy(s, gin[k], x->dtype);
+        else
+          accumulate_into(x->grad, gin[k]);
+      } else if (!x->gradacc) {
+        x->gradacc = tyr_tensor_retain(gin[k]);
+      } else {
+        tyr_tensor *sum = owned_copy(s, x->gradacc, x->gradacc->dtype);
+        accumulate_into(sum, gin[k]);
+        tyr_tensor_free(x->gradacc);
+        x->gradacc = sum;
+      }
+    }
+    tyr_scope_end();
+    tyr_tensor_free(g);
+  }
+  /* free the graph: every node visited */
+  for (int64_t i = 0; i < order.n; i++) {
+    tyr_tensor *t = order.v[i];
+    tyr_node *n = t->grad_fn;
+    t->grad_fn = NULL;
+    tyr_tensor_free(t->gradacc);
+    t->gradacc = NULL;
+    node_free(n);
+  }
+  free(order.v);
+  tyr_scope_end();
+  tyr_set_grad_enabled(prev);
+  return status;
+}
+
+int tyr_backward_at(tyr_site s, tyr_tensor *loss) {
+  const char *op = "tyr_backward";
+  if (!loss) return tyr_raise(TYR_ERR_ARG, s, op, "loss is NULL");
+  if (tyr_numel(loss) != 1) {
+    char b[160];
+    return tyr_raise(TYR_ERR_SHAPE, s, op,
+                     "backward needs a one-element loss, got %s (use tyr_backward_with)",
+                     tyr_shape_str(loss->shape, loss->rank, b, sizeof b));
+  }
+  if (!loss->requires_grad)
+    return tyr_raise(TYR_ERR_AUTOGRAD, s, op,
+                     "the loss does not require grad (no input of it requires grad, or it was "
+                     "computed with grad mode off)");
+  tyr_tensor *seed = tyr_empty_at(s, loss->dtype, loss->device, loss->rank, loss->shape);
+  if (!seed) return TYR_ERR_MEMORY;
+  tyr_keep_e(seed);
+  tyr_backend_lookup(loss->device)->fill(seed, 1.0);
+  int st = tyr_backward_with_at(s, loss, seed);
+  tyr_tensor_free(seed);
+  return st;
+}
+
+int tyr_backward_with_at(tyr_site s, tyr_tensor *out, tyr_tensor *grad) {
+  const char *op = "tyr_backward_with";
+  if (!out || !grad) return tyr_raise(TYR_ERR_ARG, s, op, "tensor is NULL");
+  if (out->rank != grad->rank || memcmp(out->shape, grad->shape, sizeof(int64_t) * (size_t)out->rank)) {
+    char a[160], b[160];
+    return tyr_raise(TYR_ERR_SHAPE, s, op, "gradient %s does not match output %s",
+                     tyr_shape_str(grad->shape, grad->rank, a, sizeof a),
+                     tyr_shape_str(out->shape, out->rank, b, sizeof b));
+  }
+  if (!out->requires_grad) return tyr_raise(TYR_ERR_AUTOGRAD, s, op, "the output does not require grad");
+  if (!out->grad_fn) { /* a leaf: the gradient is grad itself */
+    if (!out->grad)
+      out->grad = owned_copy(s, grad, out->dtype);
+    else
+      accumulate_into(out->grad, grad);
+    return 0;
+  }
+  return run_backward(s, out, grad);
+}
+
+tyr_tensor *tyr_detach_at(tyr_site s, tyr_tensor *t) {
+  if (!t) {
+    tyr_raise(TYR_ERR_ARG, s, "tyr_detach", "tensor is NULL");
+    return NULL;
+  }
+  return tyr_view_raw(t, t->rank, t->shape, t->stride, t->offset);
+}

@@ -1,0 +1,47 @@
+/* The tape: each op whose inputs need gradients records a node on its
+ * output.  Backward walks the nodes in reverse topological order. */
+#ifndef TYR_CORE_AUTOGRAD_H
+#define TYR_CORE_AUTOGRAD_H
+#include "tyr/tensor.h"
+
+#define TYR_NODE_MAX_IN 4
+#define TYR_NODE_MAX_SAVED 4
+
+typedef struct tyr_node tyr_node;
+/* Computes the gradient of each input i with needs[i] true into gin[i]
+ * (a tensor of the input's shape, or NULL for "zero").  Runs with grad mode
+ * off inside a scope: results are ordinary temporaries. */
+typedef void (*tyr_backward_fn)(tyr_node *n, tyr_tensor *gout, tyr_tensor **gin);
+
+struct tyr_node {
+  const char *op;
+  tyr_site site;
+  tyr_backward_fn backward; /* NULL: not differentiable */
+  int nin;
+  tyr_tensor *in[TYR_NODE_MAX_IN];       /* retained; NULL allowed */
+  tyr_tensor *saved[TYR_NODE_MAX_SAVED]; /* retained extra tensors */
+  tyr_tensor *out;                       /* weak: the node lives inside out */
+  double f[4];
+  int64_t i[8];
+  int64_t shape[TYR_MAX_RANK]; /* an extra shape (e.g. the input's, for views) */
+  int rank;
+  int64_t mark[2]; /* traversal marks */
+};
+
+/* True when grad mode is on and any non-NULL input requires grad. */
+bool tyr__needs_grad(int n, tyr_tensor *const *in);
+/* Records a node on out (which then requires grad) with the given inputs,
+ * and returns it so the op can save what its backward needs; returns NULL
+ * when no input needs a gradient. */
+tyr_node *tyr__record(tyr_site s, const char *op, tyr_tensor *out, tyr_backward_fn bw, int nin,
+                      tyr_tensor *const *in);
+#define TYR_RECORD(site, op, out, bw, ...)                                                          \
+  tyr__record((site), (op), (out), (bw), sizeof((tyr_tensor *[]){__VA_ARGS__}) / sizeof(tyr_tensor *), \
+              (tyr_tensor *[]){__VA_ARGS__})
+/* Saves t (retained) in slot k. */
+void tyr__node_save(tyr_node *n, int k, tyr_tensor *t);
+/* True when input k of n needs its gradient. */
+static inline bool tyr__node_needs(const tyr_node *n, int k) {
+  return n->in[k] && n->in[k]->requires_grad;
+}
+#endif

@@ -1,0 +1,154 @@
+/* The backend table: every device implements the same set of kernels.
+ * Ops (src/ops) check shapes, allocate outputs, record the tape and call
+ * these; only backends touch device memory.
+ *
+ * Conventions: `out` is always a fresh contiguous tensor of the right shape
+ * and dtype; inputs may be strided views (stride 0 for expanded dims) unless
+ * a kernel says it needs contiguous inputs; all tensors of one call share a
+ * device and (unless stated) a dtype.  Float kernels exist for f32 and f64
+ * everywhere; the CPU computes bf16/f16 by converting to f32 in src/ops. */
+#ifndef TYR_CORE_BACKEND_H
+#define TYR_CORE_BACKEND_H
+#include "tyr/tensor.h"
+
+typedef enum tyr_unary_op {
+  TYR_UN_NEG,
+  TYR_UN_EXP,
+  TYR_UN_LOG,
+  TYR_UN_SQRT,
+  TYR_UN_RSQRT,
+  TYR_UN_ABS,
+  TYR_UN_TANH,
+  TYR_UN_SIGMOID,
+  TYR_UN_RELU,
+  TYR_UN_RELU2,
+  TYR_UN_GELU,      /* exact (erf) */
+  TYR_UN_GELU_TANH, /* tanh approximation */
+  TYR_UN_SILU,
+  TYR_UN_SOFTCAP,    /* p0 * tanh(x / p0) */
+  TYR_UN_POW,        /* x ^ p0 */
+  TYR_UN_ADD_SCALAR, /* x + p0 */
+  TYR_UN_MUL_SCALAR, /* x * p0 */
+  TYR_UN_RSUB_SCALAR, /* p0 - x */
+  TYR_UN_RDIV_SCALAR, /* p0 / x */
+  TYR_UN_CLAMP,      /* min(max(x, p0), p1) */
+  TYR_UN_SIGN,
+  TYR_UN_RECIPROCAL,
+  TYR_UN_SQUARE,
+  TYR_UN_COUNT
+} tyr_unary_op;
+
+typedef enum tyr_binary_op {
+  TYR_BIN_ADD,
+  TYR_BIN_SUB,
+  TYR_BIN_MUL,
+  TYR_BIN_DIV,
+  TYR_BIN_POW,
+  TYR_BIN_MAX,
+  TYR_BIN_MIN,
+  /* comparisons: out dtype is TYR_BOOL */
+  TYR_BIN_EQ,
+  TYR_BIN_NE,
+  TYR_BIN_LT,
+  TYR_BIN_LE,
+  TYR_BIN_GT,
+  TYR_BIN_GE,
+  TYR_BIN_COUNT
+} tyr_binary_op;
+
+typedef enum tyr_reduce_op {
+  TYR_RED_SUM,
+  TYR_RED_MEAN,
+  TYR_RED_MAX,
+  TYR_RED_MIN,
+  TYR_RED_ARGMAX, /* out dtype i64 */
+  TYR_RED_ARGMIN, /* out dtype i64 */
+  TYR_RED_COUNT
+} tyr_reduce_op;
+
+typedef enum tyr_random_kind {
+  TYR_RAND_UNIFORM, /* p0 + (p1 - p0) * U(0,1) */
+  TYR_RAND_NORMAL,  /* p0 + p1 * N(0,1) */
+  TYR_RAND_INT,     /* integers in [p0, p1) */
+  TYR_RAND_BERNOULLI_KEEP /* 1/(1-p0) with probability 1-p0, else 0 (dropout) */
+} tyr_random_kind;
+
+typedef struct tyr_backend {
+  const char *name;
+  /* memory */
+  void *(*alloc)(size_t nbytes, tyr_device dev);
+  void (*free)(void *p, size_t nbytes, tyr_device dev);
+  /* copies between host memory and this device's memory (contiguous bytes) */
+  void (*to_host)(void *dst, const void *src, size_t nbytes, tyr_device dev);
+  void (*from_host)(void *dst, const void *src, size_t nbytes, tyr_device dev);
+  double (*read_scalar)(const tyr_tensor *t);
+  void (*synchronize)(tyr_device dev);
+
+  /* out = value (any dtype) */
+  void (*fill)(tyr_tensor *out, double value);
+  /* out[i] = start + i * step (any dtype) */
+  void (*arange)(tyr_tensor *out, double start, double step);
+  /* out = src, converting dtype; src any strides; out may be a strided view */
+  void (*copy)(tyr_tensor *out, const tyr_tensor *src);
+  /* out = random numbers from (seed, counter + i) */
+  void (*random)(tyr_tensor *out, tyr_random_kind kind, double p0, double p1, uint64_t seed,
+                 uint64_t counter);
+
+  /* elementwise */
+  void (*unary)(tyr_unary_op op, tyr_tensor *out, const tyr_tensor *a, double p0, double p1);
+  /* gin = d/da op(a) * gout */
+  void (*unary_backward)(tyr_unary_op op, tyr_tensor *gin, const tyr_tensor *a,
+                         const tyr_tensor *gout, double p0, double p1);
+  void (*binary)(tyr_binary_op op, tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b);
+  /* out = cond ? a : b; cond is bool/u8 */
+  void (*where)(tyr_tensor *out, const tyr_tensor *cond, const tyr_tensor *a, const tyr_tensor *b);
+
+  /* reductions over dim (or all elements when dim < 0); out has the
+   * reduced shape with keepdim layout (size 1 at dim) */
+  void (*reduce)(tyr_reduce_op op, tyr_tensor *out, const tyr_tensor *a, int dim);
+
+  /* out[b] = op(a[b]) @ op(b[b]); a, b contiguous or transposed views of
+   * rank 2..4 with equal batch dims (already broadcast); out contiguous */
+  void (*matmul)(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b);
+
+  /* last-dim softmax family; inputs contiguous */
+  void (*softmax)(tyr_tensor *out, const tyr_tensor *x, bool log);
+  void (*softmax_backward)(tyr_tensor *gx, const tyr_tensor *y, const tyr_tensor *gy, bool log);
+
+  /* normalisation over the last dim; inputs contiguous; w, b may be NULL.
+   * mean (NULL for rms) and rstd are [rows] f32/f64 saved for backward. */
+  void (*layer_norm)(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd, const tyr_tensor *x,
+                     const tyr_tensor *w, const tyr_tensor *b, double eps);
+  void (*layer_norm_backward)(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, const tyr_tensor *gy,
+                              const tyr_tensor *x, const tyr_tensor *w, const tyr_tensor *mean,
+                              const tyr_tensor *rstd);
+
+  /* gathers and scatters along dim; idx is i32 or i64 */
+  void (*index_select)(tyr_tensor *out, const tyr_tensor *src, int dim, const tyr_tensor *idx);
+  void (*index_add)(tyr_tensor *out, int dim, const tyr_tensor *idx, const tyr_tensor *src);
+  void (*gather)(tyr_tensor *out, const tyr_tensor *src, int dim, const tyr_tensor *idx);
+  void (*scatter_add)(tyr_tensor *out, int dim, const tyr_tensor *idx, const tyr_tensor *src);
+
+  /* cross entropy over the last dim of logits [N, V] with targets [N];
+   * losses [N] (0 where ignored); dlogits = (softmax - onehot) * scale[n] */
+  void (*cross_entropy)(tyr_tensor *losses, const tyr_tensor *logits, const tyr_tensor *targets,
+                        int64_t ignore_index);
+  void (*cross_entropy_backward)(tyr_tensor *glogits, const tyr_tensor *logits,
+                                 const tyr_tensor *targets, int64_t ignore_index,
+                                 const tyr_tensor *gloss);
+} tyr_backend;
+
+/* Whether the last two dims of t can be handed to a BLAS GEMM as they are:
+ * row-major (trans false) or column-major (trans true) with leading
+ * dimension *ld.  Ops make t contiguous first when this is false. */
+bool tyr_gemm_layout(const tyr_tensor *t, bool *trans, int64_t *ld);
+
+/* The backend for dev; raises (naming op and device) and returns NULL when
+ * the device is not available. */
+const tyr_backend *tyr_backend_get(tyr_site s, const char *op, tyr_device dev);
+/* Same, without raising. */
+const tyr_backend *tyr_backend_lookup(tyr_device dev);
+void tyr_backend_register(tyr_device_type type, const tyr_backend *be);
+extern const tyr_backend tyr_cpu_backend;
+
+#endif

@@ -1,0 +1,68 @@
+/* CPU backend internals: kernels by op family, and strided iteration. */
+#ifndef TYR_CPU_H
+#define TYR_CPU_H
+#include "core/backend.h"
+#include "core/internal.h"
+
+/* Element offsets of a (possibly strided) tensor in row-major order. */
+typedef struct {
+  int rank;
+  int64_t shape[TYR_MAX_RANK], stride[TYR_MAX_RANK], idx[TYR_MAX_RANK];
+  int64_t off;
+} tyr_iter;
+static inline void tyr_iter_init(tyr_iter *it, const tyr_tensor *t) {
+  it->rank = t->rank;
+  for (int i = 0; i < t->rank; i++) {
+    it->shape[i] = t->shape[i];
+    it->stride[i] = t->stride[i];
+    it->idx[i] = 0;
+  }
+  it->off = t->offset;
+}
+/* Offset of linear element index n (row-major) of t. */
+static inline int64_t tyr_offset_of(const tyr_tensor *t, int64_t n) {
+  int64_t off = t->offset;
+  for (int i = t->rank - 1; i >= 0; i--) {
+    int64_t q = n / t->shape[i];
+    off += (n - q * t->shape[i]) * t->stride[i];
+    n = q;
+  }
+  return off;
+}
+static inline void tyr_iter_next(tyr_iter *it) {
+  for (int i = it->rank - 1; i >= 0; i--) {
+    it->off += it->stride[i];
+    if (++it->idx[i] < it->shape[i]) return;
+    it->off -= it->stride[i] * it->shape[i];
+    it->idx[i] = 0;
+  }
+}
+#define TYR_BASE(t, T) ((T *)(t)->storage->data)
+
+void tyr_cpu_unary(tyr_unary_op op, tyr_tensor *out, const tyr_tensor *a, double p0, double p1);
+void tyr_cpu_unary_backward(tyr_unary_op op, tyr_tensor *gin, const tyr_tensor *a,
+                            const tyr_tensor *gout, double p0, double p1);
+void tyr_cpu_binary(tyr_binary_op op, tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b);
+void tyr_cpu_where(tyr_tensor *out, const tyr_tensor *cond, const tyr_tensor *a, const tyr_tensor *b);
+void tyr_cpu_reduce(tyr_reduce_op op, tyr_tensor *out, const tyr_tensor *a, int dim);
+void tyr_cpu_matmul(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b);
+void tyr_cpu_softmax(tyr_tensor *out, const tyr_tensor *x, bool log);
+void tyr_cpu_softmax_backward(tyr_tensor *gx, const tyr_tensor *y, const tyr_tensor *gy, bool log);
+void tyr_cpu_layer_norm(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd, const tyr_tensor *x,
+                        const tyr_tensor *w, const tyr_tensor *b, double eps);
+void tyr_cpu_layer_norm_backward(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, const tyr_tensor *gy,
+                                 const tyr_tensor *x, const tyr_tensor *w, const tyr_tensor *mean,
+                                 const tyr_tensor *rstd);
+void tyr_cpu_index_select(tyr_tensor *out, const tyr_tensor *src, int dim, const tyr_tensor *idx);
+void tyr_cpu_index_add(tyr_tensor *out, int dim, const tyr_tensor *idx, const tyr_tensor *src);
+void tyr_cpu_gather(tyr_tensor *out, const tyr_tensor *src, int dim, const tyr_tensor *idx);
+void tyr_cpu_scatter_add(tyr_tensor *out, int dim, const tyr_tensor *idx, const tyr_tensor *src);
+void tyr_cpu_cross_entropy(tyr_tensor *losses, const tyr_tensor *logits, const tyr_tensor *targets,
+                           int64_t ignore_index);
+void tyr_cpu_cross_entropy_backward(tyr_tensor *glogits, const tyr_tensor *logits,
+                                    const tyr_tensor *targets, int64_t ignore_index,
+                                    const tyr_tensor *gloss);
+static inline int64_t tyr_index_load(const tyr_tensor *idx, int64_t off) {
+  return idx->dtype == TYR_I32 ? TYR_BASE(idx, int32_t)[off] : TYR_BASE(idx, int64_t)[off];
+}
+#endif

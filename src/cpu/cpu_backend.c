@@ -1,0 +1,152 @@
+/* The CPU backend table, memory, fills, copies and random numbers. */
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/cpu.h"
+
+static void *cpu_alloc(size_t nbytes, tyr_device dev) {
+  (void)dev;
+  void *p = NULL;
+  size_t n = (nbytes + 63) & ~(size_t)63;
+  if (posix_memalign(&p, 64, n) != 0) return NULL;
+  return p;
+}
+static void cpu_free(void *p, size_t nbytes, tyr_device dev) {
+  (void)nbytes;
+  (void)dev;
+  free(p);
+}
+static void cpu_memcpy(void *dst, const void *src, size_t n, tyr_device dev) {
+  (void)dev;
+  memcpy(dst, src, n);
+}
+static double cpu_read_scalar(const tyr_tensor *t) {
+  return tyr__load_f64((char *)t->storage->data + t->offset * (int64_t)tyr_dtype_size(t->dtype),
+                       t->dtype);
+}
+static void cpu_sync(tyr_device dev) { (void)dev; }
+
+static void cpu_fill(tyr_tensor *out, double v) {
+  int64_t n = tyr_numel(out);
+  switch (out->dtype) {
+  case TYR_F32: {
+    float *p = TYR_BASE(out, float) + out->offset, f = (float)v;
+    for (int64_t i = 0; i < n; i++) p[i] = f;
+    break;
+  }
+  case TYR_F64: {
+    double *p = TYR_BASE(out, double) + out->offset;
+    for (int64_t i = 0; i < n; i++) p[i] = v;
+    break;
+  }
+  default: {
+    size_t es = tyr_dtype_size(out->dtype);
+    char *p = (char *)out->storage->data + out->offset * (int64_t)es;
+    if (n == 0) break;
+    tyr__store_f64(p, out->dtype, v);
+    for (int64_t i = 1; i < n; i++) memcpy(p + i * (int64_t)es, p, es);
+  }
+  }
+}
+
+static void cpu_arange(tyr_tensor *out, double start, double step) {
+  int64_t n = tyr_numel(out);
+  size_t es = tyr_dtype_size(out->dtype);
+  char *p = (char *)out->storage->data + out->offset * (int64_t)es;
+  for (int64_t i = 0; i < n; i++) tyr__store_f64(p + i * (int64_t)es, out->dtype, start + (double)i * step);
+}
+
+static void cpu_copy(tyr_tensor *out, const tyr_tensor *src) {
+  int64_t n = tyr_numel(out);
+  if (out->dtype == src->dtype && tyr_is_contiguous(out) && tyr_is_contiguous(src)) {
+    memcpy(tyr_data_ptr(out), tyr_data_ptr(src), (size_t)n * tyr_dtype_size(out->dtype));
+    return;
+  }
+  size_t eo = tyr_dtype_size(out->dtype), es = tyr_dtype_size(src->dtype);
+  char *po = out->storage->data;
+  const char *ps = src->storage->data;
+  if (out->dtype == src->dtype && out->dtype == TYR_F32) {
+#pragma omp parallel for if (n > 65536)
+    for (int64_t i = 0; i < n; i++)
+      ((float *)po)[tyr_offset_of(out, i)] = ((const float *)ps)[tyr_offset_of(src, i)];
+    return;
+  }
+  if (out->dtype == src->dtype) {
+#pragma omp parallel for if (n > 65536)
+    for (int64_t i = 0; i < n; i++)
+      memcpy(po + tyr_offset_of(out, i) * (int64_t)eo, ps + tyr_offset_of(src, i) * (int64_t)es, eo);
+    return;
+  }
+#pragma omp parallel for if (n > 65536)
+  for (int64_t i = 0; i < n; i++)
+    tyr__store_f64(po + tyr_offset_of(out, i) * (int64_t)eo, out->dtype,
+                   tyr__load_f64(ps + tyr_offset_of(src, i) * (int64_t)es, src->dtype));
+}
+
+static void cpu_random(tyr_tensor *out, tyr_random_kind kind, double p0, double p1, uint64_t seed,
+                       uint64_t counter) {
+  int64_t n = tyr_numel(out);
+  size_t es = tyr_dtype_size(out->dtype);
+  char *p = (char *)out->storage->data + out->offset * (int64_t)es;
+#pragma omp parallel for if (n > 16384)
+  for (int64_t i = 0; i < n; i++) {
+    double v;
+    uint64_t c = counter + (uint64_t)i;
+    switch (kind) {
+    case TYR_RAND_UNIFORM: v = p0 + (p1 - p0) * (1.0 - (double)tyr_philox_uniform(seed, c)); break;
+    case TYR_RAND_NORMAL: v = p0 + p1 * (double)tyr_philox_normal(seed, c); break;
+    case TYR_RAND_INT: {
+      uint32_t r[4];
+      tyr_philox4x32(seed, c, r);
+      uint64_t range = (uint64_t)(p1 - p0);
+      uint64_t x = ((uint64_t)r[0] << 32) | r[1];
+      v = p0 + (double)(range ? x % range : 0);
+      break;
+    }
+    case TYR_RAND_BERNOULLI_KEEP:
+    default: v = (double)tyr_philox_uniform(seed, c) > p0 ? 1.0 / (1.0 - p0) : 0.0; break;
+    }
+    if (out->dtype == TYR_F32)
+      ((float *)p)[i] = (float)v;
+    else if (out->dtype == TYR_F64)
+      ((double *)p)[i] = v;
+    else
+      tyr__store_f64(p + i * (int64_t)es, out->dtype, v);
+  }
+}
+
+const tyr_backend tyr_cpu_backend = {
+    .name = "cpu",
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .to_host = cpu_memcpy,
+    .from_host = cpu_memcpy,
+    .read_scalar = cpu_read_scalar,
+    .synchronize = cpu_sync,
+    .fill = cpu_fill,
+    .arange = cpu_arange,
+    .copy = cpu_copy,
+    .random = cpu_random,
+    .unary = tyr_cpu_unary,
+    .unary_backward = tyr_cpu_unary_backward,
+    .binary = tyr_cpu_binary,
+    .where = tyr_cpu_where,
+    .reduce = tyr_cpu_reduce,
+    .matmul = tyr_cpu_matmul,
+    .softmax = tyr_cpu_softmax,
+    .softmax_backward = tyr_cpu_softmax_backward,
+    .layer_norm = tyr_cpu_layer_norm,
+    .layer_norm_backward = tyr_cpu_layer_norm_backward,
+    .index_select = tyr_cpu_index_select,
+    .index_add = tyr_cpu_index_add,
+    .gather = tyr_cpu_gather,
+    .scatter_add = tyr_cpu_scatter_add,
+    .cross_entropy = tyr_cpu_cross_entropy,
+    .cross_entropy_backward = tyr_cpu_cross_entropy_backward,
+};
+
+void tyr_set_num_threads(int n) {
+  if (n > 0) omp_set_num_threads(n);
+}
+int tyr_get_num_threads(void) { return omp_get_max_threads(); }
