@@ -397,8 +397,11 @@ static bool parse_entry(parse_ctx *c, const char *key, size_t klen, json_t *v,
   if (rank > TYR_MAX_RANK)
     return fail(c, "tensor %s: rank %zu is more than Tyr's maximum of %d", qn, rank, TYR_MAX_RANK);
   e->rank = (int)rank;
-  uint64_t numel = 1;
-  bool overflow = false;
+  /* The product of the non-zero dims must stay within what Tyr's tensors can
+   * index (a zero-sized tensor's strides still multiply the other dims).
+   * This also covers the reference reader's overflow check. */
+  uint64_t nonzero = 1;
+  bool too_big = false, empty = false;
   for (size_t i = 0; i < rank; i++) {
     json_t *d = json_array_get(fv[1], i);
     uint64_t x;
@@ -409,15 +412,17 @@ static bool parse_entry(parse_ctx *c, const char *key, size_t klen, json_t *v,
       return fail(c, "tensor %s: shape[%zu] is not an integer", qn, i);
     }
     e->shape[i] = (int64_t)x;
-    if (!overflow && __builtin_mul_overflow(numel, x, &numel)) overflow = true;
+    if (x == 0)
+      empty = true;
+    else if (__builtin_mul_overflow(nonzero, x, &nonzero) || nonzero > (uint64_t)INT64_MAX / 16)
+      too_big = true;
   }
-  uint64_t nbytes = 0;
-  if (overflow || __builtin_mul_overflow(numel, (uint64_t)tyr_dtype_size(e->dtype), &nbytes) ||
-      nbytes > (uint64_t)INT64_MAX) {
+  if (too_big) {
     char b[200];
-    return fail(c, "tensor %s: the size of shape %s overflows", qn,
+    return fail(c, "tensor %s: shape %s is too large (its size overflows)", qn,
                 tyr_shape_str(e->shape, e->rank, b, sizeof b));
   }
+  uint64_t nbytes = empty ? 0 : nonzero * (uint64_t)tyr_dtype_size(e->dtype);
 
   /* data_offsets */
   if (!json_is_array(fv[2]) || json_array_size(fv[2]) != 2)

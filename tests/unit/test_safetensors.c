@@ -665,6 +665,16 @@ static void test_malformed_files(void **state) {
           "{\"w\":{\"dtype\":\"I32\",\"shape\":[4611686018427387904,4,0],\"data_offsets\":[0,0]}}",
           0);
   EXPECT_OPEN_FAILS(p, "tensor 'w'", "overflows");
+  /* sizes the reference reader accepts but Tyr's int64 indexing cannot hold */
+  make_st(p, sizeof p, "overflow3.safetensors",
+          "{\"w\":{\"dtype\":\"I32\",\"shape\":[4211686018427387904,4,0],\"data_offsets\":[0,0]}}",
+          0);
+  EXPECT_OPEN_FAILS(p, "tensor 'w'", "too large");
+  make_st(p, sizeof p, "overflow4.safetensors",
+          "{\"w\":{\"dtype\":\"U8\",\"shape\":[0,4611686018427387904,4611686018427387904],"
+          "\"data_offsets\":[0,0]}}",
+          0);
+  EXPECT_OPEN_FAILS(p, "tensor 'w'", "too large");
   make_st(p, sizeof p, "bigint.safetensors",
           "{\"w\":{\"dtype\":\"I32\",\"shape\":[2,18446744073709551614],\"data_offsets\":[0,16]}}",
           16);
