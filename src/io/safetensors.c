@@ -582,7 +582,8 @@ tyr_safetensors *tyr_safetensors_open_at(tyr_site s, const char *path) {
     return NULL;
   }
   f->path = path_copy;
-  f->fd = open(path, O_RDONLY | O_CLOEXEC);
+  /* O_NONBLOCK so that a FIFO is refused below instead of blocking here */
+  f->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (f->fd < 0) {
     int err = errno;
     st_free(f);
@@ -600,6 +601,8 @@ tyr_safetensors *tyr_safetensors_open_at(tyr_site s, const char *path) {
     tyr_raise(TYR_ERR_IO, s, path, "not a regular file");
     goto fail;
   }
+  int fl = fcntl(f->fd, F_GETFL);
+  if (fl >= 0) fcntl(f->fd, F_SETFL, fl & ~O_NONBLOCK);
   uint64_t fsize = (uint64_t)st.st_size;
   if (fsize < 8) {
     fail(&c, "the file is %llu bytes, too short for the 8-byte header size",

@@ -564,6 +564,11 @@ static void test_malformed_files(void **state) {
   tmp_path(p, sizeof p, "does-not-exist.safetensors");
   EXPECT_OPEN_FAILS(p, "cannot open", "No such file");
   EXPECT_OPEN_FAILS(tyr_test_tmpdir(), "not a regular file");
+  tmp_path(p, sizeof p, "fifo.safetensors");
+  unlink(p);
+  assert_int_equal(mkfifo(p, 0600), 0);
+  EXPECT_OPEN_FAILS(p, "not a regular file");
+  unlink(p);
 
   /* shorter than the size field */
   tmp_path(p, sizeof p, "short.safetensors");
