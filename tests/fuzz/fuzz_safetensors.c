@@ -11,11 +11,6 @@
 
 #include "tyr/safetensors.h"
 
-/* The fuzz build instruments only the fuzz target itself, not libtyr, so the
- * reader is compiled in here to give libFuzzer coverage of it (the archive's
- * copy is then not linked). */
-#include "io/safetensors.c"
-
 static void ignore_errors(const tyr_error *err, void *ctx) {
   (void)err;
   (void)ctx;
