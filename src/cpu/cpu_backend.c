@@ -154,6 +154,9 @@ const tyr_backend tyr_cpu_backend = {
     .scatter_add = tyr_cpu_scatter_add,
     .cross_entropy = tyr_cpu_cross_entropy,
     .cross_entropy_backward = tyr_cpu_cross_entropy_backward,
+    .sdpa = tyr_cpu_sdpa,
+    .sdpa_backward = tyr_cpu_sdpa_backward,
+    .rotary = tyr_cpu_rotary,
 };
 
 void tyr_set_num_threads(int n) {
