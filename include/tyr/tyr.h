@@ -10,4 +10,5 @@
 #include "tyr/ops_layout.h"
 #include "tyr/ops_linalg.h"
 #include "tyr/ops_index.h"
+#include "tyr/ops_nn.h"
 #endif
