@@ -376,7 +376,7 @@ int tyr_split_at(tyr_site s, tyr_tensor *x, int64_t size, int dim, tyr_tensor **
     return -1;
   }
   int64_t n = x->shape[dim];
-  int64_t count = n == 0 ? 1 : (n + size - 1) / size;
+  int64_t count = n == 0 ? 1 : n / size + (n % size != 0);
   if (count > max_out) {
     char b[160];
     tyr_raise(TYR_ERR_ARG, s, op,
@@ -395,9 +395,9 @@ int tyr_chunk_at(tyr_site s, tyr_tensor *x, int chunks, int dim, tyr_tensor **ou
     return -1;
   }
   int64_t n = x->shape[dim];
-  int64_t size = (n + chunks - 1) / chunks;
+  int64_t size = n / chunks + (n % chunks != 0);
   if (size == 0) return pieces_of(s, op, x, dim, 0, 1, out);
-  return pieces_of(s, op, x, dim, size, (int)((n + size - 1) / size), out);
+  return pieces_of(s, op, x, dim, size, (int)(n / size + (n % size != 0)), out);
 }
 
 int tyr__chunk_even_at(tyr_site s, const char *op, tyr_tensor *x, int chunks, int dim,

@@ -171,6 +171,8 @@ static void test_narrow_split_chunk(void **state) {
                    "tyr_split: dim 1 of x [3, 7] splits into 4 pieces of 2, but out holds 2");
   assert_null(q[0]); /* nothing stored */
   EXPECT_TYR_ERROR(tyr_split_e(x, 0, 1, q, 2), "tyr_split: size must be positive, got 0");
+  assert_int_equal(tyr_split_e(x, INT64_MAX, 1, q, 2), 1); /* one piece, no overflow */
+  assert_int_equal(q[0]->shape[1], 7);
   EXPECT_TYR_ERROR(tyr_split_e(x, 1, 1, NULL, 2), "tyr_split: out is NULL");
   /* chunk: 7 in 4 chunks is 2, 2, 2, 1; 7 in 5 chunks is 2, 2, 2, 1 (four) */
   tyr_tensor *c[5] = {0};
@@ -465,16 +467,19 @@ static void test_typed_forms(void **state) {
   ASSERT_CLOSE(tyr_get(k, 0, 0, 0), tyr_get(x, 0, 0, 2), 0, 0);
   (void)q;
   /* run-time dims: the same code, checked at run time */
-  int n = T, m = 4;
+  /* run-time values the compiler cannot fold (a folded one would fail the
+   * build through the compile-time checks, as constant dims do) */
+  volatile int rt_t = T, rt_m = 4, rt_big = 5, rt_five = 5, rt_wide = C + 1;
+  int n = rt_t, m = rt_m;
   tyr_T(B, n, C) xd = tyr_cast(tyr_erase(x), B, n, C);
   tyr_T(C, n, B) td = tyr_transpose(xd, 0, 2);
   tyr_T(B, m, C) nd = tyr_narrow(tyr_cat2(xd, xd, 1), 1, 1, m);
   ASSERT_CLOSE(tyr_get(td, 5, 2, 1), tyr_get(x, 1, 2, 5), 0, 0);
   ASSERT_CLOSE(tyr_get(nd, 0, 3, 0), tyr_get(x, 0, 1, 0), 0, 0);
-  int big = 5;
+  int big = rt_big;
   EXPECT_TYR_ERROR(tyr_narrow(xd, 1, 1, big),
                    "tyr_narrow: start 1 and length 5 do not fit in dim 1 of x [2, 3, 6] (size 3)");
-  int five = 5;
+  int five = rt_five;
   tyr_T(B, five) odd = tyr_zeros(B, five);
   tyr_T(B, five / 2) o0, o1;
   EXPECT_TYR_ERROR(tyr_chunk2(odd, 1, &o0, &o1),
@@ -485,7 +490,7 @@ static void test_typed_forms(void **state) {
   assert_non_null(sqd);
   EXPECT_TYR_ERROR(tyr_squeeze(xd, 1), "tyr_squeeze: dim 1 of x [2, 3, 6] has size 3, not 1");
   tyr_T(B, n, C) other = tyr_zeros(B, n, C);
-  int wide = C + 1;
+  int wide = rt_wide;
   tyr_T(B, n, wide) w = tyr_zeros(B, n, wide);
   EXPECT_TYR_ERROR(tyr_cat2(other, w, 1), "tyr_cat: xs[1] is [2, 3, 7] and xs[0] is [2, 3, 6]");
 }
