@@ -140,9 +140,14 @@ void tyr_scope_end(void);
 int tyr_scope_depth(void);
 /* Detach t from its scope: the caller now owns it.  Returns t. */
 tyr_tensor *tyr_keep_e(tyr_tensor *t);
-/* Drop one reference; frees at zero.  NULL is ignored. */
+/* Gives up the owner's reference: a tensor still in a scope leaves it (the
+ * scope's reference is the one dropped); freed when no other reference
+ * (a graph node, a view's storage) remains.  NULL is ignored. */
 void tyr_tensor_free(tyr_tensor *t);
+/* A second reference, for holders other than the owner (graph nodes);
+ * each is given back with tyr_tensor_release. */
 tyr_tensor *tyr_tensor_retain(tyr_tensor *t);
+void tyr_tensor_release(tyr_tensor *t);
 /* Live tensors and bytes of tensor storage, over all devices. */
 int64_t tyr_live_tensors(void);
 int64_t tyr_live_bytes(void);

@@ -46,14 +46,14 @@ tyr_node *tyr__record(tyr_site s, const char *op, tyr_tensor *out, tyr_backward_
 
 void tyr__node_save(tyr_node *n, int k, tyr_tensor *t) {
   if (!n) return;
-  tyr_tensor_free(n->saved[k]);
+  tyr_tensor_release(n->saved[k]);
   n->saved[k] = tyr_tensor_retain(t);
 }
 
 static void node_free(tyr_node *n) {
   if (!n) return;
-  for (int i = 0; i < n->nin; i++) tyr_tensor_free(n->in[i]);
-  for (int i = 0; i < TYR_NODE_MAX_SAVED; i++) tyr_tensor_free(n->saved[i]);
+  for (int i = 0; i < n->nin; i++) tyr_tensor_release(n->in[i]);
+  for (int i = 0; i < TYR_NODE_MAX_SAVED; i++) tyr_tensor_release(n->saved[i]);
   free(n);
 }
 
@@ -63,7 +63,7 @@ void tyr__autograd_release(tyr_tensor *t) {
   t->grad = t->gradacc = NULL;
   t->grad_fn = NULL;
   tyr_tensor_free(g);
-  tyr_tensor_free(ga);
+  tyr_tensor_release(ga);
   node_free(n);
 }
 
@@ -221,19 +221,19 @@ static int run_backward(tyr_site s, tyr_tensor *root, tyr_tensor *seed) {
       } else {
         tyr_tensor *sum = owned_copy(s, x->gradacc, x->gradacc->dtype);
         accumulate_into(sum, gin[k]);
-        tyr_tensor_free(x->gradacc);
+        tyr_tensor_release(x->gradacc);
         x->gradacc = sum;
       }
     }
     tyr_scope_end();
-    tyr_tensor_free(g);
+    tyr_tensor_release(g);
   }
   /* free the graph: every node visited */
   for (int64_t i = 0; i < order.n; i++) {
     tyr_tensor *t = order.v[i];
     tyr_node *n = t->grad_fn;
     t->grad_fn = NULL;
-    tyr_tensor_free(t->gradacc);
+    tyr_tensor_release(t->gradacc);
     t->gradacc = NULL;
     node_free(n);
   }

@@ -262,10 +262,13 @@ tyr_tensor *tyr_tensor_retain(tyr_tensor *t) {
 
 void tyr_tensor_free(tyr_tensor *t) {
   if (!t) return;
+  if (t->scope) tyr_keep_e(t); /* the scope's reference is the owner's */
+  tyr_tensor_release(t);
+}
+
+void tyr_tensor_release(tyr_tensor *t) {
+  if (!t) return;
   if (--t->refcount > 0) return;
-  if (t->scope) { /* freed by its owner while still in a scope: forget it there */
-    tyr_keep_e(t);
-  }
   tyr__autograd_release(t);
   storage_release(t->storage);
   free(t);

@@ -1,4 +1,5 @@
 /* The CPU backend table, memory, fills, copies and random numbers. */
+#include <cblas.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,15 +8,11 @@
 
 static void *cpu_alloc(size_t nbytes, tyr_device dev) {
   (void)dev;
-  void *p = NULL;
-  size_t n = (nbytes + 63) & ~(size_t)63;
-  if (posix_memalign(&p, 64, n) != 0) return NULL;
-  return p;
+  return tyr_cpu_alloc(nbytes);
 }
 static void cpu_free(void *p, size_t nbytes, tyr_device dev) {
-  (void)nbytes;
   (void)dev;
-  free(p);
+  tyr_cpu_free(p, nbytes);
 }
 static void cpu_memcpy(void *dst, const void *src, size_t n, tyr_device dev) {
   (void)dev;
@@ -58,34 +55,6 @@ static void cpu_arange(tyr_tensor *out, double start, double step) {
   char *p = (char *)out->storage->data + out->offset * (int64_t)es;
   for (int64_t i = 0; i < n; i++)
     tyr__store_f64(p + i * (int64_t)es, out->dtype, start + (double)i * step);
-}
-
-static void cpu_copy(tyr_tensor *out, const tyr_tensor *src) {
-  int64_t n = tyr_numel(out);
-  if (out->dtype == src->dtype && tyr_is_contiguous(out) && tyr_is_contiguous(src)) {
-    memcpy(tyr_data_ptr(out), tyr_data_ptr(src), (size_t)n * tyr_dtype_size(out->dtype));
-    return;
-  }
-  size_t eo = tyr_dtype_size(out->dtype), es = tyr_dtype_size(src->dtype);
-  char *po = out->storage->data;
-  const char *ps = src->storage->data;
-  if (out->dtype == src->dtype && out->dtype == TYR_F32) {
-#pragma omp parallel for if (n > 65536)
-    for (int64_t i = 0; i < n; i++)
-      ((float *)po)[tyr_offset_of(out, i)] = ((const float *)ps)[tyr_offset_of(src, i)];
-    return;
-  }
-  if (out->dtype == src->dtype) {
-#pragma omp parallel for if (n > 65536)
-    for (int64_t i = 0; i < n; i++)
-      memcpy(po + tyr_offset_of(out, i) * (int64_t)eo, ps + tyr_offset_of(src, i) * (int64_t)es,
-             eo);
-    return;
-  }
-#pragma omp parallel for if (n > 65536)
-  for (int64_t i = 0; i < n; i++)
-    tyr__store_f64(po + tyr_offset_of(out, i) * (int64_t)eo, out->dtype,
-                   tyr__load_f64(ps + tyr_offset_of(src, i) * (int64_t)es, src->dtype));
 }
 
 static void cpu_random(tyr_tensor *out, tyr_random_kind kind, double p0, double p1, uint64_t seed,
@@ -136,7 +105,7 @@ const tyr_backend tyr_cpu_backend = {
     .synchronize = cpu_sync,
     .fill = cpu_fill,
     .arange = cpu_arange,
-    .copy = cpu_copy,
+    .copy = tyr_cpu_copy,
     .random = cpu_random,
     .unary = tyr_cpu_unary,
     .unary_backward = tyr_cpu_unary_backward,
@@ -164,7 +133,10 @@ const tyr_backend tyr_cpu_backend = {
 };
 
 void tyr_set_num_threads(int n) {
-  if (n > 0) omp_set_num_threads(n);
+  if (n > 0) {
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+  }
 }
 int tyr_get_num_threads(void) {
   return omp_get_max_threads();

@@ -1,0 +1,150 @@
+/* tyr/nn.h - modules as plain structs with init and forward functions.
+ *
+ * Modules keep erased parameters (their sizes may come from a run-time
+ * config) registered in a tyr_params collection under dotted names; a
+ * program whose sizes are constants re-types them with tyr_cast and gets
+ * the compiler's shape checks (see examples/train_gpt/model_static.c). */
+#ifndef TYR_NN_H
+#define TYR_NN_H
+#include "tyr/params.h"
+#include "tyr/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* y = x·Wᵀ + b; weight [out, in], bias [out] or NULL */
+typedef struct tyr_nn_linear {
+  tyr_tensor *weight, *bias;
+  int64_t in, out;
+} tyr_nn_linear;
+/* Weights ~ N(0, std) (std <= 0: 1/sqrt(in)), bias zero. */
+int tyr_nn_linear_init_at(tyr_site s, tyr_nn_linear *m, tyr_params *ps, const char *prefix, int64_t in,
+                          int64_t out, bool bias, double std);
+tyr_tensor *tyr_nn_linear_forward_at(tyr_site s, const tyr_nn_linear *m, tyr_tensor *x);
+
+typedef struct tyr_nn_embedding {
+  tyr_tensor *weight; /* [num, dim] */
+  int64_t num, dim;
+} tyr_nn_embedding;
+int tyr_nn_embedding_init_at(tyr_site s, tyr_nn_embedding *m, tyr_params *ps, const char *prefix,
+                             int64_t num, int64_t dim, double std);
+tyr_tensor *tyr_nn_embedding_forward_at(tyr_site s, const tyr_nn_embedding *m, tyr_tensor *idx);
+
+typedef enum tyr_norm_kind { TYR_NORM_LAYER, TYR_NORM_RMS } tyr_norm_kind;
+/* LayerNorm (weight and optional bias) or RMSNorm (optional weight). */
+typedef struct tyr_nn_norm {
+  tyr_norm_kind kind;
+  tyr_tensor *weight, *bias;
+  int64_t dim;
+  double eps;
+} tyr_nn_norm;
+int tyr_nn_norm_init_at(tyr_site s, tyr_nn_norm *m, tyr_params *ps, const char *prefix, tyr_norm_kind kind,
+                        int64_t dim, bool weight, bool bias, double eps);
+tyr_tensor *tyr_nn_norm_forward_at(tyr_site s, const tyr_nn_norm *m, tyr_tensor *x);
+
+typedef enum tyr_act_kind { TYR_ACT_GELU, TYR_ACT_GELU_TANH, TYR_ACT_RELU2, TYR_ACT_RELU, TYR_ACT_SILU } tyr_act_kind;
+tyr_tensor *tyr_nn_act_at(tyr_site s, tyr_act_kind act, tyr_tensor *x);
+bool tyr_act_kind_parse(const char *name, tyr_act_kind *out);
+
+typedef struct tyr_nn_dropout {
+  double p;
+} tyr_nn_dropout;
+tyr_tensor *tyr_nn_dropout_forward_at(tyr_site s, const tyr_nn_dropout *m, tyr_tensor *x, bool training);
+
+/* fc (dim -> hidden), activation, proj (hidden -> dim) */
+typedef struct tyr_nn_mlp {
+  tyr_nn_linear fc, proj;
+  tyr_act_kind act;
+} tyr_nn_mlp;
+int tyr_nn_mlp_init_at(tyr_site s, tyr_nn_mlp *m, tyr_params *ps, const char *prefix, int64_t dim,
+                       int64_t hidden, tyr_act_kind act, bool bias, double std, double proj_std);
+tyr_tensor *tyr_nn_mlp_forward_at(tyr_site s, const tyr_nn_mlp *m, tyr_tensor *x);
+
+/* Causal self-attention: fused qkv projection or separate q, k, v; grouped
+ * KV heads; optional rotary embedding and QK-norm (RMS, no weight). */
+typedef struct tyr_nn_attention_config {
+  int64_t dim, n_head, n_kv_head;
+  bool fused_qkv, bias, rope, qk_norm;
+  double rope_base;
+  int64_t window; /* sliding window (0: none) */
+  double dropout;
+} tyr_nn_attention_config;
+typedef struct tyr_nn_attention {
+  tyr_nn_attention_config cfg;
+  tyr_nn_linear qkv, q, k, v, proj;
+  int64_t head_dim;
+} tyr_nn_attention;
+int tyr_nn_attention_init_at(tyr_site s, tyr_nn_attention *m, tyr_params *ps, const char *prefix,
+                             tyr_nn_attention_config cfg, double std, double proj_std);
+/* x [B, T, dim]; cos/sin [T, head_dim/2] when rope (else NULL) */
+tyr_tensor *tyr_nn_attention_forward_at(tyr_site s, const tyr_nn_attention *m, tyr_tensor *x,
+                                        tyr_tensor *cos, tyr_tensor *sin, bool training);
+
+/* ---- GPT ------------------------------------------------------------------ */
+typedef struct tyr_gpt_config {
+  int64_t vocab_size, block_size, n_layer, n_head, n_kv_head, n_embd, mlp_hidden;
+  double dropout;
+  bool bias;        /* biases in linear layers and norms */
+  bool tied_head;   /* lm_head shares wte */
+  bool learned_pos; /* wpe; otherwise rope */
+  bool rope, qk_norm;
+  double rope_base;
+  tyr_norm_kind norm;
+  tyr_act_kind act;
+  double logit_softcap; /* 0: none */
+  double init_std;      /* 0.02 */
+} tyr_gpt_config;
+
+/* A config with everything a GPT-2 has, for the given sizes. */
+tyr_gpt_config tyr_gpt_config_gpt2(int64_t vocab, int64_t block, int64_t n_layer, int64_t n_head,
+                                   int64_t n_embd);
+/* Checks a config; raises naming the field (e.g. heads not dividing embd). */
+int tyr_gpt_config_check_at(tyr_site s, const tyr_gpt_config *c);
+
+typedef struct tyr_gpt_block {
+  tyr_nn_norm ln1, ln2;
+  tyr_nn_attention attn;
+  tyr_nn_mlp mlp;
+} tyr_gpt_block;
+
+typedef struct tyr_gpt {
+  tyr_gpt_config cfg;
+  tyr_params params;
+  tyr_nn_embedding wte, wpe;
+  tyr_gpt_block *blocks;
+  tyr_nn_norm ln_f;
+  tyr_nn_linear lm_head; /* weight aliases wte when tied */
+  tyr_tensor *rope_cos, *rope_sin; /* [block_size, head_dim/2] */
+  tyr_device device;
+} tyr_gpt;
+
+int tyr_gpt_init_at(tyr_site s, tyr_gpt *g, const tyr_gpt_config *cfg, tyr_device dev);
+void tyr_gpt_free(tyr_gpt *g);
+/* idx [B, T] (i32/i64) -> logits [B, T, V]; with targets [B, T] the mean
+ * cross-entropy goes to *loss (NULL targets: *loss untouched). */
+tyr_tensor *tyr_gpt_forward_at(tyr_site s, tyr_gpt *g, tyr_tensor *idx, tyr_tensor *targets,
+                               tyr_tensor **loss, bool training);
+/* Final hidden states [B, T, C] before the head (for custom heads). */
+tyr_tensor *tyr_gpt_hidden_at(tyr_site s, tyr_gpt *g, tyr_tensor *idx, bool training);
+/* FLOPs of one forward+backward token (6N + attention), for MFU. */
+double tyr_gpt_flops_per_token(const tyr_gpt *g, int64_t T);
+
+#define tyr_nn_linear_init(...) tyr_nn_linear_init_at(TYR_SITE, __VA_ARGS__)
+#define tyr_nn_linear_forward(m, x) tyr_nn_linear_forward_at(TYR_SITE, (m), (x))
+#define tyr_nn_embedding_init(...) tyr_nn_embedding_init_at(TYR_SITE, __VA_ARGS__)
+#define tyr_nn_embedding_forward(m, i) tyr_nn_embedding_forward_at(TYR_SITE, (m), (i))
+#define tyr_nn_norm_init(...) tyr_nn_norm_init_at(TYR_SITE, __VA_ARGS__)
+#define tyr_nn_norm_forward(m, x) tyr_nn_norm_forward_at(TYR_SITE, (m), (x))
+#define tyr_nn_mlp_init(...) tyr_nn_mlp_init_at(TYR_SITE, __VA_ARGS__)
+#define tyr_nn_mlp_forward(m, x) tyr_nn_mlp_forward_at(TYR_SITE, (m), (x))
+#define tyr_nn_attention_init(...) tyr_nn_attention_init_at(TYR_SITE, __VA_ARGS__)
+#define tyr_nn_attention_forward(...) tyr_nn_attention_forward_at(TYR_SITE, __VA_ARGS__)
+#define tyr_gpt_init(g, cfg, dev) tyr_gpt_init_at(TYR_SITE, (g), (cfg), (dev))
+#define tyr_gpt_forward(...) tyr_gpt_forward_at(TYR_SITE, __VA_ARGS__)
+#define tyr_gpt_config_check(c) tyr_gpt_config_check_at(TYR_SITE, (c))
+
+#ifdef __cplusplus
+}
+#endif
+#endif

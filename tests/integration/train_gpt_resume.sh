@@ -1,0 +1,47 @@
+#!/bin/sh
+# Exact resume: N steps straight, and k steps + --resume + N-k steps, give
+# identical losses at every step and byte-identical final checkpoints.
+# Also: bad flags, a missing data file, and a checkpoint from another config
+# are refused with a message and a non-zero exit, leaving files untouched.
+set -eu
+build=$1 src=$2
+bin=$build/train_gpt
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+small="--data $src/data/tinyshakespeare.txt --n-layer 2 --n-head 2 --n-embd 32 --block-size 16 --batch-size 4
+       --iters 30 --eval-interval 10 --eval-iters 2 --sample-chars 0 --no-plot --warmup 5 --decay-steps 25 --threads 2"
+$bin $small --out-dir "$tmp/a" >/dev/null 2>"$tmp/a.log"
+$bin $small --out-dir "$tmp/b" --max-steps 13 >/dev/null 2>"$tmp/b1.log"
+$bin $small --out-dir "$tmp/b" --resume "$tmp/b/last.safetensors" >/dev/null 2>"$tmp/b2.log"
+grep '"loss"' "$tmp/a/metrics.jsonl" | sed 's/,"tok_s".*//' >"$tmp/a.loss"
+grep '"loss"' "$tmp/b/metrics.jsonl" | sed 's/,"tok_s".*//' >"$tmp/b.loss"
+if ! cmp -s "$tmp/a.loss" "$tmp/b.loss"; then
+  echo "FAIL: losses differ between the straight and the resumed run"; diff "$tmp/a.loss" "$tmp/b.loss" | head; exit 1
+fi
+[ "$(wc -l <"$tmp/a.loss")" -eq 30 ] || { echo "FAIL: expected 30 loss lines"; exit 1; }
+cmp "$tmp/a/last.safetensors" "$tmp/b/last.safetensors" || { echo "FAIL: final checkpoints differ"; exit 1; }
+echo "ok: 30 steps straight == 13 + resume + 17, losses and checkpoint bit for bit"
+
+# a checkpoint from a different config is refused and nothing is written
+cp "$tmp/a/last.safetensors" "$tmp/keep.safetensors"
+if $bin $small --n-embd 64 --out-dir "$tmp/a" --resume "$tmp/a/last.safetensors" >/dev/null 2>"$tmp/c.log"; then
+  echo "FAIL: resuming with another config succeeded"; exit 1
+fi
+grep -q "different config" "$tmp/c.log" || { echo "FAIL: no 'different config' message:"; cat "$tmp/c.log"; exit 1; }
+cmp -s "$tmp/a/last.safetensors" "$tmp/keep.safetensors" || { echo "FAIL: checkpoint changed"; exit 1; }
+# a truncated checkpoint
+head -c 1000 "$tmp/keep.safetensors" >"$tmp/trunc.safetensors"
+if $bin $small --out-dir "$tmp/d" --resume "$tmp/trunc.safetensors" >/dev/null 2>"$tmp/d.log"; then
+  echo "FAIL: a truncated checkpoint was accepted"; exit 1
+fi
+grep -q "trunc.safetensors" "$tmp/d.log" || { echo "FAIL: the error does not name the file:"; cat "$tmp/d.log"; exit 1; }
+# bad flags and inputs
+for args in "--bogus 1" "--iters x" "--n-head 3" "--data $tmp/missing.txt" "--device tpu"; do
+  if $bin $small $args --out-dir "$tmp/e" >/dev/null 2>"$tmp/e.log"; then echo "FAIL: '$args' was accepted"; exit 1; fi
+  [ -s "$tmp/e.log" ] || { echo "FAIL: '$args' gave no message"; exit 1; }
+  echo "ok: '$args' -> $(head -n 1 "$tmp/e.log")"
+done
+: >"$tmp/empty.txt"
+if $bin $small --data "$tmp/empty.txt" --out-dir "$tmp/e" >/dev/null 2>"$tmp/e.log"; then echo "FAIL: empty data accepted"; exit 1; fi
+grep -q "empty" "$tmp/e.log" || { echo "FAIL: no 'empty' message"; cat "$tmp/e.log"; exit 1; }
+echo "ok: all checks passed"
