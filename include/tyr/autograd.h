@@ -26,11 +26,13 @@ int tyr_backward_with_at(tyr_site s, tyr_tensor *out, tyr_tensor *grad);
 bool tyr_grad_enabled(void);
 /* Returns the previous setting. */
 bool tyr_set_grad_enabled(bool on);
-static inline void tyr__grad_restore(bool *prev) { tyr_set_grad_enabled(*prev); }
+static inline void tyr__grad_restore(bool *prev) {
+  tyr_set_grad_enabled(*prev);
+}
 /* Turns recording off until the end of the enclosing block:
  *   { TYR_NO_GRAD; ... }   */
-#define TYR_NO_GRAD                                                                  \
-  __attribute__((cleanup(tyr__grad_restore), unused)) bool tyr__nograd_##__LINE__ = \
+#define TYR_NO_GRAD                                                                                \
+  __attribute__((cleanup(tyr__grad_restore), unused)) bool tyr__nograd_##__LINE__ =                \
       tyr_set_grad_enabled(false)
 /* Detaches t from the graph: a new tensor sharing storage that needs no grad. */
 tyr_tensor *tyr_detach_at(tyr_site s, tyr_tensor *t);

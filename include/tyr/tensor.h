@@ -110,8 +110,8 @@ typedef enum tyr_status {
 typedef struct tyr_error {
   tyr_status status;
   tyr_site site;
-  const char *op;      /* the operation or file involved */
-  char message[1024];  /* full text: "file:line: op: what is wrong" */
+  const char *op;     /* the operation or file involved */
+  char message[1024]; /* full text: "file:line: op: what is wrong" */
 } tyr_error;
 
 /* Called on every failure.  The default prints the message to stderr and
@@ -153,15 +153,16 @@ static inline void tyr__scope_cleanup(int *unused) {
 }
 /* Opens a scope that ends with the enclosing block:
  *   { TYR_SCOPE; ... }   */
-#define TYR_SCOPE                                                                      \
-  __attribute__((cleanup(tyr__scope_cleanup), unused)) int tyr__scope_guard_##__LINE__ = \
+#define TYR_SCOPE                                                                                  \
+  __attribute__((cleanup(tyr__scope_cleanup), unused)) int tyr__scope_guard_##__LINE__ =           \
       (tyr_scope_begin(), 0)
 
 /* ---- construction and inspection -------------------------------------- */
 /* A new uninitialised contiguous tensor.  Checks rank and dims. */
 tyr_tensor *tyr_empty_at(tyr_site s, tyr_dtype dt, tyr_device dev, int rank, const int64_t *shape);
 /* A view of existing memory (not copied, not freed).  CPU only. */
-tyr_tensor *tyr_from_buffer_at(tyr_site s, void *data, tyr_dtype dt, int rank, const int64_t *shape);
+tyr_tensor *tyr_from_buffer_at(tyr_site s, void *data, tyr_dtype dt, int rank,
+                               const int64_t *shape);
 /* A view with given shape/strides/offset sharing t's storage (no checks
  * beyond bounds; the shape ops build on it). */
 tyr_tensor *tyr_view_raw(tyr_tensor *t, int rank, const int64_t *shape, const int64_t *stride,

@@ -9,7 +9,9 @@
 
 static _Thread_local bool g_no_grad; /* inverted so the default (false) means enabled */
 
-bool tyr_grad_enabled(void) { return !g_no_grad; }
+bool tyr_grad_enabled(void) {
+  return !g_no_grad;
+}
 bool tyr_set_grad_enabled(bool on) {
   bool prev = !g_no_grad;
   g_no_grad = !on;
@@ -71,8 +73,8 @@ tyr_tensor *tyr_requires_grad_at(tyr_site s, tyr_tensor *t, bool on) {
     return NULL;
   }
   if (on && !tyr_dtype_is_float(t->dtype)) {
-    tyr_raise(TYR_ERR_DTYPE, s, "tyr_requires_grad", "only floating tensors can require grad, not %s",
-              tyr_dtype_name(t->dtype));
+    tyr_raise(TYR_ERR_DTYPE, s, "tyr_requires_grad",
+              "only floating tensors can require grad, not %s", tyr_dtype_name(t->dtype));
     return NULL;
   }
   if (on && t->grad_fn) {
@@ -84,7 +86,9 @@ tyr_tensor *tyr_requires_grad_at(tyr_site s, tyr_tensor *t, bool on) {
   return t;
 }
 
-tyr_tensor *tyr_grad_e(const tyr_tensor *t) { return t ? t->grad : NULL; }
+tyr_tensor *tyr_grad_e(const tyr_tensor *t) {
+  return t ? t->grad : NULL;
+}
 
 void tyr_zero_grad_e(tyr_tensor *t) {
   if (!t) return;
@@ -156,7 +160,8 @@ static bool topo_sort(tyr_tensor *root, tvec *order) {
     n->mark[0] = gen;
     for (int k = 0; k < n->nin && ok; k++) {
       tyr_tensor *c = n->in[k];
-      if (c && c->requires_grad && c->grad_fn && c->grad_fn->mark[0] != gen) ok = tvec_push(&stack, c);
+      if (c && c->requires_grad && c->grad_fn && c->grad_fn->mark[0] != gen)
+        ok = tvec_push(&stack, c);
     }
   }
   free(stack.v);
@@ -175,9 +180,10 @@ static int run_backward(tyr_site s, tyr_tensor *root, tyr_tensor *seed) {
     tyr_node *n = order.v[i]->grad_fn;
     if (!n->backward) {
       free(order.v);
-      return tyr_raise(TYR_ERR_AUTOGRAD, s, op,
-                       "%s (called at %s:%d) is not differentiable, but its result needs a gradient",
-                       n->op, n->site.file ? n->site.file : "?", n->site.line);
+      return tyr_raise(
+          TYR_ERR_AUTOGRAD, s, op,
+          "%s (called at %s:%d) is not differentiable, but its result needs a gradient", n->op,
+          n->site.file ? n->site.file : "?", n->site.line);
     }
   }
   bool prev = tyr_set_grad_enabled(false);
@@ -196,7 +202,8 @@ static int run_backward(tyr_site s, tyr_tensor *root, tyr_tensor *seed) {
     for (int k = 0; k < n->nin; k++) {
       tyr_tensor *x = n->in[k];
       if (!x || !x->requires_grad || !gin[k]) continue;
-      if (gin[k]->rank != x->rank || memcmp(gin[k]->shape, x->shape, sizeof(int64_t) * (size_t)x->rank)) {
+      if (gin[k]->rank != x->rank ||
+          memcmp(gin[k]->shape, x->shape, sizeof(int64_t) * (size_t)x->rank)) {
         char a[160], b[160];
         status = tyr_raise(TYR_ERR_AUTOGRAD, n->site, n->op,
                            "internal: gradient of input %d has shape %s, input is %s", k,
@@ -261,13 +268,15 @@ int tyr_backward_at(tyr_site s, tyr_tensor *loss) {
 int tyr_backward_with_at(tyr_site s, tyr_tensor *out, tyr_tensor *grad) {
   const char *op = "tyr_backward_with";
   if (!out || !grad) return tyr_raise(TYR_ERR_ARG, s, op, "tensor is NULL");
-  if (out->rank != grad->rank || memcmp(out->shape, grad->shape, sizeof(int64_t) * (size_t)out->rank)) {
+  if (out->rank != grad->rank ||
+      memcmp(out->shape, grad->shape, sizeof(int64_t) * (size_t)out->rank)) {
     char a[160], b[160];
     return tyr_raise(TYR_ERR_SHAPE, s, op, "gradient %s does not match output %s",
                      tyr_shape_str(grad->shape, grad->rank, a, sizeof a),
                      tyr_shape_str(out->shape, out->rank, b, sizeof b));
   }
-  if (!out->requires_grad) return tyr_raise(TYR_ERR_AUTOGRAD, s, op, "the output does not require grad");
+  if (!out->requires_grad)
+    return tyr_raise(TYR_ERR_AUTOGRAD, s, op, "the output does not require grad");
   if (!out->grad_fn) { /* a leaf: the gradient is grad itself */
     if (!out->grad)
       out->grad = owned_copy(s, grad, out->dtype);

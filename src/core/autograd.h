@@ -35,8 +35,9 @@ bool tyr__needs_grad(int n, tyr_tensor *const *in);
  * when no input needs a gradient. */
 tyr_node *tyr__record(tyr_site s, const char *op, tyr_tensor *out, tyr_backward_fn bw, int nin,
                       tyr_tensor *const *in);
-#define TYR_RECORD(site, op, out, bw, ...)                                                          \
-  tyr__record((site), (op), (out), (bw), sizeof((tyr_tensor *[]){__VA_ARGS__}) / sizeof(tyr_tensor *), \
+#define TYR_RECORD(site, op, out, bw, ...)                                                         \
+  tyr__record((site), (op), (out), (bw),                                                           \
+              sizeof((tyr_tensor *[]){__VA_ARGS__}) / sizeof(tyr_tensor *),                        \
               (tyr_tensor *[]){__VA_ARGS__})
 /* Saves t (retained) in slot k. */
 void tyr__node_save(tyr_node *n, int k, tyr_tensor *t);

@@ -25,13 +25,13 @@ typedef enum tyr_unary_op {
   TYR_UN_GELU,      /* exact (erf) */
   TYR_UN_GELU_TANH, /* tanh approximation */
   TYR_UN_SILU,
-  TYR_UN_SOFTCAP,    /* p0 * tanh(x / p0) */
-  TYR_UN_POW,        /* x ^ p0 */
-  TYR_UN_ADD_SCALAR, /* x + p0 */
-  TYR_UN_MUL_SCALAR, /* x * p0 */
+  TYR_UN_SOFTCAP,     /* p0 * tanh(x / p0) */
+  TYR_UN_POW,         /* x ^ p0 */
+  TYR_UN_ADD_SCALAR,  /* x + p0 */
+  TYR_UN_MUL_SCALAR,  /* x * p0 */
   TYR_UN_RSUB_SCALAR, /* p0 - x */
   TYR_UN_RDIV_SCALAR, /* p0 / x */
-  TYR_UN_CLAMP,      /* min(max(x, p0), p1) */
+  TYR_UN_CLAMP,       /* min(max(x, p0), p1) */
   TYR_UN_SIGN,
   TYR_UN_RECIPROCAL,
   TYR_UN_SQUARE,
@@ -67,9 +67,9 @@ typedef enum tyr_reduce_op {
 } tyr_reduce_op;
 
 typedef enum tyr_random_kind {
-  TYR_RAND_UNIFORM, /* p0 + (p1 - p0) * U(0,1) */
-  TYR_RAND_NORMAL,  /* p0 + p1 * N(0,1) */
-  TYR_RAND_INT,     /* integers in [p0, p1) */
+  TYR_RAND_UNIFORM,       /* p0 + (p1 - p0) * U(0,1) */
+  TYR_RAND_NORMAL,        /* p0 + p1 * N(0,1) */
+  TYR_RAND_INT,           /* integers in [p0, p1) */
   TYR_RAND_BERNOULLI_KEEP /* 1/(1-p0) with probability 1-p0, else 0 (dropout) */
 } tyr_random_kind;
 

@@ -7,15 +7,24 @@
 
 size_t tyr_dtype_size(tyr_dtype dt) {
   switch (dt) {
-  case TYR_F32: return 4;
-  case TYR_F64: return 8;
-  case TYR_BF16: return 2;
-  case TYR_F16: return 2;
-  case TYR_I32: return 4;
-  case TYR_I64: return 8;
-  case TYR_U8: return 1;
-  case TYR_BOOL: return 1;
-  default: return 0;
+  case TYR_F32:
+    return 4;
+  case TYR_F64:
+    return 8;
+  case TYR_BF16:
+    return 2;
+  case TYR_F16:
+    return 2;
+  case TYR_I32:
+    return 4;
+  case TYR_I64:
+    return 8;
+  case TYR_U8:
+    return 1;
+  case TYR_BOOL:
+    return 1;
+  default:
+    return 0;
   }
 }
 
@@ -110,10 +119,10 @@ uint16_t tyr_f32_to_f16(float f) {
   uint32_t x = b.u;
   uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
   uint32_t absx = x & 0x7fffffffu;
-  if (absx > 0x7f800000u) return sign | 0x7e00u; /* NaN */
+  if (absx > 0x7f800000u) return sign | 0x7e00u;  /* NaN */
   if (absx >= 0x477ff000u) return sign | 0x7c00u; /* overflow to inf (incl. rounding) */
-  if (absx < 0x38800000u) {                        /* subnormal or zero in f16 */
-    if (absx < 0x33000000u) return sign;           /* rounds to zero */
+  if (absx < 0x38800000u) {                       /* subnormal or zero in f16 */
+    if (absx < 0x33000000u) return sign;          /* rounds to zero */
     uint32_t e = absx >> 23;
     uint32_t mant = (absx & 0x7fffffu) | 0x800000u;
     uint32_t shift = 126 - e; /* 14 - (e - 127) + 13 ... */
@@ -125,6 +134,6 @@ uint16_t tyr_f32_to_f16(float f) {
     return sign | (uint16_t)r;
   }
   uint32_t r = absx + 0xfffu + ((absx >> 13) & 1u); /* round to nearest even */
-  r -= 0x38000000u;                                   /* rebias 127 -> 15 */
+  r -= 0x38000000u;                                 /* rebias 127 -> 15 */
   return sign | (uint16_t)(r >> 13);
 }

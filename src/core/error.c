@@ -28,22 +28,36 @@ void tyr_error_get_handler(tyr_error_handler *fn, void **ctx) {
   if (ctx) *ctx = g_handler_ctx;
 }
 
-const tyr_error *tyr_error_last(void) { return g_last.status == TYR_OK ? NULL : &g_last; }
+const tyr_error *tyr_error_last(void) {
+  return g_last.status == TYR_OK ? NULL : &g_last;
+}
 
-void tyr_error_clear(void) { memset(&g_last, 0, sizeof g_last); }
+void tyr_error_clear(void) {
+  memset(&g_last, 0, sizeof g_last);
+}
 
 const char *tyr_status_name(tyr_status st) {
   switch (st) {
-  case TYR_OK: return "ok";
-  case TYR_ERR_SHAPE: return "shape error";
-  case TYR_ERR_ARG: return "bad argument";
-  case TYR_ERR_DTYPE: return "dtype error";
-  case TYR_ERR_DEVICE: return "device error";
-  case TYR_ERR_MEMORY: return "out of memory";
-  case TYR_ERR_IO: return "i/o error";
-  case TYR_ERR_FORMAT: return "malformed file";
-  case TYR_ERR_AUTOGRAD: return "autograd error";
-  case TYR_ERR_STATE: return "invalid state";
+  case TYR_OK:
+    return "ok";
+  case TYR_ERR_SHAPE:
+    return "shape error";
+  case TYR_ERR_ARG:
+    return "bad argument";
+  case TYR_ERR_DTYPE:
+    return "dtype error";
+  case TYR_ERR_DEVICE:
+    return "device error";
+  case TYR_ERR_MEMORY:
+    return "out of memory";
+  case TYR_ERR_IO:
+    return "i/o error";
+  case TYR_ERR_FORMAT:
+    return "malformed file";
+  case TYR_ERR_AUTOGRAD:
+    return "autograd error";
+  case TYR_ERR_STATE:
+    return "invalid state";
   }
   return "error";
 }
@@ -55,7 +69,8 @@ tyr_status tyr_raise(tyr_status st, tyr_site site, const char *op, const char *f
   e->op = op;
   int n = 0;
   if (site.file)
-    n = snprintf(e->message, sizeof e->message, "%s:%d: %s: ", site.file, site.line, op ? op : "tyr");
+    n = snprintf(e->message, sizeof e->message, "%s:%d: %s: ", site.file, site.line,
+                 op ? op : "tyr");
   else
     n = snprintf(e->message, sizeof e->message, "%s: ", op ? op : "tyr");
   if (n < 0) n = 0;

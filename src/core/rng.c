@@ -13,7 +13,9 @@ void tyr_manual_seed(uint64_t seed) {
   g_counter = 0;
 }
 
-tyr_rng_state tyr_rng_get_state(void) { return (tyr_rng_state){g_seed, g_counter}; }
+tyr_rng_state tyr_rng_get_state(void) {
+  return (tyr_rng_state){g_seed, g_counter};
+}
 void tyr_rng_set_state(tyr_rng_state st) {
   g_seed = st.seed;
   g_counter = st.counter;
@@ -50,7 +52,9 @@ void tyr_philox4x32(uint64_t seed, uint64_t counter, uint32_t out[4]) {
 }
 
 /* (0, 1]: 24 random bits */
-static inline float u01(uint32_t x) { return ((float)(x >> 8) + 1.0f) * (1.0f / 16777216.0f); }
+static inline float u01(uint32_t x) {
+  return ((float)(x >> 8) + 1.0f) * (1.0f / 16777216.0f);
+}
 
 float tyr_philox_uniform(uint64_t seed, uint64_t counter) {
   uint32_t r[4];

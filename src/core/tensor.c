@@ -12,8 +12,12 @@
 static atomic_llong g_live_tensors;
 static atomic_llong g_live_bytes;
 
-int64_t tyr_live_tensors(void) { return atomic_load(&g_live_tensors); }
-int64_t tyr_live_bytes(void) { return atomic_load(&g_live_bytes); }
+int64_t tyr_live_tensors(void) {
+  return atomic_load(&g_live_tensors);
+}
+int64_t tyr_live_bytes(void) {
+  return atomic_load(&g_live_bytes);
+}
 
 /* ---- scopes --------------------------------------------------------------- */
 typedef struct tyr_scope {
@@ -25,7 +29,9 @@ typedef struct tyr_scope {
 static _Thread_local tyr_scope g_scopes[TYR_MAX_SCOPE_DEPTH];
 static _Thread_local int g_depth;
 
-int tyr_scope_depth(void) { return g_depth; }
+int tyr_scope_depth(void) {
+  return g_depth;
+}
 
 void tyr_scope_begin(void) {
   if (g_depth >= TYR_MAX_SCOPE_DEPTH) {
@@ -188,7 +194,8 @@ tyr_tensor *tyr_empty_at(tyr_site s, tyr_dtype dt, tyr_device dev, int rank, con
   return t;
 }
 
-tyr_tensor *tyr_from_buffer_at(tyr_site s, void *data, tyr_dtype dt, int rank, const int64_t *shape) {
+tyr_tensor *tyr_from_buffer_at(tyr_site s, void *data, tyr_dtype dt, int rank,
+                               const int64_t *shape) {
   const char *op = "tyr_from_buffer";
   if ((unsigned)dt >= TYR_DTYPE_COUNT) {
     tyr_raise(TYR_ERR_DTYPE, s, op, "invalid dtype %d", (int)dt);
@@ -271,7 +278,9 @@ int64_t tyr_numel(const tyr_tensor *t) {
   return n;
 }
 
-int64_t tyr_nbytes(const tyr_tensor *t) { return tyr_numel(t) * (int64_t)tyr_dtype_size(t->dtype); }
+int64_t tyr_nbytes(const tyr_tensor *t) {
+  return tyr_numel(t) * (int64_t)tyr_dtype_size(t->dtype);
+}
 
 bool tyr_is_contiguous(const tyr_tensor *t) {
   int64_t st = 1;
@@ -304,29 +313,55 @@ tyr_tensor *tyr_check_shape_at(tyr_site s, const char *op, const char *arg, tyr_
 /* ---- element access ------------------------------------------------------- */
 double tyr__load_f64(const void *p, tyr_dtype dt) {
   switch (dt) {
-  case TYR_F32: return *(const float *)p;
-  case TYR_F64: return *(const double *)p;
-  case TYR_BF16: return tyr_bf16_to_f32(*(const uint16_t *)p);
-  case TYR_F16: return tyr_f16_to_f32(*(const uint16_t *)p);
-  case TYR_I32: return *(const int32_t *)p;
-  case TYR_I64: return (double)*(const int64_t *)p;
-  case TYR_U8: return *(const uint8_t *)p;
-  case TYR_BOOL: return *(const uint8_t *)p != 0;
-  default: return 0;
+  case TYR_F32:
+    return *(const float *)p;
+  case TYR_F64:
+    return *(const double *)p;
+  case TYR_BF16:
+    return tyr_bf16_to_f32(*(const uint16_t *)p);
+  case TYR_F16:
+    return tyr_f16_to_f32(*(const uint16_t *)p);
+  case TYR_I32:
+    return *(const int32_t *)p;
+  case TYR_I64:
+    return (double)*(const int64_t *)p;
+  case TYR_U8:
+    return *(const uint8_t *)p;
+  case TYR_BOOL:
+    return *(const uint8_t *)p != 0;
+  default:
+    return 0;
   }
 }
 
 void tyr__store_f64(void *p, tyr_dtype dt, double v) {
   switch (dt) {
-  case TYR_F32: *(float *)p = (float)v; break;
-  case TYR_F64: *(double *)p = v; break;
-  case TYR_BF16: *(uint16_t *)p = tyr_f32_to_bf16((float)v); break;
-  case TYR_F16: *(uint16_t *)p = tyr_f32_to_f16((float)v); break;
-  case TYR_I32: *(int32_t *)p = (int32_t)v; break;
-  case TYR_I64: *(int64_t *)p = (int64_t)v; break;
-  case TYR_U8: *(uint8_t *)p = (uint8_t)v; break;
-  case TYR_BOOL: *(uint8_t *)p = v != 0; break;
-  default: break;
+  case TYR_F32:
+    *(float *)p = (float)v;
+    break;
+  case TYR_F64:
+    *(double *)p = v;
+    break;
+  case TYR_BF16:
+    *(uint16_t *)p = tyr_f32_to_bf16((float)v);
+    break;
+  case TYR_F16:
+    *(uint16_t *)p = tyr_f32_to_f16((float)v);
+    break;
+  case TYR_I32:
+    *(int32_t *)p = (int32_t)v;
+    break;
+  case TYR_I64:
+    *(int64_t *)p = (int64_t)v;
+    break;
+  case TYR_U8:
+    *(uint8_t *)p = (uint8_t)v;
+    break;
+  case TYR_BOOL:
+    *(uint8_t *)p = v != 0;
+    break;
+  default:
+    break;
   }
 }
 

@@ -43,16 +43,17 @@ void tyr_cpu_unary(tyr_unary_op op, tyr_tensor *out, const tyr_tensor *a, double
 void tyr_cpu_unary_backward(tyr_unary_op op, tyr_tensor *gin, const tyr_tensor *a,
                             const tyr_tensor *gout, double p0, double p1);
 void tyr_cpu_binary(tyr_binary_op op, tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b);
-void tyr_cpu_where(tyr_tensor *out, const tyr_tensor *cond, const tyr_tensor *a, const tyr_tensor *b);
+void tyr_cpu_where(tyr_tensor *out, const tyr_tensor *cond, const tyr_tensor *a,
+                   const tyr_tensor *b);
 void tyr_cpu_reduce(tyr_reduce_op op, tyr_tensor *out, const tyr_tensor *a, int dim);
 void tyr_cpu_matmul(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b);
 void tyr_cpu_softmax(tyr_tensor *out, const tyr_tensor *x, bool log);
 void tyr_cpu_softmax_backward(tyr_tensor *gx, const tyr_tensor *y, const tyr_tensor *gy, bool log);
 void tyr_cpu_layer_norm(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd, const tyr_tensor *x,
                         const tyr_tensor *w, const tyr_tensor *b, double eps);
-void tyr_cpu_layer_norm_backward(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, const tyr_tensor *gy,
-                                 const tyr_tensor *x, const tyr_tensor *w, const tyr_tensor *mean,
-                                 const tyr_tensor *rstd);
+void tyr_cpu_layer_norm_backward(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb,
+                                 const tyr_tensor *gy, const tyr_tensor *x, const tyr_tensor *w,
+                                 const tyr_tensor *mean, const tyr_tensor *rstd);
 void tyr_cpu_index_select(tyr_tensor *out, const tyr_tensor *src, int dim, const tyr_tensor *idx);
 void tyr_cpu_index_add(tyr_tensor *out, int dim, const tyr_tensor *idx, const tyr_tensor *src);
 void tyr_cpu_gather(tyr_tensor *out, const tyr_tensor *src, int dim, const tyr_tensor *idx);

@@ -25,7 +25,9 @@ static double cpu_read_scalar(const tyr_tensor *t) {
   return tyr__load_f64((char *)t->storage->data + t->offset * (int64_t)tyr_dtype_size(t->dtype),
                        t->dtype);
 }
-static void cpu_sync(tyr_device dev) { (void)dev; }
+static void cpu_sync(tyr_device dev) {
+  (void)dev;
+}
 
 static void cpu_fill(tyr_tensor *out, double v) {
   int64_t n = tyr_numel(out);
@@ -54,7 +56,8 @@ static void cpu_arange(tyr_tensor *out, double start, double step) {
   int64_t n = tyr_numel(out);
   size_t es = tyr_dtype_size(out->dtype);
   char *p = (char *)out->storage->data + out->offset * (int64_t)es;
-  for (int64_t i = 0; i < n; i++) tyr__store_f64(p + i * (int64_t)es, out->dtype, start + (double)i * step);
+  for (int64_t i = 0; i < n; i++)
+    tyr__store_f64(p + i * (int64_t)es, out->dtype, start + (double)i * step);
 }
 
 static void cpu_copy(tyr_tensor *out, const tyr_tensor *src) {
@@ -75,7 +78,8 @@ static void cpu_copy(tyr_tensor *out, const tyr_tensor *src) {
   if (out->dtype == src->dtype) {
 #pragma omp parallel for if (n > 65536)
     for (int64_t i = 0; i < n; i++)
-      memcpy(po + tyr_offset_of(out, i) * (int64_t)eo, ps + tyr_offset_of(src, i) * (int64_t)es, eo);
+      memcpy(po + tyr_offset_of(out, i) * (int64_t)eo, ps + tyr_offset_of(src, i) * (int64_t)es,
+             eo);
     return;
   }
 #pragma omp parallel for if (n > 65536)
@@ -94,8 +98,12 @@ static void cpu_random(tyr_tensor *out, tyr_random_kind kind, double p0, double 
     double v;
     uint64_t c = counter + (uint64_t)i;
     switch (kind) {
-    case TYR_RAND_UNIFORM: v = p0 + (p1 - p0) * (1.0 - (double)tyr_philox_uniform(seed, c)); break;
-    case TYR_RAND_NORMAL: v = p0 + p1 * (double)tyr_philox_normal(seed, c); break;
+    case TYR_RAND_UNIFORM:
+      v = p0 + (p1 - p0) * (1.0 - (double)tyr_philox_uniform(seed, c));
+      break;
+    case TYR_RAND_NORMAL:
+      v = p0 + p1 * (double)tyr_philox_normal(seed, c);
+      break;
     case TYR_RAND_INT: {
       uint32_t r[4];
       tyr_philox4x32(seed, c, r);
@@ -105,7 +113,9 @@ static void cpu_random(tyr_tensor *out, tyr_random_kind kind, double p0, double 
       break;
     }
     case TYR_RAND_BERNOULLI_KEEP:
-    default: v = (double)tyr_philox_uniform(seed, c) > p0 ? 1.0 / (1.0 - p0) : 0.0; break;
+    default:
+      v = (double)tyr_philox_uniform(seed, c) > p0 ? 1.0 / (1.0 - p0) : 0.0;
+      break;
     }
     if (out->dtype == TYR_F32)
       ((float *)p)[i] = (float)v;
@@ -149,4 +159,6 @@ const tyr_backend tyr_cpu_backend = {
 void tyr_set_num_threads(int n) {
   if (n > 0) omp_set_num_threads(n);
 }
-int tyr_get_num_threads(void) { return omp_get_max_threads(); }
+int tyr_get_num_threads(void) {
+  return omp_get_max_threads();
+}

@@ -6,33 +6,56 @@
 #define SQRT_2_OVER_PI 0.7978845608028654
 #define INV_SQRT_2 0.7071067811865476
 
-#define UNARY_EXPR(T, x, p0, p1, FN)                                                       \
-  switch (op) {                                                                            \
-  case TYR_UN_NEG: return -x;                                                               \
-  case TYR_UN_EXP: return FN(exp)(x);                                                       \
-  case TYR_UN_LOG: return FN(log)(x);                                                       \
-  case TYR_UN_SQRT: return FN(sqrt)(x);                                                     \
-  case TYR_UN_RSQRT: return (T)1 / FN(sqrt)(x);                                             \
-  case TYR_UN_ABS: return FN(fabs)(x);                                                      \
-  case TYR_UN_TANH: return FN(tanh)(x);                                                     \
-  case TYR_UN_SIGMOID: return (T)1 / ((T)1 + FN(exp)(-x));                                  \
-  case TYR_UN_RELU: return x > 0 ? x : 0;                                                   \
-  case TYR_UN_RELU2: return x > 0 ? x * x : 0;                                              \
-  case TYR_UN_GELU: return (T)0.5 * x * ((T)1 + FN(erf)(x * (T)INV_SQRT_2));                \
-  case TYR_UN_GELU_TANH:                                                                    \
-    return (T)0.5 * x * ((T)1 + FN(tanh)((T)SQRT_2_OVER_PI * (x + (T)0.044715 * x * x * x))); \
-  case TYR_UN_SILU: return x / ((T)1 + FN(exp)(-x));                                        \
-  case TYR_UN_SOFTCAP: return (T)p0 * FN(tanh)(x / (T)p0);                                  \
-  case TYR_UN_POW: return FN(pow)(x, (T)p0);                                                \
-  case TYR_UN_ADD_SCALAR: return x + (T)p0;                                                 \
-  case TYR_UN_MUL_SCALAR: return x * (T)p0;                                                 \
-  case TYR_UN_RSUB_SCALAR: return (T)p0 - x;                                                \
-  case TYR_UN_RDIV_SCALAR: return (T)p0 / x;                                                \
-  case TYR_UN_CLAMP: return x < (T)p0 ? (T)p0 : (x > (T)p1 ? (T)p1 : x);                    \
-  case TYR_UN_SIGN: return (T)((x > 0) - (x < 0));                                          \
-  case TYR_UN_RECIPROCAL: return (T)1 / x;                                                  \
-  case TYR_UN_SQUARE: return x * x;                                                         \
-  default: return x;                                                                        \
+#define UNARY_EXPR(T, x, p0, p1, FN)                                                               \
+  switch (op) {                                                                                    \
+  case TYR_UN_NEG:                                                                                 \
+    return -x;                                                                                     \
+  case TYR_UN_EXP:                                                                                 \
+    return FN(exp)(x);                                                                             \
+  case TYR_UN_LOG:                                                                                 \
+    return FN(log)(x);                                                                             \
+  case TYR_UN_SQRT:                                                                                \
+    return FN(sqrt)(x);                                                                            \
+  case TYR_UN_RSQRT:                                                                               \
+    return (T)1 / FN(sqrt)(x);                                                                     \
+  case TYR_UN_ABS:                                                                                 \
+    return FN(fabs)(x);                                                                            \
+  case TYR_UN_TANH:                                                                                \
+    return FN(tanh)(x);                                                                            \
+  case TYR_UN_SIGMOID:                                                                             \
+    return (T)1 / ((T)1 + FN(exp)(-x));                                                            \
+  case TYR_UN_RELU:                                                                                \
+    return x > 0 ? x : 0;                                                                          \
+  case TYR_UN_RELU2:                                                                               \
+    return x > 0 ? x * x : 0;                                                                      \
+  case TYR_UN_GELU:                                                                                \
+    return (T)0.5 * x * ((T)1 + FN(erf)(x * (T)INV_SQRT_2));                                       \
+  case TYR_UN_GELU_TANH:                                                                           \
+    return (T)0.5 * x * ((T)1 + FN(tanh)((T)SQRT_2_OVER_PI * (x + (T)0.044715 * x * x * x)));      \
+  case TYR_UN_SILU:                                                                                \
+    return x / ((T)1 + FN(exp)(-x));                                                               \
+  case TYR_UN_SOFTCAP:                                                                             \
+    return (T)p0 * FN(tanh)(x / (T)p0);                                                            \
+  case TYR_UN_POW:                                                                                 \
+    return FN(pow)(x, (T)p0);                                                                      \
+  case TYR_UN_ADD_SCALAR:                                                                          \
+    return x + (T)p0;                                                                              \
+  case TYR_UN_MUL_SCALAR:                                                                          \
+    return x * (T)p0;                                                                              \
+  case TYR_UN_RSUB_SCALAR:                                                                         \
+    return (T)p0 - x;                                                                              \
+  case TYR_UN_RDIV_SCALAR:                                                                         \
+    return (T)p0 / x;                                                                              \
+  case TYR_UN_CLAMP:                                                                               \
+    return x < (T)p0 ? (T)p0 : (x > (T)p1 ? (T)p1 : x);                                            \
+  case TYR_UN_SIGN:                                                                                \
+    return (T)((x > 0) - (x < 0));                                                                 \
+  case TYR_UN_RECIPROCAL:                                                                          \
+    return (T)1 / x;                                                                               \
+  case TYR_UN_SQUARE:                                                                              \
+    return x * x;                                                                                  \
+  default:                                                                                         \
+    return x;                                                                                      \
   }
 
 #define FNF(name) name##f
@@ -47,53 +70,71 @@ static inline double un_f64(tyr_unary_op op, double x, double p0, double p1) {
 }
 
 /* d op(x) / dx */
-#define UNARY_DERIV(T, x, p0, p1, FN)                                                         \
-  switch (op) {                                                                               \
-  case TYR_UN_NEG: return -1;                                                                  \
-  case TYR_UN_EXP: return FN(exp)(x);                                                          \
-  case TYR_UN_LOG: return (T)1 / x;                                                            \
-  case TYR_UN_SQRT: return (T)0.5 / FN(sqrt)(x);                                               \
-  case TYR_UN_RSQRT: return (T)-0.5 / (x * FN(sqrt)(x));                                       \
-  case TYR_UN_ABS: return (T)((x > 0) - (x < 0));                                              \
-  case TYR_UN_TANH: {                                                                          \
-    T t = FN(tanh)(x);                                                                         \
-    return (T)1 - t * t;                                                                       \
-  }                                                                                            \
-  case TYR_UN_SIGMOID: {                                                                       \
-    T s = (T)1 / ((T)1 + FN(exp)(-x));                                                         \
-    return s * ((T)1 - s);                                                                     \
-  }                                                                                            \
-  case TYR_UN_RELU: return x > 0 ? 1 : 0;                                                      \
-  case TYR_UN_RELU2: return x > 0 ? 2 * x : 0;                                                 \
-  case TYR_UN_GELU: {                                                                          \
-    T cdf = (T)0.5 * ((T)1 + FN(erf)(x * (T)INV_SQRT_2));                                       \
-    T pdf = FN(exp)((T)-0.5 * x * x) * (T)0.3989422804014327;                                  \
-    return cdf + x * pdf;                                                                      \
-  }                                                                                            \
-  case TYR_UN_GELU_TANH: {                                                                     \
-    T u = (T)SQRT_2_OVER_PI * (x + (T)0.044715 * x * x * x);                                   \
-    T t = FN(tanh)(u);                                                                         \
-    T du = (T)SQRT_2_OVER_PI * ((T)1 + (T)3 * (T)0.044715 * x * x);                            \
-    return (T)0.5 * ((T)1 + t) + (T)0.5 * x * ((T)1 - t * t) * du;                             \
-  }                                                                                            \
-  case TYR_UN_SILU: {                                                                          \
-    T s = (T)1 / ((T)1 + FN(exp)(-x));                                                         \
-    return s * ((T)1 + x * ((T)1 - s));                                                        \
-  }                                                                                            \
-  case TYR_UN_SOFTCAP: {                                                                       \
-    T t = FN(tanh)(x / (T)p0);                                                                 \
-    return (T)1 - t * t;                                                                       \
-  }                                                                                            \
-  case TYR_UN_POW: return (T)p0 * FN(pow)(x, (T)p0 - (T)1);                                    \
-  case TYR_UN_ADD_SCALAR: return 1;                                                            \
-  case TYR_UN_MUL_SCALAR: return (T)p0;                                                        \
-  case TYR_UN_RSUB_SCALAR: return -1;                                                          \
-  case TYR_UN_RDIV_SCALAR: return -(T)p0 / (x * x);                                            \
-  case TYR_UN_CLAMP: return (x >= (T)p0 && x <= (T)p1) ? 1 : 0;                                \
-  case TYR_UN_SIGN: return 0;                                                                  \
-  case TYR_UN_RECIPROCAL: return (T)-1 / (x * x);                                              \
-  case TYR_UN_SQUARE: return 2 * x;                                                            \
-  default: return 0;                                                                           \
+#define UNARY_DERIV(T, x, p0, p1, FN)                                                              \
+  switch (op) {                                                                                    \
+  case TYR_UN_NEG:                                                                                 \
+    return -1;                                                                                     \
+  case TYR_UN_EXP:                                                                                 \
+    return FN(exp)(x);                                                                             \
+  case TYR_UN_LOG:                                                                                 \
+    return (T)1 / x;                                                                               \
+  case TYR_UN_SQRT:                                                                                \
+    return (T)0.5 / FN(sqrt)(x);                                                                   \
+  case TYR_UN_RSQRT:                                                                               \
+    return (T)-0.5 / (x * FN(sqrt)(x));                                                            \
+  case TYR_UN_ABS:                                                                                 \
+    return (T)((x > 0) - (x < 0));                                                                 \
+  case TYR_UN_TANH: {                                                                              \
+    T t = FN(tanh)(x);                                                                             \
+    return (T)1 - t * t;                                                                           \
+  }                                                                                                \
+  case TYR_UN_SIGMOID: {                                                                           \
+    T s = (T)1 / ((T)1 + FN(exp)(-x));                                                             \
+    return s * ((T)1 - s);                                                                         \
+  }                                                                                                \
+  case TYR_UN_RELU:                                                                                \
+    return x > 0 ? 1 : 0;                                                                          \
+  case TYR_UN_RELU2:                                                                               \
+    return x > 0 ? 2 * x : 0;                                                                      \
+  case TYR_UN_GELU: {                                                                              \
+    T cdf = (T)0.5 * ((T)1 + FN(erf)(x * (T)INV_SQRT_2));                                          \
+    T pdf = FN(exp)((T)-0.5 * x * x) * (T)0.3989422804014327;                                      \
+    return cdf + x * pdf;                                                                          \
+  }                                                                                                \
+  case TYR_UN_GELU_TANH: {                                                                         \
+    T u = (T)SQRT_2_OVER_PI * (x + (T)0.044715 * x * x * x);                                       \
+    T t = FN(tanh)(u);                                                                             \
+    T du = (T)SQRT_2_OVER_PI * ((T)1 + (T)3 * (T)0.044715 * x * x);                                \
+    return (T)0.5 * ((T)1 + t) + (T)0.5 * x * ((T)1 - t * t) * du;                                 \
+  }                                                                                                \
+  case TYR_UN_SILU: {                                                                              \
+    T s = (T)1 / ((T)1 + FN(exp)(-x));                                                             \
+    return s * ((T)1 + x * ((T)1 - s));                                                            \
+  }                                                                                                \
+  case TYR_UN_SOFTCAP: {                                                                           \
+    T t = FN(tanh)(x / (T)p0);                                                                     \
+    return (T)1 - t * t;                                                                           \
+  }                                                                                                \
+  case TYR_UN_POW:                                                                                 \
+    return (T)p0 * FN(pow)(x, (T)p0 - (T)1);                                                       \
+  case TYR_UN_ADD_SCALAR:                                                                          \
+    return 1;                                                                                      \
+  case TYR_UN_MUL_SCALAR:                                                                          \
+    return (T)p0;                                                                                  \
+  case TYR_UN_RSUB_SCALAR:                                                                         \
+    return -1;                                                                                     \
+  case TYR_UN_RDIV_SCALAR:                                                                         \
+    return -(T)p0 / (x * x);                                                                       \
+  case TYR_UN_CLAMP:                                                                               \
+    return (x >= (T)p0 && x <= (T)p1) ? 1 : 0;                                                     \
+  case TYR_UN_SIGN:                                                                                \
+    return 0;                                                                                      \
+  case TYR_UN_RECIPROCAL:                                                                          \
+    return (T)-1 / (x * x);                                                                        \
+  case TYR_UN_SQUARE:                                                                              \
+    return 2 * x;                                                                                  \
+  default:                                                                                         \
+    return 0;                                                                                      \
   }
 static inline float dun_f32(tyr_unary_op op, float x, double p0, double p1) {
   (void)p1;
@@ -124,11 +165,13 @@ void tyr_cpu_unary(tyr_unary_op op, tyr_tensor *out, const tyr_tensor *a, double
     double *o = TYR_BASE(out, double) + out->offset;
     const double *x = TYR_BASE(a, double);
 #pragma omp parallel for if (n > PAR_THRESHOLD)
-    for (int64_t i = 0; i < n; i++) o[i] = un_f64(op, x[contig ? a->offset + i : tyr_offset_of(a, i)], p0, p1);
+    for (int64_t i = 0; i < n; i++)
+      o[i] = un_f64(op, x[contig ? a->offset + i : tyr_offset_of(a, i)], p0, p1);
   } else { /* integer dtypes: computed in double */
     size_t eo = tyr_dtype_size(out->dtype), ea = tyr_dtype_size(a->dtype);
     for (int64_t i = 0; i < n; i++) {
-      double x = tyr__load_f64((char *)a->storage->data + tyr_offset_of(a, i) * (int64_t)ea, a->dtype);
+      double x =
+          tyr__load_f64((char *)a->storage->data + tyr_offset_of(a, i) * (int64_t)ea, a->dtype);
       tyr__store_f64((char *)out->storage->data + (out->offset + i) * (int64_t)eo, out->dtype,
                      un_f64(op, x, p0, p1));
     }
@@ -156,25 +199,43 @@ void tyr_cpu_unary_backward(tyr_unary_op op, tyr_tensor *gin, const tyr_tensor *
   }
 }
 
-#define BINARY_EXPR(T, x, y, FN)                                        \
-  switch (op) {                                                         \
-  case TYR_BIN_ADD: return x + y;                                        \
-  case TYR_BIN_SUB: return x - y;                                        \
-  case TYR_BIN_MUL: return x * y;                                        \
-  case TYR_BIN_DIV: return x / y;                                        \
-  case TYR_BIN_POW: return FN(pow)(x, y);                                \
-  case TYR_BIN_MAX: return x > y || x != x ? x : y;                      \
-  case TYR_BIN_MIN: return x < y || x != x ? x : y;                      \
-  case TYR_BIN_EQ: return x == y;                                        \
-  case TYR_BIN_NE: return x != y;                                        \
-  case TYR_BIN_LT: return x < y;                                         \
-  case TYR_BIN_LE: return x <= y;                                        \
-  case TYR_BIN_GT: return x > y;                                         \
-  case TYR_BIN_GE: return x >= y;                                        \
-  default: return 0;                                                     \
+#define BINARY_EXPR(T, x, y, FN)                                                                   \
+  switch (op) {                                                                                    \
+  case TYR_BIN_ADD:                                                                                \
+    return x + y;                                                                                  \
+  case TYR_BIN_SUB:                                                                                \
+    return x - y;                                                                                  \
+  case TYR_BIN_MUL:                                                                                \
+    return x * y;                                                                                  \
+  case TYR_BIN_DIV:                                                                                \
+    return x / y;                                                                                  \
+  case TYR_BIN_POW:                                                                                \
+    return FN(pow)(x, y);                                                                          \
+  case TYR_BIN_MAX:                                                                                \
+    return x > y || x != x ? x : y;                                                                \
+  case TYR_BIN_MIN:                                                                                \
+    return x < y || x != x ? x : y;                                                                \
+  case TYR_BIN_EQ:                                                                                 \
+    return x == y;                                                                                 \
+  case TYR_BIN_NE:                                                                                 \
+    return x != y;                                                                                 \
+  case TYR_BIN_LT:                                                                                 \
+    return x < y;                                                                                  \
+  case TYR_BIN_LE:                                                                                 \
+    return x <= y;                                                                                 \
+  case TYR_BIN_GT:                                                                                 \
+    return x > y;                                                                                  \
+  case TYR_BIN_GE:                                                                                 \
+    return x >= y;                                                                                 \
+  default:                                                                                         \
+    return 0;                                                                                      \
   }
-static inline float bin_f32(tyr_binary_op op, float x, float y) { BINARY_EXPR(float, x, y, FNF) }
-static inline double bin_f64(tyr_binary_op op, double x, double y) { BINARY_EXPR(double, x, y, FND) }
+static inline float bin_f32(tyr_binary_op op, float x, float y) {
+  BINARY_EXPR(float, x, y, FNF)
+}
+static inline double bin_f64(tyr_binary_op op, double x, double y) {
+  BINARY_EXPR(double, x, y, FND)
+}
 
 void tyr_cpu_binary(tyr_binary_op op, tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b) {
   int64_t n = tyr_numel(out);
@@ -222,19 +283,23 @@ void tyr_cpu_binary(tyr_binary_op op, tyr_tensor *out, const tyr_tensor *a, cons
     return;
   }
   /* everything else (integers, comparisons) in double */
-  size_t eo = tyr_dtype_size(out->dtype), ea = tyr_dtype_size(a->dtype), eb = tyr_dtype_size(b->dtype);
+  size_t eo = tyr_dtype_size(out->dtype), ea = tyr_dtype_size(a->dtype),
+         eb = tyr_dtype_size(b->dtype);
   bool integral = !tyr_dtype_is_float(a->dtype);
 #pragma omp parallel for if (n > PAR_THRESHOLD)
   for (int64_t i = 0; i < n; i++) {
-    double x = tyr__load_f64((char *)a->storage->data + tyr_offset_of(a, i) * (int64_t)ea, a->dtype);
-    double y = tyr__load_f64((char *)b->storage->data + tyr_offset_of(b, i) * (int64_t)eb, b->dtype);
+    double x =
+        tyr__load_f64((char *)a->storage->data + tyr_offset_of(a, i) * (int64_t)ea, a->dtype);
+    double y =
+        tyr__load_f64((char *)b->storage->data + tyr_offset_of(b, i) * (int64_t)eb, b->dtype);
     double r = bin_f64(op, x, y);
     if (integral && op == TYR_BIN_DIV) r = trunc(r);
     tyr__store_f64((char *)out->storage->data + tyr_offset_of(out, i) * (int64_t)eo, out->dtype, r);
   }
 }
 
-void tyr_cpu_where(tyr_tensor *out, const tyr_tensor *cond, const tyr_tensor *a, const tyr_tensor *b) {
+void tyr_cpu_where(tyr_tensor *out, const tyr_tensor *cond, const tyr_tensor *a,
+                   const tyr_tensor *b) {
   int64_t n = tyr_numel(out);
   size_t es = tyr_dtype_size(out->dtype);
   char *o = (char *)out->storage->data + out->offset * (int64_t)es;

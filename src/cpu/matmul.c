@@ -32,10 +32,12 @@ void tyr_cpu_matmul(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b) {
     int64_t oo = out->offset + bi * M * N;
     if (out->dtype == TYR_F32) {
       cblas_sgemm(CblasRowMajor, ta, tb, (int)M, (int)N, (int)K, 1.0f, TYR_BASE(a, float) + oa,
-                  (int)lda, TYR_BASE(b, float) + ob, (int)ldb, 0.0f, TYR_BASE(out, float) + oo, (int)N);
+                  (int)lda, TYR_BASE(b, float) + ob, (int)ldb, 0.0f, TYR_BASE(out, float) + oo,
+                  (int)N);
     } else {
       cblas_dgemm(CblasRowMajor, ta, tb, (int)M, (int)N, (int)K, 1.0, TYR_BASE(a, double) + oa,
-                  (int)lda, TYR_BASE(b, double) + ob, (int)ldb, 0.0, TYR_BASE(out, double) + oo, (int)N);
+                  (int)lda, TYR_BASE(b, double) + ob, (int)ldb, 0.0, TYR_BASE(out, double) + oo,
+                  (int)N);
     }
   }
 }

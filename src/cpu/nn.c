@@ -8,42 +8,42 @@
 #define ROWS(t) (tyr_numel(t) / ((t)->rank ? (t)->shape[(t)->rank - 1] : 1))
 #define COLS(t) ((t)->rank ? (t)->shape[(t)->rank - 1] : 1)
 
-#define DEFINE_SOFTMAX(T, SFX, EXP, LOGF)                                                     \
-  static void softmax_##SFX(T *y, const T *x, int64_t rows, int64_t n, bool use_log) {           \
-    _Pragma("omp parallel for if (rows * n > 32768)") for (int64_t r = 0; r < rows; r++) {   \
-      const T *xr = x + r * n;                                                               \
-      T *yr = y + r * n;                                                                     \
-      T mx = -INFINITY;                                                                      \
-      for (int64_t i = 0; i < n; i++) mx = xr[i] > mx ? xr[i] : mx;                          \
-      double sum = 0;                                                                        \
-      for (int64_t i = 0; i < n; i++) {                                                      \
-        T e = EXP(xr[i] - mx);                                                               \
-        if (!use_log) yr[i] = e;                                                                 \
-        sum += e;                                                                            \
-      }                                                                                      \
-      if (use_log) {                                                                             \
-        T lse = mx + (T)LOGF(sum);                                                            \
-        for (int64_t i = 0; i < n; i++) yr[i] = xr[i] - lse;                                 \
-      } else {                                                                               \
-        T inv = (T)(1.0 / sum);                                                              \
-        for (int64_t i = 0; i < n; i++) yr[i] *= inv;                                        \
-      }                                                                                      \
-    }                                                                                        \
-  }                                                                                          \
-  static void softmax_bw_##SFX(T *gx, const T *y, const T *gy, int64_t rows, int64_t n,      \
-                               bool use_log) {                                                   \
-    _Pragma("omp parallel for if (rows * n > 32768)") for (int64_t r = 0; r < rows; r++) {   \
-      const T *yr = y + r * n, *gr = gy + r * n;                                             \
-      T *o = gx + r * n;                                                                     \
-      double dot = 0;                                                                        \
-      if (use_log) {                                                                             \
-        for (int64_t i = 0; i < n; i++) dot += gr[i];                                        \
-        for (int64_t i = 0; i < n; i++) o[i] = gr[i] - EXP(yr[i]) * (T)dot;                  \
-      } else {                                                                               \
-        for (int64_t i = 0; i < n; i++) dot += (double)gr[i] * yr[i];                        \
-        for (int64_t i = 0; i < n; i++) o[i] = yr[i] * (gr[i] - (T)dot);                     \
-      }                                                                                      \
-    }                                                                                        \
+#define DEFINE_SOFTMAX(T, SFX, EXP, LOGF)                                                          \
+  static void softmax_##SFX(T *y, const T *x, int64_t rows, int64_t n, bool use_log) {             \
+    _Pragma("omp parallel for if (rows * n > 32768)") for (int64_t r = 0; r < rows; r++) {         \
+      const T *xr = x + r * n;                                                                     \
+      T *yr = y + r * n;                                                                           \
+      T mx = -INFINITY;                                                                            \
+      for (int64_t i = 0; i < n; i++) mx = xr[i] > mx ? xr[i] : mx;                                \
+      double sum = 0;                                                                              \
+      for (int64_t i = 0; i < n; i++) {                                                            \
+        T e = EXP(xr[i] - mx);                                                                     \
+        if (!use_log) yr[i] = e;                                                                   \
+        sum += e;                                                                                  \
+      }                                                                                            \
+      if (use_log) {                                                                               \
+        T lse = mx + (T)LOGF(sum);                                                                 \
+        for (int64_t i = 0; i < n; i++) yr[i] = xr[i] - lse;                                       \
+      } else {                                                                                     \
+        T inv = (T)(1.0 / sum);                                                                    \
+        for (int64_t i = 0; i < n; i++) yr[i] *= inv;                                              \
+      }                                                                                            \
+    }                                                                                              \
+  }                                                                                                \
+  static void softmax_bw_##SFX(T *gx, const T *y, const T *gy, int64_t rows, int64_t n,            \
+                               bool use_log) {                                                     \
+    _Pragma("omp parallel for if (rows * n > 32768)") for (int64_t r = 0; r < rows; r++) {         \
+      const T *yr = y + r * n, *gr = gy + r * n;                                                   \
+      T *o = gx + r * n;                                                                           \
+      double dot = 0;                                                                              \
+      if (use_log) {                                                                               \
+        for (int64_t i = 0; i < n; i++) dot += gr[i];                                              \
+        for (int64_t i = 0; i < n; i++) o[i] = gr[i] - EXP(yr[i]) * (T)dot;                        \
+      } else {                                                                                     \
+        for (int64_t i = 0; i < n; i++) dot += (double)gr[i] * yr[i];                              \
+        for (int64_t i = 0; i < n; i++) o[i] = yr[i] * (gr[i] - (T)dot);                           \
+      }                                                                                            \
+    }                                                                                              \
   }
 DEFINE_SOFTMAX(float, f32, expf, log)
 DEFINE_SOFTMAX(double, f64, exp, log)
@@ -63,67 +63,67 @@ void tyr_cpu_softmax_backward(tyr_tensor *gx, const tyr_tensor *y, const tyr_ten
 }
 
 /* mean == NULL: RMS norm.  w, b optional. */
-#define DEFINE_LN(T, SFX, SQRT)                                                                   \
-  static void ln_##SFX(T *y, T *mean, T *rstd, const T *x, const T *w, const T *b, int64_t rows,  \
-                       int64_t n, double eps) {                                                   \
-    _Pragma("omp parallel for if (rows * n > 16384)") for (int64_t r = 0; r < rows; r++) {       \
-      const T *xr = x + r * n;                                                                   \
-      T *yr = y + r * n;                                                                         \
-      double mu = 0, var = 0;                                                                    \
-      if (mean) {                                                                                \
-        for (int64_t i = 0; i < n; i++) mu += xr[i];                                             \
-        mu /= (double)n;                                                                         \
-      }                                                                                          \
-      for (int64_t i = 0; i < n; i++) {                                                          \
-        double d = xr[i] - mu;                                                                   \
-        var += d * d;                                                                            \
-      }                                                                                          \
-      var /= (double)n;                                                                          \
-      T rs = (T)(1.0 / SQRT(var + eps));                                                         \
-      T m = (T)mu;                                                                               \
-      for (int64_t i = 0; i < n; i++) {                                                          \
-        T v = (xr[i] - m) * rs;                                                                  \
-        if (w) v *= w[i];                                                                        \
-        if (b) v += b[i];                                                                        \
-        yr[i] = v;                                                                               \
-      }                                                                                          \
-      if (mean) mean[r] = m;                                                                     \
-      rstd[r] = rs;                                                                              \
-    }                                                                                            \
-  }                                                                                              \
-  static void ln_bw_##SFX(T *gx, T *gw, T *gb, const T *gy, const T *x, const T *w,              \
-                          const T *mean, const T *rstd, int64_t rows, int64_t n) {               \
-    if (gx) {                                                                                    \
-      _Pragma("omp parallel for if (rows * n > 16384)") for (int64_t r = 0; r < rows; r++) {     \
-        const T *xr = x + r * n, *gr = gy + r * n;                                               \
-        T m = mean ? mean[r] : 0, rs = rstd[r];                                                  \
-        double s1 = 0, s2 = 0;                                                                   \
-        for (int64_t i = 0; i < n; i++) {                                                        \
-          double xh = (xr[i] - m) * rs, g = gr[i] * (w ? w[i] : (T)1);                           \
-          s1 += g;                                                                               \
-          s2 += g * xh;                                                                          \
-        }                                                                                        \
-        s1 /= (double)n;                                                                         \
-        s2 /= (double)n;                                                                         \
-        if (!mean) s1 = 0;                                                                       \
-        for (int64_t i = 0; i < n; i++) {                                                        \
-          T xh = (xr[i] - m) * rs, g = gr[i] * (w ? w[i] : (T)1);                                \
-          gx[r * n + i] = rs * (g - (T)s1 - xh * (T)s2);                                         \
-        }                                                                                        \
-      }                                                                                          \
-    }                                                                                            \
-    if (gw || gb) {                                                                              \
-      _Pragma("omp parallel for if (rows * n > 16384)") for (int64_t i = 0; i < n; i++) {        \
-        double sw = 0, sb = 0;                                                                   \
-        for (int64_t r = 0; r < rows; r++) {                                                     \
-          T xh = (x[r * n + i] - (mean ? mean[r] : 0)) * rstd[r];                                \
-          sw += (double)gy[r * n + i] * xh;                                                      \
-          sb += gy[r * n + i];                                                                   \
-        }                                                                                        \
-        if (gw) gw[i] = (T)sw;                                                                   \
-        if (gb) gb[i] = (T)sb;                                                                   \
-      }                                                                                          \
-    }                                                                                            \
+#define DEFINE_LN(T, SFX, SQRT)                                                                    \
+  static void ln_##SFX(T *y, T *mean, T *rstd, const T *x, const T *w, const T *b, int64_t rows,   \
+                       int64_t n, double eps) {                                                    \
+    _Pragma("omp parallel for if (rows * n > 16384)") for (int64_t r = 0; r < rows; r++) {         \
+      const T *xr = x + r * n;                                                                     \
+      T *yr = y + r * n;                                                                           \
+      double mu = 0, var = 0;                                                                      \
+      if (mean) {                                                                                  \
+        for (int64_t i = 0; i < n; i++) mu += xr[i];                                               \
+        mu /= (double)n;                                                                           \
+      }                                                                                            \
+      for (int64_t i = 0; i < n; i++) {                                                            \
+        double d = xr[i] - mu;                                                                     \
+        var += d * d;                                                                              \
+      }                                                                                            \
+      var /= (double)n;                                                                            \
+      T rs = (T)(1.0 / SQRT(var + eps));                                                           \
+      T m = (T)mu;                                                                                 \
+      for (int64_t i = 0; i < n; i++) {                                                            \
+        T v = (xr[i] - m) * rs;                                                                    \
+        if (w) v *= w[i];                                                                          \
+        if (b) v += b[i];                                                                          \
+        yr[i] = v;                                                                                 \
+      }                                                                                            \
+      if (mean) mean[r] = m;                                                                       \
+      rstd[r] = rs;                                                                                \
+    }                                                                                              \
+  }                                                                                                \
+  static void ln_bw_##SFX(T *gx, T *gw, T *gb, const T *gy, const T *x, const T *w, const T *mean, \
+                          const T *rstd, int64_t rows, int64_t n) {                                \
+    if (gx) {                                                                                      \
+      _Pragma("omp parallel for if (rows * n > 16384)") for (int64_t r = 0; r < rows; r++) {       \
+        const T *xr = x + r * n, *gr = gy + r * n;                                                 \
+        T m = mean ? mean[r] : 0, rs = rstd[r];                                                    \
+        double s1 = 0, s2 = 0;                                                                     \
+        for (int64_t i = 0; i < n; i++) {                                                          \
+          double xh = (xr[i] - m) * rs, g = gr[i] * (w ? w[i] : (T)1);                             \
+          s1 += g;                                                                                 \
+          s2 += g * xh;                                                                            \
+        }                                                                                          \
+        s1 /= (double)n;                                                                           \
+        s2 /= (double)n;                                                                           \
+        if (!mean) s1 = 0;                                                                         \
+        for (int64_t i = 0; i < n; i++) {                                                          \
+          T xh = (xr[i] - m) * rs, g = gr[i] * (w ? w[i] : (T)1);                                  \
+          gx[r * n + i] = rs * (g - (T)s1 - xh * (T)s2);                                           \
+        }                                                                                          \
+      }                                                                                            \
+    }                                                                                              \
+    if (gw || gb) {                                                                                \
+      _Pragma("omp parallel for if (rows * n > 16384)") for (int64_t i = 0; i < n; i++) {          \
+        double sw = 0, sb = 0;                                                                     \
+        for (int64_t r = 0; r < rows; r++) {                                                       \
+          T xh = (x[r * n + i] - (mean ? mean[r] : 0)) * rstd[r];                                  \
+          sw += (double)gy[r * n + i] * xh;                                                        \
+          sb += gy[r * n + i];                                                                     \
+        }                                                                                          \
+        if (gw) gw[i] = (T)sw;                                                                     \
+        if (gb) gb[i] = (T)sb;                                                                     \
+      }                                                                                            \
+    }                                                                                              \
   }
 DEFINE_LN(float, f32, sqrt)
 DEFINE_LN(double, f64, sqrt)
@@ -138,51 +138,53 @@ void tyr_cpu_layer_norm(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd, const
     ln_f64(PTR(y), PTR(mean), PTR(rstd), PTR(x), PTR(w), PTR(b), ROWS(x), COLS(x), eps);
 }
 
-void tyr_cpu_layer_norm_backward(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, const tyr_tensor *gy,
-                                 const tyr_tensor *x, const tyr_tensor *w, const tyr_tensor *mean,
-                                 const tyr_tensor *rstd) {
+void tyr_cpu_layer_norm_backward(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb,
+                                 const tyr_tensor *gy, const tyr_tensor *x, const tyr_tensor *w,
+                                 const tyr_tensor *mean, const tyr_tensor *rstd) {
   if (x->dtype == TYR_F32)
-    ln_bw_f32(PTR(gx), PTR(gw), PTR(gb), PTR(gy), PTR(x), PTR(w), PTR(mean), PTR(rstd), ROWS(x), COLS(x));
+    ln_bw_f32(PTR(gx), PTR(gw), PTR(gb), PTR(gy), PTR(x), PTR(w), PTR(mean), PTR(rstd), ROWS(x),
+              COLS(x));
   else
-    ln_bw_f64(PTR(gx), PTR(gw), PTR(gb), PTR(gy), PTR(x), PTR(w), PTR(mean), PTR(rstd), ROWS(x), COLS(x));
+    ln_bw_f64(PTR(gx), PTR(gw), PTR(gb), PTR(gy), PTR(x), PTR(w), PTR(mean), PTR(rstd), ROWS(x),
+              COLS(x));
 }
 
 /* ---- cross entropy over rows of [N, V] logits --------------------------- */
 #define DEFINE_CE(T, SFX, EXP, LOGF)                                                               \
-  static void ce_##SFX(T *loss, const T *lg, const tyr_tensor *tg, int64_t ign, int64_t N,          \
-                       int64_t V) {                                                               \
-    _Pragma("omp parallel for if (N * V > 32768)") for (int64_t r = 0; r < N; r++) {             \
-      int64_t t = tyr_index_load(tg, tg->offset + r);                                            \
-      if (t == ign) {                                                                            \
-        loss[r] = 0;                                                                             \
-        continue;                                                                                \
-      }                                                                                          \
-      const T *x = lg + r * V;                                                                   \
-      T mx = -INFINITY;                                                                          \
-      for (int64_t i = 0; i < V; i++) mx = x[i] > mx ? x[i] : mx;                                \
-      double s = 0;                                                                              \
-      for (int64_t i = 0; i < V; i++) s += EXP(x[i] - mx);                                       \
-      loss[r] = (T)(mx + LOGF(s)) - x[t];                                                         \
-    }                                                                                            \
-  }                                                                                              \
-  static void ce_bw_##SFX(T *g, const T *lg, const tyr_tensor *tg, int64_t ign, const T *gl,      \
-                          int64_t N, int64_t V) {                                                \
-    _Pragma("omp parallel for if (N * V > 32768)") for (int64_t r = 0; r < N; r++) {             \
-      int64_t t = tyr_index_load(tg, tg->offset + r);                                            \
-      T *o = g + r * V;                                                                          \
-      if (t == ign) {                                                                            \
-        for (int64_t i = 0; i < V; i++) o[i] = 0;                                                \
-        continue;                                                                                \
-      }                                                                                          \
-      const T *x = lg + r * V;                                                                   \
-      T mx = -INFINITY;                                                                          \
-      for (int64_t i = 0; i < V; i++) mx = x[i] > mx ? x[i] : mx;                                \
-      double s = 0;                                                                              \
-      for (int64_t i = 0; i < V; i++) s += EXP(x[i] - mx);                                       \
-      T scale = gl[r], inv = (T)(1.0 / s);                                                       \
-      for (int64_t i = 0; i < V; i++) o[i] = EXP(x[i] - mx) * inv * scale;                       \
-      o[t] -= scale;                                                                             \
-    }                                                                                            \
+  static void ce_##SFX(T *loss, const T *lg, const tyr_tensor *tg, int64_t ign, int64_t N,         \
+                       int64_t V) {                                                                \
+    _Pragma("omp parallel for if (N * V > 32768)") for (int64_t r = 0; r < N; r++) {               \
+      int64_t t = tyr_index_load(tg, tg->offset + r);                                              \
+      if (t == ign) {                                                                              \
+        loss[r] = 0;                                                                               \
+        continue;                                                                                  \
+      }                                                                                            \
+      const T *x = lg + r * V;                                                                     \
+      T mx = -INFINITY;                                                                            \
+      for (int64_t i = 0; i < V; i++) mx = x[i] > mx ? x[i] : mx;                                  \
+      double s = 0;                                                                                \
+      for (int64_t i = 0; i < V; i++) s += EXP(x[i] - mx);                                         \
+      loss[r] = (T)(mx + LOGF(s)) - x[t];                                                          \
+    }                                                                                              \
+  }                                                                                                \
+  static void ce_bw_##SFX(T *g, const T *lg, const tyr_tensor *tg, int64_t ign, const T *gl,       \
+                          int64_t N, int64_t V) {                                                  \
+    _Pragma("omp parallel for if (N * V > 32768)") for (int64_t r = 0; r < N; r++) {               \
+      int64_t t = tyr_index_load(tg, tg->offset + r);                                              \
+      T *o = g + r * V;                                                                            \
+      if (t == ign) {                                                                              \
+        for (int64_t i = 0; i < V; i++) o[i] = 0;                                                  \
+        continue;                                                                                  \
+      }                                                                                            \
+      const T *x = lg + r * V;                                                                     \
+      T mx = -INFINITY;                                                                            \
+      for (int64_t i = 0; i < V; i++) mx = x[i] > mx ? x[i] : mx;                                  \
+      double s = 0;                                                                                \
+      for (int64_t i = 0; i < V; i++) s += EXP(x[i] - mx);                                         \
+      T scale = gl[r], inv = (T)(1.0 / s);                                                         \
+      for (int64_t i = 0; i < V; i++) o[i] = EXP(x[i] - mx) * inv * scale;                         \
+      o[t] -= scale;                                                                               \
+    }                                                                                              \
   }
 DEFINE_CE(float, f32, expf, log)
 DEFINE_CE(double, f64, exp, log)
@@ -201,9 +203,11 @@ void tyr_cpu_cross_entropy_backward(tyr_tensor *glogits, const tyr_tensor *logit
                                     const tyr_tensor *gloss) {
   int64_t N = logits->shape[0], V = logits->shape[1];
   if (logits->dtype == TYR_F32)
-    ce_bw_f32(tyr_data_ptr(glogits), tyr_data_ptr(logits), targets, ignore_index, tyr_data_ptr(gloss), N, V);
+    ce_bw_f32(tyr_data_ptr(glogits), tyr_data_ptr(logits), targets, ignore_index,
+              tyr_data_ptr(gloss), N, V);
   else
-    ce_bw_f64(tyr_data_ptr(glogits), tyr_data_ptr(logits), targets, ignore_index, tyr_data_ptr(gloss), N, V);
+    ce_bw_f64(tyr_data_ptr(glogits), tyr_data_ptr(logits), targets, ignore_index,
+              tyr_data_ptr(gloss), N, V);
 }
 
 /* ---- gathers and scatters ----------------------------------------------
@@ -231,11 +235,11 @@ void tyr_cpu_index_select(tyr_tensor *out, const tyr_tensor *src, int dim, const
     }
 }
 
-#define ACC(T, dst, src, cnt)                                        \
-  do {                                                               \
-    T *d_ = (T *)(dst);                                              \
-    const T *s_ = (const T *)(src);                                  \
-    for (int64_t q = 0; q < (cnt); q++) d_[q] += s_[q];              \
+#define ACC(T, dst, src, cnt)                                                                      \
+  do {                                                                                             \
+    T *d_ = (T *)(dst);                                                                            \
+    const T *s_ = (const T *)(src);                                                                \
+    for (int64_t q = 0; q < (cnt); q++) d_[q] += s_[q];                                            \
   } while (0)
 
 void tyr_cpu_index_add(tyr_tensor *out, int dim, const tyr_tensor *idx, const tyr_tensor *src) {

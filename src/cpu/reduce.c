@@ -38,8 +38,9 @@ void tyr_cpu_reduce(tyr_reduce_op op, tyr_tensor *out, const tyr_tensor *a, int 
         } else {
           for (int64_t k = 0; k < n; k++) {
             int64_t off = base + k * inner;
-            acc += f32 ? ((const float *)pa)[off]
-                       : f64 ? ((const double *)pa)[off] : tyr__load_f64(pa + off * (int64_t)ea, a->dtype);
+            acc += f32   ? ((const float *)pa)[off]
+                   : f64 ? ((const double *)pa)[off]
+                         : tyr__load_f64(pa + off * (int64_t)ea, a->dtype);
           }
         }
         if (op == TYR_RED_MEAN) acc /= (double)n;
@@ -47,8 +48,9 @@ void tyr_cpu_reduce(tyr_reduce_op op, tyr_tensor *out, const tyr_tensor *a, int 
         bool want_max = op == TYR_RED_MAX || op == TYR_RED_ARGMAX;
         for (int64_t k = 0; k < n; k++) {
           int64_t off = base + k * inner;
-          double v = f32 ? ((const float *)pa)[off]
-                         : f64 ? ((const double *)pa)[off] : tyr__load_f64(pa + off * (int64_t)ea, a->dtype);
+          double v = f32   ? ((const float *)pa)[off]
+                     : f64 ? ((const double *)pa)[off]
+                           : tyr__load_f64(pa + off * (int64_t)ea, a->dtype);
           if (k == 0 || (want_max ? (v > best || isnan(v)) : (v < best || isnan(v)))) {
             if (k > 0 && isnan(best)) continue; /* first NaN wins */
             best = v;

@@ -5,7 +5,8 @@
 static void test_raise_formats_site_and_op(void **state) {
   (void)state;
   tyr_site s = {"model.c", 42};
-  tyr_raise(TYR_ERR_SHAPE, s, "tyr_matmul", "inner dimensions differ: %s vs %s", "[2, 3]", "[4, 5]");
+  tyr_raise(TYR_ERR_SHAPE, s, "tyr_matmul", "inner dimensions differ: %s vs %s", "[2, 3]",
+            "[4, 5]");
   assert_int_equal(tyr_test_error_count(), 1);
   assert_string_equal(tyr_test_error_message(),
                       "model.c:42: tyr_matmul: inner dimensions differ: [2, 3] vs [4, 5]");

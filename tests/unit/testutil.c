@@ -15,9 +15,15 @@ static void record_handler(const tyr_error *err, void *ctx) {
   snprintf(g_msg, sizeof g_msg, "%s", err->message);
 }
 
-void tyr_test_record_errors(void) { tyr_error_set_handler(record_handler, NULL); }
-int tyr_test_error_count(void) { return g_errors; }
-const char *tyr_test_error_message(void) { return g_msg; }
+void tyr_test_record_errors(void) {
+  tyr_error_set_handler(record_handler, NULL);
+}
+int tyr_test_error_count(void) {
+  return g_errors;
+}
+const char *tyr_test_error_message(void) {
+  return g_msg;
+}
 void tyr_test_error_reset(void) {
   g_errors = 0;
   g_msg[0] = 0;
@@ -35,20 +41,21 @@ int tyr_test_setup(void **state) {
 
 int tyr_test_teardown(void **state) {
   (void)state;
+  int depth = tyr_scope_depth();
+  while (tyr_scope_depth() > 0) tyr_scope_end(); /* a failed test may leave its scopes open */
+  if (depth != 0) fail_msg("a scope was left open (depth %d)", depth);
   if (g_errors) fail_msg("unexpected error: %s", g_msg);
   int64_t live = tyr_live_tensors();
   if (live != g_live_at_setup)
     fail_msg("live tensors: %lld after the test, %lld before", (long long)live,
              (long long)g_live_at_setup);
-  if (tyr_scope_depth() != 0) fail_msg("a scope was left open (depth %d)", tyr_scope_depth());
   return 0;
 }
 
 void tyr_test_assert_close(double a, double b, double atol, double rtol, const char *what,
                            const char *file, int line) {
   if (isnan(a) && isnan(b)) return;
-  if (!(fabs(a - b) <= atol + rtol * fabs(b)))
-  {
+  if (!(fabs(a - b) <= atol + rtol * fabs(b))) {
     print_error("%s = %.10g, expected %.10g (atol %g, rtol %g)\n", what, a, b, atol, rtol);
     _fail(file, line);
   }

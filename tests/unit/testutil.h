@@ -28,19 +28,19 @@ int tyr_test_teardown(void **state);
 
 /* Evaluates expr, which must raise exactly one error whose message contains
  * substr; the error count is reset afterwards. */
-#define EXPECT_TYR_ERROR(expr, substr)                                                 \
-  do {                                                                                 \
-    tyr_test_error_reset();                                                            \
-    (void)(expr);                                                                      \
-    if (tyr_test_error_count() == 0) fail_msg("%s: expected an error", #expr);          \
-    if (!strstr(tyr_test_error_message(), (substr)))                                   \
-      fail_msg("%s: error '%s' does not contain '%s'", #expr, tyr_test_error_message(), \
-               (substr));                                                              \
-    tyr_test_error_reset();                                                            \
+#define EXPECT_TYR_ERROR(expr, substr)                                                             \
+  do {                                                                                             \
+    tyr_test_error_reset();                                                                        \
+    (void)(expr);                                                                                  \
+    if (tyr_test_error_count() == 0) fail_msg("%s: expected an error", #expr);                     \
+    if (!strstr(tyr_test_error_message(), (substr)))                                               \
+      fail_msg("%s: error '%s' does not contain '%s'", #expr, tyr_test_error_message(), (substr)); \
+    tyr_test_error_reset();                                                                        \
   } while (0)
 
 /* Asserts |a-b| <= atol + rtol*|b|, with a message naming what differs. */
-#define ASSERT_CLOSE(a, b, atol, rtol) tyr_test_assert_close((a), (b), (atol), (rtol), #a, __FILE__, __LINE__)
+#define ASSERT_CLOSE(a, b, atol, rtol)                                                             \
+  tyr_test_assert_close((a), (b), (atol), (rtol), #a, __FILE__, __LINE__)
 void tyr_test_assert_close(double a, double b, double atol, double rtol, const char *what,
                            const char *file, int line);
 

@@ -1,0 +1,11 @@
+/* tyr/tyr.h - everything: the run time, the typed layer, and all ops. */
+#ifndef TYR_TYR_H
+#define TYR_TYR_H
+#include "tyr/tensor.h"
+#include "tyr/autograd.h"
+#include "tyr/typed.h"
+#include "tyr/ops_create.h"
+#include "tyr/ops_elementwise.h"
+#include "tyr/ops_reduce.h"
+#include "tyr/ops_layout.h"
+#endif

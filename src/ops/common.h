@@ -1,0 +1,45 @@
+/* Shared pieces of the op layer: argument checks that raise with the op's
+ * name and the caller's site, output allocation, and the bf16/f16 path of
+ * the CPU (compute in f32). */
+#ifndef TYR_OPS_COMMON_H
+#define TYR_OPS_COMMON_H
+#include <string.h>
+
+#include "core/autograd.h"
+#include "core/backend.h"
+#include "core/internal.h"
+#include "tyr/autograd.h"
+#include "tyr/tensor.h"
+
+/* Each returns false after raising. */
+bool tyr__arg_ok(tyr_site s, const char *op, const char *arg, const tyr_tensor *t);
+bool tyr__same_device(tyr_site s, const char *op, const tyr_tensor *a, const tyr_tensor *b);
+bool tyr__same_dtype(tyr_site s, const char *op, const tyr_tensor *a, const tyr_tensor *b);
+bool tyr__is_float(tyr_site s, const char *op, const char *arg, const tyr_tensor *t);
+bool tyr__is_index(tyr_site s, const char *op, const char *arg, const tyr_tensor *t);
+bool tyr__same_shape(tyr_site s, const char *op, const tyr_tensor *a, const tyr_tensor *b);
+bool tyr__rank_is(tyr_site s, const char *op, const char *arg, const tyr_tensor *t, int r);
+/* Normalises a dim (negative counts from the end); false after raising. */
+bool tyr__dim_ok(tyr_site s, const char *op, const tyr_tensor *t, int *dim);
+static inline bool tyr__shape_eq(const tyr_tensor *a, const tyr_tensor *b) {
+  return a->rank == b->rank && !memcmp(a->shape, b->shape, sizeof(int64_t) * (size_t)a->rank);
+}
+
+/* A new contiguous tensor on t's device. */
+tyr_tensor *tyr__new(tyr_site s, const char *op, tyr_dtype dt, tyr_device dev, int rank,
+                     const int64_t *shape);
+static inline tyr_tensor *tyr__new_like(tyr_site s, const char *op, const tyr_tensor *t) {
+  return tyr__new(s, op, t->dtype, t->device, t->rank, t->shape);
+}
+/* t itself if contiguous, else a contiguous copy (not recorded). */
+tyr_tensor *tyr__contig(tyr_site s, const char *op, tyr_tensor *t);
+/* A copy of t converted to dt (not recorded). */
+tyr_tensor *tyr__convert(tyr_site s, const char *op, tyr_tensor *t, tyr_dtype dt);
+/* True when kernels cannot take t's dtype directly: bf16/f16 on the CPU. */
+static inline bool tyr__needs_f32(const tyr_tensor *t) {
+  return t->device.type == TYR_CPU && (t->dtype == TYR_BF16 || t->dtype == TYR_F16);
+}
+static inline const tyr_backend *tyr__be(const tyr_tensor *t) {
+  return tyr_backend_lookup(t->device);
+}
+#endif
