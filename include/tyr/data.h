@@ -61,6 +61,7 @@
 #include <stdint.h>
 
 #include "tyr/tensor.h"
+#include "tyr/typed.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -164,7 +165,48 @@ tyr_loader_state tyr_loader_get_state(const tyr_loader *l);
 /* Returns 0, or the status when the state does not fit this loader's data. */
 int tyr_loader_set_state_at(tyr_site s, tyr_loader *l, tyr_loader_state st);
 
+/* The erased call after checking B and T against the declared dims. */
+int tyr__loader_next_checked_at(tyr_site s, tyr_loader *l, int64_t B, int64_t T,
+                                const int64_t xdims[2], const int64_t ydims[2], tyr_tensor **x,
+                                tyr_tensor **y);
+
 #ifdef __cplusplus
 }
 #endif
+
+/* ---- the typed form ---------------------------------------------------------
+ * The batch shape in the C type:
+ *
+ *     tyr_T(B, T) x, y;
+ *     if (tyr_loader_next(loader, B, T, &x, &y)) ...   // 0 or the status
+ *
+ * x and y must be rank-2 handles.  When B and T and the dims of their types
+ * are constants that differ, the build fails; otherwise the dims the types
+ * claim are checked at run time (an error names the call).  B and T follow
+ * the typed layer's rule: positive and free of side effects.  On error *x
+ * and *y are NULL. */
+TYR_CT_ERROR(tyr__loader_next_rank_error,
+             "tyr_loader_next: x and y must be rank-2 handles, declared tyr_T(B, T)");
+TYR_CT_ERROR(tyr__loader_next_shape_error,
+             "tyr_loader_next: B and T differ from the dims in the type of x or y");
+#define tyr_loader_next(l, B, T, px, py)                                                           \
+  ({                                                                                               \
+    __auto_type tyr__px = (px);                                                                    \
+    __auto_type tyr__py = (py);                                                                    \
+    TYR_CT_RANK(*tyr__px, 2, tyr__loader_next_rank_error);                                         \
+    TYR_CT_RANK(*tyr__py, 2, tyr__loader_next_rank_error);                                         \
+    TYR_CT_CHECK(TYR__D0(*tyr__px) == (B) && TYR__D1(*tyr__px) == (T) &&                           \
+                     TYR__D0(*tyr__py) == (B) && TYR__D1(*tyr__py) == (T),                         \
+                 tyr__loader_next_shape_error);                                                    \
+    tyr_tensor *tyr__lx = NULL, *tyr__ly = NULL;                                                   \
+    int tyr__lrc = tyr__loader_next_checked_at(                                                    \
+        TYR_SITE, (l), (B), (T), (const int64_t[]){TYR__D0(*tyr__px), TYR__D1(*tyr__px)},          \
+        (const int64_t[]){TYR__D0(*tyr__py), TYR__D1(*tyr__py)}, &tyr__lx, &tyr__ly);              \
+    *tyr__px = (__typeof__(*tyr__px))(tyr__lrc ? NULL : tyr_cast(tyr__lx, B, T));                  \
+    *tyr__py = (__typeof__(*tyr__py))(tyr__lrc ? NULL : tyr_cast(tyr__ly, B, T));                  \
+    tyr__lrc;                                                                                      \
+  })
+/* Another name for the typed form. */
+#define tyr_loader_next_typed tyr_loader_next
+
 #endif

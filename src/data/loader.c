@@ -330,6 +330,19 @@ int tyr_loader_next_at(tyr_site s, tyr_loader *l, int64_t B, int64_t T, tyr_tens
   return 0;
 }
 
+int tyr__loader_next_checked_at(tyr_site s, tyr_loader *l, int64_t B, int64_t T,
+                                const int64_t xdims[2], const int64_t ydims[2], tyr_tensor **x,
+                                tyr_tensor **y) {
+  *x = *y = NULL;
+  const int64_t *d[2] = {xdims, ydims};
+  for (int i = 0; i < 2; i++)
+    if (d[i][0] != B || d[i][1] != T)
+      return tyr_raise(TYR_ERR_SHAPE, s, "tyr_loader_next",
+                       "%s is declared [%lld, %lld] but the batch is [%lld, %lld]", i ? "y" : "x",
+                       (long long)d[i][0], (long long)d[i][1], (long long)B, (long long)T);
+  return tyr_loader_next_at(s, l, B, T, x, y);
+}
+
 int64_t tyr_loader_epoch(const tyr_loader *l) {
   return l ? l->epoch : 0;
 }

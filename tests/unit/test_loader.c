@@ -435,6 +435,49 @@ static void test_state_resume(void **state) {
   tyr_loader_close(b);
 }
 
+static void test_typed_next(void **state) {
+  (void)state;
+  int64_t len[1] = {200};
+  const char *d = make_shards("typed", len, 1);
+  tyr_loader *l = tyr_loader_open(d, NULL);
+  enum { B = 2, T = 8 };
+  tyr_T(B, T) x, y;
+  assert_int_equal(tyr_loader_next(l, B, T, &x, &y), 0);
+  assert_int_equal(tyr_dim(x, 0), B);
+  assert_int_equal(tyr_dim(y, 1), T);
+  assert_int_equal(tyr_erase(x)->dtype, TYR_I64);
+  assert_int_equal((int64_t)tyr_get(x, 1, 3), TOK(0, 8 + 3));
+  assert_int_equal((int64_t)tyr_get(y, 1, 3), TOK(0, 8 + 4));
+  tyr_free(x);
+  tyr_free(y);
+
+  /* run-time dims */
+  int64_t b = 3, t = 5;
+  tyr_T(b, t) xd, yd;
+  assert_int_equal(tyr_loader_next_typed(l, b, t, &xd, &yd), 0);
+  assert_int_equal(tyr_dim(xd, 0), 3);
+  assert_int_equal((int64_t)tyr_get(xd, 0, 0), TOK(0, 20)); /* T = 8 position 16 -> T = 5: 20 */
+  tyr_free(xd);
+  tyr_free(yd);
+  /* a call whose shape is not the handles' declared shape */
+  EXPECT_TYR_ERROR(tyr_loader_next(l, b, t + 1, &xd, &yd),
+                   "tyr_loader_next: x is declared [3, 5] but the batch is [3, 6]");
+  assert_null(xd);
+  assert_null(yd);
+  /* that moved nothing: the next batch goes on at 35 */
+  assert_int_equal(tyr_loader_next(l, b, t, &xd, &yd), 0);
+  assert_int_equal((int64_t)tyr_get(xd, 0, 0), TOK(0, 35));
+  tyr_free(xd);
+  tyr_free(yd);
+  /* errors of the erased call come through */
+  int64_t big = 500;
+  tyr_T(b, big) xb, yb;
+  EXPECT_TYR_ERROR(tyr_loader_next(l, b, big, &xb, &yb), "no window of T + 1 = 501 tokens");
+  assert_null(xb);
+  assert_null(yb);
+  tyr_loader_close(l);
+}
+
 static void test_errors(void **state) {
   (void)state;
   int64_t len[1] = {50};
@@ -486,6 +529,7 @@ int main(void) {
       TYR_TEST(test_changing_batch_shape),
       TYR_TEST(test_scope_owns_batches),
       TYR_TEST(test_state_resume),
+      TYR_TEST(test_typed_next),
       TYR_TEST(test_errors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
