@@ -136,6 +136,19 @@ typedef struct tyr_backend {
   void (*cross_entropy_backward)(tyr_tensor *glogits, const tyr_tensor *logits,
                                  const tyr_tensor *targets, int64_t ignore_index,
                                  const tyr_tensor *gloss);
+
+  /* optimizer steps, in place on param and state (all contiguous; state
+   * f32; param and grad f32, f64 or bf16) */
+  void (*adamw_step)(tyr_tensor *param, const tyr_tensor *grad, tyr_tensor *m, tyr_tensor *v,
+                     double lr, double beta1, double beta2, double eps, double weight_decay,
+                     int64_t step);
+  void (*sgd_step)(tyr_tensor *param, const tyr_tensor *grad, tyr_tensor *buf, double lr,
+                   double momentum, double dampening, double weight_decay, bool nesterov,
+                   bool first);
+  /* sum of squares of all elements, in double (for gradient norms) */
+  double (*sum_squares)(const tyr_tensor *t);
+  /* t *= c in place */
+  void (*scale_)(tyr_tensor *t, double c);
 } tyr_backend;
 
 /* Whether the last two dims of t can be handed to a BLAS GEMM as they are:

@@ -63,6 +63,14 @@ void tyr_cpu_cross_entropy(tyr_tensor *losses, const tyr_tensor *logits, const t
 void tyr_cpu_cross_entropy_backward(tyr_tensor *glogits, const tyr_tensor *logits,
                                     const tyr_tensor *targets, int64_t ignore_index,
                                     const tyr_tensor *gloss);
+void tyr_cpu_adamw_step(tyr_tensor *param, const tyr_tensor *grad, tyr_tensor *m, tyr_tensor *v,
+                        double lr, double beta1, double beta2, double eps, double weight_decay,
+                        int64_t step);
+void tyr_cpu_sgd_step(tyr_tensor *param, const tyr_tensor *grad, tyr_tensor *buf, double lr,
+                      double momentum, double dampening, double weight_decay, bool nesterov,
+                      bool first);
+double tyr_cpu_sum_squares(const tyr_tensor *t);
+void tyr_cpu_scale_(tyr_tensor *t, double c);
 static inline int64_t tyr_index_load(const tyr_tensor *idx, int64_t off) {
   return idx->dtype == TYR_I32 ? TYR_BASE(idx, int32_t)[off] : TYR_BASE(idx, int64_t)[off];
 }

@@ -154,6 +154,10 @@ const tyr_backend tyr_cpu_backend = {
     .scatter_add = tyr_cpu_scatter_add,
     .cross_entropy = tyr_cpu_cross_entropy,
     .cross_entropy_backward = tyr_cpu_cross_entropy_backward,
+    .adamw_step = tyr_cpu_adamw_step,
+    .sgd_step = tyr_cpu_sgd_step,
+    .sum_squares = tyr_cpu_sum_squares,
+    .scale_ = tyr_cpu_scale_,
 };
 
 void tyr_set_num_threads(int n) {

@@ -1,0 +1,89 @@
+/* tyr/optim.h - optimizers over a parameter collection (SGD with momentum
+ * and Nesterov, AdamW with decoupled weight decay and parameter groups) and
+ * learning-rate schedules. */
+#ifndef TYR_OPTIM_H
+#define TYR_OPTIM_H
+#include "tyr/params.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TYR_OPTIM_MAX_GROUPS 8
+
+/* A parameter group: its learning rate is lr_scale * the optimizer's lr. */
+typedef struct tyr_param_group {
+  double lr_scale;
+  double weight_decay;
+} tyr_param_group;
+
+typedef enum tyr_optim_kind { TYR_OPTIM_SGD, TYR_OPTIM_ADAMW } tyr_optim_kind;
+
+typedef struct tyr_optim_config {
+  tyr_optim_kind kind;
+  double lr;
+  double beta1, beta2, eps; /* AdamW */
+  double momentum, dampening; /* SGD */
+  bool nesterov;
+  int ngroups; /* 0: one group with weight_decay below */
+  tyr_param_group groups[TYR_OPTIM_MAX_GROUPS];
+  double weight_decay;
+} tyr_optim_config;
+
+/* Defaults: AdamW betas (0.9, 0.999), eps 1e-8, weight decay 0.01. */
+tyr_optim_config tyr_adamw_config(double lr);
+tyr_optim_config tyr_sgd_config(double lr, double momentum);
+
+typedef struct tyr_optim {
+  tyr_optim_config cfg;
+  tyr_params *params;
+  int64_t step;
+  /* state per parameter, in the collection's order: AdamW m and v, SGD
+   * momentum buffer (in v) — f32, on the parameter's device */
+  tyr_tensor **m, **v;
+  int n;
+} tyr_optim;
+
+/* The optimizer keeps a pointer to ps, which must outlive it. */
+int tyr_optim_init_at(tyr_site s, tyr_optim *opt, tyr_params *ps, tyr_optim_config cfg);
+#define tyr_optim_init(opt, ps, cfg) tyr_optim_init_at(TYR_SITE, (opt), (ps), (cfg))
+void tyr_optim_free(tyr_optim *opt);
+/* One update with the current gradients (parameters without a gradient
+ * are skipped); lr overrides the configured rate when >= 0. */
+int tyr_optim_step_at(tyr_site s, tyr_optim *opt, double lr);
+#define tyr_optim_step(opt, lr) tyr_optim_step_at(TYR_SITE, (opt), (lr))
+void tyr_optim_zero_grad(tyr_optim *opt);
+/* Adds the optimizer's state to ps (borrowed names "optim.<param>.m" etc.,
+ * the tensors stay owned by opt) for checkpoints: see tyr_checkpoint. */
+int tyr_optim_state_tensors(tyr_optim *opt, int max, const char **names, tyr_tensor **tensors,
+                            char (*name_buf)[TYR_PARAM_NAME_MAX + 16]);
+
+/* Assigns groups the usual way: group 0 (decay) for rank >= 2 parameters,
+ * group 1 (no decay) for biases, norms' weights and other 1-D ones. */
+void tyr_params_group_by_rank(tyr_params *ps);
+
+/* ---- learning-rate schedules ------------------------------------------- */
+typedef enum tyr_lr_kind {
+  TYR_LR_CONSTANT,
+  TYR_LR_WARMUP_LINEAR, /* warmup, then linear decay to min_lr at total */
+  TYR_LR_WARMUP_COSINE, /* warmup, then cosine to min_lr at decay_steps, then min_lr */
+  TYR_LR_WARMUP_PLATEAU_WARMDOWN /* warmup, constant, then linear to min_lr over the last warmdown steps */
+} tyr_lr_kind;
+
+typedef struct tyr_lr_schedule {
+  tyr_lr_kind kind;
+  double max_lr, min_lr;
+  int64_t warmup;       /* steps of linear warmup from 0 */
+  int64_t decay_steps;  /* cosine: step at which min_lr is reached */
+  int64_t total;        /* linear, warmdown: the last step */
+  int64_t warmdown;     /* warmdown steps before total */
+} tyr_lr_schedule;
+
+/* The rate at step (0-based). */
+double tyr_lr_at(const tyr_lr_schedule *sch, int64_t step);
+bool tyr_lr_kind_parse(const char *s, tyr_lr_kind *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

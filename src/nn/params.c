@@ -1,0 +1,132 @@
+/* The parameter collection. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/backend.h"
+#include "tyr/autograd.h"
+#include "tyr/params.h"
+
+void tyr_params_init(tyr_params *ps) { memset(ps, 0, sizeof *ps); }
+
+void tyr_params_free(tyr_params *ps) {
+  for (int i = 0; i < ps->n; i++) tyr_tensor_free(ps->items[i].t);
+  free(ps->items);
+  memset(ps, 0, sizeof *ps);
+}
+
+tyr_param *tyr_params_find(const tyr_params *ps, const char *name) {
+  for (int i = 0; i < ps->n; i++)
+    if (strcmp(ps->items[i].name, name) == 0) return &ps->items[i];
+  return NULL;
+}
+
+tyr_tensor *tyr_params_add_at(tyr_site s, tyr_params *ps, const char *name, tyr_tensor *t) {
+  const char *op = "tyr_params_add";
+  if (!t) {
+    tyr_raise(TYR_ERR_ARG, s, op, "parameter '%s' is NULL", name ? name : "?");
+    return NULL;
+  }
+  if (!name || !name[0] || strlen(name) >= TYR_PARAM_NAME_MAX) {
+    tyr_raise(TYR_ERR_ARG, s, op, "a parameter name must have 1 to %d characters", TYR_PARAM_NAME_MAX - 1);
+    return NULL;
+  }
+  if (tyr_params_find(ps, name)) {
+    tyr_raise(TYR_ERR_ARG, s, op, "a parameter named '%s' already exists", name);
+    return NULL;
+  }
+  if (ps->n == ps->cap) {
+    int cap = ps->cap ? ps->cap * 2 : 32;
+    tyr_param *p = realloc(ps->items, (size_t)cap * sizeof *p);
+    if (!p) {
+      tyr_raise(TYR_ERR_MEMORY, s, op, "out of host memory");
+      return NULL;
+    }
+    ps->items = p;
+    ps->cap = cap;
+  }
+  tyr_param *p = &ps->items[ps->n++];
+  memset(p, 0, sizeof *p);
+  snprintf(p->name, sizeof p->name, "%s", name);
+  p->t = tyr_keep_e(t);
+  p->t->name = p->name;
+  if (tyr_dtype_is_float(t->dtype)) t->requires_grad = true;
+  return t;
+}
+
+tyr_tensor *tyr_params_addf_at(tyr_site s, tyr_params *ps, tyr_tensor *t, const char *fmt, ...) {
+  char name[TYR_PARAM_NAME_MAX + 8];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(name, sizeof name, fmt, ap);
+  va_end(ap);
+  return tyr_params_add_at(s, ps, name, t);
+}
+
+int64_t tyr_params_numel(const tyr_params *ps) {
+  int64_t n = 0;
+  for (int i = 0; i < ps->n; i++) n += tyr_numel(ps->items[i].t);
+  return n;
+}
+
+void tyr_params_zero_grad(tyr_params *ps) {
+  for (int i = 0; i < ps->n; i++) tyr_zero_grad_e(ps->items[i].t);
+}
+
+void tyr_params_requires_grad(tyr_params *ps, bool on) {
+  for (int i = 0; i < ps->n; i++)
+    if (tyr_dtype_is_float(ps->items[i].t->dtype)) ps->items[i].t->requires_grad = on;
+}
+
+void tyr_params_map(tyr_params *ps, tyr_param_fn fn, void *ctx) {
+  for (int i = 0; i < ps->n; i++) fn(&ps->items[i], ctx);
+}
+
+int tyr_params_zip_at(tyr_site s, tyr_params *a, tyr_params *b, tyr_param_zip_fn fn, void *ctx) {
+  if (a->n != b->n)
+    return tyr_raise(TYR_ERR_ARG, s, "tyr_params_zip", "collections have %d and %d parameters", a->n, b->n);
+  for (int i = 0; i < a->n; i++) {
+    tyr_param *pb = tyr_params_find(b, a->items[i].name);
+    if (!pb)
+      return tyr_raise(TYR_ERR_ARG, s, "tyr_params_zip", "'%s' is missing from the second collection",
+                       a->items[i].name);
+    tyr_tensor *x = a->items[i].t, *y = pb->t;
+    if (x->rank != y->rank || memcmp(x->shape, y->shape, sizeof(int64_t) * (size_t)x->rank)) {
+      char sa[160], sb[160];
+      return tyr_raise(TYR_ERR_SHAPE, s, "tyr_params_zip", "'%s' is %s in one collection and %s in the other",
+                       a->items[i].name, tyr_shape_str(x->shape, x->rank, sa, sizeof sa),
+                       tyr_shape_str(y->shape, y->rank, sb, sizeof sb));
+    }
+  }
+  for (int i = 0; i < a->n; i++) fn(&a->items[i], tyr_params_find(b, a->items[i].name), ctx);
+  return 0;
+}
+
+double tyr_params_fold(tyr_params *ps, tyr_param_fold_fn fn, double init, void *ctx) {
+  double acc = init;
+  for (int i = 0; i < ps->n; i++) acc = fn(acc, &ps->items[i], ctx);
+  return acc;
+}
+
+double tyr_params_grad_norm(tyr_params *ps) {
+  double ss = 0;
+  for (int i = 0; i < ps->n; i++) {
+    tyr_tensor *g = ps->items[i].t->grad;
+    if (g) ss += tyr_backend_lookup(g->device)->sum_squares(g);
+  }
+  return sqrt(ss);
+}
+
+double tyr_params_clip_grad_norm(tyr_params *ps, double max_norm) {
+  double norm = tyr_params_grad_norm(ps);
+  if (max_norm > 0 && norm > max_norm && isfinite(norm)) {
+    double c = max_norm / (norm + 1e-6);
+    for (int i = 0; i < ps->n; i++) {
+      tyr_tensor *g = ps->items[i].t->grad;
+      if (g) tyr_backend_lookup(g->device)->scale_(g, c);
+    }
+  }
+  return norm;
+}

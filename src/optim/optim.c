@@ -1,0 +1,137 @@
+/* SGD and AdamW over a parameter collection. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/backend.h"
+#include "tyr/optim.h"
+
+tyr_optim_config tyr_adamw_config(double lr) {
+  tyr_optim_config c;
+  memset(&c, 0, sizeof c);
+  c.kind = TYR_OPTIM_ADAMW;
+  c.lr = lr;
+  c.beta1 = 0.9;
+  c.beta2 = 0.999;
+  c.eps = 1e-8;
+  c.weight_decay = 0.01;
+  return c;
+}
+
+tyr_optim_config tyr_sgd_config(double lr, double momentum) {
+  tyr_optim_config c;
+  memset(&c, 0, sizeof c);
+  c.kind = TYR_OPTIM_SGD;
+  c.lr = lr;
+  c.momentum = momentum;
+  return c;
+}
+
+void tyr_params_group_by_rank(tyr_params *ps) {
+  for (int i = 0; i < ps->n; i++) ps->items[i].group = ps->items[i].t->rank >= 2 ? 0 : 1;
+}
+
+int tyr_optim_init_at(tyr_site s, tyr_optim *opt, tyr_params *ps, tyr_optim_config cfg) {
+  const char *op = "tyr_optim_init";
+  memset(opt, 0, sizeof *opt);
+  if (!(cfg.lr >= 0)) return tyr_raise(TYR_ERR_ARG, s, op, "lr must be >= 0, got %g", cfg.lr);
+  if (cfg.kind == TYR_OPTIM_ADAMW && (!(cfg.beta1 >= 0 && cfg.beta1 < 1) || !(cfg.beta2 >= 0 && cfg.beta2 < 1)))
+    return tyr_raise(TYR_ERR_ARG, s, op, "betas must be in [0, 1), got %g, %g", cfg.beta1, cfg.beta2);
+  if (cfg.ngroups < 0 || cfg.ngroups > TYR_OPTIM_MAX_GROUPS)
+    return tyr_raise(TYR_ERR_ARG, s, op, "ngroups must be in 0..%d", TYR_OPTIM_MAX_GROUPS);
+  if (cfg.ngroups == 0) {
+    cfg.ngroups = 1;
+    cfg.groups[0] = (tyr_param_group){1.0, cfg.weight_decay};
+  }
+  for (int i = 0; i < ps->n; i++)
+    if (ps->items[i].group < 0 || ps->items[i].group >= cfg.ngroups)
+      return tyr_raise(TYR_ERR_ARG, s, op, "parameter '%s' is in group %d, but there are %d groups",
+                       ps->items[i].name, ps->items[i].group, cfg.ngroups);
+  opt->cfg = cfg;
+  opt->params = ps;
+  opt->n = ps->n;
+  opt->m = calloc((size_t)ps->n + 1, sizeof *opt->m);
+  opt->v = calloc((size_t)ps->n + 1, sizeof *opt->v);
+  if (!opt->m || !opt->v) {
+    free(opt->m);
+    free(opt->v);
+    return tyr_raise(TYR_ERR_MEMORY, s, op, "out of host memory");
+  }
+  for (int i = 0; i < ps->n; i++) {
+    tyr_tensor *p = ps->items[i].t;
+    bool need_m = cfg.kind == TYR_OPTIM_ADAMW, need_v = cfg.kind == TYR_OPTIM_ADAMW || cfg.momentum != 0;
+    if (need_m) {
+      opt->m[i] = tyr_keep_e(tyr_empty_at(s, TYR_F32, p->device, p->rank, p->shape));
+      if (!opt->m[i]) goto fail;
+      tyr_backend_lookup(p->device)->fill(opt->m[i], 0);
+    }
+    if (need_v) {
+      opt->v[i] = tyr_keep_e(tyr_empty_at(s, TYR_F32, p->device, p->rank, p->shape));
+      if (!opt->v[i]) goto fail;
+      tyr_backend_lookup(p->device)->fill(opt->v[i], 0);
+    }
+  }
+  return 0;
+fail:
+  tyr_optim_free(opt);
+  return TYR_ERR_MEMORY;
+}
+
+void tyr_optim_free(tyr_optim *opt) {
+  for (int i = 0; i < opt->n; i++) {
+    if (opt->m) tyr_tensor_free(opt->m[i]);
+    if (opt->v) tyr_tensor_free(opt->v[i]);
+  }
+  free(opt->m);
+  free(opt->v);
+  memset(opt, 0, sizeof *opt);
+}
+
+int tyr_optim_step_at(tyr_site s, tyr_optim *opt, double lr) {
+  const char *op = "tyr_optim_step";
+  if (!opt->params) return tyr_raise(TYR_ERR_STATE, s, op, "optimizer is not initialised");
+  if (opt->params->n != opt->n)
+    return tyr_raise(TYR_ERR_STATE, s, op, "the collection has %d parameters, the optimizer was made for %d",
+                     opt->params->n, opt->n);
+  if (lr < 0) lr = opt->cfg.lr;
+  opt->step++;
+  const tyr_optim_config *c = &opt->cfg;
+  for (int i = 0; i < opt->n; i++) {
+    tyr_param *pp = &opt->params->items[i];
+    tyr_tensor *p = pp->t, *g = p->grad;
+    if (!g) continue;
+    const tyr_param_group *grp = &c->groups[pp->group];
+    const tyr_backend *be = tyr_backend_lookup(p->device);
+    if (!tyr_is_contiguous(p))
+      return tyr_raise(TYR_ERR_ARG, s, op, "parameter '%s' is not contiguous", pp->name);
+    if (c->kind == TYR_OPTIM_ADAMW)
+      be->adamw_step(p, g, opt->m[i], opt->v[i], lr * grp->lr_scale, c->beta1, c->beta2, c->eps,
+                     grp->weight_decay, opt->step);
+    else
+      be->sgd_step(p, g, opt->v[i], lr * grp->lr_scale, c->momentum, c->dampening, grp->weight_decay,
+                   c->nesterov, opt->step == 1);
+  }
+  return 0;
+}
+
+void tyr_optim_zero_grad(tyr_optim *opt) {
+  if (opt->params) tyr_params_zero_grad(opt->params);
+}
+
+int tyr_optim_state_tensors(tyr_optim *opt, int max, const char **names, tyr_tensor **tensors,
+                            char (*name_buf)[TYR_PARAM_NAME_MAX + 16]) {
+  int k = 0;
+  for (int i = 0; i < opt->n; i++) {
+    tyr_tensor *st[2] = {opt->m[i], opt->v[i]};
+    const char *suffix[2] = {"m", "v"};
+    for (int j = 0; j < 2; j++) {
+      if (!st[j]) continue;
+      if (k >= max) return -1;
+      snprintf(name_buf[k], TYR_PARAM_NAME_MAX + 16, "optim.%s.%s", opt->params->items[i].name, suffix[j]);
+      names[k] = name_buf[k];
+      tensors[k] = st[j];
+      k++;
+    }
+  }
+  return k;
+}
