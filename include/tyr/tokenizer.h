@@ -101,7 +101,8 @@ int tyr_tokenizer_encode_append_at(tyr_site s, const tyr_tokenizer *t, const cha
 #define tyr_tokenizer_encode_append(t, text, len, allow_special, ids, cap, n)                      \
   tyr_tokenizer_encode_append_at(TYR_SITE, (t), (text), (len), (allow_special), (ids), (cap), (n))
 
-/* Decodes n ids into *out (grown with realloc; always NUL-terminated, the
+/* Decodes n ids into *out (grown with realloc, with some bytes to spare;
+ * always NUL-terminated, the
  * NUL not counted).  Special tokens decode to their text.  Returns the
  * number of bytes, or TYR_TOKENIZER_FAIL on an id that is not a token. */
 size_t tyr_tokenizer_decode_at(tyr_site s, const tyr_tokenizer *t, const uint32_t *ids, size_t n,

@@ -140,11 +140,12 @@ int64_t bpe_token_lookup(const tyr_tokenizer *t, const uint8_t *p, size_t n, uin
   size_t mask = t->tmap_cap - 1;
   uint32_t hi = (uint32_t)(h >> 32);
   for (size_t i = h & mask;; i = (i + 1) & mask) {
-    uint32_t v = t->tmap[i];
-    if (!v) return -1;
-    uint32_t id = v - 1;
-    if (t->tmap_h[i] == hi && t->len[id] == n && memcmp(t->bytes + t->off[id], p, n) == 0)
-      return id;
+    bpe_tmap_slot sl = t->tmap[i];
+    if (!sl.id1) return -1;
+    if (sl.hhi == hi) {
+      bpe_tok k = t->tok[sl.id1 - 1];
+      if (k.len == n && memcmp(t->bytes + k.off, p, n) == 0) return sl.id1 - 1;
+    }
   }
 }
 
@@ -261,10 +262,9 @@ tyr_tokenizer *bpe_build_lines(tyr_site s, const char *op, const char *name, con
   for (int i = 0; i < BPE_NCACHE; i++) atomic_flag_clear(&t->busy[i]);
   t->n_ids = (uint32_t)max_id + 1;
   t->n_ranks = (uint32_t)n;
-  t->off = calloc(t->n_ids, sizeof *t->off);
-  t->len = calloc(t->n_ids, sizeof *t->len);
+  t->tok = calloc(t->n_ids, sizeof *t->tok);
   t->kind = calloc(t->n_ids, 1);
-  t->bytes = malloc(total ? total : 1);
+  t->bytes = calloc(total + BPE_PAD, 1);
   t->pattern = strdup(pattern);
   t->n_specials = n_specials;
   t->special_ids = malloc(sizeof(uint32_t) * (size_t)(n_specials + 1));
@@ -274,9 +274,8 @@ tyr_tokenizer *bpe_build_lines(tyr_site s, const char *op, const char *name, con
   while (tcap < 2 * n + 2) tcap *= 2;
   t->tmap_cap = tcap;
   t->tmap = calloc(tcap, sizeof *t->tmap);
-  t->tmap_h = calloc(tcap, sizeof *t->tmap_h);
-  if (!t->off || !t->len || !t->kind || !t->bytes || !t->pattern || !t->special_ids ||
-      !t->special_off || !t->special_len || !t->tmap || !t->tmap_h)
+  if (!t->tok || !t->kind || !t->bytes || !t->pattern || !t->special_ids ||
+      !t->special_off || !t->special_len || !t->tmap)
     goto oom;
 
   /* ranked tokens */
@@ -289,8 +288,8 @@ tyr_tokenizer *bpe_build_lines(tyr_site s, const char *op, const char *name, con
       goto fail;
     }
     t->kind[r] = BPE_RANK;
-    t->off[r] = (uint32_t)used;
-    t->len[r] = tok_len[i];
+    t->tok[r].off = (uint32_t)used;
+    t->tok[r].len = tok_len[i];
     memcpy(t->bytes + used, tok[i], tok_len[i]);
     used += tok_len[i];
     uint64_t h = bpe_hash(tok[i], tok_len[i]);
@@ -302,9 +301,9 @@ tyr_tokenizer *bpe_build_lines(tyr_site s, const char *op, const char *name, con
       goto fail;
     }
     size_t j = h & (tcap - 1);
-    while (t->tmap[j]) j = (j + 1) & (tcap - 1);
-    t->tmap[j] = r + 1;
-    t->tmap_h[j] = (uint32_t)(h >> 32);
+    while (t->tmap[j].id1) j = (j + 1) & (tcap - 1);
+    t->tmap[j].id1 = r + 1;
+    t->tmap[j].hhi = (uint32_t)(h >> 32);
   }
   for (int b = 0; b < 256; b++) {
     uint8_t c = (uint8_t)b;
@@ -339,8 +338,8 @@ tyr_tokenizer *bpe_build_lines(tyr_site s, const char *op, const char *name, con
       }
     }
     t->kind[id] = BPE_SPECIAL;
-    t->off[id] = (uint32_t)used;
-    t->len[id] = len;
+    t->tok[id].off = (uint32_t)used;
+    t->tok[id].len = len;
     memcpy(t->bytes + used, specials[k], len);
     t->special_ids[k] = id;
     t->special_off[k] = (uint32_t)used;
@@ -354,9 +353,9 @@ tyr_tokenizer *bpe_build_lines(tyr_site s, const char *op, const char *name, con
   /* pairs: every split of a ranked token into two ranked tokens */
   size_t npairs = 0;
   for (uint32_t id = 0; id < t->n_ids; id++) {
-    if (t->kind[id] != BPE_RANK || t->len[id] < 2) continue;
-    const uint8_t *p = t->bytes + t->off[id];
-    uint32_t len = t->len[id];
+    if (t->kind[id] != BPE_RANK || t->tok[id].len < 2) continue;
+    const uint8_t *p = t->bytes + t->tok[id].off;
+    uint32_t len = t->tok[id].len;
     for (uint32_t k = 1; k < len; k++) {
       int64_t a = bpe_token_lookup(t, p, k, bpe_hash(p, k));
       if (a < 0) continue;
@@ -395,12 +394,10 @@ void tyr_tokenizer_free(tyr_tokenizer *t) {
   for (int i = 0; i < BPE_NCACHE; i++) work_free(&t->work[i]);
   pcre2_code_free(t->re);
   free(t->pattern);
-  free(t->off);
-  free(t->len);
+  free(t->tok);
   free(t->kind);
   free(t->bytes);
   free(t->tmap);
-  free(t->tmap_h);
   free(t->pkeys);
   free(t->pvals);
   free(t->special_ids);
@@ -448,8 +445,8 @@ int64_t tyr_tokenizer_token_id(const tyr_tokenizer *t, const void *bytes, size_t
 
 const uint8_t *tyr_tokenizer_token_bytes(const tyr_tokenizer *t, uint32_t id, size_t *len) {
   if (!t || id >= t->n_ids || t->kind[id] == BPE_NONE) return NULL;
-  if (len) *len = t->len[id];
-  return t->bytes + t->off[id];
+  if (len) *len = t->tok[id].len;
+  return t->bytes + t->tok[id].off;
 }
 
 bool tyr_tokenizer_is_special(const tyr_tokenizer *t, uint32_t id) {
@@ -837,11 +834,11 @@ size_t tyr_tokenizer_decode_at(tyr_site s, const tyr_tokenizer *t, const uint32_
                 t->n_ids);
       return TYR_TOKENIZER_FAIL;
     }
-    total += t->len[id];
+    total += t->tok[id].len;
   }
-  if (total + 1 > *cap) {
+  if (total + 1 + BPE_PAD > *cap) {
     size_t ncap = *cap ? *cap : 64;
-    while (ncap < total + 1) ncap *= 2;
+    while (ncap < total + 1 + BPE_PAD) ncap *= 2;
     char *p = realloc(*out, ncap);
     if (!p) {
       tyr_raise(TYR_ERR_MEMORY, s, op, "cannot allocate %zu bytes", ncap);
@@ -852,9 +849,14 @@ size_t tyr_tokenizer_decode_at(tyr_site s, const tyr_tokenizer *t, const uint32_
   }
   char *d = *out;
   for (size_t i = 0; i < n; i++) {
-    uint32_t id = ids[i];
-    memcpy(d, t->bytes + t->off[id], t->len[id]);
-    d += t->len[id];
+    bpe_tok k = t->tok[ids[i]];
+    const uint8_t *src = t->bytes + k.off;
+    /* the arena and the output have BPE_PAD bytes to spare */
+    if (k.len <= BPE_PAD)
+      memcpy(d, src, BPE_PAD);
+    else
+      memcpy(d, src, k.len);
+    d += k.len;
   }
   *d = 0;
   return total;

@@ -89,21 +89,33 @@ typedef struct bpe_work {
   size_t scap;
 } bpe_work;
 
+typedef struct bpe_tok {
+  uint32_t off, len;
+} bpe_tok;
+
+typedef struct bpe_tmap_slot {
+  uint32_t id1; /* id + 1; 0: empty */
+  uint32_t hhi; /* high half of the hash, to skip most compares */
+} bpe_tmap_slot;
+
+/* Token bytes are followed by this much padding, so short tokens can be
+ * copied with fixed-size moves. */
+#define BPE_PAD 16
+
 struct tyr_tokenizer {
   char *pattern;
   pcre2_code *re;
   bool jit;
-  /* tokens by id: bytes[off[id] .. off[id]+len[id]); len 0: no token */
+  /* tokens by id: bytes[tok[id].off ..][.. tok[id].len); len 0: no token */
   uint32_t n_ids;
-  uint32_t *off, *len;
+  bpe_tok *tok;
   uint8_t *kind; /* BPE_NONE, BPE_RANK, BPE_SPECIAL */
   uint8_t *bytes;
   size_t nbytes;
   uint32_t n_ranks;
   uint32_t byte_id[256];
   /* ordinary tokens: bytes -> id (open addressing, id + 1; 0 empty) */
-  uint32_t *tmap;
-  uint32_t *tmap_h; /* high bits of the hash, to skip most compares */
+  bpe_tmap_slot *tmap;
   size_t tmap_cap;
   /* pairs: (a << 32 | b) -> id of the concatenation */
   uint64_t *pkeys;

@@ -558,7 +558,7 @@ char *bpe_serialize(const tyr_tokenizer *t, size_t *len) {
   size_t cap = 64 + strlen(t->pattern);
   for (int k = 0; k < t->n_specials; k++) cap += 32 + t->special_len[k];
   for (uint32_t id = 0; id < t->n_ids; id++)
-    if (t->kind[id] == BPE_RANK) cap += (t->len[id] + 2) / 3 * 4 + 12;
+    if (t->kind[id] == BPE_RANK) cap += (t->tok[id].len + 2) / 3 * 4 + 12;
   char *buf = malloc(cap);
   if (!buf) return NULL;
   size_t o = (size_t)snprintf(buf, cap, "tyr-bpe 1\npattern %s\n", t->pattern);
@@ -571,7 +571,7 @@ char *bpe_serialize(const tyr_tokenizer *t, size_t *len) {
   o += (size_t)snprintf(buf + o, cap - o, "ranks %u\n", t->n_ranks);
   for (uint32_t id = 0; id < t->n_ids; id++) {
     if (t->kind[id] != BPE_RANK) continue;
-    o += bpe_b64_encode(t->bytes + t->off[id], t->len[id], buf + o);
+    o += bpe_b64_encode(t->bytes + t->tok[id].off, t->tok[id].len, buf + o);
     o += (size_t)snprintf(buf + o, cap - o, " %u\n", id);
   }
   memcpy(buf + o, "end\n", 4);
