@@ -8,9 +8,16 @@
  *   OUT/NAME_val_000000.bin, ...     the rest
  * NAME defaults to the first input's file name without its extension.
  *
- * Encoders:
- *   --char   the distinct characters of all inputs, sorted by code point,
- *            token id = index; saved as OUT/meta.json (see tyr/charvocab.h).
+ * Encoders (exactly one):
+ *   --char                 the distinct characters of all inputs, sorted by
+ *                          code point, token id = index; saved as
+ *                          OUT/meta.json (see tyr/charvocab.h).
+ *   --tokenizer FILE       a tokenizer saved by tyr_tokenizer_save.
+ *   --tiktoken FILE        a tiktoken rank file (--pattern, --special).
+ *   --train-tokenizer N    a byte-level BPE tokenizer of N tokens trained on
+ *                          all inputs first (with the chat special tokens),
+ *                          saved as OUT/tokenizer.tok.
+ * Token ids must fit uint16: vocabularies of at most 65536 tokens.
  *
  * The tokens go to a temporary file in OUT first; the split and the shards
  * are made from it once the total is known.  Progress goes to stderr, the
@@ -31,6 +38,7 @@
 
 #include "tyr/charvocab.h"
 #include "tyr/data.h"
+#include "tyr/tokenizer.h"
 
 #define PROG "tyr_prepare"
 
@@ -52,7 +60,12 @@ typedef struct progress {
 typedef struct prep {
   /* options */
   const char *out, *name;
-  bool use_char, raw, quiet;
+  bool use_char, raw, quiet, bos;
+  const char *tokenizer_path, *tiktoken_path, *pattern, *bos_name;
+  const char *specials[16];
+  int nspecials;
+  int train_vocab;
+  int64_t bos_id; /* -1: none */
   double val;
   split_mode split;
   doc_mode docs;
@@ -63,6 +76,10 @@ typedef struct prep {
   int64_t in_bytes;
   /* encoders */
   tyr_char_vocab *vocab;
+  tyr_tokenizer *tok;
+  tyr_bpe_trainer *trainer;
+  uint32_t *ids;
+  size_t ids_cap;
   /* encoding state */
   FILE *tmp;
   int64_t ntokens, ndocs, doc_bytes;
@@ -258,6 +275,10 @@ static int scan_char(prep *p, const char *text, size_t len) {
   return tyr_char_vocab_scan(p->vocab, p->cur_name, text, len);
 }
 
+static int train_doc(prep *p, const char *text, size_t len) {
+  return tyr_bpe_trainer_add(p->trainer, text, len);
+}
+
 static void emit(prep *p, const uint16_t *tok, size_t n) {
   if (n && fwrite(tok, sizeof *tok, n, p->tmp) != n)
     die("%s: cannot write: %s", g_tmp_path, strerror(errno));
@@ -269,11 +290,23 @@ static int encode_doc(prep *p, const char *text, size_t len) {
     p->buf_cap = len;
     p->buf = xrealloc(p->buf, len * sizeof *p->buf);
   }
+  if (p->bos_id >= 0) {
+    uint16_t b = (uint16_t)p->bos_id;
+    emit(p, &b, 1);
+  }
   size_t n = 0;
   if (p->use_char) {
     int64_t k = tyr_char_vocab_encode(p->vocab, p->cur_name, text, len, p->buf);
     if (k < 0) return 1;
     n = (size_t)k;
+  } else {
+    n = tyr_tokenizer_encode(p->tok, text, len, false, &p->ids, &p->ids_cap);
+    if (n == TYR_TOKENIZER_FAIL) return 1;
+    if (p->buf_cap < n) {
+      p->buf_cap = n;
+      p->buf = xrealloc(p->buf, n * sizeof *p->buf);
+    }
+    for (size_t i = 0; i < n; i++) p->buf[i] = (uint16_t)p->ids[i];
   }
   emit(p, p->buf, n);
   if (p->ndocs == p->doc_cap) {
@@ -316,6 +349,17 @@ static void usage(FILE *f) {
              "encoding:\n"
              "  --char               character level: the distinct characters of the input,\n"
              "                       sorted, token id = index; written to DIR/meta.json\n"
+             "  --tokenizer FILE     a saved tokenizer (tyr_tokenizer_save)\n"
+             "  --tiktoken FILE      a tiktoken rank file (may be zstd compressed)\n"
+             "  --train-tokenizer N  train a BPE tokenizer of N tokens on the input first,\n"
+             "                       saved as DIR/tokenizer.tok (chat special tokens last)\n"
+             "  --pattern P          split pattern for --tiktoken and --train-tokenizer:\n"
+             "                       gpt4 (default), gpt2, or a PCRE2 regular expression\n"
+             "  --special NAME       a special token of the --tiktoken file, ids after the\n"
+             "                       ranks in order (repeatable; default <|endoftext|>)\n"
+             "  --bos                put a BOS token before each document: <|bos|>, or\n"
+             "                       <|endoftext|> when the tokenizer has no <|bos|>\n"
+             "  --bos-token NAME     the same with the given special token\n"
              "\n"
              "documents and split:\n"
              "  --docs MODE          file (default), line or paragraph (blank-line separated)\n"
@@ -355,9 +399,32 @@ int main(int argc, char **argv) {
   p->val = 0.1;
   p->shard_tokens = 100000000;
   char *name_alloc = NULL;
-  enum { O_CHAR = 256, O_DOCS, O_VAL, O_SPLIT, O_NAME, O_SHARD, O_RAW };
+  p->bos_id = -1;
+  enum {
+    O_CHAR = 256,
+    O_DOCS,
+    O_VAL,
+    O_SPLIT,
+    O_NAME,
+    O_SHARD,
+    O_RAW,
+    O_TOKENIZER,
+    O_TIKTOKEN,
+    O_TRAIN,
+    O_PATTERN,
+    O_SPECIAL,
+    O_BOS,
+    O_BOS_TOKEN
+  };
   static const struct option opts[] = {
       {"char", no_argument, 0, O_CHAR},
+      {"tokenizer", required_argument, 0, O_TOKENIZER},
+      {"tiktoken", required_argument, 0, O_TIKTOKEN},
+      {"train-tokenizer", required_argument, 0, O_TRAIN},
+      {"pattern", required_argument, 0, O_PATTERN},
+      {"special", required_argument, 0, O_SPECIAL},
+      {"bos", no_argument, 0, O_BOS},
+      {"bos-token", required_argument, 0, O_BOS_TOKEN},
       {"docs", required_argument, 0, O_DOCS},
       {"val", required_argument, 0, O_VAL},
       {"split", required_argument, 0, O_SPLIT},
@@ -374,6 +441,33 @@ int main(int argc, char **argv) {
     switch (c) {
     case O_CHAR:
       p->use_char = true;
+      break;
+    case O_TOKENIZER:
+      p->tokenizer_path = optarg;
+      break;
+    case O_TIKTOKEN:
+      p->tiktoken_path = optarg;
+      break;
+    case O_TRAIN:
+      p->train_vocab = (int)parse_int("--train-tokenizer", optarg, 256 + 9, 65536);
+      break;
+    case O_PATTERN:
+      p->pattern = !strcmp(optarg, "gpt4")   ? TYR_TOKENIZER_PATTERN_GPT4
+                   : !strcmp(optarg, "gpt2") ? TYR_TOKENIZER_PATTERN_GPT2
+                                             : optarg;
+      break;
+    case O_SPECIAL:
+      if (p->nspecials == (int)(sizeof p->specials / sizeof *p->specials))
+        die("--special: at most %d special tokens",
+            (int)(sizeof p->specials / sizeof *p->specials));
+      p->specials[p->nspecials++] = optarg;
+      break;
+    case O_BOS:
+      p->bos = true;
+      break;
+    case O_BOS_TOKEN:
+      p->bos = true;
+      p->bos_name = optarg;
       break;
     case O_DOCS:
       if (!strcmp(optarg, "file"))
@@ -431,7 +525,12 @@ int main(int argc, char **argv) {
     usage(stderr);
     die("no input files");
   }
-  if (!p->use_char) die("no encoder: give --char");
+  int nenc = p->use_char + !!p->tokenizer_path + !!p->tiktoken_path + (p->train_vocab > 0);
+  if (nenc != 1)
+    die("%s: give exactly one of --char, --tokenizer, --tiktoken, --train-tokenizer",
+        nenc ? "more than one encoder" : "no encoder");
+  if (p->bos && p->use_char) die("--bos needs a tokenizer with a BOS token (not --char)");
+  if (p->nspecials && !p->tiktoken_path) die("--special goes with --tiktoken");
   if (!p->name) p->name = name_alloc = default_name(argv[optind]);
   if (strchr(p->name, '/') || !p->name[0]) die("--name: '%s' is not a plain file name", p->name);
 
@@ -440,10 +539,43 @@ int main(int argc, char **argv) {
   double t0 = now();
 
   /* the vocabulary first */
+  char vocab_path[4096] = "";
   if (p->use_char) {
     p->vocab = tyr_char_vocab_new();
     if (foreach_doc(p, "vocabulary", scan_char)) exit(1);
     if (tyr_char_vocab_size(p->vocab) == 0) die("the input has no text");
+    snprintf(vocab_path, sizeof vocab_path, "%s/meta.json", p->out);
+  } else if (p->tokenizer_path) {
+    if (!(p->tok = tyr_tokenizer_load(p->tokenizer_path))) exit(1);
+    snprintf(vocab_path, sizeof vocab_path, "%s", p->tokenizer_path);
+  } else if (p->tiktoken_path) {
+    static const char *const eot[1] = {"<|endoftext|>"};
+    p->tok =
+        tyr_tokenizer_load_tiktoken(p->tiktoken_path, p->pattern, p->nspecials ? p->specials : eot,
+                                    NULL, p->nspecials ? p->nspecials : 1);
+    if (!p->tok) exit(1);
+    snprintf(vocab_path, sizeof vocab_path, "%s", p->tiktoken_path);
+  } else {
+    if (!(p->trainer = tyr_bpe_trainer_init(p->pattern))) exit(1);
+    if (foreach_doc(p, "training", train_doc)) exit(1);
+    if (!p->quiet) fprintf(stderr, "merging to %d tokens...\n", p->train_vocab);
+    p->tok = tyr_bpe_trainer_finish(p->trainer, p->train_vocab, tyr_tokenizer_chat_specials,
+                                    TYR_TOKENIZER_N_CHAT_SPECIALS);
+    tyr_bpe_trainer_free(p->trainer);
+    p->trainer = NULL;
+    if (!p->tok) exit(1);
+    snprintf(vocab_path, sizeof vocab_path, "%s/tokenizer.tok", p->out);
+    if (tyr_tokenizer_save(p->tok, vocab_path)) exit(1);
+  }
+  int vocab_size = p->vocab ? tyr_char_vocab_size(p->vocab) : tyr_tokenizer_vocab_size(p->tok);
+  if (vocab_size > 65536)
+    die("a vocabulary of %d tokens does not fit uint16 token shards (at most 65536)", vocab_size);
+  if (p->bos) {
+    const char *name = p->bos_name;
+    if (!name)
+      name = tyr_tokenizer_special_id(p->tok, "<|bos|>") >= 0 ? "<|bos|>" : "<|endoftext|>";
+    p->bos_id = tyr_tokenizer_special_id(p->tok, name);
+    if (p->bos_id < 0) die("--bos: the tokenizer has no special token %s", name);
   }
 
   /* encode into a temporary file */
@@ -491,11 +623,7 @@ int main(int argc, char **argv) {
   remove_tmp();
   g_tmp_path[0] = 0;
 
-  char meta[4096] = "";
-  if (p->use_char) {
-    snprintf(meta, sizeof meta, "%s/meta.json", p->out);
-    if (tyr_char_vocab_save(p->vocab, meta)) exit(1);
-  }
+  if (p->use_char && tyr_char_vocab_save(p->vocab, vocab_path)) exit(1);
 
   double el = now() - t0;
   printf("%s: %d file%s, %lld document%s, %lld bytes in %.2f s\n", PROG, p->nin,
@@ -505,9 +633,16 @@ int main(int argc, char **argv) {
          (long long)p->ntokens, (long long)ntrain, ntr, ntr == 1 ? "" : "s", (long long)nval, nva,
          nva == 1 ? "" : "s");
   printf("  bytes per token: %.3f\n", (double)p->doc_bytes / (double)p->ntokens);
-  if (p->use_char) printf("  vocabulary: %d characters, %s\n", tyr_char_vocab_size(p->vocab), meta);
+  if (p->use_char)
+    printf("  vocabulary: %d characters, %s\n", vocab_size, vocab_path);
+  else
+    printf("  vocabulary: %d tokens, %s%s\n", vocab_size, vocab_path,
+           p->train_vocab ? " (trained)" : "");
+  if (p->bos_id >= 0) printf("  BOS token: %lld before each document\n", (long long)p->bos_id);
 
   tyr_char_vocab_free(p->vocab);
+  tyr_tokenizer_free(p->tok);
+  free(p->ids);
   for (int i = 0; i < p->nin; i++) free(p->in[i].path);
   free(p->in);
   free(p->doc_end);

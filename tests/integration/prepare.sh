@@ -80,6 +80,33 @@ printf 'aa' >"$TMP/dir/1.txt"
 [ "$(token "$TMP/dirout/d_train_000000.bin" 0)" = 0 ] || fail "directory order"
 [ "$(token "$TMP/dirout/d_val_000000.bin" 0)" = 1 ] || fail "directory order (val)"
 
+# ---- tokenizers ------------------------------------------------------------------------
+TIK=$SRC/tests/data/tokenizer/gpt2.tiktoken.zst
+"$PREP" --tiktoken "$TIK" --pattern gpt2 --docs paragraph --bos -o "$TMP/gpt2" "$TXT" >"$TMP/summary"
+cat "$TMP/summary"
+g=$TMP/gpt2/tinyshakespeare_train_000000.bin
+grep -q "7222 documents" "$TMP/summary" || fail "paragraph count"
+grep -q "BOS token: 50256 before each document" "$TMP/summary" || fail "gpt2 BOS"
+# <|endoftext|> "First" " Citizen" ":" "\n" "Before"
+[ "$(token "$g" 0) $(token "$g" 1) $(token "$g" 2) $(token "$g" 3) $(token "$g" 4) $(token "$g" 5)" = \
+  "50256 5962 22307 25 198 8421" ] || fail "gpt2 tokens: $(od -A n -t u2 -j 1024 -N 12 "$g")"
+n_train=$(word "$g" 2)
+n_val=$(word "$TMP/gpt2/tinyshakespeare_val_000000.bin" 2)
+grep -q "tokens: $((n_train + n_val)) " "$TMP/summary" || fail "gpt2 token total"
+
+# train a tokenizer on a part of the text, then encode with the saved one: same shards
+head -c 200000 "$TXT" >"$TMP/part.txt"
+"$PREP" --train-tokenizer 600 --bos --docs paragraph -o "$TMP/trained" "$TMP/part.txt" >"$TMP/summary"
+cat "$TMP/summary"
+[ -f "$TMP/trained/tokenizer.tok" ] || fail "no tokenizer.tok"
+grep -q "vocabulary: 600 tokens" "$TMP/summary" || fail "trained vocab size"
+grep -q "BOS token: 591 before each document" "$TMP/summary" || fail "trained BOS (<|bos|> is id 600 - 9)"
+[ "$(token "$TMP/trained/part_train_000000.bin" 0)" = 591 ] || fail "first token is not BOS"
+"$PREP" --tokenizer "$TMP/trained/tokenizer.tok" --bos --docs paragraph -q -o "$TMP/reuse" \
+  "$TMP/part.txt" >/dev/null
+cmp "$TMP/trained/part_train_000000.bin" "$TMP/reuse/part_train_000000.bin" || fail "reuse train"
+cmp "$TMP/trained/part_val_000000.bin" "$TMP/reuse/part_val_000000.bin" || fail "reuse val"
+
 # ---- errors --------------------------------------------------------------------------
 expect_fail "no output directory" --char "$TXT"
 expect_fail "no input files" --char -o "$TMP/e"
@@ -93,6 +120,17 @@ expect_fail "the input has no text" --char -o "$TMP/e" "$TMP/empty.txt"
 printf 'x\n' >"$TMP/one.txt"
 expect_fail "--val 0.1 of 1 document leaves no document for training" --char --split docs \
   -o "$TMP/e" "$TMP/one.txt"
+expect_fail "more than one encoder" --char --tokenizer x.tok -o "$TMP/e" "$TXT"
+expect_fail "no encoder" -o "$TMP/e" "$TXT"
+expect_fail "--bos needs a tokenizer" --char --bos -o "$TMP/e" "$TXT"
+expect_fail "--special goes with --tiktoken" --char --special "<|x|>" -o "$TMP/e" "$TXT"
+expect_fail "$TMP/none.tok" --tokenizer "$TMP/none.tok" -o "$TMP/e" "$TXT"
+expect_fail "does not fit uint16 token shards" \
+  --tiktoken "$SRC/tests/data/tokenizer/cl100k_base.tiktoken.zst" -o "$TMP/e" "$TMP/one.txt"
+expect_fail "--bos: the tokenizer has no special token <|nope|>" --tiktoken "$TIK" \
+  --bos-token "<|nope|>" -o "$TMP/e" "$TMP/one.txt"
+expect_fail "--train-tokenizer: '100' is not an integer in [265, 65536]" --train-tokenizer 100 \
+  -o "$TMP/e" "$TXT"
 # failed runs leave no temporary files behind
 [ -z "$(ls -A "$TMP/e" 2>/dev/null)" ] || fail "left in the output dir: $(ls -A "$TMP/e")"
 
