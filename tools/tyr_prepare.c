@@ -78,15 +78,11 @@ typedef struct prep {
   tyr_char_vocab *vocab;
   tyr_tokenizer *tok;
   tyr_bpe_trainer *trainer;
-  uint32_t *ids;
-  size_t ids_cap;
   /* encoding state */
   FILE *tmp;
   int64_t ntokens, ndocs, doc_bytes;
   int64_t *doc_end; /* token count after each document */
   int64_t doc_cap;
-  uint16_t *buf;
-  size_t buf_cap;
   const char *cur_name; /* input being read, for messages */
   int64_t cur_off;      /* input bytes before it */
   progress pg;
@@ -285,37 +281,105 @@ static void emit(prep *p, const uint16_t *tok, size_t n) {
   p->ntokens += (int64_t)n;
 }
 
-static int encode_doc(prep *p, const char *text, size_t len) {
-  if (p->buf_cap < len) {
-    p->buf_cap = len;
-    p->buf = xrealloc(p->buf, len * sizeof *p->buf);
-  }
-  if (p->bos_id >= 0) {
-    uint16_t b = (uint16_t)p->bos_id;
-    emit(p, &b, 1);
-  }
-  size_t n = 0;
+/* Documents are encoded in batches, in parallel, and written in order. */
+#define BATCH_BYTES ((size_t)32 << 20)
+#define BATCH_DOCS 65536
+
+typedef struct batch {
+  char *text;
+  size_t len, cap;
+  size_t *off; /* BATCH_DOCS + 1 */
+  const char **name;
+  int n;
+  uint16_t **out;
+  size_t *nout;
+} batch;
+
+static batch g_batch;
+
+static int encode_one(const prep *p, const char *name, const char *text, size_t len, uint16_t **out,
+                      size_t *nout, uint32_t **ids, size_t *ids_cap) {
+  size_t extra = p->bos_id >= 0;
+  size_t n;
   if (p->use_char) {
-    int64_t k = tyr_char_vocab_encode(p->vocab, p->cur_name, text, len, p->buf);
-    if (k < 0) return 1;
+    uint16_t *o = malloc((len + extra) * sizeof *o + 1);
+    if (!o) return 1;
+    int64_t k = tyr_char_vocab_encode(p->vocab, name, text, len, o + extra);
+    if (k < 0) {
+      free(o);
+      return 1;
+    }
+    *out = o;
     n = (size_t)k;
   } else {
-    n = tyr_tokenizer_encode(p->tok, text, len, false, &p->ids, &p->ids_cap);
+    n = tyr_tokenizer_encode(p->tok, text, len, false, ids, ids_cap);
     if (n == TYR_TOKENIZER_FAIL) return 1;
-    if (p->buf_cap < n) {
-      p->buf_cap = n;
-      p->buf = xrealloc(p->buf, n * sizeof *p->buf);
-    }
-    for (size_t i = 0; i < n; i++) p->buf[i] = (uint16_t)p->ids[i];
+    uint16_t *o = malloc((n + extra) * sizeof *o + 1);
+    if (!o) return 1;
+    for (size_t i = 0; i < n; i++) o[extra + i] = (uint16_t)(*ids)[i];
+    *out = o;
   }
-  emit(p, p->buf, n);
-  if (p->ndocs == p->doc_cap) {
-    p->doc_cap = p->doc_cap ? 2 * p->doc_cap : 1024;
-    p->doc_end = xrealloc(p->doc_end, (size_t)p->doc_cap * sizeof *p->doc_end);
-  }
-  p->doc_end[p->ndocs++] = p->ntokens;
-  p->doc_bytes += (int64_t)len;
+  if (extra) (*out)[0] = (uint16_t)p->bos_id;
+  *nout = n + extra;
   return 0;
+}
+
+static void flush_batch(prep *p) {
+  batch *b = &g_batch;
+  int failed = 0;
+#pragma omp parallel reduction(| : failed)
+  {
+    uint32_t *ids = NULL;
+    size_t cap = 0;
+#pragma omp for schedule(dynamic, 16)
+    for (int i = 0; i < b->n; i++)
+      failed |= encode_one(p, b->name[i], b->text + b->off[i], b->off[i + 1] - b->off[i],
+                           &b->out[i], &b->nout[i], &ids, &cap);
+    free(ids);
+  }
+  if (failed) exit(1);
+  for (int i = 0; i < b->n; i++) {
+    emit(p, b->out[i], b->nout[i]);
+    free(b->out[i]);
+    if (p->ndocs == p->doc_cap) {
+      p->doc_cap = p->doc_cap ? 2 * p->doc_cap : 1024;
+      p->doc_end = xrealloc(p->doc_end, (size_t)p->doc_cap * sizeof *p->doc_end);
+    }
+    p->doc_end[p->ndocs++] = p->ntokens;
+    p->doc_bytes += (int64_t)(b->off[i + 1] - b->off[i]);
+  }
+  b->n = 0;
+  b->len = 0;
+}
+
+static int encode_doc(prep *p, const char *text, size_t len) {
+  batch *b = &g_batch;
+  if (!b->off) {
+    b->off = xrealloc(NULL, (BATCH_DOCS + 1) * sizeof *b->off);
+    b->name = xrealloc(NULL, BATCH_DOCS * sizeof *b->name);
+    b->out = xrealloc(NULL, BATCH_DOCS * sizeof *b->out);
+    b->nout = xrealloc(NULL, BATCH_DOCS * sizeof *b->nout);
+  }
+  if (b->n == BATCH_DOCS || (b->n && b->len + len > BATCH_BYTES)) flush_batch(p);
+  if (b->len + len > b->cap) {
+    b->cap = b->len + len > BATCH_BYTES ? b->len + len : BATCH_BYTES;
+    b->text = xrealloc(b->text, b->cap);
+  }
+  memcpy(b->text + b->len, text, len);
+  b->off[b->n] = b->len;
+  b->name[b->n] = p->cur_name;
+  b->len += len;
+  b->off[++b->n] = b->len;
+  return 0;
+}
+
+static void free_batch(void) {
+  free(g_batch.text);
+  free(g_batch.off);
+  free(g_batch.name);
+  free(g_batch.out);
+  free(g_batch.nout);
+  memset(&g_batch, 0, sizeof g_batch);
 }
 
 /* ---- shards ------------------------------------------------------------------------ */
@@ -339,6 +403,12 @@ static int write_split(prep *p, const char *split, const uint16_t *tok, int64_t 
     if (unlink(path) != 0) break;
   }
   return count;
+}
+
+static void make_out_dir(const prep *p) {
+  struct stat st;
+  if (stat(p->out, &st) == 0 && S_ISDIR(st.st_mode)) return;
+  if (mkdir(p->out, 0755) != 0) die("%s: cannot create the directory: %s", p->out, strerror(errno));
 }
 
 static void usage(FILE *f) {
@@ -535,7 +605,6 @@ int main(int argc, char **argv) {
   if (strchr(p->name, '/') || !p->name[0]) die("--name: '%s' is not a plain file name", p->name);
 
   collect_inputs(p, argv + optind, argc - optind);
-  if (mkdir(p->out, 0755) != 0 && errno != EEXIST) die("%s: %s", p->out, strerror(errno));
   double t0 = now();
 
   /* the vocabulary first */
@@ -564,6 +633,7 @@ int main(int argc, char **argv) {
     tyr_bpe_trainer_free(p->trainer);
     p->trainer = NULL;
     if (!p->tok) exit(1);
+    make_out_dir(p);
     snprintf(vocab_path, sizeof vocab_path, "%s/tokenizer.tok", p->out);
     if (tyr_tokenizer_save(p->tok, vocab_path)) exit(1);
   }
@@ -579,6 +649,7 @@ int main(int argc, char **argv) {
   }
 
   /* encode into a temporary file */
+  make_out_dir(p);
   snprintf(g_tmp_path, sizeof g_tmp_path, "%s/.tyr_prepare-XXXXXX", p->out);
   int fd = mkstemp(g_tmp_path);
   if (fd < 0) {
@@ -589,6 +660,8 @@ int main(int argc, char **argv) {
   p->tmp = fdopen(fd, "w+b");
   if (!p->tmp) die("%s: %s", g_tmp_path, strerror(errno));
   if (foreach_doc(p, "encoding", encode_doc)) exit(1);
+  flush_batch(p);
+  free_batch();
   if (fflush(p->tmp) != 0) die("%s: cannot write: %s", g_tmp_path, strerror(errno));
   if (p->ntokens == 0) die("the input has no documents");
 
@@ -642,11 +715,9 @@ int main(int argc, char **argv) {
 
   tyr_char_vocab_free(p->vocab);
   tyr_tokenizer_free(p->tok);
-  free(p->ids);
   for (int i = 0; i < p->nin; i++) free(p->in[i].path);
   free(p->in);
   free(p->doc_end);
-  free(p->buf);
   free(name_alloc);
   return 0;
 }
