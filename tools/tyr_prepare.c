@@ -2,8 +2,11 @@
  *
  *   tyr_prepare --char -o data/shakespeare_char data/tinyshakespeare.txt
  *
- * Reads documents from text files, encodes them, and writes llm.c token
- * shards (or headerless uint16 files) with a train/val split:
+ * Reads documents from text files (a whole file, each line or each
+ * paragraph is a document: --docs) and Parquet files (each non-null, non-
+ * empty value of a string column is a document: --column, default "text"),
+ * encodes them, and writes llm.c token shards (or headerless uint16 files)
+ * with a train/val split:
  *   OUT/NAME_train_000000.bin, ...   the first (1 - val) of the tokens
  *   OUT/NAME_val_000000.bin, ...     the rest
  * NAME defaults to the first input's file name without its extension.
@@ -38,6 +41,7 @@
 
 #include "tyr/charvocab.h"
 #include "tyr/data.h"
+#include "tyr/parquet.h"
 #include "tyr/tokenizer.h"
 
 #define PROG "tyr_prepare"
@@ -48,6 +52,7 @@ typedef enum split_mode { SPLIT_TOKENS, SPLIT_DOCS } split_mode;
 typedef struct input {
   char *path;
   int64_t size;
+  bool parquet; /* a Parquet file (by name or magic): one document per row */
 } input;
 
 typedef struct progress {
@@ -59,7 +64,7 @@ typedef struct progress {
 
 typedef struct prep {
   /* options */
-  const char *out, *name;
+  const char *out, *name, *column;
   bool use_char, raw, quiet, bos;
   const char *tokenizer_path, *tiktoken_path, *pattern, *bos_name;
   const char *specials[16];
@@ -165,6 +170,15 @@ static void add_input(prep *p, const char *path, int64_t size) {
   p->in = xrealloc(p->in, (size_t)(p->nin + 1) * sizeof *p->in);
   p->in[p->nin].path = xstrdup(path);
   p->in[p->nin].size = size;
+  size_t n = strlen(path);
+  bool pq = n >= 8 && strcmp(path + n - 8, ".parquet") == 0;
+  if (!pq) {
+    char magic[4];
+    FILE *f = fopen(path, "rb");
+    pq = f && fread(magic, 1, 4, f) == 4 && memcmp(magic, "PAR1", 4) == 0;
+    if (f) fclose(f);
+  }
+  p->in[p->nin].parquet = pq;
   p->nin++;
   p->in_bytes += size;
 }
@@ -241,6 +255,32 @@ static int text_docs(prep *p, const char *text, size_t len, doc_fn fn) {
   return 0;
 }
 
+typedef struct pq_ctx {
+  prep *p;
+  doc_fn fn;
+  int64_t rows, seen, size;
+  int rc;
+} pq_ctx;
+
+static int pq_row(const char *str, size_t len, void *ctx) {
+  pq_ctx *c = ctx;
+  prep *p = c->p;
+  c->seen++;
+  if (len) c->rc = c->fn(p, str, len);
+  p->pg.done = p->cur_off + (c->rows > 0 ? c->size * c->seen / c->rows : 0);
+  progress_draw(&p->pg, p->ntokens, false);
+  return c->rc;
+}
+
+static int parquet_docs(prep *p, const input *in, doc_fn fn) {
+  tyr_parquet_file *f = tyr_parquet_open(in->path);
+  if (!f) exit(1);
+  pq_ctx c = {p, fn, tyr_parquet_num_rows(f), 0, in->size, 0};
+  tyr_parquet_close(f);
+  if (tyr_parquet_foreach_string(in->path, p->column, pq_row, &c)) exit(1);
+  return c.rc;
+}
+
 static int foreach_doc(prep *p, const char *what, doc_fn fn) {
   progress_begin(&p->pg, what, p->in_bytes, p->quiet);
   int64_t base = 0;
@@ -248,7 +288,10 @@ static int foreach_doc(prep *p, const char *what, doc_fn fn) {
     const input *in = &p->in[i];
     p->cur_name = in->path;
     p->cur_off = base;
-    if (in->size > 0) {
+    if (in->parquet) {
+      int rc = parquet_docs(p, in, fn);
+      if (rc) return rc;
+    } else if (in->size > 0) {
       int fd = open(in->path, O_RDONLY | O_CLOEXEC);
       if (fd < 0) die("%s: %s", in->path, strerror(errno));
       void *m = mmap(NULL, (size_t)in->size, PROT_READ, MAP_PRIVATE, fd, 0);
@@ -414,7 +457,8 @@ static void make_out_dir(const prep *p) {
 static void usage(FILE *f) {
   fprintf(f, "usage: " PROG " [options] -o DIR INPUT...\n"
              "Encodes text files into token shards with a train/val split.\n"
-             "INPUT is a file or a directory (its files, sorted by name).\n"
+             "INPUT is a file or a directory (its files, sorted by name).  Files named\n"
+             "*.parquet or starting with PAR1 are Parquet: one document per row.\n"
              "\n"
              "encoding:\n"
              "  --char               character level: the distinct characters of the input,\n"
@@ -432,7 +476,9 @@ static void usage(FILE *f) {
              "  --bos-token NAME     the same with the given special token\n"
              "\n"
              "documents and split:\n"
-             "  --docs MODE          file (default), line or paragraph (blank-line separated)\n"
+             "  --docs MODE          in text files: file (default), line or paragraph\n"
+             "                       (blank-line separated)\n"
+             "  --column NAME        in Parquet files: the string column (default text)\n"
              "  --val FRACTION       fraction for validation, taken from the end (default 0.1)\n"
              "  --split tokens|docs  split by tokens (default) or by whole documents\n"
              "\n"
@@ -470,6 +516,7 @@ int main(int argc, char **argv) {
   p->shard_tokens = 100000000;
   char *name_alloc = NULL;
   p->bos_id = -1;
+  p->column = "text";
   enum {
     O_CHAR = 256,
     O_DOCS,
@@ -484,7 +531,8 @@ int main(int argc, char **argv) {
     O_PATTERN,
     O_SPECIAL,
     O_BOS,
-    O_BOS_TOKEN
+    O_BOS_TOKEN,
+    O_COLUMN
   };
   static const struct option opts[] = {
       {"char", no_argument, 0, O_CHAR},
@@ -496,6 +544,7 @@ int main(int argc, char **argv) {
       {"bos", no_argument, 0, O_BOS},
       {"bos-token", required_argument, 0, O_BOS_TOKEN},
       {"docs", required_argument, 0, O_DOCS},
+      {"column", required_argument, 0, O_COLUMN},
       {"val", required_argument, 0, O_VAL},
       {"split", required_argument, 0, O_SPLIT},
       {"out", required_argument, 0, 'o'},
@@ -538,6 +587,9 @@ int main(int argc, char **argv) {
     case O_BOS_TOKEN:
       p->bos = true;
       p->bos_name = optarg;
+      break;
+    case O_COLUMN:
+      p->column = optarg;
       break;
     case O_DOCS:
       if (!strcmp(optarg, "file"))

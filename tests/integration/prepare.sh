@@ -1,7 +1,8 @@
 #!/bin/sh
 # tyr_prepare end to end: the character-level path on tinyshakespeare (the
 # GPT example's data), the split options, several shards, headerless output,
-# and the error paths.  Args: <build dir> <source dir>.
+# tiktoken / trained / saved tokenizers, Parquet input, and the error paths.
+# Args: <build dir> <source dir>.
 set -eu
 BUILD=$1
 SRC=$2
@@ -106,6 +107,43 @@ grep -q "BOS token: 591 before each document" "$TMP/summary" || fail "trained BO
   "$TMP/part.txt" >/dev/null
 cmp "$TMP/trained/part_train_000000.bin" "$TMP/reuse/part_train_000000.bin" || fail "reuse train"
 cmp "$TMP/trained/part_val_000000.bin" "$TMP/reuse/part_val_000000.bin" || fail "reuse val"
+
+# ---- Parquet --------------------------------------------------------------------------
+# docs.parquet holds the paragraphs of docs.txt in its "text" column (and a NULL)
+PQ=$SRC/tests/data/prepare/docs.parquet
+"$PREP" --char -q -o "$TMP/pq" "$PQ" >"$TMP/summary"
+grep -q "49 documents" "$TMP/summary" || fail "parquet documents: $(cat "$TMP/summary")"
+"$PREP" --char -q --docs paragraph -o "$TMP/pqtxt" "$SRC/tests/data/prepare/docs.txt" >/dev/null
+for f in docs_train_000000.bin docs_val_000000.bin meta.json; do
+  cmp "$TMP/pq/$f" "$TMP/pqtxt/$f" || fail "parquet and text differ: $f"
+done
+# GPT-2 tokens, BOS per document, split by documents: val starts at a BOS
+"$PREP" --tiktoken "$TIK" --pattern gpt2 --bos --split docs --val 0.2 -o "$TMP/pqgpt2" "$PQ" \
+  >"$TMP/summary"
+cat "$TMP/summary"
+[ "$(token "$TMP/pqgpt2/docs_train_000000.bin" 0) $(token "$TMP/pqgpt2/docs_train_000000.bin" 1)" = \
+  "50256 5962" ] || fail "parquet gpt2 tokens"
+[ "$(token "$TMP/pqgpt2/docs_val_000000.bin" 0)" = 50256 ] || fail "val does not start at a BOS"
+# a tokenizer trained on the Parquet documents encodes the text file the same way
+"$PREP" --train-tokenizer 400 --bos -q -o "$TMP/pqtrain" "$PQ" >/dev/null
+"$PREP" --tokenizer "$TMP/pqtrain/tokenizer.tok" --bos --docs paragraph -q -o "$TMP/pqtrain2" \
+  "$SRC/tests/data/prepare/docs.txt" >/dev/null
+cmp "$TMP/pqtrain/docs_train_000000.bin" "$TMP/pqtrain2/docs_train_000000.bin" ||
+  fail "trained tokenizer: parquet and text differ"
+# a fixture of the Parquet reader's tests: zstd, v2 pages, nulls and empty strings skipped
+HAND=$SRC/tests/data/parquet/hand_v2_zstd.parquet
+"$PREP" --char --column s -o "$TMP/hand" "$HAND" >"$TMP/summary"
+want_docs=$(awk -F'\t' 'f && $6 != "N" && $6 != "x" {n++} /^rows/ {f=1} END {print n}' \
+  "$SRC/tests/data/parquet/hand.expected")
+want_bytes=$(awk -F'\t' 'f && $6 != "N" && $6 != "x" {n += (length($6) - 1) / 2} /^rows/ {f=1} END {print n}' \
+  "$SRC/tests/data/parquet/hand.expected")
+grep -q "$want_docs documents, $want_bytes bytes" "$TMP/summary" ||
+  fail "hand_v2_zstd: want $want_docs documents, $want_bytes bytes: $(cat "$TMP/summary")"
+expect_fail "hand_v2_zstd.parquet: no column 'text' (the columns are: id, i64, f, d, b, s, e)" \
+  --char -o "$TMP/e" "$HAND"
+expect_fail "column 'id' is INT32, not a string" --char --column id -o "$TMP/e" "$HAND"
+expect_fail "compression codec LZ4_RAW is not supported" --char --column s -o "$TMP/e" \
+  "$SRC/tests/data/parquet/lz4.parquet"
 
 # ---- errors --------------------------------------------------------------------------
 expect_fail "no output directory" --char "$TXT"
