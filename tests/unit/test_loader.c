@@ -451,8 +451,10 @@ static void test_typed_next(void **state) {
   tyr_free(x);
   tyr_free(y);
 
-  /* run-time dims */
-  int64_t b = 3, t = 5;
+  /* run-time dims (volatile: an optimizer that sees constants would turn the
+   * mismatches below into build errors) */
+  volatile int64_t vb = 3, vt = 5, vbig = 500;
+  int64_t b = vb, t = vt;
   tyr_T(b, t) xd, yd;
   assert_int_equal(tyr_loader_next_typed(l, b, t, &xd, &yd), 0);
   assert_int_equal(tyr_dim(xd, 0), 3);
@@ -470,7 +472,7 @@ static void test_typed_next(void **state) {
   tyr_free(xd);
   tyr_free(yd);
   /* errors of the erased call come through */
-  int64_t big = 500;
+  int64_t big = vbig;
   tyr_T(b, big) xb, yb;
   EXPECT_TYR_ERROR(tyr_loader_next(l, b, big, &xb, &yb), "no window of T + 1 = 501 tokens");
   assert_null(xb);
