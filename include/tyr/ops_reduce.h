@@ -1,6 +1,31 @@
-/* tyr/ops_reduce.h - reductions over all elements or one dim.
+/* tyr/ops_reduce.h - reductions over all elements or one dim: sum, mean,
+ * max, min, argmax, argmin, var.
+ *
  * Shape rule: over all elements the result is a scalar (rank 0); over dim
- * d it is the input's shape without d, or with d of size 1 (keepdim). */
+ * d it is the input's shape without d, or with d of size 1 (keepdim).  A
+ * negative dim counts from the end.
+ *
+ * dtypes: sum, max, min and the arg forms take any dtype (sum of integers
+ * is i64); mean and var need a floating dtype.  argmax/argmin give i64
+ * indices.  bf16/f16 are reduced in f32 on the CPU.
+ *
+ * Gradients: max and min send the gradient to the selected element only;
+ * when several elements tie, to the first (lowest index), which is also
+ * the index argmax/argmin return.  NaN counts as the largest and the
+ * smallest value (the first NaN is selected).  var's gradient is
+ * 2 (x - mean) / (n - unbiased).  argmax/argmin are not differentiable
+ * (their result is an integer tensor).
+ *
+ * Erased forms: tyr_<op>_e(...) over tyr_<op>_at(site, ...).
+ * Typed forms (the dim is a constant; out of range fails the build):
+ *   tyr_sum(x), tyr_mean(x), tyr_max(x), tyr_min(x)      -> tyr_T0
+ *   tyr_var_all(x, unbiased), tyr_argmax_all(x)           -> tyr_T0
+ *   tyr_sum_dim(x, d), tyr_mean_dim, tyr_max_dim, tyr_min_dim,
+ *   tyr_argmax(x, d), tyr_argmin(x, d), tyr_var(x, d, unbiased)
+ *                                                          -> x without d
+ *   tyr_sum_keepdim(x, d), tyr_mean_keepdim, tyr_max_keepdim,
+ *   tyr_min_keepdim, tyr_argmax_keepdim, tyr_argmin_keepdim,
+ *   tyr_var_keepdim(x, d, unbiased)                        -> x with d = 1 */
 #ifndef TYR_OPS_REDUCE_H
 #define TYR_OPS_REDUCE_H
 #include "tyr/typed.h"
@@ -9,48 +34,116 @@
 extern "C" {
 #endif
 
+/* ---- erased layer ------------------------------------------------------ */
 tyr_tensor *tyr_sum_at(tyr_site s, tyr_tensor *x);
 tyr_tensor *tyr_mean_at(tyr_site s, tyr_tensor *x);
 tyr_tensor *tyr_sum_dim_at(tyr_site s, tyr_tensor *x, int dim, bool keepdim);
 tyr_tensor *tyr_mean_dim_at(tyr_site s, tyr_tensor *x, int dim, bool keepdim);
+/* largest / smallest element (x must not be empty) */
+tyr_tensor *tyr_max_at(tyr_site s, tyr_tensor *x);
+tyr_tensor *tyr_min_at(tyr_site s, tyr_tensor *x);
+tyr_tensor *tyr_max_dim_at(tyr_site s, tyr_tensor *x, int dim, bool keepdim);
+tyr_tensor *tyr_min_dim_at(tyr_site s, tyr_tensor *x, int dim, bool keepdim);
+/* index (i64) of the largest / smallest element along dim */
+tyr_tensor *tyr_argmax_at(tyr_site s, tyr_tensor *x, int dim, bool keepdim);
+tyr_tensor *tyr_argmin_at(tyr_site s, tyr_tensor *x, int dim, bool keepdim);
+/* flat (row-major) index (i64 scalar) of the largest / smallest element */
+tyr_tensor *tyr_argmax_all_at(tyr_site s, tyr_tensor *x);
+tyr_tensor *tyr_argmin_all_at(tyr_site s, tyr_tensor *x);
+/* variance: sum((x - mean)^2) / (n - 1) when unbiased, else / n; NaN when
+ * that divisor is 0 */
+tyr_tensor *tyr_var_at(tyr_site s, tyr_tensor *x, int dim, bool keepdim, bool unbiased);
+tyr_tensor *tyr_var_all_at(tyr_site s, tyr_tensor *x, bool unbiased);
 
 #define tyr_sum_e(x) tyr_sum_at(TYR_SITE, (x))
 #define tyr_mean_e(x) tyr_mean_at(TYR_SITE, (x))
 #define tyr_sum_dim_e(x, d, k) tyr_sum_dim_at(TYR_SITE, (x), (d), (k))
 #define tyr_mean_dim_e(x, d, k) tyr_mean_dim_at(TYR_SITE, (x), (d), (k))
+#define tyr_max_e(x) tyr_max_at(TYR_SITE, (x))
+#define tyr_min_e(x) tyr_min_at(TYR_SITE, (x))
+#define tyr_max_dim_e(x, d, k) tyr_max_dim_at(TYR_SITE, (x), (d), (k))
+#define tyr_min_dim_e(x, d, k) tyr_min_dim_at(TYR_SITE, (x), (d), (k))
+#define tyr_argmax_e(x, d, k) tyr_argmax_at(TYR_SITE, (x), (d), (k))
+#define tyr_argmin_e(x, d, k) tyr_argmin_at(TYR_SITE, (x), (d), (k))
+#define tyr_argmax_all_e(x) tyr_argmax_all_at(TYR_SITE, (x))
+#define tyr_argmin_all_e(x) tyr_argmin_all_at(TYR_SITE, (x))
+#define tyr_var_e(x, d, k, u) tyr_var_at(TYR_SITE, (x), (d), (k), (u))
+#define tyr_var_all_e(x, u) tyr_var_all_at(TYR_SITE, (x), (u))
 
 /* ---- typed layer: dim must be a constant --------------------------------- */
 TYR_CT_ERROR(tyr__ct_reduce_dim, "tyr_reduce: dim is out of range for the tensor's rank");
+#define TYR__CT_RDIM(name)                                                                         \
+  TYR_CT_ERROR(tyr__ct_##name, "tyr_" #name ": dim is out of range for the tensor's rank")
+TYR__CT_RDIM(sum_dim);
+TYR__CT_RDIM(sum_keepdim);
+TYR__CT_RDIM(mean_dim);
+TYR__CT_RDIM(mean_keepdim);
+TYR__CT_RDIM(max_dim);
+TYR__CT_RDIM(max_keepdim);
+TYR__CT_RDIM(min_dim);
+TYR__CT_RDIM(min_keepdim);
+TYR__CT_RDIM(argmax);
+TYR__CT_RDIM(argmax_keepdim);
+TYR__CT_RDIM(argmin);
+TYR__CT_RDIM(argmin_keepdim);
+TYR__CT_RDIM(var);
+TYR__CT_RDIM(var_keepdim);
+
+/* result type: a scalar */
 #define TYR__TRED_ALL(name, x)                                                                     \
   ((tyr_T0)TYR_TYPED_UNARY("tyr_" #name, tyr_##name##_at(tyr__s, tyr__ea), x))
 #define tyr_sum(x) TYR__TRED_ALL(sum, x)
 #define tyr_mean(x) TYR__TRED_ALL(mean, x)
-/* result type: x without dim d */
+#define tyr_max(x) TYR__TRED_ALL(max, x)
+#define tyr_min(x) TYR__TRED_ALL(min, x)
+#define tyr_argmax_all(x) TYR__TRED_ALL(argmax_all, x)
+#define tyr_argmin_all(x) TYR__TRED_ALL(argmin_all, x)
+#define tyr_var_all(x, unbiased)                                                                   \
+  ((tyr_T0)TYR_TYPED_UNARY("tyr_var_all", tyr_var_all_at(tyr__s, tyr__ea, (unbiased)), x))
+
+/* A reduction over constant dim d of x through fn(site, x, d, keepdim, ...).
+ * TYR__TRED_D: the result type is x without d; TYR__TRED_K: x with d = 1. */
+#define TYR__TRED_(failfn, opname, x, d, T, call)                                                  \
+  ({                                                                                               \
+    __auto_type tyr__a = (x);                                                                      \
+    TYR_CT_CHECK(TYR__NORM(tyr__a, d) >= 0 && TYR__NORM(tyr__a, d) < tyr_rank(tyr__a), failfn);    \
+    tyr_site tyr__s = TYR_SITE;                                                                    \
+    tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, opname, "x", tyr__a);                                 \
+    (T)(tyr__ea ? call : NULL);                                                                    \
+  })
+#define TYR__TRED_D(failfn, opname, fn, x, d, ...)                                                 \
+  TYR__TRED_(failfn, opname, x, d, TYR__TYPE_DROP(tyr__a, TYR__NORM(tyr__a, d)),                   \
+             fn(tyr__s, tyr__ea, (d), false, ##__VA_ARGS__))
+#define TYR__TRED_K(failfn, opname, fn, x, d, ...)                                                 \
+  TYR__TRED_(failfn, opname, x, d, TYR__TYPE_REPLACE(tyr__a, TYR__NORM(tyr__a, d), 1),             \
+             fn(tyr__s, tyr__ea, (d), true, ##__VA_ARGS__))
+/* kept for other families */
 #define TYR__TRED_DIM(name, x, d)                                                                  \
-  ({                                                                                               \
-    __auto_type tyr__a = (x);                                                                      \
-    TYR_CT_CHECK(TYR__NORM(tyr__a, d) >= 0 && TYR__NORM(tyr__a, d) < tyr_rank(tyr__a),             \
-                 tyr__ct_reduce_dim);                                                              \
-    tyr_site tyr__s = TYR_SITE;                                                                    \
-    tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_" #name, "x", tyr__a);                           \
-    (TYR__TYPE_DROP(tyr__a, TYR__NORM(tyr__a, d)))(                                                \
-        tyr__ea ? tyr_##name##_at(tyr__s, tyr__ea, (d), false) : NULL);                            \
-  })
-/* result type: x with dim d of size 1 */
+  TYR__TRED_D(tyr__ct_reduce_dim, "tyr_" #name, tyr_##name##_at, x, d)
 #define TYR__TRED_KEEP(name, x, d)                                                                 \
-  ({                                                                                               \
-    __auto_type tyr__a = (x);                                                                      \
-    TYR_CT_CHECK(TYR__NORM(tyr__a, d) >= 0 && TYR__NORM(tyr__a, d) < tyr_rank(tyr__a),             \
-                 tyr__ct_reduce_dim);                                                              \
-    tyr_site tyr__s = TYR_SITE;                                                                    \
-    tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_" #name, "x", tyr__a);                           \
-    (TYR__TYPE_REPLACE(tyr__a, TYR__NORM(tyr__a, d), 1))(                                          \
-        tyr__ea ? tyr_##name##_at(tyr__s, tyr__ea, (d), true) : NULL);                             \
-  })
-#define tyr_sum_dim(x, d) TYR__TRED_DIM(sum_dim, x, d)
-#define tyr_mean_dim(x, d) TYR__TRED_DIM(mean_dim, x, d)
-#define tyr_sum_keepdim(x, d) TYR__TRED_KEEP(sum_dim, x, d)
-#define tyr_mean_keepdim(x, d) TYR__TRED_KEEP(mean_dim, x, d)
+  TYR__TRED_K(tyr__ct_reduce_dim, "tyr_" #name, tyr_##name##_at, x, d)
+
+#define tyr_sum_dim(x, d) TYR__TRED_D(tyr__ct_sum_dim, "tyr_sum_dim", tyr_sum_dim_at, x, d)
+#define tyr_sum_keepdim(x, d)                                                                      \
+  TYR__TRED_K(tyr__ct_sum_keepdim, "tyr_sum_keepdim", tyr_sum_dim_at, x, d)
+#define tyr_mean_dim(x, d) TYR__TRED_D(tyr__ct_mean_dim, "tyr_mean_dim", tyr_mean_dim_at, x, d)
+#define tyr_mean_keepdim(x, d)                                                                     \
+  TYR__TRED_K(tyr__ct_mean_keepdim, "tyr_mean_keepdim", tyr_mean_dim_at, x, d)
+#define tyr_max_dim(x, d) TYR__TRED_D(tyr__ct_max_dim, "tyr_max_dim", tyr_max_dim_at, x, d)
+#define tyr_max_keepdim(x, d)                                                                      \
+  TYR__TRED_K(tyr__ct_max_keepdim, "tyr_max_keepdim", tyr_max_dim_at, x, d)
+#define tyr_min_dim(x, d) TYR__TRED_D(tyr__ct_min_dim, "tyr_min_dim", tyr_min_dim_at, x, d)
+#define tyr_min_keepdim(x, d)                                                                      \
+  TYR__TRED_K(tyr__ct_min_keepdim, "tyr_min_keepdim", tyr_min_dim_at, x, d)
+#define tyr_argmax(x, d) TYR__TRED_D(tyr__ct_argmax, "tyr_argmax", tyr_argmax_at, x, d)
+#define tyr_argmax_keepdim(x, d)                                                                   \
+  TYR__TRED_K(tyr__ct_argmax_keepdim, "tyr_argmax_keepdim", tyr_argmax_at, x, d)
+#define tyr_argmin(x, d) TYR__TRED_D(tyr__ct_argmin, "tyr_argmin", tyr_argmin_at, x, d)
+#define tyr_argmin_keepdim(x, d)                                                                   \
+  TYR__TRED_K(tyr__ct_argmin_keepdim, "tyr_argmin_keepdim", tyr_argmin_at, x, d)
+#define tyr_var(x, d, unbiased) TYR__TRED_D(tyr__ct_var, "tyr_var", tyr_var_at, x, d, (unbiased))
+#define tyr_var_keepdim(x, d, unbiased)                                                            \
+  TYR__TRED_K(tyr__ct_var_keepdim, "tyr_var_keepdim", tyr_var_at, x, d, (unbiased))
 
 #ifdef __cplusplus
 }

@@ -8,4 +8,7 @@
 #include "tyr/ops_elementwise.h"
 #include "tyr/ops_reduce.h"
 #include "tyr/ops_layout.h"
+#include "tyr/ops_linalg.h"
+#include "tyr/ops_index.h"
+#include "tyr/ops_nn.h"
 #endif

@@ -149,6 +149,26 @@ typedef struct tyr_backend {
   double (*sum_squares)(const tyr_tensor *t);
   /* t *= c in place */
   void (*scale_)(tyr_tensor *t, double c);
+  /* scaled-dot-product attention: q [B, Hq, T, D], k and v [B, Hkv, S, D]
+   * (Hq a multiple of Hkv; query head h reads key/value head h / (Hq/Hkv)),
+   * out [B, Hq, T, D], lse [B, Hq, T] (log-sum-exp of each row's scaled
+   * scores, -inf for a row that sees no key, whose output is 0); all
+   * contiguous, one float dtype.  mask is [T, S] bool/u8 contiguous or NULL.
+   * With o = S - T, row i sees key j when mask[i, j] (if any), j <= i + o
+   * (if causal or window > 0) and j > i + o - window (if window > 0). */
+  void (*sdpa)(tyr_tensor *out, tyr_tensor *lse, const tyr_tensor *q, const tyr_tensor *k,
+               const tyr_tensor *v, const tyr_tensor *mask, bool causal, int64_t window,
+               double scale);
+  /* dq, dk, dv (fresh, contiguous, every element written; dk and dv sum
+   * over the query heads of a group) from dout and the forward's out, lse */
+  void (*sdpa_backward)(tyr_tensor *dq, tyr_tensor *dk, tyr_tensor *dv, const tyr_tensor *dout,
+                        const tyr_tensor *q, const tyr_tensor *k, const tyr_tensor *v,
+                        const tyr_tensor *out, const tyr_tensor *lse, const tyr_tensor *mask,
+                        bool causal, int64_t window, double scale);
+  /* rotate-half rotary embedding: x and out [N, T, D], cos and sin [T, D/2],
+   * contiguous; out = [x1 c - x2 s, x2 c + x1 s] (s negated when inverse) */
+  void (*rotary)(tyr_tensor *out, const tyr_tensor *x, const tyr_tensor *cos_table,
+                 const tyr_tensor *sin_table, bool inverse);
 } tyr_backend;
 
 /* Whether the last two dims of t can be handed to a BLAS GEMM as they are:

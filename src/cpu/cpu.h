@@ -71,6 +71,15 @@ void tyr_cpu_sgd_step(tyr_tensor *param, const tyr_tensor *grad, tyr_tensor *buf
                       bool first);
 double tyr_cpu_sum_squares(const tyr_tensor *t);
 void tyr_cpu_scale_(tyr_tensor *t, double c);
+void tyr_cpu_sdpa(tyr_tensor *out, tyr_tensor *lse, const tyr_tensor *q, const tyr_tensor *k,
+                  const tyr_tensor *v, const tyr_tensor *mask, bool causal, int64_t window,
+                  double scale);
+void tyr_cpu_sdpa_backward(tyr_tensor *dq, tyr_tensor *dk, tyr_tensor *dv, const tyr_tensor *dout,
+                           const tyr_tensor *q, const tyr_tensor *k, const tyr_tensor *v,
+                           const tyr_tensor *out, const tyr_tensor *lse, const tyr_tensor *mask,
+                           bool causal, int64_t window, double scale);
+void tyr_cpu_rotary(tyr_tensor *out, const tyr_tensor *x, const tyr_tensor *cos_table,
+                    const tyr_tensor *sin_table, bool inverse);
 static inline int64_t tyr_index_load(const tyr_tensor *idx, int64_t off) {
   return idx->dtype == TYR_I32 ? TYR_BASE(idx, int32_t)[off] : TYR_BASE(idx, int64_t)[off];
 }

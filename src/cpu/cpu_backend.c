@@ -158,6 +158,9 @@ const tyr_backend tyr_cpu_backend = {
     .sgd_step = tyr_cpu_sgd_step,
     .sum_squares = tyr_cpu_sum_squares,
     .scale_ = tyr_cpu_scale_,
+    .sdpa = tyr_cpu_sdpa,
+    .sdpa_backward = tyr_cpu_sdpa_backward,
+    .rotary = tyr_cpu_rotary,
 };
 
 void tyr_set_num_threads(int n) {

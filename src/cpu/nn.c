@@ -159,6 +159,10 @@ void tyr_cpu_layer_norm_backward(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb,
         loss[r] = 0;                                                                               \
         continue;                                                                                  \
       }                                                                                            \
+      if (t < 0 || t >= V) { /* the op checks first; never read out of bounds */                   \
+        loss[r] = (T)NAN;                                                                          \
+        continue;                                                                                  \
+      }                                                                                            \
       const T *x = lg + r * V;                                                                     \
       T mx = -INFINITY;                                                                            \
       for (int64_t i = 0; i < V; i++) mx = x[i] > mx ? x[i] : mx;                                  \
@@ -172,7 +176,7 @@ void tyr_cpu_layer_norm_backward(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb,
     _Pragma("omp parallel for if (N * V > 32768)") for (int64_t r = 0; r < N; r++) {               \
       int64_t t = tyr_index_load(tg, tg->offset + r);                                              \
       T *o = g + r * V;                                                                            \
-      if (t == ign) {                                                                              \
+      if (t == ign || t < 0 || t >= V) {                                                           \
         for (int64_t i = 0; i < V; i++) o[i] = 0;                                                  \
         continue;                                                                                  \
       }                                                                                            \

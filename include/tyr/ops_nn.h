@@ -1,0 +1,259 @@
+/* tyr/ops_nn.h - functional neural-network ops: softmax and log_softmax,
+ * cross entropy and mean squared error, layer and RMS norm, dropout,
+ * rotary position embedding, and scaled-dot-product attention.
+ *
+ * All take f32 and f64, and bf16/f16 on the CPU (computed in f32); every
+ * op is differentiable in its float operands.
+ *
+ * Erased forms: tyr_<op>_e(...) (macros adding the call site) over
+ * tyr_<op>_at(site, ...).  Typed forms: tyr_<op>(...), which check the
+ * op's shape rule when the program is compiled where the dims are
+ * constants, and at run time otherwise. */
+#ifndef TYR_OPS_NN_H
+#define TYR_OPS_NN_H
+#include "tyr/ops_create.h"
+#include "tyr/typed.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- erased layer ------------------------------------------------------ */
+/* softmax / log_softmax over dim (negative counts from the end); the
+ * result has x's shape. */
+tyr_tensor *tyr_softmax_at(tyr_site s, tyr_tensor *x, int dim);
+tyr_tensor *tyr_log_softmax_at(tyr_site s, tyr_tensor *x, int dim);
+
+/* Mean over the targets that are not ignore_index of
+ *   logsumexp(logits[n, :]) - logits[n, targets[n]]
+ * logits [..., V] (float), targets [...] (i32 or i64, logits' shape
+ * without its last dim).  A scalar (rank 0) of logits' dtype; 0 when every
+ * target is ignored.  A target outside [0, V) that is not ignore_index is
+ * an error. */
+tyr_tensor *tyr_cross_entropy_at(tyr_site s, tyr_tensor *logits, tyr_tensor *targets,
+                                 int64_t ignore_index);
+/* mean((a - b)^2) over all elements: a scalar.  a and b have one shape. */
+tyr_tensor *tyr_mse_loss_at(tyr_site s, tyr_tensor *a, tyr_tensor *b);
+
+/* (x - mean) / sqrt(var + eps) * w + b over the last dim of x [..., C];
+ * w and b are [C] or NULL (then 1 and 0).  The variance is biased. */
+tyr_tensor *tyr_layer_norm_at(tyr_site s, tyr_tensor *x, tyr_tensor *w, tyr_tensor *b, double eps);
+/* x / sqrt(mean(x^2) + eps) * w over the last dim; w is [C] or NULL. */
+tyr_tensor *tyr_rms_norm_at(tyr_site s, tyr_tensor *x, tyr_tensor *w, double eps);
+
+/* When training and p > 0: x * mask with mask 1/(1-p) with probability
+ * 1-p and 0 otherwise, drawn from the global counter-based generator (so
+ * one seed gives one mask on every device and thread count).  Otherwise a
+ * view of x (recorded: the gradient flows through).  p is in [0, 1). */
+tyr_tensor *tyr_dropout_at(tyr_site s, tyr_tensor *x, double p, bool training);
+
+/* Rotary position embedding, rotate-half convention (GPT-NeoX, Llama):
+ * with x = [x1, x2] the halves of the head dim,
+ *   out = [x1 * cos - x2 * sin, x2 * cos + x1 * sin]
+ * x is [B, H, T, D] (D even), cos and sin are [T, D/2] of x's dtype.  The
+ * tables are constants: they take no gradient (an error if they need one). */
+tyr_tensor *tyr_rotary_at(tyr_site s, tyr_tensor *x, tyr_tensor *cos_table, tyr_tensor *sin_table);
+/* The tables for T positions and head dim D (even):
+ *   angle[t, i] = t * base^(-2i/D),  cos = cos(angle), sin = sin(angle)
+ * base <= 0 means 10000.  Returns 0, or the error's status (and *cos,
+ * *sin are NULL). */
+int tyr_rotary_tables_at(tyr_site s, int64_t T, int64_t D, double base, tyr_dtype dt,
+                         tyr_device dev, tyr_tensor **cos_out, tyr_tensor **sin_out);
+
+/* Options of scaled-dot-product attention; a NULL pointer or {0} means
+ * none of them. */
+typedef struct tyr_sdpa_opts {
+  bool causal;      /* query i sees keys j <= i + (S - T) */
+  tyr_tensor *mask; /* [T, S] bool or u8, true = may attend; or NULL */
+  int64_t window;   /* > 0: query i sees keys with i' - window < j <= i', i' = i + (S - T)
+                       (implies causal); 0: no window */
+  double scale;     /* 0: 1/sqrt(D) */
+} tyr_sdpa_opts;
+
+/* softmax(q k^T * scale + masks) v per head:  q [B, Hq, T, D],
+ * k and v [B, Hkv, S, D] with Hq a multiple of Hkv (query head h uses key
+ * and value head h / (Hq / Hkv)).  The result is [B, Hq, T, D].  A query
+ * that may see no key gives zeros. */
+tyr_tensor *tyr_sdpa_at(tyr_site s, tyr_tensor *q, tyr_tensor *k, tyr_tensor *v,
+                        const tyr_sdpa_opts *opts);
+
+#define tyr_softmax_e(x, dim) tyr_softmax_at(TYR_SITE, (x), (dim))
+#define tyr_log_softmax_e(x, dim) tyr_log_softmax_at(TYR_SITE, (x), (dim))
+#define tyr_cross_entropy_e(logits, targets, ign)                                                  \
+  tyr_cross_entropy_at(TYR_SITE, (logits), (targets), (ign))
+#define tyr_mse_loss_e(a, b) tyr_mse_loss_at(TYR_SITE, (a), (b))
+#define tyr_layer_norm_e(x, w, b, eps) tyr_layer_norm_at(TYR_SITE, (x), (w), (b), (eps))
+#define tyr_rms_norm_e(x, w, eps) tyr_rms_norm_at(TYR_SITE, (x), (w), (eps))
+#define tyr_dropout_e(x, p, training) tyr_dropout_at(TYR_SITE, (x), (p), (training))
+#define tyr_rotary_e(x, c, sn) tyr_rotary_at(TYR_SITE, (x), (c), (sn))
+#define tyr_rotary_tables_e(T, D, base, cosp, sinp)                                                \
+  tyr_rotary_tables_at(TYR_SITE, (T), (D), (base), tyr_default_dtype(), tyr_default_device(),      \
+                       (cosp), (sinp))
+/* the options may be a compound literal: tyr_sdpa_e(q, k, v, &(tyr_sdpa_opts){.causal = true}) */
+#define tyr_sdpa_e(q, k, v, ...) tyr_sdpa_at(TYR_SITE, (q), (k), (v), (__VA_ARGS__))
+
+/* ---- typed layer -------------------------------------------------------- */
+TYR_CT_ERROR(tyr__ct_softmax_dim, "tyr_softmax: dim is out of range for the tensor's rank");
+TYR_CT_ERROR(tyr__ct_log_softmax_dim, "tyr_log_softmax: dim is out of range for the tensor's rank");
+TYR_CT_ERROR(tyr__ct_cross_entropy, "tyr_cross_entropy: targets must have the shape of logits "
+                                    "without its last dim (logits [..., V], targets [...])");
+TYR_CT_ERROR(tyr__ct_mse_loss, "tyr_mse_loss: operands have different shapes");
+TYR_CT_ERROR(tyr__ct_layer_norm,
+             "tyr_layer_norm: w and b must be [C] for x [..., C] (C is x's last dim)");
+TYR_CT_ERROR(tyr__ct_rms_norm, "tyr_rms_norm: w must be [C] for x [..., C] (C is x's last dim)");
+TYR_CT_ERROR(tyr__ct_rotary_rank, "tyr_rotary: x must be [B, H, T, D] and cos, sin [T, D/2]");
+TYR_CT_ERROR(tyr__ct_rotary, "tyr_rotary: cos and sin must be [T, D/2] for x [B, H, T, D]");
+TYR_CT_ERROR(tyr__ct_rotary_odd, "tyr_rotary: the head dim D of x [B, H, T, D] must be even");
+TYR_CT_ERROR(tyr__ct_rotary_tables, "tyr_rotary_tables: the head dim D must be even and positive");
+TYR_CT_ERROR(tyr__ct_dropout_p, "tyr_dropout: p must be in [0, 1)");
+TYR_CT_ERROR(tyr__ct_sdpa_rank, "tyr_sdpa: q, k and v must have rank 4 ([B, H, T, D])");
+TYR_CT_ERROR(tyr__ct_sdpa_batch, "tyr_sdpa: q, k and v have different batch sizes");
+TYR_CT_ERROR(tyr__ct_sdpa_head_dim, "tyr_sdpa: q, k and v have different head dims");
+TYR_CT_ERROR(tyr__ct_sdpa_kv, "tyr_sdpa: k and v have different shapes");
+TYR_CT_ERROR(tyr__ct_sdpa_groups, "tyr_sdpa: the number of query heads is not a multiple of the "
+                                  "number of key/value heads");
+
+/* softmax over a constant dim: same type as x */
+#define TYR__TSOFTMAX(name, x, d)                                                                  \
+  ({                                                                                               \
+    __auto_type tyr__a = (x);                                                                      \
+    TYR_CT_CHECK(TYR__NORM(tyr__a, d) >= 0 && TYR__NORM(tyr__a, d) < tyr_rank(tyr__a),             \
+                 tyr__ct_##name##_dim);                                                            \
+    tyr_site tyr__s = TYR_SITE;                                                                    \
+    tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_" #name, "x", tyr__a);                           \
+    (__typeof__(tyr__a))(tyr__ea ? tyr_##name##_at(tyr__s, tyr__ea, (d)) : NULL);                  \
+  })
+#define tyr_softmax(x, dim) TYR__TSOFTMAX(softmax, x, dim)
+#define tyr_log_softmax(x, dim) TYR__TSOFTMAX(log_softmax, x, dim)
+
+/* logits [d0, ..., dk, V], targets [d0, ..., dk] -> scalar */
+#define TYR__TCE_DIM(l, t, j)                                                                      \
+  TYR_CT_CHECK(tyr_rank(t) <= (j) || TYR__DIM(t, j) == TYR__DIM(l, j), tyr__ct_cross_entropy)
+#define tyr_cross_entropy(logits, targets, ignore_index)                                           \
+  ({                                                                                               \
+    __auto_type tyr__l = (logits);                                                                 \
+    __auto_type tyr__t = (targets);                                                                \
+    TYR_CT_CHECK(tyr_rank(tyr__t) == tyr_rank(tyr__l) - 1, tyr__ct_cross_entropy);                 \
+    TYR__TCE_DIM(tyr__l, tyr__t, 0);                                                               \
+    TYR__TCE_DIM(tyr__l, tyr__t, 1);                                                               \
+    TYR__TCE_DIM(tyr__l, tyr__t, 2);                                                               \
+    TYR__TCE_DIM(tyr__l, tyr__t, 3);                                                               \
+    TYR__TCE_DIM(tyr__l, tyr__t, 4);                                                               \
+    tyr_site tyr__s = TYR_SITE;                                                                    \
+    tyr_tensor *tyr__el = TYR__CLAIM(tyr__s, "tyr_cross_entropy", "logits", tyr__l);               \
+    tyr_tensor *tyr__et =                                                                          \
+        tyr__el ? TYR__CLAIM(tyr__s, "tyr_cross_entropy", "targets", tyr__t) : NULL;               \
+    (tyr_T0)(tyr__et ? tyr_cross_entropy_at(tyr__s, tyr__el, tyr__et, (ignore_index)) : NULL);     \
+  })
+
+#define tyr_mse_loss(a, b)                                                                         \
+  ((tyr_T0)TYR_TYPED_SAME2("tyr_mse_loss", tyr__ct_mse_loss,                                       \
+                           tyr_mse_loss_at(tyr__s, tyr__ea, tyr__eb), a, b))
+
+/* An optional operand of a typed op: NULL becomes a null handle of type
+ * `like`, so that the shape checks of the op pass; any other handle is
+ * itself. */
+#define TYR__OPTIONAL(p, like) _Generic((p), void * : (like)0, int : (like)0, default : (p))
+/* The erased tensor behind an optional handle (NULL stays NULL); *ok is
+ * false after a failed claim. */
+#define TYR__CLAIM_OPT(site, op, arg, p, ok)                                                       \
+  ((p) ? ((ok) = ((ok) && TYR__CLAIM(site, op, arg, p) != NULL)) ? (tyr_tensor *)(p) : NULL : NULL)
+
+/* x [..., C], w and b [C] or NULL */
+#define tyr_layer_norm(x, w, b, eps)                                                               \
+  ({                                                                                               \
+    __auto_type tyr__a = (x);                                                                      \
+    __auto_type tyr__w = TYR__OPTIONAL(w, tyr_T(tyr_dim(tyr__a, -1)));                             \
+    __auto_type tyr__b = TYR__OPTIONAL(b, tyr_T(tyr_dim(tyr__a, -1)));                             \
+    TYR_CT_CHECK(tyr_rank(tyr__w) == 1 && tyr_rank(tyr__b) == 1, tyr__ct_layer_norm);              \
+    TYR_CT_CHECK(TYR__D0(tyr__w) == tyr_dim(tyr__a, -1), tyr__ct_layer_norm);                      \
+    TYR_CT_CHECK(TYR__D0(tyr__b) == tyr_dim(tyr__a, -1), tyr__ct_layer_norm);                      \
+    tyr_site tyr__s = TYR_SITE;                                                                    \
+    bool tyr__ok = true;                                                                           \
+    tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_layer_norm", "x", tyr__a);                       \
+    tyr__ok = tyr__ea != NULL;                                                                     \
+    tyr_tensor *tyr__ew = TYR__CLAIM_OPT(tyr__s, "tyr_layer_norm", "w", tyr__w, tyr__ok);          \
+    tyr_tensor *tyr__eb = TYR__CLAIM_OPT(tyr__s, "tyr_layer_norm", "b", tyr__b, tyr__ok);          \
+    (__typeof__(tyr__a))(tyr__ok ? tyr_layer_norm_at(tyr__s, tyr__ea, tyr__ew, tyr__eb, (eps))     \
+                                 : NULL);                                                          \
+  })
+/* x [..., C], w [C] or NULL */
+#define tyr_rms_norm(x, w, eps)                                                                    \
+  ({                                                                                               \
+    __auto_type tyr__a = (x);                                                                      \
+    __auto_type tyr__w = TYR__OPTIONAL(w, tyr_T(tyr_dim(tyr__a, -1)));                             \
+    TYR_CT_CHECK(tyr_rank(tyr__w) == 1, tyr__ct_rms_norm);                                         \
+    TYR_CT_CHECK(TYR__D0(tyr__w) == tyr_dim(tyr__a, -1), tyr__ct_rms_norm);                        \
+    tyr_site tyr__s = TYR_SITE;                                                                    \
+    bool tyr__ok = true;                                                                           \
+    tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_rms_norm", "x", tyr__a);                         \
+    tyr__ok = tyr__ea != NULL;                                                                     \
+    tyr_tensor *tyr__ew = TYR__CLAIM_OPT(tyr__s, "tyr_rms_norm", "w", tyr__w, tyr__ok);            \
+    (__typeof__(tyr__a))(tyr__ok ? tyr_rms_norm_at(tyr__s, tyr__ea, tyr__ew, (eps)) : NULL);       \
+  })
+
+#define tyr_dropout(x, p, training)                                                                \
+  ({                                                                                               \
+    TYR_CT_CHECK((p) >= 0 && (p) < 1, tyr__ct_dropout_p);                                          \
+    TYR_TYPED_UNARY("tyr_dropout", tyr_dropout_at(tyr__s, tyr__ea, (p), (training)), x);           \
+  })
+
+/* x [B, H, T, D], cos and sin [T, D/2] */
+#define tyr_rotary(x, c, sn)                                                                       \
+  ({                                                                                               \
+    __auto_type tyr__a = (x);                                                                      \
+    __auto_type tyr__c = (c);                                                                      \
+    __auto_type tyr__n = (sn);                                                                     \
+    TYR_CT_CHECK(tyr_rank(tyr__a) == 4 && tyr_rank(tyr__c) == 2 && tyr_rank(tyr__n) == 2,          \
+                 tyr__ct_rotary_rank);                                                             \
+    TYR_CT_CHECK(TYR__D3(tyr__a) % 2 == 0, tyr__ct_rotary_odd);                                    \
+    TYR_CT_CHECK(TYR__D0(tyr__c) == TYR__D2(tyr__a), tyr__ct_rotary);                              \
+    TYR_CT_CHECK(TYR__D1(tyr__c) * 2 == TYR__D3(tyr__a), tyr__ct_rotary);                          \
+    TYR_CT_CHECK(TYR__D0(tyr__n) == TYR__D2(tyr__a), tyr__ct_rotary);                              \
+    TYR_CT_CHECK(TYR__D1(tyr__n) * 2 == TYR__D3(tyr__a), tyr__ct_rotary);                          \
+    tyr_site tyr__s = TYR_SITE;                                                                    \
+    tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_rotary", "x", tyr__a);                           \
+    tyr_tensor *tyr__ec = tyr__ea ? TYR__CLAIM(tyr__s, "tyr_rotary", "cos", tyr__c) : NULL;        \
+    tyr_tensor *tyr__en = tyr__ec ? TYR__CLAIM(tyr__s, "tyr_rotary", "sin", tyr__n) : NULL;        \
+    (__typeof__(tyr__a))(tyr__en ? tyr_rotary_at(tyr__s, tyr__ea, tyr__ec, tyr__en) : NULL);       \
+  })
+/* tyr_T(T, D / 2) cos, sin;  tyr_rotary_tables(T, D, 10000.0, &cos, &sin);
+ * default dtype and device; the handles' type must be [T, D/2]. */
+#define tyr_rotary_tables(T, D, base, cosp, sinp)                                                  \
+  ({                                                                                               \
+    TYR_CT_CHECK((D) > 0 && (D) % 2 == 0, tyr__ct_rotary_tables);                                  \
+    tyr_tensor *tyr__c = NULL, *tyr__n = NULL;                                                     \
+    int tyr__r = tyr_rotary_tables_at(TYR_SITE, (T), (D), (base), tyr_default_dtype(),             \
+                                      tyr_default_device(), &tyr__c, &tyr__n);                     \
+    *(cosp) = (tyr_T((T), (D) / 2)) tyr__c;                                                        \
+    *(sinp) = (tyr_T((T), (D) / 2)) tyr__n;                                                        \
+    tyr__r;                                                                                        \
+  })
+
+/* q [B, Hq, T, D], k and v [B, Hkv, S, D]; the options (a pointer, may be
+ * NULL or a compound literal) follow: result [B, Hq, T, D] */
+#define tyr_sdpa(q, k, v, ...)                                                                     \
+  ({                                                                                               \
+    __auto_type tyr__q = (q);                                                                      \
+    __auto_type tyr__k = (k);                                                                      \
+    __auto_type tyr__v = (v);                                                                      \
+    TYR_CT_CHECK(tyr_rank(tyr__q) == 4 && tyr_rank(tyr__k) == 4 && tyr_rank(tyr__v) == 4,          \
+                 tyr__ct_sdpa_rank);                                                               \
+    TYR_CT_CHECK(TYR__D0(tyr__q) == TYR__D0(tyr__k) && TYR__D0(tyr__q) == TYR__D0(tyr__v),         \
+                 tyr__ct_sdpa_batch);                                                              \
+    TYR_CT_CHECK(TYR__D3(tyr__q) == TYR__D3(tyr__k) && TYR__D3(tyr__q) == TYR__D3(tyr__v),         \
+                 tyr__ct_sdpa_head_dim);                                                           \
+    TYR_CT_SAME_SHAPE(tyr__k, tyr__v, tyr__ct_sdpa_kv);                                            \
+    TYR_CT_CHECK(TYR__D1(tyr__q) % TYR__D1(tyr__k) == 0, tyr__ct_sdpa_groups);                     \
+    tyr_site tyr__s = TYR_SITE;                                                                    \
+    tyr_tensor *tyr__eq = TYR__CLAIM(tyr__s, "tyr_sdpa", "q", tyr__q);                             \
+    tyr_tensor *tyr__ek = tyr__eq ? TYR__CLAIM(tyr__s, "tyr_sdpa", "k", tyr__k) : NULL;            \
+    tyr_tensor *tyr__ev = tyr__ek ? TYR__CLAIM(tyr__s, "tyr_sdpa", "v", tyr__v) : NULL;            \
+    (__typeof__(tyr__q))(tyr__ev ? tyr_sdpa_at(tyr__s, tyr__eq, tyr__ek, tyr__ev, (__VA_ARGS__))   \
+                                 : NULL);                                                          \
+  })
+
+#ifdef __cplusplus
+}
+#endif
+#endif

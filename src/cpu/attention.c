@@ -1,0 +1,95 @@
+/* CPU scaled-dot-product attention: forward with an online softmax per
+ * query row (saving each row's log-sum-exp), and backward in two passes
+ * (dq by rows, dk/dv by blocks of keys).  Parallel over rows and key
+ * blocks with OpenMP; the loops over the head dim are vectorised. */
+#include <math.h>
+
+#include "cpu/cpu.h"
+
+#define ATTN_CHUNK 64     /* keys scored at a time in the forward */
+#define ATTN_KEY_BLOCK 16 /* keys per task in the backward's dk/dv pass */
+
+typedef struct {
+  int64_t B, Hq, Hkv, T, S, D;
+  bool causal;
+  int64_t window;
+  double scale;
+} attn_shape;
+
+/* Keys [lo, hi) that query row i may see before the mask. */
+static inline void attn_key_range(const attn_shape *sh, int64_t i, int64_t *lo, int64_t *hi) {
+  int64_t pos = i + sh->S - sh->T; /* i's position among the keys */
+  int64_t l = 0, h = sh->S;
+  if (sh->causal || sh->window > 0) h = pos + 1 < h ? pos + 1 : h;
+  if (sh->window > 0) l = pos - sh->window + 1 > 0 ? pos - sh->window + 1 : 0;
+  if (h < l) h = l;
+  *lo = l;
+  *hi = h;
+}
+
+/* Query rows [ilo, ihi) that may see some key in [j0, j1). */
+static inline void attn_query_range(const attn_shape *sh, int64_t j0, int64_t j1, int64_t *ilo,
+                                    int64_t *ihi) {
+  int64_t off = sh->S - sh->T, l = 0, h = sh->T;
+  if (sh->causal || sh->window > 0) l = j0 - off > 0 ? j0 - off : 0;
+  if (sh->window > 0) h = j1 - 1 - off + sh->window < h ? j1 - 1 - off + sh->window : h;
+  if (h < l) h = l;
+  *ilo = l;
+  *ihi = h;
+}
+
+#define ELT float
+#define SFX f32
+#define EXP expf
+#define LOG logf
+#include "cpu/attention_kernel.h"
+#undef ELT
+#undef SFX
+#undef EXP
+#undef LOG
+
+#define ELT double
+#define SFX f64
+#define EXP exp
+#define LOG log
+#include "cpu/attention_kernel.h"
+#undef ELT
+#undef SFX
+#undef EXP
+#undef LOG
+
+static attn_shape shape_of(const tyr_tensor *q, const tyr_tensor *k, bool causal, int64_t window,
+                           double scale) {
+  attn_shape sh = {q->shape[0], q->shape[1], k->shape[1], q->shape[2], k->shape[2],
+                   q->shape[3], causal,      window,      scale};
+  return sh;
+}
+
+#define MASK_PTR(m) ((m) ? (const uint8_t *)tyr_data_ptr(m) : NULL)
+
+void tyr_cpu_sdpa(tyr_tensor *out, tyr_tensor *lse, const tyr_tensor *q, const tyr_tensor *k,
+                  const tyr_tensor *v, const tyr_tensor *mask, bool causal, int64_t window,
+                  double scale) {
+  attn_shape sh = shape_of(q, k, causal, window, scale);
+  if (q->dtype == TYR_F32)
+    sdpa_fw_f32(tyr_data_ptr(out), tyr_data_ptr(lse), tyr_data_ptr(q), tyr_data_ptr(k),
+                tyr_data_ptr(v), MASK_PTR(mask), &sh);
+  else
+    sdpa_fw_f64(tyr_data_ptr(out), tyr_data_ptr(lse), tyr_data_ptr(q), tyr_data_ptr(k),
+                tyr_data_ptr(v), MASK_PTR(mask), &sh);
+}
+
+void tyr_cpu_sdpa_backward(tyr_tensor *dq, tyr_tensor *dk, tyr_tensor *dv, const tyr_tensor *dout,
+                           const tyr_tensor *q, const tyr_tensor *k, const tyr_tensor *v,
+                           const tyr_tensor *out, const tyr_tensor *lse, const tyr_tensor *mask,
+                           bool causal, int64_t window, double scale) {
+  attn_shape sh = shape_of(q, k, causal, window, scale);
+  if (q->dtype == TYR_F32)
+    sdpa_bw_f32(tyr_data_ptr(dq), tyr_data_ptr(dk), tyr_data_ptr(dv), tyr_data_ptr(dout),
+                tyr_data_ptr(q), tyr_data_ptr(k), tyr_data_ptr(v), tyr_data_ptr(out),
+                tyr_data_ptr(lse), MASK_PTR(mask), &sh);
+  else
+    sdpa_bw_f64(tyr_data_ptr(dq), tyr_data_ptr(dk), tyr_data_ptr(dv), tyr_data_ptr(dout),
+                tyr_data_ptr(q), tyr_data_ptr(k), tyr_data_ptr(v), tyr_data_ptr(out),
+                tyr_data_ptr(lse), MASK_PTR(mask), &sh);
+}

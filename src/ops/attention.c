@@ -1,0 +1,141 @@
+/* Scaled-dot-product attention: shape rules, options, dispatch to the
+ * backend's fused kernel (which saves each row's log-sum-exp), backward. */
+#include <math.h>
+
+#include "ops/nn_util.h"
+#include "tyr/ops_nn.h"
+
+static const char *const OP = "tyr_sdpa";
+
+static void sdpa_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin) {
+  tyr_site s = n->site;
+  tyr_tensor *q = n->in[0], *k = n->in[1], *v = n->in[2];
+  tyr_tensor *lse = n->saved[0], *mask = n->saved[1];
+  tyr_tensor *outk = n->saved[2] ? n->saved[2] : n->out;
+  tyr_dtype kdt = tyr__nn_kdt(q);
+  tyr_tensor *dq = tyr__new(s, OP, kdt, q->device, 4, q->shape);
+  tyr_tensor *dk = tyr__new(s, OP, kdt, q->device, 4, k->shape);
+  tyr_tensor *dv = tyr__new(s, OP, kdt, q->device, 4, v->shape);
+  if (!dq || !dk || !dv) return;
+  if (tyr_numel(q) > 0 && tyr_numel(k) > 0) {
+    tyr_tensor *qk = tyr__nn_prep(s, OP, q, kdt), *kk = tyr__nn_prep(s, OP, k, kdt);
+    tyr_tensor *vk = tyr__nn_prep(s, OP, v, kdt), *gk = tyr__nn_prep(s, OP, g, kdt);
+    if (!qk || !kk || !vk || !gk) return;
+    tyr__be(q)->sdpa_backward(dq, dk, dv, gk, qk, kk, vk, outk, lse, mask, n->i[0] != 0, n->i[1],
+                              n->f[0]);
+  } else {
+    const tyr_backend *be = tyr__be(q);
+    be->fill(dq, 0.0);
+    be->fill(dk, 0.0);
+    be->fill(dv, 0.0);
+  }
+  if (tyr__node_needs(n, 0)) gin[0] = tyr__nn_finish(s, OP, dq, q->dtype);
+  if (tyr__node_needs(n, 1)) gin[1] = tyr__nn_finish(s, OP, dk, k->dtype);
+  if (tyr__node_needs(n, 2)) gin[2] = tyr__nn_finish(s, OP, dv, v->dtype);
+}
+
+/* Checks operands and options; fills *causal, *window, *scale. */
+static bool sdpa_check(tyr_site s, tyr_tensor *q, tyr_tensor *k, tyr_tensor *v,
+                       const tyr_sdpa_opts *o, bool *causal, int64_t *window, double *scale) {
+  if (!tyr__arg_ok(s, OP, "q", q) || !tyr__arg_ok(s, OP, "k", k) || !tyr__arg_ok(s, OP, "v", v))
+    return false;
+  if (!tyr__is_float(s, OP, "q", q) || !tyr__same_dtype(s, OP, q, k) ||
+      !tyr__same_dtype(s, OP, q, v) || !tyr__same_device(s, OP, q, k) ||
+      !tyr__same_device(s, OP, q, v))
+    return false;
+  char a[160], b[160], c[160];
+  if (q->rank != 4 || k->rank != 4 || v->rank != 4) {
+    tyr_raise(TYR_ERR_SHAPE, s, OP,
+              "q, k and v must have rank 4 (q [B, Hq, T, D], k and v [B, Hkv, S, D]), but q is "
+              "%s, k is %s, v is %s",
+              TYR__NN_SHAPE(q, a), TYR__NN_SHAPE(k, b), TYR__NN_SHAPE(v, c));
+    return false;
+  }
+  const char *why = NULL;
+  if (q->shape[0] != k->shape[0] || q->shape[0] != v->shape[0])
+    why = "batch sizes differ";
+  else if (q->shape[3] != k->shape[3] || q->shape[3] != v->shape[3])
+    why = "head dims differ";
+  else if (!tyr__shape_eq(k, v))
+    why = "k and v have different shapes";
+  else if (k->shape[1] == 0 || q->shape[1] % k->shape[1] != 0)
+    why = "the number of query heads is not a multiple of the number of key/value heads";
+  if (why) {
+    tyr_raise(TYR_ERR_SHAPE, s, OP, "%s: q is %s, k is %s, v is %s", why, TYR__NN_SHAPE(q, a),
+              TYR__NN_SHAPE(k, b), TYR__NN_SHAPE(v, c));
+    return false;
+  }
+  *causal = o && o->causal;
+  *window = o ? o->window : 0;
+  *scale = o ? o->scale : 0;
+  if (*window < 0) {
+    tyr_raise(TYR_ERR_ARG, s, OP, "window must be >= 0 (0: none), got %lld", (long long)*window);
+    return false;
+  }
+  if (!isfinite(*scale)) {
+    tyr_raise(TYR_ERR_ARG, s, OP, "scale must be finite (0: 1/sqrt(D)), got %g", *scale);
+    return false;
+  }
+  if (*scale == 0) *scale = q->shape[3] > 0 ? 1.0 / sqrt((double)q->shape[3]) : 1.0;
+  tyr_tensor *m = o ? o->mask : NULL;
+  if (m) {
+    if (m->dtype != TYR_BOOL && m->dtype != TYR_U8) {
+      tyr_raise(TYR_ERR_DTYPE, s, OP, "mask must be bool or u8, not %s", tyr_dtype_name(m->dtype));
+      return false;
+    }
+    if (!tyr__same_device(s, OP, q, m)) return false;
+    if (m->rank != 2 || m->shape[0] != q->shape[2] || m->shape[1] != k->shape[2]) {
+      tyr_raise(TYR_ERR_SHAPE, s, OP,
+                "q is %s and k is %s, so mask must be [%lld, %lld], but it is %s",
+                TYR__NN_SHAPE(q, a), TYR__NN_SHAPE(k, b), (long long)q->shape[2],
+                (long long)k->shape[2], TYR__NN_SHAPE(m, c));
+      return false;
+    }
+  }
+  const tyr_backend *be = tyr_backend_get(s, OP, q->device);
+  return be && tyr__nn_has(s, OP, q, (const void *)be->sdpa, "attention") &&
+         tyr__nn_has(s, OP, q, (const void *)be->sdpa_backward, "attention backward");
+}
+
+tyr_tensor *tyr_sdpa_at(tyr_site s, tyr_tensor *q, tyr_tensor *k, tyr_tensor *v,
+                        const tyr_sdpa_opts *opts) {
+  bool causal;
+  int64_t window;
+  double scale;
+  if (!sdpa_check(s, q, k, v, opts, &causal, &window, &scale)) return NULL;
+  tyr_dtype kdt = tyr__nn_kdt(q);
+  int64_t lsh[3] = {q->shape[0], q->shape[1], q->shape[2]};
+  tyr_tensor *qk = tyr__nn_prep(s, OP, q, kdt), *kk = tyr__nn_prep(s, OP, k, kdt);
+  tyr_tensor *vk = tyr__nn_prep(s, OP, v, kdt);
+  tyr_tensor *mk = opts && opts->mask ? tyr__contig(s, OP, opts->mask) : NULL;
+  tyr_tensor *outk = tyr__new(s, OP, kdt, q->device, 4, q->shape);
+  tyr_tensor *lse = tyr__new(s, OP, kdt, q->device, 3, lsh);
+  tyr_tensor *out = NULL;
+  bool ok = qk && kk && vk && (!opts || !opts->mask || mk) && outk && lse;
+  if (ok) {
+    if (tyr_numel(outk) > 0) {
+      tyr__be(q)->sdpa(outk, lse, qk, kk, vk, mk, causal, window, scale);
+    } else if (tyr_numel(lse) > 0) {
+      tyr__be(q)->fill(lse, -INFINITY);
+    }
+    out = outk->dtype == q->dtype ? outk : tyr__convert(s, OP, outk, q->dtype);
+  }
+  tyr__nn_release(qk, q);
+  tyr__nn_release(kk, k);
+  tyr__nn_release(vk, v);
+  if (out) {
+    tyr_node *n = TYR_RECORD(s, OP, out, sdpa_backward, q, k, v);
+    tyr__node_save(n, 0, lse);
+    tyr__node_save(n, 1, mk);
+    if (out != outk) tyr__node_save(n, 2, outk); /* never out itself: that would be a cycle */
+    if (n) {
+      n->i[0] = causal;
+      n->i[1] = window;
+      n->f[0] = scale;
+    }
+  }
+  if (outk != out) tyr__nn_drop(outk);
+  if (mk && mk != opts->mask) tyr__nn_drop(mk);
+  tyr__nn_drop(lse);
+  return out;
+}

@@ -1,0 +1,8 @@
+/* argmax over a dim the tensor does not have. */
+#include <tyr/tyr.h>
+// expect: tyr_argmax: dim is out of range for the tensor's rank
+enum { B = 4, V = 50 };
+tyr_tensor *f(void) {
+  tyr_T(B, V) logits = tyr_zeros(B, V);
+  return tyr_erase(tyr_argmax(logits, 2));
+}

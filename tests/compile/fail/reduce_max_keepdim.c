@@ -1,0 +1,7 @@
+/* max (keepdim) over a negative dim past the rank. */
+#include <tyr/tyr.h>
+// expect: tyr_max_keepdim: dim is out of range for the tensor's rank
+tyr_tensor *f(void) {
+  tyr_T(4, 8) x = tyr_zeros(4, 8);
+  return tyr_erase(tyr_max_keepdim(x, -3));
+}

@@ -1,0 +1,7 @@
+/* min over a dim the tensor does not have. */
+#include <tyr/tyr.h>
+// expect: tyr_min_dim: dim is out of range for the tensor's rank
+tyr_tensor *f(void) {
+  tyr_T(5) x = tyr_zeros(5);
+  return tyr_erase(tyr_min_dim(x, 1));
+}

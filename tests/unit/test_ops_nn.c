@@ -1,0 +1,933 @@
+/* Functional ops: values against double-precision references, gradients
+ * against finite differences, errors, bf16 paths, dropout masks, typed
+ * forms. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "gradcheck.h"
+
+#define CPU TYR_DEVICE_CPU
+
+/* All elements of t as doubles (row-major), in a malloc'd buffer. */
+static double *values(tyr_tensor *t) {
+  TYR_SCOPE;
+  int64_t n = tyr_numel(t);
+  double *buf = malloc((size_t)(n ? n : 1) * sizeof(double));
+  tyr_tensor *d = tyr_to_dtype_e(t, TYR_F64);
+  tyr_to_host_e(d, buf, (size_t)n * sizeof(double));
+  return buf;
+}
+
+static tyr_tensor *randn(tyr_dtype dt, int rank, const int64_t *shape, double std) {
+  return tyr_randn_at(TYR_SITE, dt, CPU, rank, shape, 0, std);
+}
+#define RANDN(dt, std, ...)                                                                        \
+  randn((dt), TYR__NARGS(__VA_ARGS__), (const int64_t[]){__VA_ARGS__}, (std))
+
+/* Asserts every element of t is within atol + rtol |ref| of ref[]. */
+static void expect_values(tyr_tensor *t, const double *ref, double atol, double rtol,
+                          const char *what) {
+  double *v = values(t);
+  int64_t n = tyr_numel(t);
+  for (int64_t i = 0; i < n; i++) {
+    if (!(fabs(v[i] - ref[i]) <= atol + rtol * fabs(ref[i]))) {
+      double got = v[i];
+      free(v);
+      fail_msg("%s: element %lld is %.10g, expected %.10g", what, (long long)i, got, ref[i]);
+    }
+  }
+  free(v);
+}
+
+/* ---- softmax ------------------------------------------------------------------ */
+/* Reference over dim d of a [n0, n1, n2] tensor. */
+static void ref_softmax3(const double *x, double *y, const int64_t *sh, int d, bool log_) {
+  int64_t st[3] = {sh[1] * sh[2], sh[2], 1};
+  int64_t n = sh[0] * sh[1] * sh[2];
+  for (int64_t i = 0; i < n; i++) {
+    int64_t idx[3] = {i / st[0], (i / st[1]) % sh[1], i % sh[2]};
+    int64_t base = i - idx[d] * st[d];
+    double mx = -INFINITY, sum = 0;
+    for (int64_t k = 0; k < sh[d]; k++) mx = fmax(mx, x[base + k * st[d]]);
+    for (int64_t k = 0; k < sh[d]; k++) sum += exp(x[base + k * st[d]] - mx);
+    y[i] = log_ ? x[i] - mx - log(sum) : exp(x[i] - mx) / sum;
+  }
+}
+
+static void test_softmax_values(void **state) {
+  (void)state;
+  int64_t sh[3] = {3, 4, 5};
+  for (int dt = 0; dt < 2; dt++) {
+    for (int d = -1; d < 3; d++) {
+      TYR_SCOPE;
+      tyr_tensor *x = randn(dt ? TYR_F64 : TYR_F32, 3, sh, 3.0);
+      double *xv = values(x), ref[60];
+      for (int lg = 0; lg < 2; lg++) {
+        tyr_tensor *y = lg ? tyr_log_softmax_e(x, d) : tyr_softmax_e(x, d);
+        assert_non_null(y);
+        assert_int_equal(y->dtype, x->dtype);
+        ref_softmax3(xv, ref, sh, d < 0 ? 2 : d, lg);
+        expect_values(y, ref, dt ? 1e-12 : 1e-5, dt ? 1e-12 : 1e-5, lg ? "log_softmax" : "softmax");
+      }
+      free(xv);
+    }
+  }
+  /* a strided input (a transposed view) and large values */
+  TYR_SCOPE;
+  tyr_tensor *x = tyr_full_at(TYR_SITE, TYR_F32, CPU, 2, (int64_t[]){2, 3}, 1000.0);
+  tyr_tensor *y = tyr_softmax_e(x, 1);
+  for (int64_t i = 0; i < 3; i++) ASSERT_CLOSE(tyr_get_e(y, 1, i), 1.0 / 3, 1e-6, 0);
+  tyr_tensor *base = RANDN(TYR_F64, 1.0, 4, 3);
+  tyr_tensor *tv = tyr_view_raw(base, 2, (int64_t[]){3, 4}, (int64_t[]){1, 3}, 0);
+  tyr_tensor *ys = tyr_softmax_e(tv, 1);
+  for (int64_t i = 0; i < 3; i++) {
+    double sum = 0, mx = -INFINITY;
+    for (int64_t j = 0; j < 4; j++) mx = fmax(mx, tyr_get_e(base, j, i));
+    for (int64_t j = 0; j < 4; j++) sum += exp(tyr_get_e(base, j, i) - mx);
+    for (int64_t j = 0; j < 4; j++)
+      ASSERT_CLOSE(tyr_get_e(ys, i, j), exp(tyr_get_e(base, j, i) - mx) / sum, 1e-12, 1e-12);
+  }
+}
+
+typedef struct {
+  int dim;
+  bool log_;
+} softmax_ctx;
+static tyr_tensor *call_softmax(tyr_tensor **in, void *ctx) {
+  softmax_ctx *c = ctx;
+  return c->log_ ? tyr_log_softmax_e(in[0], c->dim) : tyr_softmax_e(in[0], c->dim);
+}
+
+static void test_softmax_gradients(void **state) {
+  (void)state;
+  tyr_tensor *x = TYR_TEST_LEAF(-2, 2, 2, 3, 4);
+  for (int d = -1; d < 3; d++)
+    for (int lg = 0; lg < 2; lg++) {
+      softmax_ctx c = {d, lg};
+      tyr_gradcheck(lg ? "log_softmax" : "softmax", call_softmax, &c, 1, &x, 1e-6, 1e-6);
+    }
+  tyr_tensor_free(x);
+}
+
+static void test_softmax_errors(void **state) {
+  (void)state;
+  TYR_SCOPE;
+  tyr_tensor *x = RANDN(TYR_F32, 1.0, 2, 3);
+  tyr_tensor *i = tyr_zeros_at(TYR_SITE, TYR_I64, CPU, 1, (int64_t[]){3});
+  EXPECT_TYR_ERROR(tyr_softmax_e(x, 2),
+                   "tyr_softmax: dim 2 is out of range for a tensor of shape [2, 3]");
+  EXPECT_TYR_ERROR(tyr_log_softmax_e(x, -3), "tyr_log_softmax: dim -3 is out of range");
+  EXPECT_TYR_ERROR(tyr_softmax_e(i, 0), "tyr_softmax: x must be a floating dtype, not i64");
+  EXPECT_TYR_ERROR(tyr_softmax_e(NULL, 0), "tyr_softmax: x is NULL");
+  /* empty tensors work */
+  tyr_tensor *e = tyr_zeros_at(TYR_SITE, TYR_F32, CPU, 2, (int64_t[]){0, 3});
+  assert_non_null(tyr_softmax_e(e, 1));
+  assert_non_null(tyr_softmax_e(e, 0));
+}
+
+/* ---- cross entropy and mse ------------------------------------------------------- */
+static double ref_ce(const double *lg, const int64_t *tg, int64_t N, int64_t V, int64_t ign) {
+  double sum = 0;
+  int64_t cnt = 0;
+  for (int64_t n = 0; n < N; n++) {
+    if (tg[n] == ign) continue;
+    double mx = -INFINITY, s = 0;
+    for (int64_t v = 0; v < V; v++) mx = fmax(mx, lg[n * V + v]);
+    for (int64_t v = 0; v < V; v++) s += exp(lg[n * V + v] - mx);
+    sum += mx + log(s) - lg[n * V + tg[n]];
+    cnt++;
+  }
+  return cnt ? sum / (double)cnt : 0;
+}
+
+static void test_cross_entropy_values(void **state) {
+  (void)state;
+  int64_t tg[6] = {1, 4, -100, 0, 2, -100};
+  for (int dt = 0; dt < 2; dt++)
+    for (int it = 0; it < 2; it++) {
+      TYR_SCOPE;
+      tyr_tensor *lg = RANDN(dt ? TYR_F64 : TYR_F32, 2.0, 2, 3, 5);
+      tyr_tensor *t64 = tyr_from_host_at(TYR_SITE, tg, TYR_I64, CPU, 2, (int64_t[]){2, 3});
+      tyr_tensor *t = it ? tyr_to_dtype_e(t64, TYR_I32) : t64;
+      tyr_tensor *loss = tyr_cross_entropy_e(lg, t, -100);
+      assert_non_null(loss);
+      assert_int_equal(loss->rank, 0);
+      assert_int_equal(loss->dtype, lg->dtype);
+      double *lv = values(lg);
+      ASSERT_CLOSE(tyr_item_e(loss), ref_ce(lv, tg, 6, 5, -100), dt ? 1e-12 : 1e-5, 1e-5);
+      /* ignore_index inside the class range */
+      int64_t tg0[6] = {1, 4, 0, 0, 2, 0}; /* -100 would be out of range: use 0 there */
+      tyr_tensor *t0 = tyr_from_host_at(TYR_SITE, tg0, TYR_I64, CPU, 2, (int64_t[]){2, 3});
+      tyr_tensor *l0 = tyr_cross_entropy_e(lg, t0, 0);
+      ASSERT_CLOSE(tyr_item_e(l0), ref_ce(lv, tg0, 6, 5, 0), dt ? 1e-12 : 1e-5, 1e-5);
+      free(lv);
+    }
+}
+
+static void test_cross_entropy_all_ignored(void **state) {
+  (void)state;
+  tyr_tensor *lg = TYR_TEST_LEAF(-1, 1, 4, 3);
+  {
+    TYR_SCOPE;
+    tyr_tensor *t = tyr_full_at(TYR_SITE, TYR_I64, CPU, 1, (int64_t[]){4}, -1);
+    tyr_tensor *loss = tyr_cross_entropy_e(lg, t, -1);
+    assert_true(tyr_item_e(loss) == 0.0);
+    assert_int_equal(tyr_backward_e(loss), 0);
+    tyr_tensor *g = tyr_grad_e(lg);
+    assert_non_null(g);
+    for (int64_t i = 0; i < 4; i++)
+      for (int64_t j = 0; j < 3; j++) assert_true(tyr_get_e(g, i, j) == 0.0);
+    /* no rows at all */
+    tyr_tensor *e = tyr_zeros_at(TYR_SITE, TYR_F32, CPU, 2, (int64_t[]){0, 3});
+    tyr_tensor *te = tyr_zeros_at(TYR_SITE, TYR_I64, CPU, 1, (int64_t[]){0});
+    assert_true(tyr_item_e(tyr_cross_entropy_e(e, te, -100)) == 0.0);
+  }
+  tyr_tensor_free(lg);
+}
+
+static tyr_tensor *g_targets;
+static tyr_tensor *call_ce(tyr_tensor **in, void *ctx) {
+  return tyr_cross_entropy_e(in[0], g_targets, ctx ? *(int64_t *)ctx : -100);
+}
+
+static void test_cross_entropy_gradients(void **state) {
+  (void)state;
+  tyr_tensor *lg = TYR_TEST_LEAF(-2, 2, 2, 3, 4);
+  tyr_scope_begin();
+  int64_t tg[6] = {3, -100, 0, 2, 1, 1};
+  g_targets = tyr_from_host_at(TYR_SITE, tg, TYR_I64, CPU, 2, (int64_t[]){2, 3});
+  tyr_gradcheck("cross_entropy", call_ce, NULL, 1, &lg, 1e-6, 1e-6);
+  int64_t ign = 1;
+  tyr_tensor *t32 =
+      tyr_from_host_at(TYR_SITE, (int32_t[]){3, 1, 0, 2, 1, 1}, TYR_I32, CPU, 2, (int64_t[]){2, 3});
+  tyr_tensor *hold = g_targets;
+  g_targets = t32;
+  tyr_gradcheck("cross_entropy i32, ignore 1", call_ce, &ign, 1, &lg, 1e-6, 1e-6);
+  g_targets = hold;
+  /* a loss used twice and scaled: the gradient of 2 * loss */
+  tyr_tensor *loss = tyr_cross_entropy_e(lg, g_targets, -100);
+  tyr_backward_e(tyr_add_e(loss, loss));
+  tyr_tensor *g2 = tyr_keep_e(tyr_clone_e(tyr_grad_e(lg)));
+  tyr_zero_grad_e(lg);
+  tyr_backward_e(tyr_cross_entropy_e(lg, g_targets, -100));
+  for (int64_t i = 0; i < 2; i++)
+    for (int64_t j = 0; j < 3; j++)
+      for (int64_t k = 0; k < 4; k++)
+        ASSERT_CLOSE(tyr_get_e(g2, i, j, k), 2 * tyr_get_e(tyr_grad_e(lg), i, j, k), 1e-12, 0);
+  tyr_tensor_free(g2);
+  tyr_zero_grad_e(lg);
+  tyr_scope_end();
+  tyr_tensor_free(lg);
+}
+
+static void test_cross_entropy_errors(void **state) {
+  (void)state;
+  TYR_SCOPE;
+  tyr_tensor *lg = RANDN(TYR_F32, 1.0, 2, 3, 5);
+  tyr_tensor *bad = tyr_from_host_at(TYR_SITE, (int64_t[]){1, 2, 5, 0, -100, 1}, TYR_I64, CPU, 2,
+                                     (int64_t[]){2, 3});
+  EXPECT_TYR_ERROR(
+      tyr_cross_entropy_e(lg, bad, -100),
+      "tyr_cross_entropy: target 5 at (flat) position 2 is out of range for 5 classes");
+  tyr_tensor *neg = tyr_from_host_at(TYR_SITE, (int32_t[]){1, 2, 3, -7, -100, 1}, TYR_I32, CPU, 2,
+                                     (int64_t[]){2, 3});
+  EXPECT_TYR_ERROR(tyr_cross_entropy_e(lg, neg, -100), "target -7 at (flat) position 3");
+  /* -100 is only ignored when it is the ignore_index */
+  EXPECT_TYR_ERROR(tyr_cross_entropy_e(lg, neg, -7), "target -100 at (flat) position 4");
+  tyr_tensor *t23 = tyr_zeros_at(TYR_SITE, TYR_I64, CPU, 2, (int64_t[]){3, 2});
+  EXPECT_TYR_ERROR(tyr_cross_entropy_e(lg, t23, -100),
+                   "tyr_cross_entropy: logits are [2, 3, 5], so targets must be [2, 3], but they "
+                   "are [3, 2]");
+  tyr_tensor *t6 = tyr_zeros_at(TYR_SITE, TYR_I64, CPU, 1, (int64_t[]){6});
+  EXPECT_TYR_ERROR(tyr_cross_entropy_e(lg, t6, -100), "but they are [6]");
+  tyr_tensor *tf = tyr_zeros_at(TYR_SITE, TYR_F32, CPU, 2, (int64_t[]){2, 3});
+  EXPECT_TYR_ERROR(tyr_cross_entropy_e(lg, tf, -100),
+                   "tyr_cross_entropy: targets must be i32 or i64, not f32");
+  EXPECT_TYR_ERROR(tyr_cross_entropy_e(t23, t23, -100),
+                   "tyr_cross_entropy: logits must be a floating dtype, not i64");
+  EXPECT_TYR_ERROR(tyr_cross_entropy_e(NULL, t23, -100), "tyr_cross_entropy: logits is NULL");
+}
+
+static tyr_tensor *call_mse(tyr_tensor **in, void *ctx) {
+  (void)ctx;
+  return tyr_mse_loss_e(in[0], in[1]);
+}
+
+static void test_mse_loss(void **state) {
+  (void)state;
+  tyr_tensor *in[2] = {TYR_TEST_LEAF(-1, 1, 3, 4), TYR_TEST_LEAF(-1, 1, 3, 4)};
+  {
+    TYR_SCOPE;
+    tyr_tensor *l = tyr_mse_loss_e(in[0], in[1]);
+    assert_int_equal(l->rank, 0);
+    double ref = 0;
+    for (int64_t i = 0; i < 3; i++)
+      for (int64_t j = 0; j < 4; j++) {
+        double d = tyr_get_e(in[0], i, j) - tyr_get_e(in[1], i, j);
+        ref += d * d / 12;
+      }
+    ASSERT_CLOSE(tyr_item_e(l), ref, 1e-12, 1e-12);
+    tyr_tensor *o = tyr_zeros_at(TYR_SITE, TYR_F64, CPU, 2, (int64_t[]){4, 3});
+    EXPECT_TYR_ERROR(tyr_mse_loss_e(in[0], o),
+                     "tyr_mse_loss: operands have different shapes [3, 4] and [4, 3]");
+    tyr_tensor *f = tyr_zeros_at(TYR_SITE, TYR_F32, CPU, 2, (int64_t[]){3, 4});
+    EXPECT_TYR_ERROR(tyr_mse_loss_e(in[0], f), "tyr_mse_loss: operands have different dtypes");
+  }
+  tyr_gradcheck("mse_loss", call_mse, NULL, 2, in, 1e-6, 1e-6);
+  tyr_tensor_free(in[0]);
+  tyr_tensor_free(in[1]);
+}
+
+/* ---- layer norm, rms norm ---------------------------------------------------------- */
+static void ref_norm(const double *x, const double *w, const double *b, double *y, int64_t rows,
+                     int64_t C, double eps, bool rms) {
+  for (int64_t r = 0; r < rows; r++) {
+    double mu = 0, var = 0;
+    if (!rms) {
+      for (int64_t c = 0; c < C; c++) mu += x[r * C + c];
+      mu /= (double)C;
+    }
+    for (int64_t c = 0; c < C; c++) var += (x[r * C + c] - mu) * (x[r * C + c] - mu);
+    var /= (double)C;
+    for (int64_t c = 0; c < C; c++)
+      y[r * C + c] = (x[r * C + c] - mu) / sqrt(var + eps) * (w ? w[c] : 1) + (b ? b[c] : 0);
+  }
+}
+
+static void test_norm_values(void **state) {
+  (void)state;
+  for (int dt = 0; dt < 2; dt++)
+    for (int variant = 0; variant < 4; variant++) {
+      TYR_SCOPE;
+      tyr_dtype d = dt ? TYR_F64 : TYR_F32;
+      tyr_tensor *x = RANDN(d, 2.0, 2, 3, 7), *w = RANDN(d, 1.0, 7), *b = RANDN(d, 1.0, 7);
+      x = tyr_add_scalar_e(x, 0.5);
+      double *xv = values(x), *wv = values(w), *bv = values(b), ref[42];
+      bool rms = variant >= 2, params = variant % 2;
+      tyr_tensor *y = rms ? tyr_rms_norm_e(x, params ? w : NULL, 1e-5)
+                          : tyr_layer_norm_e(x, params ? w : NULL, params ? b : NULL, 1e-5);
+      assert_non_null(y);
+      ref_norm(xv, params ? wv : NULL, params && !rms ? bv : NULL, ref, 6, 7, 1e-5, rms);
+      expect_values(y, ref, dt ? 1e-12 : 1e-5, dt ? 1e-10 : 1e-5, rms ? "rms_norm" : "layer_norm");
+      free(xv);
+      free(wv);
+      free(bv);
+    }
+  /* w only, b only */
+  TYR_SCOPE;
+  tyr_tensor *x = RANDN(TYR_F64, 1.0, 4, 5), *b = RANDN(TYR_F64, 1.0, 5);
+  double *xv = values(x), *bv = values(b), ref[20];
+  ref_norm(xv, NULL, bv, ref, 4, 5, 1e-6, false);
+  expect_values(tyr_layer_norm_e(x, NULL, b, 1e-6), ref, 1e-12, 1e-10, "layer_norm b only");
+  free(xv);
+  free(bv);
+}
+
+typedef struct {
+  int variant; /* 0 ln(x, w, b), 1 ln(x), 2 ln(x, NULL, b), 3 rms(x, w), 4 rms(x) */
+} norm_ctx;
+static tyr_tensor *call_norm(tyr_tensor **in, void *ctx) {
+  switch (((norm_ctx *)ctx)->variant) {
+  case 0:
+    return tyr_layer_norm_e(in[0], in[1], in[2], 1e-5);
+  case 1:
+    return tyr_layer_norm_e(in[0], NULL, NULL, 1e-5);
+  case 2:
+    return tyr_layer_norm_e(in[0], NULL, in[2], 1e-5);
+  case 3:
+    return tyr_rms_norm_e(in[0], in[1], 1e-5);
+  default:
+    return tyr_rms_norm_e(in[0], NULL, 1e-5);
+  }
+}
+
+static void test_norm_gradients(void **state) {
+  (void)state;
+  tyr_tensor *in[3] = {TYR_TEST_LEAF(-2, 2, 2, 3, 5), TYR_TEST_LEAF(0.5, 1.5, 5),
+                       TYR_TEST_LEAF(-1, 1, 5)};
+  const char *names[] = {"layer_norm(x, w, b)", "layer_norm(x)", "layer_norm(x, NULL, b)",
+                         "rms_norm(x, w)", "rms_norm(x)"};
+  /* which of x, w, b each variant uses */
+  const bool uses[5][3] = {{1, 1, 1}, {1, 0, 0}, {1, 0, 1}, {1, 1, 0}, {1, 0, 0}};
+  for (int v = 0; v < 5; v++) {
+    norm_ctx c = {v};
+    for (int i = 1; i < 3; i++) tyr_requires_grad_e(in[i], uses[v][i]);
+    tyr_gradcheck(names[v], call_norm, &c, 3, in, 1e-6, 1e-5);
+  }
+  for (int i = 1; i < 3; i++) tyr_requires_grad_e(in[i], true);
+  /* only w needs a gradient */
+  tyr_requires_grad_e(in[0], false);
+  norm_ctx c = {0};
+  tyr_gradcheck("layer_norm, grad of w and b only", call_norm, &c, 3, in, 1e-6, 1e-5);
+  for (int i = 0; i < 3; i++) tyr_tensor_free(in[i]);
+}
+
+static void test_norm_errors(void **state) {
+  (void)state;
+  TYR_SCOPE;
+  tyr_tensor *x = RANDN(TYR_F32, 1.0, 2, 3, 4), *w3 = RANDN(TYR_F32, 1.0, 3),
+             *w4 = RANDN(TYR_F32, 1.0, 4);
+  tyr_tensor *w4d = RANDN(TYR_F64, 1.0, 4), *s = RANDN(TYR_F32, 1.0, 1);
+  EXPECT_TYR_ERROR(tyr_layer_norm_e(x, w3, NULL, 1e-5),
+                   "tyr_layer_norm: x is [2, 3, 4], so w must be [4], but it is [3]");
+  EXPECT_TYR_ERROR(tyr_layer_norm_e(x, w4, w3, 1e-5),
+                   "tyr_layer_norm: x is [2, 3, 4], so b must be [4], but it is [3]");
+  EXPECT_TYR_ERROR(tyr_rms_norm_e(x, w3, 1e-5), "tyr_rms_norm: x is [2, 3, 4], so w must be [4]");
+  EXPECT_TYR_ERROR(tyr_rms_norm_e(x, w4d, 1e-5), "tyr_rms_norm: operands have different dtypes");
+  EXPECT_TYR_ERROR(tyr_layer_norm_e(x, w4, NULL, -1),
+                   "tyr_layer_norm: eps must be finite and >= 0");
+  EXPECT_TYR_ERROR(tyr_rms_norm_e(x, NULL, NAN), "tyr_rms_norm: eps must be finite and >= 0");
+  tyr_tensor *sc = tyr_full_at(TYR_SITE, TYR_F32, CPU, 0, NULL, 1.0);
+  EXPECT_TYR_ERROR(tyr_layer_norm_e(sc, NULL, NULL, 1e-5), "tyr_layer_norm: x must have rank >= 1");
+  (void)s;
+}
+
+/* ---- dropout ------------------------------------------------------------------------- */
+static void test_dropout_mask(void **state) {
+  (void)state;
+  TYR_SCOPE;
+  const int64_t n = 20000;
+  const double p = 0.3;
+  tyr_tensor *x = tyr_ones_at(TYR_SITE, TYR_F32, CPU, 1, &n);
+  tyr_manual_seed(42);
+  tyr_tensor *y1 = tyr_dropout_e(x, p, true);
+  tyr_manual_seed(42);
+  tyr_set_num_threads(1);
+  tyr_tensor *y2 = tyr_dropout_e(x, p, true);
+  tyr_set_num_threads(2);
+  tyr_tensor *y3 = tyr_dropout_e(x, p, true); /* the generator moved on: another mask */
+  double *v1 = values(y1), *v2 = values(y2), *v3 = values(y3);
+  int64_t zeros = 0, differ = 0;
+  for (int64_t i = 0; i < n; i++) {
+    assert_true(v1[i] == v2[i]); /* same seed, any thread count: same mask */
+    if (v1[i] != v3[i]) differ++;
+    if (v1[i] == 0) {
+      zeros++;
+    } else {
+      ASSERT_CLOSE(v1[i], 1.0 / (1 - p), 1e-6, 0);
+    }
+    /* the mask is the documented function of (seed, counter): every backend
+       that draws it from the same Philox stream gives the same one */
+    bool keep = (double)tyr_philox_uniform(42, (uint64_t)i) > p;
+    assert_int_equal(keep, v1[i] != 0);
+  }
+  double rate = (double)zeros / (double)n;
+  if (fabs(rate - p) > 0.015) fail_msg("dropout rate %.4f, expected %.2f", rate, p);
+  assert_true(differ > n / 10);
+  free(v1);
+  free(v2);
+  free(v3);
+  /* not training, or p == 0: the input itself */
+  tyr_tensor *r = RANDN(TYR_F64, 1.0, 3, 4);
+  tyr_tensor *e1 = tyr_dropout_e(r, 0.5, false), *e2 = tyr_dropout_e(r, 0.0, true);
+  for (int64_t i = 0; i < 3; i++)
+    for (int64_t j = 0; j < 4; j++) {
+      assert_true(tyr_get_e(e1, i, j) == tyr_get_e(r, i, j));
+      assert_true(tyr_get_e(e2, i, j) == tyr_get_e(r, i, j));
+    }
+  EXPECT_TYR_ERROR(tyr_dropout_e(r, 1.0, true), "tyr_dropout: p must be in [0, 1), got 1");
+  EXPECT_TYR_ERROR(tyr_dropout_e(r, -0.1, true), "tyr_dropout: p must be in [0, 1), got -0.1");
+  EXPECT_TYR_ERROR(tyr_dropout_e(r, NAN, false), "tyr_dropout: p must be in [0, 1)");
+}
+
+static tyr_tensor *call_dropout(tyr_tensor **in, void *ctx) {
+  tyr_manual_seed(7); /* the same mask on every call */
+  return tyr_dropout_e(in[0], *(double *)ctx, true);
+}
+static tyr_tensor *call_dropout_eval(tyr_tensor **in, void *ctx) {
+  return tyr_dropout_e(in[0], *(double *)ctx, false);
+}
+
+static void test_dropout_gradients(void **state) {
+  (void)state;
+  tyr_tensor *x = TYR_TEST_LEAF(-1, 1, 4, 5);
+  double p = 0.4;
+  tyr_gradcheck("dropout", call_dropout, &p, 1, &x, 1e-6, 1e-6);
+  tyr_gradcheck("dropout (eval)", call_dropout_eval, &p, 1, &x, 1e-6, 1e-6);
+  /* the gradient is the mask itself */
+  {
+    TYR_SCOPE;
+    tyr_manual_seed(3);
+    tyr_tensor *y = tyr_dropout_e(x, p, true);
+    tyr_backward_e(tyr_sum_e(y));
+    for (int64_t i = 0; i < 4; i++)
+      for (int64_t j = 0; j < 5; j++) {
+        double yv = tyr_get_e(y, i, j), xv = tyr_get_e(x, i, j);
+        ASSERT_CLOSE(tyr_get_e(tyr_grad_e(x), i, j), yv == 0 ? 0 : 1 / (1 - p), 1e-12, 0);
+        if (yv != 0) ASSERT_CLOSE(yv, xv / (1 - p), 1e-12, 1e-12);
+      }
+    tyr_zero_grad_e(x);
+  }
+  tyr_tensor_free(x);
+}
+
+/* ---- rotary -------------------------------------------------------------------------- */
+static void test_rotary_values(void **state) {
+  (void)state;
+  enum { B = 2, H = 3, T = 5, D = 8 };
+  for (int dt = 0; dt < 2; dt++) {
+    TYR_SCOPE;
+    tyr_dtype d = dt ? TYR_F64 : TYR_F32;
+    tyr_tensor *c, *s;
+    assert_int_equal(tyr_rotary_tables_at(TYR_SITE, T, D, 0, d, CPU, &c, &s), 0);
+    assert_int_equal(c->rank, 2);
+    assert_int_equal(c->shape[0], T);
+    assert_int_equal(c->shape[1], D / 2);
+    for (int64_t t = 0; t < T; t++)
+      for (int64_t i = 0; i < D / 2; i++) {
+        double ang = (double)t * pow(10000.0, -2.0 * (double)i / D);
+        ASSERT_CLOSE(tyr_get_e(c, t, i), cos(ang), dt ? 1e-15 : 1e-7, 0);
+        ASSERT_CLOSE(tyr_get_e(s, t, i), sin(ang), dt ? 1e-15 : 1e-7, 0);
+      }
+    tyr_tensor *x = RANDN(d, 1.0, B, H, T, D);
+    tyr_tensor *y = tyr_rotary_e(x, c, s);
+    assert_non_null(y);
+    double *xv = values(x), *yv = values(y), *cv = values(c), *sv = values(s);
+    for (int64_t r = 0; r < B * H * T; r++) {
+      int64_t t = r % T;
+      for (int64_t i = 0; i < D / 2; i++) {
+        double x1 = xv[r * D + i], x2 = xv[r * D + i + D / 2];
+        double cc = cv[t * D / 2 + i], ss = sv[t * D / 2 + i];
+        ASSERT_CLOSE(yv[r * D + i], x1 * cc - x2 * ss, dt ? 1e-12 : 1e-6, 0);
+        ASSERT_CLOSE(yv[r * D + i + D / 2], x2 * cc + x1 * ss, dt ? 1e-12 : 1e-6, 0);
+      }
+    }
+    free(xv);
+    free(yv);
+    free(cv);
+    free(sv);
+    /* another base */
+    tyr_tensor *c2, *s2;
+    assert_int_equal(tyr_rotary_tables_at(TYR_SITE, 3, 4, 500.0, d, CPU, &c2, &s2), 0);
+    ASSERT_CLOSE(tyr_get_e(s2, 2, 1), sin(2 * pow(500.0, -0.5)), 1e-7, 0);
+  }
+}
+
+static tyr_tensor *g_cos, *g_sin;
+static tyr_tensor *call_rotary(tyr_tensor **in, void *ctx) {
+  (void)ctx;
+  return tyr_rotary_e(in[0], g_cos, g_sin);
+}
+
+static void test_rotary_gradients_and_errors(void **state) {
+  (void)state;
+  tyr_tensor *x = TYR_TEST_LEAF(-1, 1, 1, 2, 3, 4);
+  tyr_scope_begin();
+  assert_int_equal(tyr_rotary_tables_at(TYR_SITE, 3, 4, 0, TYR_F64, CPU, &g_cos, &g_sin), 0);
+  tyr_gradcheck("rotary", call_rotary, NULL, 1, &x, 1e-6, 1e-6);
+  /* a rotation keeps norms, and the backward undoes the forward */
+  {
+    TYR_SCOPE;
+    tyr_tensor *y = tyr_rotary_e(x, g_cos, g_sin);
+    ASSERT_CLOSE(tyr_item_e(tyr_sum_e(tyr_square_e(y))), tyr_item_e(tyr_sum_e(tyr_square_e(x))),
+                 1e-12, 1e-12);
+    tyr_backward_with_at(TYR_SITE, y, y);
+    tyr_tensor *g = tyr_grad_e(x);
+    for (int64_t i = 0; i < 24; i++)
+      ASSERT_CLOSE(((double *)tyr_data_ptr(g))[i], ((double *)tyr_data_ptr(x))[i], 1e-12, 0);
+    tyr_zero_grad_e(x);
+  }
+  tyr_tensor *c, *s, *xf = RANDN(TYR_F32, 1.0, 1, 2, 3, 6), *x3 = RANDN(TYR_F64, 1.0, 2, 3, 4);
+  tyr_tensor *x5 = RANDN(TYR_F64, 1.0, 1, 1, 3, 5);
+  EXPECT_TYR_ERROR(tyr_rotary_e(x3, g_cos, g_sin),
+                   "tyr_rotary: x must be [B, H, T, D] with D even, but it is [2, 3, 4]");
+  EXPECT_TYR_ERROR(tyr_rotary_e(x5, g_cos, g_sin), "with D even, but it is [1, 1, 3, 5]");
+  EXPECT_TYR_ERROR(tyr_rotary_e(xf, g_cos, g_sin), "tyr_rotary: operands have different dtypes");
+  tyr_rotary_tables_at(TYR_SITE, 3, 4, 0, TYR_F32, CPU, &c, &s);
+  EXPECT_TYR_ERROR(
+      tyr_rotary_e(xf, c, s),
+      "tyr_rotary: x is [1, 2, 3, 6], so cos and sin must be [3, 3], but cos is [3, 2]");
+  tyr_tensor *x4 = RANDN(TYR_F64, 1.0, 1, 1, 4, 4);
+  EXPECT_TYR_ERROR(tyr_rotary_e(x4, g_cos, g_sin),
+                   "so cos and sin must be [4, 2], but cos is [3, 2]");
+  tyr_tensor *lc = TYR_TEST_LEAF(-1, 1, 3, 2);
+  EXPECT_TYR_ERROR(tyr_rotary_e(x, lc, g_sin),
+                   "tyr_rotary: the cos and sin tables take no gradient, but cos requires grad");
+  tyr_tensor_free(lc);
+  tyr_tensor *c0 = NULL, *s0 = NULL;
+  EXPECT_TYR_ERROR(tyr_rotary_tables_at(TYR_SITE, 3, 5, 0, TYR_F32, CPU, &c0, &s0),
+                   "tyr_rotary_tables: need T >= 0 and an even D > 0, got T 3, D 5");
+  assert_null(c0);
+  EXPECT_TYR_ERROR(tyr_rotary_tables_at(TYR_SITE, 3, 4, 0, TYR_I32, CPU, &c0, &s0),
+                   "tyr_rotary_tables: dtype must be floating, not i32");
+  tyr_scope_end();
+  tyr_tensor_free(x);
+}
+
+/* ---- attention ------------------------------------------------------------------------ */
+/* Naive reference in double: softmax(q k^T * scale + masks) v. */
+static void ref_sdpa(const double *q, const double *k, const double *v, const uint8_t *mask,
+                     double *out, int64_t B, int64_t Hq, int64_t Hkv, int64_t T, int64_t S,
+                     int64_t D, bool causal, int64_t window, double scale) {
+  int64_t G = Hq / Hkv;
+  double *p = malloc((size_t)S * sizeof(double));
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t h = 0; h < Hq; h++)
+      for (int64_t i = 0; i < T; i++) {
+        const double *qi = q + ((b * Hq + h) * T + i) * D;
+        const double *K = k + (b * Hkv + h / G) * S * D, *V = v + (b * Hkv + h / G) * S * D;
+        double *o = out + ((b * Hq + h) * T + i) * D;
+        int64_t pos = i + S - T;
+        double mx = -INFINITY;
+        for (int64_t j = 0; j < S; j++) {
+          bool ok = (!mask || mask[i * S + j]) && (!(causal || window > 0) || j <= pos) &&
+                    (window <= 0 || j > pos - window);
+          p[j] = -INFINITY;
+          if (!ok) continue;
+          double sc = 0;
+          for (int64_t d = 0; d < D; d++) sc += qi[d] * K[j * D + d];
+          p[j] = sc * scale;
+          mx = fmax(mx, p[j]);
+        }
+        for (int64_t d = 0; d < D; d++) o[d] = 0;
+        if (mx == -INFINITY) continue;
+        double sum = 0;
+        for (int64_t j = 0; j < S; j++) sum += p[j] == -INFINITY ? 0 : exp(p[j] - mx);
+        for (int64_t j = 0; j < S; j++) {
+          if (p[j] == -INFINITY) continue;
+          double w = exp(p[j] - mx) / sum;
+          for (int64_t d = 0; d < D; d++) o[d] += w * V[j * D + d];
+        }
+      }
+  free(p);
+}
+
+typedef struct {
+  int64_t B, Hq, Hkv, T, S, D;
+} attn_dims;
+
+/* A random [T, S] mask with every k-th entry false, and some rows empty. */
+static tyr_tensor *make_mask(int64_t T, int64_t S, uint8_t *buf, bool empty_row) {
+  for (int64_t i = 0; i < T * S; i++) buf[i] = (i * 7 + 3) % 5 != 0;
+  if (empty_row)
+    for (int64_t j = 0; j < S; j++) buf[(T - 1) * S + j] = 0;
+  return tyr_from_host_at(TYR_SITE, buf, TYR_BOOL, CPU, 2, (int64_t[]){T, S});
+}
+
+static void check_sdpa(tyr_dtype dt, attn_dims a, bool causal, bool use_mask, int64_t window,
+                       double scale, bool empty_row) {
+  TYR_SCOPE;
+  tyr_tensor *q = RANDN(dt, 1.0, a.B, a.Hq, a.T, a.D);
+  tyr_tensor *k = RANDN(dt, 1.0, a.B, a.Hkv, a.S, a.D);
+  tyr_tensor *v = RANDN(dt, 1.0, a.B, a.Hkv, a.S, a.D);
+  uint8_t *mb = malloc((size_t)(a.T * a.S));
+  tyr_tensor *mask = use_mask ? make_mask(a.T, a.S, mb, empty_row) : NULL;
+  tyr_sdpa_opts o = {causal, mask, window, scale};
+  tyr_tensor *out = tyr_sdpa_e(q, k, v, &o);
+  assert_non_null(out);
+  assert_int_equal(out->dtype, dt);
+  double *qv = values(q), *kv = values(k), *vv = values(v);
+  int64_t n = tyr_numel(out);
+  double *ref = malloc((size_t)n * sizeof(double));
+  ref_sdpa(qv, kv, vv, use_mask ? mb : NULL, ref, a.B, a.Hq, a.Hkv, a.T, a.S, a.D, causal, window,
+           scale ? scale : 1 / sqrt((double)a.D));
+  char what[200];
+  snprintf(what, sizeof what,
+           "sdpa %s B%lld Hq%lld Hkv%lld T%lld S%lld D%lld causal %d mask %d "
+           "window %lld scale %g",
+           tyr_dtype_name(dt), (long long)a.B, (long long)a.Hq, (long long)a.Hkv, (long long)a.T,
+           (long long)a.S, (long long)a.D, causal, use_mask, (long long)window, scale);
+  expect_values(out, ref, dt == TYR_F64 ? 1e-12 : 2e-5, dt == TYR_F64 ? 1e-10 : 1e-4, what);
+  double *ov = values(out);
+  for (int64_t i = 0; i < n; i++)
+    if (isnan(ov[i])) fail_msg("%s: NaN at %lld", what, (long long)i);
+  free(ov);
+  free(ref);
+  free(qv);
+  free(kv);
+  free(vv);
+  free(mb);
+}
+
+static void test_sdpa_values(void **state) {
+  (void)state;
+  attn_dims shapes[] = {
+      {2, 2, 2, 5, 5, 4},    /* plain */
+      {1, 4, 2, 6, 6, 8},    /* grouped KV heads */
+      {2, 3, 1, 3, 7, 4},    /* multi-query, T < S */
+      {1, 2, 2, 6, 4, 3},    /* T > S: the first causal rows see nothing */
+      {1, 2, 1, 9, 150, 16}, /* more keys than one chunk of the kernel */
+      {2, 4, 2, 70, 70, 16}, /* large enough for the parallel path */
+  };
+  for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++)
+    for (int dt = 0; dt < 2; dt++)
+      for (int opt = 0; opt < 8; opt++) {
+        bool causal = opt & 1, mask = opt & 2;
+        int64_t window = (opt & 4) ? 3 : 0;
+        check_sdpa(dt ? TYR_F64 : TYR_F32, shapes[c], causal, mask, window, 0, false);
+      }
+  attn_dims a = {1, 2, 1, 4, 6, 4};
+  check_sdpa(TYR_F64, a, false, false, 0, 0.3, false); /* explicit scale */
+  check_sdpa(TYR_F64, a, true, true, 2, -0.7, true);   /* an empty row: zeros */
+  check_sdpa(TYR_F32, a, false, true, 0, 0, true);
+  check_sdpa(TYR_F64, a, false, false, 1, 0, false); /* window 1: only the diagonal */
+  check_sdpa(TYR_F64, (attn_dims){1, 1, 1, 3, 3, 2}, false, false, 100, 0, false);
+}
+
+typedef struct {
+  tyr_sdpa_opts o;
+} sdpa_ctx;
+static tyr_tensor *call_sdpa(tyr_tensor **in, void *ctx) {
+  return tyr_sdpa_e(in[0], in[1], in[2], &((sdpa_ctx *)ctx)->o);
+}
+
+static void test_sdpa_gradients(void **state) {
+  (void)state;
+  attn_dims shapes[] = {
+      {1, 2, 2, 3, 3, 2},
+      {2, 4, 2, 3, 4, 3}, /* GQA, T < S */
+      {1, 2, 1, 4, 3, 2}, /* T > S */
+  };
+  uint8_t mb[64];
+  for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+    attn_dims a = shapes[c];
+    tyr_tensor *in[3] = {tyr_test_leaf(4, (int64_t[]){a.B, a.Hq, a.T, a.D}, -1.5, 1.5),
+                         tyr_test_leaf(4, (int64_t[]){a.B, a.Hkv, a.S, a.D}, -1.5, 1.5),
+                         tyr_test_leaf(4, (int64_t[]){a.B, a.Hkv, a.S, a.D}, -1.5, 1.5)};
+    tyr_scope_begin();
+    tyr_tensor *mask = make_mask(a.T, a.S, mb, true);
+    for (int opt = 0; opt < 8; opt++) {
+      sdpa_ctx ctx = {{opt & 1, (opt & 2) ? mask : NULL, (opt & 4) ? 2 : 0, 0}};
+      char name[96];
+      snprintf(name, sizeof name, "sdpa shape %zu causal %d mask %d window %d", c, opt & 1,
+               (opt & 2) != 0, (opt & 4) ? 2 : 0);
+      tyr_gradcheck(name, call_sdpa, &ctx, 3, in, 1e-6, 1e-6);
+    }
+    sdpa_ctx sc = {{false, NULL, 0, 0.8}};
+    tyr_gradcheck("sdpa scale 0.8", call_sdpa, &sc, 3, in, 1e-6, 1e-6);
+    tyr_scope_end();
+    for (int i = 0; i < 3; i++) tyr_tensor_free(in[i]);
+  }
+  /* self-attention with one tensor as q, k and v: the three gradients add */
+  tyr_tensor *x = TYR_TEST_LEAF(-1, 1, 1, 2, 3, 2);
+  tyr_tensor *in[3] = {x, x, x};
+  sdpa_ctx ctx = {{true, NULL, 0, 0}};
+  tyr_gradcheck("sdpa q = k = v", call_sdpa, &ctx, 3, in, 1e-6, 1e-6);
+  tyr_tensor_free(x);
+}
+
+static void test_sdpa_errors(void **state) {
+  (void)state;
+  TYR_SCOPE;
+  tyr_tensor *q = RANDN(TYR_F32, 1.0, 2, 4, 5, 8), *k = RANDN(TYR_F32, 1.0, 2, 2, 6, 8),
+             *v = RANDN(TYR_F32, 1.0, 2, 2, 6, 8);
+  tyr_tensor *k3 = RANDN(TYR_F32, 1.0, 2, 3, 6, 8), *v3 = RANDN(TYR_F32, 1.0, 2, 3, 6, 8);
+  tyr_tensor *kd = RANDN(TYR_F32, 1.0, 2, 2, 6, 4), *vs = RANDN(TYR_F32, 1.0, 2, 2, 7, 8);
+  tyr_tensor *kb = RANDN(TYR_F32, 1.0, 1, 2, 6, 8), *q3 = RANDN(TYR_F32, 1.0, 4, 5, 8);
+  tyr_tensor *kf = RANDN(TYR_F64, 1.0, 2, 2, 6, 8);
+  EXPECT_TYR_ERROR(tyr_sdpa_e(q, k3, v3, NULL),
+                   "tyr_sdpa: the number of query heads is not a multiple of the number of "
+                   "key/value heads: q is [2, 4, 5, 8], k is [2, 3, 6, 8], v is [2, 3, 6, 8]");
+  EXPECT_TYR_ERROR(tyr_sdpa_e(q, kd, v, NULL),
+                   "tyr_sdpa: head dims differ: q is [2, 4, 5, 8], k is [2, 2, 6, 4]");
+  EXPECT_TYR_ERROR(tyr_sdpa_e(q, k, vs, NULL), "tyr_sdpa: k and v have different shapes");
+  EXPECT_TYR_ERROR(tyr_sdpa_e(q, kb, kb, NULL), "tyr_sdpa: batch sizes differ");
+  EXPECT_TYR_ERROR(tyr_sdpa_e(q3, k, v, NULL), "tyr_sdpa: q, k and v must have rank 4");
+  EXPECT_TYR_ERROR(tyr_sdpa_e(q, kf, v, NULL),
+                   "tyr_sdpa: operands have different dtypes (f32 and f64)");
+  EXPECT_TYR_ERROR(tyr_sdpa_e(q, k, NULL, NULL), "tyr_sdpa: v is NULL");
+  EXPECT_TYR_ERROR(tyr_sdpa_e(q, k, v, &(tyr_sdpa_opts){.window = -1}),
+                   "tyr_sdpa: window must be >= 0 (0: none), got -1");
+  EXPECT_TYR_ERROR(tyr_sdpa_e(q, k, v, &(tyr_sdpa_opts){.scale = NAN}),
+                   "tyr_sdpa: scale must be finite");
+  tyr_tensor *m = tyr_ones_at(TYR_SITE, TYR_BOOL, CPU, 2, (int64_t[]){6, 5});
+  EXPECT_TYR_ERROR(tyr_sdpa_e(q, k, v, &(tyr_sdpa_opts){.mask = m}),
+                   "tyr_sdpa: q is [2, 4, 5, 8] and k is [2, 2, 6, 8], so mask must be [5, 6], "
+                   "but it is [6, 5]");
+  tyr_tensor *mf = tyr_ones_at(TYR_SITE, TYR_F32, CPU, 2, (int64_t[]){5, 6});
+  EXPECT_TYR_ERROR(tyr_sdpa_e(q, k, v, &(tyr_sdpa_opts){.mask = mf}),
+                   "tyr_sdpa: mask must be bool or u8, not f32");
+  /* u8 masks work; a mask of all zeros gives zeros */
+  tyr_tensor *mu = tyr_zeros_at(TYR_SITE, TYR_U8, CPU, 2, (int64_t[]){5, 6});
+  tyr_tensor *z = tyr_sdpa_e(q, k, v, &(tyr_sdpa_opts){.mask = mu, .causal = true});
+  assert_true(tyr_item_e(tyr_sum_e(tyr_abs_e(z))) == 0.0);
+}
+
+/* A fully masked row gives zero output and zero gradients, never NaN. */
+static void test_sdpa_empty_rows_backward(void **state) {
+  (void)state;
+  tyr_tensor *q = TYR_TEST_LEAF(-1, 1, 1, 1, 4, 2), *k = TYR_TEST_LEAF(-1, 1, 1, 1, 2, 2),
+             *v = TYR_TEST_LEAF(-1, 1, 1, 1, 2, 2);
+  {
+    TYR_SCOPE;
+    /* T = 4 > S = 2 and causal: rows 0 and 1 see no key */
+    tyr_tensor *y = tyr_sdpa_e(q, k, v, &(tyr_sdpa_opts){.causal = true});
+    tyr_backward_e(tyr_sum_e(y));
+    for (int64_t d = 0; d < 2; d++) {
+      assert_true(tyr_get_e(y, 0, 0, 0, d) == 0.0 && tyr_get_e(y, 0, 0, 1, d) == 0.0);
+      assert_true(tyr_get_e(tyr_grad_e(q), 0, 0, 0, d) == 0.0);
+      assert_true(tyr_get_e(tyr_grad_e(q), 0, 0, 1, d) == 0.0);
+    }
+    double *g = values(tyr_grad_e(k));
+    for (int i = 0; i < 4; i++) assert_false(isnan(g[i]));
+    free(g);
+    for (int i = 0; i < 3; i++) tyr_zero_grad_e(i == 0 ? q : i == 1 ? k : v);
+  }
+  tyr_tensor_free(q);
+  tyr_tensor_free(k);
+  tyr_tensor_free(v);
+}
+
+/* ---- bf16 / f16 paths ---------------------------------------------------------------- */
+static void test_half_precision(void **state) {
+  (void)state;
+  TYR_SCOPE;
+  for (int h = 0; h < 2; h++) {
+    tyr_dtype dt = h ? TYR_F16 : TYR_BF16;
+    double tol = h ? 5e-3 : 3e-2;
+    tyr_tensor *xf = RANDN(TYR_F32, 1.0, 2, 3, 6, 8);
+    tyr_tensor *x = tyr_to_dtype_e(xf, dt), *xr = tyr_to_dtype_e(x, TYR_F32); /* rounded */
+    /* softmax */
+    tyr_tensor *y = tyr_softmax_e(x, 2), *yr = tyr_softmax_e(xr, 2);
+    assert_int_equal(y->dtype, dt);
+    double *ref = values(yr);
+    expect_values(y, ref, tol, tol, "half softmax");
+    free(ref);
+    /* layer norm with params */
+    tyr_tensor *w = tyr_to_dtype_e(RANDN(TYR_F32, 1.0, 8), dt),
+               *b = tyr_to_dtype_e(RANDN(TYR_F32, 1.0, 8), dt);
+    tyr_tensor *ln = tyr_layer_norm_e(x, w, b, 1e-5);
+    tyr_tensor *lr =
+        tyr_layer_norm_e(xr, tyr_to_dtype_e(w, TYR_F32), tyr_to_dtype_e(b, TYR_F32), 1e-5);
+    ref = values(lr);
+    expect_values(ln, ref, 4 * tol, 4 * tol, "half layer_norm");
+    free(ref);
+    /* attention */
+    tyr_tensor *k = tyr_to_dtype_e(RANDN(TYR_F32, 1.0, 2, 3, 6, 8), dt);
+    tyr_tensor *a = tyr_sdpa_e(x, k, k, &(tyr_sdpa_opts){.causal = true});
+    tyr_tensor *kr = tyr_to_dtype_e(k, TYR_F32);
+    tyr_tensor *ar = tyr_sdpa_e(xr, kr, kr, &(tyr_sdpa_opts){.causal = true});
+    assert_int_equal(a->dtype, dt);
+    ref = values(ar);
+    expect_values(a, ref, 2 * tol, 2 * tol, "half sdpa");
+    free(ref);
+    /* rotary */
+    tyr_tensor *c, *s;
+    tyr_rotary_tables_at(TYR_SITE, 6, 8, 0, dt, CPU, &c, &s);
+    tyr_tensor *ro = tyr_rotary_e(x, c, s);
+    tyr_tensor *rr = tyr_rotary_e(xr, tyr_to_dtype_e(c, TYR_F32), tyr_to_dtype_e(s, TYR_F32));
+    ref = values(rr);
+    expect_values(ro, ref, 2 * tol, 2 * tol, "half rotary");
+    free(ref);
+    /* cross entropy and dropout */
+    tyr_tensor *t =
+        tyr_from_host_at(TYR_SITE, (int64_t[]){1, 7, 0}, TYR_I64, CPU, 1, (int64_t[]){3});
+    tyr_tensor *lg = tyr_to_dtype_e(RANDN(TYR_F32, 1.0, 3, 8), dt);
+    tyr_tensor *ce = tyr_cross_entropy_e(lg, t, -100);
+    assert_int_equal(ce->dtype, dt);
+    ASSERT_CLOSE(tyr_item_e(ce),
+                 tyr_item_e(tyr_cross_entropy_e(tyr_to_dtype_e(lg, TYR_F32), t, -100)), tol, tol);
+    tyr_tensor *dr = tyr_dropout_e(x, 0.5, true);
+    assert_int_equal(dr->dtype, dt);
+  }
+  /* gradients through the half paths */
+  tyr_tensor *leaf = tyr_keep_e(tyr_to_dtype_e(RANDN(TYR_F32, 1.0, 1, 2, 4, 4), TYR_BF16));
+  tyr_tensor *lf = tyr_keep_e(tyr_to_dtype_e(leaf, TYR_F32));
+  tyr_requires_grad_e(leaf, true);
+  tyr_requires_grad_e(lf, true);
+  {
+    TYR_SCOPE;
+    tyr_tensor *c, *s;
+    tyr_rotary_tables_at(TYR_SITE, 4, 4, 0, TYR_BF16, CPU, &c, &s);
+    tyr_tensor *cf = tyr_to_dtype_e(c, TYR_F32), *sf = tyr_to_dtype_e(s, TYR_F32);
+    tyr_tensor *w = tyr_full_at(TYR_SITE, TYR_BF16, CPU, 1, (int64_t[]){4}, 1.5);
+    tyr_tensor *wf = tyr_full_at(TYR_SITE, TYR_F32, CPU, 1, (int64_t[]){4}, 1.5);
+    tyr_tensor *l1 = tyr_sum_e(
+        tyr_mul_e(tyr_sdpa_e(tyr_rms_norm_e(leaf, w, 1e-5), tyr_rotary_e(leaf, c, s), leaf, NULL),
+                  tyr_log_softmax_e(leaf, 1)));
+    tyr_tensor *l2 = tyr_sum_e(
+        tyr_mul_e(tyr_sdpa_e(tyr_rms_norm_e(lf, wf, 1e-5), tyr_rotary_e(lf, cf, sf), lf, NULL),
+                  tyr_log_softmax_e(lf, 1)));
+    assert_int_equal(tyr_backward_e(l1), 0);
+    assert_int_equal(tyr_backward_e(l2), 0);
+    tyr_tensor *g1 = tyr_grad_e(leaf);
+    assert_int_equal(g1->dtype, TYR_BF16);
+    double *a = values(g1), *b = values(tyr_grad_e(lf));
+    for (int i = 0; i < 32; i++) ASSERT_CLOSE(a[i], b[i], 0.1, 0.05);
+    free(a);
+    free(b);
+  }
+  tyr_tensor_free(lf);
+  tyr_tensor_free(leaf);
+}
+
+/* ---- typed forms ---------------------------------------------------------------------- */
+static void test_typed_forms(void **state) {
+  (void)state;
+  TYR_SCOPE;
+  enum { B = 2, H = 4, HKV = 2, T = 5, D = 8, V = 6 };
+  tyr_T(B, T, V) logits = tyr_randn(B, T, V);
+  tyr_T(B, T, V) p = tyr_softmax(logits, -1);
+  tyr_T(B, T, V) lp = tyr_log_softmax(logits, 1);
+  tyr_T(B, T) tg = (tyr_T(B, T))tyr_zeros_at(TYR_SITE, TYR_I64, CPU, 2, (int64_t[]){B, T});
+  tyr_T0 loss = tyr_cross_entropy(logits, tg, -100);
+  tyr_T0 mse = tyr_mse_loss(p, lp);
+  ASSERT_CLOSE(tyr_item(loss),
+               tyr_item_e(tyr_cross_entropy_e(tyr_erase(logits), tyr_erase(tg), -100)), 0, 0);
+  ASSERT_CLOSE(tyr_item(mse), tyr_item_e(tyr_mse_loss_e(tyr_erase(p), tyr_erase(lp))), 0, 0);
+  tyr_T(V) w = tyr_ones(V);
+  tyr_T(V) b = tyr_zeros(V);
+  tyr_T(B, T, V) n1 = tyr_layer_norm(logits, w, b, 1e-5);
+  tyr_T(B, T, V) n2 = tyr_layer_norm(logits, NULL, NULL, 1e-5);
+  tyr_T(B, T, V) n3 = tyr_rms_norm(tyr_dropout(n1, 0.1, true), w, 1e-5);
+  tyr_T(B, T, V) n4 = tyr_rms_norm(n2, NULL, 1e-5);
+  ASSERT_CLOSE(tyr_get(n1, 1, 2, 3), tyr_get(n2, 1, 2, 3), 1e-6, 0);
+  (void)n3, (void)n4;
+  tyr_T(B, H, T, D) q = tyr_randn(B, H, T, D);
+  tyr_T(B, HKV, T, D) k = tyr_randn(B, HKV, T, D);
+  tyr_T(T, D / 2) c;
+  tyr_T(T, D / 2) s;
+  assert_int_equal(tyr_rotary_tables(T, D, 10000.0, &c, &s), 0);
+  tyr_T(B, H, T, D) qr = tyr_rotary(q, c, s);
+  tyr_T(B, H, T, D) o =
+      tyr_sdpa(qr, tyr_rotary(k, c, s), k, &(tyr_sdpa_opts){.causal = true, .window = 2});
+  tyr_T(B, H, T, D) o2 = tyr_sdpa(q, k, k, NULL);
+  _Static_assert(tyr_rank(o) == 4 && tyr_dim(o, 1) == H, "typed dims");
+  (void)o2;
+  /* run-time dims: checked at run time */
+  int t = T, hk = 3;
+  tyr_T(B, hk, t, D) k3 = tyr_randn(B, hk, t, D);
+  EXPECT_TYR_ERROR(tyr_sdpa(q, k3, k3, NULL),
+                   "tyr_sdpa: the number of query heads is not a multiple of the number of "
+                   "key/value heads");
+  tyr_T(t, V) l2 = tyr_randn(t, V);
+  tyr_T(t) t2 = (tyr_T(t))tyr_zeros_at(TYR_SITE, TYR_I64, CPU, 1, (int64_t[]){T});
+  tyr_T0 ce2 = tyr_cross_entropy(l2, t2, -100);
+  assert_non_null(ce2);
+  int v2 = V + 1;
+  tyr_T(v2) wbad = tyr_ones(v2);
+  EXPECT_TYR_ERROR(tyr_layer_norm(l2, wbad, NULL, 1e-5),
+                   "tyr_layer_norm: x is [5, 6], so w must be [6], but it is [7]");
+  /* a handle whose type lies about its tensor */
+  tyr_T(B, H, T, D) liar = (tyr_T(B, H, T, D))tyr_erase(tyr_randn(B, H, T, 4));
+  EXPECT_TYR_ERROR(tyr_rotary(liar, c, s),
+                   "tyr_rotary: x is declared [2, 4, 5, 8] but the tensor is [2, 4, 5, 4]");
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      TYR_TEST(test_softmax_values),
+      TYR_TEST(test_softmax_gradients),
+      TYR_TEST(test_softmax_errors),
+      TYR_TEST(test_cross_entropy_values),
+      TYR_TEST(test_cross_entropy_all_ignored),
+      TYR_TEST(test_cross_entropy_gradients),
+      TYR_TEST(test_cross_entropy_errors),
+      TYR_TEST(test_mse_loss),
+      TYR_TEST(test_norm_values),
+      TYR_TEST(test_norm_gradients),
+      TYR_TEST(test_norm_errors),
+      TYR_TEST(test_dropout_mask),
+      TYR_TEST(test_dropout_gradients),
+      TYR_TEST(test_rotary_values),
+      TYR_TEST(test_rotary_gradients_and_errors),
+      TYR_TEST(test_sdpa_values),
+      TYR_TEST(test_sdpa_gradients),
+      TYR_TEST(test_sdpa_errors),
+      TYR_TEST(test_sdpa_empty_rows_backward),
+      TYR_TEST(test_half_precision),
+      TYR_TEST(test_typed_forms),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
