@@ -11,4 +11,11 @@
 #include "tyr/ops_linalg.h"
 #include "tyr/ops_index.h"
 #include "tyr/ops_nn.h"
+#include "tyr/params.h"
+#include "tyr/nn.h"
+#include "tyr/optim.h"
+#include "tyr/safetensors.h"
+#include "tyr/checkpoint.h"
+#include "tyr/data.h"
+#include "tyr/plot.h"
 #endif
