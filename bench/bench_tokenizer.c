@@ -104,8 +104,8 @@ static void train_file(const char *path, int vocab) {
   if (tyr_bpe_trainer_add_file(tr, path)) exit(1);
   double t1 = now();
   tyr_bpe_trainer_set_verbose(tr, true);
-  tyr_tokenizer *t = tyr_bpe_trainer_finish(tr, vocab, tyr_tokenizer_chat_specials,
-                                            TYR_TOKENIZER_N_CHAT_SPECIALS);
+  tyr_tokenizer *t =
+      tyr_bpe_trainer_finish(tr, vocab, tyr_tokenizer_chat_specials, TYR_TOKENIZER_N_CHAT_SPECIALS);
   double t2 = now();
   printf("train %s: %.1f MB, %llu distinct chunks, vocab %d: split+count %.2f s, merges %.2f s, "
          "total %.2f s\n",
@@ -129,8 +129,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
       threads = atoi(argv[++i]);
     else {
-      fprintf(stderr, "usage: %s [--text FILE] [--train FILE --vocab N] [--threads N]\n",
-              argv[0]);
+      fprintf(stderr, "usage: %s [--text FILE] [--train FILE --vocab N] [--threads N]\n", argv[0]);
       return 2;
     }
   }

@@ -274,8 +274,8 @@ tyr_tokenizer *bpe_build_lines(tyr_site s, const char *op, const char *name, con
   while (tcap < 2 * n + 2) tcap *= 2;
   t->tmap_cap = tcap;
   t->tmap = calloc(tcap, sizeof *t->tmap);
-  if (!t->tok || !t->kind || !t->bytes || !t->pattern || !t->special_ids ||
-      !t->special_off || !t->special_len || !t->tmap)
+  if (!t->tok || !t->kind || !t->bytes || !t->pattern || !t->special_ids || !t->special_off ||
+      !t->special_len || !t->tmap)
     goto oom;
 
   /* ranked tokens */

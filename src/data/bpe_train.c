@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "data/bpe_internal.h"
 
@@ -18,11 +19,17 @@ size_t tyr__bpe_file_block = (size_t)16 << 20;
 
 typedef struct chunk_ent {
   uint64_t h;
-  uint64_t off; /* in the arena */
+  uint64_t key; /* chunks of up to 8 bytes: the bytes; longer: the arena offset */
   uint64_t count;
   uint32_t len;
   uint32_t used; /* 0: empty slot */
 } chunk_ent;
+
+static inline uint64_t load_short(const uint8_t *p, size_t n) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < n; i++) v |= (uint64_t)p[i] << (8 * i);
+  return v;
+}
 
 struct tyr_bpe_trainer {
   char *pattern;
@@ -79,9 +86,23 @@ uint64_t tyr_bpe_trainer_n_chunks(const tyr_bpe_trainer *tr) {
   return tr ? tr->n : 0;
 }
 
+/* Zeroed memory for a big table, in transparent huge pages where the
+ * system allows (fewer TLB misses on random probes).  Freed with free(). */
+static void *big_calloc(size_t n, size_t size) {
+  size_t bytes = n * size;
+  const size_t huge = (size_t)2 << 20;
+  if (bytes < 4 * huge) return calloc(n, size);
+  bytes = (bytes + huge - 1) / huge * huge;
+  void *p = aligned_alloc(huge, bytes);
+  if (!p) return NULL;
+  madvise(p, bytes, MADV_HUGEPAGE);
+  memset(p, 0, bytes);
+  return p;
+}
+
 static bool chunk_grow(tyr_bpe_trainer *tr) {
   size_t ncap = tr->cap * 2;
-  chunk_ent *nt = calloc(ncap, sizeof *nt);
+  chunk_ent *nt = big_calloc(ncap, sizeof *nt);
   if (!nt) return false;
   for (size_t i = 0; i < tr->cap; i++) {
     if (!tr->tab[i].used) continue;
@@ -102,7 +123,8 @@ static bool chunk_add(tyr_bpe_trainer *tr, const uint8_t *p, size_t n) {
   size_t i = h & mask;
   for (; tr->tab[i].used; i = (i + 1) & mask) {
     chunk_ent *e = &tr->tab[i];
-    if (e->h == h && e->len == n && memcmp(tr->arena + e->off, p, n) == 0) {
+    if (e->h == h && e->len == n &&
+        (n <= 8 ? e->key == load_short(p, n) : memcmp(tr->arena + e->key, p, n) == 0)) {
       e->count++;
       return true;
     }
@@ -113,17 +135,21 @@ static bool chunk_add(tyr_bpe_trainer *tr, const uint8_t *p, size_t n) {
     for (i = h & mask; tr->tab[i].used; i = (i + 1) & mask) {
     }
   }
-  if (tr->aused + n > tr->acap) {
-    size_t nc = tr->acap * 2;
-    while (nc < tr->aused + n) nc *= 2;
-    uint8_t *na = realloc(tr->arena, nc);
-    if (!na) return false;
-    tr->arena = na;
-    tr->acap = nc;
+  uint64_t key = load_short(p, n < 8 ? n : 8);
+  if (n > 8) {
+    if (tr->aused + n > tr->acap) {
+      size_t nc = tr->acap * 2;
+      while (nc < tr->aused + n) nc *= 2;
+      uint8_t *na = realloc(tr->arena, nc);
+      if (!na) return false;
+      tr->arena = na;
+      tr->acap = nc;
+    }
+    memcpy(tr->arena + tr->aused, p, n);
+    key = tr->aused;
+    tr->aused += n;
   }
-  memcpy(tr->arena + tr->aused, p, n);
-  tr->tab[i] = (chunk_ent){h, tr->aused, 1, (uint32_t)n, 1};
-  tr->aused += n;
+  tr->tab[i] = (chunk_ent){h, key, 1, (uint32_t)n, 1};
   tr->n++;
   return true;
 }
@@ -543,7 +569,12 @@ tyr_tokenizer *tyr_bpe_trainer_finish_at(tyr_site s, tyr_bpe_trainer *tr, int vo
   for (size_t i = 0; i < tr->cap; i++) {
     const chunk_ent *e = &tr->tab[i];
     if (!e->used || e->len < 2) continue;
-    const uint8_t *p = tr->arena + e->off;
+    uint8_t shortbuf[8];
+    const uint8_t *p = tr->arena + e->key;
+    if (e->len <= 8) {
+      for (uint32_t k = 0; k < e->len; k++) shortbuf[k] = (uint8_t)(e->key >> (8 * k));
+      p = shortbuf;
+    }
     m->woff[w] = at;
     m->wlen[w] = e->len;
     m->wcnt[w] = e->count;
