@@ -12,8 +12,8 @@ const char *const tyr_tokenizer_chat_specials[TYR_TOKENIZER_N_CHAT_SPECIALS] = {
     "<|output_end|>",
 };
 
-/* Chunks longer than this are merged with a heap instead of by scanning. */
-#define BPE_SCAN_MAX 96
+size_t tyr__bpe_scan_max = 96;
+bool tyr__bpe_use_cache = true;
 /* Chunks up to this many bytes go into the chunk -> ids cache. */
 #define BPE_CACHE_CHUNK_MAX 256
 /* A cache holds at most this many uint32 words of entries, then starts over. */
@@ -704,15 +704,15 @@ static bool encode_chunk(const tyr_tokenizer *t, bpe_work *w, const uint8_t *p, 
     return true;
   }
   uint32_t nids;
-  const uint32_t *hit = cache_find(w, p, n, h, &nids);
+  const uint32_t *hit = tyr__bpe_use_cache ? cache_find(w, p, n, h, &nids) : NULL;
   if (hit) {
     memcpy(dst, hit, nids * sizeof *dst);
     o->n += nids;
     return true;
   }
   if (n >= UINT32_MAX || !scratch_reserve(w, n)) return false;
-  size_t m = n <= BPE_SCAN_MAX ? merge_scan(t, w, p, n, dst) : merge_heap(t, w, p, n, dst);
-  if (n <= BPE_CACHE_CHUNK_MAX) cache_put(w, p, n, h, dst, (uint32_t)m);
+  size_t m = n <= tyr__bpe_scan_max ? merge_scan(t, w, p, n, dst) : merge_heap(t, w, p, n, dst);
+  if (n <= BPE_CACHE_CHUNK_MAX && tyr__bpe_use_cache) cache_put(w, p, n, h, dst, (uint32_t)m);
   o->n += m;
   return true;
 }

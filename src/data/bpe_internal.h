@@ -166,6 +166,11 @@ size_t bpe_b64_encode(const uint8_t *in, size_t n, char *out);
 /* Strict decode: returns the byte count or -1. out needs n/4*3 bytes. */
 int64_t bpe_b64_decode(const char *in, size_t n, uint8_t *out);
 
+/* Chunks longer than this are merged with a heap instead of by scanning
+ * (the fuzzer compares the two). */
+extern size_t tyr__bpe_scan_max;
+/* Whether encode uses the chunk -> ids cache (the fuzzer turns it off). */
+extern bool tyr__bpe_use_cache;
 /* Bytes read by tyr_bpe_trainer_add_file per block (tests lower it). */
 extern size_t tyr__bpe_file_block;
 /* Largest tokenizer file, after decompression (the fuzzer lowers it). */
