@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <zstd.h>
 
 #include "data/bpe_internal.h"
 
@@ -186,11 +187,70 @@ int tyr_bpe_trainer_add_at(tyr_site s, tyr_bpe_trainer *tr, const char *text, si
   return rc;
 }
 
+/* A file read as plain bytes or, when it starts with the zstd magic
+ * number, decompressed on the fly. */
+typedef struct file_src {
+  FILE *f;
+  ZSTD_DStream *ds;
+  uint8_t *in;
+  ZSTD_inBuffer ib;
+  size_t last; /* the last ZSTD_decompressStream result: 0 at a frame end */
+  uint8_t head[4];
+  size_t nhead;  /* plain files: bytes already read to look for the magic */
+  bool io_error; /* the failure was the system's, not the data's */
+} file_src;
+
+#define SRC_IN 65536
+
+/* Fills dst[0..n) as far as the file goes; returns the count, or
+ * SIZE_MAX with *why set. */
+static size_t src_read(file_src *src, uint8_t *dst, size_t n, const char **why) {
+  if (!src->ds) {
+    size_t k = src->nhead < n ? src->nhead : n;
+    memcpy(dst, src->head, k);
+    memmove(src->head, src->head + k, src->nhead - k);
+    src->nhead -= k;
+    size_t got = k + fread(dst + k, 1, n - k, src->f);
+    if (ferror(src->f)) {
+      *why = strerror(errno);
+      src->io_error = true;
+      return SIZE_MAX;
+    }
+    return got;
+  }
+  ZSTD_outBuffer ob = {dst, n, 0};
+  while (ob.pos < ob.size) {
+    if (src->ib.pos == src->ib.size) {
+      size_t got = fread(src->in, 1, SRC_IN, src->f);
+      if (ferror(src->f)) {
+        *why = strerror(errno);
+        src->io_error = true;
+        return SIZE_MAX;
+      }
+      if (got == 0) {
+        if (src->last != 0) {
+          *why = "truncated zstd data";
+          return SIZE_MAX;
+        }
+        break;
+      }
+      src->ib = (ZSTD_inBuffer){src->in, got, 0};
+    }
+    src->last = ZSTD_decompressStream(src->ds, &ob, &src->ib);
+    if (ZSTD_isError(src->last)) {
+      *why = ZSTD_getErrorName(src->last);
+      return SIZE_MAX;
+    }
+  }
+  return ob.pos;
+}
+
 int tyr_bpe_trainer_add_file_at(tyr_site s, tyr_bpe_trainer *tr, const char *path) {
   const char *op = "tyr_bpe_trainer_add_file";
   if (!tr || !path) return tyr_raise(TYR_ERR_ARG, s, op, "NULL argument");
-  FILE *f = fopen(path, "rb");
-  if (!f) return tyr_raise(TYR_ERR_IO, s, op, "%s: cannot open: %s", path, strerror(errno));
+  file_src src = {0};
+  src.f = fopen(path, "rb");
+  if (!src.f) return tyr_raise(TYR_ERR_IO, s, op, "%s: cannot open: %s", path, strerror(errno));
   size_t block = tyr__bpe_file_block ? tyr__bpe_file_block : 1;
   /* a chunk is counted only when at least `margin` bytes follow it in the
    * buffer, so that the pattern sees the same text as in one pass */
@@ -202,13 +262,28 @@ int tyr_bpe_trainer_add_file_at(tyr_site s, tyr_bpe_trainer *tr, const char *pat
     rc = tyr_raise(TYR_ERR_MEMORY, s, op, "out of host memory");
     goto done;
   }
-  for (;;) {
-    size_t got = fread(buf + n, 1, cap - n, f);
-    n += got;
-    if (ferror(f)) {
-      rc = tyr_raise(TYR_ERR_IO, s, op, "%s: read error: %s", path, strerror(errno));
+  src.nhead = fread(src.head, 1, 4, src.f);
+  if (src.nhead == 4 && src.head[0] == 0x28 && src.head[1] == 0xb5 && src.head[2] == 0x2f &&
+      src.head[3] == 0xfd) {
+    src.ds = ZSTD_createDStream();
+    src.in = malloc(SRC_IN);
+    if (!src.ds || !src.in) {
+      rc = tyr_raise(TYR_ERR_MEMORY, s, op, "out of host memory");
       goto done;
     }
+    ZSTD_initDStream(src.ds);
+    memcpy(src.in, src.head, 4);
+    src.ib = (ZSTD_inBuffer){src.in, 4, 0};
+    src.nhead = 0;
+  }
+  for (;;) {
+    const char *why = NULL;
+    size_t got = src_read(&src, buf + n, cap - n, &why);
+    if (got == SIZE_MAX) {
+      rc = tyr_raise(src.io_error ? TYR_ERR_IO : TYR_ERR_FORMAT, s, op, "%s: %s", path, why);
+      goto done;
+    }
+    n += got;
     if (n < cap) { /* end of file */
       size_t stop;
       rc = count_text(s, op, tr, buf, n, n, &stop);
@@ -235,7 +310,9 @@ int tyr_bpe_trainer_add_file_at(tyr_site s, tyr_bpe_trainer *tr, const char *pat
   }
 done:
   free(buf);
-  fclose(f);
+  free(src.in);
+  ZSTD_freeDStream(src.ds);
+  fclose(src.f);
   return rc;
 }
 
