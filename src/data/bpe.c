@@ -250,7 +250,7 @@ tyr_tokenizer *bpe_build_lines(tyr_site s, const char *op, const char *name, con
       return NULL;
     }
     if (special_ids[k] > max_id) max_id = special_ids[k];
-    total += len;
+    total += len + 1; /* NUL-terminated in the arena */
   }
   if (total >= UINT32_MAX) {
     tyr_raise(TYR_ERR_FORMAT, s, op, "%s: tokens hold too many bytes (%llu)", name,
@@ -346,7 +346,8 @@ tyr_tokenizer *bpe_build_lines(tyr_site s, const char *op, const char *name, con
     t->special_len[k] = len;
     t->special_first[(uint8_t)specials[k][0]] = 1;
     if (len < t->special_min_len) t->special_min_len = len;
-    used += len;
+    t->bytes[used + len] = 0; /* (calloc'd: for tyr_tokenizer_special) */
+    used += len + 1;
   }
   t->nbytes = used;
 
@@ -421,12 +422,9 @@ const char *tyr_tokenizer_pattern(const tyr_tokenizer *t) {
 }
 
 const char *tyr_tokenizer_special(const tyr_tokenizer *t, int i, uint32_t *id) {
-  static _Thread_local char buf[260];
   if (!t || i < 0 || i >= t->n_specials) return NULL;
   if (id) *id = t->special_ids[i];
-  memcpy(buf, t->bytes + t->special_off[i], t->special_len[i]);
-  buf[t->special_len[i]] = 0;
-  return buf;
+  return (const char *)t->bytes + t->special_off[i];
 }
 
 int64_t tyr_tokenizer_special_id(const tyr_tokenizer *t, const char *name) {
