@@ -76,9 +76,20 @@ typedef struct bpe_cache_slot {
   uint32_t len;
 } bpe_cache_slot;
 
+/* A direct-mapped cache of chunks of up to 8 bytes (most words) and their
+ * ids (up to 5), compared without hashing or touching the token tables. */
+#define BPE_FRONT 8192
+typedef struct bpe_front {
+  uint64_t key; /* the chunk's bytes, little end first */
+  uint8_t len;  /* 0: empty */
+  uint8_t nids;
+  uint32_t ids[5];
+} bpe_front;
+
 typedef struct bpe_work {
   bool ready;
   bpe_matcher m;
+  bpe_front *front;
   bpe_cache_slot *slots;
   size_t cap, n; /* slots (power of two), entries */
   uint32_t *arena;
