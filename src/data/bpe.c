@@ -67,6 +67,11 @@ void bpe_split_begin(bpe_splitter *sp, const pcre2_code *re, bool jit, bpe_match
   sp->pos = 0;
   sp->pend_s = sp->pend_e = 0;
   sp->err = 0;
+  /* PCRE2's default limit (10 million steps per match) stops the GPT-4
+   * pattern on a long run of spaces, where \s*[\r\n]+ backtracks over the
+   * whole run once; allow steps in proportion to the text instead. */
+  uint64_t limit = 10000000 + 64 * (uint64_t)len;
+  pcre2_set_match_limit(m->mc, limit > UINT32_MAX ? UINT32_MAX : (uint32_t)limit);
 }
 
 /* Bytes of the UTF-8 character at p (1 for a byte that starts none). */
