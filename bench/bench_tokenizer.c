@@ -108,19 +108,19 @@ static void measure(const char *name, const tyr_tokenizer *t, const char *text, 
 }
 
 static void train_file(const char *path, int vocab) {
-  double t0 = now();
+  double t0 = now(), c0 = cpu();
   tyr_bpe_trainer *tr = tyr_bpe_trainer_init(NULL);
   if (tyr_bpe_trainer_add_file(tr, path)) exit(1);
-  double t1 = now();
+  double t1 = now(), c1 = cpu();
   tyr_bpe_trainer_set_verbose(tr, true);
   tyr_tokenizer *t =
       tyr_bpe_trainer_finish(tr, vocab, tyr_tokenizer_chat_specials, TYR_TOKENIZER_N_CHAT_SPECIALS);
-  double t2 = now();
-  printf("train %s: %.1f MB, %llu distinct chunks, vocab %d: split+count %.2f s, merges %.2f s, "
-         "total %.2f s\n",
+  double t2 = now(), c2 = cpu();
+  printf("train %s: %.1f MB, %llu distinct chunks, vocab %d: split+count %.2f s (cpu %.2f s), "
+         "merges %.2f s (cpu %.2f s), total %.2f s\n",
          path, (double)tyr_bpe_trainer_n_bytes(tr) / 1e6,
          (unsigned long long)tyr_bpe_trainer_n_chunks(tr), tyr_tokenizer_vocab_size(t), t1 - t0,
-         t2 - t1, t2 - t0);
+         c1 - c0, t2 - t1, c2 - c1, t2 - t0);
   tyr_bpe_trainer_free(tr);
   tyr_tokenizer_free(t);
 }
