@@ -21,6 +21,14 @@ static double now(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* CPU time of this thread: on a shared machine it shows what the code
+ * costs when the wall clock also counts waiting for a core. */
+static double cpu(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static char *read_all(const char *path, size_t *n) {
   FILE *f = fopen(path, "rb");
   if (!f) return NULL;
@@ -55,21 +63,22 @@ static void measure(const char *name, const tyr_tokenizer *t, const char *text, 
                     int threads) {
   uint32_t *ids = NULL;
   size_t cap = 0;
-  double t0 = now();
+  double t0 = now(), c0 = cpu();
   size_t m = tyr_tokenizer_encode(t, text, n, false, &ids, &cap);
-  double t1 = now();
+  double t1 = now(), c1 = cpu();
   size_t m2 = tyr_tokenizer_encode(t, text, n, false, &ids, &cap);
-  double t2 = now();
+  double t2 = now(), c2 = cpu();
   char *out = NULL;
   size_t ocap = 0;
   tyr_tokenizer_decode(t, ids, m, &out, &ocap); /* the first one grows the buffer */
-  double t2b = now();
+  double t2b = now(), c2b = cpu();
   size_t back = tyr_tokenizer_decode(t, ids, m, &out, &ocap);
-  double t3 = now();
+  double t3 = now(), c3 = cpu();
   double mb = (double)n / 1e6;
-  printf("  %-22s %8.2f MB  %9zu ids  %.3f bytes/id  encode %7.1f MB/s (cold) %7.1f MB/s (warm)"
-         "  decode %8.1f MB/s  %s\n",
-         name, mb, m, (double)n / (double)m, mb / (t1 - t0), mb / (t2 - t1), mb / (t3 - t2b),
+  printf("  %-16s %6.2f MB %8zu ids %.2f B/id | encode cold %5.1f (cpu %5.1f), warm %5.1f (cpu "
+         "%5.1f) | decode %6.0f (cpu %6.0f) MB/s | %s\n",
+         name, mb, m, (double)n / (double)m, mb / (t1 - t0), mb / (c1 - c0), mb / (t2 - t1),
+         mb / (c2 - c1), mb / (t3 - t2b), mb / (c3 - c2b),
          back == n && m2 == m && memcmp(out, text, n) == 0 ? "round trip ok" : "ROUND TRIP FAILED");
   if (threads > 1) {
     /* the text cut into pieces at newlines, encoded by several threads */
@@ -91,7 +100,7 @@ static void measure(const char *name, const tyr_tokenizer *t, const char *text, 
       free(pi);
     }
     double p1 = now();
-    printf("  %-22s encode with %d threads %7.1f MB/s\n", "", threads, mb / (p1 - p0));
+    printf("  %-16s encode with %d threads %5.1f MB/s (wall)\n", "", threads, mb / (p1 - p0));
     free(cut);
   }
   free(ids);
@@ -99,19 +108,19 @@ static void measure(const char *name, const tyr_tokenizer *t, const char *text, 
 }
 
 static void train_file(const char *path, int vocab) {
-  double t0 = now();
+  double t0 = now(), c0 = cpu();
   tyr_bpe_trainer *tr = tyr_bpe_trainer_init(NULL);
   if (tyr_bpe_trainer_add_file(tr, path)) exit(1);
-  double t1 = now();
+  double t1 = now(), c1 = cpu();
   tyr_bpe_trainer_set_verbose(tr, true);
-  tyr_tokenizer *t = tyr_bpe_trainer_finish(tr, vocab, tyr_tokenizer_chat_specials,
-                                            TYR_TOKENIZER_N_CHAT_SPECIALS);
-  double t2 = now();
-  printf("train %s: %.1f MB, %llu distinct chunks, vocab %d: split+count %.2f s, merges %.2f s, "
-         "total %.2f s\n",
+  tyr_tokenizer *t =
+      tyr_bpe_trainer_finish(tr, vocab, tyr_tokenizer_chat_specials, TYR_TOKENIZER_N_CHAT_SPECIALS);
+  double t2 = now(), c2 = cpu();
+  printf("train %s: %.1f MB, %llu distinct chunks, vocab %d: split+count %.2f s (cpu %.2f s), "
+         "merges %.2f s (cpu %.2f s), total %.2f s\n",
          path, (double)tyr_bpe_trainer_n_bytes(tr) / 1e6,
          (unsigned long long)tyr_bpe_trainer_n_chunks(tr), tyr_tokenizer_vocab_size(t), t1 - t0,
-         t2 - t1, t2 - t0);
+         c1 - c0, t2 - t1, c2 - c1, t2 - t0);
   tyr_bpe_trainer_free(tr);
   tyr_tokenizer_free(t);
 }
@@ -129,8 +138,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
       threads = atoi(argv[++i]);
     else {
-      fprintf(stderr, "usage: %s [--text FILE] [--train FILE --vocab N] [--threads N]\n",
-              argv[0]);
+      fprintf(stderr, "usage: %s [--text FILE] [--train FILE --vocab N] [--threads N]\n", argv[0]);
       return 2;
     }
   }
@@ -152,17 +160,17 @@ int main(int argc, char **argv) {
   tyr_tokenizer *trained = NULL;
   for (int times = 1; times <= 4; times *= 4) {
     char *big = repeat(text, n, times);
-    double t0 = now();
+    double t0 = now(), c0 = cpu();
     tyr_bpe_trainer *tr = tyr_bpe_trainer_init(NULL);
     tyr_bpe_trainer_add(tr, big, n * (size_t)times);
-    double t1 = now();
+    double t1 = now(), c1 = cpu();
     tyr_tokenizer *t = tyr_bpe_trainer_finish(tr, 4096, tyr_tokenizer_chat_specials,
                                               TYR_TOKENIZER_N_CHAT_SPECIALS);
-    double t2 = now();
-    printf("train vocab 4096 on %.2f MB (%llu distinct chunks): split+count %.3f s (%.1f MB/s), "
-           "merges %.3f s, total %.3f s\n",
+    double t2 = now(), c2 = cpu();
+    printf("train vocab 4096 on %.2f MB (%llu distinct chunks): split+count %.3f s (cpu %.3f s), "
+           "merges %.3f s (cpu %.3f s), total %.3f s\n",
            (double)n * times / 1e6, (unsigned long long)tyr_bpe_trainer_n_chunks(tr), t1 - t0,
-           (double)n * times / 1e6 / (t1 - t0), t2 - t1, t2 - t0);
+           c1 - c0, t2 - t1, c2 - c1, t2 - t0);
     tyr_bpe_trainer_free(tr);
     if (!trained)
       trained = t;

@@ -32,8 +32,8 @@ extern "C" {
 
 /* The GPT-4 (cl100k_base) split pattern: the default. */
 #define TYR_TOKENIZER_PATTERN_GPT4                                                                 \
-  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "                       \
-  "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}"                         \
+  "| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
 /* The GPT-2 (r50k_base) split pattern. */
 #define TYR_TOKENIZER_PATTERN_GPT2                                                                 \
   "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
@@ -142,9 +142,11 @@ tyr_bpe_trainer *tyr_bpe_trainer_init_at(tyr_site s, const char *pattern);
 /* Adds one text (chunks never cross texts).  Returns 0 or the status. */
 int tyr_bpe_trainer_add_at(tyr_site s, tyr_bpe_trainer *tr, const char *text, size_t len);
 #define tyr_bpe_trainer_add(tr, text, len) tyr_bpe_trainer_add_at(TYR_SITE, (tr), (text), (len))
-/* Adds a file, read in blocks that are cut after a newline followed by an
- * ASCII letter (a chunk boundary for the GPT-2 and GPT-4 patterns), so a
- * file of any size needs only a block of memory. */
+/* Adds a file (decompressed on the fly when it is zstd), read in blocks of
+ * 16 MiB so that a file of any size needs little memory.  A chunk is
+ * counted only when 64 KiB of text follow it in the block, and the next
+ * block starts where it stopped: the counts are those of the whole file in
+ * one text unless a chunk or the pattern's look-ahead spans 64 KiB. */
 int tyr_bpe_trainer_add_file_at(tyr_site s, tyr_bpe_trainer *tr, const char *path);
 #define tyr_bpe_trainer_add_file(tr, path) tyr_bpe_trainer_add_file_at(TYR_SITE, (tr), (path))
 /* Prints progress to stderr while finishing. */

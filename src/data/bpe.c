@@ -12,8 +12,8 @@ const char *const tyr_tokenizer_chat_specials[TYR_TOKENIZER_N_CHAT_SPECIALS] = {
     "<|output_end|>",
 };
 
-/* Chunks longer than this are merged with a heap instead of by scanning. */
-#define BPE_SCAN_MAX 96
+size_t tyr__bpe_scan_max = 96;
+bool tyr__bpe_use_cache = true;
 /* Chunks up to this many bytes go into the chunk -> ids cache. */
 #define BPE_CACHE_CHUNK_MAX 256
 /* A cache holds at most this many uint32 words of entries, then starts over. */
@@ -67,6 +67,11 @@ void bpe_split_begin(bpe_splitter *sp, const pcre2_code *re, bool jit, bpe_match
   sp->pos = 0;
   sp->pend_s = sp->pend_e = 0;
   sp->err = 0;
+  /* PCRE2's default limit (10 million steps per match) stops the GPT-4
+   * pattern on a long run of spaces, where \s*[\r\n]+ backtracks over the
+   * whole run once; allow steps in proportion to the text instead. */
+  uint64_t limit = 10000000 + 64 * (uint64_t)len;
+  pcre2_set_match_limit(m->mc, limit > UINT32_MAX ? UINT32_MAX : (uint32_t)limit);
 }
 
 /* Bytes of the UTF-8 character at p (1 for a byte that starts none). */
@@ -250,7 +255,7 @@ tyr_tokenizer *bpe_build_lines(tyr_site s, const char *op, const char *name, con
       return NULL;
     }
     if (special_ids[k] > max_id) max_id = special_ids[k];
-    total += len;
+    total += len + 1; /* NUL-terminated in the arena */
   }
   if (total >= UINT32_MAX) {
     tyr_raise(TYR_ERR_FORMAT, s, op, "%s: tokens hold too many bytes (%llu)", name,
@@ -274,8 +279,8 @@ tyr_tokenizer *bpe_build_lines(tyr_site s, const char *op, const char *name, con
   while (tcap < 2 * n + 2) tcap *= 2;
   t->tmap_cap = tcap;
   t->tmap = calloc(tcap, sizeof *t->tmap);
-  if (!t->tok || !t->kind || !t->bytes || !t->pattern || !t->special_ids ||
-      !t->special_off || !t->special_len || !t->tmap)
+  if (!t->tok || !t->kind || !t->bytes || !t->pattern || !t->special_ids || !t->special_off ||
+      !t->special_len || !t->tmap)
     goto oom;
 
   /* ranked tokens */
@@ -346,7 +351,8 @@ tyr_tokenizer *bpe_build_lines(tyr_site s, const char *op, const char *name, con
     t->special_len[k] = len;
     t->special_first[(uint8_t)specials[k][0]] = 1;
     if (len < t->special_min_len) t->special_min_len = len;
-    used += len;
+    t->bytes[used + len] = 0; /* (calloc'd: for tyr_tokenizer_special) */
+    used += len + 1;
   }
   t->nbytes = used;
 
@@ -379,6 +385,7 @@ fail:
 static void work_free(bpe_work *w) {
   if (!w->ready) return;
   bpe_matcher_free(&w->m);
+  free(w->front);
   free(w->slots);
   free(w->arena);
   free(w->part);
@@ -421,12 +428,9 @@ const char *tyr_tokenizer_pattern(const tyr_tokenizer *t) {
 }
 
 const char *tyr_tokenizer_special(const tyr_tokenizer *t, int i, uint32_t *id) {
-  static _Thread_local char buf[260];
   if (!t || i < 0 || i >= t->n_specials) return NULL;
   if (id) *id = t->special_ids[i];
-  memcpy(buf, t->bytes + t->special_off[i], t->special_len[i]);
-  buf[t->special_len[i]] = 0;
-  return buf;
+  return (const char *)t->bytes + t->special_off[i];
 }
 
 int64_t tyr_tokenizer_special_id(const tyr_tokenizer *t, const char *name) {
@@ -495,7 +499,8 @@ static bool work_init(bpe_work *w, const tyr_tokenizer *t) {
   memset(w, 0, sizeof *w);
   if (!bpe_matcher_init(&w->m, t->re)) return false;
   w->ready = true;
-  if (!scratch_reserve(w, 256)) {
+  w->front = calloc(BPE_FRONT, sizeof *w->front);
+  if (!w->front || !scratch_reserve(w, 256)) {
     work_free(w);
     return false;
   }
@@ -686,9 +691,26 @@ static void cache_put(bpe_work *w, const uint8_t *p, size_t n, uint64_t h, const
   w->n++;
 }
 
-/* Encodes one chunk; false when out of memory. */
+/* The n (<= 8) bytes at p as a number, byte i in bits 8i..8i+7; readable
+ * is how many bytes from p may be read. */
+static inline uint64_t short_key(const uint8_t *p, size_t n, size_t readable) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  if (readable >= 8) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return n == 8 ? v : v & ((1ull << (8 * n)) - 1);
+  }
+#endif
+  (void)readable;
+  uint64_t v = 0;
+  for (size_t i = 0; i < n; i++) v |= (uint64_t)p[i] << (8 * i);
+  return v;
+}
+
+/* Encodes one chunk (readable bytes may be read from p); false when out of
+ * memory. */
 static bool encode_chunk(const tyr_tokenizer *t, bpe_work *w, const uint8_t *p, size_t n,
-                         bpe_out *o) {
+                         size_t readable, bpe_out *o) {
   if (!out_reserve(o, n)) return false;
   uint32_t *dst = *o->ids + o->n;
   if (n == 1) {
@@ -696,23 +718,40 @@ static bool encode_chunk(const tyr_tokenizer *t, bpe_work *w, const uint8_t *p, 
     o->n++;
     return true;
   }
+  bpe_front *fe = NULL;
+  uint64_t key = 0;
+  if (n <= 8 && tyr__bpe_use_cache) {
+    key = short_key(p, n, readable);
+    fe = &w->front[((key ^ n) * 0x9e3779b97f4a7c15ull) >> (64 - 13)];
+    if (fe->len == n && fe->key == key) {
+      for (int i = 0; i < fe->nids; i++) dst[i] = fe->ids[i];
+      o->n += fe->nids;
+      return true;
+    }
+  }
   uint64_t h = bpe_hash(p, n);
   int64_t id = bpe_token_lookup(t, p, n, h);
   if (id >= 0) {
     dst[0] = (uint32_t)id;
     o->n++;
+    if (fe) *fe = (bpe_front){key, (uint8_t)n, 1, {(uint32_t)id, 0, 0, 0, 0}};
     return true;
   }
   uint32_t nids;
-  const uint32_t *hit = cache_find(w, p, n, h, &nids);
+  const uint32_t *hit = tyr__bpe_use_cache ? cache_find(w, p, n, h, &nids) : NULL;
+  size_t m;
   if (hit) {
     memcpy(dst, hit, nids * sizeof *dst);
-    o->n += nids;
-    return true;
+    m = nids;
+  } else {
+    if (n >= UINT32_MAX || !scratch_reserve(w, n)) return false;
+    m = n <= tyr__bpe_scan_max ? merge_scan(t, w, p, n, dst) : merge_heap(t, w, p, n, dst);
+    if (n <= BPE_CACHE_CHUNK_MAX && tyr__bpe_use_cache) cache_put(w, p, n, h, dst, (uint32_t)m);
   }
-  if (n >= UINT32_MAX || !scratch_reserve(w, n)) return false;
-  size_t m = n <= BPE_SCAN_MAX ? merge_scan(t, w, p, n, dst) : merge_heap(t, w, p, n, dst);
-  if (n <= BPE_CACHE_CHUNK_MAX) cache_put(w, p, n, h, dst, (uint32_t)m);
+  if (fe && m <= 5) {
+    *fe = (bpe_front){key, (uint8_t)n, (uint8_t)m, {0}};
+    for (size_t i = 0; i < m; i++) fe->ids[i] = dst[i];
+  }
   o->n += m;
   return true;
 }
@@ -742,13 +781,15 @@ static bool find_special(const tyr_tokenizer *t, const uint8_t *text, size_t fro
   return false;
 }
 
+/* Encodes p[0..n) split by the pattern; readable bytes (>= n) may be read
+ * from p. */
 static int encode_ordinary(tyr_site s, const char *op, const tyr_tokenizer *t, bpe_work *w,
-                           const uint8_t *p, size_t n, bpe_out *o) {
+                           const uint8_t *p, size_t n, size_t readable, bpe_out *o) {
   bpe_splitter sp;
   bpe_split_begin(&sp, t->re, t->jit, &w->m, p, n);
   size_t b, e;
   while (bpe_split_next(&sp, &b, &e))
-    if (!encode_chunk(t, w, p + b, e - b, o))
+    if (!encode_chunk(t, w, p + b, e - b, readable - b, o))
       return tyr_raise(TYR_ERR_MEMORY, s, op, "out of host memory");
   if (sp.err) {
     char msg[256];
@@ -786,7 +827,7 @@ int tyr_tokenizer_encode_append_at(tyr_site s, const tyr_tokenizer *t, const cha
     size_t at = len;
     int which = -1;
     if (allow_special && t->n_specials) find_special(t, p, pos, len, &at, &which);
-    rc = encode_ordinary(s, op, t, w, p + pos, at - pos, &o);
+    rc = encode_ordinary(s, op, t, w, p + pos, at - pos, len - pos, &o);
     if (rc == 0 && which >= 0) {
       if (!out_reserve(&o, 1)) {
         rc = tyr_raise(TYR_ERR_MEMORY, s, op, "out of host memory");

@@ -76,9 +76,20 @@ typedef struct bpe_cache_slot {
   uint32_t len;
 } bpe_cache_slot;
 
+/* A direct-mapped cache of chunks of up to 8 bytes (most words) and their
+ * ids (up to 5), compared without hashing or touching the token tables. */
+#define BPE_FRONT 8192
+typedef struct bpe_front {
+  uint64_t key; /* the chunk's bytes, little end first */
+  uint8_t len;  /* 0: empty */
+  uint8_t nids;
+  uint32_t ids[5];
+} bpe_front;
+
 typedef struct bpe_work {
   bool ready;
   bpe_matcher m;
+  bpe_front *front;
   bpe_cache_slot *slots;
   size_t cap, n; /* slots (power of two), entries */
   uint32_t *arena;
@@ -166,6 +177,11 @@ size_t bpe_b64_encode(const uint8_t *in, size_t n, char *out);
 /* Strict decode: returns the byte count or -1. out needs n/4*3 bytes. */
 int64_t bpe_b64_decode(const char *in, size_t n, uint8_t *out);
 
+/* Chunks longer than this are merged with a heap instead of by scanning
+ * (the fuzzer compares the two). */
+extern size_t tyr__bpe_scan_max;
+/* Whether encode uses the chunk -> ids cache (the fuzzer turns it off). */
+extern bool tyr__bpe_use_cache;
 /* Bytes read by tyr_bpe_trainer_add_file per block (tests lower it). */
 extern size_t tyr__bpe_file_block;
 /* Largest tokenizer file, after decompression (the fuzzer lowers it). */

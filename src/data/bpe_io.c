@@ -253,6 +253,9 @@ static int rank_line(tyr_site s, const char *op, const char *name, size_t lineno
       return tyr_raise(TYR_ERR_MEMORY, s, op, "%s: out of host memory", name);
     l->cap = nc;
   }
+  if (tl == 0 || tl % 4)
+    return tyr_raise(TYR_ERR_FORMAT, s, op, "%s: line %zu: bad base64 '%.*s'", name, lineno,
+                     (int)(tl > 32 ? 32 : tl), line);
   if (l->nbytes + tl > l->bcap) {
     size_t nc = l->bcap ? l->bcap * 2 : 65536;
     while (nc < l->nbytes + tl) nc *= 2;

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <zstd.h>
 
 #include "data/bpe_internal.h"
 
@@ -18,11 +20,17 @@ size_t tyr__bpe_file_block = (size_t)16 << 20;
 
 typedef struct chunk_ent {
   uint64_t h;
-  uint64_t off; /* in the arena */
+  uint64_t key; /* chunks of up to 8 bytes: the bytes; longer: the arena offset */
   uint64_t count;
   uint32_t len;
   uint32_t used; /* 0: empty slot */
 } chunk_ent;
+
+static inline uint64_t load_short(const uint8_t *p, size_t n) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < n; i++) v |= (uint64_t)p[i] << (8 * i);
+  return v;
+}
 
 struct tyr_bpe_trainer {
   char *pattern;
@@ -79,9 +87,23 @@ uint64_t tyr_bpe_trainer_n_chunks(const tyr_bpe_trainer *tr) {
   return tr ? tr->n : 0;
 }
 
+/* Zeroed memory for a big table, in transparent huge pages where the
+ * system allows (fewer TLB misses on random probes).  Freed with free(). */
+static void *big_calloc(size_t n, size_t size) {
+  size_t bytes = n * size;
+  const size_t huge = (size_t)2 << 20;
+  if (bytes < 4 * huge) return calloc(n, size);
+  bytes = (bytes + huge - 1) / huge * huge;
+  void *p = aligned_alloc(huge, bytes);
+  if (!p) return NULL;
+  madvise(p, bytes, MADV_HUGEPAGE);
+  memset(p, 0, bytes);
+  return p;
+}
+
 static bool chunk_grow(tyr_bpe_trainer *tr) {
   size_t ncap = tr->cap * 2;
-  chunk_ent *nt = calloc(ncap, sizeof *nt);
+  chunk_ent *nt = big_calloc(ncap, sizeof *nt);
   if (!nt) return false;
   for (size_t i = 0; i < tr->cap; i++) {
     if (!tr->tab[i].used) continue;
@@ -102,7 +124,8 @@ static bool chunk_add(tyr_bpe_trainer *tr, const uint8_t *p, size_t n) {
   size_t i = h & mask;
   for (; tr->tab[i].used; i = (i + 1) & mask) {
     chunk_ent *e = &tr->tab[i];
-    if (e->h == h && e->len == n && memcmp(tr->arena + e->off, p, n) == 0) {
+    if (e->h == h && e->len == n &&
+        (n <= 8 ? e->key == load_short(p, n) : memcmp(tr->arena + e->key, p, n) == 0)) {
       e->count++;
       return true;
     }
@@ -113,17 +136,21 @@ static bool chunk_add(tyr_bpe_trainer *tr, const uint8_t *p, size_t n) {
     for (i = h & mask; tr->tab[i].used; i = (i + 1) & mask) {
     }
   }
-  if (tr->aused + n > tr->acap) {
-    size_t nc = tr->acap * 2;
-    while (nc < tr->aused + n) nc *= 2;
-    uint8_t *na = realloc(tr->arena, nc);
-    if (!na) return false;
-    tr->arena = na;
-    tr->acap = nc;
+  uint64_t key = load_short(p, n < 8 ? n : 8);
+  if (n > 8) {
+    if (tr->aused + n > tr->acap) {
+      size_t nc = tr->acap * 2;
+      while (nc < tr->aused + n) nc *= 2;
+      uint8_t *na = realloc(tr->arena, nc);
+      if (!na) return false;
+      tr->arena = na;
+      tr->acap = nc;
+    }
+    memcpy(tr->arena + tr->aused, p, n);
+    key = tr->aused;
+    tr->aused += n;
   }
-  memcpy(tr->arena + tr->aused, p, n);
-  tr->tab[i] = (chunk_ent){h, tr->aused, 1, (uint32_t)n, 1};
-  tr->aused += n;
+  tr->tab[i] = (chunk_ent){h, key, 1, (uint32_t)n, 1};
   tr->n++;
   return true;
 }
@@ -160,11 +187,70 @@ int tyr_bpe_trainer_add_at(tyr_site s, tyr_bpe_trainer *tr, const char *text, si
   return rc;
 }
 
+/* A file read as plain bytes or, when it starts with the zstd magic
+ * number, decompressed on the fly. */
+typedef struct file_src {
+  FILE *f;
+  ZSTD_DStream *ds;
+  uint8_t *in;
+  ZSTD_inBuffer ib;
+  size_t last; /* the last ZSTD_decompressStream result: 0 at a frame end */
+  uint8_t head[4];
+  size_t nhead;  /* plain files: bytes already read to look for the magic */
+  bool io_error; /* the failure was the system's, not the data's */
+} file_src;
+
+#define SRC_IN 65536
+
+/* Fills dst[0..n) as far as the file goes; returns the count, or
+ * SIZE_MAX with *why set. */
+static size_t src_read(file_src *src, uint8_t *dst, size_t n, const char **why) {
+  if (!src->ds) {
+    size_t k = src->nhead < n ? src->nhead : n;
+    memcpy(dst, src->head, k);
+    memmove(src->head, src->head + k, src->nhead - k);
+    src->nhead -= k;
+    size_t got = k + fread(dst + k, 1, n - k, src->f);
+    if (ferror(src->f)) {
+      *why = strerror(errno);
+      src->io_error = true;
+      return SIZE_MAX;
+    }
+    return got;
+  }
+  ZSTD_outBuffer ob = {dst, n, 0};
+  while (ob.pos < ob.size) {
+    if (src->ib.pos == src->ib.size) {
+      size_t got = fread(src->in, 1, SRC_IN, src->f);
+      if (ferror(src->f)) {
+        *why = strerror(errno);
+        src->io_error = true;
+        return SIZE_MAX;
+      }
+      if (got == 0) {
+        if (src->last != 0) {
+          *why = "truncated zstd data";
+          return SIZE_MAX;
+        }
+        break;
+      }
+      src->ib = (ZSTD_inBuffer){src->in, got, 0};
+    }
+    src->last = ZSTD_decompressStream(src->ds, &ob, &src->ib);
+    if (ZSTD_isError(src->last)) {
+      *why = ZSTD_getErrorName(src->last);
+      return SIZE_MAX;
+    }
+  }
+  return ob.pos;
+}
+
 int tyr_bpe_trainer_add_file_at(tyr_site s, tyr_bpe_trainer *tr, const char *path) {
   const char *op = "tyr_bpe_trainer_add_file";
   if (!tr || !path) return tyr_raise(TYR_ERR_ARG, s, op, "NULL argument");
-  FILE *f = fopen(path, "rb");
-  if (!f) return tyr_raise(TYR_ERR_IO, s, op, "%s: cannot open: %s", path, strerror(errno));
+  file_src src = {0};
+  src.f = fopen(path, "rb");
+  if (!src.f) return tyr_raise(TYR_ERR_IO, s, op, "%s: cannot open: %s", path, strerror(errno));
   size_t block = tyr__bpe_file_block ? tyr__bpe_file_block : 1;
   /* a chunk is counted only when at least `margin` bytes follow it in the
    * buffer, so that the pattern sees the same text as in one pass */
@@ -176,13 +262,28 @@ int tyr_bpe_trainer_add_file_at(tyr_site s, tyr_bpe_trainer *tr, const char *pat
     rc = tyr_raise(TYR_ERR_MEMORY, s, op, "out of host memory");
     goto done;
   }
-  for (;;) {
-    size_t got = fread(buf + n, 1, cap - n, f);
-    n += got;
-    if (ferror(f)) {
-      rc = tyr_raise(TYR_ERR_IO, s, op, "%s: read error: %s", path, strerror(errno));
+  src.nhead = fread(src.head, 1, 4, src.f);
+  if (src.nhead == 4 && src.head[0] == 0x28 && src.head[1] == 0xb5 && src.head[2] == 0x2f &&
+      src.head[3] == 0xfd) {
+    src.ds = ZSTD_createDStream();
+    src.in = malloc(SRC_IN);
+    if (!src.ds || !src.in) {
+      rc = tyr_raise(TYR_ERR_MEMORY, s, op, "out of host memory");
       goto done;
     }
+    ZSTD_initDStream(src.ds);
+    memcpy(src.in, src.head, 4);
+    src.ib = (ZSTD_inBuffer){src.in, 4, 0};
+    src.nhead = 0;
+  }
+  for (;;) {
+    const char *why = NULL;
+    size_t got = src_read(&src, buf + n, cap - n, &why);
+    if (got == SIZE_MAX) {
+      rc = tyr_raise(src.io_error ? TYR_ERR_IO : TYR_ERR_FORMAT, s, op, "%s: %s", path, why);
+      goto done;
+    }
+    n += got;
     if (n < cap) { /* end of file */
       size_t stop;
       rc = count_text(s, op, tr, buf, n, n, &stop);
@@ -209,7 +310,9 @@ int tyr_bpe_trainer_add_file_at(tyr_site s, tyr_bpe_trainer *tr, const char *pat
   }
 done:
   free(buf);
-  fclose(f);
+  free(src.in);
+  ZSTD_freeDStream(src.ds);
+  fclose(src.f);
   return rc;
 }
 
@@ -543,7 +646,12 @@ tyr_tokenizer *tyr_bpe_trainer_finish_at(tyr_site s, tyr_bpe_trainer *tr, int vo
   for (size_t i = 0; i < tr->cap; i++) {
     const chunk_ent *e = &tr->tab[i];
     if (!e->used || e->len < 2) continue;
-    const uint8_t *p = tr->arena + e->off;
+    uint8_t shortbuf[8];
+    const uint8_t *p = tr->arena + e->key;
+    if (e->len <= 8) {
+      for (uint32_t k = 0; k < e->len; k++) shortbuf[k] = (uint8_t)(e->key >> (8 * k));
+      p = shortbuf;
+    }
     m->woff[w] = at;
     m->wlen[w] = e->len;
     m->wcnt[w] = e->count;

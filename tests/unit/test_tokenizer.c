@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #include "data/bpe_internal.h"
 #include "tyr/tokenizer.h"
@@ -446,6 +447,39 @@ static void test_train_small(void **state) {
   assert_memory_equal(sa, sb, a);
   free(sb);
   tyr_tokenizer_free(t2);
+  /* a zstd-compressed corpus counts the same */
+  {
+    size_t bound = ZSTD_compressBound(len);
+    char *z = malloc(bound);
+    size_t zn = ZSTD_compress(z, bound, text, len, 3);
+    assert_false(ZSTD_isError(zn));
+    const char *zpath = tmp_path("corpus.txt.zst");
+    write_all(zpath, z, zn);
+    tyr__bpe_file_block = 5000;
+    tyr_bpe_trainer *tz = tyr_bpe_trainer_init(NULL);
+    assert_int_equal(tyr_bpe_trainer_add_file(tz, zpath), 0);
+    assert_int_equal(tyr_bpe_trainer_n_bytes(tz), len);
+    t2 =
+        tyr_bpe_trainer_finish(tz, 512, tyr_tokenizer_chat_specials, TYR_TOKENIZER_N_CHAT_SPECIALS);
+    sb = bpe_serialize(t2, &b);
+    assert_int_equal(a, b);
+    assert_memory_equal(sa, sb, a);
+    free(sb);
+    tyr_tokenizer_free(t2);
+    write_all(zpath, z, zn / 2);
+    EXPECT_TYR_ERROR(tyr_bpe_trainer_add_file(tz, zpath), "truncated zstd data");
+    z[zn / 2] ^= 0x5a;
+    z[zn / 2 + 1] ^= 0x5a;
+    write_all(zpath, z, zn);
+    tyr_bpe_trainer *tz2 = tyr_bpe_trainer_init(NULL);
+    tyr_test_error_reset();
+    tyr_bpe_trainer_add_file(tz2, zpath); /* corrupt data: an error or other text */
+    tyr_test_error_reset();
+    tyr_bpe_trainer_free(tz2);
+    tyr__bpe_file_block = old_block;
+    tyr_bpe_trainer_free(tz);
+    free(z);
+  }
   /* finishing again with another size gives a prefix of the ranks */
   t2 = tyr_bpe_trainer_finish(tr, 300, NULL, 0);
   assert_int_equal(tyr_tokenizer_vocab_size(t2), 300);
