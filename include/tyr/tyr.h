@@ -8,4 +8,5 @@
 #include "tyr/ops_elementwise.h"
 #include "tyr/ops_reduce.h"
 #include "tyr/ops_layout.h"
+#include "tyr/cuda.h"
 #endif
