@@ -9,15 +9,27 @@ if(TYR_CUDA)
   check_language(CUDA)
   file(GLOB TYR_CUDA_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/src/cuda/*.cu)
   if(CMAKE_CUDA_COMPILER AND TYR_CUDA_SOURCES)
-    enable_language(CUDA)
-    find_package(CUDAToolkit REQUIRED)
-    if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES OR CMAKE_CUDA_ARCHITECTURES STREQUAL "52")
+    # Ampere and Hopper unless the command line names architectures
+    # (-DCMAKE_CUDA_ARCHITECTURES=90); set before enable_language, which would
+    # otherwise pick the compiler's default.
+    if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES OR CMAKE_CUDA_ARCHITECTURES STREQUAL "")
       set(CMAKE_CUDA_ARCHITECTURES 80 90)
     endif()
+    enable_language(CUDA)
+    find_package(CUDAToolkit REQUIRED)
     add_library(tyr_cuda_kernels STATIC ${TYR_CUDA_SOURCES})
     target_include_directories(tyr_cuda_kernels PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/src)
-    set_target_properties(tyr_cuda_kernels PROPERTIES POSITION_INDEPENDENT_CODE ON CUDA_SEPARABLE_COMPILATION OFF)
-    target_compile_options(tyr_cuda_kernels PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-O3 --use_fast_math -Xcompiler=-fPIC>)
+    set_target_properties(tyr_cuda_kernels PROPERTIES POSITION_INDEPENDENT_CODE ON CUDA_SEPARABLE_COMPILATION OFF
+      CUDA_STANDARD 17 CUDA_STANDARD_REQUIRED ON)
+    # The directory's C flags (-Wall -Wextra -Werror -march=native, the
+    # sanitizers) are not nvcc options: this target sets its own.  No
+    # --use_fast_math: it swaps expf/logf/powf/division for approximations and
+    # flushes denormals, and the CUDA kernels must agree with the CPU's.
+    set_property(TARGET tyr_cuda_kernels PROPERTY COMPILE_OPTIONS "")
+    target_compile_options(tyr_cuda_kernels PRIVATE -O3 -Xcompiler=-fPIC,-Wall,-Wextra)
+    if(TYR_WERROR)
+      target_compile_options(tyr_cuda_kernels PRIVATE -Werror=all-warnings -Xcompiler=-Werror)
+    endif()
     target_link_libraries(tyr_cuda_kernels PUBLIC CUDA::cudart CUDA::cublas CUDA::cublasLt)
     target_compile_definitions(tyr_objs PUBLIC TYR_HAVE_CUDA=1)
     target_link_libraries(tyr_objs PUBLIC CUDA::cudart)

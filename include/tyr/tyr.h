@@ -18,4 +18,5 @@
 #include "tyr/checkpoint.h"
 #include "tyr/data.h"
 #include "tyr/plot.h"
+#include "tyr/cuda.h"
 #endif

@@ -11,6 +11,10 @@
 #define TYR_CORE_BACKEND_H
 #include "tyr/tensor.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum tyr_unary_op {
   TYR_UN_NEG,
   TYR_UN_EXP,
@@ -184,4 +188,7 @@ const tyr_backend *tyr_backend_lookup(tyr_device dev);
 void tyr_backend_register(tyr_device_type type, const tyr_backend *be);
 extern const tyr_backend tyr_cpu_backend;
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -1,9 +1,11 @@
 /* The CPU backend table, memory, fills, copies and random numbers. */
 #include <cblas.h>
+#include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/philox.h"
 #include "cpu/cpu.h"
 
 static void *cpu_alloc(size_t nbytes, tyr_device dev) {
@@ -53,8 +55,9 @@ static void cpu_arange(tyr_tensor *out, double start, double step) {
   int64_t n = tyr_numel(out);
   size_t es = tyr_dtype_size(out->dtype);
   char *p = (char *)out->storage->data + out->offset * (int64_t)es;
+  /* an explicit fma, so that every compiler and the CUDA backend agree */
   for (int64_t i = 0; i < n; i++)
-    tyr__store_f64(p + i * (int64_t)es, out->dtype, start + (double)i * step);
+    tyr__store_f64(p + i * (int64_t)es, out->dtype, fma((double)i, step, start));
 }
 
 static void cpu_random(tyr_tensor *out, tyr_random_kind kind, double p0, double p1, uint64_t seed,
@@ -64,28 +67,8 @@ static void cpu_random(tyr_tensor *out, tyr_random_kind kind, double p0, double 
   char *p = (char *)out->storage->data + out->offset * (int64_t)es;
 #pragma omp parallel for if (n > 16384)
   for (int64_t i = 0; i < n; i++) {
-    double v;
-    uint64_t c = counter + (uint64_t)i;
-    switch (kind) {
-    case TYR_RAND_UNIFORM:
-      v = p0 + (p1 - p0) * (1.0 - (double)tyr_philox_uniform(seed, c));
-      break;
-    case TYR_RAND_NORMAL:
-      v = p0 + p1 * (double)tyr_philox_normal(seed, c);
-      break;
-    case TYR_RAND_INT: {
-      uint32_t r[4];
-      tyr_philox4x32(seed, c, r);
-      uint64_t range = (uint64_t)(p1 - p0);
-      uint64_t x = ((uint64_t)r[0] << 32) | r[1];
-      v = p0 + (double)(range ? x % range : 0);
-      break;
-    }
-    case TYR_RAND_BERNOULLI_KEEP:
-    default:
-      v = (double)tyr_philox_uniform(seed, c) > p0 ? 1.0 / (1.0 - p0) : 0.0;
-      break;
-    }
+    /* the same function of (seed, counter + i) as the CUDA backend's */
+    double v = tyr__random_value((int)kind, p0, p1, seed, counter + (uint64_t)i);
     if (out->dtype == TYR_F32)
       ((float *)p)[i] = (float)v;
     else if (out->dtype == TYR_F64)

@@ -1,0 +1,34 @@
+/* The public CUDA functions of a build without the CUDA backend: no GPU is
+ * ever available.  With the backend (TYR_HAVE_CUDA) they live in
+ * cuda_runtime.cu. */
+#include "tyr/cuda.h"
+
+#ifndef TYR_HAVE_CUDA
+static int no_backend(tyr_site s, const char *op) {
+  return tyr_raise(TYR_ERR_DEVICE, s, op, "this build of tyr has no CUDA backend");
+}
+
+bool tyr_cuda_available(void) {
+  return false;
+}
+int tyr_cuda_device_count(void) {
+  return 0;
+}
+int tyr_cuda_memory_stats_at(tyr_site s, int dev, tyr_cuda_mem_stats *out) {
+  (void)dev;
+  (void)out;
+  return no_backend(s, "tyr_cuda_memory_stats");
+}
+int tyr_cuda_reset_peak_at(tyr_site s, int dev) {
+  (void)dev;
+  return no_backend(s, "tyr_cuda_reset_peak");
+}
+void tyr_cuda_empty_cache(void) {}
+int tyr_cuda_synchronize_at(tyr_site s) {
+  (void)s;
+  return 0;
+}
+#else
+/* ISO C forbids an empty translation unit. */
+typedef int tyr__cuda_api_unused;
+#endif

@@ -1,0 +1,633 @@
+/* The CUDA backend's run time: initialisation, one stream per device, the
+ * caching allocator, host copies through pinned staging buffers, fill,
+ * arange and strided/converting copies, the backend table and the public
+ * functions of <tyr/cuda.h>.
+ *
+ * Devices are set up on first use (their context, stream, properties), so
+ * a process that uses one GPU of eight touches only that one.  Every kernel
+ * and copy of a device goes to its stream, in order; memory freed to the
+ * cache is reused by later work on the same stream, which the stream orders
+ * after earlier users of the block. */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cuda/cuda_internal.cuh"
+#include "tyr/cuda.h"
+
+/* ---- errors ---------------------------------------------------------------- */
+void tcu_fail(const char *file, int line, const char *fn, const char *fmt, ...) {
+  char msg[768];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  tyr_raise(TYR_ERR_DEVICE, (tyr_site){file, line}, fn, "%s", msg);
+}
+
+bool tcu_check(cudaError_t e, const char *file, int line, const char *fn, const char *what) {
+  if (e == cudaSuccess) return true;
+  tcu_fail(file, line, fn, "%s failed: %s (%s)", what, cudaGetErrorName(e), cudaGetErrorString(e));
+  return false;
+}
+
+/* ---- devices ----------------------------------------------------------------- */
+#define TCU_MAX_DEV 64
+#define NCLASS (1 + 55 * 8)
+#define STAGE_SLOTS 4
+#define STAGE_BYTES ((size_t)4 << 20)
+
+namespace {
+struct FreeNode {
+  void *p;
+  FreeNode *next;
+};
+
+struct Dev {
+  bool ready;
+  cudaStream_t stream;
+  int sm_count;
+  pthread_mutex_t lock; /* the pool and the staging buffers */
+  /* caching allocator */
+  FreeNode *free_list[NCLASS];
+  size_t allocated, peak, reserved, cached;
+  uint64_t n_alloc, n_malloc, n_retry;
+  /* pinned staging for host copies */
+  int stage_state; /* 0 not tried, 1 ready, -1 unavailable */
+  void *stage[STAGE_SLOTS];
+  cudaEvent_t stage_ev[STAGE_SLOTS];
+  int stage_next;
+};
+} // namespace
+
+static Dev g_dev[TCU_MAX_DEV];
+static int g_ndev = -1; /* -1: not asked yet */
+static bool g_no_cache;
+static pthread_mutex_t g_init_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Number of devices (0 when the driver has none or fails); asks once. */
+static int device_count(void) {
+  pthread_mutex_lock(&g_init_lock);
+  if (g_ndev < 0) {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+      cudaGetLastError(); /* clear: "no device" is an answer, not an error */
+      n = 0;
+    }
+    g_ndev = n > TCU_MAX_DEV ? TCU_MAX_DEV : n;
+    const char *nc = getenv("TYR_CUDA_NO_CACHE");
+    g_no_cache = nc && *nc && strcmp(nc, "0") != 0;
+  }
+  int n = g_ndev;
+  pthread_mutex_unlock(&g_init_lock);
+  return n;
+}
+
+static bool dev_init(int idx) {
+  bool ok = true;
+  pthread_mutex_lock(&g_init_lock);
+  Dev *d = &g_dev[idx];
+  if (!d->ready) {
+    ok = CUDA_CHECK(cudaSetDevice(idx)) &&
+         CUDA_CHECK(cudaStreamCreateWithFlags(&d->stream, cudaStreamNonBlocking)) &&
+         CUDA_CHECK(cudaDeviceGetAttribute(&d->sm_count, cudaDevAttrMultiProcessorCount, idx));
+    if (ok) {
+      pthread_mutex_init(&d->lock, NULL);
+      d->ready = true;
+    }
+  }
+  pthread_mutex_unlock(&g_init_lock);
+  return ok;
+}
+
+cudaStream_t tcu_enter(tyr_device dev) {
+  int n = device_count();
+  if (dev.type != TYR_CUDA || dev.index < 0 || dev.index >= n) {
+    tcu_fail(__FILE__, __LINE__, "cuda", "%s was asked for, but %d CUDA device%s usable",
+             tyr_device_name(dev), n, n == 1 ? " is" : "s are");
+    return NULL;
+  }
+  Dev *d = &g_dev[dev.index];
+  if (!d->ready && !dev_init(dev.index)) return NULL;
+  int cur = -1;
+  if (cudaGetDevice(&cur) != cudaSuccess || cur != dev.index) {
+    if (!CUDA_CHECK(cudaSetDevice(dev.index))) return NULL;
+  }
+  return d->stream;
+}
+
+int tcu_sm_count(int dev) {
+  return dev >= 0 && dev < TCU_MAX_DEV && g_dev[dev].ready ? g_dev[dev].sm_count : 1;
+}
+
+/* ---- caching allocator -----------------------------------------------------
+ * Sizes are rounded up to a class: 512 bytes, then 8 classes per power of
+ * two (at most 12.5% waste).  Each class keeps a free list of whole blocks;
+ * a block is never split, so no bookkeeping per pointer is needed: the
+ * caller gives the size back on free (the backend table's contract). */
+static int size_class(size_t n, size_t *rounded) {
+  if (n <= 512) {
+    *rounded = 512;
+    return 0;
+  }
+  int o = 63 - __builtin_clzll((unsigned long long)(n - 1)); /* 2^o < n <= 2^(o+1) */
+  size_t step = (size_t)1 << (o - 3);
+  size_t k = (n + step - 1) / step; /* 9..16 */
+  *rounded = k * step;
+  return 1 + (o - 9) * 8 + (int)(k - 9);
+}
+
+/* Returns every cached block of d to the driver (lock held). */
+static void release_cached(Dev *d) {
+  for (int c = 0; c < NCLASS; c++) {
+    while (d->free_list[c]) {
+      FreeNode *f = d->free_list[c];
+      d->free_list[c] = f->next;
+      cudaFree(f->p);
+      free(f);
+    }
+  }
+  d->reserved -= d->cached;
+  d->cached = 0;
+}
+
+static void *pool_alloc(size_t nbytes, tyr_device dev) {
+  cudaStream_t st = tcu_enter(dev);
+  if (!st) return NULL;
+  Dev *d = &g_dev[dev.index];
+  size_t r;
+  int c = size_class(nbytes, &r);
+  void *p = NULL;
+  pthread_mutex_lock(&d->lock);
+  FreeNode *f = d->free_list[c];
+  if (f) {
+    p = f->p;
+    d->free_list[c] = f->next;
+    free(f);
+    d->cached -= r;
+  } else {
+    cudaError_t e = cudaMalloc(&p, r);
+    if (e == cudaErrorMemoryAllocation && d->cached > 0) {
+      cudaGetLastError();
+      release_cached(d); /* cudaFree waits for the device */
+      d->n_retry++;
+      e = cudaMalloc(&p, r);
+    }
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      if (e != cudaErrorMemoryAllocation) /* out of memory is reported by the caller */
+        tcu_check(e, __FILE__, __LINE__, "cuda_alloc", "cudaMalloc");
+      pthread_mutex_unlock(&d->lock);
+      return NULL;
+    }
+    d->reserved += r;
+    d->n_malloc++;
+  }
+  d->allocated += r;
+  if (d->allocated > d->peak) d->peak = d->allocated;
+  d->n_alloc++;
+  pthread_mutex_unlock(&d->lock);
+  return p;
+}
+
+static void pool_free(void *p, size_t nbytes, tyr_device dev) {
+  if (!p || dev.index < 0 || dev.index >= TCU_MAX_DEV || !g_dev[dev.index].ready) return;
+  Dev *d = &g_dev[dev.index];
+  size_t r;
+  int c = size_class(nbytes ? nbytes : 1, &r);
+  pthread_mutex_lock(&d->lock);
+  d->allocated -= r;
+  FreeNode *f = g_no_cache ? NULL : (FreeNode *)malloc(sizeof *f);
+  if (f) {
+    f->p = p;
+    f->next = d->free_list[c];
+    d->free_list[c] = f;
+    d->cached += r;
+  } else { /* cache off (TYR_CUDA_NO_CACHE=1, for memory checkers) */
+    int cur = -1;
+    cudaGetDevice(&cur);
+    if (cur != dev.index) cudaSetDevice(dev.index);
+    cudaFree(p);
+    d->reserved -= r;
+  }
+  pthread_mutex_unlock(&d->lock);
+}
+
+void *tcu_alloc(size_t nbytes, int dev) {
+  void *p = pool_alloc(nbytes ? nbytes : 1, TYR_DEVICE_CUDA(dev));
+  if (!p)
+    tcu_fail(__FILE__, __LINE__, "cuda_alloc",
+             "cannot allocate %zu bytes of temporary memory on cuda:%d", nbytes, dev);
+  return p;
+}
+void tcu_free(void *p, size_t nbytes, int dev) {
+  pool_free(p, nbytes ? nbytes : 1, TYR_DEVICE_CUDA(dev));
+}
+
+/* ---- temporaries with a tensor header -------------------------------------- */
+tyr_tensor *tcu_temp_like(const tyr_tensor *t, tyr_dtype dt, TmpTensor *tmp) {
+  memset(tmp, 0, sizeof *tmp);
+  int64_t n = tyr_numel(t);
+  size_t nb = (size_t)n * tyr_dtype_size(dt);
+  tmp->st.data = tcu_alloc(nb, t->device.index);
+  if (!tmp->st.data) return NULL;
+  tmp->st.nbytes = nb;
+  tmp->st.refcount = 1;
+  tmp->st.device = t->device;
+  tmp->t.storage = &tmp->st;
+  tmp->t.rank = t->rank;
+  int64_t s = 1;
+  for (int i = t->rank - 1; i >= 0; i--) {
+    tmp->t.shape[i] = t->shape[i];
+    tmp->t.stride[i] = s;
+    s *= t->shape[i];
+  }
+  tmp->t.dtype = dt;
+  tmp->t.device = t->device;
+  tmp->t.refcount = 1;
+  return &tmp->t;
+}
+
+const tyr_tensor *tcu_contiguous(const tyr_tensor *t, TmpTensor *tmp) {
+  if (tyr_is_contiguous(t)) return t;
+  tyr_tensor *c = tcu_temp_like(t, t->dtype, tmp);
+  if (c) tcu_copy(c, t);
+  return c;
+}
+
+void tcu_release(const tyr_tensor *t, TmpTensor *tmp) {
+  if (t && t == &tmp->t) tcu_free(tmp->st.data, tmp->st.nbytes, tmp->st.device.index);
+}
+
+/* ---- host copies --------------------------------------------------------------
+ * Through STAGE_SLOTS pinned buffers of STAGE_BYTES: uploads copy into a
+ * free slot and return at once (the DMA runs on the stream, ahead of the
+ * kernels that use the data); downloads keep several chunks in flight and
+ * copy each out as it lands.  Without pinned memory, plain copies and a
+ * stream synchronisation. */
+static bool stage_ready(Dev *d) {
+  if (d->stage_state == 0) {
+    d->stage_state = 1;
+    for (int i = 0; i < STAGE_SLOTS; i++) {
+      if (cudaHostAlloc(&d->stage[i], STAGE_BYTES, cudaHostAllocDefault) != cudaSuccess ||
+          cudaEventCreateWithFlags(&d->stage_ev[i], cudaEventDisableTiming) != cudaSuccess) {
+        cudaGetLastError();
+        d->stage_state = -1;
+        break;
+      }
+    }
+  }
+  return d->stage_state == 1;
+}
+
+static void cuda_from_host(void *dst, const void *src, size_t n, tyr_device dev) {
+  cudaStream_t st = tcu_enter(dev);
+  if (!st || n == 0) return;
+  Dev *d = &g_dev[dev.index];
+  pthread_mutex_lock(&d->lock);
+  if (!stage_ready(d)) {
+    if (CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, st)))
+      CUDA_CHECK(cudaStreamSynchronize(st));
+  } else {
+    for (size_t off = 0; off < n; off += STAGE_BYTES) {
+      size_t len = n - off < STAGE_BYTES ? n - off : STAGE_BYTES;
+      int slot = d->stage_next;
+      d->stage_next = (slot + 1) % STAGE_SLOTS;
+      if (!CUDA_CHECK(cudaEventSynchronize(d->stage_ev[slot]))) break;
+      memcpy(d->stage[slot], (const char *)src + off, len);
+      if (!CUDA_CHECK(cudaMemcpyAsync((char *)dst + off, d->stage[slot], len,
+                                      cudaMemcpyHostToDevice, st)) ||
+          !CUDA_CHECK(cudaEventRecord(d->stage_ev[slot], st)))
+        break;
+    }
+  }
+  pthread_mutex_unlock(&d->lock);
+}
+
+static void cuda_to_host(void *dst, const void *src, size_t n, tyr_device dev) {
+  cudaStream_t st = tcu_enter(dev);
+  if (!st || n == 0) return;
+  Dev *d = &g_dev[dev.index];
+  pthread_mutex_lock(&d->lock);
+  if (!stage_ready(d)) {
+    if (CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, st)))
+      CUDA_CHECK(cudaStreamSynchronize(st));
+  } else {
+    size_t nchunks = (n + STAGE_BYTES - 1) / STAGE_BYTES;
+    bool ok = true;
+    /* earlier uploads out of a slot precede these downloads on the stream */
+    for (size_t i = 0; ok && i < nchunks && i < STAGE_SLOTS; i++) {
+      size_t off = i * STAGE_BYTES, len = n - off < STAGE_BYTES ? n - off : STAGE_BYTES;
+      ok = CUDA_CHECK(cudaMemcpyAsync(d->stage[i], (const char *)src + off, len,
+                                      cudaMemcpyDeviceToHost, st)) &&
+           CUDA_CHECK(cudaEventRecord(d->stage_ev[i], st));
+    }
+    for (size_t i = 0; ok && i < nchunks; i++) {
+      int slot = (int)(i % STAGE_SLOTS);
+      size_t off = i * STAGE_BYTES, len = n - off < STAGE_BYTES ? n - off : STAGE_BYTES;
+      if (!(ok = CUDA_CHECK(cudaEventSynchronize(d->stage_ev[slot])))) break;
+      memcpy((char *)dst + off, d->stage[slot], len);
+      size_t j = i + STAGE_SLOTS;
+      if (j < nchunks) {
+        size_t offj = j * STAGE_BYTES, lenj = n - offj < STAGE_BYTES ? n - offj : STAGE_BYTES;
+        ok = CUDA_CHECK(cudaMemcpyAsync(d->stage[slot], (const char *)src + offj, lenj,
+                                        cudaMemcpyDeviceToHost, st)) &&
+             CUDA_CHECK(cudaEventRecord(d->stage_ev[slot], st));
+      }
+    }
+    d->stage_next = 0;
+  }
+  pthread_mutex_unlock(&d->lock);
+}
+
+static double cuda_read_scalar(const tyr_tensor *t) {
+  uint64_t buf = 0;
+  cuda_to_host(&buf, tyr_data_ptr(t), tyr_dtype_size(t->dtype), t->device);
+  return tyr__load_f64(&buf, t->dtype);
+}
+
+static void cuda_synchronize(tyr_device dev) {
+  cudaStream_t st = tcu_enter(dev);
+  if (st) CUDA_CHECK(cudaStreamSynchronize(st));
+}
+
+/* ---- fill, arange, copy --------------------------------------------------------- */
+template <typename U>
+__global__ void fill_kernel(U *p, U v, int64_t n) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+       i += (int64_t)gridDim.x * blockDim.x)
+    p[i] = v;
+}
+
+template <typename U, typename I>
+__global__ void fill_strided_kernel(U *p, U v, Layout<1> L, I n) {
+  for (I i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (I)gridDim.x * blockDim.x) {
+    int64_t off[1];
+    layout_offsets<1, I>(L, i, off);
+    p[off[0]] = v;
+  }
+}
+
+template <typename U>
+static void launch_fill(void *p, const void *bits, const tyr_tensor *out, int64_t n,
+                        cudaStream_t st) {
+  U v;
+  memcpy(&v, bits, sizeof v);
+  int dev = out->device.index;
+  if (tyr_is_contiguous(out)) {
+    fill_kernel<U><<<tcu_blocks(n, 256, dev), 256, 0, st>>>((U *)p, v, n);
+  } else {
+    const tyr_tensor *ts[1] = {out};
+    Layout<1> L = make_layout<1>(ts);
+    if (n < INT32_MAX)
+      fill_strided_kernel<U, uint32_t>
+          <<<tcu_blocks(n, 256, dev), 256, 0, st>>>((U *)p, v, L, (uint32_t)n);
+    else
+      fill_strided_kernel<U, int64_t><<<tcu_blocks(n, 256, dev), 256, 0, st>>>((U *)p, v, L, n);
+  }
+  LAUNCH_CHECK();
+}
+
+void tcu_fill(tyr_tensor *out, double value) {
+  cudaStream_t st = tcu_enter(out->device);
+  int64_t n = tyr_numel(out);
+  if (!st || n == 0) return;
+  size_t es = tyr_dtype_size(out->dtype);
+  unsigned char bits[8] = {0};
+  tyr__store_f64(bits, out->dtype, value); /* the CPU's conversion, exactly */
+  bool zero = true;
+  for (size_t i = 0; i < es; i++) zero = zero && bits[i] == 0;
+  void *p = tyr_data_ptr(out);
+  if ((zero || es == 1) && tyr_is_contiguous(out)) {
+    CUDA_CHECK(cudaMemsetAsync(p, bits[0], (size_t)n * es, st));
+    return;
+  }
+  switch (es) {
+  case 1:
+    launch_fill<uint8_t>(p, bits, out, n, st);
+    break;
+  case 2:
+    launch_fill<uint16_t>(p, bits, out, n, st);
+    break;
+  case 4:
+    launch_fill<uint32_t>(p, bits, out, n, st);
+    break;
+  default:
+    launch_fill<uint64_t>(p, bits, out, n, st);
+    break;
+  }
+}
+
+__global__ void arange_kernel(void *p, int dt, double start, double step, int64_t n) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+       i += (int64_t)gridDim.x * blockDim.x)
+    st_any(p, dt, i, fma((double)i, step, start)); /* as src/cpu: an explicit fma */
+}
+
+void tcu_arange(tyr_tensor *out, double start, double step) {
+  cudaStream_t st = tcu_enter(out->device);
+  int64_t n = tyr_numel(out);
+  if (!st || n == 0) return;
+  arange_kernel<<<tcu_blocks(n, 256, out->device.index), 256, 0, st>>>(
+      tyr_data_ptr(out), (int)out->dtype, start, step, n);
+  LAUNCH_CHECK();
+}
+
+/* same dtype, any strides: moves elements of U (the element's size) */
+template <typename U, typename I>
+__global__ void copy_strided_kernel(U *o, const U *s, Layout<2> L, I n) {
+  for (I i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (I)gridDim.x * blockDim.x) {
+    int64_t off[2];
+    layout_offsets<2, I>(L, i, off);
+    o[off[0]] = s[off[1]];
+  }
+}
+
+/* dtype conversion, any strides: through double, as tyr__load/store_f64 */
+template <typename I>
+__global__ void convert_kernel(void *o, int odt, const void *s, int sdt, Layout<2> L, I n) {
+  for (I i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (I)gridDim.x * blockDim.x) {
+    int64_t off[2];
+    layout_offsets<2, I>(L, i, off);
+    st_any(o, odt, off[0], ld_any(s, sdt, off[1]));
+  }
+}
+
+template <typename U, typename I>
+static void launch_copy(void *o, const void *s, const Layout<2> &L, I n, int dev, cudaStream_t st) {
+  copy_strided_kernel<U, I>
+      <<<tcu_blocks((int64_t)n, 256, dev), 256, 0, st>>>((U *)o, (const U *)s, L, n);
+}
+
+template <typename I>
+static void copy_any(tyr_tensor *out, const tyr_tensor *src, const Layout<2> &L, I n,
+                     cudaStream_t st) {
+  int dev = out->device.index;
+  void *o = tyr_data_ptr(out);
+  const void *s = tyr_data_ptr(src);
+  if (out->dtype != src->dtype) {
+    convert_kernel<I><<<tcu_blocks((int64_t)n, 256, dev), 256, 0, st>>>(o, (int)out->dtype, s,
+                                                                        (int)src->dtype, L, n);
+  } else {
+    switch (tyr_dtype_size(out->dtype)) {
+    case 1:
+      launch_copy<uint8_t, I>(o, s, L, n, dev, st);
+      break;
+    case 2:
+      launch_copy<uint16_t, I>(o, s, L, n, dev, st);
+      break;
+    case 4:
+      launch_copy<uint32_t, I>(o, s, L, n, dev, st);
+      break;
+    default:
+      launch_copy<uint64_t, I>(o, s, L, n, dev, st);
+      break;
+    }
+  }
+  LAUNCH_CHECK();
+}
+
+void tcu_copy(tyr_tensor *out, const tyr_tensor *src) {
+  cudaStream_t st = tcu_enter(out->device);
+  int64_t n = tyr_numel(out);
+  if (!st || n == 0) return;
+  if (out->dtype == src->dtype && tyr_is_contiguous(out) && tyr_is_contiguous(src)) {
+    CUDA_CHECK(cudaMemcpyAsync(tyr_data_ptr(out), tyr_data_ptr(src),
+                               (size_t)n * tyr_dtype_size(out->dtype), cudaMemcpyDeviceToDevice,
+                               st));
+    return;
+  }
+  const tyr_tensor *ts[2] = {out, src};
+  Layout<2> L = make_layout<2>(ts);
+  if (n < INT32_MAX)
+    copy_any<uint32_t>(out, src, L, (uint32_t)n, st);
+  else
+    copy_any<int64_t>(out, src, L, n, st);
+}
+
+/* ---- the table --------------------------------------------------------------------
+ * Entries not listed here are NULL: the ops layer must not call them on a
+ * CUDA tensor.  Kernels added to the table since this backend was written
+ * and not covered yet: attention forward/backward, rotary embedding, fused
+ * AdamW (they appear at the end of struct tyr_backend as they land). */
+static tyr_backend g_table;
+
+static void table_init(void) {
+  g_table.name = "cuda";
+  g_table.alloc = pool_alloc;
+  g_table.free = pool_free;
+  g_table.to_host = cuda_to_host;
+  g_table.from_host = cuda_from_host;
+  g_table.read_scalar = cuda_read_scalar;
+  g_table.synchronize = cuda_synchronize;
+  g_table.fill = tcu_fill;
+  g_table.arange = tcu_arange;
+  g_table.copy = tcu_copy;
+  g_table.random = tcu_random;
+  g_table.unary = tcu_unary;
+  g_table.unary_backward = tcu_unary_backward;
+  g_table.binary = tcu_binary;
+  g_table.where = tcu_where;
+  g_table.reduce = tcu_reduce;
+  g_table.matmul = tcu_matmul;
+  g_table.softmax = tcu_softmax;
+  g_table.softmax_backward = tcu_softmax_backward;
+  g_table.layer_norm = tcu_layer_norm;
+  g_table.layer_norm_backward = tcu_layer_norm_backward;
+  g_table.index_select = tcu_index_select;
+  g_table.index_add = tcu_index_add;
+  g_table.gather = tcu_gather;
+  g_table.scatter_add = tcu_scatter_add;
+  g_table.cross_entropy = tcu_cross_entropy;
+  g_table.cross_entropy_backward = tcu_cross_entropy_backward;
+}
+
+/* Called by the dispatch layer the first time a CUDA device is asked for;
+ * non-zero when no GPU is usable. */
+extern "C" int tyr_cuda_init_backend(void) {
+  if (device_count() <= 0) return 1;
+  pthread_mutex_lock(&g_init_lock);
+  if (!g_table.name) table_init();
+  pthread_mutex_unlock(&g_init_lock);
+  tyr_backend_register(TYR_CUDA, &g_table);
+  return 0;
+}
+
+/* ---- <tyr/cuda.h> ------------------------------------------------------------------ */
+extern "C" bool tyr_cuda_available(void) {
+  return device_count() > 0;
+}
+
+extern "C" int tyr_cuda_device_count(void) {
+  return device_count();
+}
+
+static Dev *stats_dev(tyr_site s, const char *op, int dev) {
+  int n = device_count();
+  if (n == 0) {
+    tyr_raise(TYR_ERR_DEVICE, s, op, "no CUDA GPU is usable");
+    return NULL;
+  }
+  if (dev < 0 || dev >= n) {
+    tyr_raise(TYR_ERR_ARG, s, op, "device %d is out of range (%d CUDA device%s)", dev, n,
+              n == 1 ? "" : "s");
+    return NULL;
+  }
+  return &g_dev[dev];
+}
+
+extern "C" int tyr_cuda_memory_stats_at(tyr_site s, int dev, tyr_cuda_mem_stats *out) {
+  const char *op = "tyr_cuda_memory_stats";
+  if (!out) return tyr_raise(TYR_ERR_ARG, s, op, "out is NULL");
+  Dev *d = stats_dev(s, op, dev);
+  if (!d) return tyr_error_last()->status;
+  memset(out, 0, sizeof *out);
+  if (!d->ready) return 0; /* never used: nothing allocated */
+  pthread_mutex_lock(&d->lock);
+  out->allocated = d->allocated;
+  out->peak_allocated = d->peak;
+  out->reserved = d->reserved;
+  out->cached = d->cached;
+  out->n_alloc = d->n_alloc;
+  out->n_cuda_malloc = d->n_malloc;
+  out->n_oom_retry = d->n_retry;
+  pthread_mutex_unlock(&d->lock);
+  return 0;
+}
+
+extern "C" int tyr_cuda_reset_peak_at(tyr_site s, int dev) {
+  Dev *d = stats_dev(s, "tyr_cuda_reset_peak", dev);
+  if (!d) return tyr_error_last()->status;
+  if (!d->ready) return 0;
+  pthread_mutex_lock(&d->lock);
+  d->peak = d->allocated;
+  pthread_mutex_unlock(&d->lock);
+  return 0;
+}
+
+extern "C" void tyr_cuda_empty_cache(void) {
+  int n = device_count();
+  for (int i = 0; i < n; i++) {
+    Dev *d = &g_dev[i];
+    if (!d->ready) continue;
+    if (!tcu_enter(TYR_DEVICE_CUDA(i))) continue;
+    pthread_mutex_lock(&d->lock);
+    CUDA_CHECK(cudaStreamSynchronize(d->stream));
+    release_cached(d);
+    pthread_mutex_unlock(&d->lock);
+  }
+}
+
+extern "C" int tyr_cuda_synchronize_at(tyr_site s) {
+  int n = device_count();
+  for (int i = 0; i < n; i++) {
+    if (!g_dev[i].ready) continue;
+    if (!tcu_enter(TYR_DEVICE_CUDA(i))) return TYR_ERR_DEVICE;
+    cudaError_t e = cudaStreamSynchronize(g_dev[i].stream);
+    if (e != cudaSuccess)
+      return tyr_raise(TYR_ERR_DEVICE, s, "tyr_cuda_synchronize", "cuda:%d: %s (%s)", i,
+                       cudaGetErrorName(e), cudaGetErrorString(e));
+  }
+  return 0;
+}

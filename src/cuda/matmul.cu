@@ -1,0 +1,325 @@
+/* Matrix multiply through cuBLASLt.
+ *
+ * out[..., M, N] = a[..., M, K] @ b[..., K, N], row-major out.  cuBLASLt is
+ * column-major, so the call computes out^T = op(b)^T op(a)^T: b's memory
+ * is the first operand and a's the second.  Transposed views (a stride of 1
+ * on either of the last two dims, tyr_gemm_layout) go in as they are; any
+ * other layout is copied to a contiguous temporary first.  Batch dims that
+ * can be walked with one stride per operand (stride 0 for broadcast ones)
+ * become one strided-batched call; otherwise the outer batch dim is looped.
+ *
+ * Precision: f32 is computed with CUBLAS_COMPUTE_32F, i.e. full f32 (no
+ * TF32) so that results agree with the CPU to ~1e-6; TYR_CUDA_TF32=1 in the
+ * environment allows TF32 tensor cores instead.  bf16 and f16 use tensor
+ * cores with f32 accumulation and round the result once; f64 uses
+ * CUBLAS_COMPUTE_64F.  The heuristic's choice is cached per shape. */
+#include <cublasLt.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "cuda/cuda_internal.cuh"
+
+#define LT_CHECK(call) lt_check((call), __FILE__, __LINE__, __func__, #call)
+static bool lt_check(cublasStatus_t s, const char *file, int line, const char *fn,
+                     const char *what) {
+  if (s == CUBLAS_STATUS_SUCCESS) return true;
+  tcu_fail(file, line, fn, "%s failed: %s (%s)", what, cublasLtGetStatusName(s),
+           cublasLtGetStatusString(s));
+  return false;
+}
+
+#define MM_MAX_DEV 64
+#define MM_CACHE 256
+#define MM_WORKSPACE ((size_t)32 << 20)
+
+namespace {
+struct AlgoKey {
+  int64_t v[16];
+};
+struct AlgoEntry {
+  bool used;
+  AlgoKey key;
+  cublasLtMatmulAlgo_t algo;
+};
+struct MmDev {
+  bool ready;
+  cublasLtHandle_t h;
+  void *ws;
+  size_t ws_size;
+  AlgoEntry cache[MM_CACHE];
+};
+} // namespace
+
+static MmDev g_mm[MM_MAX_DEV];
+static pthread_mutex_t g_mm_lock = PTHREAD_MUTEX_INITIALIZER;
+static int g_tf32 = -1;
+
+static MmDev *mm_dev(int dev) {
+  if (dev < 0 || dev >= MM_MAX_DEV) return NULL;
+  MmDev *m = &g_mm[dev];
+  pthread_mutex_lock(&g_mm_lock);
+  if (g_tf32 < 0) {
+    const char *e = getenv("TYR_CUDA_TF32");
+    g_tf32 = e && *e && strcmp(e, "0") != 0;
+  }
+  if (!m->ready) {
+    if (LT_CHECK(cublasLtCreate(&m->h))) {
+      /* the workspace is the handle's, outside the tensor allocator's figures */
+      if (cudaMalloc(&m->ws, MM_WORKSPACE) == cudaSuccess) {
+        m->ws_size = MM_WORKSPACE;
+      } else {
+        cudaGetLastError();
+        m->ws = NULL;
+        m->ws_size = 0;
+      }
+      m->ready = true;
+    }
+  }
+  pthread_mutex_unlock(&g_mm_lock);
+  return m->ready ? m : NULL;
+}
+
+static unsigned align_of(const void *p, int64_t stride_bytes, int64_t batch) {
+  uint64_t a = (uint64_t)(uintptr_t)p | 256u;
+  if (batch > 1 && stride_bytes) a |= (uint64_t)stride_bytes;
+  return (unsigned)(a & (~a + 1)); /* lowest set bit */
+}
+
+static uint64_t key_hash(const AlgoKey &k) {
+  uint64_t h = 1469598103934665603ULL;
+  for (int i = 0; i < 16; i++) h = (h ^ (uint64_t)k.v[i]) * 1099511628211ULL;
+  return h;
+}
+
+/* One column-major call: C[m, n] = op(A) op(B), each strided over batch. */
+static bool lt_matmul(int dev, cudaStream_t st, tyr_dtype dt, bool ta, bool tb, int64_t m,
+                      int64_t n, int64_t k, const void *A, int64_t lda, int64_t sa, const void *B,
+                      int64_t ldb, int64_t sb, void *C, int64_t ldc, int64_t sc, int64_t batch) {
+  MmDev *md = mm_dev(dev);
+  if (!md) return false;
+  cudaDataType_t ty;
+  cublasComputeType_t ct;
+  cudaDataType_t scale_ty;
+  size_t es = tyr_dtype_size(dt);
+  switch (dt) {
+  case TYR_F32:
+    ty = CUDA_R_32F;
+    ct = g_tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    scale_ty = CUDA_R_32F;
+    break;
+  case TYR_F64:
+    ty = CUDA_R_64F;
+    ct = CUBLAS_COMPUTE_64F;
+    scale_ty = CUDA_R_64F;
+    break;
+  case TYR_BF16:
+    ty = CUDA_R_16BF;
+    ct = CUBLAS_COMPUTE_32F;
+    scale_ty = CUDA_R_32F;
+    break;
+  default:
+    ty = CUDA_R_16F;
+    ct = CUBLAS_COMPUTE_32F;
+    scale_ty = CUDA_R_32F;
+    break;
+  }
+  cublasLtMatmulDesc_t op = NULL;
+  cublasLtMatrixLayout_t la = NULL, lb = NULL, lc = NULL;
+  cublasLtMatmulPreference_t pref = NULL;
+  bool ok = false;
+  cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+  int32_t bc = (int32_t)batch;
+  unsigned al_a = align_of(A, sa * (int64_t)es, batch), al_b = align_of(B, sb * (int64_t)es, batch),
+           al_c = align_of(C, sc * (int64_t)es, batch);
+  AlgoKey key;
+  memset(&key, 0, sizeof key);
+  int64_t kv[16] = {
+      (int64_t)dt, ta, tb, m,  n,     k,    lda,  ldb,
+      ldc,         sa, sb, sc, batch, al_a, al_b, (int64_t)al_c | ((int64_t)g_tf32 << 32)};
+  memcpy(key.v, kv, sizeof kv);
+  AlgoEntry *slot = &md->cache[key_hash(key) % MM_CACHE];
+  float alpha_f = 1.0f, beta_f = 0.0f;
+  double alpha_d = 1.0, beta_d = 0.0;
+  const void *alpha = dt == TYR_F64 ? (const void *)&alpha_d : (const void *)&alpha_f;
+  const void *beta = dt == TYR_F64 ? (const void *)&beta_d : (const void *)&beta_f;
+
+  if (!LT_CHECK(cublasLtMatmulDescCreate(&op, ct, scale_ty))) goto done;
+  if (!LT_CHECK(
+          cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa)) ||
+      !LT_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb)))
+    goto done;
+  if (!LT_CHECK(cublasLtMatrixLayoutCreate(&la, ty, ta ? k : m, ta ? m : k, lda)) ||
+      !LT_CHECK(cublasLtMatrixLayoutCreate(&lb, ty, tb ? n : k, tb ? k : n, ldb)) ||
+      !LT_CHECK(cublasLtMatrixLayoutCreate(&lc, ty, m, n, ldc)))
+    goto done;
+  if (batch > 1) {
+    cublasLtMatrixLayout_t ls[3] = {la, lb, lc};
+    int64_t ss[3] = {sa, sb, sc};
+    for (int i = 0; i < 3; i++) {
+      if (!LT_CHECK(cublasLtMatrixLayoutSetAttribute(ls[i], CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &bc,
+                                                     sizeof bc)) ||
+          !LT_CHECK(cublasLtMatrixLayoutSetAttribute(
+              ls[i], CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &ss[i], sizeof ss[i])))
+        goto done;
+    }
+  }
+  pthread_mutex_lock(&g_mm_lock);
+  if (!slot->used || memcmp(&slot->key, &key, sizeof key) != 0) {
+    pthread_mutex_unlock(&g_mm_lock);
+    cublasLtMatmulHeuristicResult_t res;
+    int found = 0;
+    if (!LT_CHECK(cublasLtMatmulPreferenceCreate(&pref))) goto done;
+    uint32_t aa = al_a, ab = al_b, ac = al_c;
+    if (!LT_CHECK(cublasLtMatmulPreferenceSetAttribute(
+            pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &md->ws_size, sizeof md->ws_size)) ||
+        !LT_CHECK(cublasLtMatmulPreferenceSetAttribute(
+            pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &aa, sizeof aa)) ||
+        !LT_CHECK(cublasLtMatmulPreferenceSetAttribute(
+            pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &ab, sizeof ab)) ||
+        !LT_CHECK(cublasLtMatmulPreferenceSetAttribute(
+            pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &ac, sizeof ac)) ||
+        !LT_CHECK(cublasLtMatmulPreferenceSetAttribute(
+            pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &ac, sizeof ac)))
+      goto done;
+    cublasStatus_t hs =
+        cublasLtMatmulAlgoGetHeuristic(md->h, op, la, lb, lc, lc, pref, 1, &res, &found);
+    if (hs != CUBLAS_STATUS_SUCCESS || found == 0) {
+      tcu_fail(__FILE__, __LINE__, "cuda_matmul",
+               "cuBLASLt has no algorithm for %s [%lld x %lld] @ [%lld x %lld] (batch %lld, "
+               "lda %lld, ldb %lld, transposed %d %d): %s",
+               tyr_dtype_name(dt), (long long)n, (long long)k, (long long)k, (long long)m,
+               (long long)batch, (long long)ldb, (long long)lda, (int)tb, (int)ta,
+               hs != CUBLAS_STATUS_SUCCESS ? cublasLtGetStatusString(hs) : "none found");
+      goto done;
+    }
+    pthread_mutex_lock(&g_mm_lock);
+    slot->used = true;
+    slot->key = key;
+    slot->algo = res.algo;
+  }
+  {
+    cublasLtMatmulAlgo_t algo = slot->algo;
+    pthread_mutex_unlock(&g_mm_lock);
+    ok = LT_CHECK(cublasLtMatmul(md->h, op, alpha, A, la, B, lb, beta, C, lc, C, lc, &algo, md->ws,
+                                 md->ws_size, st));
+  }
+done:
+  if (pref) cublasLtMatmulPreferenceDestroy(pref);
+  if (lc) cublasLtMatrixLayoutDestroy(lc);
+  if (lb) cublasLtMatrixLayoutDestroy(lb);
+  if (la) cublasLtMatrixLayoutDestroy(la);
+  if (op) cublasLtMatmulDescDestroy(op);
+  return ok;
+}
+
+/* Batch dims of the three operands as up to two groups, each walkable
+ * with one stride per operand. */
+struct BatchGroups {
+  int n;
+  int64_t size[TYR_MAX_RANK], sa[TYR_MAX_RANK], sb[TYR_MAX_RANK], so[TYR_MAX_RANK];
+};
+
+static int64_t bstride(const tyr_tensor *t, int d, int r) {
+  int lead = r - t->rank; /* a rank-2 operand of a batched product repeats */
+  return d < lead ? 0 : t->stride[d - lead];
+}
+
+static BatchGroups batch_groups(const tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b) {
+  BatchGroups g;
+  g.n = 0;
+  int r = out->rank;
+  for (int d = 0; d < r - 2; d++) {
+    int64_t sz = out->shape[d];
+    if (sz == 1) continue;
+    int64_t xa = bstride(a, d, r), xb = bstride(b, d, r), xo = out->stride[d];
+    if (g.n > 0 && g.sa[g.n - 1] == xa * sz && g.sb[g.n - 1] == xb * sz &&
+        g.so[g.n - 1] == xo * sz) {
+      g.size[g.n - 1] *= sz;
+      g.sa[g.n - 1] = xa;
+      g.sb[g.n - 1] = xb;
+      g.so[g.n - 1] = xo;
+      continue;
+    }
+    g.size[g.n] = sz;
+    g.sa[g.n] = xa;
+    g.sb[g.n] = xb;
+    g.so[g.n] = xo;
+    g.n++;
+  }
+  return g;
+}
+
+void tcu_matmul(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b) {
+  cudaStream_t st = tcu_enter(out->device);
+  if (!st) return;
+  int r = out->rank;
+  int64_t M = out->shape[r - 2], N = out->shape[r - 1], K = a->shape[a->rank - 1];
+  if (M == 0 || N == 0 || tyr_numel(out) == 0) return;
+  if (K == 0) {
+    tcu_fill(out, 0.0);
+    return;
+  }
+  tyr_dtype dt = out->dtype;
+  if (!tcu_is_float(dt) || a->dtype != dt || b->dtype != dt) {
+    tcu_fail(__FILE__, __LINE__, "cuda_matmul", "dtypes %s @ %s -> %s are not supported",
+             tyr_dtype_name(a->dtype), tyr_dtype_name(b->dtype), tyr_dtype_name(dt));
+    return;
+  }
+  TmpTensor ta_tmp, tb_tmp, to_tmp;
+  memset(&ta_tmp, 0, sizeof ta_tmp);
+  memset(&tb_tmp, 0, sizeof tb_tmp);
+  memset(&to_tmp, 0, sizeof to_tmp);
+  const tyr_tensor *A = a, *B = b;
+  tyr_tensor *O = out;
+  bool tra, trb;
+  int64_t lda, ldb;
+  if (!tyr_gemm_layout(A, &tra, &lda)) {
+    if (!(A = tcu_contiguous(a, &ta_tmp))) return;
+    tyr_gemm_layout(A, &tra, &lda);
+  }
+  if (!tyr_gemm_layout(B, &trb, &ldb)) {
+    if (!(B = tcu_contiguous(b, &tb_tmp))) {
+      tcu_release(A, &ta_tmp);
+      return;
+    }
+    tyr_gemm_layout(B, &trb, &ldb);
+  }
+  if (!tyr_is_contiguous(out)) { /* the table promises a contiguous out; be safe anyway */
+    if (!(O = tcu_temp_like(out, dt, &to_tmp))) {
+      tcu_release(A, &ta_tmp);
+      tcu_release(B, &tb_tmp);
+      return;
+    }
+  }
+  BatchGroups g = batch_groups(O, A, B);
+  size_t es = tyr_dtype_size(dt);
+  const char *pa = (const char *)tyr_data_ptr(A), *pb = (const char *)tyr_data_ptr(B);
+  char *po = (char *)tyr_data_ptr(O);
+  int dev = out->device.index;
+  /* column-major: C^T[N, M] = op(B)^T[N, K] op(A)^T[K, M] */
+  if (g.n == 0) {
+    lt_matmul(dev, st, dt, trb, tra, N, M, K, pb, ldb, 0, pa, lda, 0, po, N, 0, 1);
+  } else {
+    int inner = g.n - 1;
+    int64_t outer_n = 1;
+    for (int i = 0; i < inner; i++) outer_n *= g.size[i];
+    for (int64_t q = 0; q < outer_n; q++) {
+      int64_t oa = 0, ob = 0, oo = 0, rem = q;
+      for (int i = inner - 1; i >= 0; i--) {
+        int64_t idx = rem % g.size[i];
+        rem /= g.size[i];
+        oa += idx * g.sa[i];
+        ob += idx * g.sb[i];
+        oo += idx * g.so[i];
+      }
+      if (!lt_matmul(dev, st, dt, trb, tra, N, M, K, pb + ob * (int64_t)es, ldb, g.sb[inner],
+                     pa + oa * (int64_t)es, lda, g.sa[inner], po + oo * (int64_t)es, N, g.so[inner],
+                     g.size[inner]))
+        break;
+    }
+  }
+  if (O != out) tcu_copy(out, O);
+  tcu_release(A, &ta_tmp);
+  tcu_release(B, &tb_tmp);
+  tcu_release(O, &to_tmp);
+}

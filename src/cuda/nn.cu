@@ -1,0 +1,511 @@
+/* Row kernels of the functional ops: softmax / log-softmax (+ backward),
+ * layer / RMS norm (+ backward), cross entropy (+ backward).
+ *
+ * A row is handled by a group of 32..1024 threads (blockDim.x), several
+ * short rows per block (blockDim.y), with warp shuffles and, for groups
+ * wider than a warp, shared memory.  Values are computed in the compute
+ * type (f32 for f32/bf16/f16, f64 for f64) following src/cpu/nn.c;
+ * per-row statistics (mean, rstd) and per-row scales may have their own
+ * dtype.  The column sums of the norm's weight/bias gradients use 32 x 8
+ * blocks over columns, split over rows when there are many. */
+#include <math.h>
+
+#include "cuda/cuda_internal.cuh"
+
+__device__ __forceinline__ float m_exp(float x) {
+  return expf(x);
+}
+__device__ __forceinline__ double m_exp(double x) {
+  return exp(x);
+}
+__device__ __forceinline__ float m_log(float x) {
+  return logf(x);
+}
+__device__ __forceinline__ double m_log(double x) {
+  return log(x);
+}
+
+template <typename C, bool MAX>
+__device__ __forceinline__ C warp_all(C v) {
+#pragma unroll
+  for (int d = 16; d > 0; d >>= 1) {
+    C o = __shfl_xor_sync(0xffffffffu, v, d);
+    v = MAX ? (o > v ? o : v) : v + o;
+  }
+  return v;
+}
+
+/* All-reduce over the blockDim.x threads of a row group.  sm holds
+ * blockDim.y * 32 values of C. */
+template <typename C, bool MAX>
+__device__ __forceinline__ C row_all(C v, C *sm) {
+  v = warp_all<C, MAX>(v);
+  int wpr = blockDim.x >> 5;
+  if (wpr > 1) {
+    C *s = sm + threadIdx.y * 32;
+    if ((threadIdx.x & 31) == 0) s[threadIdx.x >> 5] = v;
+    __syncthreads();
+    v = s[0];
+    for (int i = 1; i < wpr; i++) v = MAX ? (s[i] > v ? s[i] : v) : v + s[i];
+    __syncthreads();
+  }
+  return v;
+}
+
+struct RowGeom {
+  dim3 grid, block;
+};
+static RowGeom row_geom(int64_t rows, int64_t n, int dev) {
+  int tpr = 32;
+  while (tpr < 1024 && (int64_t)tpr * 4 < n) tpr *= 2;
+  int rpb = tpr >= 256 ? 1 : 256 / tpr;
+  int64_t g = (rows + rpb - 1) / rpb, cap = (int64_t)tcu_sm_count(dev) * 64;
+  if (g > cap) g = cap;
+  RowGeom r;
+  r.grid = dim3((unsigned)(g < 1 ? 1 : g));
+  r.block = dim3(tpr, rpb);
+  return r;
+}
+
+#define ROW_LOOP(row, rows)                                                                        \
+  for (int64_t row##0 = (int64_t)blockIdx.x * blockDim.y; row##0 < (rows);                         \
+       row##0 += (int64_t)gridDim.x * blockDim.y)                                                  \
+    for (int64_t row = row##0 + threadIdx.y, row##_once = 0; row##_once == 0; row##_once = 1)
+
+/* shared memory for row_all: 8 rows x 32 warps at most (of double) */
+#define ROW_SMEM(C)                                                                                \
+  __shared__ double row_sm_raw[256];                                                               \
+  C *row_sm = reinterpret_cast<C *>(row_sm_raw)
+
+/* ---- softmax ------------------------------------------------------------------- */
+template <typename T>
+__global__ void softmax_kernel(T *y, const T *x, int64_t rows, int64_t n, bool use_log) {
+  typedef typename Acc<T>::type C;
+  ROW_SMEM(C);
+  ROW_LOOP(row, rows) {
+    bool live = row < rows;
+    const T *xr = x + (live ? row : 0) * n;
+    T *yr = y + (live ? row : 0) * n;
+    C mx = -INFINITY;
+    if (live)
+      for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+        C v = to_c(xr[i]);
+        mx = v > mx ? v : mx;
+      }
+    mx = row_all<C, true>(mx, row_sm);
+    C sum = 0;
+    if (live)
+      for (int64_t i = threadIdx.x; i < n; i += blockDim.x) sum += m_exp(to_c(xr[i]) - mx);
+    sum = row_all<C, false>(sum, row_sm);
+    if (!live) continue;
+    if (use_log) {
+      C lse = mx + m_log(sum);
+      for (int64_t i = threadIdx.x; i < n; i += blockDim.x) yr[i] = from_c<T>(to_c(xr[i]) - lse);
+    } else {
+      C inv = (C)(1.0 / (double)sum);
+      for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
+        yr[i] = from_c<T>(m_exp(to_c(xr[i]) - mx) * inv);
+    }
+  }
+}
+
+template <typename T>
+__global__ void softmax_bw_kernel(T *gx, const T *y, const T *gy, int64_t rows, int64_t n,
+                                  bool use_log) {
+  typedef typename Acc<T>::type C;
+  ROW_SMEM(C);
+  ROW_LOOP(row, rows) {
+    bool live = row < rows;
+    int64_t base = (live ? row : 0) * n;
+    C dot = 0;
+    if (live)
+      for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
+        dot += use_log ? to_c(gy[base + i]) : to_c(gy[base + i]) * to_c(y[base + i]);
+    dot = row_all<C, false>(dot, row_sm);
+    if (!live) continue;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+      C g = to_c(gy[base + i]), yv = to_c(y[base + i]);
+      gx[base + i] = from_c<T>(use_log ? g - m_exp(yv) * dot : yv * (g - dot));
+    }
+  }
+}
+
+static int64_t rows_of(const tyr_tensor *t) {
+  int64_t c = t->rank ? t->shape[t->rank - 1] : 1;
+  return c ? tyr_numel(t) / c : 0;
+}
+static int64_t cols_of(const tyr_tensor *t) {
+  return t->rank ? t->shape[t->rank - 1] : 1;
+}
+
+static bool float_dtype_ok(const char *fn, const tyr_tensor *t) {
+  if (tcu_is_float(t->dtype)) return true;
+  tcu_fail(__FILE__, __LINE__, fn, "dtype %s is not supported", tyr_dtype_name(t->dtype));
+  return false;
+}
+
+void tcu_softmax(tyr_tensor *out, const tyr_tensor *x, bool log) {
+  cudaStream_t st = tcu_enter(out->device);
+  int64_t rows = rows_of(x), n = cols_of(x);
+  if (!st || rows == 0 || n == 0 || !float_dtype_ok("cuda_softmax", x)) return;
+  TmpTensor tx;
+  const tyr_tensor *xc = tcu_contiguous(x, &tx);
+  if (!xc) return;
+  RowGeom g = row_geom(rows, n, out->device.index);
+  TCU_FLOAT_DISPATCH(x->dtype, softmax_kernel<scalar_t><<<g.grid, g.block, 0, st>>>(
+                                   (scalar_t *)tyr_data_ptr(out),
+                                   (const scalar_t *)tyr_data_ptr(xc), rows, n, log));
+  LAUNCH_CHECK();
+  tcu_release(xc, &tx);
+}
+
+void tcu_softmax_backward(tyr_tensor *gx, const tyr_tensor *y, const tyr_tensor *gy, bool log) {
+  cudaStream_t st = tcu_enter(gx->device);
+  int64_t rows = rows_of(y), n = cols_of(y);
+  if (!st || rows == 0 || n == 0 || !float_dtype_ok("cuda_softmax_backward", y)) return;
+  TmpTensor ty, tg;
+  const tyr_tensor *yc = tcu_contiguous(y, &ty);
+  const tyr_tensor *gc = yc ? tcu_contiguous(gy, &tg) : NULL;
+  if (yc && gc) {
+    RowGeom g = row_geom(rows, n, gx->device.index);
+    TCU_FLOAT_DISPATCH(y->dtype,
+                       softmax_bw_kernel<scalar_t><<<g.grid, g.block, 0, st>>>(
+                           (scalar_t *)tyr_data_ptr(gx), (const scalar_t *)tyr_data_ptr(yc),
+                           (const scalar_t *)tyr_data_ptr(gc), rows, n, log));
+    LAUNCH_CHECK();
+  }
+  if (gc) tcu_release(gc, &tg);
+  if (yc) tcu_release(yc, &ty);
+}
+
+/* ---- layer norm / RMS norm ----------------------------------------------------------
+ * Optional operands travel as (pointer, dtype); a NULL pointer means absent. */
+struct Opt {
+  void *p;
+  int dt;
+};
+static Opt opt_of(const tyr_tensor *t) {
+  Opt o;
+  o.p = t ? tyr_data_ptr(t) : NULL;
+  o.dt = t ? (int)t->dtype : 0;
+  return o;
+}
+
+template <typename T>
+__global__ void ln_kernel(T *y, Opt mean, Opt rstd, const T *x, Opt w, Opt b, int64_t rows,
+                          int64_t n, double eps) {
+  typedef typename Acc<T>::type C;
+  ROW_SMEM(C);
+  ROW_LOOP(row, rows) {
+    bool live = row < rows;
+    const T *xr = x + (live ? row : 0) * n;
+    C mu = 0;
+    if (mean.p) {
+      if (live)
+        for (int64_t i = threadIdx.x; i < n; i += blockDim.x) mu += to_c(xr[i]);
+      mu = row_all<C, false>(mu, row_sm) / (C)n;
+    }
+    C var = 0;
+    if (live)
+      for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+        C d = to_c(xr[i]) - mu;
+        var += d * d;
+      }
+    var = row_all<C, false>(var, row_sm) / (C)n;
+    if (!live) continue;
+    C rs = (C)(1.0 / sqrt((double)var + eps));
+    T *yr = y + row * n;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+      C v = (to_c(xr[i]) - mu) * rs;
+      if (w.p) v *= (C)ld_any(w.p, w.dt, i);
+      if (b.p) v += (C)ld_any(b.p, b.dt, i);
+      yr[i] = from_c<T>(v);
+    }
+    if (threadIdx.x == 0) {
+      if (mean.p) st_any(mean.p, mean.dt, row, (double)mu);
+      st_any(rstd.p, rstd.dt, row, (double)rs);
+    }
+  }
+}
+
+/* gx per row: rs * (g*w - mean(g*w) - xh * mean(g*w*xh)), mean(g*w) = 0 for RMS */
+template <typename T>
+__global__ void ln_bw_kernel(T *gx, const T *gy, const T *x, Opt w, Opt mean, Opt rstd,
+                             int64_t rows, int64_t n) {
+  typedef typename Acc<T>::type C;
+  ROW_SMEM(C);
+  ROW_LOOP(row, rows) {
+    bool live = row < rows;
+    int64_t r = live ? row : 0, base = r * n;
+    C m = mean.p ? (C)ld_any(mean.p, mean.dt, r) : (C)0, rs = (C)ld_any(rstd.p, rstd.dt, r);
+    C s1 = 0, s2 = 0;
+    if (live)
+      for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+        C xh = (to_c(x[base + i]) - m) * rs;
+        C g = to_c(gy[base + i]) * (w.p ? (C)ld_any(w.p, w.dt, i) : (C)1);
+        s1 += g;
+        s2 += g * xh;
+      }
+    s1 = row_all<C, false>(s1, row_sm) / (C)n;
+    s2 = row_all<C, false>(s2, row_sm) / (C)n;
+    if (!mean.p) s1 = 0;
+    if (!live) continue;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+      C xh = (to_c(x[base + i]) - m) * rs;
+      C g = to_c(gy[base + i]) * (w.p ? (C)ld_any(w.p, w.dt, i) : (C)1);
+      gx[base + i] = from_c<T>(rs * (g - s1 - xh * s2));
+    }
+  }
+}
+
+/* column sums sw[i] = sum_r gy * xh, sb[i] = sum_r gy over rows [r0, r1) of
+ * this block's split, in double */
+template <typename T>
+__global__ void ln_bw_cols(const T *gy, const T *x, Opt mean, Opt rstd, int64_t rows, int64_t n,
+                           int64_t chunk, double *part, Opt gw, Opt gb, int splits) {
+  __shared__ double sw_s[8][33], sb_s[8][33];
+  int tx = threadIdx.x, ty = threadIdx.y;
+  int64_t col = (int64_t)blockIdx.x * 32 + tx;
+  int split = blockIdx.y;
+  int64_t r0 = (int64_t)split * chunk, r1 = r0 + chunk < rows ? r0 + chunk : rows;
+  double sw = 0, sb = 0;
+  if (col < n) {
+    for (int64_t r = r0 + ty; r < r1; r += 8) {
+      double m = mean.p ? ld_any(mean.p, mean.dt, r) : 0.0, rs = ld_any(rstd.p, rstd.dt, r);
+      double g = (double)to_c(gy[r * n + col]);
+      double xh = (double)(typename Acc<T>::type)(
+          (to_c(x[r * n + col]) - (typename Acc<T>::type)m) * (typename Acc<T>::type)rs);
+      sw += g * xh;
+      sb += g;
+    }
+  }
+  sw_s[ty][tx] = sw;
+  sb_s[ty][tx] = sb;
+  __syncthreads();
+  if (ty == 0 && col < n) {
+    for (int y = 1; y < 8; y++) {
+      sw += sw_s[y][tx];
+      sb += sb_s[y][tx];
+    }
+    if (splits == 1) {
+      if (gw.p) st_any(gw.p, gw.dt, col, sw);
+      if (gb.p) st_any(gb.p, gb.dt, col, sb);
+    } else {
+      part[((int64_t)split * n + col) * 2] = sw;
+      part[((int64_t)split * n + col) * 2 + 1] = sb;
+    }
+  }
+}
+
+__global__ void ln_bw_cols_final(const double *part, int splits, int64_t n, Opt gw, Opt gb) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+       i += (int64_t)gridDim.x * blockDim.x) {
+    double sw = 0, sb = 0;
+    for (int s = 0; s < splits; s++) {
+      sw += part[((int64_t)s * n + i) * 2];
+      sb += part[((int64_t)s * n + i) * 2 + 1];
+    }
+    if (gw.p) st_any(gw.p, gw.dt, i, sw);
+    if (gb.p) st_any(gb.p, gb.dt, i, sb);
+  }
+}
+
+void tcu_layer_norm(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd, const tyr_tensor *x,
+                    const tyr_tensor *w, const tyr_tensor *b, double eps) {
+  cudaStream_t st = tcu_enter(y->device);
+  int64_t rows = rows_of(x), n = cols_of(x);
+  if (!st || rows == 0 || !float_dtype_ok("cuda_layer_norm", x)) return;
+  if (n == 0) return;
+  TmpTensor tx, tw, tb;
+  const tyr_tensor *xc = tcu_contiguous(x, &tx);
+  const tyr_tensor *wc = xc && w ? tcu_contiguous(w, &tw) : NULL;
+  const tyr_tensor *bc = xc && b ? tcu_contiguous(b, &tb) : NULL;
+  if (xc && (!w || wc) && (!b || bc)) {
+    RowGeom g = row_geom(rows, n, y->device.index);
+    TCU_FLOAT_DISPATCH(x->dtype, ln_kernel<scalar_t><<<g.grid, g.block, 0, st>>>(
+                                     (scalar_t *)tyr_data_ptr(y), opt_of(mean), opt_of(rstd),
+                                     (const scalar_t *)tyr_data_ptr(xc), opt_of(wc), opt_of(bc),
+                                     rows, n, eps));
+    LAUNCH_CHECK();
+  }
+  if (bc) tcu_release(bc, &tb);
+  if (wc) tcu_release(wc, &tw);
+  if (xc) tcu_release(xc, &tx);
+}
+
+template <typename T>
+static void ln_bw_run(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, const tyr_tensor *gy,
+                      const tyr_tensor *x, const tyr_tensor *w, const tyr_tensor *mean,
+                      const tyr_tensor *rstd, int64_t rows, int64_t n, cudaStream_t st) {
+  int dev = x->device.index;
+  const T *pgy = (const T *)tyr_data_ptr(gy), *px = (const T *)tyr_data_ptr(x);
+  if (gx) {
+    RowGeom g = row_geom(rows, n, dev);
+    ln_bw_kernel<T><<<g.grid, g.block, 0, st>>>((T *)tyr_data_ptr(gx), pgy, px, opt_of(w),
+                                                opt_of(mean), opt_of(rstd), rows, n);
+    if (!LAUNCH_CHECK()) return;
+  }
+  if (!gw && !gb) return;
+  int64_t gxb = (n + 31) / 32, target = 4 * (int64_t)tcu_sm_count(dev);
+  int splits = 1;
+  if (gxb < target && rows > 256) {
+    int64_t s = (target + gxb - 1) / gxb, cap = rows / 64;
+    if (s > cap) s = cap;
+    if (s > 1024) s = 1024;
+    splits = s < 1 ? 1 : (int)s;
+  }
+  int64_t chunk = (rows + splits - 1) / splits;
+  double *part = NULL;
+  size_t pbytes = (size_t)splits * (size_t)n * 2 * sizeof(double);
+  if (splits > 1 && !(part = (double *)tcu_alloc(pbytes, dev))) return;
+  ln_bw_cols<T><<<dim3((unsigned)gxb, (unsigned)splits), dim3(32, 8), 0, st>>>(
+      pgy, px, opt_of(mean), opt_of(rstd), rows, n, chunk, part, opt_of(gw), opt_of(gb), splits);
+  if (LAUNCH_CHECK() && splits > 1) {
+    ln_bw_cols_final<<<tcu_blocks(n, 256, dev), 256, 0, st>>>(part, splits, n, opt_of(gw),
+                                                              opt_of(gb));
+    LAUNCH_CHECK();
+  }
+  if (part) tcu_free(part, pbytes, dev);
+}
+
+void tcu_layer_norm_backward(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, const tyr_tensor *gy,
+                             const tyr_tensor *x, const tyr_tensor *w, const tyr_tensor *mean,
+                             const tyr_tensor *rstd) {
+  cudaStream_t st = tcu_enter(x->device);
+  int64_t rows = rows_of(x), n = cols_of(x);
+  if (!st || n == 0 || !float_dtype_ok("cuda_layer_norm_backward", x)) return;
+  if (rows == 0) { /* empty batch: the parameter gradients are zero */
+    if (gw) tcu_fill(gw, 0.0);
+    if (gb) tcu_fill(gb, 0.0);
+    return;
+  }
+  TmpTensor tg, tx, tw;
+  const tyr_tensor *gyc = tcu_contiguous(gy, &tg);
+  const tyr_tensor *xc = gyc ? tcu_contiguous(x, &tx) : NULL;
+  const tyr_tensor *wc = xc && w ? tcu_contiguous(w, &tw) : NULL;
+  if (gyc && xc && (!w || wc))
+    TCU_FLOAT_DISPATCH(x->dtype,
+                       ln_bw_run<scalar_t>(gx, gw, gb, gyc, xc, wc, mean, rstd, rows, n, st));
+  if (wc) tcu_release(wc, &tw);
+  if (xc) tcu_release(xc, &tx);
+  if (gyc) tcu_release(gyc, &tg);
+}
+
+/* ---- cross entropy over rows of [N, V] logits ------------------------------------------ */
+__device__ __forceinline__ int64_t ld_index(const void *p, int dt, int64_t i) {
+  return dt == TYR_I32 ? (int64_t)((const int32_t *)p)[i] : ((const int64_t *)p)[i];
+}
+
+/* Every row of a block goes through the same row_all calls (they may
+ * synchronise the block); ignored rows only mask their loads and stores. */
+template <typename T>
+__global__ void ce_kernel(T *loss, const T *lg, const void *tg, int tdt, int64_t ign, int64_t N,
+                          int64_t V) {
+  typedef typename Acc<T>::type C;
+  ROW_SMEM(C);
+  ROW_LOOP(row, N) {
+    bool live = row < N;
+    int64_t r = live ? row : 0;
+    int64_t t = ld_index(tg, tdt, r);
+    bool active = live && t != ign;
+    const T *x = lg + r * V;
+    C mx = -INFINITY;
+    if (active)
+      for (int64_t i = threadIdx.x; i < V; i += blockDim.x) {
+        C v = to_c(x[i]);
+        mx = v > mx ? v : mx;
+      }
+    mx = row_all<C, true>(mx, row_sm);
+    C s = 0;
+    if (active)
+      for (int64_t i = threadIdx.x; i < V; i += blockDim.x) s += m_exp(to_c(x[i]) - mx);
+    s = row_all<C, false>(s, row_sm);
+    if (!live || threadIdx.x != 0) continue;
+    if (!active)
+      loss[r] = from_c<T>((C)0);
+    else if (t < 0 || t >= V) /* the ops layer checks targets; never read out of bounds */
+      loss[r] = from_c<T>((C)NAN);
+    else
+      loss[r] = from_c<T>(mx + m_log(s) - to_c(x[t]));
+  }
+}
+
+template <typename T>
+__global__ void ce_bw_kernel(T *g, const T *lg, const void *tg, int tdt, int64_t ign, Opt gl,
+                             int64_t N, int64_t V) {
+  typedef typename Acc<T>::type C;
+  ROW_SMEM(C);
+  ROW_LOOP(row, N) {
+    bool live = row < N;
+    int64_t r = live ? row : 0;
+    int64_t t = ld_index(tg, tdt, r);
+    bool active = live && t != ign;
+    T *o = g + r * V;
+    const T *x = lg + r * V;
+    C mx = -INFINITY;
+    if (active)
+      for (int64_t i = threadIdx.x; i < V; i += blockDim.x) {
+        C v = to_c(x[i]);
+        mx = v > mx ? v : mx;
+      }
+    mx = row_all<C, true>(mx, row_sm);
+    C s = 0;
+    if (active)
+      for (int64_t i = threadIdx.x; i < V; i += blockDim.x) s += m_exp(to_c(x[i]) - mx);
+    s = row_all<C, false>(s, row_sm);
+    if (!live) continue;
+    if (!active) {
+      for (int64_t i = threadIdx.x; i < V; i += blockDim.x) o[i] = from_c<T>((C)0);
+      continue;
+    }
+    C scale = (C)ld_any(gl.p, gl.dt, r), inv = (C)(1.0 / (double)s);
+    for (int64_t i = threadIdx.x; i < V; i += blockDim.x) {
+      C p = m_exp(to_c(x[i]) - mx) * inv * scale;
+      if (i == t) p -= scale;
+      o[i] = from_c<T>(p);
+    }
+  }
+}
+
+void tcu_cross_entropy(tyr_tensor *losses, const tyr_tensor *logits, const tyr_tensor *targets,
+                       int64_t ignore_index) {
+  cudaStream_t st = tcu_enter(logits->device);
+  int64_t N = logits->shape[0], V = logits->shape[1];
+  if (!st || N == 0 || !float_dtype_ok("cuda_cross_entropy", logits)) return;
+  TmpTensor tl, tt;
+  const tyr_tensor *lc = tcu_contiguous(logits, &tl);
+  const tyr_tensor *tc = lc ? tcu_contiguous(targets, &tt) : NULL;
+  if (lc && tc) {
+    RowGeom g = row_geom(N, V, logits->device.index);
+    TCU_FLOAT_DISPATCH(logits->dtype,
+                       ce_kernel<scalar_t><<<g.grid, g.block, 0, st>>>(
+                           (scalar_t *)tyr_data_ptr(losses), (const scalar_t *)tyr_data_ptr(lc),
+                           tyr_data_ptr(tc), (int)tc->dtype, ignore_index, N, V));
+    LAUNCH_CHECK();
+  }
+  if (tc) tcu_release(tc, &tt);
+  if (lc) tcu_release(lc, &tl);
+}
+
+void tcu_cross_entropy_backward(tyr_tensor *glogits, const tyr_tensor *logits,
+                                const tyr_tensor *targets, int64_t ignore_index,
+                                const tyr_tensor *gloss) {
+  cudaStream_t st = tcu_enter(logits->device);
+  int64_t N = logits->shape[0], V = logits->shape[1];
+  if (!st || N == 0 || V == 0 || !float_dtype_ok("cuda_cross_entropy_backward", logits)) return;
+  TmpTensor tl, tt, tg;
+  const tyr_tensor *lc = tcu_contiguous(logits, &tl);
+  const tyr_tensor *tc = lc ? tcu_contiguous(targets, &tt) : NULL;
+  const tyr_tensor *gc = tc ? tcu_contiguous(gloss, &tg) : NULL;
+  if (lc && tc && gc) {
+    RowGeom g = row_geom(N, V, logits->device.index);
+    TCU_FLOAT_DISPATCH(logits->dtype,
+                       ce_bw_kernel<scalar_t><<<g.grid, g.block, 0, st>>>(
+                           (scalar_t *)tyr_data_ptr(glogits), (const scalar_t *)tyr_data_ptr(lc),
+                           tyr_data_ptr(tc), (int)tc->dtype, ignore_index, opt_of(gc), N, V));
+    LAUNCH_CHECK();
+  }
+  if (gc) tcu_release(gc, &tg);
+  if (tc) tcu_release(tc, &tt);
+  if (lc) tcu_release(lc, &tl);
+}

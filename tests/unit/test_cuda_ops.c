@@ -1,0 +1,1154 @@
+/* The CUDA backend against the CPU: every kernel of the backend table and
+ * every public op is run on cuda:0 and on the CPU with the same inputs, and
+ * the results compared (f32/f64 to ~1e-5 relative, bf16 to ~1e-2; random
+ * numbers, copies and index moves bit for bit).  Inputs come in several
+ * layouts: contiguous, transposed, sliced at an odd offset (no 16-byte
+ * alignment), and expanded with stride 0.
+ *
+ * Without a GPU (or in a build without the CUDA backend) it prints
+ * "no CUDA GPU: skipped", every GPU test is skipped, and the program exits
+ * 0; only test_without_gpu (the no-GPU error messages) runs.  With a GPU
+ * every test runs and none is skipped.
+ *
+ * Adding a case: most tests walk a table (UNARY_KERNEL, BINARY_OPS,
+ * MATMUL_SHAPES, ...); add a row.  A new op family gets a test function
+ * that builds its inputs with pair_2d() / cpu_rand(), runs the op on both
+ * devices and calls expect_close() or expect_same_bits(), and a line in
+ * main().  Kernels without a public op yet are called through the backend
+ * table (gpu_be() vs &tyr_cpu_backend).
+ *
+ * TYR_CUDA_TEST_VERBOSE=1 prints the largest error of every comparison. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/backend.h"
+#include "core/internal.h"
+#include "testutil.h"
+#include "tyr/tyr.h"
+
+#define S TYR_SITE
+#define CPU TYR_DEVICE_CPU
+
+static bool g_gpu;
+static bool g_verbose;
+
+static tyr_device gpu(void) {
+  return TYR_DEVICE_CUDA(0);
+}
+
+#define REQUIRE_GPU()                                                                              \
+  do {                                                                                             \
+    if (!g_gpu) skip();                                                                            \
+  } while (0)
+
+static const tyr_backend *gpu_be(void) {
+  const tyr_backend *be = tyr_backend_get(S, "test_cuda_ops", gpu());
+  assert_non_null(be);
+  return be;
+}
+
+/* ---- tensors ----------------------------------------------------------------- */
+/* uniform in [lo, hi); integer and bool dtypes get the values truncated */
+static tyr_tensor *cpu_rand(tyr_dtype dt, int rank, const int64_t *shape, double lo, double hi) {
+  bool fl = tyr_dtype_is_float(dt);
+  tyr_tensor *t = tyr_rand_at(S, fl ? dt : TYR_F64, CPU, rank, shape, lo, hi);
+  assert_non_null(t);
+  if (!fl) {
+    bool prev = tyr_set_grad_enabled(false);
+    t = tyr_to_dtype_at(S, t, dt);
+    tyr_set_grad_enabled(prev);
+    assert_non_null(t);
+  }
+  return t;
+}
+#define RAND(dt, lo, hi, ...)                                                                      \
+  cpu_rand((dt), TYR__NARGS(__VA_ARGS__), (const int64_t[]){__VA_ARGS__}, (lo), (hi))
+
+static tyr_tensor *to_dev(tyr_tensor *t, tyr_device dev) {
+  bool prev = tyr_set_grad_enabled(false);
+  tyr_tensor *r = tyr_to_device_at(S, t, dev);
+  tyr_set_grad_enabled(prev);
+  assert_non_null(r);
+  return r;
+}
+static tyr_tensor *as_dtype(tyr_tensor *t, tyr_dtype dt) {
+  bool prev = tyr_set_grad_enabled(false);
+  tyr_tensor *r = tyr_to_dtype_at(S, t, dt);
+  tyr_set_grad_enabled(prev);
+  assert_non_null(r);
+  return r;
+}
+static tyr_tensor *empty_on(tyr_device dev, tyr_dtype dt, int rank, const int64_t *shape) {
+  tyr_tensor *t = tyr_empty_at(S, dt, dev, rank, shape);
+  assert_non_null(t);
+  return t;
+}
+static tyr_tensor *empty_like_on(tyr_device dev, tyr_dtype dt, const tyr_tensor *t) {
+  return empty_on(dev, dt, t->rank, t->shape);
+}
+
+/* views */
+static tyr_tensor *transposed(tyr_tensor *t, int d0, int d1) {
+  int64_t sh[TYR_MAX_RANK], st[TYR_MAX_RANK];
+  for (int i = 0; i < t->rank; i++) {
+    sh[i] = t->shape[i];
+    st[i] = t->stride[i];
+  }
+  sh[d0] = t->shape[d1];
+  sh[d1] = t->shape[d0];
+  st[d0] = t->stride[d1];
+  st[d1] = t->stride[d0];
+  tyr_tensor *v = tyr_view_raw(t, t->rank, sh, st, t->offset);
+  assert_non_null(v);
+  return v;
+}
+static tyr_tensor *sliced(tyr_tensor *t, int dim, int64_t start, int64_t len) {
+  int64_t sh[TYR_MAX_RANK];
+  for (int i = 0; i < t->rank; i++) sh[i] = t->shape[i];
+  sh[dim] = len;
+  tyr_tensor *v = tyr_view_raw(t, t->rank, sh, t->stride, t->offset + start * t->stride[dim]);
+  assert_non_null(v);
+  return v;
+}
+
+/* The same [R, C] operand on the CPU and the GPU, in one of four layouts. */
+typedef enum { L_CONTIG, L_TRANSPOSED, L_SLICED, L_EXPANDED, L_COUNT } layout_kind;
+static const char *LAYOUT_NAMES[] = {"contiguous", "transposed", "sliced", "expanded"};
+
+static tyr_tensor *quantized(tyr_tensor *t, bool on) {
+  return on ? as_dtype(as_dtype(t, TYR_I32), t->dtype) : t;
+}
+
+/* quant: whole numbers only (so that comparisons see ties) */
+static void pair_2d_q(layout_kind k, tyr_dtype dt, int64_t R, int64_t C, double lo, double hi,
+                      bool quant, tyr_tensor **c, tyr_tensor **g) {
+  tyr_tensor *base;
+  switch (k) {
+  case L_TRANSPOSED:
+    base = quantized(RAND(dt, lo, hi, C, R), quant);
+    *c = transposed(base, 0, 1);
+    *g = transposed(to_dev(base, gpu()), 0, 1);
+    break;
+  case L_SLICED:
+    base = quantized(RAND(dt, lo, hi, R, C + 3), quant);
+    *c = sliced(base, 1, 1, C);
+    *g = sliced(to_dev(base, gpu()), 1, 1, C);
+    break;
+  case L_EXPANDED: {
+    base = quantized(RAND(dt, lo, hi, 1, C), quant);
+    int64_t sh[2] = {R, C};
+    *c = tyr_expand_at(S, base, 2, sh);
+    *g = tyr_expand_at(S, to_dev(base, gpu()), 2, sh);
+    break;
+  }
+  default:
+    base = quantized(RAND(dt, lo, hi, R, C), quant);
+    *c = base;
+    *g = to_dev(base, gpu());
+    break;
+  }
+  assert_non_null(*c);
+  assert_non_null(*g);
+}
+static void pair_2d(layout_kind k, tyr_dtype dt, int64_t R, int64_t C, double lo, double hi,
+                    tyr_tensor **c, tyr_tensor **g) {
+  pair_2d_q(k, dt, R, C, lo, hi, false, c, g);
+}
+
+/* ---- comparisons ------------------------------------------------------------- */
+static double tol_for(tyr_dtype dt, double f32_tol) {
+  return dt == TYR_F64 ? 1e-10 : (dt == TYR_BF16 || dt == TYR_F16) ? 1e-2 : f32_tol;
+}
+
+/* |got - want| <= atol + rtol |want| elementwise (NaN matches NaN); got on
+ * any device and dtype, want on the CPU. */
+static void expect_close(const char *what, tyr_tensor *got, tyr_tensor *want, double rtol,
+                         double atol) {
+  TYR_SCOPE;
+  assert_non_null(got);
+  assert_non_null(want);
+  if (got->rank != want->rank || memcmp(got->shape, want->shape, sizeof(int64_t) * got->rank)) {
+    char a[160], b[160];
+    fail_msg("%s: shape %s, expected %s", what, tyr_shape_str(got->shape, got->rank, a, sizeof a),
+             tyr_shape_str(want->shape, want->rank, b, sizeof b));
+  }
+  tyr_tensor *g = as_dtype(to_dev(got, CPU), TYR_F64), *w = as_dtype(to_dev(want, CPU), TYR_F64);
+  const double *pg = tyr_data_ptr(g), *pw = tyr_data_ptr(w);
+  int64_t n = tyr_numel(g), bad = 0, first = -1;
+  double worst = 0;
+  for (int64_t i = 0; i < n; i++) {
+    if (isnan(pg[i]) && isnan(pw[i])) continue;
+    double d = fabs(pg[i] - pw[i]);
+    double lim = atol + rtol * fabs(pw[i]);
+    double rel = d / (fabs(pw[i]) + atol / (rtol > 0 ? rtol : 1));
+    if (rel > worst || isnan(d)) worst = isnan(d) ? INFINITY : rel;
+    if (!(d <= lim)) {
+      if (first < 0) first = i;
+      bad++;
+    }
+  }
+  if (g_verbose) printf("    %-60s n=%-9lld max rel err %.3g\n", what, (long long)n, worst);
+  if (bad)
+    fail_msg("%s: %lld of %lld elements differ; first at %lld: cuda %.9g, cpu %.9g (rtol %g, atol "
+             "%g)",
+             what, (long long)bad, (long long)n, (long long)first, pg[first], pw[first], rtol,
+             atol);
+}
+
+/* The same dtype, shape and bytes. */
+static void expect_same_bits(const char *what, tyr_tensor *got, tyr_tensor *want) {
+  TYR_SCOPE;
+  assert_int_equal(got->dtype, want->dtype);
+  assert_int_equal(tyr_numel(got), tyr_numel(want));
+  tyr_tensor *g = to_dev(got, CPU), *w = to_dev(want, CPU); /* contiguous copies */
+  size_t es = tyr_dtype_size(g->dtype);
+  const unsigned char *pg = tyr_data_ptr(g), *pw = tyr_data_ptr(w);
+  int64_t n = tyr_numel(g), bad = 0, first = -1;
+  for (int64_t i = 0; i < n; i++)
+    if (memcmp(pg + i * es, pw + i * es, es)) {
+      if (first < 0) first = i;
+      bad++;
+    }
+  if (g_verbose)
+    printf("    %-60s n=%-9lld %s\n", what, (long long)n, bad ? "DIFFERS" : "same bits");
+  if (bad) {
+    double a = tyr__load_f64(pg + first * es, g->dtype),
+           b = tyr__load_f64(pw + first * es, w->dtype);
+    fail_msg("%s: %lld of %lld elements differ in their bits; first at %lld: cuda %.17g, cpu %.17g",
+             what, (long long)bad, (long long)n, (long long)first, a, b);
+  }
+}
+
+/* ---- no GPU: the error messages ------------------------------------------------- */
+static void test_without_gpu(void **state) {
+  (void)state;
+  if (g_gpu) return; /* nothing to check here */
+  TYR_SCOPE;
+  assert_false(tyr_cuda_available());
+  assert_int_equal(tyr_cuda_device_count(), 0);
+  EXPECT_TYR_ERROR(tyr_zeros_at(S, TYR_F32, gpu(), 1, (int64_t[]){4}), "cuda:0 was asked for");
+  tyr_cuda_mem_stats ms;
+  EXPECT_TYR_ERROR(tyr_cuda_memory_stats(0, &ms), "tyr_cuda_memory_stats");
+  assert_int_equal(tyr_cuda_synchronize(), 0);
+  tyr_cuda_empty_cache();
+}
+
+/* ---- memory, host copies, allocator ----------------------------------------------- */
+static void test_host_copies(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  TYR_SCOPE;
+  /* sizes around the 4 MiB staging chunks, all dtypes */
+  const int64_t sizes[] = {0, 1, 3, 1000, 1 << 20, (4 << 20) / 4 + 1, 3 * (1 << 20) + 17};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    for (int dt = 0; dt < TYR_DTYPE_COUNT; dt++) {
+      if (sizes[i] > 1000 && dt != TYR_F32 && dt != TYR_U8) continue;
+      tyr_tensor *c = tyr_randint_at(S, (tyr_dtype)dt, CPU, 1, &sizes[i], 0, 100);
+      tyr_tensor *g = to_dev(c, gpu());
+      tyr_tensor *back = to_dev(g, CPU);
+      char what[96];
+      snprintf(what, sizeof what, "host -> cuda -> host, %lld x %s", (long long)sizes[i],
+               tyr_dtype_name((tyr_dtype)dt));
+      expect_same_bits(what, back, c);
+      if (sizes[i] == 1) assert_true(tyr_item_at(S, g) == tyr_item_at(S, c));
+    }
+  }
+  /* tyr_to_host / tyr_from_host */
+  float host[257], out[257];
+  for (int i = 0; i < 257; i++) host[i] = (float)i * 0.5f - 3;
+  tyr_tensor *g = tyr_from_host_at(S, host, TYR_F32, gpu(), 1, (int64_t[]){257});
+  assert_int_equal(tyr_to_host_at(S, g, out, sizeof out), 0);
+  assert_memory_equal(host, out, sizeof host);
+  assert_int_equal(tyr_cuda_synchronize(), 0);
+}
+
+static void test_allocator(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  tyr_cuda_mem_stats a, b, c;
+  assert_int_equal(tyr_cuda_memory_stats(0, &a), 0);
+  {
+    TYR_SCOPE;
+    tyr_tensor *t = tyr_empty_at(S, TYR_F32, gpu(), 1, (int64_t[]){1000000});
+    assert_non_null(t);
+    assert_int_equal(tyr_cuda_memory_stats(0, &b), 0);
+    assert_true(b.allocated >= a.allocated + 4000000);
+    assert_true(b.allocated <= a.allocated + 4000000 + 4000000 / 8 + 512);
+    assert_true(b.peak_allocated >= b.allocated);
+    assert_true(b.reserved >= b.allocated);
+  }
+  assert_int_equal(tyr_cuda_memory_stats(0, &c), 0);
+  assert_int_equal(c.allocated, a.allocated);
+  assert_true(c.cached >= 4000000); /* the block stays for reuse */
+  uint64_t mallocs = c.n_cuda_malloc;
+  {
+    TYR_SCOPE; /* the same size again: served from the cache */
+    assert_non_null(tyr_empty_at(S, TYR_F32, gpu(), 1, (int64_t[]){999000}));
+    assert_int_equal(tyr_cuda_memory_stats(0, &b), 0);
+    assert_int_equal(b.n_cuda_malloc, mallocs);
+  }
+  tyr_cuda_empty_cache();
+  assert_int_equal(tyr_cuda_memory_stats(0, &c), 0);
+  assert_int_equal(c.cached, 0);
+  assert_int_equal(c.reserved, c.allocated);
+  assert_int_equal(tyr_cuda_reset_peak(0), 0);
+  assert_int_equal(tyr_cuda_memory_stats(0, &c), 0);
+  assert_int_equal(c.peak_allocated, c.allocated);
+  if (g_verbose)
+    printf("    allocator: allocated %zu, reserved %zu, %llu allocations, %llu cudaMalloc\n",
+           c.allocated, c.reserved, (unsigned long long)c.n_alloc,
+           (unsigned long long)c.n_cuda_malloc);
+}
+
+static void test_device_errors(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  TYR_SCOPE;
+  int n = tyr_cuda_device_count();
+  EXPECT_TYR_ERROR(tyr_zeros_at(S, TYR_F32, TYR_DEVICE_CUDA(n + 3), 1, (int64_t[]){4}),
+                   "cannot allocate");
+  tyr_cuda_mem_stats ms;
+  EXPECT_TYR_ERROR(tyr_cuda_memory_stats(n + 3, &ms), "out of range");
+  EXPECT_TYR_ERROR(tyr_cuda_memory_stats(0, NULL), "out is NULL");
+  tyr_tensor *c = RAND(TYR_F32, 0, 1, 4), *g = to_dev(c, gpu());
+  EXPECT_TYR_ERROR(tyr_add_at(S, c, g), "different devices");
+  /* out of device memory: an error, not a crash, and the allocator recovers */
+  EXPECT_TYR_ERROR(tyr_empty_at(S, TYR_U8, gpu(), 1, (int64_t[]){(int64_t)1 << 46}),
+                   "cannot allocate");
+  assert_non_null(tyr_zeros_at(S, TYR_F32, gpu(), 1, (int64_t[]){16}));
+}
+
+/* ---- creation: fill, arange, eye, random ---------------------------------------------- */
+static void test_fill_arange(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  TYR_SCOPE;
+  const double values[] = {0.0, 1.0, -2.75, 3.1e38, 1e-40, 255.0, 7.0};
+  for (int dt = 0; dt < TYR_DTYPE_COUNT; dt++) {
+    for (size_t v = 0; v < sizeof values / sizeof values[0]; v++) {
+      if (!tyr_dtype_is_float((tyr_dtype)dt) &&
+          (values[v] < 0 || values[v] > 255 || values[v] != floor(values[v])))
+        continue;
+      int64_t sh[2] = {33, 65};
+      tyr_tensor *c = tyr_full_at(S, (tyr_dtype)dt, CPU, 2, sh, values[v]);
+      tyr_tensor *g = tyr_full_at(S, (tyr_dtype)dt, gpu(), 2, sh, values[v]);
+      char what[96];
+      snprintf(what, sizeof what, "full %g %s", values[v], tyr_dtype_name((tyr_dtype)dt));
+      expect_same_bits(what, g, c);
+    }
+    tyr_tensor *c = tyr_arange_at(S, (tyr_dtype)dt, CPU, 0, 200, 1);
+    tyr_tensor *g = tyr_arange_at(S, (tyr_dtype)dt, gpu(), 0, 200, 1);
+    expect_same_bits("arange", g, c);
+    if (tyr_dtype_is_float((tyr_dtype)dt)) {
+      expect_same_bits("linspace", tyr_linspace_at(S, (tyr_dtype)dt, gpu(), -1.3, 2.9, 1001),
+                       tyr_linspace_at(S, (tyr_dtype)dt, CPU, -1.3, 2.9, 1001));
+      expect_same_bits("arange fractional step",
+                       tyr_arange_at(S, (tyr_dtype)dt, gpu(), 0.1, 7, 0.3),
+                       tyr_arange_at(S, (tyr_dtype)dt, CPU, 0.1, 7, 0.3));
+    }
+    expect_same_bits("eye", tyr_eye_at(S, (tyr_dtype)dt, gpu(), 17),
+                     tyr_eye_at(S, (tyr_dtype)dt, CPU, 17));
+  }
+  /* fill of a strided view (tyr_fill on a transposed view) */
+  tyr_tensor *c, *g;
+  pair_2d(L_TRANSPOSED, TYR_F32, 19, 23, -1, 1, &c, &g);
+  assert_int_equal(tyr_fill_at(S, c, 4.5), 0);
+  assert_int_equal(tyr_fill_at(S, g, 4.5), 0);
+  expect_same_bits("fill transposed view", g, c);
+}
+
+static void test_random_bits(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  TYR_SCOPE;
+  const tyr_dtype fdt[] = {TYR_F32, TYR_F64, TYR_BF16, TYR_F16};
+  const int64_t sizes[] = {1, 1000, 1 << 20};
+  for (size_t s = 0; s < 3; s++) {
+    for (size_t d = 0; d < 4; d++) {
+      char what[96];
+      tyr_manual_seed(77 + s);
+      tyr_tensor *c = tyr_rand_at(S, fdt[d], CPU, 1, &sizes[s], -2, 5);
+      tyr_manual_seed(77 + s);
+      tyr_tensor *g = tyr_rand_at(S, fdt[d], gpu(), 1, &sizes[s], -2, 5);
+      snprintf(what, sizeof what, "rand %lld %s", (long long)sizes[s], tyr_dtype_name(fdt[d]));
+      expect_same_bits(what, g, c);
+      tyr_manual_seed(1000 + s);
+      c = tyr_randn_at(S, fdt[d], CPU, 1, &sizes[s], 0.5, 2);
+      tyr_manual_seed(1000 + s);
+      g = tyr_randn_at(S, fdt[d], gpu(), 1, &sizes[s], 0.5, 2);
+      snprintf(what, sizeof what, "randn %lld %s", (long long)sizes[s], tyr_dtype_name(fdt[d]));
+      expect_same_bits(what, g, c);
+    }
+    const tyr_dtype idt[] = {TYR_I64, TYR_I32};
+    for (int d = 0; d < 2; d++) {
+      tyr_manual_seed(5);
+      tyr_tensor *c = tyr_randint_at(S, idt[d], CPU, 1, &sizes[s], -50, 1000003);
+      tyr_manual_seed(5);
+      tyr_tensor *g = tyr_randint_at(S, idt[d], gpu(), 1, &sizes[s], -50, 1000003);
+      expect_same_bits("randint", g, c);
+    }
+  }
+  /* the dropout mask kind, straight through the table, at a large counter */
+  for (size_t d = 0; d < 4; d++) {
+    int64_t n = 100003;
+    tyr_tensor *c = empty_on(CPU, fdt[d], 1, &n), *g = empty_on(gpu(), fdt[d], 1, &n);
+    tyr_cpu_backend.random(c, TYR_RAND_BERNOULLI_KEEP, 0.3, 0, 0xDEADBEEFULL, (uint64_t)1 << 40);
+    gpu_be()->random(g, TYR_RAND_BERNOULLI_KEEP, 0.3, 0, 0xDEADBEEFULL, (uint64_t)1 << 40);
+    expect_same_bits("dropout keep mask", g, c);
+  }
+  /* and the normals look normal */
+  int64_t n = 1 << 20;
+  tyr_tensor *g = tyr_randn_at(S, TYR_F64, gpu(), 1, &n, 0, 1);
+  double mean = tyr_item_at(S, tyr_mean_at(S, g));
+  double var = tyr_item_at(S, tyr_mean_at(S, tyr_square_at(S, g)));
+  assert_true(fabs(mean) < 0.01);
+  assert_true(fabs(var - 1) < 0.01);
+}
+
+/* ---- copies and dtype conversion -------------------------------------------------------- */
+static void test_copy_convert(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  TYR_SCOPE;
+  /* every dtype pair, values that every dtype holds */
+  for (int from = 0; from < TYR_DTYPE_COUNT; from++) {
+    tyr_tensor *c = tyr_randint_at(S, (tyr_dtype)from, CPU, 2, (int64_t[]){31, 17}, 0, 120);
+    if (tyr_dtype_is_float((tyr_dtype)from))
+      c = tyr_add_at(S, c, RAND((tyr_dtype)from, 0, 0.9, 31, 17)); /* fractions too */
+    tyr_tensor *g = to_dev(c, gpu());
+    for (int to = 0; to < TYR_DTYPE_COUNT; to++) {
+      char what[96];
+      snprintf(what, sizeof what, "to_dtype %s -> %s", tyr_dtype_name((tyr_dtype)from),
+               tyr_dtype_name((tyr_dtype)to));
+      expect_same_bits(what, as_dtype(g, (tyr_dtype)to), as_dtype(c, (tyr_dtype)to));
+      /* and from a transposed view */
+      snprintf(what, sizeof what, "to_dtype %s -> %s (transposed)", tyr_dtype_name((tyr_dtype)from),
+               tyr_dtype_name((tyr_dtype)to));
+      expect_same_bits(what, as_dtype(transposed(g, 0, 1), (tyr_dtype)to),
+                       as_dtype(transposed(c, 0, 1), (tyr_dtype)to));
+    }
+  }
+  /* strided sources and strided destinations */
+  const tyr_dtype dts[] = {TYR_F32, TYR_F64, TYR_BF16, TYR_U8};
+  for (int d = 0; d < 4; d++) {
+    for (int k = 0; k < L_COUNT; k++) {
+      tyr_tensor *c, *g;
+      pair_2d((layout_kind)k, dts[d], 37, 41, 0, 100, &c, &g);
+      char what[96];
+      snprintf(what, sizeof what, "clone %s %s", LAYOUT_NAMES[k], tyr_dtype_name(dts[d]));
+      expect_same_bits(what, tyr_clone_at(S, g), tyr_clone_at(S, c));
+      /* into a transposed destination */
+      tyr_tensor *dc = transposed(empty_on(CPU, dts[d], 2, (int64_t[]){41, 37}), 0, 1);
+      tyr_tensor *dg = transposed(empty_on(gpu(), dts[d], 2, (int64_t[]){41, 37}), 0, 1);
+      assert_int_equal(tyr_copy_at(S, dc, c), 0);
+      assert_int_equal(tyr_copy_at(S, dg, g), 0);
+      snprintf(what, sizeof what, "copy %s -> transposed %s", LAYOUT_NAMES[k],
+               tyr_dtype_name(dts[d]));
+      expect_same_bits(what, dg, dc);
+    }
+  }
+  /* a rank-5 permuted view */
+  tyr_tensor *c = RAND(TYR_F32, -1, 1, 2, 3, 4, 5, 6);
+  tyr_tensor *g = to_dev(c, gpu());
+  tyr_tensor *vc = transposed(transposed(c, 0, 4), 1, 3),
+             *vg = transposed(transposed(g, 0, 4), 1, 3);
+  expect_same_bits("clone rank-5 permuted view", tyr_clone_at(S, vg), tyr_clone_at(S, vc));
+  /* copies between devices into a view */
+  tyr_tensor *dst = tyr_zeros_at(S, TYR_F32, gpu(), 2, (int64_t[]){8, 8});
+  tyr_tensor *src = RAND(TYR_F32, -1, 1, 8, 8);
+  assert_int_equal(tyr_copy_at(S, transposed(dst, 0, 1), src), 0);
+  expect_same_bits("cpu -> cuda transposed view", transposed(dst, 0, 1), src);
+}
+
+/* ---- unary kernels (values and derivatives), through the table --------------------------- */
+typedef struct {
+  const char *name;
+  tyr_unary_op op;
+  double p0, p1, lo, hi;
+} unary_case;
+
+static const unary_case UNARY_KERNEL[] = {
+    {"neg", TYR_UN_NEG, 0, 0, -2, 2},
+    {"exp", TYR_UN_EXP, 0, 0, -3, 3},
+    {"log", TYR_UN_LOG, 0, 0, 0.1, 4},
+    {"sqrt", TYR_UN_SQRT, 0, 0, 0.1, 4},
+    {"rsqrt", TYR_UN_RSQRT, 0, 0, 0.1, 4},
+    {"abs", TYR_UN_ABS, 0, 0, -2, 2},
+    {"tanh", TYR_UN_TANH, 0, 0, -3, 3},
+    {"sigmoid", TYR_UN_SIGMOID, 0, 0, -5, 5},
+    {"relu", TYR_UN_RELU, 0, 0, -2, 2},
+    {"relu2", TYR_UN_RELU2, 0, 0, -2, 2},
+    {"gelu", TYR_UN_GELU, 0, 0, -4, 4},
+    {"gelu_tanh", TYR_UN_GELU_TANH, 0, 0, -4, 4},
+    {"silu", TYR_UN_SILU, 0, 0, -5, 5},
+    {"softcap", TYR_UN_SOFTCAP, 2.5, 0, -6, 6},
+    {"pow", TYR_UN_POW, 2.5, 0, 0.1, 3},
+    {"add_scalar", TYR_UN_ADD_SCALAR, 1.5, 0, -2, 2},
+    {"mul_scalar", TYR_UN_MUL_SCALAR, -0.75, 0, -2, 2},
+    {"rsub_scalar", TYR_UN_RSUB_SCALAR, 2, 0, -2, 2},
+    {"rdiv_scalar", TYR_UN_RDIV_SCALAR, 3, 0, 0.5, 2},
+    {"clamp", TYR_UN_CLAMP, -0.5, 0.7, -2, 2},
+    {"sign", TYR_UN_SIGN, 0, 0, -2, 2},
+    {"reciprocal", TYR_UN_RECIPROCAL, 0, 0, 0.5, 2},
+    {"square", TYR_UN_SQUARE, 0, 0, -2, 2},
+};
+#define NUNARY_KERNEL (sizeof UNARY_KERNEL / sizeof UNARY_KERNEL[0])
+
+static const tyr_dtype FLOAT_DTYPES[] = {TYR_F32, TYR_F64, TYR_BF16, TYR_F16};
+
+/* CPU kernels take f32/f64: bf16/f16 references are computed in f32 */
+static tyr_dtype ref_dtype(tyr_dtype dt) {
+  return dt == TYR_F64 ? TYR_F64 : TYR_F32;
+}
+
+static void test_unary_kernels(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  const tyr_backend *G = gpu_be(), *C = &tyr_cpu_backend;
+  for (size_t u = 0; u < NUNARY_KERNEL; u++) {
+    const unary_case *uc = &UNARY_KERNEL[u];
+    for (int d = 0; d < 4; d++) {
+      for (int k = 0; k < L_COUNT; k++) {
+        TYR_SCOPE;
+        tyr_dtype dt = FLOAT_DTYPES[d];
+        tyr_tensor *xc, *xg, *gc, *gg;
+        pair_2d((layout_kind)k, dt, 37, 53, uc->lo, uc->hi, &xc, &xg);
+        pair_2d((layout_kind)((k + 1) % L_COUNT), dt, 37, 53, -1, 1, &gc, &gg);
+        tyr_tensor *xr = as_dtype(xc, ref_dtype(dt)), *gr = as_dtype(gc, ref_dtype(dt));
+        tyr_tensor *yc = empty_like_on(CPU, ref_dtype(dt), xr), *yg = empty_like_on(gpu(), dt, xg);
+        C->unary(uc->op, yc, xr, uc->p0, uc->p1);
+        G->unary(uc->op, yg, xg, uc->p0, uc->p1);
+        char what[128];
+        snprintf(what, sizeof what, "unary %s %s %s", uc->name, tyr_dtype_name(dt),
+                 LAYOUT_NAMES[k]);
+        double tol = tol_for(dt, 2e-6);
+        expect_close(what, yg, yc, tol, tol);
+        tyr_tensor *dc = empty_like_on(CPU, ref_dtype(dt), xr), *dg = empty_like_on(gpu(), dt, xg);
+        C->unary_backward(uc->op, dc, xr, gr, uc->p0, uc->p1);
+        G->unary_backward(uc->op, dg, xg, gg, uc->p0, uc->p1);
+        snprintf(what, sizeof what, "unary backward %s %s %s", uc->name, tyr_dtype_name(dt),
+                 LAYOUT_NAMES[k]);
+        expect_close(what, dg, dc, tol, tol);
+      }
+    }
+  }
+}
+
+/* ---- public elementwise ops ------------------------------------------------------------------ */
+typedef struct {
+  const char *name;
+  tyr_tensor *(*fn)(tyr_site, tyr_tensor *);
+  double lo, hi;
+} unary_op_case;
+static const unary_op_case UNARY_OPS[] = {
+    {"tyr_neg", tyr_neg_at, -2, 2},
+    {"tyr_exp", tyr_exp_at, -2, 2},
+    {"tyr_log", tyr_log_at, 0.2, 3},
+    {"tyr_sqrt", tyr_sqrt_at, 0.2, 3},
+    {"tyr_rsqrt", tyr_rsqrt_at, 0.2, 3},
+    {"tyr_abs", tyr_abs_at, -2, 2},
+    {"tyr_tanh", tyr_tanh_at, -2, 2},
+    {"tyr_sigmoid", tyr_sigmoid_at, -3, 3},
+    {"tyr_relu", tyr_relu_at, -2, 2},
+    {"tyr_relu2", tyr_relu2_at, -2, 2},
+    {"tyr_gelu", tyr_gelu_at, -3, 3},
+    {"tyr_gelu_tanh", tyr_gelu_tanh_at, -3, 3},
+    {"tyr_silu", tyr_silu_at, -3, 3},
+    {"tyr_square", tyr_square_at, -2, 2},
+    {"tyr_reciprocal", tyr_reciprocal_at, 0.5, 2},
+    {"tyr_sign", tyr_sign_at, -2, 2},
+};
+
+static void test_unary_ops(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  for (size_t u = 0; u < sizeof UNARY_OPS / sizeof UNARY_OPS[0]; u++) {
+    for (int d = 0; d < 3; d++) {
+      TYR_SCOPE;
+      tyr_dtype dt = FLOAT_DTYPES[d];
+      tyr_tensor *xc, *xg;
+      pair_2d(d == 0 ? L_SLICED : L_CONTIG, dt, 5, 1031, UNARY_OPS[u].lo, UNARY_OPS[u].hi, &xc,
+              &xg);
+      char what[96];
+      snprintf(what, sizeof what, "%s %s", UNARY_OPS[u].name, tyr_dtype_name(dt));
+      double tol = tol_for(dt, 2e-6);
+      expect_close(what, UNARY_OPS[u].fn(S, xg), UNARY_OPS[u].fn(S, xc), tol, tol);
+    }
+  }
+  TYR_SCOPE;
+  tyr_tensor *xc, *xg;
+  pair_2d(L_TRANSPOSED, TYR_F32, 40, 30, -3, 3, &xc, &xg);
+  expect_close("tyr_softcap", tyr_softcap_at(S, xg, 1.7), tyr_softcap_at(S, xc, 1.7), 2e-6, 2e-6);
+  expect_close("tyr_clamp", tyr_clamp_at(S, xg, -1, 0.5), tyr_clamp_at(S, xc, -1, 0.5), 0, 0);
+  expect_close("tyr_sub_scalar", tyr_sub_scalar_at(S, xg, 0.25), tyr_sub_scalar_at(S, xc, 0.25),
+               1e-7, 1e-7);
+  expect_close("tyr_div_scalar", tyr_div_scalar_at(S, xg, 3), tyr_div_scalar_at(S, xc, 3), 1e-7,
+               1e-7);
+  /* a large contiguous tensor: the vector path and the grid-stride loop */
+  int64_t n = (1 << 22) + 5;
+  tyr_tensor *bc = cpu_rand(TYR_F32, 1, &n, -3, 3), *bg = to_dev(bc, gpu());
+  expect_close("tyr_gelu 4M", tyr_gelu_at(S, bg), tyr_gelu_at(S, bc), 2e-6, 2e-6);
+  tyr_tensor *hc = as_dtype(bc, TYR_BF16), *hg = to_dev(hc, gpu());
+  expect_close("tyr_silu 4M bf16", tyr_silu_at(S, hg), tyr_silu_at(S, hc), 1e-2, 1e-2);
+}
+
+typedef struct {
+  const char *name;
+  tyr_tensor *(*fn)(tyr_site, tyr_tensor *, tyr_tensor *);
+  double lo, hi;
+  bool ints; /* also run on i32 / i64 */
+  bool ties; /* whole-number operands, so that equal values occur */
+} binary_case;
+static const binary_case BINARY_OPS[] = {
+    {"tyr_add", tyr_add_at, -2, 2, true, false},
+    {"tyr_sub", tyr_sub_at, -2, 2, true, false},
+    {"tyr_mul", tyr_mul_at, -2, 2, true, false},
+    {"tyr_div", tyr_div_at, 0.5, 3, true, false},
+    {"tyr_pow", tyr_pow_at, 0.2, 2, false, false},
+    {"tyr_maximum", tyr_maximum_at, -2, 2, true, true},
+    {"tyr_minimum", tyr_minimum_at, -2, 2, true, true},
+    {"tyr_eq", tyr_eq_at, 0, 3, true, true},
+    {"tyr_ne", tyr_ne_at, 0, 3, true, true},
+    {"tyr_lt", tyr_lt_at, -2, 2, true, false},
+    {"tyr_le", tyr_le_at, 0, 3, true, true},
+    {"tyr_gt", tyr_gt_at, -2, 2, true, false},
+    {"tyr_ge", tyr_ge_at, 0, 3, true, true},
+};
+
+static void test_binary_ops(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  const tyr_dtype dts[] = {TYR_F32, TYR_F64, TYR_BF16, TYR_F16, TYR_I32, TYR_I64};
+  for (size_t b = 0; b < sizeof BINARY_OPS / sizeof BINARY_OPS[0]; b++) {
+    const binary_case *bc = &BINARY_OPS[b];
+    for (int d = 0; d < 6; d++) {
+      tyr_dtype dt = dts[d];
+      bool integral = !tyr_dtype_is_float(dt);
+      if (integral && !bc->ints) continue;
+      for (int k = 0; k < L_COUNT; k++) {
+        TYR_SCOPE;
+        tyr_tensor *ac, *ag, *bc2, *bg;
+        double lo = integral ? (bc->lo > 0 ? 1 : -20) : bc->lo, hi = integral ? 20 : bc->hi;
+        pair_2d_q((layout_kind)k, dt, 29, 67, lo, hi, bc->ties, &ac, &ag);
+        pair_2d_q((layout_kind)((k + 2) % L_COUNT), dt, 29, 67, lo, hi, bc->ties, &bc2, &bg);
+        char what[128];
+        snprintf(what, sizeof what, "%s %s %s", bc->name, tyr_dtype_name(dt), LAYOUT_NAMES[k]);
+        double tol = integral ? 0 : tol_for(dt, 2e-6);
+        expect_close(what, bc->fn(S, ag, bg), bc->fn(S, ac, bc2), tol, tol);
+      }
+    }
+  }
+  /* row and column broadcasts (stride-0 expansions made by the ops) */
+  TYR_SCOPE;
+  tyr_tensor *xc = RAND(TYR_F32, -1, 1, 6, 7, 130), *xg = to_dev(xc, gpu());
+  tyr_tensor *rc = RAND(TYR_F32, 0.5, 1, 130), *rg = to_dev(rc, gpu());
+  tyr_tensor *cc = RAND(TYR_F32, 0.5, 1, 6, 7), *cg = to_dev(cc, gpu());
+  expect_close("tyr_add_row", tyr_add_row_at(S, xg, rg), tyr_add_row_at(S, xc, rc), 1e-6, 1e-6);
+  expect_close("tyr_div_row", tyr_div_row_at(S, xg, rg), tyr_div_row_at(S, xc, rc), 1e-6, 1e-6);
+  expect_close("tyr_mul_col", tyr_mul_col_at(S, xg, cg), tyr_mul_col_at(S, xc, cc), 1e-6, 1e-6);
+  expect_close("tyr_sub_col", tyr_sub_col_at(S, xg, cg), tyr_sub_col_at(S, xc, cc), 1e-6, 1e-6);
+  /* NaN handling of maximum/minimum: a NaN wins */
+  float va[4] = {1, NAN, 3, NAN}, vb[4] = {2, 0, NAN, NAN};
+  tyr_tensor *a = tyr_from_host_at(S, va, TYR_F32, CPU, 1, (int64_t[]){4});
+  tyr_tensor *b = tyr_from_host_at(S, vb, TYR_F32, CPU, 1, (int64_t[]){4});
+  expect_close("tyr_maximum NaN", tyr_maximum_at(S, to_dev(a, gpu()), to_dev(b, gpu())),
+               tyr_maximum_at(S, a, b), 0, 0);
+}
+
+static void test_where(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  const tyr_dtype dts[] = {TYR_F32, TYR_F64, TYR_BF16, TYR_I64, TYR_U8};
+  for (int d = 0; d < 5; d++) {
+    for (int k = 0; k < L_COUNT; k++) {
+      TYR_SCOPE;
+      tyr_tensor *ac, *ag, *bc, *bg, *mc, *mg;
+      pair_2d((layout_kind)k, dts[d], 23, 45, 0, 50, &ac, &ag);
+      pair_2d((layout_kind)((k + 1) % L_COUNT), dts[d], 23, 45, 0, 50, &bc, &bg);
+      pair_2d((layout_kind)((k + 3) % L_COUNT), TYR_F32, 23, 45, -1, 1, &mc, &mg);
+      tyr_tensor *zc = tyr_zeros_at(S, TYR_F32, CPU, 2, (int64_t[]){23, 45});
+      tyr_tensor *condc = tyr_gt_at(S, mc, zc), *condg = tyr_gt_at(S, mg, to_dev(zc, gpu()));
+      char what[96];
+      snprintf(what, sizeof what, "tyr_where %s %s", tyr_dtype_name(dts[d]), LAYOUT_NAMES[k]);
+      expect_same_bits(what, tyr_where_at(S, condg, ag, bg), tyr_where_at(S, condc, ac, bc));
+      if (tyr_dtype_is_float(dts[d])) {
+        snprintf(what, sizeof what, "tyr_masked_fill %s %s", tyr_dtype_name(dts[d]),
+                 LAYOUT_NAMES[k]);
+        expect_same_bits(what, tyr_masked_fill_at(S, ag, condg, -1e4),
+                         tyr_masked_fill_at(S, ac, condc, -1e4));
+      }
+    }
+  }
+}
+
+/* ---- reductions ------------------------------------------------------------------------------ */
+typedef struct {
+  int rank;
+  int64_t shape[4];
+} shape_case;
+static const shape_case REDUCE_SHAPES[] = {
+    {1, {1}},        {1, {1000003}},      {2, {3, 70001}}, {2, {70001, 3}},
+    {3, {7, 33, 5}}, {3, {2, 100000, 3}}, {2, {512, 768}}, {4, {2, 3, 1, 9}},
+    {2, {1, 40}},    {3, {4, 0, 3}},
+};
+
+static void test_reduce_kernels(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  const tyr_backend *G = gpu_be(), *C = &tyr_cpu_backend;
+  const char *names[] = {"sum", "mean", "max", "min", "argmax", "argmin"};
+  const tyr_dtype dts[] = {TYR_F32, TYR_F64, TYR_BF16, TYR_I32};
+  for (size_t s = 0; s < sizeof REDUCE_SHAPES / sizeof REDUCE_SHAPES[0]; s++) {
+    const shape_case *sc = &REDUCE_SHAPES[s];
+    int64_t numel = 1;
+    for (int i = 0; i < sc->rank; i++) numel *= sc->shape[i];
+    for (int d = 0; d < 4; d++) {
+      tyr_dtype dt = dts[d];
+      if (numel > 200000 && d >= 2) continue;
+      TYR_SCOPE;
+      tyr_tensor *x = cpu_rand(TYR_F64, sc->rank, sc->shape, -1, 1);
+      if (dt == TYR_I32) x = tyr_mul_scalar_at(S, x, 1000);
+      x = as_dtype(x, dt);
+      tyr_tensor *xr = as_dtype(x, ref_dtype(dt)), *xg = to_dev(x, gpu());
+      for (int op = 0; op < TYR_RED_COUNT; op++) {
+        if (dt == TYR_I32 && op == TYR_RED_MEAN) continue;
+        for (int dim = -1; dim < sc->rank; dim++) {
+          TYR_SCOPE;
+          int64_t sh[4];
+          int rank = dim < 0 ? 0 : sc->rank;
+          for (int i = 0; i < rank; i++) sh[i] = i == dim ? 1 : sc->shape[i];
+          bool arg = op == TYR_RED_ARGMAX || op == TYR_RED_ARGMIN;
+          tyr_dtype odt = arg || dt == TYR_I32 ? TYR_I64 : dt;
+          tyr_tensor *oc = empty_on(CPU, arg || dt == TYR_I32 ? TYR_I64 : ref_dtype(dt), rank, sh);
+          tyr_tensor *og = empty_on(gpu(), odt, rank, sh);
+          C->reduce((tyr_reduce_op)op, oc, dt == TYR_I32 ? x : xr, dim);
+          G->reduce((tyr_reduce_op)op, og, xg, dim);
+          char what[128], sb[64];
+          snprintf(what, sizeof what, "reduce %s dim %d of %s %s", names[op], dim,
+                   tyr_shape_str(sc->shape, sc->rank, sb, sizeof sb), tyr_dtype_name(dt));
+          double n = dim < 0 ? (double)numel : (double)sc->shape[dim];
+          if (arg || op == TYR_RED_MAX || op == TYR_RED_MIN || dt == TYR_I32)
+            expect_close(what, og, oc, 0, 0);
+          else if (dt == TYR_BF16)
+            expect_close(what, og, oc, 1e-2, 1e-2 * sqrt(n + 1));
+          else /* f32 inputs are summed in double on both */
+            expect_close(what, og, oc, 1e-6, 1e-9 * (n + 1));
+        }
+      }
+    }
+  }
+  /* ties and NaN: the first index of the best value, the first NaN wins */
+  TYR_SCOPE;
+  float v[10] = {1, 5, 5, -2, 5, NAN, 0, NAN, -2, 3};
+  tyr_tensor *x = tyr_from_host_at(S, v, TYR_F32, CPU, 2, (int64_t[]){2, 5});
+  tyr_tensor *xg = to_dev(x, gpu());
+  for (int op = TYR_RED_MAX; op <= TYR_RED_ARGMIN; op++) {
+    for (int dim = -1; dim < 2; dim++) {
+      int64_t sh[2] = {dim == 0 ? 1 : 2, dim == 1 ? 1 : 5};
+      int rank = dim < 0 ? 0 : 2;
+      bool arg = op >= TYR_RED_ARGMAX;
+      tyr_tensor *oc = empty_on(CPU, arg ? TYR_I64 : TYR_F32, rank, sh);
+      tyr_tensor *og = empty_on(gpu(), arg ? TYR_I64 : TYR_F32, rank, sh);
+      C->reduce((tyr_reduce_op)op, oc, x, dim);
+      G->reduce((tyr_reduce_op)op, og, xg, dim);
+      char what[64];
+      snprintf(what, sizeof what, "reduce %s dim %d with ties and NaN", names[op], dim);
+      expect_close(what, og, oc, 0, 0);
+    }
+  }
+}
+
+static void test_reduce_ops(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  for (int d = 0; d < 3; d++) {
+    for (int k = 0; k < L_COUNT; k++) {
+      TYR_SCOPE;
+      tyr_dtype dt = FLOAT_DTYPES[d];
+      tyr_tensor *xc, *xg;
+      pair_2d((layout_kind)k, dt, 300, 211, -1, 1, &xc, &xg);
+      double tol = tol_for(dt, 1e-6);
+      char what[96];
+      snprintf(what, sizeof what, "tyr_sum %s %s", tyr_dtype_name(dt), LAYOUT_NAMES[k]);
+      expect_close(what, tyr_sum_at(S, xg), tyr_sum_at(S, xc), tol, tol * 10);
+      for (int dim = 0; dim < 2; dim++) {
+        snprintf(what, sizeof what, "tyr_sum_dim %d %s %s", dim, tyr_dtype_name(dt),
+                 LAYOUT_NAMES[k]);
+        expect_close(what, tyr_sum_dim_at(S, xg, dim, false), tyr_sum_dim_at(S, xc, dim, false),
+                     tol, tol * 10);
+        snprintf(what, sizeof what, "tyr_mean_dim %d keepdim %s %s", dim, tyr_dtype_name(dt),
+                 LAYOUT_NAMES[k]);
+        expect_close(what, tyr_mean_dim_at(S, xg, dim, true), tyr_mean_dim_at(S, xc, dim, true),
+                     tol, tol);
+      }
+      snprintf(what, sizeof what, "tyr_mean %s %s", tyr_dtype_name(dt), LAYOUT_NAMES[k]);
+      expect_close(what, tyr_mean_at(S, xg), tyr_mean_at(S, xc), tol, tol);
+    }
+  }
+}
+
+/* ---- matmul ------------------------------------------------------------------------------------
+ */
+typedef struct {
+  int64_t batch[2]; /* 0: absent */
+  int64_t M, K, N;
+  bool ta, tb;      /* a / b given as transposed views */
+  bool broadcast_a; /* a's batch dims expanded with stride 0 */
+} matmul_case;
+static const matmul_case MATMUL_SHAPES[] = {
+    {{0, 0}, 1, 1, 1, false, false, false},       {{0, 0}, 7, 5, 3, false, false, false},
+    {{0, 0}, 33, 17, 65, true, false, false},     {{0, 0}, 33, 17, 65, false, true, false},
+    {{0, 0}, 33, 17, 65, true, true, false},      {{0, 0}, 1, 129, 1, false, false, false},
+    {{0, 0}, 257, 513, 129, false, false, false}, {{0, 0}, 128, 256, 64, true, true, false},
+    {{3, 0}, 9, 11, 13, false, false, false},     {{3, 0}, 9, 11, 13, true, true, false},
+    {{4, 0}, 16, 32, 8, false, true, true},       {{2, 3}, 7, 8, 9, false, false, false},
+    {{2, 3}, 7, 8, 9, true, false, true},         {{2, 5}, 64, 64, 64, false, true, false},
+};
+
+/* a [batch..., M, K]: contiguous, or the transpose of a [batch..., K, M] */
+static void matmul_operand(tyr_dtype dt, int nb, const int64_t *batch, int64_t R, int64_t C,
+                           bool trans, bool bcast, tyr_tensor **c, tyr_tensor **g) {
+  int64_t sh[4];
+  int r = 0;
+  for (int i = 0; i < nb; i++) sh[r++] = bcast ? 1 : batch[i];
+  sh[r++] = trans ? C : R;
+  sh[r++] = trans ? R : C;
+  tyr_tensor *base = cpu_rand(dt, r, sh, -1, 1), *bg = to_dev(base, gpu());
+  if (trans) {
+    base = transposed(base, r - 2, r - 1);
+    bg = transposed(bg, r - 2, r - 1);
+  }
+  if (bcast) {
+    int64_t full[4];
+    for (int i = 0; i < nb; i++) full[i] = batch[i];
+    full[nb] = R;
+    full[nb + 1] = C;
+    base = tyr_expand_at(S, base, r, full);
+    bg = tyr_expand_at(S, bg, r, full);
+  }
+  *c = base;
+  *g = bg;
+}
+
+static void test_matmul(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  const tyr_backend *G = gpu_be(), *C = &tyr_cpu_backend;
+  for (size_t m = 0; m < sizeof MATMUL_SHAPES / sizeof MATMUL_SHAPES[0]; m++) {
+    const matmul_case *mc = &MATMUL_SHAPES[m];
+    int nb = (mc->batch[0] > 0) + (mc->batch[1] > 0);
+    for (int d = 0; d < 4; d++) {
+      TYR_SCOPE;
+      tyr_dtype dt = FLOAT_DTYPES[d];
+      tyr_tensor *ac, *ag, *bc, *bg;
+      matmul_operand(dt, nb, mc->batch, mc->M, mc->K, mc->ta, mc->broadcast_a, &ac, &ag);
+      matmul_operand(dt, nb, mc->batch, mc->K, mc->N, mc->tb, false, &bc, &bg);
+      int64_t osh[4];
+      int r = 0;
+      for (int i = 0; i < nb; i++) osh[r++] = mc->batch[i];
+      osh[r++] = mc->M;
+      osh[r++] = mc->N;
+      tyr_dtype rdt = ref_dtype(dt);
+      tyr_tensor *ar = dt == rdt ? ac : as_dtype(ac, rdt), *br = dt == rdt ? bc : as_dtype(bc, rdt);
+      tyr_tensor *oc = empty_on(CPU, rdt, r, osh), *og = empty_on(gpu(), dt, r, osh);
+      C->matmul(oc, ar, br);
+      G->matmul(og, ag, bg);
+      char what[160];
+      snprintf(what, sizeof what, "matmul [%lldx%lld]%s @ [%lldx%lld]%s batch %lldx%lld%s %s",
+               (long long)mc->M, (long long)mc->K, mc->ta ? "^T" : "", (long long)mc->K,
+               (long long)mc->N, mc->tb ? "^T" : "", (long long)mc->batch[0],
+               (long long)mc->batch[1], mc->broadcast_a ? " (a broadcast)" : "",
+               tyr_dtype_name(dt));
+      double k = (double)(mc->K + 1);
+      if (dt == TYR_F64)
+        expect_close(what, og, oc, 1e-12, 1e-13 * k);
+      else if (dt == TYR_F32)
+        expect_close(what, og, oc, 1e-5, 1e-6 * k);
+      else
+        expect_close(what, og, oc, 1e-2, 1e-2 * sqrt(k));
+    }
+  }
+  /* K = 0: zeros (checked on the GPU alone: BLAS rejects a zero leading dimension) */
+  TYR_SCOPE;
+  tyr_tensor *a = tyr_zeros_at(S, TYR_F32, gpu(), 2, (int64_t[]){5, 0});
+  tyr_tensor *b = tyr_zeros_at(S, TYR_F32, gpu(), 2, (int64_t[]){0, 4});
+  tyr_tensor *o = tyr_full_at(S, TYR_F32, gpu(), 2, (int64_t[]){5, 4}, 7.0);
+  G->matmul(o, a, b);
+  expect_same_bits("matmul K = 0", o, tyr_zeros_at(S, TYR_F32, CPU, 2, (int64_t[]){5, 4}));
+}
+
+/* ---- softmax, layer norm, cross entropy
+ * ------------------------------------------------------------ */
+static const int64_t ROW_SHAPES[][2] = {{1, 1},    {5, 10},   {300, 7},  {64, 100},
+                                        {3, 1000}, {17, 768}, {2, 5000}, {4, 50257}};
+#define NROW_SHAPES (sizeof ROW_SHAPES / sizeof ROW_SHAPES[0])
+
+static void test_softmax(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  const tyr_backend *G = gpu_be(), *C = &tyr_cpu_backend;
+  for (size_t s = 0; s < NROW_SHAPES; s++) {
+    for (int d = 0; d < 3; d++) {
+      for (int lg = 0; lg < 2; lg++) {
+        TYR_SCOPE;
+        tyr_dtype dt = FLOAT_DTYPES[d], rdt = ref_dtype(dt);
+        int64_t R = ROW_SHAPES[s][0], N = ROW_SHAPES[s][1];
+        tyr_tensor *x = RAND(dt, -4, 4, R, N), *gy = RAND(dt, -1, 1, R, N);
+        tyr_tensor *xr = as_dtype(x, rdt), *gr = as_dtype(gy, rdt);
+        tyr_tensor *yc = empty_like_on(CPU, rdt, xr), *yg = empty_like_on(gpu(), dt, x);
+        C->softmax(yc, xr, lg);
+        G->softmax(yg, to_dev(x, gpu()), lg);
+        char what[128];
+        snprintf(what, sizeof what, "%s [%lld, %lld] %s", lg ? "log_softmax" : "softmax",
+                 (long long)R, (long long)N, tyr_dtype_name(dt));
+        double tol = tol_for(dt, 1e-5);
+        expect_close(what, yg, yc, tol, tol * 1e-2);
+        /* backward from the same y on both (the bf16 one, widened, for the CPU) */
+        tyr_tensor *yref = as_dtype(yg, rdt);
+        tyr_tensor *yrc = to_dev(yref, CPU);
+        tyr_tensor *gxc = empty_like_on(CPU, rdt, xr), *gxg = empty_like_on(gpu(), dt, x);
+        C->softmax_backward(gxc, yrc, gr, lg);
+        G->softmax_backward(gxg, yg, to_dev(gy, gpu()), lg);
+        snprintf(what, sizeof what, "%s backward [%lld, %lld] %s", lg ? "log_softmax" : "softmax",
+                 (long long)R, (long long)N, tyr_dtype_name(dt));
+        expect_close(what, gxg, gxc, tol, dt == TYR_F32 ? 1e-6 : tol);
+      }
+    }
+  }
+}
+
+static void test_layer_norm(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  const tyr_backend *G = gpu_be(), *C = &tyr_cpu_backend;
+  for (size_t s = 1; s < NROW_SHAPES - 1; s++) {
+    for (int d = 0; d < 3; d++) {
+      for (int variant = 0; variant < 4; variant++) { /* 0 w+b, 1 none, 2 rms w, 3 rms none */
+        TYR_SCOPE;
+        tyr_dtype dt = FLOAT_DTYPES[d], rdt = ref_dtype(dt);
+        int64_t R = ROW_SHAPES[s][0], N = ROW_SHAPES[s][1];
+        bool rms = variant >= 2, aff = variant == 0 || variant == 2;
+        tyr_tensor *x = RAND(dt, -3, 5, R, N), *gy = RAND(dt, -1, 1, R, N);
+        tyr_tensor *w = aff ? RAND(dt, 0.5, 1.5, N) : NULL,
+                   *b = aff && !rms ? RAND(dt, -1, 1, N) : NULL;
+        tyr_tensor *xr = as_dtype(x, rdt), *gr = as_dtype(gy, rdt);
+        tyr_tensor *wr = w ? as_dtype(w, rdt) : NULL, *br = b ? as_dtype(b, rdt) : NULL;
+        tyr_tensor *xg = to_dev(x, gpu()), *gg = to_dev(gy, gpu());
+        tyr_tensor *wg = w ? to_dev(w, gpu()) : NULL, *bg = b ? to_dev(b, gpu()) : NULL;
+        tyr_tensor *yc = empty_like_on(CPU, rdt, xr), *yg = empty_like_on(gpu(), dt, x);
+        tyr_tensor *mc = rms ? NULL : empty_on(CPU, rdt, 1, &R), *rc = empty_on(CPU, rdt, 1, &R);
+        tyr_tensor *mg = rms ? NULL : empty_on(gpu(), rdt, 1, &R),
+                   *rg = empty_on(gpu(), rdt, 1, &R);
+        C->layer_norm(yc, mc, rc, xr, wr, br, 1e-5);
+        G->layer_norm(yg, mg, rg, xg, wg, bg, 1e-5);
+        char what[128];
+        const char *vn[] = {"layer_norm w b", "layer_norm", "rms_norm w", "rms_norm"};
+        double tol = tol_for(dt, 1e-5);
+        snprintf(what, sizeof what, "%s [%lld, %lld] %s", vn[variant], (long long)R, (long long)N,
+                 tyr_dtype_name(dt));
+        expect_close(what, yg, yc, tol, tol);
+        if (mc) expect_close("  mean", mg, mc, tol, tol);
+        expect_close("  rstd", rg, rc, tol, tol);
+        tyr_tensor *gxc = empty_like_on(CPU, rdt, xr), *gxg = empty_like_on(gpu(), dt, x);
+        tyr_tensor *gwc = w ? empty_on(CPU, rdt, 1, &N) : NULL,
+                   *gwg = w ? empty_on(gpu(), dt, 1, &N) : NULL;
+        tyr_tensor *gbc = b ? empty_on(CPU, rdt, 1, &N) : NULL,
+                   *gbg = b ? empty_on(gpu(), dt, 1, &N) : NULL;
+        /* both backwards from the GPU's statistics */
+        tyr_tensor *mrc = mg ? to_dev(mg, CPU) : NULL, *rrc = to_dev(rg, CPU);
+        C->layer_norm_backward(gxc, gwc, gbc, gr, xr, wr, mrc, rrc);
+        G->layer_norm_backward(gxg, gwg, gbg, gg, xg, wg, mg, rg);
+        snprintf(what, sizeof what, "%s backward [%lld, %lld] %s", vn[variant], (long long)R,
+                 (long long)N, tyr_dtype_name(dt));
+        expect_close(what, gxg, gxc, tol, dt == TYR_F32 ? 1e-5 : tol);
+        if (gwc) expect_close("  dw", gwg, gwc, tol, tol * sqrt((double)R));
+        if (gbc) expect_close("  db", gbg, gbc, tol, tol * sqrt((double)R));
+      }
+    }
+  }
+}
+
+static void test_cross_entropy(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  const tyr_backend *G = gpu_be(), *C = &tyr_cpu_backend;
+  for (size_t s = 0; s < NROW_SHAPES; s++) {
+    for (int d = 0; d < 3; d++) {
+      for (int it = 0; it < 2; it++) {
+        TYR_SCOPE;
+        tyr_dtype dt = FLOAT_DTYPES[d], rdt = ref_dtype(dt), idt = it ? TYR_I32 : TYR_I64;
+        int64_t R = ROW_SHAPES[s][0], V = ROW_SHAPES[s][1];
+        tyr_tensor *lg = RAND(dt, -5, 5, R, V);
+        tyr_tensor *tg = tyr_randint_at(S, idt, CPU, 1, &R, 0, V);
+        if (R > 2) tyr_set_at(S, tg, (int64_t[]){1}, -100); /* an ignored row */
+        tyr_tensor *gl = RAND(dt, 0.1, 1, R);
+        tyr_tensor *lr = as_dtype(lg, rdt), *glr = as_dtype(gl, rdt);
+        tyr_tensor *lc = empty_on(CPU, rdt, 1, &R), *lgpu = empty_on(gpu(), dt, 1, &R);
+        C->cross_entropy(lc, lr, tg, -100);
+        G->cross_entropy(lgpu, to_dev(lg, gpu()), to_dev(tg, gpu()), -100);
+        char what[128];
+        snprintf(what, sizeof what, "cross_entropy [%lld, %lld] %s targets %s", (long long)R,
+                 (long long)V, tyr_dtype_name(dt), tyr_dtype_name(idt));
+        double tol = tol_for(dt, 1e-5);
+        expect_close(what, lgpu, lc, tol, tol);
+        tyr_tensor *gc = empty_like_on(CPU, rdt, lr), *gg = empty_like_on(gpu(), dt, lg);
+        C->cross_entropy_backward(gc, lr, tg, -100, glr);
+        G->cross_entropy_backward(gg, to_dev(lg, gpu()), to_dev(tg, gpu()), -100,
+                                  to_dev(gl, gpu()));
+        snprintf(what, sizeof what, "cross_entropy backward [%lld, %lld] %s targets %s",
+                 (long long)R, (long long)V, tyr_dtype_name(dt), tyr_dtype_name(idt));
+        expect_close(what, gg, gc, tol, dt == TYR_F32 ? 1e-6 : tol * 1e-2);
+      }
+    }
+  }
+}
+
+/* ---- gathers and scatters
+ * --------------------------------------------------------------------------- */
+static void test_index(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  const tyr_backend *G = gpu_be(), *C = &tyr_cpu_backend;
+  const tyr_dtype dts[] = {TYR_F32, TYR_F64, TYR_BF16};
+  for (int d = 0; d < 3; d++) {
+    for (int it = 0; it < 2; it++) {
+      for (int dim = 0; dim < 3; dim++) {
+        TYR_SCOPE;
+        tyr_dtype dt = dts[d], rdt = ref_dtype(dt), idt = it ? TYR_I32 : TYR_I64;
+        int64_t sh[3] = {6, 7, 5};
+        tyr_tensor *src = cpu_rand(dt, 3, sh, -1, 1), *srcg = to_dev(src, gpu());
+        char what[128];
+        /* index_select: 9 picks (with repeats) along dim */
+        int64_t m = 9;
+        tyr_tensor *idx = tyr_randint_at(S, idt, CPU, 1, &m, 0, sh[dim]),
+                   *idxg = to_dev(idx, gpu());
+        int64_t osh[3] = {sh[0], sh[1], sh[2]};
+        osh[dim] = m;
+        tyr_tensor *oc = empty_on(CPU, dt, 3, osh), *og = empty_on(gpu(), dt, 3, osh);
+        C->index_select(oc, src, dim, idx);
+        G->index_select(og, srcg, dim, idxg);
+        snprintf(what, sizeof what, "index_select dim %d %s idx %s", dim, tyr_dtype_name(dt),
+                 tyr_dtype_name(idt));
+        expect_same_bits(what, og, oc);
+        /* index_add: out[.., idx[j], ..] += src2[.., j, ..] (repeated indices accumulate) */
+        tyr_tensor *s2 = cpu_rand(dt, 3, osh, -1, 1);
+        tyr_tensor *accr = as_dtype(cpu_rand(dt, 3, sh, -1, 1), rdt), *accg = to_dev(accr, gpu());
+        accg = as_dtype(accg, dt);
+        tyr_tensor *accc = as_dtype(as_dtype(accr, dt), rdt);
+        C->index_add(accc, dim, idx, as_dtype(s2, rdt));
+        G->index_add(accg, dim, idxg, to_dev(s2, gpu()));
+        snprintf(what, sizeof what, "index_add dim %d %s idx %s", dim, tyr_dtype_name(dt),
+                 tyr_dtype_name(idt));
+        expect_close(what, accg, accc, tol_for(dt, 1e-6), tol_for(dt, 1e-6));
+        /* gather / scatter_add with an index of src's shape, smaller along dim */
+        int64_t ish[3] = {sh[0], sh[1], sh[2]};
+        ish[dim] = 4;
+        tyr_tensor *gi = tyr_randint_at(S, idt, CPU, 3, ish, 0, sh[dim]), *gig = to_dev(gi, gpu());
+        tyr_tensor *gc = empty_on(CPU, dt, 3, ish), *gg = empty_on(gpu(), dt, 3, ish);
+        C->gather(gc, src, dim, gi);
+        G->gather(gg, srcg, dim, gig);
+        snprintf(what, sizeof what, "gather dim %d %s idx %s", dim, tyr_dtype_name(dt),
+                 tyr_dtype_name(idt));
+        expect_same_bits(what, gg, gc);
+        tyr_tensor *s3 = cpu_rand(dt, 3, ish, -1, 1);
+        tyr_tensor *outc = as_dtype(tyr_zeros_at(S, dt, CPU, 3, sh), rdt);
+        tyr_tensor *outg = tyr_zeros_at(S, dt, gpu(), 3, sh);
+        C->scatter_add(outc, dim, gi, as_dtype(s3, rdt));
+        G->scatter_add(outg, dim, gig, to_dev(s3, gpu()));
+        snprintf(what, sizeof what, "scatter_add dim %d %s idx %s", dim, tyr_dtype_name(dt),
+                 tyr_dtype_name(idt));
+        expect_close(what, outg, outc, tol_for(dt, 1e-6), tol_for(dt, 1e-6));
+      }
+    }
+  }
+  /* an embedding-sized gather: [50257, 768] rows picked by 1024 tokens */
+  TYR_SCOPE;
+  int64_t V = 50257, Cd = 768, T = 1024;
+  tyr_tensor *wte = cpu_rand(TYR_F32, 2, (int64_t[]){V, Cd}, -1, 1);
+  tyr_tensor *tok = tyr_randint_at(S, TYR_I32, CPU, 1, &T, 0, V);
+  tyr_tensor *oc = empty_on(CPU, TYR_F32, 2, (int64_t[]){T, Cd});
+  tyr_tensor *og = empty_on(gpu(), TYR_F32, 2, (int64_t[]){T, Cd});
+  C->index_select(oc, wte, 0, tok);
+  G->index_select(og, to_dev(wte, gpu()), 0, to_dev(tok, gpu()));
+  expect_same_bits("index_select embedding [50257, 768] x 1024", og, oc);
+}
+
+/* ---- autograd: a small MLP on both devices ------------------------------------------------------
+ */
+/* x [B, I] @ w^T [I, O] + b, from public ops only: broadcast multiply and
+ * a sum over I (tyr_matmul is not on main yet). */
+static tyr_tensor *linear(tyr_tensor *x, tyr_tensor *w, tyr_tensor *b) {
+  int64_t B = x->shape[0], I = x->shape[1], O = w->shape[0];
+  tyr_tensor *xe =
+      tyr_expand_at(S, tyr_reshape_at(S, x, 3, (int64_t[]){B, 1, I}), 3, (int64_t[]){B, O, I});
+  tyr_tensor *we =
+      tyr_expand_at(S, tyr_reshape_at(S, w, 3, (int64_t[]){1, O, I}), 3, (int64_t[]){B, O, I});
+  return tyr_add_row_at(S, tyr_sum_dim_at(S, tyr_mul_at(S, xe, we), 2, false), b);
+}
+
+static void mlp_grads(tyr_device dev, tyr_tensor *const *params_cpu, tyr_tensor *x_cpu,
+                      tyr_tensor *y_cpu, tyr_tensor **grads_out, double *loss_out) {
+  tyr_tensor *p[4];
+  for (int i = 0; i < 4; i++) {
+    p[i] = to_dev(params_cpu[i], dev);
+    tyr_requires_grad_at(S, p[i], true);
+  }
+  tyr_tensor *x = to_dev(x_cpu, dev), *y = to_dev(y_cpu, dev);
+  tyr_tensor *h = tyr_gelu_at(S, linear(x, p[0], p[1]));
+  tyr_tensor *o = tyr_tanh_at(S, linear(h, p[2], p[3]));
+  tyr_tensor *loss = tyr_mean_at(S, tyr_square_at(S, tyr_sub_at(S, o, y)));
+  assert_int_equal(tyr_backward_at(S, loss), 0);
+  *loss_out = tyr_item_at(S, loss);
+  for (int i = 0; i < 4; i++) {
+    assert_non_null(tyr_grad_e(p[i]));
+    grads_out[i] = to_dev(tyr_grad_e(p[i]), CPU);
+  }
+}
+
+static void test_mlp_gradients(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  const tyr_dtype dts[] = {TYR_F32, TYR_F64};
+  for (int d = 0; d < 2; d++) {
+    TYR_SCOPE;
+    tyr_dtype dt = dts[d];
+    int64_t B = 16, I = 24, H = 40, O = 10;
+    tyr_tensor *params[4] = {RAND(dt, -0.3, 0.3, H, I), RAND(dt, -0.1, 0.1, H),
+                             RAND(dt, -0.3, 0.3, O, H), RAND(dt, -0.1, 0.1, O)};
+    tyr_tensor *x = RAND(dt, -1, 1, B, I), *y = RAND(dt, -0.5, 0.5, B, O);
+    tyr_tensor *gc[4], *gg[4];
+    double lc, lgpu;
+    mlp_grads(CPU, params, x, y, gc, &lc);
+    mlp_grads(gpu(), params, x, y, gg, &lgpu);
+    double tol = dt == TYR_F64 ? 1e-10 : 2e-5;
+    ASSERT_CLOSE(lgpu, lc, tol, tol);
+    const char *names[] = {"mlp dL/dw1", "mlp dL/db1", "mlp dL/dw2", "mlp dL/db2"};
+    for (int i = 0; i < 4; i++) expect_close(names[i], gg[i], gc[i], tol, tol * 0.1);
+  }
+}
+
+int main(void) {
+  const char *v = getenv("TYR_CUDA_TEST_VERBOSE");
+  g_verbose = v && *v && strcmp(v, "0") != 0;
+  g_gpu = tyr_cuda_available();
+  if (!g_gpu)
+    printf("no CUDA GPU: skipped\n");
+  else
+    printf("test_cuda_ops: %d CUDA device%s, testing cuda:0\n", tyr_cuda_device_count(),
+           tyr_cuda_device_count() == 1 ? "" : "s");
+  fflush(stdout);
+  const struct CMUnitTest tests[] = {
+      TYR_TEST(test_without_gpu),   TYR_TEST(test_host_copies),   TYR_TEST(test_allocator),
+      TYR_TEST(test_device_errors), TYR_TEST(test_fill_arange),   TYR_TEST(test_random_bits),
+      TYR_TEST(test_copy_convert),  TYR_TEST(test_unary_kernels), TYR_TEST(test_unary_ops),
+      TYR_TEST(test_binary_ops),    TYR_TEST(test_where),         TYR_TEST(test_reduce_kernels),
+      TYR_TEST(test_reduce_ops),    TYR_TEST(test_matmul),        TYR_TEST(test_softmax),
+      TYR_TEST(test_layer_norm),    TYR_TEST(test_cross_entropy), TYR_TEST(test_index),
+      TYR_TEST(test_mlp_gradients),
+  };
+  int failed = cmocka_run_group_tests(tests, NULL, NULL);
+  tyr_cuda_empty_cache();
+  return failed;
+}
