@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "cpu/cpu.h" /* tyr_cpu_attention_force_rows */
 #include "gradcheck.h"
 
 #define CPU TYR_DEVICE_CPU
@@ -657,6 +658,13 @@ static void test_sdpa_values(void **state) {
         int64_t window = (opt & 4) ? 3 : 0;
         check_sdpa(dt ? TYR_F64 : TYR_F32, shapes[c], causal, mask, window, 0, false);
       }
+  /* the kernels' row-at-a-time fallback (used when scratch memory cannot be
+     had) gives the same results */
+  tyr_cpu_attention_force_rows = true;
+  for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++)
+    for (int opt = 0; opt < 8; opt++)
+      check_sdpa(TYR_F32, shapes[c], opt & 1, opt & 2, (opt & 4) ? 3 : 0, 0, c == 3);
+  tyr_cpu_attention_force_rows = false;
   attn_dims a = {1, 2, 1, 4, 6, 4};
   check_sdpa(TYR_F64, a, false, false, 0, 0.3, false); /* explicit scale */
   check_sdpa(TYR_F64, a, true, true, 2, -0.7, true);   /* an empty row: zeros */
@@ -698,6 +706,52 @@ static void test_sdpa_gradients(void **state) {
     tyr_gradcheck("sdpa scale 0.8", call_sdpa, &sc, 3, in, 1e-6, 1e-6);
     tyr_scope_end();
     for (int i = 0; i < 3; i++) tyr_tensor_free(in[i]);
+  }
+  /* the row-at-a-time fallback of the kernels */
+  {
+    attn_dims a = shapes[1];
+    tyr_tensor *in[3] = {tyr_test_leaf(4, (int64_t[]){a.B, a.Hq, a.T, a.D}, -1.5, 1.5),
+                         tyr_test_leaf(4, (int64_t[]){a.B, a.Hkv, a.S, a.D}, -1.5, 1.5),
+                         tyr_test_leaf(4, (int64_t[]){a.B, a.Hkv, a.S, a.D}, -1.5, 1.5)};
+    tyr_scope_begin();
+    tyr_tensor *mask = make_mask(a.T, a.S, mb, true);
+    tyr_cpu_attention_force_rows = true;
+    for (int opt = 0; opt < 8; opt++) {
+      sdpa_ctx ctx = {{opt & 1, (opt & 2) ? mask : NULL, (opt & 4) ? 2 : 0, 0}};
+      tyr_gradcheck("sdpa, row at a time", call_sdpa, &ctx, 3, in, 1e-6, 1e-6);
+    }
+    tyr_cpu_attention_force_rows = false;
+    tyr_scope_end();
+    for (int i = 0; i < 3; i++) tyr_tensor_free(in[i]);
+  }
+  /* a larger case through the tiled kernels: several blocks of queries and
+     keys, compared with the row-at-a-time results */
+  {
+    TYR_SCOPE;
+    tyr_tensor *q = RANDN(TYR_F64, 1.0, 1, 4, 70, 8), *k = RANDN(TYR_F64, 1.0, 1, 2, 90, 8),
+               *v = RANDN(TYR_F64, 1.0, 1, 2, 90, 8), *go = RANDN(TYR_F64, 1.0, 1, 4, 70, 8);
+    tyr_requires_grad_e(q, true);
+    tyr_requires_grad_e(k, true);
+    tyr_requires_grad_e(v, true);
+    double *g[2][3];
+    for (int rows = 0; rows < 2; rows++) {
+      tyr_cpu_attention_force_rows = rows;
+      tyr_tensor *y = tyr_sdpa_e(q, k, v, &(tyr_sdpa_opts){.causal = true, .window = 40});
+      tyr_backward_with_at(TYR_SITE, y, go);
+      g[rows][0] = values(tyr_grad_e(q));
+      g[rows][1] = values(tyr_grad_e(k));
+      g[rows][2] = values(tyr_grad_e(v));
+      tyr_zero_grad_e(q);
+      tyr_zero_grad_e(k);
+      tyr_zero_grad_e(v);
+    }
+    tyr_cpu_attention_force_rows = false;
+    int64_t n[3] = {4 * 70 * 8, 2 * 90 * 8, 2 * 90 * 8};
+    for (int t = 0; t < 3; t++) {
+      for (int64_t i = 0; i < n[t]; i++) ASSERT_CLOSE(g[0][t][i], g[1][t][i], 1e-12, 1e-10);
+      free(g[0][t]);
+      free(g[1][t]);
+    }
   }
   /* self-attention with one tensor as q, k and v: the three gradients add */
   tyr_tensor *x = TYR_TEST_LEAF(-1, 1, 1, 2, 3, 2);
