@@ -22,9 +22,9 @@ bool tyr_cpu_attention_force_rows;
  * |r| <= ln2/2, a polynomial for e^r, and 2^n put in the exponent bits);
  * relative error below 2e-7 for x <= 10, which covers the kernels' x (at
  * most rounding above 0; larger only for masked-out entries, which are
- * discarded).  Underflows to 0 below -87.3 and for -inf; NaN stays NaN. */
+ * discarded).  0 below -87 (e^-87 = 1.6e-38) and for -inf; NaN stays NaN. */
 static inline float attn_expf(float x) {
-  float xc = x > -100.0f ? x : -100.0f;
+  float xc = x > -87.0f ? x : -87.0f; /* keeps the biased exponent n + 127 >= 1 */
   xc = xc < 10.0f ? xc : 10.0f;
   /* n = round(x / ln2) by the 1.5 * 2^23 trick: floorf does not vectorise */
   float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
@@ -37,11 +37,11 @@ static inline float attn_expf(float x) {
   p = p * r + 5.0000001201e-1f;
   float y = p * r * r + r + 1.0f;
   union {
-    int32_t i;
+    uint32_t i;
     float f;
-  } two_n = {.i = ((int32_t)n + 127) << 23};
+  } two_n = {.i = (uint32_t)((int32_t)n + 127) << 23};
   float e = y * two_n.f;
-  e = x < -87.33654f ? 0.0f : e;
+  e = x < -87.0f ? 0.0f : e; /* e^-87 = 1.6e-38: flush below */
   return x != x ? x : e;
 }
 
