@@ -128,6 +128,20 @@ static inline void FN(block_keys, SFX)(const attn_shape *sh, int64_t i0, int64_t
   if (*hi < *lo) *hi = *lo;
 }
 
+/* max of p[0..n): 16 running maxima, so that gcc and clang both vectorise
+ * it (clang does not vectorise a float max reduction). */
+static inline ELT FN(vmax, SFX)(const ELT *restrict p, int64_t n) {
+  ELT mm[16];
+  for (int w = 0; w < 16; w++) mm[w] = -INFINITY;
+  int64_t c = 0;
+  for (; c + 16 <= n; c += 16)
+    for (int w = 0; w < 16; w++) mm[w] = p[c + w] > mm[w] ? p[c + w] : mm[w];
+  for (; c < n; c++) mm[0] = p[c] > mm[0] ? p[c] : mm[0];
+  ELT m = mm[0];
+  for (int w = 1; w < 16; w++) m = mm[w] > m ? mm[w] : m;
+  return m;
+}
+
 /* Scores of row i over keys lo + c (c < n), masked (-inf) and scaled, in
  * place; returns their maximum. */
 static inline ELT FN(mask_row, SFX)(ELT *restrict p, const attn_shape *sh, const uint8_t *mask,
@@ -137,22 +151,19 @@ static inline ELT FN(mask_row, SFX)(ELT *restrict p, const attn_shape *sh, const
   attn_key_range(sh, i, &a, &b);
   a -= lo;
   b -= lo;
-  ELT m = ninf;
   if (mask) {
     const uint8_t *mr = mask + i * sh->S + lo;
-#pragma omp simd reduction(max : m)
     for (int64_t c = 0; c < n; c++) {
-      p[c] = (c >= a) & (c < b) & (mr[c] != 0) ? p[c] * scale : ninf;
-      m = p[c] > m ? p[c] : m;
+      bool ok = (c >= a) & (c < b) & (mr[c] != 0);
+      p[c] = ok ? p[c] * scale : ninf;
     }
   } else {
-#pragma omp simd reduction(max : m)
     for (int64_t c = 0; c < n; c++) {
-      p[c] = (c >= a) & (c < b) ? p[c] * scale : ninf;
-      m = p[c] > m ? p[c] : m;
+      bool ok = (c >= a) & (c < b);
+      p[c] = ok ? p[c] * scale : ninf;
     }
   }
-  return m;
+  return FN(vmax, SFX)(p, n);
 }
 
 /* ---- forward ------------------------------------------------------------------ */
@@ -478,10 +489,8 @@ static void FN(sdpa_bw, SFX)(ELT *dq, ELT *dk, ELT *dv, const ELT *dout, const E
       ELT *gk = dk + bk * S * D, *gv = dv + bk * S * D;
       for (int64_t d = ja * D; d < jb * D; d++) gk[d] = gv[d] = 0;
       if (!scratch) {
-        for (int64_t j0 = ja; j0 < jb; j0 += ATTN_KB)
-          FN(dkv_rows, SFX)
-          (dk, dv, dout, q, k, v, out, lse, mask, sh, bk, j0,
-           j0 + ATTN_KB < jb ? j0 + ATTN_KB : jb);
+        for (int64_t j0 = ja; j0 < jb; j0 += ATTN_KB) FN(dkv_rows, SFX)
+        (dk, dv, dout, q, k, v, out, lse, mask, sh, bk, j0, j0 + ATTN_KB < jb ? j0 + ATTN_KB : jb);
         continue;
       }
       int64_t ia, ib;
@@ -493,10 +502,9 @@ static void FN(sdpa_bw, SFX)(ELT *dq, ELT *dk, ELT *dv, const ELT *dout, const E
         int64_t bh = b * sh->Hq + hk * G + g;
         FN(transpose, SFX)(Qt, ldT, q + (bh * Tq + ia) * D, ib - ia, D);
         FN(transpose, SFX)(Gt, ldT, dout + (bh * Tq + ia) * D, ib - ia, D);
-        for (int64_t j0 = ja; j0 < jb; j0 += ATTN_KB)
-          FN(dkv_block, SFX)
-          (dk, dv, dout, q, k, v, Qt, Gt, ia, ldT, out, lse, mask, sh, bk, bh, j0,
-           j0 + ATTN_KB < jb ? j0 + ATTN_KB : jb, rest);
+        for (int64_t j0 = ja; j0 < jb; j0 += ATTN_KB) FN(dkv_block, SFX)
+        (dk, dv, dout, q, k, v, Qt, Gt, ia, ldT, out, lse, mask, sh, bk, bh, j0,
+         j0 + ATTN_KB < jb ? j0 + ATTN_KB : jb, rest);
       }
     }
     free(scratch);

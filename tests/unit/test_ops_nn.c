@@ -939,8 +939,10 @@ static void test_typed_forms(void **state) {
   tyr_T(B, H, T, D) o2 = tyr_sdpa(q, k, k, NULL);
   _Static_assert(tyr_rank(o) == 4 && tyr_dim(o, 1) == H, "typed dims");
   (void)o2;
-  /* run-time dims: checked at run time */
-  int t = T, hk = 3;
+  /* run-time dims: checked at run time (volatile, so that no optimiser can
+     turn them into constants and the check into a compile-time one) */
+  volatile int rt_t = T, rt_hk = 3, rt_v2 = V + 1;
+  int t = rt_t, hk = rt_hk;
   tyr_T(B, hk, t, D) k3 = tyr_randn(B, hk, t, D);
   EXPECT_TYR_ERROR(tyr_sdpa(q, k3, k3, NULL),
                    "tyr_sdpa: the number of query heads is not a multiple of the number of "
@@ -949,7 +951,7 @@ static void test_typed_forms(void **state) {
   tyr_T(t) t2 = (tyr_T(t))tyr_zeros_at(TYR_SITE, TYR_I64, CPU, 1, (int64_t[]){T});
   tyr_T0 ce2 = tyr_cross_entropy(l2, t2, -100);
   assert_non_null(ce2);
-  int v2 = V + 1;
+  int v2 = rt_v2;
   tyr_T(v2) wbad = tyr_ones(v2);
   EXPECT_TYR_ERROR(tyr_layer_norm(l2, wbad, NULL, 1e-5),
                    "tyr_layer_norm: x is [5, 6], so w must be [6], but it is [7]");
