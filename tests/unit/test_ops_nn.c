@@ -906,6 +906,50 @@ static void test_half_precision(void **state) {
   tyr_tensor_free(leaf);
 }
 
+/* ---- lifetimes ------------------------------------------------------------------------ */
+/* Results kept out of the scope that made them still backpropagate: the
+ * ops' internal temporaries live as long as the graph needs them. */
+static void test_results_outlive_their_scope(void **state) {
+  (void)state;
+  tyr_tensor *x = TYR_TEST_LEAF(-1, 1, 1, 2, 4, 4), *w = TYR_TEST_LEAF(0.5, 1.5, 4),
+             *b = TYR_TEST_LEAF(-1, 1, 4);
+  tyr_tensor *kept[9];
+  {
+    TYR_SCOPE;
+    tyr_tensor *c, *s;
+    tyr_rotary_tables_at(TYR_SITE, 4, 4, 0, TYR_F64, CPU, &c, &s);
+    tyr_tensor *t = tyr_zeros_at(TYR_SITE, TYR_I64, CPU, 3, (int64_t[]){1, 2, 4});
+    uint8_t mb[16];
+    tyr_tensor *m = make_mask(4, 4, mb, false);
+    /* the half paths keep f32 copies (one conversion per result: a backward
+       frees the graph it went through) */
+    tyr_tensor *xf = tyr_to_dtype_e(x, TYR_BF16), *xf2 = tyr_to_dtype_e(x, TYR_BF16);
+    kept[0] = tyr_softmax_e(x, 1);
+    kept[1] = tyr_cross_entropy_e(x, t, -100);
+    kept[2] = tyr_mse_loss_e(x, tyr_mul_scalar_e(x, 0.5));
+    kept[3] = tyr_layer_norm_e(x, w, b, 1e-5);
+    kept[4] = tyr_rms_norm_e(x, w, 1e-5);
+    kept[5] = tyr_dropout_e(xf, 0.5, true);
+    kept[6] = tyr_rotary_e(tyr_mul_scalar_e(x, 2.0), c, s);
+    kept[7] = tyr_sdpa_e(xf2, xf2, xf2, &(tyr_sdpa_opts){.mask = m, .causal = true});
+    kept[8] = tyr_dropout_e(x, 0.2, false);
+    for (int i = 0; i < 9; i++) tyr_keep_e(kept[i]);
+  }
+  for (int i = 0; i < 9; i++) {
+    TYR_SCOPE;
+    tyr_tensor *l = tyr_sum_e(tyr_to_dtype_e(kept[i], TYR_F64));
+    assert_int_equal(tyr_backward_e(l), 0);
+    if (!tyr_grad_e(x)) fail_msg("result %d: no gradient reached x", i);
+    tyr_zero_grad_e(x);
+    tyr_tensor_free(kept[i]);
+  }
+  tyr_zero_grad_e(w);
+  tyr_zero_grad_e(b);
+  tyr_tensor_free(x);
+  tyr_tensor_free(w);
+  tyr_tensor_free(b);
+}
+
 /* ---- typed forms ---------------------------------------------------------------------- */
 static void test_typed_forms(void **state) {
   (void)state;
@@ -983,6 +1027,7 @@ int main(void) {
       TYR_TEST(test_sdpa_errors),
       TYR_TEST(test_sdpa_empty_rows_backward),
       TYR_TEST(test_half_precision),
+      TYR_TEST(test_results_outlive_their_scope),
       TYR_TEST(test_typed_forms),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
