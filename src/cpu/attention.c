@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "cpu/cpu.h"
+#include "cpu/fastmath.h"
 
 #define ATTN_CHUNK 64 /* keys scored at a time by the row-at-a-time fallback */
 #define ATTN_QB 32    /* query rows per task (forward, dq) */
@@ -17,33 +18,6 @@
 
 bool tyr_cpu_attention_force_rows;
 #define attn_force_rows tyr_cpu_attention_force_rows
-
-/* e^x in f32 that the compiler can vectorise (Cephes expf: x = n ln2 + r,
- * |r| <= ln2/2, a polynomial for e^r, and 2^n put in the exponent bits);
- * relative error below 2e-7 for x <= 10, which covers the kernels' x (at
- * most rounding above 0; larger only for masked-out entries, which are
- * discarded).  0 below -87 (e^-87 = 1.6e-38) and for -inf; NaN stays NaN. */
-static inline float attn_expf(float x) {
-  float xc = x > -87.0f ? x : -87.0f; /* keeps the biased exponent n + 127 >= 1 */
-  xc = xc < 10.0f ? xc : 10.0f;
-  /* n = round(x / ln2) by the 1.5 * 2^23 trick: floorf does not vectorise */
-  float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  float y = p * r * r + r + 1.0f;
-  union {
-    uint32_t i;
-    float f;
-  } two_n = {.i = (uint32_t)((int32_t)n + 127) << 23};
-  float e = y * two_n.f;
-  e = x < -87.0f ? 0.0f : e; /* e^-87 = 1.6e-38: flush below */
-  return x != x ? x : e;
-}
 
 static inline int64_t attn_round_up(int64_t n) {
   return n > 0 ? (n + TILE_C - 1) / TILE_C * TILE_C : 0;
@@ -81,7 +55,7 @@ static inline void attn_query_range(const attn_shape *sh, int64_t j0, int64_t j1
 #define ELT float
 #define SFX f32
 #define EXP expf
-#define VEXP attn_expf
+#define VEXP tyr_cpu_expf
 #define LOG logf
 #define PV_W 32
 #include "cpu/attention_kernel.h"
