@@ -1,13 +1,27 @@
-/* CPU scaled-dot-product attention: forward with an online softmax per
- * query row (saving each row's log-sum-exp), and backward in two passes
- * (dq by rows, dk/dv by blocks of keys).  Parallel over rows and key
- * blocks with OpenMP; the loops over the head dim are vectorised. */
+/* CPU scaled-dot-product attention: forward saving each row's
+ * log-sum-exp, and backward in two passes (dq by blocks of query rows,
+ * dk/dv by blocks of keys).  Parallel over blocks with OpenMP; scores are
+ * computed as register-tiled products against transposed operands (see
+ * cpu/attention_kernel.h). */
 #include <math.h>
+#include <omp.h>
+#include <stdlib.h>
 
 #include "cpu/cpu.h"
+#include "cpu/fastmath.h"
 
-#define ATTN_CHUNK 64     /* keys scored at a time in the forward */
-#define ATTN_KEY_BLOCK 16 /* keys per task in the backward's dk/dv pass */
+#define ATTN_CHUNK 64 /* keys scored at a time by the row-at-a-time fallback */
+#define ATTN_QB 32    /* query rows per task (forward, dq) */
+#define ATTN_KB 32    /* keys per task (dk, dv) */
+#define TILE_R 4      /* rows of a register tile of scores */
+#define TILE_C 16     /* columns of a register tile of scores */
+
+bool tyr_cpu_attention_force_rows;
+#define attn_force_rows tyr_cpu_attention_force_rows
+
+static inline int64_t attn_round_up(int64_t n) {
+  return n > 0 ? (n + TILE_C - 1) / TILE_C * TILE_C : 0;
+}
 
 typedef struct {
   int64_t B, Hq, Hkv, T, S, D;
@@ -41,22 +55,30 @@ static inline void attn_query_range(const attn_shape *sh, int64_t j0, int64_t j1
 #define ELT float
 #define SFX f32
 #define EXP expf
+#define VEXP tyr_cpu_expf
 #define LOG logf
+#define PV_W 32
 #include "cpu/attention_kernel.h"
 #undef ELT
 #undef SFX
 #undef EXP
+#undef VEXP
 #undef LOG
+#undef PV_W
 
 #define ELT double
 #define SFX f64
 #define EXP exp
+#define VEXP exp
 #define LOG log
+#define PV_W 16
 #include "cpu/attention_kernel.h"
 #undef ELT
 #undef SFX
 #undef EXP
+#undef VEXP
 #undef LOG
+#undef PV_W
 
 static attn_shape shape_of(const tyr_tensor *q, const tyr_tensor *k, bool causal, int64_t window,
                            double scale) {

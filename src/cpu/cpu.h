@@ -83,6 +83,9 @@ void tyr_cpu_sdpa_backward(tyr_tensor *dq, tyr_tensor *dk, tyr_tensor *dv, const
                            const tyr_tensor *q, const tyr_tensor *k, const tyr_tensor *v,
                            const tyr_tensor *out, const tyr_tensor *lse, const tyr_tensor *mask,
                            bool causal, int64_t window, double scale);
+/* Tests only: run the attention kernels row at a time, as when their
+ * scratch cannot be allocated. */
+extern bool tyr_cpu_attention_force_rows;
 void tyr_cpu_rotary(tyr_tensor *out, const tyr_tensor *x, const tyr_tensor *cos_table,
                     const tyr_tensor *sin_table, bool inverse);
 static inline int64_t tyr_index_load(const tyr_tensor *idx, int64_t off) {

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cpu/cpu.h"
+#include "cpu/fastmath.h"
 
 #define ROWS(t) (tyr_numel(t) / ((t)->rank ? (t)->shape[(t)->rank - 1] : 1))
 #define COLS(t) ((t)->rank ? (t)->shape[(t)->rank - 1] : 1)
@@ -13,19 +14,15 @@
     _Pragma("omp parallel for if (rows * n > 32768)") for (int64_t r = 0; r < rows; r++) {         \
       const T *xr = x + r * n;                                                                     \
       T *yr = y + r * n;                                                                           \
-      T mx = -INFINITY;                                                                            \
-      for (int64_t i = 0; i < n; i++) mx = xr[i] > mx ? xr[i] : mx;                                \
-      double sum = 0;                                                                              \
-      for (int64_t i = 0; i < n; i++) {                                                            \
-        T e = EXP(xr[i] - mx);                                                                     \
-        if (!use_log) yr[i] = e;                                                                   \
-        sum += e;                                                                                  \
-      }                                                                                            \
+      T mx = tyr_cpu_max_##SFX(xr, n);                                                             \
       if (use_log) {                                                                               \
-        T lse = mx + (T)LOGF(sum);                                                                 \
+        T lse = mx + (T)LOGF(tyr_cpu_sum_exp_##SFX(xr, mx, n));                                    \
         for (int64_t i = 0; i < n; i++) yr[i] = xr[i] - lse;                                       \
       } else {                                                                                     \
-        T inv = (T)(1.0 / sum);                                                                    \
+        for (int64_t i = 0; i < n; i++) yr[i] = EXP(xr[i] - mx);                                   \
+        T sum = 0;                                                                                 \
+        _Pragma("omp simd reduction(+ : sum)") for (int64_t i = 0; i < n; i++) sum += yr[i];       \
+        T inv = (T)(1.0 / (double)sum);                                                            \
         for (int64_t i = 0; i < n; i++) yr[i] *= inv;                                              \
       }                                                                                            \
     }                                                                                              \
@@ -37,15 +34,16 @@
       T *o = gx + r * n;                                                                           \
       double dot = 0;                                                                              \
       if (use_log) {                                                                               \
-        for (int64_t i = 0; i < n; i++) dot += gr[i];                                              \
+        _Pragma("omp simd reduction(+ : dot)") for (int64_t i = 0; i < n; i++) dot += gr[i];       \
         for (int64_t i = 0; i < n; i++) o[i] = gr[i] - EXP(yr[i]) * (T)dot;                        \
       } else {                                                                                     \
-        for (int64_t i = 0; i < n; i++) dot += (double)gr[i] * yr[i];                              \
+        _Pragma("omp simd reduction(+ : dot)") for (int64_t i = 0; i < n; i++) dot +=              \
+            (double)gr[i] * yr[i];                                                                 \
         for (int64_t i = 0; i < n; i++) o[i] = yr[i] * (gr[i] - (T)dot);                           \
       }                                                                                            \
     }                                                                                              \
   }
-DEFINE_SOFTMAX(float, f32, expf, log)
+DEFINE_SOFTMAX(float, f32, tyr_cpu_expf, log)
 DEFINE_SOFTMAX(double, f64, exp, log)
 
 void tyr_cpu_softmax(tyr_tensor *out, const tyr_tensor *x, bool log) {
@@ -164,10 +162,8 @@ void tyr_cpu_layer_norm_backward(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb,
         continue;                                                                                  \
       }                                                                                            \
       const T *x = lg + r * V;                                                                     \
-      T mx = -INFINITY;                                                                            \
-      for (int64_t i = 0; i < V; i++) mx = x[i] > mx ? x[i] : mx;                                  \
-      double s = 0;                                                                                \
-      for (int64_t i = 0; i < V; i++) s += EXP(x[i] - mx);                                         \
+      T mx = tyr_cpu_max_##SFX(x, V);                                                              \
+      double s = tyr_cpu_sum_exp_##SFX(x, mx, V);                                                  \
       loss[r] = (T)(mx + LOGF(s)) - x[t];                                                          \
     }                                                                                              \
   }                                                                                                \
@@ -181,16 +177,14 @@ void tyr_cpu_layer_norm_backward(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb,
         continue;                                                                                  \
       }                                                                                            \
       const T *x = lg + r * V;                                                                     \
-      T mx = -INFINITY;                                                                            \
-      for (int64_t i = 0; i < V; i++) mx = x[i] > mx ? x[i] : mx;                                  \
-      double s = 0;                                                                                \
-      for (int64_t i = 0; i < V; i++) s += EXP(x[i] - mx);                                         \
-      T scale = gl[r], inv = (T)(1.0 / s);                                                         \
-      for (int64_t i = 0; i < V; i++) o[i] = EXP(x[i] - mx) * inv * scale;                         \
+      T mx = tyr_cpu_max_##SFX(x, V);                                                              \
+      double s = tyr_cpu_sum_exp_##SFX(x, mx, V);                                                  \
+      T scale = gl[r], f = (T)((double)gl[r] / s);                                                 \
+      for (int64_t i = 0; i < V; i++) o[i] = EXP(x[i] - mx) * f;                                   \
       o[t] -= scale;                                                                               \
     }                                                                                              \
   }
-DEFINE_CE(float, f32, expf, log)
+DEFINE_CE(float, f32, tyr_cpu_expf, log)
 DEFINE_CE(double, f64, exp, log)
 
 void tyr_cpu_cross_entropy(tyr_tensor *losses, const tyr_tensor *logits, const tyr_tensor *targets,

@@ -25,7 +25,7 @@ tyr_tensor *tyr_rotary_at(tyr_site s, tyr_tensor *x, tyr_tensor *cos_table, tyr_
       !tyr__same_dtype(s, op, x, sin_table) || !tyr__same_device(s, op, x, cos_table) ||
       !tyr__same_device(s, op, x, sin_table))
     return NULL;
-  char a[160], b[160], c[160];
+  char a[160], b[160];
   if (x->rank != 4 || x->shape[3] % 2 != 0) {
     tyr_raise(TYR_ERR_SHAPE, s, op, "x must be [B, H, T, D] with D even, but it is %s",
               TYR__NN_SHAPE(x, a));
@@ -41,7 +41,6 @@ tyr_tensor *tyr_rotary_at(tyr_site s, tyr_tensor *x, tyr_tensor *cos_table, tyr_
       return NULL;
     }
   }
-  (void)c;
   if (tyr_grad_enabled() && (cos_table->requires_grad || sin_table->requires_grad)) {
     tyr_raise(TYR_ERR_AUTOGRAD, s, op,
               "the cos and sin tables take no gradient, but %s requires grad (detach it)",

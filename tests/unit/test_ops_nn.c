@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "cpu/cpu.h" /* tyr_cpu_attention_force_rows */
 #include "gradcheck.h"
 
 #define CPU TYR_DEVICE_CPU
@@ -368,7 +369,7 @@ static void test_norm_errors(void **state) {
   TYR_SCOPE;
   tyr_tensor *x = RANDN(TYR_F32, 1.0, 2, 3, 4), *w3 = RANDN(TYR_F32, 1.0, 3),
              *w4 = RANDN(TYR_F32, 1.0, 4);
-  tyr_tensor *w4d = RANDN(TYR_F64, 1.0, 4), *s = RANDN(TYR_F32, 1.0, 1);
+  tyr_tensor *w4d = RANDN(TYR_F64, 1.0, 4);
   EXPECT_TYR_ERROR(tyr_layer_norm_e(x, w3, NULL, 1e-5),
                    "tyr_layer_norm: x is [2, 3, 4], so w must be [4], but it is [3]");
   EXPECT_TYR_ERROR(tyr_layer_norm_e(x, w4, w3, 1e-5),
@@ -380,7 +381,6 @@ static void test_norm_errors(void **state) {
   EXPECT_TYR_ERROR(tyr_rms_norm_e(x, NULL, NAN), "tyr_rms_norm: eps must be finite and >= 0");
   tyr_tensor *sc = tyr_full_at(TYR_SITE, TYR_F32, CPU, 0, NULL, 1.0);
   EXPECT_TYR_ERROR(tyr_layer_norm_e(sc, NULL, NULL, 1e-5), "tyr_layer_norm: x must have rank >= 1");
-  (void)s;
 }
 
 /* ---- dropout ------------------------------------------------------------------------- */
@@ -657,6 +657,13 @@ static void test_sdpa_values(void **state) {
         int64_t window = (opt & 4) ? 3 : 0;
         check_sdpa(dt ? TYR_F64 : TYR_F32, shapes[c], causal, mask, window, 0, false);
       }
+  /* the kernels' row-at-a-time fallback (used when scratch memory cannot be
+     had) gives the same results */
+  tyr_cpu_attention_force_rows = true;
+  for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++)
+    for (int opt = 0; opt < 8; opt++)
+      check_sdpa(TYR_F32, shapes[c], opt & 1, opt & 2, (opt & 4) ? 3 : 0, 0, c == 3);
+  tyr_cpu_attention_force_rows = false;
   attn_dims a = {1, 2, 1, 4, 6, 4};
   check_sdpa(TYR_F64, a, false, false, 0, 0.3, false); /* explicit scale */
   check_sdpa(TYR_F64, a, true, true, 2, -0.7, true);   /* an empty row: zeros */
@@ -698,6 +705,52 @@ static void test_sdpa_gradients(void **state) {
     tyr_gradcheck("sdpa scale 0.8", call_sdpa, &sc, 3, in, 1e-6, 1e-6);
     tyr_scope_end();
     for (int i = 0; i < 3; i++) tyr_tensor_free(in[i]);
+  }
+  /* the row-at-a-time fallback of the kernels */
+  {
+    attn_dims a = shapes[1];
+    tyr_tensor *in[3] = {tyr_test_leaf(4, (int64_t[]){a.B, a.Hq, a.T, a.D}, -1.5, 1.5),
+                         tyr_test_leaf(4, (int64_t[]){a.B, a.Hkv, a.S, a.D}, -1.5, 1.5),
+                         tyr_test_leaf(4, (int64_t[]){a.B, a.Hkv, a.S, a.D}, -1.5, 1.5)};
+    tyr_scope_begin();
+    tyr_tensor *mask = make_mask(a.T, a.S, mb, true);
+    tyr_cpu_attention_force_rows = true;
+    for (int opt = 0; opt < 8; opt++) {
+      sdpa_ctx ctx = {{opt & 1, (opt & 2) ? mask : NULL, (opt & 4) ? 2 : 0, 0}};
+      tyr_gradcheck("sdpa, row at a time", call_sdpa, &ctx, 3, in, 1e-6, 1e-6);
+    }
+    tyr_cpu_attention_force_rows = false;
+    tyr_scope_end();
+    for (int i = 0; i < 3; i++) tyr_tensor_free(in[i]);
+  }
+  /* a larger case through the tiled kernels: several blocks of queries and
+     keys, compared with the row-at-a-time results */
+  {
+    TYR_SCOPE;
+    tyr_tensor *q = RANDN(TYR_F64, 1.0, 1, 4, 70, 8), *k = RANDN(TYR_F64, 1.0, 1, 2, 90, 8),
+               *v = RANDN(TYR_F64, 1.0, 1, 2, 90, 8), *go = RANDN(TYR_F64, 1.0, 1, 4, 70, 8);
+    tyr_requires_grad_e(q, true);
+    tyr_requires_grad_e(k, true);
+    tyr_requires_grad_e(v, true);
+    double *g[2][3];
+    for (int rows = 0; rows < 2; rows++) {
+      tyr_cpu_attention_force_rows = rows;
+      tyr_tensor *y = tyr_sdpa_e(q, k, v, &(tyr_sdpa_opts){.causal = true, .window = 40});
+      tyr_backward_with_at(TYR_SITE, y, go);
+      g[rows][0] = values(tyr_grad_e(q));
+      g[rows][1] = values(tyr_grad_e(k));
+      g[rows][2] = values(tyr_grad_e(v));
+      tyr_zero_grad_e(q);
+      tyr_zero_grad_e(k);
+      tyr_zero_grad_e(v);
+    }
+    tyr_cpu_attention_force_rows = false;
+    int64_t n[3] = {4 * 70 * 8, 2 * 90 * 8, 2 * 90 * 8};
+    for (int t = 0; t < 3; t++) {
+      for (int64_t i = 0; i < n[t]; i++) ASSERT_CLOSE(g[0][t][i], g[1][t][i], 1e-12, 1e-10);
+      free(g[0][t]);
+      free(g[1][t]);
+    }
   }
   /* self-attention with one tensor as q, k and v: the three gradients add */
   tyr_tensor *x = TYR_TEST_LEAF(-1, 1, 1, 2, 3, 2);
@@ -852,6 +905,50 @@ static void test_half_precision(void **state) {
   tyr_tensor_free(leaf);
 }
 
+/* ---- lifetimes ------------------------------------------------------------------------ */
+/* Results kept out of the scope that made them still backpropagate: the
+ * ops' internal temporaries live as long as the graph needs them. */
+static void test_results_outlive_their_scope(void **state) {
+  (void)state;
+  tyr_tensor *x = TYR_TEST_LEAF(-1, 1, 1, 2, 4, 4), *w = TYR_TEST_LEAF(0.5, 1.5, 4),
+             *b = TYR_TEST_LEAF(-1, 1, 4);
+  tyr_tensor *kept[9];
+  {
+    TYR_SCOPE;
+    tyr_tensor *c, *s;
+    tyr_rotary_tables_at(TYR_SITE, 4, 4, 0, TYR_F64, CPU, &c, &s);
+    tyr_tensor *t = tyr_zeros_at(TYR_SITE, TYR_I64, CPU, 3, (int64_t[]){1, 2, 4});
+    uint8_t mb[16];
+    tyr_tensor *m = make_mask(4, 4, mb, false);
+    /* the half paths keep f32 copies (one conversion per result: a backward
+       frees the graph it went through) */
+    tyr_tensor *xf = tyr_to_dtype_e(x, TYR_BF16), *xf2 = tyr_to_dtype_e(x, TYR_BF16);
+    kept[0] = tyr_softmax_e(x, 1);
+    kept[1] = tyr_cross_entropy_e(x, t, -100);
+    kept[2] = tyr_mse_loss_e(x, tyr_mul_scalar_e(x, 0.5));
+    kept[3] = tyr_layer_norm_e(x, w, b, 1e-5);
+    kept[4] = tyr_rms_norm_e(x, w, 1e-5);
+    kept[5] = tyr_dropout_e(xf, 0.5, true);
+    kept[6] = tyr_rotary_e(tyr_mul_scalar_e(x, 2.0), c, s);
+    kept[7] = tyr_sdpa_e(xf2, xf2, xf2, &(tyr_sdpa_opts){.mask = m, .causal = true});
+    kept[8] = tyr_dropout_e(x, 0.2, false);
+    for (int i = 0; i < 9; i++) tyr_keep_e(kept[i]);
+  }
+  for (int i = 0; i < 9; i++) {
+    TYR_SCOPE;
+    tyr_tensor *l = tyr_sum_e(tyr_to_dtype_e(kept[i], TYR_F64));
+    assert_int_equal(tyr_backward_e(l), 0);
+    if (!tyr_grad_e(x)) fail_msg("result %d: no gradient reached x", i);
+    tyr_zero_grad_e(x);
+    tyr_tensor_free(kept[i]);
+  }
+  tyr_zero_grad_e(w);
+  tyr_zero_grad_e(b);
+  tyr_tensor_free(x);
+  tyr_tensor_free(w);
+  tyr_tensor_free(b);
+}
+
 /* ---- typed forms ---------------------------------------------------------------------- */
 static void test_typed_forms(void **state) {
   (void)state;
@@ -885,8 +982,10 @@ static void test_typed_forms(void **state) {
   tyr_T(B, H, T, D) o2 = tyr_sdpa(q, k, k, NULL);
   _Static_assert(tyr_rank(o) == 4 && tyr_dim(o, 1) == H, "typed dims");
   (void)o2;
-  /* run-time dims: checked at run time */
-  int t = T, hk = 3;
+  /* run-time dims: checked at run time (volatile, so that no optimiser can
+     turn them into constants and the check into a compile-time one) */
+  volatile int rt_t = T, rt_hk = 3, rt_v2 = V + 1;
+  int t = rt_t, hk = rt_hk;
   tyr_T(B, hk, t, D) k3 = tyr_randn(B, hk, t, D);
   EXPECT_TYR_ERROR(tyr_sdpa(q, k3, k3, NULL),
                    "tyr_sdpa: the number of query heads is not a multiple of the number of "
@@ -895,7 +994,7 @@ static void test_typed_forms(void **state) {
   tyr_T(t) t2 = (tyr_T(t))tyr_zeros_at(TYR_SITE, TYR_I64, CPU, 1, (int64_t[]){T});
   tyr_T0 ce2 = tyr_cross_entropy(l2, t2, -100);
   assert_non_null(ce2);
-  int v2 = V + 1;
+  int v2 = rt_v2;
   tyr_T(v2) wbad = tyr_ones(v2);
   EXPECT_TYR_ERROR(tyr_layer_norm(l2, wbad, NULL, 1e-5),
                    "tyr_layer_norm: x is [5, 6], so w must be [6], but it is [7]");
@@ -927,6 +1026,7 @@ int main(void) {
       TYR_TEST(test_sdpa_errors),
       TYR_TEST(test_sdpa_empty_rows_backward),
       TYR_TEST(test_half_precision),
+      TYR_TEST(test_results_outlive_their_scope),
       TYR_TEST(test_typed_forms),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

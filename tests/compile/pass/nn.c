@@ -42,3 +42,12 @@ tyr_tensor *f(int n, int t) {
   (void)loss, (void)mse, (void)hd, (void)ad, (void)lossd;
   return tyr_erase(total);
 }
+/* a run-time last dim, with and without the optional norm parameters */
+tyr_tensor *g(int n, int c) {
+  tyr_T(n, c) x = tyr_randn(n, c);
+  tyr_T(c) w = tyr_ones(c);
+  tyr_T(n, c) y = tyr_layer_norm(x, NULL, NULL, 1e-5);
+  y = tyr_layer_norm(y, w, NULL, 1e-5);
+  y = tyr_rms_norm(tyr_rms_norm(y, NULL, 1e-5), w, 1e-5);
+  return tyr_erase(tyr_log_softmax(tyr_softmax(y, -1), 0));
+}

@@ -1,0 +1,67 @@
+/* Small math helpers of the CPU kernels written so that gcc and clang
+ * vectorise the loops that call them (no libm calls, no float max
+ * reductions). */
+#ifndef TYR_CPU_FASTMATH_H
+#define TYR_CPU_FASTMATH_H
+#include <math.h>
+#include <stdint.h>
+
+/* e^x in f32 that the compiler can vectorise (Cephes expf: x = n ln2 + r,
+ * |r| <= ln2/2, a polynomial for e^r, and 2^n put in the exponent bits);
+ * relative error below 2e-7 for x <= 10, which covers the kernels' x (at
+ * most rounding above 0; larger only for masked-out entries, which are
+ * discarded).  0 below -87 (e^-87 = 1.6e-38) and for -inf; NaN stays NaN. */
+static inline float tyr_cpu_expf(float x) {
+  float xc = x > -87.0f ? x : -87.0f; /* keeps the biased exponent n + 127 >= 1 */
+  xc = xc < 10.0f ? xc : 10.0f;
+  /* n = round(x / ln2) by the 1.5 * 2^23 trick: floorf does not vectorise */
+  float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  float y = p * r * r + r + 1.0f;
+  union {
+    uint32_t i;
+    float f;
+  } two_n = {.i = (uint32_t)((int32_t)n + 127) << 23};
+  float e = y * two_n.f;
+  e = x < -87.0f ? 0.0f : e; /* e^-87 = 1.6e-38: flush below */
+  return x != x ? x : e;
+}
+
+/* max of x[0..n) (-inf when n is 0), in 16 running maxima. */
+#define TYR__DEFINE_VMAX(T, SFX)                                                                   \
+  static inline T tyr_cpu_max_##SFX(const T *restrict x, int64_t n) {                              \
+    T mm[16];                                                                                      \
+    for (int w = 0; w < 16; w++) mm[w] = -INFINITY;                                                \
+    int64_t c = 0;                                                                                 \
+    for (; c + 16 <= n; c += 16)                                                                   \
+      for (int w = 0; w < 16; w++) mm[w] = x[c + w] > mm[w] ? x[c + w] : mm[w];                    \
+    for (; c < n; c++) mm[0] = x[c] > mm[0] ? x[c] : mm[0];                                        \
+    T m = mm[0];                                                                                   \
+    for (int w = 1; w < 16; w++) m = mm[w] > m ? mm[w] : m;                                        \
+    return m;                                                                                      \
+  }
+TYR__DEFINE_VMAX(float, f32)
+TYR__DEFINE_VMAX(double, f64)
+#undef TYR__DEFINE_VMAX
+
+/* sum of e^(x[i] - m) over i < n, accumulated in double. */
+static inline double tyr_cpu_sum_exp_f32(const float *restrict x, float m, int64_t n) {
+  double acc[8] = {0};
+  int64_t c = 0;
+  for (; c + 8 <= n; c += 8)
+    for (int w = 0; w < 8; w++) acc[w] += (double)tyr_cpu_expf(x[c + w] - m);
+  for (; c < n; c++) acc[0] += (double)tyr_cpu_expf(x[c] - m);
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+static inline double tyr_cpu_sum_exp_f64(const double *restrict x, double m, int64_t n) {
+  double s = 0;
+  for (int64_t c = 0; c < n; c++) s += exp(x[c] - m);
+  return s;
+}
+#endif
