@@ -279,6 +279,14 @@ static void test_manifest_fixtures(void **state) {
   assert_true(refused >= 10);
 }
 
+/* The same with every column chunk memory-mapped instead of read. */
+static void test_manifest_fixtures_mapped(void **state) {
+  int64_t saved = tyr__parquet_mmap_min;
+  tyr__parquet_mmap_min = 0;
+  test_manifest_fixtures(state);
+  tyr__parquet_mmap_min = saved;
+}
+
 /* ---- metadata ----------------------------------------------------------------- */
 
 static void test_metadata(void **state) {
@@ -561,12 +569,15 @@ static void test_truncated_everywhere(void **state) {
       EXPECT_TYR_ERROR(tyr_parquet_open(mem_write(b, data + cut + 8)), "corrupt footer");
     }
     /* the column data cut short under an intact footer */
+    int64_t saved = tyr__parquet_mmap_min;
     int failures = 0;
     for (size_t keep = 4; keep < data; keep += 1 + keep / 32) {
       memcpy(b, good, keep);
       memcpy(b + keep, good + data, n - data);
+      tyr__parquet_mmap_min = keep & 1 ? 0 : saved;
       failures += read_everything(mem_write(b, keep + n - data)) > 0;
     }
+    tyr__parquet_mmap_min = saved;
     assert_true(failures > 0);
     free(b);
     free(good);
@@ -581,11 +592,14 @@ static void test_corrupted_bytes(void **state) {
     uint8_t *b = malloc(n);
     int errors = 0;
     static const uint8_t patterns[] = {0xff, 0x01, 0x80};
+    int64_t saved = tyr__parquet_mmap_min;
     for (size_t pos = 0; pos < n; pos += 1 + (k == 0 ? 2 : 0)) {
       memcpy(b, good, n);
       b[pos] ^= patterns[pos % 3];
+      tyr__parquet_mmap_min = pos & 1 ? 0 : saved; /* mapped or read */
       errors += read_everything(mem_write(b, n));
     }
+    tyr__parquet_mmap_min = saved;
     assert_true(errors > 0);
     free(b);
     free(good);
@@ -749,17 +763,12 @@ static void test_decompress_errors(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      TYR_TEST(test_manifest_fixtures),
-      TYR_TEST(test_metadata),
-      TYR_TEST(test_nested_and_unsupported_types),
-      TYR_TEST(test_bad_arguments),
-      TYR_TEST(test_foreach_string),
-      TYR_TEST(test_open_errors),
-      TYR_TEST(test_truncated_everywhere),
-      TYR_TEST(test_corrupted_bytes),
-      TYR_TEST(test_thrift_decoder),
-      TYR_TEST(test_rle_decoder),
-      TYR_TEST(test_decompress_errors),
+      TYR_TEST(test_manifest_fixtures), TYR_TEST(test_manifest_fixtures_mapped),
+      TYR_TEST(test_metadata),          TYR_TEST(test_nested_and_unsupported_types),
+      TYR_TEST(test_bad_arguments),     TYR_TEST(test_foreach_string),
+      TYR_TEST(test_open_errors),       TYR_TEST(test_truncated_everywhere),
+      TYR_TEST(test_corrupted_bytes),   TYR_TEST(test_thrift_decoder),
+      TYR_TEST(test_rle_decoder),       TYR_TEST(test_decompress_errors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
