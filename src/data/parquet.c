@@ -356,7 +356,7 @@ tyr_parquet_file *tyr_parquet_open_at(tyr_site s, const char *path) {
     return NULL;
   }
   f->max_alloc = PQ_DEFAULT_MAX_ALLOC;
-  f->fd = open(path, O_RDONLY | O_CLOEXEC);
+  f->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block */
   if (f->fd < 0) {
     st = TYR_ERR_IO;
     snprintf(err, sizeof err, "cannot open: %s", strerror(errno));
@@ -368,9 +368,10 @@ tyr_parquet_file *tyr_parquet_open_at(tyr_site s, const char *path) {
     snprintf(err, sizeof err, "cannot stat: %s", strerror(errno));
     goto fail;
   }
-  if (S_ISDIR(sb.st_mode)) {
+  if (!S_ISREG(sb.st_mode)) {
     st = TYR_ERR_IO;
-    snprintf(err, sizeof err, "is a directory, not a Parquet file");
+    snprintf(err, sizeof err, "is %s, not a Parquet file",
+             S_ISDIR(sb.st_mode) ? "a directory" : "not a regular file");
     goto fail;
   }
   f->file_size = (int64_t)sb.st_size;
@@ -498,13 +499,13 @@ void tyr_parquet_column_data_free(tyr_parquet_column_data *d) {
  * keeps them for the whole file): fresh multi-megabyte buffers per row
  * group cost more in page faults than the decoding itself. */
 typedef struct pq_scratch {
-  uint8_t *chunk; /* the column chunk as read from the file */
+  void *chunk; /* the column chunk as read from the file */
   size_t chunk_cap;
-  uint8_t *page; /* one decompressed page */
+  void *page; /* one decompressed page */
   size_t page_cap;
-  uint32_t *idx; /* dictionary indices of one page */
-  size_t idx_cap;
-  uint8_t *valid; /* the null mask when strings are visited */
+  void *idx;      /* dictionary indices (uint32_t) of one page */
+  size_t idx_cap; /* in indices */
+  void *valid;    /* the null mask when strings are visited */
   size_t valid_cap;
 } pq_scratch;
 
@@ -573,8 +574,7 @@ static void *rd_alloc(rd *r, size_t n, const char *what) {
 }
 
 /* Makes *buf hold at least n bytes (contents not kept). */
-static void *rd_grow(rd *r, void *bufp, size_t *cap, size_t n, const char *what) {
-  void **buf = bufp;
+static void *rd_grow(rd *r, void **buf, size_t *cap, size_t n, const char *what) {
   if (*buf && n <= *cap) return *buf;
   void *p = rd_alloc(r, n, what);
   if (!p) return NULL;
@@ -638,6 +638,7 @@ static int page_data(rd *r, const uint8_t *src, size_t src_n, size_t dst_n, bool
   *data = dst;
   return 0;
 }
+
 static int read_dictionary(rd *r, const pq_page_header *h, const uint8_t *body) {
   if (r->have_dict) return rd_fail(r, TYR_ERR_FORMAT, "a second dictionary page");
   if (r->row > 0) return rd_fail(r, TYR_ERR_FORMAT, "a dictionary page after data pages");
@@ -783,13 +784,13 @@ static int decode_rle_bools(rd *r, const uint8_t *d, size_t n, int64_t row0, int
   if (ensure_idx(r, present)) return -1;
   pq_rle dec;
   tyr_pq_rle_init(&dec, d + 4, len, 1);
-  if (tyr_pq_rle_u32(&dec, r->sc->idx, present))
+  if (tyr_pq_rle_u32(&dec, ((uint32_t *)r->sc->idx), present))
     return rd_fail(r, TYR_ERR_FORMAT, "corrupt RLE booleans");
   uint8_t *out = r->out->bools + row0;
   const uint8_t *valid = r->out->valid + row0;
   int64_t j = 0;
   for (int64_t i = 0; i < nrows; i++)
-    if (valid[i]) out[i] = (uint8_t)r->sc->idx[j++];
+    if (valid[i]) out[i] = (uint8_t)((uint32_t *)r->sc->idx)[j++];
   return 0;
 }
 
@@ -809,7 +810,7 @@ static int decode_dict(rd *r, const uint8_t *d, size_t n, int64_t row0, int64_t 
   if (ensure_idx(r, present)) return -1;
   pq_rle dec;
   tyr_pq_rle_init(&dec, d + 1, n - 1, bw);
-  uint32_t *idx = r->sc->idx;
+  uint32_t *idx = ((uint32_t *)r->sc->idx);
   if (tyr_pq_rle_u32(&dec, idx, present))
     return rd_fail(r, TYR_ERR_FORMAT,
                    "corrupt dictionary indices (RLE/bit-packed data ends early or is malformed)");
@@ -1170,7 +1171,7 @@ static int read_column(tyr_site s, const tyr_parquet_file *f, int rg, int col,
               e > 0 ? strerror(e) : "the file ends early (changed since it was opened?)");
       goto fail;
     }
-    chunk = sc->chunk;
+    chunk = (const uint8_t *)sc->chunk;
   }
   if (read_pages(&r, chunk, (size_t)len, start)) goto fail;
   if (map) munmap(map, map_len);
