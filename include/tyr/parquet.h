@@ -156,10 +156,12 @@ int tyr_parquet_read_column_at(tyr_site s, tyr_parquet_file *f, int rg, int col,
 void tyr_parquet_column_data_free(tyr_parquet_column_data *d);
 
 /* Calls fn for every non-null value of the string (BYTE_ARRAY) column
- * `column` of the file at path, in file order, one row group in memory at a
- * time.  str is not NUL-terminated.  Stops when fn returns non-zero.
- * Returns 0 (also after such an early stop) or the status of the error
- * raised. */
+ * `column` of the file at path, in file order, one column chunk in memory
+ * at a time.  str points into the decoded page (no copy), is valid only
+ * during the call and is not NUL-terminated.  Stops when fn returns
+ * non-zero.  Returns 0 (also after such an early stop) or the status of the
+ * error raised; fn has then seen the values of the pages before the
+ * damaged one, none of that page. */
 int tyr_parquet_foreach_string_at(tyr_site s, const char *path, const char *column,
                                   int (*fn)(const char *str, size_t len, void *ctx), void *ctx);
 #define tyr_parquet_foreach_string(path, column, fn, ctx)                                          \

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -355,7 +356,7 @@ tyr_parquet_file *tyr_parquet_open_at(tyr_site s, const char *path) {
     return NULL;
   }
   f->max_alloc = PQ_DEFAULT_MAX_ALLOC;
-  f->fd = open(path, O_RDONLY | O_CLOEXEC);
+  f->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block */
   if (f->fd < 0) {
     st = TYR_ERR_IO;
     snprintf(err, sizeof err, "cannot open: %s", strerror(errno));
@@ -367,9 +368,10 @@ tyr_parquet_file *tyr_parquet_open_at(tyr_site s, const char *path) {
     snprintf(err, sizeof err, "cannot stat: %s", strerror(errno));
     goto fail;
   }
-  if (S_ISDIR(sb.st_mode)) {
+  if (!S_ISREG(sb.st_mode)) {
     st = TYR_ERR_IO;
-    snprintf(err, sizeof err, "is a directory, not a Parquet file");
+    snprintf(err, sizeof err, "is %s, not a Parquet file",
+             S_ISDIR(sb.st_mode) ? "a directory" : "not a regular file");
     goto fail;
   }
   f->file_size = (int64_t)sb.st_size;
@@ -493,6 +495,32 @@ void tyr_parquet_column_data_free(tyr_parquet_column_data *d) {
 
 /* ---- reading a column chunk ---------------------------------------------- */
 
+/* Buffers that live across the column chunks of one call (foreach_string
+ * keeps them for the whole file): fresh multi-megabyte buffers per row
+ * group cost more in page faults than the decoding itself. */
+typedef struct pq_scratch {
+  void *chunk; /* the column chunk as read from the file */
+  size_t chunk_cap;
+  void *page; /* one decompressed page */
+  size_t page_cap;
+  void *idx;      /* dictionary indices (uint32_t) of one page */
+  size_t idx_cap; /* in indices */
+  void *valid;    /* the null mask when strings are visited */
+  size_t valid_cap;
+} pq_scratch;
+
+static void scratch_free(pq_scratch *sc) {
+  free(sc->chunk);
+  free(sc->page);
+  free(sc->idx);
+  free(sc->valid);
+  memset(sc, 0, sizeof *sc);
+}
+
+/* Called for each non-null string instead of copying it out; non-zero
+ * stops the read. */
+typedef int (*pq_visit_fn)(const char *str, size_t len, void *ctx);
+
 typedef struct rd {
   const tyr_parquet_file *f;
   const pq_chunk *k;
@@ -512,11 +540,11 @@ typedef struct rd {
   uint64_t *dict_start; /* BYTE_ARRAY: offset of each value in dict_data */
   uint32_t *dict_len;
   uint8_t *dict_buf; /* owned decompressed dictionary page */
-  /* scratch */
-  uint8_t *page_buf;
-  size_t page_cap;
-  uint32_t *idx;
-  size_t idx_cap;
+  pq_scratch *sc;
+  /* visiting strings (foreach_string) instead of filling out->bytes */
+  pq_visit_fn visit;
+  void *visit_ctx;
+  bool stopped;
   tyr_status status;
   char err[640];
 } rd;
@@ -545,16 +573,25 @@ static void *rd_alloc(rd *r, size_t n, const char *what) {
   return p;
 }
 
+/* Makes *buf hold at least n bytes (contents not kept). */
+static void *rd_grow(rd *r, void **buf, size_t *cap, size_t n, const char *what) {
+  if (*buf && n <= *cap) return *buf;
+  void *p = rd_alloc(r, n, what);
+  if (!p) return NULL;
+  free(*buf);
+  *buf = p;
+  *cap = n ? n : 1;
+  return p;
+}
+
 static int ensure_idx(rd *r, int64_t n) {
-  if ((size_t)n <= r->idx_cap) return 0;
   if ((uint64_t)n > r->f->max_alloc / sizeof(uint32_t))
     return rd_fail(r, TYR_ERR_FORMAT, "%lld dictionary indices exceed the allocation limit",
                    (long long)n);
-  uint32_t *p = rd_alloc(r, (size_t)n * sizeof(uint32_t), "dictionary indices");
-  if (!p) return -1;
-  free(r->idx);
-  r->idx = p;
-  r->idx_cap = (size_t)n;
+  size_t bytes = r->sc->idx_cap * sizeof(uint32_t);
+  if (!rd_grow(r, &r->sc->idx, &bytes, (size_t)n * sizeof(uint32_t), "dictionary indices"))
+    return -1;
+  r->sc->idx_cap = bytes / sizeof(uint32_t);
   return 0;
 }
 
@@ -575,7 +612,8 @@ static int ensure_bytes(rd *r, int64_t need) {
 }
 
 /* Decompresses a page body (or points at it when it is not compressed).
- * own: decompress into a fresh buffer the caller keeps (*owned). */
+ * With owned, into a fresh buffer the caller keeps (*owned); otherwise
+ * into the scratch page buffer. */
 static int page_data(rd *r, const uint8_t *src, size_t src_n, size_t dst_n, bool compressed,
                      const uint8_t **data, uint8_t **owned) {
   if (!compressed || r->k->codec == PQ_CODEC_UNCOMPRESSED) {
@@ -591,14 +629,8 @@ static int page_data(rd *r, const uint8_t *src, size_t src_n, size_t dst_n, bool
     if (!dst) return -1;
     *owned = dst;
   } else {
-    if (dst_n > r->page_cap) {
-      dst = rd_alloc(r, dst_n, "a decompressed page");
-      if (!dst) return -1;
-      free(r->page_buf);
-      r->page_buf = dst;
-      r->page_cap = dst_n;
-    }
-    dst = r->page_buf;
+    dst = rd_grow(r, &r->sc->page, &r->sc->page_cap, dst_n, "a decompressed page");
+    if (!dst) return -1;
   }
   char msg[256];
   if (tyr_pq_decompress(r->k->codec, src, src_n, dst, dst_n, msg, sizeof msg))
@@ -681,6 +713,18 @@ static int decode_plain(rd *r, const uint8_t *d, size_t n, int64_t row0, int64_t
       pos += len;
       total += len;
     }
+    if (r->visit) { /* pass 2: hand each string out from the page itself */
+      pos = 0;
+      for (int64_t i = 0; i < present; i++) {
+        uint32_t len = load_u32(d + pos);
+        if (r->visit((const char *)d + pos + 4, len, r->visit_ctx)) {
+          r->stopped = true;
+          return 0;
+        }
+        pos += 4 + (size_t)len;
+      }
+      return 0;
+    }
     int64_t base = o->offsets[row0];
     if (ensure_bytes(r, base + (int64_t)total)) return -1;
     /* pass 2: copy */
@@ -740,13 +784,13 @@ static int decode_rle_bools(rd *r, const uint8_t *d, size_t n, int64_t row0, int
   if (ensure_idx(r, present)) return -1;
   pq_rle dec;
   tyr_pq_rle_init(&dec, d + 4, len, 1);
-  if (tyr_pq_rle_u32(&dec, r->idx, present))
+  if (tyr_pq_rle_u32(&dec, ((uint32_t *)r->sc->idx), present))
     return rd_fail(r, TYR_ERR_FORMAT, "corrupt RLE booleans");
   uint8_t *out = r->out->bools + row0;
   const uint8_t *valid = r->out->valid + row0;
   int64_t j = 0;
   for (int64_t i = 0; i < nrows; i++)
-    if (valid[i]) out[i] = (uint8_t)r->idx[j++];
+    if (valid[i]) out[i] = (uint8_t)((uint32_t *)r->sc->idx)[j++];
   return 0;
 }
 
@@ -755,7 +799,7 @@ static int decode_dict(rd *r, const uint8_t *d, size_t n, int64_t row0, int64_t 
   if (!r->have_dict)
     return rd_fail(r, TYR_ERR_FORMAT, "dictionary-encoded page without a dictionary page");
   if (present == 0) {
-    if (r->type == TYR_PARQUET_BYTE_ARRAY)
+    if (r->type == TYR_PARQUET_BYTE_ARRAY && !r->visit)
       for (int64_t i = 0; i < nrows; i++) r->out->offsets[row0 + i + 1] = r->out->offsets[row0];
     return 0;
   }
@@ -766,7 +810,7 @@ static int decode_dict(rd *r, const uint8_t *d, size_t n, int64_t row0, int64_t 
   if (ensure_idx(r, present)) return -1;
   pq_rle dec;
   tyr_pq_rle_init(&dec, d + 1, n - 1, bw);
-  uint32_t *idx = r->idx;
+  uint32_t *idx = ((uint32_t *)r->sc->idx);
   if (tyr_pq_rle_u32(&dec, idx, present))
     return rd_fail(r, TYR_ERR_FORMAT,
                    "corrupt dictionary indices (RLE/bit-packed data ends early or is malformed)");
@@ -779,6 +823,16 @@ static int decode_dict(rd *r, const uint8_t *d, size_t n, int64_t row0, int64_t 
   tyr_parquet_column_data *o = r->out;
   const uint8_t *valid = o->valid + row0;
   bool dense = present == nrows;
+  if (r->type == TYR_PARQUET_BYTE_ARRAY && r->visit) {
+    for (int64_t i = 0; i < present; i++) {
+      uint32_t v = idx[i];
+      if (r->visit((const char *)r->dict_data + r->dict_start[v], r->dict_len[v], r->visit_ctx)) {
+        r->stopped = true;
+        return 0;
+      }
+    }
+    return 0;
+  }
   if (r->type == TYR_PARQUET_BYTE_ARRAY) {
     uint64_t total = 0;
     for (int64_t i = 0; i < present; i++) total += r->dict_len[idx[i]];
@@ -929,14 +983,12 @@ static void rd_release(rd *r) {
   free(r->dict_bools);
   free(r->dict_start);
   free(r->dict_len);
-  free(r->page_buf);
-  free(r->idx);
 }
 
 /* Walks the pages of a chunk held in buf (file offset base). */
 static int read_pages(rd *r, const uint8_t *buf, size_t len, int64_t base) {
   size_t pos = 0;
-  while (r->row < r->num_rows) {
+  while (r->row < r->num_rows && !r->stopped) {
     r->page_off = base + (int64_t)pos;
     if (pos >= len)
       return rd_fail(r, TYR_ERR_FORMAT, "the column chunk ends after %lld of %lld rows",
@@ -975,8 +1027,37 @@ static int read_pages(rd *r, const uint8_t *buf, size_t len, int64_t base) {
   return 0;
 }
 
+/* Large column chunks are mapped rather than read: no copy out of the page
+ * cache and no fresh buffer to fault in (uncompressed pages are decoded
+ * in place).  Sets *chunk to NULL when the caller should pread instead.
+ * The file must not shrink while it is read (the size is checked first). */
+int64_t tyr__parquet_mmap_min = (int64_t)1 << 20;
+static int map_chunk(rd *r, int64_t start, int64_t len, void **map, size_t *map_len,
+                     const uint8_t **chunk) {
+  *chunk = NULL;
+  if (len < tyr__parquet_mmap_min) return 0;
+  struct stat sb;
+  if (fstat(r->f->fd, &sb) != 0) return 0;
+  if ((int64_t)sb.st_size < r->f->file_size)
+    return rd_fail(r, TYR_ERR_IO, "the file shrank from %lld to %lld bytes since it was opened",
+                   (long long)r->f->file_size, (long long)sb.st_size);
+  long pg = sysconf(_SC_PAGESIZE);
+  int64_t astart = start - start % (pg > 0 ? pg : 4096);
+  size_t n = (size_t)(len + (start - astart));
+  void *m = mmap(NULL, n, PROT_READ, MAP_PRIVATE | MAP_POPULATE, r->f->fd, (off_t)astart);
+  if (m == MAP_FAILED) return 0; /* not mappable: read it */
+  *map = m;
+  *map_len = n;
+  *chunk = (const uint8_t *)m + (start - astart);
+  return 0;
+}
+
+/* Reads column col of row group rg: into *out, or, with visit, handing
+ * each non-null string to visit (out then only carries the row count).
+ * *stopped is set when visit asked to stop. */
 static int read_column(tyr_site s, const tyr_parquet_file *f, int rg, int col,
-                       tyr_parquet_column_data *out, const char *op) {
+                       tyr_parquet_column_data *out, const char *op, pq_scratch *sc,
+                       pq_visit_fn visit, void *visit_ctx, bool *stopped) {
   if (!out) return tyr_raise(TYR_ERR_ARG, s, op, "output is NULL");
   memset(out, 0, sizeof *out);
   if (rg < 0 || rg >= f->meta.num_row_groups)
@@ -1002,10 +1083,19 @@ static int read_column(tyr_site s, const tyr_parquet_file *f, int rg, int col,
           .optional = ci->optional,
           .out = out,
           .num_rows = g->num_rows,
-          .page_off = -1};
-  uint8_t *buf = NULL;
+          .page_off = -1,
+          .sc = sc,
+          .visit = visit,
+          .visit_ctx = visit_ctx};
   int64_t start = 0, len = 0;
+  void *map = NULL;
+  size_t map_len = 0;
+  const uint8_t *chunk = NULL;
   if (r.type == TYR_PARQUET_BYTE_ARRAY) r.width = 0;
+  if (visit && r.type != TYR_PARQUET_BYTE_ARRAY) {
+    rd_fail(&r, TYR_ERR_DTYPE, "not a string column");
+    goto fail;
+  }
   if (k->encrypted) {
     rd_fail(&r, TYR_ERR_FORMAT, "encrypted columns are not supported");
     goto fail;
@@ -1051,40 +1141,55 @@ static int read_column(tyr_site s, const tyr_parquet_file *f, int rg, int col,
   }
   out->type = ci->type;
   out->num_rows = n;
-  out->valid = rd_alloc(&r, (size_t)n, "the null mask");
-  if (!out->valid) goto fail;
-  if (r.type == TYR_PARQUET_BYTE_ARRAY) {
-    out->offsets = calloc((size_t)n + 1, sizeof(int64_t));
-    if (!out->offsets || ensure_bytes(&r, 1)) {
-      if (!out->offsets) rd_fail(&r, TYR_ERR_MEMORY, "out of memory for %lld rows", (long long)n);
-      goto fail;
-    }
+  if (visit) {
+    out->valid = rd_grow(&r, &sc->valid, &sc->valid_cap, (size_t)n, "the null mask");
+    if (!out->valid) goto fail;
   } else {
-    out->values = calloc(n ? (size_t)n : 1, r.width);
-    if (!out->values) {
-      rd_fail(&r, TYR_ERR_MEMORY, "out of memory for %lld rows", (long long)n);
-      goto fail;
+    out->valid = rd_alloc(&r, (size_t)n, "the null mask");
+    if (!out->valid) goto fail;
+    if (r.type == TYR_PARQUET_BYTE_ARRAY) {
+      out->offsets = calloc((size_t)n + 1, sizeof(int64_t));
+      if (!out->offsets) {
+        rd_fail(&r, TYR_ERR_MEMORY, "out of memory for %lld rows", (long long)n);
+        goto fail;
+      }
+      if (ensure_bytes(&r, 1)) goto fail;
+    } else {
+      out->values = calloc(n ? (size_t)n : 1, r.width);
+      if (!out->values) {
+        rd_fail(&r, TYR_ERR_MEMORY, "out of memory for %lld rows", (long long)n);
+        goto fail;
+      }
     }
   }
-  buf = rd_alloc(&r, (size_t)len, "the column chunk");
-  if (!buf) goto fail;
-  int e = pread_full(f->fd, buf, (size_t)len, start);
-  if (e) {
-    rd_fail(&r, e > 0 ? TYR_ERR_IO : TYR_ERR_FORMAT, "cannot read the column chunk: %s",
-            e > 0 ? strerror(e) : "the file ends early (changed since it was opened?)");
-    goto fail;
+  if (map_chunk(&r, start, len, &map, &map_len, &chunk)) goto fail;
+  if (!chunk) {
+    if (!rd_grow(&r, &sc->chunk, &sc->chunk_cap, (size_t)len, "the column chunk")) goto fail;
+    int e = pread_full(f->fd, sc->chunk, (size_t)len, start);
+    if (e) {
+      rd_fail(&r, e > 0 ? TYR_ERR_IO : TYR_ERR_FORMAT, "cannot read the column chunk: %s",
+              e > 0 ? strerror(e) : "the file ends early (changed since it was opened?)");
+      goto fail;
+    }
+    chunk = (const uint8_t *)sc->chunk;
   }
-  if (read_pages(&r, buf, (size_t)len, start)) goto fail;
-  free(buf);
+  if (read_pages(&r, chunk, (size_t)len, start)) goto fail;
+  if (map) munmap(map, map_len);
   rd_release(&r);
+  if (visit) {
+    *stopped = r.stopped;
+    out->valid = NULL; /* the scratch buffer's */
+    return 0;
+  }
   int64_t nulls = 0;
   for (int64_t i = 0; i < n; i++) nulls += !out->valid[i];
   out->num_nulls = nulls;
   if (r.type == TYR_PARQUET_BYTE_ARRAY) out->nbytes = out->offsets[n];
   return 0;
 fail:
-  free(buf);
+  if (map) munmap(map, map_len);
   rd_release(&r);
+  if (visit) out->valid = NULL;
   tyr_parquet_column_data_free(out);
   return tyr_raise(r.status ? r.status : TYR_ERR_FORMAT, s, op, "column '%s', row group %d: %s",
                    ci->name, rg, r.err);
@@ -1096,7 +1201,10 @@ int tyr_parquet_read_column_at(tyr_site s, tyr_parquet_file *f, int rg, int col,
     if (out) memset(out, 0, sizeof *out);
     return tyr_raise(TYR_ERR_ARG, s, "tyr_parquet_read_column", "file is NULL");
   }
-  return read_column(s, f, rg, col, out, f->path);
+  pq_scratch sc = {0};
+  int rc = read_column(s, f, rg, col, out, f->path, &sc, NULL, NULL, NULL);
+  scratch_free(&sc);
+  return rc;
 }
 
 int tyr_parquet_foreach_string_at(tyr_site s, const char *path, const char *column,
@@ -1127,19 +1235,12 @@ int tyr_parquet_foreach_string_at(tyr_site s, const char *path, const char *colu
   }
   int rc = 0;
   bool stop = false;
-  for (int g = 0; g < f->meta.num_row_groups && !stop; g++) {
+  pq_scratch sc = {0};
+  for (int g = 0; g < f->meta.num_row_groups && !stop && rc == 0; g++) {
     tyr_parquet_column_data d;
-    rc = read_column(s, f, g, col, &d, path);
-    if (rc) break;
-    for (int64_t i = 0; i < d.num_rows; i++) {
-      if (!d.valid[i]) continue;
-      if (fn(d.bytes + d.offsets[i], (size_t)(d.offsets[i + 1] - d.offsets[i]), ctx)) {
-        stop = true;
-        break;
-      }
-    }
-    tyr_parquet_column_data_free(&d);
+    rc = read_column(s, f, g, col, &d, path, &sc, fn, ctx, &stop);
   }
+  scratch_free(&sc);
   tyr_parquet_close(f);
   return rc;
 }

@@ -138,6 +138,10 @@ int tyr_pq_rle_u32(pq_rle *r, uint32_t *out, int64_t n);
  * max are an error. */
 int tyr_pq_rle_u8(pq_rle *r, uint8_t *out, int64_t n, uint32_t max);
 
+/* Column chunks of at least this many bytes are memory-mapped, smaller
+ * ones read with pread (tests lower it to cover both paths). */
+extern int64_t tyr__parquet_mmap_min;
+
 /* Decompresses src into exactly dst_n bytes of dst.  Returns 0, or -1 with
  * a message in err. */
 int tyr_pq_decompress(int codec, const uint8_t *src, size_t src_n, uint8_t *dst, size_t dst_n,

@@ -6,6 +6,7 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -279,6 +280,14 @@ static void test_manifest_fixtures(void **state) {
   assert_true(refused >= 10);
 }
 
+/* The same with every column chunk memory-mapped instead of read. */
+static void test_manifest_fixtures_mapped(void **state) {
+  int64_t saved = tyr__parquet_mmap_min;
+  tyr__parquet_mmap_min = 0;
+  test_manifest_fixtures(state);
+  tyr__parquet_mmap_min = saved;
+}
+
 /* ---- metadata ----------------------------------------------------------------- */
 
 static void test_metadata(void **state) {
@@ -390,6 +399,57 @@ static void test_bad_arguments(void **state) {
   tyr_parquet_close(f);
 }
 
+/* ---- several threads on one file ----------------------------------------------- */
+
+typedef struct thread_job {
+  tyr_parquet_file *f;
+  int64_t sum; /* of null counts, string bytes and integer values */
+  int failures;
+} thread_job;
+
+static void *read_all_columns(void *p) {
+  thread_job *j = p;
+  for (int rep = 0; rep < 5; rep++)
+    for (int g = 0; g < tyr_parquet_num_row_groups(j->f); g++)
+      for (int c = 0; c < tyr_parquet_num_columns(j->f); c++) {
+        tyr_parquet_column_data d;
+        if (tyr_parquet_read_column(j->f, g, c, &d)) {
+          j->failures++;
+          continue;
+        }
+        j->sum += d.num_nulls + d.nbytes;
+        if (d.type == TYR_PARQUET_INT32)
+          for (int64_t i = 0; i < d.num_rows; i++) j->sum += d.i32[i];
+        tyr_parquet_column_data_free(&d);
+      }
+  return NULL;
+}
+
+static void test_threads_share_a_file(void **state) {
+  (void)state;
+  int64_t saved = tyr__parquet_mmap_min;
+  for (int mapped = 0; mapped < 2; mapped++) {
+    tyr__parquet_mmap_min = mapped ? 0 : saved;
+    tyr_parquet_file *f = tyr_parquet_open(fixture("mixed_gzip.parquet"));
+    assert_non_null(f);
+    thread_job one = {.f = f};
+    read_all_columns(&one);
+    pthread_t th[4];
+    thread_job jobs[4];
+    for (int t = 0; t < 4; t++) {
+      jobs[t] = (thread_job){.f = f};
+      assert_int_equal(pthread_create(&th[t], NULL, read_all_columns, &jobs[t]), 0);
+    }
+    for (int t = 0; t < 4; t++) {
+      pthread_join(th[t], NULL);
+      assert_int_equal(jobs[t].failures, 0);
+      assert_true(jobs[t].sum == one.sum);
+    }
+    tyr_parquet_close(f);
+  }
+  tyr__parquet_mmap_min = saved;
+}
+
 /* ---- foreach_string --------------------------------------------------------- */
 
 typedef struct sctx {
@@ -474,6 +534,13 @@ static void test_open_errors(void **state) {
                    "no_such.parquet: cannot open: No such file");
   assert_int_equal(tyr_error_last() ? 1 : 0, 0);
   EXPECT_TYR_ERROR(tyr_parquet_open(tyr_test_tmpdir()), "is a directory");
+  EXPECT_TYR_ERROR(tyr_parquet_open("/dev/null"), "/dev/null: is not a regular file");
+  char fifo[600];
+  snprintf(fifo, sizeof fifo, "%s/fifo.parquet", tyr_test_tmpdir());
+  if (mkfifo(fifo, 0600) == 0) { /* must not block waiting for a writer */
+    EXPECT_TYR_ERROR(tyr_parquet_open(fifo), "is not a regular file");
+    unlink(fifo);
+  }
   EXPECT_TYR_ERROR(tyr_parquet_open(tmp_write("empty.bin", "", 0)),
                    "not a Parquet file: only 0 bytes");
   EXPECT_TYR_ERROR(tyr_parquet_open(tmp_write("text.bin", "hello, this is not parquet\n", 27)),
@@ -561,12 +628,15 @@ static void test_truncated_everywhere(void **state) {
       EXPECT_TYR_ERROR(tyr_parquet_open(mem_write(b, data + cut + 8)), "corrupt footer");
     }
     /* the column data cut short under an intact footer */
+    int64_t saved = tyr__parquet_mmap_min;
     int failures = 0;
     for (size_t keep = 4; keep < data; keep += 1 + keep / 32) {
       memcpy(b, good, keep);
       memcpy(b + keep, good + data, n - data);
+      tyr__parquet_mmap_min = keep & 1 ? 0 : saved;
       failures += read_everything(mem_write(b, keep + n - data)) > 0;
     }
+    tyr__parquet_mmap_min = saved;
     assert_true(failures > 0);
     free(b);
     free(good);
@@ -581,11 +651,14 @@ static void test_corrupted_bytes(void **state) {
     uint8_t *b = malloc(n);
     int errors = 0;
     static const uint8_t patterns[] = {0xff, 0x01, 0x80};
+    int64_t saved = tyr__parquet_mmap_min;
     for (size_t pos = 0; pos < n; pos += 1 + (k == 0 ? 2 : 0)) {
       memcpy(b, good, n);
       b[pos] ^= patterns[pos % 3];
+      tyr__parquet_mmap_min = pos & 1 ? 0 : saved; /* mapped or read */
       errors += read_everything(mem_write(b, n));
     }
+    tyr__parquet_mmap_min = saved;
     assert_true(errors > 0);
     free(b);
     free(good);
@@ -750,9 +823,11 @@ static void test_decompress_errors(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       TYR_TEST(test_manifest_fixtures),
+      TYR_TEST(test_manifest_fixtures_mapped),
       TYR_TEST(test_metadata),
       TYR_TEST(test_nested_and_unsupported_types),
       TYR_TEST(test_bad_arguments),
+      TYR_TEST(test_threads_share_a_file),
       TYR_TEST(test_foreach_string),
       TYR_TEST(test_open_errors),
       TYR_TEST(test_truncated_everywhere),
