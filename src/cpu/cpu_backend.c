@@ -2,20 +2,34 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "cpu/cpu.h"
+#include "cpu/parallel.h"
 
+/* Blocks of 2 MiB and more are aligned to 2 MiB and marked for transparent
+ * huge pages, so that one page fault maps 2 MiB instead of 4 KiB: faults
+ * cost tens of microseconds on some virtual machines, which made a fresh
+ * 64 MiB result cost most of a second. */
+#define HUGE_BLOCK ((size_t)2 << 20)
 static void *cpu_alloc(size_t nbytes, tyr_device dev) {
   (void)dev;
   void *p = NULL;
-  size_t n = (nbytes + 63) & ~(size_t)63;
-  if (posix_memalign(&p, 64, n) != 0) return NULL;
+  if (nbytes <= 64) return tyr__rc_alloc(TYR_RC_DATA64, 64); /* tiny: recycled */
+  size_t align = nbytes >= HUGE_BLOCK ? HUGE_BLOCK : 64;
+  size_t n = (nbytes + align - 1) & ~(align - 1);
+  if (posix_memalign(&p, align, n) != 0) return NULL;
+#ifdef MADV_HUGEPAGE
+  if (align == HUGE_BLOCK) (void)madvise(p, n, MADV_HUGEPAGE);
+#endif
   return p;
 }
 static void cpu_free(void *p, size_t nbytes, tyr_device dev) {
-  (void)nbytes;
   (void)dev;
-  free(p);
+  if (nbytes <= 64)
+    tyr__rc_free(TYR_RC_DATA64, p);
+  else
+    free(p);
 }
 static void cpu_memcpy(void *dst, const void *src, size_t n, tyr_device dev) {
   (void)dev;
@@ -70,22 +84,22 @@ static void cpu_copy(tyr_tensor *out, const tyr_tensor *src) {
   char *po = out->storage->data;
   const char *ps = src->storage->data;
   if (out->dtype == src->dtype && out->dtype == TYR_F32) {
-#pragma omp parallel for if (n > 65536)
-    for (int64_t i = 0; i < n; i++)
-      ((float *)po)[tyr_offset_of(out, i)] = ((const float *)ps)[tyr_offset_of(src, i)];
+    TYR_PAR_FOR(n > 65536, "omp parallel for",
+                for (int64_t i = 0; i < n; i++)((float *)po)[tyr_offset_of(out, i)] =
+                    ((const float *)ps)[tyr_offset_of(src, i)];);
     return;
   }
   if (out->dtype == src->dtype) {
-#pragma omp parallel for if (n > 65536)
-    for (int64_t i = 0; i < n; i++)
-      memcpy(po + tyr_offset_of(out, i) * (int64_t)eo, ps + tyr_offset_of(src, i) * (int64_t)es,
-             eo);
+    TYR_PAR_FOR(n > 65536, "omp parallel for",
+                for (int64_t i = 0; i < n; i++)
+                    memcpy(po + tyr_offset_of(out, i) * (int64_t)eo,
+                           ps + tyr_offset_of(src, i) * (int64_t)es, eo););
     return;
   }
-#pragma omp parallel for if (n > 65536)
-  for (int64_t i = 0; i < n; i++)
-    tyr__store_f64(po + tyr_offset_of(out, i) * (int64_t)eo, out->dtype,
-                   tyr__load_f64(ps + tyr_offset_of(src, i) * (int64_t)es, src->dtype));
+  TYR_PAR_FOR(n > 65536, "omp parallel for",
+              for (int64_t i = 0; i < n; i++) tyr__store_f64(
+                  po + tyr_offset_of(out, i) * (int64_t)eo, out->dtype,
+                  tyr__load_f64(ps + tyr_offset_of(src, i) * (int64_t)es, src->dtype)););
 }
 
 static void cpu_random(tyr_tensor *out, tyr_random_kind kind, double p0, double p1, uint64_t seed,
