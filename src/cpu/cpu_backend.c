@@ -2,35 +2,11 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "cpu/cpu.h"
+#include "cpu/memory.h"
 #include "cpu/parallel.h"
 
-/* Blocks of 2 MiB and more are aligned to 2 MiB and marked for transparent
- * huge pages, so that one page fault maps 2 MiB instead of 4 KiB: faults
- * cost tens of microseconds on some virtual machines, which made a fresh
- * 64 MiB result cost most of a second. */
-#define HUGE_BLOCK ((size_t)2 << 20)
-static void *cpu_alloc(size_t nbytes, tyr_device dev) {
-  (void)dev;
-  void *p = NULL;
-  if (nbytes <= 64) return tyr__rc_alloc(TYR_RC_DATA64, 64); /* tiny: recycled */
-  size_t align = nbytes >= HUGE_BLOCK ? HUGE_BLOCK : 64;
-  size_t n = (nbytes + align - 1) & ~(align - 1);
-  if (posix_memalign(&p, align, n) != 0) return NULL;
-#ifdef MADV_HUGEPAGE
-  if (align == HUGE_BLOCK) (void)madvise(p, n, MADV_HUGEPAGE);
-#endif
-  return p;
-}
-static void cpu_free(void *p, size_t nbytes, tyr_device dev) {
-  (void)dev;
-  if (nbytes <= 64)
-    tyr__rc_free(TYR_RC_DATA64, p);
-  else
-    free(p);
-}
 static void cpu_memcpy(void *dst, const void *src, size_t n, tyr_device dev) {
   (void)dev;
   memcpy(dst, src, n);
@@ -142,8 +118,8 @@ static void cpu_random(tyr_tensor *out, tyr_random_kind kind, double p0, double 
 
 const tyr_backend tyr_cpu_backend = {
     .name = "cpu",
-    .alloc = cpu_alloc,
-    .free = cpu_free,
+    .alloc = tyr_cpu_alloc,
+    .free = tyr_cpu_free,
     .to_host = cpu_memcpy,
     .from_host = cpu_memcpy,
     .read_scalar = cpu_read_scalar,
