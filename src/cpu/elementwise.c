@@ -156,8 +156,43 @@ void tyr_cpu_unary(tyr_unary_op op, tyr_tensor *out, const tyr_tensor *a, double
     const float *x = TYR_BASE(a, float);
     if (contig) {
       x += a->offset;
-      TYR_PAR_FOR(n > PAR_THRESHOLD, "omp parallel for simd",
-                  for (int64_t i = 0; i < n; i++) o[i] = un_f32(op, x[i], p0, p1););
+      /* one loop per op, so that each is a simple expression the compiler
+       * can vectorise (a switch inside the loop stops gcc and clang) */
+#define UN_CASE(OP)                                                                                \
+  case OP:                                                                                         \
+    TYR_PAR_FOR(n > PAR_THRESHOLD, "omp parallel for",                                             \
+                for (int64_t i = 0; i < n; i++) o[i] = un_f32(OP, x[i], p0, p1););                 \
+    return;
+      switch (op) {
+        UN_CASE(TYR_UN_NEG)
+        UN_CASE(TYR_UN_EXP)
+        UN_CASE(TYR_UN_LOG)
+        UN_CASE(TYR_UN_SQRT)
+        UN_CASE(TYR_UN_RSQRT)
+        UN_CASE(TYR_UN_ABS)
+        UN_CASE(TYR_UN_TANH)
+        UN_CASE(TYR_UN_SIGMOID)
+        UN_CASE(TYR_UN_RELU)
+        UN_CASE(TYR_UN_RELU2)
+        UN_CASE(TYR_UN_GELU)
+        UN_CASE(TYR_UN_GELU_TANH)
+        UN_CASE(TYR_UN_SILU)
+        UN_CASE(TYR_UN_SOFTCAP)
+        UN_CASE(TYR_UN_POW)
+        UN_CASE(TYR_UN_ADD_SCALAR)
+        UN_CASE(TYR_UN_MUL_SCALAR)
+        UN_CASE(TYR_UN_RSUB_SCALAR)
+        UN_CASE(TYR_UN_RDIV_SCALAR)
+        UN_CASE(TYR_UN_CLAMP)
+        UN_CASE(TYR_UN_SIGN)
+        UN_CASE(TYR_UN_RECIPROCAL)
+        UN_CASE(TYR_UN_SQUARE)
+      default:
+        TYR_PAR_FOR(n > PAR_THRESHOLD, "omp parallel for",
+                    for (int64_t i = 0; i < n; i++) o[i] = un_f32(op, x[i], p0, p1););
+        return;
+      }
+#undef UN_CASE
     } else {
       TYR_PAR_FOR(n > PAR_THRESHOLD, "omp parallel for",
                   for (int64_t i = 0; i < n; i++) o[i] =
