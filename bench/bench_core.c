@@ -28,50 +28,47 @@ static double now(void) {
 static int g_quick;
 
 /* ---- matmul -------------------------------------------------------------------- */
+/* Times one call of each of the two ways, in an order that alternates
+ * between repetitions: the second of two back-to-back calls is often the
+ * slower one on a busy machine, so neither way always goes second. */
+static void time_pair(int r, tyr_tensor *a, tyr_tensor *b, const float *pa, const float *pb,
+                      float *pc, bool bt, double *best_blas, double *best_tyr) {
+  int n = (int)a->shape[0];
+  for (int k = 0; k < 2; k++) {
+    bool blas = (k == 0) == (r % 2 == 0);
+    double t0 = now();
+    if (blas) {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, bt ? CblasTrans : CblasNoTrans, n, n, n, 1.0f, pa, n,
+                  pb, n, 0.0f, pc, n);
+    } else {
+      tyr_tensor_free(tyr_keep_e(tyr_matmul_e(a, b)));
+    }
+    double t = now() - t0;
+    double *best = blas ? best_blas : best_tyr;
+    if (t < *best) *best = t;
+  }
+}
+
 static void bench_matmul(int64_t n, int reps) {
   tyr_scope_begin();
   tyr_tensor *a = tyr_randn_at(TYR_SITE, TYR_F32, TYR_DEVICE_CPU, 2, (int64_t[]){n, n}, 0, 1);
   tyr_tensor *b = tyr_randn_at(TYR_SITE, TYR_F32, TYR_DEVICE_CPU, 2, (int64_t[]){n, n}, 0, 1);
   tyr_tensor *c = tyr_empty_at(TYR_SITE, TYR_F32, TYR_DEVICE_CPU, 2, (int64_t[]){n, n});
+  /* b^T as a view (no copy): the form a linear layer uses */
+  tyr_tensor *bt = tyr_view_raw(b, 2, (int64_t[]){n, n}, (int64_t[]){1, n}, b->offset);
   const float *pa = tyr_data_ptr(a), *pb = tyr_data_ptr(b);
   float *pc = tyr_data_ptr(c);
   double flop = 2.0 * (double)n * (double)n * (double)n;
-  double best_blas = 1e30, best_tyr = 1e30;
-  /* warm-up, then alternate the two so that both see the same machine state */
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)n, (int)n, 1.0f, pa, (int)n,
-              pb, (int)n, 0.0f, pc, (int)n);
-  tyr_tensor_free(tyr_keep_e(tyr_matmul_e(a, b)));
-  for (int r = 0; r < reps; r++) {
-    double t0 = now();
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)n, (int)n, 1.0f, pa, (int)n,
-                pb, (int)n, 0.0f, pc, (int)n);
-    double t1 = now();
-    tyr_tensor *y = tyr_keep_e(tyr_matmul_e(a, b));
-    double t2 = now();
-    tyr_tensor_free(y);
-    if (t1 - t0 < best_blas) best_blas = t1 - t0;
-    if (t2 - t1 < best_tyr) best_tyr = t2 - t1;
+  for (int form = 0; form < 2; form++) {
+    double best_blas = 1e30, best_tyr = 1e30, ignore_b = 1e30, ignore_t = 1e30;
+    time_pair(0, a, form ? bt : b, pa, pb, pc, form, &ignore_b, &ignore_t); /* warm-up */
+    for (int r = 0; r < reps; r++)
+      time_pair(r, a, form ? bt : b, pa, pb, pc, form, &best_blas, &best_tyr);
+    printf("  %5lld x %-5lld %s  cblas_sgemm %7.2f GFLOP/s  tyr_matmul %7.2f GFLOP/s  "
+           "tyr/blas %.3f\n",
+           (long long)n, (long long)n, form ? "a @ bT" : "a @ b ", flop / best_blas * 1e-9,
+           flop / best_tyr * 1e-9, best_blas / best_tyr);
   }
-  printf("  %5lld x %-5lld  cblas_sgemm %8.2f GFLOP/s  tyr_matmul %8.2f GFLOP/s  tyr/blas %.3f\n",
-         (long long)n, (long long)n, flop / best_blas * 1e-9, flop / best_tyr * 1e-9,
-         best_blas / best_tyr);
-  /* the transposed form, as a linear layer's backward uses it */
-  tyr_tensor *bt =
-      tyr_view_raw(b, 2, (int64_t[]){n, n}, (int64_t[]){1, n}, b->offset); /* b^T, no copy */
-  double best_t = 1e30, best_bt = 1e30;
-  for (int r = 0; r < reps; r++) {
-    double t0 = now();
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)n, (int)n, 1.0f, pa, (int)n,
-                pb, (int)n, 0.0f, pc, (int)n);
-    double t1 = now();
-    tyr_tensor *y = tyr_keep_e(tyr_matmul_e(a, bt));
-    double t2 = now();
-    tyr_tensor_free(y);
-    if (t1 - t0 < best_bt) best_bt = t1 - t0;
-    if (t2 - t1 < best_t) best_t = t2 - t1;
-  }
-  printf("  %5lld x %-5lld  a @ bT: sgemm %8.2f GFLOP/s  tyr_matmul %8.2f GFLOP/s  tyr/blas %.3f\n",
-         (long long)n, (long long)n, flop / best_bt * 1e-9, flop / best_t * 1e-9, best_bt / best_t);
   tyr_scope_end();
 }
 
@@ -167,7 +164,7 @@ int main(int argc, char **argv) {
   printf("matmul, f32, square (best of several runs; tyr_matmul allocates its result):\n");
   int64_t sizes[] = {512, 1024, 2048};
   for (int i = 0; i < (g_quick ? 2 : 3); i++) {
-    int reps = sizes[i] >= 2048 ? 5 : sizes[i] >= 1024 ? 10 : 20;
+    int reps = sizes[i] >= 2048 ? 8 : sizes[i] >= 1024 ? 20 : 60;
     bench_matmul(sizes[i], g_quick ? 3 : reps);
   }
   printf("elementwise, f32 (bytes read + written per second; fresh result each call):\n");
