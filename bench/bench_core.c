@@ -28,11 +28,11 @@ static double now(void) {
 static int g_quick;
 
 /* ---- matmul -------------------------------------------------------------------- */
-/* Times one call of each of the two ways, in an order that alternates
- * between repetitions: the second of two back-to-back calls is often the
- * slower one on a busy machine, so neither way always goes second. */
+/* Times one call of each of the two ways into tb[r] and tt[r], in an order
+ * that alternates between repetitions: the second of two back-to-back
+ * calls is often the slower one on a busy machine. */
 static void time_pair(int r, tyr_tensor *a, tyr_tensor *b, const float *pa, const float *pb,
-                      float *pc, bool bt, double *best_blas, double *best_tyr) {
+                      float *pc, bool bt, double *tb, double *tt) {
   int n = (int)a->shape[0];
   for (int k = 0; k < 2; k++) {
     bool blas = (k == 0) == (r % 2 == 0);
@@ -43,12 +43,16 @@ static void time_pair(int r, tyr_tensor *a, tyr_tensor *b, const float *pa, cons
     } else {
       tyr_tensor_free(tyr_keep_e(tyr_matmul_e(a, b)));
     }
-    double t = now() - t0;
-    double *best = blas ? best_blas : best_tyr;
-    if (t < *best) *best = t;
+    (blas ? tb : tt)[r] = now() - t0;
   }
 }
 
+static int cmp_double(const void *x, const void *y) {
+  double a = *(const double *)x, b = *(const double *)y;
+  return (a > b) - (a < b);
+}
+
+#define MAX_REPS 64
 static void bench_matmul(int64_t n, int reps) {
   tyr_scope_begin();
   tyr_tensor *a = tyr_randn_at(TYR_SITE, TYR_F32, TYR_DEVICE_CPU, 2, (int64_t[]){n, n}, 0, 1);
@@ -59,15 +63,19 @@ static void bench_matmul(int64_t n, int reps) {
   const float *pa = tyr_data_ptr(a), *pb = tyr_data_ptr(b);
   float *pc = tyr_data_ptr(c);
   double flop = 2.0 * (double)n * (double)n * (double)n;
+  if (reps > MAX_REPS) reps = MAX_REPS;
   for (int form = 0; form < 2; form++) {
-    double best_blas = 1e30, best_tyr = 1e30, ignore_b = 1e30, ignore_t = 1e30;
-    time_pair(0, a, form ? bt : b, pa, pb, pc, form, &ignore_b, &ignore_t); /* warm-up */
-    for (int r = 0; r < reps; r++)
-      time_pair(r, a, form ? bt : b, pa, pb, pc, form, &best_blas, &best_tyr);
+    double tb[MAX_REPS], tt[MAX_REPS], ratio[MAX_REPS];
+    time_pair(0, a, form ? bt : b, pa, pb, pc, form, tb, tt); /* warm-up */
+    for (int r = 0; r < reps; r++) time_pair(r, a, form ? bt : b, pa, pb, pc, form, tb, tt);
+    for (int r = 0; r < reps; r++) ratio[r] = tb[r] / tt[r];
+    qsort(tb, (size_t)reps, sizeof tb[0], cmp_double);
+    qsort(tt, (size_t)reps, sizeof tt[0], cmp_double);
+    qsort(ratio, (size_t)reps, sizeof ratio[0], cmp_double);
     printf("  %5lld x %-5lld %s  cblas_sgemm %7.2f GFLOP/s  tyr_matmul %7.2f GFLOP/s  "
-           "tyr/blas %.3f\n",
-           (long long)n, (long long)n, form ? "a @ bT" : "a @ b ", flop / best_blas * 1e-9,
-           flop / best_tyr * 1e-9, best_blas / best_tyr);
+           "tyr/blas: best %.3f, median of pairs %.3f\n",
+           (long long)n, (long long)n, form ? "a @ bT" : "a @ b ", flop / tb[0] * 1e-9,
+           flop / tt[0] * 1e-9, tb[0] / tt[0], ratio[reps / 2]);
   }
   tyr_scope_end();
 }
@@ -161,7 +169,8 @@ int main(int argc, char **argv) {
   tyr_manual_seed(1);
   printf("bench_core: %d OpenMP threads, %d OpenBLAS threads (%s)\n", tyr_get_num_threads(),
          openblas_get_num_threads(), openblas_get_config());
-  printf("matmul, f32, square (best of several runs; tyr_matmul allocates its result):\n");
+  printf("matmul, f32, square (best of several runs, and the median of the per-pair time ratios;\n"
+         "tyr_matmul allocates its result):\n");
   int64_t sizes[] = {512, 1024, 2048};
   for (int i = 0; i < (g_quick ? 2 : 3); i++) {
     int reps = sizes[i] >= 2048 ? 8 : sizes[i] >= 1024 ? 20 : 60;
