@@ -28,7 +28,8 @@ bool tyr__needs_grad(int n, tyr_tensor *const *in) {
 tyr_node *tyr__record(tyr_site s, const char *op, tyr_tensor *out, tyr_backward_fn bw, int nin,
                       tyr_tensor *const *in) {
   if (!out || !tyr__needs_grad(nin, in)) return NULL;
-  tyr_node *n = calloc(1, sizeof *n);
+  tyr_node *n = tyr__rc_alloc(TYR_RC_NODE, sizeof *n);
+  if (n) memset(n, 0, sizeof *n);
   if (!n) {
     tyr_raise(TYR_ERR_MEMORY, s, op, "out of host memory recording the graph");
     return NULL;
@@ -54,7 +55,7 @@ static void node_free(tyr_node *n) {
   if (!n) return;
   for (int i = 0; i < n->nin; i++) tyr_tensor_release(n->in[i]);
   for (int i = 0; i < TYR_NODE_MAX_SAVED; i++) tyr_tensor_release(n->saved[i]);
-  free(n);
+  tyr__rc_free(TYR_RC_NODE, n);
 }
 
 void tyr__autograd_release(tyr_tensor *t) {

@@ -13,6 +13,18 @@ void tyr__autograd_release(tyr_tensor *t);
 double tyr__load_f64(const void *p, tyr_dtype dt);
 void tyr__store_f64(void *p, tyr_dtype dt, double v);
 
+/* Recycled small blocks (src/core/recycle.c): one class per block size.
+ * tyr__rc_alloc returns uninitialised memory of the class's size. */
+typedef enum tyr_rc_class {
+  TYR_RC_TENSOR,  /* sizeof(tyr_tensor) */
+  TYR_RC_STORAGE, /* sizeof(tyr_storage) */
+  TYR_RC_NODE,    /* sizeof(struct tyr_node) */
+  TYR_RC_DATA64,  /* tensor data of at most 64 bytes */
+  TYR_RC_COUNT
+} tyr_rc_class;
+void *tyr__rc_alloc(tyr_rc_class c, size_t size);
+void tyr__rc_free(tyr_rc_class c, void *p);
+
 #define TYR_UNUSED(x) (void)(x)
 #ifdef __cplusplus
 }

@@ -101,14 +101,15 @@ tyr_tensor *tyr_keep_e(tyr_tensor *t) {
 static tyr_storage *storage_new(tyr_site s, const char *op, size_t nbytes, tyr_device dev) {
   const tyr_backend *be = tyr_backend_get(s, op, dev);
   if (!be) return NULL;
-  tyr_storage *st = calloc(1, sizeof *st);
+  tyr_storage *st = tyr__rc_alloc(TYR_RC_STORAGE, sizeof *st);
   if (!st) {
     tyr_raise(TYR_ERR_MEMORY, s, op, "out of host memory");
     return NULL;
   }
+  memset(st, 0, sizeof *st);
   st->data = be->alloc(nbytes ? nbytes : 1, dev);
   if (!st->data) {
-    free(st);
+    tyr__rc_free(TYR_RC_STORAGE, st);
     tyr_raise(TYR_ERR_MEMORY, s, op, "cannot allocate %zu bytes on %s", nbytes,
               tyr_device_name(dev));
     return NULL;
@@ -127,7 +128,7 @@ static void storage_release(tyr_storage *st) {
     if (be) be->free(st->data, st->nbytes, st->device);
     atomic_fetch_sub(&g_live_bytes, (long long)st->nbytes);
   }
-  free(st);
+  tyr__rc_free(TYR_RC_STORAGE, st);
 }
 
 /* ---- tensors -------------------------------------------------------------- */
@@ -146,8 +147,9 @@ static bool check_dims(tyr_site s, const char *op, int rank, const int64_t *shap
 }
 
 static tyr_tensor *tensor_alloc(void) {
-  tyr_tensor *t = calloc(1, sizeof *t);
+  tyr_tensor *t = tyr__rc_alloc(TYR_RC_TENSOR, sizeof *t);
   if (!t) return NULL;
+  memset(t, 0, sizeof *t);
   t->refcount = 1;
   atomic_fetch_add(&g_live_tensors, 1);
   return t;
@@ -206,12 +208,13 @@ tyr_tensor *tyr_from_buffer_at(tyr_site s, void *data, tyr_dtype dt, int rank,
     tyr_raise(TYR_ERR_ARG, s, op, "data is NULL");
     return NULL;
   }
-  tyr_storage *st = calloc(1, sizeof *st);
+  tyr_storage *st = tyr__rc_alloc(TYR_RC_STORAGE, sizeof *st);
   tyr_tensor *t = tensor_alloc();
+  if (st) memset(st, 0, sizeof *st);
   if (!st || !t) {
-    free(st);
+    tyr__rc_free(TYR_RC_STORAGE, st);
     if (t) {
-      free(t);
+      tyr__rc_free(TYR_RC_TENSOR, t);
       atomic_fetch_sub(&g_live_tensors, 1);
     }
     tyr_raise(TYR_ERR_MEMORY, s, op, "out of host memory");
@@ -271,7 +274,7 @@ void tyr_tensor_release(tyr_tensor *t) {
   if (--t->refcount > 0) return;
   tyr__autograd_release(t);
   storage_release(t->storage);
-  free(t);
+  tyr__rc_free(TYR_RC_TENSOR, t);
   atomic_fetch_sub(&g_live_tensors, 1);
 }
 

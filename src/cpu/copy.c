@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cpu/cpu.h"
+#include "cpu/parallel.h"
 
 typedef struct {
   int rank;
@@ -35,7 +36,7 @@ static void coalesce(layout2 *l, const tyr_tensor *out, const tyr_tensor *src) {
 }
 
 #define COPY_ROWS(TO, TS, CONV)                                                                 \
-  _Pragma("omp parallel for if (total > 32768 && rows > 1)") for (int64_t row = 0; row < rows; row++) { \
+  TYR_PAR_FOR(total > 32768 && rows > 1, "omp parallel for", for (int64_t row = 0; row < rows; row++) { \
     int64_t oo = out->offset, os = src->offset, rem = row;                                      \
     for (int d = l.rank - 2; d >= 0; d--) {                                                     \
       int64_t k = rem % l.shape[d];                                                             \
@@ -50,7 +51,7 @@ static void coalesce(layout2 *l, const tyr_tensor *out, const tyr_tensor *src) {
     } else {                                                                                    \
       for (int64_t i = 0; i < inner; i++) po[i * so] = (TO)ps[i * ss];                          \
     }                                                                                           \
-  }
+  });
 
 void tyr_cpu_copy(tyr_tensor *out, const tyr_tensor *src) {
   int64_t total = tyr_numel(out);
@@ -77,8 +78,8 @@ void tyr_cpu_copy(tyr_tensor *out, const tyr_tensor *src) {
   size_t eo = tyr_dtype_size(out->dtype), es = tyr_dtype_size(src->dtype);
   char *po = out->storage->data;
   const char *ps = src->storage->data;
-#pragma omp parallel for if (total > 65536)
-  for (int64_t i = 0; i < total; i++)
-    tyr__store_f64(po + tyr_offset_of(out, i) * (int64_t)eo, out->dtype,
-                   tyr__load_f64(ps + tyr_offset_of(src, i) * (int64_t)es, src->dtype));
+  TYR_PAR_FOR(total > 65536, "omp parallel for",
+              for (int64_t i = 0; i < total; i++) tyr__store_f64(
+                  po + tyr_offset_of(out, i) * (int64_t)eo, out->dtype,
+                  tyr__load_f64(ps + tyr_offset_of(src, i) * (int64_t)es, src->dtype)););
 }

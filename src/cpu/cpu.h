@@ -39,10 +39,6 @@ static inline void tyr_iter_next(tyr_iter *it) {
 }
 #define TYR_BASE(t, T) ((T *)(t)->storage->data)
 
-void *tyr_cpu_alloc(size_t nbytes);
-void tyr_cpu_free(void *p, size_t nbytes);
-void tyr_cpu_empty_cache(void);
-size_t tyr_cpu_cached_bytes(void);
 void tyr_cpu_copy(tyr_tensor *out, const tyr_tensor *src);
 void tyr_cpu_unary(tyr_unary_op op, tyr_tensor *out, const tyr_tensor *a, double p0, double p1);
 void tyr_cpu_unary_backward(tyr_unary_op op, tyr_tensor *gin, const tyr_tensor *a,

@@ -7,15 +7,9 @@
 
 #include "core/philox.h"
 #include "cpu/cpu.h"
+#include "cpu/memory.h"
+#include "cpu/parallel.h"
 
-static void *cpu_alloc(size_t nbytes, tyr_device dev) {
-  (void)dev;
-  return tyr_cpu_alloc(nbytes);
-}
-static void cpu_free(void *p, size_t nbytes, tyr_device dev) {
-  (void)dev;
-  tyr_cpu_free(p, nbytes);
-}
 static void cpu_memcpy(void *dst, const void *src, size_t n, tyr_device dev) {
   (void)dev;
   memcpy(dst, src, n);
@@ -80,8 +74,8 @@ static void cpu_random(tyr_tensor *out, tyr_random_kind kind, double p0, double 
 
 const tyr_backend tyr_cpu_backend = {
     .name = "cpu",
-    .alloc = cpu_alloc,
-    .free = cpu_free,
+    .alloc = tyr_cpu_alloc,
+    .free = tyr_cpu_free,
     .to_host = cpu_memcpy,
     .from_host = cpu_memcpy,
     .read_scalar = cpu_read_scalar,

@@ -2,6 +2,7 @@
 #include <math.h>
 
 #include "cpu/cpu.h"
+#include "cpu/parallel.h"
 
 #define SQRT_2_OVER_PI 0.7978845608028654
 #define INV_SQRT_2 0.7071067811865476
@@ -155,18 +156,54 @@ void tyr_cpu_unary(tyr_unary_op op, tyr_tensor *out, const tyr_tensor *a, double
     const float *x = TYR_BASE(a, float);
     if (contig) {
       x += a->offset;
-#pragma omp parallel for simd if (n > PAR_THRESHOLD)
-      for (int64_t i = 0; i < n; i++) o[i] = un_f32(op, x[i], p0, p1);
+      /* one loop per op, so that each is a simple expression the compiler
+       * can vectorise (a switch inside the loop stops gcc and clang) */
+#define UN_CASE(OP)                                                                                \
+  case OP:                                                                                         \
+    TYR_PAR_FOR(n > PAR_THRESHOLD, "omp parallel for",                                             \
+                for (int64_t i = 0; i < n; i++) o[i] = un_f32(OP, x[i], p0, p1););                 \
+    return;
+      switch (op) {
+        UN_CASE(TYR_UN_NEG)
+        UN_CASE(TYR_UN_EXP)
+        UN_CASE(TYR_UN_LOG)
+        UN_CASE(TYR_UN_SQRT)
+        UN_CASE(TYR_UN_RSQRT)
+        UN_CASE(TYR_UN_ABS)
+        UN_CASE(TYR_UN_TANH)
+        UN_CASE(TYR_UN_SIGMOID)
+        UN_CASE(TYR_UN_RELU)
+        UN_CASE(TYR_UN_RELU2)
+        UN_CASE(TYR_UN_GELU)
+        UN_CASE(TYR_UN_GELU_TANH)
+        UN_CASE(TYR_UN_SILU)
+        UN_CASE(TYR_UN_SOFTCAP)
+        UN_CASE(TYR_UN_POW)
+        UN_CASE(TYR_UN_ADD_SCALAR)
+        UN_CASE(TYR_UN_MUL_SCALAR)
+        UN_CASE(TYR_UN_RSUB_SCALAR)
+        UN_CASE(TYR_UN_RDIV_SCALAR)
+        UN_CASE(TYR_UN_CLAMP)
+        UN_CASE(TYR_UN_SIGN)
+        UN_CASE(TYR_UN_RECIPROCAL)
+        UN_CASE(TYR_UN_SQUARE)
+      default:
+        TYR_PAR_FOR(n > PAR_THRESHOLD, "omp parallel for",
+                    for (int64_t i = 0; i < n; i++) o[i] = un_f32(op, x[i], p0, p1););
+        return;
+      }
+#undef UN_CASE
     } else {
-#pragma omp parallel for if (n > PAR_THRESHOLD)
-      for (int64_t i = 0; i < n; i++) o[i] = un_f32(op, x[tyr_offset_of(a, i)], p0, p1);
+      TYR_PAR_FOR(n > PAR_THRESHOLD, "omp parallel for",
+                  for (int64_t i = 0; i < n; i++) o[i] =
+                      un_f32(op, x[tyr_offset_of(a, i)], p0, p1););
     }
   } else if (out->dtype == TYR_F64) {
     double *o = TYR_BASE(out, double) + out->offset;
     const double *x = TYR_BASE(a, double);
-#pragma omp parallel for if (n > PAR_THRESHOLD)
-    for (int64_t i = 0; i < n; i++)
-      o[i] = un_f64(op, x[contig ? a->offset + i : tyr_offset_of(a, i)], p0, p1);
+    TYR_PAR_FOR(n > PAR_THRESHOLD, "omp parallel for",
+                for (int64_t i = 0; i < n; i++) o[i] =
+                    un_f64(op, x[contig ? a->offset + i : tyr_offset_of(a, i)], p0, p1););
   } else { /* integer dtypes: computed in double */
     size_t eo = tyr_dtype_size(out->dtype), ea = tyr_dtype_size(a->dtype);
     for (int64_t i = 0; i < n; i++) {
@@ -185,17 +222,17 @@ void tyr_cpu_unary_backward(tyr_unary_op op, tyr_tensor *gin, const tyr_tensor *
   if (gin->dtype == TYR_F32) {
     float *o = TYR_BASE(gin, float) + gin->offset;
     const float *x = TYR_BASE(a, float), *g = TYR_BASE(gout, float);
-#pragma omp parallel for if (n > PAR_THRESHOLD)
-    for (int64_t i = 0; i < n; i++)
-      o[i] = g[cg ? gout->offset + i : tyr_offset_of(gout, i)] *
-             dun_f32(op, x[ca ? a->offset + i : tyr_offset_of(a, i)], p0, p1);
+    TYR_PAR_FOR(n > PAR_THRESHOLD, "omp parallel for",
+                for (int64_t i = 0; i < n; i++) o[i] =
+                    g[cg ? gout->offset + i : tyr_offset_of(gout, i)] *
+                    dun_f32(op, x[ca ? a->offset + i : tyr_offset_of(a, i)], p0, p1););
   } else {
     double *o = TYR_BASE(gin, double) + gin->offset;
     const double *x = TYR_BASE(a, double), *g = TYR_BASE(gout, double);
-#pragma omp parallel for if (n > PAR_THRESHOLD)
-    for (int64_t i = 0; i < n; i++)
-      o[i] = g[cg ? gout->offset + i : tyr_offset_of(gout, i)] *
-             dun_f64(op, x[ca ? a->offset + i : tyr_offset_of(a, i)], p0, p1);
+    TYR_PAR_FOR(n > PAR_THRESHOLD, "omp parallel for",
+                for (int64_t i = 0; i < n; i++) o[i] =
+                    g[cg ? gout->offset + i : tyr_offset_of(gout, i)] *
+                    dun_f64(op, x[ca ? a->offset + i : tyr_offset_of(a, i)], p0, p1););
   }
 }
 
@@ -249,53 +286,54 @@ void tyr_cpu_binary(tyr_binary_op op, tyr_tensor *out, const tyr_tensor *a, cons
       y += b->offset;
       switch (op) { /* the common ones, vectorised */
       case TYR_BIN_ADD:
-#pragma omp parallel for simd if (n > PAR_THRESHOLD)
-        for (int64_t i = 0; i < n; i++) o[i] = x[i] + y[i];
+        TYR_PAR_FOR(n > PAR_THRESHOLD, "omp parallel for simd",
+                    for (int64_t i = 0; i < n; i++) o[i] = x[i] + y[i];);
         return;
       case TYR_BIN_MUL:
-#pragma omp parallel for simd if (n > PAR_THRESHOLD)
-        for (int64_t i = 0; i < n; i++) o[i] = x[i] * y[i];
+        TYR_PAR_FOR(n > PAR_THRESHOLD, "omp parallel for simd",
+                    for (int64_t i = 0; i < n; i++) o[i] = x[i] * y[i];);
         return;
       case TYR_BIN_SUB:
-#pragma omp parallel for simd if (n > PAR_THRESHOLD)
-        for (int64_t i = 0; i < n; i++) o[i] = x[i] - y[i];
+        TYR_PAR_FOR(n > PAR_THRESHOLD, "omp parallel for simd",
+                    for (int64_t i = 0; i < n; i++) o[i] = x[i] - y[i];);
         return;
       default:
-#pragma omp parallel for if (n > PAR_THRESHOLD)
-        for (int64_t i = 0; i < n; i++) o[i] = bin_f32(op, x[i], y[i]);
+        TYR_PAR_FOR(n > PAR_THRESHOLD, "omp parallel for",
+                    for (int64_t i = 0; i < n; i++) o[i] = bin_f32(op, x[i], y[i]););
         return;
       }
     }
     /* a row broadcast (bias): b is [.., C] expanded with last stride 1 */
-#pragma omp parallel for if (n > PAR_THRESHOLD)
-    for (int64_t i = 0; i < n; i++)
-      o[i] = bin_f32(op, x[ca ? a->offset + i : tyr_offset_of(a, i)],
-                     y[cb ? b->offset + i : tyr_offset_of(b, i)]);
+    TYR_PAR_FOR(n > PAR_THRESHOLD, "omp parallel for",
+                for (int64_t i = 0; i < n; i++) o[i] =
+                    bin_f32(op, x[ca ? a->offset + i : tyr_offset_of(a, i)],
+                            y[cb ? b->offset + i : tyr_offset_of(b, i)]););
     return;
   }
   if (!cmp && out->dtype == TYR_F64 && a->dtype == TYR_F64) {
     double *o = TYR_BASE(out, double) + out->offset;
     const double *x = TYR_BASE(a, double), *y = TYR_BASE(b, double);
-#pragma omp parallel for if (n > PAR_THRESHOLD)
-    for (int64_t i = 0; i < n; i++)
-      o[i] = bin_f64(op, x[ca ? a->offset + i : tyr_offset_of(a, i)],
-                     y[cb ? b->offset + i : tyr_offset_of(b, i)]);
+    TYR_PAR_FOR(n > PAR_THRESHOLD, "omp parallel for",
+                for (int64_t i = 0; i < n; i++) o[i] =
+                    bin_f64(op, x[ca ? a->offset + i : tyr_offset_of(a, i)],
+                            y[cb ? b->offset + i : tyr_offset_of(b, i)]););
     return;
   }
   /* everything else (integers, comparisons) in double */
   size_t eo = tyr_dtype_size(out->dtype), ea = tyr_dtype_size(a->dtype),
          eb = tyr_dtype_size(b->dtype);
   bool integral = !tyr_dtype_is_float(a->dtype);
-#pragma omp parallel for if (n > PAR_THRESHOLD)
-  for (int64_t i = 0; i < n; i++) {
-    double x =
-        tyr__load_f64((char *)a->storage->data + tyr_offset_of(a, i) * (int64_t)ea, a->dtype);
-    double y =
-        tyr__load_f64((char *)b->storage->data + tyr_offset_of(b, i) * (int64_t)eb, b->dtype);
-    double r = bin_f64(op, x, y);
-    if (integral && op == TYR_BIN_DIV) r = trunc(r);
-    tyr__store_f64((char *)out->storage->data + tyr_offset_of(out, i) * (int64_t)eo, out->dtype, r);
-  }
+  TYR_PAR_FOR(
+      n > PAR_THRESHOLD, "omp parallel for", for (int64_t i = 0; i < n; i++) {
+        double x =
+            tyr__load_f64((char *)a->storage->data + tyr_offset_of(a, i) * (int64_t)ea, a->dtype);
+        double y =
+            tyr__load_f64((char *)b->storage->data + tyr_offset_of(b, i) * (int64_t)eb, b->dtype);
+        double r = bin_f64(op, x, y);
+        if (integral && op == TYR_BIN_DIV) r = trunc(r);
+        tyr__store_f64((char *)out->storage->data + tyr_offset_of(out, i) * (int64_t)eo, out->dtype,
+                       r);
+      });
 }
 
 void tyr_cpu_where(tyr_tensor *out, const tyr_tensor *cond, const tyr_tensor *a,
@@ -305,15 +343,15 @@ void tyr_cpu_where(tyr_tensor *out, const tyr_tensor *cond, const tyr_tensor *a,
   char *o = (char *)out->storage->data + out->offset * (int64_t)es;
   const uint8_t *c = TYR_BASE(cond, uint8_t);
   const char *x = a->storage->data, *y = b->storage->data;
-#pragma omp parallel for if (n > PAR_THRESHOLD)
-  for (int64_t i = 0; i < n; i++) {
-    const char *src = c[tyr_offset_of(cond, i)] ? x + tyr_offset_of(a, i) * (int64_t)es
-                                                : y + tyr_offset_of(b, i) * (int64_t)es;
-    if (es == 4)
-      ((uint32_t *)o)[i] = *(const uint32_t *)src;
-    else if (es == 8)
-      ((uint64_t *)o)[i] = *(const uint64_t *)src;
-    else
-      for (size_t k = 0; k < es; k++) o[i * (int64_t)es + (int64_t)k] = src[k];
-  }
+  TYR_PAR_FOR(
+      n > PAR_THRESHOLD, "omp parallel for", for (int64_t i = 0; i < n; i++) {
+        const char *src = c[tyr_offset_of(cond, i)] ? x + tyr_offset_of(a, i) * (int64_t)es
+                                                    : y + tyr_offset_of(b, i) * (int64_t)es;
+        if (es == 4)
+          ((uint32_t *)o)[i] = *(const uint32_t *)src;
+        else if (es == 8)
+          ((uint64_t *)o)[i] = *(const uint64_t *)src;
+        else
+          for (size_t k = 0; k < es; k++) o[i * (int64_t)es + (int64_t)k] = src[k];
+      });
 }

@@ -402,7 +402,10 @@ static void test_typed_forms(void **state) {
   tyr_T(Batch, In) back = tyr_matmul(tyr_linear(x, w), w);
   assert_non_null(back);
   /* run-time dims: the same code, checked at the call */
-  int n = Batch, in = In, out = Out;
+  /* volatile: at -O3 the optimizer would see through plain copies of
+   * constants and rightly fail the build on the checks below */
+  static volatile int vb = Batch, vi = In, vo = Out;
+  int n = vb, in = vi, out = vo;
   tyr_T(n, in) xd = tyr_cast(tyr_erase(x), n, in);
   tyr_T(out, in) wd = tyr_cast(tyr_erase(w), out, in);
   tyr_T(n, out) yd = tyr_linear(xd, wd);

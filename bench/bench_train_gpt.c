@@ -1,0 +1,114 @@
+/* TrainGPT's training step on the CPU: forward, backward, clipping and
+ * AdamW on random tokens, for the shakespeare_cpu preset (4 layers, 128
+ * wide, block 64, batch 12) and the 6-layer preset (384 wide, block 256) at
+ * batch 16.  When Debian's PyTorch is importable, bench/torch_gpt.py runs the
+ * same model and batch in the same run and the ratio is printed.
+ *
+ *   bench_train_gpt [--steps N] [--threads N] [--no-torch] */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <tyr/tyr.h>
+
+typedef struct {
+  const char *name;
+  int64_t L, H, C, T, B;
+} preset;
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static double bench_tyr(const preset *p, int steps) {
+  const int64_t V = 65;
+  tyr_gpt_config cfg = tyr_gpt_config_gpt2(V, p->T, p->L, p->H, p->C);
+  cfg.act = TYR_ACT_GELU;
+  tyr_gpt g;
+  tyr_manual_seed(0);
+  tyr_gpt_init(&g, &cfg, TYR_DEVICE_CPU);
+  tyr_params_group_by_rank(&g.params);
+  tyr_optim_config oc = tyr_adamw_config(1e-3);
+  oc.beta2 = 0.99;
+  oc.ngroups = 2;
+  oc.groups[0] = (tyr_param_group){1.0, 0.1};
+  oc.groups[1] = (tyr_param_group){1.0, 0.0};
+  tyr_optim opt;
+  tyr_optim_init(&opt, &g.params, oc);
+  tyr_tensor *x = tyr_keep_e(tyr_randint_at(TYR_SITE, TYR_I64, TYR_DEVICE_CPU, 2, (int64_t[]){p->B, p->T}, 0, V));
+  tyr_tensor *y = tyr_keep_e(tyr_randint_at(TYR_SITE, TYR_I64, TYR_DEVICE_CPU, 2, (int64_t[]){p->B, p->T}, 0, V));
+  double best = INFINITY;
+  for (int rep = 0; rep < 4; rep++) {
+    double t0 = now();
+    int n = rep == 0 ? 3 : steps; /* the first round warms up */
+    for (int i = 0; i < n; i++) {
+      TYR_SCOPE;
+      tyr_tensor *loss = NULL;
+      tyr_gpt_forward(&g, x, y, &loss, true);
+      tyr_backward_e(loss);
+      tyr_params_clip_grad_norm(&g.params, 1.0);
+      tyr_optim_step(&opt, -1);
+      tyr_optim_zero_grad(&opt);
+    }
+    if (rep > 0) best = fmin(best, (now() - t0) / n);
+  }
+  tyr_tensor_free(x);
+  tyr_tensor_free(y);
+  tyr_optim_free(&opt);
+  tyr_gpt_free(&g);
+  return best;
+}
+
+static double bench_torch(const preset *p, int steps, int threads) {
+  char cmd[512];
+  snprintf(cmd, sizeof cmd,
+           "/usr/bin/python3 bench/torch_gpt.py --preset %s --layers %lld --heads %lld --embd %lld --block %lld "
+           "--batch %lld --steps %d --threads %d 2>/dev/null",
+           p->name, (long long)p->L, (long long)p->H, (long long)p->C, (long long)p->T, (long long)p->B, steps, threads);
+  FILE *f = popen(cmd, "r");
+  if (!f) return NAN;
+  char line[256];
+  double tok = NAN, ms;
+  while (fgets(line, sizeof line, f)) {
+    char name[64];
+    if (sscanf(line, "torch %63s tok/s %lf ms/step %lf", name, &tok, &ms) == 3) break;
+  }
+  pclose(f);
+  return tok;
+}
+
+int main(int argc, char **argv) {
+  int steps = 20, threads = 0, torch = 1;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--no-torch")) torch = 0;
+    else {
+      fprintf(stderr, "usage: bench_train_gpt [--steps N] [--threads N] [--no-torch]\n");
+      return 2;
+    }
+  }
+  if (threads > 0) tyr_set_num_threads(threads);
+  threads = tyr_get_num_threads();
+  if (torch && system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) {
+    printf("PyTorch is not importable (Debian package python3-torch): Tyr figures only\n");
+    torch = 0;
+  }
+  preset presets[] = {{"shakespeare_cpu", 4, 4, 128, 64, 12}, {"shakespeare_6layer_b16", 6, 6, 384, 256, 16}};
+  printf("TrainGPT training step on the CPU, %d threads (forward + backward + clip + AdamW, f32)\n", threads);
+  printf("%-24s %12s %10s %12s %8s\n", "preset", "tyr tok/s", "ms/step", "torch tok/s", "ratio");
+  for (size_t k = 0; k < sizeof presets / sizeof presets[0]; k++) {
+    const preset *p = &presets[k];
+    int n = p->C > 128 ? (steps + 3) / 4 : steps;
+    double s = bench_tyr(p, n);
+    double tok = (double)(p->B * p->T) / s;
+    double tt = torch ? bench_torch(p, n, threads) : NAN;
+    printf("%-24s %12.0f %10.2f %12.0f %8.2f\n", p->name, tok, s * 1e3, tt, tok / tt);
+    fflush(stdout);
+  }
+  return 0;
+}
