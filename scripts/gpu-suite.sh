@@ -22,6 +22,7 @@
 #   JOBS             parallel build jobs (default: number of CPUs)
 #   TYR_SANITIZER=1  also run test_cuda_ops under compute-sanitizer (memcheck)
 #   TYR_ALLOW_NO_GPU=1  do not fail when no GPU is found (build check only)
+#   TYR_CMAKE_ARGS   extra arguments for cmake's configure step
 set -u
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -79,6 +80,13 @@ if [ -n "${TYR_DEPS:-}" ]; then
     find "$DEPROOT" -name '*.pc' -type f | while read -r pc; do
       sed -i "s|=/usr|=$DEPROOT/usr|g; s|-I/usr|-I$DEPROOT/usr|g; s|-L/usr|-L$DEPROOT/usr|g" "$pc"
     done
+    # -dev packages link lib*.so to absolute /lib/... paths: point them into the
+    # unpacked root, and drop static archives so that nothing links them by accident
+    find "$DEPROOT" -type l -name 'lib*.so' | while read -r l; do
+      t=$(readlink "$l")
+      case "$t" in /*) [ -e "$DEPROOT$t" ] && ln -sf "$DEPROOT$t" "$l" ;; esac
+    done
+    find "$DEPROOT" -name 'lib*.a' -delete
     # openblas.pc and libopenblas.so are Debian "alternatives" links, made at install
     ob=$DEPROOT/usr/lib/x86_64-linux-gnu/openblas-pthread
     [ -f "$ob/pkgconfig/openblas.pc" ] && mkdir -p "$DEPROOT/usr/lib/x86_64-linux-gnu/pkgconfig" &&
@@ -186,7 +194,7 @@ LOG=$BUILD/gpu-suite-logs
 mkdir -p "$LOG"
 say "configuring $BUILD (CUDA archs $ARCHS)"
 if ! cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DTYR_CUDA=ON \
-  -DCMAKE_CUDA_COMPILER="$NVCC" -DCMAKE_CUDA_ARCHITECTURES="$ARCHS" >"$LOG/configure.log" 2>&1; then
+  -DCMAKE_CUDA_COMPILER="$NVCC" -DCMAKE_CUDA_ARCHITECTURES="$ARCHS" ${TYR_CMAKE_ARGS:-} >"$LOG/configure.log" 2>&1; then
   tail -n 40 "$LOG/configure.log"
   say "FAIL (cmake configure; log in $LOG/configure.log)"
   exit 1
