@@ -39,8 +39,10 @@ static double bench_tyr(const preset *p, int steps) {
   oc.groups[1] = (tyr_param_group){1.0, 0.0};
   tyr_optim opt;
   tyr_optim_init(&opt, &g.params, oc);
-  tyr_tensor *x = tyr_keep_e(tyr_randint_at(TYR_SITE, TYR_I64, TYR_DEVICE_CPU, 2, (int64_t[]){p->B, p->T}, 0, V));
-  tyr_tensor *y = tyr_keep_e(tyr_randint_at(TYR_SITE, TYR_I64, TYR_DEVICE_CPU, 2, (int64_t[]){p->B, p->T}, 0, V));
+  tyr_tensor *x = tyr_keep_e(
+      tyr_randint_at(TYR_SITE, TYR_I64, TYR_DEVICE_CPU, 2, (int64_t[]){p->B, p->T}, 0, V));
+  tyr_tensor *y = tyr_keep_e(
+      tyr_randint_at(TYR_SITE, TYR_I64, TYR_DEVICE_CPU, 2, (int64_t[]){p->B, p->T}, 0, V));
   double best = INFINITY;
   for (int rep = 0; rep < 4; rep++) {
     double t0 = now();
@@ -66,9 +68,11 @@ static double bench_tyr(const preset *p, int steps) {
 static double bench_torch(const preset *p, int steps, int threads) {
   char cmd[512];
   snprintf(cmd, sizeof cmd,
-           "/usr/bin/python3 bench/torch_gpt.py --preset %s --layers %lld --heads %lld --embd %lld --block %lld "
+           "/usr/bin/python3 bench/torch_gpt.py --preset %s --layers %lld --heads %lld --embd %lld "
+           "--block %lld "
            "--batch %lld --steps %d --threads %d 2>/dev/null",
-           p->name, (long long)p->L, (long long)p->H, (long long)p->C, (long long)p->T, (long long)p->B, steps, threads);
+           p->name, (long long)p->L, (long long)p->H, (long long)p->C, (long long)p->T,
+           (long long)p->B, steps, threads);
   FILE *f = popen(cmd, "r");
   if (!f) return NAN;
   char line[256];
@@ -84,9 +88,12 @@ static double bench_torch(const preset *p, int steps, int threads) {
 int main(int argc, char **argv) {
   int steps = 20, threads = 0, torch = 1;
   for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--no-torch")) torch = 0;
+    if (!strcmp(argv[i], "--steps") && i + 1 < argc)
+      steps = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+      threads = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--no-torch"))
+      torch = 0;
     else {
       fprintf(stderr, "usage: bench_train_gpt [--steps N] [--threads N] [--no-torch]\n");
       return 2;
@@ -98,8 +105,10 @@ int main(int argc, char **argv) {
     printf("PyTorch is not importable (Debian package python3-torch): Tyr figures only\n");
     torch = 0;
   }
-  preset presets[] = {{"shakespeare_cpu", 4, 4, 128, 64, 12}, {"shakespeare_6layer_b16", 6, 6, 384, 256, 16}};
-  printf("TrainGPT training step on the CPU, %d threads (forward + backward + clip + AdamW, f32)\n", threads);
+  preset presets[] = {{"shakespeare_cpu", 4, 4, 128, 64, 12},
+                      {"shakespeare_6layer_b16", 6, 6, 384, 256, 16}};
+  printf("TrainGPT training step on the CPU, %d threads (forward + backward + clip + AdamW, f32)\n",
+         threads);
   printf("%-24s %12s %10s %12s %8s\n", "preset", "tyr tok/s", "ms/step", "torch tok/s", "ratio");
   for (size_t k = 0; k < sizeof presets / sizeof presets[0]; k++) {
     const preset *p = &presets[k];

@@ -102,10 +102,14 @@ typedef struct {
   ftype type;
   size_t off, size;
 } flag;
-#define FI(n, f, h) {n, h, F_INT, offsetof(config, f), 0}
-#define FD(n, f, h) {n, h, F_DBL, offsetof(config, f), 0}
-#define FS(n, f, h) {n, h, F_STR, offsetof(config, f), sizeof(((config *)0)->f)}
-#define FB(n, f, h) {n, h, F_BOOL, offsetof(config, f), 0}
+#define FI(n, f, h)                                                                                \
+  { n, h, F_INT, offsetof(config, f), 0 }
+#define FD(n, f, h)                                                                                \
+  { n, h, F_DBL, offsetof(config, f), 0 }
+#define FS(n, f, h)                                                                                \
+  { n, h, F_STR, offsetof(config, f), sizeof(((config *)0)->f) }
+#define FB(n, f, h)                                                                                \
+  { n, h, F_BOOL, offsetof(config, f), 0 }
 static const flag FLAGS[] = {
     FS("data", data, "text file to train on"),
     FS("out-dir", out_dir, "directory for checkpoints, metrics.jsonl and loss.png"),
@@ -142,13 +146,15 @@ static const flag FLAGS[] = {
     FI("seed", seed, "random seed"),
     FI("threads", threads, "CPU threads (0: all)"),
     FB("plot", plot, "write loss.png"),
-    FB("static", use_static, "use the statically shaped forward when the config matches shakespeare_cpu"),
+    FB("static", use_static,
+       "use the statically shaped forward when the config matches shakespeare_cpu"),
     FI("max-steps", max_steps, "stop after this many steps of this run (0: none)"),
 };
 #define NFLAGS (sizeof FLAGS / sizeof FLAGS[0])
 
 static void usage(FILE *f) {
-  fprintf(f, "usage: train_gpt [--preset shakespeare_cpu|shakespeare_gpu|gpt2_124m] [--flag value ...]\n\n");
+  fprintf(f, "usage: train_gpt [--preset shakespeare_cpu|shakespeare_gpu|gpt2_124m] [--flag value "
+             "...]\n\n");
   config d;
   preset(&d, "shakespeare_cpu");
   for (size_t i = 0; i < NFLAGS; i++) {
@@ -156,10 +162,18 @@ static void usage(FILE *f) {
     char def[64];
     void *p = (char *)&d + fl->off;
     switch (fl->type) {
-    case F_INT: snprintf(def, sizeof def, "%" PRId64, *(int64_t *)p); break;
-    case F_DBL: snprintf(def, sizeof def, "%g", *(double *)p); break;
-    case F_STR: snprintf(def, sizeof def, "%s", (char *)p); break;
-    case F_BOOL: snprintf(def, sizeof def, "%s", *(int *)p ? "on" : "off"); break;
+    case F_INT:
+      snprintf(def, sizeof def, "%" PRId64, *(int64_t *)p);
+      break;
+    case F_DBL:
+      snprintf(def, sizeof def, "%g", *(double *)p);
+      break;
+    case F_STR:
+      snprintf(def, sizeof def, "%s", (char *)p);
+      break;
+    case F_BOOL:
+      snprintf(def, sizeof def, "%s", *(int *)p ? "on" : "off");
+      break;
     }
     fprintf(f, "  --%-15s %s (default %s)\n", fl->name, fl->help, def);
   }
@@ -177,7 +191,8 @@ static void parse_args(config *c, int argc, char **argv) {
     if (strcmp(argv[i], "--preset") == 0) {
       if (i + 1 >= argc) die_flag("missing value for flag", "--preset");
       pre = argv[++i];
-      if (strcmp(pre, "shakespeare_cpu") && strcmp(pre, "shakespeare_gpu") && strcmp(pre, "gpt2_124m"))
+      if (strcmp(pre, "shakespeare_cpu") && strcmp(pre, "shakespeare_gpu") &&
+          strcmp(pre, "gpt2_124m"))
         die_flag("unknown preset", pre);
     } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       usage(stdout);
@@ -195,7 +210,8 @@ static void parse_args(config *c, int argc, char **argv) {
     bool neg = strncmp(name, "no-", 3) == 0;
     const flag *fl = NULL;
     for (size_t k = 0; k < NFLAGS; k++)
-      if (strcmp(FLAGS[k].name, name) == 0 || (neg && FLAGS[k].type == F_BOOL && strcmp(FLAGS[k].name, name + 3) == 0))
+      if (strcmp(FLAGS[k].name, name) == 0 ||
+          (neg && FLAGS[k].type == F_BOOL && strcmp(FLAGS[k].name, name + 3) == 0))
         fl = &FLAGS[k];
     if (!fl) die_flag("unknown flag", a);
     void *p = (char *)c + fl->off;
@@ -226,8 +242,10 @@ static void parse_args(config *c, int argc, char **argv) {
   if (c->eval_iters <= 0) die_flag("--eval-iters must be positive", "");
   if (c->lr < 0 || c->min_lr < 0) die_flag("learning rates must not be negative", "");
   if (c->temperature <= 0) die_flag("--temperature must be positive", "");
-  if (strcmp(c->pos, "learned") && strcmp(c->pos, "rope")) die_flag("--pos must be learned or rope", c->pos);
-  if (strcmp(c->norm, "layer") && strcmp(c->norm, "rms")) die_flag("--norm must be layer or rms", c->norm);
+  if (strcmp(c->pos, "learned") && strcmp(c->pos, "rope"))
+    die_flag("--pos must be learned or rope", c->pos);
+  if (strcmp(c->norm, "layer") && strcmp(c->norm, "rms"))
+    die_flag("--norm must be layer or rms", c->norm);
   tyr_act_kind ak;
   if (!tyr_act_kind_parse(c->act, &ak)) die_flag("unknown activation", c->act);
 }
@@ -273,7 +291,8 @@ static void load_data(dataset *d, const char *path, int64_t block) {
   d->n = size;
   d->n_train = (int64_t)(size * 0.9);
   if (d->n_train <= block + 1 || d->n - d->n_train <= block + 1) {
-    fprintf(stderr, "train_gpt: --data %s: %ld bytes is too short for --block-size %" PRId64 "\n", path, size, block);
+    fprintf(stderr, "train_gpt: --data %s: %ld bytes is too short for --block-size %" PRId64 "\n",
+            path, size, block);
     exit(1);
   }
 }
@@ -281,10 +300,11 @@ static void load_data(dataset *d, const char *path, int64_t block) {
 /* A random batch from the train or val part: window starts from the
  * counter-based generator (seed, counter) so that a resumed run sees the
  * same batches. */
-static void get_batch(const dataset *d, bool val, int64_t B, int64_t T, uint64_t seed, uint64_t *counter,
-                      tyr_device dev, tyr_tensor **x, tyr_tensor **y) {
+static void get_batch(const dataset *d, bool val, int64_t B, int64_t T, uint64_t seed,
+                      uint64_t *counter, tyr_device dev, tyr_tensor **x, tyr_tensor **y) {
   int64_t lo = val ? d->n_train : 0, len = (val ? d->n : d->n_train) - lo;
-  int64_t *bx = malloc(sizeof(int64_t) * (size_t)(B * T)), *by = malloc(sizeof(int64_t) * (size_t)(B * T));
+  int64_t *bx = malloc(sizeof(int64_t) * (size_t)(B * T)),
+          *by = malloc(sizeof(int64_t) * (size_t)(B * T));
   for (int64_t b = 0; b < B; b++) {
     uint32_t r[4];
     tyr_philox4x32(seed ^ (val ? 0x5bd1e995u : 0), (*counter)++, r);
@@ -307,14 +327,17 @@ static double now(void) {
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static tyr_tensor *model_loss(tyr_gpt *g, const config *c, tyr_tensor *x, tyr_tensor *y, bool training) {
-  if (c->use_static && static_model_matches(g, x->shape[0], x->shape[1])) return static_model_loss(g, x, y);
+static tyr_tensor *model_loss(tyr_gpt *g, const config *c, tyr_tensor *x, tyr_tensor *y,
+                              bool training) {
+  if (c->use_static && static_model_matches(g, x->shape[0], x->shape[1]))
+    return static_model_loss(g, x, y);
   tyr_tensor *loss = NULL;
   tyr_gpt_forward_at(TYR_SITE, g, x, y, &loss, training);
   return loss;
 }
 
-static double estimate_loss(tyr_gpt *g, const config *c, const dataset *d, bool val, uint64_t seed) {
+static double estimate_loss(tyr_gpt *g, const config *c, const dataset *d, bool val,
+                            uint64_t seed) {
   TYR_NO_GRAD;
   uint64_t counter = 0; /* the same batches at every evaluation */
   double sum = 0;
@@ -341,8 +364,10 @@ static void progress(int64_t step, int64_t total, double loss, double tok_s, dou
   char bar[64];
   for (int i = 0; i < width; i++) bar[i] = i < filled ? '=' : (i == filled ? '>' : ' ');
   bar[width] = 0;
-  fprintf(stderr, "%s[%s] %" PRId64 "/%" PRId64 " loss %.4f | %.0f tok/s | ETA %s | live tensors %" PRId64 "%s",
-          tty ? "\r" : "", bar, step, total, loss, tok_s, e, tyr_live_tensors(), tty ? "   " : "\n");
+  fprintf(
+      stderr,
+      "%s[%s] %" PRId64 "/%" PRId64 " loss %.4f | %.0f tok/s | ETA %s | live tensors %" PRId64 "%s",
+      tty ? "\r" : "", bar, step, total, loss, tok_s, e, tyr_live_tensors(), tty ? "   " : "\n");
   fflush(stderr);
 }
 
@@ -360,23 +385,29 @@ static int mkdirs(const char *path) {
 
 static void config_json(const config *c, const tyr_gpt_config *g, char *buf, size_t n) {
   snprintf(buf, n,
-           "{\"vocab_size\":%" PRId64 ",\"block_size\":%" PRId64 ",\"n_layer\":%" PRId64 ",\"n_head\":%" PRId64
-           ",\"n_kv_head\":%" PRId64 ",\"n_embd\":%" PRId64 ",\"act\":\"%s\",\"norm\":\"%s\",\"pos\":\"%s\",\"tied\":%d,"
+           "{\"vocab_size\":%" PRId64 ",\"block_size\":%" PRId64 ",\"n_layer\":%" PRId64
+           ",\"n_head\":%" PRId64 ",\"n_kv_head\":%" PRId64 ",\"n_embd\":%" PRId64
+           ",\"act\":\"%s\",\"norm\":\"%s\",\"pos\":\"%s\",\"tied\":%d,"
            "\"bias\":%d}",
-           g->vocab_size, g->block_size, g->n_layer, g->n_head, g->n_kv_head, g->n_embd, c->act, c->norm, c->pos,
-           c->tied, c->bias);
+           g->vocab_size, g->block_size, g->n_layer, g->n_head, g->n_kv_head, g->n_embd, c->act,
+           c->norm, c->pos, c->tied, c->bias);
 }
 
-static void save_checkpoint(const char *path, tyr_gpt *g, tyr_optim *opt, int64_t step, uint64_t data_counter,
-                            double best_val, const char *cfg_json, const dataset *d) {
+static void save_checkpoint(const char *path, tyr_gpt *g, tyr_optim *opt, int64_t step,
+                            uint64_t data_counter, double best_val, const char *cfg_json,
+                            const dataset *d) {
   char dc[32], bv[32], vocab[600];
   snprintf(dc, sizeof dc, "%" PRIu64, data_counter);
   snprintf(bv, sizeof bv, "%.17g", best_val);
   int k = 0;
-  for (int i = 0; i < d->vocab_size && k < 590; i++) k += snprintf(vocab + k, sizeof vocab - (size_t)k, "%02x", (uint8_t)d->vocab[i]);
+  for (int i = 0; i < d->vocab_size && k < 590; i++)
+    k += snprintf(vocab + k, sizeof vocab - (size_t)k, "%02x", (uint8_t)d->vocab[i]);
   vocab[k] = 0;
-  tyr_checkpoint_info info = {.step = step, .rng = tyr_rng_get_state(), .nmeta = 4,
-                              .keys = {"train_gpt.config", "train_gpt.data_counter", "train_gpt.best_val", "train_gpt.vocab"},
+  tyr_checkpoint_info info = {.step = step,
+                              .rng = tyr_rng_get_state(),
+                              .nmeta = 4,
+                              .keys = {"train_gpt.config", "train_gpt.data_counter",
+                                       "train_gpt.best_val", "train_gpt.vocab"},
                               .values = {cfg_json, dc, bv, vocab}};
   tyr_checkpoint_save(path, &g->params, opt, &info);
 }
@@ -402,7 +433,8 @@ static void sample(tyr_gpt *g, const config *c, const dataset *d, uint64_t seed)
   for (int64_t k = 0; k < c->sample_chars; k++) {
     TYR_SCOPE;
     int64_t T = n < c->block_size ? n : c->block_size;
-    tyr_tensor *x = tyr_from_host_at(TYR_SITE, ids + n - T, TYR_I64, g->device, 2, (int64_t[]){1, T});
+    tyr_tensor *x =
+        tyr_from_host_at(TYR_SITE, ids + n - T, TYR_I64, g->device, 2, (int64_t[]){1, T});
     tyr_tensor *logits = tyr_gpt_forward_at(TYR_SITE, g, x, NULL, NULL, false);
     tyr_tensor *last = tyr_narrow_at(TYR_SITE, logits, 1, T - 1, 1);
     tyr_tensor *lf = tyr_to_dtype_e(tyr_to_device_e(last, TYR_DEVICE_CPU), TYR_F32);
@@ -455,7 +487,8 @@ int main(int argc, char **argv) {
 
   dataset d;
   load_data(&d, c.data, c.block_size);
-  tyr_gpt_config gc = tyr_gpt_config_gpt2(d.vocab_size, c.block_size, c.n_layer, c.n_head, c.n_embd);
+  tyr_gpt_config gc =
+      tyr_gpt_config_gpt2(d.vocab_size, c.block_size, c.n_layer, c.n_head, c.n_embd);
   gc.n_kv_head = c.n_kv_head ? c.n_kv_head : c.n_head;
   gc.dropout = c.dropout;
   gc.bias = c.bias;
@@ -478,7 +511,10 @@ int main(int argc, char **argv) {
   oc.groups[1] = (tyr_param_group){1.0, 0.0};
   tyr_optim opt;
   if (tyr_optim_init(&opt, &g.params, oc)) return 1;
-  tyr_lr_schedule sch = {.kind = TYR_LR_WARMUP_COSINE, .max_lr = c.lr, .min_lr = c.min_lr, .warmup = c.warmup,
+  tyr_lr_schedule sch = {.kind = TYR_LR_WARMUP_COSINE,
+                         .max_lr = c.lr,
+                         .min_lr = c.min_lr,
+                         .warmup = c.warmup,
                          .decay_steps = c.decay_steps};
 
   if (mkdirs(c.out_dir)) {
@@ -499,14 +535,19 @@ int main(int argc, char **argv) {
     if (!ck) return 1;
     const char *saved = tyr_checkpoint_meta(ck, "train_gpt.config");
     if (!saved || strcmp(saved, cfg_json) != 0) {
-      fprintf(stderr, "train_gpt: --resume %s: the checkpoint was made with a different config\n  file:  %s\n  flags: %s\n",
+      fprintf(stderr,
+              "train_gpt: --resume %s: the checkpoint was made with a different config\n  file:  "
+              "%s\n  flags: %s\n",
               c.resume, saved ? saved : "(none)", cfg_json);
       return 1;
     }
     tyr_checkpoint_info info;
     if (tyr_checkpoint_load(ck, &g.params, &opt, &info)) return 1;
     step = info.step;
-    data_counter = strtoull(tyr_checkpoint_meta(ck, "train_gpt.data_counter") ? tyr_checkpoint_meta(ck, "train_gpt.data_counter") : "0", NULL, 10);
+    data_counter = strtoull(tyr_checkpoint_meta(ck, "train_gpt.data_counter")
+                                ? tyr_checkpoint_meta(ck, "train_gpt.data_counter")
+                                : "0",
+                            NULL, 10);
     const char *bv = tyr_checkpoint_meta(ck, "train_gpt.best_val");
     best_val = bv ? strtod(bv, NULL) : INFINITY;
     tyr_checkpoint_close(ck);
@@ -523,11 +564,14 @@ int main(int argc, char **argv) {
           "train_gpt: preset %s, %" PRId64 " parameters, vocab %d, %" PRId64 " train / %" PRId64
           " val chars, %s forward, device %s, %d threads\n",
           c.preset, tyr_params_numel(&g.params), d.vocab_size, d.n_train, d.n - d.n_train,
-          c.use_static && static_model_matches(&g, c.batch_size, c.block_size) ? "static-shape" : "dynamic-shape",
+          c.use_static && static_model_matches(&g, c.batch_size, c.block_size) ? "static-shape"
+                                                                               : "dynamic-shape",
           tyr_device_name(dev), tyr_get_num_threads());
   int64_t live0 = tyr_live_tensors();
-  double *hx = malloc(sizeof(double) * (size_t)(c.iters + 1)), *hy = malloc(sizeof(double) * (size_t)(c.iters + 1));
-  double *vx = malloc(sizeof(double) * (size_t)(c.iters / c.eval_interval + 2)), *vy = malloc(sizeof(double) * (size_t)(c.iters / c.eval_interval + 2));
+  double *hx = malloc(sizeof(double) * (size_t)(c.iters + 1)),
+         *hy = malloc(sizeof(double) * (size_t)(c.iters + 1));
+  double *vx = malloc(sizeof(double) * (size_t)(c.iters / c.eval_interval + 2)),
+         *vy = malloc(sizeof(double) * (size_t)(c.iters / c.eval_interval + 2));
   int64_t nh = 0, nv = 0;
   double t_start = now(), t_last = t_start, ema_tok = 0, last_loss = 0;
   int64_t steps_this_run = 0;
@@ -560,9 +604,12 @@ int main(int argc, char **argv) {
     t_last = t;
     double tok_s = (double)(c.batch_size * c.block_size) / (dt > 0 ? dt : 1e-9);
     ema_tok = steps_this_run <= 2 ? tok_s : 0.9 * ema_tok + 0.1 * tok_s;
-    fprintf(metrics, "{\"step\":%" PRId64 ",\"loss\":%.6f,\"lr\":%.6g,\"tok_s\":%.1f,\"live_tensors\":%" PRId64 "}\n", step,
-            loss_v, lr, tok_s, tyr_live_tensors());
-    double eta = (double)(c.iters - step) * (double)(c.batch_size * c.block_size) / (ema_tok > 0 ? ema_tok : 1);
+    fprintf(metrics,
+            "{\"step\":%" PRId64
+            ",\"loss\":%.6f,\"lr\":%.6g,\"tok_s\":%.1f,\"live_tensors\":%" PRId64 "}\n",
+            step, loss_v, lr, tok_s, tyr_live_tensors());
+    double eta = (double)(c.iters - step) * (double)(c.batch_size * c.block_size) /
+                 (ema_tok > 0 ? ema_tok : 1);
     if (tty ? (step % 10 == 0 || step == c.iters) : (step % c.log_interval == 0 || step == c.iters))
       progress(step, c.iters, loss_v, ema_tok, eta, tty);
     if (step % c.eval_interval == 0 || step == c.iters) {
@@ -570,9 +617,10 @@ int main(int argc, char **argv) {
       val = estimate_loss(&g, &c, &d, true, data_seed);
       vx[nv] = (double)step;
       vy[nv++] = val;
-      fprintf(stderr, "%sstep %" PRId64 ": train loss %.4f, val loss %.4f%s\n", tty ? "\n" : "", step, tr, val,
-              val < best_val ? " (best)" : "");
-      fprintf(metrics, "{\"step\":%" PRId64 ",\"train_loss\":%.6f,\"val_loss\":%.6f}\n", step, tr, val);
+      fprintf(stderr, "%sstep %" PRId64 ": train loss %.4f, val loss %.4f%s\n", tty ? "\n" : "",
+              step, tr, val, val < best_val ? " (best)" : "");
+      fprintf(metrics, "{\"step\":%" PRId64 ",\"train_loss\":%.6f,\"val_loss\":%.6f}\n", step, tr,
+              val);
       fflush(metrics);
       if (val < best_val) {
         best_val = val;
@@ -587,10 +635,12 @@ int main(int argc, char **argv) {
   }
   fclose(metrics);
   double elapsed = now() - t_start;
-  fprintf(stderr, "train_gpt: %" PRId64 " steps in %.1f s (%.0f tok/s), last loss %.4f, val loss %.4f, live tensors %" PRId64
-                  " (%+" PRId64 " since start)\n",
-          steps_this_run, elapsed, (double)(steps_this_run * c.batch_size * c.block_size) / elapsed, last_loss, val,
-          tyr_live_tensors(), tyr_live_tensors() - live0);
+  fprintf(stderr,
+          "train_gpt: %" PRId64
+          " steps in %.1f s (%.0f tok/s), last loss %.4f, val loss %.4f, live tensors %" PRId64
+          " (%+" PRId64 " since start)\n",
+          steps_this_run, elapsed, (double)(steps_this_run * c.batch_size * c.block_size) / elapsed,
+          last_loss, val, tyr_live_tensors(), tyr_live_tensors() - live0);
   printf("final: step %" PRId64 " val_loss %.4f best_val %.4f\n", step, val, best_val);
   if (c.plot) { /* the whole history, resumed runs included, from metrics.jsonl */
     FILE *mf = fopen(path_metrics, "r");

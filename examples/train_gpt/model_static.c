@@ -20,10 +20,10 @@ enum {
 
 bool static_model_matches(const tyr_gpt *g, int64_t b, int64_t t) {
   const tyr_gpt_config *c = &g->cfg;
-  return b == B && t == T && c->block_size == T && c->n_embd == C && c->n_head == H && c->n_kv_head == H &&
-         c->n_layer == L && c->mlp_hidden == F && c->learned_pos && !c->rope && !c->qk_norm && c->bias &&
-         c->tied_head && c->norm == TYR_NORM_LAYER && c->act == TYR_ACT_GELU && c->dropout == 0 &&
-         c->logit_softcap == 0;
+  return b == B && t == T && c->block_size == T && c->n_embd == C && c->n_head == H &&
+         c->n_kv_head == H && c->n_layer == L && c->mlp_hidden == F && c->learned_pos && !c->rope &&
+         !c->qk_norm && c->bias && c->tied_head && c->norm == TYR_NORM_LAYER &&
+         c->act == TYR_ACT_GELU && c->dropout == 0 && c->logit_softcap == 0;
 }
 
 tyr_tensor *static_model_loss(tyr_gpt *g, tyr_tensor *idx_e, tyr_tensor *targets_e) {
@@ -53,9 +53,11 @@ tyr_tensor *static_model_loss(tyr_gpt *g, tyr_tensor *idx_e, tyr_tensor *targets
     tyr_T(B, T, 3 * C) qkv = tyr_linear_bias(tyr_layer_norm(x, ln1_w, ln1_b, eps), qkv_w, qkv_b);
     tyr_T(B, H, T, D) q = tyr_transpose(tyr_reshape(tyr_narrow(qkv, 2, 0, C), B, T, H, D), 1, 2);
     tyr_T(B, H, T, D) k = tyr_transpose(tyr_reshape(tyr_narrow(qkv, 2, C, C), B, T, H, D), 1, 2);
-    tyr_T(B, H, T, D) v = tyr_transpose(tyr_reshape(tyr_narrow(qkv, 2, 2 * C, C), B, T, H, D), 1, 2);
+    tyr_T(B, H, T, D) v =
+        tyr_transpose(tyr_reshape(tyr_narrow(qkv, 2, 2 * C, C), B, T, H, D), 1, 2);
     tyr_T(B, H, T, D) y = tyr_sdpa(q, k, v, &(tyr_sdpa_opts){.causal = true});
-    tyr_T(B, T, C) att = tyr_linear_bias(tyr_reshape(tyr_transpose(y, 1, 2), B, T, C), proj_w, proj_b);
+    tyr_T(B, T, C) att =
+        tyr_linear_bias(tyr_reshape(tyr_transpose(y, 1, 2), B, T, C), proj_w, proj_b);
     x = tyr_add(x, att);
 
     /* MLP */

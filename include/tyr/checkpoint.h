@@ -28,7 +28,8 @@ typedef struct tyr_checkpoint_info {
 /* opt may be NULL (a model-only file). */
 int tyr_checkpoint_save_at(tyr_site s, const char *path, tyr_params *model, tyr_optim *opt,
                            const tyr_checkpoint_info *info);
-#define tyr_checkpoint_save(path, model, opt, info) tyr_checkpoint_save_at(TYR_SITE, (path), (model), (opt), (info))
+#define tyr_checkpoint_save(path, model, opt, info)                                                \
+  tyr_checkpoint_save_at(TYR_SITE, (path), (model), (opt), (info))
 
 /* Opened checkpoint, for reading metadata before loading. */
 typedef struct tyr_safetensors tyr_checkpoint;
@@ -41,7 +42,8 @@ const char *tyr_checkpoint_meta(const tyr_checkpoint *c, const char *key);
  * mismatch nothing is changed and the error names the file and tensor. */
 int tyr_checkpoint_load_at(tyr_site s, tyr_checkpoint *c, tyr_params *model, tyr_optim *opt,
                            tyr_checkpoint_info *info);
-#define tyr_checkpoint_load(c, model, opt, info) tyr_checkpoint_load_at(TYR_SITE, (c), (model), (opt), (info))
+#define tyr_checkpoint_load(c, model, opt, info)                                                   \
+  tyr_checkpoint_load_at(TYR_SITE, (c), (model), (opt), (info))
 void tyr_checkpoint_close(tyr_checkpoint *c);
 
 #ifdef __cplusplus

@@ -19,8 +19,8 @@ typedef struct tyr_nn_linear {
   int64_t in, out;
 } tyr_nn_linear;
 /* Weights ~ N(0, std) (std <= 0: 1/sqrt(in)), bias zero. */
-int tyr_nn_linear_init_at(tyr_site s, tyr_nn_linear *m, tyr_params *ps, const char *prefix, int64_t in,
-                          int64_t out, bool bias, double std);
+int tyr_nn_linear_init_at(tyr_site s, tyr_nn_linear *m, tyr_params *ps, const char *prefix,
+                          int64_t in, int64_t out, bool bias, double std);
 tyr_tensor *tyr_nn_linear_forward_at(tyr_site s, const tyr_nn_linear *m, tyr_tensor *x);
 
 typedef struct tyr_nn_embedding {
@@ -39,18 +39,25 @@ typedef struct tyr_nn_norm {
   int64_t dim;
   double eps;
 } tyr_nn_norm;
-int tyr_nn_norm_init_at(tyr_site s, tyr_nn_norm *m, tyr_params *ps, const char *prefix, tyr_norm_kind kind,
-                        int64_t dim, bool weight, bool bias, double eps);
+int tyr_nn_norm_init_at(tyr_site s, tyr_nn_norm *m, tyr_params *ps, const char *prefix,
+                        tyr_norm_kind kind, int64_t dim, bool weight, bool bias, double eps);
 tyr_tensor *tyr_nn_norm_forward_at(tyr_site s, const tyr_nn_norm *m, tyr_tensor *x);
 
-typedef enum tyr_act_kind { TYR_ACT_GELU, TYR_ACT_GELU_TANH, TYR_ACT_RELU2, TYR_ACT_RELU, TYR_ACT_SILU } tyr_act_kind;
+typedef enum tyr_act_kind {
+  TYR_ACT_GELU,
+  TYR_ACT_GELU_TANH,
+  TYR_ACT_RELU2,
+  TYR_ACT_RELU,
+  TYR_ACT_SILU
+} tyr_act_kind;
 tyr_tensor *tyr_nn_act_at(tyr_site s, tyr_act_kind act, tyr_tensor *x);
 bool tyr_act_kind_parse(const char *name, tyr_act_kind *out);
 
 typedef struct tyr_nn_dropout {
   double p;
 } tyr_nn_dropout;
-tyr_tensor *tyr_nn_dropout_forward_at(tyr_site s, const tyr_nn_dropout *m, tyr_tensor *x, bool training);
+tyr_tensor *tyr_nn_dropout_forward_at(tyr_site s, const tyr_nn_dropout *m, tyr_tensor *x,
+                                      bool training);
 
 /* fc (dim -> hidden), activation, proj (hidden -> dim) */
 typedef struct tyr_nn_mlp {
@@ -114,7 +121,7 @@ typedef struct tyr_gpt {
   tyr_nn_embedding wte, wpe;
   tyr_gpt_block *blocks;
   tyr_nn_norm ln_f;
-  tyr_nn_linear lm_head; /* weight aliases wte when tied */
+  tyr_nn_linear lm_head;           /* weight aliases wte when tied */
   tyr_tensor *rope_cos, *rope_sin; /* [block_size, head_dim/2] */
   tyr_device device;
 } tyr_gpt;

@@ -22,7 +22,7 @@ typedef enum tyr_optim_kind { TYR_OPTIM_SGD, TYR_OPTIM_ADAMW } tyr_optim_kind;
 typedef struct tyr_optim_config {
   tyr_optim_kind kind;
   double lr;
-  double beta1, beta2, eps; /* AdamW */
+  double beta1, beta2, eps;   /* AdamW */
   double momentum, dampening; /* SGD */
   bool nesterov;
   int ngroups; /* 0: one group with weight_decay below */
@@ -65,18 +65,19 @@ void tyr_params_group_by_rank(tyr_params *ps);
 /* ---- learning-rate schedules ------------------------------------------- */
 typedef enum tyr_lr_kind {
   TYR_LR_CONSTANT,
-  TYR_LR_WARMUP_LINEAR, /* warmup, then linear decay to min_lr at total */
-  TYR_LR_WARMUP_COSINE, /* warmup, then cosine to min_lr at decay_steps, then min_lr */
-  TYR_LR_WARMUP_PLATEAU_WARMDOWN /* warmup, constant, then linear to min_lr over the last warmdown steps */
+  TYR_LR_WARMUP_LINEAR,          /* warmup, then linear decay to min_lr at total */
+  TYR_LR_WARMUP_COSINE,          /* warmup, then cosine to min_lr at decay_steps, then min_lr */
+  TYR_LR_WARMUP_PLATEAU_WARMDOWN /* warmup, constant, then linear to min_lr over the last warmdown
+                                    steps */
 } tyr_lr_kind;
 
 typedef struct tyr_lr_schedule {
   tyr_lr_kind kind;
   double max_lr, min_lr;
-  int64_t warmup;       /* steps of linear warmup from 0 */
-  int64_t decay_steps;  /* cosine: step at which min_lr is reached */
-  int64_t total;        /* linear, warmdown: the last step */
-  int64_t warmdown;     /* warmdown steps before total */
+  int64_t warmup;      /* steps of linear warmup from 0 */
+  int64_t decay_steps; /* cosine: step at which min_lr is reached */
+  int64_t total;       /* linear, warmdown: the last step */
+  int64_t warmdown;    /* warmdown steps before total */
 } tyr_lr_schedule;
 
 /* The rate at step (0-based). */

@@ -19,7 +19,8 @@ typedef struct tyr_plot_series {
 /* Writes a width x height chart of the series (axes, ticks, legend, title)
  * to path atomically.  Returns 0 or the error status. */
 int tyr_plot_png_at(tyr_site s, const char *path, int width, int height, const char *title,
-                    const char *xlabel, const char *ylabel, const tyr_plot_series *series, int nseries);
+                    const char *xlabel, const char *ylabel, const tyr_plot_series *series,
+                    int nseries);
 #define tyr_plot_png(...) tyr_plot_png_at(TYR_SITE, __VA_ARGS__)
 
 #ifdef __cplusplus

@@ -16,7 +16,8 @@ static void coalesce(layout2 *l, const tyr_tensor *out, const tyr_tensor *src) {
   int r = 0;
   for (int i = 0; i < out->rank; i++) {
     if (out->shape[i] == 1) continue;
-    if (r > 0 && l->so[r - 1] == out->stride[i] * out->shape[i] && l->ss[r - 1] == src->stride[i] * out->shape[i]) {
+    if (r > 0 && l->so[r - 1] == out->stride[i] * out->shape[i] &&
+        l->ss[r - 1] == src->stride[i] * out->shape[i]) {
       l->shape[r - 1] *= out->shape[i];
       l->so[r - 1] = out->stride[i];
       l->ss[r - 1] = src->stride[i];
@@ -35,23 +36,24 @@ static void coalesce(layout2 *l, const tyr_tensor *out, const tyr_tensor *src) {
   l->rank = r;
 }
 
-#define COPY_ROWS(TO, TS, CONV)                                                                 \
-  TYR_PAR_FOR(total > 32768 && rows > 1, "omp parallel for", for (int64_t row = 0; row < rows; row++) { \
-    int64_t oo = out->offset, os = src->offset, rem = row;                                      \
-    for (int d = l.rank - 2; d >= 0; d--) {                                                     \
-      int64_t k = rem % l.shape[d];                                                             \
-      rem /= l.shape[d];                                                                        \
-      oo += k * l.so[d];                                                                        \
-      os += k * l.ss[d];                                                                        \
-    }                                                                                           \
-    TO *po = (TO *)out->storage->data + oo;                                                     \
-    const TS *ps = (const TS *)src->storage->data + os;                                         \
-    if (so == 1 && ss == 1 && sizeof(TO) == sizeof(TS) && CONV == 0) {                          \
-      memcpy(po, ps, (size_t)inner * sizeof(TO));                                               \
-    } else {                                                                                    \
-      for (int64_t i = 0; i < inner; i++) po[i * so] = (TO)ps[i * ss];                          \
-    }                                                                                           \
-  });
+#define COPY_ROWS(TO, TS, CONV)                                                                    \
+  TYR_PAR_FOR(                                                                                     \
+      total > 32768 && rows > 1, "omp parallel for", for (int64_t row = 0; row < rows; row++) {    \
+        int64_t oo = out->offset, os = src->offset, rem = row;                                     \
+        for (int d = l.rank - 2; d >= 0; d--) {                                                    \
+          int64_t k = rem % l.shape[d];                                                            \
+          rem /= l.shape[d];                                                                       \
+          oo += k * l.so[d];                                                                       \
+          os += k * l.ss[d];                                                                       \
+        }                                                                                          \
+        TO *po = (TO *)out->storage->data + oo;                                                    \
+        const TS *ps = (const TS *)src->storage->data + os;                                        \
+        if (so == 1 && ss == 1 && sizeof(TO) == sizeof(TS) && CONV == 0) {                         \
+          memcpy(po, ps, (size_t)inner * sizeof(TO));                                              \
+        } else {                                                                                   \
+          for (int64_t i = 0; i < inner; i++) po[i * so] = (TO)ps[i * ss];                         \
+        }                                                                                          \
+      });
 
 void tyr_cpu_copy(tyr_tensor *out, const tyr_tensor *src) {
   int64_t total = tyr_numel(out);
@@ -62,10 +64,14 @@ void tyr_cpu_copy(tyr_tensor *out, const tyr_tensor *src) {
   int64_t rows = total / inner;
   if (out->dtype == src->dtype) {
     switch (tyr_dtype_size(out->dtype)) {
-    case 4: COPY_ROWS(uint32_t, uint32_t, 0) return;
-    case 8: COPY_ROWS(uint64_t, uint64_t, 0) return;
-    case 2: COPY_ROWS(uint16_t, uint16_t, 0) return;
-    default: COPY_ROWS(uint8_t, uint8_t, 0) return;
+    case 4:
+      COPY_ROWS(uint32_t, uint32_t, 0) return;
+    case 8:
+      COPY_ROWS(uint64_t, uint64_t, 0) return;
+    case 2:
+      COPY_ROWS(uint16_t, uint16_t, 0) return;
+    default:
+      COPY_ROWS(uint8_t, uint8_t, 0) return;
     }
   }
   if (out->dtype == TYR_F32 && src->dtype == TYR_F64) {

@@ -3,7 +3,7 @@
  * Three kinds of block:
  *  - at most 64 bytes (scalars, tiny tensors): recycled per thread
  *    (src/core/recycle.c), since every small op makes one;
- *  - 1 MiB and more: freed blocks are kept in a small cache, up to
+ *  - 16 KiB and more: freed blocks are kept in a cache, up to
  *    CACHE_SLOTS blocks and CACHE_BYTES in all (oldest out first), and
  *    handed out again for an allocation of the same size.  Fresh memory is
  *    zeroed by the kernel and mapped page by page, which for a big
@@ -25,8 +25,8 @@
 #include "core/internal.h"
 
 #define HUGE_BLOCK ((size_t)2 << 20)
-#define CACHE_MIN ((size_t)1 << 20)
-#define CACHE_SLOTS 64
+#define CACHE_MIN ((size_t)16 << 10)
+#define CACHE_SLOTS 512
 
 #if defined(__SANITIZE_ADDRESS__)
 #define CACHE_DEFAULT_MB 0
@@ -82,6 +82,8 @@ static bool cache_put(void *p, size_t n) {
   int ndrop = 0;
   pthread_mutex_lock(&g_mu);
   bool fits = n <= g_cache_limit / 4;
+  /* a block from the heap proper (below glibc's mmap threshold) costs
+     nothing to give back: keep only what would be unmapped */
   if (fits) {
     while (g_ncached > 0 && (g_ncached == CACHE_SLOTS || g_cached_bytes + n > g_cache_limit)) {
       drop[ndrop++] = g_cache[0].p;

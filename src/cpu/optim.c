@@ -5,16 +5,24 @@
 
 static inline double ld(const tyr_tensor *t, const void *base, int64_t i) {
   switch (t->dtype) {
-  case TYR_F32: return ((const float *)base)[i];
-  case TYR_F64: return ((const double *)base)[i];
-  default: return tyr__load_f64((const char *)base + i * (int64_t)tyr_dtype_size(t->dtype), t->dtype);
+  case TYR_F32:
+    return ((const float *)base)[i];
+  case TYR_F64:
+    return ((const double *)base)[i];
+  default:
+    return tyr__load_f64((const char *)base + i * (int64_t)tyr_dtype_size(t->dtype), t->dtype);
   }
 }
 static inline void st(tyr_tensor *t, void *base, int64_t i, double v) {
   switch (t->dtype) {
-  case TYR_F32: ((float *)base)[i] = (float)v; break;
-  case TYR_F64: ((double *)base)[i] = v; break;
-  default: tyr__store_f64((char *)base + i * (int64_t)tyr_dtype_size(t->dtype), t->dtype, v);
+  case TYR_F32:
+    ((float *)base)[i] = (float)v;
+    break;
+  case TYR_F64:
+    ((double *)base)[i] = v;
+    break;
+  default:
+    tyr__store_f64((char *)base + i * (int64_t)tyr_dtype_size(t->dtype), t->dtype, v);
   }
 }
 

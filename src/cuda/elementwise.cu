@@ -248,8 +248,8 @@ __device__ __forceinline__ void vstore(T *p, int64_t i, const V16<T> &r) {
 
 /* ---- unary ------------------------------------------------------------------------ */
 template <typename T>
-__global__ void unary_contig(int op, T *o, const T *x, int64_t n,
-                             int64_t nvec, double p0, double p1) {
+__global__ void unary_contig(int op, T *o, const T *x, int64_t n, int64_t nvec, double p0,
+                             double p1) {
   typedef typename Acc<T>::type C;
   const int N = V16<T>::N;
   GRID_LOOP(i, 0, nvec) {
@@ -328,9 +328,8 @@ void tcu_unary(tyr_unary_op op, tyr_tensor *out, const tyr_tensor *a, double p0,
 
 /* ---- unary backward: gin = gout * op'(a) ------------------------------------------- */
 template <typename T>
-__global__ void unary_bw_contig(int op, T *o, const T *x,
-                                const T *g, int64_t n, int64_t nvec, double p0,
-                                double p1) {
+__global__ void unary_bw_contig(int op, T *o, const T *x, const T *g, int64_t n, int64_t nvec,
+                                double p0, double p1) {
   typedef typename Acc<T>::type C;
   const int N = V16<T>::N;
   GRID_LOOP(i, 0, nvec) {
@@ -392,8 +391,7 @@ void tcu_unary_backward(tyr_unary_op op, tyr_tensor *gin, const tyr_tensor *a,
 
 /* ---- binary ------------------------------------------------------------------------- */
 template <typename T>
-__global__ void binary_contig(int op, T *o, const T *x,
-                              const T *y, int64_t n, int64_t nvec) {
+__global__ void binary_contig(int op, T *o, const T *x, const T *y, int64_t n, int64_t nvec) {
   typedef typename Acc<T>::type C;
   const int N = V16<T>::N;
   GRID_LOOP(i, 0, nvec) {

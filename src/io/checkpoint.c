@@ -50,28 +50,41 @@ int tyr_checkpoint_save_at(tyr_site s, const char *path, tyr_params *model, tyr_
   return st;
 }
 
-tyr_checkpoint *tyr_checkpoint_open_at(tyr_site s, const char *path) { return tyr_safetensors_open_at(s, path); }
-const char *tyr_checkpoint_meta(const tyr_checkpoint *c, const char *key) { return tyr_safetensors_metadata(c, key); }
-void tyr_checkpoint_close(tyr_checkpoint *c) { tyr_safetensors_close(c); }
+tyr_checkpoint *tyr_checkpoint_open_at(tyr_site s, const char *path) {
+  return tyr_safetensors_open_at(s, path);
+}
+const char *tyr_checkpoint_meta(const tyr_checkpoint *c, const char *key) {
+  return tyr_safetensors_metadata(c, key);
+}
+void tyr_checkpoint_close(tyr_checkpoint *c) {
+  tyr_safetensors_close(c);
+}
 
 static int check_entry(tyr_site s, tyr_checkpoint *c, const char *name, const tyr_tensor *t) {
   const char *path = tyr_safetensors_path(c);
   const tyr_safetensors_entry *e = tyr_safetensors_find(c, name);
-  if (!e) return tyr_raise(TYR_ERR_FORMAT, s, path, "tensor '%s' is missing (was the checkpoint made with another config?)", name);
+  if (!e)
+    return tyr_raise(TYR_ERR_FORMAT, s, path,
+                     "tensor '%s' is missing (was the checkpoint made with another config?)", name);
   char a[160], b[160];
-  if (e->dtype != t->dtype || e->rank != t->rank || memcmp(e->shape, t->shape, sizeof(int64_t) * (size_t)t->rank))
-    return tyr_raise(TYR_ERR_FORMAT, s, path, "tensor '%s' is %s %s in the file but %s %s in the model", name,
-                     tyr_dtype_name(e->dtype), tyr_shape_str(e->shape, e->rank, a, sizeof a), tyr_dtype_name(t->dtype),
-                     tyr_shape_str(t->shape, t->rank, b, sizeof b));
+  if (e->dtype != t->dtype || e->rank != t->rank ||
+      memcmp(e->shape, t->shape, sizeof(int64_t) * (size_t)t->rank))
+    return tyr_raise(TYR_ERR_FORMAT, s, path,
+                     "tensor '%s' is %s %s in the file but %s %s in the model", name,
+                     tyr_dtype_name(e->dtype), tyr_shape_str(e->shape, e->rank, a, sizeof a),
+                     tyr_dtype_name(t->dtype), tyr_shape_str(t->shape, t->rank, b, sizeof b));
   return 0;
 }
 
 static int parse_i64(tyr_site s, tyr_checkpoint *c, const char *key, int64_t *out) {
   const char *v = tyr_safetensors_metadata(c, key);
   char *end;
-  if (!v) return tyr_raise(TYR_ERR_FORMAT, s, tyr_safetensors_path(c), "metadata '%s' is missing", key);
+  if (!v)
+    return tyr_raise(TYR_ERR_FORMAT, s, tyr_safetensors_path(c), "metadata '%s' is missing", key);
   long long x = strtoll(v, &end, 10);
-  if (*end || end == v) return tyr_raise(TYR_ERR_FORMAT, s, tyr_safetensors_path(c), "metadata '%s' is not an integer: '%s'", key, v);
+  if (*end || end == v)
+    return tyr_raise(TYR_ERR_FORMAT, s, tyr_safetensors_path(c),
+                     "metadata '%s' is not an integer: '%s'", key, v);
   *out = x;
   return 0;
 }
@@ -95,11 +108,14 @@ int tyr_checkpoint_load_at(tyr_site s, tyr_checkpoint *c, tyr_params *model, tyr
     if ((st = check_entry(s, c, model->items[i].name, model->items[i].t))) goto done;
   for (int i = 0; i < k; i++)
     if ((st = check_entry(s, c, names[i], ts[i]))) goto done;
-  if ((st = parse_i64(s, c, "tyr.step", &step)) || (st = parse_i64(s, c, "tyr.optim_step", &ostep)) ||
-      (st = parse_i64(s, c, "tyr.rng_seed", &seed)) || (st = parse_i64(s, c, "tyr.rng_counter", &counter)))
+  if ((st = parse_i64(s, c, "tyr.step", &step)) ||
+      (st = parse_i64(s, c, "tyr.optim_step", &ostep)) ||
+      (st = parse_i64(s, c, "tyr.rng_seed", &seed)) ||
+      (st = parse_i64(s, c, "tyr.rng_counter", &counter)))
     goto done;
   for (int i = 0; i < model->n; i++)
-    if ((st = tyr_safetensors_load_into_at(s, c, model->items[i].name, model->items[i].t))) goto done;
+    if ((st = tyr_safetensors_load_into_at(s, c, model->items[i].name, model->items[i].t)))
+      goto done;
   for (int i = 0; i < k; i++)
     if ((st = tyr_safetensors_load_into_at(s, c, names[i], ts[i]))) goto done;
   if (opt) opt->step = ostep;

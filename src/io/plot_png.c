@@ -39,22 +39,30 @@ static const struct {
   char ch;
   uint8_t rows[7];
 } FONT[] = {
-    {'0', {14, 17, 19, 21, 25, 17, 14}}, {'1', {4, 12, 4, 4, 4, 4, 14}},      {'2', {14, 17, 1, 2, 4, 8, 31}},
-    {'3', {31, 2, 4, 2, 1, 17, 14}},     {'4', {2, 6, 10, 18, 31, 2, 2}},     {'5', {31, 16, 30, 1, 1, 17, 14}},
-    {'6', {6, 8, 16, 30, 17, 17, 14}},   {'7', {31, 1, 2, 4, 8, 8, 8}},       {'8', {14, 17, 17, 14, 17, 17, 14}},
-    {'9', {14, 17, 17, 15, 1, 2, 12}},   {'A', {14, 17, 17, 31, 17, 17, 17}}, {'B', {30, 17, 17, 30, 17, 17, 30}},
-    {'C', {14, 17, 16, 16, 16, 17, 14}}, {'D', {28, 18, 17, 17, 17, 18, 28}}, {'E', {31, 16, 16, 30, 16, 16, 31}},
-    {'F', {31, 16, 16, 30, 16, 16, 16}}, {'G', {14, 17, 16, 23, 17, 17, 15}}, {'H', {17, 17, 17, 31, 17, 17, 17}},
-    {'I', {14, 4, 4, 4, 4, 4, 14}},      {'J', {7, 2, 2, 2, 2, 18, 12}},      {'K', {17, 18, 20, 24, 20, 18, 17}},
-    {'L', {16, 16, 16, 16, 16, 16, 31}}, {'M', {17, 27, 21, 21, 17, 17, 17}}, {'N', {17, 17, 25, 21, 19, 17, 17}},
-    {'O', {14, 17, 17, 17, 17, 17, 14}}, {'P', {30, 17, 17, 30, 16, 16, 16}}, {'Q', {14, 17, 17, 17, 21, 18, 13}},
-    {'R', {30, 17, 17, 30, 20, 18, 17}}, {'S', {15, 16, 16, 14, 1, 1, 30}},   {'T', {31, 4, 4, 4, 4, 4, 4}},
-    {'U', {17, 17, 17, 17, 17, 17, 14}}, {'V', {17, 17, 17, 17, 17, 10, 4}},  {'W', {17, 17, 17, 21, 21, 21, 10}},
-    {'X', {17, 17, 10, 4, 10, 17, 17}},  {'Y', {17, 17, 10, 4, 4, 4, 4}},     {'Z', {31, 1, 2, 4, 8, 16, 31}},
-    {'.', {0, 0, 0, 0, 0, 12, 12}},      {'-', {0, 0, 0, 31, 0, 0, 0}},       {'+', {0, 4, 4, 31, 4, 4, 0}},
-    {':', {0, 12, 12, 0, 12, 12, 0}},    {'/', {1, 1, 2, 4, 8, 16, 16}},      {'(', {2, 4, 8, 8, 8, 4, 2}},
-    {')', {8, 4, 2, 2, 2, 4, 8}},        {'_', {0, 0, 0, 0, 0, 0, 31}},       {',', {0, 0, 0, 0, 12, 4, 8}},
-    {'=', {0, 0, 31, 0, 31, 0, 0}},      {'%', {24, 25, 2, 4, 8, 19, 3}},
+    {'0', {14, 17, 19, 21, 25, 17, 14}}, {'1', {4, 12, 4, 4, 4, 4, 14}},
+    {'2', {14, 17, 1, 2, 4, 8, 31}},     {'3', {31, 2, 4, 2, 1, 17, 14}},
+    {'4', {2, 6, 10, 18, 31, 2, 2}},     {'5', {31, 16, 30, 1, 1, 17, 14}},
+    {'6', {6, 8, 16, 30, 17, 17, 14}},   {'7', {31, 1, 2, 4, 8, 8, 8}},
+    {'8', {14, 17, 17, 14, 17, 17, 14}}, {'9', {14, 17, 17, 15, 1, 2, 12}},
+    {'A', {14, 17, 17, 31, 17, 17, 17}}, {'B', {30, 17, 17, 30, 17, 17, 30}},
+    {'C', {14, 17, 16, 16, 16, 17, 14}}, {'D', {28, 18, 17, 17, 17, 18, 28}},
+    {'E', {31, 16, 16, 30, 16, 16, 31}}, {'F', {31, 16, 16, 30, 16, 16, 16}},
+    {'G', {14, 17, 16, 23, 17, 17, 15}}, {'H', {17, 17, 17, 31, 17, 17, 17}},
+    {'I', {14, 4, 4, 4, 4, 4, 14}},      {'J', {7, 2, 2, 2, 2, 18, 12}},
+    {'K', {17, 18, 20, 24, 20, 18, 17}}, {'L', {16, 16, 16, 16, 16, 16, 31}},
+    {'M', {17, 27, 21, 21, 17, 17, 17}}, {'N', {17, 17, 25, 21, 19, 17, 17}},
+    {'O', {14, 17, 17, 17, 17, 17, 14}}, {'P', {30, 17, 17, 30, 16, 16, 16}},
+    {'Q', {14, 17, 17, 17, 21, 18, 13}}, {'R', {30, 17, 17, 30, 20, 18, 17}},
+    {'S', {15, 16, 16, 14, 1, 1, 30}},   {'T', {31, 4, 4, 4, 4, 4, 4}},
+    {'U', {17, 17, 17, 17, 17, 17, 14}}, {'V', {17, 17, 17, 17, 17, 10, 4}},
+    {'W', {17, 17, 17, 21, 21, 21, 10}}, {'X', {17, 17, 10, 4, 10, 17, 17}},
+    {'Y', {17, 17, 10, 4, 4, 4, 4}},     {'Z', {31, 1, 2, 4, 8, 16, 31}},
+    {'.', {0, 0, 0, 0, 0, 12, 12}},      {'-', {0, 0, 0, 31, 0, 0, 0}},
+    {'+', {0, 4, 4, 31, 4, 4, 0}},       {':', {0, 12, 12, 0, 12, 12, 0}},
+    {'/', {1, 1, 2, 4, 8, 16, 16}},      {'(', {2, 4, 8, 8, 8, 4, 2}},
+    {')', {8, 4, 2, 2, 2, 4, 8}},        {'_', {0, 0, 0, 0, 0, 0, 31}},
+    {',', {0, 0, 0, 0, 12, 4, 8}},       {'=', {0, 0, 31, 0, 31, 0, 0}},
+    {'%', {24, 25, 2, 4, 8, 19, 3}},
 };
 
 static void text(canvas *c, int x, int y, const char *s, uint32_t rgb, int scale) {
@@ -88,8 +96,8 @@ static int write_png(const char *path, const canvas *c) {
     return -1;
   }
   png_init_io(png, f);
-  png_set_IHDR(png, info, (png_uint_32)c->w, (png_uint_32)c->h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
-               PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  png_set_IHDR(png, info, (png_uint_32)c->w, (png_uint_32)c->h, 8, PNG_COLOR_TYPE_RGB,
+               PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
   png_write_info(png, info);
   for (int y = 0; y < c->h; y++) png_write_row(png, c->px + (size_t)y * (size_t)c->w * 3);
   png_write_end(png, NULL);
@@ -98,11 +106,13 @@ static int write_png(const char *path, const canvas *c) {
 }
 
 int tyr_plot_png_at(tyr_site s, const char *path, int width, int height, const char *title,
-                    const char *xlabel, const char *ylabel, const tyr_plot_series *series, int nseries) {
+                    const char *xlabel, const char *ylabel, const tyr_plot_series *series,
+                    int nseries) {
   const char *op = "tyr_plot_png";
   if (!path) return tyr_raise(TYR_ERR_ARG, s, op, "path is NULL");
   if (width < 200 || height < 150 || width > 8192 || height > 8192)
-    return tyr_raise(TYR_ERR_ARG, s, op, "%s: size %dx%d is outside 200x150..8192x8192", path, width, height);
+    return tyr_raise(TYR_ERR_ARG, s, op, "%s: size %dx%d is outside 200x150..8192x8192", path,
+                     width, height);
   double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
   for (int k = 0; k < nseries; k++)
     for (int64_t i = 0; i < series[k].n; i++) {
@@ -122,8 +132,8 @@ int tyr_plot_png_at(tyr_site s, const char *path, int width, int height, const c
   if (!c.px) return tyr_raise(TYR_ERR_MEMORY, s, op, "out of host memory");
   memset(c.px, 255, (size_t)width * (size_t)height * 3);
   int L = 70, R = width - 20, T = 40, B = height - 50;
-#define PX(v) (L + ((v) - x0) / (x1 - x0) * (R - L))
-#define PY(v) (B - ((v) - y0) / (y1 - y0) * (B - T))
+#define PX(v) (L + ((v)-x0) / (x1 - x0) * (R - L))
+#define PY(v) (B - ((v)-y0) / (y1 - y0) * (B - T))
   /* grid and ticks */
   double ys = nice_step(y1 - y0, 6), xs = nice_step(x1 - x0, 8);
   char buf[64];
@@ -144,7 +154,8 @@ int tyr_plot_png_at(tyr_site s, const char *path, int width, int height, const c
     for (int64_t i = 1; i < sr->n; i++)
       if (isfinite(sr->y[i - 1]) && isfinite(sr->y[i]))
         line(&c, PX(sr->x[i - 1]), PY(sr->y[i - 1]), PX(sr->x[i]), PY(sr->y[i]), sr->rgb, 2);
-    if (sr->n == 1) line(&c, PX(sr->x[0]) - 2, PY(sr->y[0]), PX(sr->x[0]) + 2, PY(sr->y[0]), sr->rgb, 3);
+    if (sr->n == 1)
+      line(&c, PX(sr->x[0]) - 2, PY(sr->y[0]), PX(sr->x[0]) + 2, PY(sr->y[0]), sr->rgb, 3);
     /* legend */
     int ly = T + 8 + 14 * k;
     line(&c, R - 150, ly + 3, R - 130, ly + 3, sr->rgb, 3);

@@ -31,20 +31,31 @@ tyr_gpt_config tyr_gpt_config_gpt2(int64_t vocab, int64_t block, int64_t n_layer
 
 int tyr_gpt_config_check_at(tyr_site s, const tyr_gpt_config *c) {
   const char *op = "tyr_gpt_config";
-  if (c->vocab_size <= 0) return tyr_raise(TYR_ERR_ARG, s, op, "vocab_size must be positive, got %lld", (long long)c->vocab_size);
-  if (c->block_size <= 0) return tyr_raise(TYR_ERR_ARG, s, op, "block_size must be positive, got %lld", (long long)c->block_size);
-  if (c->n_layer <= 0) return tyr_raise(TYR_ERR_ARG, s, op, "n_layer must be positive, got %lld", (long long)c->n_layer);
-  if (c->n_embd <= 0) return tyr_raise(TYR_ERR_ARG, s, op, "n_embd must be positive, got %lld", (long long)c->n_embd);
+  if (c->vocab_size <= 0)
+    return tyr_raise(TYR_ERR_ARG, s, op, "vocab_size must be positive, got %lld",
+                     (long long)c->vocab_size);
+  if (c->block_size <= 0)
+    return tyr_raise(TYR_ERR_ARG, s, op, "block_size must be positive, got %lld",
+                     (long long)c->block_size);
+  if (c->n_layer <= 0)
+    return tyr_raise(TYR_ERR_ARG, s, op, "n_layer must be positive, got %lld",
+                     (long long)c->n_layer);
+  if (c->n_embd <= 0)
+    return tyr_raise(TYR_ERR_ARG, s, op, "n_embd must be positive, got %lld", (long long)c->n_embd);
   if (c->n_head <= 0 || c->n_embd % c->n_head)
-    return tyr_raise(TYR_ERR_ARG, s, op, "n_head (%lld) must divide n_embd (%lld)", (long long)c->n_head, (long long)c->n_embd);
+    return tyr_raise(TYR_ERR_ARG, s, op, "n_head (%lld) must divide n_embd (%lld)",
+                     (long long)c->n_head, (long long)c->n_embd);
   int64_t kv = c->n_kv_head ? c->n_kv_head : c->n_head;
   if (kv <= 0 || c->n_head % kv)
-    return tyr_raise(TYR_ERR_ARG, s, op, "n_kv_head (%lld) must divide n_head (%lld)", (long long)kv, (long long)c->n_head);
+    return tyr_raise(TYR_ERR_ARG, s, op, "n_kv_head (%lld) must divide n_head (%lld)",
+                     (long long)kv, (long long)c->n_head);
   if (c->rope && (c->n_embd / c->n_head) % 2)
-    return tyr_raise(TYR_ERR_ARG, s, op, "rotary embedding needs an even head size, got %lld", (long long)(c->n_embd / c->n_head));
+    return tyr_raise(TYR_ERR_ARG, s, op, "rotary embedding needs an even head size, got %lld",
+                     (long long)(c->n_embd / c->n_head));
   if (!c->rope && !c->learned_pos)
     return tyr_raise(TYR_ERR_ARG, s, op, "the model needs positions: learned_pos or rope");
-  if (c->dropout < 0 || c->dropout >= 1) return tyr_raise(TYR_ERR_ARG, s, op, "dropout must be in [0, 1), got %g", c->dropout);
+  if (c->dropout < 0 || c->dropout >= 1)
+    return tyr_raise(TYR_ERR_ARG, s, op, "dropout must be in [0, 1), got %g", c->dropout);
   return 0;
 }
 
@@ -63,8 +74,10 @@ int tyr_gpt_init_at(tyr_site s, tyr_gpt *g, const tyr_gpt_config *cfg, tyr_devic
   tyr_set_default_device(dev);
   double std = c->init_std, proj_std = std / sqrt(2.0 * (double)c->n_layer);
   char name[TYR_PARAM_NAME_MAX];
-  if ((st = tyr_nn_embedding_init_at(s, &g->wte, &g->params, "wte", c->vocab_size, c->n_embd, std))) goto fail;
-  if (c->learned_pos && (st = tyr_nn_embedding_init_at(s, &g->wpe, &g->params, "wpe", c->block_size, c->n_embd, std)))
+  if ((st = tyr_nn_embedding_init_at(s, &g->wte, &g->params, "wte", c->vocab_size, c->n_embd, std)))
+    goto fail;
+  if (c->learned_pos &&
+      (st = tyr_nn_embedding_init_at(s, &g->wpe, &g->params, "wpe", c->block_size, c->n_embd, std)))
     goto fail;
   g->blocks = calloc((size_t)c->n_layer, sizeof *g->blocks);
   if (!g->blocks) {
@@ -74,29 +87,45 @@ int tyr_gpt_init_at(tyr_site s, tyr_gpt *g, const tyr_gpt_config *cfg, tyr_devic
   for (int64_t l = 0; l < c->n_layer; l++) {
     tyr_gpt_block *b = &g->blocks[l];
     snprintf(name, sizeof name, "blocks.%lld.ln1", (long long)l);
-    if ((st = tyr_nn_norm_init_at(s, &b->ln1, &g->params, name, c->norm, c->n_embd, true, c->bias, 1e-5))) goto fail;
+    if ((st = tyr_nn_norm_init_at(s, &b->ln1, &g->params, name, c->norm, c->n_embd, true, c->bias,
+                                  1e-5)))
+      goto fail;
     snprintf(name, sizeof name, "blocks.%lld.attn", (long long)l);
-    tyr_nn_attention_config ac = {.dim = c->n_embd, .n_head = c->n_head, .n_kv_head = c->n_kv_head,
-                                  .fused_qkv = true, .bias = c->bias, .rope = c->rope, .qk_norm = c->qk_norm,
-                                  .rope_base = c->rope_base, .dropout = c->dropout};
-    if ((st = tyr_nn_attention_init_at(s, &b->attn, &g->params, name, ac, std, proj_std))) goto fail;
+    tyr_nn_attention_config ac = {.dim = c->n_embd,
+                                  .n_head = c->n_head,
+                                  .n_kv_head = c->n_kv_head,
+                                  .fused_qkv = true,
+                                  .bias = c->bias,
+                                  .rope = c->rope,
+                                  .qk_norm = c->qk_norm,
+                                  .rope_base = c->rope_base,
+                                  .dropout = c->dropout};
+    if ((st = tyr_nn_attention_init_at(s, &b->attn, &g->params, name, ac, std, proj_std)))
+      goto fail;
     snprintf(name, sizeof name, "blocks.%lld.ln2", (long long)l);
-    if ((st = tyr_nn_norm_init_at(s, &b->ln2, &g->params, name, c->norm, c->n_embd, true, c->bias, 1e-5))) goto fail;
+    if ((st = tyr_nn_norm_init_at(s, &b->ln2, &g->params, name, c->norm, c->n_embd, true, c->bias,
+                                  1e-5)))
+      goto fail;
     snprintf(name, sizeof name, "blocks.%lld.mlp", (long long)l);
-    if ((st = tyr_nn_mlp_init_at(s, &b->mlp, &g->params, name, c->n_embd, c->mlp_hidden, c->act, c->bias, std, proj_std)))
+    if ((st = tyr_nn_mlp_init_at(s, &b->mlp, &g->params, name, c->n_embd, c->mlp_hidden, c->act,
+                                 c->bias, std, proj_std)))
       goto fail;
   }
-  if ((st = tyr_nn_norm_init_at(s, &g->ln_f, &g->params, "ln_f", c->norm, c->n_embd, true, c->bias, 1e-5))) goto fail;
+  if ((st = tyr_nn_norm_init_at(s, &g->ln_f, &g->params, "ln_f", c->norm, c->n_embd, true, c->bias,
+                                1e-5)))
+    goto fail;
   if (c->tied_head) {
     g->lm_head.weight = g->wte.weight;
     g->lm_head.in = c->n_embd;
     g->lm_head.out = c->vocab_size;
-  } else if ((st = tyr_nn_linear_init_at(s, &g->lm_head, &g->params, "lm_head", c->n_embd, c->vocab_size, false, std))) {
+  } else if ((st = tyr_nn_linear_init_at(s, &g->lm_head, &g->params, "lm_head", c->n_embd,
+                                         c->vocab_size, false, std))) {
     goto fail;
   }
   if (c->rope) {
     int64_t hd = c->n_embd / c->n_head;
-    if ((st = tyr_rotary_tables_at(s, c->block_size, hd, c->rope_base, tyr_default_dtype(), dev, &g->rope_cos, &g->rope_sin)))
+    if ((st = tyr_rotary_tables_at(s, c->block_size, hd, c->rope_base, tyr_default_dtype(), dev,
+                                   &g->rope_cos, &g->rope_sin)))
       goto fail;
     tyr_keep_e(g->rope_cos);
     tyr_keep_e(g->rope_sin);
@@ -125,7 +154,8 @@ tyr_tensor *tyr_gpt_hidden_at(tyr_site s, tyr_gpt *g, tyr_tensor *idx, bool trai
   }
   char b[160];
   if (idx->rank != 2 || idx->shape[1] > c->block_size || idx->shape[1] < 1) {
-    tyr_raise(TYR_ERR_SHAPE, s, "tyr_gpt_forward", "idx must be [B, T] with 1 <= T <= block_size (%lld), got %s",
+    tyr_raise(TYR_ERR_SHAPE, s, "tyr_gpt_forward",
+              "idx must be [B, T] with 1 <= T <= block_size (%lld), got %s",
               (long long)c->block_size, tyr_shape_str(idx->shape, idx->rank, b, sizeof b));
     return NULL;
   }
@@ -141,8 +171,8 @@ tyr_tensor *tyr_gpt_hidden_at(tyr_site s, tyr_gpt *g, tyr_tensor *idx, bool trai
   x = tyr_nn_dropout_forward_at(s, &drop, x, training);
   for (int64_t l = 0; l < c->n_layer && x; l++) {
     tyr_gpt_block *blk = &g->blocks[l];
-    tyr_tensor *a = tyr_nn_attention_forward_at(s, &blk->attn, tyr_nn_norm_forward_at(s, &blk->ln1, x), g->rope_cos,
-                                                g->rope_sin, training);
+    tyr_tensor *a = tyr_nn_attention_forward_at(
+        s, &blk->attn, tyr_nn_norm_forward_at(s, &blk->ln1, x), g->rope_cos, g->rope_sin, training);
     if (!a) return NULL;
     x = tyr_add_at(s, x, tyr_nn_dropout_forward_at(s, &drop, a, training));
     tyr_tensor *m = tyr_nn_mlp_forward_at(s, &blk->mlp, tyr_nn_norm_forward_at(s, &blk->ln2, x));

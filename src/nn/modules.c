@@ -7,27 +7,31 @@
 #include "tyr/nn.h"
 #include "tyr/tyr.h"
 
-#define NAME(buf, prefix, leaf) snprintf((buf), sizeof(buf), "%s%s%s", (prefix), (prefix)[0] ? "." : "", (leaf))
+#define NAME(buf, prefix, leaf)                                                                    \
+  snprintf((buf), sizeof(buf), "%s%s%s", (prefix), (prefix)[0] ? "." : "", (leaf))
 
 static tyr_tensor *normal(tyr_site s, int rank, const int64_t *shape, double std) {
   return tyr_randn_at(s, tyr_default_dtype(), tyr_default_device(), rank, shape, 0.0, std);
 }
 
-int tyr_nn_linear_init_at(tyr_site s, tyr_nn_linear *m, tyr_params *ps, const char *prefix, int64_t in,
-                          int64_t out, bool bias, double std) {
+int tyr_nn_linear_init_at(tyr_site s, tyr_nn_linear *m, tyr_params *ps, const char *prefix,
+                          int64_t in, int64_t out, bool bias, double std) {
   char name[TYR_PARAM_NAME_MAX + 16];
   memset(m, 0, sizeof *m);
   if (in <= 0 || out <= 0)
-    return tyr_raise(TYR_ERR_ARG, s, "tyr_nn_linear_init", "%s: sizes must be positive (in %lld, out %lld)",
-                     prefix, (long long)in, (long long)out);
+    return tyr_raise(TYR_ERR_ARG, s, "tyr_nn_linear_init",
+                     "%s: sizes must be positive (in %lld, out %lld)", prefix, (long long)in,
+                     (long long)out);
   m->in = in;
   m->out = out;
   NAME(name, prefix, "weight");
-  m->weight = tyr_params_add_at(s, ps, name, normal(s, 2, (int64_t[]){out, in}, std > 0 ? std : 1.0 / sqrt((double)in)));
+  m->weight = tyr_params_add_at(
+      s, ps, name, normal(s, 2, (int64_t[]){out, in}, std > 0 ? std : 1.0 / sqrt((double)in)));
   if (!m->weight) return TYR_ERR_ARG;
   if (bias) {
     NAME(name, prefix, "bias");
-    m->bias = tyr_params_add_at(s, ps, name, tyr_zeros_at(s, tyr_default_dtype(), tyr_default_device(), 1, &out));
+    m->bias = tyr_params_add_at(
+        s, ps, name, tyr_zeros_at(s, tyr_default_dtype(), tyr_default_device(), 1, &out));
     if (!m->bias) return TYR_ERR_ARG;
   }
   return 0;
@@ -46,7 +50,8 @@ int tyr_nn_embedding_init_at(tyr_site s, tyr_nn_embedding *m, tyr_params *ps, co
   m->num = num;
   m->dim = dim;
   NAME(name, prefix, "weight");
-  m->weight = tyr_params_add_at(s, ps, name, normal(s, 2, (int64_t[]){num, dim}, std > 0 ? std : 1.0));
+  m->weight =
+      tyr_params_add_at(s, ps, name, normal(s, 2, (int64_t[]){num, dim}, std > 0 ? std : 1.0));
   return m->weight ? 0 : TYR_ERR_ARG;
 }
 
@@ -54,8 +59,8 @@ tyr_tensor *tyr_nn_embedding_forward_at(tyr_site s, const tyr_nn_embedding *m, t
   return tyr_embedding_at(s, m->weight, idx);
 }
 
-int tyr_nn_norm_init_at(tyr_site s, tyr_nn_norm *m, tyr_params *ps, const char *prefix, tyr_norm_kind kind,
-                        int64_t dim, bool weight, bool bias, double eps) {
+int tyr_nn_norm_init_at(tyr_site s, tyr_nn_norm *m, tyr_params *ps, const char *prefix,
+                        tyr_norm_kind kind, int64_t dim, bool weight, bool bias, double eps) {
   char name[TYR_PARAM_NAME_MAX + 16];
   memset(m, 0, sizeof *m);
   m->kind = kind;
@@ -63,12 +68,14 @@ int tyr_nn_norm_init_at(tyr_site s, tyr_nn_norm *m, tyr_params *ps, const char *
   m->eps = eps > 0 ? eps : 1e-5;
   if (weight) {
     NAME(name, prefix, "weight");
-    m->weight = tyr_params_add_at(s, ps, name, tyr_ones_at(s, tyr_default_dtype(), tyr_default_device(), 1, &dim));
+    m->weight = tyr_params_add_at(
+        s, ps, name, tyr_ones_at(s, tyr_default_dtype(), tyr_default_device(), 1, &dim));
     if (!m->weight) return TYR_ERR_ARG;
   }
   if (bias && kind == TYR_NORM_LAYER) {
     NAME(name, prefix, "bias");
-    m->bias = tyr_params_add_at(s, ps, name, tyr_zeros_at(s, tyr_default_dtype(), tyr_default_device(), 1, &dim));
+    m->bias = tyr_params_add_at(
+        s, ps, name, tyr_zeros_at(s, tyr_default_dtype(), tyr_default_device(), 1, &dim));
     if (!m->bias) return TYR_ERR_ARG;
   }
   return 0;
@@ -81,11 +88,16 @@ tyr_tensor *tyr_nn_norm_forward_at(tyr_site s, const tyr_nn_norm *m, tyr_tensor 
 
 tyr_tensor *tyr_nn_act_at(tyr_site s, tyr_act_kind act, tyr_tensor *x) {
   switch (act) {
-  case TYR_ACT_GELU: return tyr_gelu_at(s, x);
-  case TYR_ACT_GELU_TANH: return tyr_gelu_tanh_at(s, x);
-  case TYR_ACT_RELU2: return tyr_relu2_at(s, x);
-  case TYR_ACT_RELU: return tyr_relu_at(s, x);
-  case TYR_ACT_SILU: return tyr_silu_at(s, x);
+  case TYR_ACT_GELU:
+    return tyr_gelu_at(s, x);
+  case TYR_ACT_GELU_TANH:
+    return tyr_gelu_tanh_at(s, x);
+  case TYR_ACT_RELU2:
+    return tyr_relu2_at(s, x);
+  case TYR_ACT_RELU:
+    return tyr_relu_at(s, x);
+  case TYR_ACT_SILU:
+    return tyr_silu_at(s, x);
   }
   return NULL;
 }
@@ -94,8 +106,11 @@ bool tyr_act_kind_parse(const char *name, tyr_act_kind *out) {
   static const struct {
     const char *n;
     tyr_act_kind k;
-  } t[] = {{"gelu", TYR_ACT_GELU}, {"gelu_tanh", TYR_ACT_GELU_TANH}, {"relu2", TYR_ACT_RELU2},
-           {"relu", TYR_ACT_RELU}, {"silu", TYR_ACT_SILU}};
+  } t[] = {{"gelu", TYR_ACT_GELU},
+           {"gelu_tanh", TYR_ACT_GELU_TANH},
+           {"relu2", TYR_ACT_RELU2},
+           {"relu", TYR_ACT_RELU},
+           {"silu", TYR_ACT_SILU}};
   for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
     if (name && strcmp(name, t[i].n) == 0) {
       *out = t[i].k;
@@ -104,7 +119,8 @@ bool tyr_act_kind_parse(const char *name, tyr_act_kind *out) {
   return false;
 }
 
-tyr_tensor *tyr_nn_dropout_forward_at(tyr_site s, const tyr_nn_dropout *m, tyr_tensor *x, bool training) {
+tyr_tensor *tyr_nn_dropout_forward_at(tyr_site s, const tyr_nn_dropout *m, tyr_tensor *x,
+                                      bool training) {
   if (!training || m->p <= 0) return x;
   return tyr_dropout_at(s, x, m->p, training);
 }
@@ -142,16 +158,19 @@ int tyr_nn_attention_init_at(tyr_site s, tyr_nn_attention *m, tyr_params *ps, co
   m->cfg = cfg;
   m->head_dim = cfg.dim / cfg.n_head;
   if (cfg.rope && m->head_dim % 2)
-    return tyr_raise(TYR_ERR_ARG, s, op, "%s: rotary embedding needs an even head size, got %lld", prefix,
-                     (long long)m->head_dim);
+    return tyr_raise(TYR_ERR_ARG, s, op, "%s: rotary embedding needs an even head size, got %lld",
+                     prefix, (long long)m->head_dim);
   int64_t kvdim = cfg.n_kv_head * m->head_dim;
   int st;
   if (cfg.fused_qkv) {
     NAME(name, prefix, "qkv");
-    if ((st = tyr_nn_linear_init_at(s, &m->qkv, ps, name, cfg.dim, cfg.dim + 2 * kvdim, cfg.bias, std))) return st;
+    if ((st = tyr_nn_linear_init_at(s, &m->qkv, ps, name, cfg.dim, cfg.dim + 2 * kvdim, cfg.bias,
+                                    std)))
+      return st;
   } else {
     NAME(name, prefix, "q");
-    if ((st = tyr_nn_linear_init_at(s, &m->q, ps, name, cfg.dim, cfg.dim, cfg.bias, std))) return st;
+    if ((st = tyr_nn_linear_init_at(s, &m->q, ps, name, cfg.dim, cfg.dim, cfg.bias, std)))
+      return st;
     NAME(name, prefix, "k");
     if ((st = tyr_nn_linear_init_at(s, &m->k, ps, name, cfg.dim, kvdim, cfg.bias, std))) return st;
     NAME(name, prefix, "v");

@@ -28,7 +28,8 @@ double tyr_lr_at(const tyr_lr_schedule *sch, int64_t step) {
     double r = sch->warmdown > 0 ? (double)(step - start) / (double)sch->warmdown : 1.0;
     return lr + (lo - lr) * r;
   }
-  default: return lr;
+  default:
+    return lr;
   }
 }
 

@@ -36,7 +36,8 @@ static void test_round_trip_and_resume(void **state) {
   make_model(&a, 4);
   tyr_optim_init(&oa, &a, tyr_adamw_config(0.01));
   train_steps(&a, &oa, 3);
-  tyr_checkpoint_info info = {.step = 3, .rng = tyr_rng_get_state(), .nmeta = 1, .keys = {"note"}, .values = {"hello"}};
+  tyr_checkpoint_info info = {
+      .step = 3, .rng = tyr_rng_get_state(), .nmeta = 1, .keys = {"note"}, .values = {"hello"}};
   assert_int_equal(tyr_checkpoint_save(path, &a, &oa, &info), 0);
   tyr_rng_state rng_at_save = tyr_rng_get_state();
   train_steps(&a, &oa, 2); /* the straight run continues */
@@ -82,7 +83,8 @@ static void test_mismatch_changes_nothing(void **state) {
   tyr_optim oa;
   tyr_optim_init(&oa, &a, tyr_adamw_config(0.01));
   ck = tyr_checkpoint_open(path);
-  EXPECT_TYR_ERROR(tyr_checkpoint_load(ck, &a, &oa, NULL), "tensor 'optim.layer.weight.m' is missing");
+  EXPECT_TYR_ERROR(tyr_checkpoint_load(ck, &a, &oa, NULL),
+                   "tensor 'optim.layer.weight.m' is missing");
   tyr_checkpoint_close(ck);
   tyr_optim_free(&oa);
   tyr_params_free(&a);

@@ -23,13 +23,15 @@ static void test_params_collection(void **state) {
   assert_null(tyr_params_find(&ps, "blocks.1.b"));
   assert_true(ps.items[0].t->requires_grad);
   tyr_tensor *dup = tyr_keep_e(tyr_zeros_e(1));
-  EXPECT_TYR_ERROR(tyr_params_add(&ps, "blocks.0.w", dup), "tyr_params_add: a parameter named 'blocks.0.w' already exists");
+  EXPECT_TYR_ERROR(tyr_params_add(&ps, "blocks.0.w", dup),
+                   "tyr_params_add: a parameter named 'blocks.0.w' already exists");
   tyr_tensor_free(dup);
   tyr_params other;
   tyr_params_init(&other);
   tyr_params_add(&other, "blocks.0.w", tyr_zeros_e(3, 2));
   tyr_params_add(&other, "blocks.0.b", tyr_zeros_e(3));
-  EXPECT_TYR_ERROR(tyr_params_zip(&ps, &other, NULL, NULL), "'blocks.0.w' is [2, 3] in one collection and [3, 2]");
+  EXPECT_TYR_ERROR(tyr_params_zip(&ps, &other, NULL, NULL),
+                   "'blocks.0.w' is [2, 3] in one collection and [3, 2]");
   tyr_params_free(&other);
   tyr_params_group_by_rank(&ps);
   assert_int_equal(ps.items[0].group, 0);
@@ -57,13 +59,15 @@ static void test_clip_grad_norm(void **state) {
 
 static void test_adamw_matches_reference(void **state) {
   (void)state;
-  double p0[3] = {0.5, -1.0, 2.0}, grads[3][3] = {{0.1, -0.2, 0.3}, {0.05, 0.4, -0.1}, {-0.3, 0.0, 0.2}};
+  double p0[3] = {0.5, -1.0, 2.0},
+         grads[3][3] = {{0.1, -0.2, 0.3}, {0.05, 0.4, -0.1}, {-0.3, 0.0, 0.2}};
   double lr = 0.01, b1 = 0.9, b2 = 0.99, eps = 1e-8, wd = 0.1;
   TYR_SCOPE;
   for (int dt = 0; dt < 2; dt++) {
     tyr_params ps;
     tyr_params_init(&ps);
-    tyr_tensor *p = tyr_params_add(&ps, "p", dt ? host(p0, 3) : tyr_to_dtype_e(host(p0, 3), TYR_F32));
+    tyr_tensor *p =
+        tyr_params_add(&ps, "p", dt ? host(p0, 3) : tyr_to_dtype_e(host(p0, 3), TYR_F32));
     tyr_optim opt;
     tyr_optim_config cfg = tyr_adamw_config(lr);
     cfg.beta1 = b1;
@@ -124,7 +128,8 @@ static void test_param_groups(void **state) {
   (void)state;
   tyr_params ps;
   tyr_params_init(&ps);
-  tyr_tensor *w = tyr_params_add(&ps, "w", tyr_ones_at(TYR_SITE, TYR_F64, TYR_DEVICE_CPU, 2, (int64_t[]){1, 1}));
+  tyr_tensor *w = tyr_params_add(
+      &ps, "w", tyr_ones_at(TYR_SITE, TYR_F64, TYR_DEVICE_CPU, 2, (int64_t[]){1, 1}));
   tyr_tensor *b = tyr_params_add(&ps, "b", host((double[]){1.0}, 1));
   tyr_params_group_by_rank(&ps);
   tyr_optim_config cfg = tyr_sgd_config(0.5, 0);
@@ -140,22 +145,33 @@ static void test_param_groups(void **state) {
   ASSERT_CLOSE(tyr_get_e(b, 0), 1 - 1.0 * 1.0, 1e-12, 0);    /* lr x2, no decay */
   tyr_optim_free(&opt);
   cfg.ngroups = 1;
-  EXPECT_TYR_ERROR(tyr_optim_init(&opt, &ps, cfg), "parameter 'b' is in group 1, but there are 1 groups");
+  EXPECT_TYR_ERROR(tyr_optim_init(&opt, &ps, cfg),
+                   "parameter 'b' is in group 1, but there are 1 groups");
   tyr_params_free(&ps);
 }
 
 static void test_schedules(void **state) {
   (void)state;
-  tyr_lr_schedule c = {.kind = TYR_LR_WARMUP_COSINE, .max_lr = 1e-3, .min_lr = 1e-4, .warmup = 100, .decay_steps = 2000};
+  tyr_lr_schedule c = {.kind = TYR_LR_WARMUP_COSINE,
+                       .max_lr = 1e-3,
+                       .min_lr = 1e-4,
+                       .warmup = 100,
+                       .decay_steps = 2000};
   ASSERT_CLOSE(tyr_lr_at(&c, 0), 1e-5, 1e-15, 0);
   ASSERT_CLOSE(tyr_lr_at(&c, 99), 1e-3, 1e-15, 0);
   ASSERT_CLOSE(tyr_lr_at(&c, 100), 1e-3, 1e-15, 0);
   ASSERT_CLOSE(tyr_lr_at(&c, 1050), 5.5e-4, 1e-12, 0);
   ASSERT_CLOSE(tyr_lr_at(&c, 2000), 1e-4, 1e-15, 0);
   ASSERT_CLOSE(tyr_lr_at(&c, 4999), 1e-4, 1e-15, 0);
-  tyr_lr_schedule l = {.kind = TYR_LR_WARMUP_LINEAR, .max_lr = 1, .min_lr = 0, .warmup = 10, .total = 110};
+  tyr_lr_schedule l = {
+      .kind = TYR_LR_WARMUP_LINEAR, .max_lr = 1, .min_lr = 0, .warmup = 10, .total = 110};
   ASSERT_CLOSE(tyr_lr_at(&l, 60), 0.5, 1e-12, 0);
-  tyr_lr_schedule w = {.kind = TYR_LR_WARMUP_PLATEAU_WARMDOWN, .max_lr = 1, .min_lr = 0, .warmup = 10, .total = 100, .warmdown = 40};
+  tyr_lr_schedule w = {.kind = TYR_LR_WARMUP_PLATEAU_WARMDOWN,
+                       .max_lr = 1,
+                       .min_lr = 0,
+                       .warmup = 10,
+                       .total = 100,
+                       .warmdown = 40};
   ASSERT_CLOSE(tyr_lr_at(&w, 30), 1, 0, 0);
   ASSERT_CLOSE(tyr_lr_at(&w, 80), 0.5, 1e-12, 0);
   tyr_lr_schedule k = {.kind = TYR_LR_CONSTANT, .max_lr = 0.3};
@@ -167,8 +183,12 @@ static void test_schedules(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      TYR_TEST(test_params_collection), TYR_TEST(test_clip_grad_norm),  TYR_TEST(test_adamw_matches_reference),
-      TYR_TEST(test_sgd_momentum_nesterov), TYR_TEST(test_param_groups), TYR_TEST(test_schedules),
+      TYR_TEST(test_params_collection),
+      TYR_TEST(test_clip_grad_norm),
+      TYR_TEST(test_adamw_matches_reference),
+      TYR_TEST(test_sgd_momentum_nesterov),
+      TYR_TEST(test_param_groups),
+      TYR_TEST(test_schedules),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
