@@ -195,8 +195,9 @@ tyr_tensor *tyr_gpt_forward_at(tyr_site s, tyr_gpt *g, tyr_tensor *idx, tyr_tens
 double tyr_gpt_flops_per_token(const tyr_gpt *g, int64_t T) {
   const tyr_gpt_config *c = &g->cfg;
   double n = (double)tyr_params_numel(&g->params);
-  if (c->learned_pos) n -= (double)(c->block_size * c->n_embd); /* lookups cost no FLOPs */
-  if (c->tied_head) n += 0; /* the head's matmul uses wte once more: counted by n already */
+  /* position lookups cost no FLOPs; with a tied head, wte's parameters
+     are counted once, for the head's matmul (the token lookup is free) */
+  if (c->learned_pos) n -= (double)(c->block_size * c->n_embd);
   double attn = 12.0 * (double)c->n_layer * (double)c->n_embd * (double)T;
   return 6.0 * n + attn;
 }
