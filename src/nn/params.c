@@ -9,7 +9,9 @@
 #include "tyr/autograd.h"
 #include "tyr/params.h"
 
-void tyr_params_init(tyr_params *ps) { memset(ps, 0, sizeof *ps); }
+void tyr_params_init(tyr_params *ps) {
+  memset(ps, 0, sizeof *ps);
+}
 
 void tyr_params_free(tyr_params *ps) {
   for (int i = 0; i < ps->n; i++) tyr_tensor_free(ps->items[i].t);
@@ -30,7 +32,8 @@ tyr_tensor *tyr_params_add_at(tyr_site s, tyr_params *ps, const char *name, tyr_
     return NULL;
   }
   if (!name || !name[0] || strlen(name) >= TYR_PARAM_NAME_MAX) {
-    tyr_raise(TYR_ERR_ARG, s, op, "a parameter name must have 1 to %d characters", TYR_PARAM_NAME_MAX - 1);
+    tyr_raise(TYR_ERR_ARG, s, op, "a parameter name must have 1 to %d characters",
+              TYR_PARAM_NAME_MAX - 1);
     return NULL;
   }
   if (tyr_params_find(ps, name)) {
@@ -86,17 +89,19 @@ void tyr_params_map(tyr_params *ps, tyr_param_fn fn, void *ctx) {
 
 int tyr_params_zip_at(tyr_site s, tyr_params *a, tyr_params *b, tyr_param_zip_fn fn, void *ctx) {
   if (a->n != b->n)
-    return tyr_raise(TYR_ERR_ARG, s, "tyr_params_zip", "collections have %d and %d parameters", a->n, b->n);
+    return tyr_raise(TYR_ERR_ARG, s, "tyr_params_zip", "collections have %d and %d parameters",
+                     a->n, b->n);
   for (int i = 0; i < a->n; i++) {
     tyr_param *pb = tyr_params_find(b, a->items[i].name);
     if (!pb)
-      return tyr_raise(TYR_ERR_ARG, s, "tyr_params_zip", "'%s' is missing from the second collection",
-                       a->items[i].name);
+      return tyr_raise(TYR_ERR_ARG, s, "tyr_params_zip",
+                       "'%s' is missing from the second collection", a->items[i].name);
     tyr_tensor *x = a->items[i].t, *y = pb->t;
     if (x->rank != y->rank || memcmp(x->shape, y->shape, sizeof(int64_t) * (size_t)x->rank)) {
       char sa[160], sb[160];
-      return tyr_raise(TYR_ERR_SHAPE, s, "tyr_params_zip", "'%s' is %s in one collection and %s in the other",
-                       a->items[i].name, tyr_shape_str(x->shape, x->rank, sa, sizeof sa),
+      return tyr_raise(TYR_ERR_SHAPE, s, "tyr_params_zip",
+                       "'%s' is %s in one collection and %s in the other", a->items[i].name,
+                       tyr_shape_str(x->shape, x->rank, sa, sizeof sa),
                        tyr_shape_str(y->shape, y->rank, sb, sizeof sb));
     }
   }

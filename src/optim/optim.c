@@ -35,8 +35,10 @@ int tyr_optim_init_at(tyr_site s, tyr_optim *opt, tyr_params *ps, tyr_optim_conf
   const char *op = "tyr_optim_init";
   memset(opt, 0, sizeof *opt);
   if (!(cfg.lr >= 0)) return tyr_raise(TYR_ERR_ARG, s, op, "lr must be >= 0, got %g", cfg.lr);
-  if (cfg.kind == TYR_OPTIM_ADAMW && (!(cfg.beta1 >= 0 && cfg.beta1 < 1) || !(cfg.beta2 >= 0 && cfg.beta2 < 1)))
-    return tyr_raise(TYR_ERR_ARG, s, op, "betas must be in [0, 1), got %g, %g", cfg.beta1, cfg.beta2);
+  if (cfg.kind == TYR_OPTIM_ADAMW &&
+      (!(cfg.beta1 >= 0 && cfg.beta1 < 1) || !(cfg.beta2 >= 0 && cfg.beta2 < 1)))
+    return tyr_raise(TYR_ERR_ARG, s, op, "betas must be in [0, 1), got %g, %g", cfg.beta1,
+                     cfg.beta2);
   if (cfg.ngroups < 0 || cfg.ngroups > TYR_OPTIM_MAX_GROUPS)
     return tyr_raise(TYR_ERR_ARG, s, op, "ngroups must be in 0..%d", TYR_OPTIM_MAX_GROUPS);
   if (cfg.ngroups == 0) {
@@ -59,7 +61,8 @@ int tyr_optim_init_at(tyr_site s, tyr_optim *opt, tyr_params *ps, tyr_optim_conf
   }
   for (int i = 0; i < ps->n; i++) {
     tyr_tensor *p = ps->items[i].t;
-    bool need_m = cfg.kind == TYR_OPTIM_ADAMW, need_v = cfg.kind == TYR_OPTIM_ADAMW || cfg.momentum != 0;
+    bool need_m = cfg.kind == TYR_OPTIM_ADAMW,
+         need_v = cfg.kind == TYR_OPTIM_ADAMW || cfg.momentum != 0;
     if (need_m) {
       opt->m[i] = tyr_keep_e(tyr_empty_at(s, TYR_F32, p->device, p->rank, p->shape));
       if (!opt->m[i]) goto fail;
@@ -91,7 +94,8 @@ int tyr_optim_step_at(tyr_site s, tyr_optim *opt, double lr) {
   const char *op = "tyr_optim_step";
   if (!opt->params) return tyr_raise(TYR_ERR_STATE, s, op, "optimizer is not initialised");
   if (opt->params->n != opt->n)
-    return tyr_raise(TYR_ERR_STATE, s, op, "the collection has %d parameters, the optimizer was made for %d",
+    return tyr_raise(TYR_ERR_STATE, s, op,
+                     "the collection has %d parameters, the optimizer was made for %d",
                      opt->params->n, opt->n);
   if (lr < 0) lr = opt->cfg.lr;
   opt->step++;
@@ -111,8 +115,8 @@ int tyr_optim_step_at(tyr_site s, tyr_optim *opt, double lr) {
       be->adamw_step(p, g, opt->m[i], opt->v[i], lr * grp->lr_scale, c->beta1, c->beta2, c->eps,
                      grp->weight_decay, opt->step);
     else
-      be->sgd_step(p, g, opt->v[i], lr * grp->lr_scale, c->momentum, c->dampening, grp->weight_decay,
-                   c->nesterov, opt->step == 1);
+      be->sgd_step(p, g, opt->v[i], lr * grp->lr_scale, c->momentum, c->dampening,
+                   grp->weight_decay, c->nesterov, opt->step == 1);
   }
   return 0;
 }
@@ -130,7 +134,8 @@ int tyr_optim_state_tensors(tyr_optim *opt, int max, const char **names, tyr_ten
     for (int j = 0; j < 2; j++) {
       if (!st[j]) continue;
       if (k >= max) return -1;
-      snprintf(name_buf[k], TYR_PARAM_NAME_MAX + 16, "optim.%s.%s", opt->params->items[i].name, suffix[j]);
+      snprintf(name_buf[k], TYR_PARAM_NAME_MAX + 16, "optim.%s.%s", opt->params->items[i].name,
+               suffix[j]);
       names[k] = name_buf[k];
       tensors[k] = st[j];
       k++;
