@@ -1237,7 +1237,7 @@ static void test_rotary(void **state) {
 
 /* ---- attention ---------------------------------------------------------------------------- */
 typedef struct {
-  int64_t B, Hq, Hkv, T, S, D;
+  int64_t B, Hq, Hkv, T, Sk, D;
   bool causal;
   int64_t window;
   int mask; /* 0 none, 1 random u8, 2 random bool with fully masked rows */
@@ -1286,16 +1286,16 @@ static void test_sdpa(void **state) {
       TYR_SCOPE;
       tyr_tensor *qkv[3] = {
           as_dtype(RAND(TYR_F32, -1, 1, c->B, c->Hq, c->T, c->D), dt),
-          as_dtype(RAND(TYR_F32, -1, 1, c->B, c->Hkv, c->S, c->D), dt),
-          as_dtype(RAND(TYR_F32, -1, 1, c->B, c->Hkv, c->S, c->D), dt),
+          as_dtype(RAND(TYR_F32, -1, 1, c->B, c->Hkv, c->Sk, c->D), dt),
+          as_dtype(RAND(TYR_F32, -1, 1, c->B, c->Hkv, c->Sk, c->D), dt),
       };
       tyr_tensor *w = as_dtype(RAND(TYR_F32, -1, 1, c->B, c->Hq, c->T, c->D), dt);
       tyr_tensor *mask = NULL;
       if (c->mask) {
-        mask = RAND(TYR_U8, 0, 2, c->T, c->S);
+        mask = RAND(TYR_U8, 0, 2, c->T, c->Sk);
         if (c->mask == 2) {
           uint8_t *mp = tyr_data_ptr(mask);
-          for (int64_t i = 0; i < c->T; i += 5) memset(mp + i * c->S, 0, (size_t)c->S);
+          for (int64_t i = 0; i < c->T; i += 5) memset(mp + i * c->Sk, 0, (size_t)c->Sk);
           mask = as_dtype(mask, TYR_BOOL);
         }
       }
@@ -1304,7 +1304,7 @@ static void test_sdpa(void **state) {
       char base[128], what[160];
       snprintf(base, sizeof base, "sdpa %s B%lld Hq%lld Hkv%lld T%lld S%lld D%lld%s w%lld m%d",
                tyr_dtype_name(dt), (long long)c->B, (long long)c->Hq, (long long)c->Hkv,
-               (long long)c->T, (long long)c->S, (long long)c->D, c->causal ? " causal" : "",
+               (long long)c->T, (long long)c->Sk, (long long)c->D, c->causal ? " causal" : "",
                (long long)c->window, c->mask);
       double tol = dt == TYR_F64 ? 1e-9 : dt == TYR_BF16 ? 3e-2 : 2e-4;
       const char *names[4] = {"out", "dq", "dk", "dv"};
