@@ -9,7 +9,7 @@
 set -eu
 build=$1 src=$2
 bin=$build/train_gpt
-if ! grep -q '^CMAKE_CUDA_COMPILER:.*nvcc' "$build/CMakeCache.txt" 2>/dev/null; then
+if [ -z "$(find "$build" -maxdepth 2 -name 'libtyr_cuda_kernels.a' 2>/dev/null)" ]; then
   echo "skipped: no GPU (this build has no CUDA backend)"; exit 0
 fi
 if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L 2>/dev/null | grep -q GPU; then
