@@ -120,7 +120,8 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int64_t bh = blockIdx.y, b = bh / sh.Hq, h = bh % sh.Hq;
   const int64_t hk = h / (sh.Hq / sh.Hkv);
-  const int64_t i0 = (int64_t)blockIdx.x * ATT_ROWS;
+  /* the last rows first: under a causal mask they have the most keys */
+  const int64_t i0 = (int64_t)(gridDim.x - 1 - blockIdx.x) * ATT_ROWS;
   const T *qb = q + bh * sh.T * sh.D;
   const T *kb = k + (b * sh.Hkv + hk) * sh.S * sh.D;
   const T *vb = v + (b * sh.Hkv + hk) * sh.S * sh.D;
@@ -228,7 +229,8 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int64_t bh = blockIdx.y, b = bh / sh.Hq, h = bh % sh.Hq;
   const int64_t hk = h / (sh.Hq / sh.Hkv);
-  const int64_t i0 = (int64_t)blockIdx.x * ATT_ROWS;
+  /* the last rows first: under a causal mask they have the most keys */
+  const int64_t i0 = (int64_t)(gridDim.x - 1 - blockIdx.x) * ATT_ROWS;
   const T *kb = k + (b * sh.Hkv + hk) * sh.S * sh.D;
   const T *vb = v + (b * sh.Hkv + hk) * sh.S * sh.D;
   att_stage<T, C>(sQ, D, q + bh * sh.T * sh.D, i0, sh.T, ATT_ROWS, D);
@@ -458,6 +460,12 @@ static bool att_check(const tyr_tensor *q, const tyr_tensor *lse) {
   if (!att_nc(D)) {
     tcu_fail(__FILE__, __LINE__, "tyr_sdpa", "head dim %lld is larger than the CUDA kernel's %d",
              (long long)D, ATT_MAX_D);
+    return false;
+  }
+  if (q->shape[0] * q->shape[1] > 65535) {
+    tcu_fail(__FILE__, __LINE__, "tyr_sdpa",
+             "batch x heads = %lld is more than the CUDA kernel's 65535",
+             (long long)(q->shape[0] * q->shape[1]));
     return false;
   }
   tyr_dtype want = q->dtype == TYR_F64 ? TYR_F64 : TYR_F32;
