@@ -1,7 +1,10 @@
 /* Training step of GPT models on a CUDA GPU: forward, backward, gradient
- * clipping at 1.0 and AdamW on random tokens, f32 parameters and f32
- * arithmetic throughout (cuBLASLt matmuls in f32 with TF32 off; no
- * mixed precision yet).  Configs:
+ * clipping at 1.0 and AdamW on random tokens, with f32 parameters, f32
+ * activations and f32 gradients.  Each config runs in three matmul modes
+ * (tyr_cuda_set_matmul_mode): f32 (full f32 arithmetic, TF32 off: what the
+ * tests check against the CPU), tf32 and bf16 (tensor cores with inputs
+ * rounded to TF32 / bf16 and f32 accumulation: mixed precision with f32
+ * master weights; everything but the matmuls stays f32).  Configs:
  *   gpt2_124m        12 layers, 12 heads, 768 wide, block 1024, vocab 50304,
  *                    tanh GELU, tied head, batch 16 (--batch N)
  *   shakespeare_cpu  4 layers, 4 heads, 128 wide, block 64, vocab 65, batch 12
@@ -11,9 +14,10 @@
  * `python3 -c 'import torch'` works and a CUDA device is visible to it,
  * bench/torch_gpt2.py runs the same model and batch (fp32 eager with TF32
  * off, bf16 autocast eager, bf16 autocast + torch.compile) and its lines are
- * printed next to Tyr's.
+ * printed next to Tyr's.  Run it from the repository root.
  *
- *   bench_gpt2_cuda [--batch N] [--steps N] [--only NAME] [--no-torch] [--no-compile] */
+ *   bench_gpt2_cuda [--batch N] [--steps N] [--only NAME] [--f32-only] [--no-torch]
+ *                   [--no-compile] */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,7 +134,7 @@ static void bench_torch(const preset *p, int steps, int compile, double flops_pe
 }
 
 int main(int argc, char **argv) {
-  int steps = 10, torch = 1, compile = 1;
+  int steps = 10, torch = 1, compile = 1, f32_only = 0;
   int64_t batch = 16;
   const char *only = NULL;
   for (int i = 1; i < argc; i++) {
@@ -145,8 +149,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--no-compile"))
       compile = 0;
     else {
-      fprintf(stderr, "usage: bench_gpt2_cuda [--batch N] [--steps N] [--only NAME] [--no-torch] "
-                      "[--no-compile]\n");
+      fprintf(stderr, "usage: bench_gpt2_cuda [--batch N] [--steps N] [--only NAME] [--f32-only] "
+                      "[--no-torch] [--no-compile]\n");
       return 2;
     }
   }
@@ -171,8 +175,8 @@ int main(int argc, char **argv) {
   printf(
       "GPT training step on cuda:0 (forward + backward + clip + AdamW); MFU against %.0f TFLOP/s\n",
       PEAK_TFLOPS);
-  printf("Tyr: f32 parameters and f32 arithmetic (cuBLASLt f32 matmuls, TF32 off; no bf16 path "
-         "yet)\n");
+  printf("Tyr: f32 parameters, activations and gradients; matmuls in f32 (TF32 off), tf32 or bf16\n"
+         "(tensor cores, f32 accumulation); attention, norms, softmax and AdamW in f32\n");
   printf("%-28s %12s %10s %8s %10s\n", "config", "tok/s", "ms/step", "MFU", "peak GB");
   for (size_t k = 0; k < sizeof presets / sizeof presets[0]; k++) {
     const preset *p = &presets[k];
@@ -181,18 +185,27 @@ int main(int argc, char **argv) {
            (long long)p->L, (long long)p->H, (long long)p->C, (long long)p->T, (long long)p->V,
            (long long)p->B);
     fflush(stdout);
-    result r = bench_tyr(p, steps);
-    if (!r.ok) {
-      const tyr_error *e = tyr_error_last();
-      printf("  tyr: failed: %s\n", e && e->message[0] ? e->message : "(no message)");
-      continue;
+    const tyr_cuda_matmul_mode modes[] = {TYR_CUDA_MATMUL_F32, TYR_CUDA_MATMUL_TF32,
+                                          TYR_CUDA_MATMUL_BF16};
+    const char *labels[] = {"tyr f32", "tyr tf32-matmul", "tyr bf16-matmul"};
+    double fpt = NAN;
+    for (int m = 0; m < (f32_only ? 1 : 3); m++) {
+      tyr_cuda_set_matmul_mode(modes[m]);
+      result r = bench_tyr(p, steps);
+      if (!r.ok) {
+        const tyr_error *e = tyr_error_last();
+        printf("  %s: failed: %s\n", labels[m], e && e->message[0] ? e->message : "(no message)");
+        continue;
+      }
+      fpt = r.flops_per_token;
+      double tok = (double)(p->B * p->T) / r.s_per_step;
+      printf("  %-26s %12.0f %10.2f %7.1f%% %10.2f   (loss %.4f)\n", labels[m], tok,
+             r.s_per_step * 1e3, 100.0 * tok * r.flops_per_token / (PEAK_TFLOPS * 1e12),
+             (double)r.peak / 1e9, r.loss);
+      fflush(stdout);
     }
-    double tok = (double)(p->B * p->T) / r.s_per_step;
-    printf("  %-26s %12.0f %10.2f %7.1f%% %10.2f   (loss %.4f)\n", "tyr f32", tok,
-           r.s_per_step * 1e3, 100.0 * tok * r.flops_per_token / (PEAK_TFLOPS * 1e12),
-           (double)r.peak / 1e9, r.loss);
-    fflush(stdout);
-    if (torch) bench_torch(p, steps, compile, r.flops_per_token);
+    tyr_cuda_set_matmul_mode(TYR_CUDA_MATMUL_F32);
+    if (torch && !isnan(fpt)) bench_torch(p, steps, compile, fpt);
   }
   return 0;
 }

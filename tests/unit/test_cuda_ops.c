@@ -1129,6 +1129,31 @@ static void test_mlp_gradients(void **state) {
   }
 }
 
+/* ---- f32 matmul modes (tyr_cuda_set_matmul_mode) --------------------------------------- */
+static void test_matmul_modes(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  tyr_cuda_matmul_mode prev = tyr_cuda_get_matmul_mode();
+  const tyr_cuda_matmul_mode modes[] = {TYR_CUDA_MATMUL_F32, TYR_CUDA_MATMUL_TF32,
+                                        TYR_CUDA_MATMUL_BF16};
+  const char *names[] = {"f32", "tf32", "bf16"};
+  const double tols[] = {2e-5, 5e-3, 3e-2};
+  for (int i = 0; i < 3; i++) {
+    TYR_SCOPE;
+    tyr_cuda_set_matmul_mode(modes[i]);
+    assert_int_equal(tyr_cuda_get_matmul_mode(), modes[i]);
+    tyr_tensor *a = RAND(TYR_F32, -1, 1, 3, 96, 200), *b = RAND(TYR_F32, -1, 1, 3, 200, 72);
+    tyr_tensor *want = tyr_matmul_at(S, a, b);
+    tyr_tensor *got = tyr_matmul_at(S, to_dev(a, gpu()), to_dev(b, gpu()));
+    char what[64];
+    snprintf(what, sizeof what, "matmul f32 in %s mode", names[i]);
+    /* entries are sums of 200 products of size ~1/3: atol in proportion */
+    expect_close(what, got, want, tols[i], tols[i] * 8);
+    assert_int_equal(got->dtype, TYR_F32);
+  }
+  tyr_cuda_set_matmul_mode(prev);
+}
+
 /* ---- optimizer kernels (through the backend table) ------------------------------------ */
 /* p, g (dtype dt) and f32 state on the CPU and their GPU copies */
 typedef struct {
@@ -1334,7 +1359,7 @@ int main(void) {
       TYR_TEST(test_reduce_ops),    TYR_TEST(test_matmul),        TYR_TEST(test_softmax),
       TYR_TEST(test_layer_norm),    TYR_TEST(test_cross_entropy), TYR_TEST(test_index),
       TYR_TEST(test_mlp_gradients), TYR_TEST(test_optim_kernels), TYR_TEST(test_rotary),
-      TYR_TEST(test_sdpa),
+      TYR_TEST(test_sdpa),          TYR_TEST(test_matmul_modes),
   };
   int failed = cmocka_run_group_tests(tests, NULL, NULL);
   tyr_cuda_empty_cache();
