@@ -49,6 +49,22 @@ void tyr_cuda_empty_cache(void);
 int tyr_cuda_synchronize_at(tyr_site s);
 #define tyr_cuda_synchronize() tyr_cuda_synchronize_at(TYR_SITE)
 
+/* How f32 matrix multiplies run on CUDA devices (other dtypes are not
+ * affected).  F32: full f32 arithmetic, results agree with the CPU to
+ * ~1e-6 (the default).  TF32: tensor cores with TF32 inputs (10-bit
+ * mantissa).  BF16: tensor cores with inputs rounded to bf16 (8-bit
+ * mantissa), i.e. mixed precision with f32 weights, activations and
+ * gradients.  Every mode accumulates in f32.  The default comes from
+ * TYR_CUDA_MATMUL=f32|tf32|bf16 in the environment (or TYR_CUDA_TF32=1).
+ * Without the CUDA backend the setting is kept and has no effect. */
+typedef enum tyr_cuda_matmul_mode {
+  TYR_CUDA_MATMUL_F32,
+  TYR_CUDA_MATMUL_TF32,
+  TYR_CUDA_MATMUL_BF16
+} tyr_cuda_matmul_mode;
+void tyr_cuda_set_matmul_mode(tyr_cuda_matmul_mode mode);
+tyr_cuda_matmul_mode tyr_cuda_get_matmul_mode(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -157,7 +157,8 @@ typedef struct tyr_backend {
    * (Hq a multiple of Hkv; query head h reads key/value head h / (Hq/Hkv)),
    * out [B, Hq, T, D], lse [B, Hq, T] (log-sum-exp of each row's scaled
    * scores, -inf for a row that sees no key, whose output is 0); all
-   * contiguous, one float dtype.  mask is [T, S] bool/u8 contiguous or NULL.
+   * contiguous, one float dtype (lse is f32 when q is bf16/f16).  mask is
+   * [T, S] bool/u8 contiguous or NULL.
    * With o = S - T, row i sees key j when mask[i, j] (if any), j <= i + o
    * (if causal or window > 0) and j > i + o - window (if window > 0). */
   void (*sdpa)(tyr_tensor *out, tyr_tensor *lse, const tyr_tensor *q, const tyr_tensor *k,

@@ -28,6 +28,13 @@ int tyr_cuda_synchronize_at(tyr_site s) {
   (void)s;
   return 0;
 }
+static tyr_cuda_matmul_mode g_mode;
+void tyr_cuda_set_matmul_mode(tyr_cuda_matmul_mode mode) {
+  g_mode = mode;
+}
+tyr_cuda_matmul_mode tyr_cuda_get_matmul_mode(void) {
+  return g_mode;
+}
 #else
 /* ISO C forbids an empty translation unit. */
 typedef int tyr__cuda_api_unused;

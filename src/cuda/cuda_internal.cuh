@@ -345,6 +345,23 @@ void tcu_cross_entropy(tyr_tensor *losses, const tyr_tensor *logits, const tyr_t
 void tcu_cross_entropy_backward(tyr_tensor *glogits, const tyr_tensor *logits,
                                 const tyr_tensor *targets, int64_t ignore_index,
                                 const tyr_tensor *gloss);
+void tcu_adamw_step(tyr_tensor *param, const tyr_tensor *grad, tyr_tensor *m, tyr_tensor *v,
+                    double lr, double beta1, double beta2, double eps, double weight_decay,
+                    int64_t step);
+void tcu_sgd_step(tyr_tensor *param, const tyr_tensor *grad, tyr_tensor *buf, double lr,
+                  double momentum, double dampening, double weight_decay, bool nesterov,
+                  bool first);
+double tcu_sum_squares(const tyr_tensor *t);
+void tcu_scale_(tyr_tensor *t, double c);
+void tcu_rotary(tyr_tensor *out, const tyr_tensor *x, const tyr_tensor *cos_table,
+                const tyr_tensor *sin_table, bool inverse);
+void tcu_sdpa(tyr_tensor *out, tyr_tensor *lse, const tyr_tensor *q, const tyr_tensor *k,
+              const tyr_tensor *v, const tyr_tensor *mask, bool causal, int64_t window,
+              double scale);
+void tcu_sdpa_backward(tyr_tensor *dq, tyr_tensor *dk, tyr_tensor *dv, const tyr_tensor *dout,
+                       const tyr_tensor *q, const tyr_tensor *k, const tyr_tensor *v,
+                       const tyr_tensor *out, const tyr_tensor *lse, const tyr_tensor *mask,
+                       bool causal, int64_t window, double scale);
 }
 
 /* A tensor header over a device temporary, not counted among live

@@ -507,10 +507,9 @@ void tcu_copy(tyr_tensor *out, const tyr_tensor *src) {
 }
 
 /* ---- the table --------------------------------------------------------------------
- * Entries not listed here are NULL: the ops layer must not call them on a
- * CUDA tensor.  Kernels added to the table since this backend was written
- * and not covered yet: attention forward/backward, rotary embedding, fused
- * AdamW (they appear at the end of struct tyr_backend as they land). */
+ * Every entry of struct tyr_backend is set.  An entry added to the struct
+ * later stays NULL here until it has a CUDA kernel; the ops layer raises
+ * TYR_ERR_DEVICE ("no CUDA kernel for this op") instead of calling it. */
 static tyr_backend g_table;
 
 static void table_init(void) {
@@ -541,6 +540,13 @@ static void table_init(void) {
   g_table.scatter_add = tcu_scatter_add;
   g_table.cross_entropy = tcu_cross_entropy;
   g_table.cross_entropy_backward = tcu_cross_entropy_backward;
+  g_table.adamw_step = tcu_adamw_step;
+  g_table.sgd_step = tcu_sgd_step;
+  g_table.sum_squares = tcu_sum_squares;
+  g_table.scale_ = tcu_scale_;
+  g_table.sdpa = tcu_sdpa;
+  g_table.sdpa_backward = tcu_sdpa_backward;
+  g_table.rotary = tcu_rotary;
 }
 
 /* Called by the dispatch layer the first time a CUDA device is asked for;

@@ -9,8 +9,12 @@
  * become one strided-batched call; otherwise the outer batch dim is looped.
  *
  * Precision: f32 is computed with CUBLAS_COMPUTE_32F, i.e. full f32 (no
- * TF32) so that results agree with the CPU to ~1e-6; TYR_CUDA_TF32=1 in the
- * environment allows TF32 tensor cores instead.  bf16 and f16 use tensor
+ * TF32) so that results agree with the CPU to ~1e-6.  tyr_cuda_set_matmul_mode
+ * (or TYR_CUDA_MATMUL=tf32|bf16 in the environment; TYR_CUDA_TF32=1 is
+ * tf32) lets f32 products use tensor cores: TF32 inputs
+ * (CUBLAS_COMPUTE_32F_FAST_TF32), or inputs rounded to bf16
+ * (CUBLAS_COMPUTE_32F_FAST_16BF), always with f32 accumulation and f32
+ * tensors in and out: mixed precision with f32 weights and activations.  bf16 and f16 use tensor
  * cores with f32 accumulation and round the result once; f64 uses
  * CUBLAS_COMPUTE_64F.  The heuristic's choice is cached per shape. */
 #include <cublasLt.h>
@@ -18,6 +22,7 @@
 #include <stdlib.h>
 
 #include "cuda/cuda_internal.cuh"
+#include "tyr/cuda.h"
 
 #define LT_CHECK(call) lt_check((call), __FILE__, __LINE__, __func__, #call)
 static bool lt_check(cublasStatus_t s, const char *file, int line, const char *fn,
@@ -52,16 +57,37 @@ struct MmDev {
 
 static MmDev g_mm[MM_MAX_DEV];
 static pthread_mutex_t g_mm_lock = PTHREAD_MUTEX_INITIALIZER;
-static int g_tf32 = -1;
+static int g_mode = -1; /* tyr_cuda_matmul_mode; -1: not read from the environment yet */
+
+static int mode_from_env(void) {
+  const char *m = getenv("TYR_CUDA_MATMUL");
+  if (m && !strcmp(m, "tf32")) return TYR_CUDA_MATMUL_TF32;
+  if (m && !strcmp(m, "bf16")) return TYR_CUDA_MATMUL_BF16;
+  if (m && *m) return TYR_CUDA_MATMUL_F32;
+  const char *e = getenv("TYR_CUDA_TF32");
+  return e && *e && strcmp(e, "0") != 0 ? TYR_CUDA_MATMUL_TF32 : TYR_CUDA_MATMUL_F32;
+}
+
+extern "C" void tyr_cuda_set_matmul_mode(tyr_cuda_matmul_mode mode) {
+  pthread_mutex_lock(&g_mm_lock);
+  g_mode = mode == TYR_CUDA_MATMUL_TF32 || mode == TYR_CUDA_MATMUL_BF16 ? (int)mode
+                                                                        : TYR_CUDA_MATMUL_F32;
+  pthread_mutex_unlock(&g_mm_lock);
+}
+
+extern "C" tyr_cuda_matmul_mode tyr_cuda_get_matmul_mode(void) {
+  pthread_mutex_lock(&g_mm_lock);
+  if (g_mode < 0) g_mode = mode_from_env();
+  int m = g_mode;
+  pthread_mutex_unlock(&g_mm_lock);
+  return (tyr_cuda_matmul_mode)m;
+}
 
 static MmDev *mm_dev(int dev) {
   if (dev < 0 || dev >= MM_MAX_DEV) return NULL;
   MmDev *m = &g_mm[dev];
   pthread_mutex_lock(&g_mm_lock);
-  if (g_tf32 < 0) {
-    const char *e = getenv("TYR_CUDA_TF32");
-    g_tf32 = e && *e && strcmp(e, "0") != 0;
-  }
+  if (g_mode < 0) g_mode = mode_from_env();
   if (!m->ready) {
     if (LT_CHECK(cublasLtCreate(&m->h))) {
       /* the workspace is the handle's, outside the tensor allocator's figures */
@@ -97,6 +123,7 @@ static bool lt_matmul(int dev, cudaStream_t st, tyr_dtype dt, bool ta, bool tb, 
                       int64_t ldb, int64_t sb, void *C, int64_t ldc, int64_t sc, int64_t batch) {
   MmDev *md = mm_dev(dev);
   if (!md) return false;
+  int mode = tyr_cuda_get_matmul_mode();
   cudaDataType_t ty;
   cublasComputeType_t ct;
   cudaDataType_t scale_ty;
@@ -104,7 +131,9 @@ static bool lt_matmul(int dev, cudaStream_t st, tyr_dtype dt, bool ta, bool tb, 
   switch (dt) {
   case TYR_F32:
     ty = CUDA_R_32F;
-    ct = g_tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    ct = mode == TYR_CUDA_MATMUL_TF32   ? CUBLAS_COMPUTE_32F_FAST_TF32
+         : mode == TYR_CUDA_MATMUL_BF16 ? CUBLAS_COMPUTE_32F_FAST_16BF
+                                        : CUBLAS_COMPUTE_32F;
     scale_ty = CUDA_R_32F;
     break;
   case TYR_F64:
@@ -135,7 +164,7 @@ static bool lt_matmul(int dev, cudaStream_t st, tyr_dtype dt, bool ta, bool tb, 
   memset(&key, 0, sizeof key);
   int64_t kv[16] = {
       (int64_t)dt, ta, tb, m,  n,     k,    lda,  ldb,
-      ldc,         sa, sb, sc, batch, al_a, al_b, (int64_t)al_c | ((int64_t)g_tf32 << 32)};
+      ldc,         sa, sb, sc, batch, al_a, al_b, (int64_t)al_c | ((int64_t)mode << 32)};
   memcpy(key.v, kv, sizeof kv);
   AlgoEntry *slot = &md->cache[key_hash(key) % MM_CACHE];
   float alpha_f = 1.0f, beta_f = 0.0f;

@@ -119,7 +119,14 @@ double tyr_params_grad_norm(tyr_params *ps) {
   double ss = 0;
   for (int i = 0; i < ps->n; i++) {
     tyr_tensor *g = ps->items[i].t->grad;
-    if (g) ss += tyr_backend_lookup(g->device)->sum_squares(g);
+    if (!g) continue;
+    const tyr_backend *be = tyr_backend_lookup(g->device);
+    if (!be || !be->sum_squares) {
+      tyr_raise(TYR_ERR_DEVICE, TYR_SITE, "tyr_params_grad_norm", "no %s kernel for this op (%s)",
+                g->device.type == TYR_CUDA ? "CUDA" : "device", tyr_device_name(g->device));
+      return NAN;
+    }
+    ss += be->sum_squares(g);
   }
   return sqrt(ss);
 }
@@ -130,7 +137,15 @@ double tyr_params_clip_grad_norm(tyr_params *ps, double max_norm) {
     double c = max_norm / (norm + 1e-6);
     for (int i = 0; i < ps->n; i++) {
       tyr_tensor *g = ps->items[i].t->grad;
-      if (g) tyr_backend_lookup(g->device)->scale_(g, c);
+      const tyr_backend *be = g ? tyr_backend_lookup(g->device) : NULL;
+      if (!g) continue;
+      if (!be || !be->scale_) {
+        tyr_raise(TYR_ERR_DEVICE, TYR_SITE, "tyr_params_clip_grad_norm",
+                  "no %s kernel for this op (%s)", g->device.type == TYR_CUDA ? "CUDA" : "device",
+                  tyr_device_name(g->device));
+        return NAN;
+      }
+      be->scale_(g, c);
     }
   }
   return norm;

@@ -109,7 +109,10 @@ tyr_tensor *tyr_sdpa_at(tyr_site s, tyr_tensor *q, tyr_tensor *k, tyr_tensor *v,
   tyr_tensor *vk = tyr__nn_prep(s, OP, v, kdt);
   tyr_tensor *mk = opts && opts->mask ? tyr__contig(s, OP, opts->mask) : NULL;
   tyr_tensor *outk = tyr__new(s, OP, kdt, q->device, 4, q->shape);
-  tyr_tensor *lse = tyr__new(s, OP, kdt, q->device, 3, lsh);
+  /* lse is kept in f32 for half-precision inputs (the backward exponentiates
+   * differences against it) */
+  tyr_dtype ldt = kdt == TYR_BF16 || kdt == TYR_F16 ? TYR_F32 : kdt;
+  tyr_tensor *lse = tyr__new(s, OP, ldt, q->device, 3, lsh);
   tyr_tensor *out = NULL;
   bool ok = qk && kk && vk && (!opts || !opts->mask || mk) && outk && lse;
   if (ok) {

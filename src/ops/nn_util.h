@@ -48,8 +48,8 @@ static inline tyr_tensor *tyr__nn_view(tyr_tensor *t, int rank, const int64_t *s
 static inline bool tyr__nn_has(tyr_site s, const char *op, const tyr_tensor *t, const void *fn,
                                const char *what) {
   if (fn) return true;
-  tyr_raise(TYR_ERR_DEVICE, s, op, "the %s backend has no %s kernel", tyr_device_name(t->device),
-            what);
+  tyr_raise(TYR_ERR_DEVICE, s, op, "no %s kernel for this op (%s: %s)",
+            t->device.type == TYR_CUDA ? "CUDA" : "device", tyr_device_name(t->device), what);
   return false;
 }
 

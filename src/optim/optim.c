@@ -108,6 +108,9 @@ int tyr_optim_step_at(tyr_site s, tyr_optim *opt, double lr) {
     const tyr_backend *be = tyr_backend_lookup(p->device);
     if (!tyr_is_contiguous(p))
       return tyr_raise(TYR_ERR_ARG, s, op, "parameter '%s' is not contiguous", pp->name);
+    if (!be || (c->kind == TYR_OPTIM_ADAMW ? !be->adamw_step : !be->sgd_step))
+      return tyr_raise(TYR_ERR_DEVICE, s, op, "no %s kernel for this op (%s)",
+                       p->device.type == TYR_CUDA ? "CUDA" : "device", tyr_device_name(p->device));
     if (c->kind == TYR_OPTIM_ADAMW)
       be->adamw_step(p, g, opt->m[i], opt->v[i], lr * grp->lr_scale, c->beta1, c->beta2, c->eps,
                      grp->weight_decay, opt->step);

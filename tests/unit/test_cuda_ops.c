@@ -1129,6 +1129,218 @@ static void test_mlp_gradients(void **state) {
   }
 }
 
+/* ---- f32 matmul modes (tyr_cuda_set_matmul_mode) --------------------------------------- */
+static void test_matmul_modes(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  tyr_cuda_matmul_mode prev = tyr_cuda_get_matmul_mode();
+  const tyr_cuda_matmul_mode modes[] = {TYR_CUDA_MATMUL_F32, TYR_CUDA_MATMUL_TF32,
+                                        TYR_CUDA_MATMUL_BF16};
+  const char *names[] = {"f32", "tf32", "bf16"};
+  const double tols[] = {2e-5, 5e-3, 3e-2};
+  for (int i = 0; i < 3; i++) {
+    TYR_SCOPE;
+    tyr_cuda_set_matmul_mode(modes[i]);
+    assert_int_equal(tyr_cuda_get_matmul_mode(), modes[i]);
+    tyr_tensor *a = RAND(TYR_F32, -1, 1, 3, 96, 200), *b = RAND(TYR_F32, -1, 1, 3, 200, 72);
+    tyr_tensor *want = tyr_matmul_at(S, a, b);
+    tyr_tensor *got = tyr_matmul_at(S, to_dev(a, gpu()), to_dev(b, gpu()));
+    char what[64];
+    snprintf(what, sizeof what, "matmul f32 in %s mode", names[i]);
+    /* entries are sums of 200 products of size ~1/3: atol in proportion */
+    expect_close(what, got, want, tols[i], tols[i] * 8);
+    assert_int_equal(got->dtype, TYR_F32);
+  }
+  tyr_cuda_set_matmul_mode(prev);
+}
+
+/* ---- optimizer kernels (through the backend table) ------------------------------------ */
+/* p, g (dtype dt) and f32 state on the CPU and their GPU copies */
+typedef struct {
+  tyr_tensor *p[2], *g[2], *m[2], *v[2];
+} optim_set;
+
+static void optim_set_init(optim_set *o, tyr_dtype dt, int64_t n) {
+  o->p[0] = as_dtype(RAND(TYR_F32, -1, 1, n), dt);
+  o->g[0] = as_dtype(RAND(TYR_F32, -0.5, 0.5, n), dt);
+  o->m[0] = RAND(TYR_F32, -0.1, 0.1, n);
+  o->v[0] = RAND(TYR_F32, 0, 0.1, n);
+  o->p[1] = to_dev(o->p[0], gpu());
+  o->g[1] = to_dev(o->g[0], gpu());
+  o->m[1] = to_dev(o->m[0], gpu());
+  o->v[1] = to_dev(o->v[0], gpu());
+}
+
+static void test_optim_kernels(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  const tyr_backend *be[2] = {&tyr_cpu_backend, gpu_be()};
+  const tyr_dtype dts[] = {TYR_F32, TYR_F64, TYR_BF16};
+  const int64_t sizes[] = {1, 1000, 300001};
+  for (int d = 0; d < 3; d++)
+    for (int z = 0; z < 3; z++) {
+      TYR_SCOPE;
+      tyr_dtype dt = dts[d];
+      char what[96];
+      optim_set o;
+      optim_set_init(&o, dt, sizes[z]);
+      for (int step = 1; step <= 3; step++)
+        for (int k = 0; k < 2; k++)
+          be[k]->adamw_step(o.p[k], o.g[k], o.m[k], o.v[k], 1e-2, 0.9, 0.95, 1e-8, 0.1, step);
+      double tol = tol_for(dt, 1e-5);
+      snprintf(what, sizeof what, "adamw %s n=%lld param", tyr_dtype_name(dt), (long long)sizes[z]);
+      expect_close(what, o.p[1], o.p[0], tol, tol * 0.1);
+      snprintf(what, sizeof what, "adamw %s n=%lld m", tyr_dtype_name(dt), (long long)sizes[z]);
+      expect_close(what, o.m[1], o.m[0], 1e-5, 1e-7);
+      snprintf(what, sizeof what, "adamw %s n=%lld v", tyr_dtype_name(dt), (long long)sizes[z]);
+      expect_close(what, o.v[1], o.v[0], 1e-5, 1e-7);
+
+      /* SGD: plain, momentum, nesterov */
+      for (int variant = 0; variant < 3; variant++) {
+        for (int step = 1; step <= 3; step++)
+          for (int k = 0; k < 2; k++)
+            be[k]->sgd_step(o.p[k], o.g[k], variant ? o.m[k] : NULL, 0.05, variant ? 0.9 : 0.0, 0.1,
+                            0.01, variant == 2, step == 1);
+        snprintf(what, sizeof what, "sgd %s n=%lld variant %d", tyr_dtype_name(dt),
+                 (long long)sizes[z], variant);
+        expect_close(what, o.p[1], o.p[0], tol, tol * 0.1);
+      }
+
+      /* sum of squares and in-place scaling */
+      double ss[2];
+      for (int k = 0; k < 2; k++) ss[k] = be[k]->sum_squares(o.g[k]);
+      ASSERT_CLOSE(ss[1], ss[0], 1e-12, 1e-9);
+      for (int k = 0; k < 2; k++) be[k]->scale_(o.g[k], 0.37);
+      snprintf(what, sizeof what, "scale_ %s n=%lld", tyr_dtype_name(dt), (long long)sizes[z]);
+      expect_close(what, o.g[1], o.g[0], tol_for(dt, 1e-6), 0);
+    }
+  /* an empty tensor */
+  TYR_SCOPE;
+  tyr_tensor *e = to_dev(RAND(TYR_F32, 0, 1, 0), gpu());
+  assert_true(gpu_be()->sum_squares(e) == 0.0);
+}
+
+/* ---- rotary (op and its backward, which applies the inverse rotation) ------------------- */
+static void rotary_run(tyr_device dev, tyr_tensor *x_cpu, tyr_tensor *cs, tyr_tensor *sn,
+                       tyr_tensor *w_cpu, tyr_tensor **out, tyr_tensor **gx) {
+  tyr_tensor *x = to_dev(x_cpu, dev);
+  tyr_requires_grad_at(S, x, true);
+  tyr_tensor *y = tyr_rotary_at(S, x, to_dev(cs, dev), to_dev(sn, dev));
+  assert_non_null(y);
+  tyr_tensor *loss = tyr_sum_at(S, tyr_mul_at(S, y, to_dev(w_cpu, dev)));
+  assert_int_equal(tyr_backward_at(S, loss), 0);
+  *out = to_dev(y, CPU);
+  *gx = to_dev(tyr_grad_e(x), CPU);
+}
+
+static void test_rotary(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  const tyr_dtype dts[] = {TYR_F32, TYR_F64, TYR_BF16};
+  const int64_t shapes[][4] = {{1, 1, 1, 2}, {2, 3, 10, 16}, {4, 12, 64, 64}, {1, 2, 33, 128}};
+  for (int d = 0; d < 3; d++)
+    for (int c = 0; c < 4; c++) {
+      TYR_SCOPE;
+      tyr_dtype dt = dts[d];
+      const int64_t *sh = shapes[c];
+      tyr_tensor *cs, *sn;
+      assert_int_equal(tyr_rotary_tables_at(S, sh[2], sh[3], 0, dt, CPU, &cs, &sn), 0);
+      tyr_tensor *x = as_dtype(RAND(TYR_F32, -1, 1, sh[0], sh[1], sh[2], sh[3]), dt);
+      tyr_tensor *w = as_dtype(RAND(TYR_F32, -1, 1, sh[0], sh[1], sh[2], sh[3]), dt);
+      tyr_tensor *oc, *gc, *og, *gg;
+      rotary_run(CPU, x, cs, sn, w, &oc, &gc);
+      rotary_run(gpu(), x, cs, sn, w, &og, &gg);
+      char what[96];
+      double tol = tol_for(dt, 1e-5);
+      snprintf(what, sizeof what, "rotary %s [%lld, %lld, %lld, %lld]", tyr_dtype_name(dt),
+               (long long)sh[0], (long long)sh[1], (long long)sh[2], (long long)sh[3]);
+      expect_close(what, og, oc, tol, tol);
+      strncat(what, " grad", sizeof what - strlen(what) - 1);
+      expect_close(what, gg, gc, tol, tol);
+    }
+}
+
+/* ---- attention ---------------------------------------------------------------------------- */
+typedef struct {
+  int64_t B, Hq, Hkv, T, Sk, D;
+  bool causal;
+  int64_t window;
+  int mask; /* 0 none, 1 random u8, 2 random bool with fully masked rows */
+} sdpa_case;
+
+static const sdpa_case SDPA_CASES[] = {
+    {2, 4, 4, 37, 37, 64, false, 0, 0}, {2, 4, 2, 50, 50, 64, true, 0, 0},
+    {1, 6, 2, 20, 45, 128, true, 0, 0}, {1, 2, 1, 40, 20, 64, true, 0, 0},
+    {1, 2, 1, 70, 70, 64, true, 16, 0}, {1, 3, 3, 33, 40, 64, false, 7, 0},
+    {1, 2, 2, 33, 40, 64, false, 0, 1}, {1, 4, 1, 64, 64, 128, true, 0, 2},
+    {2, 2, 2, 17, 17, 32, false, 0, 2}, {1, 2, 1, 48, 48, 80, true, 0, 0},
+    {1, 1, 1, 1, 1, 64, false, 0, 0},   {1, 12, 12, 130, 130, 64, true, 0, 0},
+};
+
+typedef struct {
+  tyr_tensor *out, *dq, *dk, *dv;
+} sdpa_result;
+
+static sdpa_result sdpa_run(tyr_device dev, tyr_tensor *const *qkv, tyr_tensor *w, tyr_tensor *mask,
+                            const sdpa_case *c) {
+  tyr_tensor *t[3];
+  for (int i = 0; i < 3; i++) {
+    t[i] = to_dev(qkv[i], dev);
+    tyr_requires_grad_at(S, t[i], true);
+  }
+  tyr_sdpa_opts o = {.causal = c->causal, .window = c->window};
+  o.mask = mask ? to_dev(mask, dev) : NULL;
+  tyr_tensor *y = tyr_sdpa_at(S, t[0], t[1], t[2], &o);
+  assert_non_null(y);
+  tyr_tensor *loss = tyr_sum_at(S, tyr_mul_at(S, y, to_dev(w, dev)));
+  assert_int_equal(tyr_backward_at(S, loss), 0);
+  sdpa_result r = {to_dev(y, CPU), to_dev(tyr_grad_e(t[0]), CPU), to_dev(tyr_grad_e(t[1]), CPU),
+                   to_dev(tyr_grad_e(t[2]), CPU)};
+  return r;
+}
+
+static void test_sdpa(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  const tyr_dtype dts[] = {TYR_F32, TYR_BF16, TYR_F64};
+  for (size_t ci = 0; ci < sizeof SDPA_CASES / sizeof *SDPA_CASES; ci++)
+    for (int d = 0; d < 3; d++) {
+      const sdpa_case *c = &SDPA_CASES[ci];
+      tyr_dtype dt = dts[d];
+      if (dt == TYR_F64 && ci % 3 != 0) continue; /* f64 on a few shapes */
+      TYR_SCOPE;
+      tyr_tensor *qkv[3] = {
+          as_dtype(RAND(TYR_F32, -1, 1, c->B, c->Hq, c->T, c->D), dt),
+          as_dtype(RAND(TYR_F32, -1, 1, c->B, c->Hkv, c->Sk, c->D), dt),
+          as_dtype(RAND(TYR_F32, -1, 1, c->B, c->Hkv, c->Sk, c->D), dt),
+      };
+      tyr_tensor *w = as_dtype(RAND(TYR_F32, -1, 1, c->B, c->Hq, c->T, c->D), dt);
+      tyr_tensor *mask = NULL;
+      if (c->mask) {
+        mask = RAND(TYR_U8, 0, 2, c->T, c->Sk);
+        if (c->mask == 2) {
+          uint8_t *mp = tyr_data_ptr(mask);
+          for (int64_t i = 0; i < c->T; i += 5) memset(mp + i * c->Sk, 0, (size_t)c->Sk);
+          mask = as_dtype(mask, TYR_BOOL);
+        }
+      }
+      sdpa_result rc = sdpa_run(CPU, qkv, w, mask, c);
+      sdpa_result rg = sdpa_run(gpu(), qkv, w, mask, c);
+      char base[128], what[160];
+      snprintf(base, sizeof base, "sdpa %s B%lld Hq%lld Hkv%lld T%lld S%lld D%lld%s w%lld m%d",
+               tyr_dtype_name(dt), (long long)c->B, (long long)c->Hq, (long long)c->Hkv,
+               (long long)c->T, (long long)c->Sk, (long long)c->D, c->causal ? " causal" : "",
+               (long long)c->window, c->mask);
+      double tol = dt == TYR_F64 ? 1e-9 : dt == TYR_BF16 ? 3e-2 : 2e-4;
+      const char *names[4] = {"out", "dq", "dk", "dv"};
+      tyr_tensor *g[4] = {rg.out, rg.dq, rg.dk, rg.dv}, *want[4] = {rc.out, rc.dq, rc.dk, rc.dv};
+      for (int i = 0; i < 4; i++) {
+        snprintf(what, sizeof what, "%s %s", base, names[i]);
+        expect_close(what, g[i], want[i], tol, tol);
+      }
+    }
+}
+
 int main(void) {
   const char *v = getenv("TYR_CUDA_TEST_VERBOSE");
   g_verbose = v && *v && strcmp(v, "0") != 0;
@@ -1146,7 +1358,8 @@ int main(void) {
       TYR_TEST(test_binary_ops),    TYR_TEST(test_where),         TYR_TEST(test_reduce_kernels),
       TYR_TEST(test_reduce_ops),    TYR_TEST(test_matmul),        TYR_TEST(test_softmax),
       TYR_TEST(test_layer_norm),    TYR_TEST(test_cross_entropy), TYR_TEST(test_index),
-      TYR_TEST(test_mlp_gradients),
+      TYR_TEST(test_mlp_gradients), TYR_TEST(test_optim_kernels), TYR_TEST(test_rotary),
+      TYR_TEST(test_sdpa),          TYR_TEST(test_matmul_modes),
   };
   int failed = cmocka_run_group_tests(tests, NULL, NULL);
   tyr_cuda_empty_cache();

@@ -1,0 +1,211 @@
+/* Training step of GPT models on a CUDA GPU: forward, backward, gradient
+ * clipping at 1.0 and AdamW on random tokens, with f32 parameters, f32
+ * activations and f32 gradients.  Each config runs in three matmul modes
+ * (tyr_cuda_set_matmul_mode): f32 (full f32 arithmetic, TF32 off: what the
+ * tests check against the CPU), tf32 and bf16 (tensor cores with inputs
+ * rounded to TF32 / bf16 and f32 accumulation: mixed precision with f32
+ * master weights; everything but the matmuls stays f32).  Configs:
+ *   gpt2_124m        12 layers, 12 heads, 768 wide, block 1024, vocab 50304,
+ *                    tanh GELU, tied head, batch 16 (--batch N)
+ *   shakespeare_cpu  4 layers, 4 heads, 128 wide, block 64, vocab 65, batch 12
+ *   shakespeare_gpu  6 layers, 6 heads, 384 wide, block 256, vocab 65, batch 64
+ * Prints tok/s, ms/step, MFU against 989 TFLOP/s (H100 SXM dense bf16;
+ * tyr_gpt_flops_per_token), and the allocator's peak device memory.  When
+ * `python3 -c 'import torch'` works and a CUDA device is visible to it,
+ * bench/torch_gpt2.py runs the same model and batch (fp32 eager with TF32
+ * off, bf16 autocast eager, bf16 autocast + torch.compile) and its lines are
+ * printed next to Tyr's.  Run it from the repository root.
+ *
+ *   bench_gpt2_cuda [--batch N] [--steps N] [--only NAME] [--f32-only] [--no-torch]
+ *                   [--no-compile] */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <tyr/cuda.h>
+#include <tyr/tyr.h>
+
+#define PEAK_TFLOPS 989.0
+
+typedef struct {
+  const char *name;
+  int64_t L, H, C, T, B, V;
+  tyr_act_kind act;
+} preset;
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+typedef struct {
+  double s_per_step, flops_per_token, loss;
+  size_t peak;
+  int ok;
+} result;
+
+static result bench_tyr(const preset *p, int steps) {
+  result r = {NAN, NAN, NAN, 0, 0};
+  tyr_device dev = TYR_DEVICE_CUDA(0);
+  tyr_gpt_config cfg = tyr_gpt_config_gpt2(p->V, p->T, p->L, p->H, p->C);
+  cfg.act = p->act;
+  tyr_gpt g;
+  tyr_manual_seed(0);
+  if (tyr_gpt_init(&g, &cfg, dev) != 0) return r;
+  tyr_params_group_by_rank(&g.params);
+  tyr_optim_config oc = tyr_adamw_config(6e-4);
+  oc.beta2 = 0.95;
+  oc.ngroups = 2;
+  oc.groups[0] = (tyr_param_group){1.0, 0.1};
+  oc.groups[1] = (tyr_param_group){1.0, 0.0};
+  tyr_optim opt;
+  tyr_optim_init(&opt, &g.params, oc);
+  int64_t shape[2] = {p->B, p->T};
+  tyr_tensor *x = tyr_keep_e(tyr_randint_at(TYR_SITE, TYR_I64, dev, 2, shape, 0, p->V));
+  tyr_tensor *y = tyr_keep_e(tyr_randint_at(TYR_SITE, TYR_I64, dev, 2, shape, 0, p->V));
+  if (!x || !y) goto out;
+  r.flops_per_token = tyr_gpt_flops_per_token(&g, p->T);
+  double best = INFINITY;
+  for (int rep = 0; rep < 4; rep++) {
+    int n = rep == 0 ? 2 : steps; /* the first round warms up (allocator cache, cuBLASLt plans) */
+    if (rep == 1) tyr_cuda_reset_peak(0);
+    tyr_cuda_synchronize();
+    double t0 = now();
+    for (int i = 0; i < n; i++) {
+      TYR_SCOPE;
+      tyr_tensor *loss = NULL;
+      tyr_gpt_forward(&g, x, y, &loss, true);
+      if (!loss) goto out;
+      tyr_backward_e(loss);
+      tyr_params_clip_grad_norm(&g.params, 1.0); /* reads the norm back: one sync per step */
+      tyr_optim_step(&opt, -1);
+      tyr_optim_zero_grad(&opt);
+      if (i == n - 1) r.loss = tyr_item_e(loss);
+    }
+    if (tyr_cuda_synchronize() != 0) goto out;
+    if (rep > 0) best = fmin(best, (now() - t0) / n);
+  }
+  tyr_cuda_mem_stats ms;
+  if (tyr_cuda_memory_stats(0, &ms) == 0) r.peak = ms.peak_allocated;
+  r.s_per_step = best;
+  r.ok = 1;
+out:
+  tyr_tensor_free(x);
+  tyr_tensor_free(y);
+  tyr_optim_free(&opt);
+  tyr_gpt_free(&g);
+  tyr_cuda_empty_cache();
+  return r;
+}
+
+/* Runs bench/torch_gpt2.py for p and prints its lines as table rows. */
+static void bench_torch(const preset *p, int steps, int compile, double flops_per_token) {
+  char cmd[768];
+  snprintf(cmd, sizeof cmd,
+           "python3 bench/torch_gpt2.py --preset %s --layers %lld --heads %lld --embd %lld "
+           "--block %lld --batch %lld --vocab %lld --act %s --steps %d%s 2>&1",
+           p->name, (long long)p->L, (long long)p->H, (long long)p->C, (long long)p->T,
+           (long long)p->B, (long long)p->V, p->act == TYR_ACT_GELU_TANH ? "gelu_tanh" : "gelu",
+           steps, compile ? "" : " --no-compile");
+  FILE *f = popen(cmd, "r");
+  if (!f) return;
+  char line[512];
+  int got = 0;
+  while (fgets(line, sizeof line, f)) {
+    char name[64], mode[64];
+    double tok, ms, peak_gb;
+    if (sscanf(line, "torch_gpt2 %63s %63s tok/s %lf ms/step %lf peak_gb %lf", name, mode, &tok,
+               &ms, &peak_gb) == 5) {
+      char label[96];
+      snprintf(label, sizeof label, "torch %s", mode);
+      printf("  %-26s %12.0f %10.2f %7.1f%% %10.2f\n", label, tok, ms,
+             100.0 * tok * flops_per_token / (PEAK_TFLOPS * 1e12), peak_gb);
+      got++;
+    } else if (strstr(line, "torch_gpt2: ")) {
+      printf("  %s", line);
+    }
+  }
+  int rc = pclose(f);
+  if (!got) printf("  torch: no result (exit status %d)\n", rc);
+  fflush(stdout);
+}
+
+int main(int argc, char **argv) {
+  int steps = 10, torch = 1, compile = 1, f32_only = 0;
+  int64_t batch = 16;
+  const char *only = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--steps") && i + 1 < argc)
+      steps = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
+      batch = atoll(argv[++i]);
+    else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+      only = argv[++i];
+    else if (!strcmp(argv[i], "--no-torch"))
+      torch = 0;
+    else if (!strcmp(argv[i], "--no-compile"))
+      compile = 0;
+    else {
+      fprintf(stderr, "usage: bench_gpt2_cuda [--batch N] [--steps N] [--only NAME] [--f32-only] "
+                      "[--no-torch] [--no-compile]\n");
+      return 2;
+    }
+  }
+  if (steps < 1 || batch < 1) {
+    fprintf(stderr, "bench_gpt2_cuda: --steps and --batch must be >= 1\n");
+    return 2;
+  }
+  if (!tyr_cuda_available()) {
+    printf("bench_gpt2_cuda: no CUDA GPU: nothing measured\n");
+    return 0;
+  }
+  if (torch &&
+      system("python3 -c 'import torch; assert torch.cuda.is_available()' >/dev/null 2>&1") != 0) {
+    printf("PyTorch with CUDA is not importable: Tyr figures only\n");
+    torch = 0;
+  }
+  preset presets[] = {
+      {"gpt2_124m", 12, 12, 768, 1024, batch, 50304, TYR_ACT_GELU_TANH},
+      {"shakespeare_cpu", 4, 4, 128, 64, 12, 65, TYR_ACT_GELU},
+      {"shakespeare_gpu", 6, 6, 384, 256, 64, 65, TYR_ACT_GELU},
+  };
+  printf(
+      "GPT training step on cuda:0 (forward + backward + clip + AdamW); MFU against %.0f TFLOP/s\n",
+      PEAK_TFLOPS);
+  printf("Tyr: f32 parameters, activations and gradients; matmuls in f32 (TF32 off), tf32 or bf16\n"
+         "(tensor cores, f32 accumulation); attention, norms, softmax and AdamW in f32\n");
+  printf("%-28s %12s %10s %8s %10s\n", "config", "tok/s", "ms/step", "MFU", "peak GB");
+  for (size_t k = 0; k < sizeof presets / sizeof presets[0]; k++) {
+    const preset *p = &presets[k];
+    if (only && strcmp(only, p->name)) continue;
+    printf("%s: %lld layers, %lld heads, %lld wide, block %lld, vocab %lld, batch %lld\n", p->name,
+           (long long)p->L, (long long)p->H, (long long)p->C, (long long)p->T, (long long)p->V,
+           (long long)p->B);
+    fflush(stdout);
+    const tyr_cuda_matmul_mode modes[] = {TYR_CUDA_MATMUL_F32, TYR_CUDA_MATMUL_TF32,
+                                          TYR_CUDA_MATMUL_BF16};
+    const char *labels[] = {"tyr f32", "tyr tf32-matmul", "tyr bf16-matmul"};
+    double fpt = NAN;
+    for (int m = 0; m < (f32_only ? 1 : 3); m++) {
+      tyr_cuda_set_matmul_mode(modes[m]);
+      result r = bench_tyr(p, steps);
+      if (!r.ok) {
+        const tyr_error *e = tyr_error_last();
+        printf("  %s: failed: %s\n", labels[m], e && e->message[0] ? e->message : "(no message)");
+        continue;
+      }
+      fpt = r.flops_per_token;
+      double tok = (double)(p->B * p->T) / r.s_per_step;
+      printf("  %-26s %12.0f %10.2f %7.1f%% %10.2f   (loss %.4f)\n", labels[m], tok,
+             r.s_per_step * 1e3, 100.0 * tok * r.flops_per_token / (PEAK_TFLOPS * 1e12),
+             (double)r.peak / 1e9, r.loss);
+      fflush(stdout);
+    }
+    tyr_cuda_set_matmul_mode(TYR_CUDA_MATMUL_F32);
+    if (torch && !isnan(fpt)) bench_torch(p, steps, compile, fpt);
+  }
+  return 0;
+}

@@ -1,0 +1,125 @@
+"""The GPT training step of bench_gpt2_cuda in PyTorch on a CUDA GPU.
+
+Same architecture as tyr_gpt with tyr_gpt_config_gpt2: learned positions,
+pre-LayerNorm with biases, fused qkv with bias, causal attention through
+F.scaled_dot_product_attention (flash), GELU MLP (tanh or exact), tied head;
+AdamW (fused) with weight decay on matrices, clipping at 1.0, random tokens.
+Runs up to three modes and prints one line per mode:
+
+  torch_gpt2 <preset> <mode> tok/s <value> ms/step <value> peak_gb <value>
+
+with mode fp32-eager (TF32 off, as Tyr), bf16-eager (autocast) and
+bf16-compile (autocast + torch.compile; skipped with --no-compile)."""
+import argparse
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Block(nn.Module):
+    def __init__(self, C, H, act):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(C), nn.LayerNorm(C)
+        self.qkv, self.proj = nn.Linear(C, 3 * C), nn.Linear(C, C)
+        self.fc, self.out = nn.Linear(C, 4 * C), nn.Linear(4 * C, C)
+        self.H, self.act = H, act
+
+    def forward(self, x):
+        B, T, C = x.shape
+        q, k, v = self.qkv(self.ln1(x)).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.H, C // self.H).transpose(1, 2) for t in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        x = x + self.proj(y.transpose(1, 2).reshape(B, T, C))
+        return x + self.out(F.gelu(self.fc(self.ln2(x)), approximate=self.act))
+
+
+class GPT(nn.Module):
+    def __init__(self, V, T, L, H, C, act):
+        super().__init__()
+        self.wte, self.wpe = nn.Embedding(V, C), nn.Embedding(T, C)
+        self.blocks = nn.ModuleList(Block(C, H, act) for _ in range(L))
+        self.ln_f = nn.LayerNorm(C)
+        for p in self.parameters():
+            if p.dim() >= 2:
+                nn.init.normal_(p, std=0.02)
+
+    def forward(self, idx, targets):
+        T = idx.shape[1]
+        x = self.wte(idx) + self.wpe(torch.arange(T, device=idx.device))
+        for b in self.blocks:
+            x = b(x)
+        logits = self.ln_f(x) @ self.wte.weight.t()
+        return F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.view(-1))
+
+
+def run(a, mode):
+    torch.manual_seed(0)
+    dev = "cuda"
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    act = "tanh" if a.act == "gelu_tanh" else "none"
+    m = GPT(a.vocab, a.block, a.layers, a.heads, a.embd, act).to(dev)
+    decay = [p for p in m.parameters() if p.dim() >= 2]
+    other = [p for p in m.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": other, "weight_decay": 0.0}],
+                            lr=6e-4, betas=(0.9, 0.95), fused=True)
+    x = torch.randint(0, a.vocab, (a.batch, a.block), device=dev)
+    y = torch.randint(0, a.vocab, (a.batch, a.block), device=dev)
+    bf16 = mode.startswith("bf16")
+    fwd = torch.compile(m) if mode.endswith("compile") else m
+
+    def step():
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+            loss = fwd(x, y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    for _ in range(3):
+        step()
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    best = float("inf")
+    for _ in range(3):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(a.steps):
+            step()
+        torch.cuda.synchronize()
+        best = min(best, (time.perf_counter() - t0) / a.steps)
+    peak = torch.cuda.max_memory_allocated() / 1e9
+    print(f"torch_gpt2 {a.preset} {mode} tok/s {a.batch * a.block / best:.1f} ms/step {best * 1e3:.2f} "
+          f"peak_gb {peak:.2f}", flush=True)
+    del m, opt, fwd
+    torch.cuda.empty_cache()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--preset", default="gpt2_124m")
+    ap.add_argument("--layers", type=int, default=12)
+    ap.add_argument("--heads", type=int, default=12)
+    ap.add_argument("--embd", type=int, default=768)
+    ap.add_argument("--block", type=int, default=1024)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--vocab", type=int, default=50304)
+    ap.add_argument("--act", default="gelu_tanh", choices=["gelu", "gelu_tanh"])
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--no-compile", action="store_true")
+    a = ap.parse_args()
+    if not torch.cuda.is_available():
+        print("torch_gpt2: no CUDA device visible to PyTorch", flush=True)
+        return
+    modes = ["fp32-eager", "bf16-eager"] + ([] if a.no_compile else ["bf16-compile"])
+    for mode in modes:
+        try:
+            run(a, mode)
+        except Exception as e:  # report and go on with the next mode
+            print(f"torch_gpt2: {mode}: {type(e).__name__}: {str(e)[:200]}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,212 @@
+/* CUDA optimizer kernels (fused AdamW and SGD steps, squared norms, in-place
+ * scaling) and the rotary embedding.  The arithmetic follows src/cpu/optim.c
+ * and src/cpu/rotary.c: f32 parameters with f32 gradients are updated in f32,
+ * other dtypes in double; state is f32. */
+#include <math.h>
+
+#include "cuda/cuda_internal.cuh"
+
+/* ---- AdamW --------------------------------------------------------------------- */
+__global__ void adamw_f32_kernel(float *p, const float *g, float *m, float *v, int64_t n, float b1,
+                                 float b2, float ss, float bs, float e, float dc) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+       i += (int64_t)gridDim.x * blockDim.x) {
+    float gi = g[i];
+    float mi = b1 * m[i] + (1 - b1) * gi;
+    float vi = b2 * v[i] + (1 - b2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = p[i] * dc - ss * mi / (sqrtf(vi) / bs + e);
+  }
+}
+
+__global__ void adamw_any_kernel(void *p, int pdt, const void *g, int gdt, float *m, float *v,
+                                 int64_t n, double b1, double b2, double ss, double bs, double e,
+                                 double dc) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+       i += (int64_t)gridDim.x * blockDim.x) {
+    double gi = ld_any(g, gdt, i);
+    double mi = b1 * m[i] + (1 - b1) * gi;
+    double vi = b2 * v[i] + (1 - b2) * gi * gi;
+    m[i] = (float)mi;
+    v[i] = (float)vi;
+    st_any(p, pdt, i, ld_any(p, pdt, i) * dc - ss * mi / (sqrt(vi) / bs + e));
+  }
+}
+
+extern "C" void tcu_adamw_step(tyr_tensor *param, const tyr_tensor *grad, tyr_tensor *m,
+                               tyr_tensor *v, double lr, double beta1, double beta2, double eps,
+                               double weight_decay, int64_t step) {
+  cudaStream_t st = tcu_enter(param->device);
+  int64_t n = tyr_numel(param);
+  if (!st || n == 0) return;
+  double bc1 = 1.0 - pow(beta1, (double)step), bc2 = 1.0 - pow(beta2, (double)step);
+  double step_size = lr / bc1, bc2_sqrt = sqrt(bc2), decay = 1.0 - lr * weight_decay;
+  unsigned blocks = tcu_blocks(n, 256, param->device.index);
+  float *mm = (float *)tyr_data_ptr(m), *vv = (float *)tyr_data_ptr(v);
+  if (param->dtype == TYR_F32 && grad->dtype == TYR_F32) {
+    adamw_f32_kernel<<<blocks, 256, 0, st>>>(
+        (float *)tyr_data_ptr(param), (const float *)tyr_data_ptr(grad), mm, vv, n, (float)beta1,
+        (float)beta2, (float)step_size, (float)bc2_sqrt, (float)eps, (float)decay);
+  } else {
+    adamw_any_kernel<<<blocks, 256, 0, st>>>(tyr_data_ptr(param), param->dtype, tyr_data_ptr(grad),
+                                             grad->dtype, mm, vv, n, beta1, beta2, step_size,
+                                             bc2_sqrt, eps, decay);
+  }
+  LAUNCH_CHECK();
+}
+
+/* ---- SGD ----------------------------------------------------------------------- */
+__global__ void sgd_kernel(void *p, int pdt, const void *g, int gdt, float *b, int64_t n, double lr,
+                           double momentum, double dampening, double wd, bool nesterov,
+                           bool first) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+       i += (int64_t)gridDim.x * blockDim.x) {
+    double pi = ld_any(p, pdt, i);
+    double d = ld_any(g, gdt, i) + wd * pi;
+    if (momentum != 0 && b) {
+      double bi = first ? d : momentum * b[i] + (1 - dampening) * d;
+      b[i] = (float)bi;
+      d = nesterov ? d + momentum * bi : bi;
+    }
+    st_any(p, pdt, i, pi - lr * d);
+  }
+}
+
+extern "C" void tcu_sgd_step(tyr_tensor *param, const tyr_tensor *grad, tyr_tensor *buf, double lr,
+                             double momentum, double dampening, double weight_decay, bool nesterov,
+                             bool first) {
+  cudaStream_t st = tcu_enter(param->device);
+  int64_t n = tyr_numel(param);
+  if (!st || n == 0) return;
+  sgd_kernel<<<tcu_blocks(n, 256, param->device.index), 256, 0, st>>>(
+      tyr_data_ptr(param), param->dtype, tyr_data_ptr(grad), grad->dtype,
+      buf ? (float *)tyr_data_ptr(buf) : NULL, n, lr, momentum, dampening, weight_decay, nesterov,
+      first);
+  LAUNCH_CHECK();
+}
+
+/* ---- sum of squares (two passes, no atomics: the same sum every run) ------------ */
+#define SS_THREADS 256
+#define SS_BLOCKS 512
+
+__device__ __forceinline__ double block_sum(double x, double *sh) {
+  for (int o = 16; o > 0; o >>= 1) x += __shfl_down_sync(0xffffffffu, x, o);
+  int w = threadIdx.x / 32, l = threadIdx.x % 32;
+  if (l == 0) sh[w] = x;
+  __syncthreads();
+  if (w == 0) {
+    x = l < (int)(blockDim.x / 32) ? sh[l] : 0.0;
+    for (int o = 16; o > 0; o >>= 1) x += __shfl_down_sync(0xffffffffu, x, o);
+  }
+  return x;
+}
+
+__global__ void sumsq_kernel(const void *p, int dt, int64_t n, double *partial) {
+  __shared__ double sh[32];
+  double acc = 0;
+  if (dt == TYR_F32) {
+    const float *f = (const float *)p;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x)
+      acc += (double)f[i] * f[i];
+  } else {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x) {
+      double x = ld_any(p, dt, i);
+      acc += x * x;
+    }
+  }
+  acc = block_sum(acc, sh);
+  if (threadIdx.x == 0) partial[blockIdx.x] = acc;
+}
+
+__global__ void sum_partials_kernel(const double *partial, int n, double *out) {
+  __shared__ double sh[32];
+  double acc = 0;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) acc += partial[i];
+  acc = block_sum(acc, sh);
+  if (threadIdx.x == 0) *out = acc;
+}
+
+extern "C" double tcu_sum_squares(const tyr_tensor *t) {
+  cudaStream_t st = tcu_enter(t->device);
+  int64_t n = tyr_numel(t);
+  if (!st) return NAN;
+  if (n == 0) return 0.0;
+  int dev = t->device.index;
+  int64_t nb = (n + SS_THREADS - 1) / SS_THREADS;
+  int blocks = (int)(nb < SS_BLOCKS ? nb : SS_BLOCKS);
+  size_t bytes = sizeof(double) * (size_t)(blocks + 1);
+  double *tmp = (double *)tcu_alloc(bytes, dev);
+  if (!tmp) return NAN;
+  double r = NAN;
+  sumsq_kernel<<<blocks, SS_THREADS, 0, st>>>(tyr_data_ptr(t), t->dtype, n, tmp + 1);
+  if (LAUNCH_CHECK()) {
+    sum_partials_kernel<<<1, SS_THREADS, 0, st>>>(tmp + 1, blocks, tmp);
+    if (LAUNCH_CHECK() &&
+        CUDA_CHECK(cudaMemcpyAsync(&r, tmp, sizeof r, cudaMemcpyDeviceToHost, st)) &&
+        CUDA_CHECK(cudaStreamSynchronize(st))) {
+      /* r holds the sum */
+    } else {
+      r = NAN;
+    }
+  }
+  tcu_free(tmp, bytes, dev);
+  return r;
+}
+
+/* ---- t *= c ---------------------------------------------------------------------- */
+template <typename T>
+__global__ void scale_kernel(T *p, int64_t n, typename Acc<T>::type c) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+       i += (int64_t)gridDim.x * blockDim.x)
+    p[i] = from_c<T>(to_c(p[i]) * c);
+}
+
+extern "C" void tcu_scale_(tyr_tensor *t, double c) {
+  cudaStream_t st = tcu_enter(t->device);
+  int64_t n = tyr_numel(t);
+  if (!st || n == 0) return;
+  unsigned blocks = tcu_blocks(n, 256, t->device.index);
+  TCU_FLOAT_DISPATCH(t->dtype, {
+    scale_kernel<scalar_t>
+        <<<blocks, 256, 0, st>>>((scalar_t *)tyr_data_ptr(t), n, (typename Acc<scalar_t>::type)c);
+    LAUNCH_CHECK();
+  });
+}
+
+/* ---- rotary (rotate-half) ----------------------------------------------------------- */
+template <typename T>
+__global__ void rotary_kernel(T *out, const T *x, const T *cs, const T *sn, int64_t rows,
+                              int64_t Tn, int64_t half, typename Acc<T>::type sign) {
+  typedef typename Acc<T>::type C;
+  int64_t total = rows * half;
+  for (int64_t k = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; k < total;
+       k += (int64_t)gridDim.x * blockDim.x) {
+    int64_t r = k / half, i = k - r * half;
+    int64_t tp = (r % Tn) * half + i;
+    const T *xr = x + r * 2 * half;
+    T *o = out + r * 2 * half;
+    C x1 = to_c(xr[i]), x2 = to_c(xr[i + half]), c = to_c(cs[tp]), s = sign * to_c(sn[tp]);
+    o[i] = from_c<T>(x1 * c - x2 * s);
+    o[i + half] = from_c<T>(x2 * c + x1 * s);
+  }
+}
+
+extern "C" void tcu_rotary(tyr_tensor *out, const tyr_tensor *x, const tyr_tensor *cos_table,
+                           const tyr_tensor *sin_table, bool inverse) {
+  cudaStream_t st = tcu_enter(x->device);
+  int64_t D = x->shape[x->rank - 1], Tn = x->shape[x->rank - 2];
+  int64_t rows = Tn && D ? tyr_numel(x) / D : 0;
+  if (!st || rows == 0 || D < 2) return;
+  int64_t half = D / 2;
+  unsigned blocks = tcu_blocks(rows * half, 256, x->device.index);
+  TCU_FLOAT_DISPATCH(x->dtype, {
+    rotary_kernel<scalar_t><<<blocks, 256, 0, st>>>(
+        (scalar_t *)tyr_data_ptr(out), (const scalar_t *)tyr_data_ptr(x),
+        (const scalar_t *)tyr_data_ptr(cos_table), (const scalar_t *)tyr_data_ptr(sin_table), rows,
+        Tn, half, (typename Acc<scalar_t>::type)(inverse ? -1 : 1));
+    LAUNCH_CHECK();
+  });
+}
