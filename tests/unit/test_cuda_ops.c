@@ -1187,7 +1187,9 @@ static void test_optim_kernels(void **state) {
       for (int step = 1; step <= 3; step++)
         for (int k = 0; k < 2; k++)
           be[k]->adamw_step(o.p[k], o.g[k], o.m[k], o.v[k], 1e-2, 0.9, 0.95, 1e-8, 0.1, step);
-      double tol = tol_for(dt, 1e-5);
+      /* the state is f32 on both backends, so an f64 parameter is only as
+         close as one f32 rounding of m and v allows */
+      double tol = dt == TYR_F64 ? 1e-6 : tol_for(dt, 1e-5);
       snprintf(what, sizeof what, "adamw %s n=%lld param", tyr_dtype_name(dt), (long long)sizes[z]);
       expect_close(what, o.p[1], o.p[0], tol, tol * 0.1);
       snprintf(what, sizeof what, "adamw %s n=%lld m", tyr_dtype_name(dt), (long long)sizes[z]);
