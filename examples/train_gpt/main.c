@@ -478,6 +478,14 @@ static void sample(tyr_gpt *g, const config *c, const dataset *d, uint64_t seed)
 }
 
 int main(int argc, char **argv) {
+  /* OpenMP threads that spin while OpenBLAS's threads need the cores cost
+     this small model up to 3x on two cores: wait passively unless the user
+     chose otherwise (the setting is read when libgomp loads, hence the
+     re-exec) */
+  if (!getenv("OMP_WAIT_POLICY")) {
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    execv("/proc/self/exe", argv);
+  }
   config c;
   parse_args(&c, argc, argv);
   if (c.threads > 0) tyr_set_num_threads((int)c.threads);

@@ -112,7 +112,7 @@ const tyr_backend tyr_cpu_backend = {
 void tyr_set_num_threads(int n) {
   if (n > 0) {
     omp_set_num_threads(n);
-    openblas_set_num_threads(n);
+    openblas_set_num_threads(getenv("TYR_BLAS_THREADS") ? atoi(getenv("TYR_BLAS_THREADS")) : n);
   }
 }
 int tyr_get_num_threads(void) {
