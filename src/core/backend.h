@@ -174,6 +174,9 @@ typedef struct tyr_backend {
    * contiguous; out = [x1 c - x2 s, x2 c + x1 s] (s negated when inverse) */
   void (*rotary)(tyr_tensor *out, const tyr_tensor *x, const tyr_tensor *cos_table,
                  const tyr_tensor *sin_table, bool inverse);
+  /* the sum of sum_squares over n tensors of this device (one wait on a
+   * GPU instead of one per tensor); NULL: callers loop over sum_squares */
+  double (*sum_squares_many)(int n, const tyr_tensor *const *ts);
 } tyr_backend;
 
 /* Whether the last two dims of t can be handed to a BLAS GEMM as they are:

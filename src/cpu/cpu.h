@@ -71,6 +71,7 @@ void tyr_cpu_sgd_step(tyr_tensor *param, const tyr_tensor *grad, tyr_tensor *buf
                       double momentum, double dampening, double weight_decay, bool nesterov,
                       bool first);
 double tyr_cpu_sum_squares(const tyr_tensor *t);
+double tyr_cpu_sum_squares_many(int n, const tyr_tensor *const *ts);
 void tyr_cpu_scale_(tyr_tensor *t, double c);
 void tyr_cpu_sdpa(tyr_tensor *out, tyr_tensor *lse, const tyr_tensor *q, const tyr_tensor *k,
                   const tyr_tensor *v, const tyr_tensor *mask, bool causal, int64_t window,

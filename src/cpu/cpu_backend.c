@@ -107,6 +107,7 @@ const tyr_backend tyr_cpu_backend = {
     .sdpa = tyr_cpu_sdpa,
     .sdpa_backward = tyr_cpu_sdpa_backward,
     .rotary = tyr_cpu_rotary,
+    .sum_squares_many = tyr_cpu_sum_squares_many,
 };
 
 void tyr_set_num_threads(int n) {

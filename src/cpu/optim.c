@@ -100,6 +100,12 @@ double tyr_cpu_sum_squares(const tyr_tensor *t) {
   return acc;
 }
 
+double tyr_cpu_sum_squares_many(int n, const tyr_tensor *const *ts) {
+  double acc = 0;
+  for (int i = 0; i < n; i++) acc += tyr_cpu_sum_squares(ts[i]);
+  return acc;
+}
+
 void tyr_cpu_scale_(tyr_tensor *t, double c) {
   int64_t n = tyr_numel(t);
   void *p = tyr_data_ptr(t);

@@ -95,28 +95,63 @@ __device__ __forceinline__ double att_ninf<double>() {
 }
 
 /* rows x D of src (row stride D, rows from r0, rmax valid) into dst with
- * row stride ld, as C; rows past rmax are zero */
+ * row stride ld >= Dp, as C; columns D..Dp-1 and rows past rmax are zero
+ * (zeros add nothing to dot products) */
 template <typename T, typename C>
 __device__ __forceinline__ void att_stage(C *dst, int ld, const T *src, int64_t r0, int64_t rmax,
-                                          int rows, int D) {
-  for (int e = threadIdx.x; e < rows * D; e += blockDim.x) {
-    int r = e / D, d = e - r * D;
+                                          int rows, int D, int Dp) {
+  for (int e = threadIdx.x; e < rows * Dp; e += blockDim.x) {
+    int r = e / Dp, d = e - r * Dp;
     int64_t g = r0 + r;
-    dst[r * ld + d] = g < rmax ? to_c(src[g * D + d]) : (C)0;
+    dst[r * ld + d] = g < rmax && d < D ? to_c(src[g * D + d]) : (C)0;
   }
 }
 
-/* ---- forward ------------------------------------------------------------------------ */
+/* Four consecutive values from shared memory (16-byte aligned for f32). */
+struct C4f {
+  float x, y, z, w;
+};
+struct C4d {
+  double x, y, z, w;
+};
+__device__ __forceinline__ C4f ld4(const float *p) {
+  float4 v = *(const float4 *)p;
+  C4f r = {v.x, v.y, v.z, v.w};
+  return r;
+}
+__device__ __forceinline__ C4d ld4(const double *p) {
+  double2 a = *(const double2 *)p, b = *(const double2 *)(p + 2);
+  C4d r = {a.x, a.y, b.x, b.y};
+  return r;
+}
+template <typename V, typename C>
+__device__ __forceinline__ C dot4(const V &a, const V &b, C acc) {
+  acc += a.x * b.x;
+  acc += a.y * b.y;
+  acc += a.z * b.z;
+  acc += a.w * b.w;
+  return acc;
+}
+
+/* Head dim padded to a multiple of 4 (vector loads), and the row stride of
+ * a tile read by lane (4 more: rows start 4 banks apart, no conflicts). */
+__host__ __device__ __forceinline__ int att_dp(int64_t D) {
+  return (int)((D + 3) / 4 * 4);
+}
+
+/* ---- forward ------------------------------------------------------------------------
+ * A warp's ATT_RPW rows are scored together against the key tile (lane =
+ * key), so each key vector loaded from shared memory serves every row. */
 template <typename T, int NC>
 __global__ void __launch_bounds__(ATT_WARPS * 32)
     sdpa_fw_kernel(T *out, typename Acc<T>::type *lse, const T *q, const T *k, const T *v,
                    const uint8_t *mask, AttShape sh, typename Acc<T>::type scale) {
   typedef typename Acc<T>::type C;
   extern __shared__ __align__(16) unsigned char att_smem[];
-  const int D = (int)sh.D, ldk = D + 1;
-  C *sQ = (C *)att_smem;       /* [ATT_ROWS][D] */
-  C *sK = sQ + ATT_ROWS * D;   /* [TILE][D + 1] */
-  C *sV = sK + ATT_TILE * ldk; /* [TILE][D] */
+  const int D = (int)sh.D, Dp = att_dp(sh.D), ldk = Dp + 4;
+  C *sQ = (C *)att_smem;       /* [ATT_ROWS][Dp] */
+  C *sK = sQ + ATT_ROWS * Dp;  /* [TILE][ldk] */
+  C *sV = sK + ATT_TILE * ldk; /* [TILE][Dp] */
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int64_t bh = blockIdx.y, b = bh / sh.Hq, h = bh % sh.Hq;
   const int64_t hk = h / (sh.Hq / sh.Hkv);
@@ -125,7 +160,7 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
   const T *qb = q + bh * sh.T * sh.D;
   const T *kb = k + (b * sh.Hkv + hk) * sh.S * sh.D;
   const T *vb = v + (b * sh.Hkv + hk) * sh.S * sh.D;
-  att_stage<T, C>(sQ, D, qb, i0, sh.T, ATT_ROWS, D);
+  att_stage<T, C>(sQ, Dp, qb, i0, sh.T, ATT_ROWS, D, Dp);
 
   int64_t ilast = i0 + ATT_ROWS - 1 < sh.T - 1 ? i0 + ATT_ROWS - 1 : sh.T - 1;
   int64_t lo, hi, lo2, hi2;
@@ -133,6 +168,7 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
   att_key_range(sh, ilast, &lo2, &hi);
   (void)hi2;
   (void)lo2;
+  const C *qw = sQ + warp * ATT_RPW * Dp;
 
   C m[ATT_RPW], l[ATT_RPW], acc[ATT_RPW][NC];
 #pragma unroll
@@ -144,42 +180,56 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
   }
   for (int64_t j0 = lo; j0 < hi; j0 += ATT_TILE) {
     __syncthreads();
-    att_stage<T, C>(sK, ldk, kb, j0, sh.S, ATT_TILE, D);
-    att_stage<T, C>(sV, D, vb, j0, sh.S, ATT_TILE, D);
+    att_stage<T, C>(sK, ldk, kb, j0, sh.S, ATT_TILE, D, Dp);
+    att_stage<T, C>(sV, Dp, vb, j0, sh.S, ATT_TILE, D, Dp);
     __syncthreads();
     const int64_t j = j0 + lane;
+    C dot[ATT_RPW];
+#pragma unroll
+    for (int r = 0; r < ATT_RPW; r++) dot[r] = 0;
+    const C *kr = sK + lane * ldk;
+    for (int d = 0; d < Dp; d += 4) {
+      auto kv = ld4(kr + d);
+#pragma unroll
+      for (int r = 0; r < ATT_RPW; r++) dot[r] = dot4(ld4(qw + r * Dp + d), kv, dot[r]);
+    }
+    C p[ATT_RPW];
+    bool any = false;
 #pragma unroll
     for (int r = 0; r < ATT_RPW; r++) {
-      const int rl = warp * ATT_RPW + r;
-      const int64_t i = i0 + rl;
-      if (i >= sh.T) continue;
+      const int64_t i = i0 + warp * ATT_RPW + r;
       bool vis = att_visible(sh, mask, i, j);
-      C s = att_ninf<C>();
-      if (vis) {
-        const C *qr = sQ + rl * D, *kr = sK + lane * ldk;
-        C dot = 0;
-        for (int d = 0; d < D; d++) dot += qr[d] * kr[d];
-        s = dot * scale;
-      }
+      C s = vis ? dot[r] * scale : att_ninf<C>();
       C mt = warp_max(s);
-      if (mt == att_ninf<C>()) continue; /* nothing visible in this tile */
+      p[r] = 0;
+      if (mt == att_ninf<C>()) continue; /* nothing visible to this row in this tile */
+      any = true;
       C mn = m[r] > mt ? m[r] : mt;
       C corr = att_exp(m[r] - mn); /* 0 when m was -inf */
-      C p = vis ? att_exp(s - mn) : (C)0;
-      l[r] = l[r] * corr + warp_sum(p);
+      p[r] = vis ? att_exp(s - mn) : (C)0;
+      l[r] = l[r] * corr + warp_sum(p[r]);
 #pragma unroll
       for (int c = 0; c < NC; c++) acc[r][c] *= corr;
-      for (int jj = 0; jj < ATT_TILE; jj++) {
-        C pj = __shfl_sync(0xffffffffu, p, jj);
-        if (pj == (C)0) continue; /* uniform across the warp */
-        const C *vr = sV + jj * D;
-#pragma unroll
-        for (int c = 0; c < NC; c++) {
-          int d = lane + 32 * c;
-          if (d < D) acc[r][c] += pj * vr[d];
-        }
-      }
       m[r] = mn;
+    }
+    if (!any) continue; /* uniform across the warp */
+    for (int jj = 0; jj < ATT_TILE; jj++) {
+      C pj[ATT_RPW];
+      bool nz = false;
+#pragma unroll
+      for (int r = 0; r < ATT_RPW; r++) {
+        pj[r] = __shfl_sync(0xffffffffu, p[r], jj);
+        nz = nz || pj[r] != (C)0;
+      }
+      if (!nz) continue; /* uniform across the warp */
+      const C *vr = sV + jj * Dp;
+#pragma unroll
+      for (int c = 0; c < NC; c++) {
+        int d = lane + 32 * c;
+        C vv = d < Dp ? vr[d] : (C)0;
+#pragma unroll
+        for (int r = 0; r < ATT_RPW; r++) acc[r][c] += pj[r] * vv;
+      }
     }
   }
 #pragma unroll
@@ -187,14 +237,14 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
     const int64_t i = i0 + warp * ATT_RPW + r;
     if (i >= sh.T) continue;
     T *o = out + (bh * sh.T + i) * sh.D;
-    bool any = l[r] > (C)0;
-    C inv = any ? (C)1 / l[r] : (C)0;
+    bool seen = l[r] > (C)0;
+    C inv = seen ? (C)1 / l[r] : (C)0;
 #pragma unroll
     for (int c = 0; c < NC; c++) {
       int d = lane + 32 * c;
       if (d < D) o[d] = from_c<T>(acc[r][c] * inv);
     }
-    if (lane == 0) lse[bh * sh.T + i] = any ? m[r] + att_log(l[r]) : att_ninf<C>();
+    if (lane == 0) lse[bh * sh.T + i] = seen ? m[r] + att_log(l[r]) : att_ninf<C>();
   }
 }
 
@@ -213,7 +263,7 @@ __global__ void sdpa_delta_kernel(typename Acc<T>::type *delta, const T *dout, c
   }
 }
 
-/* ---- backward: dq ------------------------------------------------------------------------- */
+/* ---- backward: dq (lane = key, rows of a warp scored together) ------------------------------ */
 template <typename T, int NC>
 __global__ void __launch_bounds__(ATT_WARPS * 32)
     sdpa_dq_kernel(T *dq, const T *dout, const T *q, const T *k, const T *v,
@@ -221,20 +271,19 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
                    const uint8_t *mask, AttShape sh, typename Acc<T>::type scale) {
   typedef typename Acc<T>::type C;
   extern __shared__ __align__(16) unsigned char att_smem[];
-  const int D = (int)sh.D, ldk = D + 1;
-  C *sQ = (C *)att_smem;       /* [ATT_ROWS][D] */
-  C *sG = sQ + ATT_ROWS * D;   /* [ATT_ROWS][D]: dout */
-  C *sK = sG + ATT_ROWS * D;   /* [TILE][D + 1] */
-  C *sV = sK + ATT_TILE * ldk; /* [TILE][D + 1] */
+  const int D = (int)sh.D, Dp = att_dp(sh.D), ldk = Dp + 4;
+  C *sQ = (C *)att_smem;       /* [ATT_ROWS][Dp] */
+  C *sG = sQ + ATT_ROWS * Dp;  /* [ATT_ROWS][Dp]: dout */
+  C *sK = sG + ATT_ROWS * Dp;  /* [TILE][ldk] */
+  C *sV = sK + ATT_TILE * ldk; /* [TILE][ldk] */
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int64_t bh = blockIdx.y, b = bh / sh.Hq, h = bh % sh.Hq;
   const int64_t hk = h / (sh.Hq / sh.Hkv);
-  /* the last rows first: under a causal mask they have the most keys */
   const int64_t i0 = (int64_t)(gridDim.x - 1 - blockIdx.x) * ATT_ROWS;
   const T *kb = k + (b * sh.Hkv + hk) * sh.S * sh.D;
   const T *vb = v + (b * sh.Hkv + hk) * sh.S * sh.D;
-  att_stage<T, C>(sQ, D, q + bh * sh.T * sh.D, i0, sh.T, ATT_ROWS, D);
-  att_stage<T, C>(sG, D, dout + bh * sh.T * sh.D, i0, sh.T, ATT_ROWS, D);
+  att_stage<T, C>(sQ, Dp, q + bh * sh.T * sh.D, i0, sh.T, ATT_ROWS, D, Dp);
+  att_stage<T, C>(sG, Dp, dout + bh * sh.T * sh.D, i0, sh.T, ATT_ROWS, D, Dp);
 
   int64_t ilast = i0 + ATT_ROWS - 1 < sh.T - 1 ? i0 + ATT_ROWS - 1 : sh.T - 1;
   int64_t lo, hi, lo2, hi2;
@@ -242,6 +291,7 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
   att_key_range(sh, ilast, &lo2, &hi);
   (void)hi2;
   (void)lo2;
+  const C *qw = sQ + warp * ATT_RPW * Dp, *gw = sG + warp * ATT_RPW * Dp;
 
   C L[ATT_RPW], Dl[ATT_RPW], acc[ATT_RPW][NC];
 #pragma unroll
@@ -254,36 +304,45 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
   }
   for (int64_t j0 = lo; j0 < hi; j0 += ATT_TILE) {
     __syncthreads();
-    att_stage<T, C>(sK, ldk, kb, j0, sh.S, ATT_TILE, D);
-    att_stage<T, C>(sV, ldk, vb, j0, sh.S, ATT_TILE, D);
+    att_stage<T, C>(sK, ldk, kb, j0, sh.S, ATT_TILE, D, Dp);
+    att_stage<T, C>(sV, ldk, vb, j0, sh.S, ATT_TILE, D, Dp);
     __syncthreads();
     const int64_t j = j0 + lane;
+    C s[ATT_RPW], dp[ATT_RPW];
+#pragma unroll
+    for (int r = 0; r < ATT_RPW; r++) s[r] = dp[r] = 0;
+    const C *kr = sK + lane * ldk, *vr = sV + lane * ldk;
+    for (int d = 0; d < Dp; d += 4) {
+      auto kv = ld4(kr + d), vv = ld4(vr + d);
+#pragma unroll
+      for (int r = 0; r < ATT_RPW; r++) {
+        s[r] = dot4(ld4(qw + r * Dp + d), kv, s[r]);
+        dp[r] = dot4(ld4(gw + r * Dp + d), vv, dp[r]);
+      }
+    }
+    C ds[ATT_RPW];
 #pragma unroll
     for (int r = 0; r < ATT_RPW; r++) {
-      const int rl = warp * ATT_RPW + r;
-      const int64_t i = i0 + rl;
-      if (i >= sh.T || L[r] == att_ninf<C>()) continue;
-      bool vis = att_visible(sh, mask, i, j);
-      C ds = 0;
-      if (vis) {
-        const C *qr = sQ + rl * D, *gr = sG + rl * D, *kr = sK + lane * ldk, *vr = sV + lane * ldk;
-        C s = 0, dp = 0;
-        for (int d = 0; d < D; d++) {
-          s += qr[d] * kr[d];
-          dp += gr[d] * vr[d];
-        }
-        C p = att_exp(s * scale - L[r]);
-        ds = p * (dp - Dl[r]);
-      }
-      for (int jj = 0; jj < ATT_TILE; jj++) {
-        C dj = __shfl_sync(0xffffffffu, ds, jj);
-        if (dj == (C)0) continue;
-        const C *kr = sK + jj * ldk;
+      const int64_t i = i0 + warp * ATT_RPW + r;
+      bool vis = L[r] != att_ninf<C>() && att_visible(sh, mask, i, j);
+      ds[r] = vis ? att_exp(s[r] * scale - L[r]) * (dp[r] - Dl[r]) : (C)0;
+    }
+    for (int jj = 0; jj < ATT_TILE; jj++) {
+      C dj[ATT_RPW];
+      bool nz = false;
 #pragma unroll
-        for (int c = 0; c < NC; c++) {
-          int d = lane + 32 * c;
-          if (d < D) acc[r][c] += dj * kr[d];
-        }
+      for (int r = 0; r < ATT_RPW; r++) {
+        dj[r] = __shfl_sync(0xffffffffu, ds[r], jj);
+        nz = nz || dj[r] != (C)0;
+      }
+      if (!nz) continue;
+      const C *kj = sK + jj * ldk;
+#pragma unroll
+      for (int c = 0; c < NC; c++) {
+        int d = lane + 32 * c;
+        C kk = d < Dp ? kj[d] : (C)0;
+#pragma unroll
+        for (int r = 0; r < ATT_RPW; r++) acc[r][c] += dj[r] * kk;
       }
     }
   }
@@ -300,7 +359,7 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
   }
 }
 
-/* ---- backward: dk, dv ----------------------------------------------------------------------- */
+/* ---- backward: dk, dv (lane = query, key rows of a warp scored together) -------------------- */
 template <typename T, int NC>
 __global__ void __launch_bounds__(ATT_WARPS * 32)
     sdpa_dkv_kernel(T *dk, T *dv, const T *dout, const T *q, const T *k, const T *v,
@@ -308,11 +367,11 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
                     const uint8_t *mask, AttShape sh, typename Acc<T>::type scale) {
   typedef typename Acc<T>::type C;
   extern __shared__ __align__(16) unsigned char att_smem[];
-  const int D = (int)sh.D, ldq = D + 1;
-  C *sK = (C *)att_smem;       /* [ATT_ROWS][D] */
-  C *sV = sK + ATT_ROWS * D;   /* [ATT_ROWS][D] */
-  C *sQ = sV + ATT_ROWS * D;   /* [TILE][D + 1] */
-  C *sG = sQ + ATT_TILE * ldq; /* [TILE][D + 1] */
+  const int D = (int)sh.D, Dp = att_dp(sh.D), ldq = Dp + 4;
+  C *sK = (C *)att_smem;       /* [ATT_ROWS][Dp] */
+  C *sV = sK + ATT_ROWS * Dp;  /* [ATT_ROWS][Dp] */
+  C *sQ = sV + ATT_ROWS * Dp;  /* [TILE][ldq] */
+  C *sG = sQ + ATT_TILE * ldq; /* [TILE][ldq] */
   C *sL = sG + ATT_TILE * ldq; /* [TILE] */
   C *sD = sL + ATT_TILE;       /* [TILE] */
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -320,10 +379,11 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
   const int64_t G = sh.Hq / sh.Hkv;
   const int64_t j0 = (int64_t)blockIdx.x * ATT_ROWS;
   const int64_t j1 = j0 + ATT_ROWS < sh.S ? j0 + ATT_ROWS : sh.S;
-  att_stage<T, C>(sK, D, k + bhk * sh.S * sh.D, j0, sh.S, ATT_ROWS, D);
-  att_stage<T, C>(sV, D, v + bhk * sh.S * sh.D, j0, sh.S, ATT_ROWS, D);
+  att_stage<T, C>(sK, Dp, k + bhk * sh.S * sh.D, j0, sh.S, ATT_ROWS, D, Dp);
+  att_stage<T, C>(sV, Dp, v + bhk * sh.S * sh.D, j0, sh.S, ATT_ROWS, D, Dp);
   int64_t ilo, ihi;
   att_query_range(sh, j0, j1, &ilo, &ihi);
+  const C *kw = sK + warp * ATT_RPW * Dp, *vw = sV + warp * ATT_RPW * Dp;
 
   C ak[ATT_RPW][NC], av[ATT_RPW][NC];
 #pragma unroll
@@ -336,8 +396,8 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
     const T *qb = q + bh * sh.T * sh.D, *gb = dout + bh * sh.T * sh.D;
     for (int64_t t0 = ilo; t0 < ihi; t0 += ATT_TILE) {
       __syncthreads();
-      att_stage<T, C>(sQ, ldq, qb, t0, sh.T, ATT_TILE, D);
-      att_stage<T, C>(sG, ldq, gb, t0, sh.T, ATT_TILE, D);
+      att_stage<T, C>(sQ, ldq, qb, t0, sh.T, ATT_TILE, D, Dp);
+      att_stage<T, C>(sG, ldq, gb, t0, sh.T, ATT_TILE, D, Dp);
       if (threadIdx.x < ATT_TILE) {
         int64_t i = t0 + threadIdx.x;
         sL[threadIdx.x] = i < sh.T ? lse[bh * sh.T + i] : att_ninf<C>();
@@ -346,36 +406,45 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
       __syncthreads();
       const int64_t i = t0 + lane;
       const C Li = sL[lane], Di = sD[lane];
+      C s[ATT_RPW], dp[ATT_RPW];
+#pragma unroll
+      for (int r = 0; r < ATT_RPW; r++) s[r] = dp[r] = 0;
+      const C *qr = sQ + lane * ldq, *gr = sG + lane * ldq;
+      for (int d = 0; d < Dp; d += 4) {
+        auto qv = ld4(qr + d), gv = ld4(gr + d);
+#pragma unroll
+        for (int r = 0; r < ATT_RPW; r++) {
+          s[r] = dot4(ld4(kw + r * Dp + d), qv, s[r]);
+          dp[r] = dot4(ld4(vw + r * Dp + d), gv, dp[r]);
+        }
+      }
+      C p[ATT_RPW], ds[ATT_RPW];
 #pragma unroll
       for (int r = 0; r < ATT_RPW; r++) {
-        const int rl = warp * ATT_RPW + r;
-        const int64_t j = j0 + rl;
-        if (j >= sh.S) continue;
-        bool vis = Li != att_ninf<C>() && att_visible(sh, mask, i, j);
-        C p = 0, ds = 0;
-        if (vis) {
-          const C *kr = sK + rl * D, *vr = sV + rl * D, *qr = sQ + lane * ldq,
-                  *gr = sG + lane * ldq;
-          C s = 0, dp = 0;
-          for (int d = 0; d < D; d++) {
-            s += qr[d] * kr[d];
-            dp += gr[d] * vr[d];
-          }
-          p = att_exp(s * scale - Li);
-          ds = p * (dp - Di);
-        }
-        for (int ii = 0; ii < ATT_TILE; ii++) {
-          C pi = __shfl_sync(0xffffffffu, p, ii);
-          C di = __shfl_sync(0xffffffffu, ds, ii);
-          if (pi == (C)0 && di == (C)0) continue;
-          const C *qr = sQ + ii * ldq, *gr = sG + ii * ldq;
+        const int64_t j = j0 + warp * ATT_RPW + r;
+        bool vis = Li != att_ninf<C>() && j < sh.S && att_visible(sh, mask, i, j);
+        p[r] = vis ? att_exp(s[r] * scale - Li) : (C)0;
+        ds[r] = p[r] * (dp[r] - Di);
+      }
+      for (int ii = 0; ii < ATT_TILE; ii++) {
+        C pi[ATT_RPW], di[ATT_RPW];
+        bool nz = false;
 #pragma unroll
-          for (int c = 0; c < NC; c++) {
-            int d = lane + 32 * c;
-            if (d < D) {
-              av[r][c] += pi * gr[d];
-              ak[r][c] += di * qr[d];
-            }
+        for (int r = 0; r < ATT_RPW; r++) {
+          pi[r] = __shfl_sync(0xffffffffu, p[r], ii);
+          di[r] = __shfl_sync(0xffffffffu, ds[r], ii);
+          nz = nz || pi[r] != (C)0 || di[r] != (C)0;
+        }
+        if (!nz) continue;
+        const C *qi = sQ + ii * ldq, *gi = sG + ii * ldq;
+#pragma unroll
+        for (int c = 0; c < NC; c++) {
+          int d = lane + 32 * c;
+          C qq = d < Dp ? qi[d] : (C)0, gg = d < Dp ? gi[d] : (C)0;
+#pragma unroll
+          for (int r = 0; r < ATT_RPW; r++) {
+            av[r][c] += pi[r] * gg;
+            ak[r][c] += di[r] * qq;
           }
         }
       }
@@ -489,8 +558,9 @@ extern "C" void tcu_sdpa(tyr_tensor *out, tyr_tensor *lse, const tyr_tensor *q, 
   const uint8_t *mp = mask ? (const uint8_t *)tyr_data_ptr(mask) : NULL;
   TCU_FLOAT_DISPATCH(q->dtype, {
     typedef typename Acc<scalar_t>::type C;
+    int Dp = att_dp(D);
     size_t smem =
-        sizeof(C) * ((size_t)ATT_ROWS * D + (size_t)ATT_TILE * (D + 1) + (size_t)ATT_TILE * D);
+        sizeof(C) * ((size_t)ATT_ROWS * Dp + (size_t)ATT_TILE * (Dp + 4) + (size_t)ATT_TILE * Dp);
     ATT_NC_DISPATCH(att_nc(D), {
       att_launch(sdpa_fw_kernel<scalar_t, NCV>, grid, smem, st, (scalar_t *)tyr_data_ptr(out),
                  (C *)tyr_data_ptr(lse), (const scalar_t *)tyr_data_ptr(q),
@@ -527,8 +597,9 @@ extern "C" void tcu_sdpa_backward(tyr_tensor *dq, tyr_tensor *dk, tyr_tensor *dv
     sdpa_delta_kernel<scalar_t><<<tcu_blocks(rows * 32, 256, dev), 256, 0, st>>>(
         delta, (const scalar_t *)tyr_data_ptr(dout), (const scalar_t *)tyr_data_ptr(out), rows, D);
     bool ok = LAUNCH_CHECK();
-    size_t smem_q = sizeof(C) * (2 * (size_t)ATT_ROWS * D + 2 * (size_t)ATT_TILE * (D + 1));
-    size_t smem_kv = sizeof(C) * (2 * (size_t)ATT_ROWS * D + 2 * (size_t)ATT_TILE * (D + 1) +
+    int Dp = att_dp(D);
+    size_t smem_q = sizeof(C) * (2 * (size_t)ATT_ROWS * Dp + 2 * (size_t)ATT_TILE * (Dp + 4));
+    size_t smem_kv = sizeof(C) * (2 * (size_t)ATT_ROWS * Dp + 2 * (size_t)ATT_TILE * (Dp + 4) +
                                   2 * (size_t)ATT_TILE);
     dim3 gq((unsigned)((sh.T + ATT_ROWS - 1) / ATT_ROWS), (unsigned)(sh.B * sh.Hq));
     dim3 gkv((unsigned)((sh.S + ATT_ROWS - 1) / ATT_ROWS), (unsigned)(sh.B * sh.Hkv));

@@ -352,6 +352,7 @@ void tcu_sgd_step(tyr_tensor *param, const tyr_tensor *grad, tyr_tensor *buf, do
                   double momentum, double dampening, double weight_decay, bool nesterov,
                   bool first);
 double tcu_sum_squares(const tyr_tensor *t);
+double tcu_sum_squares_many(int n, const tyr_tensor *const *ts);
 void tcu_scale_(tyr_tensor *t, double c);
 void tcu_rotary(tyr_tensor *out, const tyr_tensor *x, const tyr_tensor *cos_table,
                 const tyr_tensor *sin_table, bool inverse);

@@ -547,6 +547,7 @@ static void table_init(void) {
   g_table.sdpa = tcu_sdpa;
   g_table.sdpa_backward = tcu_sdpa_backward;
   g_table.rotary = tcu_rotary;
+  g_table.sum_squares_many = tcu_sum_squares_many;
 }
 
 /* Called by the dispatch layer the first time a CUDA device is asked for;

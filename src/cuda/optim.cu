@@ -121,39 +121,56 @@ __global__ void sumsq_kernel(const void *p, int dt, int64_t n, double *partial) 
   if (threadIdx.x == 0) partial[blockIdx.x] = acc;
 }
 
-__global__ void sum_partials_kernel(const double *partial, int n, double *out) {
+__global__ void sum_partials_kernel(const double *partial, int64_t n, double *out) {
   __shared__ double sh[32];
   double acc = 0;
-  for (int i = threadIdx.x; i < n; i += blockDim.x) acc += partial[i];
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) acc += partial[i];
   acc = block_sum(acc, sh);
   if (threadIdx.x == 0) *out = acc;
 }
 
-extern "C" double tcu_sum_squares(const tyr_tensor *t) {
-  cudaStream_t st = tcu_enter(t->device);
-  int64_t n = tyr_numel(t);
-  if (!st) return NAN;
-  if (n == 0) return 0.0;
-  int dev = t->device.index;
+static int sumsq_blocks(int64_t n) {
   int64_t nb = (n + SS_THREADS - 1) / SS_THREADS;
-  int blocks = (int)(nb < SS_BLOCKS ? nb : SS_BLOCKS);
-  size_t bytes = sizeof(double) * (size_t)(blocks + 1);
+  return (int)(nb < SS_BLOCKS ? nb : SS_BLOCKS);
+}
+
+/* One partial sum per block of every tensor into a device buffer, one
+ * final sum, one copy back. */
+extern "C" double tcu_sum_squares_many(int n, const tyr_tensor *const *ts) {
+  if (n <= 0) return 0.0;
+  cudaStream_t st = tcu_enter(ts[0]->device);
+  if (!st) return NAN;
+  int dev = ts[0]->device.index;
+  int64_t total = 0;
+  for (int i = 0; i < n; i++) total += sumsq_blocks(tyr_numel(ts[i]));
+  if (total == 0) return 0.0;
+  size_t bytes = sizeof(double) * (size_t)(total + 1);
   double *tmp = (double *)tcu_alloc(bytes, dev);
   if (!tmp) return NAN;
   double r = NAN;
-  sumsq_kernel<<<blocks, SS_THREADS, 0, st>>>(tyr_data_ptr(t), t->dtype, n, tmp + 1);
-  if (LAUNCH_CHECK()) {
-    sum_partials_kernel<<<1, SS_THREADS, 0, st>>>(tmp + 1, blocks, tmp);
-    if (LAUNCH_CHECK() &&
-        CUDA_CHECK(cudaMemcpyAsync(&r, tmp, sizeof r, cudaMemcpyDeviceToHost, st)) &&
-        CUDA_CHECK(cudaStreamSynchronize(st))) {
-      /* r holds the sum */
-    } else {
-      r = NAN;
-    }
+  bool ok = true;
+  int64_t off = 1;
+  for (int i = 0; i < n && ok; i++) {
+    int64_t numel = tyr_numel(ts[i]);
+    int blocks = sumsq_blocks(numel);
+    if (blocks == 0) continue;
+    sumsq_kernel<<<blocks, SS_THREADS, 0, st>>>(tyr_data_ptr(ts[i]), ts[i]->dtype, numel,
+                                                tmp + off);
+    ok = LAUNCH_CHECK();
+    off += blocks;
+  }
+  if (ok) {
+    sum_partials_kernel<<<1, 1024, 0, st>>>(tmp + 1, total, tmp);
+    ok = LAUNCH_CHECK() &&
+         CUDA_CHECK(cudaMemcpyAsync(&r, tmp, sizeof r, cudaMemcpyDeviceToHost, st)) &&
+         CUDA_CHECK(cudaStreamSynchronize(st));
   }
   tcu_free(tmp, bytes, dev);
-  return r;
+  return ok ? r : NAN;
+}
+
+extern "C" double tcu_sum_squares(const tyr_tensor *t) {
+  return tcu_sum_squares_many(1, &t);
 }
 
 /* ---- t *= c ---------------------------------------------------------------------- */

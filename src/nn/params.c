@@ -116,6 +116,25 @@ double tyr_params_fold(tyr_params *ps, tyr_param_fold_fn fn, double init, void *
 }
 
 double tyr_params_grad_norm(tyr_params *ps) {
+  /* one call for all gradients when they share a device that can (one wait on a GPU) */
+  const tyr_tensor **gs = malloc(sizeof *gs * (size_t)(ps->n > 0 ? ps->n : 1));
+  int ng = 0;
+  bool one_device = gs != NULL;
+  for (int i = 0; gs && i < ps->n; i++) {
+    tyr_tensor *g = ps->items[i].t->grad;
+    if (!g) continue;
+    if (ng > 0 && !tyr_device_eq(g->device, gs[0]->device)) one_device = false;
+    gs[ng++] = g;
+  }
+  if (one_device && ng > 0) {
+    const tyr_backend *be = tyr_backend_lookup(gs[0]->device);
+    if (be && be->sum_squares_many) {
+      double ss = be->sum_squares_many(ng, gs);
+      free(gs);
+      return sqrt(ss);
+    }
+  }
+  free(gs);
   double ss = 0;
   for (int i = 0; i < ps->n; i++) {
     tyr_tensor *g = ps->items[i].t->grad;

@@ -3,7 +3,8 @@
 # validation, sampling, checkpoint) and the first step's loss must match the
 # CPU run's to ~1e-4 relative (same seed and data; the Philox initialisation
 # is identical on both devices).  Two configs: learned positions with
-# multi-head attention, and rotary positions with grouped KV heads.
+# multi-head attention, and rotary positions with grouped KV heads.  Then
+# the tf32 and bf16 matmul modes must run and start within 2% of the f32 loss.
 # Without a GPU (or without the CUDA backend in this build) it prints
 # "skipped: no GPU" and succeeds.
 set -eu
@@ -41,4 +42,15 @@ check() { # name, extra flags
 }
 check mha
 check rope_gqa --pos rope --n-kv-head 2 --act gelu_tanh
+# bf16 and tf32 tensor-core matmuls (f32 weights): close to the f32 run, not equal
+for mode in tf32 bf16; do
+  if ! $bin $base --device cuda --matmul $mode --out-dir "$tmp/$mode" >/dev/null 2>"$tmp/$mode.log"; then
+    echo "FAIL: --matmul $mode exited non-zero:"; tail -n 20 "$tmp/$mode.log"; exit 1
+  fi
+  l1=$(sed -n 's/^{"step":1,"loss":\([^,]*\),.*/\1/p' "$tmp/$mode/metrics.jsonl")
+  l0=$(sed -n '1s/^1 //p' "$tmp/mha-cpu.loss")
+  awk -v a="$l1" -v b="$l0" -v m="$mode" 'BEGIN { d = a - b; if (d < 0) d = -d;
+      if (!(d <= 2e-2 * b)) { printf "FAIL: --matmul %s step 1 loss %s, f32 cpu %s\n", m, a, b; exit 1 }
+      printf "ok: --matmul %s step 1 loss %s (cpu f32 %s)\n", m, a, b }' || exit 1
+done
 echo "ok: all checks passed"

@@ -1220,6 +1220,15 @@ static void test_optim_kernels(void **state) {
   TYR_SCOPE;
   tyr_tensor *e = to_dev(RAND(TYR_F32, 0, 1, 0), gpu());
   assert_true(gpu_be()->sum_squares(e) == 0.0);
+  assert_true(gpu_be()->sum_squares_many(1, (const tyr_tensor *const[]){e}) == 0.0);
+  /* several tensors at once (gradient norms), mixed sizes and dtypes, one empty */
+  const tyr_tensor *cs[4] = {RAND(TYR_F32, -1, 1, 7), RAND(TYR_F32, -1, 1, 300001),
+                             as_dtype(RAND(TYR_F32, -1, 1, 1000), TYR_BF16),
+                             RAND(TYR_F32, 0, 1, 0)};
+  const tyr_tensor *gs[4];
+  for (int i = 0; i < 4; i++) gs[i] = to_dev((tyr_tensor *)cs[i], gpu());
+  double want = tyr_cpu_backend.sum_squares_many(4, cs), got = gpu_be()->sum_squares_many(4, gs);
+  ASSERT_CLOSE(got, want, 1e-12, 1e-9);
 }
 
 /* ---- rotary (op and its backward, which applies the inverse rotation) ------------------- */

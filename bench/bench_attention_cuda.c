@@ -1,0 +1,96 @@
+/* Attention (tyr_sdpa) on a CUDA GPU: forward and forward + backward time
+ * and TFLOP/s at GPT shapes, causal, f32 and bf16 inputs.  FLOPs count the
+ * visible half of the score matrix under the causal mask: forward
+ * 4 B H T^2 D / 2, backward 2.5 times that.
+ *
+ *   bench_attention_cuda [--iters N] */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <tyr/cuda.h>
+#include <tyr/tyr.h>
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+typedef struct {
+  const char *name;
+  int64_t B, H, T, D;
+} shape;
+
+/* seconds per call of fwd (backward when bwd) */
+static double run(const shape *sh, tyr_dtype dt, bool bwd, int iters) {
+  tyr_device dev = TYR_DEVICE_CUDA(0);
+  int64_t s4[4] = {sh->B, sh->H, sh->T, sh->D};
+  tyr_tensor *q = tyr_keep_e(tyr_to_dtype_e(tyr_rand_at(TYR_SITE, TYR_F32, dev, 4, s4, -1, 1), dt));
+  tyr_tensor *k = tyr_keep_e(tyr_to_dtype_e(tyr_rand_at(TYR_SITE, TYR_F32, dev, 4, s4, -1, 1), dt));
+  tyr_tensor *v = tyr_keep_e(tyr_to_dtype_e(tyr_rand_at(TYR_SITE, TYR_F32, dev, 4, s4, -1, 1), dt));
+  tyr_requires_grad_e(q, bwd);
+  tyr_requires_grad_e(k, bwd);
+  tyr_requires_grad_e(v, bwd);
+  tyr_sdpa_opts o = {.causal = true};
+  double best = INFINITY;
+  for (int rep = 0; rep < 4; rep++) {
+    int n = rep == 0 ? 1 : iters;
+    tyr_cuda_synchronize();
+    double t0 = now();
+    for (int i = 0; i < n; i++) {
+      TYR_SCOPE;
+      tyr_tensor *y = tyr_sdpa_e(q, k, v, &o);
+      if (bwd) {
+        tyr_backward_e(tyr_sum_e(y));
+        tyr_zero_grad_e(q);
+        tyr_zero_grad_e(k);
+        tyr_zero_grad_e(v);
+      }
+    }
+    tyr_cuda_synchronize();
+    if (rep > 0) best = fmin(best, (now() - t0) / n);
+  }
+  tyr_tensor_free(q);
+  tyr_tensor_free(k);
+  tyr_tensor_free(v);
+  return best;
+}
+
+int main(int argc, char **argv) {
+  int iters = 10;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--iters") && i + 1 < argc)
+      iters = atoi(argv[++i]);
+    else {
+      fprintf(stderr, "usage: bench_attention_cuda [--iters N]\n");
+      return 2;
+    }
+  }
+  if (iters < 1) iters = 1;
+  if (!tyr_cuda_available()) {
+    printf("bench_attention_cuda: no CUDA GPU: nothing measured\n");
+    return 0;
+  }
+  const shape shapes[] = {
+      {"gpt2_124m (B16 H12 T1024 D64)", 16, 12, 1024, 64},
+      {"shakespeare_gpu (B64 H6 T256 D64)", 64, 6, 256, 64},
+      {"D128 (B8 H8 T1024 D128)", 8, 8, 1024, 128},
+  };
+  const tyr_dtype dts[] = {TYR_F32, TYR_BF16};
+  printf("tyr_sdpa on cuda:0, causal (the sum backward includes a fill and a sum)\n");
+  printf("%-36s %5s %10s %9s %12s %9s\n", "shape", "dtype", "fwd ms", "TFLOP/s", "fwd+bwd ms",
+         "TFLOP/s");
+  for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+    for (int d = 0; d < 2; d++) {
+      const shape *sh = &shapes[s];
+      double f = 4.0 * sh->B * sh->H * (double)sh->T * sh->T * sh->D / 2;
+      double tf = run(sh, dts[d], false, iters), tb = run(sh, dts[d], true, iters);
+      printf("%-36s %5s %10.3f %9.2f %12.3f %9.2f\n", sh->name, tyr_dtype_name(dts[d]), tf * 1e3,
+             f / tf / 1e12, tb * 1e3, 3.5 * f / tb / 1e12);
+      fflush(stdout);
+    }
+  return 0;
+}
