@@ -19,7 +19,8 @@ build: deps $(BUILD)/CMakeCache.txt
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
-demo: build
+demo: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS) --target train_gpt
 	./$(BUILD)/train_gpt --preset shakespeare_cpu
 
 sanitize: deps

@@ -589,8 +589,8 @@ int main(int argc, char **argv) {
          *vy = malloc(sizeof(double) * (size_t)(c.iters / c.eval_interval + 2));
   int64_t nh = 0, nv = 0;
   double t_start = now(), t_last = t_start, ema_tok = 0, last_loss = 0;
-  int64_t steps_this_run = 0;
-  double val = NAN;
+  int64_t steps_this_run = 0, window_n = 0;
+  double val = NAN, window_sum = 0;
   while (step < c.iters) {
     double lr = tyr_lr_at(&sch, step);
     double loss_v;
@@ -613,6 +613,8 @@ int main(int argc, char **argv) {
     step++;
     steps_this_run++;
     last_loss = loss_v;
+    window_sum += loss_v;
+    window_n++;
     hx[nh] = (double)step;
     hy[nh++] = loss_v;
     double t = now(), dt = t - t_last;
@@ -628,7 +630,11 @@ int main(int argc, char **argv) {
     if (tty ? (step % 10 == 0 || step == c.iters) : (step % c.log_interval == 0 || step == c.iters))
       progress(step, c.iters, loss_v, ema_tok, eta, tty);
     if (step % c.eval_interval == 0 || step == c.iters) {
-      double tr = estimate_loss(&g, &c, &d, false, data_seed);
+      /* the train figure is the mean training loss since the last
+         evaluation (free); only validation runs extra forward passes */
+      double tr = window_n ? window_sum / (double)window_n : loss_v;
+      window_sum = 0;
+      window_n = 0;
       val = estimate_loss(&g, &c, &d, true, data_seed);
       vx[nv] = (double)step;
       vy[nv++] = val;
