@@ -115,7 +115,8 @@ static const flag FLAGS[] = {
     FS("out-dir", out_dir, "directory for checkpoints, metrics.jsonl and loss.png"),
     FS("resume", resume, "checkpoint to resume from (e.g. out/<preset>/last.safetensors)"),
     FS("device", device, "cpu, cuda or cuda:N"),
-    FS("matmul", matmul, "CUDA f32 matmuls: f32, tf32 or bf16 (tensor cores; empty: $TYR_CUDA_MATMUL or f32)"),
+    FS("matmul", matmul,
+       "CUDA f32 matmuls: f32, tf32 or bf16 (tensor cores; empty: $TYR_CUDA_MATMUL or f32)"),
     FI("n-layer", n_layer, "transformer blocks"),
     FI("n-head", n_head, "attention heads"),
     FI("n-kv-head", n_kv_head, "key/value heads (0: as many as heads)"),
@@ -493,10 +494,14 @@ int main(int argc, char **argv) {
   tyr_device dev;
   if (!tyr_device_parse(c.device, &dev)) die_flag("--device must be cpu, cuda or cuda:N", c.device);
   if (c.matmul[0]) {
-    if (!strcmp(c.matmul, "f32")) tyr_cuda_set_matmul_mode(TYR_CUDA_MATMUL_F32);
-    else if (!strcmp(c.matmul, "tf32")) tyr_cuda_set_matmul_mode(TYR_CUDA_MATMUL_TF32);
-    else if (!strcmp(c.matmul, "bf16")) tyr_cuda_set_matmul_mode(TYR_CUDA_MATMUL_BF16);
-    else die_flag("--matmul must be f32, tf32 or bf16", c.matmul);
+    if (!strcmp(c.matmul, "f32"))
+      tyr_cuda_set_matmul_mode(TYR_CUDA_MATMUL_F32);
+    else if (!strcmp(c.matmul, "tf32"))
+      tyr_cuda_set_matmul_mode(TYR_CUDA_MATMUL_TF32);
+    else if (!strcmp(c.matmul, "bf16"))
+      tyr_cuda_set_matmul_mode(TYR_CUDA_MATMUL_BF16);
+    else
+      die_flag("--matmul must be f32, tf32 or bf16", c.matmul);
   }
   tyr_manual_seed((uint64_t)c.seed);
 
