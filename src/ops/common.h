@@ -42,11 +42,4 @@ static inline bool tyr__needs_f32(const tyr_tensor *t) {
 static inline const tyr_backend *tyr__be(const tyr_tensor *t) {
   return tyr_backend_lookup(t->device);
 }
-/* True when be has the kernel `entry`; else raises TYR_ERR_DEVICE
- * ("tyr_sdpa: no CUDA kernel for this op (cuda:0)") and is false. */
-#define TYR__KERNEL(s, op, be, entry, dev)                                                         \
-  ((be)->entry ? true                                                                              \
-               : (tyr_raise(TYR_ERR_DEVICE, (s), (op), "no %s kernel for this op (%s)",            \
-                            (dev).type == TYR_CUDA ? "CUDA" : "device", tyr_device_name(dev)),     \
-                  false))
 #endif

@@ -339,15 +339,10 @@ static tyr_tensor *col_op(tyr_site s, const char *op, tyr_binary_op bop, tyr_ten
     return NULL;
   }
   /* view col as [..., 1] then expand */
-  int64_t sh[TYR_MAX_RANK], st[TYR_MAX_RANK];
-  for (int d = 0; d < col->rank; d++) {
-    sh[d] = col->shape[d];
-    st[d] = col->stride[d];
-  }
+  int64_t sh[TYR_MAX_RANK];
+  for (int d = 0; d < col->rank; d++) sh[d] = col->shape[d];
   sh[col->rank] = 1;
-  st[col->rank] = 1;
   tyr_tensor *c1 = tyr_reshape_at(s, col, col->rank + 1, sh);
-  (void)st;
   if (!c1) return NULL;
   tyr_tensor *e = tyr_expand_at(s, c1, x->rank, x->shape);
   tyr_tensor *out = e ? binary(s, op, bop, x, e) : NULL;
