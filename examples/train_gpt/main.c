@@ -480,12 +480,12 @@ static void sample(tyr_gpt *g, const config *c, const dataset *d, uint64_t seed)
 }
 
 int main(int argc, char **argv) {
-  /* OpenMP threads that spin while OpenBLAS's threads need the cores cost
-     this small model up to 3x on two cores: wait passively unless the user
-     chose otherwise (the setting is read when libgomp loads, hence the
-     re-exec) */
-  if (!getenv("OMP_WAIT_POLICY")) {
-    setenv("OMP_WAIT_POLICY", "passive", 1);
+  /* libgomp's threads sleep after a short spin by default, and on two cores
+     the wake-ups between this model's small ops cost more than the spinning:
+     spin longer unless the user chose a policy (libgomp reads the setting
+     when it loads, hence the re-exec) */
+  if (!getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT")) {
+    setenv("GOMP_SPINCOUNT", "1000000", 1);
     execv("/proc/self/exe", argv);
   }
   config c;

@@ -27,7 +27,7 @@ static void cpu_fill(tyr_tensor *out, double v) {
   switch (out->dtype) {
   case TYR_F32: {
     float *p = TYR_BASE(out, float) + out->offset, f = (float)v;
-    for (int64_t i = 0; i < n; i++) p[i] = f;
+    TYR_PAR_FOR(n > 32768, "omp parallel for simd", for (int64_t i = 0; i < n; i++) p[i] = f;);
     break;
   }
   case TYR_F64: {
@@ -112,8 +112,7 @@ const tyr_backend tyr_cpu_backend = {
 
 void tyr_set_num_threads(int n) {
   if (n > 0) {
-    omp_set_num_threads(n);
-    openblas_set_num_threads(getenv("TYR_BLAS_THREADS") ? atoi(getenv("TYR_BLAS_THREADS")) : n);
+    omp_set_num_threads(n); /* OpenBLAS stays single-threaded: see matmul.c */
   }
 }
 int tyr_get_num_threads(void) {

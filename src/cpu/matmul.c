@@ -1,9 +1,26 @@
 /* CPU matrix multiply through OpenBLAS.  a and b may be transposed views
  * (a stride of 1 on either of their last two dims); batch dims broadcast
- * by stride 0 are handled by the loop. */
+ * by stride 0 are handled by the loop.
+ *
+ * OpenBLAS runs single-threaded and the work is split here, over the
+ * batch or over blocks of rows or columns of the output, in Tyr's own
+ * OpenMP team.  Two thread pools on the same cores (OpenBLAS's, which
+ * spins with sched_yield, and OpenMP's) cost more than the GEMMs of a
+ * small model take, and one pool lets the other ops keep their threads
+ * warm between GEMMs. */
 #include <cblas.h>
+#include <omp.h>
 
 #include "cpu/cpu.h"
+
+/* below this many flops a GEMM runs on the calling thread */
+#define PAR_GEMM_FLOPS (1 << 20)
+
+typedef struct {
+  CBLAS_TRANSPOSE ta, tb;
+  int64_t M, N, K, lda, ldb;
+  bool f64;
+} gemm_plan;
 
 static void layout(const tyr_tensor *t, CBLAS_TRANSPOSE *tr, int64_t *ld) {
   bool trans;
@@ -11,16 +28,60 @@ static void layout(const tyr_tensor *t, CBLAS_TRANSPOSE *tr, int64_t *ld) {
   *tr = trans ? CblasTrans : CblasNoTrans;
 }
 
+/* rows [m0, m1) and columns [n0, n1) of one output matrix */
+static void gemm_block(const gemm_plan *p, const char *a, const char *b, char *c, int64_t m0,
+                       int64_t m1, int64_t n0, int64_t n1) {
+  /* element offsets of the block's first row of a and first column of b */
+  int64_t oa = p->ta == CblasNoTrans ? m0 * p->lda : m0;
+  int64_t ob = p->tb == CblasNoTrans ? n0 : n0 * p->ldb;
+  int64_t oc = m0 * p->N + n0;
+  if (p->f64)
+    cblas_dgemm(CblasRowMajor, p->ta, p->tb, (int)(m1 - m0), (int)(n1 - n0), (int)p->K, 1.0,
+                (const double *)a + oa, (int)p->lda, (const double *)b + ob, (int)p->ldb, 0.0,
+                (double *)c + oc, (int)p->N);
+  else
+    cblas_sgemm(CblasRowMajor, p->ta, p->tb, (int)(m1 - m0), (int)(n1 - n0), (int)p->K, 1.0f,
+                (const float *)a + oa, (int)p->lda, (const float *)b + ob, (int)p->ldb, 0.0f,
+                (float *)c + oc, (int)p->N);
+}
+
 void tyr_cpu_matmul(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b) {
+  static bool blas_single;
+  if (!blas_single) {
+    openblas_set_num_threads(1);
+    blas_single = true;
+  }
   int r = out->rank;
-  int64_t M = out->shape[r - 2], N = out->shape[r - 1], K = a->shape[a->rank - 1];
+  gemm_plan p = {.M = out->shape[r - 2],
+                 .N = out->shape[r - 1],
+                 .K = a->shape[a->rank - 1],
+                 .f64 = out->dtype == TYR_F64};
+  layout(a, &p.ta, &p.lda);
+  layout(b, &p.tb, &p.ldb);
   int64_t batch = 1;
   for (int i = 0; i < r - 2; i++) batch *= out->shape[i];
-  CBLAS_TRANSPOSE ta, tb;
-  int64_t lda, ldb;
-  layout(a, &ta, &lda);
-  layout(b, &tb, &ldb);
-  for (int64_t bi = 0; bi < batch; bi++) {
+  size_t es = p.f64 ? 8 : 4;
+  const char *abase = (const char *)a->storage->data, *bbase = (const char *)b->storage->data;
+  char *cbase = (char *)out->storage->data;
+
+  /* the work is cut into batch * mb * nb blocks: whole matrices when the
+     batch alone gives every thread some, else rows (or columns when the
+     output is wide) in blocks of at least 32 */
+  int nt = omp_get_max_threads();
+  double flops = 2.0 * (double)batch * (double)p.M * (double)p.N * (double)p.K;
+  if (flops < PAR_GEMM_FLOPS) nt = 1;
+  int64_t mb = 1, nb = 1;
+  if (nt > 1 && batch < nt) {
+    int64_t want = (nt + batch - 1) / batch;
+    int64_t *cut = p.M >= p.N ? &mb : &nb, len = p.M >= p.N ? p.M : p.N;
+    *cut = len / 32 < want ? (len / 32 > 0 ? len / 32 : 1) : want;
+  }
+  int64_t blocks = batch * mb * nb;
+  if (blocks < 2) nt = 1;
+
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+  for (int64_t k = 0; k < blocks; k++) {
+    int64_t bi = k / (mb * nb), im = (k / nb) % mb, in = k % nb;
     /* offsets of this batch element in a, b (batch dims may be strided) */
     int64_t oa = a->offset, ob = b->offset, rem = bi;
     for (int i = r - 3; i >= 0; i--) {
@@ -29,15 +90,9 @@ void tyr_cpu_matmul(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b) {
       oa += idx * a->stride[i];
       ob += idx * b->stride[i];
     }
-    int64_t oo = out->offset + bi * M * N;
-    if (out->dtype == TYR_F32) {
-      cblas_sgemm(CblasRowMajor, ta, tb, (int)M, (int)N, (int)K, 1.0f, TYR_BASE(a, float) + oa,
-                  (int)lda, TYR_BASE(b, float) + ob, (int)ldb, 0.0f, TYR_BASE(out, float) + oo,
-                  (int)N);
-    } else {
-      cblas_dgemm(CblasRowMajor, ta, tb, (int)M, (int)N, (int)K, 1.0, TYR_BASE(a, double) + oa,
-                  (int)lda, TYR_BASE(b, double) + ob, (int)ldb, 0.0, TYR_BASE(out, double) + oo,
-                  (int)N);
-    }
+    int64_t oo = out->offset + bi * p.M * p.N;
+    int64_t m0 = p.M * im / mb, m1 = p.M * (im + 1) / mb;
+    int64_t n0 = p.N * in / nb, n1 = p.N * (in + 1) / nb;
+    gemm_block(&p, abase + oa * es, bbase + ob * es, cbase + oo * es, m0, m1, n0, n1);
   }
 }

@@ -1,7 +1,12 @@
 /* CPU optimizer kernels: fused AdamW and SGD steps, squared norms. */
 #include <math.h>
+#include <stdlib.h>
 
 #include "cpu/cpu.h"
+#include "cpu/parallel.h"
+
+/* a parameter tensor this large is updated by all threads */
+#define PAR_OPTIM 16384
 
 static inline double ld(const tyr_tensor *t, const void *base, int64_t i) {
   switch (t->dtype) {
@@ -40,26 +45,26 @@ void tyr_cpu_adamw_step(tyr_tensor *param, const tyr_tensor *grad, tyr_tensor *m
     const float *gf = g;
     float b1 = (float)beta1, b2 = (float)beta2, ss = (float)step_size, bs = (float)bc2_sqrt,
           e = (float)eps, dc = (float)decay;
-#pragma omp parallel for simd if (n > 65536)
-    for (int64_t i = 0; i < n; i++) {
-      float gi = gf[i];
-      float mi = b1 * mm[i] + (1 - b1) * gi;
-      float vi = b2 * vv[i] + (1 - b2) * gi * gi;
-      mm[i] = mi;
-      vv[i] = vi;
-      pf[i] = pf[i] * dc - ss * mi / (sqrtf(vi) / bs + e);
-    }
+    TYR_PAR_FOR(
+        n > PAR_OPTIM, "omp parallel for simd", for (int64_t i = 0; i < n; i++) {
+          float gi = gf[i];
+          float mi = b1 * mm[i] + (1 - b1) * gi;
+          float vi = b2 * vv[i] + (1 - b2) * gi * gi;
+          mm[i] = mi;
+          vv[i] = vi;
+          pf[i] = pf[i] * dc - ss * mi / (sqrtf(vi) / bs + e);
+        });
     return;
   }
-#pragma omp parallel for if (n > 65536)
-  for (int64_t i = 0; i < n; i++) {
-    double gi = ld(grad, g, i);
-    double mi = beta1 * mm[i] + (1 - beta1) * gi;
-    double vi = beta2 * vv[i] + (1 - beta2) * gi * gi;
-    mm[i] = (float)mi;
-    vv[i] = (float)vi;
-    st(param, p, i, ld(param, p, i) * decay - step_size * mi / (sqrt(vi) / bc2_sqrt + eps));
-  }
+  TYR_PAR_FOR(
+      n > PAR_OPTIM, "omp parallel for", for (int64_t i = 0; i < n; i++) {
+        double gi = ld(grad, g, i);
+        double mi = beta1 * mm[i] + (1 - beta1) * gi;
+        double vi = beta2 * vv[i] + (1 - beta2) * gi * gi;
+        mm[i] = (float)mi;
+        vv[i] = (float)vi;
+        st(param, p, i, ld(param, p, i) * decay - step_size * mi / (sqrt(vi) / bc2_sqrt + eps));
+      });
 }
 
 void tyr_cpu_sgd_step(tyr_tensor *param, const tyr_tensor *grad, tyr_tensor *buf, double lr,
@@ -69,17 +74,17 @@ void tyr_cpu_sgd_step(tyr_tensor *param, const tyr_tensor *grad, tyr_tensor *buf
   void *p = tyr_data_ptr(param);
   const void *g = tyr_data_ptr(grad);
   float *b = buf ? tyr_data_ptr(buf) : NULL;
-#pragma omp parallel for if (n > 65536)
-  for (int64_t i = 0; i < n; i++) {
-    double pi = ld(param, p, i);
-    double d = ld(grad, g, i) + weight_decay * pi;
-    if (momentum != 0 && b) {
-      double bi = first ? d : momentum * b[i] + (1 - dampening) * d;
-      b[i] = (float)bi;
-      d = nesterov ? d + momentum * bi : bi;
-    }
-    st(param, p, i, pi - lr * d);
-  }
+  TYR_PAR_FOR(
+      n > PAR_OPTIM, "omp parallel for", for (int64_t i = 0; i < n; i++) {
+        double pi = ld(param, p, i);
+        double d = ld(grad, g, i) + weight_decay * pi;
+        if (momentum != 0 && b) {
+          double bi = first ? d : momentum * b[i] + (1 - dampening) * d;
+          b[i] = (float)bi;
+          d = nesterov ? d + momentum * bi : bi;
+        }
+        st(param, p, i, pi - lr * d);
+      });
 }
 
 double tyr_cpu_sum_squares(const tyr_tensor *t) {
@@ -88,11 +93,33 @@ double tyr_cpu_sum_squares(const tyr_tensor *t) {
   double acc = 0;
   if (t->dtype == TYR_F32) {
     const float *f = p;
-#pragma omp parallel for reduction(+ : acc) if (n > 65536)
-    for (int64_t i = 0; i < n; i++) acc += (double)f[i] * f[i];
+    TYR_PAR_FOR(n > PAR_OPTIM, "omp parallel for reduction(+ : acc)",
+                for (int64_t i = 0; i < n; i++) acc += (double)f[i] * f[i];);
     return acc;
   }
-#pragma omp parallel for reduction(+ : acc) if (n > 65536)
+  TYR_PAR_FOR(
+      n > PAR_OPTIM, "omp parallel for reduction(+ : acc)", for (int64_t i = 0; i < n; i++) {
+        double x = ld(t, p, i);
+        acc += x * x;
+      });
+  return acc;
+}
+
+/* Each tensor's sum on some thread, then the sums added in order: the
+   result does not depend on how the tensors were shared out. */
+static double sum_squares_serial(const tyr_tensor *t) {
+  int64_t n = tyr_numel(t);
+  const void *p = tyr_data_ptr(t);
+  double acc = 0;
+  if (t->dtype == TYR_F32) {
+    const float *f = p;
+    double a[4] = {0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4)
+      for (int j = 0; j < 4; j++) a[j] += (double)f[i + j] * f[i + j];
+    for (; i < n; i++) acc += (double)f[i] * f[i];
+    return acc + (a[0] + a[1]) + (a[2] + a[3]);
+  }
   for (int64_t i = 0; i < n; i++) {
     double x = ld(t, p, i);
     acc += x * x;
@@ -101,8 +128,19 @@ double tyr_cpu_sum_squares(const tyr_tensor *t) {
 }
 
 double tyr_cpu_sum_squares_many(int n, const tyr_tensor *const *ts) {
+  double stack[64], *part = n <= 64 ? stack : malloc(sizeof(double) * (size_t)n);
+  if (!part) { /* out of memory for the partial sums: one tensor at a time */
+    double acc = 0;
+    for (int i = 0; i < n; i++) acc += tyr_cpu_sum_squares(ts[i]);
+    return acc;
+  }
+  int64_t total = 0;
+  for (int i = 0; i < n; i++) total += tyr_numel(ts[i]);
+  TYR_PAR_FOR(total > PAR_OPTIM && n > 1, "omp parallel for schedule(dynamic)",
+              for (int i = 0; i < n; i++) part[i] = sum_squares_serial(ts[i]););
   double acc = 0;
-  for (int i = 0; i < n; i++) acc += tyr_cpu_sum_squares(ts[i]);
+  for (int i = 0; i < n; i++) acc += part[i];
+  if (part != stack) free(part);
   return acc;
 }
 
@@ -111,8 +149,8 @@ void tyr_cpu_scale_(tyr_tensor *t, double c) {
   void *p = tyr_data_ptr(t);
   if (t->dtype == TYR_F32) {
     float *f = p, cf = (float)c;
-#pragma omp parallel for simd if (n > 65536)
-    for (int64_t i = 0; i < n; i++) f[i] *= cf;
+    TYR_PAR_FOR(n > PAR_OPTIM, "omp parallel for simd",
+                for (int64_t i = 0; i < n; i++) f[i] *= cf;);
     return;
   }
   for (int64_t i = 0; i < n; i++) st(t, p, i, ld(t, p, i) * c);
