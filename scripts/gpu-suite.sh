@@ -8,6 +8,7 @@
 # Usage, from anywhere in the repository:
 #   scripts/gpu-suite.sh                 build in build-gpu/ and test
 #   scripts/gpu-suite.sh --check         only report what is present or missing
+#   scripts/gpu-suite.sh --build         configure and build build-gpu/, no tests
 #   scripts/gpu-suite.sh --fetch-debs DIR
 #       on a Debian/Ubuntu machine WITH network: download the Debian packages
 #       the build needs (no root needed) into DIR, to carry to the GPU machine
@@ -33,6 +34,7 @@ case "$BUILD" in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 4)}
 MODE=run
 [ "${1:-}" = "--check" ] && MODE=check
+[ "${1:-}" = "--build" ] && MODE=build
 
 # Debian packages of everything the build links (bookworm names; Ubuntu 24.04
 # has the same ones) plus the runtime libraries they need.
@@ -212,6 +214,7 @@ if ! cmake --build "$BUILD" -j "$JOBS" >"$LOG/build.log" 2>&1; then
   exit 1
 fi
 say "built in $(($(date +%s) - start)) s"
+[ $MODE = build ] && exit 0
 
 # ---- test ---------------------------------------------------------------------------------
 FAILED=""
