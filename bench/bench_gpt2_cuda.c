@@ -16,8 +16,8 @@
  * off, bf16 autocast eager, bf16 autocast + torch.compile) and its lines are
  * printed next to Tyr's.  Run it from the repository root.
  *
- *   bench_gpt2_cuda [--batch N] [--steps N] [--only NAME] [--f32-only] [--no-torch]
- *                   [--no-compile] */
+ *   bench_gpt2_cuda [--batch N] [--steps N] [--only NAME] [--mode f32|tf32|bf16]
+ *                   [--f32-only] [--no-torch] [--no-compile] */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,7 +134,7 @@ static void bench_torch(const preset *p, int steps, int compile, double flops_pe
 }
 
 int main(int argc, char **argv) {
-  int steps = 10, torch = 1, compile = 1, f32_only = 0;
+  int steps = 10, torch = 1, compile = 1, mode_only = -1; /* -1: all three matmul modes */
   int64_t batch = 16;
   const char *only = NULL;
   for (int i = 1; i < argc; i++) {
@@ -148,9 +148,18 @@ int main(int argc, char **argv) {
       torch = 0;
     else if (!strcmp(argv[i], "--no-compile"))
       compile = 0;
-    else {
-      fprintf(stderr, "usage: bench_gpt2_cuda [--batch N] [--steps N] [--only NAME] [--f32-only] "
-                      "[--no-torch] [--no-compile]\n");
+    else if (!strcmp(argv[i], "--f32-only"))
+      mode_only = 0;
+    else if (!strcmp(argv[i], "--mode") && i + 1 < argc) {
+      const char *m = argv[++i];
+      mode_only = !strcmp(m, "f32") ? 0 : !strcmp(m, "tf32") ? 1 : !strcmp(m, "bf16") ? 2 : -2;
+      if (mode_only == -2) {
+        fprintf(stderr, "bench_gpt2_cuda: --mode must be f32, tf32 or bf16, not '%s'\n", m);
+        return 2;
+      }
+    } else {
+      fprintf(stderr, "usage: bench_gpt2_cuda [--batch N] [--steps N] [--only NAME] "
+                      "[--mode f32|tf32|bf16] [--f32-only] [--no-torch] [--no-compile]\n");
       return 2;
     }
   }
@@ -189,7 +198,8 @@ int main(int argc, char **argv) {
                                           TYR_CUDA_MATMUL_BF16};
     const char *labels[] = {"tyr f32", "tyr tf32-matmul", "tyr bf16-matmul"};
     double fpt = NAN;
-    for (int m = 0; m < (f32_only ? 1 : 3); m++) {
+    for (int m = 0; m < 3; m++) {
+      if (mode_only >= 0 && m != mode_only) continue;
       tyr_cuda_set_matmul_mode(modes[m]);
       result r = bench_tyr(p, steps);
       if (!r.ok) {
