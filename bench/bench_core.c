@@ -158,6 +158,7 @@ static void bench_overhead(int reps) {
 }
 
 int main(int argc, char **argv) {
+  tyr_cpu_env_setup(argv); /* thread spinning: see tyr/tensor.h */
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--quick")) {
       g_quick = 1;

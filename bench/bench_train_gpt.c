@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <tyr/tyr.h>
 
@@ -87,11 +86,7 @@ static double bench_torch(const preset *p, int steps, int threads) {
 }
 
 int main(int argc, char **argv) {
-  /* the same thread setting as train_gpt (see its main) */
-  if (!getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT")) {
-    setenv("GOMP_SPINCOUNT", "1000000", 1);
-    execv("/proc/self/exe", argv);
-  }
+  tyr_cpu_env_setup(argv); /* thread spinning: see tyr/tensor.h */
   int steps = 20, threads = 0, torch = 1;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--steps") && i + 1 < argc)

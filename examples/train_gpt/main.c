@@ -480,14 +480,7 @@ static void sample(tyr_gpt *g, const config *c, const dataset *d, uint64_t seed)
 }
 
 int main(int argc, char **argv) {
-  /* libgomp's threads sleep after a short spin by default, and on two cores
-     the wake-ups between this model's small ops cost more than the spinning:
-     spin longer unless the user chose a policy (libgomp reads the setting
-     when it loads, hence the re-exec) */
-  if (!getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT")) {
-    setenv("GOMP_SPINCOUNT", "1000000", 1);
-    execv("/proc/self/exe", argv);
-  }
+  tyr_cpu_env_setup(argv); /* thread spinning: see tyr/tensor.h */
   config c;
   parse_args(&c, argc, argv);
   if (c.threads > 0) tyr_set_num_threads((int)c.threads);

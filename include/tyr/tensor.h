@@ -208,8 +208,18 @@ float tyr_philox_uniform(uint64_t seed, uint64_t counter);
 float tyr_philox_normal(uint64_t seed, uint64_t counter);
 
 /* ---- threads ------------------------------------------------------------ */
+/* CPU threads for ops (OpenMP); GEMMs are split over the same threads. */
 void tyr_set_num_threads(int n);
 int tyr_get_num_threads(void);
+/* A setting that libgomp reads only when it loads, chosen for training on
+ * few cores: OpenMP threads spin about a millisecond between ops before
+ * they sleep (GOMP_SPINCOUNT=1000000, unless OMP_WAIT_POLICY or
+ * GOMP_SPINCOUNT is set; libgomp's default sleeps sooner, and the wake-ups
+ * cost more than a small model's ops).  When it needs setting, the program
+ * is started again with the same argv (/proc/self/exe) and this returns in
+ * the new process: call it first thing in main().  Nothing happens when
+ * TYR_NO_ENV_SETUP is set or the exec fails. */
+void tyr_cpu_env_setup(char **argv);
 
 #ifdef __cplusplus
 }

@@ -48,6 +48,10 @@ void tyr_cpu_where(tyr_tensor *out, const tyr_tensor *cond, const tyr_tensor *a,
                    const tyr_tensor *b);
 void tyr_cpu_reduce(tyr_reduce_op op, tyr_tensor *out, const tyr_tensor *a, int dim);
 void tyr_cpu_matmul(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b);
+/* C = op(A) op(B) in f32 with AVX-512 (src/cpu/gemm_avx512.c); false when the CPU
+ * has no AVX-512F (or TYR_NO_AVX512 is set): the caller uses OpenBLAS. */
+bool tyr_cpu_sgemm_avx512(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A,
+                          int64_t lda, const float *B, int64_t ldb, float *C, int64_t ldc);
 void tyr_cpu_softmax(tyr_tensor *out, const tyr_tensor *x, bool log);
 void tyr_cpu_softmax_backward(tyr_tensor *gx, const tyr_tensor *y, const tyr_tensor *gy, bool log);
 void tyr_cpu_layer_norm(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd, const tyr_tensor *x,

@@ -4,6 +4,7 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/philox.h"
 #include "cpu/cpu.h"
@@ -117,4 +118,12 @@ void tyr_set_num_threads(int n) {
 }
 int tyr_get_num_threads(void) {
   return omp_get_max_threads();
+}
+
+void tyr_cpu_env_setup(char **argv) {
+  if (getenv("TYR_NO_ENV_SETUP") || getenv("TYR_ENV_SETUP_DONE")) return;
+  if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
+  setenv("GOMP_SPINCOUNT", "1000000", 1);
+  setenv("TYR_ENV_SETUP_DONE", "1", 1);
+  execv("/proc/self/exe", argv);
 }

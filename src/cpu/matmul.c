@@ -39,7 +39,9 @@ static void gemm_block(const gemm_plan *p, const char *a, const char *b, char *c
     cblas_dgemm(CblasRowMajor, p->ta, p->tb, (int)(m1 - m0), (int)(n1 - n0), (int)p->K, 1.0,
                 (const double *)a + oa, (int)p->lda, (const double *)b + ob, (int)p->ldb, 0.0,
                 (double *)c + oc, (int)p->N);
-  else
+  else if (!tyr_cpu_sgemm_avx512(p->ta == CblasTrans, p->tb == CblasTrans, m1 - m0, n1 - n0, p->K,
+                                 (const float *)a + oa, p->lda, (const float *)b + ob, p->ldb,
+                                 (float *)c + oc, p->N))
     cblas_sgemm(CblasRowMajor, p->ta, p->tb, (int)(m1 - m0), (int)(n1 - n0), (int)p->K, 1.0f,
                 (const float *)a + oa, (int)p->lda, (const float *)b + ob, (int)p->ldb, 0.0f,
                 (float *)c + oc, (int)p->N);

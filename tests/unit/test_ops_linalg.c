@@ -160,6 +160,46 @@ static void test_matmul_views(void **state) {
   assert_int_equal(tyr_numel(z2), 0);
 }
 
+/* f32 matmuls across the CPU kernel's block sizes (12-row and 32-column
+   register tiles, 192-deep and 132-row blocks, 1024-column blocks), every
+   transpose combination, one and two threads: against the same product
+   in f64. */
+static void test_matmul_f32_blocks(void **state) {
+  (void)state;
+  const int64_t Ms[] = {1, 13, 140}, Ns[] = {1, 33, 1030}, Ks[] = {1, 200, 401};
+  int threads = tyr_get_num_threads();
+  for (int nt = 1; nt <= 2; nt++) {
+    tyr_set_num_threads(nt);
+    for (int im = 0; im < 3; im++)
+      for (int in = 0; in < 3; in++)
+        for (int ik = 0; ik < 3; ik++)
+          for (int tr = 0; tr < 4; tr++) {
+            int64_t M = Ms[im], N = Ns[in], K = Ks[ik];
+            if (M * N * K > 30000000) continue;
+            double tol = 4e-6 * (double)K, worst = 0;
+            {
+              TYR_SCOPE;
+              tyr_tensor *a = tr & 1 ? tview(RANDN(TYR_F32, K, M)) : RANDN(TYR_F32, M, K);
+              tyr_tensor *b = tr & 2 ? tview(RANDN(TYR_F32, N, K)) : RANDN(TYR_F32, K, N);
+              tyr_tensor *c = tyr_matmul_e(a, b);
+              tyr_tensor *ref =
+                  tyr_matmul_e(tyr_to_dtype_e(a, TYR_F64), tyr_to_dtype_e(b, TYR_F64));
+              for (int64_t i = 0; i < M; i++)
+                for (int64_t j = 0; j < N; j++) {
+                  double d = fabs(tyr_get_e(c, i, j) - tyr_get_e(ref, i, j));
+                  worst = d > worst ? d : worst;
+                }
+            }
+            if (worst > tol) {
+              tyr_set_num_threads(threads);
+              fail_msg("M=%lld N=%lld K=%lld transposes %d threads %d: max error %g > %g",
+                       (long long)M, (long long)N, (long long)K, tr, nt, worst, tol);
+            }
+          }
+  }
+  tyr_set_num_threads(threads);
+}
+
 static void test_linear_values(void **state) {
   (void)state;
   TYR_SCOPE;
@@ -424,15 +464,11 @@ static void test_typed_forms(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      TYR_TEST(test_matmul_2d),
-      TYR_TEST(test_matmul_batched),
-      TYR_TEST(test_matmul_views),
-      TYR_TEST(test_linear_values),
-      TYR_TEST(test_matmul_gradients),
-      TYR_TEST(test_linear_gradients),
-      TYR_TEST(test_linear_backward_values),
-      TYR_TEST(test_errors),
-      TYR_TEST(test_half_precision),
+      TYR_TEST(test_matmul_2d),        TYR_TEST(test_matmul_batched),
+      TYR_TEST(test_matmul_views),     TYR_TEST(test_matmul_f32_blocks),
+      TYR_TEST(test_linear_values),    TYR_TEST(test_matmul_gradients),
+      TYR_TEST(test_linear_gradients), TYR_TEST(test_linear_backward_values),
+      TYR_TEST(test_errors),           TYR_TEST(test_half_precision),
       TYR_TEST(test_typed_forms),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

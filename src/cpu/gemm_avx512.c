@@ -1,0 +1,168 @@
+/* f32 GEMM with AVX-512: C = op(A) op(B) for the CPU matmul.
+ *
+ * The structure is the usual one of packed GEMMs: B is copied in blocks of
+ * KC rows into panels of NR = 32 columns (two 16-float registers wide), A
+ * in blocks of MC rows into panels of MR = 12 rows, both with k outermost
+ * so that the micro-kernel reads them front to back; the micro-kernel keeps
+ * a 12 x 32 tile of C in 24 registers and adds one rank-1 update per k (24
+ * fused multiply-adds, two loads of B, twelve broadcasts of A).  Packing
+ * reads either layout of A and B, so transposed operands cost nothing
+ * extra.  Partial panels are padded with zeros and their tiles stored with
+ * masks.
+ *
+ * The functions are compiled for AVX-512F whatever the build's -march, and
+ * tyr_cpu_sgemm_avx512 returns false on a CPU without it (the caller then
+ * uses OpenBLAS).  Threads: one call is single-threaded; matmul.c splits the
+ * output between threads and calls this on each block. */
+#include <immintrin.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/cpu.h"
+
+#define MR 12
+#define NR 32
+#define KC 192 /* a 32-column panel of B is 24 KB: it stays in L1 with the A panel */
+#define MC 132 /* rows of A packed at a time (11 panels, 100 KB: L2) */
+#define NC 1024
+
+#define AVX512 __attribute__((target("avx512f")))
+
+/* Packing buffers of the calling thread, grown as needed and kept. */
+static _Thread_local float *pack_buf;
+static _Thread_local size_t pack_cap;
+
+static float *pack_space(size_t nfloats) {
+  if (nfloats > pack_cap) {
+    free(pack_buf);
+    pack_buf = aligned_alloc(64, (nfloats * sizeof(float) + 63) / 64 * 64);
+    pack_cap = pack_buf ? nfloats : 0;
+  }
+  return pack_buf;
+}
+
+/* B(k, j) of op(B) */
+static inline float b_at(const float *B, int64_t ldb, bool tb, int64_t k, int64_t j) {
+  return tb ? B[j * ldb + k] : B[k * ldb + j];
+}
+
+/* Rows [k0, k0+kc) and columns [j0, j0+nc) of op(B) into NR-column panels:
+   panel p holds k-major rows of NR floats, zero beyond column nc. */
+AVX512 static void pack_b(float *dst, const float *B, int64_t ldb, bool tb, int64_t k0, int64_t kc,
+                          int64_t j0, int64_t nc) {
+  for (int64_t jp = 0; jp < nc; jp += NR) {
+    int64_t w = nc - jp < NR ? nc - jp : NR;
+    float *d = dst + jp * kc;
+    if (!tb) {
+      __mmask16 m0 = (__mmask16)(w >= 16 ? 0xffff : (1u << w) - 1);
+      __mmask16 m1 = (__mmask16)(w <= 16 ? 0 : w >= 32 ? 0xffff : (1u << (w - 16)) - 1);
+      for (int64_t k = 0; k < kc; k++) {
+        const float *s = B + (k0 + k) * ldb + j0 + jp;
+        _mm512_store_ps(d + k * NR, _mm512_maskz_loadu_ps(m0, s));
+        _mm512_store_ps(d + k * NR + 16, _mm512_maskz_loadu_ps(m1, s + 16));
+      }
+    } else {
+      if (w < NR) memset(d, 0, sizeof(float) * (size_t)(kc * NR));
+      for (int64_t jj = 0; jj < w; jj++) {
+        const float *s = B + (j0 + jp + jj) * ldb + k0;
+        for (int64_t k = 0; k < kc; k++) d[k * NR + jj] = s[k];
+      }
+    }
+  }
+}
+
+/* Rows [i0, i0+mc) and columns [k0, k0+kc) of op(A) into MR-row panels:
+   panel p holds k-major columns of MR floats, zero beyond row mc. */
+static void pack_a(float *dst, const float *A, int64_t lda, bool ta, int64_t i0, int64_t mc,
+                   int64_t k0, int64_t kc) {
+  for (int64_t ip = 0; ip < mc; ip += MR) {
+    int64_t h = mc - ip < MR ? mc - ip : MR;
+    float *d = dst + ip * kc;
+    if (ta) {
+      for (int64_t k = 0; k < kc; k++) {
+        const float *s = A + (k0 + k) * lda + i0 + ip;
+        int64_t ii = 0;
+        for (; ii < h; ii++) d[k * MR + ii] = s[ii];
+        for (; ii < MR; ii++) d[k * MR + ii] = 0;
+      }
+    } else {
+      if (h < MR) memset(d, 0, sizeof(float) * (size_t)(kc * MR));
+      for (int64_t ii = 0; ii < h; ii++) {
+        const float *s = A + (i0 + ip + ii) * lda + k0;
+        for (int64_t k = 0; k < kc; k++) d[k * MR + ii] = s[k];
+      }
+    }
+  }
+}
+
+/* C[0:h, 0:w] (+)= Ap^T Bp over kc: the MR x NR tile in registers. */
+AVX512 static void micro_kernel(int64_t kc, const float *restrict Ap, const float *restrict Bp,
+                                float *restrict C, int64_t ldc, int64_t h, int64_t w, bool add) {
+  __m512 c[MR][2];
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kc; k++) {
+    __m512 b0 = _mm512_load_ps(Bp + k * NR), b1 = _mm512_load_ps(Bp + k * NR + 16);
+    const float *a = Ap + k * MR;
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; i++) {
+      __m512 ai = _mm512_set1_ps(a[i]);
+      c[i][0] = _mm512_fmadd_ps(ai, b0, c[i][0]);
+      c[i][1] = _mm512_fmadd_ps(ai, b1, c[i][1]);
+    }
+  }
+  __mmask16 m0 = (__mmask16)(w >= 16 ? 0xffff : (1u << w) - 1);
+  __mmask16 m1 = (__mmask16)(w <= 16 ? 0 : w >= 32 ? 0xffff : (1u << (w - 16)) - 1);
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; i++) {
+    if (i < h) {
+      float *r = C + i * ldc;
+      if (add) {
+        c[i][0] = _mm512_add_ps(c[i][0], _mm512_maskz_loadu_ps(m0, r));
+        c[i][1] = _mm512_add_ps(c[i][1], _mm512_maskz_loadu_ps(m1, r + 16));
+      }
+      _mm512_mask_storeu_ps(r, m0, c[i][0]);
+      _mm512_mask_storeu_ps(r + 16, m1, c[i][1]);
+    }
+  }
+}
+
+AVX512 static void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A,
+                         int64_t lda, const float *B, int64_t ldb, float *C, int64_t ldc,
+                         float *buf) {
+  float *Bp = buf, *Ap = buf + (size_t)KC * ((NC + NR - 1) / NR * NR);
+  for (int64_t jc = 0; jc < N; jc += NC) {
+    int64_t nc = N - jc < NC ? N - jc : NC;
+    for (int64_t pc = 0; pc < K; pc += KC) {
+      int64_t kc = K - pc < KC ? K - pc : KC;
+      pack_b(Bp, B, ldb, tb, pc, kc, jc, nc);
+      for (int64_t ic = 0; ic < M; ic += MC) {
+        int64_t mc = M - ic < MC ? M - ic : MC;
+        pack_a(Ap, A, lda, ta, ic, mc, pc, kc);
+        for (int64_t jr = 0; jr < nc; jr += NR)
+          for (int64_t ir = 0; ir < mc; ir += MR)
+            micro_kernel(kc, Ap + ir * kc, Bp + jr * kc, C + (ic + ir) * ldc + jc + jr, ldc,
+                         mc - ir < MR ? mc - ir : MR, nc - jr < NR ? nc - jr : NR, pc > 0);
+      }
+    }
+  }
+}
+
+bool tyr_cpu_sgemm_avx512(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A,
+                          int64_t lda, const float *B, int64_t ldb, float *C, int64_t ldc) {
+  /* TYR_NO_AVX512=1 in the environment: OpenBLAS for every f32 GEMM */
+  static int have = -1;
+  if (have < 0) have = __builtin_cpu_supports("avx512f") && !getenv("TYR_NO_AVX512") ? 1 : 0;
+  if (!have) return false;
+  if (M <= 0 || N <= 0) return true;
+  if (K <= 0) {
+    for (int64_t i = 0; i < M; i++) memset(C + i * ldc, 0, sizeof(float) * (size_t)N);
+    return true;
+  }
+  float *buf = pack_space((size_t)KC * ((NC + NR - 1) / NR * NR) + (size_t)KC * (MC + MR));
+  if (!buf) return false; /* out of memory: OpenBLAS needs less */
+  sgemm(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, buf);
+  return true;
+}
