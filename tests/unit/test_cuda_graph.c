@@ -374,7 +374,8 @@ static void test_gpt_graph_matches_eager(void **state) {
     if (!(fabs(loss_g[k] - loss_e[k]) <= 1e-5 * fabs(loss_e[k])))
       fail_msg("step %d: loss %.9f with graph replay, %.9f eagerly", k + 1, loss_g[k], loss_e[k]);
   }
-  expect_params_close("graph vs eager after 6 steps", &gg.params, &ge.params, 1e-6, 1e-4);
+  /* not bit for bit: the embedding backward adds with atomics */
+  expect_params_close("graph vs eager after 6 steps", &gg.params, &ge.params, 2e-5, 1e-4);
   for (int i = 0; i < og.n; i++) {
     double va, vb;
     if (worst_ratio(og.m[i], oe.m[i], 1e-8, 1e-3, &va, &vb) > 1)
