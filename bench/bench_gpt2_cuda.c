@@ -9,6 +9,10 @@
  *                    tanh GELU, tied head, batch 16 (--batch N)
  *   shakespeare_cpu  4 layers, 4 heads, 128 wide, block 64, vocab 65, batch 12
  *   shakespeare_gpu  6 layers, 6 heads, 384 wide, block 256, vocab 65, batch 64
+ * Each mode runs eagerly and then (the "graph" lines; --no-graph skips
+ * them) as a CUDA graph: two eager warm-up steps, one step captured with
+ * tyr_cuda_graph_begin/end (device-side clipping, AdamW in capturable
+ * mode), then timed replays, each after tyr_optim_prepare_step.
  * Prints tok/s, ms/step, MFU against 989 TFLOP/s (H100 SXM dense bf16;
  * tyr_gpt_flops_per_token), and the allocator's peak device memory.  When
  * `python3 -c 'import torch'` works and a CUDA device is visible to it,
@@ -17,7 +21,7 @@
  * printed next to Tyr's.  Run it from the repository root.
  *
  *   bench_gpt2_cuda [--batch N] [--steps N] [--only NAME] [--mode f32|tf32|bf16]
- *                   [--f32-only] [--no-torch] [--no-compile] */
+ *                   [--f32-only] [--no-torch] [--no-compile] [--no-graph] */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,7 +51,29 @@ typedef struct {
   int ok;
 } result;
 
-static result bench_tyr(const preset *p, int steps) {
+/* One training step; with graph set, the pieces a CUDA graph can capture
+ * (device-side clipping, the optimizer in capturable mode).  The loss is
+ * kept for the caller. */
+static tyr_tensor *train_step(tyr_gpt *g, tyr_optim *opt, tyr_tensor *x, tyr_tensor *y,
+                              bool graph) {
+  tyr_tensor *loss = NULL;
+  TYR_SCOPE;
+  tyr_gpt_forward(g, x, y, &loss, true);
+  if (!loss) return NULL;
+  tyr_keep_e(loss);
+  tyr_backward_e(loss);
+  if (graph)
+    tyr_params_clip_grad_norm_dev(&g->params, 1.0);
+  else
+    tyr_params_clip_grad_norm(&g->params, 1.0); /* reads the norm back: one sync per step */
+  tyr_optim_step(opt, -1);
+  tyr_optim_zero_grad(opt);
+  return loss;
+}
+
+/* graph: two eager warm-up steps, one captured step, then replays are
+ * timed (each after tyr_optim_prepare_step, as a training loop does). */
+static result bench_tyr(const preset *p, int steps, bool graph) {
   result r = {NAN, NAN, NAN, 0, 0};
   tyr_device dev = TYR_DEVICE_CUDA(0);
   tyr_gpt_config cfg = tyr_gpt_config_gpt2(p->V, p->T, p->L, p->H, p->C);
@@ -63,36 +89,51 @@ static result bench_tyr(const preset *p, int steps) {
   oc.groups[1] = (tyr_param_group){1.0, 0.0};
   tyr_optim opt;
   tyr_optim_init(&opt, &g.params, oc);
+  tyr_cuda_graph *cg = NULL;
+  tyr_tensor *gloss = NULL;
   int64_t shape[2] = {p->B, p->T};
   tyr_tensor *x = tyr_keep_e(tyr_randint_at(TYR_SITE, TYR_I64, dev, 2, shape, 0, p->V));
   tyr_tensor *y = tyr_keep_e(tyr_randint_at(TYR_SITE, TYR_I64, dev, 2, shape, 0, p->V));
   if (!x || !y) goto out;
+  if (graph && tyr_optim_set_capturable(&opt, true) != 0) goto out;
   r.flops_per_token = tyr_gpt_flops_per_token(&g, p->T);
   double best = INFINITY;
   for (int rep = 0; rep < 4; rep++) {
     int n = rep == 0 ? 2 : steps; /* the first round warms up (allocator cache, cuBLASLt plans) */
-    if (rep == 1) tyr_cuda_reset_peak(0);
+    if (rep == 1) {
+      if (graph) { /* capture one step after the warm-up */
+        tyr_cuda_synchronize();
+        cg = tyr_cuda_graph_begin(0);
+        if (!cg) goto out;
+        gloss = train_step(&g, &opt, x, y, true);
+        if (tyr_cuda_graph_end(cg) != 0 || !gloss) goto out;
+      }
+      tyr_cuda_reset_peak(0);
+    }
     tyr_cuda_synchronize();
     double t0 = now();
     for (int i = 0; i < n; i++) {
-      TYR_SCOPE;
-      tyr_tensor *loss = NULL;
-      tyr_gpt_forward(&g, x, y, &loss, true);
+      if (cg) {
+        if (tyr_optim_prepare_step(&opt, -1) != 0 || tyr_cuda_graph_launch(cg) != 0) goto out;
+        if (i == n - 1) r.loss = tyr_item_e(gloss);
+        continue;
+      }
+      tyr_tensor *loss = train_step(&g, &opt, x, y, graph);
       if (!loss) goto out;
-      tyr_backward_e(loss);
-      tyr_params_clip_grad_norm(&g.params, 1.0); /* reads the norm back: one sync per step */
-      tyr_optim_step(&opt, -1);
-      tyr_optim_zero_grad(&opt);
       if (i == n - 1) r.loss = tyr_item_e(loss);
+      tyr_tensor_free(loss);
     }
     if (tyr_cuda_synchronize() != 0) goto out;
     if (rep > 0) best = fmin(best, (now() - t0) / n);
   }
   tyr_cuda_mem_stats ms;
-  if (tyr_cuda_memory_stats(0, &ms) == 0) r.peak = ms.peak_allocated;
+  /* a graph's working memory is not "allocated" while it replays: add it */
+  if (tyr_cuda_memory_stats(0, &ms) == 0) r.peak = ms.peak_allocated + ms.graph_idle;
   r.s_per_step = best;
   r.ok = 1;
 out:
+  tyr_tensor_free(gloss);
+  tyr_cuda_graph_free(cg);
   tyr_tensor_free(x);
   tyr_tensor_free(y);
   tyr_optim_free(&opt);
@@ -134,7 +175,8 @@ static void bench_torch(const preset *p, int steps, int compile, double flops_pe
 }
 
 int main(int argc, char **argv) {
-  int steps = 10, torch = 1, compile = 1, mode_only = -1; /* -1: all three matmul modes */
+  int steps = 10, torch = 1, compile = 1, graphs = 1;
+  int mode_only = -1; /* -1: all three matmul modes */
   int64_t batch = 16;
   const char *only = NULL;
   for (int i = 1; i < argc; i++) {
@@ -150,6 +192,8 @@ int main(int argc, char **argv) {
       compile = 0;
     else if (!strcmp(argv[i], "--f32-only"))
       mode_only = 0;
+    else if (!strcmp(argv[i], "--no-graph"))
+      graphs = 0;
     else if (!strcmp(argv[i], "--mode") && i + 1 < argc) {
       const char *m = argv[++i];
       mode_only = !strcmp(m, "f32") ? 0 : !strcmp(m, "tf32") ? 1 : !strcmp(m, "bf16") ? 2 : -2;
@@ -159,7 +203,8 @@ int main(int argc, char **argv) {
       }
     } else {
       fprintf(stderr, "usage: bench_gpt2_cuda [--batch N] [--steps N] [--only NAME] "
-                      "[--mode f32|tf32|bf16] [--f32-only] [--no-torch] [--no-compile]\n");
+                      "[--mode f32|tf32|bf16] [--f32-only] [--no-torch] [--no-compile] "
+                      "[--no-graph]\n");
       return 2;
     }
   }
@@ -201,18 +246,22 @@ int main(int argc, char **argv) {
     for (int m = 0; m < 3; m++) {
       if (mode_only >= 0 && m != mode_only) continue;
       tyr_cuda_set_matmul_mode(modes[m]);
-      result r = bench_tyr(p, steps);
-      if (!r.ok) {
-        const tyr_error *e = tyr_error_last();
-        printf("  %s: failed: %s\n", labels[m], e && e->message[0] ? e->message : "(no message)");
-        continue;
+      for (int gr = 0; gr < (graphs ? 2 : 1); gr++) {
+        char label[64];
+        snprintf(label, sizeof label, "%s%s", labels[m], gr ? " graph" : "");
+        result r = bench_tyr(p, steps, gr == 1);
+        if (!r.ok) {
+          const tyr_error *e = tyr_error_last();
+          printf("  %s: failed: %s\n", label, e && e->message[0] ? e->message : "(no message)");
+          continue;
+        }
+        fpt = r.flops_per_token;
+        double tok = (double)(p->B * p->T) / r.s_per_step;
+        printf("  %-26s %12.0f %10.2f %7.1f%% %10.2f   (loss %.4f)\n", label, tok,
+               r.s_per_step * 1e3, 100.0 * tok * r.flops_per_token / (PEAK_TFLOPS * 1e12),
+               (double)r.peak / 1e9, r.loss);
+        fflush(stdout);
       }
-      fpt = r.flops_per_token;
-      double tok = (double)(p->B * p->T) / r.s_per_step;
-      printf("  %-26s %12.0f %10.2f %7.1f%% %10.2f   (loss %.4f)\n", labels[m], tok,
-             r.s_per_step * 1e3, 100.0 * tok * r.flops_per_token / (PEAK_TFLOPS * 1e12),
-             (double)r.peak / 1e9, r.loss);
-      fflush(stdout);
     }
     tyr_cuda_set_matmul_mode(TYR_CUDA_MATMUL_F32);
     if (torch && !isnan(fpt)) bench_torch(p, steps, compile, fpt);

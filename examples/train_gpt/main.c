@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <tyr/checkpoint.h>
+#include <tyr/cuda.h>
 #include <tyr/optim.h>
 #include <tyr/plot.h>
 
@@ -32,7 +33,7 @@ typedef struct config {
   double temperature;
   int64_t seed;
   char act[16], norm[16], pos[16], matmul[8];
-  int tied, bias, plot, use_static;
+  int tied, bias, plot, use_static, cuda_graph;
   int64_t max_steps; /* stop after this many steps of this run (for tests); 0 = none */
 } config;
 
@@ -70,6 +71,7 @@ static void preset(config *c, const char *name) {
   c->bias = 1;
   c->plot = 1;
   c->use_static = 1;
+  c->cuda_graph = 1;
   c->log_interval = 100;
   if (strcmp(name, "shakespeare_gpu") == 0) {
     c->n_layer = 6;
@@ -151,6 +153,9 @@ static const flag FLAGS[] = {
     FB("static", use_static,
        "use the statically shaped forward when the config matches shakespeare_cpu"),
     FI("max-steps", max_steps, "stop after this many steps of this run (0: none)"),
+    FB("cuda-graph", cuda_graph,
+       "on a CUDA device, capture one training step in a CUDA graph after 2 eager steps and "
+       "replay it (needs --dropout 0; --no-cuda-graph: eager steps)"),
 };
 #define NFLAGS (sizeof FLAGS / sizeof FLAGS[0])
 
@@ -302,11 +307,9 @@ static void load_data(dataset *d, const char *path, int64_t block) {
 /* A random batch from the train or val part: window starts from the
  * counter-based generator (seed, counter) so that a resumed run sees the
  * same batches. */
-static void get_batch(const dataset *d, bool val, int64_t B, int64_t T, uint64_t seed,
-                      uint64_t *counter, tyr_device dev, tyr_tensor **x, tyr_tensor **y) {
+static void batch_host(const dataset *d, bool val, int64_t B, int64_t T, uint64_t seed,
+                       uint64_t *counter, int64_t *bx, int64_t *by) {
   int64_t lo = val ? d->n_train : 0, len = (val ? d->n : d->n_train) - lo;
-  int64_t *bx = malloc(sizeof(int64_t) * (size_t)(B * T)),
-          *by = malloc(sizeof(int64_t) * (size_t)(B * T));
   for (int64_t b = 0; b < B; b++) {
     uint32_t r[4];
     tyr_philox4x32(seed ^ (val ? 0x5bd1e995u : 0), (*counter)++, r);
@@ -316,6 +319,13 @@ static void get_batch(const dataset *d, bool val, int64_t B, int64_t T, uint64_t
       by[b * T + t] = d->tokens[start + t + 1];
     }
   }
+}
+
+static void get_batch(const dataset *d, bool val, int64_t B, int64_t T, uint64_t seed,
+                      uint64_t *counter, tyr_device dev, tyr_tensor **x, tyr_tensor **y) {
+  int64_t *bx = malloc(sizeof(int64_t) * (size_t)(B * T)),
+          *by = malloc(sizeof(int64_t) * (size_t)(B * T));
+  batch_host(d, val, B, T, seed, counter, bx, by);
   *x = tyr_from_host_at(TYR_SITE, bx, TYR_I64, dev, 2, (int64_t[]){B, T});
   *y = tyr_from_host_at(TYR_SITE, by, TYR_I64, dev, 2, (int64_t[]){B, T});
   free(bx);
@@ -335,6 +345,23 @@ static tyr_tensor *model_loss(tyr_gpt *g, const config *c, tyr_tensor *x, tyr_te
     return static_model_loss(g, x, y);
   tyr_tensor *loss = NULL;
   tyr_gpt_forward_at(TYR_SITE, g, x, y, &loss, training);
+  return loss;
+}
+
+/* A training step as a CUDA graph can capture it: clipping on the device,
+ * the optimizer in capturable mode (lr is ignored during a capture: the
+ * rate comes from tyr_optim_prepare_step).  The loss is kept for the
+ * caller. */
+static tyr_tensor *graph_step(tyr_gpt *g, const config *c, tyr_optim *opt, tyr_tensor *x,
+                              tyr_tensor *y, double lr) {
+  TYR_SCOPE;
+  tyr_tensor *loss = model_loss(g, c, x, y, true);
+  if (!loss) return NULL;
+  tyr_keep_e(loss);
+  tyr_backward_e(loss);
+  if (c->clip > 0) tyr_params_clip_grad_norm_dev(&g->params, c->clip);
+  tyr_optim_step(opt, lr);
+  tyr_optim_zero_grad(opt);
   return loss;
 }
 
@@ -567,6 +594,30 @@ int main(int argc, char **argv) {
     fprintf(stderr, "train_gpt: resumed from %s at step %" PRId64 "\n", c.resume, step);
   }
 
+  /* CUDA graph: x and y stay put (the batch is copied into them), two
+     eager steps, then one captured step replayed; dropout draws random
+     numbers, which a graph cannot (it would repeat one mask) */
+  bool use_graph = c.cuda_graph && dev.type == TYR_CUDA && c.dropout == 0;
+  if (c.cuda_graph && dev.type == TYR_CUDA && c.dropout != 0)
+    fprintf(stderr,
+            "train_gpt: --dropout %g: eager steps (a CUDA graph cannot draw random "
+            "numbers; --dropout 0 to replay a graph)\n",
+            c.dropout);
+  tyr_cuda_graph *graph = NULL;
+  tyr_tensor *gx = NULL, *gy = NULL, *gloss = NULL;
+  int64_t *hbx = NULL, *hby = NULL;
+  int eager_left = 2;
+  if (use_graph) {
+    if (tyr_optim_set_capturable(&opt, true)) return 1;
+    gx = tyr_keep_e(
+        tyr_zeros_at(TYR_SITE, TYR_I64, dev, 2, (int64_t[]){c.batch_size, c.block_size}));
+    gy = tyr_keep_e(
+        tyr_zeros_at(TYR_SITE, TYR_I64, dev, 2, (int64_t[]){c.batch_size, c.block_size}));
+    hbx = malloc(sizeof(int64_t) * (size_t)(c.batch_size * c.block_size));
+    hby = malloc(sizeof(int64_t) * (size_t)(c.batch_size * c.block_size));
+    if (!gx || !gy || !hbx || !hby) return 1;
+  }
+
   FILE *metrics = fopen(path_metrics, c.resume[0] ? "a" : "w");
   if (!metrics) {
     fprintf(stderr, "train_gpt: %s: cannot open (%s)\n", path_metrics, strerror(errno));
@@ -575,11 +626,11 @@ int main(int argc, char **argv) {
   bool tty = isatty(2);
   fprintf(stderr,
           "train_gpt: preset %s, %" PRId64 " parameters, vocab %d, %" PRId64 " train / %" PRId64
-          " val chars, %s forward, device %s, %d threads\n",
+          " val chars, %s forward, device %s%s, %d threads\n",
           c.preset, tyr_params_numel(&g.params), d.vocab_size, d.n_train, d.n - d.n_train,
           c.use_static && static_model_matches(&g, c.batch_size, c.block_size) ? "static-shape"
                                                                                : "dynamic-shape",
-          tyr_device_name(dev), tyr_get_num_threads());
+          tyr_device_name(dev), use_graph ? " (CUDA graph)" : "", tyr_get_num_threads());
   int64_t live0 = tyr_live_tensors();
   double *hx = malloc(sizeof(double) * (size_t)(c.iters + 1)),
          *hy = malloc(sizeof(double) * (size_t)(c.iters + 1));
@@ -592,7 +643,30 @@ int main(int argc, char **argv) {
   while (step < c.iters) {
     double lr = tyr_lr_at(&sch, step);
     double loss_v;
-    {
+    if (use_graph) {
+      TYR_SCOPE;
+      batch_host(&d, false, c.batch_size, c.block_size, data_seed, &data_counter, hbx, hby);
+      int64_t bt[2] = {c.batch_size, c.block_size};
+      if (tyr_copy_e(gx, tyr_from_buffer_at(TYR_SITE, hbx, TYR_I64, 2, bt)) ||
+          tyr_copy_e(gy, tyr_from_buffer_at(TYR_SITE, hby, TYR_I64, 2, bt)))
+        return 1;
+      if (!graph && eager_left > 0) { /* warm-up: eager, the same code as captured */
+        tyr_tensor *loss = graph_step(&g, &c, &opt, gx, gy, lr);
+        if (!loss) return 1;
+        loss_v = tyr_item_e(loss);
+        tyr_tensor_free(loss);
+        eager_left--;
+      } else {
+        if (!graph) {
+          graph = tyr_cuda_graph_begin(dev.index);
+          if (!graph) return 1;
+          gloss = graph_step(&g, &c, &opt, gx, gy, lr);
+          if (tyr_cuda_graph_end(graph) || !gloss) return 1;
+        }
+        if (tyr_optim_prepare_step(&opt, lr) || tyr_cuda_graph_launch(graph)) return 1;
+        loss_v = tyr_item_e(gloss);
+      }
+    } else {
       TYR_SCOPE;
       tyr_tensor *x, *y;
       get_batch(&d, false, c.batch_size, c.block_size, data_seed, &data_counter, dev, &x, &y);
@@ -653,6 +727,12 @@ int main(int argc, char **argv) {
     }
   }
   fclose(metrics);
+  tyr_tensor_free(gloss);
+  tyr_cuda_graph_free(graph);
+  tyr_tensor_free(gx);
+  tyr_tensor_free(gy);
+  free(hbx);
+  free(hby);
   double elapsed = now() - t_start;
   fprintf(stderr,
           "train_gpt: %" PRId64

@@ -31,6 +31,9 @@ typedef struct tyr_cuda_mem_stats {
   uint64_t n_alloc;       /* allocations served */
   uint64_t n_cuda_malloc; /* of which needed a new cudaMalloc */
   uint64_t n_oom_retry;   /* cudaMalloc failures retried after emptying the cache */
+  size_t graph_reserved;  /* bytes owned by live CUDA graphs (in use or idle) */
+  size_t graph_idle;      /* of which no tensor holds: kept for the graphs' replays
+                             (reserved = allocated + cached + graph_idle) */
 } tyr_cuda_mem_stats;
 
 /* Fills *out for device dev; 0, or the error status after raising (no GPU,
@@ -48,6 +51,60 @@ void tyr_cuda_empty_cache(void);
  * failure shows here). */
 int tyr_cuda_synchronize_at(tyr_site s);
 #define tyr_cuda_synchronize() tyr_cuda_synchronize_at(TYR_SITE)
+
+/* ---- CUDA graphs ----------------------------------------------------------
+ * A graph records the kernels and device copies that the code between
+ * tyr_cuda_graph_begin and tyr_cuda_graph_end issues on one device (nothing
+ * runs then) and replays them with one launch.  A whole training step
+ * (forward, backward, tyr_params_clip_grad_norm_dev, tyr_optim_step in
+ * capturable mode, zero_grad) fits in one graph:
+ *
+ *   x, y: device tensors allocated before the capture (inputs)
+ *   tyr_optim_set_capturable(&opt, true);
+ *   ... two eager steps (tyr_optim_step prepares itself eagerly) ...
+ *   tyr_cuda_graph *g = tyr_cuda_graph_begin(0);
+ *   loss = tyr_keep_e(<forward>); tyr_backward(loss);
+ *   tyr_params_clip_grad_norm_dev(&ps, 1.0); tyr_optim_step(&opt, -1);
+ *   tyr_optim_zero_grad(&opt);
+ *   tyr_cuda_graph_end(g);
+ *   each step: tyr_copy(x, ...); tyr_copy(y, ...); tyr_optim_prepare_step(&opt, lr);
+ *              tyr_cuda_graph_launch(g); then tyr_item(loss) if wanted
+ *   tyr_tensor_free(loss); tyr_cuda_graph_free(g);
+ *
+ * Memory: blocks allocated during the capture (and blocks freed during it)
+ * belong to the graph and stay reserved until tyr_cuda_graph_free, even
+ * when the tensor over them is freed, because every replay writes them
+ * again; tensors made during the capture (the loss) hold the values of the
+ * latest replay.  Tensors the graph reads or writes that were made before
+ * it (parameters, optimizer state, inputs) must outlive its replays.
+ * Refused during a capture, with an error naming the operation: copies
+ * between host and device, tyr_item and other reads of device values,
+ * tyr_cuda_synchronize, tyr_cuda_empty_cache, tyr_params_grad_norm /
+ * tyr_params_clip_grad_norm (use the _dev form), random numbers (dropout:
+ * the Philox counter is kept on the host, so a replay would repeat the
+ * capture's mask), and tyr_optim_step of an optimizer not in capturable
+ * mode.  Index and target range checks, which read values back, are skipped
+ * during a capture (the kernels read nothing out of bounds; an out-of-range
+ * index gives zeros).  One thread at a time may use a device that captures.
+ * Without the CUDA backend or a GPU every function raises TYR_ERR_DEVICE. */
+typedef struct tyr_cuda_graph tyr_cuda_graph;
+
+/* Starts capturing the work of device dev; NULL after raising (no GPU, a
+ * capture already running on dev). */
+tyr_cuda_graph *tyr_cuda_graph_begin_at(tyr_site s, int dev);
+#define tyr_cuda_graph_begin(dev) tyr_cuda_graph_begin_at(TYR_SITE, (dev))
+/* Ends the capture and instantiates the graph; 0, or the error status after
+ * raising (the capture was invalidated).  g must still be freed. */
+int tyr_cuda_graph_end_at(tyr_site s, tyr_cuda_graph *g);
+#define tyr_cuda_graph_end(g) tyr_cuda_graph_end_at(TYR_SITE, (g))
+/* Replays g on its device's stream (asynchronously, in order with other
+ * work of that device); 0, or the error status after raising. */
+int tyr_cuda_graph_launch_at(tyr_site s, tyr_cuda_graph *g);
+#define tyr_cuda_graph_launch(g) tyr_cuda_graph_launch_at(TYR_SITE, (g))
+/* Destroys g (ending its capture if it is still running) and returns its
+ * idle memory to the allocator's cache; blocks still held by tensors become
+ * ordinary blocks.  NULL is ignored. */
+void tyr_cuda_graph_free(tyr_cuda_graph *g);
 
 /* How f32 matrix multiplies run on CUDA devices (other dtypes are not
  * affected).  F32: full f32 arithmetic, results agree with the CPU to

@@ -42,6 +42,10 @@ typedef struct tyr_optim {
    * momentum buffer (in v) — f32, on the parameter's device */
   tyr_tensor **m, **v;
   int n;
+  /* capturable mode (tyr_optim_set_capturable) */
+  bool capturable;
+  double lr_now;     /* the rate of the step prepared last */
+  tyr_tensor *hyper; /* f64 [4 * ngroups] on the parameters' GPU: the step's scalars */
 } tyr_optim;
 
 /* The optimizer keeps a pointer to ps, which must outlive it. */
@@ -53,6 +57,24 @@ void tyr_optim_free(tyr_optim *opt);
 int tyr_optim_step_at(tyr_site s, tyr_optim *opt, double lr);
 #define tyr_optim_step(opt, lr) tyr_optim_step_at(TYR_SITE, (opt), (lr))
 void tyr_optim_zero_grad(tyr_optim *opt);
+
+/* Capturable mode (AdamW only), for a step captured in a CUDA graph (see
+ * <tyr/cuda.h>): the kernels read the step's learning rate and bias
+ * corrections from a small device buffer instead of taking them as
+ * arguments, so one captured step serves every step.  The host half of a
+ * step, tyr_optim_prepare_step, advances the step count and writes the
+ * buffer (an ordinary asynchronous upload, outside the graph); call it
+ * before each replay.  Outside a capture tyr_optim_step prepares the step
+ * itself, so eager steps work as before; during a capture it only records
+ * the kernels (its lr argument is ignored: the rate comes from
+ * tyr_optim_prepare_step).  The arithmetic is that of the ordinary step, bit
+ * for bit.  On the CPU the mode changes nothing.  Parameters must share one
+ * device.  0, or the error status after raising. */
+int tyr_optim_set_capturable_at(tyr_site s, tyr_optim *opt, bool on);
+#define tyr_optim_set_capturable(opt, on) tyr_optim_set_capturable_at(TYR_SITE, (opt), (on))
+/* lr overrides the configured rate when >= 0. */
+int tyr_optim_prepare_step_at(tyr_site s, tyr_optim *opt, double lr);
+#define tyr_optim_prepare_step(opt, lr) tyr_optim_prepare_step_at(TYR_SITE, (opt), (lr))
 /* Adds the optimizer's state to ps (borrowed names "optim.<param>.m" etc.,
  * the tensors stay owned by opt) for checkpoints: see tyr_checkpoint. */
 int tyr_optim_state_tensors(tyr_optim *opt, int max, const char **names, tyr_tensor **tensors,

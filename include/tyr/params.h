@@ -57,6 +57,18 @@ double tyr_params_grad_norm(tyr_params *ps);
 /* Scales all gradients so that their global norm is at most max_norm;
  * returns the norm before clipping. */
 double tyr_params_clip_grad_norm(tyr_params *ps, double max_norm);
+/* The same clipping without reading the norm back to the host (so that it
+ * can be captured in a CUDA graph): the norm is computed, and the factor
+ * max_norm / (norm + 1e-6) applied when the norm is finite and above
+ * max_norm (max_norm > 0), on the gradients' device.  Returns the norm
+ * before clipping as an f64 scalar tensor on that device (read it with
+ * tyr_item after the step, or after a replay), or NULL after raising.  The
+ * gradients, the norm and the clipped values are those of
+ * tyr_params_clip_grad_norm, bit for bit.  Without gradients the norm is
+ * 0 (on the first parameter's device, or the CPU). */
+tyr_tensor *tyr_params_clip_grad_norm_dev_at(tyr_site s, tyr_params *ps, double max_norm);
+#define tyr_params_clip_grad_norm_dev(ps, max_norm)                                                \
+  tyr_params_clip_grad_norm_dev_at(TYR_SITE, (ps), (max_norm))
 
 #ifdef __cplusplus
 }

@@ -177,6 +177,21 @@ typedef struct tyr_backend {
   /* the sum of sum_squares over n tensors of this device (one wait on a
    * GPU instead of one per tensor); NULL: callers loop over sum_squares */
   double (*sum_squares_many)(int n, const tyr_tensor *const *ts);
+  /* true while a CUDA graph is being captured on dev (work is recorded, not
+   * run: ops must not read device values on the host); NULL: never */
+  bool (*capturing)(tyr_device dev);
+  /* AdamW with the step's scalars read from device memory at run time:
+   * hyper (f64, contiguous, on param's device) holds at 4 * group the step
+   * size lr / (1 - beta1^step), sqrt(1 - beta2^step) and 1 - lr * weight_decay
+   * (lr already scaled for the group); the arithmetic is adamw_step's */
+  void (*adamw_step_dev)(tyr_tensor *param, const tyr_tensor *grad, tyr_tensor *m, tyr_tensor *v,
+                         double beta1, double beta2, double eps, const tyr_tensor *hyper,
+                         int group);
+  /* gradient clipping without a host round trip: norm (an f64 scalar on
+   * the device) = sqrt(sum of squares of the n tensors); when max_norm > 0
+   * and the norm is finite and above it, every tensor is scaled by
+   * max_norm / (norm + 1e-6), as sum_squares_many + scale_ would */
+  void (*clip_grad_norm)(int n, tyr_tensor *const *ts, double max_norm, tyr_tensor *norm);
 } tyr_backend;
 
 /* Whether the last two dims of t can be handed to a BLAS GEMM as they are:

@@ -28,6 +28,22 @@ int tyr_cuda_synchronize_at(tyr_site s) {
   (void)s;
   return 0;
 }
+tyr_cuda_graph *tyr_cuda_graph_begin_at(tyr_site s, int dev) {
+  (void)dev;
+  no_backend(s, "tyr_cuda_graph_begin");
+  return NULL;
+}
+int tyr_cuda_graph_end_at(tyr_site s, tyr_cuda_graph *g) {
+  (void)g;
+  return no_backend(s, "tyr_cuda_graph_end");
+}
+int tyr_cuda_graph_launch_at(tyr_site s, tyr_cuda_graph *g) {
+  (void)g;
+  return no_backend(s, "tyr_cuda_graph_launch");
+}
+void tyr_cuda_graph_free(tyr_cuda_graph *g) {
+  (void)g;
+}
 static tyr_cuda_matmul_mode g_mode;
 void tyr_cuda_set_matmul_mode(tyr_cuda_matmul_mode mode) {
   g_mode = mode;

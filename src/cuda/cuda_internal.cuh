@@ -27,6 +27,11 @@ void tcu_fail(const char *file, int line, const char *fn, const char *fmt, ...)
  * its stream, properties and allocator) and returns its stream, or NULL
  * after raising. */
 cudaStream_t tcu_enter(tyr_device dev);
+/* Whether a CUDA graph is being captured on device dev. */
+bool tcu_capturing(int dev);
+/* When dev is capturing: raises (naming fn and what cannot run) and
+ * returns true; else false. */
+bool tcu_refuse_capture(int dev, const char *fn, const char *what);
 int tcu_sm_count(int dev);
 /* Device temporaries from the caching allocator (stream-ordered: a block
  * freed here may be reused by the next kernel on the same stream). */
@@ -353,6 +358,9 @@ void tcu_sgd_step(tyr_tensor *param, const tyr_tensor *grad, tyr_tensor *buf, do
                   bool first);
 double tcu_sum_squares(const tyr_tensor *t);
 double tcu_sum_squares_many(int n, const tyr_tensor *const *ts);
+void tcu_adamw_step_dev(tyr_tensor *param, const tyr_tensor *grad, tyr_tensor *m, tyr_tensor *v,
+                        double beta1, double beta2, double eps, const tyr_tensor *hyper, int group);
+void tcu_clip_grad_norm(int n, tyr_tensor *const *ts, double max_norm, tyr_tensor *norm);
 void tcu_scale_(tyr_tensor *t, double c);
 void tcu_rotary(tyr_tensor *out, const tyr_tensor *x, const tyr_tensor *cos_table,
                 const tyr_tensor *sin_table, bool inverse);

@@ -44,6 +44,28 @@ struct FreeNode {
   FreeNode *next;
 };
 
+/* A block of device memory that belongs to a CUDA graph: taken while the
+ * graph was captured (or freed during its capture), it is the graph's
+ * working memory and is reused at every replay, so it never goes back to
+ * the general cache before tyr_cuda_graph_free. */
+struct GBlock {
+  void *p; /* NULL: empty slot */
+  tyr_cuda_graph *g;
+  bool in_use; /* held by a tensor; else on the graph's free list */
+};
+} // namespace
+
+struct tyr_cuda_graph {
+  int dev;
+  bool capturing, ready;
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+  FreeNode *free_list[NCLASS]; /* the private pool: the graph's idle blocks */
+  size_t reserved, idle;       /* bytes owned by the graph; of which idle */
+};
+
+namespace {
+
 struct Dev {
   bool ready;
   cudaStream_t stream;
@@ -58,6 +80,12 @@ struct Dev {
   void *stage[STAGE_SLOTS];
   cudaEvent_t stage_ev[STAGE_SLOTS];
   int stage_next;
+  /* CUDA graphs (see "graphs" below) */
+  tyr_cuda_graph *capture; /* the graph being captured on this device's stream, or NULL */
+  int n_graphs;            /* live graphs of this device (captured or capturing) */
+  struct GBlock *gtab;     /* blocks owned by graphs: an open-addressing table by pointer */
+  size_t gcap, gcount;
+  size_t graph_reserved, graph_idle;
 };
 } // namespace
 
@@ -117,6 +145,21 @@ cudaStream_t tcu_enter(tyr_device dev) {
   return d->stream;
 }
 
+bool tcu_capturing(int dev) {
+  return dev >= 0 && dev < TCU_MAX_DEV && g_dev[dev].capture != NULL;
+}
+
+bool tcu_refuse_capture(int dev, const char *fn, const char *what) {
+  if (!tcu_capturing(dev)) return false;
+  tcu_fail(__FILE__, __LINE__, fn,
+           "%s cannot run while a CUDA graph is being captured on cuda:%d (captured work is "
+           "recorded, not run, and waiting for it would break the capture); do it before "
+           "tyr_cuda_graph_begin or after tyr_cuda_graph_end (a value the graph computes can be "
+           "read after tyr_cuda_graph_launch)",
+           what, dev);
+  return true;
+}
+
 int tcu_sm_count(int dev) {
   return dev >= 0 && dev < TCU_MAX_DEV && g_dev[dev].ready ? g_dev[dev].sm_count : 1;
 }
@@ -152,6 +195,73 @@ static void release_cached(Dev *d) {
   d->cached = 0;
 }
 
+/* ---- blocks owned by graphs (lock held) ----------------------------------------- */
+static size_t gslot(const Dev *d, const void *p) {
+  uintptr_t h = (uintptr_t)p >> 9; /* blocks are at least 512 bytes apart */
+  h ^= h >> 17;
+  h *= 0x9e3779b97f4a7c15ull;
+  return (size_t)(h ^ (h >> 29)) & (d->gcap - 1);
+}
+
+static GBlock *gfind(Dev *d, const void *p) {
+  if (!d->gcount) return NULL;
+  for (size_t i = gslot(d, p);; i = (i + 1) & (d->gcap - 1)) {
+    if (d->gtab[i].p == p) return &d->gtab[i];
+    if (!d->gtab[i].p) return NULL;
+  }
+}
+
+/* Rebuilds the table with capacity cap, leaving out the blocks of drop
+ * (and tombstones: entries whose graph is gone, g NULL). */
+static bool grehash(Dev *d, size_t cap, const tyr_cuda_graph *drop) {
+  GBlock *old = d->gtab;
+  size_t oldcap = d->gcap;
+  GBlock *t = (GBlock *)calloc(cap, sizeof *t);
+  if (!t) return false;
+  d->gtab = t;
+  d->gcap = cap;
+  d->gcount = 0;
+  for (size_t i = 0; i < oldcap; i++) {
+    if (!old[i].p || !old[i].g || old[i].g == drop) continue;
+    size_t j = gslot(d, old[i].p);
+    while (t[j].p) j = (j + 1) & (cap - 1);
+    t[j] = old[i];
+    d->gcount++;
+  }
+  free(old);
+  return true;
+}
+
+/* Records p (class size r) as g's; false when the host is out of memory. */
+static bool gadd(Dev *d, tyr_cuda_graph *g, void *p, size_t r, bool in_use) {
+  GBlock *b = gfind(d, p);
+  if (b) { /* a tombstone */
+    *b = GBlock{p, g, in_use};
+  } else {
+    if ((d->gcount + 1) * 2 > d->gcap && !grehash(d, d->gcap ? d->gcap * 2 : 1024, NULL))
+      return false;
+    size_t j = gslot(d, p);
+    while (d->gtab[j].p) j = (j + 1) & (d->gcap - 1);
+    d->gtab[j] = GBlock{p, g, in_use};
+    d->gcount++;
+  }
+  g->reserved += r;
+  d->graph_reserved += r;
+  return true;
+}
+
+/* Puts a block of g on g's free list (it stays reserved for g). */
+static bool gpark(Dev *d, tyr_cuda_graph *g, void *p, int c, size_t r) {
+  FreeNode *f = (FreeNode *)malloc(sizeof *f);
+  if (!f) return false;
+  f->p = p;
+  f->next = g->free_list[c];
+  g->free_list[c] = f;
+  g->idle += r;
+  d->graph_idle += r;
+  return true;
+}
+
 static void *pool_alloc(size_t nbytes, tyr_device dev) {
   cudaStream_t st = tcu_enter(dev);
   if (!st) return NULL;
@@ -160,6 +270,26 @@ static void *pool_alloc(size_t nbytes, tyr_device dev) {
   int c = size_class(nbytes, &r);
   void *p = NULL;
   pthread_mutex_lock(&d->lock);
+  tyr_cuda_graph *g = d->capture;
+  if (g && g->free_list[c]) { /* capture: the graph's own idle blocks first */
+    FreeNode *f = g->free_list[c];
+    p = f->p;
+    g->free_list[c] = f->next;
+    free(f);
+    g->idle -= r;
+    d->graph_idle -= r;
+    GBlock *b = gfind(d, p);
+    if (b) b->in_use = true;
+    d->allocated += r;
+    if (d->allocated > d->peak) d->peak = d->allocated;
+    d->n_alloc++;
+    pthread_mutex_unlock(&d->lock);
+    return p;
+  }
+  if (g && (d->gcount + 1) * 2 > d->gcap && !grehash(d, d->gcap ? d->gcap * 2 : 1024, NULL)) {
+    pthread_mutex_unlock(&d->lock); /* out of host memory: reported by the caller */
+    return NULL;
+  }
   FreeNode *f = d->free_list[c];
   if (f) {
     p = f->p;
@@ -167,8 +297,10 @@ static void *pool_alloc(size_t nbytes, tyr_device dev) {
     free(f);
     d->cached -= r;
   } else {
+    /* during a capture (relaxed mode) cudaMalloc is allowed; cudaFree is not,
+       so the cache is not emptied for a retry then */
     cudaError_t e = cudaMalloc(&p, r);
-    if (e == cudaErrorMemoryAllocation && d->cached > 0) {
+    if (e == cudaErrorMemoryAllocation && d->cached > 0 && !g) {
       cudaGetLastError();
       release_cached(d); /* cudaFree waits for the device */
       d->n_retry++;
@@ -184,6 +316,7 @@ static void *pool_alloc(size_t nbytes, tyr_device dev) {
     d->reserved += r;
     d->n_malloc++;
   }
+  if (g) gadd(d, g, p, r, true); /* cannot fail: room was made above */
   d->allocated += r;
   if (d->allocated > d->peak) d->peak = d->allocated;
   d->n_alloc++;
@@ -198,6 +331,21 @@ static void pool_free(void *p, size_t nbytes, tyr_device dev) {
   int c = size_class(nbytes ? nbytes : 1, &r);
   pthread_mutex_lock(&d->lock);
   d->allocated -= r;
+  if (d->n_graphs > 0) {
+    /* a graph's block goes back to that graph's pool; a block freed during
+       a capture joins the capturing graph (captured work may still read it
+       at every replay) */
+    GBlock *b = gfind(d, p);
+    tyr_cuda_graph *g = b && b->g ? b->g : d->capture;
+    if (g) {
+      if ((b && b->g) || gadd(d, g, p, r, false)) {
+        gfind(d, p)->in_use = false;
+        gpark(d, g, p, c, r); /* out of host memory: the block stays out of every pool */
+      }
+      pthread_mutex_unlock(&d->lock);
+      return;
+    }
+  }
   FreeNode *f = g_no_cache ? NULL : (FreeNode *)malloc(sizeof *f);
   if (f) {
     f->p = p;
@@ -284,6 +432,8 @@ static bool stage_ready(Dev *d) {
 static void cuda_from_host(void *dst, const void *src, size_t n, tyr_device dev) {
   cudaStream_t st = tcu_enter(dev);
   if (!st || n == 0) return;
+  if (tcu_refuse_capture(dev.index, "cuda_from_host", "a copy from host memory to the device"))
+    return;
   Dev *d = &g_dev[dev.index];
   pthread_mutex_lock(&d->lock);
   if (!stage_ready(d)) {
@@ -308,6 +458,12 @@ static void cuda_from_host(void *dst, const void *src, size_t n, tyr_device dev)
 static void cuda_to_host(void *dst, const void *src, size_t n, tyr_device dev) {
   cudaStream_t st = tcu_enter(dev);
   if (!st || n == 0) return;
+  if (tcu_refuse_capture(dev.index, "cuda_to_host",
+                         "a copy from the device to host memory (tyr_to_host, tyr_to_device to "
+                         "the CPU)")) {
+    memset(dst, 0, n);
+    return;
+  }
   Dev *d = &g_dev[dev.index];
   pthread_mutex_lock(&d->lock);
   if (!stage_ready(d)) {
@@ -342,6 +498,10 @@ static void cuda_to_host(void *dst, const void *src, size_t n, tyr_device dev) {
 }
 
 static double cuda_read_scalar(const tyr_tensor *t) {
+  if (tcu_refuse_capture(t->device.index, "cuda_read_scalar",
+                         "reading a device value on the host (tyr_item, an index or target "
+                         "check)"))
+    return NAN;
   uint64_t buf = 0;
   cuda_to_host(&buf, tyr_data_ptr(t), tyr_dtype_size(t->dtype), t->device);
   return tyr__load_f64(&buf, t->dtype);
@@ -349,7 +509,12 @@ static double cuda_read_scalar(const tyr_tensor *t) {
 
 static void cuda_synchronize(tyr_device dev) {
   cudaStream_t st = tcu_enter(dev);
-  if (st) CUDA_CHECK(cudaStreamSynchronize(st));
+  if (st && !tcu_refuse_capture(dev.index, "cuda_synchronize", "waiting for the device"))
+    CUDA_CHECK(cudaStreamSynchronize(st));
+}
+
+static bool cuda_capturing(tyr_device dev) {
+  return dev.type == TYR_CUDA && tcu_capturing(dev.index);
 }
 
 /* ---- fill, arange, copy --------------------------------------------------------- */
@@ -548,6 +713,9 @@ static void table_init(void) {
   g_table.sdpa_backward = tcu_sdpa_backward;
   g_table.rotary = tcu_rotary;
   g_table.sum_squares_many = tcu_sum_squares_many;
+  g_table.capturing = cuda_capturing;
+  g_table.adamw_step_dev = tcu_adamw_step_dev;
+  g_table.clip_grad_norm = tcu_clip_grad_norm;
 }
 
 /* Called by the dispatch layer the first time a CUDA device is asked for;
@@ -599,6 +767,8 @@ extern "C" int tyr_cuda_memory_stats_at(tyr_site s, int dev, tyr_cuda_mem_stats 
   out->n_alloc = d->n_alloc;
   out->n_cuda_malloc = d->n_malloc;
   out->n_oom_retry = d->n_retry;
+  out->graph_reserved = d->graph_reserved;
+  out->graph_idle = d->graph_idle;
   pthread_mutex_unlock(&d->lock);
   return 0;
 }
@@ -619,6 +789,7 @@ extern "C" void tyr_cuda_empty_cache(void) {
     Dev *d = &g_dev[i];
     if (!d->ready) continue;
     if (!tcu_enter(TYR_DEVICE_CUDA(i))) continue;
+    if (tcu_refuse_capture(i, "tyr_cuda_empty_cache", "tyr_cuda_empty_cache")) continue;
     pthread_mutex_lock(&d->lock);
     CUDA_CHECK(cudaStreamSynchronize(d->stream));
     release_cached(d);
@@ -631,10 +802,172 @@ extern "C" int tyr_cuda_synchronize_at(tyr_site s) {
   for (int i = 0; i < n; i++) {
     if (!g_dev[i].ready) continue;
     if (!tcu_enter(TYR_DEVICE_CUDA(i))) return TYR_ERR_DEVICE;
+    if (tcu_capturing(i))
+      return tyr_raise(TYR_ERR_STATE, s, "tyr_cuda_synchronize",
+                       "cannot run while a CUDA graph is being captured on cuda:%d (it would "
+                       "wait for work that is recorded, not run); call it after "
+                       "tyr_cuda_graph_end",
+                       i);
     cudaError_t e = cudaStreamSynchronize(g_dev[i].stream);
     if (e != cudaSuccess)
       return tyr_raise(TYR_ERR_DEVICE, s, "tyr_cuda_synchronize", "cuda:%d: %s (%s)", i,
                        cudaGetErrorName(e), cudaGetErrorString(e));
   }
   return 0;
+}
+
+/* ---- graphs --------------------------------------------------------------------------
+ * Capture records the work issued on the device's stream (relaxed mode, so
+ * that the allocator may still cudaMalloc); every block allocated during the
+ * capture, and every block freed during it, becomes the graph's: freed
+ * blocks go to the graph's own free list, are reused by later allocations of
+ * the same capture, and stay reserved for the graph until
+ * tyr_cuda_graph_free, since each replay writes them again.  Host copies,
+ * reads of device values and waits refuse to run during a capture (they
+ * would either fail inside CUDA and invalidate it, or read values that are
+ * not computed yet). */
+static tyr_cuda_graph *graph_check(tyr_site s, const char *op, tyr_cuda_graph *g) {
+  if (!g) tyr_raise(TYR_ERR_ARG, s, op, "graph is NULL");
+  return g;
+}
+
+extern "C" tyr_cuda_graph *tyr_cuda_graph_begin_at(tyr_site s, int dev) {
+  const char *op = "tyr_cuda_graph_begin";
+  Dev *d = stats_dev(s, op, dev);
+  if (!d) return NULL;
+  cudaStream_t st = tcu_enter(TYR_DEVICE_CUDA(dev));
+  if (!st) return NULL;
+  if (d->capture) {
+    tyr_raise(TYR_ERR_STATE, s, op,
+              "a CUDA graph is already being captured on cuda:%d (end it with "
+              "tyr_cuda_graph_end first)",
+              dev);
+    return NULL;
+  }
+  tyr_cuda_graph *g = (tyr_cuda_graph *)calloc(1, sizeof *g);
+  if (!g) {
+    tyr_raise(TYR_ERR_MEMORY, s, op, "out of host memory");
+    return NULL;
+  }
+  g->dev = dev;
+  cudaError_t e = cudaStreamBeginCapture(st, cudaStreamCaptureModeRelaxed);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    free(g);
+    tyr_raise(TYR_ERR_DEVICE, s, op, "cudaStreamBeginCapture on cuda:%d failed: %s (%s)", dev,
+              cudaGetErrorName(e), cudaGetErrorString(e));
+    return NULL;
+  }
+  pthread_mutex_lock(&d->lock);
+  g->capturing = true;
+  d->capture = g;
+  d->n_graphs++;
+  pthread_mutex_unlock(&d->lock);
+  return g;
+}
+
+/* Stops g's capture (lock not held); the recorded graph, if any, in *out. */
+static cudaError_t capture_stop(tyr_cuda_graph *g, cudaGraph_t *out) {
+  Dev *d = &g_dev[g->dev];
+  *out = NULL;
+  cudaError_t e = cudaSuccess;
+  if (tcu_enter(TYR_DEVICE_CUDA(g->dev))) e = cudaStreamEndCapture(d->stream, out);
+  if (e != cudaSuccess) cudaGetLastError();
+  pthread_mutex_lock(&d->lock);
+  if (d->capture == g) d->capture = NULL;
+  g->capturing = false;
+  pthread_mutex_unlock(&d->lock);
+  return e;
+}
+
+extern "C" int tyr_cuda_graph_end_at(tyr_site s, tyr_cuda_graph *g) {
+  const char *op = "tyr_cuda_graph_end";
+  if (!graph_check(s, op, g)) return TYR_ERR_ARG;
+  if (!g->capturing)
+    return tyr_raise(TYR_ERR_STATE, s, op, "this graph is not being captured (ended already?)");
+  cudaGraph_t graph = NULL;
+  cudaError_t e = capture_stop(g, &graph);
+  if (e != cudaSuccess || !graph) {
+    if (graph) cudaGraphDestroy(graph);
+    return tyr_raise(TYR_ERR_DEVICE, s, op,
+                     "the capture on cuda:%d failed: %s (%s); an operation issued during it "
+                     "could not be captured",
+                     g->dev, cudaGetErrorName(e), cudaGetErrorString(e));
+  }
+  g->graph = graph;
+  e = cudaGraphInstantiate(&g->exec, graph, 0);
+  if (e == cudaSuccess) e = cudaGraphUpload(g->exec, g_dev[g->dev].stream);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    if (g->exec) cudaGraphExecDestroy(g->exec);
+    g->exec = NULL;
+    return tyr_raise(TYR_ERR_DEVICE, s, op, "cudaGraphInstantiate on cuda:%d failed: %s (%s)",
+                     g->dev, cudaGetErrorName(e), cudaGetErrorString(e));
+  }
+  g->ready = true;
+  return 0;
+}
+
+extern "C" int tyr_cuda_graph_launch_at(tyr_site s, tyr_cuda_graph *g) {
+  const char *op = "tyr_cuda_graph_launch";
+  if (!graph_check(s, op, g)) return TYR_ERR_ARG;
+  if (!g->ready)
+    return tyr_raise(TYR_ERR_STATE, s, op,
+                     g->capturing ? "the graph is still being captured (call tyr_cuda_graph_end)"
+                                  : "the graph has no instance (its capture failed)");
+  cudaStream_t st = tcu_enter(TYR_DEVICE_CUDA(g->dev));
+  if (!st) return TYR_ERR_DEVICE;
+  if (tcu_capturing(g->dev))
+    return tyr_raise(TYR_ERR_STATE, s, op,
+                     "cannot run while another CUDA graph is being captured on cuda:%d", g->dev);
+  cudaError_t e = cudaGraphLaunch(g->exec, st);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    return tyr_raise(TYR_ERR_DEVICE, s, op, "cudaGraphLaunch on cuda:%d failed: %s (%s)", g->dev,
+                     cudaGetErrorName(e), cudaGetErrorString(e));
+  }
+  return 0;
+}
+
+extern "C" void tyr_cuda_graph_free(tyr_cuda_graph *g) {
+  if (!g) return;
+  Dev *d = &g_dev[g->dev];
+  if (g->capturing) { /* abandoned capture */
+    cudaGraph_t graph = NULL;
+    capture_stop(g, &graph);
+    if (graph) cudaGraphDestroy(graph);
+  }
+  tcu_enter(TYR_DEVICE_CUDA(g->dev));
+  /* an instance still running is freed when it completes; its memory goes
+     back to the cache, whose next users the stream orders after it */
+  if (g->exec) cudaGraphExecDestroy(g->exec);
+  if (g->graph) cudaGraphDestroy(g->graph);
+  pthread_mutex_lock(&d->lock);
+  for (int c = 0; c < NCLASS; c++) {
+    while (g->free_list[c]) {
+      FreeNode *f = g->free_list[c];
+      g->free_list[c] = f->next;
+      if (g_no_cache) {
+        cudaFree(f->p);
+        free(f);
+      } else {
+        f->next = d->free_list[c];
+        d->free_list[c] = f;
+      }
+    }
+  }
+  if (g_no_cache)
+    d->reserved -= g->idle;
+  else
+    d->cached += g->idle;
+  d->graph_idle -= g->idle;
+  d->graph_reserved -= g->reserved;
+  /* blocks still held by tensors become ordinary blocks: the table drops
+     g's entries (or, out of host memory, keeps them as tombstones) */
+  if (d->gcap && !grehash(d, d->gcap, g))
+    for (size_t i = 0; i < d->gcap; i++)
+      if (d->gtab[i].g == g) d->gtab[i].g = NULL;
+  d->n_graphs--;
+  pthread_mutex_unlock(&d->lock);
+  free(g);
 }

@@ -7,8 +7,17 @@
 #include "cuda/cuda_internal.cuh"
 
 /* ---- AdamW --------------------------------------------------------------------- */
+/* hp: NULL, or the step's scalars in device memory (capturable mode: the
+ * host writes them before each replay of a CUDA graph); the arithmetic is
+ * the same either way. */
 __global__ void adamw_f32_kernel(float *p, const float *g, float *m, float *v, int64_t n, float b1,
-                                 float b2, float ss, float bs, float e, float dc) {
+                                 float b2, float ss, float bs, float e, float dc,
+                                 const double *hp) {
+  if (hp) {
+    ss = (float)hp[0];
+    bs = (float)hp[1];
+    dc = (float)hp[2];
+  }
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
        i += (int64_t)gridDim.x * blockDim.x) {
     float gi = g[i];
@@ -22,7 +31,12 @@ __global__ void adamw_f32_kernel(float *p, const float *g, float *m, float *v, i
 
 __global__ void adamw_any_kernel(void *p, int pdt, const void *g, int gdt, float *m, float *v,
                                  int64_t n, double b1, double b2, double ss, double bs, double e,
-                                 double dc) {
+                                 double dc, const double *hp) {
+  if (hp) {
+    ss = hp[0];
+    bs = hp[1];
+    dc = hp[2];
+  }
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
        i += (int64_t)gridDim.x * blockDim.x) {
     double gi = ld_any(g, gdt, i);
@@ -47,11 +61,32 @@ extern "C" void tcu_adamw_step(tyr_tensor *param, const tyr_tensor *grad, tyr_te
   if (param->dtype == TYR_F32 && grad->dtype == TYR_F32) {
     adamw_f32_kernel<<<blocks, 256, 0, st>>>(
         (float *)tyr_data_ptr(param), (const float *)tyr_data_ptr(grad), mm, vv, n, (float)beta1,
-        (float)beta2, (float)step_size, (float)bc2_sqrt, (float)eps, (float)decay);
+        (float)beta2, (float)step_size, (float)bc2_sqrt, (float)eps, (float)decay, NULL);
   } else {
     adamw_any_kernel<<<blocks, 256, 0, st>>>(tyr_data_ptr(param), param->dtype, tyr_data_ptr(grad),
                                              grad->dtype, mm, vv, n, beta1, beta2, step_size,
-                                             bc2_sqrt, eps, decay);
+                                             bc2_sqrt, eps, decay, NULL);
+  }
+  LAUNCH_CHECK();
+}
+
+extern "C" void tcu_adamw_step_dev(tyr_tensor *param, const tyr_tensor *grad, tyr_tensor *m,
+                                   tyr_tensor *v, double beta1, double beta2, double eps,
+                                   const tyr_tensor *hyper, int group) {
+  cudaStream_t st = tcu_enter(param->device);
+  int64_t n = tyr_numel(param);
+  if (!st || n == 0) return;
+  const double *hp = (const double *)tyr_data_ptr(hyper) + 4 * group;
+  unsigned blocks = tcu_blocks(n, 256, param->device.index);
+  float *mm = (float *)tyr_data_ptr(m), *vv = (float *)tyr_data_ptr(v);
+  if (param->dtype == TYR_F32 && grad->dtype == TYR_F32) {
+    adamw_f32_kernel<<<blocks, 256, 0, st>>>(
+        (float *)tyr_data_ptr(param), (const float *)tyr_data_ptr(grad), mm, vv, n, (float)beta1,
+        (float)beta2, 0.f, 1.f, (float)eps, 1.f, hp);
+  } else {
+    adamw_any_kernel<<<blocks, 256, 0, st>>>(tyr_data_ptr(param), param->dtype, tyr_data_ptr(grad),
+                                             grad->dtype, mm, vv, n, beta1, beta2, 0.0, 1.0, eps,
+                                             1.0, hp);
   }
   LAUNCH_CHECK();
 }
@@ -141,6 +176,10 @@ extern "C" double tcu_sum_squares_many(int n, const tyr_tensor *const *ts) {
   cudaStream_t st = tcu_enter(ts[0]->device);
   if (!st) return NAN;
   int dev = ts[0]->device.index;
+  if (tcu_refuse_capture(dev, "tcu_sum_squares_many",
+                         "a sum of squares read back on the host (tyr_params_grad_norm, "
+                         "tyr_params_clip_grad_norm: use tyr_params_clip_grad_norm_dev)"))
+    return NAN;
   int64_t total = 0;
   for (int i = 0; i < n; i++) total += sumsq_blocks(tyr_numel(ts[i]));
   if (total == 0) return 0.0;
@@ -171,6 +210,112 @@ extern "C" double tcu_sum_squares_many(int n, const tyr_tensor *const *ts) {
 
 extern "C" double tcu_sum_squares(const tyr_tensor *t) {
   return tcu_sum_squares_many(1, &t);
+}
+
+/* ---- gradient clipping on the device ------------------------------------------------
+ * The norm is summed as tcu_sum_squares_many sums it (same partials, same
+ * order) and its square root taken on the device in double, so it is the
+ * norm the host path computes, bit for bit; the scale factor too
+ * (max_norm / (norm + 1e-6) in double, rounded to the tensor's compute
+ * type as scale_kernel rounds it). */
+__global__ void norm_finish_kernel(const double *partial, int64_t n, double *out) {
+  __shared__ double sh[32];
+  double acc = 0;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) acc += partial[i];
+  acc = block_sum(acc, sh);
+  if (threadIdx.x == 0) *out = sqrt(acc);
+}
+
+#define CLIP_MAX_TENSORS 48
+struct ClipArgs {
+  void *p[CLIP_MAX_TENSORS];
+  int64_t n[CLIP_MAX_TENSORS];
+  int dt[CLIP_MAX_TENSORS];
+};
+
+template <typename T>
+__device__ __forceinline__ void clip_scale(T *p, int64_t n, double c) {
+  typedef typename Acc<T>::type C;
+  C cc = (C)c;
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+       i += (int64_t)gridDim.x * blockDim.x)
+    p[i] = from_c<T>(to_c(p[i]) * cc);
+}
+
+/* blockIdx.y picks the tensor; the factor is read from the norm each block */
+__global__ void clip_scale_kernel(ClipArgs a, const double *norm, double max_norm) {
+  double nm = *norm;
+  if (!(max_norm > 0 && nm > max_norm && isfinite(nm))) return;
+  double c = max_norm / (nm + 1e-6);
+  int k = blockIdx.y;
+  switch (a.dt[k]) {
+  case TYR_F32:
+    clip_scale<float>((float *)a.p[k], a.n[k], c);
+    break;
+  case TYR_F64:
+    clip_scale<double>((double *)a.p[k], a.n[k], c);
+    break;
+  case TYR_BF16:
+    clip_scale<bf16>((bf16 *)a.p[k], a.n[k], c);
+    break;
+  case TYR_F16:
+    clip_scale<f16>((f16 *)a.p[k], a.n[k], c);
+    break;
+  default:
+    break;
+  }
+}
+
+extern "C" void tcu_clip_grad_norm(int n, tyr_tensor *const *ts, double max_norm,
+                                   tyr_tensor *norm) {
+  cudaStream_t st = tcu_enter(norm->device);
+  if (!st) return;
+  int dev = norm->device.index;
+  double *out = (double *)tyr_data_ptr(norm);
+  int64_t total = 0, maxn = 0;
+  for (int i = 0; i < n; i++) {
+    int64_t numel = tyr_numel(ts[i]);
+    total += sumsq_blocks(numel);
+    if (numel > maxn) maxn = numel;
+  }
+  if (total == 0) {
+    CUDA_CHECK(cudaMemsetAsync(out, 0, sizeof(double), st));
+    return;
+  }
+  size_t bytes = sizeof(double) * (size_t)total;
+  double *tmp = (double *)tcu_alloc(bytes, dev);
+  if (!tmp) return;
+  bool ok = true;
+  int64_t off = 0;
+  for (int i = 0; i < n && ok; i++) {
+    int64_t numel = tyr_numel(ts[i]);
+    int blocks = sumsq_blocks(numel);
+    if (blocks == 0) continue;
+    sumsq_kernel<<<blocks, SS_THREADS, 0, st>>>(tyr_data_ptr(ts[i]), ts[i]->dtype, numel,
+                                                tmp + off);
+    ok = LAUNCH_CHECK();
+    off += blocks;
+  }
+  if (ok) {
+    norm_finish_kernel<<<1, 1024, 0, st>>>(tmp, total, out);
+    ok = LAUNCH_CHECK();
+  }
+  unsigned gx = tcu_blocks(maxn, 256, dev);
+  for (int i0 = 0; ok && i0 < n; i0 += CLIP_MAX_TENSORS) {
+    ClipArgs a;
+    memset(&a, 0, sizeof a);
+    int k = 0;
+    for (int i = i0; i < n && i < i0 + CLIP_MAX_TENSORS; i++, k++) {
+      a.p[k] = tyr_data_ptr(ts[i]);
+      a.n[k] = tyr_numel(ts[i]);
+      a.dt[k] = (int)ts[i]->dtype;
+    }
+    if (max_norm > 0) {
+      clip_scale_kernel<<<dim3(gx, (unsigned)k), 256, 0, st>>>(a, out, max_norm);
+      ok = LAUNCH_CHECK();
+    }
+  }
+  tcu_free(tmp, bytes, dev);
 }
 
 /* ---- t *= c ---------------------------------------------------------------------- */

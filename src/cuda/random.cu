@@ -23,6 +23,13 @@ void tcu_random(tyr_tensor *out, tyr_random_kind kind, double p0, double p1, uin
   cudaStream_t st = tcu_enter(out->device);
   int64_t n = tyr_numel(out);
   if (!st || n == 0) return;
+  /* the counter is the host's: a captured kernel would draw the same numbers
+     at every replay of the graph */
+  if (tcu_refuse_capture(out->device.index, "tcu_random",
+                         "drawing random numbers (dropout, tyr_rand, tyr_randint: the Philox "
+                         "counter is kept on the host, so every replay would repeat the "
+                         "capture's numbers)"))
+    return;
   /* out is a fresh contiguous tensor (the table's contract) */
   random_kernel<<<tcu_blocks(n, 256, out->device.index), 256, 0, st>>>(
       tyr_data_ptr(out), (int)out->dtype, (int)kind, p0, p1, seed, counter, n);

@@ -169,3 +169,41 @@ double tyr_params_clip_grad_norm(tyr_params *ps, double max_norm) {
   }
   return norm;
 }
+
+tyr_tensor *tyr_params_clip_grad_norm_dev_at(tyr_site s, tyr_params *ps, double max_norm) {
+  const char *op = "tyr_params_clip_grad_norm_dev";
+  tyr_tensor **gs = malloc(sizeof *gs * (size_t)(ps->n > 0 ? ps->n : 1));
+  if (!gs) {
+    tyr_raise(TYR_ERR_MEMORY, s, op, "out of host memory");
+    return NULL;
+  }
+  int ng = 0;
+  bool one_device = true;
+  for (int i = 0; i < ps->n; i++) {
+    tyr_tensor *g = ps->items[i].t->grad;
+    if (!g) continue;
+    if (ng > 0 && !tyr_device_eq(g->device, gs[0]->device)) one_device = false;
+    gs[ng++] = g;
+  }
+  tyr_device dev = ng > 0 ? gs[0]->device : ps->n > 0 ? ps->items[0].t->device : TYR_DEVICE_CPU;
+  const tyr_backend *be = tyr_backend_get(s, op, dev);
+  tyr_tensor *norm = be ? tyr_empty_at(s, TYR_F64, dev, 0, NULL) : NULL;
+  if (!norm) {
+    free(gs);
+    return NULL;
+  }
+  for (int i = 0; one_device && i < ng; i++)
+    if (!tyr_is_contiguous(gs[i])) one_device = false; /* the kernel's contract */
+  if (one_device && be->clip_grad_norm) {
+    be->clip_grad_norm(ng, gs, max_norm, norm);
+  } else {
+    /* the host path (the CPU, gradients on several devices) */
+    double v = tyr_params_clip_grad_norm(ps, max_norm);
+    if (dev.type == TYR_CPU)
+      be->fill(norm, v);
+    else
+      be->from_host(tyr_data_ptr(norm), &v, sizeof v, dev);
+  }
+  free(gs);
+  return norm;
+}

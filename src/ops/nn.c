@@ -191,6 +191,42 @@ static bool ce_operands(tyr_site s, const char *op, tyr_tensor *logits, tyr_tens
   return false;
 }
 
+/* 1 / (number of targets that are not ign) as a kdt scalar computed on the
+ * device, for a CUDA graph capture (where the count cannot be read back and
+ * differs between replays): the same value as the host's 1.0 / count
+ * rounded to kdt (a count of 0 gives 1: the sum it scales is 0 then). */
+static tyr_tensor *ce_inv_count_dev(tyr_site s, const char *op, tyr_tensor *tk, int64_t ign,
+                                    tyr_dtype kdt) {
+  int64_t N = tk->shape[0];
+  const tyr_backend *be = tyr__be(tk);
+  tyr_tensor *ih = NULL;
+  tyr_tensor *ig = scalar_row(s, op, TYR_I64, tk->device, (double)ign, N, &ih);
+  tyr_tensor *eq = tyr__new(s, op, TYR_BOOL, tk->device, 1, &N);
+  tyr_tensor *nign = tyr__new(s, op, TYR_I64, tk->device, 0, NULL);
+  tyr_tensor *a = tyr__new(s, op, TYR_F64, tk->device, 0, NULL);
+  tyr_tensor *b = tyr__new(s, op, TYR_F64, tk->device, 0, NULL);
+  tyr_tensor *out = tyr__new(s, op, kdt, tk->device, 0, NULL);
+  if (ig && eq && nign && a && b && out) {
+    be->binary(TYR_BIN_EQ, eq, tk, ig);
+    be->reduce(TYR_RED_SUM, nign, eq, -1);
+    be->copy(a, nign);                                           /* ignored, as f64 */
+    be->unary(TYR_UN_RSUB_SCALAR, b, a, (double)N, 0);           /* count = N - ignored */
+    be->unary(TYR_UN_CLAMP, a, b, 1.0, (double)(N > 1 ? N : 1)); /* at least 1 */
+    be->unary(TYR_UN_RDIV_SCALAR, b, a, 1.0, 0);                 /* 1 / count */
+    be->copy(out, b);
+  } else {
+    tyr__nn_drop(out);
+    out = NULL;
+  }
+  tyr__nn_drop(b);
+  tyr__nn_drop(a);
+  tyr__nn_drop(nign);
+  tyr__nn_drop(eq);
+  tyr__nn_drop(ig);
+  tyr__nn_drop(ih);
+  return out;
+}
+
 static void cross_entropy_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin) {
   tyr_site s = n->site;
   tyr_tensor *logits = n->in[0], *targets = n->in[1];
@@ -207,7 +243,10 @@ static void cross_entropy_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin)
     tyr_tensor *grow = tyr__new(s, n->op, kdt, logits->device, 1, &N);
     if (!gk || !gs || !grow) return;
     const tyr_backend *be = tyr__be(logits);
-    be->unary(TYR_UN_MUL_SCALAR, gs, gk, n->f[0], 0);
+    if (n->saved[0]) /* 1 / count computed on the device (CUDA graph capture) */
+      be->binary(TYR_BIN_MUL, gs, gk, n->saved[0]);
+    else
+      be->unary(TYR_UN_MUL_SCALAR, gs, gk, n->f[0], 0);
     int64_t z = 0;
     tyr_tensor *ge = tyr_view_raw(gs, 1, &N, &z, gs->offset);
     tyr_tensor *g2 = tyr__nn_view(glog, 2, l2->shape);
@@ -245,11 +284,20 @@ tyr_tensor *tyr_cross_entropy_at(tyr_site s, tyr_tensor *logits, tyr_tensor *tar
   }
   tyr_dtype kdt = tyr__nn_kdt(logits);
   const tyr_backend *be = tyr__be(logits);
-  tyr_tensor *l2 = NULL, *t1 = NULL, *losses = NULL, *total = NULL, *outk = NULL;
+  tyr_tensor *l2 = NULL, *t1 = NULL, *losses = NULL, *total = NULL, *outk = NULL, *inv_t = NULL;
   int64_t count = 0;
+  /* during a CUDA graph capture the targets cannot be read back: no range
+     check (the kernels read nothing out of bounds) and the count is kept on
+     the device */
+  bool capturing = be->capturing && be->capturing(logits->device);
   if (N > 0) {
     if (!ce_operands(s, op, logits, targets, kdt, &l2, &t1)) return NULL;
-    count = check_targets(s, op, t1, V, ignore_index);
+    if (capturing) {
+      inv_t = ce_inv_count_dev(s, op, t1, ignore_index, kdt);
+      count = inv_t ? N : -1;
+    } else {
+      count = check_targets(s, op, t1, V, ignore_index);
+    }
     if (count < 0) goto fail;
     losses = tyr__new(s, op, kdt, logits->device, 1, &N);
     if (!losses) goto fail;
@@ -263,7 +311,10 @@ tyr_tensor *tyr_cross_entropy_at(tyr_site s, tyr_tensor *logits, tyr_tensor *tar
   else
     be->fill(total, 0.0);
   double inv = count > 0 ? 1.0 / (double)count : 0.0;
-  be->unary(TYR_UN_MUL_SCALAR, outk, total, inv, 0);
+  if (inv_t)
+    be->binary(TYR_BIN_MUL, outk, total, inv_t);
+  else
+    be->unary(TYR_UN_MUL_SCALAR, outk, total, inv, 0);
   tyr_tensor *out = tyr__nn_finish(s, op, outk, logits->dtype);
   outk = NULL;
   tyr__nn_drop(total);
@@ -274,9 +325,12 @@ tyr_tensor *tyr_cross_entropy_at(tyr_site s, tyr_tensor *logits, tyr_tensor *tar
   if (n) {
     n->i[0] = ignore_index;
     n->f[0] = inv;
+    if (inv_t) tyr__node_save(n, 0, inv_t);
   }
+  tyr__nn_drop(inv_t);
   return out;
 fail:
+  tyr__nn_drop(inv_t);
   tyr__nn_drop(outk);
   tyr__nn_drop(total);
   tyr__nn_drop(losses);

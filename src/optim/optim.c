@@ -1,9 +1,11 @@
 /* SGD and AdamW over a parameter collection. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/backend.h"
+#include "tyr/ops_create.h"
 #include "tyr/optim.h"
 
 tyr_optim_config tyr_adamw_config(double lr) {
@@ -85,20 +87,115 @@ void tyr_optim_free(tyr_optim *opt) {
     if (opt->m) tyr_tensor_free(opt->m[i]);
     if (opt->v) tyr_tensor_free(opt->v[i]);
   }
+  tyr_tensor_free(opt->hyper);
   free(opt->m);
   free(opt->v);
   memset(opt, 0, sizeof *opt);
 }
 
-int tyr_optim_step_at(tyr_site s, tyr_optim *opt, double lr) {
-  const char *op = "tyr_optim_step";
+static int check_state(tyr_site s, const char *op, const tyr_optim *opt) {
   if (!opt->params) return tyr_raise(TYR_ERR_STATE, s, op, "optimizer is not initialised");
   if (opt->params->n != opt->n)
     return tyr_raise(TYR_ERR_STATE, s, op,
                      "the collection has %d parameters, the optimizer was made for %d",
                      opt->params->n, opt->n);
+  return 0;
+}
+
+/* Whether a CUDA graph is being captured on the parameters' device. */
+static bool params_capturing(const tyr_optim *opt) {
+  for (int i = 0; i < opt->n; i++) {
+    tyr_device d = opt->params->items[i].t->device;
+    const tyr_backend *be = tyr_backend_lookup(d);
+    if (be && be->capturing && be->capturing(d)) return true;
+  }
+  return false;
+}
+
+int tyr_optim_set_capturable_at(tyr_site s, tyr_optim *opt, bool on) {
+  const char *op = "tyr_optim_set_capturable";
+  int st = check_state(s, op, opt);
+  if (st) return st;
+  if (!on) {
+    tyr_tensor_free(opt->hyper);
+    opt->hyper = NULL;
+    opt->capturable = false;
+    return 0;
+  }
+  if (opt->cfg.kind != TYR_OPTIM_ADAMW)
+    return tyr_raise(TYR_ERR_ARG, s, op, "capturable mode supports AdamW only");
+  if (opt->capturable) return 0;
+  tyr_device dev = opt->n > 0 ? opt->params->items[0].t->device : TYR_DEVICE_CPU;
+  for (int i = 1; i < opt->n; i++)
+    if (!tyr_device_eq(opt->params->items[i].t->device, dev))
+      return tyr_raise(TYR_ERR_DEVICE, s, op,
+                       "parameters are on %s and %s; capturable mode needs one device",
+                       tyr_device_name(dev), tyr_device_name(opt->params->items[i].t->device));
+  if (dev.type != TYR_CPU) {
+    const tyr_backend *be = tyr_backend_get(s, op, dev);
+    if (!be) return TYR_ERR_DEVICE;
+    if (!be->adamw_step_dev)
+      return tyr_raise(TYR_ERR_DEVICE, s, op, "no device-side AdamW kernel for %s",
+                       tyr_device_name(dev));
+    opt->hyper =
+        tyr_keep_e(tyr_zeros_at(s, TYR_F64, dev, 1, (int64_t[]){4 * (int64_t)opt->cfg.ngroups}));
+    if (!opt->hyper) return TYR_ERR_MEMORY;
+  }
+  opt->lr_now = opt->cfg.lr;
+  opt->capturable = true;
+  return 0;
+}
+
+int tyr_optim_prepare_step_at(tyr_site s, tyr_optim *opt, double lr) {
+  const char *op = "tyr_optim_prepare_step";
+  int st = check_state(s, op, opt);
+  if (st) return st;
+  if (!opt->capturable)
+    return tyr_raise(TYR_ERR_STATE, s, op,
+                     "the optimizer is not in capturable mode (tyr_optim_set_capturable)");
+  if (params_capturing(opt))
+    return tyr_raise(TYR_ERR_STATE, s, op,
+                     "cannot run while a CUDA graph is being captured (it writes the step's "
+                     "scalars from the host): call it before each tyr_cuda_graph_launch");
   if (lr < 0) lr = opt->cfg.lr;
-  opt->step++;
+  int64_t step = opt->step + 1;
+  if (opt->hyper) {
+    /* the scalars tcu_adamw_step computes from (lr, step), computed the same way */
+    const tyr_optim_config *c = &opt->cfg;
+    double h[4 * TYR_OPTIM_MAX_GROUPS];
+    double bc1 = 1.0 - pow(c->beta1, (double)step), bc2 = 1.0 - pow(c->beta2, (double)step);
+    for (int k = 0; k < c->ngroups; k++) {
+      double glr = lr * c->groups[k].lr_scale;
+      h[4 * k + 0] = glr / bc1;
+      h[4 * k + 1] = sqrt(bc2);
+      h[4 * k + 2] = 1.0 - glr * c->groups[k].weight_decay;
+      h[4 * k + 3] = glr;
+    }
+    const tyr_backend *be = tyr_backend_lookup(opt->hyper->device);
+    be->from_host(tyr_data_ptr(opt->hyper), h, sizeof(double) * 4 * (size_t)c->ngroups,
+                  opt->hyper->device);
+  }
+  opt->step = step;
+  opt->lr_now = lr;
+  return 0;
+}
+
+int tyr_optim_step_at(tyr_site s, tyr_optim *opt, double lr) {
+  const char *op = "tyr_optim_step";
+  int st = check_state(s, op, opt);
+  if (st) return st;
+  if (params_capturing(opt)) {
+    if (!opt->capturable)
+      return tyr_raise(TYR_ERR_STATE, s, op,
+                       "the optimizer must be in capturable mode (tyr_optim_set_capturable) to "
+                       "be captured in a CUDA graph: its learning rate and step count would be "
+                       "frozen into the graph");
+  } else if (opt->capturable) {
+    if ((st = tyr_optim_prepare_step_at(s, opt, lr))) return st;
+  } else {
+    if (lr < 0) lr = opt->cfg.lr;
+    opt->step++;
+  }
   const tyr_optim_config *c = &opt->cfg;
   for (int i = 0; i < opt->n; i++) {
     tyr_param *pp = &opt->params->items[i];
@@ -111,9 +208,13 @@ int tyr_optim_step_at(tyr_site s, tyr_optim *opt, double lr) {
     if (!be || (c->kind == TYR_OPTIM_ADAMW ? !be->adamw_step : !be->sgd_step))
       return tyr_raise(TYR_ERR_DEVICE, s, op, "no %s kernel for this op (%s)",
                        p->device.type == TYR_CUDA ? "CUDA" : "device", tyr_device_name(p->device));
-    if (c->kind == TYR_OPTIM_ADAMW)
-      be->adamw_step(p, g, opt->m[i], opt->v[i], lr * grp->lr_scale, c->beta1, c->beta2, c->eps,
-                     grp->weight_decay, opt->step);
+    if (c->kind == TYR_OPTIM_ADAMW && opt->hyper)
+      be->adamw_step_dev(p, g, opt->m[i], opt->v[i], c->beta1, c->beta2, c->eps, opt->hyper,
+                         pp->group);
+    else if (c->kind == TYR_OPTIM_ADAMW)
+      be->adamw_step(p, g, opt->m[i], opt->v[i],
+                     (opt->capturable ? opt->lr_now : lr) * grp->lr_scale, c->beta1, c->beta2,
+                     c->eps, grp->weight_decay, opt->step);
     else
       be->sgd_step(p, g, opt->v[i], lr * grp->lr_scale, c->momentum, c->dampening,
                    grp->weight_decay, c->nesterov, opt->step == 1);

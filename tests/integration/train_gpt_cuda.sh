@@ -5,6 +5,8 @@
 # is identical on both devices).  Two configs: learned positions with
 # multi-head attention, and rotary positions with grouped KV heads.  Then
 # the tf32 and bf16 matmul modes must run and start within 2% of the f32 loss.
+# The cuda runs replay a CUDA graph (the default with dropout 0); an eager run
+# (--no-cuda-graph) must print the same losses to ~1e-5.
 # Without a GPU (or without the CUDA backend in this build) it prints
 # "skipped: no GPU" and succeeds.
 set -eu
@@ -42,6 +44,20 @@ check() { # name, extra flags
 }
 check mha
 check rope_gqa --pos rope --n-kv-head 2 --act gelu_tanh
+# the cuda runs above replay a CUDA graph after 2 eager steps (the default with
+# dropout 0); eager steps (--no-cuda-graph) must give the same losses
+grep -q "(CUDA graph)" "$tmp/mha-cuda.log" || { echo "FAIL: the cuda run did not use a CUDA graph"; head -n 3 "$tmp/mha-cuda.log"; exit 1; }
+if ! $bin $base --device cuda --no-cuda-graph --out-dir "$tmp/eager" >/dev/null 2>"$tmp/eager.log"; then
+  echo "FAIL: --no-cuda-graph exited non-zero:"; tail -n 20 "$tmp/eager.log"; exit 1
+fi
+sed -n 's/^{"step":\([0-9]*\),"loss":\([^,]*\),.*/\1 \2/p' "$tmp/eager/metrics.jsonl" >"$tmp/eager.loss"
+paste "$tmp/mha-cuda.loss" "$tmp/eager.loss" >"$tmp/graph.both"
+echo "graph: step  loss(graph)  loss(eager)"
+cat "$tmp/graph.both"
+awk 'NF != 4 { bad = 1 } { d = $2 - $4; if (d < 0) d = -d; tol = 1e-5 * ($4 < 0 ? -$4 : $4) + 2e-6;
+       if (!(d <= tol)) { printf "FAIL: step %d loss graph %s eager %s\n", $1, $2, $4; bad = 1 } }
+     END { exit bad }' "$tmp/graph.both" || exit 1
+echo "ok: CUDA graph replay matches eager steps"
 # bf16 and tf32 tensor-core matmuls (f32 weights): close to the f32 run, not equal
 for mode in tf32 bf16; do
   if ! $bin $base --device cuda --matmul $mode --out-dir "$tmp/$mode" >/dev/null 2>"$tmp/$mode.log"; then
