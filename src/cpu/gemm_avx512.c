@@ -43,9 +43,39 @@ static float *pack_space(size_t nfloats) {
   return pack_buf;
 }
 
-/* B(k, j) of op(B) */
-static inline float b_at(const float *B, int64_t ldb, bool tb, int64_t k, int64_t j) {
-  return tb ? B[j * ldb + k] : B[k * ldb + j];
+/* r[i][j] <- r[j][i] for a 16 x 16 block held in 16 registers. */
+AVX512 static inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; i++) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; i++) {
+    r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int h = 0; h < 2; h++)
+    for (int i = 0; i < 4; i++) {
+      t[8 * h + i] = _mm512_shuffle_f32x4(r[8 * h + i], r[8 * h + 4 + i], 0x88);
+      t[8 * h + 4 + i] = _mm512_shuffle_f32x4(r[8 * h + i], r[8 * h + 4 + i], 0xDD);
+    }
+  for (int i = 0; i < 8; i++) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
+    r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xDD);
+  }
+}
+
+/* Columns [k, k+16) (fewer at the end: kn) of `rows` rows of a k-contiguous
+   matrix, rows past `rows` read as zero, transposed: r[kk] holds element k+kk
+   of each row. */
+AVX512 static inline void load_transposed(__m512 r[16], const float *src, int64_t ld, int64_t rows,
+                                          int64_t kn) {
+  __mmask16 m = (__mmask16)(kn >= 16 ? 0xffff : (1u << kn) - 1);
+  for (int i = 0; i < 16; i++)
+    r[i] = i < rows ? _mm512_maskz_loadu_ps(m, src + i * ld) : _mm512_setzero_ps();
+  transpose16(r);
 }
 
 /* Rows [k0, k0+kc) and columns [j0, j0+nc) of op(B) into NR-column panels:
@@ -63,11 +93,16 @@ AVX512 static void pack_b(float *dst, const float *B, int64_t ldb, bool tb, int6
         _mm512_store_ps(d + k * NR, _mm512_maskz_loadu_ps(m0, s));
         _mm512_store_ps(d + k * NR + 16, _mm512_maskz_loadu_ps(m1, s + 16));
       }
-    } else {
-      if (w < NR) memset(d, 0, sizeof(float) * (size_t)(kc * NR));
-      for (int64_t jj = 0; jj < w; jj++) {
-        const float *s = B + (j0 + jp + jj) * ldb + k0;
-        for (int64_t k = 0; k < kc; k++) d[k * NR + jj] = s[k];
+    } else { /* B is [N, K]: 16 x 16 blocks transposed in registers */
+      for (int half = 0; half < 2; half++) {
+        const float *s = B + (j0 + jp + 16 * half) * ldb + k0;
+        int64_t rows = w - 16 * half;
+        for (int64_t k = 0; k < kc; k += 16) {
+          __m512 r[16];
+          int64_t kn = kc - k < 16 ? kc - k : 16;
+          load_transposed(r, s + k, ldb, rows, kn);
+          for (int kk = 0; kk < kn; kk++) _mm512_store_ps(d + (k + kk) * NR + 16 * half, r[kk]);
+        }
       }
     }
   }
@@ -75,8 +110,8 @@ AVX512 static void pack_b(float *dst, const float *B, int64_t ldb, bool tb, int6
 
 /* Rows [i0, i0+mc) and columns [k0, k0+kc) of op(A) into MR-row panels:
    panel p holds k-major columns of MR floats, zero beyond row mc. */
-static void pack_a(float *dst, const float *A, int64_t lda, bool ta, int64_t i0, int64_t mc,
-                   int64_t k0, int64_t kc) {
+AVX512 static void pack_a(float *dst, const float *A, int64_t lda, bool ta, int64_t i0, int64_t mc,
+                          int64_t k0, int64_t kc) {
   for (int64_t ip = 0; ip < mc; ip += MR) {
     int64_t h = mc - ip < MR ? mc - ip : MR;
     float *d = dst + ip * kc;
@@ -87,11 +122,14 @@ static void pack_a(float *dst, const float *A, int64_t lda, bool ta, int64_t i0,
         for (; ii < h; ii++) d[k * MR + ii] = s[ii];
         for (; ii < MR; ii++) d[k * MR + ii] = 0;
       }
-    } else {
-      if (h < MR) memset(d, 0, sizeof(float) * (size_t)(kc * MR));
-      for (int64_t ii = 0; ii < h; ii++) {
-        const float *s = A + (i0 + ip + ii) * lda + k0;
-        for (int64_t k = 0; k < kc; k++) d[k * MR + ii] = s[k];
+    } else { /* A is [M, K]: MR rows and 16 k at a time, transposed in registers */
+      const float *s = A + (i0 + ip) * lda + k0;
+      for (int64_t k = 0; k < kc; k += 16) {
+        __m512 r[16];
+        int64_t kn = kc - k < 16 ? kc - k : 16;
+        load_transposed(r, s + k, lda, h, kn);
+        for (int kk = 0; kk < kn; kk++)
+          _mm512_mask_storeu_ps(d + (k + kk) * MR, (__mmask16)((1u << MR) - 1), r[kk]);
       }
     }
   }
