@@ -122,6 +122,20 @@ typedef enum tyr_cuda_matmul_mode {
 void tyr_cuda_set_matmul_mode(tyr_cuda_matmul_mode mode);
 tyr_cuda_matmul_mode tyr_cuda_get_matmul_mode(void);
 
+/* Which kernel computes attention (tyr_sdpa, forward and backward) on CUDA
+ * devices.  AUTO: the tensor-core kernel (bf16 operands, f32 accumulation)
+ * where it applies - bf16 tensors, or f32 tensors while the matmul mode is
+ * TYR_CUDA_MATMUL_BF16; head dim 32, 64 or 128; no bool/u8 mask - and the
+ * f32 CUDA-core kernel elsewhere.  SIMT: always the CUDA-core kernel.  The
+ * default is AUTO, or SIMT with TYR_CUDA_ATTN=simt in the environment.
+ * Without the CUDA backend the setting is kept and has no effect. */
+typedef enum tyr_cuda_attention_kernel {
+  TYR_CUDA_ATTENTION_AUTO,
+  TYR_CUDA_ATTENTION_SIMT
+} tyr_cuda_attention_kernel;
+void tyr_cuda_set_attention_kernel(tyr_cuda_attention_kernel kernel);
+tyr_cuda_attention_kernel tyr_cuda_get_attention_kernel(void);
+
 #ifdef __cplusplus
 }
 #endif

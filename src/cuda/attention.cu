@@ -9,9 +9,13 @@
  * Work split: a block of ATT_WARPS warps owns ATT_RPW rows per warp; a warp
  * scores one row against a tile of 32 keys (or queries) with one lane per
  * key, and accumulates its output row with lane l holding dims l, l+32, ...
- * (NC of them: head dims up to 32 * NC, at most 256). */
+ * (NC of them: head dims up to 32 * NC, at most 256).
+ *
+ * Calls that the tensor-core kernel takes (bf16, or f32 in the bf16 matmul
+ * mode; head dim 32/64/128; no mask: see attention_tc.cu) go there first. */
 #include <math.h>
 
+#include "cuda/attention_tc.cuh"
 #include "cuda/cuda_internal.cuh"
 
 #define ATT_WARPS 4
@@ -553,6 +557,7 @@ extern "C" void tcu_sdpa(tyr_tensor *out, tyr_tensor *lse, const tyr_tensor *q, 
   if (!st || !att_check(q, lse)) return;
   AttShape sh = att_shape(q, k, causal, window);
   if (sh.B * sh.Hq * sh.T == 0) return;
+  if (tcu_sdpa_tc(st, out, lse, q, k, v, mask, causal, window, scale)) return;
   int D = (int)sh.D;
   dim3 grid((unsigned)((sh.T + ATT_ROWS - 1) / ATT_ROWS), (unsigned)(sh.B * sh.Hq));
   const uint8_t *mp = mask ? (const uint8_t *)tyr_data_ptr(mask) : NULL;
@@ -589,6 +594,8 @@ extern "C" void tcu_sdpa_backward(tyr_tensor *dq, tyr_tensor *dk, tyr_tensor *dv
     if (tyr_numel(dv)) CUDA_CHECK(cudaMemsetAsync(tyr_data_ptr(dv), 0, tyr_nbytes(dv), st));
     return;
   }
+  if (tcu_sdpa_tc_backward(st, dq, dk, dv, dout, q, k, v, out, lse, mask, causal, window, scale))
+    return;
   TCU_FLOAT_DISPATCH(q->dtype, {
     typedef typename Acc<scalar_t>::type C;
     size_t dbytes = sizeof(C) * (size_t)rows;

@@ -51,6 +51,13 @@ void tyr_cuda_set_matmul_mode(tyr_cuda_matmul_mode mode) {
 tyr_cuda_matmul_mode tyr_cuda_get_matmul_mode(void) {
   return g_mode;
 }
+static tyr_cuda_attention_kernel g_attn;
+void tyr_cuda_set_attention_kernel(tyr_cuda_attention_kernel kernel) {
+  g_attn = kernel;
+}
+tyr_cuda_attention_kernel tyr_cuda_get_attention_kernel(void) {
+  return g_attn;
+}
 #else
 /* ISO C forbids an empty translation unit. */
 typedef int tyr__cuda_api_unused;

@@ -17,6 +17,10 @@
  * main().  Kernels without a public op yet are called through the backend
  * table (gpu_be() vs &tyr_cpu_backend).
  *
+ * The tensor-core attention kernel has its own tests (test_sdpa_tc against
+ * an f64 CPU reference, test_sdpa_tc_vs_simt against the CUDA-core kernel,
+ * test_sdpa_tc_dispatch for which calls take it).
+ *
  * TYR_CUDA_TEST_VERBOSE=1 prints the largest error of every comparison. */
 #include <math.h>
 #include <stdio.h>
@@ -1313,6 +1317,10 @@ static sdpa_result sdpa_run(tyr_device dev, tyr_tensor *const *qkv, tyr_tensor *
 static void test_sdpa(void **state) {
   (void)state;
   REQUIRE_GPU();
+  /* f32 tensors at f32 tolerance: not the bf16 matmul mode (test_sdpa_tc
+   * covers that) */
+  tyr_cuda_matmul_mode prev = tyr_cuda_get_matmul_mode();
+  tyr_cuda_set_matmul_mode(TYR_CUDA_MATMUL_F32);
   const tyr_dtype dts[] = {TYR_F32, TYR_BF16, TYR_F64};
   for (size_t ci = 0; ci < sizeof SDPA_CASES / sizeof *SDPA_CASES; ci++)
     for (int d = 0; d < 3; d++) {
@@ -1350,6 +1358,336 @@ static void test_sdpa(void **state) {
         expect_close(what, g[i], want[i], tol, tol);
       }
     }
+  tyr_cuda_set_matmul_mode(prev);
+}
+
+/* ---- tensor-core attention (src/cuda/attention_tc.cu) ---------------------------------------
+ * The tensor-core kernel runs for bf16 tensors and for f32 tensors in
+ * TYR_CUDA_MATMUL_BF16 mode (head dim 32, 64 or 128, no mask).  Its forward
+ * (out, lse) and backward (dq, dk, dv) are called through the backend table
+ * and compared with the CPU kernel run in f64 on the same inputs (the bf16
+ * values for bf16 tensors, the unrounded f32 values for f32 tensors).  Its
+ * operands are rounded to bf16, so each result is compared against its
+ * largest magnitude: |cuda - cpu| <= TC_FRAC max |cpu| (lse: an absolute
+ * TC_LSE_TOL), and infinities (the lse of rows that see no key) must match
+ * exactly.  A failure names the result, the case, the largest error and the
+ * [b, h, row, col] where it is. */
+#define TC_FRAC 3e-2
+#define TC_LSE_TOL 5e-2
+
+typedef struct {
+  int64_t B, Hq, Hkv, T, Sk, D;
+  bool causal;
+  int64_t window;
+} tc_case;
+
+static const tc_case TC_CASES[] = {
+    {1, 2, 2, 64, 64, 64, false, 0},    /* one whole tile */
+    {2, 2, 2, 130, 130, 64, true, 0},   /* partial last tiles, causal */
+    {1, 2, 2, 130, 130, 32, false, 0},  /* D 32 */
+    {1, 2, 2, 130, 130, 128, true, 0},  /* D 128 */
+    {1, 2, 2, 17, 40, 64, true, 0},     /* T < S: query i sees keys up to i + 23 */
+    {1, 2, 2, 17, 40, 128, false, 0},   /* T < S, D 128 */
+    {1, 2, 2, 17, 40, 32, true, 0},     /* T < S, D 32 */
+    {1, 2, 1, 40, 17, 64, true, 0},     /* T > S, causal: rows 0..22 see no key */
+    {1, 4, 2, 100, 100, 64, true, 0},   /* GQA */
+    {1, 4, 2, 70, 90, 32, false, 0},    /* GQA, T != S */
+    {1, 4, 2, 150, 150, 128, true, 0},  /* GQA, D 128 */
+    {1, 2, 2, 200, 200, 64, true, 48},  /* sliding window */
+    {1, 4, 2, 130, 150, 32, false, 33}, /* window (implies causal), GQA, T != S */
+    {1, 2, 1, 96, 96, 128, true, 20},   /* window, D 128 */
+    {2, 12, 12, 256, 256, 64, true, 0}, /* GPT-like */
+};
+
+static void tc_case_name(char *buf, size_t n, const char *tag, const tc_case *c) {
+  snprintf(buf, n, "%s B%lld Hq%lld Hkv%lld T%lld S%lld D%lld%s w%lld", tag, (long long)c->B,
+           (long long)c->Hq, (long long)c->Hkv, (long long)c->T, (long long)c->Sk, (long long)c->D,
+           c->causal ? " causal" : "", (long long)c->window);
+}
+
+/* the multi-index of flat element i of t, as "[b, h, i, d]" */
+static void index_str(const tyr_tensor *t, int64_t flat, char *buf, size_t n) {
+  int64_t idx[TYR_MAX_RANK];
+  for (int d = t->rank - 1; d >= 0; d--) {
+    idx[d] = t->shape[d] ? flat % t->shape[d] : 0;
+    flat = t->shape[d] ? flat / t->shape[d] : 0;
+  }
+  size_t o = (size_t)snprintf(buf, n, "[");
+  for (int d = 0; d < t->rank && o < n; d++)
+    o += (size_t)snprintf(buf + o, n - o, d ? ", %lld" : "%lld", (long long)idx[d]);
+  if (o < n) snprintf(buf + o, n - o, "]");
+}
+
+/* |got - want| <= frac max |want| + atol everywhere (want finite), and
+ * got == want where either is infinite. */
+static void expect_close_scaled(const char *what, tyr_tensor *got, tyr_tensor *want, double frac,
+                                double atol) {
+  TYR_SCOPE;
+  assert_non_null(got);
+  assert_non_null(want);
+  if (got->rank != want->rank || memcmp(got->shape, want->shape, sizeof(int64_t) * got->rank)) {
+    char a[160], b[160];
+    fail_msg("%s: shape %s, expected %s", what, tyr_shape_str(got->shape, got->rank, a, sizeof a),
+             tyr_shape_str(want->shape, want->rank, b, sizeof b));
+  }
+  tyr_tensor *g = as_dtype(to_dev(got, CPU), TYR_F64), *w = as_dtype(to_dev(want, CPU), TYR_F64);
+  const double *pg = tyr_data_ptr(g), *pw = tyr_data_ptr(w);
+  int64_t n = tyr_numel(g), bad = 0, worst = -1, inf_bad = -1;
+  double maxw = 0, werr = 0;
+  for (int64_t i = 0; i < n; i++)
+    if (isfinite(pw[i])) maxw = fmax(maxw, fabs(pw[i]));
+  const double tol = frac * maxw + atol;
+  for (int64_t i = 0; i < n; i++) {
+    if (isinf(pw[i]) || isinf(pg[i])) {
+      if (pg[i] != pw[i]) {
+        bad++;
+        if (inf_bad < 0) inf_bad = i;
+      }
+      continue;
+    }
+    double d = fabs(pg[i] - pw[i]);
+    if (isnan(d)) d = INFINITY;
+    if (worst < 0 || d > werr) {
+      werr = d;
+      worst = i;
+    }
+    if (!(d <= tol)) bad++;
+  }
+  char at[64] = "-";
+  if (worst >= 0) index_str(w, worst, at, sizeof at);
+  if (g_verbose)
+    printf("    %-60s n=%-8lld max|cpu| %.3g  max abs err %.3g (%.2g of max) at %s\n", what,
+           (long long)n, maxw, werr, maxw > 0 ? werr / maxw : werr, at);
+  if (inf_bad >= 0) {
+    char ai[64];
+    index_str(w, inf_bad, ai, sizeof ai);
+    fail_msg("%s: infinities differ at %s: cuda %g, cpu %g (%lld elements off)", what, ai,
+             pg[inf_bad], pw[inf_bad], (long long)bad);
+  }
+  if (bad)
+    fail_msg("%s: %lld of %lld elements off; largest error %.4g at %s: cuda %.9g, cpu %.9g "
+             "(max |cpu| %.4g, allowed %.4g = %g x max + %g)",
+             what, (long long)bad, (long long)n, werr, at, pg[worst], pw[worst], maxw, tol, frac,
+             atol);
+}
+
+/* Rows [0, nrows) of every (b, h) of t [B, H, T, D] are exactly zero. */
+static void expect_rows_zero(const char *what, tyr_tensor *t, int64_t nrows) {
+  TYR_SCOPE;
+  tyr_tensor *h = as_dtype(to_dev(t, CPU), TYR_F64);
+  const double *p = tyr_data_ptr(h);
+  int64_t BH = t->shape[0] * t->shape[1], T = t->shape[2], D = t->shape[3];
+  for (int64_t bh = 0; bh < BH; bh++)
+    for (int64_t i = 0; i < nrows; i++)
+      for (int64_t d = 0; d < D; d++) {
+        double x = p[(bh * T + i) * D + d];
+        if (x != 0)
+          fail_msg("%s: row %lld of (b, h) %lld sees no key but element %lld is %.9g, not 0", what,
+                   (long long)i, (long long)bh, (long long)d, x);
+      }
+}
+
+typedef struct {
+  tyr_tensor *out, *lse, *dq, *dk, *dv;
+} tc_result;
+
+/* q, k (uniform in [-2, 2): fairly peaked softmax rows), v and dout (in
+ * [-1, 1)) as f32 on the CPU */
+static void tc_inputs(const tc_case *c, tyr_tensor **in) {
+  in[0] = RAND(TYR_F32, -2, 2, c->B, c->Hq, c->T, c->D);
+  in[1] = RAND(TYR_F32, -2, 2, c->B, c->Hkv, c->Sk, c->D);
+  in[2] = RAND(TYR_F32, -1, 1, c->B, c->Hkv, c->Sk, c->D);
+  in[3] = RAND(TYR_F32, -1, 1, c->B, c->Hq, c->T, c->D);
+}
+
+/* The forward and the backward through be's table on in = q, k, v, dout
+ * (of dtype dt, on dev), mask NULL or [T, S] on dev. */
+static tc_result tc_run(const tyr_backend *be, tyr_device dev, tyr_dtype dt, tyr_tensor *const *in,
+                        tyr_tensor *mask, const tc_case *c) {
+  const double scale = 1.0 / sqrt((double)c->D);
+  tyr_tensor *q = in[0], *k = in[1], *v = in[2], *g = in[3];
+  tc_result r;
+  r.out = empty_like_on(dev, dt, q);
+  r.lse = empty_on(dev, dt == TYR_F64 ? TYR_F64 : TYR_F32, 3, q->shape);
+  r.dq = empty_like_on(dev, dt, q);
+  r.dk = empty_like_on(dev, dt, k);
+  r.dv = empty_like_on(dev, dt, v);
+  be->sdpa(r.out, r.lse, q, k, v, mask, c->causal, c->window, scale);
+  be->sdpa_backward(r.dq, r.dk, r.dv, g, q, k, v, r.out, r.lse, mask, c->causal, c->window, scale);
+  assert_int_equal(tyr_cuda_synchronize(), 0); /* a failed kernel shows here */
+  return r;
+}
+
+/* The five results of two runs compared; tag names the pair. */
+static void tc_compare(const char *tag, const tc_result *got, const tc_result *want) {
+  const char *names[5] = {"out", "lse", "dq", "dk", "dv"};
+  tyr_tensor *g[5] = {got->out, got->lse, got->dq, got->dk, got->dv};
+  tyr_tensor *w[5] = {want->out, want->lse, want->dq, want->dk, want->dv};
+  for (int i = 0; i < 5; i++) {
+    char what[200];
+    snprintf(what, sizeof what, "%s: %s", tag, names[i]);
+    if (i == 1)
+      expect_close_scaled(what, g[i], w[i], 0, TC_LSE_TOL);
+    else
+      expect_close_scaled(what, g[i], w[i], TC_FRAC, 1e-6);
+  }
+}
+
+/* 0: bf16 tensors; 1: f32 tensors in the bf16 matmul mode */
+static tyr_dtype tc_mode_set(int mode) {
+  tyr_cuda_set_matmul_mode(mode ? TYR_CUDA_MATMUL_BF16 : TYR_CUDA_MATMUL_F32);
+  return mode ? TYR_F32 : TYR_BF16;
+}
+static const char *const TC_MODE_NAMES[2] = {"bf16", "f32 in bf16 mode"};
+
+/* the tensor-core kernel against the CPU in f64 */
+static void test_sdpa_tc(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  tyr_cuda_matmul_mode prev = tyr_cuda_get_matmul_mode();
+  tyr_cuda_attention_kernel prev_k = tyr_cuda_get_attention_kernel();
+  tyr_cuda_set_attention_kernel(TYR_CUDA_ATTENTION_AUTO);
+  const tyr_backend *G = gpu_be(), *C = &tyr_cpu_backend;
+  for (size_t ci = 0; ci < sizeof TC_CASES / sizeof *TC_CASES; ci++)
+    for (int mode = 0; mode < 2; mode++) {
+      TYR_SCOPE;
+      const tc_case *c = &TC_CASES[ci];
+      tyr_dtype dt = tc_mode_set(mode);
+      tyr_tensor *in[4], *gin[4], *cin[4];
+      tc_inputs(c, in);
+      for (int i = 0; i < 4; i++) {
+        tyr_tensor *x = as_dtype(in[i], dt);
+        gin[i] = to_dev(x, gpu());
+        cin[i] = as_dtype(x, TYR_F64);
+      }
+      tc_result rg = tc_run(G, gpu(), dt, gin, NULL, c);
+      tc_result rc = tc_run(C, CPU, TYR_F64, cin, NULL, c);
+      char tag[160];
+      tc_case_name(tag, sizeof tag, TC_MODE_NAMES[mode], c);
+      tc_compare(tag, &rg, &rc);
+      /* rows that see no key: out and dq exactly 0 (lse -inf is checked above) */
+      int64_t blind = (c->causal || c->window > 0) && c->T > c->Sk ? c->T - c->Sk : 0;
+      if (blind) {
+        char what[200];
+        snprintf(what, sizeof what, "%s: out", tag);
+        expect_rows_zero(what, rg.out, blind);
+        snprintf(what, sizeof what, "%s: dq", tag);
+        expect_rows_zero(what, rg.dq, blind);
+      }
+    }
+  tyr_cuda_set_matmul_mode(prev);
+  tyr_cuda_set_attention_kernel(prev_k);
+}
+
+/* Number of elements whose bits differ (same dtype and shape). */
+static int64_t count_differing(tyr_tensor *a, tyr_tensor *b) {
+  TYR_SCOPE;
+  tyr_tensor *x = to_dev(a, CPU), *y = to_dev(b, CPU);
+  size_t es = tyr_dtype_size(x->dtype);
+  const unsigned char *px = tyr_data_ptr(x), *py = tyr_data_ptr(y);
+  int64_t n = 0;
+  for (int64_t i = 0; i < tyr_numel(x); i++) n += memcmp(px + i * es, py + i * es, es) != 0;
+  return n;
+}
+
+/* the tensor-core kernel against the CUDA-core kernel on the same GPU inputs */
+static void test_sdpa_tc_vs_simt(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  tyr_cuda_matmul_mode prev = tyr_cuda_get_matmul_mode();
+  tyr_cuda_attention_kernel prev_k = tyr_cuda_get_attention_kernel();
+  static const tc_case cases[] = {
+      {2, 12, 12, 256, 256, 64, true, 0},
+      {1, 4, 2, 130, 150, 32, false, 33},
+      {1, 4, 2, 150, 150, 128, true, 0},
+      {1, 2, 2, 17, 40, 64, false, 0},
+  };
+  const tyr_backend *G = gpu_be();
+  for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++)
+    for (int mode = 0; mode < 2; mode++) {
+      TYR_SCOPE;
+      const tc_case *c = &cases[ci];
+      tyr_dtype dt = tc_mode_set(mode);
+      tyr_tensor *in[4], *gin[4];
+      tc_inputs(c, in);
+      for (int i = 0; i < 4; i++) gin[i] = to_dev(as_dtype(in[i], dt), gpu());
+      tyr_cuda_set_attention_kernel(TYR_CUDA_ATTENTION_AUTO);
+      tc_result rt = tc_run(G, gpu(), dt, gin, NULL, c);
+      tyr_cuda_set_attention_kernel(TYR_CUDA_ATTENTION_SIMT);
+      tc_result rs = tc_run(G, gpu(), dt, gin, NULL, c);
+      char tag[160], what[200];
+      tc_case_name(tag, sizeof tag, TC_MODE_NAMES[mode], c);
+      snprintf(what, sizeof what, "tensor-core vs CUDA-core %s", tag);
+      tc_compare(what, &rt, &rs);
+      /* bf16 probabilities change low bits: identical results mean the
+       * tensor-core kernel did not run (see tc_applies in attention_tc.cu) */
+      if (!count_differing(rt.dq, rs.dq))
+        fail_msg("%s: dq bit-identical with TYR_CUDA_ATTENTION_AUTO and _SIMT: the tensor-core "
+                 "kernel did not run",
+                 what);
+    }
+  tyr_cuda_set_matmul_mode(prev);
+  tyr_cuda_set_attention_kernel(prev_k);
+}
+
+/* Which calls take the tensor-core kernel: where it does not apply, AUTO
+ * gives the CUDA-core kernel's bits. */
+static void test_sdpa_tc_dispatch(void **state) {
+  (void)state;
+  tyr_cuda_attention_kernel prev_k = tyr_cuda_get_attention_kernel();
+  tyr_cuda_set_attention_kernel(TYR_CUDA_ATTENTION_SIMT);
+  assert_int_equal(tyr_cuda_get_attention_kernel(), TYR_CUDA_ATTENTION_SIMT);
+  tyr_cuda_set_attention_kernel(TYR_CUDA_ATTENTION_AUTO);
+  assert_int_equal(tyr_cuda_get_attention_kernel(), TYR_CUDA_ATTENTION_AUTO);
+  tyr_cuda_set_attention_kernel(prev_k);
+  REQUIRE_GPU();
+  tyr_cuda_matmul_mode prev = tyr_cuda_get_matmul_mode();
+  const struct {
+    const char *name;
+    tyr_dtype dt;
+    tyr_cuda_matmul_mode mode;
+    bool mask;
+    int64_t D;
+    bool tc; /* expected to take the tensor-core kernel */
+  } rows[] = {
+      {"bf16 D64", TYR_BF16, TYR_CUDA_MATMUL_F32, false, 64, true},
+      {"f32 D64 bf16 mode", TYR_F32, TYR_CUDA_MATMUL_BF16, false, 64, true},
+      {"f32 D64 f32 mode", TYR_F32, TYR_CUDA_MATMUL_F32, false, 64, false},
+      {"f32 D64 tf32 mode", TYR_F32, TYR_CUDA_MATMUL_TF32, false, 64, false},
+      {"f64 D64 bf16 mode", TYR_F64, TYR_CUDA_MATMUL_BF16, false, 64, false},
+      {"bf16 D64 with a mask", TYR_BF16, TYR_CUDA_MATMUL_F32, true, 64, false},
+      {"bf16 D80", TYR_BF16, TYR_CUDA_MATMUL_F32, false, 80, false},
+      {"f32 D48 bf16 mode", TYR_F32, TYR_CUDA_MATMUL_BF16, false, 48, false},
+  };
+  const tyr_backend *G = gpu_be();
+  for (size_t ri = 0; ri < sizeof rows / sizeof *rows; ri++) {
+    TYR_SCOPE;
+    tc_case c = {1, 2, 2, 70, 70, rows[ri].D, true, 0};
+    tyr_cuda_set_matmul_mode(rows[ri].mode);
+    tyr_tensor *in[4], *gin[4];
+    tc_inputs(&c, in);
+    for (int i = 0; i < 4; i++) gin[i] = to_dev(as_dtype(in[i], rows[ri].dt), gpu());
+    tyr_tensor *mask = rows[ri].mask ? to_dev(RAND(TYR_U8, 0, 2, c.T, c.Sk), gpu()) : NULL;
+    tyr_cuda_set_attention_kernel(TYR_CUDA_ATTENTION_AUTO);
+    tc_result ra = tc_run(G, gpu(), rows[ri].dt, gin, mask, &c);
+    tyr_cuda_set_attention_kernel(TYR_CUDA_ATTENTION_SIMT);
+    tc_result rs = tc_run(G, gpu(), rows[ri].dt, gin, mask, &c);
+    int64_t diff = count_differing(ra.out, rs.out) + count_differing(ra.dq, rs.dq) +
+                   count_differing(ra.dk, rs.dk);
+    if (g_verbose)
+      printf("    dispatch %-30s %lld elements differ from the CUDA-core kernel\n", rows[ri].name,
+             (long long)diff);
+    if (rows[ri].tc && !diff)
+      fail_msg("%s: results bit-identical to the CUDA-core kernel: the tensor-core kernel did not "
+               "run",
+               rows[ri].name);
+    if (!rows[ri].tc && diff)
+      fail_msg("%s: %lld elements differ from the CUDA-core kernel: the tensor-core kernel ran "
+               "where it should not",
+               rows[ri].name, (long long)diff);
+  }
+  tyr_cuda_set_matmul_mode(prev);
+  tyr_cuda_set_attention_kernel(prev_k);
 }
 
 int main(void) {
@@ -1363,14 +1701,19 @@ int main(void) {
            tyr_cuda_device_count() == 1 ? "" : "s");
   fflush(stdout);
   const struct CMUnitTest tests[] = {
-      TYR_TEST(test_without_gpu),   TYR_TEST(test_host_copies),   TYR_TEST(test_allocator),
-      TYR_TEST(test_device_errors), TYR_TEST(test_fill_arange),   TYR_TEST(test_random_bits),
-      TYR_TEST(test_copy_convert),  TYR_TEST(test_unary_kernels), TYR_TEST(test_unary_ops),
-      TYR_TEST(test_binary_ops),    TYR_TEST(test_where),         TYR_TEST(test_reduce_kernels),
-      TYR_TEST(test_reduce_ops),    TYR_TEST(test_matmul),        TYR_TEST(test_softmax),
-      TYR_TEST(test_layer_norm),    TYR_TEST(test_cross_entropy), TYR_TEST(test_index),
-      TYR_TEST(test_mlp_gradients), TYR_TEST(test_optim_kernels), TYR_TEST(test_rotary),
-      TYR_TEST(test_sdpa),          TYR_TEST(test_matmul_modes),
+      TYR_TEST(test_without_gpu),     TYR_TEST(test_host_copies),
+      TYR_TEST(test_allocator),       TYR_TEST(test_device_errors),
+      TYR_TEST(test_fill_arange),     TYR_TEST(test_random_bits),
+      TYR_TEST(test_copy_convert),    TYR_TEST(test_unary_kernels),
+      TYR_TEST(test_unary_ops),       TYR_TEST(test_binary_ops),
+      TYR_TEST(test_where),           TYR_TEST(test_reduce_kernels),
+      TYR_TEST(test_reduce_ops),      TYR_TEST(test_matmul),
+      TYR_TEST(test_softmax),         TYR_TEST(test_layer_norm),
+      TYR_TEST(test_cross_entropy),   TYR_TEST(test_index),
+      TYR_TEST(test_mlp_gradients),   TYR_TEST(test_optim_kernels),
+      TYR_TEST(test_rotary),          TYR_TEST(test_sdpa),
+      TYR_TEST(test_matmul_modes),    TYR_TEST(test_sdpa_tc),
+      TYR_TEST(test_sdpa_tc_vs_simt), TYR_TEST(test_sdpa_tc_dispatch),
   };
   int failed = cmocka_run_group_tests(tests, NULL, NULL);
   tyr_cuda_empty_cache();
