@@ -19,9 +19,13 @@ build: deps $(BUILD)/CMakeCache.txt
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
-demo: deps $(BUILD)/CMakeCache.txt
-	cmake --build $(BUILD) -j $(JOBS) --target train_gpt
-	./$(BUILD)/train_gpt --preset shakespeare_cpu
+# The demo trains on the CPU: its own CPU-only build of just the program (no
+# CUDA kernels to compile, even where nvcc is installed).
+DEMO_BUILD ?= build-demo
+demo: deps
+	cmake -S . -B $(DEMO_BUILD) -DCMAKE_BUILD_TYPE=Release -DTYR_CUDA=OFF $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(DEMO_BUILD) -j $(JOBS) --target train_gpt
+	./$(DEMO_BUILD)/train_gpt --preset shakespeare_cpu
 
 sanitize: deps
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTYR_SANITIZE=ON -DTYR_CUDA=OFF
@@ -32,4 +36,4 @@ format:
 	find include src tests bench examples tools -name '*.[ch]' -o -name '*.cu' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD) build-asan build-fuzz
+	rm -rf $(BUILD) $(DEMO_BUILD) build-asan build-fuzz
