@@ -12,9 +12,10 @@
  * TF32) so that results agree with the CPU to ~1e-6.  tyr_cuda_set_matmul_mode
  * (or TYR_CUDA_MATMUL=tf32|bf16 in the environment; TYR_CUDA_TF32=1 is
  * tf32) lets f32 products use tensor cores: TF32 inputs
- * (CUBLAS_COMPUTE_32F_FAST_TF32), or inputs rounded to bf16
- * (CUBLAS_COMPUTE_32F_FAST_16BF), always with f32 accumulation and f32
- * tensors in and out: mixed precision with f32 weights and activations.  bf16 and f16 use tensor
+ * (CUBLAS_COMPUTE_32F_FAST_TF32), or inputs rounded to bf16 (bf16 copies
+ * of both operands, then a bf16 x bf16 -> f32 product), always with f32
+ * accumulation and f32 tensors in and out: mixed precision with f32
+ * weights and activations.  bf16 and f16 use tensor
  * cores with f32 accumulation and round the result once; f64 uses
  * CUBLAS_COMPUTE_64F.  The heuristic's choice is cached per shape. */
 #include <cublasLt.h>
@@ -117,13 +118,63 @@ static uint64_t key_hash(const AlgoKey &k) {
   return h;
 }
 
-/* One column-major call: C[m, n] = op(A) op(B), each strided over batch. */
+/* Elements from an operand's first to its last (column-major rows x cols
+   with leading dim ld, batch matrices stride elements apart). */
+static int64_t footprint(int64_t rows, int64_t cols, int64_t ld, int64_t stride, int64_t batch) {
+  return (batch > 1 ? (batch - 1) * stride : 0) + ld * (cols - 1) + rows;
+}
+
+__global__ void f32_to_bf16_kernel(__nv_bfloat16 *dst, const float *src, int64_t n) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+       i += (int64_t)gridDim.x * blockDim.x)
+    dst[i] = __float2bfloat16_rn(src[i]);
+}
+
+/* A bf16 copy (rounded to nearest even) of n f32 elements, same layout;
+   NULL after raising when there is no memory. */
+static __nv_bfloat16 *to_bf16(const void *src, int64_t n, int dev, cudaStream_t st) {
+  __nv_bfloat16 *d = (__nv_bfloat16 *)tcu_alloc((size_t)n * 2, dev);
+  if (!d) return NULL;
+  f32_to_bf16_kernel<<<tcu_blocks(n, 256, dev), 256, 0, st>>>(d, (const float *)src, n);
+  return d;
+}
+
+/* One column-major call: C[m, n] = op(A) op(B), each strided over batch.
+   f32 in the BF16 matmul mode: A and B are rounded to bf16 copies first and
+   the product runs as bf16 x bf16 -> f32 on the tensor cores (cuBLASLt
+   takes FAST_16BF with f32 inputs as leave to use TF32 kernels, which run
+   at half the bf16 rate). */
+static bool lt_matmul_typed(int dev, cudaStream_t st, tyr_dtype dt, bool ta, bool tb, int64_t m,
+                            int64_t n, int64_t k, const void *A, int64_t lda, int64_t sa,
+                            const void *B, int64_t ldb, int64_t sb, void *C, int64_t ldc,
+                            int64_t sc, int64_t batch, bool ab_bf16);
+
 static bool lt_matmul(int dev, cudaStream_t st, tyr_dtype dt, bool ta, bool tb, int64_t m,
                       int64_t n, int64_t k, const void *A, int64_t lda, int64_t sa, const void *B,
                       int64_t ldb, int64_t sb, void *C, int64_t ldc, int64_t sc, int64_t batch) {
+  if (dt != TYR_F32 || tyr_cuda_get_matmul_mode() != TYR_CUDA_MATMUL_BF16)
+    return lt_matmul_typed(dev, st, dt, ta, tb, m, n, k, A, lda, sa, B, ldb, sb, C, ldc, sc, batch,
+                           false);
+  int64_t na = footprint(ta ? k : m, ta ? m : k, lda, sa, batch);
+  int64_t nb = footprint(tb ? n : k, tb ? k : n, ldb, sb, batch);
+  __nv_bfloat16 *A16 = to_bf16(A, na, dev, st);
+  __nv_bfloat16 *B16 = A16 ? to_bf16(B, nb, dev, st) : NULL;
+  bool ok = A16 && B16 &&
+            lt_matmul_typed(dev, st, dt, ta, tb, m, n, k, A16, lda, sa, B16, ldb, sb, C, ldc, sc,
+                            batch, true);
+  /* stream order keeps the copies alive until the product has read them */
+  if (B16) tcu_free(B16, (size_t)nb * 2, dev);
+  if (A16) tcu_free(A16, (size_t)na * 2, dev);
+  return ok;
+}
+
+static bool lt_matmul_typed(int dev, cudaStream_t st, tyr_dtype dt, bool ta, bool tb, int64_t m,
+                            int64_t n, int64_t k, const void *A, int64_t lda, int64_t sa,
+                            const void *B, int64_t ldb, int64_t sb, void *C, int64_t ldc,
+                            int64_t sc, int64_t batch, bool ab_bf16) {
   MmDev *md = mm_dev(dev);
   if (!md) return false;
-  int mode = tyr_cuda_get_matmul_mode();
+  int mode = ab_bf16 ? 3 : (int)tyr_cuda_get_matmul_mode(); /* 3: bf16 copies of f32 */
   cudaDataType_t ty;
   cublasComputeType_t ct;
   cudaDataType_t scale_ty;
@@ -158,7 +209,11 @@ static bool lt_matmul(int dev, cudaStream_t st, tyr_dtype dt, bool ta, bool tb, 
   bool ok = false;
   cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
   int32_t bc = (int32_t)batch;
-  unsigned al_a = align_of(A, sa * (int64_t)es, batch), al_b = align_of(B, sb * (int64_t)es, batch),
+  cudaDataType_t ty_ab = ab_bf16 ? CUDA_R_16BF : ty;
+  if (ab_bf16) ct = CUBLAS_COMPUTE_32F;
+  size_t es_ab = ab_bf16 ? 2 : es;
+  unsigned al_a = align_of(A, sa * (int64_t)es_ab, batch),
+           al_b = align_of(B, sb * (int64_t)es_ab, batch),
            al_c = align_of(C, sc * (int64_t)es, batch);
   AlgoKey key;
   memset(&key, 0, sizeof key);
@@ -177,8 +232,8 @@ static bool lt_matmul(int dev, cudaStream_t st, tyr_dtype dt, bool ta, bool tb, 
           cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa)) ||
       !LT_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb)))
     goto done;
-  if (!LT_CHECK(cublasLtMatrixLayoutCreate(&la, ty, ta ? k : m, ta ? m : k, lda)) ||
-      !LT_CHECK(cublasLtMatrixLayoutCreate(&lb, ty, tb ? n : k, tb ? k : n, ldb)) ||
+  if (!LT_CHECK(cublasLtMatrixLayoutCreate(&la, ty_ab, ta ? k : m, ta ? m : k, lda)) ||
+      !LT_CHECK(cublasLtMatrixLayoutCreate(&lb, ty_ab, tb ? n : k, tb ? k : n, ldb)) ||
       !LT_CHECK(cublasLtMatrixLayoutCreate(&lc, ty, m, n, ldc)))
     goto done;
   if (batch > 1) {
