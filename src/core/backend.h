@@ -192,6 +192,17 @@ typedef struct tyr_backend {
    * and the norm is finite and above it, every tensor is scaled by
    * max_norm / (norm + 1e-6), as sum_squares_many + scale_ would */
   void (*clip_grad_norm)(int n, tyr_tensor *const *ts, double max_norm, tyr_tensor *norm);
+  /* AdamW over n parameters of this device in as few kernel launches as it
+   * can, bit for bit what n calls of adamw_step or adamw_step_dev compute
+   * (params, grads, m, v as there; all contiguous).  hyper NULL: parameter i
+   * steps as adamw_step with lr[group[i]] (already scaled for the group),
+   * weight_decay[group[i]] and step; hyper non-NULL: as adamw_step_dev with
+   * group[i] (lr, weight_decay and step unused, may be NULL / 0).
+   * NULL: callers loop over adamw_step / adamw_step_dev */
+  void (*adamw_step_many)(int n, tyr_tensor *const *params, const tyr_tensor *const *grads,
+                          tyr_tensor *const *m, tyr_tensor *const *v, const int *group,
+                          const double *lr, const double *weight_decay, double beta1, double beta2,
+                          double eps, int64_t step, const tyr_tensor *hyper);
 } tyr_backend;
 
 /* Whether the last two dims of t can be handed to a BLAS GEMM as they are:

@@ -361,6 +361,10 @@ double tcu_sum_squares_many(int n, const tyr_tensor *const *ts);
 void tcu_adamw_step_dev(tyr_tensor *param, const tyr_tensor *grad, tyr_tensor *m, tyr_tensor *v,
                         double beta1, double beta2, double eps, const tyr_tensor *hyper, int group);
 void tcu_clip_grad_norm(int n, tyr_tensor *const *ts, double max_norm, tyr_tensor *norm);
+void tcu_adamw_step_many(int n, tyr_tensor *const *params, const tyr_tensor *const *grads,
+                         tyr_tensor *const *m, tyr_tensor *const *v, const int *group,
+                         const double *lr, const double *weight_decay, double beta1, double beta2,
+                         double eps, int64_t step, const tyr_tensor *hyper);
 void tcu_scale_(tyr_tensor *t, double c);
 void tcu_rotary(tyr_tensor *out, const tyr_tensor *x, const tyr_tensor *cos_table,
                 const tyr_tensor *sin_table, bool inverse);

@@ -716,6 +716,7 @@ static void table_init(void) {
   g_table.capturing = cuda_capturing;
   g_table.adamw_step_dev = tcu_adamw_step_dev;
   g_table.clip_grad_norm = tcu_clip_grad_norm;
+  g_table.adamw_step_many = tcu_adamw_step_many;
 }
 
 /* Called by the dispatch layer the first time a CUDA device is asked for;

@@ -10,6 +10,19 @@
 /* hp: NULL, or the step's scalars in device memory (capturable mode: the
  * host writes them before each replay of a CUDA graph); the arithmetic is
  * the same either way. */
+/* One element; the per-tensor and the multi-tensor kernels share it so that
+ * both compile the same expression (bit-identical results). */
+__device__ __forceinline__ void adamw_f32_elem(float *p, const float *g, float *m, float *v,
+                                               int64_t i, float b1, float b2, float ss, float bs,
+                                               float e, float dc) {
+  float gi = g[i];
+  float mi = b1 * m[i] + (1 - b1) * gi;
+  float vi = b2 * v[i] + (1 - b2) * gi * gi;
+  m[i] = mi;
+  v[i] = vi;
+  p[i] = p[i] * dc - ss * mi / (sqrtf(vi) / bs + e);
+}
+
 __global__ void adamw_f32_kernel(float *p, const float *g, float *m, float *v, int64_t n, float b1,
                                  float b2, float ss, float bs, float e, float dc,
                                  const double *hp) {
@@ -19,14 +32,8 @@ __global__ void adamw_f32_kernel(float *p, const float *g, float *m, float *v, i
     dc = (float)hp[2];
   }
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-       i += (int64_t)gridDim.x * blockDim.x) {
-    float gi = g[i];
-    float mi = b1 * m[i] + (1 - b1) * gi;
-    float vi = b2 * v[i] + (1 - b2) * gi * gi;
-    m[i] = mi;
-    v[i] = vi;
-    p[i] = p[i] * dc - ss * mi / (sqrtf(vi) / bs + e);
-  }
+       i += (int64_t)gridDim.x * blockDim.x)
+    adamw_f32_elem(p, g, m, v, i, b1, b2, ss, bs, e, dc);
 }
 
 __global__ void adamw_any_kernel(void *p, int pdt, const void *g, int gdt, float *m, float *v,
@@ -91,6 +98,117 @@ extern "C" void tcu_adamw_step_dev(tyr_tensor *param, const tyr_tensor *grad, ty
   LAUNCH_CHECK();
 }
 
+/* ---- AdamW over many tensors ---------------------------------------------------------
+ * One launch per ADAMW_MT tensors (f32 parameters with f32 gradients): the
+ * table of pointers, sizes and scalars is a kernel parameter (under the
+ * 4 KB parameter limit), so a CUDA graph captures it by value.  The blocks
+ * of tensor t are end[t - 1] .. end[t] - 1; each runs the per-tensor
+ * kernel's grid-stride loop over its tensor with that many blocks.  Every
+ * element is updated by adamw_f32_elem with the scalars the per-tensor
+ * kernel would use, so the results are the same bit for bit. */
+#define ADAMW_MT 64
+struct AdamwMany {
+  float *p[ADAMW_MT];
+  const float *g[ADAMW_MT];
+  float *m[ADAMW_MT];
+  float *v[ADAMW_MT];
+  int64_t n[ADAMW_MT];
+  int end[ADAMW_MT];
+  int grp[ADAMW_MT];                              /* hp mode: the group */
+  float ss[ADAMW_MT], bs[ADAMW_MT], dc[ADAMW_MT]; /* host mode */
+  const double *hp;                               /* NULL: host mode */
+  int k;
+};
+static_assert(sizeof(AdamwMany) + 3 * sizeof(float) <= 4096, "AdamW table over 4 KB");
+
+__global__ void adamw_f32_many_kernel(const __grid_constant__ AdamwMany a, float b1, float b2,
+                                      float e) {
+  int bid = (int)blockIdx.x;
+  int lo = 0, hi = a.k - 1; /* the first t with end[t] > bid */
+  while (lo < hi) {
+    int mid = (lo + hi) / 2;
+    if (a.end[mid] > bid)
+      hi = mid;
+    else
+      lo = mid + 1;
+  }
+  int t = lo;
+  int first = t ? a.end[t - 1] : 0, nb = a.end[t] - first;
+  float ss = a.ss[t], bs = a.bs[t], dc = a.dc[t];
+  if (a.hp) {
+    const double *hp = a.hp + 4 * a.grp[t];
+    ss = (float)hp[0];
+    bs = (float)hp[1];
+    dc = (float)hp[2];
+  }
+  float *p = a.p[t], *m = a.m[t], *v = a.v[t];
+  const float *g = a.g[t];
+  int64_t n = a.n[t];
+  for (int64_t i = (bid - first) * (int64_t)blockDim.x + threadIdx.x; i < n;
+       i += (int64_t)nb * blockDim.x)
+    adamw_f32_elem(p, g, m, v, i, b1, b2, ss, bs, e, dc);
+}
+
+extern "C" void tcu_adamw_step_many(int n, tyr_tensor *const *params,
+                                    const tyr_tensor *const *grads, tyr_tensor *const *m,
+                                    tyr_tensor *const *v, const int *group, const double *lr,
+                                    const double *weight_decay, double beta1, double beta2,
+                                    double eps, int64_t step, const tyr_tensor *hyper) {
+  if (n <= 0) return;
+  tyr_device d = params[0]->device;
+  cudaStream_t st = tcu_enter(d);
+  if (!st) return;
+  double bc1 = 1.0 - pow(beta1, (double)step), bc2 = 1.0 - pow(beta2, (double)step);
+  AdamwMany a;
+  memset(&a, 0, sizeof a);
+  a.hp = hyper ? (const double *)tyr_data_ptr(hyper) : NULL;
+  int blocks = 0;
+  for (int i = 0; i < n; i++) {
+    int64_t numel = tyr_numel(params[i]);
+    if (numel == 0) continue;
+    if (params[i]->dtype != TYR_F32 || grads[i]->dtype != TYR_F32) {
+      /* the per-tensor kernel (in double) */
+      if (hyper)
+        tcu_adamw_step_dev(params[i], grads[i], m[i], v[i], beta1, beta2, eps, hyper, group[i]);
+      else
+        tcu_adamw_step(params[i], grads[i], m[i], v[i], lr[group[i]], beta1, beta2, eps,
+                       weight_decay[group[i]], step);
+      continue;
+    }
+    int k = a.k++;
+    a.p[k] = (float *)tyr_data_ptr(params[i]);
+    a.g[k] = (const float *)tyr_data_ptr(grads[i]);
+    a.m[k] = (float *)tyr_data_ptr(m[i]);
+    a.v[k] = (float *)tyr_data_ptr(v[i]);
+    a.n[k] = numel;
+    a.grp[k] = group[i];
+    if (!hyper) { /* tcu_adamw_step's scalars */
+      double glr = lr[group[i]];
+      a.ss[k] = (float)(glr / bc1);
+      a.bs[k] = (float)sqrt(bc2);
+      a.dc[k] = (float)(1.0 - glr * weight_decay[group[i]]);
+    } else {
+      a.ss[k] = 0.f;
+      a.bs[k] = 1.f;
+      a.dc[k] = 1.f;
+    }
+    blocks += (int)tcu_blocks(numel, 256, d.index);
+    a.end[k] = blocks;
+    if (a.k == ADAMW_MT) {
+      adamw_f32_many_kernel<<<(unsigned)blocks, 256, 0, st>>>(a, (float)beta1, (float)beta2,
+                                                              (float)eps);
+      if (!LAUNCH_CHECK()) return;
+      a.k = 0;
+      blocks = 0;
+    }
+  }
+  if (a.k > 0) {
+    adamw_f32_many_kernel<<<(unsigned)blocks, 256, 0, st>>>(a, (float)beta1, (float)beta2,
+                                                            (float)eps);
+    LAUNCH_CHECK();
+  }
+}
+
 /* ---- SGD ----------------------------------------------------------------------- */
 __global__ void sgd_kernel(void *p, int pdt, const void *g, int gdt, float *b, int64_t n, double lr,
                            double momentum, double dampening, double wd, bool nesterov,
@@ -137,23 +255,53 @@ __device__ __forceinline__ double block_sum(double x, double *sh) {
   return x;
 }
 
-__global__ void sumsq_kernel(const void *p, int dt, int64_t n, double *partial) {
+/* Block b (of nb) of one tensor's sum: the grid-stride loop of a launch
+ * with nb blocks, reduced to partial[b]. */
+__device__ __forceinline__ void sumsq_block(const void *p, int dt, int64_t n, int b, int nb,
+                                            double *partial) {
   __shared__ double sh[32];
   double acc = 0;
   if (dt == TYR_F32) {
     const float *f = (const float *)p;
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-         i += (int64_t)gridDim.x * blockDim.x)
+    for (int64_t i = b * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)nb * blockDim.x)
       acc += (double)f[i] * f[i];
   } else {
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-         i += (int64_t)gridDim.x * blockDim.x) {
+    for (int64_t i = b * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)nb * blockDim.x) {
       double x = ld_any(p, dt, i);
       acc += x * x;
     }
   }
   acc = block_sum(acc, sh);
-  if (threadIdx.x == 0) partial[blockIdx.x] = acc;
+  if (threadIdx.x == 0) partial[b] = acc;
+}
+
+/* The partial sums of up to SS_MT tensors in one launch: the blocks of
+ * tensor t are end[t - 1] .. end[t] - 1 and write partial[end[t - 1] ..],
+ * the partials (and the order of every sum) of one launch of nb blocks per
+ * tensor with the tensors' partials one after the other. */
+#define SS_MT 128
+struct SumsqMany {
+  const void *p[SS_MT];
+  int64_t n[SS_MT];
+  int end[SS_MT];
+  int dt[SS_MT];
+  int k;
+};
+static_assert(sizeof(SumsqMany) + sizeof(double *) <= 4096, "sum-of-squares table over 4 KB");
+
+__global__ void sumsq_many_kernel(const __grid_constant__ SumsqMany a, double *partial) {
+  int bid = (int)blockIdx.x;
+  int lo = 0, hi = a.k - 1; /* the first t with end[t] > bid */
+  while (lo < hi) {
+    int mid = (lo + hi) / 2;
+    if (a.end[mid] > bid)
+      hi = mid;
+    else
+      lo = mid + 1;
+  }
+  int t = lo;
+  int first = t ? a.end[t - 1] : 0;
+  sumsq_block(a.p[t], a.dt[t], a.n[t], bid - first, a.end[t] - first, partial + first);
 }
 
 __global__ void sum_partials_kernel(const double *partial, int64_t n, double *out) {
@@ -167,6 +315,34 @@ __global__ void sum_partials_kernel(const double *partial, int64_t n, double *ou
 static int sumsq_blocks(int64_t n) {
   int64_t nb = (n + SS_THREADS - 1) / SS_THREADS;
   return (int)(nb < SS_BLOCKS ? nb : SS_BLOCKS);
+}
+
+/* sumsq_blocks(numel) partial sums of every tensor, one tensor after the
+ * other, into partial; one launch per SS_MT non-empty tensors. */
+static bool sumsq_partials(int n, const tyr_tensor *const *ts, double *partial, cudaStream_t st) {
+  SumsqMany a;
+  memset(&a, 0, sizeof a);
+  int blocks = 0;
+  for (int i = 0; i < n; i++) {
+    int nb = sumsq_blocks(tyr_numel(ts[i]));
+    if (nb == 0) continue;
+    int k = a.k++;
+    a.p[k] = tyr_data_ptr(ts[i]);
+    a.n[k] = tyr_numel(ts[i]);
+    a.dt[k] = (int)ts[i]->dtype;
+    blocks += nb;
+    a.end[k] = blocks;
+    if (a.k == SS_MT) {
+      sumsq_many_kernel<<<(unsigned)blocks, SS_THREADS, 0, st>>>(a, partial);
+      if (!LAUNCH_CHECK()) return false;
+      partial += blocks;
+      a.k = 0;
+      blocks = 0;
+    }
+  }
+  if (a.k == 0) return true;
+  sumsq_many_kernel<<<(unsigned)blocks, SS_THREADS, 0, st>>>(a, partial);
+  return LAUNCH_CHECK();
 }
 
 /* One partial sum per block of every tensor into a device buffer, one
@@ -187,17 +363,7 @@ extern "C" double tcu_sum_squares_many(int n, const tyr_tensor *const *ts) {
   double *tmp = (double *)tcu_alloc(bytes, dev);
   if (!tmp) return NAN;
   double r = NAN;
-  bool ok = true;
-  int64_t off = 1;
-  for (int i = 0; i < n && ok; i++) {
-    int64_t numel = tyr_numel(ts[i]);
-    int blocks = sumsq_blocks(numel);
-    if (blocks == 0) continue;
-    sumsq_kernel<<<blocks, SS_THREADS, 0, st>>>(tyr_data_ptr(ts[i]), ts[i]->dtype, numel,
-                                                tmp + off);
-    ok = LAUNCH_CHECK();
-    off += blocks;
-  }
+  bool ok = sumsq_partials(n, ts, tmp + 1, st);
   if (ok) {
     sum_partials_kernel<<<1, 1024, 0, st>>>(tmp + 1, total, tmp);
     ok = LAUNCH_CHECK() &&
@@ -226,7 +392,7 @@ __global__ void norm_finish_kernel(const double *partial, int64_t n, double *out
   if (threadIdx.x == 0) *out = sqrt(acc);
 }
 
-#define CLIP_MAX_TENSORS 48
+#define CLIP_MAX_TENSORS 128
 struct ClipArgs {
   void *p[CLIP_MAX_TENSORS];
   int64_t n[CLIP_MAX_TENSORS];
@@ -243,7 +409,8 @@ __device__ __forceinline__ void clip_scale(T *p, int64_t n, double c) {
 }
 
 /* blockIdx.y picks the tensor; the factor is read from the norm each block */
-__global__ void clip_scale_kernel(ClipArgs a, const double *norm, double max_norm) {
+__global__ void clip_scale_kernel(const __grid_constant__ ClipArgs a, const double *norm,
+                                  double max_norm) {
   double nm = *norm;
   if (!(max_norm > 0 && nm > max_norm && isfinite(nm))) return;
   double c = max_norm / (nm + 1e-6);
@@ -285,17 +452,7 @@ extern "C" void tcu_clip_grad_norm(int n, tyr_tensor *const *ts, double max_norm
   size_t bytes = sizeof(double) * (size_t)total;
   double *tmp = (double *)tcu_alloc(bytes, dev);
   if (!tmp) return;
-  bool ok = true;
-  int64_t off = 0;
-  for (int i = 0; i < n && ok; i++) {
-    int64_t numel = tyr_numel(ts[i]);
-    int blocks = sumsq_blocks(numel);
-    if (blocks == 0) continue;
-    sumsq_kernel<<<blocks, SS_THREADS, 0, st>>>(tyr_data_ptr(ts[i]), ts[i]->dtype, numel,
-                                                tmp + off);
-    ok = LAUNCH_CHECK();
-    off += blocks;
-  }
+  bool ok = sumsq_partials(n, (const tyr_tensor *const *)ts, tmp, st);
   if (ok) {
     norm_finish_kernel<<<1, 1024, 0, st>>>(tmp, total, out);
     ok = LAUNCH_CHECK();

@@ -180,6 +180,59 @@ int tyr_optim_prepare_step_at(tyr_site s, tyr_optim *opt, double lr) {
   return 0;
 }
 
+/* The AdamW step of every parameter with a gradient in one backend call
+ * (a few kernel launches on a GPU) when they share a device whose backend
+ * has adamw_step_many; false (nothing done) otherwise.  lr: the step's
+ * learning rate before the group scales (unused with device scalars). */
+static bool adamw_many(tyr_optim *opt, double lr) {
+  const tyr_optim_config *c = &opt->cfg;
+  int n = 0;
+  tyr_device dev = TYR_DEVICE_CPU;
+  for (int i = 0; i < opt->n; i++) {
+    tyr_tensor *p = opt->params->items[i].t;
+    if (!p->grad) continue;
+    if (n > 0 && !tyr_device_eq(p->device, dev)) return false;
+    dev = p->device;
+    n++;
+  }
+  if (n == 0) return false;
+  const tyr_backend *be = tyr_backend_lookup(dev);
+  if (!be || !be->adamw_step_many || (opt->hyper && !tyr_device_eq(opt->hyper->device, dev)))
+    return false;
+  size_t np = (size_t)n;
+  tyr_tensor **ps = malloc(sizeof *ps * np), **ms = malloc(sizeof *ms * np),
+             **vs = malloc(sizeof *vs * np);
+  const tyr_tensor **gs = malloc(sizeof *gs * np);
+  int *group = malloc(sizeof *group * np);
+  bool ok = ps && ms && vs && gs && group;
+  if (ok) {
+    int k = 0;
+    for (int i = 0; i < opt->n; i++) {
+      tyr_param *pp = &opt->params->items[i];
+      if (!pp->t->grad) continue;
+      ps[k] = pp->t;
+      gs[k] = pp->t->grad;
+      ms[k] = opt->m[i];
+      vs[k] = opt->v[i];
+      group[k] = pp->group;
+      k++;
+    }
+    double glr[TYR_OPTIM_MAX_GROUPS], wd[TYR_OPTIM_MAX_GROUPS];
+    for (int k2 = 0; k2 < c->ngroups; k2++) {
+      glr[k2] = lr * c->groups[k2].lr_scale;
+      wd[k2] = c->groups[k2].weight_decay;
+    }
+    be->adamw_step_many(n, ps, gs, ms, vs, group, glr, wd, c->beta1, c->beta2, c->eps, opt->step,
+                        opt->hyper);
+  }
+  free(ps);
+  free(ms);
+  free(vs);
+  free(gs);
+  free(group);
+  return ok;
+}
+
 int tyr_optim_step_at(tyr_site s, tyr_optim *opt, double lr) {
   const char *op = "tyr_optim_step";
   int st = check_state(s, op, opt);
@@ -199,15 +252,22 @@ int tyr_optim_step_at(tyr_site s, tyr_optim *opt, double lr) {
   const tyr_optim_config *c = &opt->cfg;
   for (int i = 0; i < opt->n; i++) {
     tyr_param *pp = &opt->params->items[i];
-    tyr_tensor *p = pp->t, *g = p->grad;
-    if (!g) continue;
-    const tyr_param_group *grp = &c->groups[pp->group];
+    tyr_tensor *p = pp->t;
+    if (!p->grad) continue;
     const tyr_backend *be = tyr_backend_lookup(p->device);
     if (!tyr_is_contiguous(p))
       return tyr_raise(TYR_ERR_ARG, s, op, "parameter '%s' is not contiguous", pp->name);
     if (!be || (c->kind == TYR_OPTIM_ADAMW ? !be->adamw_step : !be->sgd_step))
       return tyr_raise(TYR_ERR_DEVICE, s, op, "no %s kernel for this op (%s)",
                        p->device.type == TYR_CUDA ? "CUDA" : "device", tyr_device_name(p->device));
+  }
+  if (c->kind == TYR_OPTIM_ADAMW && adamw_many(opt, opt->capturable ? opt->lr_now : lr)) return 0;
+  for (int i = 0; i < opt->n; i++) {
+    tyr_param *pp = &opt->params->items[i];
+    tyr_tensor *p = pp->t, *g = p->grad;
+    if (!g) continue;
+    const tyr_param_group *grp = &c->groups[pp->group];
+    const tyr_backend *be = tyr_backend_lookup(p->device);
     if (c->kind == TYR_OPTIM_ADAMW && opt->hyper)
       be->adamw_step_dev(p, g, opt->m[i], opt->v[i], c->beta1, c->beta2, c->eps, opt->hyper,
                          pp->group);

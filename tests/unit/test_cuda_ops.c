@@ -1235,6 +1235,167 @@ static void test_optim_kernels(void **state) {
   ASSERT_CLOSE(got, want, 1e-12, 1e-9);
 }
 
+/* ---- multi-tensor AdamW and sums of squares ------------------------------------------ */
+/* adamw_step_many over n tensors (parameter i of dtype dts[i] and size
+ * sizes[i], in group i % 2) against adamw_step / adamw_step_dev called per
+ * tensor on copies: the same bits in parameters and state after 3 steps,
+ * with the scalars from the host or (dev_scalars) from a device table. */
+static void adamw_many_case(int n, const int64_t *sizes, const tyr_dtype *dts, bool dev_scalars) {
+  TYR_SCOPE;
+  const tyr_backend *be = gpu_be();
+  const double lr[2] = {1e-2, 3e-3}, wd[2] = {0.1, 0.0}, b1 = 0.9, b2 = 0.95, eps = 1e-8;
+  tyr_tensor **t = calloc((size_t)n * 8, sizeof *t); /* p, g, m, v: many; then per tensor */
+  int *group = calloc((size_t)n, sizeof *group);
+  assert_non_null(t);
+  assert_non_null(group);
+  for (int i = 0; i < n; i++) {
+    tyr_tensor *c[4] = {as_dtype(RAND(TYR_F32, -1, 1, sizes[i]), dts[i]),
+                        as_dtype(RAND(TYR_F32, -0.5, 0.5, sizes[i]), dts[i]),
+                        RAND(TYR_F32, -0.1, 0.1, sizes[i]), RAND(TYR_F32, 0, 0.1, sizes[i])};
+    for (int j = 0; j < 4; j++) {
+      t[j * n + i] = to_dev(c[j], gpu());
+      t[(4 + j) * n + i] = to_dev(c[j], gpu());
+    }
+    group[i] = i % 2;
+  }
+  tyr_tensor *hyper = empty_on(gpu(), TYR_F64, 1, (int64_t[]){8});
+  for (int step = 1; step <= 3; step++) {
+    double h[8], bc1 = 1.0 - pow(b1, step), bc2 = 1.0 - pow(b2, step);
+    for (int k = 0; k < 2; k++) { /* as tyr_optim_prepare_step writes them */
+      h[4 * k + 0] = lr[k] / bc1;
+      h[4 * k + 1] = sqrt(bc2);
+      h[4 * k + 2] = 1.0 - lr[k] * wd[k];
+      h[4 * k + 3] = lr[k];
+    }
+    be->from_host(tyr_data_ptr(hyper), h, sizeof h, gpu());
+    be->adamw_step_many(n, t, (const tyr_tensor *const *)t + n, t + 2 * n, t + 3 * n, group, lr, wd,
+                        b1, b2, eps, step, dev_scalars ? hyper : NULL);
+    for (int i = 0; i < n; i++) {
+      tyr_tensor *p = t[4 * n + i], *g = t[5 * n + i], *m = t[6 * n + i], *v = t[7 * n + i];
+      if (dev_scalars)
+        be->adamw_step_dev(p, g, m, v, b1, b2, eps, hyper, group[i]);
+      else
+        be->adamw_step(p, g, m, v, lr[group[i]], b1, b2, eps, wd[group[i]], step);
+    }
+  }
+  const char *names[3] = {"param", "m", "v"};
+  const int slot[3] = {0, 2, 3};
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < 3; j++) {
+      char what[128];
+      snprintf(what, sizeof what, "adamw_step_many (%s scalars, %d tensors) #%d %s n=%lld %s",
+               dev_scalars ? "device" : "host", n, i, tyr_dtype_name(dts[i]), (long long)sizes[i],
+               names[j]);
+      expect_same_bits(what, t[slot[j] * n + i], t[(4 + slot[j]) * n + i]);
+    }
+  free(t);
+  free(group);
+}
+
+static void test_adamw_many(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  enum { N = 12 };
+  const int64_t sizes[N] = {1, 7, 1000, 65536 + 3, 0, 257, 300001, 33, 4096, 5, 1000, 129};
+  tyr_dtype dts[N];
+  for (int i = 0; i < N; i++) dts[i] = TYR_F32;
+  for (int dev_scalars = 0; dev_scalars < 2; dev_scalars++) {
+    adamw_many_case(N, sizes, dts, dev_scalars);
+    /* other dtypes take the per-tensor kernel inside the call */
+    dts[5] = TYR_F64;
+    dts[9] = TYR_BF16;
+    adamw_many_case(N, sizes, dts, dev_scalars);
+    dts[5] = dts[9] = TYR_F32;
+  }
+  /* more tensors than one launch's table holds */
+  enum { M = 150 };
+  int64_t many[M];
+  tyr_dtype mdts[M];
+  for (int i = 0; i < M; i++) {
+    many[i] = 1 + (i * 37) % 300;
+    mdts[i] = TYR_F32;
+  }
+  adamw_many_case(M, many, mdts, false);
+  adamw_many_case(M, many, mdts, true);
+}
+
+/* The sum of squares of f32 tensors in the order of the CUDA kernels: per
+ * tensor min(ceil(n / 256), 512) blocks of 256 threads, each thread summing
+ * a grid-stride loop, each block reduced by warp-shuffle trees (lanes and
+ * then warps); one 1024-thread block sums the partials (a strided loop per
+ * thread, then the same trees). */
+static double warp_tree(double *x) {
+  for (int o = 16; o > 0; o >>= 1)
+    for (int l = 0; l < o; l++) x[l] += x[l + o];
+  return x[0];
+}
+static double block_tree(double *acc, int threads) {
+  double x[32] = {0};
+  for (int w = 0; w < threads / 32; w++) x[w] = warp_tree(acc + 32 * w);
+  return warp_tree(x);
+}
+static double sumsq_in_gpu_order(int n, tyr_tensor *const *cpu_ts) {
+  int64_t np = 0;
+  for (int i = 0; i < n; i++) {
+    int64_t nb = (tyr_numel(cpu_ts[i]) + 255) / 256;
+    np += nb < 512 ? nb : 512;
+  }
+  double *part = malloc(sizeof(double) * (size_t)(np + 1)), acc[1024];
+  assert_non_null(part);
+  int64_t k = 0;
+  for (int i = 0; i < n; i++) {
+    const float *f = tyr_data_ptr(cpu_ts[i]);
+    int64_t numel = tyr_numel(cpu_ts[i]), nb = (numel + 255) / 256;
+    if (nb > 512) nb = 512;
+    for (int64_t b = 0; b < nb; b++) {
+      for (int64_t th = 0; th < 256; th++) {
+        acc[th] = 0;
+        for (int64_t j = b * 256 + th; j < numel; j += nb * 256) acc[th] += (double)f[j] * f[j];
+      }
+      part[k++] = block_tree(acc, 256);
+    }
+  }
+  for (int64_t th = 0; th < 1024; th++) {
+    acc[th] = 0;
+    for (int64_t j = th; j < np; j += 1024) acc[th] += part[j];
+  }
+  free(part);
+  return block_tree(acc, 1024);
+}
+
+/* sum_squares_many and clip_grad_norm's norm (one launch per up to 128
+ * tensors for the partials) against that order, bit for bit */
+static void sumsq_many_case(int n, const int64_t *sizes) {
+  TYR_SCOPE;
+  tyr_tensor **c = calloc((size_t)n * 2, sizeof *c);
+  assert_non_null(c);
+  for (int i = 0; i < n; i++) {
+    c[i] = RAND(TYR_F32, -1, 1, sizes[i]);
+    c[n + i] = to_dev(c[i], gpu());
+  }
+  double want = sumsq_in_gpu_order(n, c);
+  double got = gpu_be()->sum_squares_many(n, (const tyr_tensor *const *)c + n);
+  if (got != want)
+    fail_msg("sum_squares_many over %d tensors: %.17g, expected %.17g", n, got, want);
+  tyr_tensor *norm = empty_on(gpu(), TYR_F64, 0, NULL);
+  gpu_be()->clip_grad_norm(n, c + n, 0, norm);
+  double nv = tyr_item_e(norm);
+  if (nv != sqrt(want))
+    fail_msg("clip_grad_norm over %d tensors: norm %.17g, expected %.17g", n, nv, sqrt(want));
+  free(c);
+}
+
+static void test_sumsq_many(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  const int64_t sizes[] = {1, 7, 1000, 65536 + 3, 0, 257, 300001, 33, 4096, 5};
+  sumsq_many_case(10, sizes);
+  enum { M = 300 };
+  int64_t many[M];
+  for (int i = 0; i < M; i++) many[i] = (i * 53) % 700;
+  sumsq_many_case(M, many);
+}
+
 /* ---- rotary (op and its backward, which applies the inverse rotation) ------------------- */
 static void rotary_run(tyr_device dev, tyr_tensor *x_cpu, tyr_tensor *cs, tyr_tensor *sn,
                        tyr_tensor *w_cpu, tyr_tensor **out, tyr_tensor **gx) {
@@ -1714,6 +1875,7 @@ int main(void) {
       TYR_TEST(test_rotary),          TYR_TEST(test_sdpa),
       TYR_TEST(test_matmul_modes),    TYR_TEST(test_sdpa_tc),
       TYR_TEST(test_sdpa_tc_vs_simt), TYR_TEST(test_sdpa_tc_dispatch),
+      TYR_TEST(test_adamw_many),      TYR_TEST(test_sumsq_many),
   };
   int failed = cmocka_run_group_tests(tests, NULL, NULL);
   tyr_cuda_empty_cache();
