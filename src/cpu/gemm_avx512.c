@@ -115,13 +115,11 @@ AVX512 static void pack_a(float *dst, const float *A, int64_t lda, bool ta, int6
   for (int64_t ip = 0; ip < mc; ip += MR) {
     int64_t h = mc - ip < MR ? mc - ip : MR;
     float *d = dst + ip * kc;
-    if (ta) {
-      for (int64_t k = 0; k < kc; k++) {
-        const float *s = A + (k0 + k) * lda + i0 + ip;
-        int64_t ii = 0;
-        for (; ii < h; ii++) d[k * MR + ii] = s[ii];
-        for (; ii < MR; ii++) d[k * MR + ii] = 0;
-      }
+    if (ta) { /* A is [K, M]: MR contiguous floats per k */
+      __mmask16 m = (__mmask16)((1u << h) - 1);
+      for (int64_t k = 0; k < kc; k++)
+        _mm512_mask_storeu_ps(d + k * MR, (__mmask16)((1u << MR) - 1),
+                              _mm512_maskz_loadu_ps(m, A + (k0 + k) * lda + i0 + ip));
     } else { /* A is [M, K]: MR rows and 16 k at a time, transposed in registers */
       const float *s = A + (i0 + ip) * lda + k0;
       for (int64_t k = 0; k < kc; k += 16) {
