@@ -66,13 +66,17 @@ static double bench_tyr(const preset *p, int steps) {
 }
 
 static double bench_torch(const preset *p, int steps, int threads) {
-  char cmd[512];
-  snprintf(cmd, sizeof cmd,
-           "/usr/bin/python3 bench/torch_gpt.py --preset %s --layers %lld --heads %lld --embd %lld "
-           "--block %lld "
-           "--batch %lld --steps %d --threads %d 2>/dev/null",
-           p->name, (long long)p->L, (long long)p->H, (long long)p->C, (long long)p->T,
-           (long long)p->B, steps, threads);
+  /* PyTorch runs with the environment the user started us with: the spin
+     count that tyr_cpu_env_setup added is Tyr's setting, not PyTorch's */
+  const char *env = getenv("TYR_ENV_SETUP_DONE") ? "env -u GOMP_SPINCOUNT " : "";
+  char cmd[640];
+  snprintf(
+      cmd, sizeof cmd,
+      "%s/usr/bin/python3 bench/torch_gpt.py --preset %s --layers %lld --heads %lld --embd %lld "
+      "--block %lld "
+      "--batch %lld --steps %d --threads %d 2>/dev/null",
+      env, p->name, (long long)p->L, (long long)p->H, (long long)p->C, (long long)p->T,
+      (long long)p->B, steps, threads);
   FILE *f = popen(cmd, "r");
   if (!f) return NAN;
   char line[256];
