@@ -38,8 +38,12 @@ static void time_pair(int r, tyr_tensor *a, tyr_tensor *b, const float *pa, cons
     bool blas = (k == 0) == (r % 2 == 0);
     double t0 = now();
     if (blas) {
+      /* Tyr keeps OpenBLAS single-threaded (it splits GEMMs itself): the
+         reference gets the same threads as Tyr for its own call */
+      openblas_set_num_threads(tyr_get_num_threads());
       cblas_sgemm(CblasRowMajor, CblasNoTrans, bt ? CblasTrans : CblasNoTrans, n, n, n, 1.0f, pa, n,
                   pb, n, 0.0f, pc, n);
+      openblas_set_num_threads(1);
     } else {
       tyr_tensor_free(tyr_keep_e(tyr_matmul_e(a, b)));
     }
@@ -168,8 +172,9 @@ int main(int argc, char **argv) {
     }
   }
   tyr_manual_seed(1);
-  printf("bench_core: %d OpenMP threads, %d OpenBLAS threads (%s)\n", tyr_get_num_threads(),
-         openblas_get_num_threads(), openblas_get_config());
+  printf(
+      "bench_core: %d OpenMP threads; cblas_sgemm gets %d OpenBLAS threads (%s, kernels for %s)\n",
+      tyr_get_num_threads(), tyr_get_num_threads(), openblas_get_config(), openblas_get_corename());
   printf("matmul, f32, square (best of several runs, and the median of the per-pair time ratios;\n"
          "tyr_matmul allocates its result):\n");
   int64_t sizes[] = {512, 1024, 2048};
