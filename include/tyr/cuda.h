@@ -85,8 +85,8 @@ int tyr_cuda_synchronize_at(tyr_site s);
  * capture's mask), and tyr_optim_step of an optimizer not in capturable
  * mode.  Index and target range checks, which read values back, are skipped
  * during a capture (the kernels read nothing out of bounds; an out-of-range
- * index gives zeros).  One thread at a time may use a device that captures.
- * Without the CUDA backend or a GPU every function raises TYR_ERR_DEVICE. */
+ * index gives zeros, an out-of-range target a NaN loss).  One thread at a time may use a device
+ * that captures. Without the CUDA backend or a GPU every function raises TYR_ERR_DEVICE. */
 typedef struct tyr_cuda_graph tyr_cuda_graph;
 
 /* Starts capturing the work of device dev; NULL after raising (no GPU, a

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/internal.h"
 #include "tyr/tensor.h"
 
 static void default_handler(const tyr_error *err, void *ctx) {
@@ -17,6 +18,11 @@ static void default_handler(const tyr_error *err, void *ctx) {
 static tyr_error_handler g_handler = default_handler;
 static void *g_handler_ctx;
 static _Thread_local tyr_error g_last;
+static _Thread_local uint64_t g_count;
+
+uint64_t tyr__error_count(void) {
+  return g_count;
+}
 
 void tyr_error_set_handler(tyr_error_handler fn, void *ctx) {
   g_handler = fn ? fn : default_handler;
@@ -64,6 +70,7 @@ const char *tyr_status_name(tyr_status st) {
 
 tyr_status tyr_raise(tyr_status st, tyr_site site, const char *op, const char *fmt, ...) {
   tyr_error *e = &g_last;
+  g_count++;
   e->status = st;
   e->site = site;
   e->op = op;

@@ -10,6 +10,8 @@ extern "C" {
 void tyr__scope_track(tyr_tensor *t);
 /* Frees t's autograd state (grad, graph node). */
 void tyr__autograd_release(tyr_tensor *t);
+/* Errors raised on this thread so far: a change across a call means it raised. */
+uint64_t tyr__error_count(void);
 double tyr__load_f64(const void *p, tyr_dtype dt);
 void tyr__store_f64(void *p, tyr_dtype dt, double v);
 

@@ -16,6 +16,7 @@
  * output between threads and calls this on each block. */
 #define _GNU_SOURCE /* strcasestr */
 #include <immintrin.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -197,7 +198,7 @@ bool tyr_cpu_sgemm_avx512(bool ta, bool tb, int64_t M, int64_t N, int64_t K, con
      FMA units.  Where OpenBLAS has picked its own AVX-512 kernels they are
      as fast on small products and faster on large ones.  TYR_NO_AVX512=1 in
      the environment: OpenBLAS always. */
-  static int have = -1;
+  static _Atomic int have = -1; /* first set by whichever thread gets here first */
   if (have < 0) {
     const char *core = openblas_get_corename();
     bool blas512 = core && (strcasestr(core, "skylakex") || strcasestr(core, "cooperlake") ||

@@ -10,6 +10,7 @@
  * warm between GEMMs. */
 #include <cblas.h>
 #include <omp.h>
+#include <stdatomic.h>
 
 #include "cpu/cpu.h"
 
@@ -48,7 +49,7 @@ static void gemm_block(const gemm_plan *p, const char *a, const char *b, char *c
 }
 
 void tyr_cpu_matmul(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b) {
-  static bool blas_single;
+  static _Atomic bool blas_single;
   if (!blas_single) {
     openblas_set_num_threads(1);
     blas_single = true;

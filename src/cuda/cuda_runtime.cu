@@ -333,8 +333,8 @@ static void pool_free(void *p, size_t nbytes, tyr_device dev) {
   d->allocated -= r;
   if (d->n_graphs > 0) {
     /* a graph's block goes back to that graph's pool; a block freed during
-       a capture joins the capturing graph (captured work may still read it
-       at every replay) */
+       a capture joins the capturing graph (captured work uses it again at
+       every replay, so eager allocations must not take it) */
     GBlock *b = gfind(d, p);
     tyr_cuda_graph *g = b && b->g ? b->g : d->capture;
     if (g) {
@@ -944,11 +944,14 @@ extern "C" void tyr_cuda_graph_free(tyr_cuda_graph *g) {
   if (g->exec) cudaGraphExecDestroy(g->exec);
   if (g->graph) cudaGraphDestroy(g->graph);
   pthread_mutex_lock(&d->lock);
+  /* no cudaFree while another graph is being captured on the device (it would
+     end that capture): the blocks go to the cache then, even without caching */
+  bool release = g_no_cache && !d->capture;
   for (int c = 0; c < NCLASS; c++) {
     while (g->free_list[c]) {
       FreeNode *f = g->free_list[c];
       g->free_list[c] = f->next;
-      if (g_no_cache) {
+      if (release) {
         cudaFree(f->p);
         free(f);
       } else {
@@ -957,7 +960,7 @@ extern "C" void tyr_cuda_graph_free(tyr_cuda_graph *g) {
       }
     }
   }
-  if (g_no_cache)
+  if (release)
     d->reserved -= g->idle;
   else
     d->cached += g->idle;

@@ -150,12 +150,21 @@ static __nv_bfloat16 *to_bf16(const void *src, int64_t n, int dev, cudaStream_t 
   __nv_bfloat16 *d = (__nv_bfloat16 *)tcu_alloc((size_t)n * 2, dev);
   if (!d) return NULL;
   int64_t n4 = ((uintptr_t)src % 16 == 0 && (uintptr_t)d % 8 == 0) ? n / 4 : 0;
-  if (n4 > 0)
+  bool ok = true;
+  if (n4 > 0) {
     f32_to_bf16_x4_kernel<<<tcu_blocks(n4, 256, dev), 256, 0, st>>>((uint2 *)d, (const float4 *)src,
                                                                     n4);
-  if (n - 4 * n4 > 0)
+    ok = LAUNCH_CHECK();
+  }
+  if (ok && n - 4 * n4 > 0) {
     f32_to_bf16_kernel<<<tcu_blocks(n - 4 * n4, 256, dev), 256, 0, st>>>(
         d + 4 * n4, (const float *)src + 4 * n4, n - 4 * n4);
+    ok = LAUNCH_CHECK();
+  }
+  if (!ok) {
+    tcu_free(d, (size_t)n * 2, dev);
+    return NULL;
+  }
   return d;
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/backend.h"
+#include "core/internal.h"
 #include "tyr/autograd.h"
 #include "tyr/params.h"
 
@@ -194,16 +195,23 @@ tyr_tensor *tyr_params_clip_grad_norm_dev_at(tyr_site s, tyr_params *ps, double 
   }
   for (int i = 0; one_device && i < ng; i++)
     if (!tyr_is_contiguous(gs[i])) one_device = false; /* the kernel's contract */
+  uint64_t errors = tyr__error_count();
   if (one_device && be->clip_grad_norm) {
     be->clip_grad_norm(ng, gs, max_norm, norm);
   } else {
     /* the host path (the CPU, gradients on several devices) */
     double v = tyr_params_clip_grad_norm(ps, max_norm);
-    if (dev.type == TYR_CPU)
+    if (tyr__error_count() != errors)
+      ; /* it raised (e.g. refused during a capture): no value to store */
+    else if (dev.type == TYR_CPU)
       be->fill(norm, v);
     else
       be->from_host(tyr_data_ptr(norm), &v, sizeof v, dev);
   }
   free(gs);
+  if (tyr__error_count() != errors) { /* nothing was written: no norm to return */
+    tyr_tensor_free(norm);
+    return NULL;
+  }
   return norm;
 }

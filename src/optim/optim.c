@@ -237,6 +237,19 @@ int tyr_optim_step_at(tyr_site s, tyr_optim *opt, double lr) {
   const char *op = "tyr_optim_step";
   int st = check_state(s, op, opt);
   if (st) return st;
+  const tyr_optim_config *c = &opt->cfg;
+  /* every parameter checked before anything (the step count included) changes */
+  for (int i = 0; i < opt->n; i++) {
+    tyr_param *pp = &opt->params->items[i];
+    tyr_tensor *p = pp->t;
+    if (!p->grad) continue;
+    const tyr_backend *be = tyr_backend_lookup(p->device);
+    if (!tyr_is_contiguous(p))
+      return tyr_raise(TYR_ERR_ARG, s, op, "parameter '%s' is not contiguous", pp->name);
+    if (!be || (c->kind == TYR_OPTIM_ADAMW ? !be->adamw_step : !be->sgd_step))
+      return tyr_raise(TYR_ERR_DEVICE, s, op, "no %s kernel for this op (%s)",
+                       p->device.type == TYR_CUDA ? "CUDA" : "device", tyr_device_name(p->device));
+  }
   if (params_capturing(opt)) {
     if (!opt->capturable)
       return tyr_raise(TYR_ERR_STATE, s, op,
@@ -248,18 +261,6 @@ int tyr_optim_step_at(tyr_site s, tyr_optim *opt, double lr) {
   } else {
     if (lr < 0) lr = opt->cfg.lr;
     opt->step++;
-  }
-  const tyr_optim_config *c = &opt->cfg;
-  for (int i = 0; i < opt->n; i++) {
-    tyr_param *pp = &opt->params->items[i];
-    tyr_tensor *p = pp->t;
-    if (!p->grad) continue;
-    const tyr_backend *be = tyr_backend_lookup(p->device);
-    if (!tyr_is_contiguous(p))
-      return tyr_raise(TYR_ERR_ARG, s, op, "parameter '%s' is not contiguous", pp->name);
-    if (!be || (c->kind == TYR_OPTIM_ADAMW ? !be->adamw_step : !be->sgd_step))
-      return tyr_raise(TYR_ERR_DEVICE, s, op, "no %s kernel for this op (%s)",
-                       p->device.type == TYR_CUDA ? "CUDA" : "device", tyr_device_name(p->device));
   }
   if (c->kind == TYR_OPTIM_ADAMW && adamw_many(opt, opt->capturable ? opt->lr_now : lr)) return 0;
   for (int i = 0; i < opt->n; i++) {
