@@ -335,7 +335,28 @@ void tyr_cpu_binary(tyr_binary_op op, tyr_tensor *out, const tyr_tensor *a, cons
         return;
       }
     }
-    /* a row broadcast (bias): b is [.., C] expanded with last stride 1 */
+    /* a row broadcast (a bias): a contiguous, b one row of C repeated (last
+       stride 1, every other stride 0) */
+    bool row = ca && b->rank >= 1 && b->stride[b->rank - 1] == 1;
+    for (int d = 0; row && d < b->rank - 1; d++) row = b->stride[d] == 0 || b->shape[d] == 1;
+    if (row && (op == TYR_BIN_ADD || op == TYR_BIN_MUL)) {
+      int64_t C = b->shape[b->rank - 1], rows = C > 0 ? n / C : 0;
+      x += a->offset;
+      y += b->offset;
+      bool add = op == TYR_BIN_ADD;
+      TYR_PAR_FOR(
+          n > PAR_THRESHOLD, "omp parallel for", for (int64_t r = 0; r < rows; r++) {
+            const float *xr = x + r * C;
+            float *orow = o + r * C;
+            if (add) {
+              _Pragma("omp simd") for (int64_t c = 0; c < C; c++) orow[c] = xr[c] + y[c];
+            } else {
+              _Pragma("omp simd") for (int64_t c = 0; c < C; c++) orow[c] = xr[c] * y[c];
+            }
+          });
+      return;
+    }
+    /* any other layout */
     TYR_PAR_FOR(n > PAR_THRESHOLD, "omp parallel for",
                 for (int64_t i = 0; i < n; i++) o[i] =
                     bin_f32(op, x[ca ? a->offset + i : tyr_offset_of(a, i)],

@@ -169,10 +169,10 @@ static __nv_bfloat16 *to_bf16(const void *src, int64_t n, int dev, cudaStream_t 
 }
 
 /* One column-major call: C[m, n] = op(A) op(B), each strided over batch.
-   f32 in the BF16 matmul mode: A and B are rounded to bf16 copies first and
-   the product runs as bf16 x bf16 -> f32 on the tensor cores (cuBLASLt
-   takes FAST_16BF with f32 inputs as leave to use TF32 kernels, which run
-   at half the bf16 rate). */
+   f32 in the BF16 matmul mode: A and B of products of a GFLOP or more are
+   rounded to bf16 copies first and the product runs as bf16 x bf16 -> f32
+   on the tensor cores (cuBLASLt takes FAST_16BF with f32 inputs as leave to
+   use TF32 kernels, which run at half the bf16 rate). */
 static bool lt_matmul_typed(int dev, cudaStream_t st, tyr_dtype dt, bool ta, bool tb, int64_t m,
                             int64_t n, int64_t k, const void *A, int64_t lda, int64_t sa,
                             const void *B, int64_t ldb, int64_t sb, void *C, int64_t ldc,
@@ -181,7 +181,11 @@ static bool lt_matmul_typed(int dev, cudaStream_t st, tyr_dtype dt, bool ta, boo
 static bool lt_matmul(int dev, cudaStream_t st, tyr_dtype dt, bool ta, bool tb, int64_t m,
                       int64_t n, int64_t k, const void *A, int64_t lda, int64_t sa, const void *B,
                       int64_t ldb, int64_t sb, void *C, int64_t ldc, int64_t sc, int64_t batch) {
-  if (dt != TYR_F32 || tyr_cuda_get_matmul_mode() != TYR_CUDA_MATMUL_BF16)
+  /* below about a GFLOP the two conversion kernels cost more than the
+     faster product saves (a small model's step is launch-bound): such
+     products keep f32 operands under CUBLAS_COMPUTE_32F_FAST_16BF */
+  double flops = 2.0 * (double)m * (double)n * (double)k * (double)batch;
+  if (dt != TYR_F32 || tyr_cuda_get_matmul_mode() != TYR_CUDA_MATMUL_BF16 || flops < 1e9)
     return lt_matmul_typed(dev, st, dt, ta, tb, m, n, k, A, lda, sa, B, ldb, sb, C, ldc, sc, batch,
                            false);
   int64_t na = footprint(ta ? k : m, ta ? m : k, lda, sa, batch);

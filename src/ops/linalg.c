@@ -244,20 +244,9 @@ static void linear_compute(tyr_site s, const char *op, tyr_tensor *out, tyr_tens
   run_gemm(s, op, &o2, &x2, &wt);
   tyr_tensor_free(xc);
   if (!bias || M * N == 0) return;
-  /* + bias on every row: rows = ones[M, 1] @ bias[1, N] (a rank-1 GEMM),
-   * then one contiguous add */
-  const tyr_backend *be = tyr__be(out);
-  tyr_tensor *ones = tyr__new(s, op, out->dtype, out->device, 2, (int64_t[]){M, 1});
-  tyr_tensor *rows = tyr__new(s, op, out->dtype, out->device, 2, (int64_t[]){M, N});
-  if (ones && rows) {
-    be->fill(ones, 1.0);
-    tyr_tensor b2 = desc(bias, 2, (int64_t[]){1, N},
-                         (int64_t[]){N * bias->stride[0], bias->stride[0]}, bias->offset);
-    run_gemm(s, op, rows, ones, &b2);
-    be->binary(TYR_BIN_ADD, &o2, &o2, rows);
-  }
-  tyr_tensor_free(ones);
-  tyr_tensor_free(rows);
+  /* + bias on every row: one add with the bias seen as [M, N] (row stride 0) */
+  tyr_tensor rows = desc(bias, 2, (int64_t[]){M, N}, (int64_t[]){0, bias->stride[0]}, bias->offset);
+  tyr__be(out)->binary(TYR_BIN_ADD, &o2, &o2, &rows);
 }
 
 static void linear_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin) {
@@ -275,9 +264,9 @@ static void linear_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin) {
     tyr_tensor *x2 = tyr_reshape_at(s, x, 2, (int64_t[]){M, K});
     if (x2) gin[1] = tyr_matmul_at(s, tview(g2), x2);
   }
-  if (tyr__node_needs(n, 2)) { /* dbias = dy summed over rows = dyT @ ones */
-    tyr_tensor *ones = tyr_ones_at(s, g->dtype, g->device, 2, (int64_t[]){M, 1});
-    tyr_tensor *gb = ones ? tyr_matmul_at(s, tview(g2), ones) : NULL;
+  if (tyr__node_needs(n, 2)) { /* dbias = dy summed over rows = ones[1, M] @ dy */
+    tyr_tensor *ones = tyr_ones_at(s, g->dtype, g->device, 2, (int64_t[]){1, M});
+    tyr_tensor *gb = ones ? tyr_matmul_at(s, ones, g2) : NULL;
     if (gb) gin[2] = tyr_reshape_at(s, gb, 1, (int64_t[]){N});
   }
 }
