@@ -48,6 +48,27 @@ static void gemm_block(const gemm_plan *p, const char *a, const char *b, char *c
                 (float *)c + oc, (int)p->N);
 }
 
+/* Block k of the batch * mb * nb blocks of the output. */
+static void run_block(const gemm_plan *p, const tyr_tensor *out, const tyr_tensor *a,
+                      const tyr_tensor *b, int64_t k, int64_t mb, int64_t nb, const char *abase,
+                      const char *bbase, char *cbase) {
+  int r = out->rank;
+  size_t es = p->f64 ? 8 : 4;
+  int64_t bi = k / (mb * nb), im = (k / nb) % mb, in = k % nb;
+  /* offsets of this batch element in a, b (batch dims may be strided) */
+  int64_t oa = a->offset, ob = b->offset, rem = bi;
+  for (int i = r - 3; i >= 0; i--) {
+    int64_t idx = rem % out->shape[i];
+    rem /= out->shape[i];
+    oa += idx * a->stride[i];
+    ob += idx * b->stride[i];
+  }
+  int64_t oo = out->offset + bi * p->M * p->N;
+  int64_t m0 = p->M * im / mb, m1 = p->M * (im + 1) / mb;
+  int64_t n0 = p->N * in / nb, n1 = p->N * (in + 1) / nb;
+  gemm_block(p, abase + oa * es, bbase + ob * es, cbase + oo * es, m0, m1, n0, n1);
+}
+
 void tyr_cpu_matmul(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b) {
   static _Atomic bool blas_single;
   if (!blas_single) {
@@ -63,7 +84,6 @@ void tyr_cpu_matmul(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b) {
   layout(b, &p.tb, &p.ldb);
   int64_t batch = 1;
   for (int i = 0; i < r - 2; i++) batch *= out->shape[i];
-  size_t es = p.f64 ? 8 : 4;
   const char *abase = (const char *)a->storage->data, *bbase = (const char *)b->storage->data;
   char *cbase = (char *)out->storage->data;
 
@@ -82,20 +102,10 @@ void tyr_cpu_matmul(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b) {
   int64_t blocks = batch * mb * nb;
   if (blocks < 2) nt = 1;
 
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-  for (int64_t k = 0; k < blocks; k++) {
-    int64_t bi = k / (mb * nb), im = (k / nb) % mb, in = k % nb;
-    /* offsets of this batch element in a, b (batch dims may be strided) */
-    int64_t oa = a->offset, ob = b->offset, rem = bi;
-    for (int i = r - 3; i >= 0; i--) {
-      int64_t idx = rem % out->shape[i];
-      rem /= out->shape[i];
-      oa += idx * a->stride[i];
-      ob += idx * b->stride[i];
-    }
-    int64_t oo = out->offset + bi * p.M * p.N;
-    int64_t m0 = p.M * im / mb, m1 = p.M * (im + 1) / mb;
-    int64_t n0 = p.N * in / nb, n1 = p.N * (in + 1) / nb;
-    gemm_block(&p, abase + oa * es, bbase + ob * es, cbase + oo * es, m0, m1, n0, n1);
+  if (nt > 1) {
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int64_t k = 0; k < blocks; k++) run_block(&p, out, a, b, k, mb, nb, abase, bbase, cbase);
+  } else { /* no OpenMP team at all: even a one-thread team costs a futex wake-up here */
+    for (int64_t k = 0; k < blocks; k++) run_block(&p, out, a, b, k, mb, nb, abase, bbase, cbase);
   }
 }
