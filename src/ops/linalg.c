@@ -7,6 +7,7 @@
 #include "tyr/ops_create.h"
 #include "tyr/ops_layout.h"
 #include "tyr/ops_linalg.h"
+#include "tyr/ops_reduce.h"
 
 /* A kernel-call descriptor: t's storage seen with another shape, strides
  * and offset.  It lives on the stack of the op that made it, is never
@@ -264,10 +265,14 @@ static void linear_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin) {
     tyr_tensor *x2 = tyr_reshape_at(s, x, 2, (int64_t[]){M, K});
     if (x2) gin[1] = tyr_matmul_at(s, tview(g2), x2);
   }
-  if (tyr__node_needs(n, 2)) { /* dbias = dy summed over rows = ones[1, M] @ dy */
-    tyr_tensor *ones = tyr_ones_at(s, g->dtype, g->device, 2, (int64_t[]){1, M});
-    tyr_tensor *gb = ones ? tyr_matmul_at(s, ones, g2) : NULL;
-    if (gb) gin[2] = tyr_reshape_at(s, gb, 1, (int64_t[]){N});
+  if (tyr__node_needs(n, 2)) {        /* dbias = dy summed over rows */
+    if (g->device.type == TYR_CUDA) { /* one column-reduction kernel */
+      gin[2] = tyr_sum_dim_at(s, g2, 0, false);
+    } else { /* ones[1, M] @ dy: the CPU's GEMM reads dy row by row, its reduction by columns */
+      tyr_tensor *ones = tyr_ones_at(s, g->dtype, g->device, 2, (int64_t[]){1, M});
+      tyr_tensor *gb = ones ? tyr_matmul_at(s, ones, g2) : NULL;
+      if (gb) gin[2] = tyr_reshape_at(s, gb, 1, (int64_t[]){N});
+    }
   }
 }
 
