@@ -1,16 +1,23 @@
 /* Training step of GPT models on a CUDA GPU: forward, backward, gradient
- * clipping at 1.0 and AdamW on random tokens, with f32 parameters, f32
- * activations and f32 gradients.  Each config runs in three matmul modes
- * (tyr_cuda_set_matmul_mode): f32 (full f32 arithmetic, TF32 off: what the
- * tests check against the CPU), tf32 and bf16 (tensor cores with inputs
- * rounded to TF32 / bf16 and f32 accumulation: mixed precision with f32
- * master weights; everything but the matmuls stays f32).  Configs:
+ * clipping at 1.0 and AdamW on random tokens, with f32 parameters (master
+ * weights), f32 gradients and an f32 optimizer.  Each config runs in four
+ * precision modes:
+ *   f32          everything f32, matmuls in full f32 (TF32 off): what the
+ *                tests check against the CPU
+ *   tf32         f32 activations, matmuls on tensor cores with TF32 inputs
+ *   bf16-matmul  f32 activations, matmuls and attention on tensor cores with
+ *                inputs rounded to bf16 (tyr_cuda_set_matmul_mode)
+ *   bf16         mixed precision (tyr_gpt_config.compute_dtype = TYR_BF16):
+ *                bf16 activations, matmuls, attention and activation
+ *                gradients, f32 weights, weight gradients, optimizer and loss
+ * Configs:
  *   gpt2_124m        12 layers, 12 heads, 768 wide, block 1024, vocab 50304,
  *                    tanh GELU, tied head, batch 16 (--batch N)
  *   shakespeare_cpu  4 layers, 4 heads, 128 wide, block 64, vocab 65, batch 12
  *   shakespeare_gpu  6 layers, 6 heads, 384 wide, block 256, vocab 65, batch 64
- * Each mode runs eagerly and then (the "graph" lines; --no-graph skips
- * them) as a CUDA graph: two eager warm-up steps, one step captured with
+ * The loss is tyr_gpt_loss (head and cross entropy fused).  Each mode runs
+ * eagerly and then (the "graph" lines; --no-graph skips them) as a CUDA
+ * graph: two eager warm-up steps, one step captured with
  * tyr_cuda_graph_begin/end (device-side clipping, AdamW in capturable
  * mode), then timed replays, each after tyr_optim_prepare_step.
  * Prints tok/s, ms/step, MFU against 989 TFLOP/s (H100 SXM dense bf16;
@@ -20,8 +27,9 @@
  * off, bf16 autocast eager, bf16 autocast + torch.compile) and its lines are
  * printed next to Tyr's.  Run it from the repository root.
  *
- *   bench_gpt2_cuda [--batch N] [--steps N] [--only NAME] [--mode f32|tf32|bf16]
- *                   [--f32-only] [--no-torch] [--no-compile] [--no-graph] */
+ *   bench_gpt2_cuda [--batch N] [--steps N] [--only NAME]
+ *                   [--mode f32|tf32|bf16-matmul|bf16] [--f32-only] [--no-torch]
+ *                   [--no-compile] [--no-graph] */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +46,19 @@ typedef struct {
   int64_t L, H, C, T, B, V;
   tyr_act_kind act;
 } preset;
+
+typedef struct {
+  const char *flag, *label;
+  tyr_cuda_matmul_mode matmul;
+  tyr_dtype compute;
+} mode;
+static const mode MODES[] = {
+    {"f32", "tyr f32", TYR_CUDA_MATMUL_F32, TYR_F32},
+    {"tf32", "tyr tf32-matmul", TYR_CUDA_MATMUL_TF32, TYR_F32},
+    {"bf16-matmul", "tyr bf16-matmul", TYR_CUDA_MATMUL_BF16, TYR_F32},
+    {"bf16", "tyr bf16 mixed", TYR_CUDA_MATMUL_F32, TYR_BF16},
+};
+#define NMODES ((int)(sizeof MODES / sizeof MODES[0]))
 
 static double now(void) {
   struct timespec ts;
@@ -56,9 +77,8 @@ typedef struct {
  * kept for the caller. */
 static tyr_tensor *train_step(tyr_gpt *g, tyr_optim *opt, tyr_tensor *x, tyr_tensor *y,
                               bool graph) {
-  tyr_tensor *loss = NULL;
   TYR_SCOPE;
-  tyr_gpt_forward(g, x, y, &loss, true);
+  tyr_tensor *loss = tyr_gpt_loss(g, x, y, true);
   if (!loss) return NULL;
   tyr_keep_e(loss);
   tyr_backward_e(loss);
@@ -73,11 +93,12 @@ static tyr_tensor *train_step(tyr_gpt *g, tyr_optim *opt, tyr_tensor *x, tyr_ten
 
 /* graph: two eager warm-up steps, one captured step, then replays are
  * timed (each after tyr_optim_prepare_step, as a training loop does). */
-static result bench_tyr(const preset *p, int steps, bool graph) {
+static result bench_tyr(const preset *p, const mode *md, int steps, bool graph) {
   result r = {NAN, NAN, NAN, 0, 0};
   tyr_device dev = TYR_DEVICE_CUDA(0);
   tyr_gpt_config cfg = tyr_gpt_config_gpt2(p->V, p->T, p->L, p->H, p->C);
   cfg.act = p->act;
+  cfg.compute_dtype = md->compute;
   tyr_gpt g;
   tyr_manual_seed(0);
   if (tyr_gpt_init(&g, &cfg, dev) != 0) return r;
@@ -176,7 +197,7 @@ static void bench_torch(const preset *p, int steps, int compile, double flops_pe
 
 int main(int argc, char **argv) {
   int steps = 10, torch = 1, compile = 1, graphs = 1;
-  int mode_only = -1; /* -1: all three matmul modes */
+  int mode_only = -1; /* -1: every mode */
   int64_t batch = 16;
   const char *only = NULL;
   for (int i = 1; i < argc; i++) {
@@ -196,15 +217,18 @@ int main(int argc, char **argv) {
       graphs = 0;
     else if (!strcmp(argv[i], "--mode") && i + 1 < argc) {
       const char *m = argv[++i];
-      mode_only = !strcmp(m, "f32") ? 0 : !strcmp(m, "tf32") ? 1 : !strcmp(m, "bf16") ? 2 : -2;
+      mode_only = -2;
+      for (int k = 0; k < NMODES; k++)
+        if (!strcmp(m, MODES[k].flag)) mode_only = k;
       if (mode_only == -2) {
-        fprintf(stderr, "bench_gpt2_cuda: --mode must be f32, tf32 or bf16, not '%s'\n", m);
+        fprintf(stderr,
+                "bench_gpt2_cuda: --mode must be f32, tf32, bf16-matmul or bf16, not '%s'\n", m);
         return 2;
       }
     } else {
       fprintf(stderr, "usage: bench_gpt2_cuda [--batch N] [--steps N] [--only NAME] "
-                      "[--mode f32|tf32|bf16] [--f32-only] [--no-torch] [--no-compile] "
-                      "[--no-graph]\n");
+                      "[--mode f32|tf32|bf16-matmul|bf16] [--f32-only] [--no-torch] "
+                      "[--no-compile] [--no-graph]\n");
       return 2;
     }
   }
@@ -229,8 +253,9 @@ int main(int argc, char **argv) {
   printf(
       "GPT training step on cuda:0 (forward + backward + clip + AdamW); MFU against %.0f TFLOP/s\n",
       PEAK_TFLOPS);
-  printf("Tyr: f32 parameters, activations and gradients; matmuls in f32 (TF32 off), tf32 or bf16\n"
-         "(tensor cores, f32 accumulation); attention, norms, softmax and AdamW in f32\n");
+  printf("Tyr: f32 parameters, weight gradients and AdamW; f32 activations with matmuls in f32\n"
+         "(TF32 off), tf32 or bf16 (tensor cores, f32 accumulation), or bf16 activations\n"
+         "(bf16 mixed); loss in f32\n");
   printf("%-28s %12s %10s %8s %10s\n", "config", "tok/s", "ms/step", "MFU", "peak GB");
   for (size_t k = 0; k < sizeof presets / sizeof presets[0]; k++) {
     const preset *p = &presets[k];
@@ -239,17 +264,14 @@ int main(int argc, char **argv) {
            (long long)p->L, (long long)p->H, (long long)p->C, (long long)p->T, (long long)p->V,
            (long long)p->B);
     fflush(stdout);
-    const tyr_cuda_matmul_mode modes[] = {TYR_CUDA_MATMUL_F32, TYR_CUDA_MATMUL_TF32,
-                                          TYR_CUDA_MATMUL_BF16};
-    const char *labels[] = {"tyr f32", "tyr tf32-matmul", "tyr bf16-matmul"};
     double fpt = NAN;
-    for (int m = 0; m < 3; m++) {
+    for (int m = 0; m < NMODES; m++) {
       if (mode_only >= 0 && m != mode_only) continue;
-      tyr_cuda_set_matmul_mode(modes[m]);
+      tyr_cuda_set_matmul_mode(MODES[m].matmul);
       for (int gr = 0; gr < (graphs ? 2 : 1); gr++) {
         char label[64];
-        snprintf(label, sizeof label, "%s%s", labels[m], gr ? " graph" : "");
-        result r = bench_tyr(p, steps, gr == 1);
+        snprintf(label, sizeof label, "%s%s", MODES[m].label, gr ? " graph" : "");
+        result r = bench_tyr(p, &MODES[m], steps, gr == 1);
         if (!r.ok) {
           const tyr_error *e = tyr_error_last();
           printf("  %s: failed: %s\n", label, e && e->message[0] ? e->message : "(no message)");

@@ -32,7 +32,7 @@ typedef struct config {
   int64_t eval_interval, eval_iters, sample_chars, top_k, threads, log_interval;
   double temperature;
   int64_t seed;
-  char act[16], norm[16], pos[16], matmul[8];
+  char act[16], norm[16], pos[16], matmul[8], compute_dtype[8];
   int tied, bias, plot, use_static, cuda_graph;
   int64_t max_steps; /* stop after this many steps of this run (for tests); 0 = none */
 } config;
@@ -119,6 +119,9 @@ static const flag FLAGS[] = {
     FS("device", device, "cpu, cuda or cuda:N"),
     FS("matmul", matmul,
        "CUDA f32 matmuls: f32, tf32 or bf16 (tensor cores; empty: $TYR_CUDA_MATMUL or f32)"),
+    FS("compute-dtype", compute_dtype,
+       "dtype of activations and products: f32 (empty: the parameters'), bf16 or f16 (mixed "
+       "precision: f32 weights, gradients, optimizer and loss)"),
     FI("n-layer", n_layer, "transformer blocks"),
     FI("n-head", n_head, "attention heads"),
     FI("n-kv-head", n_kv_head, "key/value heads (0: as many as heads)"),
@@ -343,9 +346,7 @@ static tyr_tensor *model_loss(tyr_gpt *g, const config *c, tyr_tensor *x, tyr_te
                               bool training) {
   if (c->use_static && static_model_matches(g, x->shape[0], x->shape[1]))
     return static_model_loss(g, x, y);
-  tyr_tensor *loss = NULL;
-  tyr_gpt_forward_at(TYR_SITE, g, x, y, &loss, training);
-  return loss;
+  return tyr_gpt_loss_at(TYR_SITE, g, x, y, training);
 }
 
 /* A training step as a CUDA graph can capture it: clipping on the device,
@@ -537,6 +538,13 @@ int main(int argc, char **argv) {
   gc.rope = !gc.learned_pos;
   gc.norm = strcmp(c.norm, "rms") == 0 ? TYR_NORM_RMS : TYR_NORM_LAYER;
   tyr_act_kind_parse(c.act, &gc.act);
+  gc.compute_dtype = TYR_F32;
+  if (!strcmp(c.compute_dtype, "bf16"))
+    gc.compute_dtype = TYR_BF16;
+  else if (!strcmp(c.compute_dtype, "f16"))
+    gc.compute_dtype = TYR_F16;
+  else if (c.compute_dtype[0] && strcmp(c.compute_dtype, "f32"))
+    die_flag("--compute-dtype must be f32, bf16 or f16", c.compute_dtype);
   tyr_gpt g;
   if (tyr_gpt_init(&g, &gc, dev)) return 1;
   char cfg_json[1024];

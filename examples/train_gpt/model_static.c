@@ -23,7 +23,8 @@ bool static_model_matches(const tyr_gpt *g, int64_t b, int64_t t) {
   return b == B && t == T && c->block_size == T && c->n_embd == C && c->n_head == H &&
          c->n_kv_head == H && c->n_layer == L && c->mlp_hidden == F && c->learned_pos && !c->rope &&
          !c->qk_norm && c->bias && c->tied_head && c->norm == TYR_NORM_LAYER &&
-         c->act == TYR_ACT_GELU && c->dropout == 0 && c->logit_softcap == 0;
+         c->act == TYR_ACT_GELU && c->dropout == 0 && c->logit_softcap == 0 &&
+         c->compute_dtype != TYR_BF16 && c->compute_dtype != TYR_F16;
 }
 
 tyr_tensor *static_model_loss(tyr_gpt *g, tyr_tensor *idx_e, tyr_tensor *targets_e) {
@@ -65,7 +66,7 @@ tyr_tensor *static_model_loss(tyr_gpt *g, tyr_tensor *idx_e, tyr_tensor *targets
     x = tyr_add(x, tyr_linear_bias(h, out_w, out_b));
   }
   tyr_T(C) lnf_w = tyr_cast(g->ln_f.weight, C), lnf_b = tyr_cast(g->ln_f.bias, C);
-  tyr_T(B, T, V) logits = tyr_linear(tyr_layer_norm(x, lnf_w, lnf_b, eps), wte);
-  tyr_T0 loss = tyr_cross_entropy(logits, targets, -1);
+  /* the head and the loss in one op: the [B, T, V] logits are never kept */
+  tyr_T0 loss = tyr_linear_cross_entropy(tyr_layer_norm(x, lnf_w, lnf_b, eps), wte, targets, -1);
   return tyr_erase(loss);
 }

@@ -101,6 +101,13 @@ typedef struct tyr_gpt_config {
   tyr_act_kind act;
   double logit_softcap; /* 0: none */
   double init_std;      /* 0.02 */
+  /* Mixed precision: TYR_BF16 or TYR_F16 runs the blocks, the head and
+   * their gradients in that dtype (each weight cast once per forward, the
+   * embeddings summed in the parameters' dtype and then cast), while the
+   * parameters, their gradients and the optimizer stay in the parameters'
+   * dtype and the loss is f32 (tyr_gpt_loss).  Any other value (the zero
+   * of a memset config is TYR_F32): everything in the parameters' dtype. */
+  tyr_dtype compute_dtype;
 } tyr_gpt_config;
 
 /* A config with everything a GPT-2 has, for the given sizes. */
@@ -132,7 +139,15 @@ void tyr_gpt_free(tyr_gpt *g);
  * cross-entropy goes to *loss (NULL targets: *loss untouched). */
 tyr_tensor *tyr_gpt_forward_at(tyr_site s, tyr_gpt *g, tyr_tensor *idx, tyr_tensor *targets,
                                tyr_tensor **loss, bool training);
-/* Final hidden states [B, T, C] before the head (for custom heads). */
+/* idx, targets [B, T] -> the mean cross-entropy (a scalar, f32 for f32,
+ * bf16 and f16 compute, f64 for f64), through tyr_linear_cross_entropy:
+ * the [B, T, V] logits are never kept, only their gradient (one tensor of
+ * the compute dtype).  Targets equal to -1 are ignored.  With a logit
+ * soft cap it falls back to the logits and tyr_cross_entropy. */
+tyr_tensor *tyr_gpt_loss_at(tyr_site s, tyr_gpt *g, tyr_tensor *idx, tyr_tensor *targets,
+                            bool training);
+/* Final hidden states [B, T, C] before the head (for custom heads), in the
+ * compute dtype. */
 tyr_tensor *tyr_gpt_hidden_at(tyr_site s, tyr_gpt *g, tyr_tensor *idx, bool training);
 /* FLOPs of one forward+backward token (6N + attention), for MFU. */
 double tyr_gpt_flops_per_token(const tyr_gpt *g, int64_t T);
@@ -149,6 +164,8 @@ double tyr_gpt_flops_per_token(const tyr_gpt *g, int64_t T);
 #define tyr_nn_attention_forward(...) tyr_nn_attention_forward_at(TYR_SITE, __VA_ARGS__)
 #define tyr_gpt_init(g, cfg, dev) tyr_gpt_init_at(TYR_SITE, (g), (cfg), (dev))
 #define tyr_gpt_forward(...) tyr_gpt_forward_at(TYR_SITE, __VA_ARGS__)
+#define tyr_gpt_loss(g, idx, targets, training)                                                    \
+  tyr_gpt_loss_at(TYR_SITE, (g), (idx), (targets), (training))
 #define tyr_gpt_config_check(c) tyr_gpt_config_check_at(TYR_SITE, (c))
 
 #ifdef __cplusplus

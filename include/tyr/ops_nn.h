@@ -32,6 +32,17 @@ tyr_tensor *tyr_log_softmax_at(tyr_site s, tyr_tensor *x, int dim);
  * an error. */
 tyr_tensor *tyr_cross_entropy_at(tyr_site s, tyr_tensor *logits, tyr_tensor *targets,
                                  int64_t ignore_index);
+/* The classifier and its cross entropy in one op: the mean over the
+ * targets that are not ignore_index of cross_entropy(x @ w^T, targets),
+ * with x [..., C] and w [V, C] (float, one dtype) and targets [...] (x's
+ * shape without its last dim).  The loss is f32 (f64 for f64 operands),
+ * also for bf16/f16 x and w.  Computed without keeping the logits: the
+ * gradient of the loss with respect to them replaces them in place as they
+ * are computed, and the backward is two products with it (memory: one
+ * [N, V] tensor of x's dtype, against three for tyr_linear and
+ * tyr_cross_entropy).  Target checks as in tyr_cross_entropy. */
+tyr_tensor *tyr_linear_cross_entropy_at(tyr_site s, tyr_tensor *x, tyr_tensor *w,
+                                        tyr_tensor *targets, int64_t ignore_index);
 /* mean((a - b)^2) over all elements: a scalar.  a and b have one shape. */
 tyr_tensor *tyr_mse_loss_at(tyr_site s, tyr_tensor *a, tyr_tensor *b);
 
@@ -81,6 +92,8 @@ tyr_tensor *tyr_sdpa_at(tyr_site s, tyr_tensor *q, tyr_tensor *k, tyr_tensor *v,
 #define tyr_log_softmax_e(x, dim) tyr_log_softmax_at(TYR_SITE, (x), (dim))
 #define tyr_cross_entropy_e(logits, targets, ign)                                                  \
   tyr_cross_entropy_at(TYR_SITE, (logits), (targets), (ign))
+#define tyr_linear_cross_entropy_e(x, w, targets, ign)                                             \
+  tyr_linear_cross_entropy_at(TYR_SITE, (x), (w), (targets), (ign))
 #define tyr_mse_loss_e(a, b) tyr_mse_loss_at(TYR_SITE, (a), (b))
 #define tyr_layer_norm_e(x, w, b, eps) tyr_layer_norm_at(TYR_SITE, (x), (w), (b), (eps))
 #define tyr_rms_norm_e(x, w, eps) tyr_rms_norm_at(TYR_SITE, (x), (w), (eps))
@@ -144,6 +157,38 @@ TYR_CT_ERROR(tyr__ct_sdpa_groups, "tyr_sdpa: the number of query heads is not a 
     tyr_tensor *tyr__et =                                                                          \
         tyr__el ? TYR__CLAIM(tyr__s, "tyr_cross_entropy", "targets", tyr__t) : NULL;               \
     (tyr_T0)(tyr__et ? tyr_cross_entropy_at(tyr__s, tyr__el, tyr__et, (ignore_index)) : NULL);     \
+  })
+
+/* x [d0, ..., dk, C], w [V, C], targets [d0, ..., dk] -> scalar */
+TYR_CT_ERROR(tyr__ct_linear_ce_w, "tyr_linear_cross_entropy: w must be [V, C] with C the last dim "
+                                  "of x [..., C]");
+TYR_CT_ERROR(tyr__ct_linear_ce_targets,
+             "tyr_linear_cross_entropy: targets must have the shape of x "
+             "without its last dim (x [..., C], targets [...])");
+#define TYR__TLCE_DIM(x, t, j)                                                                     \
+  TYR_CT_CHECK(tyr_rank(t) <= (j) || TYR__DIM(t, j) == TYR__DIM(x, j), tyr__ct_linear_ce_targets)
+#define tyr_linear_cross_entropy(x, w, targets, ignore_index)                                      \
+  ({                                                                                               \
+    __auto_type tyr__x = (x);                                                                      \
+    __auto_type tyr__w = (w);                                                                      \
+    __auto_type tyr__t = (targets);                                                                \
+    TYR_CT_CHECK(tyr_rank(tyr__w) == 2 && tyr_dim(tyr__w, -1) == tyr_dim(tyr__x, -1),              \
+                 tyr__ct_linear_ce_w);                                                             \
+    TYR_CT_CHECK(tyr_rank(tyr__t) == tyr_rank(tyr__x) - 1, tyr__ct_linear_ce_targets);             \
+    TYR__TLCE_DIM(tyr__x, tyr__t, 0);                                                              \
+    TYR__TLCE_DIM(tyr__x, tyr__t, 1);                                                              \
+    TYR__TLCE_DIM(tyr__x, tyr__t, 2);                                                              \
+    TYR__TLCE_DIM(tyr__x, tyr__t, 3);                                                              \
+    TYR__TLCE_DIM(tyr__x, tyr__t, 4);                                                              \
+    tyr_site tyr__s = TYR_SITE;                                                                    \
+    tyr_tensor *tyr__ex = TYR__CLAIM(tyr__s, "tyr_linear_cross_entropy", "x", tyr__x);             \
+    tyr_tensor *tyr__ew =                                                                          \
+        tyr__ex ? TYR__CLAIM(tyr__s, "tyr_linear_cross_entropy", "w", tyr__w) : NULL;              \
+    tyr_tensor *tyr__et =                                                                          \
+        tyr__ew ? TYR__CLAIM(tyr__s, "tyr_linear_cross_entropy", "targets", tyr__t) : NULL;        \
+    (tyr_T0)(tyr__et                                                                               \
+                 ? tyr_linear_cross_entropy_at(tyr__s, tyr__ex, tyr__ew, tyr__et, (ignore_index))  \
+                 : NULL);                                                                          \
   })
 
 #define tyr_mse_loss(a, b)                                                                         \

@@ -203,6 +203,14 @@ typedef struct tyr_backend {
                           tyr_tensor *const *m, tyr_tensor *const *v, const int *group,
                           const double *lr, const double *weight_decay, double beta1, double beta2,
                           double eps, int64_t step, const tyr_tensor *hyper);
+  /* cross entropy and its gradient in one pass (tyr_linear_cross_entropy):
+   * logits [N, V] contiguous, overwritten in place by
+   * (softmax - onehot) * scale[0] (zeros on ignored rows); losses [N]
+   * (0 where ignored) and scale (rank 0, on the device) are f32, f64 for
+   * f64 logits.  Logits may be bf16/f16 where the backend computes them
+   * directly (CUDA), in f32. */
+  void (*cross_entropy_fused)(tyr_tensor *losses, tyr_tensor *logits, const tyr_tensor *targets,
+                              int64_t ignore_index, const tyr_tensor *scale);
 } tyr_backend;
 
 /* Whether the last two dims of t can be handed to a BLAS GEMM as they are:

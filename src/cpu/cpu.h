@@ -65,6 +65,8 @@ void tyr_cpu_gather(tyr_tensor *out, const tyr_tensor *src, int dim, const tyr_t
 void tyr_cpu_scatter_add(tyr_tensor *out, int dim, const tyr_tensor *idx, const tyr_tensor *src);
 void tyr_cpu_cross_entropy(tyr_tensor *losses, const tyr_tensor *logits, const tyr_tensor *targets,
                            int64_t ignore_index);
+void tyr_cpu_cross_entropy_fused(tyr_tensor *losses, tyr_tensor *logits, const tyr_tensor *targets,
+                                 int64_t ignore_index, const tyr_tensor *scale);
 void tyr_cpu_cross_entropy_backward(tyr_tensor *glogits, const tyr_tensor *logits,
                                     const tyr_tensor *targets, int64_t ignore_index,
                                     const tyr_tensor *gloss);

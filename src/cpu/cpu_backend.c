@@ -101,6 +101,7 @@ const tyr_backend tyr_cpu_backend = {
     .scatter_add = tyr_cpu_scatter_add,
     .cross_entropy = tyr_cpu_cross_entropy,
     .cross_entropy_backward = tyr_cpu_cross_entropy_backward,
+    .cross_entropy_fused = tyr_cpu_cross_entropy_fused,
     .adamw_step = tyr_cpu_adamw_step,
     .sgd_step = tyr_cpu_sgd_step,
     .sum_squares = tyr_cpu_sum_squares,

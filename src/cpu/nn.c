@@ -187,6 +187,40 @@ void tyr_cpu_layer_norm_backward(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb,
 DEFINE_CE(float, f32, tyr_cpu_expf, log)
 DEFINE_CE(double, f64, exp, log)
 
+/* losses and dlogits in place (tyr_linear_cross_entropy) */
+#define DEFINE_CE_FUSED(T, SFX, EXP, LOGF)                                                         \
+  static void ce_fused_##SFX(T *loss, T *lg, const tyr_tensor *tg, int64_t ign, T scale,           \
+                             int64_t N, int64_t V) {                                               \
+    _Pragma("omp parallel for if (N * V > 32768)") for (int64_t r = 0; r < N; r++) {               \
+      int64_t t = tyr_index_load(tg, tg->offset + r);                                              \
+      T *x = lg + r * V;                                                                           \
+      if (t == ign || t < 0 || t >= V) { /* the op checks targets first */                         \
+        loss[r] = t == ign ? (T)0 : (T)NAN;                                                        \
+        for (int64_t i = 0; i < V; i++) x[i] = 0;                                                  \
+        continue;                                                                                  \
+      }                                                                                            \
+      T mx = tyr_cpu_max_##SFX(x, V);                                                              \
+      double s = tyr_cpu_sum_exp_##SFX(x, mx, V);                                                  \
+      loss[r] = (T)(mx + LOGF(s)) - x[t];                                                          \
+      T f = (T)((double)scale / s);                                                                \
+      for (int64_t i = 0; i < V; i++) x[i] = EXP(x[i] - mx) * f;                                   \
+      x[t] -= scale;                                                                               \
+    }                                                                                              \
+  }
+DEFINE_CE_FUSED(float, f32, tyr_cpu_expf, log)
+DEFINE_CE_FUSED(double, f64, exp, log)
+
+void tyr_cpu_cross_entropy_fused(tyr_tensor *losses, tyr_tensor *logits, const tyr_tensor *targets,
+                                 int64_t ignore_index, const tyr_tensor *scale) {
+  int64_t N = logits->shape[0], V = logits->shape[1];
+  if (logits->dtype == TYR_F32)
+    ce_fused_f32(tyr_data_ptr(losses), tyr_data_ptr(logits), targets, ignore_index,
+                 *(const float *)tyr_data_ptr(scale), N, V);
+  else
+    ce_fused_f64(tyr_data_ptr(losses), tyr_data_ptr(logits), targets, ignore_index,
+                 *(const double *)tyr_data_ptr(scale), N, V);
+}
+
 void tyr_cpu_cross_entropy(tyr_tensor *losses, const tyr_tensor *logits, const tyr_tensor *targets,
                            int64_t ignore_index) {
   int64_t N = logits->shape[0], V = logits->shape[1];

@@ -347,6 +347,8 @@ void tcu_gather(tyr_tensor *out, const tyr_tensor *src, int dim, const tyr_tenso
 void tcu_scatter_add(tyr_tensor *out, int dim, const tyr_tensor *idx, const tyr_tensor *src);
 void tcu_cross_entropy(tyr_tensor *losses, const tyr_tensor *logits, const tyr_tensor *targets,
                        int64_t ignore_index);
+void tcu_cross_entropy_fused(tyr_tensor *losses, tyr_tensor *logits, const tyr_tensor *targets,
+                             int64_t ignore_index, const tyr_tensor *scale);
 void tcu_cross_entropy_backward(tyr_tensor *glogits, const tyr_tensor *logits,
                                 const tyr_tensor *targets, int64_t ignore_index,
                                 const tyr_tensor *gloss);

@@ -509,3 +509,72 @@ void tcu_cross_entropy_backward(tyr_tensor *glogits, const tyr_tensor *logits,
   if (tc) tcu_release(tc, &tt);
   if (lc) tcu_release(lc, &tl);
 }
+
+/* Cross entropy and its gradient in one kernel (tyr_linear_cross_entropy):
+ * one read of the row for the running max and sum of exponentials (each
+ * thread keeps its own, rescaled when its max grows, then merged), the loss
+ * in the compute type, and one read + write turning the logits into
+ * (softmax - onehot) * scale in place: each thread reads and writes only
+ * its own stride of the row after the reductions. */
+template <typename T>
+__global__ void ce_fused_kernel(typename Acc<T>::type *loss, T *lg, const void *tg, int tdt,
+                                int64_t ign, const typename Acc<T>::type *scale_p, int64_t N,
+                                int64_t V) {
+  typedef typename Acc<T>::type C;
+  ROW_SMEM(C);
+  C scale = *scale_p;
+  ROW_LOOP(row, N) {
+    bool live = row < N;
+    int64_t r = live ? row : 0;
+    int64_t t = ld_index(tg, tdt, r);
+    bool active = live && t != ign && t >= 0 && t < V;
+    T *x = lg + r * V;
+    C mx = -INFINITY, s = 0;
+    if (active)
+      for (int64_t i = threadIdx.x; i < V; i += blockDim.x) {
+        C v = to_c(x[i]);
+        if (v > mx) {
+          s = s * m_exp(mx - v) + 1;
+          mx = v;
+        } else if (mx != -INFINITY) { /* v = mx = -inf adds nothing */
+          s += m_exp(v - mx);
+        }
+      }
+    C gmx = row_all<C, true>(mx, row_sm);
+    s = row_all<C, false>(mx == -INFINITY ? (C)0 : s * m_exp(mx - gmx), row_sm);
+    if (!live) continue;
+    if (!active) {
+      if (threadIdx.x == 0) loss[r] = t == ign ? (C)0 : (C)NAN;
+      for (int64_t i = threadIdx.x; i < V; i += blockDim.x) x[i] = from_c<T>((C)0);
+      continue;
+    }
+    /* x[t] is read and then written by the one thread whose stride holds t */
+    if (t % blockDim.x == threadIdx.x) loss[r] = gmx + m_log(s) - to_c(x[t]);
+    C f = scale / s;
+    for (int64_t i = threadIdx.x; i < V; i += blockDim.x) {
+      C p = m_exp(to_c(x[i]) - gmx) * f;
+      if (i == t) p -= scale;
+      x[i] = from_c<T>(p);
+    }
+  }
+}
+
+void tcu_cross_entropy_fused(tyr_tensor *losses, tyr_tensor *logits, const tyr_tensor *targets,
+                             int64_t ignore_index, const tyr_tensor *scale) {
+  cudaStream_t st = tcu_enter(logits->device);
+  int64_t N = logits->shape[0], V = logits->shape[1];
+  if (!st || N == 0 || V == 0 || !float_dtype_ok("cuda_cross_entropy_fused", logits)) return;
+  TmpTensor tt;
+  const tyr_tensor *tc = tcu_contiguous(targets, &tt);
+  if (tc) {
+    RowGeom g = row_geom(N, V, logits->device.index);
+    TCU_FLOAT_DISPATCH(logits->dtype,
+                       ce_fused_kernel<scalar_t><<<g.grid, g.block, 0, st>>>(
+                           (typename Acc<scalar_t>::type *)tyr_data_ptr(losses),
+                           (scalar_t *)tyr_data_ptr(logits), tyr_data_ptr(tc), (int)tc->dtype,
+                           ignore_index, (const typename Acc<scalar_t>::type *)tyr_data_ptr(scale),
+                           N, V));
+    LAUNCH_CHECK();
+    tcu_release(tc, &tt);
+  }
+}

@@ -146,6 +146,50 @@ void tyr_gpt_free(tyr_gpt *g) {
   memset(g, 0, sizeof *g);
 }
 
+/* ---- mixed precision: the module structs with their weights cast ---------- */
+/* The dtype the blocks and the head compute in: compute_dtype when it is
+   a 16-bit float other than the parameters' dtype, else theirs. */
+static tyr_dtype gpt_compute_dtype(const tyr_gpt *g) {
+  tyr_dtype c = g->cfg.compute_dtype, p = g->wte.weight->dtype;
+  return (c == TYR_BF16 || c == TYR_F16) ? c : p;
+}
+
+/* t as dt (recorded: the gradient flows back to t in t's dtype) */
+static tyr_tensor *cast_to(tyr_site s, tyr_tensor *t, tyr_dtype dt) {
+  return t && t->dtype != dt ? tyr_to_dtype_at(s, t, dt) : t;
+}
+
+static tyr_nn_linear linear_as(tyr_site s, const tyr_nn_linear *m, tyr_dtype dt) {
+  tyr_nn_linear r = *m;
+  r.weight = cast_to(s, m->weight, dt);
+  r.bias = cast_to(s, m->bias, dt);
+  return r;
+}
+
+static tyr_nn_norm norm_as(tyr_site s, const tyr_nn_norm *m, tyr_dtype dt) {
+  tyr_nn_norm r = *m;
+  r.weight = cast_to(s, m->weight, dt);
+  r.bias = cast_to(s, m->bias, dt);
+  return r;
+}
+
+static tyr_gpt_block block_as(tyr_site s, const tyr_gpt_block *b, tyr_dtype dt) {
+  tyr_gpt_block r = *b;
+  r.ln1 = norm_as(s, &b->ln1, dt);
+  r.ln2 = norm_as(s, &b->ln2, dt);
+  if (b->attn.cfg.fused_qkv) {
+    r.attn.qkv = linear_as(s, &b->attn.qkv, dt);
+  } else {
+    r.attn.q = linear_as(s, &b->attn.q, dt);
+    r.attn.k = linear_as(s, &b->attn.k, dt);
+    r.attn.v = linear_as(s, &b->attn.v, dt);
+  }
+  r.attn.proj = linear_as(s, &b->attn.proj, dt);
+  r.mlp.fc = linear_as(s, &b->mlp.fc, dt);
+  r.mlp.proj = linear_as(s, &b->mlp.proj, dt);
+  return r;
+}
+
 tyr_tensor *tyr_gpt_hidden_at(tyr_site s, tyr_gpt *g, tyr_tensor *idx, bool training) {
   const tyr_gpt_config *c = &g->cfg;
   if (!idx) {
@@ -160,7 +204,10 @@ tyr_tensor *tyr_gpt_hidden_at(tyr_site s, tyr_gpt *g, tyr_tensor *idx, bool trai
     return NULL;
   }
   int64_t T = idx->shape[1];
+  tyr_dtype dt = gpt_compute_dtype(g);
   tyr_nn_dropout drop = {c->dropout};
+  /* the embeddings in the parameters' dtype (their gradients are sums over
+     many rows), then the residual stream in the compute dtype */
   tyr_tensor *x = tyr_nn_embedding_forward_at(s, &g->wte, idx);
   if (!x) return NULL;
   if (c->learned_pos) {
@@ -168,28 +215,51 @@ tyr_tensor *tyr_gpt_hidden_at(tyr_site s, tyr_gpt *g, tyr_tensor *idx, bool trai
     tyr_tensor *pe = tyr_nn_embedding_forward_at(s, &g->wpe, pos); /* [T, C] */
     x = tyr_add_at(s, x, tyr_expand_at(s, pe, 3, x->shape));
   }
+  x = cast_to(s, x, dt);
   x = tyr_nn_dropout_forward_at(s, &drop, x, training);
+  tyr_tensor *rcos = cast_to(s, g->rope_cos, dt), *rsin = cast_to(s, g->rope_sin, dt);
   for (int64_t l = 0; l < c->n_layer && x; l++) {
-    tyr_gpt_block *blk = &g->blocks[l];
+    tyr_gpt_block blk = block_as(s, &g->blocks[l], dt);
     tyr_tensor *a = tyr_nn_attention_forward_at(
-        s, &blk->attn, tyr_nn_norm_forward_at(s, &blk->ln1, x), g->rope_cos, g->rope_sin, training);
+        s, &blk.attn, tyr_nn_norm_forward_at(s, &blk.ln1, x), rcos, rsin, training);
     if (!a) return NULL;
     x = tyr_add_at(s, x, tyr_nn_dropout_forward_at(s, &drop, a, training));
-    tyr_tensor *m = tyr_nn_mlp_forward_at(s, &blk->mlp, tyr_nn_norm_forward_at(s, &blk->ln2, x));
+    tyr_tensor *m = tyr_nn_mlp_forward_at(s, &blk.mlp, tyr_nn_norm_forward_at(s, &blk.ln2, x));
     if (!m) return NULL;
     x = tyr_add_at(s, x, tyr_nn_dropout_forward_at(s, &drop, m, training));
   }
-  return x ? tyr_nn_norm_forward_at(s, &g->ln_f, x) : NULL;
+  if (!x) return NULL;
+  tyr_nn_norm lnf = norm_as(s, &g->ln_f, dt);
+  return tyr_nn_norm_forward_at(s, &lnf, x);
 }
 
 tyr_tensor *tyr_gpt_forward_at(tyr_site s, tyr_gpt *g, tyr_tensor *idx, tyr_tensor *targets,
                                tyr_tensor **loss, bool training) {
   tyr_tensor *h = tyr_gpt_hidden_at(s, g, idx, training);
   if (!h) return NULL;
-  tyr_tensor *logits = tyr_linear_at(s, h, g->lm_head.weight, NULL);
+  tyr_tensor *logits = tyr_linear_at(s, h, cast_to(s, g->lm_head.weight, h->dtype), NULL);
   if (logits && g->cfg.logit_softcap > 0) logits = tyr_softcap_at(s, logits, g->cfg.logit_softcap);
-  if (logits && targets && loss) *loss = tyr_cross_entropy_at(s, logits, targets, -1);
+  if (logits && targets && loss) {
+    /* the loss from 16-bit logits in f32 */
+    tyr_dtype ldt = logits->dtype == TYR_BF16 || logits->dtype == TYR_F16 ? TYR_F32 : logits->dtype;
+    *loss = tyr_cross_entropy_at(s, cast_to(s, logits, ldt), targets, -1);
+  }
   return logits;
+}
+
+tyr_tensor *tyr_gpt_loss_at(tyr_site s, tyr_gpt *g, tyr_tensor *idx, tyr_tensor *targets,
+                            bool training) {
+  if (!targets) {
+    tyr_raise(TYR_ERR_ARG, s, "tyr_gpt_loss", "targets is NULL");
+    return NULL;
+  }
+  if (g->cfg.logit_softcap > 0) {
+    tyr_tensor *loss = NULL;
+    return tyr_gpt_forward_at(s, g, idx, targets, &loss, training) ? loss : NULL;
+  }
+  tyr_tensor *h = tyr_gpt_hidden_at(s, g, idx, training);
+  if (!h) return NULL;
+  return tyr_linear_cross_entropy_at(s, h, cast_to(s, g->lm_head.weight, h->dtype), targets, -1);
 }
 
 double tyr_gpt_flops_per_token(const tyr_gpt *g, int64_t T) {

@@ -136,7 +136,7 @@ static double reduce_read(tyr_site s, const char *op, tyr_reduce_op rop, tyr_ten
 
 /* Checks that every target (i64, [N], contiguous) that is not ign is in
  * [0, V), and counts those targets.  Returns -1 after raising. */
-static int64_t check_targets(tyr_site s, const char *op, tyr_tensor *tk, int64_t V, int64_t ign) {
+int64_t tyr__ce_check_targets(tyr_site s, const char *op, tyr_tensor *tk, int64_t V, int64_t ign) {
   int64_t N = tk->shape[0];
   if (N == 0) return 0;
   const tyr_backend *be = tyr__be(tk);
@@ -195,8 +195,8 @@ static bool ce_operands(tyr_site s, const char *op, tyr_tensor *logits, tyr_tens
  * device, for a CUDA graph capture (where the count cannot be read back and
  * differs between replays): the same value as the host's 1.0 / count
  * rounded to kdt (a count of 0 gives 1: the sum it scales is 0 then). */
-static tyr_tensor *ce_inv_count_dev(tyr_site s, const char *op, tyr_tensor *tk, int64_t ign,
-                                    tyr_dtype kdt) {
+tyr_tensor *tyr__ce_inv_count_dev(tyr_site s, const char *op, tyr_tensor *tk, int64_t ign,
+                                  tyr_dtype kdt) {
   int64_t N = tk->shape[0];
   const tyr_backend *be = tyr__be(tk);
   tyr_tensor *ih = NULL;
@@ -293,10 +293,10 @@ tyr_tensor *tyr_cross_entropy_at(tyr_site s, tyr_tensor *logits, tyr_tensor *tar
   if (N > 0) {
     if (!ce_operands(s, op, logits, targets, kdt, &l2, &t1)) return NULL;
     if (capturing) {
-      inv_t = ce_inv_count_dev(s, op, t1, ignore_index, kdt);
+      inv_t = tyr__ce_inv_count_dev(s, op, t1, ignore_index, kdt);
       count = inv_t ? N : -1;
     } else {
-      count = check_targets(s, op, t1, V, ignore_index);
+      count = tyr__ce_check_targets(s, op, t1, V, ignore_index);
     }
     if (count < 0) goto fail;
     losses = tyr__new(s, op, kdt, logits->device, 1, &N);

@@ -53,6 +53,16 @@ static inline bool tyr__nn_has(tyr_site s, const char *op, const tyr_tensor *t, 
   return false;
 }
 
+/* Cross entropy's target checks (src/ops/nn.c), shared with
+ * tyr_linear_cross_entropy.  tk is a contiguous [N] i64 tensor.
+ * tyr__ce_check_targets: checks that every target that is not ign is in
+ * [0, V) and returns how many there are (-1 after raising).
+ * tyr__ce_inv_count_dev: 1 / that count as a kdt scalar computed on the
+ * device, for a CUDA graph capture (1 when the count is 0). */
+int64_t tyr__ce_check_targets(tyr_site s, const char *op, tyr_tensor *tk, int64_t V, int64_t ign);
+tyr_tensor *tyr__ce_inv_count_dev(tyr_site s, const char *op, tyr_tensor *tk, int64_t ign,
+                                  tyr_dtype kdt);
+
 /* "[2, 3]" for t */
 #define TYR__NN_SHAPE(t, buf) tyr_shape_str((t)->shape, (t)->rank, (buf), sizeof(buf))
 #endif

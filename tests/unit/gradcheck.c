@@ -27,6 +27,7 @@ double tyr_gradcheck(const char *name, tyr_test_fn fn, void *ctx, int n, tyr_ten
   {
     TYR_NO_GRAD;
     y0 = fn(inputs, ctx);
+    if (!y0) fail_msg("%s: %s", name, tyr_error_last()->message);
   }
   tyr_tensor *w = tyr_rand_at(TYR_SITE, TYR_F64, TYR_DEVICE_CPU, y0->rank, y0->shape, 0.5, 1.5);
   tyr_tensor *y = fn(inputs, ctx);

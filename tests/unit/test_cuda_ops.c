@@ -1009,6 +1009,75 @@ static void test_cross_entropy(void **state) {
   }
 }
 
+/* ---- classifier + cross entropy in one op (cross_entropy_fused) ----------------------- */
+/* The kernel against the CPU's (in f64 for bf16/f16), with ignored rows,
+ * then tyr_linear_cross_entropy's loss and gradients against the CPU's:
+ * f32 and f64 to f32 accuracy, bf16 (computed from the same bf16 values
+ * in f32 on the CPU) to bf16 accuracy. */
+static void test_linear_cross_entropy(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  const tyr_backend *G = gpu_be(), *C = &tyr_cpu_backend;
+  for (size_t sh = 0; sh < NROW_SHAPES; sh++) {
+    for (int d = 0; d < 4; d++) {
+      TYR_SCOPE;
+      tyr_dtype dt = FLOAT_DTYPES[d], rdt = ref_dtype(dt);
+      tyr_dtype ldt = dt == TYR_F64 ? TYR_F64 : TYR_F32;
+      int64_t R = ROW_SHAPES[sh][0], V = ROW_SHAPES[sh][1];
+      tyr_tensor *lg = RAND(dt, -5, 5, R, V);
+      tyr_tensor *tg = tyr_randint_at(S, TYR_I64, CPU, 1, &R, 0, V);
+      if (R > 2) tyr_set_at(S, tg, (int64_t[]){1}, -100);
+      tyr_tensor *lc = as_dtype(lg, rdt), *lgc = to_dev(lg, gpu());
+      tyr_tensor *scc = tyr_full_at(S, rdt == TYR_F64 ? TYR_F64 : TYR_F32, CPU, 0, NULL, 0.37);
+      tyr_tensor *scg = tyr_full_at(S, ldt, gpu(), 0, NULL, 0.37);
+      tyr_tensor *losc = empty_on(CPU, scc->dtype, 1, &R), *losg = empty_on(gpu(), ldt, 1, &R);
+      C->cross_entropy_fused(losc, lc, tg, -100, scc);
+      G->cross_entropy_fused(losg, lgc, to_dev(tg, gpu()), -100, scg);
+      char what[128];
+      snprintf(what, sizeof what, "cross_entropy_fused [%lld, %lld] %s loss", (long long)R,
+               (long long)V, tyr_dtype_name(dt));
+      double tol = tol_for(dt, 1e-5);
+      expect_close(what, losg, losc, dt == TYR_F64 ? 1e-10 : 1e-5, 1e-5);
+      snprintf(what, sizeof what, "cross_entropy_fused [%lld, %lld] %s dlogits", (long long)R,
+               (long long)V, tyr_dtype_name(dt));
+      expect_close(what, lgc, lc, tol, dt == TYR_F32 ? 1e-6 : tol * 1e-2);
+    }
+  }
+  /* the op, with a GPT-2-sized vocabulary among the shapes */
+  const int64_t shapes[][3] = {{3, 5, 7}, {2, 64, 50304}, {96, 128, 65}};
+  for (size_t sh = 0; sh < 3; sh++) {
+    for (int d = 0; d < 3; d++) {
+      TYR_SCOPE;
+      tyr_dtype dt = (tyr_dtype[]){TYR_F32, TYR_F64, TYR_BF16}[d];
+      int64_t N = shapes[sh][0], K = shapes[sh][1], V = shapes[sh][2];
+      tyr_tensor *x = as_dtype(RAND(TYR_F32, -1, 1, N, K), dt);
+      tyr_tensor *w = as_dtype(RAND(TYR_F32, -0.2, 0.2, V, K), dt);
+      tyr_tensor *tg = tyr_randint_at(S, TYR_I32, CPU, 1, &N, 0, V);
+      tyr_set_at(S, tg, (int64_t[]){N - 1}, -1);
+      tyr_tensor *in[2][2] = {{x, w}, {to_dev(x, gpu()), to_dev(w, gpu())}};
+      tyr_tensor *loss[2], *gx[2], *gw[2];
+      for (int k = 0; k < 2; k++) {
+        tyr_requires_grad_at(S, in[k][0], true);
+        tyr_requires_grad_at(S, in[k][1], true);
+        tyr_tensor *t = k ? to_dev(tg, gpu()) : tg;
+        loss[k] = tyr_linear_cross_entropy_at(S, in[k][0], in[k][1], t, -1);
+        assert_non_null(loss[k]);
+        assert_int_equal(loss[k]->dtype, dt == TYR_F64 ? TYR_F64 : TYR_F32);
+        assert_int_equal(tyr_backward_e(tyr_mul_scalar_e(loss[k], 3.0)), 0);
+        gx[k] = tyr_grad_e(in[k][0]);
+        gw[k] = tyr_grad_e(in[k][1]);
+      }
+      char what[128];
+      double tol = dt == TYR_F64 ? 1e-10 : dt == TYR_BF16 ? 2e-2 : 1e-5;
+      snprintf(what, sizeof what, "linear_cross_entropy [%lld, %lld] x [%lld, %lld] %s",
+               (long long)N, (long long)K, (long long)V, (long long)K, tyr_dtype_name(dt));
+      ASSERT_CLOSE(tyr_item_e(loss[1]), tyr_item_e(loss[0]), tol, tol);
+      expect_close(what, gx[1], gx[0], tol, tol * 0.1);
+      expect_close(what, gw[1], gw[0], tol, tol * 0.1);
+    }
+  }
+}
+
 /* ---- gathers and scatters
  * --------------------------------------------------------------------------- */
 static void test_index(void **state) {
@@ -1862,20 +1931,35 @@ int main(void) {
            tyr_cuda_device_count() == 1 ? "" : "s");
   fflush(stdout);
   const struct CMUnitTest tests[] = {
-      TYR_TEST(test_without_gpu),     TYR_TEST(test_host_copies),
-      TYR_TEST(test_allocator),       TYR_TEST(test_device_errors),
-      TYR_TEST(test_fill_arange),     TYR_TEST(test_random_bits),
-      TYR_TEST(test_copy_convert),    TYR_TEST(test_unary_kernels),
-      TYR_TEST(test_unary_ops),       TYR_TEST(test_binary_ops),
-      TYR_TEST(test_where),           TYR_TEST(test_reduce_kernels),
-      TYR_TEST(test_reduce_ops),      TYR_TEST(test_matmul),
-      TYR_TEST(test_softmax),         TYR_TEST(test_layer_norm),
-      TYR_TEST(test_cross_entropy),   TYR_TEST(test_index),
-      TYR_TEST(test_mlp_gradients),   TYR_TEST(test_optim_kernels),
-      TYR_TEST(test_rotary),          TYR_TEST(test_sdpa),
-      TYR_TEST(test_matmul_modes),    TYR_TEST(test_sdpa_tc),
-      TYR_TEST(test_sdpa_tc_vs_simt), TYR_TEST(test_sdpa_tc_dispatch),
-      TYR_TEST(test_adamw_many),      TYR_TEST(test_sumsq_many),
+      TYR_TEST(test_without_gpu),
+      TYR_TEST(test_host_copies),
+      TYR_TEST(test_allocator),
+      TYR_TEST(test_device_errors),
+      TYR_TEST(test_fill_arange),
+      TYR_TEST(test_random_bits),
+      TYR_TEST(test_copy_convert),
+      TYR_TEST(test_unary_kernels),
+      TYR_TEST(test_unary_ops),
+      TYR_TEST(test_binary_ops),
+      TYR_TEST(test_where),
+      TYR_TEST(test_reduce_kernels),
+      TYR_TEST(test_reduce_ops),
+      TYR_TEST(test_matmul),
+      TYR_TEST(test_softmax),
+      TYR_TEST(test_layer_norm),
+      TYR_TEST(test_cross_entropy),
+      TYR_TEST(test_index),
+      TYR_TEST(test_mlp_gradients),
+      TYR_TEST(test_optim_kernels),
+      TYR_TEST(test_rotary),
+      TYR_TEST(test_sdpa),
+      TYR_TEST(test_matmul_modes),
+      TYR_TEST(test_sdpa_tc),
+      TYR_TEST(test_sdpa_tc_vs_simt),
+      TYR_TEST(test_sdpa_tc_dispatch),
+      TYR_TEST(test_adamw_many),
+      TYR_TEST(test_sumsq_many),
+      TYR_TEST(test_linear_cross_entropy),
   };
   int failed = cmocka_run_group_tests(tests, NULL, NULL);
   tyr_cuda_empty_cache();

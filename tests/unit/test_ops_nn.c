@@ -250,6 +250,149 @@ static void test_cross_entropy_errors(void **state) {
   EXPECT_TYR_ERROR(tyr_cross_entropy_e(NULL, t23, -100), "tyr_cross_entropy: logits is NULL");
 }
 
+/* ---- linear + cross entropy in one op ------------------------------------------- */
+/* Loss and gradients of tyr_linear_cross_entropy against tyr_linear followed
+ * by tyr_cross_entropy, in f32 and f64, i64 and i32 targets, ignored rows. */
+static void test_linear_cross_entropy_values(void **state) {
+  (void)state;
+  int64_t tg[6] = {1, 6, -100, 0, 2, -100};
+  for (int dt = 0; dt < 2; dt++)
+    for (int it = 0; it < 2; it++) {
+      tyr_dtype fdt = dt ? TYR_F64 : TYR_F32;
+      tyr_tensor *x = tyr_keep_e(RANDN(fdt, 1.0, 2, 3, 4)), *w = tyr_keep_e(RANDN(fdt, 1.0, 7, 4));
+      tyr_requires_grad_e(x, true);
+      tyr_requires_grad_e(w, true);
+      {
+        TYR_SCOPE;
+        tyr_tensor *t64 = tyr_from_host_at(TYR_SITE, tg, TYR_I64, CPU, 2, (int64_t[]){2, 3});
+        tyr_tensor *t = it ? tyr_to_dtype_e(t64, TYR_I32) : t64;
+        tyr_tensor *ref = tyr_cross_entropy_e(tyr_linear_e(x, w, NULL), t, -100);
+        assert_int_equal(tyr_backward_e(tyr_mul_scalar_e(ref, 2.5)), 0);
+        tyr_tensor *gx = tyr_clone_e(tyr_grad_e(x)), *gw = tyr_clone_e(tyr_grad_e(w));
+        tyr_zero_grad_e(x);
+        tyr_zero_grad_e(w);
+        tyr_tensor *loss = tyr_linear_cross_entropy_e(x, w, t, -100);
+        assert_non_null(loss);
+        assert_int_equal(loss->rank, 0);
+        assert_int_equal(loss->dtype, fdt);
+        double tol = dt ? 1e-12 : 1e-5;
+        ASSERT_CLOSE(tyr_item_e(loss), tyr_item_e(ref), tol, tol);
+        assert_int_equal(tyr_backward_e(tyr_mul_scalar_e(loss, 2.5)), 0);
+        double *a = values(tyr_grad_e(x)), *b = values(tyr_grad_e(w));
+        expect_values(gx, a, tol, tol, "linear_cross_entropy dx");
+        expect_values(gw, b, tol, tol, "linear_cross_entropy dw");
+        free(a);
+        free(b);
+      }
+      tyr_tensor_free(x);
+      tyr_tensor_free(w);
+    }
+}
+
+static tyr_tensor *call_lce(tyr_tensor **in, void *ctx) {
+  return tyr_linear_cross_entropy_e(in[0], in[1], g_targets, ctx ? *(int64_t *)ctx : -100);
+}
+
+static tyr_tensor *g_frozen_w;
+static tyr_tensor *call_lce_frozen_w(tyr_tensor **in, void *ctx) {
+  (void)ctx;
+  return tyr_linear_cross_entropy_e(in[0], g_frozen_w, g_targets, -100);
+}
+
+static void test_linear_cross_entropy_gradients(void **state) {
+  (void)state;
+  tyr_tensor *in[2] = {TYR_TEST_LEAF(-1, 1, 2, 3, 4), TYR_TEST_LEAF(-1, 1, 5, 4)};
+  tyr_scope_begin();
+  int64_t tg[6] = {3, -100, 0, 2, 4, 1};
+  g_targets = tyr_from_host_at(TYR_SITE, tg, TYR_I64, CPU, 2, (int64_t[]){2, 3});
+  tyr_gradcheck("linear_cross_entropy", call_lce, NULL, 2, in, 1e-6, 1e-6);
+  tyr_tensor *hold = g_targets;
+  g_targets =
+      tyr_from_host_at(TYR_SITE, (int32_t[]){3, 0, 0, 2, 4, 1}, TYR_I32, CPU, 2, (int64_t[]){2, 3});
+  int64_t ign = 0;
+  tyr_gradcheck("linear_cross_entropy i32, ignore 0", call_lce, &ign, 2, in, 1e-6, 1e-6);
+  g_targets = hold;
+  /* x alone needing a gradient (a frozen classifier) */
+  tyr_requires_grad_e(in[1], false);
+  g_frozen_w = in[1];
+  tyr_gradcheck("linear_cross_entropy, w frozen", call_lce_frozen_w, NULL, 1, in, 1e-6, 1e-6);
+  tyr_requires_grad_e(in[1], true);
+  tyr_scope_end();
+  tyr_tensor_free(in[0]);
+  tyr_tensor_free(in[1]);
+}
+
+static void test_linear_cross_entropy_edges(void **state) {
+  (void)state;
+  TYR_SCOPE;
+  tyr_tensor *x = RANDN(TYR_F32, 1.0, 4, 3), *w = RANDN(TYR_F32, 1.0, 5, 3);
+  tyr_requires_grad_e(x, true);
+  tyr_requires_grad_e(w, true);
+  /* every target ignored: loss 0, zero gradients */
+  tyr_tensor *ti = tyr_full_at(TYR_SITE, TYR_I64, CPU, 1, (int64_t[]){4}, -1);
+  tyr_tensor *loss = tyr_linear_cross_entropy_e(x, w, ti, -1);
+  assert_true(tyr_item_e(loss) == 0.0);
+  assert_int_equal(tyr_backward_e(loss), 0);
+  for (int64_t i = 0; i < 4; i++)
+    for (int64_t j = 0; j < 3; j++) assert_true(tyr_get_e(tyr_grad_e(x), i, j) == 0.0);
+  /* no rows */
+  tyr_tensor *e = tyr_zeros_at(TYR_SITE, TYR_F32, CPU, 2, (int64_t[]){0, 3});
+  tyr_tensor *te = tyr_zeros_at(TYR_SITE, TYR_I64, CPU, 1, (int64_t[]){0});
+  assert_true(tyr_item_e(tyr_linear_cross_entropy_e(e, w, te, -100)) == 0.0);
+  /* without grad mode: the same loss, nothing recorded */
+  tyr_tensor *t =
+      tyr_from_host_at(TYR_SITE, (int64_t[]){0, 4, 2, 1}, TYR_I64, CPU, 1, (int64_t[]){4});
+  double with = tyr_item_e(tyr_linear_cross_entropy_e(x, w, t, -100));
+  {
+    TYR_NO_GRAD;
+    tyr_tensor *l = tyr_linear_cross_entropy_e(x, w, t, -100);
+    assert_false(l->requires_grad);
+    assert_true(tyr_item_e(l) == with);
+  }
+  /* bf16 operands (computed in f32 on the CPU): an f32 loss close to f32's */
+  tyr_tensor *xb = tyr_to_dtype_e(x, TYR_BF16), *wb = tyr_to_dtype_e(w, TYR_BF16);
+  tyr_tensor *lb = tyr_linear_cross_entropy_e(xb, wb, t, -100);
+  assert_int_equal(lb->dtype, TYR_F32);
+  ASSERT_CLOSE(tyr_item_e(lb), with, 2e-2, 2e-2);
+  /* its gradients reach the f32 leaves through the casts: close to f32's */
+  tyr_zero_grad_e(x);
+  tyr_zero_grad_e(w);
+  assert_int_equal(tyr_backward_e(tyr_linear_cross_entropy_e(x, w, t, -100)), 0);
+  double *gx = values(tyr_grad_e(x)), *gw = values(tyr_grad_e(w));
+  tyr_zero_grad_e(x);
+  tyr_zero_grad_e(w);
+  assert_int_equal(tyr_backward_e(lb), 0);
+  expect_values(tyr_grad_e(x), gx, 2e-2, 5e-2, "linear_cross_entropy bf16 dx");
+  expect_values(tyr_grad_e(w), gw, 2e-2, 5e-2, "linear_cross_entropy bf16 dw");
+  free(gx);
+  free(gw);
+}
+
+static void test_linear_cross_entropy_errors(void **state) {
+  (void)state;
+  TYR_SCOPE;
+  tyr_tensor *x = RANDN(TYR_F32, 1.0, 2, 3, 4), *w = RANDN(TYR_F32, 1.0, 5, 4);
+  tyr_tensor *t = tyr_zeros_at(TYR_SITE, TYR_I64, CPU, 2, (int64_t[]){2, 3});
+  EXPECT_TYR_ERROR(tyr_linear_cross_entropy_e(x, RANDN(TYR_F32, 1.0, 5, 3), t, -100),
+                   "tyr_linear_cross_entropy: x is [2, 3, 4] and w is [5, 3]: the weight must "
+                   "be [V, C] with C equal to the last dim of x");
+  EXPECT_TYR_ERROR(tyr_linear_cross_entropy_e(
+                       x, w, tyr_zeros_at(TYR_SITE, TYR_I64, CPU, 2, (int64_t[]){3, 2}), -100),
+                   "tyr_linear_cross_entropy: x is [2, 3, 4], so targets must be [2, 3], but "
+                   "they are [3, 2]");
+  tyr_tensor *bad = tyr_from_host_at(TYR_SITE, (int64_t[]){1, 2, 5, 0, -100, 1}, TYR_I64, CPU, 2,
+                                     (int64_t[]){2, 3});
+  EXPECT_TYR_ERROR(
+      tyr_linear_cross_entropy_e(x, w, bad, -100),
+      "tyr_linear_cross_entropy: target 5 at (flat) position 2 is out of range for 5 classes");
+  EXPECT_TYR_ERROR(tyr_linear_cross_entropy_e(x, tyr_to_dtype_e(w, TYR_F64), t, -100),
+                   "tyr_linear_cross_entropy");
+  EXPECT_TYR_ERROR(tyr_linear_cross_entropy_e(x, w, tyr_to_dtype_e(t, TYR_F32), -100),
+                   "tyr_linear_cross_entropy: targets must be i32 or i64, not f32");
+  EXPECT_TYR_ERROR(tyr_linear_cross_entropy_e(NULL, w, t, -100),
+                   "tyr_linear_cross_entropy: x is NULL");
+}
+
 static tyr_tensor *call_mse(tyr_tensor **in, void *ctx) {
   (void)ctx;
   return tyr_mse_loss_e(in[0], in[1]);
@@ -1013,6 +1156,10 @@ int main(void) {
       TYR_TEST(test_cross_entropy_all_ignored),
       TYR_TEST(test_cross_entropy_gradients),
       TYR_TEST(test_cross_entropy_errors),
+      TYR_TEST(test_linear_cross_entropy_values),
+      TYR_TEST(test_linear_cross_entropy_gradients),
+      TYR_TEST(test_linear_cross_entropy_edges),
+      TYR_TEST(test_linear_cross_entropy_errors),
       TYR_TEST(test_mse_loss),
       TYR_TEST(test_norm_values),
       TYR_TEST(test_norm_gradients),
