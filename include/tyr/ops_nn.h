@@ -87,6 +87,17 @@ typedef struct tyr_sdpa_opts {
  * that may see no key gives zeros. */
 tyr_tensor *tyr_sdpa_at(tyr_site s, tyr_tensor *q, tyr_tensor *k, tyr_tensor *v,
                         const tyr_sdpa_opts *opts);
+/* Attention on a packed projection: qkv [B, T, (n_head + 2 n_kv_head) D]
+ * holds q (n_head heads of D), then k and v (n_kv_head heads each), as a
+ * fused qkv linear lays them out; the result is [B, T, n_head D] with the
+ * heads side by side, ready for the output projection.  The same values as
+ * narrowing, reshaping to [B, H, T, D], tyr_sdpa and merging the heads
+ * back, without the layout copies: on CUDA the kernels read q, k and v where
+ * they lie, write the output in place, and the backward writes the
+ * gradient of qkv as one tensor.  n_kv_head 0 means n_head; opts as
+ * tyr_sdpa's (a mask is [T, T]). */
+tyr_tensor *tyr_sdpa_qkv_at(tyr_site s, tyr_tensor *qkv, int64_t n_head, int64_t n_kv_head,
+                            const tyr_sdpa_opts *opts);
 
 #define tyr_softmax_e(x, dim) tyr_softmax_at(TYR_SITE, (x), (dim))
 #define tyr_log_softmax_e(x, dim) tyr_log_softmax_at(TYR_SITE, (x), (dim))
@@ -104,6 +115,8 @@ tyr_tensor *tyr_sdpa_at(tyr_site s, tyr_tensor *q, tyr_tensor *k, tyr_tensor *v,
                        (cosp), (sinp))
 /* the options may be a compound literal: tyr_sdpa_e(q, k, v, &(tyr_sdpa_opts){.causal = true}) */
 #define tyr_sdpa_e(q, k, v, ...) tyr_sdpa_at(TYR_SITE, (q), (k), (v), (__VA_ARGS__))
+#define tyr_sdpa_qkv_e(qkv, n_head, n_kv_head, ...)                                                \
+  tyr_sdpa_qkv_at(TYR_SITE, (qkv), (n_head), (n_kv_head), (__VA_ARGS__))
 
 /* ---- typed layer -------------------------------------------------------- */
 TYR_CT_ERROR(tyr__ct_softmax_dim, "tyr_softmax: dim is out of range for the tensor's rank");

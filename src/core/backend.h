@@ -156,15 +156,17 @@ typedef struct tyr_backend {
   /* scaled-dot-product attention: q [B, Hq, T, D], k and v [B, Hkv, S, D]
    * (Hq a multiple of Hkv; query head h reads key/value head h / (Hq/Hkv)),
    * out [B, Hq, T, D], lse [B, Hq, T] (log-sum-exp of each row's scaled
-   * scores, -inf for a row that sees no key, whose output is 0); all
-   * contiguous, one float dtype (lse is f32 when q is bf16/f16).  mask is
+   * scores, -inf for a row that sees no key, whose output is 0); one float
+   * dtype (lse is f32 when q is bf16/f16); lse contiguous; q, k, v, out
+   * (and dout, dq, dk, dv below) contiguous, or on CUDA also views whose
+   * last dim is contiguous (tyr_sdpa_qkv's strided heads).  mask is
    * [T, S] bool/u8 contiguous or NULL.
    * With o = S - T, row i sees key j when mask[i, j] (if any), j <= i + o
    * (if causal or window > 0) and j > i + o - window (if window > 0). */
   void (*sdpa)(tyr_tensor *out, tyr_tensor *lse, const tyr_tensor *q, const tyr_tensor *k,
                const tyr_tensor *v, const tyr_tensor *mask, bool causal, int64_t window,
                double scale);
-  /* dq, dk, dv (fresh, contiguous, every element written; dk and dv sum
+  /* dq, dk, dv (fresh, every element written; dk and dv sum
    * over the query heads of a group) from dout and the forward's out, lse */
   void (*sdpa_backward)(tyr_tensor *dq, tyr_tensor *dk, tyr_tensor *dv, const tyr_tensor *dout,
                         const tyr_tensor *q, const tyr_tensor *k, const tyr_tensor *v,

@@ -550,14 +550,41 @@ static bool att_check(const tyr_tensor *q, const tyr_tensor *lse) {
   return true;
 }
 
-extern "C" void tcu_sdpa(tyr_tensor *out, tyr_tensor *lse, const tyr_tensor *q, const tyr_tensor *k,
-                         const tyr_tensor *v, const tyr_tensor *mask, bool causal, int64_t window,
-                         double scale) {
-  cudaStream_t st = tcu_enter(q->device);
-  if (!st || !att_check(q, lse)) return;
-  AttShape sh = att_shape(q, k, causal, window);
-  if (sh.B * sh.Hq * sh.T == 0) return;
-  if (tcu_sdpa_tc(st, out, lse, q, k, v, mask, causal, window, scale)) return;
+/* q, k, v, out (and in the backward dout, dq, dk, dv) may be views whose
+ * head dim is contiguous: the tensor-core kernel reads and writes them in
+ * place; for the CUDA-core kernels, which take contiguous tensors, strided
+ * inputs are copied and strided outputs written through temporaries. */
+struct AttTmp {
+  TmpTensor tmp[8];
+  const tyr_tensor *orig[8];
+  tyr_tensor *dense[8];
+  int n;
+};
+static const tyr_tensor *att_in(AttTmp *a, const tyr_tensor *t) {
+  if (!t) return NULL;
+  const tyr_tensor *c = tcu_contiguous(t, &a->tmp[a->n]);
+  a->orig[a->n] = t;
+  a->dense[a->n++] = (tyr_tensor *)c;
+  return c;
+}
+static tyr_tensor *att_out(AttTmp *a, tyr_tensor *t) {
+  tyr_tensor *c = tyr_is_contiguous(t) ? t : tcu_temp_like(t, t->dtype, &a->tmp[a->n]);
+  a->orig[a->n] = t;
+  a->dense[a->n++] = c;
+  return c;
+}
+/* outputs copied back (write), then every temporary freed */
+static void att_done(AttTmp *a, int nout) {
+  for (int i = 0; i < a->n; i++) {
+    if (!a->dense[i] || a->dense[i] == a->orig[i]) continue;
+    if (i < nout) tcu_copy((tyr_tensor *)a->orig[i], a->dense[i]);
+    tcu_release(a->dense[i], &a->tmp[i]);
+  }
+}
+
+static void sdpa_simt(cudaStream_t st, tyr_tensor *out, tyr_tensor *lse, const tyr_tensor *q,
+                      const tyr_tensor *k, const tyr_tensor *v, const tyr_tensor *mask,
+                      const AttShape &sh, double scale) {
   int D = (int)sh.D;
   dim3 grid((unsigned)((sh.T + ATT_ROWS - 1) / ATT_ROWS), (unsigned)(sh.B * sh.Hq));
   const uint8_t *mp = mask ? (const uint8_t *)tyr_data_ptr(mask) : NULL;
@@ -575,27 +602,30 @@ extern "C" void tcu_sdpa(tyr_tensor *out, tyr_tensor *lse, const tyr_tensor *q, 
   });
 }
 
-extern "C" void tcu_sdpa_backward(tyr_tensor *dq, tyr_tensor *dk, tyr_tensor *dv,
-                                  const tyr_tensor *dout, const tyr_tensor *q, const tyr_tensor *k,
-                                  const tyr_tensor *v, const tyr_tensor *out, const tyr_tensor *lse,
-                                  const tyr_tensor *mask, bool causal, int64_t window,
-                                  double scale) {
+extern "C" void tcu_sdpa(tyr_tensor *out, tyr_tensor *lse, const tyr_tensor *q, const tyr_tensor *k,
+                         const tyr_tensor *v, const tyr_tensor *mask, bool causal, int64_t window,
+                         double scale) {
   cudaStream_t st = tcu_enter(q->device);
   if (!st || !att_check(q, lse)) return;
   AttShape sh = att_shape(q, k, causal, window);
+  if (sh.B * sh.Hq * sh.T == 0) return;
+  if (tcu_sdpa_tc(st, out, lse, q, k, v, mask, causal, window, scale)) return;
+  AttTmp a;
+  a.n = 0;
+  tyr_tensor *oc = att_out(&a, out);
+  const tyr_tensor *qc = att_in(&a, q), *kc = att_in(&a, k), *vc = att_in(&a, v);
+  if (oc && qc && kc && vc) sdpa_simt(st, oc, lse, qc, kc, vc, mask, sh, scale);
+  att_done(&a, 1);
+}
+
+static void sdpa_backward_simt(cudaStream_t st, tyr_tensor *dq, tyr_tensor *dk, tyr_tensor *dv,
+                               const tyr_tensor *dout, const tyr_tensor *q, const tyr_tensor *k,
+                               const tyr_tensor *v, const tyr_tensor *out, const tyr_tensor *lse,
+                               const tyr_tensor *mask, const AttShape &sh, double scale) {
   int D = (int)sh.D;
   int dev = q->device.index;
   int64_t rows = sh.B * sh.Hq * sh.T;
   const uint8_t *mp = mask ? (const uint8_t *)tyr_data_ptr(mask) : NULL;
-  if (rows == 0 || sh.S == 0) {
-    /* every output element is written: zeros */
-    if (tyr_numel(dq)) CUDA_CHECK(cudaMemsetAsync(tyr_data_ptr(dq), 0, tyr_nbytes(dq), st));
-    if (tyr_numel(dk)) CUDA_CHECK(cudaMemsetAsync(tyr_data_ptr(dk), 0, tyr_nbytes(dk), st));
-    if (tyr_numel(dv)) CUDA_CHECK(cudaMemsetAsync(tyr_data_ptr(dv), 0, tyr_nbytes(dv), st));
-    return;
-  }
-  if (tcu_sdpa_tc_backward(st, dq, dk, dv, dout, q, k, v, out, lse, mask, causal, window, scale))
-    return;
   TCU_FLOAT_DISPATCH(q->dtype, {
     typedef typename Acc<scalar_t>::type C;
     size_t dbytes = sizeof(C) * (size_t)rows;
@@ -625,4 +655,31 @@ extern "C" void tcu_sdpa_backward(tyr_tensor *dq, tyr_tensor *dk, tyr_tensor *dv
     (void)ok;
     tcu_free(delta, dbytes, dev);
   });
+}
+
+extern "C" void tcu_sdpa_backward(tyr_tensor *dq, tyr_tensor *dk, tyr_tensor *dv,
+                                  const tyr_tensor *dout, const tyr_tensor *q, const tyr_tensor *k,
+                                  const tyr_tensor *v, const tyr_tensor *out, const tyr_tensor *lse,
+                                  const tyr_tensor *mask, bool causal, int64_t window,
+                                  double scale) {
+  cudaStream_t st = tcu_enter(q->device);
+  if (!st || !att_check(q, lse)) return;
+  AttShape sh = att_shape(q, k, causal, window);
+  if (sh.B * sh.Hq * sh.T == 0 || sh.S == 0) {
+    /* every output element is written: zeros */
+    if (tyr_numel(dq)) tcu_fill(dq, 0.0);
+    if (tyr_numel(dk)) tcu_fill(dk, 0.0);
+    if (tyr_numel(dv)) tcu_fill(dv, 0.0);
+    return;
+  }
+  if (tcu_sdpa_tc_backward(st, dq, dk, dv, dout, q, k, v, out, lse, mask, causal, window, scale))
+    return;
+  AttTmp a;
+  a.n = 0;
+  tyr_tensor *dqc = att_out(&a, dq), *dkc = att_out(&a, dk), *dvc = att_out(&a, dv);
+  const tyr_tensor *gc = att_in(&a, dout), *qc = att_in(&a, q), *kc = att_in(&a, k);
+  const tyr_tensor *vc = att_in(&a, v), *oc = att_in(&a, out);
+  if (dqc && dkc && dvc && gc && qc && kc && vc && oc)
+    sdpa_backward_simt(st, dqc, dkc, dvc, gc, qc, kc, vc, oc, lse, mask, sh, scale);
+  att_done(&a, 3);
 }

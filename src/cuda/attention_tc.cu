@@ -86,6 +86,19 @@ struct TcShape {
   bool cw;    /* causal or window: keys after a query's position are hidden */
 };
 
+/* Element strides of a [B, H, T, D] operand over batch, head and row (the
+ * head dim is contiguous): views into a packed [B, T, (Hq + 2 Hkv) D]
+ * projection or a [B, T, H, D] output need no copies. */
+struct TcStr {
+  int64_t b, h, t;
+};
+struct TcLayout {
+  TcStr q, k, v, o, g, dq, dk, dv; /* g: dout */
+};
+__device__ __forceinline__ int64_t tc_base(const TcStr &s, int64_t b, int64_t h) {
+  return b * s.b + h * s.h;
+}
+
 /* Whether query i sees key j (j >= 0, i < T). */
 __device__ __forceinline__ bool tc_visible(const TcShape &sh, int i, int j) {
   int pos = i + sh.off;
@@ -140,28 +153,32 @@ __device__ __forceinline__ void cp_async_wait() {
 }
 
 /* ---- staging tiles --------------------------------------------------------------------------- */
-/* Rows [r0, r0 + ROWS) of a row-major [*, D] matrix (rows from rmax on are
- * zeros: they add nothing to products, and never NaN) into a shared tile
- * of bf16 with row stride D + 8, by 16-byte chunks (D / 8 per row). */
+/* Rows [r0, r0 + ROWS) of a [*, D] matrix with rows ld elements apart
+ * (rows from rmax on are zeros: they add nothing to products, and never
+ * NaN) into a shared tile of bf16 with row stride D + 8, by 16-byte chunks
+ * (D / 8 per row). */
 template <int D, int ROWS>
-__device__ __forceinline__ void tc_load(uint16_t *dst, const bf16 *src, int r0, int rmax) {
+__device__ __forceinline__ void tc_load(uint16_t *dst, const bf16 *src, int r0, int rmax,
+                                        int64_t ld) {
   constexpr int CH = D / 8, LD = D + 8;
 #pragma unroll
   for (int it = 0; it < ROWS * CH / TC_THREADS; it++) {
     const int idx = threadIdx.x + it * TC_THREADS, r = idx / CH, c = idx % CH;
     const bool ok = r0 + r < rmax;
-    cp_async16(smem_addr(dst + r * LD + c * 8), ok ? src + (int64_t)(r0 + r) * D + c * 8 : src, ok);
+    cp_async16(smem_addr(dst + r * LD + c * 8), ok ? src + (int64_t)(r0 + r) * ld + c * 8 : src,
+               ok);
   }
 }
 template <int D, int ROWS>
-__device__ __forceinline__ void tc_load(uint16_t *dst, const float *src, int r0, int rmax) {
+__device__ __forceinline__ void tc_load(uint16_t *dst, const float *src, int r0, int rmax,
+                                        int64_t ld) {
   constexpr int CH = D / 8, LD = D + 8, N = ROWS * CH / TC_THREADS;
   float4 x[N][2];
 #pragma unroll
   for (int it = 0; it < N; it++) { /* every load first, then the stores */
     const int idx = threadIdx.x + it * TC_THREADS, r = idx / CH, c = idx % CH;
     if (r0 + r < rmax) {
-      const float4 *p = (const float4 *)(src + (int64_t)(r0 + r) * D + c * 8);
+      const float4 *p = (const float4 *)(src + (int64_t)(r0 + r) * ld + c * 8);
       x[it][0] = p[0];
       x[it][1] = p[1];
     } else {
@@ -270,17 +287,18 @@ __device__ __forceinline__ bool tc_all_visible(const TcShape &sh, int i0, int i1
 template <typename T, int D>
 __global__ void __launch_bounds__(TC_THREADS)
     tc_fw_kernel(T *__restrict__ out, float *__restrict__ lse, const T *__restrict__ q,
-                 const T *__restrict__ k, const T *__restrict__ v, TcShape sh, float sl2) {
+                 const T *__restrict__ k, const T *__restrict__ v, TcShape sh, TcLayout L,
+                 float sl2) {
   constexpr int BM = TC_BM, BN = 64, LD = D + 8, KD = D / 16, ND = D / 8, NS = BN / 8;
   extern __shared__ __align__(16) unsigned char tc_smem[];
   uint16_t *sQ = (uint16_t *)tc_smem; /* [BM][LD] */
   uint16_t *sK = sQ + BM * LD;        /* [2][BN][LD] */
   uint16_t *sV = sK + 2 * BN * LD;    /* [2][BN][LD] */
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  const int64_t bh = blockIdx.y, b = bh / sh.Hq, hk = bh % sh.Hq / (sh.Hq / sh.Hkv);
+  const int64_t bh = blockIdx.y, b = bh / sh.Hq, h = bh % sh.Hq, hk = h / (sh.Hq / sh.Hkv);
   const int i0 = (int)(gridDim.x - 1 - blockIdx.x) * BM;
-  const T *qb = q + bh * sh.T * D;
-  const T *kb = k + (b * sh.Hkv + hk) * sh.S * D, *vb = v + (b * sh.Hkv + hk) * sh.S * D;
+  const T *qb = q + tc_base(L.q, b, h);
+  const T *kb = k + tc_base(L.k, b, hk), *vb = v + tc_base(L.v, b, hk);
   int lo, hi;
   tc_key_range(sh, i0, i0 + BM - 1 < sh.T ? i0 + BM - 1 : sh.T - 1, &lo, &hi);
   const int ntiles = (hi - lo + BN - 1) / BN;
@@ -293,17 +311,17 @@ __global__ void __launch_bounds__(TC_THREADS)
   uint32_t qf[KD][4];
 
   if (ntiles > 0) {
-    tc_load<D, BM>(sQ, qb, i0, sh.T);
-    tc_load<D, BN>(sK, kb, lo, sh.S);
-    tc_load<D, BN>(sV, vb, lo, sh.S);
+    tc_load<D, BM>(sQ, qb, i0, sh.T, L.q.t);
+    tc_load<D, BN>(sK, kb, lo, sh.S, L.k.t);
+    tc_load<D, BN>(sV, vb, lo, sh.S, L.v.t);
     cp_async_commit();
   }
   for (int n = 0; n < ntiles; n++) {
     const int j0 = lo + n * BN;
     const uint16_t *cK = sK + (n & 1) * BN * LD, *cV = sV + (n & 1) * BN * LD;
     if (n + 1 < ntiles) { /* the next tile into the other buffer, freed at the end of n - 1 */
-      tc_load<D, BN>(sK + ((n + 1) & 1) * BN * LD, kb, j0 + BN, sh.S);
-      tc_load<D, BN>(sV + ((n + 1) & 1) * BN * LD, vb, j0 + BN, sh.S);
+      tc_load<D, BN>(sK + ((n + 1) & 1) * BN * LD, kb, j0 + BN, sh.S, L.k.t);
+      tc_load<D, BN>(sV + ((n + 1) & 1) * BN * LD, vb, j0 + BN, sh.S, L.v.t);
       cp_async_commit();
       cp_async_wait<1>(); /* all but the group just issued: tile n (and Q) */
     } else {
@@ -386,7 +404,7 @@ __global__ void __launch_bounds__(TC_THREADS)
     const float sum = quad_sum(l[r]);
     if (row[r] >= sh.T) continue;
     const float inv = sum > 0.f ? 1.f / sum : 0.f;
-    T *orow = out + (bh * sh.T + row[r]) * D + 2 * t;
+    T *orow = out + tc_base(L.o, b, h) + row[r] * L.o.t + 2 * t;
 #pragma unroll
     for (int d = 0; d < ND; d++) st2(orow + d * 8, o[d][2 * r] * inv, o[d][2 * r + 1] * inv);
     if (t == 0) lse[bh * sh.T + row[r]] = sum > 0.f ? m[r] * TC_LN2 + logf(sum) : -INFINITY;
@@ -396,12 +414,16 @@ __global__ void __launch_bounds__(TC_THREADS)
 /* ---- backward: delta = rowsum(dout * out), one warp per row ---------------------------------- */
 template <typename T>
 __global__ void tc_delta_kernel(float *__restrict__ delta, const T *__restrict__ dout,
-                                const T *__restrict__ out, int64_t rows, int D) {
+                                const T *__restrict__ out, int64_t rows, int D, int H, int Tq,
+                                TcLayout L) {
   const int lane = threadIdx.x & 31;
   for (int64_t r = (blockIdx.x * (int64_t)blockDim.x + threadIdx.x) / 32; r < rows;
        r += (int64_t)gridDim.x * blockDim.x / 32) {
+    const int64_t i = r % Tq, bh = r / Tq, b = bh / H, h = bh % H;
+    const T *gr = dout + tc_base(L.g, b, h) + i * L.g.t,
+            *orow = out + tc_base(L.o, b, h) + i * L.o.t;
     float acc = 0.f;
-    for (int d = lane; d < D; d += 32) acc += to_c(dout[r * D + d]) * to_c(out[r * D + d]);
+    for (int d = lane; d < D; d += 32) acc += to_c(gr[d]) * to_c(orow[d]);
     for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
     if (lane == 0) delta[r] = acc;
   }
@@ -423,7 +445,7 @@ template <typename T, int D, int BN>
 __global__ void __launch_bounds__(TC_THREADS)
     tc_dq_kernel(T *__restrict__ dq, const T *__restrict__ dout, const T *__restrict__ q,
                  const T *__restrict__ k, const T *__restrict__ v, const float *__restrict__ lse,
-                 const float *__restrict__ delta, TcShape sh, float sl2, float scale) {
+                 const float *__restrict__ delta, TcShape sh, TcLayout L, float sl2, float scale) {
   constexpr int BM = TC_BM, LD = D + 8, KD = D / 16, ND = D / 8, NS = BN / 8;
   extern __shared__ __align__(16) unsigned char tc_smem[];
   uint16_t *sQ = (uint16_t *)tc_smem; /* [BM][LD] */
@@ -431,9 +453,9 @@ __global__ void __launch_bounds__(TC_THREADS)
   uint16_t *sK = sG + BM * LD;        /* [2][BN][LD] */
   uint16_t *sV = sK + 2 * BN * LD;    /* [2][BN][LD] */
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  const int64_t bh = blockIdx.y, b = bh / sh.Hq, hk = bh % sh.Hq / (sh.Hq / sh.Hkv);
+  const int64_t bh = blockIdx.y, b = bh / sh.Hq, h = bh % sh.Hq, hk = h / (sh.Hq / sh.Hkv);
   const int i0 = (int)(gridDim.x - 1 - blockIdx.x) * BM;
-  const T *kb = k + (b * sh.Hkv + hk) * sh.S * D, *vb = v + (b * sh.Hkv + hk) * sh.S * D;
+  const T *kb = k + tc_base(L.k, b, hk), *vb = v + tc_base(L.v, b, hk);
   int lo, hi;
   tc_key_range(sh, i0, i0 + BM - 1 < sh.T ? i0 + BM - 1 : sh.T - 1, &lo, &hi);
   const int ntiles = (hi - lo + BN - 1) / BN;
@@ -452,18 +474,18 @@ __global__ void __launch_bounds__(TC_THREADS)
   uint32_t qf[KD][4], gf[KD][4];
 
   if (ntiles > 0) {
-    tc_load<D, BM>(sQ, q + bh * sh.T * D, i0, sh.T);
-    tc_load<D, BM>(sG, dout + bh * sh.T * D, i0, sh.T);
-    tc_load<D, BN>(sK, kb, lo, sh.S);
-    tc_load<D, BN>(sV, vb, lo, sh.S);
+    tc_load<D, BM>(sQ, q + tc_base(L.q, b, h), i0, sh.T, L.q.t);
+    tc_load<D, BM>(sG, dout + tc_base(L.g, b, h), i0, sh.T, L.g.t);
+    tc_load<D, BN>(sK, kb, lo, sh.S, L.k.t);
+    tc_load<D, BN>(sV, vb, lo, sh.S, L.v.t);
     cp_async_commit();
   }
   for (int n = 0; n < ntiles; n++) {
     const int j0 = lo + n * BN;
     const uint16_t *cK = sK + (n & 1) * BN * LD, *cV = sV + (n & 1) * BN * LD;
     if (n + 1 < ntiles) {
-      tc_load<D, BN>(sK + ((n + 1) & 1) * BN * LD, kb, j0 + BN, sh.S);
-      tc_load<D, BN>(sV + ((n + 1) & 1) * BN * LD, vb, j0 + BN, sh.S);
+      tc_load<D, BN>(sK + ((n + 1) & 1) * BN * LD, kb, j0 + BN, sh.S, L.k.t);
+      tc_load<D, BN>(sV + ((n + 1) & 1) * BN * LD, vb, j0 + BN, sh.S, L.v.t);
       cp_async_commit();
       cp_async_wait<1>();
     } else {
@@ -527,7 +549,7 @@ __global__ void __launch_bounds__(TC_THREADS)
 #pragma unroll
   for (int r = 0; r < 2; r++) {
     if (row[r] >= sh.T) continue;
-    T *orow = dq + (bh * sh.T + row[r]) * D + 2 * t;
+    T *orow = dq + tc_base(L.dq, b, h) + row[r] * L.dq.t + 2 * t;
 #pragma unroll
     for (int d = 0; d < ND; d++)
       st2(orow + d * 8, acc[d][2 * r] * scale, acc[d][2 * r + 1] * scale);
@@ -548,7 +570,7 @@ __global__ void __launch_bounds__(TC_THREADS)
     tc_dkv_kernel(T *__restrict__ dk, T *__restrict__ dv, const T *__restrict__ dout,
                   const T *__restrict__ q, const T *__restrict__ k, const T *__restrict__ v,
                   const float *__restrict__ lse, const float *__restrict__ delta, TcShape sh,
-                  float sl2, float scale) {
+                  TcLayout L, float sl2, float scale) {
   constexpr int BM = TC_BM, LD = D + 8, KD = D / 16, ND = D / 8, NQ = BQ / 8;
   extern __shared__ __align__(16) unsigned char tc_smem[];
   uint16_t *sK = (uint16_t *)tc_smem;      /* [BM][LD] */
@@ -580,10 +602,10 @@ __global__ void __launch_bounds__(TC_THREADS)
   /* Q, dO, lse, delta of tile n into buffer n & 1 */
   auto load_tile = [&](int n) {
     const int buf = n & 1;
-    const int64_t bh = b * sh.Hq + hk * G + n / nq;
+    const int64_t h = hk * G + n / nq, bh = b * sh.Hq + h;
     const int t0 = ilo + (n % nq) * BQ;
-    tc_load<D, BQ>(sQ + buf * BQ * LD, q + bh * sh.T * D, t0, sh.T);
-    tc_load<D, BQ>(sG + buf * BQ * LD, dout + bh * sh.T * D, t0, sh.T);
+    tc_load<D, BQ>(sQ + buf * BQ * LD, q + tc_base(L.q, b, h), t0, sh.T, L.q.t);
+    tc_load<D, BQ>(sG + buf * BQ * LD, dout + tc_base(L.g, b, h), t0, sh.T, L.g.t);
     if (threadIdx.x < BQ) {
       const int i = t0 + (int)threadIdx.x;
       sL[buf * BQ + threadIdx.x] = tc_lse2(lse + bh * sh.T, i, sh.T);
@@ -591,8 +613,8 @@ __global__ void __launch_bounds__(TC_THREADS)
     }
   };
   if (ntiles > 0) {
-    tc_load<D, BM>(sK, k + bkv * sh.S * D, j0, sh.S);
-    tc_load<D, BM>(sV, v + bkv * sh.S * D, j0, sh.S);
+    tc_load<D, BM>(sK, k + tc_base(L.k, b, hk), j0, sh.S, L.k.t);
+    tc_load<D, BM>(sV, v + tc_base(L.v, b, hk), j0, sh.S, L.v.t);
     load_tile(0);
     cp_async_commit();
   }
@@ -686,8 +708,8 @@ __global__ void __launch_bounds__(TC_THREADS)
 #pragma unroll
   for (int r = 0; r < 2; r++) {
     if (key[r] >= sh.S) continue;
-    T *krow = dk + (bkv * sh.S + key[r]) * D + 2 * t,
-      *vrow = dv + (bkv * sh.S + key[r]) * D + 2 * t;
+    T *krow = dk + tc_base(L.dk, b, hk) + key[r] * L.dk.t + 2 * t,
+      *vrow = dv + tc_base(L.dv, b, hk) + key[r] * L.dv.t + 2 * t;
 #pragma unroll
     for (int d = 0; d < ND; d++) {
       st2(krow + d * 8, adk[d][2 * r] * scale, adk[d][2 * r + 1] * scale);
@@ -728,10 +750,26 @@ static bool tc_device_ok(int dev) {
   return major[dev] >= 8;
 }
 
+/* An operand the kernels can address: head dim contiguous, the other
+ * strides and the data 16-byte aligned (tiles are staged by 16-byte
+ * chunks). */
+static bool tc_operand_ok(const tyr_tensor *t) {
+  const int64_t e = 16 / (int64_t)tyr_dtype_size(t->dtype);
+  if (t->rank != 4 || (t->stride[3] != 1 && t->shape[3] > 1)) return false;
+  for (int i = 0; i < 3; i++)
+    if (t->shape[i] > 1 && t->stride[i] % e) return false;
+  return tcu_aligned16(tyr_data_ptr(t));
+}
+
+static TcStr tc_str(const tyr_tensor *t) {
+  TcStr s = {t->stride[0], t->stride[1], t->stride[2]};
+  return s;
+}
+
 /* Whether the tensor-core kernel takes a call: dtype and mode, head dim,
- * no mask, grid limits, 16-byte aligned data (n pointers). */
+ * no mask, grid limits, addressable operands (n of them). */
 static bool tc_applies(const tyr_tensor *q, const tyr_tensor *k, const tyr_tensor *mask,
-                       const void *const *ptrs, int n) {
+                       const tyr_tensor *const *ops, int n) {
   if (mask || tyr_cuda_get_attention_kernel() != TYR_CUDA_ATTENTION_AUTO) return false;
   if (!(q->dtype == TYR_BF16 ||
         (q->dtype == TYR_F32 && tyr_cuda_get_matmul_mode() == TYR_CUDA_MATMUL_BF16)))
@@ -741,7 +779,7 @@ static bool tc_applies(const tyr_tensor *q, const tyr_tensor *k, const tyr_tenso
   if (q->shape[0] * q->shape[1] > 65535 || k->shape[0] * k->shape[1] > 65535) return false;
   if (q->shape[2] >= (1 << 30) || k->shape[2] >= (1 << 30)) return false;
   for (int i = 0; i < n; i++)
-    if (!tcu_aligned16(ptrs[i])) return false;
+    if (!tc_operand_ok(ops[i])) return false;
   return tc_device_ok(q->device.index);
 }
 
@@ -802,9 +840,15 @@ static bool tc_launch(K kernel, dim3 grid, size_t smem, cudaStream_t st, A... ar
 bool tcu_sdpa_tc(cudaStream_t st, tyr_tensor *out, tyr_tensor *lse, const tyr_tensor *q,
                  const tyr_tensor *k, const tyr_tensor *v, const tyr_tensor *mask, bool causal,
                  int64_t window, double scale) {
-  const void *ptrs[4] = {tyr_data_ptr(out), tyr_data_ptr(q), tyr_data_ptr(k), tyr_data_ptr(v)};
-  if (!tc_applies(q, k, mask, ptrs, 4)) return false;
+  const tyr_tensor *ops[4] = {out, q, k, v};
+  if (!tc_applies(q, k, mask, ops, 4)) return false;
   TcShape sh = tc_shape(q, k, causal, window);
+  TcLayout L;
+  memset(&L, 0, sizeof L);
+  L.q = tc_str(q);
+  L.k = tc_str(k);
+  L.v = tc_str(v);
+  L.o = tc_str(out);
   const int64_t B = q->shape[0];
   if (B * sh.Hq * sh.T == 0) return true;
   dim3 grid((unsigned)((sh.T + TC_BM - 1) / TC_BM), (unsigned)(B * sh.Hq));
@@ -813,7 +857,7 @@ bool tcu_sdpa_tc(cudaStream_t st, tyr_tensor *out, tyr_tensor *lse, const tyr_te
     TC_D_DISPATCH((int)q->shape[3], {
       tc_launch(tc_fw_kernel<scalar_t, HD>, grid, tc_fw_smem(HD), st, (scalar_t *)tyr_data_ptr(out),
                 (float *)tyr_data_ptr(lse), (const scalar_t *)tyr_data_ptr(q),
-                (const scalar_t *)tyr_data_ptr(k), (const scalar_t *)tyr_data_ptr(v), sh, sl2);
+                (const scalar_t *)tyr_data_ptr(k), (const scalar_t *)tyr_data_ptr(v), sh, L, sl2);
     });
   });
   return true;
@@ -823,12 +867,13 @@ bool tcu_sdpa_tc_backward(cudaStream_t st, tyr_tensor *dq, tyr_tensor *dk, tyr_t
                           const tyr_tensor *dout, const tyr_tensor *q, const tyr_tensor *k,
                           const tyr_tensor *v, const tyr_tensor *out, const tyr_tensor *lse,
                           const tyr_tensor *mask, bool causal, int64_t window, double scale) {
-  const void *ptrs[7] = {tyr_data_ptr(dq), tyr_data_ptr(dk), tyr_data_ptr(dv),  tyr_data_ptr(q),
-                         tyr_data_ptr(k),  tyr_data_ptr(v),  tyr_data_ptr(dout)};
+  const tyr_tensor *ops[8] = {dq, dk, dv, q, k, v, dout, out};
   if (out->dtype != q->dtype || dout->dtype != q->dtype || lse->dtype != TYR_F32 ||
-      !tc_applies(q, k, mask, ptrs, 7))
+      !tc_applies(q, k, mask, ops, 8))
     return false;
   TcShape sh = tc_shape(q, k, causal, window);
+  TcLayout L = {tc_str(q),    tc_str(k),  tc_str(v),  tc_str(out),
+                tc_str(dout), tc_str(dq), tc_str(dk), tc_str(dv)};
   const int dev = q->device.index;
   const int64_t B = q->shape[0], rows = B * sh.Hq * sh.T;
   const size_t dbytes = sizeof(float) * (size_t)rows;
@@ -844,16 +889,16 @@ bool tcu_sdpa_tc_backward(cudaStream_t st, tyr_tensor *dq, tyr_tensor *dk, tyr_t
                    *gp = (const scalar_t *)tyr_data_ptr(dout);
     const float *lp = (const float *)tyr_data_ptr(lse);
     tc_delta_kernel<scalar_t><<<tcu_blocks(rows * 32, 256, dev), 256, 0, st>>>(
-        delta, gp, (const scalar_t *)tyr_data_ptr(out), rows, D);
+        delta, gp, (const scalar_t *)tyr_data_ptr(out), rows, D, sh.Hq, sh.T, L);
     bool ok = LAUNCH_CHECK();
     TC_D_DISPATCH(D, {
       ok = ok && tc_launch(tc_dq_kernel<scalar_t, HD, TC_BWD_TILE(HD)>, gq, tc_dq_smem(HD), st,
                            (scalar_t *)tyr_data_ptr(dq), gp, qp, kp, vp, lp, (const float *)delta,
-                           sh, sl2, fscale);
+                           sh, L, sl2, fscale);
       ok = ok &&
            tc_launch(tc_dkv_kernel<scalar_t, HD, TC_BWD_TILE(HD), (HD <= 64)>, gkv, tc_dkv_smem(HD),
                      st, (scalar_t *)tyr_data_ptr(dk), (scalar_t *)tyr_data_ptr(dv), gp, qp, kp, vp,
-                     lp, (const float *)delta, sh, sl2, fscale);
+                     lp, (const float *)delta, sh, L, sl2, fscale);
     });
     (void)ok;
   });

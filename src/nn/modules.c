@@ -197,6 +197,13 @@ tyr_tensor *tyr_nn_attention_forward_at(tyr_site s, const tyr_nn_attention *m, t
     return NULL;
   }
   int64_t B = x->shape[0], T = x->shape[1], D = m->head_dim, kvdim = c->n_kv_head * D;
+  tyr_sdpa_opts opts = {.causal = true, .mask = NULL, .window = c->window, .scale = 0};
+  (void)training; /* dropout is applied to the block's residual branches */
+  if (c->fused_qkv && !c->qk_norm && !c->rope) { /* attention reads the packed projection */
+    tyr_tensor *qkv = tyr_nn_linear_forward_at(s, &m->qkv, x);
+    tyr_tensor *y = qkv ? tyr_sdpa_qkv_at(s, qkv, c->n_head, c->n_kv_head, &opts) : NULL;
+    return y ? tyr_nn_linear_forward_at(s, &m->proj, y) : NULL;
+  }
   tyr_tensor *q, *k, *v;
   if (c->fused_qkv) {
     tyr_tensor *qkv = tyr_nn_linear_forward_at(s, &m->qkv, x);
@@ -222,10 +229,8 @@ tyr_tensor *tyr_nn_attention_forward_at(tyr_site s, const tyr_nn_attention *m, t
     q = tyr_rotary_at(s, q, cs, sn);
     k = tyr_rotary_at(s, k, cs, sn);
   }
-  tyr_sdpa_opts opts = {.causal = true, .mask = NULL, .window = c->window, .scale = 0};
   tyr_tensor *y = tyr_sdpa_at(s, q, k, v, &opts);
   if (!y) return NULL;
-  (void)training; /* dropout is applied to the block's residual branches */
   y = tyr_reshape_at(s, tyr_transpose_at(s, y, 1, 2), 3, (int64_t[]){B, T, c->dim});
   return y ? tyr_nn_linear_forward_at(s, &m->proj, y) : NULL;
 }

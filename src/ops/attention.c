@@ -1,8 +1,11 @@
 /* Scaled-dot-product attention: shape rules, options, dispatch to the
- * backend's fused kernel (which saves each row's log-sum-exp), backward. */
+ * backend's fused kernel (which saves each row's log-sum-exp), backward;
+ * and tyr_sdpa_qkv, the same on a packed qkv projection. */
 #include <math.h>
+#include <string.h>
 
 #include "ops/nn_util.h"
+#include "tyr/ops_layout.h"
 #include "tyr/ops_nn.h"
 
 static const char *const OP = "tyr_sdpa";
@@ -35,7 +38,7 @@ static void sdpa_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin) {
 }
 
 /* Checks operands and options; fills *causal, *window, *scale. */
-static bool sdpa_check(tyr_site s, tyr_tensor *q, tyr_tensor *k, tyr_tensor *v,
+static bool sdpa_check(tyr_site s, const char *OP, tyr_tensor *q, tyr_tensor *k, tyr_tensor *v,
                        const tyr_sdpa_opts *o, bool *causal, int64_t *window, double *scale) {
   if (!tyr__arg_ok(s, OP, "q", q) || !tyr__arg_ok(s, OP, "k", k) || !tyr__arg_ok(s, OP, "v", v))
     return false;
@@ -102,7 +105,7 @@ tyr_tensor *tyr_sdpa_at(tyr_site s, tyr_tensor *q, tyr_tensor *k, tyr_tensor *v,
   bool causal;
   int64_t window;
   double scale;
-  if (!sdpa_check(s, q, k, v, opts, &causal, &window, &scale)) return NULL;
+  if (!sdpa_check(s, OP, q, k, v, opts, &causal, &window, &scale)) return NULL;
   tyr_dtype kdt = tyr__nn_kdt(q);
   int64_t lsh[3] = {q->shape[0], q->shape[1], q->shape[2]};
   tyr_tensor *qk = tyr__nn_prep(s, OP, q, kdt), *kk = tyr__nn_prep(s, OP, k, kdt);
@@ -138,6 +141,131 @@ tyr_tensor *tyr_sdpa_at(tyr_site s, tyr_tensor *q, tyr_tensor *k, tyr_tensor *v,
     }
   }
   if (outk != out) tyr__nn_drop(outk);
+  if (mk && mk != opts->mask) tyr__nn_drop(mk);
+  tyr__nn_drop(lse);
+  return out;
+}
+
+/* ---- attention on a packed qkv projection -------------------------------------------
+ * q, k and v are read where a fused projection put them and the output is
+ * written with its heads side by side: on CUDA the kernels take these
+ * strided views (no layout copies), and the gradient of qkv is written into
+ * one tensor.  Elsewhere (the CPU, whose kernels take contiguous tensors)
+ * the same through the layout ops and tyr_sdpa. */
+static const char *const OPQ = "tyr_sdpa_qkv";
+
+/* A stack descriptor of base's storage as a [B, H, T, D] tensor with the
+ * given strides and element offset (never tracked, freed or returned). */
+static tyr_tensor heads_view(const tyr_tensor *base, int64_t B, int64_t H, int64_t T, int64_t D,
+                             int64_t sb, int64_t sh, int64_t st, int64_t offset) {
+  tyr_tensor d;
+  memset(&d, 0, sizeof d);
+  d.storage = base->storage;
+  d.offset = base->offset + offset;
+  d.rank = 4;
+  d.shape[0] = B, d.shape[1] = H, d.shape[2] = T, d.shape[3] = D;
+  d.stride[0] = sb, d.stride[1] = sh, d.stride[2] = st, d.stride[3] = 1;
+  d.dtype = base->dtype;
+  d.device = base->device;
+  d.refcount = 1;
+  return d;
+}
+
+/* q, k, v of a contiguous packed [B, T, (Hq + 2 Hkv) D] tensor */
+static void qkv_views(const tyr_tensor *p, int64_t Hq, int64_t Hkv, tyr_tensor *q, tyr_tensor *k,
+                      tyr_tensor *v) {
+  int64_t B = p->shape[0], T = p->shape[1], W = p->shape[2], D = W / (Hq + 2 * Hkv);
+  *q = heads_view(p, B, Hq, T, D, T * W, D, W, 0);
+  *k = heads_view(p, B, Hkv, T, D, T * W, D, W, Hq * D);
+  *v = heads_view(p, B, Hkv, T, D, T * W, D, W, (Hq + Hkv) * D);
+}
+
+/* a contiguous [B, T, H * D] tensor as [B, H, T, D] */
+static tyr_tensor merged_view(const tyr_tensor *t, int64_t H) {
+  int64_t B = t->shape[0], T = t->shape[1], C = t->shape[2];
+  return heads_view(t, B, H, T, C / H, T * C, C / H, C, 0);
+}
+
+static void sdpa_qkv_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin) {
+  tyr_site s = n->site;
+  tyr_tensor *qkv = n->in[0], *lse = n->saved[0], *mask = n->saved[1], *out = n->out;
+  int64_t Hq = n->i[2], Hkv = n->i[3];
+  tyr_tensor *dqkv = tyr__new(s, OPQ, qkv->dtype, qkv->device, 3, qkv->shape);
+  tyr_tensor *gc = tyr__contig(s, OPQ, g);
+  if (!dqkv || !gc) return;
+  tyr_tensor q, k, v, dq, dk, dv;
+  qkv_views(qkv, Hq, Hkv, &q, &k, &v);
+  qkv_views(dqkv, Hq, Hkv, &dq, &dk, &dv);
+  tyr_tensor o = merged_view(out, Hq), go = merged_view(gc, Hq);
+  if (tyr_numel(qkv) > 0)
+    tyr__be(qkv)->sdpa_backward(&dq, &dk, &dv, &go, &q, &k, &v, &o, lse, mask, n->i[0] != 0,
+                                n->i[1], n->f[0]);
+  if (gc != g) tyr__nn_drop(gc);
+  gin[0] = dqkv;
+}
+
+tyr_tensor *tyr_sdpa_qkv_at(tyr_site s, tyr_tensor *qkv, int64_t n_head, int64_t n_kv_head,
+                            const tyr_sdpa_opts *opts) {
+  if (!tyr__arg_ok(s, OPQ, "qkv", qkv) || !tyr__is_float(s, OPQ, "qkv", qkv)) return NULL;
+  if (n_kv_head == 0) n_kv_head = n_head;
+  char a[160];
+  if (n_head <= 0 || n_kv_head <= 0 || n_head % n_kv_head) {
+    tyr_raise(TYR_ERR_ARG, s, OPQ,
+              "n_head (%lld) must be a positive multiple of n_kv_head (%lld, 0: n_head)",
+              (long long)n_head, (long long)n_kv_head);
+    return NULL;
+  }
+  int64_t parts = n_head + 2 * n_kv_head;
+  if (qkv->rank != 3 || qkv->shape[2] % parts || qkv->shape[2] == 0) {
+    tyr_raise(TYR_ERR_SHAPE, s, OPQ,
+              "qkv must be [B, T, (n_head + 2 n_kv_head) D] = [B, T, %lld D] with D >= 1, got %s",
+              (long long)parts, TYR__NN_SHAPE(qkv, a));
+    return NULL;
+  }
+  int64_t B = qkv->shape[0], T = qkv->shape[1], D = qkv->shape[2] / parts;
+  if (qkv->device.type != TYR_CUDA || tyr__needs_f32(qkv) || !tyr_is_contiguous(qkv)) {
+    int64_t C = n_head * D, KV = n_kv_head * D;
+    tyr_tensor *q = tyr_narrow_at(s, qkv, 2, 0, C), *k = tyr_narrow_at(s, qkv, 2, C, KV);
+    tyr_tensor *v = tyr_narrow_at(s, qkv, 2, C + KV, KV);
+    q = tyr_transpose_at(s, tyr_reshape_at(s, q, 4, (int64_t[]){B, T, n_head, D}), 1, 2);
+    k = tyr_transpose_at(s, tyr_reshape_at(s, k, 4, (int64_t[]){B, T, n_kv_head, D}), 1, 2);
+    v = tyr_transpose_at(s, tyr_reshape_at(s, v, 4, (int64_t[]){B, T, n_kv_head, D}), 1, 2);
+    if (!q || !k || !v) return NULL;
+    tyr_tensor *y = tyr_sdpa_at(s, q, k, v, opts);
+    return y ? tyr_reshape_at(s, tyr_transpose_at(s, y, 1, 2), 3, (int64_t[]){B, T, C}) : NULL;
+  }
+  tyr_tensor *pc = qkv;
+  tyr_tensor q, k, v;
+  qkv_views(pc, n_head, n_kv_head, &q, &k, &v);
+  bool causal;
+  int64_t window;
+  double scale;
+  tyr_tensor *out = NULL, *lse = NULL, *mk = NULL;
+  if (!sdpa_check(s, OPQ, &q, &k, &v, opts, &causal, &window, &scale)) goto done;
+  mk = opts && opts->mask ? tyr__contig(s, OPQ, opts->mask) : NULL;
+  out = tyr__new(s, OPQ, qkv->dtype, qkv->device, 3, (int64_t[]){B, T, n_head * D});
+  lse = tyr__new(s, OPQ, qkv->dtype == TYR_F64 ? TYR_F64 : TYR_F32, qkv->device, 3,
+                 (int64_t[]){B, n_head, T});
+  if (!out || !lse || (opts && opts->mask && !mk)) {
+    tyr__nn_drop(out);
+    out = NULL;
+    goto done;
+  }
+  if (tyr_numel(out) > 0) {
+    tyr_tensor o = merged_view(out, n_head);
+    tyr__be(qkv)->sdpa(&o, lse, &q, &k, &v, mk, causal, window, scale);
+  }
+  tyr_node *nd = TYR_RECORD(s, OPQ, out, sdpa_qkv_backward, pc);
+  tyr__node_save(nd, 0, lse);
+  tyr__node_save(nd, 1, mk);
+  if (nd) {
+    nd->i[0] = causal;
+    nd->i[1] = window;
+    nd->i[2] = n_head;
+    nd->i[3] = n_kv_head;
+    nd->f[0] = scale;
+  }
+done:
   if (mk && mk != opts->mask) tyr__nn_drop(mk);
   tyr__nn_drop(lse);
   return out;

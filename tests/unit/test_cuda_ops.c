@@ -1078,6 +1078,73 @@ static void test_linear_cross_entropy(void **state) {
   }
 }
 
+/* ---- attention on a packed qkv projection (tyr_sdpa_qkv) ------------------------------- */
+/* The result and the gradient of qkv from the strided views against the
+ * same kernel run on contiguous copies (narrow, reshape, transpose, tyr_sdpa,
+ * merge): the tensor-core path (bf16; f32 in the bf16 matmul mode) and the
+ * CUDA-core path (f32, f64, head dims the tensor cores do not take), with
+ * grouped KV heads, T not a multiple of the tiles, and a window. */
+static tyr_tensor *sdpa_qkv_composite(tyr_tensor *qkv, int64_t H, int64_t Hkv,
+                                      const tyr_sdpa_opts *o) {
+  int64_t B = qkv->shape[0], T = qkv->shape[1], D = qkv->shape[2] / (H + 2 * Hkv);
+  tyr_tensor *q = tyr_narrow_at(S, qkv, 2, 0, H * D), *k = tyr_narrow_at(S, qkv, 2, H * D, Hkv * D);
+  tyr_tensor *v = tyr_narrow_at(S, qkv, 2, (H + Hkv) * D, Hkv * D);
+  q = tyr_transpose_at(S, tyr_reshape_at(S, q, 4, (int64_t[]){B, T, H, D}), 1, 2);
+  k = tyr_transpose_at(S, tyr_reshape_at(S, k, 4, (int64_t[]){B, T, Hkv, D}), 1, 2);
+  v = tyr_transpose_at(S, tyr_reshape_at(S, v, 4, (int64_t[]){B, T, Hkv, D}), 1, 2);
+  tyr_tensor *y = tyr_sdpa_at(S, q, k, v, o);
+  return tyr_reshape_at(S, tyr_transpose_at(S, y, 1, 2), 3, (int64_t[]){B, T, H * D});
+}
+
+static void test_sdpa_qkv(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  const struct {
+    const char *name;
+    tyr_dtype dt;
+    tyr_cuda_matmul_mode mode;
+    int64_t D, window;
+  } cases[] = {
+      {"bf16 D64 (tensor cores)", TYR_BF16, TYR_CUDA_MATMUL_F32, 64, 0},
+      {"bf16 D32 window 40 (tensor cores)", TYR_BF16, TYR_CUDA_MATMUL_F32, 32, 40},
+      {"f32 D64 bf16 mode (tensor cores)", TYR_F32, TYR_CUDA_MATMUL_BF16, 64, 0},
+      {"f32 D48 (CUDA cores)", TYR_F32, TYR_CUDA_MATMUL_F32, 48, 0},
+      {"f64 D32 window 17 (CUDA cores)", TYR_F64, TYR_CUDA_MATMUL_F32, 32, 17},
+  };
+  const int64_t B = 2, T = 100, H = 4, Hkv = 2;
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    TYR_SCOPE;
+    tyr_cuda_set_matmul_mode(cases[c].mode);
+    int64_t W = (H + 2 * Hkv) * cases[c].D;
+    tyr_sdpa_opts o = {.causal = true, .window = cases[c].window};
+    tyr_tensor *base = to_dev(as_dtype(RAND(TYR_F32, -1, 1, B, T, W), cases[c].dt), gpu());
+    tyr_tensor *gy =
+        to_dev(as_dtype(RAND(TYR_F32, -1, 1, B, T, H * cases[c].D), cases[c].dt), gpu());
+    tyr_tensor *y[2], *g[2];
+    for (int k = 0; k < 2; k++) {
+      tyr_tensor *x = tyr_clone_at(S, base);
+      tyr_requires_grad_at(S, x, true);
+      y[k] = k ? sdpa_qkv_composite(x, H, Hkv, &o) : tyr_sdpa_qkv_at(S, x, H, Hkv, &o);
+      assert_non_null(y[k]);
+      assert_int_equal(tyr_backward_with_at(S, y[k], gy), 0);
+      g[k] = tyr_grad_e(x);
+      assert_non_null(g[k]);
+    }
+    char what[128];
+    snprintf(what, sizeof what, "sdpa_qkv %s: out", cases[c].name);
+    expect_close(what, y[0], y[1], 0, 0);
+    snprintf(what, sizeof what, "sdpa_qkv %s: dqkv", cases[c].name);
+    expect_close(what, g[0], g[1], 0, 0);
+  }
+  tyr_cuda_set_matmul_mode(TYR_CUDA_MATMUL_F32);
+  /* bad shapes name the op */
+  TYR_SCOPE;
+  tyr_tensor *x = tyr_zeros_at(S, TYR_BF16, gpu(), 3, (int64_t[]){2, 8, 100});
+  EXPECT_TYR_ERROR(tyr_sdpa_qkv_at(S, x, 4, 2, NULL),
+                   "tyr_sdpa_qkv: qkv must be [B, T, (n_head + 2 n_kv_head) D] = [B, T, 8 D]");
+  EXPECT_TYR_ERROR(tyr_sdpa_qkv_at(S, x, 3, 2, NULL), "tyr_sdpa_qkv: n_head (3) must be");
+}
+
 /* ---- gathers and scatters
  * --------------------------------------------------------------------------- */
 static void test_index(void **state) {
@@ -1960,6 +2027,7 @@ int main(void) {
       TYR_TEST(test_adamw_many),
       TYR_TEST(test_sumsq_many),
       TYR_TEST(test_linear_cross_entropy),
+      TYR_TEST(test_sdpa_qkv),
   };
   int failed = cmocka_run_group_tests(tests, NULL, NULL);
   tyr_cuda_empty_cache();

@@ -903,6 +903,40 @@ static void test_sdpa_gradients(void **state) {
   tyr_tensor_free(x);
 }
 
+/* tyr_sdpa_qkv on the CPU (through the layout ops and tyr_sdpa): values
+ * against splitting by hand, gradients against finite differences, errors */
+static tyr_tensor *call_sdpa_qkv(tyr_tensor **in, void *ctx) {
+  (void)ctx;
+  return tyr_sdpa_qkv_e(in[0], 2, 1, &(tyr_sdpa_opts){.causal = true, .window = 3});
+}
+
+static void test_sdpa_qkv(void **state) {
+  (void)state;
+  tyr_tensor *qkv = TYR_TEST_LEAF(-1, 1, 2, 5, 12); /* 2 query heads, 1 kv head, D 3 */
+  {
+    TYR_SCOPE;
+    tyr_tensor *y = tyr_sdpa_qkv_e(qkv, 2, 1, &(tyr_sdpa_opts){.causal = true});
+    assert_non_null(y);
+    assert_int_equal(y->rank, 3);
+    assert_int_equal(y->shape[2], 6);
+    tyr_tensor *q = tyr_transpose_e(tyr_reshape_e(tyr_narrow_e(qkv, 2, 0, 6), 2, 5, 2, 3), 1, 2);
+    tyr_tensor *k = tyr_transpose_e(tyr_reshape_e(tyr_narrow_e(qkv, 2, 6, 3), 2, 5, 1, 3), 1, 2);
+    tyr_tensor *v = tyr_transpose_e(tyr_reshape_e(tyr_narrow_e(qkv, 2, 9, 3), 2, 5, 1, 3), 1, 2);
+    tyr_tensor *r = tyr_sdpa_e(q, k, v, &(tyr_sdpa_opts){.causal = true});
+    r = tyr_reshape_e(tyr_transpose_e(r, 1, 2), 2, 5, 6);
+    double *want = values(r);
+    expect_values(y, want, 1e-15, 0, "sdpa_qkv");
+    free(want);
+    tyr_gradcheck("sdpa_qkv", call_sdpa_qkv, NULL, 1, &qkv, 1e-6, 1e-6);
+    EXPECT_TYR_ERROR(tyr_sdpa_qkv_e(qkv, 3, 1, NULL),
+                     "tyr_sdpa_qkv: qkv must be [B, T, (n_head + 2 n_kv_head) D] = [B, T, 5 D] "
+                     "with D >= 1, got [2, 5, 12]");
+    EXPECT_TYR_ERROR(tyr_sdpa_qkv_e(qkv, 2, 3, NULL), "tyr_sdpa_qkv: n_head (2) must be");
+    EXPECT_TYR_ERROR(tyr_sdpa_qkv_e(NULL, 2, 1, NULL), "tyr_sdpa_qkv: qkv is NULL");
+  }
+  tyr_tensor_free(qkv);
+}
+
 static void test_sdpa_errors(void **state) {
   (void)state;
   TYR_SCOPE;
@@ -1171,6 +1205,7 @@ int main(void) {
       TYR_TEST(test_sdpa_values),
       TYR_TEST(test_sdpa_gradients),
       TYR_TEST(test_sdpa_errors),
+      TYR_TEST(test_sdpa_qkv),
       TYR_TEST(test_sdpa_empty_rows_backward),
       TYR_TEST(test_half_precision),
       TYR_TEST(test_results_outlive_their_scope),
