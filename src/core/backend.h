@@ -213,6 +213,12 @@ typedef struct tyr_backend {
    * directly (CUDA), in f32. */
   void (*cross_entropy_fused)(tyr_tensor *losses, tyr_tensor *logits, const tyr_tensor *targets,
                               int64_t ignore_index, const tyr_tensor *scale);
+  /* out [M, N] = a [M, K] @ b [K, N] + bias [N] on every row, the bias
+   * added by the GEMM itself (cuBLASLt's epilogue) instead of a second pass
+   * over out; a and b as matmul's (rank 2).  NULL: callers run matmul and
+   * a row-broadcast add */
+  void (*matmul_bias)(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b,
+                      const tyr_tensor *bias);
 } tyr_backend;
 
 /* Whether the last two dims of t can be handed to a BLAS GEMM as they are:

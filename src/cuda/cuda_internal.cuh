@@ -334,6 +334,8 @@ void tcu_binary(tyr_binary_op op, tyr_tensor *out, const tyr_tensor *a, const ty
 void tcu_where(tyr_tensor *out, const tyr_tensor *cond, const tyr_tensor *a, const tyr_tensor *b);
 void tcu_reduce(tyr_reduce_op op, tyr_tensor *out, const tyr_tensor *a, int dim);
 void tcu_matmul(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b);
+void tcu_matmul_bias(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b,
+                     const tyr_tensor *bias);
 void tcu_softmax(tyr_tensor *out, const tyr_tensor *x, bool log);
 void tcu_softmax_backward(tyr_tensor *gx, const tyr_tensor *y, const tyr_tensor *gy, bool log);
 void tcu_layer_norm(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd, const tyr_tensor *x,

@@ -706,6 +706,7 @@ static void table_init(void) {
   g_table.cross_entropy = tcu_cross_entropy;
   g_table.cross_entropy_backward = tcu_cross_entropy_backward;
   g_table.cross_entropy_fused = tcu_cross_entropy_fused;
+  g_table.matmul_bias = tcu_matmul_bias;
   g_table.adamw_step = tcu_adamw_step;
   g_table.sgd_step = tcu_sgd_step;
   g_table.sum_squares = tcu_sum_squares;

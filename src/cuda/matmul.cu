@@ -176,25 +176,29 @@ static __nv_bfloat16 *to_bf16(const void *src, int64_t n, int dev, cudaStream_t 
 static bool lt_matmul_typed(int dev, cudaStream_t st, tyr_dtype dt, bool ta, bool tb, int64_t m,
                             int64_t n, int64_t k, const void *A, int64_t lda, int64_t sa,
                             const void *B, int64_t ldb, int64_t sb, void *C, int64_t ldc,
-                            int64_t sc, int64_t batch, bool ab_bf16);
+                            int64_t sc, int64_t batch, bool ab_bf16, const void *bias);
 
+/* bias (NULL: none): m values of C's dtype added to every column of the
+   column-major C (every row of Tyr's row-major out) by cuBLASLt's BIAS
+   epilogue */
 static bool lt_matmul(int dev, cudaStream_t st, tyr_dtype dt, bool ta, bool tb, int64_t m,
                       int64_t n, int64_t k, const void *A, int64_t lda, int64_t sa, const void *B,
-                      int64_t ldb, int64_t sb, void *C, int64_t ldc, int64_t sc, int64_t batch) {
+                      int64_t ldb, int64_t sb, void *C, int64_t ldc, int64_t sc, int64_t batch,
+                      const void *bias = NULL) {
   /* below about a GFLOP the two conversion kernels cost more than the
      faster product saves (a small model's step is launch-bound): such
      products keep f32 operands under CUBLAS_COMPUTE_32F_FAST_16BF */
   double flops = 2.0 * (double)m * (double)n * (double)k * (double)batch;
   if (dt != TYR_F32 || tyr_cuda_get_matmul_mode() != TYR_CUDA_MATMUL_BF16 || flops < 1e9)
     return lt_matmul_typed(dev, st, dt, ta, tb, m, n, k, A, lda, sa, B, ldb, sb, C, ldc, sc, batch,
-                           false);
+                           false, bias);
   int64_t na = footprint(ta ? k : m, ta ? m : k, lda, sa, batch);
   int64_t nb = footprint(tb ? n : k, tb ? k : n, ldb, sb, batch);
   __nv_bfloat16 *A16 = to_bf16(A, na, dev, st);
   __nv_bfloat16 *B16 = A16 ? to_bf16(B, nb, dev, st) : NULL;
   bool ok = A16 && B16 &&
             lt_matmul_typed(dev, st, dt, ta, tb, m, n, k, A16, lda, sa, B16, ldb, sb, C, ldc, sc,
-                            batch, true);
+                            batch, true, bias);
   /* stream order keeps the copies alive until the product has read them */
   if (B16) tcu_free(B16, (size_t)nb * 2, dev);
   if (A16) tcu_free(A16, (size_t)na * 2, dev);
@@ -204,7 +208,7 @@ static bool lt_matmul(int dev, cudaStream_t st, tyr_dtype dt, bool ta, bool tb, 
 static bool lt_matmul_typed(int dev, cudaStream_t st, tyr_dtype dt, bool ta, bool tb, int64_t m,
                             int64_t n, int64_t k, const void *A, int64_t lda, int64_t sa,
                             const void *B, int64_t ldb, int64_t sb, void *C, int64_t ldc,
-                            int64_t sc, int64_t batch, bool ab_bf16) {
+                            int64_t sc, int64_t batch, bool ab_bf16, const void *bias) {
   MmDev *md = mm_dev(dev);
   if (!md) return false;
   int mode = ab_bf16 ? 3 : (int)tyr_cuda_get_matmul_mode(); /* 3: bf16 copies of f32 */
@@ -251,8 +255,14 @@ static bool lt_matmul_typed(int dev, cudaStream_t st, tyr_dtype dt, bool ta, boo
   AlgoKey key;
   memset(&key, 0, sizeof key);
   int64_t kv[16] = {
-      (int64_t)dt, ta, tb, m,  n,     k,    lda,  ldb,
-      ldc,         sa, sb, sc, batch, al_a, al_b, (int64_t)al_c | ((int64_t)mode << 32)};
+      (int64_t)dt, ta,
+      tb,          m,
+      n,           k,
+      lda,         ldb,
+      ldc,         sa,
+      sb,          sc,
+      batch,       al_a,
+      al_b,        (int64_t)al_c | ((int64_t)mode << 32) | ((int64_t)(bias != NULL) << 40)};
   memcpy(key.v, kv, sizeof kv);
   AlgoEntry *slot = &md->cache[key_hash(key) % MM_CACHE];
   float alpha_f = 1.0f, beta_f = 0.0f;
@@ -265,6 +275,14 @@ static bool lt_matmul_typed(int dev, cudaStream_t st, tyr_dtype dt, bool ta, boo
           cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa)) ||
       !LT_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb)))
     goto done;
+  if (bias) {
+    cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
+    if (!LT_CHECK(
+            cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi)) ||
+        !LT_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
+                                                 sizeof bias)))
+      goto done;
+  }
   if (!LT_CHECK(cublasLtMatrixLayoutCreate(&la, ty_ab, ta ? k : m, ta ? m : k, lda)) ||
       !LT_CHECK(cublasLtMatrixLayoutCreate(&lb, ty_ab, tb ? n : k, tb ? k : n, ldb)) ||
       !LT_CHECK(cublasLtMatrixLayoutCreate(&lc, ty, m, n, ldc)))
@@ -366,7 +384,10 @@ static BatchGroups batch_groups(const tyr_tensor *out, const tyr_tensor *a, cons
   return g;
 }
 
-void tcu_matmul(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b) {
+/* out = a @ b (+ bias on every row when bias is non-NULL: a and b are then
+   rank 2, bias [N] contiguous and 16-byte aligned) */
+static void matmul_impl(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b,
+                        const tyr_tensor *bias) {
   cudaStream_t st = tcu_enter(out->device);
   if (!st) return;
   int r = out->rank;
@@ -374,10 +395,16 @@ void tcu_matmul(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b) {
   if (M == 0 || N == 0 || tyr_numel(out) == 0) return;
   if (K == 0) {
     tcu_fill(out, 0.0);
+    if (bias) { /* + bias: row stride 0 */
+      tyr_tensor rows = *bias;
+      rows.rank = 2;
+      rows.shape[0] = M, rows.shape[1] = N, rows.stride[0] = 0, rows.stride[1] = bias->stride[0];
+      tcu_binary(TYR_BIN_ADD, out, out, &rows);
+    }
     return;
   }
   tyr_dtype dt = out->dtype;
-  if (!tcu_is_float(dt) || a->dtype != dt || b->dtype != dt) {
+  if (!tcu_is_float(dt) || a->dtype != dt || b->dtype != dt || (bias && bias->dtype != dt)) {
     tcu_fail(__FILE__, __LINE__, "cuda_matmul", "dtypes %s @ %s -> %s are not supported",
              tyr_dtype_name(a->dtype), tyr_dtype_name(b->dtype), tyr_dtype_name(dt));
     return;
@@ -415,7 +442,8 @@ void tcu_matmul(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b) {
   int dev = out->device.index;
   /* column-major: C^T[N, M] = op(B)^T[N, K] op(A)^T[K, M] */
   if (g.n == 0) {
-    lt_matmul(dev, st, dt, trb, tra, N, M, K, pb, ldb, 0, pa, lda, 0, po, N, 0, 1);
+    lt_matmul(dev, st, dt, trb, tra, N, M, K, pb, ldb, 0, pa, lda, 0, po, N, 0, 1,
+              bias ? tyr_data_ptr(bias) : NULL);
   } else {
     int inner = g.n - 1;
     int64_t outer_n = 1;
@@ -439,4 +467,23 @@ void tcu_matmul(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b) {
   tcu_release(A, &ta_tmp);
   tcu_release(B, &tb_tmp);
   tcu_release(O, &to_tmp);
+}
+
+void tcu_matmul(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b) {
+  matmul_impl(out, a, b, NULL);
+}
+
+void tcu_matmul_bias(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b,
+                     const tyr_tensor *bias) {
+  if (a->rank != 2 || b->rank != 2 || out->rank != 2 || !tyr_is_contiguous(bias) ||
+      !tcu_aligned16(tyr_data_ptr(bias))) { /* outside the epilogue's terms: product, then add */
+    matmul_impl(out, a, b, NULL);
+    tyr_tensor rows = *bias;
+    rows.rank = 2;
+    rows.shape[0] = out->shape[0], rows.shape[1] = out->shape[1];
+    rows.stride[0] = 0, rows.stride[1] = bias->stride[0];
+    tcu_binary(TYR_BIN_ADD, out, out, &rows);
+    return;
+  }
+  matmul_impl(out, a, b, bias);
 }

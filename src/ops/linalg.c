@@ -242,6 +242,15 @@ static void linear_compute(tyr_site s, const char *op, tyr_tensor *out, tyr_tens
   }
   tyr_tensor *xs = xc ? xc : x;
   tyr_tensor x2 = desc(xs, 2, (int64_t[]){M, K}, (int64_t[]){rs, xs->stride[r - 1]}, xs->offset);
+  const tyr_backend *be = tyr__be(out);
+  bool tr;
+  int64_t ld, ldw;
+  if (bias && M * N > 0 && K > 0 && be->matmul_bias && tyr_gemm_layout(&x2, &tr, &ld) &&
+      ld <= INT_MAX && tyr_gemm_layout(&wt, &tr, &ldw) && ldw <= INT_MAX) {
+    be->matmul_bias(&o2, &x2, &wt, bias); /* the bias in the GEMM's epilogue */
+    tyr_tensor_free(xc);
+    return;
+  }
   run_gemm(s, op, &o2, &x2, &wt);
   tyr_tensor_free(xc);
   if (!bias || M * N == 0) return;

@@ -1078,6 +1078,48 @@ static void test_linear_cross_entropy(void **state) {
   }
 }
 
+/* ---- tyr_linear with a bias: the bias in the GEMM's epilogue (matmul_bias) ------------- */
+static void test_linear_bias(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  const tyr_dtype dts[] = {TYR_F32, TYR_F64, TYR_BF16};
+  const int64_t shapes[][4] = {{3, 37, 64, 96}, {1, 5, 8, 3}, {2, 4, 0, 6}}; /* B, T, K, N */
+  for (int m = 0; m < 2; m++) /* f32 matmuls in full f32, then with bf16 inputs */
+    for (size_t sh = 0; sh < 3; sh++)
+      for (int d = 0; d < 3; d++) {
+        TYR_SCOPE;
+        tyr_cuda_set_matmul_mode(m ? TYR_CUDA_MATMUL_BF16 : TYR_CUDA_MATMUL_F32);
+        tyr_dtype dt = dts[d];
+        int64_t B = shapes[sh][0], T = shapes[sh][1], K = shapes[sh][2], N = shapes[sh][3];
+        tyr_tensor *in[2][3] = {{as_dtype(RAND(TYR_F32, -1, 1, B, T, K), dt),
+                                 as_dtype(RAND(TYR_F32, -0.5, 0.5, N, K), dt),
+                                 as_dtype(RAND(TYR_F32, -1, 1, N), dt)}};
+        tyr_tensor *gy = as_dtype(RAND(TYR_F32, -1, 1, B, T, N), dt);
+        for (int i = 0; i < 3; i++) in[1][i] = to_dev(in[0][i], gpu());
+        tyr_tensor *y[2], *g[2][3];
+        for (int k = 0; k < 2; k++) {
+          for (int i = 0; i < 3; i++) tyr_requires_grad_at(S, in[k][i], true);
+          y[k] = tyr_linear_at(S, in[k][0], in[k][1], in[k][2]);
+          assert_non_null(y[k]);
+          assert_int_equal(tyr_backward_with_at(S, y[k], k ? to_dev(gy, gpu()) : gy), 0);
+          for (int i = 0; i < 3; i++) g[k][i] = tyr_grad_e(in[k][i]);
+        }
+        double tol = dt == TYR_F64 ? 1e-10 : (dt == TYR_BF16 || m) ? 2e-2 : 1e-5;
+        char what[160];
+        const char *names[] = {"dx", "dw", "dbias"};
+        snprintf(what, sizeof what, "linear+bias [%lld, %lld, %lld] x [%lld, %lld] %s%s",
+                 (long long)B, (long long)T, (long long)K, (long long)N, (long long)K,
+                 tyr_dtype_name(dt), m ? " bf16 mode" : "");
+        expect_close(what, y[1], y[0], tol, tol);
+        for (int i = 0; i < 3; i++) {
+          char w2[200];
+          snprintf(w2, sizeof w2, "%s %s", what, names[i]);
+          expect_close(w2, g[1][i], g[0][i], tol, tol);
+        }
+      }
+  tyr_cuda_set_matmul_mode(TYR_CUDA_MATMUL_F32);
+}
+
 /* ---- attention on a packed qkv projection (tyr_sdpa_qkv) ------------------------------- */
 /* The result and the gradient of qkv from the strided views against the
  * same kernel run on contiguous copies (narrow, reshape, transpose, tyr_sdpa,
@@ -2028,6 +2070,7 @@ int main(void) {
       TYR_TEST(test_sumsq_many),
       TYR_TEST(test_linear_cross_entropy),
       TYR_TEST(test_sdpa_qkv),
+      TYR_TEST(test_linear_bias),
   };
   int failed = cmocka_run_group_tests(tests, NULL, NULL);
   tyr_cuda_empty_cache();
