@@ -8,7 +8,13 @@
  * dw = g * dlogits^T @ x (g: the upstream gradient, a scalar).  Against tyr_linear followed by
  * tyr_cross_entropy this holds one [N, V] tensor instead of the logits, a
  * copy of them in the loss's dtype and their gradient, reads them fewer
- * times, and gives an f32 loss for bf16/f16 operands. */
+ * times, and gives an f32 loss for bf16/f16 operands.
+ *
+ * When the logits would pass TYR_LCE_CHUNK_BYTES, the rows go through in
+ * chunks of that size: each chunk's logits become its gradient and are
+ * used at once for the chunk's rows of dx and its share of dw (summed in
+ * f32), so that only a chunk of logits is ever held; the backward then
+ * only scales dx and dw. */
 #include "ops/nn_util.h"
 #include "tyr/autograd.h"
 #include "tyr/ops_elementwise.h"
@@ -16,9 +22,29 @@
 #include "tyr/ops_linalg.h"
 #include "tyr/ops_nn.h"
 
+#define TYR_LCE_CHUNK_BYTES ((int64_t)512 << 20)
+static int64_t g_chunk_bytes = TYR_LCE_CHUNK_BYTES;
+void tyr__lce_set_chunk_bytes(int64_t bytes) {
+  g_chunk_bytes = bytes > 0 ? bytes : TYR_LCE_CHUNK_BYTES;
+}
+
 static void linear_cross_entropy_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin) {
   tyr_site s = n->site;
-  tyr_tensor *x = n->in[0], *w = n->in[1], *dl = n->saved[0]; /* dl: [N, V] of x's dtype */
+  tyr_tensor *x = n->in[0], *w = n->in[1];
+  if (n->i[0]) { /* chunked: dx (x's dtype) and dw (the loss's dtype) are ready */
+    tyr_tensor *gx = n->saved[0], *gw = n->saved[1];
+    tyr_tensor *gs = tyr_to_dtype_at(s, g, x->dtype);
+    if (gx && gs && tyr__node_needs(n, 0)) {
+      tyr_tensor *t = tyr_mul_at(s, gx, tyr_expand_at(s, gs, 2, gx->shape));
+      if (t) gin[0] = tyr_reshape_at(s, t, x->rank, x->shape);
+    }
+    if (gw && tyr__node_needs(n, 1)) {
+      tyr_tensor *t = tyr_mul_at(s, gw, tyr_expand_at(s, g, 2, gw->shape));
+      if (t) gin[1] = tyr_to_dtype_at(s, t, w->dtype);
+    }
+    return;
+  }
+  tyr_tensor *dl = n->saved[0]; /* dl: [N, V] of x's dtype */
   if (!dl) return;
   int64_t N = dl->shape[0], C = w->shape[1];
   tyr_tensor *gs = tyr_to_dtype_at(s, g, x->dtype); /* the upstream scalar */
@@ -73,6 +99,57 @@ static bool check_operands(tyr_site s, const char *op, tyr_tensor *x, tyr_tensor
                      "fused cross entropy");
 }
 
+/* The forward in chunks of rows: sums the rows' losses into total and,
+ * when x or w needs a gradient, returns dx [N, C] (x's dtype) and dw
+ * [V, C] (the loss's dtype, summed over the chunks) of the mean loss. */
+static bool lce_chunked(tyr_site s, const char *op, tyr_tensor *x, tyr_tensor *w, tyr_tensor *t1,
+                        int64_t ign, tyr_tensor *scale, tyr_tensor *total, int64_t chunk,
+                        tyr_tensor **gx_out, tyr_tensor **gw_out) {
+  const tyr_backend *be = tyr__be(x);
+  int64_t N = t1->shape[0], V = w->shape[0], C = w->shape[1], one = 1;
+  bool grads = tyr__needs_grad(2, (tyr_tensor *[]){x, w});
+  TYR_NO_GRAD;
+  tyr_tensor *x2 = tyr_reshape_at(s, x, 2, (int64_t[]){N, C});
+  tyr_tensor *losses = tyr__new(s, op, scale->dtype, x->device, 1, &N);
+  tyr_tensor *gx = grads ? tyr__new(s, op, x->dtype, x->device, 2, (int64_t[]){N, C}) : NULL;
+  tyr_tensor *gw = grads ? tyr__new(s, op, scale->dtype, x->device, 2, (int64_t[]){V, C}) : NULL;
+  bool ok = x2 && losses && (!grads || (gx && gw));
+  for (int64_t r0 = 0; ok && r0 < N; r0 += chunk) {
+    TYR_SCOPE;
+    int64_t n = N - r0 < chunk ? N - r0 : chunk;
+    tyr_tensor *xc = tyr_narrow_at(s, x2, 0, r0, n);
+    tyr_tensor *lg = xc ? tyr_linear_at(s, xc, w, NULL) : NULL; /* [n, V] */
+    tyr_tensor *lk = lg ? tyr__nn_prep(s, op, lg, tyr__nn_kdt(lg)) : NULL;
+    tyr_tensor *lc = tyr_view_raw(losses, 1, &n, &one, losses->offset + r0);
+    tyr_tensor *tc = tyr_view_raw(t1, 1, &n, &one, t1->offset + r0);
+    if (!(ok = lk && lc && tc)) break;
+    be->cross_entropy_fused(lc, lk, tc, ign, scale);
+    if (lk != lg) be->copy(lg, lk);
+    if (!grads) continue;
+    tyr_tensor *dx = tyr_matmul_at(s, lg, w);
+    tyr_tensor *dw = tyr_matmul_at(s, tyr_transpose_at(s, lg, 0, 1), xc);
+    tyr_tensor *dwl = dw && dw->dtype != gw->dtype ? tyr_to_dtype_at(s, dw, gw->dtype) : dw;
+    tyr_tensor *gxr = tyr_narrow_at(s, gx, 0, r0, n);
+    if (!(ok = dx && dwl && gxr)) break;
+    be->copy(gxr, dx);
+    if (r0 == 0)
+      be->copy(gw, dwl);
+    else
+      be->binary(TYR_BIN_ADD, gw, gw, dwl);
+  }
+  if (ok) be->reduce(TYR_RED_SUM, total, losses, -1);
+  tyr__nn_drop(x2);
+  tyr__nn_drop(losses);
+  if (!ok) {
+    tyr__nn_drop(gx);
+    tyr__nn_drop(gw);
+    return false;
+  }
+  *gx_out = gx;
+  *gw_out = gw;
+  return true;
+}
+
 tyr_tensor *tyr_linear_cross_entropy_at(tyr_site s, tyr_tensor *x, tyr_tensor *w,
                                         tyr_tensor *targets, int64_t ignore_index) {
   const char *op = "tyr_linear_cross_entropy";
@@ -81,7 +158,7 @@ tyr_tensor *tyr_linear_cross_entropy_at(tyr_site s, tyr_tensor *x, tyr_tensor *w
   int64_t N = tyr_numel(targets), V = w->shape[0], C = w->shape[1];
   tyr_dtype ldt = x->dtype == TYR_F64 ? TYR_F64 : TYR_F32; /* the loss's dtype */
   tyr_tensor *tk = NULL, *t1 = NULL, *logits = NULL, *lk = NULL, *scale = NULL, *losses = NULL;
-  tyr_tensor *total = NULL, *out = NULL;
+  tyr_tensor *total = NULL, *out = NULL, *gx = NULL, *gw = NULL;
   bool ok = false;
   tk = tyr__nn_prep(s, op, targets, TYR_I64);
   t1 = tk ? tyr__nn_view(tk, 1, &N) : NULL;
@@ -98,7 +175,11 @@ tyr_tensor *tyr_linear_cross_entropy_at(tyr_site s, tyr_tensor *x, tyr_tensor *w
     if (count < 0) goto done;
     be->fill(scale, count > 0 ? 1.0 / (double)count : 0.0);
   }
-  if (N > 0) {
+  int64_t chunk = g_chunk_bytes / (V > 0 ? V * (int64_t)tyr_dtype_size(x->dtype) : 1);
+  if (chunk < 1) chunk = 1;
+  if (N > 0 && chunk < N) {
+    if (!lce_chunked(s, op, x, w, t1, ignore_index, scale, total, chunk, &gx, &gw)) goto done;
+  } else if (N > 0) {
     {
       TYR_NO_GRAD;
       tyr_tensor *x2 = tyr_reshape_at(s, x, 2, (int64_t[]){N, C});
@@ -121,8 +202,16 @@ tyr_tensor *tyr_linear_cross_entropy_at(tyr_site s, tyr_tensor *x, tyr_tensor *w
   be->binary(TYR_BIN_MUL, out, total, scale);
   ok = true;
   tyr_node *n = TYR_RECORD(s, op, out, linear_cross_entropy_backward, x, w);
-  if (n && logits) tyr__node_save(n, 0, logits);
+  if (n && gx) { /* chunked */
+    n->i[0] = 1;
+    tyr__node_save(n, 0, gx);
+    tyr__node_save(n, 1, gw);
+  } else if (n && logits) {
+    tyr__node_save(n, 0, logits);
+  }
 done:
+  tyr__nn_drop(gx);
+  tyr__nn_drop(gw);
   tyr__nn_release(lk, logits);
   tyr__nn_drop(logits);
   tyr__nn_drop(losses);

@@ -63,6 +63,10 @@ int64_t tyr__ce_check_targets(tyr_site s, const char *op, tyr_tensor *tk, int64_
 tyr_tensor *tyr__ce_inv_count_dev(tyr_site s, const char *op, tyr_tensor *tk, int64_t ign,
                                   tyr_dtype kdt);
 
+/* tyr_linear_cross_entropy's chunk of logits in bytes (tests make it
+ * small; 0 restores the default, 512 MiB). */
+void tyr__lce_set_chunk_bytes(int64_t bytes);
+
 /* "[2, 3]" for t */
 #define TYR__NN_SHAPE(t, buf) tyr_shape_str((t)->shape, (t)->rank, (buf), sizeof(buf))
 #endif

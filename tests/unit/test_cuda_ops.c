@@ -29,6 +29,7 @@
 
 #include "core/backend.h"
 #include "core/internal.h"
+#include "ops/nn_util.h" /* tyr__lce_set_chunk_bytes */
 #include "testutil.h"
 #include "tyr/tyr.h"
 
@@ -1043,11 +1044,13 @@ static void test_linear_cross_entropy(void **state) {
       expect_close(what, lgc, lc, tol, dt == TYR_F32 ? 1e-6 : tol * 1e-2);
     }
   }
-  /* the op, with a GPT-2-sized vocabulary among the shapes */
-  const int64_t shapes[][3] = {{3, 5, 7}, {2, 64, 50304}, {96, 128, 65}};
-  for (size_t sh = 0; sh < 3; sh++) {
+  /* the op, with a GPT-2-sized vocabulary among the shapes, whole and in
+     chunks of 16 rows */
+  const int64_t shapes[][3] = {{3, 5, 7}, {2, 64, 50304}, {96, 128, 65}, {40, 64, 50304}};
+  for (size_t sh = 0; sh < 4; sh++) {
     for (int d = 0; d < 3; d++) {
       TYR_SCOPE;
+      bool chunked = sh == 3;
       tyr_dtype dt = (tyr_dtype[]){TYR_F32, TYR_F64, TYR_BF16}[d];
       int64_t N = shapes[sh][0], K = shapes[sh][1], V = shapes[sh][2];
       tyr_tensor *x = as_dtype(RAND(TYR_F32, -1, 1, N, K), dt);
@@ -1060,7 +1063,9 @@ static void test_linear_cross_entropy(void **state) {
         tyr_requires_grad_at(S, in[k][0], true);
         tyr_requires_grad_at(S, in[k][1], true);
         tyr_tensor *t = k ? to_dev(tg, gpu()) : tg;
+        if (chunked) tyr__lce_set_chunk_bytes(16 * shapes[sh][2] * (int64_t)tyr_dtype_size(dt));
         loss[k] = tyr_linear_cross_entropy_at(S, in[k][0], in[k][1], t, -1);
+        tyr__lce_set_chunk_bytes(0);
         assert_non_null(loss[k]);
         assert_int_equal(loss[k]->dtype, dt == TYR_F64 ? TYR_F64 : TYR_F32);
         assert_int_equal(tyr_backward_e(tyr_mul_scalar_e(loss[k], 3.0)), 0);
@@ -1069,8 +1074,9 @@ static void test_linear_cross_entropy(void **state) {
       }
       char what[128];
       double tol = dt == TYR_F64 ? 1e-10 : dt == TYR_BF16 ? 2e-2 : 1e-5;
-      snprintf(what, sizeof what, "linear_cross_entropy [%lld, %lld] x [%lld, %lld] %s",
-               (long long)N, (long long)K, (long long)V, (long long)K, tyr_dtype_name(dt));
+      snprintf(what, sizeof what, "linear_cross_entropy [%lld, %lld] x [%lld, %lld] %s%s",
+               (long long)N, (long long)K, (long long)V, (long long)K, tyr_dtype_name(dt),
+               chunked ? " in chunks" : "");
       ASSERT_CLOSE(tyr_item_e(loss[1]), tyr_item_e(loss[0]), tol, tol);
       expect_close(what, gx[1], gx[0], tol, tol * 0.1);
       expect_close(what, gw[1], gw[0], tol, tol * 0.1);

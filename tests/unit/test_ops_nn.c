@@ -5,7 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "cpu/cpu.h" /* tyr_cpu_attention_force_rows */
+#include "cpu/cpu.h"     /* tyr_cpu_attention_force_rows */
+#include "ops/nn_util.h" /* tyr__lce_set_chunk_bytes */
 #include "gradcheck.h"
 
 #define CPU TYR_DEVICE_CPU
@@ -256,37 +257,42 @@ static void test_cross_entropy_errors(void **state) {
 static void test_linear_cross_entropy_values(void **state) {
   (void)state;
   int64_t tg[6] = {1, 6, -100, 0, 2, -100};
-  for (int dt = 0; dt < 2; dt++)
-    for (int it = 0; it < 2; it++) {
-      tyr_dtype fdt = dt ? TYR_F64 : TYR_F32;
-      tyr_tensor *x = tyr_keep_e(RANDN(fdt, 1.0, 2, 3, 4)), *w = tyr_keep_e(RANDN(fdt, 1.0, 7, 4));
-      tyr_requires_grad_e(x, true);
-      tyr_requires_grad_e(w, true);
-      {
-        TYR_SCOPE;
-        tyr_tensor *t64 = tyr_from_host_at(TYR_SITE, tg, TYR_I64, CPU, 2, (int64_t[]){2, 3});
-        tyr_tensor *t = it ? tyr_to_dtype_e(t64, TYR_I32) : t64;
-        tyr_tensor *ref = tyr_cross_entropy_e(tyr_linear_e(x, w, NULL), t, -100);
-        assert_int_equal(tyr_backward_e(tyr_mul_scalar_e(ref, 2.5)), 0);
-        tyr_tensor *gx = tyr_clone_e(tyr_grad_e(x)), *gw = tyr_clone_e(tyr_grad_e(w));
-        tyr_zero_grad_e(x);
-        tyr_zero_grad_e(w);
-        tyr_tensor *loss = tyr_linear_cross_entropy_e(x, w, t, -100);
-        assert_non_null(loss);
-        assert_int_equal(loss->rank, 0);
-        assert_int_equal(loss->dtype, fdt);
-        double tol = dt ? 1e-12 : 1e-5;
-        ASSERT_CLOSE(tyr_item_e(loss), tyr_item_e(ref), tol, tol);
-        assert_int_equal(tyr_backward_e(tyr_mul_scalar_e(loss, 2.5)), 0);
-        double *a = values(tyr_grad_e(x)), *b = values(tyr_grad_e(w));
-        expect_values(gx, a, tol, tol, "linear_cross_entropy dx");
-        expect_values(gw, b, tol, tol, "linear_cross_entropy dw");
-        free(a);
-        free(b);
+  /* whole, then in chunks of 2 rows (7 classes x 4 bytes x 2), then 1 row */
+  for (int ch = 0; ch < 3; ch++)
+    for (int dt = 0; dt < 2; dt++)
+      for (int it = 0; it < 2; it++) {
+        tyr_dtype fdt = dt ? TYR_F64 : TYR_F32;
+        tyr_tensor *x = tyr_keep_e(RANDN(fdt, 1.0, 2, 3, 4)),
+                   *w = tyr_keep_e(RANDN(fdt, 1.0, 7, 4));
+        tyr_requires_grad_e(x, true);
+        tyr_requires_grad_e(w, true);
+        {
+          TYR_SCOPE;
+          tyr_tensor *t64 = tyr_from_host_at(TYR_SITE, tg, TYR_I64, CPU, 2, (int64_t[]){2, 3});
+          tyr_tensor *t = it ? tyr_to_dtype_e(t64, TYR_I32) : t64;
+          tyr_tensor *ref = tyr_cross_entropy_e(tyr_linear_e(x, w, NULL), t, -100);
+          assert_int_equal(tyr_backward_e(tyr_mul_scalar_e(ref, 2.5)), 0);
+          tyr_tensor *gx = tyr_clone_e(tyr_grad_e(x)), *gw = tyr_clone_e(tyr_grad_e(w));
+          tyr_zero_grad_e(x);
+          tyr_zero_grad_e(w);
+          tyr__lce_set_chunk_bytes(ch == 0 ? 0 : ch == 1 ? 7 * 4 * 2 : 1);
+          tyr_tensor *loss = tyr_linear_cross_entropy_e(x, w, t, -100);
+          tyr__lce_set_chunk_bytes(0);
+          assert_non_null(loss);
+          assert_int_equal(loss->rank, 0);
+          assert_int_equal(loss->dtype, fdt);
+          double tol = dt ? 1e-12 : 1e-5;
+          ASSERT_CLOSE(tyr_item_e(loss), tyr_item_e(ref), tol, tol);
+          assert_int_equal(tyr_backward_e(tyr_mul_scalar_e(loss, 2.5)), 0);
+          double *a = values(tyr_grad_e(x)), *b = values(tyr_grad_e(w));
+          expect_values(gx, a, tol, tol, "linear_cross_entropy dx");
+          expect_values(gw, b, tol, tol, "linear_cross_entropy dw");
+          free(a);
+          free(b);
+        }
+        tyr_tensor_free(x);
+        tyr_tensor_free(w);
       }
-      tyr_tensor_free(x);
-      tyr_tensor_free(w);
-    }
 }
 
 static tyr_tensor *call_lce(tyr_tensor **in, void *ctx) {
@@ -306,6 +312,9 @@ static void test_linear_cross_entropy_gradients(void **state) {
   int64_t tg[6] = {3, -100, 0, 2, 4, 1};
   g_targets = tyr_from_host_at(TYR_SITE, tg, TYR_I64, CPU, 2, (int64_t[]){2, 3});
   tyr_gradcheck("linear_cross_entropy", call_lce, NULL, 2, in, 1e-6, 1e-6);
+  tyr__lce_set_chunk_bytes(5 * 8 * 4); /* chunks of 4 rows of 5 f64 classes */
+  tyr_gradcheck("linear_cross_entropy in chunks", call_lce, NULL, 2, in, 1e-6, 1e-6);
+  tyr__lce_set_chunk_bytes(0);
   tyr_tensor *hold = g_targets;
   g_targets =
       tyr_from_host_at(TYR_SITE, (int32_t[]){3, 0, 0, 2, 4, 1}, TYR_I32, CPU, 2, (int64_t[]){2, 3});
