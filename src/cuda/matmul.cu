@@ -384,6 +384,15 @@ static BatchGroups batch_groups(const tyr_tensor *out, const tyr_tensor *a, cons
   return g;
 }
 
+/* out [M, N] += bias [N] on every row (bias seen with row stride 0) */
+static void add_bias_rows(tyr_tensor *out, const tyr_tensor *bias) {
+  tyr_tensor rows = *bias;
+  rows.rank = 2;
+  rows.shape[0] = out->shape[0], rows.shape[1] = out->shape[1];
+  rows.stride[0] = 0, rows.stride[1] = bias->stride[0];
+  tcu_binary(TYR_BIN_ADD, out, out, &rows);
+}
+
 /* out = a @ b (+ bias on every row when bias is non-NULL: a and b are then
    rank 2, bias [N] contiguous and 16-byte aligned) */
 static void matmul_impl(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b,
@@ -395,12 +404,7 @@ static void matmul_impl(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *
   if (M == 0 || N == 0 || tyr_numel(out) == 0) return;
   if (K == 0) {
     tcu_fill(out, 0.0);
-    if (bias) { /* + bias: row stride 0 */
-      tyr_tensor rows = *bias;
-      rows.rank = 2;
-      rows.shape[0] = M, rows.shape[1] = N, rows.stride[0] = 0, rows.stride[1] = bias->stride[0];
-      tcu_binary(TYR_BIN_ADD, out, out, &rows);
-    }
+    if (bias) add_bias_rows(out, bias);
     return;
   }
   tyr_dtype dt = out->dtype;
@@ -478,11 +482,7 @@ void tcu_matmul_bias(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b,
   if (a->rank != 2 || b->rank != 2 || out->rank != 2 || !tyr_is_contiguous(bias) ||
       !tcu_aligned16(tyr_data_ptr(bias))) { /* outside the epilogue's terms: product, then add */
     matmul_impl(out, a, b, NULL);
-    tyr_tensor rows = *bias;
-    rows.rank = 2;
-    rows.shape[0] = out->shape[0], rows.shape[1] = out->shape[1];
-    rows.stride[0] = 0, rows.stride[1] = bias->stride[0];
-    tcu_binary(TYR_BIN_ADD, out, out, &rows);
+    add_bias_rows(out, bias);
     return;
   }
   matmul_impl(out, a, b, bias);

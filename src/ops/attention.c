@@ -2,7 +2,6 @@
  * backend's fused kernel (which saves each row's log-sum-exp), backward;
  * and tyr_sdpa_qkv, the same on a packed qkv projection. */
 #include <math.h>
-#include <string.h>
 
 #include "ops/nn_util.h"
 #include "tyr/ops_layout.h"
@@ -154,21 +153,12 @@ tyr_tensor *tyr_sdpa_at(tyr_site s, tyr_tensor *q, tyr_tensor *k, tyr_tensor *v,
  * the same through the layout ops and tyr_sdpa. */
 static const char *const OPQ = "tyr_sdpa_qkv";
 
-/* A stack descriptor of base's storage as a [B, H, T, D] tensor with the
- * given strides and element offset (never tracked, freed or returned). */
+/* base's storage as a [B, H, T, D] descriptor (tyr__desc) with the given
+ * strides, offset elements past base's own */
 static tyr_tensor heads_view(const tyr_tensor *base, int64_t B, int64_t H, int64_t T, int64_t D,
                              int64_t sb, int64_t sh, int64_t st, int64_t offset) {
-  tyr_tensor d;
-  memset(&d, 0, sizeof d);
-  d.storage = base->storage;
-  d.offset = base->offset + offset;
-  d.rank = 4;
-  d.shape[0] = B, d.shape[1] = H, d.shape[2] = T, d.shape[3] = D;
-  d.stride[0] = sb, d.stride[1] = sh, d.stride[2] = st, d.stride[3] = 1;
-  d.dtype = base->dtype;
-  d.device = base->device;
-  d.refcount = 1;
-  return d;
+  return tyr__desc(base, 4, (int64_t[]){B, H, T, D}, (int64_t[]){sb, sh, st, 1},
+                   base->offset + offset);
 }
 
 /* q, k, v of a contiguous packed [B, T, (Hq + 2 Hkv) D] tensor */

@@ -39,6 +39,27 @@ tyr_tensor *tyr__convert(tyr_site s, const char *op, tyr_tensor *t, tyr_dtype dt
 static inline bool tyr__needs_f32(const tyr_tensor *t) {
   return t->device.type == TYR_CPU && (t->dtype == TYR_BF16 || t->dtype == TYR_F16);
 }
+/* A kernel-call descriptor: t's storage seen with another shape, strides
+ * and offset.  It lives on the stack of the op that made it, is never
+ * tracked by a scope, never freed, and never escapes to the caller: it only
+ * lets one kernel call see a reshaped operand without allocating a view. */
+static inline tyr_tensor tyr__desc(const tyr_tensor *t, int rank, const int64_t *shape,
+                                   const int64_t *stride, int64_t offset) {
+  tyr_tensor d;
+  memset(&d, 0, sizeof d);
+  d.storage = t->storage;
+  d.offset = offset;
+  d.rank = rank;
+  for (int i = 0; i < rank; i++) {
+    d.shape[i] = shape[i];
+    d.stride[i] = stride[i];
+  }
+  d.dtype = t->dtype;
+  d.device = t->device;
+  d.refcount = 1;
+  return d;
+}
+
 static inline const tyr_backend *tyr__be(const tyr_tensor *t) {
   return tyr_backend_lookup(t->device);
 }

@@ -9,27 +9,6 @@
 #include "tyr/ops_linalg.h"
 #include "tyr/ops_reduce.h"
 
-/* A kernel-call descriptor: t's storage seen with another shape, strides
- * and offset.  It lives on the stack of the op that made it, is never
- * tracked by a scope, never freed, and never escapes to the caller: it only
- * lets one kernel call see a reshaped operand without allocating a view. */
-static tyr_tensor desc(const tyr_tensor *t, int rank, const int64_t *shape, const int64_t *stride,
-                       int64_t offset) {
-  tyr_tensor d;
-  memset(&d, 0, sizeof d);
-  d.storage = t->storage;
-  d.offset = offset;
-  d.rank = rank;
-  for (int i = 0; i < rank; i++) {
-    d.shape[i] = shape[i];
-    d.stride[i] = stride[i];
-  }
-  d.dtype = t->dtype;
-  d.device = t->device;
-  d.refcount = 1;
-  return d;
-}
-
 /* The transposed view of t's last two dims (a real view, tracked by the
  * current scope; used by backward). */
 static tyr_tensor *tview(tyr_tensor *t) {
@@ -125,8 +104,9 @@ static void run_gemm_shared(tyr_site s, const char *op, tyr_tensor *out, tyr_ten
   int64_t k = a->shape[r - 1], n = b->shape[1], rs;
   int64_t m = k ? tyr_numel(a) / k : tyr_numel(out) / (n ? n : 1);
   if (rows_merge(a, &rs)) {
-    tyr_tensor a2 = desc(a, 2, (int64_t[]){m, k}, (int64_t[]){rs, a->stride[r - 1]}, a->offset);
-    tyr_tensor o2 = desc(out, 2, (int64_t[]){m, n}, (int64_t[]){n, 1}, out->offset);
+    tyr_tensor a2 =
+        tyr__desc(a, 2, (int64_t[]){m, k}, (int64_t[]){rs, a->stride[r - 1]}, a->offset);
+    tyr_tensor o2 = tyr__desc(out, 2, (int64_t[]){m, n}, (int64_t[]){n, 1}, out->offset);
     run_gemm(s, op, &o2, &a2, b);
     return;
   }
@@ -139,7 +119,7 @@ static void run_gemm_shared(tyr_site s, const char *op, tyr_tensor *out, tyr_ten
   sh[r - 1] = n;
   st[r - 2] = b->stride[0];
   st[r - 1] = b->stride[1];
-  tyr_tensor bb = desc(b, r, sh, st, b->offset);
+  tyr_tensor bb = tyr__desc(b, r, sh, st, b->offset);
   run_gemm(s, op, out, a, &bb);
 }
 
@@ -229,8 +209,9 @@ static void linear_compute(tyr_site s, const char *op, tyr_tensor *out, tyr_tens
   int r = x->rank;
   int64_t K = w->shape[1], N = w->shape[0], M = 1;
   for (int i = 0; i < r - 1; i++) M *= x->shape[i];
-  tyr_tensor wt = desc(w, 2, (int64_t[]){K, N}, (int64_t[]){w->stride[1], w->stride[0]}, w->offset);
-  tyr_tensor o2 = desc(out, 2, (int64_t[]){M, N}, (int64_t[]){N, 1}, out->offset);
+  tyr_tensor wt =
+      tyr__desc(w, 2, (int64_t[]){K, N}, (int64_t[]){w->stride[1], w->stride[0]}, w->offset);
+  tyr_tensor o2 = tyr__desc(out, 2, (int64_t[]){M, N}, (int64_t[]){N, 1}, out->offset);
   tyr_tensor *xc = NULL;
   int64_t rs;
   if (r == 1) {
@@ -241,7 +222,8 @@ static void linear_compute(tyr_site s, const char *op, tyr_tensor *out, tyr_tens
     rs = K;
   }
   tyr_tensor *xs = xc ? xc : x;
-  tyr_tensor x2 = desc(xs, 2, (int64_t[]){M, K}, (int64_t[]){rs, xs->stride[r - 1]}, xs->offset);
+  tyr_tensor x2 =
+      tyr__desc(xs, 2, (int64_t[]){M, K}, (int64_t[]){rs, xs->stride[r - 1]}, xs->offset);
   const tyr_backend *be = tyr__be(out);
   bool tr;
   int64_t ld, ldw;
@@ -255,7 +237,8 @@ static void linear_compute(tyr_site s, const char *op, tyr_tensor *out, tyr_tens
   tyr_tensor_free(xc);
   if (!bias || M * N == 0) return;
   /* + bias on every row: one add with the bias seen as [M, N] (row stride 0) */
-  tyr_tensor rows = desc(bias, 2, (int64_t[]){M, N}, (int64_t[]){0, bias->stride[0]}, bias->offset);
+  tyr_tensor rows =
+      tyr__desc(bias, 2, (int64_t[]){M, N}, (int64_t[]){0, bias->stride[0]}, bias->offset);
   tyr__be(out)->binary(TYR_BIN_ADD, &o2, &o2, &rows);
 }
 
