@@ -43,6 +43,16 @@ tyr_tensor *tyr_cross_entropy_at(tyr_site s, tyr_tensor *logits, tyr_tensor *tar
  * tyr_cross_entropy).  Target checks as in tyr_cross_entropy. */
 tyr_tensor *tyr_linear_cross_entropy_at(tyr_site s, tyr_tensor *x, tyr_tensor *w,
                                         tyr_tensor *targets, int64_t ignore_index);
+/* A transformer's feed-forward block as one op:
+ *   gelu_tanh(x @ w1^T + b1) @ w2^T + b2
+ * x [.., C], w1 [F, C], b1 [F] or NULL, w2 [C2, F], b2 [C2] or NULL ->
+ * [.., C2], all of x's dtype and device.  The values and gradients of
+ * tyr_linear, tyr_gelu_tanh, tyr_linear; where the backend fuses the
+ * activation into the GEMMs (CUDA, bf16/f16: cuBLASLt's GELU and
+ * GELU-gradient epilogues) it is one node and no elementwise kernel reads
+ * the hidden activation (src/ops/mlp.c). */
+tyr_tensor *tyr_mlp_gelu_tanh_at(tyr_site s, tyr_tensor *x, tyr_tensor *w1, tyr_tensor *b1,
+                                 tyr_tensor *w2, tyr_tensor *b2);
 /* mean((a - b)^2) over all elements: a scalar.  a and b have one shape. */
 tyr_tensor *tyr_mse_loss_at(tyr_site s, tyr_tensor *a, tyr_tensor *b);
 
@@ -105,6 +115,8 @@ tyr_tensor *tyr_sdpa_qkv_at(tyr_site s, tyr_tensor *qkv, int64_t n_head, int64_t
   tyr_cross_entropy_at(TYR_SITE, (logits), (targets), (ign))
 #define tyr_linear_cross_entropy_e(x, w, targets, ign)                                             \
   tyr_linear_cross_entropy_at(TYR_SITE, (x), (w), (targets), (ign))
+#define tyr_mlp_gelu_tanh_e(x, w1, b1, w2, b2)                                                     \
+  tyr_mlp_gelu_tanh_at(TYR_SITE, (x), (w1), (b1), (w2), (b2))
 #define tyr_mse_loss_e(a, b) tyr_mse_loss_at(TYR_SITE, (a), (b))
 #define tyr_layer_norm_e(x, w, b, eps) tyr_layer_norm_at(TYR_SITE, (x), (w), (b), (eps))
 #define tyr_rms_norm_e(x, w, eps) tyr_rms_norm_at(TYR_SITE, (x), (w), (eps))

@@ -4,7 +4,7 @@
 #define TYR_CORE_AUTOGRAD_H
 #include "tyr/tensor.h"
 
-#define TYR_NODE_MAX_IN 4
+#define TYR_NODE_MAX_IN 6
 #define TYR_NODE_MAX_SAVED 4
 
 typedef struct tyr_node tyr_node;

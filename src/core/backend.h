@@ -219,6 +219,24 @@ typedef struct tyr_backend {
    * a row-broadcast add */
   void (*matmul_bias)(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b,
                       const tyr_tensor *bias);
+  /* out [M, N] = a [M, K] @ b [K, N] and gbias [M] = a summed over K, in
+   * one GEMM (cuBLASLt's BGRADB epilogue): a linear layer's weight gradient
+   * (a = dyT) and bias gradient together.  Returns false, having written
+   * nothing, when the operands are outside what the backend fuses; the
+   * caller then runs matmul and a column sum.  NULL: never fused */
+  bool (*matmul_bgrad)(tyr_tensor *out, tyr_tensor *gbias, const tyr_tensor *a,
+                       const tyr_tensor *b);
+  /* out [M, N] = act(a [M, K] @ b [K, N] + bias [N]) (bias may be NULL)
+   * and pre [M, N] = the argument of act, by the GEMM's epilogue (cuBLASLt
+   * GELU_AUX_BIAS).  Returns false, having written nothing, when the
+   * backend does not fuse this act / dtype / layout.  NULL: never fused */
+  bool (*matmul_act)(tyr_tensor *out, tyr_tensor *pre, const tyr_tensor *a, const tyr_tensor *b,
+                     const tyr_tensor *bias, tyr_unary_op act);
+  /* out [M, N] = (a [M, K] @ b [K, N]) * act'(pre) by the GEMM's epilogue
+   * (cuBLASLt DGELU): the backward of matmul_act's activation.  false /
+   * NULL as matmul_act */
+  bool (*matmul_dact)(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b,
+                      const tyr_tensor *pre, tyr_unary_op act);
 } tyr_backend;
 
 /* Whether the last two dims of t can be handed to a BLAS GEMM as they are:

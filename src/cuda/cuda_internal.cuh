@@ -283,6 +283,33 @@ __device__ __forceinline__ void layout_offsets(const Layout<N> &L, I i, int64_t 
   }
 }
 
+/* ---- vector access -------------------------------------------------------------- */
+template <typename T>
+struct V16 {
+  static const int N = 16 / sizeof(T);
+  T v[N];
+};
+template <typename T>
+__device__ __forceinline__ V16<T> vload(const T *p, int64_t i) {
+  uint4 raw = reinterpret_cast<const uint4 *>(p)[i];
+  V16<T> r;
+  memcpy(&r, &raw, 16);
+  return r;
+}
+template <typename T>
+__device__ __forceinline__ void vstore(T *p, int64_t i, const V16<T> &r) {
+  uint4 raw;
+  memcpy(&raw, &r, 16);
+  reinterpret_cast<uint4 *>(p)[i] = raw;
+}
+
+/* Grid-stride loops over [start, n): int64_t or a given index type I. */
+#define GRID_LOOP(i, start, n)                                                                     \
+  for (int64_t i = (start) + blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n);              \
+       i += (int64_t)gridDim.x * blockDim.x)
+#define GRID_LOOP_I(I, i, n)                                                                       \
+  for (I i = blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (I)gridDim.x * blockDim.x)
+
 /* Whether p is aligned to 16 bytes (for vector loads). */
 static inline bool tcu_aligned16(const void *p) {
   return ((uintptr_t)p & 15u) == 0;
@@ -336,6 +363,11 @@ void tcu_reduce(tyr_reduce_op op, tyr_tensor *out, const tyr_tensor *a, int dim)
 void tcu_matmul(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b);
 void tcu_matmul_bias(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b,
                      const tyr_tensor *bias);
+bool tcu_matmul_bgrad(tyr_tensor *out, tyr_tensor *gbias, const tyr_tensor *a, const tyr_tensor *b);
+bool tcu_matmul_act(tyr_tensor *out, tyr_tensor *pre, const tyr_tensor *a, const tyr_tensor *b,
+                    const tyr_tensor *bias, tyr_unary_op act);
+bool tcu_matmul_dact(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b,
+                     const tyr_tensor *pre, tyr_unary_op act);
 void tcu_softmax(tyr_tensor *out, const tyr_tensor *x, bool log);
 void tcu_softmax_backward(tyr_tensor *gx, const tyr_tensor *y, const tyr_tensor *gy, bool log);
 void tcu_layer_norm(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd, const tyr_tensor *x,

@@ -619,6 +619,46 @@ __global__ void convert_kernel(void *o, int odt, const void *s, int sdt, Layout<
   }
 }
 
+/* dtype conversion between float types, both contiguous: eight elements a
+ * thread through 16-byte loads and stores when both are 16-byte aligned.
+ * The value goes through the source's compute type, then the target's
+ * (f64 -> bf16 rounds to f32 first), as st_any does. */
+template <typename T>
+struct Pack8 {
+  T v[8];
+};
+template <typename S, typename D>
+__global__ void convert_contig(D *o, const S *s, int64_t n, int64_t ngroups) {
+  GRID_LOOP(g, 0, ngroups) {
+    Pack8<S> a;
+    Pack8<D> r;
+    const uint4 *src = reinterpret_cast<const uint4 *>(s + g * 8);
+#pragma unroll
+    for (int k = 0; k < (int)sizeof(S) / 2; k++) reinterpret_cast<uint4 *>(&a)[k] = src[k];
+#pragma unroll
+    for (int k = 0; k < 8; k++) r.v[k] = from_c<D>((typename Acc<D>::type)to_c(a.v[k]));
+    uint4 *dst = reinterpret_cast<uint4 *>(o + g * 8);
+#pragma unroll
+    for (int k = 0; k < (int)sizeof(D) / 2; k++) dst[k] = reinterpret_cast<const uint4 *>(&r)[k];
+  }
+  GRID_LOOP(i, ngroups * 8, n) o[i] = from_c<D>((typename Acc<D>::type)to_c(s[i]));
+}
+
+static bool is_float_dtype(tyr_dtype dt) {
+  return dt == TYR_F32 || dt == TYR_F64 || dt == TYR_BF16 || dt == TYR_F16;
+}
+
+template <typename S>
+static void launch_convert_contig(tyr_tensor *out, const S *s, int64_t n, int dev,
+                                  cudaStream_t st) {
+  void *o = tyr_data_ptr(out);
+  int64_t ngroups = tcu_aligned16(o) && tcu_aligned16(s) ? n / 8 : 0;
+  unsigned blocks = tcu_blocks(ngroups ? ngroups : n, 256, dev);
+  TCU_FLOAT_DISPATCH(out->dtype, convert_contig<S, scalar_t>
+                     <<<blocks, 256, 0, st>>>((scalar_t *)o, s, n, ngroups));
+  LAUNCH_CHECK();
+}
+
 template <typename U, typename I>
 static void launch_copy(void *o, const void *s, const Layout<2> &L, I n, int dev, cudaStream_t st) {
   copy_strided_kernel<U, I>
@@ -661,6 +701,13 @@ void tcu_copy(tyr_tensor *out, const tyr_tensor *src) {
     CUDA_CHECK(cudaMemcpyAsync(tyr_data_ptr(out), tyr_data_ptr(src),
                                (size_t)n * tyr_dtype_size(out->dtype), cudaMemcpyDeviceToDevice,
                                st));
+    return;
+  }
+  if (is_float_dtype(out->dtype) && is_float_dtype(src->dtype) && tyr_is_contiguous(out) &&
+      tyr_is_contiguous(src)) {
+    TCU_FLOAT_DISPATCH(src->dtype,
+                       launch_convert_contig<scalar_t>(out, (const scalar_t *)tyr_data_ptr(src), n,
+                                                       out->device.index, st));
     return;
   }
   const tyr_tensor *ts[2] = {out, src};
@@ -719,6 +766,9 @@ static void table_init(void) {
   g_table.adamw_step_dev = tcu_adamw_step_dev;
   g_table.clip_grad_norm = tcu_clip_grad_norm;
   g_table.adamw_step_many = tcu_adamw_step_many;
+  g_table.matmul_bgrad = tcu_matmul_bgrad;
+  g_table.matmul_act = tcu_matmul_act;
+  g_table.matmul_dact = tcu_matmul_dact;
 }
 
 /* Called by the dispatch layer the first time a CUDA device is asked for;

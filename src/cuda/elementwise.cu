@@ -220,32 +220,6 @@ __device__ __forceinline__ C bin(int op, C x, C y) {
   }
 }
 
-/* ---- vector access -------------------------------------------------------------- */
-template <typename T>
-struct V16 {
-  static const int N = 16 / sizeof(T);
-  T v[N];
-};
-template <typename T>
-__device__ __forceinline__ V16<T> vload(const T *p, int64_t i) {
-  uint4 raw = reinterpret_cast<const uint4 *>(p)[i];
-  V16<T> r;
-  memcpy(&r, &raw, 16);
-  return r;
-}
-template <typename T>
-__device__ __forceinline__ void vstore(T *p, int64_t i, const V16<T> &r) {
-  uint4 raw;
-  memcpy(&raw, &r, 16);
-  reinterpret_cast<uint4 *>(p)[i] = raw;
-}
-
-#define GRID_LOOP(i, start, n)                                                                     \
-  for (int64_t i = (start) + blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n);              \
-       i += (int64_t)gridDim.x * blockDim.x)
-#define GRID_LOOP_I(I, i, n)                                                                       \
-  for (I i = blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (I)gridDim.x * blockDim.x)
-
 /* ---- unary ------------------------------------------------------------------------ */
 template <typename T>
 __global__ void unary_contig(int op, T *o, const T *x, int64_t n, int64_t nvec, double p0,

@@ -173,32 +173,45 @@ static __nv_bfloat16 *to_bf16(const void *src, int64_t n, int dev, cudaStream_t 
    rounded to bf16 copies first and the product runs as bf16 x bf16 -> f32
    on the tensor cores (cuBLASLt takes FAST_16BF with f32 inputs as leave to
    use TF32 kernels, which run at half the bf16 rate). */
+/* What cuBLASLt's epilogue does besides the product (column-major terms):
+   BIAS: vec (m values of C's dtype) added to every column of C (every row
+   of Tyr's row-major out); BGRADB: vec (n values) = B summed over the k
+   dimension, written by the GEMM; GELU_AUX(_BIAS): C = gelu_tanh(AB
+   (+ vec)) and aux (laid out as C, leading dim ldaux) = its argument;
+   DGELU: C = AB * gelu_tanh'(aux).  quiet: when cuBLASLt has no algorithm with this
+   epilogue, return false without raising (the caller has another way). */
+struct LtEpi {
+  cublasLtEpilogue_t kind; /* CUBLASLT_EPILOGUE_DEFAULT: none */
+  void *vec;
+  bool quiet;
+  void *aux;
+  int64_t ldaux;
+};
+static const LtEpi NO_EPI = {CUBLASLT_EPILOGUE_DEFAULT, NULL, false, NULL, 0};
+
 static bool lt_matmul_typed(int dev, cudaStream_t st, tyr_dtype dt, bool ta, bool tb, int64_t m,
                             int64_t n, int64_t k, const void *A, int64_t lda, int64_t sa,
                             const void *B, int64_t ldb, int64_t sb, void *C, int64_t ldc,
-                            int64_t sc, int64_t batch, bool ab_bf16, const void *bias);
+                            int64_t sc, int64_t batch, bool ab_bf16, const LtEpi &epi);
 
-/* bias (NULL: none): m values of C's dtype added to every column of the
-   column-major C (every row of Tyr's row-major out) by cuBLASLt's BIAS
-   epilogue */
 static bool lt_matmul(int dev, cudaStream_t st, tyr_dtype dt, bool ta, bool tb, int64_t m,
                       int64_t n, int64_t k, const void *A, int64_t lda, int64_t sa, const void *B,
                       int64_t ldb, int64_t sb, void *C, int64_t ldc, int64_t sc, int64_t batch,
-                      const void *bias = NULL) {
+                      const LtEpi &epi = NO_EPI) {
   /* below about a GFLOP the two conversion kernels cost more than the
      faster product saves (a small model's step is launch-bound): such
      products keep f32 operands under CUBLAS_COMPUTE_32F_FAST_16BF */
   double flops = 2.0 * (double)m * (double)n * (double)k * (double)batch;
   if (dt != TYR_F32 || tyr_cuda_get_matmul_mode() != TYR_CUDA_MATMUL_BF16 || flops < 1e9)
     return lt_matmul_typed(dev, st, dt, ta, tb, m, n, k, A, lda, sa, B, ldb, sb, C, ldc, sc, batch,
-                           false, bias);
+                           false, epi);
   int64_t na = footprint(ta ? k : m, ta ? m : k, lda, sa, batch);
   int64_t nb = footprint(tb ? n : k, tb ? k : n, ldb, sb, batch);
   __nv_bfloat16 *A16 = to_bf16(A, na, dev, st);
   __nv_bfloat16 *B16 = A16 ? to_bf16(B, nb, dev, st) : NULL;
   bool ok = A16 && B16 &&
             lt_matmul_typed(dev, st, dt, ta, tb, m, n, k, A16, lda, sa, B16, ldb, sb, C, ldc, sc,
-                            batch, true, bias);
+                            batch, true, epi);
   /* stream order keeps the copies alive until the product has read them */
   if (B16) tcu_free(B16, (size_t)nb * 2, dev);
   if (A16) tcu_free(A16, (size_t)na * 2, dev);
@@ -208,7 +221,7 @@ static bool lt_matmul(int dev, cudaStream_t st, tyr_dtype dt, bool ta, bool tb, 
 static bool lt_matmul_typed(int dev, cudaStream_t st, tyr_dtype dt, bool ta, bool tb, int64_t m,
                             int64_t n, int64_t k, const void *A, int64_t lda, int64_t sa,
                             const void *B, int64_t ldb, int64_t sb, void *C, int64_t ldc,
-                            int64_t sc, int64_t batch, bool ab_bf16, const void *bias) {
+                            int64_t sc, int64_t batch, bool ab_bf16, const LtEpi &epi) {
   MmDev *md = mm_dev(dev);
   if (!md) return false;
   int mode = ab_bf16 ? 3 : (int)tyr_cuda_get_matmul_mode(); /* 3: bf16 copies of f32 */
@@ -255,14 +268,10 @@ static bool lt_matmul_typed(int dev, cudaStream_t st, tyr_dtype dt, bool ta, boo
   AlgoKey key;
   memset(&key, 0, sizeof key);
   int64_t kv[16] = {
-      (int64_t)dt, ta,
-      tb,          m,
-      n,           k,
-      lda,         ldb,
-      ldc,         sa,
-      sb,          sc,
-      batch,       al_a,
-      al_b,        (int64_t)al_c | ((int64_t)mode << 32) | ((int64_t)(bias != NULL) << 40)};
+      (int64_t)dt, ta,   tb,   m,
+      n,           k,    lda,  ldb,
+      ldc,         sa,   sb,   sc,
+      batch,       al_a, al_b, (int64_t)al_c | ((int64_t)mode << 32) | ((int64_t)epi.kind << 40)};
   memcpy(key.v, kv, sizeof kv);
   AlgoEntry *slot = &md->cache[key_hash(key) % MM_CACHE];
   float alpha_f = 1.0f, beta_f = 0.0f;
@@ -275,12 +284,16 @@ static bool lt_matmul_typed(int dev, cudaStream_t st, tyr_dtype dt, bool ta, boo
           cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa)) ||
       !LT_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb)))
     goto done;
-  if (bias) {
-    cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
-    if (!LT_CHECK(
-            cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi)) ||
-        !LT_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
-                                                 sizeof bias)))
+  if (epi.kind != CUBLASLT_EPILOGUE_DEFAULT) {
+    if (!LT_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi.kind,
+                                                 sizeof epi.kind)) ||
+        (epi.vec && !LT_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                                                             &epi.vec, sizeof epi.vec))) ||
+        (epi.aux &&
+         (!LT_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER,
+                                                   &epi.aux, sizeof epi.aux)) ||
+          !LT_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD,
+                                                   &epi.ldaux, sizeof epi.ldaux)))))
       goto done;
   }
   if (!LT_CHECK(cublasLtMatrixLayoutCreate(&la, ty_ab, ta ? k : m, ta ? m : k, lda)) ||
@@ -319,6 +332,7 @@ static bool lt_matmul_typed(int dev, cudaStream_t st, tyr_dtype dt, bool ta, boo
     cublasStatus_t hs =
         cublasLtMatmulAlgoGetHeuristic(md->h, op, la, lb, lc, lc, pref, 1, &res, &found);
     if (hs != CUBLAS_STATUS_SUCCESS || found == 0) {
+      if (epi.quiet) goto done;
       tcu_fail(__FILE__, __LINE__, "cuda_matmul",
                "cuBLASLt has no algorithm for %s [%lld x %lld] @ [%lld x %lld] (batch %lld, "
                "lda %lld, ldb %lld, transposed %d %d): %s",
@@ -446,8 +460,9 @@ static void matmul_impl(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *
   int dev = out->device.index;
   /* column-major: C^T[N, M] = op(B)^T[N, K] op(A)^T[K, M] */
   if (g.n == 0) {
+    LtEpi epi = {CUBLASLT_EPILOGUE_BIAS, bias ? tyr_data_ptr(bias) : NULL, false, NULL, 0};
     lt_matmul(dev, st, dt, trb, tra, N, M, K, pb, ldb, 0, pa, lda, 0, po, N, 0, 1,
-              bias ? tyr_data_ptr(bias) : NULL);
+              bias ? epi : NO_EPI);
   } else {
     int inner = g.n - 1;
     int64_t outer_n = 1;
@@ -486,4 +501,87 @@ void tcu_matmul_bias(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b,
     return;
   }
   matmul_impl(out, a, b, bias);
+}
+
+/* out [M, N] = a [M, K] @ b [K, N] and gbias [M] = a summed over K in one
+   cuBLASLt call (BGRADB: in column-major terms out^T = b^T a^T, and a^T is
+   the B operand reduced over k).  Only rank-2 operands cuBLASLt reads as
+   they are, a contiguous out and a contiguous 16-byte aligned gbias, all of
+   one dtype; otherwise, or when cuBLASLt has no such algorithm, nothing is
+   written and false is returned. */
+bool tcu_matmul_bgrad(tyr_tensor *out, tyr_tensor *gbias, const tyr_tensor *a,
+                      const tyr_tensor *b) {
+  tyr_dtype dt = out->dtype;
+  bool tra, trb;
+  int64_t lda, ldb;
+  if (a->rank != 2 || b->rank != 2 || out->rank != 2 || !tyr_is_contiguous(out) ||
+      !tyr_is_contiguous(gbias) || !tcu_aligned16(tyr_data_ptr(gbias)) || a->dtype != dt ||
+      b->dtype != dt || gbias->dtype != dt || (dt != TYR_BF16 && dt != TYR_F16 && dt != TYR_F32) ||
+      !tyr_gemm_layout(a, &tra, &lda) || !tyr_gemm_layout(b, &trb, &ldb))
+    return false;
+  int64_t M = out->shape[0], N = out->shape[1], K = a->shape[1];
+  if (M == 0 || N == 0 || K == 0 || gbias->shape[0] != M) return false;
+  cudaStream_t st = tcu_enter(out->device);
+  if (!st) return true; /* raised */
+  LtEpi epi = {CUBLASLT_EPILOGUE_BGRADB, tyr_data_ptr(gbias), true, NULL, 0};
+  return lt_matmul(out->device.index, st, dt, trb, tra, N, M, K, tyr_data_ptr(b), ldb, 0,
+                   tyr_data_ptr(a), lda, 0, tyr_data_ptr(out), N, 0, 1, epi);
+}
+
+/* Whether a, b (rank 2, as cuBLASLt reads them) and the contiguous rank-2
+   out of one 16- or 32-bit float dtype suit the GELU epilogues; the
+   [M, N] operand that goes with out (pre) must be contiguous, 16-byte
+   aligned, with N a multiple of 8 (cuBLASLt's terms for aux). */
+static bool act_operands(const tyr_tensor *out, const tyr_tensor *pre, const tyr_tensor *a,
+                         const tyr_tensor *b, tyr_unary_op act, bool *tra, int64_t *lda, bool *trb,
+                         int64_t *ldb) {
+  tyr_dtype dt = out->dtype;
+  return act == TYR_UN_GELU_TANH && (dt == TYR_BF16 || dt == TYR_F16) && a->rank == 2 &&
+         b->rank == 2 && out->rank == 2 && pre->rank == 2 && a->dtype == dt && b->dtype == dt &&
+         pre->dtype == dt && tyr_is_contiguous(out) && tyr_is_contiguous(pre) &&
+         pre->shape[0] == out->shape[0] && pre->shape[1] == out->shape[1] &&
+         out->shape[1] % 8 == 0 && tcu_aligned16(tyr_data_ptr(pre)) && out->shape[0] > 0 &&
+         out->shape[1] > 0 && a->shape[1] > 0 && tyr_gemm_layout(a, tra, lda) &&
+         tyr_gemm_layout(b, trb, ldb);
+}
+
+static bool vec_ok(const tyr_tensor *v, tyr_dtype dt, int64_t n) {
+  return !v || (v->rank == 1 && v->shape[0] == n && v->dtype == dt && tyr_is_contiguous(v) &&
+                tcu_aligned16(tyr_data_ptr(v)));
+}
+
+/* out [M, N] = act(a [M, K] @ b [K, N] + bias [N]) and pre = its argument,
+   by cuBLASLt's GELU_AUX_BIAS (GELU_AUX without a bias) epilogue; false,
+   nothing written, outside its terms (act TYR_UN_GELU_TANH, bf16/f16) */
+bool tcu_matmul_act(tyr_tensor *out, tyr_tensor *pre, const tyr_tensor *a, const tyr_tensor *b,
+                    const tyr_tensor *bias, tyr_unary_op act) {
+  bool tra, trb;
+  int64_t lda, ldb;
+  if (!act_operands(out, pre, a, b, act, &tra, &lda, &trb, &ldb) ||
+      !vec_ok(bias, out->dtype, out->shape[1]))
+    return false;
+  cudaStream_t st = tcu_enter(out->device);
+  if (!st) return true; /* raised */
+  int64_t M = out->shape[0], N = out->shape[1], K = a->shape[1];
+  LtEpi epi = {bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX,
+               bias ? tyr_data_ptr(bias) : NULL, true, tyr_data_ptr(pre), N};
+  return lt_matmul(out->device.index, st, out->dtype, trb, tra, N, M, K, tyr_data_ptr(b), ldb, 0,
+                   tyr_data_ptr(a), lda, 0, tyr_data_ptr(out), N, 0, 1, epi);
+}
+
+/* out [M, N] = (a [M, K] @ b [K, N]) * act'(pre) by cuBLASLt's DGELU
+   epilogue; false, nothing written, outside its terms.  (DGELU_BGRAD would
+   give the bias gradient too, but cuBLASLt runs it as a separate epilogue
+   kernel that costs more than a column sum: docs/cuda.md.) */
+bool tcu_matmul_dact(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b,
+                     const tyr_tensor *pre, tyr_unary_op act) {
+  bool tra, trb;
+  int64_t lda, ldb;
+  if (!act_operands(out, pre, a, b, act, &tra, &lda, &trb, &ldb)) return false;
+  cudaStream_t st = tcu_enter(out->device);
+  if (!st) return true; /* raised */
+  int64_t M = out->shape[0], N = out->shape[1], K = a->shape[1];
+  LtEpi epi = {CUBLASLT_EPILOGUE_DGELU, NULL, true, tyr_data_ptr(pre), N};
+  return lt_matmul(out->device.index, st, out->dtype, trb, tra, N, M, K, tyr_data_ptr(b), ldb, 0,
+                   tyr_data_ptr(a), lda, 0, tyr_data_ptr(out), N, 0, 1, epi);
 }

@@ -310,6 +310,326 @@ __global__ void ln_bw_cols_final(const double *part, int splits, int64_t n, Opt 
   }
 }
 
+/* ---- the vectorised path: f32 / bf16 / f16 rows whose length is a multiple
+ * of the 16-byte vector (4 or 8 elements) and at most 32 * MAX_NV vectors
+ * (1024 f32, 1536 bf16/f16 columns), 16-byte aligned ------------------------------------
+ * Forward and input gradient: a warp a row, four rows a block, the row held
+ * in registers after one pass of 16-byte loads; weight and bias are read
+ * per row (from the cache).  Lane l holds the vectors l, l + 32, ....
+ * Column sums of the weight / bias gradients: a second pass over x and gy,
+ * each thread one vector of columns over a slice of the rows; the slices'
+ * partials are added by a last kernel in slice order (no atomics: the same
+ * bits on every run). */
+template <typename T>
+struct LnVec {
+  static const int N = 16 / sizeof(T);
+  static const int MAX_NV = sizeof(T) == 2 ? 6 : 8;
+};
+
+template <typename T>
+__device__ __forceinline__ void ln_load_vec(float (&v)[LnVec<T>::N], const T *p, int64_t j) {
+  const int E = LnVec<T>::N;
+  uint4 raw = reinterpret_cast<const uint4 *>(p)[j];
+  T e[E];
+  memcpy(e, &raw, 16);
+#pragma unroll
+  for (int q = 0; q < E; q++) v[q] = to_c(e[q]);
+}
+
+/* vector j of an optional per-column operand (dtype tdt: vector loads) */
+template <typename T>
+__device__ __forceinline__ void ln_load_param(float (&v)[LnVec<T>::N], Opt o, int tdt, float dflt,
+                                              int64_t j) {
+  const int E = LnVec<T>::N;
+  if (!o.p) {
+#pragma unroll
+    for (int q = 0; q < E; q++) v[q] = dflt;
+  } else if (o.dt == tdt) {
+    ln_load_vec<T>(v, (const T *)o.p, j);
+  } else {
+#pragma unroll
+    for (int q = 0; q < E; q++) v[q] = (float)ld_any(o.p, o.dt, j * E + q);
+  }
+}
+
+template <typename T, int NV>
+__device__ __forceinline__ void ln_load_row(float (&v)[NV][LnVec<T>::N], const T *p, int lane,
+                                            int nvec) {
+#pragma unroll
+  for (int k = 0; k < NV; k++) {
+    if (lane + 32 * k < nvec) {
+      ln_load_vec<T>(v[k], p, lane + 32 * k);
+    } else {
+#pragma unroll
+      for (int q = 0; q < LnVec<T>::N; q++) v[k][q] = 0.f;
+    }
+  }
+}
+
+template <typename T>
+__device__ __forceinline__ void ln_store_vec(T *p, int64_t j, const float (&v)[LnVec<T>::N]) {
+  const int E = LnVec<T>::N;
+  T e[E];
+#pragma unroll
+  for (int q = 0; q < E; q++) e[q] = from_c<T>(v[q]);
+  uint4 raw;
+  memcpy(&raw, e, 16);
+  reinterpret_cast<uint4 *>(p)[j] = raw;
+}
+
+template <typename T, int NV>
+__global__ void ln_fw_row(T *y, Opt mean, Opt rstd, const T *x, Opt w, Opt b, int tdt, int64_t rows,
+                          int n, double eps) {
+  const int E = LnVec<T>::N;
+  int lane = threadIdx.x & 31, nvec = n / E;
+  int64_t row = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  if (row >= rows) return;
+  float v[NV][E];
+  ln_load_row<T, NV>(v, x + row * n, lane, nvec);
+  float mu = 0.f;
+  if (mean.p) {
+#pragma unroll
+    for (int k = 0; k < NV; k++)
+#pragma unroll
+      for (int q = 0; q < E; q++) mu += v[k][q];
+    mu = warp_all<float, false>(mu) / (float)n;
+  }
+  float var = 0.f;
+#pragma unroll
+  for (int k = 0; k < NV; k++)
+    if (lane + 32 * k < nvec)
+#pragma unroll
+      for (int q = 0; q < E; q++) {
+        float d = v[k][q] - mu;
+        var += d * d;
+      }
+  var = warp_all<float, false>(var) / (float)n;
+  float rs = (float)(1.0 / sqrt((double)var + eps));
+#pragma unroll
+  for (int k = 0; k < NV; k++) {
+    int j = lane + 32 * k;
+    if (j >= nvec) continue;
+    float wv[E], bv[E];
+    ln_load_param<T>(wv, w, tdt, 1.f, j);
+    ln_load_param<T>(bv, b, tdt, 0.f, j);
+#pragma unroll
+    for (int q = 0; q < E; q++) v[k][q] = (v[k][q] - mu) * rs * wv[q] + bv[q];
+    ln_store_vec<T>(y + row * n, j, v[k]);
+  }
+  if (lane == 0) {
+    if (mean.p) st_any(mean.p, mean.dt, row, (double)mu);
+    st_any(rstd.p, rstd.dt, row, (double)rs);
+  }
+}
+
+/* gx = rs * (g*w - mean(g*w) - xh * mean(g*w*xh)), mean(g*w) = 0 for RMS */
+template <typename T, int NV>
+__global__ void ln_bw_row(T *gx, const T *gy, const T *x, Opt w, Opt mean, Opt rstd, int tdt,
+                          int64_t rows, int n) {
+  const int E = LnVec<T>::N;
+  int lane = threadIdx.x & 31, nvec = n / E;
+  int64_t row = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  if (row >= rows) return;
+  float xv[NV][E], g[NV][E];
+  ln_load_row<T, NV>(xv, x + row * n, lane, nvec);
+  ln_load_row<T, NV>(g, gy + row * n, lane, nvec);
+  float m = mean.p ? (float)ld_any(mean.p, mean.dt, row) : 0.f;
+  float rs = (float)ld_any(rstd.p, rstd.dt, row);
+  float s1 = 0.f, s2 = 0.f;
+#pragma unroll
+  for (int k = 0; k < NV; k++) {
+    float wv[E];
+    ln_load_param<T>(wv, w, tdt, 1.f, lane + 32 * k < nvec ? lane + 32 * k : 0);
+#pragma unroll
+    for (int q = 0; q < E; q++) {
+      float xh = (xv[k][q] - m) * rs, gw = g[k][q] * wv[q]; /* g is 0 past the row */
+      s1 += gw;
+      s2 += gw * xh;
+      xv[k][q] = xh;
+      g[k][q] = gw;
+    }
+  }
+  s1 = mean.p ? warp_all<float, false>(s1) / (float)n : 0.f;
+  s2 = warp_all<float, false>(s2) / (float)n;
+#pragma unroll
+  for (int k = 0; k < NV; k++) {
+    int j = lane + 32 * k;
+    if (j >= nvec) continue;
+#pragma unroll
+    for (int q = 0; q < E; q++) g[k][q] = rs * (g[k][q] - s1 - xv[k][q] * s2);
+    ln_store_vec<T>(gx + row * n, j, g[k]);
+  }
+}
+
+/* column sums over rows [r0, r1) of blockIdx.y's slice, 32 x 8 threads:
+ * part[slice][0][c] = sum gy * xh, part[slice][1][c] = sum gy */
+template <typename T>
+__global__ void ln_cols_vec(float *part, const T *gy, const T *x, Opt mean, Opt rstd, int64_t rows,
+                            int n, int64_t chunk) {
+  const int E = LnVec<T>::N;
+  __shared__ float sm[2][8][32][E + 1];
+  int tx = threadIdx.x, ty = threadIdx.y, nvec = n / E;
+  int64_t j = (int64_t)blockIdx.x * 32 + tx;
+  int64_t r0 = (int64_t)blockIdx.y * chunk, r1 = r0 + chunk < rows ? r0 + chunk : rows;
+  float aw[E], ab[E];
+#pragma unroll
+  for (int q = 0; q < E; q++) aw[q] = ab[q] = 0.f;
+  if (j < nvec)
+    for (int64_t r = r0 + ty; r < r1; r += 8) {
+      float m = mean.p ? (float)ld_any(mean.p, mean.dt, r) : 0.f;
+      float rs = (float)ld_any(rstd.p, rstd.dt, r);
+      float xv[E], g[E];
+      ln_load_vec<T>(xv, x + r * n, j);
+      ln_load_vec<T>(g, gy + r * n, j);
+#pragma unroll
+      for (int q = 0; q < E; q++) {
+        aw[q] += g[q] * ((xv[q] - m) * rs);
+        ab[q] += g[q];
+      }
+    }
+#pragma unroll
+  for (int q = 0; q < E; q++) {
+    sm[0][ty][tx][q] = aw[q];
+    sm[1][ty][tx][q] = ab[q];
+  }
+  __syncthreads();
+  if (ty >= 2 || j >= nvec) return;
+  float *out = part + (int64_t)blockIdx.y * 2 * n + (int64_t)ty * n + j * E;
+#pragma unroll
+  for (int q = 0; q < E; q++) {
+    float acc = 0.f;
+    for (int y = 0; y < 8; y++) acc += sm[ty][y][tx][q];
+    out[q] = acc;
+  }
+}
+
+/* gw[c] = sum over slices of part[s][0][c], gb[c] of part[s][1][c], in double */
+__global__ void ln_cols_final(const float *part, int slices, int n, Opt gw, Opt gb) {
+  __shared__ double sm[2][8][33];
+  int tx = threadIdx.x, ty = threadIdx.y;
+  int c = blockIdx.x * 32 + tx;
+  double sw = 0, sb = 0;
+  if (c < n)
+    for (int sl = ty; sl < slices; sl += 8) {
+      sw += part[(int64_t)sl * 2 * n + c];
+      sb += part[(int64_t)sl * 2 * n + n + c];
+    }
+  sm[0][ty][tx] = sw;
+  sm[1][ty][tx] = sb;
+  __syncthreads();
+  if (ty != 0 || c >= n) return;
+  for (int y = 1; y < 8; y++) {
+    sw += sm[0][y][tx];
+    sb += sm[1][y][tx];
+  }
+  if (gw.p) st_any(gw.p, gw.dt, c, sw);
+  if (gb.p) st_any(gb.p, gb.dt, c, sb);
+}
+
+/* vectors a lane holds for rows of n elements of T; 0 when the path does not apply */
+template <typename T>
+static int ln_vec_nv(int64_t n, const void *const *ptrs, int nptrs) {
+  const int E = LnVec<T>::N;
+  if (sizeof(T) == 8 || n % E || n > (int64_t)32 * LnVec<T>::MAX_NV * E) return 0;
+  for (int i = 0; i < nptrs; i++)
+    if (ptrs[i] && !tcu_aligned16(ptrs[i])) return 0;
+  return (int)((n / E + 31) / 32);
+}
+
+#define LN_NV_DISPATCH(nv, ...)                                                                    \
+  switch (nv) {                                                                                    \
+  case 1: {                                                                                        \
+    const int NV = 1;                                                                              \
+    __VA_ARGS__;                                                                                   \
+  } break;                                                                                         \
+  case 2: {                                                                                        \
+    const int NV = 2;                                                                              \
+    __VA_ARGS__;                                                                                   \
+  } break;                                                                                         \
+  case 3: {                                                                                        \
+    const int NV = 3;                                                                              \
+    __VA_ARGS__;                                                                                   \
+  } break;                                                                                         \
+  case 4: {                                                                                        \
+    const int NV = 4;                                                                              \
+    __VA_ARGS__;                                                                                   \
+  } break;                                                                                         \
+  case 5:                                                                                          \
+  case 6: {                                                                                        \
+    const int NV = 6;                                                                              \
+    __VA_ARGS__;                                                                                   \
+  } break;                                                                                         \
+  default: {                                                                                       \
+    const int NV = LnVec<T>::MAX_NV;                                                               \
+    __VA_ARGS__;                                                                                   \
+  } break;                                                                                         \
+  }
+
+template <typename T>
+static bool ln_fw_fast(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd, const tyr_tensor *x,
+                       const tyr_tensor *w, const tyr_tensor *b, int64_t rows, int64_t n,
+                       double eps, cudaStream_t st) {
+  const void *ptrs[4] = {tyr_data_ptr(y), tyr_data_ptr(x), w ? tyr_data_ptr(w) : NULL,
+                         b ? tyr_data_ptr(b) : NULL};
+  int nv = ln_vec_nv<T>(n, ptrs, 4);
+  if (!nv) return false;
+  LN_NV_DISPATCH(nv,
+                 ln_fw_row<T, NV><<<(unsigned)((rows + 3) / 4), 128, 0, st>>>(
+                     (T *)tyr_data_ptr(y), opt_of(mean), opt_of(rstd), (const T *)tyr_data_ptr(x),
+                     opt_of(w), opt_of(b), (int)x->dtype, rows, (int)n, eps));
+  LAUNCH_CHECK();
+  return true;
+}
+template <>
+bool ln_fw_fast<double>(tyr_tensor *, tyr_tensor *, tyr_tensor *, const tyr_tensor *,
+                        const tyr_tensor *, const tyr_tensor *, int64_t, int64_t, double,
+                        cudaStream_t) {
+  return false; /* f64 rows take the generic kernel */
+}
+
+template <typename T>
+static bool ln_bw_fast(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, const tyr_tensor *gy,
+                       const tyr_tensor *x, const tyr_tensor *w, const tyr_tensor *mean,
+                       const tyr_tensor *rstd, int64_t rows, int64_t n, cudaStream_t st) {
+  const void *ptrs[4] = {gx ? tyr_data_ptr(gx) : NULL, tyr_data_ptr(gy), tyr_data_ptr(x),
+                         w ? tyr_data_ptr(w) : NULL};
+  int nv = ln_vec_nv<T>(n, ptrs, 4);
+  if (!nv) return false;
+  int dev = x->device.index;
+  const T *pgy = (const T *)tyr_data_ptr(gy), *px = (const T *)tyr_data_ptr(x);
+  if (gx) {
+    LN_NV_DISPATCH(nv, ln_bw_row<T, NV><<<(unsigned)((rows + 3) / 4), 128, 0, st>>>(
+                           (T *)tyr_data_ptr(gx), pgy, px, opt_of(w), opt_of(mean), opt_of(rstd),
+                           (int)x->dtype, rows, (int)n));
+    if (!LAUNCH_CHECK()) return true;
+  }
+  if (!gw && !gb) return true;
+  int64_t nvec = n / LnVec<T>::N, xb = (nvec + 31) / 32;
+  int64_t target = 4 * (int64_t)tcu_sm_count(dev), slices = (target + xb - 1) / xb;
+  if (slices > (rows + 31) / 32) slices = (rows + 31) / 32; /* 32 rows a slice at least */
+  if (slices < 1) slices = 1;
+  int64_t chunk = (rows + slices - 1) / slices;
+  slices = (rows + chunk - 1) / chunk;
+  size_t pbytes = (size_t)slices * 2 * (size_t)n * sizeof(float);
+  float *part = (float *)tcu_alloc(pbytes, dev);
+  if (!part) return true; /* reported */
+  ln_cols_vec<T><<<dim3((unsigned)xb, (unsigned)slices), dim3(32, 8), 0, st>>>(
+      part, pgy, px, opt_of(mean), opt_of(rstd), rows, (int)n, chunk);
+  if (LAUNCH_CHECK()) {
+    ln_cols_final<<<(unsigned)((n + 31) / 32), dim3(32, 8), 0, st>>>(part, (int)slices, (int)n,
+                                                                     opt_of(gw), opt_of(gb));
+    LAUNCH_CHECK();
+  }
+  tcu_free(part, pbytes, dev);
+  return true;
+}
+template <>
+bool ln_bw_fast<double>(tyr_tensor *, tyr_tensor *, tyr_tensor *, const tyr_tensor *,
+                        const tyr_tensor *, const tyr_tensor *, const tyr_tensor *,
+                        const tyr_tensor *, int64_t, int64_t, cudaStream_t) {
+  return false;
+}
+
 void tcu_layer_norm(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd, const tyr_tensor *x,
                     const tyr_tensor *w, const tyr_tensor *b, double eps) {
   cudaStream_t st = tcu_enter(y->device);
@@ -321,11 +641,15 @@ void tcu_layer_norm(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd, const tyr
   const tyr_tensor *wc = xc && w ? tcu_contiguous(w, &tw) : NULL;
   const tyr_tensor *bc = xc && b ? tcu_contiguous(b, &tb) : NULL;
   if (xc && (!w || wc) && (!b || bc)) {
+    bool done = false;
+    TCU_FLOAT_DISPATCH(x->dtype,
+                       done = ln_fw_fast<scalar_t>(y, mean, rstd, xc, wc, bc, rows, n, eps, st));
     RowGeom g = row_geom(rows, n, y->device.index);
-    TCU_FLOAT_DISPATCH(x->dtype, ln_kernel<scalar_t><<<g.grid, g.block, 0, st>>>(
-                                     (scalar_t *)tyr_data_ptr(y), opt_of(mean), opt_of(rstd),
-                                     (const scalar_t *)tyr_data_ptr(xc), opt_of(wc), opt_of(bc),
-                                     rows, n, eps));
+    if (!done)
+      TCU_FLOAT_DISPATCH(x->dtype, ln_kernel<scalar_t><<<g.grid, g.block, 0, st>>>(
+                                       (scalar_t *)tyr_data_ptr(y), opt_of(mean), opt_of(rstd),
+                                       (const scalar_t *)tyr_data_ptr(xc), opt_of(wc), opt_of(bc),
+                                       rows, n, eps));
     LAUNCH_CHECK();
   }
   if (bc) tcu_release(bc, &tb);
@@ -337,6 +661,7 @@ template <typename T>
 static void ln_bw_run(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, const tyr_tensor *gy,
                       const tyr_tensor *x, const tyr_tensor *w, const tyr_tensor *mean,
                       const tyr_tensor *rstd, int64_t rows, int64_t n, cudaStream_t st) {
+  if (ln_bw_fast<T>(gx, gw, gb, gy, x, w, mean, rstd, rows, n, st)) return;
   int dev = x->device.index;
   const T *pgy = (const T *)tyr_data_ptr(gy), *px = (const T *)tyr_data_ptr(x);
   if (gx) {
@@ -516,11 +841,26 @@ void tcu_cross_entropy_backward(tyr_tensor *glogits, const tyr_tensor *logits,
  * in the compute type, and one read + write turning the logits into
  * (softmax - onehot) * scale in place: each thread reads and writes only
  * its own stride of the row after the reductions. */
+/* Online max / sum over a row, one value at a time */
+template <typename C>
+__device__ __forceinline__ void online_add(C &mx, C &s, C v) {
+  if (v > mx) {
+    s = s * m_exp(mx - v) + 1;
+    mx = v;
+  } else if (mx != -INFINITY) { /* v = mx = -inf adds nothing */
+    s += m_exp(v - mx);
+  }
+}
+
+/* The row is read as 16-byte vectors when nvec > 0 (V a multiple of the
+ * vector and the logits aligned): one rescale per vector at most, from the
+ * vector's own max; the elements past nvec vectors go one at a time. */
 template <typename T>
 __global__ void ce_fused_kernel(typename Acc<T>::type *loss, T *lg, const void *tg, int tdt,
                                 int64_t ign, const typename Acc<T>::type *scale_p, int64_t N,
-                                int64_t V) {
+                                int64_t V, int64_t nvec) {
   typedef typename Acc<T>::type C;
+  const int E = V16<T>::N;
   ROW_SMEM(C);
   C scale = *scale_p;
   ROW_LOOP(row, N) {
@@ -530,16 +870,23 @@ __global__ void ce_fused_kernel(typename Acc<T>::type *loss, T *lg, const void *
     bool active = live && t != ign && t >= 0 && t < V;
     T *x = lg + r * V;
     C mx = -INFINITY, s = 0;
-    if (active)
-      for (int64_t i = threadIdx.x; i < V; i += blockDim.x) {
-        C v = to_c(x[i]);
-        if (v > mx) {
-          s = s * m_exp(mx - v) + 1;
-          mx = v;
-        } else if (mx != -INFINITY) { /* v = mx = -inf adds nothing */
-          s += m_exp(v - mx);
+    if (active) {
+      for (int64_t j = threadIdx.x; j < nvec; j += blockDim.x) {
+        V16<T> a = vload(x, j);
+        C vm = to_c(a.v[0]);
+#pragma unroll
+        for (int q = 1; q < E; q++) vm = fmax(vm, to_c(a.v[q]));
+        if (vm > mx) {
+          s = mx == -INFINITY ? (C)0 : s * m_exp(mx - vm);
+          mx = vm;
         }
+        if (mx != -INFINITY)
+#pragma unroll
+          for (int q = 0; q < E; q++) s += m_exp(to_c(a.v[q]) - mx);
       }
+      for (int64_t i = nvec * E + threadIdx.x; i < V; i += blockDim.x)
+        online_add<C>(mx, s, to_c(x[i]));
+    }
     C gmx = row_all<C, true>(mx, row_sm);
     s = row_all<C, false>(mx == -INFINITY ? (C)0 : s * m_exp(mx - gmx), row_sm);
     if (!live) continue;
@@ -549,9 +896,20 @@ __global__ void ce_fused_kernel(typename Acc<T>::type *loss, T *lg, const void *
       continue;
     }
     /* x[t] is read and then written by the one thread whose stride holds t */
-    if (t % blockDim.x == threadIdx.x) loss[r] = gmx + m_log(s) - to_c(x[t]);
+    int64_t owner = t < nvec * E ? (t / E) % blockDim.x : (t - nvec * E) % blockDim.x;
+    if (owner == threadIdx.x) loss[r] = gmx + m_log(s) - to_c(x[t]);
     C f = scale / s;
-    for (int64_t i = threadIdx.x; i < V; i += blockDim.x) {
+    for (int64_t j = threadIdx.x; j < nvec; j += blockDim.x) {
+      V16<T> a = vload(x, j);
+#pragma unroll
+      for (int q = 0; q < E; q++) {
+        C p = m_exp(to_c(a.v[q]) - gmx) * f;
+        if (j * E + q == t) p -= scale;
+        a.v[q] = from_c<T>(p);
+      }
+      vstore(x, j, a);
+    }
+    for (int64_t i = nvec * E + threadIdx.x; i < V; i += blockDim.x) {
       C p = m_exp(to_c(x[i]) - gmx) * f;
       if (i == t) p -= scale;
       x[i] = from_c<T>(p);
@@ -568,12 +926,14 @@ void tcu_cross_entropy_fused(tyr_tensor *losses, tyr_tensor *logits, const tyr_t
   const tyr_tensor *tc = tcu_contiguous(targets, &tt);
   if (tc) {
     RowGeom g = row_geom(N, V, logits->device.index);
+    int64_t E = 16 / (int64_t)tyr_dtype_size(logits->dtype);
+    int64_t nvec = V % E == 0 && tcu_aligned16(tyr_data_ptr(logits)) ? V / E : 0;
     TCU_FLOAT_DISPATCH(logits->dtype,
                        ce_fused_kernel<scalar_t><<<g.grid, g.block, 0, st>>>(
                            (typename Acc<scalar_t>::type *)tyr_data_ptr(losses),
                            (scalar_t *)tyr_data_ptr(logits), tyr_data_ptr(tc), (int)tc->dtype,
                            ignore_index, (const typename Acc<scalar_t>::type *)tyr_data_ptr(scale),
-                           N, V));
+                           N, V, nvec));
     LAUNCH_CHECK();
     tcu_release(tc, &tt);
   }

@@ -253,6 +253,21 @@ static void linear_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin) {
     tyr_tensor *gx = tyr_matmul_at(s, g2, w);
     if (gx) gin[0] = tyr_reshape_at(s, gx, x->rank, x->shape);
   }
+  const tyr_backend *be = tyr__be(g);
+  if (tyr__node_needs(n, 1) && tyr__node_needs(n, 2) && be->matmul_bgrad && M > 0) {
+    /* dw = dyT @ x and dbias = dyT summed over rows, by one GEMM */
+    tyr_tensor *x2 = tyr_reshape_at(s, x, 2, (int64_t[]){M, K});
+    tyr_tensor *gw =
+        x2 ? tyr__new(s, "tyr_linear", g->dtype, g->device, 2, (int64_t[]){N, K}) : NULL;
+    tyr_tensor *gb = gw ? tyr__new(s, "tyr_linear", g->dtype, g->device, 1, &N) : NULL;
+    if (gb && be->matmul_bgrad(gw, gb, tview(g2), x2)) {
+      gin[1] = gw;
+      gin[2] = gb;
+      return;
+    }
+    tyr_tensor_free(gb);
+    tyr_tensor_free(gw);
+  }
   if (tyr__node_needs(n, 1)) { /* dw = dyT @ x over all rows */
     tyr_tensor *x2 = tyr_reshape_at(s, x, 2, (int64_t[]){M, K});
     if (x2) gin[1] = tyr_matmul_at(s, tview(g2), x2);

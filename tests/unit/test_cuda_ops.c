@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/autograd.h" /* grad_fn->op */
 #include "core/backend.h"
 #include "core/internal.h"
 #include "ops/nn_util.h" /* tyr__lce_set_chunk_bytes */
@@ -924,16 +925,24 @@ static void test_softmax(void **state) {
   }
 }
 
+/* Rows that fit in a warp's registers (n a multiple of the 16-byte vector,
+ * up to 1024 f32 / 1536 bf16 columns) take the warp-per-row kernels; the
+ * others, and f64, the generic ones.  4100 rows: several rows per warp and
+ * several blocks' partial column sums; 1040: a partly filled last vector
+ * group in bf16, the generic kernel in f32. */
+static const int64_t LN_SHAPES[][2] = {{5, 10},   {300, 7},    {64, 100},  {3, 1000}, {17, 768},
+                                       {2, 5000}, {4100, 768}, {33, 1536}, {9, 1040}};
+
 static void test_layer_norm(void **state) {
   (void)state;
   REQUIRE_GPU();
   const tyr_backend *G = gpu_be(), *C = &tyr_cpu_backend;
-  for (size_t s = 1; s < NROW_SHAPES - 1; s++) {
+  for (size_t s = 0; s < sizeof LN_SHAPES / sizeof LN_SHAPES[0]; s++) {
     for (int d = 0; d < 3; d++) {
       for (int variant = 0; variant < 4; variant++) { /* 0 w+b, 1 none, 2 rms w, 3 rms none */
         TYR_SCOPE;
         tyr_dtype dt = FLOAT_DTYPES[d], rdt = ref_dtype(dt);
-        int64_t R = ROW_SHAPES[s][0], N = ROW_SHAPES[s][1];
+        int64_t R = LN_SHAPES[s][0], N = LN_SHAPES[s][1];
         bool rms = variant >= 2, aff = variant == 0 || variant == 2;
         tyr_tensor *x = RAND(dt, -3, 5, R, N), *gy = RAND(dt, -1, 1, R, N);
         tyr_tensor *w = aff ? RAND(dt, 0.5, 1.5, N) : NULL,
@@ -1089,9 +1098,11 @@ static void test_linear_bias(void **state) {
   (void)state;
   REQUIRE_GPU();
   const tyr_dtype dts[] = {TYR_F32, TYR_F64, TYR_BF16};
-  const int64_t shapes[][4] = {{3, 37, 64, 96}, {1, 5, 8, 3}, {2, 4, 0, 6}}; /* B, T, K, N */
+  /* B, T, K, N; the last at a GPT-2 layer's width (the weight and bias
+     gradients by one GEMM where the backend fuses them: matmul_bgrad) */
+  const int64_t shapes[][4] = {{3, 37, 64, 96}, {1, 5, 8, 3}, {2, 4, 0, 6}, {2, 300, 768, 2304}};
   for (int m = 0; m < 2; m++) /* f32 matmuls in full f32, then with bf16 inputs */
-    for (size_t sh = 0; sh < 3; sh++)
+    for (size_t sh = 0; sh < 4; sh++)
       for (int d = 0; d < 3; d++) {
         TYR_SCOPE;
         tyr_cuda_set_matmul_mode(m ? TYR_CUDA_MATMUL_BF16 : TYR_CUDA_MATMUL_F32);
@@ -1110,7 +1121,12 @@ static void test_linear_bias(void **state) {
           assert_int_equal(tyr_backward_with_at(S, y[k], k ? to_dev(gy, gpu()) : gy), 0);
           for (int i = 0; i < 3; i++) g[k][i] = tyr_grad_e(in[k][i]);
         }
-        double tol = dt == TYR_F64 ? 1e-10 : (dt == TYR_BF16 || m) ? 2e-2 : 1e-5;
+        /* sums of K products: f32 rounded in another order than the CPU's,
+           bf16 operands (or f32 ones rounded to bf16) off by up to ~sqrt(K) ulps */
+        double tol = dt == TYR_F64           ? 1e-10
+                     : (dt == TYR_BF16 || m) ? 2e-2 * (K > 64 ? sqrt(K / 64.0) : 1)
+                     : K > 64                ? 1e-4
+                                             : 1e-5;
         char what[160];
         const char *names[] = {"dx", "dw", "dbias"};
         snprintf(what, sizeof what, "linear+bias [%lld, %lld, %lld] x [%lld, %lld] %s%s",
@@ -1124,6 +1140,75 @@ static void test_linear_bias(void **state) {
         }
       }
   tyr_cuda_set_matmul_mode(TYR_CUDA_MATMUL_F32);
+}
+
+/* ---- the feed-forward block as one op (tyr_mlp_gelu_tanh) ------------------------------ */
+/* bf16 / f16 on the GPU against the CPU's tyr_linear, tyr_gelu_tanh,
+ * tyr_linear in f32 from the same rounded values: the output and all five
+ * gradients.  Hidden widths that are multiples of 8 take the fused node
+ * (GELU and its derivative in the GEMMs' epilogues, bias gradients from the
+ * GEMMs); others, and a missing bias, are checked as well. */
+static void expect_close_scaled(const char *what, tyr_tensor *got, tyr_tensor *want, double frac,
+                                double atol);
+
+static void test_mlp_gelu_tanh(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  const struct {
+    int64_t B, T, C, F, C2;
+    bool bias, fused;
+  } cases[] = {{2, 37, 64, 256, 64, true, true},
+               {3, 5, 24, 40, 16, true, true},
+               {2, 9, 32, 36, 32, true, false},
+               {2, 11, 64, 128, 48, false, true},
+               {4, 256, 768, 3072, 768, true, true}};
+  const tyr_dtype dts[] = {TYR_BF16, TYR_F16};
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+    for (int d = 0; d < 2; d++) {
+      TYR_SCOPE;
+      tyr_dtype dt = dts[d];
+      int64_t B = cases[c].B, T = cases[c].T, C = cases[c].C, F = cases[c].F, C2 = cases[c].C2;
+      double ws = 1 / sqrt((double)C), ws2 = 1 / sqrt((double)F);
+      tyr_tensor *in[2][5] = {{as_dtype(RAND(TYR_F32, -1, 1, B, T, C), dt),
+                               as_dtype(RAND(TYR_F32, -ws, ws, F, C), dt),
+                               cases[c].bias ? as_dtype(RAND(TYR_F32, -0.5, 0.5, F), dt) : NULL,
+                               as_dtype(RAND(TYR_F32, -ws2, ws2, C2, F), dt),
+                               cases[c].bias ? as_dtype(RAND(TYR_F32, -0.5, 0.5, C2), dt) : NULL}};
+      for (int i = 0; i < 5; i++) {
+        in[1][i] = in[0][i] ? to_dev(in[0][i], gpu()) : NULL;
+        in[0][i] = in[0][i] ? as_dtype(in[0][i], TYR_F32) : NULL; /* the CPU in f32 */
+      }
+      tyr_tensor *gy = as_dtype(RAND(TYR_F32, -1, 1, B, T, C2), dt);
+      tyr_tensor *y[2], *g[2][5];
+      const char *made_by[2];
+      for (int k = 0; k < 2; k++) {
+        for (int i = 0; i < 5; i++)
+          if (in[k][i]) tyr_requires_grad_at(S, in[k][i], true);
+        y[k] = tyr_mlp_gelu_tanh_at(S, in[k][0], in[k][1], in[k][2], in[k][3], in[k][4]);
+        assert_non_null(y[k]);
+        assert_non_null(y[k]->grad_fn);
+        made_by[k] = y[k]->grad_fn->op; /* the graph is freed by backward */
+        assert_int_equal(
+            tyr_backward_with_at(S, y[k], k ? to_dev(gy, gpu()) : as_dtype(gy, TYR_F32)), 0);
+        for (int i = 0; i < 5; i++) g[k][i] = in[k][i] ? tyr_grad_e(in[k][i]) : NULL;
+      }
+      char what[200];
+      snprintf(what, sizeof what, "mlp_gelu_tanh [%lld, %lld, %lld] -> %lld -> %lld%s %s",
+               (long long)B, (long long)T, (long long)C, (long long)F, (long long)C2,
+               cases[c].bias ? "" : " (no bias)", tyr_dtype_name(dt));
+      /* the fused node, or the three ops where the epilogues do not apply */
+      const char *want_op = cases[c].fused ? "tyr_mlp_gelu_tanh" : "tyr_linear";
+      if (strcmp(made_by[1], want_op))
+        fail_msg("%s: made by %s, expected %s", what, made_by[1], want_op);
+      expect_close_scaled(what, y[1], y[0], 2e-2, 1e-3);
+      const char *names[] = {"dx", "dw1", "db1", "dw2", "db2"};
+      for (int i = 0; i < 5; i++) {
+        if (!g[0][i]) continue;
+        char w2[240];
+        snprintf(w2, sizeof w2, "%s %s", what, names[i]);
+        expect_close_scaled(w2, g[1][i], g[0][i], 2e-2, 1e-3);
+      }
+    }
 }
 
 /* ---- attention on a packed qkv projection (tyr_sdpa_qkv) ------------------------------- */
@@ -2077,6 +2162,7 @@ int main(void) {
       TYR_TEST(test_linear_cross_entropy),
       TYR_TEST(test_sdpa_qkv),
       TYR_TEST(test_linear_bias),
+      TYR_TEST(test_mlp_gelu_tanh),
   };
   int failed = cmocka_run_group_tests(tests, NULL, NULL);
   tyr_cuda_empty_cache();

@@ -402,6 +402,54 @@ static void test_linear_cross_entropy_errors(void **state) {
                    "tyr_linear_cross_entropy: x is NULL");
 }
 
+/* ---- tyr_mlp_gelu_tanh: the values of the three ops it stands for, their
+ * gradients (the CPU has no fused epilogues: the op composes them), errors */
+static tyr_tensor *call_mlp(tyr_tensor **in, void *ctx) {
+  (void)ctx;
+  return tyr_mlp_gelu_tanh_e(in[0], in[1], in[2], in[3], in[4]);
+}
+static tyr_tensor *call_mlp_no_bias(tyr_tensor **in, void *ctx) { /* x, w1, w2 */
+  (void)ctx;
+  return tyr_mlp_gelu_tanh_e(in[0], in[1], NULL, in[2], NULL);
+}
+
+static void test_mlp_gelu_tanh(void **state) {
+  (void)state;
+  tyr_tensor *in[5] = {TYR_TEST_LEAF(-1, 1, 2, 3, 4), TYR_TEST_LEAF(-1, 1, 6, 4),
+                       TYR_TEST_LEAF(-1, 1, 6), TYR_TEST_LEAF(-1, 1, 5, 6),
+                       TYR_TEST_LEAF(-1, 1, 5)};
+  {
+    TYR_SCOPE;
+    tyr_tensor *y = tyr_mlp_gelu_tanh_e(in[0], in[1], in[2], in[3], in[4]);
+    tyr_tensor *h = tyr_gelu_tanh_e(tyr_linear_e(in[0], in[1], in[2]));
+    tyr_tensor *ref = tyr_linear_e(h, in[3], in[4]);
+    assert_int_equal(y->rank, 3);
+    assert_int_equal(y->shape[2], 5);
+    for (int64_t i = 0; i < 2; i++)
+      for (int64_t j = 0; j < 3; j++)
+        for (int64_t k = 0; k < 5; k++)
+          ASSERT_CLOSE(tyr_get_e(y, i, j, k), tyr_get_e(ref, i, j, k), 1e-15, 1e-15);
+    /* errors name the op and the shapes */
+    EXPECT_TYR_ERROR(tyr_mlp_gelu_tanh_e(in[0], in[3], NULL, in[3], NULL),
+                     "tyr_mlp_gelu_tanh: x is [2, 3, 4] and w1 is [5, 6]: w1 must be [hidden, "
+                     "in] with in the last dim of x");
+    EXPECT_TYR_ERROR(tyr_mlp_gelu_tanh_e(in[0], in[1], NULL, in[1], NULL),
+                     "tyr_mlp_gelu_tanh: w1 is [6, 4] and w2 is [6, 4]: w2 must be [out, hidden]");
+    EXPECT_TYR_ERROR(tyr_mlp_gelu_tanh_e(in[0], in[1], in[4], in[3], NULL),
+                     "tyr_mlp_gelu_tanh: b1 is [5]: it must be [6]");
+    EXPECT_TYR_ERROR(tyr_mlp_gelu_tanh_e(in[0], in[1], in[2], in[3], in[2]),
+                     "tyr_mlp_gelu_tanh: b2 is [6]: it must be [5]");
+    EXPECT_TYR_ERROR(tyr_mlp_gelu_tanh_e(in[0], tyr_to_dtype_e(in[1], TYR_F32), NULL, in[3], NULL),
+                     "tyr_mlp_gelu_tanh");
+    EXPECT_TYR_ERROR(tyr_mlp_gelu_tanh_e(NULL, in[1], NULL, in[3], NULL),
+                     "tyr_mlp_gelu_tanh: x is NULL");
+  }
+  tyr_gradcheck("mlp_gelu_tanh", call_mlp, NULL, 5, in, 1e-6, 1e-6);
+  tyr_tensor *nb[3] = {in[0], in[1], in[3]};
+  tyr_gradcheck("mlp_gelu_tanh, no biases", call_mlp_no_bias, NULL, 3, nb, 1e-6, 1e-6);
+  for (int i = 0; i < 5; i++) tyr_tensor_free(in[i]);
+}
+
 static tyr_tensor *call_mse(tyr_tensor **in, void *ctx) {
   (void)ctx;
   return tyr_mse_loss_e(in[0], in[1]);
@@ -1203,6 +1251,7 @@ int main(void) {
       TYR_TEST(test_linear_cross_entropy_gradients),
       TYR_TEST(test_linear_cross_entropy_edges),
       TYR_TEST(test_linear_cross_entropy_errors),
+      TYR_TEST(test_mlp_gelu_tanh),
       TYR_TEST(test_mse_loss),
       TYR_TEST(test_norm_values),
       TYR_TEST(test_norm_gradients),

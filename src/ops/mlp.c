@@ -1,0 +1,169 @@
+/* tyr_mlp_gelu_tanh: a transformer's feed-forward block as one op,
+ *   out = gelu_tanh(x @ w1^T + b1) @ w2^T + b2.
+ *
+ * Where the backend fuses the activation into the GEMMs (matmul_act and
+ * matmul_dact: cuBLASLt's GELU_AUX_BIAS and DGELU epilogues on CUDA,
+ * bf16/f16), the op is one graph node:
+ *   forward   h = gelu(x @ w1^T + b1) with pre = x @ w1^T + b1 written by the
+ *             same GEMM; out = h @ w2^T + b2 (tyr_linear)
+ *   backward  dw2, db2 = dyT @ h and dy summed over rows (one GEMM where the
+ *             backend has matmul_bgrad); dpre = (dy @ w2) * gelu'(pre) by one
+ *             GEMM, db1 = dpre summed over rows; dw1 = dpreT @ x; dx = dpre @ w1
+ * so no elementwise kernel applies the GELU or its derivative.  The node keeps pre and h, as the
+ * unfused ops do.  Elsewhere (the CPU, f32/f64, layouts the epilogues do not take) the op is
+ * tyr_linear, tyr_gelu_tanh and tyr_linear, with their nodes. */
+#include "ops/nn_util.h"
+#include "tyr/autograd.h"
+#include "tyr/ops_elementwise.h"
+#include "tyr/ops_layout.h"
+#include "tyr/ops_linalg.h"
+#include "tyr/ops_nn.h"
+#include "tyr/ops_reduce.h"
+
+/* [rows, cols] view of contiguous t read transposed: [cols, rows] */
+static tyr_tensor tdesc(const tyr_tensor *t) {
+  return tyr__desc(t, 2, (int64_t[]){t->shape[1], t->shape[0]},
+                   (int64_t[]){t->stride[1], t->stride[0]}, t->offset);
+}
+
+static void mlp_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin) {
+  tyr_site s = n->site;
+  const char *op = "tyr_mlp_gelu_tanh";
+  tyr_tensor *x = n->in[0], *w1 = n->in[1], *w2 = n->in[3];
+  tyr_tensor *pre = n->saved[0], *h = n->saved[1];
+  int64_t M = pre->shape[0], F = pre->shape[1], C = w1->shape[1], C2 = w2->shape[0];
+  const tyr_backend *be = tyr__be(g);
+  tyr_tensor *g2 = tyr_reshape_at(s, g, 2, (int64_t[]){M, C2});
+  tyr_tensor *x2 = tyr_reshape_at(s, x, 2, (int64_t[]){M, C});
+  if (!g2 || !x2) return;
+  tyr_tensor g2t = tdesc(g2);
+  /* second layer: dw2 = dyT @ h, db2 = dy summed over rows */
+  bool fused2 = false;
+  if (tyr__node_needs(n, 3) && tyr__node_needs(n, 4) && be->matmul_bgrad) {
+    tyr_tensor *gw = tyr__new(s, op, g->dtype, g->device, 2, (int64_t[]){C2, F});
+    tyr_tensor *gb = gw ? tyr__new(s, op, g->dtype, g->device, 1, &C2) : NULL;
+    if (gb && be->matmul_bgrad(gw, gb, &g2t, h)) {
+      gin[3] = gw;
+      gin[4] = gb;
+      fused2 = true;
+    } else {
+      tyr_tensor_free(gb);
+      tyr_tensor_free(gw);
+    }
+  }
+  if (!fused2 && tyr__node_needs(n, 3)) gin[3] = tyr_matmul_at(s, tyr_transpose_at(s, g2, 0, 1), h);
+  if (!fused2 && tyr__node_needs(n, 4)) gin[4] = tyr_sum_dim_at(s, g2, 0, false);
+  if (!tyr__node_needs(n, 0) && !tyr__node_needs(n, 1) && !tyr__node_needs(n, 2)) return;
+  /* dpre = (dy @ w2) * gelu'(pre), the derivative in the GEMM's epilogue
+     (DGELU); db1 = dpre summed over rows by the reduction kernel, as
+     cuBLASLt's DGELU_BGRAD runs a separate, slower kernel (docs/cuda.md) */
+  tyr_tensor *dpre = tyr__new(s, op, g->dtype, g->device, 2, (int64_t[]){M, F});
+  if (!dpre) return;
+  if (!be->matmul_dact(dpre, g2, w2, pre, TYR_UN_GELU_TANH)) { /* the GEMM, then the backward */
+    tyr_tensor *dh = tyr_matmul_at(s, g2, w2);
+    if (!dh) return;
+    be->unary_backward(TYR_UN_GELU_TANH, dpre, pre, dh, 0, 0);
+  }
+  if (tyr__node_needs(n, 2)) gin[2] = tyr_sum_dim_at(s, dpre, 0, false);
+  if (tyr__node_needs(n, 1)) gin[1] = tyr_matmul_at(s, tyr_transpose_at(s, dpre, 0, 1), x2);
+  if (tyr__node_needs(n, 0)) {
+    tyr_tensor *gx = tyr_matmul_at(s, dpre, w1);
+    if (gx) gin[0] = tyr_reshape_at(s, gx, x->rank, x->shape);
+  }
+}
+
+static bool check_vec(tyr_site s, const char *op, const char *name, const tyr_tensor *b, int64_t n,
+                      const tyr_tensor *x) {
+  char a[160];
+  if (!b) return true;
+  if (!tyr__same_device(s, op, x, b) || !tyr__same_dtype(s, op, x, b)) return false;
+  if (b->rank != 1 || b->shape[0] != n) {
+    tyr_raise(TYR_ERR_SHAPE, s, op, "%s is %s: it must be [%lld]", name,
+              tyr_shape_str(b->shape, b->rank, a, sizeof a), (long long)n);
+    return false;
+  }
+  return true;
+}
+
+static bool check_operands(tyr_site s, const char *op, tyr_tensor *x, tyr_tensor *w1,
+                           tyr_tensor *b1, tyr_tensor *w2, tyr_tensor *b2) {
+  if (!tyr__arg_ok(s, op, "x", x) || !tyr__arg_ok(s, op, "w1", w1) ||
+      !tyr__arg_ok(s, op, "w2", w2) || !tyr__is_float(s, op, "x", x) ||
+      !tyr__same_device(s, op, x, w1) || !tyr__same_device(s, op, x, w2) ||
+      !tyr__same_dtype(s, op, x, w1) || !tyr__same_dtype(s, op, x, w2))
+    return false;
+  char a[160], b[160];
+  int r = x->rank;
+  if (r < 1 || w1->rank != 2 || w1->shape[1] != x->shape[r - 1]) {
+    tyr_raise(TYR_ERR_SHAPE, s, op,
+              "x is %s and w1 is %s: w1 must be [hidden, in] with in the last dim of x",
+              tyr_shape_str(x->shape, r, a, sizeof a),
+              tyr_shape_str(w1->shape, w1->rank, b, sizeof b));
+    return false;
+  }
+  if (w2->rank != 2 || w2->shape[1] != w1->shape[0]) {
+    tyr_raise(TYR_ERR_SHAPE, s, op, "w1 is %s and w2 is %s: w2 must be [out, hidden]",
+              tyr_shape_str(w1->shape, 2, a, sizeof a),
+              tyr_shape_str(w2->shape, w2->rank, b, sizeof b));
+    return false;
+  }
+  return check_vec(s, op, "b1", b1, w1->shape[0], x) && check_vec(s, op, "b2", b2, w2->shape[0], x);
+}
+
+/* The fused node; NULL (nothing raised) when the backend does not take
+   these operands, so the caller composes the op instead. */
+static tyr_tensor *mlp_fused(tyr_site s, const char *op, tyr_tensor *x, tyr_tensor *w1,
+                             tyr_tensor *b1, tyr_tensor *w2, tyr_tensor *b2, bool *raised) {
+  const tyr_backend *be = tyr__be(x);
+  int r = x->rank;
+  int64_t M = 1, C = x->shape[r - 1], F = w1->shape[0];
+  for (int i = 0; i < r - 1; i++) M *= x->shape[i];
+  if (!be->matmul_act || !be->matmul_dact || M == 0 || !tyr_is_contiguous(x)) return NULL;
+  tyr_tensor *pre = tyr__new(s, op, x->dtype, x->device, 2, (int64_t[]){M, F});
+  tyr_tensor *h = pre ? tyr__new(s, op, x->dtype, x->device, 2, (int64_t[]){M, F}) : NULL;
+  if (!h) {
+    tyr_tensor_free(pre);
+    *raised = true;
+    return NULL;
+  }
+  tyr_tensor x2 = tyr__desc(x, 2, (int64_t[]){M, C}, (int64_t[]){C, 1}, x->offset);
+  tyr_tensor w1t = tdesc(w1);
+  if (!be->matmul_act(h, pre, &x2, &w1t, b1, TYR_UN_GELU_TANH)) {
+    tyr_tensor_free(h);
+    tyr_tensor_free(pre);
+    return NULL;
+  }
+  tyr_tensor *out = NULL;
+  {
+    TYR_NO_GRAD;
+    int64_t sh[TYR_MAX_RANK];
+    for (int i = 0; i < r - 1; i++) sh[i] = x->shape[i];
+    sh[r - 1] = F;
+    tyr_tensor *h3 = tyr__nn_view(h, r, sh);
+    out = h3 ? tyr_linear_at(s, h3, w2, b2) : NULL;
+    tyr__nn_drop(h3);
+  }
+  if (out) {
+    tyr_node *n = TYR_RECORD(s, op, out, mlp_backward, x, w1, b1, w2, b2);
+    if (n) {
+      tyr__node_save(n, 0, pre);
+      tyr__node_save(n, 1, h);
+    }
+  }
+  tyr_tensor_free(h);
+  tyr_tensor_free(pre);
+  *raised = !out;
+  return out;
+}
+
+tyr_tensor *tyr_mlp_gelu_tanh_at(tyr_site s, tyr_tensor *x, tyr_tensor *w1, tyr_tensor *b1,
+                                 tyr_tensor *w2, tyr_tensor *b2) {
+  const char *op = "tyr_mlp_gelu_tanh";
+  if (!check_operands(s, op, x, w1, b1, w2, b2)) return NULL;
+  bool raised = false;
+  tyr_tensor *out = mlp_fused(s, op, x, w1, b1, w2, b2, &raised);
+  if (out || raised) return out;
+  tyr_tensor *h = tyr_linear_at(s, x, w1, b1);
+  h = h ? tyr_gelu_tanh_at(s, h) : NULL;
+  return h ? tyr_linear_at(s, h, w2, b2) : NULL;
+}
