@@ -624,7 +624,7 @@ __global__ void convert_kernel(void *o, int odt, const void *s, int sdt, Layout<
  * The value goes through the source's compute type, then the target's
  * (f64 -> bf16 rounds to f32 first), as st_any does. */
 template <typename T>
-struct Pack8 {
+struct __align__(16) Pack8 {
   T v[8];
 };
 template <typename S, typename D>
