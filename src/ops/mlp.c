@@ -9,9 +9,10 @@
  *   backward  dw2, db2 = dyT @ h and dy summed over rows (one GEMM where the
  *             backend has matmul_bgrad); dpre = (dy @ w2) * gelu'(pre) by one
  *             GEMM, db1 = dpre summed over rows; dw1 = dpreT @ x; dx = dpre @ w1
- * so no elementwise kernel applies the GELU or its derivative.  The node keeps pre and h, as the
- * unfused ops do.  Elsewhere (the CPU, f32/f64, layouts the epilogues do not take) the op is
- * tyr_linear, tyr_gelu_tanh and tyr_linear, with their nodes. */
+ * so no elementwise kernel applies the GELU or its derivative.  The node
+ * keeps pre and h, as the unfused ops do.  Elsewhere (the CPU, f32/f64,
+ * layouts the epilogues do not take) the op is tyr_linear, tyr_gelu_tanh
+ * and tyr_linear, with their nodes. */
 #include "ops/nn_util.h"
 #include "tyr/autograd.h"
 #include "tyr/ops_elementwise.h"
