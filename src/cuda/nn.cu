@@ -7,7 +7,10 @@
  * type (f32 for f32/bf16/f16, f64 for f64) following src/cpu/nn.c;
  * per-row statistics (mean, rstd) and per-row scales may have their own
  * dtype.  The column sums of the norm's weight/bias gradients use 32 x 8
- * blocks over columns, split over rows when there are many. */
+ * blocks over columns, split over rows when there are many.  Norm rows
+ * that fit a warp's registers (f32/bf16/f16, see "the vectorised path")
+ * have kernels of their own; the fused cross entropy reads 16-byte vectors
+ * where its rows allow. */
 #include <math.h>
 
 #include "cuda/cuda_internal.cuh"
