@@ -633,6 +633,19 @@ bool ln_bw_fast<double>(tyr_tensor *, tyr_tensor *, tyr_tensor *, const tyr_tens
   return false;
 }
 
+/* the vectorised kernel where it applies, else the generic one */
+template <typename T>
+static void ln_fw_run(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd, const tyr_tensor *x,
+                      const tyr_tensor *w, const tyr_tensor *b, int64_t rows, int64_t n, double eps,
+                      cudaStream_t st) {
+  if (ln_fw_fast<T>(y, mean, rstd, x, w, b, rows, n, eps, st)) return;
+  RowGeom g = row_geom(rows, n, y->device.index);
+  ln_kernel<T><<<g.grid, g.block, 0, st>>>((T *)tyr_data_ptr(y), opt_of(mean), opt_of(rstd),
+                                           (const T *)tyr_data_ptr(x), opt_of(w), opt_of(b), rows,
+                                           n, eps);
+  LAUNCH_CHECK();
+}
+
 void tcu_layer_norm(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd, const tyr_tensor *x,
                     const tyr_tensor *w, const tyr_tensor *b, double eps) {
   cudaStream_t st = tcu_enter(y->device);
@@ -644,16 +657,7 @@ void tcu_layer_norm(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd, const tyr
   const tyr_tensor *wc = xc && w ? tcu_contiguous(w, &tw) : NULL;
   const tyr_tensor *bc = xc && b ? tcu_contiguous(b, &tb) : NULL;
   if (xc && (!w || wc) && (!b || bc)) {
-    bool done = false;
-    TCU_FLOAT_DISPATCH(x->dtype,
-                       done = ln_fw_fast<scalar_t>(y, mean, rstd, xc, wc, bc, rows, n, eps, st));
-    RowGeom g = row_geom(rows, n, y->device.index);
-    if (!done)
-      TCU_FLOAT_DISPATCH(x->dtype, ln_kernel<scalar_t><<<g.grid, g.block, 0, st>>>(
-                                       (scalar_t *)tyr_data_ptr(y), opt_of(mean), opt_of(rstd),
-                                       (const scalar_t *)tyr_data_ptr(xc), opt_of(wc), opt_of(bc),
-                                       rows, n, eps));
-    LAUNCH_CHECK();
+    TCU_FLOAT_DISPATCH(x->dtype, ln_fw_run<scalar_t>(y, mean, rstd, xc, wc, bc, rows, n, eps, st));
   }
   if (bc) tcu_release(bc, &tb);
   if (wc) tcu_release(wc, &tw);

@@ -60,6 +60,19 @@ static inline tyr_tensor tyr__desc(const tyr_tensor *t, int rank, const int64_t 
   return d;
 }
 
+/* The descriptor of rank-2 t read transposed: [cols, rows], strides swapped. */
+static inline tyr_tensor tyr__desc_t(const tyr_tensor *t) {
+  return tyr__desc(t, 2, (int64_t[]){t->shape[1], t->shape[0]},
+                   (int64_t[]){t->stride[1], t->stride[0]}, t->offset);
+}
+
+/* A linear layer's weight and bias gradients from dy [M, N] and its input
+ * x [M, K] (src/ops/linalg.c): *gw = dyT @ x when want_w, *gb = dy summed
+ * over rows when want_b; both by one GEMM where the backend has
+ * matmul_bgrad.  Results are temporaries of the current scope. */
+void tyr__linear_param_grads(tyr_site s, tyr_tensor *g2, tyr_tensor *x2, bool want_w, bool want_b,
+                             tyr_tensor **gw, tyr_tensor **gb);
+
 static inline const tyr_backend *tyr__be(const tyr_tensor *t) {
   return tyr_backend_lookup(t->device);
 }

@@ -209,8 +209,7 @@ static void linear_compute(tyr_site s, const char *op, tyr_tensor *out, tyr_tens
   int r = x->rank;
   int64_t K = w->shape[1], N = w->shape[0], M = 1;
   for (int i = 0; i < r - 1; i++) M *= x->shape[i];
-  tyr_tensor wt =
-      tyr__desc(w, 2, (int64_t[]){K, N}, (int64_t[]){w->stride[1], w->stride[0]}, w->offset);
+  tyr_tensor wt = tyr__desc_t(w); /* [K, N] */
   tyr_tensor o2 = tyr__desc(out, 2, (int64_t[]){M, N}, (int64_t[]){N, 1}, out->offset);
   tyr_tensor *xc = NULL;
   int64_t rs;
@@ -253,33 +252,36 @@ static void linear_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin) {
     tyr_tensor *gx = tyr_matmul_at(s, g2, w);
     if (gx) gin[0] = tyr_reshape_at(s, gx, x->rank, x->shape);
   }
-  const tyr_backend *be = tyr__be(g);
-  if (tyr__node_needs(n, 1) && tyr__node_needs(n, 2) && be->matmul_bgrad && M > 0) {
-    /* dw = dyT @ x and dbias = dyT summed over rows, by one GEMM */
-    tyr_tensor *x2 = tyr_reshape_at(s, x, 2, (int64_t[]){M, K});
-    tyr_tensor *gw =
-        x2 ? tyr__new(s, "tyr_linear", g->dtype, g->device, 2, (int64_t[]){N, K}) : NULL;
-    tyr_tensor *gb = gw ? tyr__new(s, "tyr_linear", g->dtype, g->device, 1, &N) : NULL;
-    if (gb && be->matmul_bgrad(gw, gb, tview(g2), x2)) {
-      gin[1] = gw;
-      gin[2] = gb;
+  if (!tyr__node_needs(n, 1) && !tyr__node_needs(n, 2)) return;
+  tyr_tensor *x2 = tyr_reshape_at(s, x, 2, (int64_t[]){M, K});
+  if (x2)
+    tyr__linear_param_grads(s, g2, x2, tyr__node_needs(n, 1), tyr__node_needs(n, 2), &gin[1],
+                            &gin[2]);
+}
+
+void tyr__linear_param_grads(tyr_site s, tyr_tensor *g2, tyr_tensor *x2, bool want_w, bool want_b,
+                             tyr_tensor **gw, tyr_tensor **gb) {
+  int64_t M = g2->shape[0], N = g2->shape[1], K = x2->shape[1];
+  const tyr_backend *be = tyr__be(g2);
+  if (want_w && want_b && be->matmul_bgrad && M > 0) { /* one GEMM */
+    tyr_tensor *w = tyr__new(s, "tyr_linear", g2->dtype, g2->device, 2, (int64_t[]){N, K});
+    tyr_tensor *b = w ? tyr__new(s, "tyr_linear", g2->dtype, g2->device, 1, &N) : NULL;
+    if (b && be->matmul_bgrad(w, b, tview(g2), x2)) {
+      *gw = w;
+      *gb = b;
       return;
     }
-    tyr_tensor_free(gb);
-    tyr_tensor_free(gw);
+    tyr_tensor_free(b);
+    tyr_tensor_free(w);
   }
-  if (tyr__node_needs(n, 1)) { /* dw = dyT @ x over all rows */
-    tyr_tensor *x2 = tyr_reshape_at(s, x, 2, (int64_t[]){M, K});
-    if (x2) gin[1] = tyr_matmul_at(s, tview(g2), x2);
-  }
-  if (tyr__node_needs(n, 2)) {        /* dbias = dy summed over rows */
-    if (g->device.type == TYR_CUDA) { /* one column-reduction kernel */
-      gin[2] = tyr_sum_dim_at(s, g2, 0, false);
-    } else { /* ones[1, M] @ dy: the CPU's GEMM reads dy row by row, its reduction by columns */
-      tyr_tensor *ones = tyr_ones_at(s, g->dtype, g->device, 2, (int64_t[]){1, M});
-      tyr_tensor *gb = ones ? tyr_matmul_at(s, ones, g2) : NULL;
-      if (gb) gin[2] = tyr_reshape_at(s, gb, 1, (int64_t[]){N});
-    }
+  if (want_w) *gw = tyr_matmul_at(s, tview(g2), x2); /* dw = dyT @ x over all rows */
+  if (!want_b) return;                               /* dbias = dy summed over rows */
+  if (g2->device.type == TYR_CUDA) {                 /* one column-reduction kernel */
+    *gb = tyr_sum_dim_at(s, g2, 0, false);
+  } else { /* ones[1, M] @ dy: the CPU's GEMM reads dy row by row, its reduction by columns */
+    tyr_tensor *ones = tyr_ones_at(s, g2->dtype, g2->device, 2, (int64_t[]){1, M});
+    tyr_tensor *b = ones ? tyr_matmul_at(s, ones, g2) : NULL;
+    if (b) *gb = tyr_reshape_at(s, b, 1, (int64_t[]){N});
   }
 }
 

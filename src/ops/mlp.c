@@ -7,12 +7,11 @@
  *   forward   h = gelu(x @ w1^T + b1) with pre = x @ w1^T + b1 written by the
  *             same GEMM; out = h @ w2^T + b2 (tyr_linear)
  *   backward  dw2, db2 = dyT @ h and dy summed over rows (one GEMM where the
- *             backend has matmul_bgrad); dpre = (dy @ w2) * gelu'(pre) by one
- *             GEMM, db1 = dpre summed over rows; dw1 = dpreT @ x; dx = dpre @ w1
- * so no elementwise kernel applies the GELU or its derivative.  The node
- * keeps pre and h, as the unfused ops do.  Elsewhere (the CPU, f32/f64,
- * layouts the epilogues do not take) the op is tyr_linear, tyr_gelu_tanh
- * and tyr_linear, with their nodes. */
+ *             backend has matmul_bgrad, as tyr_linear's backward); dpre = (dy @ w2) * gelu'(pre) by
+ * one GEMM, db1 = dpre summed over rows; dw1 = dpreT @ x; dx = dpre @ w1 so no elementwise kernel
+ * applies the GELU or its derivative.  The node keeps pre and h, as the unfused ops do.  Elsewhere
+ * (the CPU, f32/f64, layouts the epilogues do not take) the op is tyr_linear, tyr_gelu_tanh and
+ * tyr_linear, with their nodes. */
 #include "ops/nn_util.h"
 #include "tyr/autograd.h"
 #include "tyr/ops_elementwise.h"
@@ -20,12 +19,6 @@
 #include "tyr/ops_linalg.h"
 #include "tyr/ops_nn.h"
 #include "tyr/ops_reduce.h"
-
-/* [rows, cols] view of contiguous t read transposed: [cols, rows] */
-static tyr_tensor tdesc(const tyr_tensor *t) {
-  return tyr__desc(t, 2, (int64_t[]){t->shape[1], t->shape[0]},
-                   (int64_t[]){t->stride[1], t->stride[0]}, t->offset);
-}
 
 static void mlp_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin) {
   tyr_site s = n->site;
@@ -37,23 +30,8 @@ static void mlp_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin) {
   tyr_tensor *g2 = tyr_reshape_at(s, g, 2, (int64_t[]){M, C2});
   tyr_tensor *x2 = tyr_reshape_at(s, x, 2, (int64_t[]){M, C});
   if (!g2 || !x2) return;
-  tyr_tensor g2t = tdesc(g2);
   /* second layer: dw2 = dyT @ h, db2 = dy summed over rows */
-  bool fused2 = false;
-  if (tyr__node_needs(n, 3) && tyr__node_needs(n, 4) && be->matmul_bgrad) {
-    tyr_tensor *gw = tyr__new(s, op, g->dtype, g->device, 2, (int64_t[]){C2, F});
-    tyr_tensor *gb = gw ? tyr__new(s, op, g->dtype, g->device, 1, &C2) : NULL;
-    if (gb && be->matmul_bgrad(gw, gb, &g2t, h)) {
-      gin[3] = gw;
-      gin[4] = gb;
-      fused2 = true;
-    } else {
-      tyr_tensor_free(gb);
-      tyr_tensor_free(gw);
-    }
-  }
-  if (!fused2 && tyr__node_needs(n, 3)) gin[3] = tyr_matmul_at(s, tyr_transpose_at(s, g2, 0, 1), h);
-  if (!fused2 && tyr__node_needs(n, 4)) gin[4] = tyr_sum_dim_at(s, g2, 0, false);
+  tyr__linear_param_grads(s, g2, h, tyr__node_needs(n, 3), tyr__node_needs(n, 4), &gin[3], &gin[4]);
   if (!tyr__node_needs(n, 0) && !tyr__node_needs(n, 1) && !tyr__node_needs(n, 2)) return;
   /* dpre = (dy @ w2) * gelu'(pre), the derivative in the GEMM's epilogue
      (DGELU); db1 = dpre summed over rows by the reduction kernel, as
@@ -128,7 +106,7 @@ static tyr_tensor *mlp_fused(tyr_site s, const char *op, tyr_tensor *x, tyr_tens
     return NULL;
   }
   tyr_tensor x2 = tyr__desc(x, 2, (int64_t[]){M, C}, (int64_t[]){C, 1}, x->offset);
-  tyr_tensor w1t = tdesc(w1);
+  tyr_tensor w1t = tyr__desc_t(w1);
   if (!be->matmul_act(h, pre, &x2, &w1t, b1, TYR_UN_GELU_TANH)) {
     tyr_tensor_free(h);
     tyr_tensor_free(pre);
