@@ -7,7 +7,7 @@ if(TYR_CUDA)
   endif()
   include(CheckLanguage)
   check_language(CUDA)
-  file(GLOB TYR_CUDA_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/src/cuda/*.cu)
+  file(GLOB TYR_CUDA_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/cuda/*.cu)
   if(CMAKE_CUDA_COMPILER AND TYR_CUDA_SOURCES)
     # Ampere and Hopper unless the command line names architectures
     # (-DCMAKE_CUDA_ARCHITECTURES=90); set before enable_language, which would
@@ -18,7 +18,7 @@ if(TYR_CUDA)
     enable_language(CUDA)
     find_package(CUDAToolkit REQUIRED)
     add_library(tyr_cuda_kernels STATIC ${TYR_CUDA_SOURCES})
-    target_include_directories(tyr_cuda_kernels PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/src)
+    target_include_directories(tyr_cuda_kernels PRIVATE ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/src)
     set_target_properties(tyr_cuda_kernels PROPERTIES POSITION_INDEPENDENT_CODE ON CUDA_SEPARABLE_COMPILATION OFF
       CUDA_STANDARD 17 CUDA_STANDARD_REQUIRED ON)
     # The directory's C flags (-Wall -Wextra -Werror -march=native, the

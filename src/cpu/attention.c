@@ -16,7 +16,7 @@
 #define TILE_R 4      /* rows of a register tile of scores */
 #define TILE_C 16     /* columns of a register tile of scores */
 
-bool tyr_cpu_attention_force_rows;
+/* tyr_cpu_attention_force_rows is defined in isa.c, compiled once */
 #define attn_force_rows tyr_cpu_attention_force_rows
 
 static inline int64_t attn_round_up(int64_t n) {

@@ -3,6 +3,7 @@
 #define TYR_CPU_H
 #include "core/backend.h"
 #include "core/internal.h"
+#include "cpu/isa.h" /* kernels compiled per instruction set */
 
 /* Element offsets of a (possibly strided) tensor in row-major order. */
 typedef struct {
