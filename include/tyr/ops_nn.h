@@ -223,7 +223,11 @@ TYR_CT_ERROR(tyr__ct_linear_ce_targets,
 /* An optional operand of a typed op: NULL becomes a null handle of type
  * `like`, so that the shape checks of the op pass; any other handle is
  * itself. */
+#ifdef __cplusplus
+#define TYR__OPTIONAL(p, like) tyr__optional<like>(p) /* <tyr/cxx.h> */
+#else
 #define TYR__OPTIONAL(p, like) _Generic((p), void * : (like)0, int : (like)0, default : (p))
+#endif
 /* The erased tensor behind an optional handle (NULL stays NULL); *ok is
  * false after a failed claim. */
 #define TYR__CLAIM_OPT(site, op, arg, p, ok)                                                       \

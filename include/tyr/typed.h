@@ -28,11 +28,14 @@
 #define TYR_TYPED_H
 
 #include "tyr/autograd.h"
+#include "tyr/cxx.h"
 #include "tyr/tensor.h"
 
+#ifndef __cplusplus /* in C++ these conversions are errors already */
 #pragma GCC diagnostic error "-Wincompatible-pointer-types"
 #ifdef __clang__
 #pragma clang diagnostic error "-Wincompatible-pointer-types"
+#endif
 #endif
 
 /* ---- the shaped type ----------------------------------------------------- */
