@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test demo bench clean format sanitize
+.PHONY: all deps build test demo bench clean format sanitize docs
 
 all: build
 
@@ -31,6 +31,14 @@ sanitize: deps
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTYR_SANITIZE=ON -DTYR_CUDA=OFF -DTYR_WERROR=ON
 	cmake --build build-asan -j $(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS) -E 'integration_|compile_'
+
+# The API reference from the header comments (Doxygen, installed from Debian
+# when missing) into $(BUILD)/docs/html; the user guide is docs/guide/.
+docs:
+	@command -v doxygen >/dev/null 2>&1 || DOCS=1 sh scripts/install-deps.sh
+	mkdir -p $(BUILD)/docs
+	TYR_DOCS_OUT=$(BUILD)/docs doxygen docs/api/Doxyfile
+	@echo "API reference: $(BUILD)/docs/html/index.html"
 
 format:
 	find include src tests bench examples tools -name '*.[ch]' -o -name '*.cu' | xargs clang-format -i

@@ -5,6 +5,8 @@ set -e
 PKGS="build-essential cmake pkg-config clang libomp-dev libclang-rt-dev \
 libopenblas-dev libcmocka-dev libpcre2-dev libzstd-dev libsnappy-dev \
 zlib1g-dev libpng-dev libjansson-dev libopenmpi-dev openmpi-bin"
+# `make docs` (the API reference) needs doxygen as well
+[ -n "${DOCS:-}" ] && PKGS="$PKGS doxygen"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
