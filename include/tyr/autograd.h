@@ -23,6 +23,7 @@ int tyr_backward_at(tyr_site s, tyr_tensor *loss);
 /* Same, from any tensor with an explicit gradient of its shape. */
 int tyr_backward_with_at(tyr_site s, tyr_tensor *out, tyr_tensor *grad);
 
+/* Whether ops record the graph on this thread (on unless turned off). */
 bool tyr_grad_enabled(void);
 /* Returns the previous setting. */
 bool tyr_set_grad_enabled(bool on);

@@ -29,6 +29,7 @@ typedef struct tyr_char_vocab tyr_char_vocab;
 /* An empty vocabulary; add text with tyr_char_vocab_scan. */
 tyr_char_vocab *tyr_char_vocab_new_at(tyr_site s);
 #define tyr_char_vocab_new() tyr_char_vocab_new_at(TYR_SITE)
+/* Frees v; NULL is ignored. */
 void tyr_char_vocab_free(tyr_char_vocab *v);
 
 /* Adds the characters of text (len bytes of UTF-8); name is used in
@@ -39,6 +40,7 @@ int tyr_char_vocab_scan_at(tyr_site s, tyr_char_vocab *v, const char *name, cons
 #define tyr_char_vocab_scan(v, name, text, len)                                                    \
   tyr_char_vocab_scan_at(TYR_SITE, (v), (name), (text), (len))
 
+/* Number of characters (ids are 0 .. size - 1). */
 int tyr_char_vocab_size(const tyr_char_vocab *v);
 /* Code point of token id, or -1. */
 int32_t tyr_char_vocab_char(const tyr_char_vocab *v, int id);
@@ -62,6 +64,8 @@ size_t tyr_char_vocab_decode(const tyr_char_vocab *v, const int64_t *ids, int64_
 /* Saves atomically / loads the JSON form.  NULL or non-zero on error. */
 int tyr_char_vocab_save_at(tyr_site s, const tyr_char_vocab *v, const char *path);
 #define tyr_char_vocab_save(v, path) tyr_char_vocab_save_at(TYR_SITE, (v), (path))
+/* A vocabulary read from a file tyr_char_vocab_save wrote (the caller frees
+ * it with tyr_char_vocab_free); NULL after raising. */
 tyr_char_vocab *tyr_char_vocab_load_at(tyr_site s, const char *path);
 #define tyr_char_vocab_load(path) tyr_char_vocab_load_at(TYR_SITE, (path))
 

@@ -25,6 +25,9 @@ typedef struct tyr_checkpoint_info {
   const char *values[TYR_CHECKPOINT_MAX_META];
 } tyr_checkpoint_info;
 
+/* Writes model's parameters, opt's state and info (step, info->rng as the RNG
+ * state - take it with tyr_rng_get_state() - and the metadata) to path
+ * atomically.  info NULL: step 0 and the current RNG state.  0 or the status. */
 /* opt may be NULL (a model-only file). */
 int tyr_checkpoint_save_at(tyr_site s, const char *path, tyr_params *model, tyr_optim *opt,
                            const tyr_checkpoint_info *info);
@@ -33,8 +36,11 @@ int tyr_checkpoint_save_at(tyr_site s, const char *path, tyr_params *model, tyr_
 
 /* Opened checkpoint, for reading metadata before loading. */
 typedef struct tyr_safetensors tyr_checkpoint;
+/* Opens and checks the file (the caller closes it with tyr_checkpoint_close);
+ * NULL after raising. */
 tyr_checkpoint *tyr_checkpoint_open_at(tyr_site s, const char *path);
 #define tyr_checkpoint_open(path) tyr_checkpoint_open_at(TYR_SITE, (path))
+/* The metadata value of key (owned by c, valid until close), or NULL. */
 const char *tyr_checkpoint_meta(const tyr_checkpoint *c, const char *key);
 /* Checks that every parameter (and optimizer state when opt is given) is in
  * the file with the same dtype and shape, then loads them all, the step and
@@ -44,6 +50,7 @@ int tyr_checkpoint_load_at(tyr_site s, tyr_checkpoint *c, tyr_params *model, tyr
                            tyr_checkpoint_info *info);
 #define tyr_checkpoint_load(c, model, opt, info)                                                   \
   tyr_checkpoint_load_at(TYR_SITE, (c), (model), (opt), (info))
+/* Closes c; tensors loaded from it stay valid.  NULL is ignored. */
 void tyr_checkpoint_close(tyr_checkpoint *c);
 
 #ifdef __cplusplus

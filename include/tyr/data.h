@@ -90,6 +90,7 @@ tyr_shards *tyr_shards_open_at(tyr_site s, const char *source, tyr_shard_format 
 /* Unmaps and frees; NULL is ignored. */
 void tyr_shards_close(tyr_shards *sh);
 
+/* Number of shard files. */
 int tyr_shards_count(const tyr_shards *sh);
 /* Tokens over all shards. */
 int64_t tyr_shards_total_tokens(const tyr_shards *sh);
@@ -140,6 +141,8 @@ typedef struct tyr_loader_state {
 /* Opens the shards of source (see tyr_shards_open).  opts may be NULL. */
 tyr_loader *tyr_loader_open_at(tyr_site s, const char *source, const tyr_loader_opts *opts);
 #define tyr_loader_open(source, opts) tyr_loader_open_at(TYR_SITE, (source), (opts))
+/* Closes the loader and its shards; batches already returned stay valid.
+ * NULL is ignored. */
 void tyr_loader_close(tyr_loader *l);
 
 /* The next batch: *x and *y become new int64 CPU tensors of shape [B, T].
@@ -158,9 +161,11 @@ int64_t tyr_loader_epoch(const tyr_loader *l);
 /* Windows in one epoch for sequence length T (all ranks together); -1 and
  * an error when T < 1.  0 when no window fits. */
 int64_t tyr_loader_windows_at(tyr_site s, tyr_loader *l, int64_t T);
+/* The loader's shards (owned by l). */
 const tyr_shards *tyr_loader_shards(const tyr_loader *l);
 /* Back to the first window of epoch 0. */
 void tyr_loader_reset(tyr_loader *l);
+/* Where l is, to store with a checkpoint and give to tyr_loader_set_state_at. */
 tyr_loader_state tyr_loader_get_state(const tyr_loader *l);
 /* Returns 0, or the status when the state does not fit this loader's data. */
 int tyr_loader_set_state_at(tyr_site s, tyr_loader *l, tyr_loader_state st);

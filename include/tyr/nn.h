@@ -21,12 +21,16 @@ typedef struct tyr_nn_linear {
 /* Weights ~ N(0, std) (std <= 0: 1/sqrt(in)), bias zero. */
 int tyr_nn_linear_init_at(tyr_site s, tyr_nn_linear *m, tyr_params *ps, const char *prefix,
                           int64_t in, int64_t out, bool bias, double std);
+/* x [.., in] -> [.., out], a new tensor owned like any op's result (by the
+ * innermost scope); NULL after raising.  The same holds for every _forward_at. */
 tyr_tensor *tyr_nn_linear_forward_at(tyr_site s, const tyr_nn_linear *m, tyr_tensor *x);
 
 typedef struct tyr_nn_embedding {
   tyr_tensor *weight; /* [num, dim] */
   int64_t num, dim;
 } tyr_nn_embedding;
+/* weight ~ N(0, std), registered in ps as prefix.weight (ps owns it); 0 or
+ * the status.  forward: idx [..] (i32/i64) -> [.., dim]. */
 int tyr_nn_embedding_init_at(tyr_site s, tyr_nn_embedding *m, tyr_params *ps, const char *prefix,
                              int64_t num, int64_t dim, double std);
 tyr_tensor *tyr_nn_embedding_forward_at(tyr_site s, const tyr_nn_embedding *m, tyr_tensor *idx);
@@ -39,6 +43,8 @@ typedef struct tyr_nn_norm {
   int64_t dim;
   double eps;
 } tyr_nn_norm;
+/* weight (ones) and bias (zeros) as asked, registered in ps; 0 or the
+ * status.  forward: [.., dim] -> the same shape. */
 int tyr_nn_norm_init_at(tyr_site s, tyr_nn_norm *m, tyr_params *ps, const char *prefix,
                         tyr_norm_kind kind, int64_t dim, bool weight, bool bias, double eps);
 tyr_tensor *tyr_nn_norm_forward_at(tyr_site s, const tyr_nn_norm *m, tyr_tensor *x);
@@ -50,12 +56,16 @@ typedef enum tyr_act_kind {
   TYR_ACT_RELU,
   TYR_ACT_SILU
 } tyr_act_kind;
+/* The activation act of x (same shape); parse: "gelu", "gelu_tanh", "relu2",
+ * "relu", "silu" -> *out, false on another name. */
 tyr_tensor *tyr_nn_act_at(tyr_site s, tyr_act_kind act, tyr_tensor *x);
 bool tyr_act_kind_parse(const char *name, tyr_act_kind *out);
 
 typedef struct tyr_nn_dropout {
   double p;
 } tyr_nn_dropout;
+/* When training (and p > 0): a new tensor, x with elements zeroed with
+ * probability p and the rest scaled by 1/(1-p); otherwise x itself. */
 tyr_tensor *tyr_nn_dropout_forward_at(tyr_site s, const tyr_nn_dropout *m, tyr_tensor *x,
                                       bool training);
 
@@ -64,6 +74,8 @@ typedef struct tyr_nn_mlp {
   tyr_nn_linear fc, proj;
   tyr_act_kind act;
 } tyr_nn_mlp;
+/* prefix.fc and prefix.proj registered in ps; 0 or the status.  forward:
+ * [.., dim] -> [.., dim]. */
 int tyr_nn_mlp_init_at(tyr_site s, tyr_nn_mlp *m, tyr_params *ps, const char *prefix, int64_t dim,
                        int64_t hidden, tyr_act_kind act, bool bias, double std, double proj_std);
 tyr_tensor *tyr_nn_mlp_forward_at(tyr_site s, const tyr_nn_mlp *m, tyr_tensor *x);
@@ -82,6 +94,7 @@ typedef struct tyr_nn_attention {
   tyr_nn_linear qkv, q, k, v, proj;
   int64_t head_dim;
 } tyr_nn_attention;
+/* The projections registered in ps under prefix; 0 or the status. */
 int tyr_nn_attention_init_at(tyr_site s, tyr_nn_attention *m, tyr_params *ps, const char *prefix,
                              tyr_nn_attention_config cfg, double std, double proj_std);
 /* x [B, T, dim]; cos/sin [T, head_dim/2] when rope (else NULL) */
@@ -133,6 +146,8 @@ typedef struct tyr_gpt {
   tyr_device device;
 } tyr_gpt;
 
+/* Checks cfg and makes the model's parameters on dev in g->params (owned by
+ * g; tyr_gpt_free frees them).  0 or the status. */
 int tyr_gpt_init_at(tyr_site s, tyr_gpt *g, const tyr_gpt_config *cfg, tyr_device dev);
 void tyr_gpt_free(tyr_gpt *g);
 /* idx [B, T] (i32/i64) -> logits [B, T, V]; with targets [B, T] the mean

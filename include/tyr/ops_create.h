@@ -13,12 +13,17 @@
 extern "C" {
 #endif
 
+/* The dtype and device the typed constructors and the _e forms use (f32 and
+ * the CPU unless set), per thread. */
 void tyr_set_default_dtype(tyr_dtype dt);
 tyr_dtype tyr_default_dtype(void);
 void tyr_set_default_device(tyr_device dev);
 tyr_device tyr_default_device(void);
 
 /* ---- erased layer ------------------------------------------------------- */
+/* Every function below returns a new tensor (or a view sharing its
+ * operand's storage, where said), owned by the innermost open scope, or
+ * by the caller when no scope is open; NULL after raising an error. */
 tyr_tensor *tyr_full_at(tyr_site s, tyr_dtype dt, tyr_device dev, int rank, const int64_t *shape,
                         double v);
 tyr_tensor *tyr_zeros_at(tyr_site s, tyr_dtype dt, tyr_device dev, int rank, const int64_t *shape);

@@ -14,6 +14,10 @@ extern "C" {
 #endif
 
 /* ---- erased layer ------------------------------------------------------ */
+/* Every function below returns a new tensor (or a view sharing its
+ * operand's storage, where said), owned by the innermost open scope, or
+ * by the caller when no scope is open; NULL after raising an error. */
+/* Unary ops: the result has x's shape and dtype. */
 #define TYR__DECL_UNARY(name) tyr_tensor *tyr_##name##_at(tyr_site s, tyr_tensor *x);
 TYR__DECL_UNARY(neg)
 TYR__DECL_UNARY(exp)
@@ -32,6 +36,8 @@ TYR__DECL_UNARY(square)
 TYR__DECL_UNARY(reciprocal)
 TYR__DECL_UNARY(sign) /* not differentiable */
 #undef TYR__DECL_UNARY
+/* Ops of x and C numbers: the result has x's shape and dtype.  clamp: each
+ * element limited to [lo, hi]. */
 tyr_tensor *tyr_softcap_at(tyr_site s, tyr_tensor *x, double cap); /* cap * tanh(x / cap) */
 tyr_tensor *tyr_clamp_at(tyr_site s, tyr_tensor *x, double lo, double hi);
 tyr_tensor *tyr_pow_scalar_at(tyr_site s, tyr_tensor *x, double p); /* x ^ p */
@@ -42,6 +48,8 @@ tyr_tensor *tyr_mul_scalar_at(tyr_site s, tyr_tensor *x, double c);
 tyr_tensor *tyr_div_scalar_at(tyr_site s, tyr_tensor *x, double c);  /* x / c */
 tyr_tensor *tyr_rdiv_scalar_at(tyr_site s, tyr_tensor *x, double c); /* c / x */
 
+/* Binary ops of two tensors of one shape, dtype and device: the result has
+ * that shape (comparisons: bool). */
 #define TYR__DECL_BINARY(name)                                                                     \
   tyr_tensor *tyr_##name##_at(tyr_site s, tyr_tensor *a, tyr_tensor *b);
 TYR__DECL_BINARY(add)

@@ -28,6 +28,10 @@
 extern "C" {
 #endif
 
+/* Every function below returns a new tensor (or a view sharing its
+ * operand's storage, where said), owned by the innermost open scope, or
+ * by the caller when no scope is open; NULL after raising an error. */
+/* The shape rules are in this file's comment above. */
 tyr_tensor *tyr_index_select_at(tyr_site s, tyr_tensor *x, int dim, tyr_tensor *idx);
 tyr_tensor *tyr_gather_at(tyr_site s, tyr_tensor *x, int dim, tyr_tensor *idx);
 tyr_tensor *tyr_scatter_add_at(tyr_site s, tyr_tensor *x, int dim, tyr_tensor *idx,

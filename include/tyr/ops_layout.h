@@ -38,6 +38,9 @@ extern "C" {
 #endif
 
 /* ---- erased layer ------------------------------------------------------ */
+/* Every function below returns a new tensor (or a view sharing its
+ * operand's storage, where said), owned by the innermost open scope, or
+ * by the caller when no scope is open; NULL after raising an error. */
 /* Same elements, new shape (numel must match; one dim may be -1).  A view
  * when x is contiguous, else a copy. */
 tyr_tensor *tyr_reshape_at(tyr_site s, tyr_tensor *x, int rank, const int64_t *shape);

@@ -32,6 +32,10 @@
 extern "C" {
 #endif
 
+/* Every function below returns a new tensor (or a view sharing its
+ * operand's storage, where said), owned by the innermost open scope, or
+ * by the caller when no scope is open; NULL after raising an error. */
+/* a @ b and x wT + bias (bias NULL: none), shapes as in this file's comment. */
 tyr_tensor *tyr_matmul_at(tyr_site s, tyr_tensor *a, tyr_tensor *b);
 tyr_tensor *tyr_linear_at(tyr_site s, tyr_tensor *x, tyr_tensor *w, tyr_tensor *bias);
 

@@ -19,6 +19,9 @@ extern "C" {
 #endif
 
 /* ---- erased layer ------------------------------------------------------ */
+/* Every function below returns a new tensor (or a view sharing its
+ * operand's storage, where said), owned by the innermost open scope, or
+ * by the caller when no scope is open; NULL after raising an error. */
 /* softmax / log_softmax over dim (negative counts from the end); the
  * result has x's shape. */
 tyr_tensor *tyr_softmax_at(tyr_site s, tyr_tensor *x, int dim);

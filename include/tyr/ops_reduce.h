@@ -35,6 +35,11 @@ extern "C" {
 #endif
 
 /* ---- erased layer ------------------------------------------------------ */
+/* Every function below returns a new tensor (or a view sharing its
+ * operand's storage, where said), owned by the innermost open scope, or
+ * by the caller when no scope is open; NULL after raising an error. */
+/* sum / mean of all elements (a scalar), or over dim (x without dim, or
+ * with dim of size 1 when keepdim). */
 tyr_tensor *tyr_sum_at(tyr_site s, tyr_tensor *x);
 tyr_tensor *tyr_mean_at(tyr_site s, tyr_tensor *x);
 tyr_tensor *tyr_sum_dim_at(tyr_site s, tyr_tensor *x, int dim, bool keepdim);

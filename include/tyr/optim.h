@@ -51,11 +51,13 @@ typedef struct tyr_optim {
 /* The optimizer keeps a pointer to ps, which must outlive it. */
 int tyr_optim_init_at(tyr_site s, tyr_optim *opt, tyr_params *ps, tyr_optim_config cfg);
 #define tyr_optim_init(opt, ps, cfg) tyr_optim_init_at(TYR_SITE, (opt), (ps), (cfg))
+/* Frees the optimizer's state (not the parameters). */
 void tyr_optim_free(tyr_optim *opt);
 /* One update with the current gradients (parameters without a gradient
  * are skipped); lr overrides the configured rate when >= 0. */
 int tyr_optim_step_at(tyr_site s, tyr_optim *opt, double lr);
 #define tyr_optim_step(opt, lr) tyr_optim_step_at(TYR_SITE, (opt), (lr))
+/* Frees the gradients of the optimizer's parameters. */
 void tyr_optim_zero_grad(tyr_optim *opt);
 
 /* Capturable mode (AdamW only), for a step captured in a CUDA graph (see
@@ -104,6 +106,7 @@ typedef struct tyr_lr_schedule {
 
 /* The rate at step (0-based). */
 double tyr_lr_at(const tyr_lr_schedule *sch, int64_t step);
+/* "constant", "linear", "cosine", "warmdown" -> *out; false on another name. */
 bool tyr_lr_kind_parse(const char *s, tyr_lr_kind *out);
 
 #ifdef __cplusplus

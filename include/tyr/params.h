@@ -23,6 +23,7 @@ typedef struct tyr_params {
   int n, cap;
 } tyr_params;
 
+/* An empty collection. */
 void tyr_params_init(tyr_params *ps);
 /* Frees every tensor of the collection (and their gradients). */
 void tyr_params_free(tyr_params *ps);
@@ -39,17 +40,20 @@ tyr_tensor *tyr_params_addf_at(tyr_site s, tyr_params *ps, tyr_tensor *t, const 
 tyr_param *tyr_params_find(const tyr_params *ps, const char *name);
 /* Total number of scalars. */
 int64_t tyr_params_numel(const tyr_params *ps);
+/* Frees every gradient; marks every floating tensor as (not) requiring grad. */
 void tyr_params_zero_grad(tyr_params *ps);
 void tyr_params_requires_grad(tyr_params *ps, bool on);
 
 typedef void (*tyr_param_fn)(tyr_param *p, void *ctx);
 typedef void (*tyr_param_zip_fn)(tyr_param *a, tyr_param *b, void *ctx);
 typedef double (*tyr_param_fold_fn)(double acc, tyr_param *p, void *ctx);
+/* Calls fn on every parameter in the order they were added. */
 void tyr_params_map(tyr_params *ps, tyr_param_fn fn, void *ctx);
 /* Calls fn on pairs with equal names; raises if the two collections differ
  * in names or shapes. Returns 0 or the error status. */
 int tyr_params_zip_at(tyr_site s, tyr_params *a, tyr_params *b, tyr_param_zip_fn fn, void *ctx);
 #define tyr_params_zip(a, b, fn, ctx) tyr_params_zip_at(TYR_SITE, (a), (b), (fn), (ctx))
+/* acc = fn(acc, p, ctx) over the parameters from init; returns acc. */
 double tyr_params_fold(tyr_params *ps, tyr_param_fold_fn fn, double init, void *ctx);
 
 /* Global L2 norm of all gradients (missing gradients count as zero). */

@@ -95,6 +95,7 @@ tyr_parquet_file *tyr_parquet_open_at(tyr_site s, const char *path);
 /* NULL is ignored. */
 void tyr_parquet_close(tyr_parquet_file *f);
 
+/* Footer facts: path, writer, rows, row groups (strings owned by f). */
 const char *tyr_parquet_path(const tyr_parquet_file *f);
 const char *tyr_parquet_created_by(const tyr_parquet_file *f); /* "" when absent */
 int64_t tyr_parquet_num_rows(const tyr_parquet_file *f);
@@ -110,6 +111,7 @@ const char *tyr_parquet_column_name(const tyr_parquet_file *f, int col);
 tyr_parquet_type tyr_parquet_column_type(const tyr_parquet_file *f, int col);
 tyr_parquet_logical tyr_parquet_column_logical(const tyr_parquet_file *f, int col);
 
+/* Static names of the physical and logical types. */
 const char *tyr_parquet_type_name(tyr_parquet_type t);       /* "INT32" */
 const char *tyr_parquet_logical_name(tyr_parquet_logical l); /* "STRING" */
 

@@ -79,6 +79,8 @@ typedef struct tyr_tensor {
 } tyr_tensor;
 
 /* ---- dtypes and devices ---------------------------------------------- */
+/* Bytes per element, name ("f32"), whether floating; a device's name and
+ * equality. */
 size_t tyr_dtype_size(tyr_dtype dt);
 const char *tyr_dtype_name(tyr_dtype dt);
 bool tyr_dtype_is_float(tyr_dtype dt);
@@ -135,6 +137,8 @@ char *tyr_shape_str(const int64_t *shape, int rank, char *buf, size_t n);
  * which releases it when it ends.  A tensor made outside any scope, or
  * taken out of its scope with tyr_keep, belongs to the caller, who releases
  * it with tyr_tensor_free. */
+/* Opens a scope on this thread / ends the innermost one, freeing what it
+ * owns / the number open. */
 void tyr_scope_begin(void);
 void tyr_scope_end(void);
 int tyr_scope_depth(void);
@@ -173,14 +177,18 @@ tyr_tensor *tyr_from_buffer_at(tyr_site s, void *data, tyr_dtype dt, int rank,
 tyr_tensor *tyr_view_raw(tyr_tensor *t, int rank, const int64_t *shape, const int64_t *stride,
                          int64_t offset);
 
+/* Number of elements, of bytes (numel * dtype size), and whether the layout
+ * is row-major without gaps. */
 int64_t tyr_numel(const tyr_tensor *t);
 int64_t tyr_nbytes(const tyr_tensor *t);
 bool tyr_is_contiguous(const tyr_tensor *t);
 /* Pointer to the first element (CPU tensors; device pointer otherwise). */
 void *tyr_data_ptr(const tyr_tensor *t);
-/* Reads one element as double; the index has rank entries. CPU only. */
+/* The value of a one-element tensor as a double (on any device: a GPU
+ * tensor's value is copied back, after its kernels finish). */
 double tyr_item_at(tyr_site s, const tyr_tensor *t);
 #define tyr_item_e(t) tyr_item_at(TYR_SITE, (t))
+/* Reads / writes the element at index (rank entries) of a CPU tensor. */
 double tyr_get_at(tyr_site s, const tyr_tensor *t, const int64_t *index);
 void tyr_set_at(tyr_site s, tyr_tensor *t, const int64_t *index, double v);
 #define tyr_get_e(t, ...) tyr_get_at(TYR_SITE, (t), (const int64_t[]){__VA_ARGS__})
@@ -197,6 +205,7 @@ typedef struct tyr_rng_state {
   uint64_t seed;
   uint64_t counter;
 } tyr_rng_state;
+/* Seeds the global generator (counter 0); gets / sets its state. */
 void tyr_manual_seed(uint64_t seed);
 tyr_rng_state tyr_rng_get_state(void);
 void tyr_rng_set_state(tyr_rng_state st);

@@ -70,6 +70,7 @@ tyr_tokenizer *tyr_tokenizer_load_tiktoken_at(tyr_site s, const char *path, cons
                                               const char *const *specials,
                                               const uint32_t *special_ids, int n_specials);
 #define tyr_tokenizer_load_tiktoken(...) tyr_tokenizer_load_tiktoken_at(TYR_SITE, __VA_ARGS__)
+/* The same from memory; name is used in error messages. */
 tyr_tokenizer *tyr_tokenizer_load_tiktoken_mem_at(tyr_site s, const void *data, size_t n,
                                                   const char *name, const char *pattern,
                                                   const char *const *specials,
