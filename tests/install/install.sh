@@ -12,6 +12,7 @@ trap 'rm -rf "$tmp"' EXIT
 prefix=$tmp/prefix
 consumer=$src/tests/install/consumer
 cc=${CC:-cc}
+pkgconfig=${PKG_CONFIG:-pkg-config}
 
 fail() {
   echo "install test: $*" >&2
@@ -43,19 +44,21 @@ fi
 echo "-- pkg-config, shared"
 export PKG_CONFIG_PATH="$libdir/pkgconfig"
 # shellcheck disable=SC2046
-$cc -o "$tmp/pc-shared" "$consumer/main.c" $(pkg-config --cflags --libs tyr) ||
+$cc -o "$tmp/pc-shared" "$consumer/main.c" $($pkgconfig --cflags --libs tyr) ||
   fail "building with pkg-config (shared) failed"
-LD_LIBRARY_PATH="$libdir" "$tmp/pc-shared" || fail "the pkg-config program (shared) failed"
+# the -L directories of the static libraries' dependencies (CUDA's, when built with it)
+deps_path=$($pkgconfig --static --libs-only-L tyr | sed 's/-L//g' | tr ' ' ':')
+LD_LIBRARY_PATH="$libdir:$deps_path${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$tmp/pc-shared" || fail "the pkg-config program (shared) failed"
 
 echo "-- pkg-config, static"
-libs=$(pkg-config --libs --static tyr | sed 's/-ltyr /-Wl,-Bstatic -ltyr -Wl,-Bdynamic /')
+libs=$($pkgconfig --libs --static tyr | sed 's/-ltyr /-Wl,-Bstatic -ltyr -Wl,-Bdynamic /')
 # shellcheck disable=SC2086
-$cc -o "$tmp/pc-static" "$consumer/main.c" $(pkg-config --cflags tyr) $libs ||
+$cc -o "$tmp/pc-static" "$consumer/main.c" $($pkgconfig --cflags tyr) $libs ||
   fail "building with pkg-config --static failed"
 if readelf -d "$tmp/pc-static" | grep -q 'libtyr\.so'; then
   fail "the pkg-config --static program linked libtyr.so"
 fi
-"$tmp/pc-static" || fail "the pkg-config program (static) failed"
+LD_LIBRARY_PATH="$deps_path${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$tmp/pc-static" || fail "the pkg-config program (static) failed"
 
 echo "-- add_subdirectory"
 # Debug: Tyr compiles again inside the outside project, quickly at -O0
