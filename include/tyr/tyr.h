@@ -19,6 +19,7 @@
 #include "tyr/data.h"
 #include "tyr/idx.h"
 #include "tyr/progress.h"
+#include "tyr/dataset.h"
 #include "tyr/plot.h"
 #include "tyr/cuda.h"
 #endif
