@@ -149,11 +149,16 @@ static tyr_tensor *parse(tyr_site s, const char *name, idx_src *src, size_t file
   uint64_t need = n * (uint64_t)ty->esize;
   size_t hlen = 4 + 4 * (size_t)rank;
   uint64_t cap = src->gz ? (uint64_t)filelen * IDX_MAX_DEFLATE_RATIO : filelen - hlen;
-  if (overflow || need > cap) {
-    if (src->gz || overflow)
+  if (overflow) {
+    tyr_raise(TYR_ERR_FORMAT, s, name, "absurd dims %s: more data than any file can hold", sbuf);
+    return NULL;
+  }
+  if (need > cap) {
+    if (src->gz)
       tyr_raise(TYR_ERR_FORMAT, s, name,
-                "absurd dims %s: %s of %s elements cannot come from a file of %zu bytes", sbuf,
-                overflow ? "far more" : "more", ty->name, filelen);
+                "truncated or absurd dims: the dims %s need %llu bytes of data, more than a gzip "
+                "file of %zu bytes can hold",
+                sbuf, (unsigned long long)need, filelen);
     else
       tyr_raise(TYR_ERR_FORMAT, s, name,
                 "truncated: the dims %s need %llu bytes of data, the file has %llu", sbuf,
