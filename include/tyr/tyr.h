@@ -20,6 +20,7 @@
 #include "tyr/idx.h"
 #include "tyr/progress.h"
 #include "tyr/dataset.h"
+#include "tyr/print.h"
 #include "tyr/plot.h"
 #include "tyr/cuda.h"
 #endif

@@ -217,6 +217,34 @@ static void test_errors(void **state) {
   tyr_tensor_free(y);
 }
 
+/* Batches on a CUDA device (skipped without a GPU). */
+static void test_cuda_batches(void **state) {
+  (void)state;
+  if (!tyr_cuda_available()) skip();
+  tyr_tensor *x, *y;
+  make(&x, &y);
+  tyr_dataset *ds = tyr_dataset_new(x, y);
+  tyr_batch_iter *it = tyr_batch_iter_new(
+      ds,
+      &(tyr_batch_opts){.batch_size = 4, .shuffle = true, .seed = 3, .device = TYR_DEVICE_CUDA(0)});
+  tyr_batch_iter *ref =
+      tyr_batch_iter_new(ds, &(tyr_batch_opts){.batch_size = 4, .shuffle = true, .seed = 3});
+  {
+    TYR_SCOPE;
+    tyr_tensor *g[2], *c[2];
+    assert_int_equal(tyr_batch_next_e(it, g), 4);
+    assert_int_equal(tyr_batch_next_e(ref, c), 4);
+    assert_int_equal(g[0]->device.type, TYR_CUDA);
+    tyr_tensor *back = tyr_to_device_e(g[0], TYR_DEVICE_CPU);
+    assert_memory_equal(tyr_data_ptr(back), tyr_data_ptr(c[0]), 4 * F * sizeof(float));
+  }
+  tyr_batch_iter_free(it);
+  tyr_batch_iter_free(ref);
+  tyr_dataset_free(ds);
+  tyr_tensor_free(x);
+  tyr_tensor_free(y);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       TYR_TEST(test_sequential_keep_and_drop),
@@ -224,6 +252,7 @@ int main(void) {
       TYR_TEST(test_resume),
       TYR_TEST(test_typed),
       TYR_TEST(test_errors),
+      TYR_TEST(test_cuda_batches),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
