@@ -39,6 +39,10 @@ typedef enum tyr_unary_op {
   TYR_UN_SIGN,
   TYR_UN_RECIPROCAL,
   TYR_UN_SQUARE,
+  TYR_UN_SIN,
+  TYR_UN_COS,
+  TYR_UN_SOFTPLUS,   /* log(1 + exp(x)); x above 20: x (PyTorch's threshold) */
+  TYR_UN_LEAKY_RELU, /* x > 0 ? x : p0 * x */
   TYR_UN_COUNT
 } tyr_unary_op;
 
