@@ -21,6 +21,7 @@
 #include "tyr/progress.h"
 #include "tyr/dataset.h"
 #include "tyr/print.h"
+#include "tyr/ops_loss.h"
 #include "tyr/plot.h"
 #include "tyr/cuda.h"
 #endif
