@@ -22,6 +22,7 @@
 #include "tyr/dataset.h"
 #include "tyr/print.h"
 #include "tyr/ops_loss.h"
+#include "tyr/ops_sort.h"
 #include "tyr/plot.h"
 #include "tyr/cuda.h"
 #endif
