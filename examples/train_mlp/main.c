@@ -1,7 +1,7 @@
 /* train_mlp - the tutorial program: a multi-layer perceptron that classifies
  * Fashion-MNIST clothing images (28x28 grey pixels, 10 classes).
  *
- * It reads top to bottom: flags, data (IDX files into tensors, an in-memory
+ * It reads top to bottom: flags (a table, tyr/flags.h), data (IDX files into tensors, an in-memory
  * dataset, a shuffling batch iterator), the model (two Linear layers with
  * PyTorch's initialisation), the training loop (forward, cross-entropy,
  * backward, AdamW step, cosine learning rate), evaluation on the test set
@@ -30,155 +30,81 @@ enum { PIXELS = 28 * 28, CLASSES = 10 };
 
 /* ---- flags --------------------------------------------------------------- */
 typedef struct config {
-  char preset[16], data[512], out_dir[512], resume[512], device[32];
+  char data[512], out_dir[512], resume[512], device[32];
   int64_t hidden, epochs, batch_size, eval_batch, train_limit, seed, threads, max_steps;
   int64_t log_interval;
   double lr, min_lr, weight_decay;
-  int plot;
+  bool plot;
 } config;
 
-static void preset(config *c, const char *name) {
-  *c = (config){.data = "/usr/share/datasets/fashion-mnist",
-                .out_dir = "out/mlp",
-                .device = "cpu",
-                .hidden = 256,
-                .epochs = 5,
-                .batch_size = 128,
-                .eval_batch = 1000,
-                .seed = 1,
-                .log_interval = 100,
-                .lr = 2e-3,
-                .min_lr = 1e-4,
-                .weight_decay = 0.01,
-                .plot = 1};
-  snprintf(c->preset, sizeof c->preset, "%s", name);
-  if (strcmp(name, "gpu") == 0) {
-    snprintf(c->device, sizeof c->device, "cuda");
-    c->hidden = 1024;
-    c->epochs = 15;
+/* The presets; flags after --preset override them. */
+static config preset(const char *name) {
+  config c = {.data = "/usr/share/datasets/fashion-mnist",
+              .out_dir = "out/mlp",
+              .device = "cpu",
+              .hidden = 256,
+              .epochs = 5,
+              .batch_size = 128,
+              .eval_batch = 1000,
+              .seed = 1,
+              .log_interval = 100,
+              .lr = 2e-3,
+              .min_lr = 1e-4,
+              .weight_decay = 0.01,
+              .plot = true};
+  if (!strcmp(name, "gpu")) {
+    snprintf(c.device, sizeof c.device, "cuda");
+    c.hidden = 1024;
+    c.epochs = 15;
   }
+  return c;
 }
 
-typedef enum { F_INT, F_DBL, F_STR, F_BOOL } ftype;
-typedef struct flag {
-  const char *name, *help;
-  ftype type;
-  size_t off, size;
-} flag;
-#define FLAG(n, t, f, h)                                                                           \
-  { n, h, t, offsetof(config, f), sizeof(((config *)0)->f) }
-static const flag FLAGS[] = {
-    FLAG("data", F_STR, data, "directory with the four Fashion-MNIST .gz files"),
-    FLAG("out-dir", F_STR, out_dir, "where last.safetensors, metrics.jsonl and the plots go"),
-    FLAG("resume", F_STR, resume, "checkpoint to go on from (out-dir/last.safetensors)"),
-    FLAG("device", F_STR, device, "cpu, cuda or cuda:N"),
-    FLAG("hidden", F_INT, hidden, "width of the hidden layer"),
-    FLAG("epochs", F_INT, epochs, "passes over the training set"),
-    FLAG("batch-size", F_INT, batch_size, "images per training step"),
-    FLAG("eval-batch", F_INT, eval_batch, "images per evaluation batch"),
-    FLAG("lr", F_DBL, lr, "AdamW learning rate at the start of the cosine decay"),
-    FLAG("min-lr", F_DBL, min_lr, "learning rate at the last step"),
-    FLAG("weight-decay", F_DBL, weight_decay, "AdamW weight decay (weights, not biases)"),
-    FLAG("train-limit", F_INT, train_limit, "use only the first N training images (0: all)"),
-    FLAG("seed", F_INT, seed, "seed of the initial weights and the shuffling"),
-    FLAG("threads", F_INT, threads, "CPU threads (0: all cores)"),
-    FLAG("max-steps", F_INT, max_steps, "stop (with a checkpoint) after N steps of this run"),
-    FLAG("log-interval", F_INT, log_interval, "steps between progress lines in a log file"),
-    FLAG("plot", F_BOOL, plot, "write loss.png and accuracy.png (--no-plot: don't)"),
-};
-#define NFLAGS (sizeof FLAGS / sizeof FLAGS[0])
-
-static void usage(void) {
-  config d;
-  preset(&d, "cpu");
-  printf("usage: train_mlp [--preset cpu|gpu] [--flag value ...]\n\n"
-         "Trains an MLP on Fashion-MNIST and reports the test accuracy after every epoch.\n"
-         "Presets: cpu (default: hidden 256, 5 epochs, about a minute on 2 cores),\n"
-         "         gpu (hidden 1024, 15 epochs, --device cuda).  Flags after the preset\n"
-         "         override it.\n\n");
-  for (size_t i = 0; i < NFLAGS; i++) {
-    const flag *f = &FLAGS[i];
-    const char *p = (const char *)&d + f->off;
-    char def[64];
-    if (f->type == F_INT) snprintf(def, sizeof def, "%" PRId64, *(const int64_t *)p);
-    if (f->type == F_DBL) snprintf(def, sizeof def, "%g", *(const double *)p);
-    if (f->type == F_STR) snprintf(def, sizeof def, "%s", *p ? p : "none");
-    if (f->type == F_BOOL) snprintf(def, sizeof def, "%s", *(const int *)p ? "on" : "off");
-    printf("  --%-13s %s (default %s)\n", f->name, f->help, def);
-  }
-  printf("  --%-13s %s\n", "help", "this text");
-}
-
-static void die(const char *fmt, const char *a, const char *b) {
-  fprintf(stderr, "train_mlp: ");
-  fprintf(stderr, fmt, a, b);
-  fprintf(stderr, " (see --help)\n");
-  exit(2);
-}
-
-static void range(const char *flag, int64_t v, int64_t lo, int64_t hi) {
-  if (v >= lo && v <= hi) return;
-  fprintf(stderr, "train_mlp: %s %" PRId64 ": must be in [%" PRId64 ", %" PRId64 "] (see --help)\n",
-          flag, v, lo, hi);
-  exit(2);
-}
-
+/* Every hyperparameter is a flag with its range, checked before anything
+ * is allocated (tyr/flags.h). */
 static void parse_args(config *c, int argc, char **argv) {
-  preset(c, "cpu");
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) usage(), exit(0);
-    if (!strcmp(a, "--preset")) {
-      if (i + 1 >= argc) die("%s: missing value%s", a, "");
-      if (i != 1) die("%s must come first%s", a, "");
-      if (strcmp(argv[i + 1], "cpu") && strcmp(argv[i + 1], "gpu"))
-        die("--preset %s: unknown preset%s (cpu, gpu)", argv[i + 1], "");
-      preset(c, argv[++i]);
-      continue;
+  int first = 1;
+  *c = preset("cpu");
+  if (argc > 1 && !strcmp(argv[1], "--preset")) {
+    if (argc < 3 || (strcmp(argv[2], "cpu") && strcmp(argv[2], "gpu"))) {
+      fprintf(stderr, "train_mlp: --preset %s: not cpu or gpu (see --help)\n",
+              argc < 3 ? "" : argv[2]);
+      exit(2);
     }
-    if (strncmp(a, "--", 2)) die("unexpected argument '%s'%s", a, "");
-    const char *name = a + 2;
-    bool neg = !strncmp(name, "no-", 3);
-    const flag *f = NULL;
-    for (size_t k = 0; k < NFLAGS; k++)
-      if (!strcmp(FLAGS[k].name, name) ||
-          (neg && FLAGS[k].type == F_BOOL && !strcmp(FLAGS[k].name, name + 3)))
-        f = &FLAGS[k];
-    if (!f) die("unknown flag %s%s", a, "");
-    char *p = (char *)c + f->off, *end;
-    if (f->type == F_BOOL) {
-      *(int *)p = !neg;
-      continue;
-    }
-    if (i + 1 >= argc) die("%s: missing value%s", a, "");
-    const char *v = argv[++i];
-    errno = 0;
-    if (f->type == F_INT) {
-      long long x = strtoll(v, &end, 10);
-      if (*end || end == v || errno) die("%s %s: not an integer", a, v);
-      *(int64_t *)p = x;
-    } else if (f->type == F_DBL) {
-      double x = strtod(v, &end);
-      if (*end || end == v || errno || !isfinite(x)) die("%s %s: not a number", a, v);
-      *(double *)p = x;
-    } else if (strlen(v) >= f->size) {
-      die("%s %s: too long", a, v);
-    } else {
-      snprintf(p, f->size, "%s", v);
-    }
+    *c = preset(argv[2]);
+    first = 3;
   }
-  /* ranges, before anything is allocated */
-  range("--hidden", c->hidden, 1, 1 << 16);
-  range("--epochs", c->epochs, 1, 10000);
-  range("--batch-size", c->batch_size, 1, 60000);
-  range("--eval-batch", c->eval_batch, 1, 60000);
-  range("--train-limit", c->train_limit, 0, 60000);
-  range("--threads", c->threads, 0, 1024);
-  range("--max-steps", c->max_steps, 0, INT32_MAX);
-  range("--log-interval", c->log_interval, 1, INT32_MAX);
-  if (!(c->lr > 0 && c->min_lr >= 0 && c->min_lr <= c->lr))
-    die("--lr and --min-lr: need 0 <= min-lr <= lr and lr > 0%s%s", "", "");
-  if (!(c->weight_decay >= 0)) die("--weight-decay: must not be negative%s%s", "", "");
+  const tyr_flag flags[] = {
+      TYR_FLAG_STRING("data", c->data, "directory with the four Fashion-MNIST .gz files"),
+      TYR_FLAG_STRING("out-dir", c->out_dir, "where last.safetensors, metrics.jsonl, plots go"),
+      TYR_FLAG_STRING("resume", c->resume, "checkpoint to go on from (out-dir/last.safetensors)"),
+      TYR_FLAG_STRING("device", c->device, "cpu, cuda or cuda:N"),
+      TYR_FLAG_INT("hidden", &c->hidden, 1, 65536, "width of the hidden layer"),
+      TYR_FLAG_INT("epochs", &c->epochs, 1, 10000, "passes over the training set"),
+      TYR_FLAG_INT("batch-size", &c->batch_size, 1, 60000, "images per training step"),
+      TYR_FLAG_INT("eval-batch", &c->eval_batch, 1, 60000, "images per evaluation batch"),
+      TYR_FLAG_DOUBLE("lr", &c->lr, 1e-9, 10, "AdamW learning rate at the start of the decay"),
+      TYR_FLAG_DOUBLE("min-lr", &c->min_lr, 0, 10, "learning rate at the last step (cosine)"),
+      TYR_FLAG_DOUBLE("weight-decay", &c->weight_decay, 0, 10, "AdamW weight decay (weights)"),
+      TYR_FLAG_INT("train-limit", &c->train_limit, 0, 60000, "use the first N images (0: all)"),
+      TYR_FLAG_INT("seed", &c->seed, 0, INT64_MAX, "seed of the weights and the shuffling"),
+      TYR_FLAG_INT("threads", &c->threads, 0, 1024, "CPU threads (0: all cores)"),
+      TYR_FLAG_INT("max-steps", &c->max_steps, 0, INT32_MAX, "stop after N steps (0: no limit)"),
+      TYR_FLAG_INT("log-interval", &c->log_interval, 1, INT32_MAX, "steps per log-file line"),
+      TYR_FLAG_BOOL("plot", &c->plot, "write loss.png and accuracy.png (--no-plot: don't)"),
+  };
+  tyr_flags_parse(
+      "train_mlp",
+      "usage: train_mlp [--preset cpu|gpu] [--flag value ...]\n\n"
+      "Trains an MLP on Fashion-MNIST and reports the test accuracy after every epoch.\n"
+      "Presets: cpu (the default: hidden 256, 5 epochs, about a minute on 2 cores),\n"
+      "gpu (hidden 1024, 15 epochs, --device cuda).  The defaults below are the preset's.",
+      flags, (int)(sizeof flags / sizeof flags[0]), argc, argv, first);
+  if (c->min_lr > c->lr) {
+    fprintf(stderr, "train_mlp: --min-lr %g: must not exceed --lr %g (see --help)\n", c->min_lr,
+            c->lr);
+    exit(2);
+  }
 }
 
 /* ---- data ---------------------------------------------------------------- */
@@ -341,8 +267,10 @@ int main(int argc, char **argv) {
   config c;
   parse_args(&c, argc, argv);
   tyr_device dev;
-  if (!tyr_device_parse(c.device, &dev))
-    die("--device %s: not cpu, cuda or cuda:N%s", c.device, "");
+  if (!tyr_device_parse(c.device, &dev)) {
+    fprintf(stderr, "train_mlp: --device %s: not cpu, cuda or cuda:N (see --help)\n", c.device);
+    return 2;
+  }
   if (c.threads) tyr_set_num_threads((int)c.threads);
   if (mkdir(c.out_dir, 0755) && errno != EEXIST) {
     fprintf(stderr, "train_mlp: --out-dir %s: %s\n", c.out_dir, strerror(errno));

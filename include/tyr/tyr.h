@@ -23,6 +23,7 @@
 #include "tyr/print.h"
 #include "tyr/ops_loss.h"
 #include "tyr/ops_sort.h"
+#include "tyr/flags.h"
 #include "tyr/plot.h"
 #include "tyr/cuda.h"
 #endif
