@@ -6,7 +6,7 @@
  * largest difference of the per-step losses, and each side's ms/step and
  * images/s (timed over the steps after the first).
  *
- *   bench_train_mlp [--steps N] [--batch N] [--hidden N] [--threads N]
+ *   bench_train_mlp [--steps N] [--batch N] [--hidden N] [--threads N] [--data DIR]
  *
  * Needs Debian's dataset-fashion-mnist and python3-torch. */
 #include <math.h>
@@ -36,19 +36,23 @@ static double norm2(const tyr_tensor *t) {
 int main(int argc, char **argv) {
   tyr_cpu_env_setup(argv);
   int64_t steps = 50, batch = 128, hidden = 256, threads = 0;
+  char dir[400] = "/usr/share/datasets/fashion-mnist";
   const tyr_flag flags[] = {
+      TYR_FLAG_STRING("data", dir, "directory with the Fashion-MNIST .gz files"),
       TYR_FLAG_INT("steps", &steps, 2, MAX_STEPS, "training steps"),
       TYR_FLAG_INT("batch", &batch, 1, 1000, "images per step"),
       TYR_FLAG_INT("hidden", &hidden, 1, 8192, "width of the hidden layer"),
       TYR_FLAG_INT("threads", &threads, 0, 1024, "CPU threads for both (0: all cores)"),
   };
-  tyr_flags_parse("bench_train_mlp", "usage: bench_train_mlp [--flag value ...]", flags, 4, argc,
+  tyr_flags_parse("bench_train_mlp", "usage: bench_train_mlp [--flag value ...]", flags, 5, argc,
                   argv, 1);
   if (threads) tyr_set_num_threads((int)threads);
   threads = tyr_get_num_threads();
-  const char *dir = "/usr/share/datasets/fashion-mnist";
-  if (access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK)) {
-    fprintf(stderr, "bench_train_mlp: needs dataset-fashion-mnist (apt-get install it)\n");
+  char path[512];
+  snprintf(path, sizeof path, "%s/train-images-idx3-ubyte.gz", dir);
+  if (access(path, R_OK)) {
+    fprintf(stderr, "bench_train_mlp: %s is missing (apt-get install dataset-fashion-mnist)\n",
+            path);
     return 1;
   }
   int64_t n = steps * batch;
@@ -56,8 +60,6 @@ int main(int argc, char **argv) {
     fprintf(stderr, "bench_train_mlp: --steps * --batch is over the 60000 training images\n");
     return 2;
   }
-  char path[512];
-  snprintf(path, sizeof path, "%s/train-images-idx3-ubyte.gz", dir);
   tyr_tensor *img = tyr_idx_load(path);
   snprintf(path, sizeof path, "%s/train-labels-idx1-ubyte.gz", dir);
   tyr_tensor *lab = tyr_idx_load(path);
@@ -110,10 +112,10 @@ int main(int argc, char **argv) {
   /* the twin: the environment the user gave (not Tyr's spin setting) */
   char cmd[1024];
   snprintf(cmd, sizeof cmd,
-           "%s/usr/bin/python3 bench/torch_mlp.py --init %s --steps %lld --batch %lld "
+           "%s/usr/bin/python3 bench/torch_mlp.py --init %s --data '%s' --steps %lld --batch %lld "
            "--threads %lld 2>&1",
-           getenv("TYR_ENV_SETUP_DONE") ? "env -u GOMP_SPINCOUNT " : "", init, (long long)steps,
-           (long long)batch, (long long)threads);
+           getenv("TYR_ENV_SETUP_DONE") ? "env -u GOMP_SPINCOUNT " : "", init, dir,
+           (long long)steps, (long long)batch, (long long)threads);
   FILE *f = popen(cmd, "r");
   char line[512];
   int got = 0;

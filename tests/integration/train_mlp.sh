@@ -9,12 +9,14 @@ build=$1
 bin=$build/train_mlp
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-data=/usr/share/datasets/fashion-mnist
-if [ ! -r $data/train-images-idx3-ubyte.gz ]; then
-  echo "FAIL: $data is missing (scripts/install-deps.sh installs dataset-fashion-mnist)"; exit 1
+# the data: Debian's dataset-fashion-mnist, or a copy of its four files in $TYR_FASHION_MNIST
+data=${TYR_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
+if [ ! -r "$data/train-images-idx3-ubyte.gz" ]; then
+  echo "FAIL: $data is missing (scripts/install-deps.sh installs dataset-fashion-mnist;"
+  echo "      or set TYR_FASHION_MNIST to a directory with its four .gz files)"; exit 1
 fi
-$bin --help | grep -q -- "--batch-size" || { echo "FAIL: --help lists no flags"; exit 1; }
-small="--train-limit 2000 --epochs 2 --hidden 32 --batch-size 64 --threads 2 --log-interval 10"
+"$bin" --help | grep -q -- "--batch-size" || { echo "FAIL: --help lists no flags"; exit 1; }
+small="--data $data --train-limit 2000 --epochs 2 --hidden 32 --batch-size 64 --threads 2 --log-interval 10"
 $bin $small --out-dir "$tmp/a" >"$tmp/a.out" 2>"$tmp/a.log"
 $bin $small --out-dir "$tmp/b" --no-plot --max-steps 23 >/dev/null 2>"$tmp/b1.log"
 grep -q "stopped after --max-steps 23" "$tmp/b1.log" || { echo "FAIL: no stop message"; cat "$tmp/b1.log"; exit 1; }

@@ -13,9 +13,13 @@ fi
 if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L 2>/dev/null | grep -q GPU; then
   echo "skipped: no GPU"; exit 0
 fi
+data=${TYR_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
+if [ ! -r "$data/train-images-idx3-ubyte.gz" ]; then
+  echo "skipped: no Fashion-MNIST in $data (set TYR_FASHION_MNIST to a directory with its files)"; exit 0
+fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-small="--train-limit 3000 --epochs 2 --hidden 64 --batch-size 100 --no-plot"
+small="--data $data --train-limit 3000 --epochs 2 --hidden 64 --batch-size 100 --no-plot"
 for dev in cpu cuda; do
   $bin $small --device $dev --out-dir "$tmp/$dev" >"$tmp/$dev.out" 2>"$tmp/$dev.log" ||
     { echo "FAIL: $dev run exited non-zero"; tail -n 20 "$tmp/$dev.log"; exit 1; }
