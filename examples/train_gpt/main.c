@@ -20,6 +20,7 @@
 #include <tyr/cuda.h>
 #include <tyr/optim.h>
 #include <tyr/plot.h>
+#include <tyr/progress.h>
 
 #include "train_gpt.h"
 
@@ -381,24 +382,10 @@ static double estimate_loss(tyr_gpt *g, const config *c, const dataset *d, bool 
   return sum / (double)c->eval_iters;
 }
 
-static void fmt_time(double s, char *buf, size_t n) {
-  if (s < 0 || !isfinite(s)) s = 0;
-  int m = (int)(s / 60), sec = (int)s % 60;
-  snprintf(buf, n, "%dm%02ds", m, sec);
-}
-
 static void progress(int64_t step, int64_t total, double loss, double tok_s, double eta, bool tty) {
-  char e[32];
-  fmt_time(eta, e, sizeof e);
-  int width = 30, filled = total ? (int)(width * step / total) : width;
-  char bar[64];
-  for (int i = 0; i < width; i++) bar[i] = i < filled ? '=' : (i == filled ? '>' : ' ');
-  bar[width] = 0;
-  fprintf(
-      stderr,
-      "%s[%s] %" PRId64 "/%" PRId64 " loss %.4f | %.0f tok/s | ETA %s | live tensors %" PRId64 "%s",
-      tty ? "\r" : "", bar, step, total, loss, tok_s, e, tyr_live_tensors(), tty ? "   " : "\n");
-  fflush(stderr);
+  char text[96];
+  snprintf(text, sizeof text, "loss %.4f | %.0f tok/s", loss, tok_s);
+  tyr_progress_draw(stderr, tty, step, total, eta, text);
 }
 
 static int mkdirs(const char *path) {

@@ -31,9 +31,11 @@ static inline void tyr__grad_restore(bool *prev) {
   tyr_set_grad_enabled(*prev);
 }
 /* Turns recording off until the end of the enclosing block:
- *   { TYR_NO_GRAD; ... }   */
+ *   { TYR_NO_GRAD; ... }
+ * Like TYR_SCOPE, each use has a guard of its own name (__COUNTER__): two in
+ * one block, or nested ones, compile cleanly under -Wshadow. */
 #define TYR_NO_GRAD                                                                                \
-  __attribute__((cleanup(tyr__grad_restore), unused)) bool tyr__nograd_##__LINE__ =                \
+  __attribute__((cleanup(tyr__grad_restore), unused)) bool TYR__CAT(tyr__nograd_, __COUNTER__) =   \
       tyr_set_grad_enabled(false)
 /* Detaches t from the graph: a new tensor sharing storage that needs no grad. */
 tyr_tensor *tyr_detach_at(tyr_site s, tyr_tensor *t);

@@ -13,12 +13,24 @@
 extern "C" {
 #endif
 
+/* Initialisation.  Every module's init takes a `std`:
+ *   TYR_INIT_PYTORCH (0, or any value <= 0): PyTorch's defaults:
+ *     Linear     weight and bias ~ U(-1/sqrt(in), 1/sqrt(in))
+ *                (nn.Linear's kaiming_uniform_(a=sqrt(5)) and its bias rule)
+ *     Embedding  weight ~ N(0, 1)
+ *   std > 0: the GPT-2 scheme: weights ~ N(0, std), biases zero (tyr_gpt
+ *     uses std = 0.02 and std / sqrt(2 * n_layer) for the projections into
+ *     the residual stream, the proj_std arguments below).
+ * Norms always start at weight one, bias zero, as in PyTorch.
+ * Random numbers come from the global generator (tyr_manual_seed). */
+#define TYR_INIT_PYTORCH 0.0
+
 /* y = x·Wᵀ + b; weight [out, in], bias [out] or NULL */
 typedef struct tyr_nn_linear {
   tyr_tensor *weight, *bias;
   int64_t in, out;
 } tyr_nn_linear;
-/* Weights ~ N(0, std) (std <= 0: 1/sqrt(in)), bias zero. */
+/* std: TYR_INIT_PYTORCH, or > 0 for N(0, std) weights and a zero bias. */
 int tyr_nn_linear_init_at(tyr_site s, tyr_nn_linear *m, tyr_params *ps, const char *prefix,
                           int64_t in, int64_t out, bool bias, double std);
 /* x [.., in] -> [.., out], a new tensor owned like any op's result (by the
@@ -29,8 +41,9 @@ typedef struct tyr_nn_embedding {
   tyr_tensor *weight; /* [num, dim] */
   int64_t num, dim;
 } tyr_nn_embedding;
-/* weight ~ N(0, std), registered in ps as prefix.weight (ps owns it); 0 or
- * the status.  forward: idx [..] (i32/i64) -> [.., dim]. */
+/* std: TYR_INIT_PYTORCH for N(0, 1), or > 0 for N(0, std); the weight is
+ * registered in ps as prefix.weight (ps owns it); 0 or the status.
+ * forward: idx [..] (i32/i64) -> [.., dim]. */
 int tyr_nn_embedding_init_at(tyr_site s, tyr_nn_embedding *m, tyr_params *ps, const char *prefix,
                              int64_t num, int64_t dim, double std);
 tyr_tensor *tyr_nn_embedding_forward_at(tyr_site s, const tyr_nn_embedding *m, tyr_tensor *idx);

@@ -35,7 +35,12 @@ TYR__DECL_UNARY(silu)
 TYR__DECL_UNARY(square)
 TYR__DECL_UNARY(reciprocal)
 TYR__DECL_UNARY(sign) /* not differentiable */
+TYR__DECL_UNARY(sin)
+TYR__DECL_UNARY(cos)
+TYR__DECL_UNARY(softplus) /* log(1 + exp(x)), x itself above 20 (PyTorch's beta 1, threshold 20) */
 #undef TYR__DECL_UNARY
+/* x > 0 ? x : negative_slope * x (PyTorch's default slope is 0.01) */
+tyr_tensor *tyr_leaky_relu_at(tyr_site s, tyr_tensor *x, double negative_slope);
 /* Ops of x and C numbers: the result has x's shape and dtype.  clamp: each
  * element limited to [lo, hi]. */
 tyr_tensor *tyr_softcap_at(tyr_site s, tyr_tensor *x, double cap); /* cap * tanh(x / cap) */
@@ -103,6 +108,10 @@ tyr_tensor *tyr_expand_at(tyr_site s, tyr_tensor *x, int rank, const int64_t *sh
 #define tyr_square_e(x) tyr_square_at(TYR_SITE, (x))
 #define tyr_reciprocal_e(x) tyr_reciprocal_at(TYR_SITE, (x))
 #define tyr_sign_e(x) tyr_sign_at(TYR_SITE, (x))
+#define tyr_sin_e(x) tyr_sin_at(TYR_SITE, (x))
+#define tyr_cos_e(x) tyr_cos_at(TYR_SITE, (x))
+#define tyr_softplus_e(x) tyr_softplus_at(TYR_SITE, (x))
+#define tyr_leaky_relu_e(x, slope) tyr_leaky_relu_at(TYR_SITE, (x), (slope))
 #define tyr_softcap_e(x, c) tyr_softcap_at(TYR_SITE, (x), (c))
 #define tyr_clamp_e(x, lo, hi) tyr_clamp_at(TYR_SITE, (x), (lo), (hi))
 #define tyr_pow_scalar_e(x, p) tyr_pow_scalar_at(TYR_SITE, (x), (p))
@@ -156,8 +165,12 @@ tyr_tensor *tyr_expand_at(tyr_site s, tyr_tensor *x, int rank, const int64_t *sh
 #define tyr_square(x) TYR__TU(square, x)
 #define tyr_reciprocal(x) TYR__TU(reciprocal, x)
 #define tyr_sign(x) TYR__TU(sign, x)
+#define tyr_sin(x) TYR__TU(sin, x)
+#define tyr_cos(x) TYR__TU(cos, x)
+#define tyr_softplus(x) TYR__TU(softplus, x)
 #define TYR__TU1(name, x, c) TYR_TYPED_UNARY("tyr_" #name, tyr_##name##_at(tyr__s, tyr__ea, (c)), x)
 #define tyr_softcap(x, c) TYR__TU1(softcap, x, c)
+#define tyr_leaky_relu(x, slope) TYR__TU1(leaky_relu, x, slope)
 #define tyr_pow_scalar(x, c) TYR__TU1(pow_scalar, x, c)
 #define tyr_add_scalar(x, c) TYR__TU1(add_scalar, x, c)
 #define tyr_sub_scalar(x, c) TYR__TU1(sub_scalar, x, c)

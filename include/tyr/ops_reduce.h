@@ -150,6 +150,47 @@ TYR__CT_RDIM(var_keepdim);
 #define tyr_var_keepdim(x, d, unbiased)                                                            \
   TYR__TRED_K(tyr__ct_var_keepdim, "tyr_var_keepdim", tyr_var_at, x, d, (unbiased))
 
+/* ---- logsumexp, any / all, cumsum ------------------------------------------
+ * tyr_logsumexp(x, d): log(sum(exp(x), d)), computed stably (the row's
+ *   maximum taken out first; a row of -inf gives -inf); float dtypes; the
+ *   gradient is softmax(x) along d.  Result: x without d (keepdim: d = 1).
+ * tyr_any(x) / tyr_all(x): whether any / every element is non-zero (NaN
+ *   counts as non-zero), a bool scalar; an empty tensor gives false / true.
+ *   tyr_any_dim / tyr_all_dim reduce one dim: x without d, bool.  Any
+ *   dtype; not differentiable.
+ * tyr_cumsum(x, d): inclusive prefix sums along d, x's shape; float dtypes
+ *   keep theirs (bf16/f16 summed in f32), integers and bool give i64, as
+ *   in PyTorch; floats accumulate in double.  The gradient is the suffix
+ *   sum of the output's gradient. */
+tyr_tensor *tyr_logsumexp_at(tyr_site s, tyr_tensor *x, int dim, bool keepdim);
+tyr_tensor *tyr_any_at(tyr_site s, tyr_tensor *x);
+tyr_tensor *tyr_all_at(tyr_site s, tyr_tensor *x);
+tyr_tensor *tyr_any_dim_at(tyr_site s, tyr_tensor *x, int dim, bool keepdim);
+tyr_tensor *tyr_all_dim_at(tyr_site s, tyr_tensor *x, int dim, bool keepdim);
+tyr_tensor *tyr_cumsum_at(tyr_site s, tyr_tensor *x, int dim);
+#define tyr_logsumexp_e(x, d, k) tyr_logsumexp_at(TYR_SITE, (x), (d), (k))
+#define tyr_any_e(x) tyr_any_at(TYR_SITE, (x))
+#define tyr_all_e(x) tyr_all_at(TYR_SITE, (x))
+#define tyr_any_dim_e(x, d, k) tyr_any_dim_at(TYR_SITE, (x), (d), (k))
+#define tyr_all_dim_e(x, d, k) tyr_all_dim_at(TYR_SITE, (x), (d), (k))
+#define tyr_cumsum_e(x, d) tyr_cumsum_at(TYR_SITE, (x), (d))
+TYR__CT_RDIM(logsumexp);
+TYR__CT_RDIM(logsumexp_keepdim);
+TYR__CT_RDIM(any_dim);
+TYR__CT_RDIM(all_dim);
+TYR__CT_RDIM(cumsum);
+#define tyr_logsumexp(x, d) TYR__TRED_D(tyr__ct_logsumexp, "tyr_logsumexp", tyr_logsumexp_at, x, d)
+#define tyr_logsumexp_keepdim(x, d)                                                                \
+  TYR__TRED_K(tyr__ct_logsumexp_keepdim, "tyr_logsumexp_keepdim", tyr_logsumexp_at, x, d)
+#define tyr_any(x) TYR__TRED_ALL(any, x)
+#define tyr_all(x) TYR__TRED_ALL(all, x)
+#define tyr_any_dim(x, d) TYR__TRED_D(tyr__ct_any_dim, "tyr_any_dim", tyr_any_dim_at, x, d)
+#define tyr_all_dim(x, d) TYR__TRED_D(tyr__ct_all_dim, "tyr_all_dim", tyr_all_dim_at, x, d)
+/* the result has x's type */
+#define tyr_cumsum(x, d)                                                                           \
+  TYR__TRED_(tyr__ct_cumsum, "tyr_cumsum", x, d, __typeof__(tyr__a),                               \
+             tyr_cumsum_at(tyr__s, tyr__ea, (d)))
+
 #ifdef __cplusplus
 }
 #endif

@@ -53,8 +53,12 @@ int tyr_optim_init_at(tyr_site s, tyr_optim *opt, tyr_params *ps, tyr_optim_conf
 #define tyr_optim_init(opt, ps, cfg) tyr_optim_init_at(TYR_SITE, (opt), (ps), (cfg))
 /* Frees the optimizer's state (not the parameters). */
 void tyr_optim_free(tyr_optim *opt);
+/* Pass as lr to tyr_optim_step / tyr_optim_prepare_step to use the rate the
+ * optimizer was configured with (any negative value means the same). */
+#define TYR_LR_CONFIGURED (-1.0)
 /* One update with the current gradients (parameters without a gradient
- * are skipped); lr overrides the configured rate when >= 0. */
+ * are skipped); lr overrides the configured rate when >= 0, and
+ * TYR_LR_CONFIGURED uses the configured one. */
 int tyr_optim_step_at(tyr_site s, tyr_optim *opt, double lr);
 #define tyr_optim_step(opt, lr) tyr_optim_step_at(TYR_SITE, (opt), (lr))
 /* Frees the gradients of the optimizer's parameters. */
@@ -74,7 +78,7 @@ void tyr_optim_zero_grad(tyr_optim *opt);
  * device.  0, or the error status after raising. */
 int tyr_optim_set_capturable_at(tyr_site s, tyr_optim *opt, bool on);
 #define tyr_optim_set_capturable(opt, on) tyr_optim_set_capturable_at(TYR_SITE, (opt), (on))
-/* lr overrides the configured rate when >= 0. */
+/* lr overrides the configured rate when >= 0 (TYR_LR_CONFIGURED: use it). */
 int tyr_optim_prepare_step_at(tyr_site s, tyr_optim *opt, double lr);
 #define tyr_optim_prepare_step(opt, lr) tyr_optim_prepare_step_at(TYR_SITE, (opt), (lr))
 /* Adds the optimizer's state to ps (borrowed names "optim.<param>.m" etc.,

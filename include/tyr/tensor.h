@@ -160,11 +160,17 @@ static inline void tyr__scope_cleanup(int *unused) {
   (void)unused;
   tyr_scope_end();
 }
+/* Pastes a and b after expanding them (b may be __COUNTER__ or __LINE__). */
+#define TYR__CAT_(a, b) a##b
+#define TYR__CAT(a, b) TYR__CAT_(a, b)
 /* Opens a scope that ends with the enclosing block:
- *   { TYR_SCOPE; ... }   */
+ *   { TYR_SCOPE; ... }
+ * Each use declares a guard variable with a name of its own (__COUNTER__),
+ * so several in one block, or nested ones, compile cleanly under -Wshadow;
+ * scopes end in reverse order of their opening. */
 #define TYR_SCOPE                                                                                  \
-  __attribute__((cleanup(tyr__scope_cleanup), unused)) int tyr__scope_guard_##__LINE__ =           \
-      (tyr_scope_begin(), 0)
+  __attribute__((cleanup(tyr__scope_cleanup), unused)) int TYR__CAT(                               \
+      tyr__scope_guard_, __COUNTER__) = (tyr_scope_begin(), 0)
 
 /* ---- construction and inspection -------------------------------------- */
 /* A new uninitialised contiguous tensor.  Checks rank and dims. */

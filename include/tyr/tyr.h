@@ -17,6 +17,13 @@
 #include "tyr/safetensors.h"
 #include "tyr/checkpoint.h"
 #include "tyr/data.h"
+#include "tyr/idx.h"
+#include "tyr/progress.h"
+#include "tyr/dataset.h"
+#include "tyr/print.h"
+#include "tyr/ops_loss.h"
+#include "tyr/ops_sort.h"
+#include "tyr/flags.h"
 #include "tyr/plot.h"
 #include "tyr/cuda.h"
 #endif

@@ -39,6 +39,10 @@ typedef enum tyr_unary_op {
   TYR_UN_SIGN,
   TYR_UN_RECIPROCAL,
   TYR_UN_SQUARE,
+  TYR_UN_SIN,
+  TYR_UN_COS,
+  TYR_UN_SOFTPLUS,   /* log(1 + exp(x)); x above 20: x (PyTorch's threshold) */
+  TYR_UN_LEAKY_RELU, /* x > 0 ? x : p0 * x */
   TYR_UN_COUNT
 } tyr_unary_op;
 
@@ -237,6 +241,10 @@ typedef struct tyr_backend {
    * NULL as matmul_act */
   bool (*matmul_dact)(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b,
                       const tyr_tensor *pre, tyr_unary_op act);
+  /* inclusive prefix sums along dim: out[.., i, ..] = sum of x[.., j, ..]
+   * for j <= i; x and out contiguous, one dtype: f32, f64 or i64 (sums
+   * accumulate in double for floats) */
+  void (*cumsum)(tyr_tensor *out, const tyr_tensor *x, int dim);
 } tyr_backend;
 
 /* Whether the last two dims of t can be handed to a BLAS GEMM as they are:

@@ -110,6 +110,7 @@ const tyr_backend tyr_cpu_backend = {
     .sdpa_backward = tyr_cpu_sdpa_backward,
     .rotary = tyr_cpu_rotary,
     .sum_squares_many = tyr_cpu_sum_squares_many,
+    .cumsum = tyr_cpu_cumsum,
 };
 
 void tyr_set_num_threads(int n) {

@@ -56,6 +56,14 @@
     return (T)1 / x;                                                                               \
   case TYR_UN_SQUARE:                                                                              \
     return x * x;                                                                                  \
+  case TYR_UN_SIN:                                                                                 \
+    return FN(sin)(x);                                                                             \
+  case TYR_UN_COS:                                                                                 \
+    return FN(cos)(x);                                                                             \
+  case TYR_UN_SOFTPLUS:                                                                            \
+    return x > (T)20 ? x : FN(log1p)(FN(exp)(x));                                                  \
+  case TYR_UN_LEAKY_RELU:                                                                          \
+    return x > 0 ? x : (T)p0 * x;                                                                  \
   default:                                                                                         \
     return x;                                                                                      \
   }
@@ -141,6 +149,14 @@ static inline double un_f64(tyr_unary_op op, double x, double p0, double p1) {
     return (T)-1 / (x * x);                                                                        \
   case TYR_UN_SQUARE:                                                                              \
     return 2 * x;                                                                                  \
+  case TYR_UN_SIN:                                                                                 \
+    return FN(cos)(x);                                                                             \
+  case TYR_UN_COS:                                                                                 \
+    return -FN(sin)(x);                                                                            \
+  case TYR_UN_SOFTPLUS:                                                                            \
+    return x > (T)20 ? (T)1 : (T)1 / ((T)1 + FN(exp)(-x));                                         \
+  case TYR_UN_LEAKY_RELU:                                                                          \
+    return x > 0 ? (T)1 : (T)p0;                                                                   \
   default:                                                                                         \
     return 0;                                                                                      \
   }

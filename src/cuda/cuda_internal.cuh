@@ -360,6 +360,7 @@ void tcu_unary_backward(tyr_unary_op op, tyr_tensor *gin, const tyr_tensor *a,
 void tcu_binary(tyr_binary_op op, tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b);
 void tcu_where(tyr_tensor *out, const tyr_tensor *cond, const tyr_tensor *a, const tyr_tensor *b);
 void tcu_reduce(tyr_reduce_op op, tyr_tensor *out, const tyr_tensor *a, int dim);
+void tcu_cumsum(tyr_tensor *out, const tyr_tensor *x, int dim);
 void tcu_matmul(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b);
 void tcu_matmul_bias(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b,
                      const tyr_tensor *bias);

@@ -110,6 +110,14 @@ __device__ __forceinline__ C un(int op, C x, double p0d, double p1d) {
     return (C)1 / x;
   case TYR_UN_SQUARE:
     return x * x;
+  case TYR_UN_SIN:
+    return sin(x);
+  case TYR_UN_COS:
+    return cos(x);
+  case TYR_UN_SOFTPLUS:
+    return x > (C)20 ? x : log1p(m_exp(x));
+  case TYR_UN_LEAKY_RELU:
+    return x > 0 ? x : p0 * x;
   default:
     return x;
   }
@@ -181,6 +189,14 @@ __device__ __forceinline__ C dun(int op, C x, double p0d, double p1d) {
     return (C)-1 / (x * x);
   case TYR_UN_SQUARE:
     return 2 * x;
+  case TYR_UN_SIN:
+    return cos(x);
+  case TYR_UN_COS:
+    return -sin(x);
+  case TYR_UN_SOFTPLUS:
+    return x > (C)20 ? (C)1 : (C)1 / ((C)1 + m_exp(-x));
+  case TYR_UN_LEAKY_RELU:
+    return x > 0 ? (C)1 : p0;
   default:
     return (C)0;
   }

@@ -14,6 +14,10 @@ static tyr_tensor *normal(tyr_site s, int rank, const int64_t *shape, double std
   return tyr_randn_at(s, tyr_default_dtype(), tyr_default_device(), rank, shape, 0.0, std);
 }
 
+static tyr_tensor *uniform(tyr_site s, int rank, const int64_t *shape, double bound) {
+  return tyr_rand_at(s, tyr_default_dtype(), tyr_default_device(), rank, shape, -bound, bound);
+}
+
 int tyr_nn_linear_init_at(tyr_site s, tyr_nn_linear *m, tyr_params *ps, const char *prefix,
                           int64_t in, int64_t out, bool bias, double std) {
   char name[TYR_PARAM_NAME_MAX + 16];
@@ -24,14 +28,21 @@ int tyr_nn_linear_init_at(tyr_site s, tyr_nn_linear *m, tyr_params *ps, const ch
                      (long long)out);
   m->in = in;
   m->out = out;
+  /* PyTorch's nn.Linear: kaiming_uniform_(a=sqrt(5)) gives the bound
+   * gain * sqrt(3 / in) with gain = sqrt(2 / (1 + 5)), i.e. 1 / sqrt(in);
+   * the bias is U(-1/sqrt(in), 1/sqrt(in)) too */
+  double bound = 1.0 / sqrt((double)in);
   NAME(name, prefix, "weight");
-  m->weight = tyr_params_add_at(
-      s, ps, name, normal(s, 2, (int64_t[]){out, in}, std > 0 ? std : 1.0 / sqrt((double)in)));
+  m->weight = tyr_params_add_at(s, ps, name,
+                                std > 0 ? normal(s, 2, (int64_t[]){out, in}, std)
+                                        : uniform(s, 2, (int64_t[]){out, in}, bound));
   if (!m->weight) return TYR_ERR_ARG;
   if (bias) {
     NAME(name, prefix, "bias");
     m->bias = tyr_params_add_at(
-        s, ps, name, tyr_zeros_at(s, tyr_default_dtype(), tyr_default_device(), 1, &out));
+        s, ps, name,
+        std > 0 ? tyr_zeros_at(s, tyr_default_dtype(), tyr_default_device(), 1, &out)
+                : uniform(s, 1, &out, bound));
     if (!m->bias) return TYR_ERR_ARG;
   }
   return 0;

@@ -75,6 +75,12 @@ DEF_UNARY(silu, TYR_UN_SILU, true)
 DEF_UNARY(square, TYR_UN_SQUARE, true)
 DEF_UNARY(reciprocal, TYR_UN_RECIPROCAL, true)
 DEF_UNARY(sign, TYR_UN_SIGN, false)
+DEF_UNARY(sin, TYR_UN_SIN, true)
+DEF_UNARY(cos, TYR_UN_COS, true)
+DEF_UNARY(softplus, TYR_UN_SOFTPLUS, true)
+tyr_tensor *tyr_leaky_relu_at(tyr_site s, tyr_tensor *x, double negative_slope) {
+  return unary(s, "tyr_leaky_relu", TYR_UN_LEAKY_RELU, x, negative_slope, 0, true);
+}
 
 tyr_tensor *tyr_softcap_at(tyr_site s, tyr_tensor *x, double cap) {
   if (!(cap > 0)) {

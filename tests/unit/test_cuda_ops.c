@@ -499,6 +499,10 @@ static const unary_case UNARY_KERNEL[] = {
     {"sign", TYR_UN_SIGN, 0, 0, -2, 2},
     {"reciprocal", TYR_UN_RECIPROCAL, 0, 0, 0.5, 2},
     {"square", TYR_UN_SQUARE, 0, 0, -2, 2},
+    {"sin", TYR_UN_SIN, 0, 0, -4, 4},
+    {"cos", TYR_UN_COS, 0, 0, -4, 4},
+    {"softplus", TYR_UN_SOFTPLUS, 0, 0, -25, 25},
+    {"leaky_relu", TYR_UN_LEAKY_RELU, 0.1, 0, -2, 2},
 };
 #define NUNARY_KERNEL (sizeof UNARY_KERNEL / sizeof UNARY_KERNEL[0])
 
@@ -565,6 +569,9 @@ static const unary_op_case UNARY_OPS[] = {
     {"tyr_square", tyr_square_at, -2, 2},
     {"tyr_reciprocal", tyr_reciprocal_at, 0.5, 2},
     {"tyr_sign", tyr_sign_at, -2, 2},
+    {"tyr_sin", tyr_sin_at, -3, 3},
+    {"tyr_cos", tyr_cos_at, -3, 3},
+    {"tyr_softplus", tyr_softplus_at, -3, 3},
 };
 
 static void test_unary_ops(void **state) {

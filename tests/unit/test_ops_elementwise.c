@@ -47,6 +47,16 @@ static double r_sign(double x) {
   return (x > 0) - (x < 0);
 }
 
+static double r_softplus(double x) {
+  return x > 20 ? x : log1p(exp(x));
+}
+static double r_leaky_relu(double x) {
+  return x > 0 ? x : 0.01 * x;
+}
+static tyr_tensor *leaky_relu_01(tyr_site s, tyr_tensor *x) {
+  return tyr_leaky_relu_at(s, x, 0.01);
+}
+
 static const unary_case UNARY[] = {
     {"neg", tyr_neg_at, r_neg, -2, 2, true},
     {"exp", tyr_exp_at, exp, -2, 2, true},
@@ -64,6 +74,10 @@ static const unary_case UNARY[] = {
     {"square", tyr_square_at, r_square, -2, 2, true},
     {"reciprocal", tyr_reciprocal_at, r_recip, 0.5, 2, true},
     {"sign", tyr_sign_at, r_sign, -2, 2, false},
+    {"sin", tyr_sin_at, sin, -3, 3, true},
+    {"cos", tyr_cos_at, cos, -3, 3, true},
+    {"softplus", tyr_softplus_at, r_softplus, -4, 4, true},
+    {"leaky_relu", leaky_relu_01, r_leaky_relu, -2, 2, true},
 };
 #define NUNARY (sizeof UNARY / sizeof UNARY[0])
 
@@ -87,6 +101,29 @@ static void test_unary_values(void **state) {
         }
     }
   }
+}
+
+/* softplus above PyTorch's threshold and far below it, leaky_relu's slope
+ * and its derivative on both sides (torch.nn.functional.softplus(
+ * torch.tensor([25., -30., 0.])) = [25., 9.3576e-14, 0.6931]) */
+static void test_softplus_leaky_relu(void **state) {
+  (void)state;
+  TYR_SCOPE;
+  double v[3] = {25, -30, 0};
+  tyr_tensor *x = tyr_from_host_at(TYR_SITE, v, TYR_F64, TYR_DEVICE_CPU, 1, (int64_t[]){3});
+  tyr_tensor *y = tyr_softplus_e(x);
+  ASSERT_CLOSE(tyr_get_e(y, 0), 25.0, 0, 1e-15);
+  ASSERT_CLOSE(tyr_get_e(y, 1), 9.357622968840175e-14, 0, 1e-12);
+  ASSERT_CLOSE(tyr_get_e(y, 2), log(2.0), 0, 1e-15);
+  double w[2] = {-3, 2};
+  tyr_tensor *l = tyr_requires_grad_at(
+      TYR_SITE, tyr_from_host_at(TYR_SITE, w, TYR_F64, TYR_DEVICE_CPU, 1, (int64_t[]){2}), true);
+  tyr_tensor *ly = tyr_leaky_relu_e(l, 0.2);
+  ASSERT_CLOSE(tyr_get_e(ly, 0), -0.6, 0, 1e-15);
+  ASSERT_CLOSE(tyr_get_e(ly, 1), 2.0, 0, 1e-15);
+  tyr_backward_e(tyr_sum_e(ly));
+  ASSERT_CLOSE(tyr_get_e(tyr_grad_e(l), 0), 0.2, 0, 1e-15);
+  ASSERT_CLOSE(tyr_get_e(tyr_grad_e(l), 1), 1.0, 0, 1e-15);
 }
 
 typedef struct {
@@ -383,6 +420,7 @@ static void test_typed_forms(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       TYR_TEST(test_unary_values),
+      TYR_TEST(test_softplus_leaky_relu),
       TYR_TEST(test_unary_gradients),
       TYR_TEST(test_scalar_forms),
       TYR_TEST(test_binary_values_and_gradients),

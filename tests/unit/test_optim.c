@@ -140,7 +140,7 @@ static void test_param_groups(void **state) {
   assert_int_equal(tyr_optim_init(&opt, &ps, cfg), 0);
   w->grad = tyr_keep_e(tyr_zeros_at(TYR_SITE, TYR_F64, TYR_DEVICE_CPU, 2, (int64_t[]){1, 1}));
   b->grad = tyr_keep_e(host((double[]){1.0}, 1));
-  tyr_optim_step(&opt, -1);
+  tyr_optim_step(&opt, TYR_LR_CONFIGURED);
   ASSERT_CLOSE(tyr_get_e(w, 0, 0), 1 - 0.5 * 0.1, 1e-12, 0); /* decay only */
   ASSERT_CLOSE(tyr_get_e(b, 0), 1 - 1.0 * 1.0, 1e-12, 0);    /* lr x2, no decay */
   tyr_optim_free(&opt);
