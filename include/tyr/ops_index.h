@@ -49,12 +49,18 @@ tyr_tensor *tyr_embedding_at(tyr_site s, tyr_tensor *weight, tyr_tensor *idx);
 #define TYR__MSG_EMBEDDING_W "tyr_embedding: the weight must be [V, C] (rank 2)"
 #define TYR__MSG_EMBEDDING_IDX                                                                     \
   "tyr_embedding: idx has rank 6, so the result [.., C] would have more than 6 dims"
-TYR_CT_ERROR(tyr__ct_index_dim, TYR__MSG_INDEX_DIM);
-TYR_CT_ERROR(tyr__ct_index_select, TYR__MSG_INDEX_SELECT);
-TYR_CT_ERROR(tyr__ct_gather, TYR__MSG_GATHER);
-TYR_CT_ERROR(tyr__ct_scatter_add, TYR__MSG_SCATTER_ADD);
-TYR_CT_ERROR(tyr__ct_embedding_w, TYR__MSG_EMBEDDING_W);
-TYR_CT_ERROR(tyr__ct_embedding_idx, TYR__MSG_EMBEDDING_IDX);
+#define tyr__ct_index_dim_msg TYR__MSG_INDEX_DIM
+TYR_CT_ERROR(tyr__ct_index_dim, tyr__ct_index_dim_msg);
+#define tyr__ct_index_select_msg TYR__MSG_INDEX_SELECT
+TYR_CT_ERROR(tyr__ct_index_select, tyr__ct_index_select_msg);
+#define tyr__ct_gather_msg TYR__MSG_GATHER
+TYR_CT_ERROR(tyr__ct_gather, tyr__ct_gather_msg);
+#define tyr__ct_scatter_add_msg TYR__MSG_SCATTER_ADD
+TYR_CT_ERROR(tyr__ct_scatter_add, tyr__ct_scatter_add_msg);
+#define tyr__ct_embedding_w_msg TYR__MSG_EMBEDDING_W
+TYR_CT_ERROR(tyr__ct_embedding_w, tyr__ct_embedding_w_msg);
+#define tyr__ct_embedding_idx_msg TYR__MSG_EMBEDDING_IDX
+TYR_CT_ERROR(tyr__ct_embedding_idx, tyr__ct_embedding_idx_msg);
 
 #define TYR__IDX_DIM_OK(x, d) (TYR__NORM(x, d) >= 0 && TYR__NORM(x, d) < tyr_rank(x))
 /* dim j of x and i agree, or j is the indexed dim d, or past the rank */
