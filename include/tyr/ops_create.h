@@ -138,7 +138,7 @@ TYR_CT_ERROR(tyr__ct_copy, tyr__ct_copy_msg);
   ({                                                                                               \
     __auto_type tyr__a = (dst);                                                                    \
     __auto_type tyr__b = (src);                                                                    \
-    TYR_RULE_SAME_SHAPE(tyr__a, tyr__b, tyr__ct_copy);                                               \
+    TYR_RULE_SAME_SHAPE(tyr__a, tyr__b, tyr__ct_copy);                                             \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_copy", "dst", tyr__a);                           \
     tyr_tensor *tyr__eb = tyr__ea ? TYR__CLAIM(tyr__s, "tyr_copy", "src", tyr__b) : NULL;          \

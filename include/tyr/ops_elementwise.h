@@ -160,13 +160,21 @@ tyr_tensor *tyr_expand_at(tyr_site s, tyr_tensor *x, int rank, const int64_t *sh
 #define tyr_clamp(x, lo, hi)                                                                       \
   TYR_TYPED_UNARY("tyr_clamp", tyr_clamp_at(tyr__s, tyr__ea, (lo), (hi)), x)
 
-#define tyr__ct_add_msg "tyr_add: operands have different shapes (no implicit broadcasting: use " "tyr_expand or tyr_add_row/tyr_add_col)"
+#define tyr__ct_add_msg                                                                            \
+  "tyr_add: operands have different shapes (no implicit broadcasting: use "                        \
+  "tyr_expand or tyr_add_row/tyr_add_col)"
 TYR_CT_ERROR(tyr__ct_add, tyr__ct_add_msg);
-#define tyr__ct_sub_msg "tyr_sub: operands have different shapes (no implicit broadcasting: use " "tyr_expand or tyr_sub_row/tyr_sub_col)"
+#define tyr__ct_sub_msg                                                                            \
+  "tyr_sub: operands have different shapes (no implicit broadcasting: use "                        \
+  "tyr_expand or tyr_sub_row/tyr_sub_col)"
 TYR_CT_ERROR(tyr__ct_sub, tyr__ct_sub_msg);
-#define tyr__ct_mul_msg "tyr_mul: operands have different shapes (no implicit broadcasting: use " "tyr_expand or tyr_mul_row/tyr_mul_col)"
+#define tyr__ct_mul_msg                                                                            \
+  "tyr_mul: operands have different shapes (no implicit broadcasting: use "                        \
+  "tyr_expand or tyr_mul_row/tyr_mul_col)"
 TYR_CT_ERROR(tyr__ct_mul, tyr__ct_mul_msg);
-#define tyr__ct_div_msg "tyr_div: operands have different shapes (no implicit broadcasting: use " "tyr_expand or tyr_div_row/tyr_div_col)"
+#define tyr__ct_div_msg                                                                            \
+  "tyr_div: operands have different shapes (no implicit broadcasting: use "                        \
+  "tyr_expand or tyr_div_row/tyr_div_col)"
 TYR_CT_ERROR(tyr__ct_div, tyr__ct_div_msg);
 #define tyr__ct_pow_msg "tyr_pow: operands have different shapes"
 TYR_CT_ERROR(tyr__ct_pow, tyr__ct_pow_msg);
@@ -190,21 +198,33 @@ TYR_CT_ERROR(tyr__ct_ge, tyr__ct_ge_msg);
 TYR_CT_ERROR(tyr__ct_where, tyr__ct_where_msg);
 #define tyr__ct_masked_fill_msg "tyr_masked_fill: mask and tensor have different shapes"
 TYR_CT_ERROR(tyr__ct_masked_fill, tyr__ct_masked_fill_msg);
-#define tyr__ct_add_row_msg "tyr_add_row: the length of the row differs from the last dim of x (x is [..., C], row must be [C])"
+#define tyr__ct_add_row_msg                                                                        \
+  "tyr_add_row: the length of the row differs from the last dim of x (x is [..., C], row must be " \
+  "[C])"
 TYR_CT_ERROR(tyr__ct_add_row, tyr__ct_add_row_msg);
-#define tyr__ct_sub_row_msg "tyr_sub_row: the length of the row differs from the last dim of x (x is [..., C], row must be [C])"
+#define tyr__ct_sub_row_msg                                                                        \
+  "tyr_sub_row: the length of the row differs from the last dim of x (x is [..., C], row must be " \
+  "[C])"
 TYR_CT_ERROR(tyr__ct_sub_row, tyr__ct_sub_row_msg);
-#define tyr__ct_mul_row_msg "tyr_mul_row: the length of the row differs from the last dim of x (x is [..., C], row must be [C])"
+#define tyr__ct_mul_row_msg                                                                        \
+  "tyr_mul_row: the length of the row differs from the last dim of x (x is [..., C], row must be " \
+  "[C])"
 TYR_CT_ERROR(tyr__ct_mul_row, tyr__ct_mul_row_msg);
-#define tyr__ct_div_row_msg "tyr_div_row: the length of the row differs from the last dim of x (x is [..., C], row must be [C])"
+#define tyr__ct_div_row_msg                                                                        \
+  "tyr_div_row: the length of the row differs from the last dim of x (x is [..., C], row must be " \
+  "[C])"
 TYR_CT_ERROR(tyr__ct_div_row, tyr__ct_div_row_msg);
-#define tyr__ct_add_col_msg "tyr_add_col: col must be the shape of x without its last dim (x is [..., C])"
+#define tyr__ct_add_col_msg                                                                        \
+  "tyr_add_col: col must be the shape of x without its last dim (x is [..., C])"
 TYR_CT_ERROR(tyr__ct_add_col, tyr__ct_add_col_msg);
-#define tyr__ct_sub_col_msg "tyr_sub_col: col must be the shape of x without its last dim (x is [..., C])"
+#define tyr__ct_sub_col_msg                                                                        \
+  "tyr_sub_col: col must be the shape of x without its last dim (x is [..., C])"
 TYR_CT_ERROR(tyr__ct_sub_col, tyr__ct_sub_col_msg);
-#define tyr__ct_mul_col_msg "tyr_mul_col: col must be the shape of x without its last dim (x is [..., C])"
+#define tyr__ct_mul_col_msg                                                                        \
+  "tyr_mul_col: col must be the shape of x without its last dim (x is [..., C])"
 TYR_CT_ERROR(tyr__ct_mul_col, tyr__ct_mul_col_msg);
-#define tyr__ct_div_col_msg "tyr_div_col: col must be the shape of x without its last dim (x is [..., C])"
+#define tyr__ct_div_col_msg                                                                        \
+  "tyr_div_col: col must be the shape of x without its last dim (x is [..., C])"
 TYR_CT_ERROR(tyr__ct_div_col, tyr__ct_div_col_msg);
 #define tyr__ct_expand_msg "tyr_expand: a dim of x is neither 1 nor the dim of the target"
 TYR_CT_ERROR(tyr__ct_expand, tyr__ct_expand_msg);
@@ -235,8 +255,8 @@ TYR_CT_ERROR(tyr__ct_expand, tyr__ct_expand_msg);
     __auto_type tyr__c = (cond);                                                                   \
     __auto_type tyr__x = (a);                                                                      \
     __auto_type tyr__y = (b);                                                                      \
-    TYR_RULE_SAME_SHAPE(tyr__c, tyr__x, tyr__ct_where);                                              \
-    TYR_RULE_SAME_SHAPE(tyr__x, tyr__y, tyr__ct_where);                                              \
+    TYR_RULE_SAME_SHAPE(tyr__c, tyr__x, tyr__ct_where);                                            \
+    TYR_RULE_SAME_SHAPE(tyr__x, tyr__y, tyr__ct_where);                                            \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ec = TYR__CLAIM(tyr__s, "tyr_where", "cond", tyr__c);                         \
     tyr_tensor *tyr__ex = tyr__ec ? TYR__CLAIM(tyr__s, "tyr_where", "a", tyr__x) : NULL;           \
@@ -249,8 +269,8 @@ TYR_CT_ERROR(tyr__ct_expand, tyr__ct_expand_msg);
   ({                                                                                               \
     __auto_type tyr__a = (x);                                                                      \
     __auto_type tyr__b = (r);                                                                      \
-    TYR_RULE(tyr_rank(tyr__b) == 1, tyr__ct_##name);                                              \
-    TYR_RULE(TYR__D0(tyr__b) == TYR__DIMN(tyr__a, -1), tyr__ct_##name);                             \
+    TYR_RULE(tyr_rank(tyr__b) == 1, tyr__ct_##name);                                               \
+    TYR_RULE(TYR__D0(tyr__b) == TYR__DIMN(tyr__a, -1), tyr__ct_##name);                            \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_" #name, "x", tyr__a);                           \
     tyr_tensor *tyr__eb = tyr__ea ? TYR__CLAIM(tyr__s, "tyr_" #name, "row", tyr__b) : NULL;        \
@@ -265,12 +285,12 @@ TYR_CT_ERROR(tyr__ct_expand, tyr__ct_expand_msg);
   ({                                                                                               \
     __auto_type tyr__a = (x);                                                                      \
     __auto_type tyr__b = (c);                                                                      \
-    TYR_RULE(tyr_rank(tyr__b) == tyr_rank(tyr__a) - 1, tyr__ct_##name);                           \
-    TYR_RULE(tyr_rank(tyr__a) < 2 || TYR__D0(tyr__b) == TYR__D0(tyr__a), tyr__ct_##name);         \
-    TYR_RULE(tyr_rank(tyr__a) < 3 || TYR__D1(tyr__b) == TYR__D1(tyr__a), tyr__ct_##name);         \
-    TYR_RULE(tyr_rank(tyr__a) < 4 || TYR__D2(tyr__b) == TYR__D2(tyr__a), tyr__ct_##name);         \
-    TYR_RULE(tyr_rank(tyr__a) < 5 || TYR__D3(tyr__b) == TYR__D3(tyr__a), tyr__ct_##name);         \
-    TYR_RULE(tyr_rank(tyr__a) < 6 || TYR__D4(tyr__b) == TYR__D4(tyr__a), tyr__ct_##name);         \
+    TYR_RULE(tyr_rank(tyr__b) == tyr_rank(tyr__a) - 1, tyr__ct_##name);                            \
+    TYR_RULE(tyr_rank(tyr__a) < 2 || TYR__D0(tyr__b) == TYR__D0(tyr__a), tyr__ct_##name);          \
+    TYR_RULE(tyr_rank(tyr__a) < 3 || TYR__D1(tyr__b) == TYR__D1(tyr__a), tyr__ct_##name);          \
+    TYR_RULE(tyr_rank(tyr__a) < 4 || TYR__D2(tyr__b) == TYR__D2(tyr__a), tyr__ct_##name);          \
+    TYR_RULE(tyr_rank(tyr__a) < 5 || TYR__D3(tyr__b) == TYR__D3(tyr__a), tyr__ct_##name);          \
+    TYR_RULE(tyr_rank(tyr__a) < 6 || TYR__D4(tyr__b) == TYR__D4(tyr__a), tyr__ct_##name);          \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_" #name, "x", tyr__a);                           \
     tyr_tensor *tyr__eb = tyr__ea ? TYR__CLAIM(tyr__s, "tyr_" #name, "col", tyr__b) : NULL;        \
@@ -283,13 +303,13 @@ TYR_CT_ERROR(tyr__ct_expand, tyr__ct_expand_msg);
 
 /* tyr_expand(x, dims...): x's dims (aligned at the end) must be 1 or equal */
 #define TYR__EXPOK(x, n, j, d)                                                                     \
-  TYR_RULE((j) < (n)-tyr_rank(x) || TYR__DIMN(x, (j) - ((n)-tyr_rank(x))) == 1 ||                \
-                   TYR__DIMN(x, (j) - ((n)-tyr_rank(x))) == (d),                                     \
-               tyr__ct_expand)
+  TYR_RULE((j) < (n)-tyr_rank(x) || TYR__DIMN(x, (j) - ((n)-tyr_rank(x))) == 1 ||                  \
+               TYR__DIMN(x, (j) - ((n)-tyr_rank(x))) == (d),                                       \
+           tyr__ct_expand)
 #define tyr_expand(x, ...)                                                                         \
   ({                                                                                               \
     __auto_type tyr__a = (x);                                                                      \
-    TYR_RULE(tyr_rank(tyr__a) <= TYR__NARGS(__VA_ARGS__), tyr__ct_expand);                     \
+    TYR_RULE(tyr_rank(tyr__a) <= TYR__NARGS(__VA_ARGS__), tyr__ct_expand);                         \
     TYR__EXPCHK_(tyr__a, TYR__NARGS(__VA_ARGS__), TYR__PAD6(__VA_ARGS__));                         \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_expand", "x", tyr__a);                           \

@@ -102,7 +102,7 @@ TYR_CT_ERROR(tyr__ct_reshape, tyr__ct_reshape_msg);
 #define tyr_reshape(x, ...)                                                                        \
   ({                                                                                               \
     __auto_type tyr__a = (x);                                                                      \
-    TYR_RULE(tyr_numel_of(tyr__a) == tyr_numel_of((tyr_T(__VA_ARGS__))0), tyr__ct_reshape);    \
+    TYR_RULE(tyr_numel_of(tyr__a) == tyr_numel_of((tyr_T(__VA_ARGS__))0), tyr__ct_reshape);        \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_reshape", "x", tyr__a);                          \
     (tyr_T(__VA_ARGS__))(tyr__ea ? tyr_reshape_at(tyr__s, tyr__ea, TYR__NARGS(__VA_ARGS__),        \
@@ -129,7 +129,7 @@ TYR_CT_ERROR(tyr__ct_transpose, tyr__ct_transpose_msg);
 #define tyr_transpose(x, d0, d1)                                                                   \
   ({                                                                                               \
     __auto_type tyr__a = (x);                                                                      \
-    TYR_RULE(TYR__DIM_IN(tyr__a, d0) && TYR__DIM_IN(tyr__a, d1), tyr__ct_transpose);           \
+    TYR_RULE(TYR__DIM_IN(tyr__a, d0) && TYR__DIM_IN(tyr__a, d1), tyr__ct_transpose);               \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_transpose", "x", tyr__a);                        \
     (TYR__TYPE_SWAP(tyr__a, TYR__NORM(tyr__a, d0), TYR__NORM(tyr__a, d1)))(                        \
@@ -137,9 +137,12 @@ TYR_CT_ERROR(tyr__ct_transpose, tyr__ct_transpose_msg);
   })
 
 /* permute: dim j of the result is dim p_j of x */
-#define tyr__ct_permute_len_msg "tyr_permute: the length of the permutation differs from the rank of the tensor"
+#define tyr__ct_permute_len_msg                                                                    \
+  "tyr_permute: the length of the permutation differs from the rank of the tensor"
 TYR_CT_ERROR(tyr__ct_permute_len, tyr__ct_permute_len_msg);
-#define tyr__ct_permute_msg "tyr_permute: the dims given are not a permutation of the " "dims of the tensor (each of 0..rank-1 exactly once)"
+#define tyr__ct_permute_msg                                                                        \
+  "tyr_permute: the dims given are not a permutation of the "                                      \
+  "dims of the tensor (each of 0..rank-1 exactly once)"
 TYR_CT_ERROR(tyr__ct_permute, tyr__ct_permute_msg);
 #define TYR__PADP(...) TYR__FIRST6(__VA_ARGS__, 99, 99, 99, 99, 99, 99)
 #define TYR__PIN(x, n, j, q) ((j) >= (n) || (TYR__NORM(x, q) >= 0 && TYR__NORM(x, q) < (n)))
@@ -158,9 +161,9 @@ TYR_CT_ERROR(tyr__ct_permute, tyr__ct_permute_msg);
 #define tyr_permute(x, ...)                                                                        \
   ({                                                                                               \
     __auto_type tyr__a = (x);                                                                      \
-    TYR_RULE(TYR__NARGS(__VA_ARGS__) == tyr_rank(tyr__a), tyr__ct_permute_len);                \
-    TYR_RULE(TYR__PERMOK_(tyr__a, TYR__NARGS(__VA_ARGS__), TYR__PADP(__VA_ARGS__)),            \
-                 tyr__ct_permute);                                                                 \
+    TYR_RULE(TYR__NARGS(__VA_ARGS__) == tyr_rank(tyr__a), tyr__ct_permute_len);                    \
+    TYR_RULE(TYR__PERMOK_(tyr__a, TYR__NARGS(__VA_ARGS__), TYR__PADP(__VA_ARGS__)),                \
+             tyr__ct_permute);                                                                     \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_permute", "x", tyr__a);                          \
     (TYR__TYPE_PERM_(tyr__a, TYR__PADP(__VA_ARGS__)))(                                             \
@@ -179,19 +182,21 @@ TYR_CT_ERROR(tyr__ct_squeeze, tyr__ct_squeeze_msg);
 #define tyr_squeeze(x, d)                                                                          \
   ({                                                                                               \
     __auto_type tyr__a = (x);                                                                      \
-    TYR_RULE(TYR__DIM_IN(tyr__a, d), tyr__ct_squeeze_dim);                                     \
-    TYR_RULE(!TYR__DIM_IN(tyr__a, d) || TYR__DIMN(tyr__a, d) == 1, tyr__ct_squeeze);             \
+    TYR_RULE(TYR__DIM_IN(tyr__a, d), tyr__ct_squeeze_dim);                                         \
+    TYR_RULE(!TYR__DIM_IN(tyr__a, d) || TYR__DIMN(tyr__a, d) == 1, tyr__ct_squeeze);               \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_squeeze", "x", tyr__a);                          \
     (TYR__TYPE_DROP(tyr__a, TYR__NORM(tyr__a, d)))(tyr__ea ? tyr_squeeze_at(tyr__s, tyr__ea, (d))  \
                                                            : NULL);                                \
   })
-#define tyr__ct_unsqueeze_msg "tyr_unsqueeze: dim is out of range 0..rank, or the tensor " "already has the largest rank"
+#define tyr__ct_unsqueeze_msg                                                                      \
+  "tyr_unsqueeze: dim is out of range 0..rank, or the tensor "                                     \
+  "already has the largest rank"
 TYR_CT_ERROR(tyr__ct_unsqueeze, tyr__ct_unsqueeze_msg);
 #define tyr_unsqueeze(x, d)                                                                        \
   ({                                                                                               \
     __auto_type tyr__a = (x);                                                                      \
-    TYR_RULE(TYR__INS_IN(tyr__a, d), tyr__ct_unsqueeze);                                       \
+    TYR_RULE(TYR__INS_IN(tyr__a, d), tyr__ct_unsqueeze);                                           \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_unsqueeze", "x", tyr__a);                        \
     (TYR__TYPE_INSERT(tyr__a, TYR__INORM(tyr__a, d), 1))(                                          \
@@ -199,7 +204,8 @@ TYR_CT_ERROR(tyr__ct_unsqueeze, tyr__ct_unsqueeze_msg);
   })
 
 /* flatten: dims a..b merged */
-#define tyr__ct_flatten_msg "tyr_flatten: start or end is out of range for the rank of the tensor, or start > end"
+#define tyr__ct_flatten_msg                                                                        \
+  "tyr_flatten: start or end is out of range for the rank of the tensor, or start > end"
 TYR_CT_ERROR(tyr__ct_flatten, tyr__ct_flatten_msg);
 #define TYR__FLIN(p, a, b, i)                                                                      \
   __builtin_choose_expr((i) >= (a) && (i) <= (b), TYR__DIM(p, i), (int64_t)1)
@@ -217,9 +223,9 @@ TYR_CT_ERROR(tyr__ct_flatten, tyr__ct_flatten_msg);
 #define tyr_flatten(x, start, end)                                                                 \
   ({                                                                                               \
     __auto_type tyr__a = (x);                                                                      \
-    TYR_RULE(TYR__DIM_IN(tyr__a, start) && TYR__DIM_IN(tyr__a, end) &&                         \
-                     TYR__NORM(tyr__a, start) <= TYR__NORM(tyr__a, end),                           \
-                 tyr__ct_flatten);                                                                 \
+    TYR_RULE(TYR__DIM_IN(tyr__a, start) && TYR__DIM_IN(tyr__a, end) &&                             \
+                 TYR__NORM(tyr__a, start) <= TYR__NORM(tyr__a, end),                               \
+             tyr__ct_flatten);                                                                     \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_flatten", "x", tyr__a);                          \
     (TYR__TYPE_FLATTEN(tyr__a, TYR__NORM(tyr__a, start), TYR__NORM(tyr__a, end)))(                 \
@@ -229,16 +235,18 @@ TYR_CT_ERROR(tyr__ct_flatten, tyr__ct_flatten_msg);
 /* narrow: dim replaced by len */
 #define tyr__ct_narrow_dim_msg "tyr_narrow: dim is out of range for the rank of the tensor"
 TYR_CT_ERROR(tyr__ct_narrow_dim, tyr__ct_narrow_dim_msg);
-#define tyr__ct_narrow_msg "tyr_narrow: start + len exceeds the size of the dim (or start or " "len is negative)"
+#define tyr__ct_narrow_msg                                                                         \
+  "tyr_narrow: start + len exceeds the size of the dim (or start or "                              \
+  "len is negative)"
 TYR_CT_ERROR(tyr__ct_narrow, tyr__ct_narrow_msg);
 #define tyr_narrow(x, dim, start, len)                                                             \
   ({                                                                                               \
     __auto_type tyr__a = (x);                                                                      \
-    TYR_RULE(TYR__DIM_IN(tyr__a, dim), tyr__ct_narrow_dim);                                    \
-    TYR_RULE((int64_t)(start) >= 0 && (int64_t)(len) >= 0, tyr__ct_narrow);                    \
-    TYR_RULE(!TYR__DIM_IN(tyr__a, dim) || (len) <= TYR__DIMN(tyr__a, dim), tyr__ct_narrow);      \
-    TYR_RULE(!TYR__DIM_IN(tyr__a, dim) || (start) + (len) <= TYR__DIMN(tyr__a, dim),             \
-                 tyr__ct_narrow);                                                                  \
+    TYR_RULE(TYR__DIM_IN(tyr__a, dim), tyr__ct_narrow_dim);                                        \
+    TYR_RULE((int64_t)(start) >= 0 && (int64_t)(len) >= 0, tyr__ct_narrow);                        \
+    TYR_RULE(!TYR__DIM_IN(tyr__a, dim) || (len) <= TYR__DIMN(tyr__a, dim), tyr__ct_narrow);        \
+    TYR_RULE(!TYR__DIM_IN(tyr__a, dim) || (start) + (len) <= TYR__DIMN(tyr__a, dim),               \
+             tyr__ct_narrow);                                                                      \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_narrow", "x", tyr__a);                           \
     (TYR__TYPE_REPLACE(tyr__a, TYR__NORM(tyr__a, dim), len))(                                      \
@@ -249,28 +257,32 @@ TYR_CT_ERROR(tyr__ct_narrow, tyr__ct_narrow_msg);
 #define TYR__CATEQ(a, b, k, j) ((j) == (k) || TYR__DIM(a, j) == TYR__DIM(b, j))
 #define TYR_CT_CAT_OK(a, b, k, failfn)                                                             \
   do {                                                                                             \
-    TYR_RULE(tyr_rank(a) == tyr_rank(b), failfn);                                              \
-    TYR_RULE(TYR__CATEQ(a, b, k, 0) && TYR__CATEQ(a, b, k, 1) && TYR__CATEQ(a, b, k, 2) &&     \
-                     TYR__CATEQ(a, b, k, 3) && TYR__CATEQ(a, b, k, 4) && TYR__CATEQ(a, b, k, 5),   \
-                 failfn);                                                                          \
+    TYR_RULE(tyr_rank(a) == tyr_rank(b), failfn);                                                  \
+    TYR_RULE(TYR__CATEQ(a, b, k, 0) && TYR__CATEQ(a, b, k, 1) && TYR__CATEQ(a, b, k, 2) &&         \
+                 TYR__CATEQ(a, b, k, 3) && TYR__CATEQ(a, b, k, 4) && TYR__CATEQ(a, b, k, 5),       \
+             failfn);                                                                              \
   } while (0)
 #define tyr__ct_cat_dim_msg "tyr_cat: dim is out of range for the rank of the tensors"
 TYR_CT_ERROR(tyr__ct_cat_dim, tyr__ct_cat_dim_msg);
-#define tyr__ct_cat2_msg "tyr_cat2: the operands differ in rank or in a dim other than the " "one they are joined along"
+#define tyr__ct_cat2_msg                                                                           \
+  "tyr_cat2: the operands differ in rank or in a dim other than the "                              \
+  "one they are joined along"
 TYR_CT_ERROR(tyr__ct_cat2, tyr__ct_cat2_msg);
-#define tyr__ct_cat3_msg "tyr_cat3: the operands differ in rank or in a dim other than the " "one they are joined along"
+#define tyr__ct_cat3_msg                                                                           \
+  "tyr_cat3: the operands differ in rank or in a dim other than the "                              \
+  "one they are joined along"
 TYR_CT_ERROR(tyr__ct_cat3, tyr__ct_cat3_msg);
 #define tyr_cat2(a, b, dim)                                                                        \
   ({                                                                                               \
     __auto_type tyr__a = (a);                                                                      \
     __auto_type tyr__b = (b);                                                                      \
-    TYR_RULE(TYR__DIM_IN(tyr__a, dim), tyr__ct_cat_dim);                                       \
+    TYR_RULE(TYR__DIM_IN(tyr__a, dim), tyr__ct_cat_dim);                                           \
     TYR_CT_CAT_OK(tyr__a, tyr__b, TYR__NORM(tyr__a, dim), tyr__ct_cat2);                           \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_cat", "a", tyr__a);                              \
     tyr_tensor *tyr__eb = tyr__ea ? TYR__CLAIM(tyr__s, "tyr_cat", "b", tyr__b) : NULL;             \
     (TYR__TYPE_REPLACE(tyr__a, TYR__NORM(tyr__a, dim),                                             \
-                       TYR__DIMN(tyr__a, dim) + TYR__DIMN(tyr__b, dim)))(                              \
+                       TYR__DIMN(tyr__a, dim) + TYR__DIMN(tyr__b, dim)))(                          \
         tyr__eb ? tyr_cat_at(tyr__s, 2, (tyr_tensor *const[]){tyr__ea, tyr__eb}, (dim)) : NULL);   \
   })
 #define tyr_cat3(a, b, c, dim)                                                                     \
@@ -278,7 +290,7 @@ TYR_CT_ERROR(tyr__ct_cat3, tyr__ct_cat3_msg);
     __auto_type tyr__a = (a);                                                                      \
     __auto_type tyr__b = (b);                                                                      \
     __auto_type tyr__c = (c);                                                                      \
-    TYR_RULE(TYR__DIM_IN(tyr__a, dim), tyr__ct_cat_dim);                                       \
+    TYR_RULE(TYR__DIM_IN(tyr__a, dim), tyr__ct_cat_dim);                                           \
     TYR_CT_CAT_OK(tyr__a, tyr__b, TYR__NORM(tyr__a, dim), tyr__ct_cat3);                           \
     TYR_CT_CAT_OK(tyr__a, tyr__c, TYR__NORM(tyr__a, dim), tyr__ct_cat3);                           \
     tyr_site tyr__s = TYR_SITE;                                                                    \
@@ -286,13 +298,15 @@ TYR_CT_ERROR(tyr__ct_cat3, tyr__ct_cat3_msg);
     tyr_tensor *tyr__eb = tyr__ea ? TYR__CLAIM(tyr__s, "tyr_cat", "b", tyr__b) : NULL;             \
     tyr_tensor *tyr__ec = tyr__eb ? TYR__CLAIM(tyr__s, "tyr_cat", "c", tyr__c) : NULL;             \
     (TYR__TYPE_REPLACE(tyr__a, TYR__NORM(tyr__a, dim),                                             \
-                       TYR__DIMN(tyr__a, dim) + TYR__DIMN(tyr__b, dim) + TYR__DIMN(tyr__c, dim)))(       \
+                       TYR__DIMN(tyr__a, dim) + TYR__DIMN(tyr__b, dim) + TYR__DIMN(tyr__c, dim)))( \
         tyr__ec ? tyr_cat_at(tyr__s, 3, (tyr_tensor *const[]){tyr__ea, tyr__eb, tyr__ec}, (dim))   \
                 : NULL);                                                                           \
   })
 
 /* stack: a new dim of size n at dim; operands of one shape */
-#define tyr__ct_stack_dim_msg "tyr_stack: dim is out of range 0..rank, or the tensors already " "have the largest rank"
+#define tyr__ct_stack_dim_msg                                                                      \
+  "tyr_stack: dim is out of range 0..rank, or the tensors already "                                \
+  "have the largest rank"
 TYR_CT_ERROR(tyr__ct_stack_dim, tyr__ct_stack_dim_msg);
 #define tyr__ct_stack2_msg "tyr_stack2: the operands have different shapes"
 TYR_CT_ERROR(tyr__ct_stack2, tyr__ct_stack2_msg);
@@ -302,8 +316,8 @@ TYR_CT_ERROR(tyr__ct_stack3, tyr__ct_stack3_msg);
   ({                                                                                               \
     __auto_type tyr__a = (a);                                                                      \
     __auto_type tyr__b = (b);                                                                      \
-    TYR_RULE(TYR__INS_IN(tyr__a, dim), tyr__ct_stack_dim);                                     \
-    TYR_RULE_SAME_SHAPE(tyr__a, tyr__b, tyr__ct_stack2);                                             \
+    TYR_RULE(TYR__INS_IN(tyr__a, dim), tyr__ct_stack_dim);                                         \
+    TYR_RULE_SAME_SHAPE(tyr__a, tyr__b, tyr__ct_stack2);                                           \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_stack", "a", tyr__a);                            \
     tyr_tensor *tyr__eb = tyr__ea ? TYR__CLAIM(tyr__s, "tyr_stack", "b", tyr__b) : NULL;           \
@@ -315,9 +329,9 @@ TYR_CT_ERROR(tyr__ct_stack3, tyr__ct_stack3_msg);
     __auto_type tyr__a = (a);                                                                      \
     __auto_type tyr__b = (b);                                                                      \
     __auto_type tyr__c = (c);                                                                      \
-    TYR_RULE(TYR__INS_IN(tyr__a, dim), tyr__ct_stack_dim);                                     \
-    TYR_RULE_SAME_SHAPE(tyr__a, tyr__b, tyr__ct_stack3);                                             \
-    TYR_RULE_SAME_SHAPE(tyr__a, tyr__c, tyr__ct_stack3);                                             \
+    TYR_RULE(TYR__INS_IN(tyr__a, dim), tyr__ct_stack_dim);                                         \
+    TYR_RULE_SAME_SHAPE(tyr__a, tyr__b, tyr__ct_stack3);                                           \
+    TYR_RULE_SAME_SHAPE(tyr__a, tyr__c, tyr__ct_stack3);                                           \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_stack", "a", tyr__a);                            \
     tyr_tensor *tyr__eb = tyr__ea ? TYR__CLAIM(tyr__s, "tyr_stack", "b", tyr__b) : NULL;           \
@@ -338,13 +352,13 @@ TYR_CT_ERROR(tyr__ct_chunk3, tyr__ct_chunk3_msg);
 #define TYR__TCHUNK(name, k, failfn, x, dim, ...)                                                  \
   ({                                                                                               \
     __auto_type tyr__a = (x);                                                                      \
-    TYR_RULE(TYR__DIM_IN(tyr__a, dim), tyr__ct_chunk_dim);                                     \
-    TYR_RULE(TYR__DIMN(tyr__a, dim) % (k) == 0, failfn);                                         \
+    TYR_RULE(TYR__DIM_IN(tyr__a, dim), tyr__ct_chunk_dim);                                         \
+    TYR_RULE(TYR__DIMN(tyr__a, dim) % (k) == 0, failfn);                                           \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, name, "x", tyr__a);                                   \
     tyr_tensor *tyr__p[3] = {NULL, NULL, NULL};                                                    \
     int tyr__rc = tyr__ea ? tyr__chunk_even_at(tyr__s, name, tyr__ea, (k), (dim), tyr__p) : -1;    \
-    typedef TYR__TYPE_REPLACE(tyr__a, TYR__NORM(tyr__a, dim), TYR__DIMN(tyr__a, dim) / (k))          \
+    typedef TYR__TYPE_REPLACE(tyr__a, TYR__NORM(tyr__a, dim), TYR__DIMN(tyr__a, dim) / (k))        \
         tyr__piece_t;                                                                              \
     tyr_tensor **tyr__pp = tyr__p;                                                                 \
     TYR__CHUNK_STORE(__VA_ARGS__);                                                                 \
@@ -370,7 +384,7 @@ TYR_CT_ERROR(tyr__ct_triu, tyr__ct_triu_msg);
 #define TYR__TTRI(name, x, k)                                                                      \
   ({                                                                                               \
     __auto_type tyr__a = (x);                                                                      \
-    TYR_RULE(tyr_rank(tyr__a) >= 2, tyr__ct_##name);                                           \
+    TYR_RULE(tyr_rank(tyr__a) >= 2, tyr__ct_##name);                                               \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_" #name, "x", tyr__a);                           \
     (__typeof__(tyr__a))(tyr__ea ? tyr_##name##_at(tyr__s, tyr__ea, (k)) : NULL);                  \

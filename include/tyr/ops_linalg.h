@@ -88,7 +88,7 @@ TYR_CT_ERROR(tyr__ct_linear_bias, tyr__ct_linear_bias_msg);
                    tyr_rank(tyr__a) >= 2 &&                                                        \
                        (tyr_rank(tyr__b) == 2 || tyr_rank(tyr__b) == tyr_rank(tyr__a)),            \
                    tyr__ct_matmul_rank, TYR__MSG_MATMUL_RANK);                                     \
-    TYR__CT_ASSERT(tyr__matmul_inner_ok, TYR__DIMN(tyr__a, -1) == TYR__DIMN(tyr__b, -2),               \
+    TYR__CT_ASSERT(tyr__matmul_inner_ok, TYR__DIMN(tyr__a, -1) == TYR__DIMN(tyr__b, -2),           \
                    tyr__ct_matmul_inner, TYR__MSG_MATMUL_INNER);                                   \
     TYR__CT_ASSERT(tyr__matmul_b0_ok, TYR__MM_BATCH(tyr__a, tyr__b, 0), tyr__ct_matmul_batch,      \
                    TYR__MSG_MATMUL_BATCH);                                                         \
@@ -101,7 +101,7 @@ TYR_CT_ERROR(tyr__ct_linear_bias, tyr__ct_linear_bias_msg);
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_matmul", "a", tyr__a);                           \
     tyr_tensor *tyr__eb = tyr__ea ? TYR__CLAIM(tyr__s, "tyr_matmul", "b", tyr__b) : NULL;          \
-    (TYR__TYPE_REPLACE(tyr__a, tyr_rank(tyr__a) - 1, TYR__DIMN(tyr__b, -1)))(                        \
+    (TYR__TYPE_REPLACE(tyr__a, tyr_rank(tyr__a) - 1, TYR__DIMN(tyr__b, -1)))(                      \
         tyr__eb ? tyr_matmul_at(tyr__s, tyr__ea, tyr__eb) : NULL);                                 \
   })
 
@@ -109,7 +109,7 @@ TYR_CT_ERROR(tyr__ct_linear_bias, tyr__ct_linear_bias_msg);
 #define TYR__LINEAR_W_CHECKS(x, w)                                                                 \
   TYR__CT_ASSERT(tyr__linear_wr_ok, tyr_rank(w) == 2, tyr__ct_linear_w, TYR__MSG_LINEAR_W);        \
   TYR__CT_ASSERT(tyr__linear_w_ok,                                                                 \
-                 __builtin_choose_expr(tyr_rank(w) == 2, TYR__DIMN(w, 1) == TYR__DIMN(x, -1), 1),      \
+                 __builtin_choose_expr(tyr_rank(w) == 2, TYR__DIMN(w, 1) == TYR__DIMN(x, -1), 1),  \
                  tyr__ct_linear_w, TYR__MSG_LINEAR_W)
 #define tyr_linear(x, w)                                                                           \
   ({                                                                                               \

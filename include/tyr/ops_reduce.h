@@ -91,11 +91,13 @@ TYR_CT_ERROR(tyr__ct_min_dim, tyr__ct_min_dim_msg);
 TYR_CT_ERROR(tyr__ct_min_keepdim, tyr__ct_min_keepdim_msg);
 #define tyr__ct_argmax_msg "tyr_argmax: dim is out of range for the rank of the tensor"
 TYR_CT_ERROR(tyr__ct_argmax, tyr__ct_argmax_msg);
-#define tyr__ct_argmax_keepdim_msg "tyr_argmax_keepdim: dim is out of range for the rank of the tensor"
+#define tyr__ct_argmax_keepdim_msg                                                                 \
+  "tyr_argmax_keepdim: dim is out of range for the rank of the tensor"
 TYR_CT_ERROR(tyr__ct_argmax_keepdim, tyr__ct_argmax_keepdim_msg);
 #define tyr__ct_argmin_msg "tyr_argmin: dim is out of range for the rank of the tensor"
 TYR_CT_ERROR(tyr__ct_argmin, tyr__ct_argmin_msg);
-#define tyr__ct_argmin_keepdim_msg "tyr_argmin_keepdim: dim is out of range for the rank of the tensor"
+#define tyr__ct_argmin_keepdim_msg                                                                 \
+  "tyr_argmin_keepdim: dim is out of range for the rank of the tensor"
 TYR_CT_ERROR(tyr__ct_argmin_keepdim, tyr__ct_argmin_keepdim_msg);
 #define tyr__ct_var_msg "tyr_var: dim is out of range for the rank of the tensor"
 TYR_CT_ERROR(tyr__ct_var, tyr__ct_var_msg);
@@ -119,7 +121,7 @@ TYR_CT_ERROR(tyr__ct_var_keepdim, tyr__ct_var_keepdim_msg);
 #define TYR__TRED_(failfn, opname, x, d, T, call)                                                  \
   ({                                                                                               \
     __auto_type tyr__a = (x);                                                                      \
-    TYR_RULE(TYR__NORM(tyr__a, d) >= 0 && TYR__NORM(tyr__a, d) < tyr_rank(tyr__a), failfn);    \
+    TYR_RULE(TYR__NORM(tyr__a, d) >= 0 && TYR__NORM(tyr__a, d) < tyr_rank(tyr__a), failfn);        \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, opname, "x", tyr__a);                                 \
     (T)(tyr__ea ? call : NULL);                                                                    \

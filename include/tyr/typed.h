@@ -105,16 +105,17 @@
  * when i is a constant, and stops at run time (naming the call) when not.
  * p is evaluated when its dims are run-time values: pass a variable. */
 #define tyr_dim(p, i)                                                                              \
-  __builtin_choose_expr(__builtin_constant_p(i), TYR__DIM_CT(p, TYR__CONST_OR0(i)),               \
+  __builtin_choose_expr(__builtin_constant_p(i), TYR__DIM_CT(p, TYR__CONST_OR0(i)),                \
                         TYR__DIM_RT(p, i))
 #define TYR__CONST_OR0(i) __builtin_choose_expr(__builtin_constant_p(i), (i), 0)
 #define TYR__DIM_IN_RANK(p, i) ((i) >= -tyr_rank(p) && (i) < tyr_rank(p))
 #define TYR__DIM_CT(p, i)                                                                          \
-  ((int64_t)(TYR__DIMN(p, i) + 0 * sizeof(struct {                                                \
-     _Static_assert(!TYR__CT_BAD(TYR__DIM_IN_RANK(p, i)),                                          \
-                    "tyr_dim: the dim index is outside the rank of the handle");                        \
-     char tyr__c;                                                                                  \
-   })))
+  ((int64_t)(TYR__DIMN(p, i) + 0 * sizeof(struct {                                                 \
+                                 _Static_assert(                                                   \
+                                     !TYR__CT_BAD(TYR__DIM_IN_RANK(p, i)),                         \
+                                     "tyr_dim: the dim index is outside the rank of the handle");  \
+                                 char tyr__c;                                                      \
+                               })))
 #define TYR__DIM_RT(p, i)                                                                          \
   tyr_dim_at(TYR_SITE, tyr_rank(p), (const int64_t[]){TYR__DIMS_OF(p)}, (int)(i))
 /* Dim i of p without a range check (i a constant; past the rank reads 1):

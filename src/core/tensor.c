@@ -187,6 +187,7 @@ tyr_tensor *tyr_empty_at(tyr_site s, tyr_dtype dt, tyr_device dev, int rank, con
     return NULL;
   }
   t->storage = st;
+  t->origin = s;
   t->rank = rank;
   for (int i = 0; i < rank; i++) t->shape[i] = shape[i];
   set_contiguous_strides(t);
@@ -311,12 +312,13 @@ tyr_tensor *tyr_check_shape_at(tyr_site s, const char *op, const char *arg, tyr_
   for (int i = 0; ok && i < rank; i++) ok = t->shape[i] == dims[i];
   if (ok) return t;
   char a[160], b[160], from[320] = "";
-  if (t->origin_op && t->origin.file)
+  if (t->origin.file)
     snprintf(from, sizeof from,
-             " (it was made as %s by %s at %s:%d, and given to a handle declared %s there or "
+             " (it was made as %s%s%s at %s:%d and given to a handle declared %s there or "
              "since)",
-             tyr_shape_str(t->shape, t->rank, b, sizeof b), t->origin_op, t->origin.file,
-             t->origin.line, tyr_shape_str(dims, rank, a, sizeof a));
+             tyr_shape_str(t->shape, t->rank, b, sizeof b), t->origin_op ? " by " : "",
+             t->origin_op ? t->origin_op : "", t->origin.file, t->origin.line,
+             tyr_shape_str(dims, rank, a, sizeof a));
   tyr_raise(TYR_ERR_SHAPE, s, op, "%s is declared %s but the tensor is %s%s", arg,
             tyr_shape_str(dims, rank, a, sizeof a), tyr_shape_str(t->shape, t->rank, b, sizeof b),
             from);
@@ -324,7 +326,7 @@ tyr_tensor *tyr_check_shape_at(tyr_site s, const char *op, const char *arg, tyr_
 }
 
 tyr_tensor *tyr_result_at(tyr_site s, const char *op, tyr_tensor *t) {
-  if (t && !t->origin_op) {
+  if (t && !t->origin_op) { /* the first typed op to return t made it */
     t->origin_op = op;
     t->origin = s;
   }
