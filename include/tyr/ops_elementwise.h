@@ -261,7 +261,9 @@ TYR_CT_ERROR(tyr__ct_expand, tyr__ct_expand_msg);
     tyr_tensor *tyr__ec = TYR__CLAIM(tyr__s, "tyr_where", "cond", tyr__c);                         \
     tyr_tensor *tyr__ex = tyr__ec ? TYR__CLAIM(tyr__s, "tyr_where", "a", tyr__x) : NULL;           \
     tyr_tensor *tyr__ey = tyr__ex ? TYR__CLAIM(tyr__s, "tyr_where", "b", tyr__y) : NULL;           \
-    (__typeof__(tyr__x))(tyr__ey ? tyr_where_at(tyr__s, tyr__ec, tyr__ex, tyr__ey) : NULL);        \
+    (__typeof__(tyr__x))(tyr__ey ? tyr_result_at(tyr__s, "tyr_where",                              \
+                                                 tyr_where_at(tyr__s, tyr__ec, tyr__ex, tyr__ey))  \
+                                 : NULL);                                                          \
   })
 
 /* x: [..., C], row: [C] */
@@ -274,7 +276,9 @@ TYR_CT_ERROR(tyr__ct_expand, tyr__ct_expand_msg);
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_" #name, "x", tyr__a);                           \
     tyr_tensor *tyr__eb = tyr__ea ? TYR__CLAIM(tyr__s, "tyr_" #name, "row", tyr__b) : NULL;        \
-    (__typeof__(tyr__a))(tyr__eb ? tyr_##name##_at(tyr__s, tyr__ea, tyr__eb) : NULL);              \
+    (__typeof__(tyr__a))(tyr__eb ? tyr_result_at(tyr__s, "tyr_" #name,                             \
+                                                 tyr_##name##_at(tyr__s, tyr__ea, tyr__eb))        \
+                                 : NULL);                                                          \
   })
 #define tyr_add_row(x, r) TYR__TROW(add_row, x, r)
 #define tyr_sub_row(x, r) TYR__TROW(sub_row, x, r)
@@ -294,7 +298,9 @@ TYR_CT_ERROR(tyr__ct_expand, tyr__ct_expand_msg);
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_" #name, "x", tyr__a);                           \
     tyr_tensor *tyr__eb = tyr__ea ? TYR__CLAIM(tyr__s, "tyr_" #name, "col", tyr__b) : NULL;        \
-    (__typeof__(tyr__a))(tyr__eb ? tyr_##name##_at(tyr__s, tyr__ea, tyr__eb) : NULL);              \
+    (__typeof__(tyr__a))(tyr__eb ? tyr_result_at(tyr__s, "tyr_" #name,                             \
+                                                 tyr_##name##_at(tyr__s, tyr__ea, tyr__eb))        \
+                                 : NULL);                                                          \
   })
 #define tyr_add_col(x, c) TYR__TCOL(add_col, x, c)
 #define tyr_sub_col(x, c) TYR__TCOL(sub_col, x, c)
@@ -313,9 +319,11 @@ TYR_CT_ERROR(tyr__ct_expand, tyr__ct_expand_msg);
     TYR__EXPCHK_(tyr__a, TYR__NARGS(__VA_ARGS__), TYR__PAD6(__VA_ARGS__));                         \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_expand", "x", tyr__a);                           \
-    (tyr_T(__VA_ARGS__))(tyr__ea ? tyr_expand_at(tyr__s, tyr__ea, TYR__NARGS(__VA_ARGS__),         \
-                                                 (const int64_t[]){__VA_ARGS__})                   \
-                                 : NULL);                                                          \
+    (tyr_T(__VA_ARGS__))(                                                                          \
+        tyr__ea ? tyr_result_at(tyr__s, "tyr_expand",                                              \
+                                tyr_expand_at(tyr__s, tyr__ea, TYR__NARGS(__VA_ARGS__),            \
+                                              (const int64_t[]){__VA_ARGS__}))                     \
+                : NULL);                                                                           \
   })
 #define TYR__EXPCHK_(...) TYR__EXPCHK(__VA_ARGS__)
 #define TYR__EXPCHK(x, n, d0, d1, d2, d3, d4, d5)                                                  \

@@ -89,7 +89,9 @@ TYR_CT_ERROR(tyr__ct_embedding_idx, tyr__ct_embedding_idx_msg);
     tyr_tensor *tyr__ex = TYR__CLAIM(tyr__s, "tyr_index_select", "x", tyr__x);                     \
     tyr_tensor *tyr__ei = tyr__ex ? TYR__CLAIM(tyr__s, "tyr_index_select", "idx", tyr__i) : NULL;  \
     (TYR__TYPE_REPLACE(tyr__x, TYR__NORM(tyr__x, d), TYR__D0(tyr__i)))(                            \
-        tyr__ei ? tyr_index_select_at(tyr__s, tyr__ex, (d), tyr__ei) : NULL);                      \
+        tyr__ei ? tyr_result_at(tyr__s, "tyr_index_select",                                        \
+                                tyr_index_select_at(tyr__s, tyr__ex, (d), tyr__ei))                \
+                : NULL);                                                                           \
   })
 
 /* Result type: idx's type. */
@@ -103,7 +105,9 @@ TYR_CT_ERROR(tyr__ct_embedding_idx, tyr__ct_embedding_idx_msg);
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ex = TYR__CLAIM(tyr__s, "tyr_gather", "x", tyr__x);                           \
     tyr_tensor *tyr__ei = tyr__ex ? TYR__CLAIM(tyr__s, "tyr_gather", "idx", tyr__i) : NULL;        \
-    (__typeof__(tyr__i))(tyr__ei ? tyr_gather_at(tyr__s, tyr__ex, (d), tyr__ei) : NULL);           \
+    (__typeof__(tyr__i))(tyr__ei ? tyr_result_at(tyr__s, "tyr_gather",                             \
+                                                 tyr_gather_at(tyr__s, tyr__ex, (d), tyr__ei))     \
+                                 : NULL);                                                          \
   })
 
 /* Result type: x's type. */
@@ -133,7 +137,9 @@ TYR_CT_ERROR(tyr__ct_embedding_idx, tyr__ct_embedding_idx_msg);
     tyr_tensor *tyr__ex = TYR__CLAIM(tyr__s, "tyr_scatter_add", "x", tyr__x);                      \
     tyr_tensor *tyr__ei = tyr__ex ? TYR__CLAIM(tyr__s, "tyr_scatter_add", "idx", tyr__i) : NULL;   \
     tyr_tensor *tyr__es = tyr__ei ? TYR__CLAIM(tyr__s, "tyr_scatter_add", "src", tyr__src) : NULL; \
-    (__typeof__(tyr__x))(tyr__es ? tyr_scatter_add_at(tyr__s, tyr__ex, (d), tyr__ei, tyr__es)      \
+    (__typeof__(tyr__x))(tyr__es ? tyr_result_at(                                                  \
+                                       tyr__s, "tyr_scatter_add",                                  \
+                                       tyr_scatter_add_at(tyr__s, tyr__ex, (d), tyr__ei, tyr__es)) \
                                  : NULL);                                                          \
   })
 
@@ -150,7 +156,9 @@ TYR_CT_ERROR(tyr__ct_embedding_idx, tyr__ct_embedding_idx_msg);
     tyr_tensor *tyr__ew = TYR__CLAIM(tyr__s, "tyr_embedding", "weight", tyr__w);                   \
     tyr_tensor *tyr__ei = tyr__ew ? TYR__CLAIM(tyr__s, "tyr_embedding", "idx", tyr__i) : NULL;     \
     (TYR__TYPE_INSERT(tyr__i, tyr_rank(tyr__i), TYR__D1(tyr__w)))(                                 \
-        tyr__ei ? tyr_embedding_at(tyr__s, tyr__ew, tyr__ei) : NULL);                              \
+        tyr__ei                                                                                    \
+            ? tyr_result_at(tyr__s, "tyr_embedding", tyr_embedding_at(tyr__s, tyr__ew, tyr__ei))   \
+            : NULL);                                                                               \
   })
 
 #ifdef __cplusplus

@@ -105,9 +105,11 @@ TYR_CT_ERROR(tyr__ct_reshape, tyr__ct_reshape_msg);
     TYR_RULE(tyr_numel_of(tyr__a) == tyr_numel_of((tyr_T(__VA_ARGS__))0), tyr__ct_reshape);        \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_reshape", "x", tyr__a);                          \
-    (tyr_T(__VA_ARGS__))(tyr__ea ? tyr_reshape_at(tyr__s, tyr__ea, TYR__NARGS(__VA_ARGS__),        \
-                                                  (const int64_t[]){__VA_ARGS__})                  \
-                                 : NULL);                                                          \
+    (tyr_T(__VA_ARGS__))(                                                                          \
+        tyr__ea ? tyr_result_at(tyr__s, "tyr_reshape",                                             \
+                                tyr_reshape_at(tyr__s, tyr__ea, TYR__NARGS(__VA_ARGS__),           \
+                                               (const int64_t[]){__VA_ARGS__}))                    \
+                : NULL);                                                                           \
   })
 
 /* d is a dim of p (after normalising a negative d) */
@@ -133,7 +135,9 @@ TYR_CT_ERROR(tyr__ct_transpose, tyr__ct_transpose_msg);
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_transpose", "x", tyr__a);                        \
     (TYR__TYPE_SWAP(tyr__a, TYR__NORM(tyr__a, d0), TYR__NORM(tyr__a, d1)))(                        \
-        tyr__ea ? tyr_transpose_at(tyr__s, tyr__ea, (d0), (d1)) : NULL);                           \
+        tyr__ea ? tyr_result_at(tyr__s, "tyr_transpose",                                           \
+                                tyr_transpose_at(tyr__s, tyr__ea, (d0), (d1)))                     \
+                : NULL);                                                                           \
   })
 
 /* permute: dim j of the result is dim p_j of x */
@@ -167,8 +171,9 @@ TYR_CT_ERROR(tyr__ct_permute, tyr__ct_permute_msg);
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_permute", "x", tyr__a);                          \
     (TYR__TYPE_PERM_(tyr__a, TYR__PADP(__VA_ARGS__)))(                                             \
-        tyr__ea ? tyr_permute_n_at(tyr__s, tyr__ea, TYR__NARGS(__VA_ARGS__),                       \
-                                   (const int[]){__VA_ARGS__})                                     \
+        tyr__ea ? tyr_result_at(tyr__s, "tyr_permute",                                             \
+                                tyr_permute_n_at(tyr__s, tyr__ea, TYR__NARGS(__VA_ARGS__),         \
+                                                 (const int[]){__VA_ARGS__}))                      \
                 : NULL);                                                                           \
   })
 
@@ -186,8 +191,9 @@ TYR_CT_ERROR(tyr__ct_squeeze, tyr__ct_squeeze_msg);
     TYR_RULE(!TYR__DIM_IN(tyr__a, d) || TYR__DIMN(tyr__a, d) == 1, tyr__ct_squeeze);               \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_squeeze", "x", tyr__a);                          \
-    (TYR__TYPE_DROP(tyr__a, TYR__NORM(tyr__a, d)))(tyr__ea ? tyr_squeeze_at(tyr__s, tyr__ea, (d))  \
-                                                           : NULL);                                \
+    (TYR__TYPE_DROP(tyr__a, TYR__NORM(tyr__a, d)))(                                                \
+        tyr__ea ? tyr_result_at(tyr__s, "tyr_squeeze", tyr_squeeze_at(tyr__s, tyr__ea, (d)))       \
+                : NULL);                                                                           \
   })
 #define tyr__ct_unsqueeze_msg                                                                      \
   "tyr_unsqueeze: dim is out of range 0..rank, or the tensor "                                     \
@@ -200,7 +206,8 @@ TYR_CT_ERROR(tyr__ct_unsqueeze, tyr__ct_unsqueeze_msg);
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_unsqueeze", "x", tyr__a);                        \
     (TYR__TYPE_INSERT(tyr__a, TYR__INORM(tyr__a, d), 1))(                                          \
-        tyr__ea ? tyr_unsqueeze_at(tyr__s, tyr__ea, (d)) : NULL);                                  \
+        tyr__ea ? tyr_result_at(tyr__s, "tyr_unsqueeze", tyr_unsqueeze_at(tyr__s, tyr__ea, (d)))   \
+                : NULL);                                                                           \
   })
 
 /* flatten: dims a..b merged */
@@ -229,7 +236,9 @@ TYR_CT_ERROR(tyr__ct_flatten, tyr__ct_flatten_msg);
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_flatten", "x", tyr__a);                          \
     (TYR__TYPE_FLATTEN(tyr__a, TYR__NORM(tyr__a, start), TYR__NORM(tyr__a, end)))(                 \
-        tyr__ea ? tyr_flatten_at(tyr__s, tyr__ea, (start), (end)) : NULL);                         \
+        tyr__ea ? tyr_result_at(tyr__s, "tyr_flatten",                                             \
+                                tyr_flatten_at(tyr__s, tyr__ea, (start), (end)))                   \
+                : NULL);                                                                           \
   })
 
 /* narrow: dim replaced by len */
@@ -250,7 +259,9 @@ TYR_CT_ERROR(tyr__ct_narrow, tyr__ct_narrow_msg);
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_narrow", "x", tyr__a);                           \
     (TYR__TYPE_REPLACE(tyr__a, TYR__NORM(tyr__a, dim), len))(                                      \
-        tyr__ea ? tyr_narrow_at(tyr__s, tyr__ea, (dim), (start), (len)) : NULL);                   \
+        tyr__ea ? tyr_result_at(tyr__s, "tyr_narrow",                                              \
+                                tyr_narrow_at(tyr__s, tyr__ea, (dim), (start), (len)))             \
+                : NULL);                                                                           \
   })
 
 /* cat: dim replaced by the sum; every other dim equal */
@@ -283,7 +294,10 @@ TYR_CT_ERROR(tyr__ct_cat3, tyr__ct_cat3_msg);
     tyr_tensor *tyr__eb = tyr__ea ? TYR__CLAIM(tyr__s, "tyr_cat", "b", tyr__b) : NULL;             \
     (TYR__TYPE_REPLACE(tyr__a, TYR__NORM(tyr__a, dim),                                             \
                        TYR__DIMN(tyr__a, dim) + TYR__DIMN(tyr__b, dim)))(                          \
-        tyr__eb ? tyr_cat_at(tyr__s, 2, (tyr_tensor *const[]){tyr__ea, tyr__eb}, (dim)) : NULL);   \
+        tyr__eb                                                                                    \
+            ? tyr_result_at(tyr__s, "tyr_cat",                                                     \
+                            tyr_cat_at(tyr__s, 2, (tyr_tensor *const[]){tyr__ea, tyr__eb}, (dim))) \
+            : NULL);                                                                               \
   })
 #define tyr_cat3(a, b, c, dim)                                                                     \
   ({                                                                                               \
@@ -299,8 +313,11 @@ TYR_CT_ERROR(tyr__ct_cat3, tyr__ct_cat3_msg);
     tyr_tensor *tyr__ec = tyr__eb ? TYR__CLAIM(tyr__s, "tyr_cat", "c", tyr__c) : NULL;             \
     (TYR__TYPE_REPLACE(tyr__a, TYR__NORM(tyr__a, dim),                                             \
                        TYR__DIMN(tyr__a, dim) + TYR__DIMN(tyr__b, dim) + TYR__DIMN(tyr__c, dim)))( \
-        tyr__ec ? tyr_cat_at(tyr__s, 3, (tyr_tensor *const[]){tyr__ea, tyr__eb, tyr__ec}, (dim))   \
-                : NULL);                                                                           \
+        tyr__ec                                                                                    \
+            ? tyr_result_at(                                                                       \
+                  tyr__s, "tyr_cat",                                                               \
+                  tyr_cat_at(tyr__s, 3, (tyr_tensor *const[]){tyr__ea, tyr__eb, tyr__ec}, (dim)))  \
+            : NULL);                                                                               \
   })
 
 /* stack: a new dim of size n at dim; operands of one shape */
@@ -322,7 +339,10 @@ TYR_CT_ERROR(tyr__ct_stack3, tyr__ct_stack3_msg);
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_stack", "a", tyr__a);                            \
     tyr_tensor *tyr__eb = tyr__ea ? TYR__CLAIM(tyr__s, "tyr_stack", "b", tyr__b) : NULL;           \
     (TYR__TYPE_INSERT(tyr__a, TYR__INORM(tyr__a, dim), 2))(                                        \
-        tyr__eb ? tyr_stack_at(tyr__s, 2, (tyr_tensor *const[]){tyr__ea, tyr__eb}, (dim)) : NULL); \
+        tyr__eb ? tyr_result_at(                                                                   \
+                      tyr__s, "tyr_stack",                                                         \
+                      tyr_stack_at(tyr__s, 2, (tyr_tensor *const[]){tyr__ea, tyr__eb}, (dim)))     \
+                : NULL);                                                                           \
   })
 #define tyr_stack3(a, b, c, dim)                                                                   \
   ({                                                                                               \
@@ -337,8 +357,11 @@ TYR_CT_ERROR(tyr__ct_stack3, tyr__ct_stack3_msg);
     tyr_tensor *tyr__eb = tyr__ea ? TYR__CLAIM(tyr__s, "tyr_stack", "b", tyr__b) : NULL;           \
     tyr_tensor *tyr__ec = tyr__eb ? TYR__CLAIM(tyr__s, "tyr_stack", "c", tyr__c) : NULL;           \
     (TYR__TYPE_INSERT(tyr__a, TYR__INORM(tyr__a, dim), 3))(                                        \
-        tyr__ec ? tyr_stack_at(tyr__s, 3, (tyr_tensor *const[]){tyr__ea, tyr__eb, tyr__ec}, (dim)) \
-                : NULL);                                                                           \
+        tyr__ec                                                                                    \
+            ? tyr_result_at(tyr__s, "tyr_stack",                                                   \
+                            tyr_stack_at(tyr__s, 3,                                                \
+                                         (tyr_tensor *const[]){tyr__ea, tyr__eb, tyr__ec}, (dim))) \
+            : NULL);                                                                               \
   })
 
 /* chunk2/chunk3: equal pieces stored through the pointers; evaluates to
@@ -387,7 +410,9 @@ TYR_CT_ERROR(tyr__ct_triu, tyr__ct_triu_msg);
     TYR_RULE(tyr_rank(tyr__a) >= 2, tyr__ct_##name);                                               \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_" #name, "x", tyr__a);                           \
-    (__typeof__(tyr__a))(tyr__ea ? tyr_##name##_at(tyr__s, tyr__ea, (k)) : NULL);                  \
+    (__typeof__(tyr__a))(tyr__ea ? tyr_result_at(tyr__s, "tyr_" #name,                             \
+                                                 tyr_##name##_at(tyr__s, tyr__ea, (k)))            \
+                                 : NULL);                                                          \
   })
 #define tyr_tril(x, k) TYR__TTRI(tril, x, k)
 #define tyr_triu(x, k) TYR__TTRI(triu, x, k)

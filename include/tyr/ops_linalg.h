@@ -102,7 +102,8 @@ TYR_CT_ERROR(tyr__ct_linear_bias, tyr__ct_linear_bias_msg);
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_matmul", "a", tyr__a);                           \
     tyr_tensor *tyr__eb = tyr__ea ? TYR__CLAIM(tyr__s, "tyr_matmul", "b", tyr__b) : NULL;          \
     (TYR__TYPE_REPLACE(tyr__a, tyr_rank(tyr__a) - 1, TYR__DIMN(tyr__b, -1)))(                      \
-        tyr__eb ? tyr_matmul_at(tyr__s, tyr__ea, tyr__eb) : NULL);                                 \
+        tyr__eb ? tyr_result_at(tyr__s, "tyr_matmul", tyr_matmul_at(tyr__s, tyr__ea, tyr__eb))     \
+                : NULL);                                                                           \
   })
 
 /* Result type: x's type with its last dim replaced by w's first dim. */
@@ -120,7 +121,9 @@ TYR_CT_ERROR(tyr__ct_linear_bias, tyr__ct_linear_bias_msg);
     tyr_tensor *tyr__ex = TYR__CLAIM(tyr__s, "tyr_linear", "x", tyr__x);                           \
     tyr_tensor *tyr__ew = tyr__ex ? TYR__CLAIM(tyr__s, "tyr_linear", "w", tyr__w) : NULL;          \
     (TYR__TYPE_REPLACE(tyr__x, tyr_rank(tyr__x) - 1, TYR__D0(tyr__w)))(                            \
-        tyr__ew ? tyr_linear_at(tyr__s, tyr__ex, tyr__ew, NULL) : NULL);                           \
+        tyr__ew                                                                                    \
+            ? tyr_result_at(tyr__s, "tyr_linear", tyr_linear_at(tyr__s, tyr__ex, tyr__ew, NULL))   \
+            : NULL);                                                                               \
   })
 #define tyr_linear_bias(x, w, bias)                                                                \
   ({                                                                                               \
@@ -139,7 +142,9 @@ TYR_CT_ERROR(tyr__ct_linear_bias, tyr__ct_linear_bias_msg);
     tyr_tensor *tyr__ew = tyr__ex ? TYR__CLAIM(tyr__s, "tyr_linear", "w", tyr__w) : NULL;          \
     tyr_tensor *tyr__eb = tyr__ew ? TYR__CLAIM(tyr__s, "tyr_linear", "bias", tyr__bias) : NULL;    \
     (TYR__TYPE_REPLACE(tyr__x, tyr_rank(tyr__x) - 1, TYR__D0(tyr__w)))(                            \
-        tyr__eb ? tyr_linear_at(tyr__s, tyr__ex, tyr__ew, tyr__eb) : NULL);                        \
+        tyr__eb ? tyr_result_at(tyr__s, "tyr_linear",                                              \
+                                tyr_linear_at(tyr__s, tyr__ex, tyr__ew, tyr__eb))                  \
+                : NULL);                                                                           \
   })
 
 #ifdef __cplusplus

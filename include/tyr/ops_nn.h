@@ -178,7 +178,9 @@ TYR_CT_ERROR(tyr__ct_sdpa_groups, tyr__ct_sdpa_groups_msg);
              tyr__ct_##name##_dim);                                                                \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_" #name, "x", tyr__a);                           \
-    (__typeof__(tyr__a))(tyr__ea ? tyr_##name##_at(tyr__s, tyr__ea, (d)) : NULL);                  \
+    (__typeof__(tyr__a))(tyr__ea ? tyr_result_at(tyr__s, "tyr_" #name,                             \
+                                                 tyr_##name##_at(tyr__s, tyr__ea, (d)))            \
+                                 : NULL);                                                          \
   })
 #define tyr_softmax(x, dim) TYR__TSOFTMAX(softmax, x, dim)
 #define tyr_log_softmax(x, dim) TYR__TSOFTMAX(log_softmax, x, dim)
@@ -200,7 +202,10 @@ TYR_CT_ERROR(tyr__ct_sdpa_groups, tyr__ct_sdpa_groups_msg);
     tyr_tensor *tyr__el = TYR__CLAIM(tyr__s, "tyr_cross_entropy", "logits", tyr__l);               \
     tyr_tensor *tyr__et =                                                                          \
         tyr__el ? TYR__CLAIM(tyr__s, "tyr_cross_entropy", "targets", tyr__t) : NULL;               \
-    (tyr_T0)(tyr__et ? tyr_cross_entropy_at(tyr__s, tyr__el, tyr__et, (ignore_index)) : NULL);     \
+    (tyr_T0)(tyr__et                                                                               \
+                 ? tyr_result_at(tyr__s, "tyr_cross_entropy",                                      \
+                                 tyr_cross_entropy_at(tyr__s, tyr__el, tyr__et, (ignore_index)))   \
+                 : NULL);                                                                          \
   })
 
 /* x [d0, ..., dk, C], w [V, C], targets [d0, ..., dk] -> scalar */
@@ -233,9 +238,10 @@ TYR_CT_ERROR(tyr__ct_linear_ce_targets, tyr__ct_linear_ce_targets_msg);
         tyr__ex ? TYR__CLAIM(tyr__s, "tyr_linear_cross_entropy", "w", tyr__w) : NULL;              \
     tyr_tensor *tyr__et =                                                                          \
         tyr__ew ? TYR__CLAIM(tyr__s, "tyr_linear_cross_entropy", "targets", tyr__t) : NULL;        \
-    (tyr_T0)(tyr__et                                                                               \
-                 ? tyr_linear_cross_entropy_at(tyr__s, tyr__ex, tyr__ew, tyr__et, (ignore_index))  \
-                 : NULL);                                                                          \
+    (tyr_T0)(tyr__et ? tyr_result_at(tyr__s, "tyr_linear_cross_entropy",                           \
+                                     tyr_linear_cross_entropy_at(tyr__s, tyr__ex, tyr__ew,         \
+                                                                 tyr__et, (ignore_index)))         \
+                     : NULL);                                                                      \
   })
 
 #define tyr_mse_loss(a, b)                                                                         \
@@ -266,7 +272,9 @@ TYR_CT_ERROR(tyr__ct_linear_ce_targets, tyr__ct_linear_ce_targets_msg);
     tyr__ok = tyr__ea != NULL;                                                                     \
     tyr_tensor *tyr__ew = TYR__CLAIM_OPT(tyr__s, "tyr_layer_norm", "w", tyr__w, tyr__ok);          \
     tyr_tensor *tyr__eb = TYR__CLAIM_OPT(tyr__s, "tyr_layer_norm", "b", tyr__b, tyr__ok);          \
-    (__typeof__(tyr__a))(tyr__ok ? tyr_layer_norm_at(tyr__s, tyr__ea, tyr__ew, tyr__eb, (eps))     \
+    (__typeof__(tyr__a))(tyr__ok ? tyr_result_at(tyr__s, "tyr_layer_norm",                         \
+                                                 tyr_layer_norm_at(tyr__s, tyr__ea, tyr__ew,       \
+                                                                   tyr__eb, (eps)))                \
                                  : NULL);                                                          \
   })
 /* x [..., C], w [C] or NULL */
@@ -281,7 +289,9 @@ TYR_CT_ERROR(tyr__ct_linear_ce_targets, tyr__ct_linear_ce_targets_msg);
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_rms_norm", "x", tyr__a);                         \
     tyr__ok = tyr__ea != NULL;                                                                     \
     tyr_tensor *tyr__ew = TYR__CLAIM_OPT(tyr__s, "tyr_rms_norm", "w", tyr__w, tyr__ok);            \
-    (__typeof__(tyr__a))(tyr__ok ? tyr_rms_norm_at(tyr__s, tyr__ea, tyr__ew, (eps)) : NULL);       \
+    (__typeof__(tyr__a))(tyr__ok ? tyr_result_at(tyr__s, "tyr_rms_norm",                           \
+                                                 tyr_rms_norm_at(tyr__s, tyr__ea, tyr__ew, (eps))) \
+                                 : NULL);                                                          \
   })
 
 #define tyr_dropout(x, p, training)                                                                \
@@ -307,7 +317,9 @@ TYR_CT_ERROR(tyr__ct_linear_ce_targets, tyr__ct_linear_ce_targets_msg);
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_rotary", "x", tyr__a);                           \
     tyr_tensor *tyr__ec = tyr__ea ? TYR__CLAIM(tyr__s, "tyr_rotary", "cos", tyr__c) : NULL;        \
     tyr_tensor *tyr__en = tyr__ec ? TYR__CLAIM(tyr__s, "tyr_rotary", "sin", tyr__n) : NULL;        \
-    (__typeof__(tyr__a))(tyr__en ? tyr_rotary_at(tyr__s, tyr__ea, tyr__ec, tyr__en) : NULL);       \
+    (__typeof__(tyr__a))(tyr__en ? tyr_result_at(tyr__s, "tyr_rotary",                             \
+                                                 tyr_rotary_at(tyr__s, tyr__ea, tyr__ec, tyr__en)) \
+                                 : NULL);                                                          \
   })
 /* tyr_T(T, D / 2) cos, sin;  tyr_rotary_tables(T, D, 10000.0, &cos, &sin);
  * default dtype and device; the handles' type must be [T, D/2]. */
@@ -341,7 +353,9 @@ TYR_CT_ERROR(tyr__ct_linear_ce_targets, tyr__ct_linear_ce_targets_msg);
     tyr_tensor *tyr__eq = TYR__CLAIM(tyr__s, "tyr_sdpa", "q", tyr__q);                             \
     tyr_tensor *tyr__ek = tyr__eq ? TYR__CLAIM(tyr__s, "tyr_sdpa", "k", tyr__k) : NULL;            \
     tyr_tensor *tyr__ev = tyr__ek ? TYR__CLAIM(tyr__s, "tyr_sdpa", "v", tyr__v) : NULL;            \
-    (__typeof__(tyr__q))(tyr__ev ? tyr_sdpa_at(tyr__s, tyr__eq, tyr__ek, tyr__ev, (__VA_ARGS__))   \
+    (__typeof__(tyr__q))(tyr__ev ? tyr_result_at(tyr__s, "tyr_sdpa",                               \
+                                                 tyr_sdpa_at(tyr__s, tyr__eq, tyr__ek, tyr__ev,    \
+                                                             (__VA_ARGS__)))                       \
                                  : NULL);                                                          \
   })
 
