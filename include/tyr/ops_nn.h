@@ -378,11 +378,20 @@ TYR_CT_ERROR(tyr__ct_sdpa_mask, tyr__ct_sdpa_mask_msg);
              tyr__ct_sdpa_mask);                                                                   \
     tyr_site tyr__ms = TYR_SITE;                                                                   \
     tyr_tensor *tyr__em = TYR__CLAIM(tyr__ms, "tyr_sdpa_masked", "mask", tyr__m);                  \
-    if (tyr__o && tyr__o->mask)                                                                    \
+    if (tyr__em && (TYR__D0(tyr__m) != TYR__D2(tyr__sq) || TYR__D1(tyr__m) != TYR__D2(tyr__sk))) { \
+      tyr_raise(TYR_ERR_SHAPE, tyr__ms, "tyr_sdpa_masked",                                         \
+                "the mask is [%lld, %lld] but q is [.., %lld, ..] and k [.., %lld, ..] (the mask " \
+                "must be [T, S])",                                                                 \
+                (long long)TYR__D0(tyr__m), (long long)TYR__D1(tyr__m),                            \
+                (long long)TYR__D2(tyr__sq), (long long)TYR__D2(tyr__sk));                         \
+      tyr__em = NULL;                                                                              \
+    }                                                                                              \
+    if (tyr__em && tyr__o && tyr__o->mask) {                                                       \
       tyr_raise(TYR_ERR_ARG, tyr__ms, "tyr_sdpa_masked", "opts->mask must be NULL");               \
+      tyr__em = NULL;                                                                              \
+    }                                                                                              \
     tyr__mo.mask = tyr__em;                                                                        \
-    tyr__em && !(tyr__o && tyr__o->mask) ? tyr_sdpa(tyr__sq, tyr__sk, v, &tyr__mo)                 \
-                                         : (__typeof__(tyr__sq))NULL;                              \
+    tyr__em ? tyr_sdpa(tyr__sq, tyr__sk, v, &tyr__mo) : (__typeof__(tyr__sq))NULL;                 \
   })
 
 #ifdef __cplusplus
