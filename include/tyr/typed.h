@@ -47,15 +47,36 @@
  *     tyr__a) for every handle operand (NULL stops), including optional
  *     ones (TYR__OPTIONAL, TYR__CLAIM_OPT) and masks: no operand may be an
  *     unchecked erased tensor.
- *  5. The result: TYR_RESULT(type, tyr__s, "tyr_foo", call): the cast to the result
- *     type computed from the locals' types, and a stamp of the op and call
- *     site on the tensor, so that a handle later found to disagree with its
- *     type (a variable declared with another shape) names this line.
+ *  5. The result: TYR_RESULT(type, tyr__s, "tyr_foo", call): the cast to
+ *     the result type computed from the locals' types, and a stamp of the
+ *     op and call site on the tensor, so that a handle later found to
+ *     disagree with its type (a variable declared with another shape)
+ *     names this line.
  *  6. Tests: a must-fail snippet in tests/compile/fail per rule (// expect:
  *     the op's name and message), one whose result goes into a wrongly
  *     declared variable, must-pass coverage with constant, run-time and
  *     mixed dims in tests/compile/pass, and the op in
- *     tests/typed/test_typed_once.c (each argument evaluated once). */
+ *     tests/typed/test_typed_once.c (each argument evaluated once).
+ *  Also: messages without apostrophes (gcc prints them as \' in static
+ *  assertions); dims of locals read with TYR__DIMN / TYR__D0..5 (tyr_dim
+ *  range-checks, for users); macro parameters not named like a struct
+ *  field the body uses.  Example, x [..., C] and w [C] -> x's type (one
+ *  macro, line continuations left out):
+ *    #define tyr__ct_foo_msg "tyr_foo: w must be [C] for x [..., C]"
+ *    TYR_CT_ERROR(tyr__ct_foo, tyr__ct_foo_msg);
+ *    #define tyr_foo(x, w) ({
+ *      __auto_type tyr__a = (x);
+ *      __auto_type tyr__w = (w);
+ *      TYR_RULE_RANK(tyr__w, 1, tyr__ct_foo);
+ *      TYR_RULE(TYR__D0(tyr__w) == TYR__DIMN(tyr__a, -1), tyr__ct_foo);
+ *      tyr_site tyr__s = TYR_SITE;
+ *      tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_foo", "x", tyr__a);
+ *      tyr_tensor *tyr__ew =
+ *          tyr__ea ? TYR__CLAIM(tyr__s, "tyr_foo", "w", tyr__w) : NULL;
+ *      TYR_RESULT(__typeof__(tyr__a), tyr__s, "tyr_foo",
+ *                 tyr__ew ? tyr_foo_at(tyr__s, tyr__ea, tyr__ew) : NULL); })
+ *  TYR_TYPED_UNARY and TYR_TYPED_SAME2 do all of this for the two common
+ *  shapes of op. */
 #ifndef TYR_TYPED_H
 #define TYR_TYPED_H
 
