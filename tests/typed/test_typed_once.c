@@ -33,7 +33,7 @@ static int failures;
   tyr_T(B, T) idx = tyr_zeros_to(TYR_I64, TYR_DEVICE_CPU, B, T);                                   \
   tyr_T(B, T, D) mask = tyr_lt(x, y);                                                              \
   /* lifetimes and autograd */                                                                     \
-  ONCE(1, tyr_keep(C(tyr_randn(B, T, D))));                                                        \
+  ONCE(1, tyr_free(tyr_keep(C(tyr_randn(B, T, D)))));                                              \
   ONCE(1, tyr_retain(C(x)));                                                                       \
   tyr_tensor_release(tyr_erase(x));                                                                \
   tyr_T(V, D) wg = tyr_requires_grad(C(tyr_randn(V, D)));                                          \
