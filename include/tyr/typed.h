@@ -321,8 +321,20 @@ TYR_CT_ERROR(tyr__ct_set, tyr__ct_set_msg);
     CHECK(TYR__D5(a) == TYR__D5(b), failfn);                                                       \
   } while (0)
 #define TYR_CT_SAME_SHAPE(a, b, failfn) TYR__SAME_SHAPE_(a, b, TYR_CT_CHECK, failfn)
-/* The same through TYR_RULE (needs failfn##_msg). */
-#define TYR_RULE_SAME_SHAPE(a, b, failfn) TYR__SAME_SHAPE_(a, b, TYR_RULE, failfn)
+/* The same through TYR_RULE (needs failfn##_msg): one static assertion
+ * over every dim that is a constant in both, then the optimizer's checks. */
+#define TYR_RULE_SAME_SHAPE(a, b, failfn)                                                          \
+  do {                                                                                             \
+    enum {                                                                                         \
+      tyr__same_ok =                                                                               \
+          !(TYR__CT_BAD(tyr_rank(a) == tyr_rank(b)) || TYR__CT_BAD(TYR__D0(a) == TYR__D0(b)) ||    \
+            TYR__CT_BAD(TYR__D1(a) == TYR__D1(b)) || TYR__CT_BAD(TYR__D2(a) == TYR__D2(b)) ||      \
+            TYR__CT_BAD(TYR__D3(a) == TYR__D3(b)) || TYR__CT_BAD(TYR__D4(a) == TYR__D4(b)) ||      \
+            TYR__CT_BAD(TYR__D5(a) == TYR__D5(b)))                                                 \
+    };                                                                                             \
+    _Static_assert(tyr__same_ok, failfn##_msg);                                                    \
+    TYR_CT_SAME_SHAPE(a, b, failfn);                                                               \
+  } while (0)
 
 /* A typed op of one handle whose result has the operand's type. */
 #define TYR_TYPED_UNARY(name, call, a)                                                             \
