@@ -190,19 +190,21 @@ int tyr__loader_next_checked_at(tyr_site s, tyr_loader *l, int64_t B, int64_t T,
  * claim are checked at run time (an error names the call).  B and T follow
  * the typed layer's rule: positive and free of side effects.  On error *x
  * and *y are NULL. */
-TYR_CT_ERROR(tyr__loader_next_rank_error,
-             "tyr_loader_next: x and y must be rank-2 handles, declared tyr_T(B, T)");
-TYR_CT_ERROR(tyr__loader_next_shape_error,
-             "tyr_loader_next: B and T differ from the dims in the type of x or y");
+#define tyr__loader_next_rank_error_msg                                                            \
+  "tyr_loader_next: x and y must be rank-2 handles, declared tyr_T(B, T)"
+TYR_CT_ERROR(tyr__loader_next_rank_error, tyr__loader_next_rank_error_msg);
+#define tyr__loader_next_shape_error_msg                                                           \
+  "tyr_loader_next: B and T differ from the dims in the type of x or y"
+TYR_CT_ERROR(tyr__loader_next_shape_error, tyr__loader_next_shape_error_msg);
 #define tyr_loader_next(l, B, T, px, py)                                                           \
   ({                                                                                               \
     __auto_type tyr__px = (px);                                                                    \
     __auto_type tyr__py = (py);                                                                    \
-    TYR_CT_RANK(*tyr__px, 2, tyr__loader_next_rank_error);                                         \
-    TYR_CT_RANK(*tyr__py, 2, tyr__loader_next_rank_error);                                         \
-    TYR_CT_CHECK(TYR__D0(*tyr__px) == (B) && TYR__D1(*tyr__px) == (T) &&                           \
-                     TYR__D0(*tyr__py) == (B) && TYR__D1(*tyr__py) == (T),                         \
-                 tyr__loader_next_shape_error);                                                    \
+    TYR_RULE_RANK(*tyr__px, 2, tyr__loader_next_rank_error);                                       \
+    TYR_RULE_RANK(*tyr__py, 2, tyr__loader_next_rank_error);                                       \
+    TYR_RULE(TYR__D0(*tyr__px) == (B) && TYR__D1(*tyr__px) == (T) && TYR__D0(*tyr__py) == (B) &&   \
+                 TYR__D1(*tyr__py) == (T),                                                         \
+             tyr__loader_next_shape_error);                                                        \
     tyr_tensor *tyr__lx = NULL, *tyr__ly = NULL;                                                   \
     int tyr__lrc = tyr__loader_next_checked_at(                                                    \
         TYR_SITE, (l), (B), (T), (const int64_t[]){TYR__D0(*tyr__px), TYR__D1(*tyr__px)},          \

@@ -137,12 +137,13 @@ int tyr_fill_at(tyr_site s, tyr_tensor *t, double v);
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_to_host", "x", tyr__a);                          \
     tyr__ea ? tyr_to_host_at(tyr__s, tyr__ea, (dst), (n)) : -1;                                    \
   })
-TYR_CT_ERROR(tyr__ct_copy, "tyr_copy: source and destination have different shapes");
+#define tyr__ct_copy_msg "tyr_copy: source and destination have different shapes"
+TYR_CT_ERROR(tyr__ct_copy, tyr__ct_copy_msg);
 #define tyr_copy(dst, src)                                                                         \
   ({                                                                                               \
     __auto_type tyr__a = (dst);                                                                    \
     __auto_type tyr__b = (src);                                                                    \
-    TYR_CT_SAME_SHAPE(tyr__a, tyr__b, tyr__ct_copy);                                               \
+    TYR_RULE_SAME_SHAPE(tyr__a, tyr__b, tyr__ct_copy);                                             \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_copy", "dst", tyr__a);                           \
     tyr_tensor *tyr__eb = tyr__ea ? TYR__CLAIM(tyr__s, "tyr_copy", "src", tyr__b) : NULL;          \

@@ -181,24 +181,74 @@ tyr_tensor *tyr_expand_at(tyr_site s, tyr_tensor *x, int rank, const int64_t *sh
 #define tyr_clamp(x, lo, hi)                                                                       \
   TYR_TYPED_UNARY("tyr_clamp", tyr_clamp_at(tyr__s, tyr__ea, (lo), (hi)), x)
 
-TYR_CT_ERROR(tyr__ct_add, "tyr_add: operands have different shapes (no implicit broadcasting: use "
-                          "tyr_expand or tyr_add_row/tyr_add_col)");
-TYR_CT_ERROR(tyr__ct_sub, "tyr_sub: operands have different shapes (no implicit broadcasting: use "
-                          "tyr_expand or tyr_sub_row/tyr_sub_col)");
-TYR_CT_ERROR(tyr__ct_mul, "tyr_mul: operands have different shapes (no implicit broadcasting: use "
-                          "tyr_expand or tyr_mul_row/tyr_mul_col)");
-TYR_CT_ERROR(tyr__ct_div, "tyr_div: operands have different shapes (no implicit broadcasting: use "
-                          "tyr_expand or tyr_div_row/tyr_div_col)");
-TYR_CT_ERROR(tyr__ct_pow, "tyr_pow: operands have different shapes");
-TYR_CT_ERROR(tyr__ct_maximum, "tyr_maximum: operands have different shapes");
-TYR_CT_ERROR(tyr__ct_minimum, "tyr_minimum: operands have different shapes");
-TYR_CT_ERROR(tyr__ct_cmp, "tyr_compare: operands of a comparison have different shapes");
-TYR_CT_ERROR(tyr__ct_where, "tyr_where: condition and operands have different shapes");
-TYR_CT_ERROR(tyr__ct_masked_fill, "tyr_masked_fill: mask and tensor have different shapes");
-TYR_CT_ERROR(tyr__ct_row, "tyr_add_row: the row's length differs from the last dim of x (x is "
-                          "[..., C], row must be [C])");
-TYR_CT_ERROR(tyr__ct_col, "tyr_add_col: col must be x's shape without its last dim");
-TYR_CT_ERROR(tyr__ct_expand, "tyr_expand: a dim of x is neither 1 nor the target's dim");
+#define tyr__ct_add_msg                                                                            \
+  "tyr_add: operands have different shapes (no implicit broadcasting: use "                        \
+  "tyr_expand or tyr_add_row/tyr_add_col)"
+TYR_CT_ERROR(tyr__ct_add, tyr__ct_add_msg);
+#define tyr__ct_sub_msg                                                                            \
+  "tyr_sub: operands have different shapes (no implicit broadcasting: use "                        \
+  "tyr_expand or tyr_sub_row/tyr_sub_col)"
+TYR_CT_ERROR(tyr__ct_sub, tyr__ct_sub_msg);
+#define tyr__ct_mul_msg                                                                            \
+  "tyr_mul: operands have different shapes (no implicit broadcasting: use "                        \
+  "tyr_expand or tyr_mul_row/tyr_mul_col)"
+TYR_CT_ERROR(tyr__ct_mul, tyr__ct_mul_msg);
+#define tyr__ct_div_msg                                                                            \
+  "tyr_div: operands have different shapes (no implicit broadcasting: use "                        \
+  "tyr_expand or tyr_div_row/tyr_div_col)"
+TYR_CT_ERROR(tyr__ct_div, tyr__ct_div_msg);
+#define tyr__ct_pow_msg "tyr_pow: operands have different shapes"
+TYR_CT_ERROR(tyr__ct_pow, tyr__ct_pow_msg);
+#define tyr__ct_maximum_msg "tyr_maximum: operands have different shapes"
+TYR_CT_ERROR(tyr__ct_maximum, tyr__ct_maximum_msg);
+#define tyr__ct_minimum_msg "tyr_minimum: operands have different shapes"
+TYR_CT_ERROR(tyr__ct_minimum, tyr__ct_minimum_msg);
+#define tyr__ct_eq_msg "tyr_eq: operands of the comparison have different shapes"
+TYR_CT_ERROR(tyr__ct_eq, tyr__ct_eq_msg);
+#define tyr__ct_ne_msg "tyr_ne: operands of the comparison have different shapes"
+TYR_CT_ERROR(tyr__ct_ne, tyr__ct_ne_msg);
+#define tyr__ct_lt_msg "tyr_lt: operands of the comparison have different shapes"
+TYR_CT_ERROR(tyr__ct_lt, tyr__ct_lt_msg);
+#define tyr__ct_le_msg "tyr_le: operands of the comparison have different shapes"
+TYR_CT_ERROR(tyr__ct_le, tyr__ct_le_msg);
+#define tyr__ct_gt_msg "tyr_gt: operands of the comparison have different shapes"
+TYR_CT_ERROR(tyr__ct_gt, tyr__ct_gt_msg);
+#define tyr__ct_ge_msg "tyr_ge: operands of the comparison have different shapes"
+TYR_CT_ERROR(tyr__ct_ge, tyr__ct_ge_msg);
+#define tyr__ct_where_msg "tyr_where: condition and operands have different shapes"
+TYR_CT_ERROR(tyr__ct_where, tyr__ct_where_msg);
+#define tyr__ct_masked_fill_msg "tyr_masked_fill: mask and tensor have different shapes"
+TYR_CT_ERROR(tyr__ct_masked_fill, tyr__ct_masked_fill_msg);
+#define tyr__ct_add_row_msg                                                                        \
+  "tyr_add_row: the length of the row differs from the last dim of x (x is [..., C], row must be " \
+  "[C])"
+TYR_CT_ERROR(tyr__ct_add_row, tyr__ct_add_row_msg);
+#define tyr__ct_sub_row_msg                                                                        \
+  "tyr_sub_row: the length of the row differs from the last dim of x (x is [..., C], row must be " \
+  "[C])"
+TYR_CT_ERROR(tyr__ct_sub_row, tyr__ct_sub_row_msg);
+#define tyr__ct_mul_row_msg                                                                        \
+  "tyr_mul_row: the length of the row differs from the last dim of x (x is [..., C], row must be " \
+  "[C])"
+TYR_CT_ERROR(tyr__ct_mul_row, tyr__ct_mul_row_msg);
+#define tyr__ct_div_row_msg                                                                        \
+  "tyr_div_row: the length of the row differs from the last dim of x (x is [..., C], row must be " \
+  "[C])"
+TYR_CT_ERROR(tyr__ct_div_row, tyr__ct_div_row_msg);
+#define tyr__ct_add_col_msg                                                                        \
+  "tyr_add_col: col must be the shape of x without its last dim (x is [..., C])"
+TYR_CT_ERROR(tyr__ct_add_col, tyr__ct_add_col_msg);
+#define tyr__ct_sub_col_msg                                                                        \
+  "tyr_sub_col: col must be the shape of x without its last dim (x is [..., C])"
+TYR_CT_ERROR(tyr__ct_sub_col, tyr__ct_sub_col_msg);
+#define tyr__ct_mul_col_msg                                                                        \
+  "tyr_mul_col: col must be the shape of x without its last dim (x is [..., C])"
+TYR_CT_ERROR(tyr__ct_mul_col, tyr__ct_mul_col_msg);
+#define tyr__ct_div_col_msg                                                                        \
+  "tyr_div_col: col must be the shape of x without its last dim (x is [..., C])"
+TYR_CT_ERROR(tyr__ct_div_col, tyr__ct_div_col_msg);
+#define tyr__ct_expand_msg "tyr_expand: a dim of x is neither 1 nor the dim of the target"
+TYR_CT_ERROR(tyr__ct_expand, tyr__ct_expand_msg);
 
 #define TYR__TB(name, x, y)                                                                        \
   TYR_TYPED_SAME2("tyr_" #name, tyr__ct_##name, tyr_##name##_at(tyr__s, tyr__ea, tyr__eb), x, y)
@@ -211,7 +261,7 @@ TYR_CT_ERROR(tyr__ct_expand, "tyr_expand: a dim of x is neither 1 nor the target
 #define tyr_minimum(a, b) TYR__TB(minimum, a, b)
 /* comparisons: same type as the operands, but the tensor is bool */
 #define TYR__TC(name, x, y)                                                                        \
-  TYR_TYPED_SAME2("tyr_" #name, tyr__ct_cmp, tyr_##name##_at(tyr__s, tyr__ea, tyr__eb), x, y)
+  TYR_TYPED_SAME2("tyr_" #name, tyr__ct_##name, tyr_##name##_at(tyr__s, tyr__ea, tyr__eb), x, y)
 #define tyr_eq(a, b) TYR__TC(eq, a, b)
 #define tyr_ne(a, b) TYR__TC(ne, a, b)
 #define tyr_lt(a, b) TYR__TC(lt, a, b)
@@ -226,13 +276,15 @@ TYR_CT_ERROR(tyr__ct_expand, "tyr_expand: a dim of x is neither 1 nor the target
     __auto_type tyr__c = (cond);                                                                   \
     __auto_type tyr__x = (a);                                                                      \
     __auto_type tyr__y = (b);                                                                      \
-    TYR_CT_SAME_SHAPE(tyr__c, tyr__x, tyr__ct_where);                                              \
-    TYR_CT_SAME_SHAPE(tyr__x, tyr__y, tyr__ct_where);                                              \
+    TYR_RULE_SAME_SHAPE(tyr__c, tyr__x, tyr__ct_where);                                            \
+    TYR_RULE_SAME_SHAPE(tyr__x, tyr__y, tyr__ct_where);                                            \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ec = TYR__CLAIM(tyr__s, "tyr_where", "cond", tyr__c);                         \
     tyr_tensor *tyr__ex = tyr__ec ? TYR__CLAIM(tyr__s, "tyr_where", "a", tyr__x) : NULL;           \
     tyr_tensor *tyr__ey = tyr__ex ? TYR__CLAIM(tyr__s, "tyr_where", "b", tyr__y) : NULL;           \
-    (__typeof__(tyr__x))(tyr__ey ? tyr_where_at(tyr__s, tyr__ec, tyr__ex, tyr__ey) : NULL);        \
+    (__typeof__(tyr__x))(tyr__ey ? tyr_result_at(tyr__s, "tyr_where",                              \
+                                                 tyr_where_at(tyr__s, tyr__ec, tyr__ex, tyr__ey))  \
+                                 : NULL);                                                          \
   })
 
 /* x: [..., C], row: [C] */
@@ -240,12 +292,14 @@ TYR_CT_ERROR(tyr__ct_expand, "tyr_expand: a dim of x is neither 1 nor the target
   ({                                                                                               \
     __auto_type tyr__a = (x);                                                                      \
     __auto_type tyr__b = (r);                                                                      \
-    TYR_CT_CHECK(tyr_rank(tyr__b) == 1, tyr__ct_row);                                              \
-    TYR_CT_CHECK(TYR__D0(tyr__b) == tyr_dim(tyr__a, -1), tyr__ct_row);                             \
+    TYR_RULE(tyr_rank(tyr__b) == 1, tyr__ct_##name);                                               \
+    TYR_RULE(TYR__D0(tyr__b) == TYR__DIMN(tyr__a, -1), tyr__ct_##name);                            \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_" #name, "x", tyr__a);                           \
     tyr_tensor *tyr__eb = tyr__ea ? TYR__CLAIM(tyr__s, "tyr_" #name, "row", tyr__b) : NULL;        \
-    (__typeof__(tyr__a))(tyr__eb ? tyr_##name##_at(tyr__s, tyr__ea, tyr__eb) : NULL);              \
+    (__typeof__(tyr__a))(tyr__eb ? tyr_result_at(tyr__s, "tyr_" #name,                             \
+                                                 tyr_##name##_at(tyr__s, tyr__ea, tyr__eb))        \
+                                 : NULL);                                                          \
   })
 #define tyr_add_row(x, r) TYR__TROW(add_row, x, r)
 #define tyr_sub_row(x, r) TYR__TROW(sub_row, x, r)
@@ -256,16 +310,18 @@ TYR_CT_ERROR(tyr__ct_expand, "tyr_expand: a dim of x is neither 1 nor the target
   ({                                                                                               \
     __auto_type tyr__a = (x);                                                                      \
     __auto_type tyr__b = (c);                                                                      \
-    TYR_CT_CHECK(tyr_rank(tyr__b) == tyr_rank(tyr__a) - 1, tyr__ct_col);                           \
-    TYR_CT_CHECK(tyr_rank(tyr__a) < 2 || TYR__D0(tyr__b) == TYR__D0(tyr__a), tyr__ct_col);         \
-    TYR_CT_CHECK(tyr_rank(tyr__a) < 3 || TYR__D1(tyr__b) == TYR__D1(tyr__a), tyr__ct_col);         \
-    TYR_CT_CHECK(tyr_rank(tyr__a) < 4 || TYR__D2(tyr__b) == TYR__D2(tyr__a), tyr__ct_col);         \
-    TYR_CT_CHECK(tyr_rank(tyr__a) < 5 || TYR__D3(tyr__b) == TYR__D3(tyr__a), tyr__ct_col);         \
-    TYR_CT_CHECK(tyr_rank(tyr__a) < 6 || TYR__D4(tyr__b) == TYR__D4(tyr__a), tyr__ct_col);         \
+    TYR_RULE(tyr_rank(tyr__b) == tyr_rank(tyr__a) - 1, tyr__ct_##name);                            \
+    TYR_RULE(tyr_rank(tyr__a) < 2 || TYR__D0(tyr__b) == TYR__D0(tyr__a), tyr__ct_##name);          \
+    TYR_RULE(tyr_rank(tyr__a) < 3 || TYR__D1(tyr__b) == TYR__D1(tyr__a), tyr__ct_##name);          \
+    TYR_RULE(tyr_rank(tyr__a) < 4 || TYR__D2(tyr__b) == TYR__D2(tyr__a), tyr__ct_##name);          \
+    TYR_RULE(tyr_rank(tyr__a) < 5 || TYR__D3(tyr__b) == TYR__D3(tyr__a), tyr__ct_##name);          \
+    TYR_RULE(tyr_rank(tyr__a) < 6 || TYR__D4(tyr__b) == TYR__D4(tyr__a), tyr__ct_##name);          \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_" #name, "x", tyr__a);                           \
     tyr_tensor *tyr__eb = tyr__ea ? TYR__CLAIM(tyr__s, "tyr_" #name, "col", tyr__b) : NULL;        \
-    (__typeof__(tyr__a))(tyr__eb ? tyr_##name##_at(tyr__s, tyr__ea, tyr__eb) : NULL);              \
+    (__typeof__(tyr__a))(tyr__eb ? tyr_result_at(tyr__s, "tyr_" #name,                             \
+                                                 tyr_##name##_at(tyr__s, tyr__ea, tyr__eb))        \
+                                 : NULL);                                                          \
   })
 #define tyr_add_col(x, c) TYR__TCOL(add_col, x, c)
 #define tyr_sub_col(x, c) TYR__TCOL(sub_col, x, c)
@@ -274,19 +330,21 @@ TYR_CT_ERROR(tyr__ct_expand, "tyr_expand: a dim of x is neither 1 nor the target
 
 /* tyr_expand(x, dims...): x's dims (aligned at the end) must be 1 or equal */
 #define TYR__EXPOK(x, n, j, d)                                                                     \
-  TYR_CT_CHECK((j) < (n)-tyr_rank(x) || tyr_dim(x, (j) - ((n)-tyr_rank(x))) == 1 ||                \
-                   tyr_dim(x, (j) - ((n)-tyr_rank(x))) == (d),                                     \
-               tyr__ct_expand)
+  TYR_RULE((j) < (n)-tyr_rank(x) || TYR__DIMN(x, (j) - ((n)-tyr_rank(x))) == 1 ||                  \
+               TYR__DIMN(x, (j) - ((n)-tyr_rank(x))) == (d),                                       \
+           tyr__ct_expand)
 #define tyr_expand(x, ...)                                                                         \
   ({                                                                                               \
     __auto_type tyr__a = (x);                                                                      \
-    TYR_CT_CHECK(tyr_rank(tyr__a) <= TYR__NARGS(__VA_ARGS__), tyr__ct_expand);                     \
+    TYR_RULE(tyr_rank(tyr__a) <= TYR__NARGS(__VA_ARGS__), tyr__ct_expand);                         \
     TYR__EXPCHK_(tyr__a, TYR__NARGS(__VA_ARGS__), TYR__PAD6(__VA_ARGS__));                         \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_expand", "x", tyr__a);                           \
-    (tyr_T(__VA_ARGS__))(tyr__ea ? tyr_expand_at(tyr__s, tyr__ea, TYR__NARGS(__VA_ARGS__),         \
-                                                 (const int64_t[]){__VA_ARGS__})                   \
-                                 : NULL);                                                          \
+    (tyr_T(__VA_ARGS__))(                                                                          \
+        tyr__ea ? tyr_result_at(tyr__s, "tyr_expand",                                              \
+                                tyr_expand_at(tyr__s, tyr__ea, TYR__NARGS(__VA_ARGS__),            \
+                                              (const int64_t[]){__VA_ARGS__}))                     \
+                : NULL);                                                                           \
   })
 #define TYR__EXPCHK_(...) TYR__EXPCHK(__VA_ARGS__)
 #define TYR__EXPCHK(x, n, d0, d1, d2, d3, d4, d5)                                                  \

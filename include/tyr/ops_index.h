@@ -53,12 +53,18 @@ tyr_tensor *tyr_embedding_at(tyr_site s, tyr_tensor *weight, tyr_tensor *idx);
 #define TYR__MSG_EMBEDDING_W "tyr_embedding: the weight must be [V, C] (rank 2)"
 #define TYR__MSG_EMBEDDING_IDX                                                                     \
   "tyr_embedding: idx has rank 6, so the result [.., C] would have more than 6 dims"
-TYR_CT_ERROR(tyr__ct_index_dim, TYR__MSG_INDEX_DIM);
-TYR_CT_ERROR(tyr__ct_index_select, TYR__MSG_INDEX_SELECT);
-TYR_CT_ERROR(tyr__ct_gather, TYR__MSG_GATHER);
-TYR_CT_ERROR(tyr__ct_scatter_add, TYR__MSG_SCATTER_ADD);
-TYR_CT_ERROR(tyr__ct_embedding_w, TYR__MSG_EMBEDDING_W);
-TYR_CT_ERROR(tyr__ct_embedding_idx, TYR__MSG_EMBEDDING_IDX);
+#define tyr__ct_index_dim_msg TYR__MSG_INDEX_DIM
+TYR_CT_ERROR(tyr__ct_index_dim, tyr__ct_index_dim_msg);
+#define tyr__ct_index_select_msg TYR__MSG_INDEX_SELECT
+TYR_CT_ERROR(tyr__ct_index_select, tyr__ct_index_select_msg);
+#define tyr__ct_gather_msg TYR__MSG_GATHER
+TYR_CT_ERROR(tyr__ct_gather, tyr__ct_gather_msg);
+#define tyr__ct_scatter_add_msg TYR__MSG_SCATTER_ADD
+TYR_CT_ERROR(tyr__ct_scatter_add, tyr__ct_scatter_add_msg);
+#define tyr__ct_embedding_w_msg TYR__MSG_EMBEDDING_W
+TYR_CT_ERROR(tyr__ct_embedding_w, tyr__ct_embedding_w_msg);
+#define tyr__ct_embedding_idx_msg TYR__MSG_EMBEDDING_IDX
+TYR_CT_ERROR(tyr__ct_embedding_idx, tyr__ct_embedding_idx_msg);
 
 #define TYR__IDX_DIM_OK(x, d) (TYR__NORM(x, d) >= 0 && TYR__NORM(x, d) < tyr_rank(x))
 /* dim j of x and i agree, or j is the indexed dim d, or past the rank */
@@ -87,7 +93,9 @@ TYR_CT_ERROR(tyr__ct_embedding_idx, TYR__MSG_EMBEDDING_IDX);
     tyr_tensor *tyr__ex = TYR__CLAIM(tyr__s, "tyr_index_select", "x", tyr__x);                     \
     tyr_tensor *tyr__ei = tyr__ex ? TYR__CLAIM(tyr__s, "tyr_index_select", "idx", tyr__i) : NULL;  \
     (TYR__TYPE_REPLACE(tyr__x, TYR__NORM(tyr__x, d), TYR__D0(tyr__i)))(                            \
-        tyr__ei ? tyr_index_select_at(tyr__s, tyr__ex, (d), tyr__ei) : NULL);                      \
+        tyr__ei ? tyr_result_at(tyr__s, "tyr_index_select",                                        \
+                                tyr_index_select_at(tyr__s, tyr__ex, (d), tyr__ei))                \
+                : NULL);                                                                           \
   })
 
 /* Result type: idx's type. */
@@ -101,7 +109,9 @@ TYR_CT_ERROR(tyr__ct_embedding_idx, TYR__MSG_EMBEDDING_IDX);
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ex = TYR__CLAIM(tyr__s, "tyr_gather", "x", tyr__x);                           \
     tyr_tensor *tyr__ei = tyr__ex ? TYR__CLAIM(tyr__s, "tyr_gather", "idx", tyr__i) : NULL;        \
-    (__typeof__(tyr__i))(tyr__ei ? tyr_gather_at(tyr__s, tyr__ex, (d), tyr__ei) : NULL);           \
+    (__typeof__(tyr__i))(tyr__ei ? tyr_result_at(tyr__s, "tyr_gather",                             \
+                                                 tyr_gather_at(tyr__s, tyr__ex, (d), tyr__ei))     \
+                                 : NULL);                                                          \
   })
 
 /* Result type: x's type. */
@@ -131,7 +141,9 @@ TYR_CT_ERROR(tyr__ct_embedding_idx, TYR__MSG_EMBEDDING_IDX);
     tyr_tensor *tyr__ex = TYR__CLAIM(tyr__s, "tyr_scatter_add", "x", tyr__x);                      \
     tyr_tensor *tyr__ei = tyr__ex ? TYR__CLAIM(tyr__s, "tyr_scatter_add", "idx", tyr__i) : NULL;   \
     tyr_tensor *tyr__es = tyr__ei ? TYR__CLAIM(tyr__s, "tyr_scatter_add", "src", tyr__src) : NULL; \
-    (__typeof__(tyr__x))(tyr__es ? tyr_scatter_add_at(tyr__s, tyr__ex, (d), tyr__ei, tyr__es)      \
+    (__typeof__(tyr__x))(tyr__es ? tyr_result_at(                                                  \
+                                       tyr__s, "tyr_scatter_add",                                  \
+                                       tyr_scatter_add_at(tyr__s, tyr__ex, (d), tyr__ei, tyr__es)) \
                                  : NULL);                                                          \
   })
 
@@ -148,7 +160,9 @@ TYR_CT_ERROR(tyr__ct_embedding_idx, TYR__MSG_EMBEDDING_IDX);
     tyr_tensor *tyr__ew = TYR__CLAIM(tyr__s, "tyr_embedding", "weight", tyr__w);                   \
     tyr_tensor *tyr__ei = tyr__ew ? TYR__CLAIM(tyr__s, "tyr_embedding", "idx", tyr__i) : NULL;     \
     (TYR__TYPE_INSERT(tyr__i, tyr_rank(tyr__i), TYR__D1(tyr__w)))(                                 \
-        tyr__ei ? tyr_embedding_at(tyr__s, tyr__ew, tyr__ei) : NULL);                              \
+        tyr__ei                                                                                    \
+            ? tyr_result_at(tyr__s, "tyr_embedding", tyr_embedding_at(tyr__s, tyr__ew, tyr__ei))   \
+            : NULL);                                                                               \
   })
 
 #ifdef __cplusplus

@@ -100,16 +100,19 @@ int tyr__chunk_even_at(tyr_site s, const char *op, tyr_tensor *x, int chunks, in
 #define tyr_triu_e(x, k) tyr_triu_at(TYR_SITE, (x), (k))
 
 /* ---- typed layer -------------------------------------------------------- */
-TYR_CT_ERROR(tyr__ct_reshape, "tyr_reshape: the new shape has a different number of elements");
+#define tyr__ct_reshape_msg "tyr_reshape: the new shape has a different number of elements"
+TYR_CT_ERROR(tyr__ct_reshape, tyr__ct_reshape_msg);
 #define tyr_reshape(x, ...)                                                                        \
   ({                                                                                               \
     __auto_type tyr__a = (x);                                                                      \
-    TYR_CT_CHECK(tyr_numel_of(tyr__a) == tyr_numel_of((tyr_T(__VA_ARGS__))0), tyr__ct_reshape);    \
+    TYR_RULE(tyr_numel_of(tyr__a) == tyr_numel_of((tyr_T(__VA_ARGS__))0), tyr__ct_reshape);        \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_reshape", "x", tyr__a);                          \
-    (tyr_T(__VA_ARGS__))(tyr__ea ? tyr_reshape_at(tyr__s, tyr__ea, TYR__NARGS(__VA_ARGS__),        \
-                                                  (const int64_t[]){__VA_ARGS__})                  \
-                                 : NULL);                                                          \
+    (tyr_T(__VA_ARGS__))(                                                                          \
+        tyr__ea ? tyr_result_at(tyr__s, "tyr_reshape",                                             \
+                                tyr_reshape_at(tyr__s, tyr__ea, TYR__NARGS(__VA_ARGS__),           \
+                                               (const int64_t[]){__VA_ARGS__}))                    \
+                : NULL);                                                                           \
   })
 
 /* d is a dim of p (after normalising a negative d) */
@@ -120,7 +123,8 @@ TYR_CT_ERROR(tyr__ct_reshape, "tyr_reshape: the new shape has a different number
   (tyr_rank(p) < TYR_MAX_RANK && TYR__INORM(p, d) >= 0 && TYR__INORM(p, d) <= tyr_rank(p))
 
 /* transpose: dims a and b swapped */
-TYR_CT_ERROR(tyr__ct_transpose, "tyr_transpose: dim is out of range for the tensor's rank");
+#define tyr__ct_transpose_msg "tyr_transpose: dim is out of range for the rank of the tensor"
+TYR_CT_ERROR(tyr__ct_transpose, tyr__ct_transpose_msg);
 #define TYR__SWAPD(p, a, b, j)                                                                     \
   __builtin_choose_expr((j) == (a), TYR__DIM(p, b),                                                \
                         __builtin_choose_expr((j) == (b), TYR__DIM(p, a), TYR__DIM(p, j)))
@@ -130,18 +134,23 @@ TYR_CT_ERROR(tyr__ct_transpose, "tyr_transpose: dim is out of range for the tens
 #define tyr_transpose(x, d0, d1)                                                                   \
   ({                                                                                               \
     __auto_type tyr__a = (x);                                                                      \
-    TYR_CT_CHECK(TYR__DIM_IN(tyr__a, d0) && TYR__DIM_IN(tyr__a, d1), tyr__ct_transpose);           \
+    TYR_RULE(TYR__DIM_IN(tyr__a, d0) && TYR__DIM_IN(tyr__a, d1), tyr__ct_transpose);               \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_transpose", "x", tyr__a);                        \
     (TYR__TYPE_SWAP(tyr__a, TYR__NORM(tyr__a, d0), TYR__NORM(tyr__a, d1)))(                        \
-        tyr__ea ? tyr_transpose_at(tyr__s, tyr__ea, (d0), (d1)) : NULL);                           \
+        tyr__ea ? tyr_result_at(tyr__s, "tyr_transpose",                                           \
+                                tyr_transpose_at(tyr__s, tyr__ea, (d0), (d1)))                     \
+                : NULL);                                                                           \
   })
 
 /* permute: dim j of the result is dim p_j of x */
-TYR_CT_ERROR(tyr__ct_permute_len,
-             "tyr_permute: the permutation's length differs from the tensor's rank");
-TYR_CT_ERROR(tyr__ct_permute, "tyr_permute: the dims given are not a permutation of the tensor's "
-                              "dims (each of 0..rank-1 exactly once)");
+#define tyr__ct_permute_len_msg                                                                    \
+  "tyr_permute: the length of the permutation differs from the rank of the tensor"
+TYR_CT_ERROR(tyr__ct_permute_len, tyr__ct_permute_len_msg);
+#define tyr__ct_permute_msg                                                                        \
+  "tyr_permute: the dims given are not a permutation of the "                                      \
+  "dims of the tensor (each of 0..rank-1 exactly once)"
+TYR_CT_ERROR(tyr__ct_permute, tyr__ct_permute_msg);
 #define TYR__PADP(...) TYR__FIRST6(__VA_ARGS__, 99, 99, 99, 99, 99, 99)
 #define TYR__PIN(x, n, j, q) ((j) >= (n) || (TYR__NORM(x, q) >= 0 && TYR__NORM(x, q) < (n)))
 #define TYR__PBIT(x, n, j, q) ((j) < (n) ? 1 << (TYR__NORM(x, q) & 15) : 0)
@@ -159,47 +168,55 @@ TYR_CT_ERROR(tyr__ct_permute, "tyr_permute: the dims given are not a permutation
 #define tyr_permute(x, ...)                                                                        \
   ({                                                                                               \
     __auto_type tyr__a = (x);                                                                      \
-    TYR_CT_CHECK(TYR__NARGS(__VA_ARGS__) == tyr_rank(tyr__a), tyr__ct_permute_len);                \
-    TYR_CT_CHECK(TYR__PERMOK_(tyr__a, TYR__NARGS(__VA_ARGS__), TYR__PADP(__VA_ARGS__)),            \
-                 tyr__ct_permute);                                                                 \
+    TYR_RULE(TYR__NARGS(__VA_ARGS__) == tyr_rank(tyr__a), tyr__ct_permute_len);                    \
+    TYR_RULE(TYR__PERMOK_(tyr__a, TYR__NARGS(__VA_ARGS__), TYR__PADP(__VA_ARGS__)),                \
+             tyr__ct_permute);                                                                     \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_permute", "x", tyr__a);                          \
     (TYR__TYPE_PERM_(tyr__a, TYR__PADP(__VA_ARGS__)))(                                             \
-        tyr__ea ? tyr_permute_n_at(tyr__s, tyr__ea, TYR__NARGS(__VA_ARGS__),                       \
-                                   (const int[]){__VA_ARGS__})                                     \
+        tyr__ea ? tyr_result_at(tyr__s, "tyr_permute",                                             \
+                                tyr_permute_n_at(tyr__s, tyr__ea, TYR__NARGS(__VA_ARGS__),         \
+                                                 (const int[]){__VA_ARGS__}))                      \
                 : NULL);                                                                           \
   })
 
 #define tyr_contiguous(x) TYR_TYPED_UNARY("tyr_contiguous", tyr_contiguous_at(tyr__s, tyr__ea), x)
 
 /* squeeze / unsqueeze */
-TYR_CT_ERROR(tyr__ct_squeeze_dim, "tyr_squeeze: dim is out of range for the tensor's rank");
-TYR_CT_ERROR(tyr__ct_squeeze, "tyr_squeeze: the dim to remove does not have size 1");
+#define tyr__ct_squeeze_dim_msg "tyr_squeeze: dim is out of range for the rank of the tensor"
+TYR_CT_ERROR(tyr__ct_squeeze_dim, tyr__ct_squeeze_dim_msg);
+#define tyr__ct_squeeze_msg "tyr_squeeze: the dim to remove does not have size 1"
+TYR_CT_ERROR(tyr__ct_squeeze, tyr__ct_squeeze_msg);
 #define tyr_squeeze(x, d)                                                                          \
   ({                                                                                               \
     __auto_type tyr__a = (x);                                                                      \
-    TYR_CT_CHECK(TYR__DIM_IN(tyr__a, d), tyr__ct_squeeze_dim);                                     \
-    TYR_CT_CHECK(!TYR__DIM_IN(tyr__a, d) || tyr_dim(tyr__a, d) == 1, tyr__ct_squeeze);             \
+    TYR_RULE(TYR__DIM_IN(tyr__a, d), tyr__ct_squeeze_dim);                                         \
+    TYR_RULE(!TYR__DIM_IN(tyr__a, d) || TYR__DIMN(tyr__a, d) == 1, tyr__ct_squeeze);               \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_squeeze", "x", tyr__a);                          \
-    (TYR__TYPE_DROP(tyr__a, TYR__NORM(tyr__a, d)))(tyr__ea ? tyr_squeeze_at(tyr__s, tyr__ea, (d))  \
-                                                           : NULL);                                \
+    (TYR__TYPE_DROP(tyr__a, TYR__NORM(tyr__a, d)))(                                                \
+        tyr__ea ? tyr_result_at(tyr__s, "tyr_squeeze", tyr_squeeze_at(tyr__s, tyr__ea, (d)))       \
+                : NULL);                                                                           \
   })
-TYR_CT_ERROR(tyr__ct_unsqueeze, "tyr_unsqueeze: dim is out of range 0..rank, or the tensor "
-                                "already has the largest rank");
+#define tyr__ct_unsqueeze_msg                                                                      \
+  "tyr_unsqueeze: dim is out of range 0..rank, or the tensor "                                     \
+  "already has the largest rank"
+TYR_CT_ERROR(tyr__ct_unsqueeze, tyr__ct_unsqueeze_msg);
 #define tyr_unsqueeze(x, d)                                                                        \
   ({                                                                                               \
     __auto_type tyr__a = (x);                                                                      \
-    TYR_CT_CHECK(TYR__INS_IN(tyr__a, d), tyr__ct_unsqueeze);                                       \
+    TYR_RULE(TYR__INS_IN(tyr__a, d), tyr__ct_unsqueeze);                                           \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_unsqueeze", "x", tyr__a);                        \
     (TYR__TYPE_INSERT(tyr__a, TYR__INORM(tyr__a, d), 1))(                                          \
-        tyr__ea ? tyr_unsqueeze_at(tyr__s, tyr__ea, (d)) : NULL);                                  \
+        tyr__ea ? tyr_result_at(tyr__s, "tyr_unsqueeze", tyr_unsqueeze_at(tyr__s, tyr__ea, (d)))   \
+                : NULL);                                                                           \
   })
 
 /* flatten: dims a..b merged */
-TYR_CT_ERROR(tyr__ct_flatten,
-             "tyr_flatten: start or end is out of range for the tensor's rank, or start > end");
+#define tyr__ct_flatten_msg                                                                        \
+  "tyr_flatten: start or end is out of range for the rank of the tensor, or start > end"
+TYR_CT_ERROR(tyr__ct_flatten, tyr__ct_flatten_msg);
 #define TYR__FLIN(p, a, b, i)                                                                      \
   __builtin_choose_expr((i) >= (a) && (i) <= (b), TYR__DIM(p, i), (int64_t)1)
 #define TYR__FLPROD(p, a, b)                                                                       \
@@ -216,66 +233,81 @@ TYR_CT_ERROR(tyr__ct_flatten,
 #define tyr_flatten(x, start, end)                                                                 \
   ({                                                                                               \
     __auto_type tyr__a = (x);                                                                      \
-    TYR_CT_CHECK(TYR__DIM_IN(tyr__a, start) && TYR__DIM_IN(tyr__a, end) &&                         \
-                     TYR__NORM(tyr__a, start) <= TYR__NORM(tyr__a, end),                           \
-                 tyr__ct_flatten);                                                                 \
+    TYR_RULE(TYR__DIM_IN(tyr__a, start) && TYR__DIM_IN(tyr__a, end) &&                             \
+                 TYR__NORM(tyr__a, start) <= TYR__NORM(tyr__a, end),                               \
+             tyr__ct_flatten);                                                                     \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_flatten", "x", tyr__a);                          \
     (TYR__TYPE_FLATTEN(tyr__a, TYR__NORM(tyr__a, start), TYR__NORM(tyr__a, end)))(                 \
-        tyr__ea ? tyr_flatten_at(tyr__s, tyr__ea, (start), (end)) : NULL);                         \
+        tyr__ea ? tyr_result_at(tyr__s, "tyr_flatten",                                             \
+                                tyr_flatten_at(tyr__s, tyr__ea, (start), (end)))                   \
+                : NULL);                                                                           \
   })
 
 /* narrow: dim replaced by len */
-TYR_CT_ERROR(tyr__ct_narrow_dim, "tyr_narrow: dim is out of range for the tensor's rank");
-TYR_CT_ERROR(tyr__ct_narrow, "tyr_narrow: start + len exceeds the size of the dim (or start or "
-                             "len is negative)");
+#define tyr__ct_narrow_dim_msg "tyr_narrow: dim is out of range for the rank of the tensor"
+TYR_CT_ERROR(tyr__ct_narrow_dim, tyr__ct_narrow_dim_msg);
+#define tyr__ct_narrow_msg                                                                         \
+  "tyr_narrow: start + len exceeds the size of the dim (or start or "                              \
+  "len is negative)"
+TYR_CT_ERROR(tyr__ct_narrow, tyr__ct_narrow_msg);
 #define tyr_narrow(x, dim, start, len)                                                             \
   ({                                                                                               \
     __auto_type tyr__a = (x);                                                                      \
-    TYR_CT_CHECK(TYR__DIM_IN(tyr__a, dim), tyr__ct_narrow_dim);                                    \
-    TYR_CT_CHECK((int64_t)(start) >= 0 && (int64_t)(len) >= 0, tyr__ct_narrow);                    \
-    TYR_CT_CHECK(!TYR__DIM_IN(tyr__a, dim) || (len) <= tyr_dim(tyr__a, dim), tyr__ct_narrow);      \
-    TYR_CT_CHECK(!TYR__DIM_IN(tyr__a, dim) || (start) + (len) <= tyr_dim(tyr__a, dim),             \
-                 tyr__ct_narrow);                                                                  \
+    TYR_RULE(TYR__DIM_IN(tyr__a, dim), tyr__ct_narrow_dim);                                        \
+    TYR_RULE((int64_t)(start) >= 0 && (int64_t)(len) >= 0, tyr__ct_narrow);                        \
+    TYR_RULE(!TYR__DIM_IN(tyr__a, dim) || (len) <= TYR__DIMN(tyr__a, dim), tyr__ct_narrow);        \
+    TYR_RULE(!TYR__DIM_IN(tyr__a, dim) || (start) + (len) <= TYR__DIMN(tyr__a, dim),               \
+             tyr__ct_narrow);                                                                      \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_narrow", "x", tyr__a);                           \
     (TYR__TYPE_REPLACE(tyr__a, TYR__NORM(tyr__a, dim), len))(                                      \
-        tyr__ea ? tyr_narrow_at(tyr__s, tyr__ea, (dim), (start), (len)) : NULL);                   \
+        tyr__ea ? tyr_result_at(tyr__s, "tyr_narrow",                                              \
+                                tyr_narrow_at(tyr__s, tyr__ea, (dim), (start), (len)))             \
+                : NULL);                                                                           \
   })
 
 /* cat: dim replaced by the sum; every other dim equal */
 #define TYR__CATEQ(a, b, k, j) ((j) == (k) || TYR__DIM(a, j) == TYR__DIM(b, j))
 #define TYR_CT_CAT_OK(a, b, k, failfn)                                                             \
   do {                                                                                             \
-    TYR_CT_CHECK(tyr_rank(a) == tyr_rank(b), failfn);                                              \
-    TYR_CT_CHECK(TYR__CATEQ(a, b, k, 0) && TYR__CATEQ(a, b, k, 1) && TYR__CATEQ(a, b, k, 2) &&     \
-                     TYR__CATEQ(a, b, k, 3) && TYR__CATEQ(a, b, k, 4) && TYR__CATEQ(a, b, k, 5),   \
-                 failfn);                                                                          \
+    TYR_RULE(tyr_rank(a) == tyr_rank(b), failfn);                                                  \
+    TYR_RULE(TYR__CATEQ(a, b, k, 0) && TYR__CATEQ(a, b, k, 1) && TYR__CATEQ(a, b, k, 2) &&         \
+                 TYR__CATEQ(a, b, k, 3) && TYR__CATEQ(a, b, k, 4) && TYR__CATEQ(a, b, k, 5),       \
+             failfn);                                                                              \
   } while (0)
-TYR_CT_ERROR(tyr__ct_cat_dim, "tyr_cat: dim is out of range for the tensors' rank");
-TYR_CT_ERROR(tyr__ct_cat2, "tyr_cat2: the operands differ in rank or in a dim other than the "
-                           "one they are joined along");
-TYR_CT_ERROR(tyr__ct_cat3, "tyr_cat3: the operands differ in rank or in a dim other than the "
-                           "one they are joined along");
+#define tyr__ct_cat_dim_msg "tyr_cat: dim is out of range for the rank of the tensors"
+TYR_CT_ERROR(tyr__ct_cat_dim, tyr__ct_cat_dim_msg);
+#define tyr__ct_cat2_msg                                                                           \
+  "tyr_cat2: the operands differ in rank or in a dim other than the "                              \
+  "one they are joined along"
+TYR_CT_ERROR(tyr__ct_cat2, tyr__ct_cat2_msg);
+#define tyr__ct_cat3_msg                                                                           \
+  "tyr_cat3: the operands differ in rank or in a dim other than the "                              \
+  "one they are joined along"
+TYR_CT_ERROR(tyr__ct_cat3, tyr__ct_cat3_msg);
 #define tyr_cat2(a, b, dim)                                                                        \
   ({                                                                                               \
     __auto_type tyr__a = (a);                                                                      \
     __auto_type tyr__b = (b);                                                                      \
-    TYR_CT_CHECK(TYR__DIM_IN(tyr__a, dim), tyr__ct_cat_dim);                                       \
+    TYR_RULE(TYR__DIM_IN(tyr__a, dim), tyr__ct_cat_dim);                                           \
     TYR_CT_CAT_OK(tyr__a, tyr__b, TYR__NORM(tyr__a, dim), tyr__ct_cat2);                           \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_cat", "a", tyr__a);                              \
     tyr_tensor *tyr__eb = tyr__ea ? TYR__CLAIM(tyr__s, "tyr_cat", "b", tyr__b) : NULL;             \
     (TYR__TYPE_REPLACE(tyr__a, TYR__NORM(tyr__a, dim),                                             \
-                       tyr_dim(tyr__a, dim) + tyr_dim(tyr__b, dim)))(                              \
-        tyr__eb ? tyr_cat_at(tyr__s, 2, (tyr_tensor *const[]){tyr__ea, tyr__eb}, (dim)) : NULL);   \
+                       TYR__DIMN(tyr__a, dim) + TYR__DIMN(tyr__b, dim)))(                          \
+        tyr__eb                                                                                    \
+            ? tyr_result_at(tyr__s, "tyr_cat",                                                     \
+                            tyr_cat_at(tyr__s, 2, (tyr_tensor *const[]){tyr__ea, tyr__eb}, (dim))) \
+            : NULL);                                                                               \
   })
 #define tyr_cat3(a, b, c, dim)                                                                     \
   ({                                                                                               \
     __auto_type tyr__a = (a);                                                                      \
     __auto_type tyr__b = (b);                                                                      \
     __auto_type tyr__c = (c);                                                                      \
-    TYR_CT_CHECK(TYR__DIM_IN(tyr__a, dim), tyr__ct_cat_dim);                                       \
+    TYR_RULE(TYR__DIM_IN(tyr__a, dim), tyr__ct_cat_dim);                                           \
     TYR_CT_CAT_OK(tyr__a, tyr__b, TYR__NORM(tyr__a, dim), tyr__ct_cat3);                           \
     TYR_CT_CAT_OK(tyr__a, tyr__c, TYR__NORM(tyr__a, dim), tyr__ct_cat3);                           \
     tyr_site tyr__s = TYR_SITE;                                                                    \
@@ -283,60 +315,76 @@ TYR_CT_ERROR(tyr__ct_cat3, "tyr_cat3: the operands differ in rank or in a dim ot
     tyr_tensor *tyr__eb = tyr__ea ? TYR__CLAIM(tyr__s, "tyr_cat", "b", tyr__b) : NULL;             \
     tyr_tensor *tyr__ec = tyr__eb ? TYR__CLAIM(tyr__s, "tyr_cat", "c", tyr__c) : NULL;             \
     (TYR__TYPE_REPLACE(tyr__a, TYR__NORM(tyr__a, dim),                                             \
-                       tyr_dim(tyr__a, dim) + tyr_dim(tyr__b, dim) + tyr_dim(tyr__c, dim)))(       \
-        tyr__ec ? tyr_cat_at(tyr__s, 3, (tyr_tensor *const[]){tyr__ea, tyr__eb, tyr__ec}, (dim))   \
-                : NULL);                                                                           \
+                       TYR__DIMN(tyr__a, dim) + TYR__DIMN(tyr__b, dim) + TYR__DIMN(tyr__c, dim)))( \
+        tyr__ec                                                                                    \
+            ? tyr_result_at(                                                                       \
+                  tyr__s, "tyr_cat",                                                               \
+                  tyr_cat_at(tyr__s, 3, (tyr_tensor *const[]){tyr__ea, tyr__eb, tyr__ec}, (dim)))  \
+            : NULL);                                                                               \
   })
 
 /* stack: a new dim of size n at dim; operands of one shape */
-TYR_CT_ERROR(tyr__ct_stack_dim, "tyr_stack: dim is out of range 0..rank, or the tensors already "
-                                "have the largest rank");
-TYR_CT_ERROR(tyr__ct_stack2, "tyr_stack2: the operands have different shapes");
-TYR_CT_ERROR(tyr__ct_stack3, "tyr_stack3: the operands have different shapes");
+#define tyr__ct_stack_dim_msg                                                                      \
+  "tyr_stack: dim is out of range 0..rank, or the tensors already "                                \
+  "have the largest rank"
+TYR_CT_ERROR(tyr__ct_stack_dim, tyr__ct_stack_dim_msg);
+#define tyr__ct_stack2_msg "tyr_stack2: the operands have different shapes"
+TYR_CT_ERROR(tyr__ct_stack2, tyr__ct_stack2_msg);
+#define tyr__ct_stack3_msg "tyr_stack3: the operands have different shapes"
+TYR_CT_ERROR(tyr__ct_stack3, tyr__ct_stack3_msg);
 #define tyr_stack2(a, b, dim)                                                                      \
   ({                                                                                               \
     __auto_type tyr__a = (a);                                                                      \
     __auto_type tyr__b = (b);                                                                      \
-    TYR_CT_CHECK(TYR__INS_IN(tyr__a, dim), tyr__ct_stack_dim);                                     \
-    TYR_CT_SAME_SHAPE(tyr__a, tyr__b, tyr__ct_stack2);                                             \
+    TYR_RULE(TYR__INS_IN(tyr__a, dim), tyr__ct_stack_dim);                                         \
+    TYR_RULE_SAME_SHAPE(tyr__a, tyr__b, tyr__ct_stack2);                                           \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_stack", "a", tyr__a);                            \
     tyr_tensor *tyr__eb = tyr__ea ? TYR__CLAIM(tyr__s, "tyr_stack", "b", tyr__b) : NULL;           \
     (TYR__TYPE_INSERT(tyr__a, TYR__INORM(tyr__a, dim), 2))(                                        \
-        tyr__eb ? tyr_stack_at(tyr__s, 2, (tyr_tensor *const[]){tyr__ea, tyr__eb}, (dim)) : NULL); \
+        tyr__eb ? tyr_result_at(                                                                   \
+                      tyr__s, "tyr_stack",                                                         \
+                      tyr_stack_at(tyr__s, 2, (tyr_tensor *const[]){tyr__ea, tyr__eb}, (dim)))     \
+                : NULL);                                                                           \
   })
 #define tyr_stack3(a, b, c, dim)                                                                   \
   ({                                                                                               \
     __auto_type tyr__a = (a);                                                                      \
     __auto_type tyr__b = (b);                                                                      \
     __auto_type tyr__c = (c);                                                                      \
-    TYR_CT_CHECK(TYR__INS_IN(tyr__a, dim), tyr__ct_stack_dim);                                     \
-    TYR_CT_SAME_SHAPE(tyr__a, tyr__b, tyr__ct_stack3);                                             \
-    TYR_CT_SAME_SHAPE(tyr__a, tyr__c, tyr__ct_stack3);                                             \
+    TYR_RULE(TYR__INS_IN(tyr__a, dim), tyr__ct_stack_dim);                                         \
+    TYR_RULE_SAME_SHAPE(tyr__a, tyr__b, tyr__ct_stack3);                                           \
+    TYR_RULE_SAME_SHAPE(tyr__a, tyr__c, tyr__ct_stack3);                                           \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_stack", "a", tyr__a);                            \
     tyr_tensor *tyr__eb = tyr__ea ? TYR__CLAIM(tyr__s, "tyr_stack", "b", tyr__b) : NULL;           \
     tyr_tensor *tyr__ec = tyr__eb ? TYR__CLAIM(tyr__s, "tyr_stack", "c", tyr__c) : NULL;           \
     (TYR__TYPE_INSERT(tyr__a, TYR__INORM(tyr__a, dim), 3))(                                        \
-        tyr__ec ? tyr_stack_at(tyr__s, 3, (tyr_tensor *const[]){tyr__ea, tyr__eb, tyr__ec}, (dim)) \
-                : NULL);                                                                           \
+        tyr__ec                                                                                    \
+            ? tyr_result_at(tyr__s, "tyr_stack",                                                   \
+                            tyr_stack_at(tyr__s, 3,                                                \
+                                         (tyr_tensor *const[]){tyr__ea, tyr__eb, tyr__ec}, (dim))) \
+            : NULL);                                                                               \
   })
 
 /* chunk2/chunk3: equal pieces stored through the pointers; evaluates to
  * 0, or -1 after an error (the pieces are then NULL) */
-TYR_CT_ERROR(tyr__ct_chunk_dim, "tyr_chunk: dim is out of range for the tensor's rank");
-TYR_CT_ERROR(tyr__ct_chunk2, "tyr_chunk2: the dim does not divide into 2 equal pieces");
-TYR_CT_ERROR(tyr__ct_chunk3, "tyr_chunk3: the dim does not divide into 3 equal pieces");
+#define tyr__ct_chunk_dim_msg "tyr_chunk: dim is out of range for the rank of the tensor"
+TYR_CT_ERROR(tyr__ct_chunk_dim, tyr__ct_chunk_dim_msg);
+#define tyr__ct_chunk2_msg "tyr_chunk2: the dim does not divide into 2 equal pieces"
+TYR_CT_ERROR(tyr__ct_chunk2, tyr__ct_chunk2_msg);
+#define tyr__ct_chunk3_msg "tyr_chunk3: the dim does not divide into 3 equal pieces"
+TYR_CT_ERROR(tyr__ct_chunk3, tyr__ct_chunk3_msg);
 #define TYR__TCHUNK(name, k, failfn, x, dim, ...)                                                  \
   ({                                                                                               \
     __auto_type tyr__a = (x);                                                                      \
-    TYR_CT_CHECK(TYR__DIM_IN(tyr__a, dim), tyr__ct_chunk_dim);                                     \
-    TYR_CT_CHECK(tyr_dim(tyr__a, dim) % (k) == 0, failfn);                                         \
+    TYR_RULE(TYR__DIM_IN(tyr__a, dim), tyr__ct_chunk_dim);                                         \
+    TYR_RULE(TYR__DIMN(tyr__a, dim) % (k) == 0, failfn);                                           \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, name, "x", tyr__a);                                   \
     tyr_tensor *tyr__p[3] = {NULL, NULL, NULL};                                                    \
     int tyr__rc = tyr__ea ? tyr__chunk_even_at(tyr__s, name, tyr__ea, (k), (dim), tyr__p) : -1;    \
-    typedef TYR__TYPE_REPLACE(tyr__a, TYR__NORM(tyr__a, dim), tyr_dim(tyr__a, dim) / (k))          \
+    typedef TYR__TYPE_REPLACE(tyr__a, TYR__NORM(tyr__a, dim), TYR__DIMN(tyr__a, dim) / (k))        \
         tyr__piece_t;                                                                              \
     tyr_tensor **tyr__pp = tyr__p;                                                                 \
     TYR__CHUNK_STORE(__VA_ARGS__);                                                                 \
@@ -355,15 +403,19 @@ TYR_CT_ERROR(tyr__ct_chunk3, "tyr_chunk3: the dim does not divide into 3 equal p
   TYR__TCHUNK("tyr_chunk3", 3, tyr__ct_chunk3, x, dim, p0, p1, p2)
 
 /* tril / triu: same type, rank >= 2 */
-TYR_CT_ERROR(tyr__ct_tril, "tyr_tril: the tensor must have rank 2 or more");
-TYR_CT_ERROR(tyr__ct_triu, "tyr_triu: the tensor must have rank 2 or more");
+#define tyr__ct_tril_msg "tyr_tril: the tensor must have rank 2 or more"
+TYR_CT_ERROR(tyr__ct_tril, tyr__ct_tril_msg);
+#define tyr__ct_triu_msg "tyr_triu: the tensor must have rank 2 or more"
+TYR_CT_ERROR(tyr__ct_triu, tyr__ct_triu_msg);
 #define TYR__TTRI(name, x, k)                                                                      \
   ({                                                                                               \
     __auto_type tyr__a = (x);                                                                      \
-    TYR_CT_CHECK(tyr_rank(tyr__a) >= 2, tyr__ct_##name);                                           \
+    TYR_RULE(tyr_rank(tyr__a) >= 2, tyr__ct_##name);                                               \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_" #name, "x", tyr__a);                           \
-    (__typeof__(tyr__a))(tyr__ea ? tyr_##name##_at(tyr__s, tyr__ea, (k)) : NULL);                  \
+    (__typeof__(tyr__a))(tyr__ea ? tyr_result_at(tyr__s, "tyr_" #name,                             \
+                                                 tyr_##name##_at(tyr__s, tyr__ea, (k)))            \
+                                 : NULL);                                                          \
   })
 #define tyr_tril(x, k) TYR__TTRI(tril, x, k)
 #define tyr_triu(x, k) TYR__TTRI(triu, x, k)

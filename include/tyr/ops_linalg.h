@@ -50,7 +50,6 @@ tyr_tensor *tyr_linear_at(tyr_site s, tyr_tensor *x, tyr_tensor *w, tyr_tensor *
  * the rest of the statement).  Otherwise TYR_CT_CHECK lets the optimizer
  * decide it, and the erased function checks it at run time.  tag names an
  * enumerator local to the typed macro's block. */
-#define TYR__CT_BAD(cond) __builtin_choose_expr(__builtin_constant_p(cond), !(cond), 0)
 #define TYR__CT_ASSERT(tag, cond, failfn, msg)                                                     \
   enum { tag = !TYR__CT_BAD(cond) };                                                               \
   _Static_assert(tag, msg);                                                                        \
@@ -67,11 +66,16 @@ tyr_tensor *tyr_linear_at(tyr_site s, tyr_tensor *x, tyr_tensor *w, tyr_tensor *
   "tyr_linear: the weight must be [out, in] with in equal to the last dim of x (x is [.., in], "   \
   "y = x wT is [.., out])"
 #define TYR__MSG_LINEAR_BIAS "tyr_linear_bias: the bias must be [out], out being the first dim of w"
-TYR_CT_ERROR(tyr__ct_matmul_rank, TYR__MSG_MATMUL_RANK);
-TYR_CT_ERROR(tyr__ct_matmul_inner, TYR__MSG_MATMUL_INNER);
-TYR_CT_ERROR(tyr__ct_matmul_batch, TYR__MSG_MATMUL_BATCH);
-TYR_CT_ERROR(tyr__ct_linear_w, TYR__MSG_LINEAR_W);
-TYR_CT_ERROR(tyr__ct_linear_bias, TYR__MSG_LINEAR_BIAS);
+#define tyr__ct_matmul_rank_msg TYR__MSG_MATMUL_RANK
+TYR_CT_ERROR(tyr__ct_matmul_rank, tyr__ct_matmul_rank_msg);
+#define tyr__ct_matmul_inner_msg TYR__MSG_MATMUL_INNER
+TYR_CT_ERROR(tyr__ct_matmul_inner, tyr__ct_matmul_inner_msg);
+#define tyr__ct_matmul_batch_msg TYR__MSG_MATMUL_BATCH
+TYR_CT_ERROR(tyr__ct_matmul_batch, tyr__ct_matmul_batch_msg);
+#define tyr__ct_linear_w_msg TYR__MSG_LINEAR_W
+TYR_CT_ERROR(tyr__ct_linear_w, tyr__ct_linear_w_msg);
+#define tyr__ct_linear_bias_msg TYR__MSG_LINEAR_BIAS
+TYR_CT_ERROR(tyr__ct_linear_bias, tyr__ct_linear_bias_msg);
 
 /* batch dim j of a and b agree, or does not exist, or b is shared (2-D) */
 #define TYR__MM_BATCH(a, b, j)                                                                     \
@@ -88,7 +92,7 @@ TYR_CT_ERROR(tyr__ct_linear_bias, TYR__MSG_LINEAR_BIAS);
                    tyr_rank(tyr__a) >= 2 &&                                                        \
                        (tyr_rank(tyr__b) == 2 || tyr_rank(tyr__b) == tyr_rank(tyr__a)),            \
                    tyr__ct_matmul_rank, TYR__MSG_MATMUL_RANK);                                     \
-    TYR__CT_ASSERT(tyr__matmul_inner_ok, tyr_dim(tyr__a, -1) == tyr_dim(tyr__b, -2),               \
+    TYR__CT_ASSERT(tyr__matmul_inner_ok, TYR__DIMN(tyr__a, -1) == TYR__DIMN(tyr__b, -2),           \
                    tyr__ct_matmul_inner, TYR__MSG_MATMUL_INNER);                                   \
     TYR__CT_ASSERT(tyr__matmul_b0_ok, TYR__MM_BATCH(tyr__a, tyr__b, 0), tyr__ct_matmul_batch,      \
                    TYR__MSG_MATMUL_BATCH);                                                         \
@@ -101,15 +105,16 @@ TYR_CT_ERROR(tyr__ct_linear_bias, TYR__MSG_LINEAR_BIAS);
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_matmul", "a", tyr__a);                           \
     tyr_tensor *tyr__eb = tyr__ea ? TYR__CLAIM(tyr__s, "tyr_matmul", "b", tyr__b) : NULL;          \
-    (TYR__TYPE_REPLACE(tyr__a, tyr_rank(tyr__a) - 1, tyr_dim(tyr__b, -1)))(                        \
-        tyr__eb ? tyr_matmul_at(tyr__s, tyr__ea, tyr__eb) : NULL);                                 \
+    (TYR__TYPE_REPLACE(tyr__a, tyr_rank(tyr__a) - 1, TYR__DIMN(tyr__b, -1)))(                      \
+        tyr__eb ? tyr_result_at(tyr__s, "tyr_matmul", tyr_matmul_at(tyr__s, tyr__ea, tyr__eb))     \
+                : NULL);                                                                           \
   })
 
 /* Result type: x's type with its last dim replaced by w's first dim. */
 #define TYR__LINEAR_W_CHECKS(x, w)                                                                 \
   TYR__CT_ASSERT(tyr__linear_wr_ok, tyr_rank(w) == 2, tyr__ct_linear_w, TYR__MSG_LINEAR_W);        \
   TYR__CT_ASSERT(tyr__linear_w_ok,                                                                 \
-                 __builtin_choose_expr(tyr_rank(w) == 2, tyr_dim(w, 1) == tyr_dim(x, -1), 1),      \
+                 __builtin_choose_expr(tyr_rank(w) == 2, TYR__DIMN(w, 1) == TYR__DIMN(x, -1), 1),  \
                  tyr__ct_linear_w, TYR__MSG_LINEAR_W)
 #define tyr_linear(x, w)                                                                           \
   ({                                                                                               \
@@ -120,7 +125,9 @@ TYR_CT_ERROR(tyr__ct_linear_bias, TYR__MSG_LINEAR_BIAS);
     tyr_tensor *tyr__ex = TYR__CLAIM(tyr__s, "tyr_linear", "x", tyr__x);                           \
     tyr_tensor *tyr__ew = tyr__ex ? TYR__CLAIM(tyr__s, "tyr_linear", "w", tyr__w) : NULL;          \
     (TYR__TYPE_REPLACE(tyr__x, tyr_rank(tyr__x) - 1, TYR__D0(tyr__w)))(                            \
-        tyr__ew ? tyr_linear_at(tyr__s, tyr__ex, tyr__ew, NULL) : NULL);                           \
+        tyr__ew                                                                                    \
+            ? tyr_result_at(tyr__s, "tyr_linear", tyr_linear_at(tyr__s, tyr__ex, tyr__ew, NULL))   \
+            : NULL);                                                                               \
   })
 #define tyr_linear_bias(x, w, bias)                                                                \
   ({                                                                                               \
@@ -139,7 +146,9 @@ TYR_CT_ERROR(tyr__ct_linear_bias, TYR__MSG_LINEAR_BIAS);
     tyr_tensor *tyr__ew = tyr__ex ? TYR__CLAIM(tyr__s, "tyr_linear", "w", tyr__w) : NULL;          \
     tyr_tensor *tyr__eb = tyr__ew ? TYR__CLAIM(tyr__s, "tyr_linear", "bias", tyr__bias) : NULL;    \
     (TYR__TYPE_REPLACE(tyr__x, tyr_rank(tyr__x) - 1, TYR__D0(tyr__w)))(                            \
-        tyr__eb ? tyr_linear_at(tyr__s, tyr__ex, tyr__ew, tyr__eb) : NULL);                        \
+        tyr__eb ? tyr_result_at(tyr__s, "tyr_linear",                                              \
+                                tyr_linear_at(tyr__s, tyr__ex, tyr__ew, tyr__eb))                  \
+                : NULL);                                                                           \
   })
 
 #ifdef __cplusplus

@@ -134,47 +134,68 @@ tyr_tensor *tyr_sdpa_qkv_at(tyr_site s, tyr_tensor *qkv, int64_t n_head, int64_t
   tyr_sdpa_qkv_at(TYR_SITE, (qkv), (n_head), (n_kv_head), (__VA_ARGS__))
 
 /* ---- typed layer -------------------------------------------------------- */
-TYR_CT_ERROR(tyr__ct_softmax_dim, "tyr_softmax: dim is out of range for the tensor's rank");
-TYR_CT_ERROR(tyr__ct_log_softmax_dim, "tyr_log_softmax: dim is out of range for the tensor's rank");
-TYR_CT_ERROR(tyr__ct_cross_entropy, "tyr_cross_entropy: targets must have the shape of logits "
-                                    "without its last dim (logits [..., V], targets [...])");
-TYR_CT_ERROR(tyr__ct_mse_loss, "tyr_mse_loss: operands have different shapes");
-TYR_CT_ERROR(tyr__ct_layer_norm,
-             "tyr_layer_norm: w and b must be [C] for x [..., C] (C is x's last dim)");
-TYR_CT_ERROR(tyr__ct_rms_norm, "tyr_rms_norm: w must be [C] for x [..., C] (C is x's last dim)");
-TYR_CT_ERROR(tyr__ct_rotary_rank, "tyr_rotary: x must be [B, H, T, D] and cos, sin [T, D/2]");
-TYR_CT_ERROR(tyr__ct_rotary, "tyr_rotary: cos and sin must be [T, D/2] for x [B, H, T, D]");
-TYR_CT_ERROR(tyr__ct_rotary_odd, "tyr_rotary: the head dim D of x [B, H, T, D] must be even");
-TYR_CT_ERROR(tyr__ct_rotary_tables, "tyr_rotary_tables: the head dim D must be even and positive");
-TYR_CT_ERROR(tyr__ct_dropout_p, "tyr_dropout: p must be in [0, 1)");
-TYR_CT_ERROR(tyr__ct_sdpa_rank, "tyr_sdpa: q, k and v must have rank 4 ([B, H, T, D])");
-TYR_CT_ERROR(tyr__ct_sdpa_batch, "tyr_sdpa: q, k and v have different batch sizes");
-TYR_CT_ERROR(tyr__ct_sdpa_head_dim, "tyr_sdpa: q, k and v have different head dims");
-TYR_CT_ERROR(tyr__ct_sdpa_kv, "tyr_sdpa: k and v have different shapes");
-TYR_CT_ERROR(tyr__ct_sdpa_groups, "tyr_sdpa: the number of query heads is not a multiple of the "
-                                  "number of key/value heads");
+#define tyr__ct_softmax_dim_msg "tyr_softmax: dim is out of range for the rank of the tensor"
+TYR_CT_ERROR(tyr__ct_softmax_dim, tyr__ct_softmax_dim_msg);
+#define tyr__ct_log_softmax_dim_msg                                                                \
+  "tyr_log_softmax: dim is out of range for the rank of the tensor"
+TYR_CT_ERROR(tyr__ct_log_softmax_dim, tyr__ct_log_softmax_dim_msg);
+#define tyr__ct_cross_entropy_msg                                                                  \
+  "tyr_cross_entropy: targets must have the shape of logits "                                      \
+  "without its last dim (logits [..., V], targets [...])"
+TYR_CT_ERROR(tyr__ct_cross_entropy, tyr__ct_cross_entropy_msg);
+#define tyr__ct_mse_loss_msg "tyr_mse_loss: operands have different shapes"
+TYR_CT_ERROR(tyr__ct_mse_loss, tyr__ct_mse_loss_msg);
+#define tyr__ct_layer_norm_msg                                                                     \
+  "tyr_layer_norm: w and b must be [C] for x [..., C] (C is the last dim of x)"
+TYR_CT_ERROR(tyr__ct_layer_norm, tyr__ct_layer_norm_msg);
+#define tyr__ct_rms_norm_msg "tyr_rms_norm: w must be [C] for x [..., C] (C is the last dim of x)"
+TYR_CT_ERROR(tyr__ct_rms_norm, tyr__ct_rms_norm_msg);
+#define tyr__ct_rotary_rank_msg "tyr_rotary: x must be [B, H, T, D] and cos, sin [T, D/2]"
+TYR_CT_ERROR(tyr__ct_rotary_rank, tyr__ct_rotary_rank_msg);
+#define tyr__ct_rotary_msg "tyr_rotary: cos and sin must be [T, D/2] for x [B, H, T, D]"
+TYR_CT_ERROR(tyr__ct_rotary, tyr__ct_rotary_msg);
+#define tyr__ct_rotary_odd_msg "tyr_rotary: the head dim D of x [B, H, T, D] must be even"
+TYR_CT_ERROR(tyr__ct_rotary_odd, tyr__ct_rotary_odd_msg);
+#define tyr__ct_rotary_tables_msg "tyr_rotary_tables: the head dim D must be even and positive"
+TYR_CT_ERROR(tyr__ct_rotary_tables, tyr__ct_rotary_tables_msg);
+#define tyr__ct_dropout_p_msg "tyr_dropout: p must be in [0, 1)"
+TYR_CT_ERROR(tyr__ct_dropout_p, tyr__ct_dropout_p_msg);
+#define tyr__ct_sdpa_rank_msg "tyr_sdpa: q, k and v must have rank 4 ([B, H, T, D])"
+TYR_CT_ERROR(tyr__ct_sdpa_rank, tyr__ct_sdpa_rank_msg);
+#define tyr__ct_sdpa_batch_msg "tyr_sdpa: q, k and v have different batch sizes"
+TYR_CT_ERROR(tyr__ct_sdpa_batch, tyr__ct_sdpa_batch_msg);
+#define tyr__ct_sdpa_head_dim_msg "tyr_sdpa: q, k and v have different head dims"
+TYR_CT_ERROR(tyr__ct_sdpa_head_dim, tyr__ct_sdpa_head_dim_msg);
+#define tyr__ct_sdpa_kv_msg "tyr_sdpa: k and v have different shapes"
+TYR_CT_ERROR(tyr__ct_sdpa_kv, tyr__ct_sdpa_kv_msg);
+#define tyr__ct_sdpa_groups_msg                                                                    \
+  "tyr_sdpa: the number of query heads is not a multiple of the "                                  \
+  "number of key/value heads"
+TYR_CT_ERROR(tyr__ct_sdpa_groups, tyr__ct_sdpa_groups_msg);
 
 /* softmax over a constant dim: same type as x */
 #define TYR__TSOFTMAX(name, x, d)                                                                  \
   ({                                                                                               \
     __auto_type tyr__a = (x);                                                                      \
-    TYR_CT_CHECK(TYR__NORM(tyr__a, d) >= 0 && TYR__NORM(tyr__a, d) < tyr_rank(tyr__a),             \
-                 tyr__ct_##name##_dim);                                                            \
+    TYR_RULE(TYR__NORM(tyr__a, d) >= 0 && TYR__NORM(tyr__a, d) < tyr_rank(tyr__a),                 \
+             tyr__ct_##name##_dim);                                                                \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_" #name, "x", tyr__a);                           \
-    (__typeof__(tyr__a))(tyr__ea ? tyr_##name##_at(tyr__s, tyr__ea, (d)) : NULL);                  \
+    (__typeof__(tyr__a))(tyr__ea ? tyr_result_at(tyr__s, "tyr_" #name,                             \
+                                                 tyr_##name##_at(tyr__s, tyr__ea, (d)))            \
+                                 : NULL);                                                          \
   })
 #define tyr_softmax(x, dim) TYR__TSOFTMAX(softmax, x, dim)
 #define tyr_log_softmax(x, dim) TYR__TSOFTMAX(log_softmax, x, dim)
 
 /* logits [d0, ..., dk, V], targets [d0, ..., dk] -> scalar */
 #define TYR__TCE_DIM(l, t, j)                                                                      \
-  TYR_CT_CHECK(tyr_rank(t) <= (j) || TYR__DIM(t, j) == TYR__DIM(l, j), tyr__ct_cross_entropy)
+  TYR_RULE(tyr_rank(t) <= (j) || TYR__DIM(t, j) == TYR__DIM(l, j), tyr__ct_cross_entropy)
 #define tyr_cross_entropy(logits, targets, ignore_index)                                           \
   ({                                                                                               \
     __auto_type tyr__l = (logits);                                                                 \
     __auto_type tyr__t = (targets);                                                                \
-    TYR_CT_CHECK(tyr_rank(tyr__t) == tyr_rank(tyr__l) - 1, tyr__ct_cross_entropy);                 \
+    TYR_RULE(tyr_rank(tyr__t) == tyr_rank(tyr__l) - 1, tyr__ct_cross_entropy);                     \
     TYR__TCE_DIM(tyr__l, tyr__t, 0);                                                               \
     TYR__TCE_DIM(tyr__l, tyr__t, 1);                                                               \
     TYR__TCE_DIM(tyr__l, tyr__t, 2);                                                               \
@@ -184,25 +205,31 @@ TYR_CT_ERROR(tyr__ct_sdpa_groups, "tyr_sdpa: the number of query heads is not a 
     tyr_tensor *tyr__el = TYR__CLAIM(tyr__s, "tyr_cross_entropy", "logits", tyr__l);               \
     tyr_tensor *tyr__et =                                                                          \
         tyr__el ? TYR__CLAIM(tyr__s, "tyr_cross_entropy", "targets", tyr__t) : NULL;               \
-    (tyr_T0)(tyr__et ? tyr_cross_entropy_at(tyr__s, tyr__el, tyr__et, (ignore_index)) : NULL);     \
+    (tyr_T0)(tyr__et                                                                               \
+                 ? tyr_result_at(tyr__s, "tyr_cross_entropy",                                      \
+                                 tyr_cross_entropy_at(tyr__s, tyr__el, tyr__et, (ignore_index)))   \
+                 : NULL);                                                                          \
   })
 
 /* x [d0, ..., dk, C], w [V, C], targets [d0, ..., dk] -> scalar */
-TYR_CT_ERROR(tyr__ct_linear_ce_w, "tyr_linear_cross_entropy: w must be [V, C] with C the last dim "
-                                  "of x [..., C]");
-TYR_CT_ERROR(tyr__ct_linear_ce_targets,
-             "tyr_linear_cross_entropy: targets must have the shape of x "
-             "without its last dim (x [..., C], targets [...])");
+#define tyr__ct_linear_ce_w_msg                                                                    \
+  "tyr_linear_cross_entropy: w must be [V, C] with C the last dim "                                \
+  "of x [..., C]"
+TYR_CT_ERROR(tyr__ct_linear_ce_w, tyr__ct_linear_ce_w_msg);
+#define tyr__ct_linear_ce_targets_msg                                                              \
+  "tyr_linear_cross_entropy: targets must have the shape of x "                                    \
+  "without its last dim (x [..., C], targets [...])"
+TYR_CT_ERROR(tyr__ct_linear_ce_targets, tyr__ct_linear_ce_targets_msg);
 #define TYR__TLCE_DIM(x, t, j)                                                                     \
-  TYR_CT_CHECK(tyr_rank(t) <= (j) || TYR__DIM(t, j) == TYR__DIM(x, j), tyr__ct_linear_ce_targets)
+  TYR_RULE(tyr_rank(t) <= (j) || TYR__DIM(t, j) == TYR__DIM(x, j), tyr__ct_linear_ce_targets)
 #define tyr_linear_cross_entropy(x, w, targets, ignore_index)                                      \
   ({                                                                                               \
     __auto_type tyr__x = (x);                                                                      \
     __auto_type tyr__w = (w);                                                                      \
     __auto_type tyr__t = (targets);                                                                \
-    TYR_CT_CHECK(tyr_rank(tyr__w) == 2 && tyr_dim(tyr__w, -1) == tyr_dim(tyr__x, -1),              \
-                 tyr__ct_linear_ce_w);                                                             \
-    TYR_CT_CHECK(tyr_rank(tyr__t) == tyr_rank(tyr__x) - 1, tyr__ct_linear_ce_targets);             \
+    TYR_RULE(tyr_rank(tyr__w) == 2 && TYR__DIMN(tyr__w, -1) == TYR__DIMN(tyr__x, -1),              \
+             tyr__ct_linear_ce_w);                                                                 \
+    TYR_RULE(tyr_rank(tyr__t) == tyr_rank(tyr__x) - 1, tyr__ct_linear_ce_targets);                 \
     TYR__TLCE_DIM(tyr__x, tyr__t, 0);                                                              \
     TYR__TLCE_DIM(tyr__x, tyr__t, 1);                                                              \
     TYR__TLCE_DIM(tyr__x, tyr__t, 2);                                                              \
@@ -214,9 +241,10 @@ TYR_CT_ERROR(tyr__ct_linear_ce_targets,
         tyr__ex ? TYR__CLAIM(tyr__s, "tyr_linear_cross_entropy", "w", tyr__w) : NULL;              \
     tyr_tensor *tyr__et =                                                                          \
         tyr__ew ? TYR__CLAIM(tyr__s, "tyr_linear_cross_entropy", "targets", tyr__t) : NULL;        \
-    (tyr_T0)(tyr__et                                                                               \
-                 ? tyr_linear_cross_entropy_at(tyr__s, tyr__ex, tyr__ew, tyr__et, (ignore_index))  \
-                 : NULL);                                                                          \
+    (tyr_T0)(tyr__et ? tyr_result_at(tyr__s, "tyr_linear_cross_entropy",                           \
+                                     tyr_linear_cross_entropy_at(tyr__s, tyr__ex, tyr__ew,         \
+                                                                 tyr__et, (ignore_index)))         \
+                     : NULL);                                                                      \
   })
 
 #define tyr_mse_loss(a, b)                                                                         \
@@ -240,38 +268,42 @@ TYR_CT_ERROR(tyr__ct_linear_ce_targets,
 #define tyr_layer_norm(x, w, b, eps)                                                               \
   ({                                                                                               \
     __auto_type tyr__a = (x);                                                                      \
-    __auto_type tyr__w = TYR__OPTIONAL(w, tyr_T(tyr_dim(tyr__a, -1)));                             \
-    __auto_type tyr__b = TYR__OPTIONAL(b, tyr_T(tyr_dim(tyr__a, -1)));                             \
-    TYR_CT_CHECK(tyr_rank(tyr__w) == 1 && tyr_rank(tyr__b) == 1, tyr__ct_layer_norm);              \
-    TYR_CT_CHECK(TYR__D0(tyr__w) == tyr_dim(tyr__a, -1), tyr__ct_layer_norm);                      \
-    TYR_CT_CHECK(TYR__D0(tyr__b) == tyr_dim(tyr__a, -1), tyr__ct_layer_norm);                      \
+    __auto_type tyr__w = TYR__OPTIONAL(w, tyr_T(TYR__DIMN(tyr__a, -1)));                           \
+    __auto_type tyr__b = TYR__OPTIONAL(b, tyr_T(TYR__DIMN(tyr__a, -1)));                           \
+    TYR_RULE(tyr_rank(tyr__w) == 1 && tyr_rank(tyr__b) == 1, tyr__ct_layer_norm);                  \
+    TYR_RULE(TYR__D0(tyr__w) == TYR__DIMN(tyr__a, -1), tyr__ct_layer_norm);                        \
+    TYR_RULE(TYR__D0(tyr__b) == TYR__DIMN(tyr__a, -1), tyr__ct_layer_norm);                        \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     bool tyr__ok = true;                                                                           \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_layer_norm", "x", tyr__a);                       \
     tyr__ok = tyr__ea != NULL;                                                                     \
     tyr_tensor *tyr__ew = TYR__CLAIM_OPT(tyr__s, "tyr_layer_norm", "w", tyr__w, tyr__ok);          \
     tyr_tensor *tyr__eb = TYR__CLAIM_OPT(tyr__s, "tyr_layer_norm", "b", tyr__b, tyr__ok);          \
-    (__typeof__(tyr__a))(tyr__ok ? tyr_layer_norm_at(tyr__s, tyr__ea, tyr__ew, tyr__eb, (eps))     \
+    (__typeof__(tyr__a))(tyr__ok ? tyr_result_at(tyr__s, "tyr_layer_norm",                         \
+                                                 tyr_layer_norm_at(tyr__s, tyr__ea, tyr__ew,       \
+                                                                   tyr__eb, (eps)))                \
                                  : NULL);                                                          \
   })
 /* x [..., C], w [C] or NULL */
 #define tyr_rms_norm(x, w, eps)                                                                    \
   ({                                                                                               \
     __auto_type tyr__a = (x);                                                                      \
-    __auto_type tyr__w = TYR__OPTIONAL(w, tyr_T(tyr_dim(tyr__a, -1)));                             \
-    TYR_CT_CHECK(tyr_rank(tyr__w) == 1, tyr__ct_rms_norm);                                         \
-    TYR_CT_CHECK(TYR__D0(tyr__w) == tyr_dim(tyr__a, -1), tyr__ct_rms_norm);                        \
+    __auto_type tyr__w = TYR__OPTIONAL(w, tyr_T(TYR__DIMN(tyr__a, -1)));                           \
+    TYR_RULE(tyr_rank(tyr__w) == 1, tyr__ct_rms_norm);                                             \
+    TYR_RULE(TYR__D0(tyr__w) == TYR__DIMN(tyr__a, -1), tyr__ct_rms_norm);                          \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     bool tyr__ok = true;                                                                           \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_rms_norm", "x", tyr__a);                         \
     tyr__ok = tyr__ea != NULL;                                                                     \
     tyr_tensor *tyr__ew = TYR__CLAIM_OPT(tyr__s, "tyr_rms_norm", "w", tyr__w, tyr__ok);            \
-    (__typeof__(tyr__a))(tyr__ok ? tyr_rms_norm_at(tyr__s, tyr__ea, tyr__ew, (eps)) : NULL);       \
+    (__typeof__(tyr__a))(tyr__ok ? tyr_result_at(tyr__s, "tyr_rms_norm",                           \
+                                                 tyr_rms_norm_at(tyr__s, tyr__ea, tyr__ew, (eps))) \
+                                 : NULL);                                                          \
   })
 
 #define tyr_dropout(x, p, training)                                                                \
   ({                                                                                               \
-    TYR_CT_CHECK((p) >= 0 && (p) < 1, tyr__ct_dropout_p);                                          \
+    TYR_RULE((p) >= 0 && (p) < 1, tyr__ct_dropout_p);                                              \
     TYR_TYPED_UNARY("tyr_dropout", tyr_dropout_at(tyr__s, tyr__ea, (p), (training)), x);           \
   })
 
@@ -281,24 +313,26 @@ TYR_CT_ERROR(tyr__ct_linear_ce_targets,
     __auto_type tyr__a = (x);                                                                      \
     __auto_type tyr__c = (c);                                                                      \
     __auto_type tyr__n = (sn);                                                                     \
-    TYR_CT_CHECK(tyr_rank(tyr__a) == 4 && tyr_rank(tyr__c) == 2 && tyr_rank(tyr__n) == 2,          \
-                 tyr__ct_rotary_rank);                                                             \
-    TYR_CT_CHECK(TYR__D3(tyr__a) % 2 == 0, tyr__ct_rotary_odd);                                    \
-    TYR_CT_CHECK(TYR__D0(tyr__c) == TYR__D2(tyr__a), tyr__ct_rotary);                              \
-    TYR_CT_CHECK(TYR__D1(tyr__c) * 2 == TYR__D3(tyr__a), tyr__ct_rotary);                          \
-    TYR_CT_CHECK(TYR__D0(tyr__n) == TYR__D2(tyr__a), tyr__ct_rotary);                              \
-    TYR_CT_CHECK(TYR__D1(tyr__n) * 2 == TYR__D3(tyr__a), tyr__ct_rotary);                          \
+    TYR_RULE(tyr_rank(tyr__a) == 4 && tyr_rank(tyr__c) == 2 && tyr_rank(tyr__n) == 2,              \
+             tyr__ct_rotary_rank);                                                                 \
+    TYR_RULE(TYR__D3(tyr__a) % 2 == 0, tyr__ct_rotary_odd);                                        \
+    TYR_RULE(TYR__D0(tyr__c) == TYR__D2(tyr__a), tyr__ct_rotary);                                  \
+    TYR_RULE(TYR__D1(tyr__c) * 2 == TYR__D3(tyr__a), tyr__ct_rotary);                              \
+    TYR_RULE(TYR__D0(tyr__n) == TYR__D2(tyr__a), tyr__ct_rotary);                                  \
+    TYR_RULE(TYR__D1(tyr__n) * 2 == TYR__D3(tyr__a), tyr__ct_rotary);                              \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_rotary", "x", tyr__a);                           \
     tyr_tensor *tyr__ec = tyr__ea ? TYR__CLAIM(tyr__s, "tyr_rotary", "cos", tyr__c) : NULL;        \
     tyr_tensor *tyr__en = tyr__ec ? TYR__CLAIM(tyr__s, "tyr_rotary", "sin", tyr__n) : NULL;        \
-    (__typeof__(tyr__a))(tyr__en ? tyr_rotary_at(tyr__s, tyr__ea, tyr__ec, tyr__en) : NULL);       \
+    (__typeof__(tyr__a))(tyr__en ? tyr_result_at(tyr__s, "tyr_rotary",                             \
+                                                 tyr_rotary_at(tyr__s, tyr__ea, tyr__ec, tyr__en)) \
+                                 : NULL);                                                          \
   })
 /* tyr_T(T, D / 2) cos, sin;  tyr_rotary_tables(T, D, 10000.0, &cos, &sin);
  * default dtype and device; the handles' type must be [T, D/2]. */
 #define tyr_rotary_tables(T, D, base, cosp, sinp)                                                  \
   ({                                                                                               \
-    TYR_CT_CHECK((D) > 0 && (D) % 2 == 0, tyr__ct_rotary_tables);                                  \
+    TYR_RULE((D) > 0 && (D) % 2 == 0, tyr__ct_rotary_tables);                                      \
     tyr_tensor *tyr__c = NULL, *tyr__n = NULL;                                                     \
     int tyr__r = tyr_rotary_tables_at(TYR_SITE, (T), (D), (base), tyr_default_dtype(),             \
                                       tyr_default_device(), &tyr__c, &tyr__n);                     \
@@ -314,20 +348,57 @@ TYR_CT_ERROR(tyr__ct_linear_ce_targets,
     __auto_type tyr__q = (q);                                                                      \
     __auto_type tyr__k = (k);                                                                      \
     __auto_type tyr__v = (v);                                                                      \
-    TYR_CT_CHECK(tyr_rank(tyr__q) == 4 && tyr_rank(tyr__k) == 4 && tyr_rank(tyr__v) == 4,          \
-                 tyr__ct_sdpa_rank);                                                               \
-    TYR_CT_CHECK(TYR__D0(tyr__q) == TYR__D0(tyr__k) && TYR__D0(tyr__q) == TYR__D0(tyr__v),         \
-                 tyr__ct_sdpa_batch);                                                              \
-    TYR_CT_CHECK(TYR__D3(tyr__q) == TYR__D3(tyr__k) && TYR__D3(tyr__q) == TYR__D3(tyr__v),         \
-                 tyr__ct_sdpa_head_dim);                                                           \
-    TYR_CT_SAME_SHAPE(tyr__k, tyr__v, tyr__ct_sdpa_kv);                                            \
-    TYR_CT_CHECK(TYR__D1(tyr__q) % TYR__D1(tyr__k) == 0, tyr__ct_sdpa_groups);                     \
+    TYR_RULE(tyr_rank(tyr__q) == 4 && tyr_rank(tyr__k) == 4 && tyr_rank(tyr__v) == 4,              \
+             tyr__ct_sdpa_rank);                                                                   \
+    TYR_RULE(TYR__D0(tyr__q) == TYR__D0(tyr__k) && TYR__D0(tyr__q) == TYR__D0(tyr__v),             \
+             tyr__ct_sdpa_batch);                                                                  \
+    TYR_RULE(TYR__D3(tyr__q) == TYR__D3(tyr__k) && TYR__D3(tyr__q) == TYR__D3(tyr__v),             \
+             tyr__ct_sdpa_head_dim);                                                               \
+    TYR_RULE_SAME_SHAPE(tyr__k, tyr__v, tyr__ct_sdpa_kv);                                          \
+    TYR_RULE(TYR__D1(tyr__q) % TYR__D1(tyr__k) == 0, tyr__ct_sdpa_groups);                         \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__eq = TYR__CLAIM(tyr__s, "tyr_sdpa", "q", tyr__q);                             \
     tyr_tensor *tyr__ek = tyr__eq ? TYR__CLAIM(tyr__s, "tyr_sdpa", "k", tyr__k) : NULL;            \
     tyr_tensor *tyr__ev = tyr__ek ? TYR__CLAIM(tyr__s, "tyr_sdpa", "v", tyr__v) : NULL;            \
-    (__typeof__(tyr__q))(tyr__ev ? tyr_sdpa_at(tyr__s, tyr__eq, tyr__ek, tyr__ev, (__VA_ARGS__))   \
+    (__typeof__(tyr__q))(tyr__ev ? tyr_result_at(tyr__s, "tyr_sdpa",                               \
+                                                 tyr_sdpa_at(tyr__s, tyr__eq, tyr__ek, tyr__ev,    \
+                                                             (__VA_ARGS__)))                       \
                                  : NULL);                                                          \
+  })
+
+/* The same with a typed mask: mask [T, S] (bool or u8, true = may attend),
+ * checked against q [B, Hq, T, D] and k [B, Hkv, S, D] like any operand;
+ * opts (a pointer, may be NULL) give the other options, and their mask
+ * field must be NULL. */
+#define tyr__ct_sdpa_mask_msg                                                                      \
+  "tyr_sdpa_masked: the mask must be [T, S] for q [B, H, T, D] and k [B, H, S, D]"
+TYR_CT_ERROR(tyr__ct_sdpa_mask, tyr__ct_sdpa_mask_msg);
+#define tyr_sdpa_masked(q, k, v, m, opts)                                                          \
+  ({                                                                                               \
+    __auto_type tyr__m = (m);                                                                      \
+    const tyr_sdpa_opts *tyr__o = (opts);                                                          \
+    tyr_sdpa_opts tyr__mo = tyr__o ? *tyr__o : (tyr_sdpa_opts){0};                                 \
+    __auto_type tyr__sq = (q);                                                                     \
+    __auto_type tyr__sk = (k);                                                                     \
+    TYR_RULE(tyr_rank(tyr__m) == 2, tyr__ct_sdpa_mask);                                            \
+    TYR_RULE(TYR__D0(tyr__m) == TYR__D2(tyr__sq) && TYR__D1(tyr__m) == TYR__D2(tyr__sk),           \
+             tyr__ct_sdpa_mask);                                                                   \
+    tyr_site tyr__ms = TYR_SITE;                                                                   \
+    tyr_tensor *tyr__em = TYR__CLAIM(tyr__ms, "tyr_sdpa_masked", "mask", tyr__m);                  \
+    if (tyr__em && (TYR__D0(tyr__m) != TYR__D2(tyr__sq) || TYR__D1(tyr__m) != TYR__D2(tyr__sk))) { \
+      tyr_raise(TYR_ERR_SHAPE, tyr__ms, "tyr_sdpa_masked",                                         \
+                "the mask is [%lld, %lld] but q is [.., %lld, ..] and k [.., %lld, ..] (the mask " \
+                "must be [T, S])",                                                                 \
+                (long long)TYR__D0(tyr__m), (long long)TYR__D1(tyr__m),                            \
+                (long long)TYR__D2(tyr__sq), (long long)TYR__D2(tyr__sk));                         \
+      tyr__em = NULL;                                                                              \
+    }                                                                                              \
+    if (tyr__em && tyr__o && tyr__o->mask) {                                                       \
+      tyr_raise(TYR_ERR_ARG, tyr__ms, "tyr_sdpa_masked", "opts->mask must be NULL");               \
+      tyr__em = NULL;                                                                              \
+    }                                                                                              \
+    tyr__mo.mask = tyr__em;                                                                        \
+    tyr__em ? tyr_sdpa(tyr__sq, tyr__sk, v, &tyr__mo) : (__typeof__(tyr__sq))NULL;                 \
   })
 
 #ifdef __cplusplus

@@ -76,23 +76,38 @@ tyr_tensor *tyr_var_all_at(tyr_site s, tyr_tensor *x, bool unbiased);
 #define tyr_var_all_e(x, u) tyr_var_all_at(TYR_SITE, (x), (u))
 
 /* ---- typed layer: dim must be a constant --------------------------------- */
-TYR_CT_ERROR(tyr__ct_reduce_dim, "tyr_reduce: dim is out of range for the tensor's rank");
-#define TYR__CT_RDIM(name)                                                                         \
-  TYR_CT_ERROR(tyr__ct_##name, "tyr_" #name ": dim is out of range for the tensor's rank")
-TYR__CT_RDIM(sum_dim);
-TYR__CT_RDIM(sum_keepdim);
-TYR__CT_RDIM(mean_dim);
-TYR__CT_RDIM(mean_keepdim);
-TYR__CT_RDIM(max_dim);
-TYR__CT_RDIM(max_keepdim);
-TYR__CT_RDIM(min_dim);
-TYR__CT_RDIM(min_keepdim);
-TYR__CT_RDIM(argmax);
-TYR__CT_RDIM(argmax_keepdim);
-TYR__CT_RDIM(argmin);
-TYR__CT_RDIM(argmin_keepdim);
-TYR__CT_RDIM(var);
-TYR__CT_RDIM(var_keepdim);
+#define tyr__ct_reduce_dim_msg "tyr_reduce: dim is out of range for the rank of the tensor"
+TYR_CT_ERROR(tyr__ct_reduce_dim, tyr__ct_reduce_dim_msg);
+#define tyr__ct_sum_dim_msg "tyr_sum_dim: dim is out of range for the rank of the tensor"
+TYR_CT_ERROR(tyr__ct_sum_dim, tyr__ct_sum_dim_msg);
+#define tyr__ct_sum_keepdim_msg "tyr_sum_keepdim: dim is out of range for the rank of the tensor"
+TYR_CT_ERROR(tyr__ct_sum_keepdim, tyr__ct_sum_keepdim_msg);
+#define tyr__ct_mean_dim_msg "tyr_mean_dim: dim is out of range for the rank of the tensor"
+TYR_CT_ERROR(tyr__ct_mean_dim, tyr__ct_mean_dim_msg);
+#define tyr__ct_mean_keepdim_msg "tyr_mean_keepdim: dim is out of range for the rank of the tensor"
+TYR_CT_ERROR(tyr__ct_mean_keepdim, tyr__ct_mean_keepdim_msg);
+#define tyr__ct_max_dim_msg "tyr_max_dim: dim is out of range for the rank of the tensor"
+TYR_CT_ERROR(tyr__ct_max_dim, tyr__ct_max_dim_msg);
+#define tyr__ct_max_keepdim_msg "tyr_max_keepdim: dim is out of range for the rank of the tensor"
+TYR_CT_ERROR(tyr__ct_max_keepdim, tyr__ct_max_keepdim_msg);
+#define tyr__ct_min_dim_msg "tyr_min_dim: dim is out of range for the rank of the tensor"
+TYR_CT_ERROR(tyr__ct_min_dim, tyr__ct_min_dim_msg);
+#define tyr__ct_min_keepdim_msg "tyr_min_keepdim: dim is out of range for the rank of the tensor"
+TYR_CT_ERROR(tyr__ct_min_keepdim, tyr__ct_min_keepdim_msg);
+#define tyr__ct_argmax_msg "tyr_argmax: dim is out of range for the rank of the tensor"
+TYR_CT_ERROR(tyr__ct_argmax, tyr__ct_argmax_msg);
+#define tyr__ct_argmax_keepdim_msg                                                                 \
+  "tyr_argmax_keepdim: dim is out of range for the rank of the tensor"
+TYR_CT_ERROR(tyr__ct_argmax_keepdim, tyr__ct_argmax_keepdim_msg);
+#define tyr__ct_argmin_msg "tyr_argmin: dim is out of range for the rank of the tensor"
+TYR_CT_ERROR(tyr__ct_argmin, tyr__ct_argmin_msg);
+#define tyr__ct_argmin_keepdim_msg                                                                 \
+  "tyr_argmin_keepdim: dim is out of range for the rank of the tensor"
+TYR_CT_ERROR(tyr__ct_argmin_keepdim, tyr__ct_argmin_keepdim_msg);
+#define tyr__ct_var_msg "tyr_var: dim is out of range for the rank of the tensor"
+TYR_CT_ERROR(tyr__ct_var, tyr__ct_var_msg);
+#define tyr__ct_var_keepdim_msg "tyr_var_keepdim: dim is out of range for the rank of the tensor"
+TYR_CT_ERROR(tyr__ct_var_keepdim, tyr__ct_var_keepdim_msg);
 
 /* result type: a scalar */
 #define TYR__TRED_ALL(name, x)                                                                     \
@@ -111,7 +126,7 @@ TYR__CT_RDIM(var_keepdim);
 #define TYR__TRED_(failfn, opname, x, d, T, call)                                                  \
   ({                                                                                               \
     __auto_type tyr__a = (x);                                                                      \
-    TYR_CT_CHECK(TYR__NORM(tyr__a, d) >= 0 && TYR__NORM(tyr__a, d) < tyr_rank(tyr__a), failfn);    \
+    TYR_RULE(TYR__NORM(tyr__a, d) >= 0 && TYR__NORM(tyr__a, d) < tyr_rank(tyr__a), failfn);        \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, opname, "x", tyr__a);                                 \
     (T)(tyr__ea ? call : NULL);                                                                    \

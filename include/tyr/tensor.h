@@ -76,6 +76,10 @@ typedef struct tyr_tensor {
   struct tyr_scope *scope; /* scope that owns one reference, or NULL */
   int64_t scope_slot;
   const char *name; /* optional, not owned */
+  /* the typed op that made this tensor and where it was called (set by
+   * tyr_result_at, for messages about handles that disagree with it) */
+  const char *origin_op;
+  tyr_site origin;
 } tyr_tensor;
 
 /* ---- dtypes and devices ---------------------------------------------- */
@@ -203,6 +207,13 @@ void tyr_set_at(tyr_site s, tyr_tensor *t, const int64_t *index, double v);
 /* Checks that t has the given rank and dims (the typed layer's claim). */
 tyr_tensor *tyr_check_shape_at(tyr_site s, const char *op, const char *arg, tyr_tensor *t, int rank,
                                const int64_t *dims);
+
+/* Stamps t (when not NULL and not stamped yet) with the typed op that made
+ * it and its call site; returns t.  The typed ops' results pass here. */
+tyr_tensor *tyr_result_at(tyr_site s, const char *op, tyr_tensor *t);
+/* Dim i (negative counts from the end) of the dims a handle's type claims,
+ * checked against the rank: the run-time form of tyr_dim. */
+int64_t tyr_dim_at(tyr_site s, int rank, const int64_t *dims, int i);
 
 /* ---- random numbers ------------------------------------------------------
  * Philox4x32-10: element i of a random tensor depends only on (seed,

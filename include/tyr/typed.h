@@ -9,21 +9,74 @@
  * some dims are run-time values).  Its value is the run-time tensor itself,
  * cast; it is never dereferenced.  sizeof reads the dims back out of the
  * type, as integer constant expressions when they were constants.
+ * tools/tyr-cc prints these types back as tyr_T(32, 768) in diagnostics.
  *
  * Giving a handle of one shape where another is expected is an
  * incompatible-pointer-types diagnostic, which this header makes an error.
  * Each typed op is a macro that computes its result type from its operands'
  * types and checks its shape rule when the program is compiled if the
- * compiler can decide it (a call to a function declared with
- * __attribute__((error("tyr_op: ..."))) that survives only when the rule is
- * broken), and otherwise at run time at the call, naming file, line, op and
+ * compiler can decide it (a static assertion when the dims are constants,
+ * so that the op's message comes before any type mismatch the broken rule
+ * causes; a call to a function declared __attribute__((error(msg))) that
+ * survives only when the rule is broken, when only the optimizer can
+ * decide), and otherwise at run time at the call, naming file, line, op and
  * both shapes.  Every typed call also passes the dims its operands' types
  * claim, so a handle whose type does not match its tensor is caught at its
- * next use.
+ * next use (and the message names the line that made the tensor).
  *
- * Dims in the typed layer must be positive and free of side effects (they
- * may be evaluated more than once).  The erased layer (tyr_tensor *) has
- * no such limits.  Requires GCC >= 10 or Clang >= 14. */
+ * Each macro evaluates each of its handle arguments exactly once.  Dims in
+ * the typed layer must be positive and free of side effects (they are
+ * evaluated more than once).  The erased layer (tyr_tensor *) has no such
+ * limits.  Requires GCC >= 10 or Clang >= 14.
+ *
+ * ---- How to write a typed op ---------------------------------------------
+ *  1. Messages: one per rule, starting with the op's own name, defined as a
+ *     macro <failfn>_msg next to the failing function:
+ *         #define tyr__ct_foo_msg "tyr_foo: w must be [C] for x [..., C]"
+ *         TYR_CT_ERROR(tyr__ct_foo, tyr__ct_foo_msg);
+ *     Never share a failfn between two public ops (tyr_eq and tyr_lt each
+ *     get their own), so the message names the op the user called.
+ *  2. The macro is a statement expression that binds every handle argument
+ *     once:  __auto_type tyr__a = (x);  and uses only the locals after that
+ *     (never __typeof__(x), sizeof or tyr_dim on the argument itself: with
+ *     run-time dims those evaluate it again).
+ *  3. Rules with TYR_RULE(cond, failfn) (or TYR_RULE_SAME_SHAPE /
+ *     TYR_RULE_RANK), which need failfn##_msg; TYR_CT_CHECK is the older
+ *     optimizer-only form, whose message another error can hide.
+ *  4. tyr_site tyr__s = TYR_SITE; then TYR__CLAIM(tyr__s, "tyr_foo", "x",
+ *     tyr__a) for every handle operand (NULL stops), including optional
+ *     ones (TYR__OPTIONAL, TYR__CLAIM_OPT) and masks: no operand may be an
+ *     unchecked erased tensor.
+ *  5. The result: TYR_RESULT(type, tyr__s, "tyr_foo", call): the cast to
+ *     the result type computed from the locals' types, and a stamp of the
+ *     op and call site on the tensor, so that a handle later found to
+ *     disagree with its type (a variable declared with another shape)
+ *     names this line.
+ *  6. Tests: a must-fail snippet in tests/compile/fail per rule (// expect:
+ *     the op's name and message), one whose result goes into a wrongly
+ *     declared variable, must-pass coverage with constant, run-time and
+ *     mixed dims in tests/compile/pass, and the op in
+ *     tests/typed/test_typed_once.c (each argument evaluated once).
+ *  Also: messages without apostrophes (gcc prints them as \' in static
+ *  assertions); dims of locals read with TYR__DIMN / TYR__D0..5 (tyr_dim
+ *  range-checks, for users); macro parameters not named like a struct
+ *  field the body uses.  Example, x [..., C] and w [C] -> x's type (one
+ *  macro, line continuations left out):
+ *    #define tyr__ct_foo_msg "tyr_foo: w must be [C] for x [..., C]"
+ *    TYR_CT_ERROR(tyr__ct_foo, tyr__ct_foo_msg);
+ *    #define tyr_foo(x, w) ({
+ *      __auto_type tyr__a = (x);
+ *      __auto_type tyr__w = (w);
+ *      TYR_RULE_RANK(tyr__w, 1, tyr__ct_foo);
+ *      TYR_RULE(TYR__D0(tyr__w) == TYR__DIMN(tyr__a, -1), tyr__ct_foo);
+ *      tyr_site tyr__s = TYR_SITE;
+ *      tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_foo", "x", tyr__a);
+ *      tyr_tensor *tyr__ew =
+ *          tyr__ea ? TYR__CLAIM(tyr__s, "tyr_foo", "w", tyr__w) : NULL;
+ *      TYR_RESULT(__typeof__(tyr__a), tyr__s, "tyr_foo",
+ *                 tyr__ew ? tyr_foo_at(tyr__s, tyr__ea, tyr__ew) : NULL); })
+ *  TYR_TYPED_UNARY and TYR_TYPED_SAME2 do all of this for the two common
+ *  shapes of op. */
 #ifndef TYR_TYPED_H
 #define TYR_TYPED_H
 
@@ -71,9 +124,27 @@
 
 /* Rank of a shaped handle: always an integer constant expression. */
 #define tyr_rank(p) ((int)sizeof(TYR__S6(p)) - 1)
-/* Dim i of a shaped handle (i a constant; negative counts from the end).
- * A constant when the dim was a constant.  Dims past the rank read 1. */
-#define tyr_dim(p, i) TYR__DIM(p, TYR__NORM(p, i))
+/* Dim i of a shaped handle (negative i counts from the end).  A constant
+ * when i and the dim are constants.  i outside the rank fails the build
+ * when i is a constant, and stops at run time (naming the call) when not.
+ * p is evaluated when its dims are run-time values: pass a variable. */
+#define tyr_dim(p, i)                                                                              \
+  __builtin_choose_expr(__builtin_constant_p(i), TYR__DIM_CT(p, TYR__CONST_OR0(i)),                \
+                        TYR__DIM_RT(p, i))
+#define TYR__CONST_OR0(i) __builtin_choose_expr(__builtin_constant_p(i), (i), 0)
+#define TYR__DIM_IN_RANK(p, i) ((i) >= -tyr_rank(p) && (i) < tyr_rank(p))
+#define TYR__DIM_CT(p, i)                                                                          \
+  ((int64_t)(TYR__DIMN(p, i) + 0 * sizeof(struct {                                                 \
+                                 _Static_assert(                                                   \
+                                     !TYR__CT_BAD(TYR__DIM_IN_RANK(p, i)),                         \
+                                     "tyr_dim: the dim index is outside the rank of the handle");  \
+                                 char tyr__c;                                                      \
+                               })))
+#define TYR__DIM_RT(p, i)                                                                          \
+  tyr_dim_at(TYR_SITE, tyr_rank(p), (const int64_t[]){TYR__DIMS_OF(p)}, (int)(i))
+/* Dim i of p without a range check (i a constant; past the rank reads 1):
+ * for the typed ops' own use, on their locals. */
+#define TYR__DIMN(p, i) TYR__DIM(p, TYR__NORM(p, i))
 #define TYR__NORM(p, i) ((i) < 0 ? (i) + tyr_rank(p) : (i))
 #define TYR__DIM(p, i)                                                                             \
   __builtin_choose_expr(                                                                           \
@@ -114,19 +185,38 @@
 /* ---- checks -------------------------------------------------------------- */
 /* Declares the function whose surviving call fails the build with msg. */
 #define TYR_CT_ERROR(name, msg) extern void name(void) __attribute__((error(msg)))
-/* Fails the build (through failfn) when cond is a constant and false. */
+/* Fails the build (through failfn) when the optimizer finds cond constant
+ * and false.  Older form: another error in the statement can hide it. */
 #define TYR_CT_CHECK(cond, failfn)                                                                 \
   do {                                                                                             \
     if (__builtin_constant_p(cond) && !(cond)) failfn();                                           \
   } while (0)
+/* 1 when cond is an integer constant expression and false, else 0. */
+#define TYR__CT_BAD(cond) __builtin_choose_expr(__builtin_constant_p(cond), !(cond), 0)
+/* A shape rule: when cond is an integer constant expression and false, a
+ * static assertion fails with failfn##_msg in the front end (before any
+ * type mismatch that the broken rule causes, so clang and gcc both show
+ * it); otherwise when the optimizer decides it, failfn fails the build.
+ * Needs `#define failfn##_msg "tyr_op: ..."` next to TYR_CT_ERROR. */
+#define TYR_RULE(cond, failfn) TYR__RULE(cond, failfn, failfn##_msg)
+#define TYR__RULE(cond, failfn, msg)                                                               \
+  do {                                                                                             \
+    enum { tyr__rule_ok = !TYR__CT_BAD(cond) };                                                    \
+    _Static_assert(tyr__rule_ok, msg);                                                             \
+    TYR_CT_CHECK(cond, failfn);                                                                    \
+  } while (0)
 /* A compile-time check for a condition on ranks (always constant). */
 #define TYR_CT_RANK(p, r, failfn) TYR_CT_CHECK(tyr_rank(p) == (r), failfn)
+#define TYR_RULE_RANK(p, r, failfn) TYR_RULE(tyr_rank(p) == (r), failfn)
 
 /* The erased tensor behind a shaped handle, after checking that its real
  * shape is the one its type claims (NULL, with an error raised, if not). */
 #define TYR__CLAIM(site, op, arg, p)                                                               \
   tyr_check_shape_at((site), (op), (arg), (tyr_tensor *)(p), tyr_rank(p),                          \
                      (const int64_t[]){TYR__DIMS_OF(p)})
+/* The result of a typed op: call's tensor (or NULL) cast to type T, the
+ * op's name and call site stamped on it (see tyr_result_at). */
+#define TYR_RESULT(T, site, op, call) ((T)tyr_result_at((site), (op), (call)))
 
 /* ---- conversions between the layers -------------------------------------- */
 /* Checked cast of an erased tensor to a shaped handle:
@@ -143,33 +233,110 @@
     tyr_tensor *tyr__t = (t);                                                                      \
     (tyr_T0) tyr_check_shape_at(TYR_SITE, "tyr_cast", "tensor", tyr__t, 0, (const int64_t[]){0});  \
   })
+/* A typed expression checked against the shape it is declared with: the
+ * form that names the op and both shapes when a result lands in a variable
+ * of another shape, at the faulty line (at compile time when the dims are
+ * constants, at run time otherwise):
+ *   tyr_T(B, T, C) y = tyr_as(tyr_linear(x, w), B, T, C);              */
+#define tyr_as(p, ...)                                                                             \
+  ({                                                                                               \
+    __auto_type tyr__p = (p);                                                                      \
+    typedef tyr_T(__VA_ARGS__) tyr__as_t;                                                          \
+    enum {                                                                                         \
+      tyr__as_ok = tyr_rank(tyr__p) == TYR__NARGS(__VA_ARGS__) &&                                  \
+                   !TYR__CT_BAD(TYR__D0(tyr__p) == TYR__D0((tyr__as_t)0)) &&                       \
+                   !TYR__CT_BAD(TYR__D1(tyr__p) == TYR__D1((tyr__as_t)0)) &&                       \
+                   !TYR__CT_BAD(TYR__D2(tyr__p) == TYR__D2((tyr__as_t)0)) &&                       \
+                   !TYR__CT_BAD(TYR__D3(tyr__p) == TYR__D3((tyr__as_t)0)) &&                       \
+                   !TYR__CT_BAD(TYR__D4(tyr__p) == TYR__D4((tyr__as_t)0)) &&                       \
+                   !TYR__CT_BAD(TYR__D5(tyr__p) == TYR__D5((tyr__as_t)0))                          \
+    };                                                                                             \
+    _Static_assert(tyr__as_ok, "tyr_as: the shape of `" #p "` differs from the declared "          \
+                               "tyr_T(" #__VA_ARGS__ ")");                                         \
+    (tyr__as_t) tyr_check_shape_at(TYR_SITE, "tyr_as", #p, (tyr_tensor *)tyr__p,                   \
+                                   TYR__NARGS(__VA_ARGS__), (const int64_t[]){__VA_ARGS__});       \
+  })
 /* The erased tensor behind a shaped handle (no check). */
 #define tyr_erase(p) ((tyr_tensor *)(p))
-/* Shaped versions of the lifetime and autograd calls: each keeps the type. */
-#define tyr_keep(p) ((__typeof__(p))tyr_keep_e(tyr_erase(p)))
+/* Shaped versions of the lifetime and autograd calls: each keeps the type
+ * and evaluates its argument once. */
+#define TYR__KEEP_TYPE(p, call)                                                                    \
+  ({                                                                                               \
+    __auto_type tyr__p = (p);                                                                      \
+    tyr_tensor *tyr__e = tyr_erase(tyr__p);                                                        \
+    (__typeof__(tyr__p))(call);                                                                    \
+  })
+#define tyr_keep(p) TYR__KEEP_TYPE(p, tyr_keep_e(tyr__e))
 #define tyr_free(p) tyr_tensor_free(tyr_erase(p))
-#define tyr_retain(p) ((__typeof__(p))tyr_tensor_retain(tyr_erase(p)))
-#define tyr_requires_grad(p) ((__typeof__(p))tyr_requires_grad_at(TYR_SITE, tyr_erase(p), true))
-#define tyr_grad(p) ((__typeof__(p))tyr_grad_e(tyr_erase(p)))
+#define tyr_retain(p) TYR__KEEP_TYPE(p, tyr_tensor_retain(tyr__e))
+#define tyr_requires_grad(p) TYR__KEEP_TYPE(p, tyr_requires_grad_at(TYR_SITE, tyr__e, true))
+#define tyr_grad(p) TYR__KEEP_TYPE(p, tyr_grad_e(tyr__e))
 #define tyr_zero_grad(p) tyr_zero_grad_e(tyr_erase(p))
-#define tyr_detach(p) ((__typeof__(p))tyr_detach_at(TYR_SITE, tyr_erase(p)))
+#define tyr_detach(p) TYR__KEEP_TYPE(p, tyr_detach_at(TYR_SITE, tyr__e))
 #define tyr_backward(loss) tyr_backward_at(TYR_SITE, tyr_erase(loss))
-#define tyr_item(p) tyr_item_at(TYR_SITE, tyr_erase(p))
-/* Element access: tyr_get(x, i, j) for a [m, n] handle. */
-#define tyr_get(p, ...) tyr_get_at(TYR_SITE, tyr_erase(p), (const int64_t[]){__VA_ARGS__})
-#define tyr_set(p, v, ...) tyr_set_at(TYR_SITE, tyr_erase(p), (const int64_t[]){__VA_ARGS__}, (v))
+/* The value of a one-element tensor (a loss): its type must claim one
+ * element (tyr_T0, tyr_T(1), ...). */
+#define tyr__ct_item_msg "tyr_item: the type of the handle is not a scalar (more than one element)"
+TYR_CT_ERROR(tyr__ct_item, tyr__ct_item_msg);
+#define tyr_item(p)                                                                                \
+  ({                                                                                               \
+    __auto_type tyr__p = (p);                                                                      \
+    TYR_RULE(tyr_numel_of(tyr__p) == 1, tyr__ct_item);                                             \
+    tyr_site tyr__s = TYR_SITE;                                                                    \
+    tyr_tensor *tyr__e = TYR__CLAIM(tyr__s, "tyr_item", "x", tyr__p);                              \
+    tyr__e ? tyr_item_at(tyr__s, tyr__e) : 0.0;                                                    \
+  })
+/* Element access: tyr_get(x, i, j) for a [m, n] handle: one index per dim
+ * (checked when compiled); each index in range (checked at run time). */
+#define tyr__ct_get_msg "tyr_get: the number of indices differs from the rank of the handle"
+#define tyr__ct_set_msg "tyr_set: the number of indices differs from the rank of the handle"
+TYR_CT_ERROR(tyr__ct_get, tyr__ct_get_msg);
+TYR_CT_ERROR(tyr__ct_set, tyr__ct_set_msg);
+#define tyr_get(p, ...)                                                                            \
+  ({                                                                                               \
+    __auto_type tyr__p = (p);                                                                      \
+    TYR_RULE(TYR__NARGS(__VA_ARGS__) == tyr_rank(tyr__p), tyr__ct_get);                            \
+    tyr_site tyr__s = TYR_SITE;                                                                    \
+    tyr_tensor *tyr__e = TYR__CLAIM(tyr__s, "tyr_get", "x", tyr__p);                               \
+    tyr__e ? tyr_get_at(tyr__s, tyr__e, (const int64_t[]){__VA_ARGS__}) : 0.0;                     \
+  })
+#define tyr_set(p, v, ...)                                                                         \
+  ({                                                                                               \
+    __auto_type tyr__p = (p);                                                                      \
+    double tyr__v = (v);                                                                           \
+    TYR_RULE(TYR__NARGS(__VA_ARGS__) == tyr_rank(tyr__p), tyr__ct_set);                            \
+    tyr_site tyr__s = TYR_SITE;                                                                    \
+    tyr_tensor *tyr__e = TYR__CLAIM(tyr__s, "tyr_set", "x", tyr__p);                               \
+    if (tyr__e) tyr_set_at(tyr__s, tyr__e, (const int64_t[]){__VA_ARGS__}, tyr__v);                \
+    (void)0;                                                                                       \
+  })
 
 /* ---- building blocks of typed ops ---------------------------------------- */
 /* Checks every dim and the rank of two handles for equality. */
-#define TYR_CT_SAME_SHAPE(a, b, failfn)                                                            \
+#define TYR__SAME_SHAPE_(a, b, CHECK, failfn)                                                      \
   do {                                                                                             \
-    TYR_CT_CHECK(tyr_rank(a) == tyr_rank(b), failfn);                                              \
-    TYR_CT_CHECK(TYR__D0(a) == TYR__D0(b), failfn);                                                \
-    TYR_CT_CHECK(TYR__D1(a) == TYR__D1(b), failfn);                                                \
-    TYR_CT_CHECK(TYR__D2(a) == TYR__D2(b), failfn);                                                \
-    TYR_CT_CHECK(TYR__D3(a) == TYR__D3(b), failfn);                                                \
-    TYR_CT_CHECK(TYR__D4(a) == TYR__D4(b), failfn);                                                \
-    TYR_CT_CHECK(TYR__D5(a) == TYR__D5(b), failfn);                                                \
+    CHECK(tyr_rank(a) == tyr_rank(b), failfn);                                                     \
+    CHECK(TYR__D0(a) == TYR__D0(b), failfn);                                                       \
+    CHECK(TYR__D1(a) == TYR__D1(b), failfn);                                                       \
+    CHECK(TYR__D2(a) == TYR__D2(b), failfn);                                                       \
+    CHECK(TYR__D3(a) == TYR__D3(b), failfn);                                                       \
+    CHECK(TYR__D4(a) == TYR__D4(b), failfn);                                                       \
+    CHECK(TYR__D5(a) == TYR__D5(b), failfn);                                                       \
+  } while (0)
+#define TYR_CT_SAME_SHAPE(a, b, failfn) TYR__SAME_SHAPE_(a, b, TYR_CT_CHECK, failfn)
+/* The same through TYR_RULE (needs failfn##_msg): one static assertion
+ * over every dim that is a constant in both, then the optimizer's checks. */
+#define TYR_RULE_SAME_SHAPE(a, b, failfn)                                                          \
+  do {                                                                                             \
+    enum {                                                                                         \
+      tyr__same_ok =                                                                               \
+          !(TYR__CT_BAD(tyr_rank(a) == tyr_rank(b)) || TYR__CT_BAD(TYR__D0(a) == TYR__D0(b)) ||    \
+            TYR__CT_BAD(TYR__D1(a) == TYR__D1(b)) || TYR__CT_BAD(TYR__D2(a) == TYR__D2(b)) ||      \
+            TYR__CT_BAD(TYR__D3(a) == TYR__D3(b)) || TYR__CT_BAD(TYR__D4(a) == TYR__D4(b)) ||      \
+            TYR__CT_BAD(TYR__D5(a) == TYR__D5(b)))                                                 \
+    };                                                                                             \
+    _Static_assert(tyr__same_ok, failfn##_msg);                                                    \
+    TYR_CT_SAME_SHAPE(a, b, failfn);                                                               \
   } while (0)
 
 /* A typed op of one handle whose result has the operand's type. */
@@ -178,7 +345,7 @@
     __auto_type tyr__a = (a);                                                                      \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, name, "x", tyr__a);                                   \
-    (__typeof__(tyr__a))(tyr__ea ? call : NULL);                                                   \
+    TYR_RESULT(__typeof__(tyr__a), tyr__s, name, tyr__ea ? call : NULL);                           \
   })
 
 /* A typed op of two same-shape handles whose result has their type. */
@@ -186,11 +353,11 @@
   ({                                                                                               \
     __auto_type tyr__a = (a);                                                                      \
     __auto_type tyr__b = (b);                                                                      \
-    TYR_CT_SAME_SHAPE(tyr__a, tyr__b, failfn);                                                     \
+    TYR_RULE_SAME_SHAPE(tyr__a, tyr__b, failfn);                                                   \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, name, "a", tyr__a);                                   \
     tyr_tensor *tyr__eb = tyr__ea ? TYR__CLAIM(tyr__s, name, "b", tyr__b) : NULL;                  \
-    (__typeof__(tyr__a))(tyr__eb ? call : NULL);                                                   \
+    TYR_RESULT(__typeof__(tyr__a), tyr__s, name, tyr__eb ? call : NULL);                           \
   })
 
 #endif

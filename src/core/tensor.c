@@ -187,6 +187,7 @@ tyr_tensor *tyr_empty_at(tyr_site s, tyr_dtype dt, tyr_device dev, int rank, con
     return NULL;
   }
   t->storage = st;
+  t->origin = s;
   t->rank = rank;
   for (int i = 0; i < rank; i++) t->shape[i] = shape[i];
   set_contiguous_strides(t);
@@ -310,10 +311,34 @@ tyr_tensor *tyr_check_shape_at(tyr_site s, const char *op, const char *arg, tyr_
   bool ok = t->rank == rank;
   for (int i = 0; ok && i < rank; i++) ok = t->shape[i] == dims[i];
   if (ok) return t;
-  char a[160], b[160];
-  tyr_raise(TYR_ERR_SHAPE, s, op, "%s is declared %s but the tensor is %s", arg,
-            tyr_shape_str(dims, rank, a, sizeof a), tyr_shape_str(t->shape, t->rank, b, sizeof b));
+  char a[160], b[160], from[320] = "";
+  if (t->origin.file)
+    snprintf(from, sizeof from,
+             " (it was made as %s%s%s at %s:%d and given to a handle declared %s there or "
+             "since)",
+             tyr_shape_str(t->shape, t->rank, b, sizeof b), t->origin_op ? " by " : "",
+             t->origin_op ? t->origin_op : "", t->origin.file, t->origin.line,
+             tyr_shape_str(dims, rank, a, sizeof a));
+  tyr_raise(TYR_ERR_SHAPE, s, op, "%s is declared %s but the tensor is %s%s", arg,
+            tyr_shape_str(dims, rank, a, sizeof a), tyr_shape_str(t->shape, t->rank, b, sizeof b),
+            from);
   return NULL;
+}
+
+tyr_tensor *tyr_result_at(tyr_site s, const char *op, tyr_tensor *t) {
+  if (t && !t->origin_op) { /* the first typed op to return t made it */
+    t->origin_op = op;
+    t->origin = s;
+  }
+  return t;
+}
+
+int64_t tyr_dim_at(tyr_site s, int rank, const int64_t *dims, int i) {
+  if (i < -rank || i >= rank) {
+    tyr_raise(TYR_ERR_ARG, s, "tyr_dim", "dim %d is out of range for a handle of rank %d", i, rank);
+    return 0;
+  }
+  return dims[i < 0 ? i + rank : i];
 }
 
 /* ---- element access ------------------------------------------------------- */

@@ -1,0 +1,11 @@
+/* argmax over the last dim drops it. */
+#include <tyr/tyr.h>
+// expect: incompatible-pointer-types
+// expect: tyr_argmax(
+// expect-tyr-cc: tyr_argmax: the result is tyr_T(4, 16) but y is declared tyr_T(4, 8)
+enum { B = 4, T = 16, C = 8, H = 2, V = 50 };
+void f(void) {
+  tyr_T(B, T, C) x = tyr_zeros(B, T, C);
+  tyr_T(B, C) y = tyr_argmax(x, -1);
+  (void)y;
+}
