@@ -374,7 +374,7 @@ static void check_fixture(const char *model_dir, const char *logits_path) {
   double d = max_diff(got, want);
   double scale = tyr_item_e(tyr_max_e(tyr_abs_e(want)));
   printf("# %s: max |tyr - transformers| = %.3g (logits up to %.3g)\n", model_dir, d, scale);
-  if (!(d < 1e-4 * (1 + scale))) fail_msg("logits differ from transformers' by %g", d);
+  if (!(d < 1e-5 * (1 + scale))) fail_msg("logits differ from transformers' by %g", d);
   tyr_safetensors_close(f);
   tyr_gpt_free(&g);
 }
