@@ -76,7 +76,15 @@ typedef struct tyr_tensor {
   struct tyr_scope *scope; /* scope that owns one reference, or NULL */
   int64_t scope_slot;
   const char *name; /* optional, not owned */
+  /* checks (tyr/debug.h) */
+  uint32_t magic;    /* TYR__TENSOR_LIVE while alive */
+  bool graph_freed;  /* a backward freed the graph that made it */
+  bool unscoped;     /* made outside any scope */
+  tyr_site site;     /* where it was made */
+  tyr_site freed_at; /* once freed: where the scope that freed it was opened */
 } tyr_tensor;
+#define TYR__TENSOR_LIVE 0x54595231u /* "TYR1" */
+#define TYR__TENSOR_DEAD 0xdeadbeefu
 
 /* ---- dtypes and devices ---------------------------------------------- */
 size_t tyr_dtype_size(tyr_dtype dt);
@@ -152,15 +160,21 @@ void tyr_tensor_release(tyr_tensor *t);
 int64_t tyr_live_tensors(void);
 int64_t tyr_live_bytes(void);
 
-static inline void tyr__scope_cleanup(int *unused) {
-  (void)unused;
-  tyr_scope_end();
+/* Ends the innermost scope, which was opened at `opened` (named in the
+ * message of a tensor used after this scope freed it). */
+void tyr_scope_end_at(tyr_site opened);
+static inline tyr_site tyr__scope_begin_site(tyr_site s) {
+  tyr_scope_begin();
+  return s;
+}
+static inline void tyr__scope_cleanup(tyr_site *opened) {
+  tyr_scope_end_at(*opened);
 }
 /* Opens a scope that ends with the enclosing block:
  *   { TYR_SCOPE; ... }   */
 #define TYR_SCOPE                                                                                  \
-  __attribute__((cleanup(tyr__scope_cleanup), unused)) int tyr__scope_guard_##__LINE__ =           \
-      (tyr_scope_begin(), 0)
+  __attribute__((cleanup(tyr__scope_cleanup), unused)) tyr_site tyr__scope_guard_##__LINE__ =      \
+      tyr__scope_begin_site(TYR_SITE)
 
 /* ---- construction and inspection -------------------------------------- */
 /* A new uninitialised contiguous tensor.  Checks rank and dims. */
