@@ -363,6 +363,21 @@ static tyr_tokenizer *parse_tyr(tyr_site s, const char *op, const char *name, co
       if (!pattern) goto oom;
       memcpy(pattern, line + 8, pl);
       pattern[pl] = 0;
+      /* a pattern that does not compile is named with its file and line */
+      int errcode = 0;
+      PCRE2_SIZE erroff = 0;
+      pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
+                                     PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &errcode,
+                                     &erroff, NULL);
+      if (!re) {
+        char msg[256];
+        pcre2_get_error_message(errcode, (PCRE2_UCHAR *)msg, sizeof msg);
+        tyr_raise(TYR_ERR_FORMAT, s, op,
+                  "%s: line %zu: the split pattern does not compile: %s at offset %zu", name,
+                  r.lineno, msg, (size_t)erroff);
+        goto done;
+      }
+      pcre2_code_free(re);
     } else if (line_is(line, len, "special ")) {
       const char *a = line + 8, *end = line + len;
       const char *sp = memchr(a, ' ', (size_t)(end - a));
@@ -416,7 +431,8 @@ static tyr_tokenizer *parse_tyr(tyr_site s, const char *op, const char *name, co
     }
   }
   if (!pattern) {
-    tyr_raise(TYR_ERR_FORMAT, s, op, "%s: the header has no pattern", name);
+    tyr_raise(TYR_ERR_FORMAT, s, op, "%s: line %zu: 'ranks' before any 'pattern' line", name,
+              r.lineno);
     goto done;
   }
   for (uint32_t i = 0; i < nranks; i++) {
@@ -440,7 +456,8 @@ static tyr_tokenizer *parse_tyr(tyr_site s, const char *op, const char *name, co
     goto done;
   }
   if (r.pos < n) {
-    tyr_raise(TYR_ERR_FORMAT, s, op, "%s: %zu bytes after the 'end' line", name, n - r.pos);
+    tyr_raise(TYR_ERR_FORMAT, s, op, "%s: line %zu: %zu bytes after the 'end' line", name,
+              r.lineno + 1, n - r.pos);
     goto done;
   }
   t = build_from_list(s, op, name, pattern, &l, (const char *const *)snames, slens, sids, ns);
