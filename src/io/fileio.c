@@ -105,8 +105,7 @@ int tyr_atomic_open_at(tyr_site s, tyr_atomic_file *af, const char *path) {
   if (af->fd < 0) {
     int err = errno;
     af->tmp_path[0] = 0;
-    return tyr_raise(TYR_ERR_IO, s, path, "cannot create a temporary file beside it: %s",
-                     strerror(err));
+    return tyr_raise(TYR_ERR_IO, s, path, "cannot create a temporary file: %s", strerror(err));
   }
   return 0;
 }
