@@ -8,6 +8,7 @@
 
 #include "testutil.h"
 #include "tyr/checkpoint.h"
+#include "tyr/cuda.h"
 #include "tyr/models/gpt.h"
 #include "tyr/tyr.h"
 
@@ -231,10 +232,44 @@ static void test_config_json(void **state) {
   EXPECT_TYR_ERROR(tyr_gpt_config_from_json("{", "f.st", &d), "not JSON");
 }
 
+/* on a GPU: the same greedy text as on the CPU, masks that hold, one text
+ * per seed (runs in scripts/gpu-suite.sh; skipped without a GPU) */
+static void test_generate_cuda(void **state) {
+  (void)state;
+  if (!tyr_cuda_available()) skip();
+  tyr_gpt g, h;
+  small_gpt(&g);
+  char path[512];
+  snprintf(path, sizeof path, "%s/gpt_cuda.safetensors", tyr_test_tmpdir());
+  assert_int_equal(tyr_gpt_save(&g, path), 0);
+  assert_int_equal(tyr_gpt_load(&h, path, TYR_DEVICE_CUDA(0)), 0);
+  int64_t prompt[3] = {1, 2, 3}, a[3 + 16], b[3 + 16], c[3 + 16];
+  tyr_gpt_sample_config sc = tyr_gpt_sample_defaults();
+  sc.temperature = 0;
+  assert_int_equal(tyr_gpt_generate(&g, prompt, 3, 16, &sc, a), 0);
+  assert_int_equal(tyr_gpt_generate(&h, prompt, 3, 16, &sc, b), 0);
+  assert_memory_equal(a, b, sizeof a);
+  sc = tyr_gpt_sample_defaults();
+  sc.temperature = 2.0;
+  sc.top_k = 3;
+  sc.seed = 5;
+  assert_int_equal(tyr_gpt_generate(&h, prompt, 3, 16, &sc, b), 0);
+  assert_int_equal(tyr_gpt_generate(&h, prompt, 3, 16, &sc, c), 0);
+  assert_memory_equal(b, c, sizeof b);
+  double p[V];
+  for (int k = 3; k < 19; k++) {
+    next_probs(&g, b, k, 2.0, p);
+    assert_true(rank_of(p, (int)b[k]) < 3);
+  }
+  tyr_gpt_free(&h);
+  tyr_gpt_free(&g);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       TYR_TEST(test_greedy_and_masks), TYR_TEST(test_seeds_and_rng), TYR_TEST(test_distribution),
       TYR_TEST(test_bad_arguments),    TYR_TEST(test_save_load),     TYR_TEST(test_config_json),
+      TYR_TEST(test_generate_cuda),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

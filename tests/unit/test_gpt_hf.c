@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "testutil.h"
+#include "tyr/cuda.h"
 #include "tyr/models/gpt.h"
 #include "tyr/safetensors_map.h"
 #include "tyr/tyr.h"
@@ -355,9 +356,9 @@ static void test_rules_split_merge(void **state) {
 }
 
 /* transformers' own logits (tests/data/hf_gpt2, see make_fixture.py) */
-static void check_fixture(const char *model_dir, const char *logits_path) {
+static void check_fixture(const char *model_dir, const char *logits_path, tyr_device dev) {
   tyr_gpt g;
-  assert_int_equal(tyr_gpt_from_hf(&g, model_dir, TYR_DEVICE_CPU), 0);
+  assert_int_equal(tyr_gpt_from_hf(&g, model_dir, dev), 0);
   assert_true(g.cfg.norm_eps != 1e-5);
   TYR_SCOPE;
   TYR_NO_GRAD;
@@ -367,13 +368,15 @@ static void check_fixture(const char *model_dir, const char *logits_path) {
   tyr_tensor *want = tyr_safetensors_load(f, "logits");
   assert_non_null(ids);
   assert_non_null(want);
-  tyr_tensor *got = tyr_gpt_forward(&g, ids, NULL, NULL, false);
+  tyr_tensor *got = tyr_gpt_forward(&g, tyr_to_device_e(ids, dev), NULL, NULL, false);
   assert_non_null(got);
+  got = tyr_to_device_e(got, TYR_DEVICE_CPU);
   assert_int_equal(got->rank, 3);
   assert_memory_equal(got->shape, want->shape, sizeof(int64_t) * 3);
   double d = max_diff(got, want);
   double scale = tyr_item_e(tyr_max_e(tyr_abs_e(want)));
-  printf("# %s: max |tyr - transformers| = %.3g (logits up to %.3g)\n", model_dir, d, scale);
+  printf("# %s on %s: max |tyr - transformers| = %.3g (logits up to %.3g)\n", model_dir,
+         tyr_device_name(dev), d, scale);
   if (!(d < 1e-5 * (1 + scale))) fail_msg("logits differ from transformers' by %g", d);
   tyr_safetensors_close(f);
   tyr_gpt_free(&g);
@@ -391,8 +394,9 @@ static void test_transformers_logits(void **state) {
     printf("# %s is missing: run tests/data/hf_gpt2/make_fixture.py\n", logits);
     skip();
   }
-  check_fixture(dir, logits);
-  check_fixture(sharded, logits);
+  check_fixture(dir, logits, TYR_DEVICE_CPU);
+  check_fixture(sharded, logits, TYR_DEVICE_CPU);
+  if (tyr_cuda_available()) check_fixture(sharded, logits, TYR_DEVICE_CUDA(0));
 }
 
 int main(void) {
