@@ -757,11 +757,15 @@ int main(int argc, char **argv) {
   bool tty = isatty(2);
   fprintf(stderr,
           "train_gpt: preset %s, %" PRId64 " parameters, vocab %d, %" PRId64 " train / %" PRId64
-          " val chars, %s forward, device %s%s, %d threads\n",
+          " val chars, %s forward, device %s%s, %d threads (%s%s)\n",
           c.preset, tyr_params_numel(&g.params), d.vocab_size, d.n_train, d.n - d.n_train,
           c.use_static && static_model_matches(&g, c.batch_size, c.block_size) ? "static-shape"
                                                                                : "dynamic-shape",
-          tyr_device_name(dev), use_graph ? " (CUDA graph)" : "", tyr_get_num_threads());
+          tyr_device_name(dev), use_graph ? " (CUDA graph)" : "", tyr_get_num_threads(),
+          getenv("OMP_WAIT_POLICY") ? "OMP_WAIT_POLICY=" : "GOMP_SPINCOUNT=",
+          getenv("OMP_WAIT_POLICY")  ? getenv("OMP_WAIT_POLICY")
+          : getenv("GOMP_SPINCOUNT") ? getenv("GOMP_SPINCOUNT")
+                                     : "libgomp's default");
   int64_t live0 = tyr_live_tensors();
   double t_start = now(), t_last = t_start, ema_tok = 0, last_loss = 0;
   int64_t steps_this_run = 0, window_n = 0;

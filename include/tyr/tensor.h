@@ -225,13 +225,17 @@ float tyr_philox_normal(uint64_t seed, uint64_t counter);
 /* CPU threads for ops (OpenMP); GEMMs are split over the same threads. */
 void tyr_set_num_threads(int n);
 int tyr_get_num_threads(void);
-/* A setting that libgomp reads only when it loads, chosen for training on
- * few cores: OpenMP threads spin about a millisecond between ops before
- * they sleep (GOMP_SPINCOUNT=1000000, unless OMP_WAIT_POLICY or
- * GOMP_SPINCOUNT is set; libgomp's default sleeps sooner, and the wake-ups
- * cost more than a small model's ops).  When it needs setting, the program
- * is started again with the same argv (/proc/self/exe) and this returns in
- * the new process: call it first thing in main().  Nothing happens when
+/* A setting that libgomp reads only when it loads: how long idle OpenMP
+ * threads spin before they sleep.  Spinning pays only while the cores are
+ * otherwise free, so the choice follows the machine's 1-minute load average
+ * at start: below half the available cores, GOMP_SPINCOUNT=10000 (tens of
+ * microseconds, enough to bridge the gaps between a small model's ops);
+ * from there on, OMP_WAIT_POLICY=passive (measured in docs/benchmarks.md:
+ * on a busy machine spinning 1000000 ran train_gpt 4-25x slower than
+ * waiting passively).  Nothing is changed when OMP_WAIT_POLICY or
+ * GOMP_SPINCOUNT is set.  When it needs setting, the program is started
+ * again with the same argv (/proc/self/exe) and this returns in the new
+ * process: call it first thing in main().  Nothing happens when
  * TYR_NO_ENV_SETUP is set or the exec fails. */
 void tyr_cpu_env_setup(char **argv);
 

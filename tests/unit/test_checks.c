@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cpu/cpu.h"
 #include "testutil.h"
 #include "tyr/debug.h"
 #include "tyr/tyr.h"
@@ -109,12 +110,25 @@ static void test_backward_twice(void **state) {
   assert_int_equal(tyr_backward_e(tyr_sum_e(tyr_exp_e(h))), 0);
 }
 
+/* OpenMP threads spin only while the cores are otherwise free: on a busy
+ * machine they wait passively (the old fixed GOMP_SPINCOUNT=1000000 lost
+ * 4-10x there, see docs/benchmarks.md) */
+static void test_wait_policy(void **state) {
+  (void)state;
+  const char *v;
+  assert_string_equal(tyr__cpu_wait_policy(0.1, 2, &v), "GOMP_SPINCOUNT");
+  assert_string_equal(v, "10000");
+  assert_string_equal(tyr__cpu_wait_policy(14.7, 2, &v), "OMP_WAIT_POLICY");
+  assert_string_equal(v, "passive");
+  assert_string_equal(tyr__cpu_wait_policy(1.0, 2, &v), "OMP_WAIT_POLICY");
+  assert_string_equal(tyr__cpu_wait_policy(3.0, 16, &v), "GOMP_SPINCOUNT");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      TYR_TEST(test_checked_default),
-      TYR_TEST(test_use_after_scope),
-      TYR_TEST(test_unscoped_warning),
-      TYR_TEST(test_backward_twice),
+      TYR_TEST(test_checked_default),  TYR_TEST(test_use_after_scope),
+      TYR_TEST(test_unscoped_warning), TYR_TEST(test_backward_twice),
+      TYR_TEST(test_wait_policy),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
