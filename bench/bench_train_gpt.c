@@ -66,9 +66,9 @@ static double bench_tyr(const preset *p, int steps) {
 }
 
 static double bench_torch(const preset *p, int steps, int threads) {
-  /* PyTorch runs with the environment the user started us with: the spin
-     count that tyr_cpu_env_setup added is Tyr's setting, not PyTorch's */
-  const char *env = getenv("TYR_ENV_SETUP_DONE") ? "env -u GOMP_SPINCOUNT " : "";
+  /* PyTorch runs with the environment the user started us with: the waiting
+     policy that tyr_cpu_env_setup added is Tyr's setting, not PyTorch's */
+  const char *env = getenv("TYR_ENV_SETUP_DONE") ? "env -u GOMP_SPINCOUNT -u OMP_WAIT_POLICY " : "";
   char cmd[640];
   snprintf(
       cmd, sizeof cmd,

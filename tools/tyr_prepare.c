@@ -26,6 +26,7 @@
  * are made from it once the total is known.  Progress goes to stderr, the
  * summary to stdout. */
 #include <dirent.h>
+#include <signal.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -94,9 +95,54 @@ typedef struct prep {
 } prep;
 
 static char g_tmp_path[4096]; /* removed at exit */
+/* Every output is written to a staging directory inside the output
+ * directory and moved into place only when all of them are complete: a run
+ * that fails leaves no partial set (and removes the output directory when
+ * it made it); a killed run's staging directory is removed by the next. */
+static char g_stage[2048];
+static char g_made_out[4096]; /* the output directory, when this run made it */
+
+static void remove_tree_files(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return;
+  struct dirent *e;
+  char path[8192];
+  while ((e = readdir(d)))
+    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+      snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+      unlink(path);
+    }
+  closedir(d);
+  rmdir(dir);
+}
 
 static void remove_tmp(void) {
   if (g_tmp_path[0]) unlink(g_tmp_path);
+  g_tmp_path[0] = 0;
+  if (g_stage[0]) remove_tree_files(g_stage);
+  g_stage[0] = 0;
+  if (g_made_out[0]) rmdir(g_made_out); /* only when empty */
+  g_made_out[0] = 0;
+}
+
+/* staging directories of killed runs: ".tyr_prepare-<pid>-*" of dead pids */
+static void remove_stale_stages(const char *out) {
+  DIR *d = opendir(out);
+  if (!d) return;
+  struct dirent *e;
+  char path[8192];
+  while ((e = readdir(d))) {
+    long pid;
+    if (sscanf(e->d_name, ".tyr_prepare-%ld-", &pid) != 1 || pid == (long)getpid()) continue;
+    if (kill((pid_t)pid, 0) == 0 || errno == EPERM) continue;
+    snprintf(path, sizeof path, "%s/%s", out, e->d_name);
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+      remove_tree_files(path);
+    else
+      unlink(path);
+  }
+  closedir(d);
 }
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -426,32 +472,79 @@ static void free_batch(void) {
 }
 
 /* ---- shards ------------------------------------------------------------------------ */
+static void shard_path_in(const prep *p, const char *dir, const char *split, int i, char *buf,
+                          size_t n) {
+  snprintf(buf, n, "%s/%s_%s_%06d.bin", dir, p->name, split, i);
+}
 static void shard_path(const prep *p, const char *split, int i, char *buf, size_t n) {
-  snprintf(buf, n, "%s/%s_%s_%06d.bin", p->out, p->name, split, i);
+  shard_path_in(p, p->out, split, i, buf, n);
 }
 
-/* Writes tokens [0, n) as shards of split; returns the count.  Removes
- * shards of the same name left by an earlier run with more shards. */
+/* Writes tokens [0, n) as shards of split into the staging directory;
+ * returns the count. */
 static int write_split(prep *p, const char *split, const uint16_t *tok, int64_t n) {
   int count = 0;
-  char path[4096];
+  char path[8192];
   for (int64_t off = 0; off < n; off += p->shard_tokens, count++) {
     int64_t k = n - off < p->shard_tokens ? n - off : p->shard_tokens;
-    shard_path(p, split, count, path, sizeof path);
+    shard_path_in(p, g_stage, split, count, path, sizeof path);
     if (tyr_shard_write(path, tok + off, k, p->raw ? TYR_SHARD_U16 : TYR_SHARD_LLMC)) exit(1);
-    if (!p->quiet) printf("  wrote %s (%lld tokens)\n", path, (long long)k);
-  }
-  for (int i = count;; i++) {
-    shard_path(p, split, i, path, sizeof path);
-    if (unlink(path) != 0) break;
   }
   return count;
 }
 
+/* Moves the staged files into the output directory, then removes shards
+ * of the same names left by an earlier run with more shards. */
+static void commit_stage(prep *p, int ntr, int nva) {
+  DIR *d = opendir(g_stage);
+  if (!d) die("%s: %s", g_stage, strerror(errno));
+  struct dirent *e;
+  char from[8192], to[8192];
+  while ((e = readdir(d))) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+    snprintf(from, sizeof from, "%s/%s", g_stage, e->d_name);
+    snprintf(to, sizeof to, "%s/%s", p->out, e->d_name);
+    if (rename(from, to) != 0) die("%s: cannot move into place: %s", to, strerror(errno));
+  }
+  closedir(d);
+  rmdir(g_stage);
+  g_stage[0] = 0;
+  g_made_out[0] = 0; /* the output is complete: keep the directory */
+  const char *splits[2] = {"train", "val"};
+  int counts[2] = {ntr, nva};
+  for (int sp = 0; sp < 2; sp++) {
+    for (int i = 0; i < counts[sp]; i++) {
+      shard_path(p, splits[sp], i, to, sizeof to);
+      if (!p->quiet) printf("  wrote %s\n", to);
+    }
+    for (int i = counts[sp];; i++) {
+      shard_path(p, splits[sp], i, to, sizeof to);
+      if (unlink(to) != 0) break;
+    }
+  }
+  int dfd = open(p->out, O_RDONLY | O_DIRECTORY);
+  if (dfd >= 0) {
+    fsync(dfd);
+    close(dfd);
+  }
+}
+
 static void make_out_dir(const prep *p) {
   struct stat st;
-  if (stat(p->out, &st) == 0 && S_ISDIR(st.st_mode)) return;
-  if (mkdir(p->out, 0755) != 0) die("%s: cannot create the directory: %s", p->out, strerror(errno));
+  if (g_stage[0]) return;
+  if (!(stat(p->out, &st) == 0 && S_ISDIR(st.st_mode))) {
+    if (mkdir(p->out, 0755) != 0)
+      die("%s: cannot create the directory: %s", p->out, strerror(errno));
+    snprintf(g_made_out, sizeof g_made_out, "%s", p->out);
+  }
+  remove_stale_stages(p->out);
+  if (strlen(p->out) > sizeof g_stage - 64) die("%s: the path is too long", p->out);
+  snprintf(g_stage, sizeof g_stage, "%s/.tyr_prepare-%ld-XXXXXX", p->out, (long)getpid());
+  if (!mkdtemp(g_stage)) {
+    g_stage[0] = 0;
+    die("%s: cannot create a staging directory: %s", p->out, strerror(errno));
+  }
+  atexit(remove_tmp);
 }
 
 static void usage(FILE *f) {
@@ -686,8 +779,9 @@ int main(int argc, char **argv) {
     p->trainer = NULL;
     if (!p->tok) exit(1);
     make_out_dir(p);
-    snprintf(vocab_path, sizeof vocab_path, "%s/tokenizer.tok", p->out);
+    snprintf(vocab_path, sizeof vocab_path, "%s/tokenizer.tok", g_stage);
     if (tyr_tokenizer_save(p->tok, vocab_path)) exit(1);
+    snprintf(vocab_path, sizeof vocab_path, "%s/tokenizer.tok", p->out);
   }
   int vocab_size = p->vocab ? tyr_char_vocab_size(p->vocab) : tyr_tokenizer_vocab_size(p->tok);
   if (vocab_size > 65536)
@@ -702,13 +796,12 @@ int main(int argc, char **argv) {
 
   /* encode into a temporary file */
   make_out_dir(p);
-  snprintf(g_tmp_path, sizeof g_tmp_path, "%s/.tyr_prepare-XXXXXX", p->out);
+  snprintf(g_tmp_path, sizeof g_tmp_path, "%s/.tokens-XXXXXX", g_stage);
   int fd = mkstemp(g_tmp_path);
   if (fd < 0) {
     g_tmp_path[0] = 0;
     die("%s: cannot create a temporary file: %s", p->out, strerror(errno));
   }
-  atexit(remove_tmp);
   p->tmp = fdopen(fd, "w+b");
   if (!p->tmp) die("%s: %s", g_tmp_path, strerror(errno));
   if (foreach_doc(p, "encoding", encode_doc)) exit(1);
@@ -745,10 +838,15 @@ int main(int argc, char **argv) {
   int nva = write_split(p, "val", tok + ntrain, nval);
   munmap(m, maplen);
   fclose(p->tmp);
-  remove_tmp();
+  unlink(g_tmp_path);
   g_tmp_path[0] = 0;
 
-  if (p->use_char && tyr_char_vocab_save(p->vocab, vocab_path)) exit(1);
+  if (p->use_char) {
+    char staged[8192];
+    snprintf(staged, sizeof staged, "%s/meta.json", g_stage);
+    if (tyr_char_vocab_save(p->vocab, staged)) exit(1);
+  }
+  commit_stage(p, ntr, nva);
 
   double el = now() - t0;
   printf("%s: %d file%s, %lld document%s, %lld bytes in %.2f s\n", PROG, p->nin,

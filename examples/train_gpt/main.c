@@ -7,6 +7,7 @@
  * --eval-interval steps; best and last checkpoints; metrics as JSONL; a PNG
  * plot of the losses; samples at the end.  --help lists every flag. */
 #include <errno.h>
+#include <stdarg.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -18,6 +19,8 @@
 
 #include <tyr/checkpoint.h>
 #include <tyr/cuda.h>
+#include <tyr/fileio.h>
+#include <tyr/models/gpt.h>
 #include <tyr/optim.h>
 #include <tyr/plot.h>
 #include <tyr/progress.h>
@@ -31,7 +34,7 @@ typedef struct config {
   double lr, min_lr, beta1, beta2, weight_decay, clip, dropout;
   int64_t warmup, decay_steps;
   int64_t eval_interval, eval_iters, sample_chars, top_k, threads, log_interval;
-  double temperature;
+  double temperature, top_p;
   int64_t seed;
   char act[16], norm[16], pos[16], matmul[8], compute_dtype[8];
   int tied, bias, plot, use_static, cuda_graph;
@@ -67,6 +70,7 @@ static void preset(config *c, const char *name) {
   c->sample_chars = 500;
   c->temperature = 0.8;
   c->top_k = 40;
+  c->top_p = 1.0;
   c->seed = 1337;
   c->tied = 1;
   c->bias = 1;
@@ -149,8 +153,10 @@ static const flag FLAGS[] = {
     FI("log-interval", log_interval, "steps between log lines when stderr is not a terminal"),
     FI("sample-chars", sample_chars, "characters to sample at the end"),
     FS("prompt", prompt, "text the sample starts from"),
-    FD("temperature", temperature, "sampling temperature"),
+    FD("temperature", temperature, "sampling temperature (0: always the most likely)"),
     FI("top-k", top_k, "sample from the k most likely characters (0: all)"),
+    FD("top-p", top_p,
+       "sample from the fewest most likely characters whose mass reaches p (1: all)"),
     FI("seed", seed, "random seed"),
     FI("threads", threads, "CPU threads (0: all)"),
     FB("plot", plot, "write loss.png"),
@@ -194,6 +200,80 @@ static void usage(FILE *f) {
 static void die_flag(const char *msg, const char *arg) {
   fprintf(stderr, "train_gpt: %s: %s (see --help)\n", msg, arg);
   exit(2);
+}
+
+/* ---- flag ranges: checked before anything is allocated ---------------------- */
+typedef struct {
+  const char *name;
+  double lo, hi; /* inclusive */
+} flag_range;
+/* Limits that keep every size the program derives from a flag far from
+ * overflow and out-of-memory crashes; each message names the flag. */
+static const flag_range RANGES[] = {
+    {"n-layer", 1, 1024},       {"n-head", 1, 1024},
+    {"n-kv-head", 0, 1024},     {"n-embd", 1, 65536},
+    {"block-size", 1, 1 << 20}, {"batch-size", 1, 1 << 20},
+    {"iters", 0, 1e9},          {"lr", 0, 10},
+    {"min-lr", 0, 10},          {"warmup", 0, 1e9},
+    {"decay-steps", 0, 1e9},    {"beta1", 0, 0.999999},
+    {"beta2", 0, 0.999999},     {"weight-decay", 0, 100},
+    {"clip", 0, 1e9},           {"dropout", 0, 0.999},
+    {"eval-interval", 1, 1e9},  {"eval-iters", 1, 1e6},
+    {"log-interval", 1, 1e9},   {"sample-chars", 0, 1e7},
+    {"temperature", 0, 1e3},    {"top-k", 0, 256},
+    {"top-p", 1e-9, 1},         {"seed", 0, 9.2e18},
+    {"threads", 0, 4096},       {"max-steps", 0, 1e9},
+};
+
+static void die_range(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void die_range(const char *name, const char *fmt, ...) {
+  char msg[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "train_gpt: --%s %s (see --help)\n", name, msg);
+  exit(2);
+}
+
+static void check_ranges(const config *c) {
+  for (size_t i = 0; i < sizeof RANGES / sizeof RANGES[0]; i++) {
+    const flag *fl = NULL;
+    for (size_t k = 0; k < NFLAGS; k++)
+      if (strcmp(FLAGS[k].name, RANGES[i].name) == 0) fl = &FLAGS[k];
+    if (!fl) continue;
+    const void *p = (const char *)c + fl->off;
+    double v = fl->type == F_INT ? (double)*(const int64_t *)p : *(const double *)p;
+    if (v < RANGES[i].lo || v > RANGES[i].hi) {
+      if (fl->type == F_INT)
+        die_range(fl->name, "%" PRId64 ": must be in [%.0f, %.0f]", *(const int64_t *)p,
+                  RANGES[i].lo, RANGES[i].hi);
+      else
+        die_range(fl->name, "%g: must be in [%g, %g]", v, RANGES[i].lo, RANGES[i].hi);
+    }
+  }
+  /* what the model's config would refuse, said in terms of flags */
+  if (c->n_embd % c->n_head)
+    die_range("n-head", "%" PRId64 ": must divide --n-embd %" PRId64, c->n_head, c->n_embd);
+  if (c->n_kv_head && c->n_head % c->n_kv_head)
+    die_range("n-kv-head", "%" PRId64 ": must divide --n-head %" PRId64, c->n_kv_head, c->n_head);
+  if (strcmp(c->pos, "rope") == 0 && (c->n_embd / c->n_head) % 2)
+    die_range("pos",
+              "rope: needs an even head size, but --n-embd %" PRId64 " / --n-head %" PRId64
+              " = %" PRId64,
+              c->n_embd, c->n_head, c->n_embd / c->n_head);
+  if (c->min_lr > c->lr) die_range("min-lr", "%g: must not exceed --lr %g", c->min_lr, c->lr);
+  /* one batch of ids and activations: refuse sizes no machine holds */
+  if ((double)c->batch_size * (double)c->block_size > (double)(1ll << 31))
+    die_range("batch-size",
+              "%" PRId64 ": --batch-size x --block-size (%" PRId64
+              ") is more than 2^31 tokens per step",
+              c->batch_size, c->block_size);
+  if ((double)c->batch_size * (double)c->block_size * (double)c->n_embd * 4.0 > 1e12)
+    die_range("batch-size",
+              "%" PRId64 ": one step's activations (--batch-size x --block-size x "
+              "--n-embd floats) would exceed a terabyte",
+              c->batch_size);
 }
 
 static void parse_args(config *c, int argc, char **argv) {
@@ -247,12 +327,7 @@ static void parse_args(config *c, int argc, char **argv) {
       snprintf((char *)p, fl->size, "%s", v);
     }
   }
-  if (c->batch_size <= 0) die_flag("--batch-size must be positive", "");
-  if (c->iters < 0) die_flag("--iters must not be negative", "");
-  if (c->eval_interval <= 0) die_flag("--eval-interval must be positive", "");
-  if (c->eval_iters <= 0) die_flag("--eval-iters must be positive", "");
-  if (c->lr < 0 || c->min_lr < 0) die_flag("learning rates must not be negative", "");
-  if (c->temperature <= 0) die_flag("--temperature must be positive", "");
+  check_ranges(c);
   if (strcmp(c->pos, "learned") && strcmp(c->pos, "rope"))
     die_flag("--pos must be learned or rope", c->pos);
   if (strcmp(c->norm, "layer") && strcmp(c->norm, "rms"))
@@ -329,6 +404,11 @@ static void get_batch(const dataset *d, bool val, int64_t B, int64_t T, uint64_t
                       uint64_t *counter, tyr_device dev, tyr_tensor **x, tyr_tensor **y) {
   int64_t *bx = malloc(sizeof(int64_t) * (size_t)(B * T)),
           *by = malloc(sizeof(int64_t) * (size_t)(B * T));
+  if (!bx || !by) {
+    fprintf(stderr, "train_gpt: out of host memory for a batch of %" PRId64 " x %" PRId64 "\n", B,
+            T);
+    exit(1);
+  }
   batch_host(d, val, B, T, seed, counter, bx, by);
   *x = tyr_from_host_at(TYR_SITE, bx, TYR_I64, dev, 2, (int64_t[]){B, T});
   *y = tyr_from_host_at(TYR_SITE, by, TYR_I64, dev, 2, (int64_t[]){B, T});
@@ -410,88 +490,112 @@ static void config_json(const config *c, const tyr_gpt_config *g, char *buf, siz
            c->norm, c->pos, c->tied, c->bias);
 }
 
+static void vocab_hex(const dataset *d, char *buf, size_t n) {
+  size_t k = 0;
+  for (int i = 0; i < d->vocab_size && k + 3 < n; i++)
+    k += (size_t)snprintf(buf + k, n - k, "%02x", (uint8_t)d->vocab[i]);
+  buf[k] = 0;
+}
+
+/* Writes a checkpoint (atomically, see tyr/fileio.h); exits on failure.
+ * The model's config goes in too, so that tyr_gpt_load rebuilds it. */
 static void save_checkpoint(const char *path, tyr_gpt *g, tyr_optim *opt, int64_t step,
                             uint64_t data_counter, double best_val, const char *cfg_json,
                             const dataset *d) {
-  char dc[32], bv[32], vocab[600];
+  char dc[32], bv[32], vocab[600], model[1024];
   snprintf(dc, sizeof dc, "%" PRIu64, data_counter);
   snprintf(bv, sizeof bv, "%.17g", best_val);
-  int k = 0;
-  for (int i = 0; i < d->vocab_size && k < 590; i++)
-    k += snprintf(vocab + k, sizeof vocab - (size_t)k, "%02x", (uint8_t)d->vocab[i]);
-  vocab[k] = 0;
+  vocab_hex(d, vocab, sizeof vocab);
+  if (tyr_gpt_config_to_json(&g->cfg, model, sizeof model) < 0) exit(1);
   tyr_checkpoint_info info = {.step = step,
                               .rng = tyr_rng_get_state(),
-                              .nmeta = 4,
+                              .nmeta = 5,
                               .keys = {"train_gpt.config", "train_gpt.data_counter",
-                                       "train_gpt.best_val", "train_gpt.vocab"},
-                              .values = {cfg_json, dc, bv, vocab}};
-  tyr_checkpoint_save(path, &g->params, opt, &info);
+                                       "train_gpt.best_val", "train_gpt.vocab", TYR_GPT_CONFIG_KEY},
+                              .values = {cfg_json, dc, bv, vocab, model}};
+  if (tyr_checkpoint_save(path, &g->params, opt, &info)) {
+    fprintf(stderr, "train_gpt: could not save %s; stopping\n", path);
+    exit(1);
+  }
 }
 
-/* Samples n characters after the prompt. */
-static void sample(tyr_gpt *g, const config *c, const dataset *d, uint64_t seed) {
-  TYR_NO_GRAD;
-  int64_t cap = (int64_t)strlen(c->prompt) + c->sample_chars;
-  int64_t *ids = malloc(sizeof(int64_t) * (size_t)(cap + 1));
+/* The prompt as ids; exits naming the first character outside the
+ * vocabulary (checked before training starts). */
+static int64_t prompt_ids(const config *c, const dataset *d, int64_t *ids) {
   int64_t n = 0;
   for (const char *p = c->prompt; *p; p++) {
     uint8_t b = (uint8_t)*p;
     bool ok = false;
     for (int i = 0; i < d->vocab_size; i++) ok |= (uint8_t)d->vocab[i] == b;
     if (!ok) {
-      fprintf(stderr, "train_gpt: --prompt: character '%c' is not in the vocabulary\n", *p);
+      fprintf(stderr,
+              "train_gpt: --prompt \"%s\": character %s%c%s (byte 0x%02x, position %d) is not in "
+              "the vocabulary of --data %s\n",
+              c->prompt, b >= 32 && b < 127 ? "'" : "", b >= 32 && b < 127 ? (char)b : '?',
+              b >= 32 && b < 127 ? "'" : "", b, (int)(p - c->prompt), c->data);
       exit(2);
     }
-    ids[n++] = d->id_of[b];
+    if (ids) ids[n] = d->id_of[b];
+    n++;
   }
+  return n;
+}
+
+/* Samples --sample-chars characters after the prompt with tyr_gpt_generate
+ * (on the model's device). */
+static void sample(tyr_gpt *g, const config *c, const dataset *d, uint64_t seed) {
+  int64_t np = prompt_ids(c, d, NULL);
+  int64_t *ids = malloc(sizeof(int64_t) * (size_t)(np + c->sample_chars + 1));
+  if (!ids) {
+    fprintf(stderr, "train_gpt: out of host memory for the sample\n");
+    exit(1);
+  }
+  prompt_ids(c, d, ids);
+  if (np == 0) ids[np++] = d->id_of[(uint8_t)'\n']; /* an empty prompt: a new line */
+  tyr_gpt_sample_config sc = tyr_gpt_sample_defaults();
+  sc.temperature = c->temperature;
+  sc.top_k = c->top_k;
+  sc.top_p = c->top_p;
+  sc.seed = seed + 99;
+  if (tyr_gpt_generate(g, ids, np, c->sample_chars, &sc, ids)) exit(1);
   printf("%s", c->prompt);
-  float *probs = malloc(sizeof(float) * (size_t)d->vocab_size);
-  for (int64_t k = 0; k < c->sample_chars; k++) {
-    TYR_SCOPE;
-    int64_t T = n < c->block_size ? n : c->block_size;
-    tyr_tensor *x =
-        tyr_from_host_at(TYR_SITE, ids + n - T, TYR_I64, g->device, 2, (int64_t[]){1, T});
-    tyr_tensor *logits = tyr_gpt_forward_at(TYR_SITE, g, x, NULL, NULL, false);
-    tyr_tensor *last = tyr_narrow_at(TYR_SITE, logits, 1, T - 1, 1);
-    tyr_tensor *lf = tyr_to_dtype_e(tyr_to_device_e(last, TYR_DEVICE_CPU), TYR_F32);
-    tyr_to_host_e(lf, probs, sizeof(float) * (size_t)d->vocab_size);
-    int V = d->vocab_size;
-    float kth = -INFINITY;
-    if (c->top_k > 0 && c->top_k < V) { /* the k-th largest logit */
-      float *tmp = malloc(sizeof(float) * (size_t)V);
-      memcpy(tmp, probs, sizeof(float) * (size_t)V);
-      for (int64_t i = 0; i < c->top_k; i++) {
-        int best = 0;
-        for (int j = 1; j < V; j++)
-          if (tmp[j] > tmp[best]) best = j;
-        kth = tmp[best];
-        tmp[best] = -INFINITY;
-      }
-      free(tmp);
-    }
-    double mx = -INFINITY, sum = 0;
-    for (int j = 0; j < V; j++) mx = fmax(mx, probs[j]);
-    for (int j = 0; j < V; j++) {
-      double p = probs[j] < kth ? 0 : exp((probs[j] - mx) / c->temperature);
-      probs[j] = (float)p;
-      sum += p;
-    }
-    double u = tyr_philox_uniform(seed + 99, (uint64_t)k) * sum, acc = 0;
-    int pick = V - 1;
-    for (int j = 0; j < V; j++) {
-      acc += probs[j];
-      if (u <= acc && probs[j] > 0) {
-        pick = j;
-        break;
-      }
-    }
-    ids[n++] = pick;
-    putchar(d->vocab[pick]);
-  }
+  for (int64_t k = np; k < np + c->sample_chars; k++) putchar(d->vocab[ids[k]]);
   printf("\n");
-  free(probs);
   free(ids);
+}
+
+/* loss.png from metrics.jsonl: the whole history, resumed runs included */
+static void plot_metrics(const char *path_metrics, const char *path_plot) {
+  FILE *mf = fopen(path_metrics, "r");
+  if (!mf) return;
+  int64_t lines = 0;
+  char line[512];
+  while (fgets(line, sizeof line, mf)) lines++;
+  rewind(mf);
+  double *h = malloc(sizeof(double) * (size_t)(4 * lines + 4));
+  if (!h) {
+    fclose(mf);
+    fprintf(stderr, "train_gpt: out of host memory for the plot\n");
+    return;
+  }
+  double *hx = h, *hy = h + lines + 1, *vx = h + 2 * (lines + 1), *vy = h + 3 * (lines + 1);
+  int64_t nh = 0, nv = 0;
+  while (fgets(line, sizeof line, mf) && nh <= lines && nv <= lines) {
+    long long st;
+    double a, b;
+    if (sscanf(line, "{\"step\":%lld,\"train_loss\":%lf,\"val_loss\":%lf", &st, &a, &b) == 3) {
+      vx[nv] = (double)st;
+      vy[nv++] = b;
+    } else if (sscanf(line, "{\"step\":%lld,\"loss\":%lf", &st, &a) == 2) {
+      hx[nh] = (double)st;
+      hy[nh++] = a;
+    }
+  }
+  fclose(mf);
+  tyr_plot_series ser[2] = {{"TRAIN", hx, hy, nh, 0x1f77b4}, {"VAL", vx, vy, nv, 0xd62728}};
+  if (nh > 0 && tyr_plot_png(path_plot, 900, 500, "TRAINGPT LOSS", "STEP", "LOSS", ser, 2) == 0)
+    fprintf(stderr, "train_gpt: wrote %s\n", path_plot);
+  free(h);
 }
 
 int main(int argc, char **argv) {
@@ -515,6 +619,7 @@ int main(int argc, char **argv) {
 
   dataset d;
   load_data(&d, c.data, c.block_size);
+  if (c.sample_chars > 0) prompt_ids(&c, &d, NULL); /* refused now, not after training */
   tyr_gpt_config gc =
       tyr_gpt_config_gpt2(d.vocab_size, c.block_size, c.n_layer, c.n_head, c.n_embd);
   gc.n_kv_head = c.n_kv_head ? c.n_kv_head : c.n_head;
@@ -576,6 +681,17 @@ int main(int argc, char **argv) {
               c.resume, saved ? saved : "(none)", cfg_json);
       return 1;
     }
+    /* the same shapes are not enough: the ids must mean the same characters */
+    char vocab[600];
+    vocab_hex(&d, vocab, sizeof vocab);
+    const char *saved_vocab = tyr_checkpoint_meta(ck, "train_gpt.vocab");
+    if (!saved_vocab || strcmp(saved_vocab, vocab) != 0) {
+      fprintf(stderr,
+              "train_gpt: --resume %s: the checkpoint's vocabulary differs from --data %s's\n"
+              "  file:  %s\n  data:  %s\n",
+              c.resume, c.data, saved_vocab ? saved_vocab : "(none)", vocab);
+      return 1;
+    }
     tyr_checkpoint_info info;
     if (tyr_checkpoint_load(ck, &g.params, &opt, &info)) return 1;
     step = info.step;
@@ -613,6 +729,13 @@ int main(int argc, char **argv) {
     if (!gx || !gy || !hbx || !hby) return 1;
   }
 
+  /* temporary files of a save that was killed */
+  tyr_atomic_cleanup_stale(path_last);
+  tyr_atomic_cleanup_stale(path_best);
+  tyr_atomic_cleanup_stale(path_metrics);
+  /* on resume, the log goes back to the checkpoint's step: the lines of
+     steps after it (and a torn last line) would be written again */
+  if (c.resume[0] && tyr_jsonl_truncate(path_metrics, step) < 0) return 1;
   FILE *metrics = fopen(path_metrics, c.resume[0] ? "a" : "w");
   if (!metrics) {
     fprintf(stderr, "train_gpt: %s: cannot open (%s)\n", path_metrics, strerror(errno));
@@ -621,17 +744,16 @@ int main(int argc, char **argv) {
   bool tty = isatty(2);
   fprintf(stderr,
           "train_gpt: preset %s, %" PRId64 " parameters, vocab %d, %" PRId64 " train / %" PRId64
-          " val chars, %s forward, device %s%s, %d threads\n",
+          " val chars, %s forward, device %s%s, %d threads (%s%s)\n",
           c.preset, tyr_params_numel(&g.params), d.vocab_size, d.n_train, d.n - d.n_train,
           c.use_static && static_model_matches(&g, c.batch_size, c.block_size) ? "static-shape"
                                                                                : "dynamic-shape",
-          tyr_device_name(dev), use_graph ? " (CUDA graph)" : "", tyr_get_num_threads());
+          tyr_device_name(dev), use_graph ? " (CUDA graph)" : "", tyr_get_num_threads(),
+          getenv("OMP_WAIT_POLICY") ? "OMP_WAIT_POLICY=" : "GOMP_SPINCOUNT=",
+          getenv("OMP_WAIT_POLICY")  ? getenv("OMP_WAIT_POLICY")
+          : getenv("GOMP_SPINCOUNT") ? getenv("GOMP_SPINCOUNT")
+                                     : "libgomp's default");
   int64_t live0 = tyr_live_tensors();
-  double *hx = malloc(sizeof(double) * (size_t)(c.iters + 1)),
-         *hy = malloc(sizeof(double) * (size_t)(c.iters + 1));
-  double *vx = malloc(sizeof(double) * (size_t)(c.iters / c.eval_interval + 2)),
-         *vy = malloc(sizeof(double) * (size_t)(c.iters / c.eval_interval + 2));
-  int64_t nh = 0, nv = 0;
   double t_start = now(), t_last = t_start, ema_tok = 0, last_loss = 0;
   int64_t steps_this_run = 0, window_n = 0;
   double val = NAN, window_sum = 0;
@@ -674,7 +796,8 @@ int main(int argc, char **argv) {
       tyr_optim_zero_grad(&opt);
     }
     if (!isfinite(loss_v)) {
-      fprintf(stderr, "\ntrain_gpt: loss is %f at step %" PRId64 "; stopping\n", loss_v, step);
+      fprintf(stderr, "\ntrain_gpt: loss is %f at step %" PRId64 "; stopping (%s left as it was)\n",
+              loss_v, step + 1, path_last);
       return 1;
     }
     step++;
@@ -682,16 +805,15 @@ int main(int argc, char **argv) {
     last_loss = loss_v;
     window_sum += loss_v;
     window_n++;
-    hx[nh] = (double)step;
-    hy[nh++] = loss_v;
     double t = now(), dt = t - t_last;
     t_last = t;
     double tok_s = (double)(c.batch_size * c.block_size) / (dt > 0 ? dt : 1e-9);
     ema_tok = steps_this_run <= 2 ? tok_s : 0.9 * ema_tok + 0.1 * tok_s;
-    fprintf(metrics,
-            "{\"step\":%" PRId64
-            ",\"loss\":%.6f,\"lr\":%.6g,\"tok_s\":%.1f,\"live_tensors\":%" PRId64 "}\n",
-            step, loss_v, lr, tok_s, tyr_live_tensors());
+    if (tyr_jsonl_write(metrics, path_metrics,
+                        "{\"step\":%" PRId64
+                        ",\"loss\":%.6f,\"lr\":%.6g,\"tok_s\":%.1f,\"live_tensors\":%" PRId64 "}",
+                        step, loss_v, lr, tok_s, tyr_live_tensors()))
+      return 1;
     double eta = (double)(c.iters - step) * (double)(c.batch_size * c.block_size) /
                  (ema_tok > 0 ? ema_tok : 1);
     if (tty ? (step % 10 == 0 || step == c.iters) : (step % c.log_interval == 0 || step == c.iters))
@@ -703,13 +825,19 @@ int main(int argc, char **argv) {
       window_sum = 0;
       window_n = 0;
       val = estimate_loss(&g, &c, &d, true, data_seed);
-      vx[nv] = (double)step;
-      vy[nv++] = val;
       fprintf(stderr, "%sstep %" PRId64 ": train loss %.4f, val loss %.4f%s\n", tty ? "\n" : "",
               step, tr, val, val < best_val ? " (best)" : "");
-      fprintf(metrics, "{\"step\":%" PRId64 ",\"train_loss\":%.6f,\"val_loss\":%.6f}\n", step, tr,
-              val);
-      fflush(metrics);
+      if (!isfinite(val)) { /* diverged: stop, and keep the last good checkpoints */
+        fprintf(stderr,
+                "train_gpt: validation loss is %f at step %" PRId64 "; stopping (%s left as it "
+                "was)\n",
+                val, step, path_last);
+        return 1;
+      }
+      if (tyr_jsonl_write(metrics, path_metrics,
+                          "{\"step\":%" PRId64 ",\"train_loss\":%.6f,\"val_loss\":%.6f}", step, tr,
+                          val))
+        return 1;
       if (val < best_val) {
         best_val = val;
         save_checkpoint(path_best, &g, &opt, step, data_counter, best_val, cfg_json, &d);
@@ -736,38 +864,11 @@ int main(int argc, char **argv) {
           steps_this_run, elapsed, (double)(steps_this_run * c.batch_size * c.block_size) / elapsed,
           last_loss, val, tyr_live_tensors(), tyr_live_tensors() - live0);
   printf("final: step %" PRId64 " val_loss %.4f best_val %.4f\n", step, val, best_val);
-  if (c.plot) { /* the whole history, resumed runs included, from metrics.jsonl */
-    FILE *mf = fopen(path_metrics, "r");
-    char line[512];
-    nh = nv = 0;
-    while (mf && fgets(line, sizeof line, mf)) {
-      long long st;
-      double a, b;
-      if (sscanf(line, "{\"step\":%lld,\"train_loss\":%lf,\"val_loss\":%lf", &st, &a, &b) == 3) {
-        if (nv < c.iters / c.eval_interval + 2) {
-          vx[nv] = (double)st;
-          vy[nv++] = b;
-        }
-      } else if (sscanf(line, "{\"step\":%lld,\"loss\":%lf", &st, &a) == 2 && nh < c.iters + 1) {
-        hx[nh] = (double)st;
-        hy[nh++] = a;
-      }
-    }
-    if (mf) fclose(mf);
-  }
-  if (c.plot && nh > 0) {
-    tyr_plot_series ser[2] = {{"TRAIN", hx, hy, nh, 0x1f77b4}, {"VAL", vx, vy, nv, 0xd62728}};
-    if (tyr_plot_png(path_plot, 900, 500, "TRAINGPT LOSS", "STEP", "LOSS", ser, 2) == 0)
-      fprintf(stderr, "train_gpt: wrote %s\n", path_plot);
-  }
+  if (c.plot) plot_metrics(path_metrics, path_plot);
   if (c.sample_chars > 0 && step >= c.iters) {
     printf("---- sample ----\n");
     sample(&g, &c, &d, (uint64_t)c.seed);
   }
-  free(hx);
-  free(hy);
-  free(vx);
-  free(vy);
   free(d.tokens);
   tyr_optim_free(&opt);
   tyr_gpt_free(&g);

@@ -50,6 +50,12 @@ int tyr_checkpoint_load_at(tyr_site s, tyr_checkpoint *c, tyr_params *model, tyr
                            tyr_checkpoint_info *info);
 #define tyr_checkpoint_load(c, model, opt, info)                                                   \
   tyr_checkpoint_load_at(TYR_SITE, (c), (model), (opt), (info))
+/* Loads the parameters only (checked first as above): the RNG state, the
+ * step and any optimizer state in the file are left alone, so that loading
+ * weights to evaluate or fine-tune does not change the program's random
+ * stream (tyr_checkpoint_load, which restores it, is for resuming). */
+int tyr_checkpoint_load_weights_at(tyr_site s, tyr_checkpoint *c, tyr_params *model);
+#define tyr_checkpoint_load_weights(c, model) tyr_checkpoint_load_weights_at(TYR_SITE, (c), (model))
 /* Closes c; tensors loaded from it stay valid.  NULL is ignored. */
 void tyr_checkpoint_close(tyr_checkpoint *c);
 

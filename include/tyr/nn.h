@@ -127,6 +127,7 @@ typedef struct tyr_gpt_config {
   tyr_act_kind act;
   double logit_softcap; /* 0: none */
   double init_std;      /* 0.02 */
+  double norm_eps;      /* the norms' epsilon (0: 1e-5) */
   /* Mixed precision: TYR_BF16 or TYR_F16 runs the blocks, the head and
    * their gradients in that dtype (each weight cast once per forward, the
    * embeddings summed in the parameters' dtype and then cast), while the

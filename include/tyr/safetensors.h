@@ -47,9 +47,11 @@
  *   - "dtype", "shape", "data_offsets" in that order; strings escaped as the
  *     reference writer does;
  *   - the header is padded with spaces to a multiple of 8 bytes.
- * The file is written to a temporary name in the same directory and renamed
- * over `path` only when complete; on failure `path` is untouched and the
- * temporary file is removed. */
+ * The file is written to a temporary name in the same directory, fsync'd
+ * and renamed over `path` only when complete, and the directory fsync'd
+ * (tyr/fileio.h); on failure `path` is untouched and the temporary file is
+ * removed, and temporary files a killed writer left are removed by the next
+ * save to the same path. */
 #ifndef TYR_SAFETENSORS_H
 #define TYR_SAFETENSORS_H
 

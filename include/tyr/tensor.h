@@ -80,7 +80,15 @@ typedef struct tyr_tensor {
    * tyr_result_at, for messages about handles that disagree with it) */
   const char *origin_op;
   tyr_site origin;
+  /* checks (tyr/debug.h) */
+  uint32_t magic;    /* TYR__TENSOR_LIVE while alive */
+  bool graph_freed;  /* a backward freed the graph that made it */
+  bool unscoped;     /* made outside any scope */
+  tyr_site site;     /* where it was made */
+  tyr_site freed_at; /* once freed: where the scope that freed it was opened */
 } tyr_tensor;
+#define TYR__TENSOR_LIVE 0x54595231u /* "TYR1" */
+#define TYR__TENSOR_DEAD 0xdeadbeefu
 
 /* ---- dtypes and devices ---------------------------------------------- */
 /* Bytes per element, name ("f32"), whether floating; a device's name and
@@ -160,9 +168,15 @@ void tyr_tensor_release(tyr_tensor *t);
 int64_t tyr_live_tensors(void);
 int64_t tyr_live_bytes(void);
 
-static inline void tyr__scope_cleanup(int *unused) {
-  (void)unused;
-  tyr_scope_end();
+/* Ends the innermost scope, which was opened at `opened` (named in the
+ * message of a tensor used after this scope freed it). */
+void tyr_scope_end_at(tyr_site opened);
+static inline tyr_site tyr__scope_begin_site(tyr_site s) {
+  tyr_scope_begin();
+  return s;
+}
+static inline void tyr__scope_cleanup(tyr_site *opened) {
+  tyr_scope_end_at(*opened);
 }
 /* Pastes a and b after expanding them (b may be __COUNTER__ or __LINE__). */
 #define TYR__CAT_(a, b) a##b
@@ -173,8 +187,8 @@ static inline void tyr__scope_cleanup(int *unused) {
  * so several in one block, or nested ones, compile cleanly under -Wshadow;
  * scopes end in reverse order of their opening. */
 #define TYR_SCOPE                                                                                  \
-  __attribute__((cleanup(tyr__scope_cleanup), unused)) int TYR__CAT(                               \
-      tyr__scope_guard_, __COUNTER__) = (tyr_scope_begin(), 0)
+  __attribute__((cleanup(tyr__scope_cleanup), unused)) tyr_site TYR__CAT(                          \
+      tyr__scope_guard_, __COUNTER__) = tyr__scope_begin_site(TYR_SITE)
 
 /* ---- construction and inspection -------------------------------------- */
 /* A new uninitialised contiguous tensor.  Checks rank and dims. */
@@ -237,13 +251,17 @@ float tyr_philox_normal(uint64_t seed, uint64_t counter);
 /* CPU threads for ops (OpenMP); GEMMs are split over the same threads. */
 void tyr_set_num_threads(int n);
 int tyr_get_num_threads(void);
-/* A setting that libgomp reads only when it loads, chosen for training on
- * few cores: OpenMP threads spin about a millisecond between ops before
- * they sleep (GOMP_SPINCOUNT=1000000, unless OMP_WAIT_POLICY or
- * GOMP_SPINCOUNT is set; libgomp's default sleeps sooner, and the wake-ups
- * cost more than a small model's ops).  When it needs setting, the program
- * is started again with the same argv (/proc/self/exe) and this returns in
- * the new process: call it first thing in main().  Nothing happens when
+/* A setting that libgomp reads only when it loads: how long idle OpenMP
+ * threads spin before they sleep.  Spinning pays only while the cores are
+ * otherwise free, so the choice follows the machine's 1-minute load average
+ * at start: below half the available cores, GOMP_SPINCOUNT=10000 (tens of
+ * microseconds, enough to bridge the gaps between a small model's ops);
+ * from there on, OMP_WAIT_POLICY=passive (measured in docs/benchmarks.md:
+ * on a busy machine spinning 1000000 ran train_gpt 4-25x slower than
+ * waiting passively).  Nothing is changed when OMP_WAIT_POLICY or
+ * GOMP_SPINCOUNT is set.  When it needs setting, the program is started
+ * again with the same argv (/proc/self/exe) and this returns in the new
+ * process: call it first thing in main().  Nothing happens when
  * TYR_NO_ENV_SETUP is set or the exec fails. */
 void tyr_cpu_env_setup(char **argv);
 

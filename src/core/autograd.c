@@ -1,4 +1,5 @@
 /* Reverse-mode autograd over the tape recorded by the ops. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -6,6 +7,7 @@
 #include "core/backend.h"
 #include "core/internal.h"
 #include "tyr/autograd.h"
+#include "tyr/debug.h"
 
 static _Thread_local bool g_no_grad; /* inverted so the default (false) means enabled */
 
@@ -179,6 +181,19 @@ static int run_backward(tyr_site s, tyr_tensor *root, tyr_tensor *seed) {
   /* check differentiability first, so that nothing is half-done */
   for (int64_t i = 0; i < order.n; i++) {
     tyr_node *n = order.v[i]->grad_fn;
+    for (int k = 0; k < n->nin; k++) { /* an input whose own graph a backward freed */
+      tyr_tensor *x = n->in[k];
+      if (x && x->requires_grad && !x->grad_fn && x->graph_freed) {
+        free(order.v);
+        char made[600];
+        snprintf(made, sizeof made, "%s:%d", x->site.file ? x->site.file : "?", x->site.line);
+        return tyr_raise(TYR_ERR_AUTOGRAD, s, op,
+                         "trying to backward through a graph a second time: input %d of %s "
+                         "(called at %s:%d), made at %s, had its graph freed by an earlier "
+                         "backward (compute it again)",
+                         k, n->op, n->site.file ? n->site.file : "?", n->site.line, made);
+      }
+    }
     if (!n->backward) {
       free(order.v);
       return tyr_raise(
@@ -234,6 +249,7 @@ static int run_backward(tyr_site s, tyr_tensor *root, tyr_tensor *seed) {
     tyr_tensor *t = order.v[i];
     tyr_node *n = t->grad_fn;
     t->grad_fn = NULL;
+    t->graph_freed = true;
     tyr_tensor_release(t->gradacc);
     t->gradacc = NULL;
     node_free(n);
@@ -246,7 +262,7 @@ static int run_backward(tyr_site s, tyr_tensor *root, tyr_tensor *seed) {
 
 int tyr_backward_at(tyr_site s, tyr_tensor *loss) {
   const char *op = "tyr_backward";
-  if (!loss) return tyr_raise(TYR_ERR_ARG, s, op, "loss is NULL");
+  if (!tyr_tensor_check_at(s, op, "loss", loss)) return TYR_ERR_ARG;
   if (tyr_numel(loss) != 1) {
     char b[160];
     return tyr_raise(TYR_ERR_SHAPE, s, op,
@@ -268,7 +284,8 @@ int tyr_backward_at(tyr_site s, tyr_tensor *loss) {
 
 int tyr_backward_with_at(tyr_site s, tyr_tensor *out, tyr_tensor *grad) {
   const char *op = "tyr_backward_with";
-  if (!out || !grad) return tyr_raise(TYR_ERR_ARG, s, op, "tensor is NULL");
+  if (!tyr_tensor_check_at(s, op, "out", out) || !tyr_tensor_check_at(s, op, "grad", grad))
+    return TYR_ERR_ARG;
   if (out->rank != grad->rank ||
       memcmp(out->shape, grad->shape, sizeof(int64_t) * (size_t)out->rank)) {
     char a[160], b[160];
@@ -278,6 +295,10 @@ int tyr_backward_with_at(tyr_site s, tyr_tensor *out, tyr_tensor *grad) {
   }
   if (!out->requires_grad)
     return tyr_raise(TYR_ERR_AUTOGRAD, s, op, "the output does not require grad");
+  if (!out->grad_fn && out->graph_freed)
+    return tyr_raise(TYR_ERR_AUTOGRAD, s, op,
+                     "trying to backward through the graph a second time: the first backward "
+                     "freed it (compute the loss again, or call backward once)");
   if (!out->grad_fn) { /* a leaf: the gradient is grad itself */
     if (!out->grad)
       out->grad = owned_copy(s, grad, out->dtype);

@@ -8,6 +8,11 @@ extern "C" {
 #endif
 
 void tyr__scope_track(tyr_tensor *t);
+/* checks.c: a tensor whose last reference went (quarantined in checked
+ * mode), and the count of tensors made outside any scope */
+void tyr__tensor_retire(tyr_tensor *t);
+void tyr__unscoped_add(tyr_tensor *t);
+void tyr__unscoped_remove(tyr_tensor *t);
 /* Frees t's autograd state (grad, graph node). */
 void tyr__autograd_release(tyr_tensor *t);
 /* Errors raised on this thread so far: a change across a call means it raised. */

@@ -7,6 +7,7 @@
 
 #include "core/backend.h"
 #include "core/internal.h"
+#include "tyr/debug.h"
 #include "tyr/tensor.h"
 
 static atomic_llong g_live_tensors;
@@ -43,6 +44,16 @@ void tyr_scope_begin(void) {
   g_depth++;
 }
 
+/* where the scope being ended was opened, for the tensors it frees */
+static _Thread_local tyr_site g_free_site;
+
+void tyr_scope_end_at(tyr_site opened) {
+  tyr_site prev = g_free_site;
+  g_free_site = opened;
+  tyr_scope_end();
+  g_free_site = prev;
+}
+
 void tyr_scope_end(void) {
   if (g_depth <= 0) {
     tyr_raise(TYR_ERR_STATE, (tyr_site){0}, "tyr_scope_end", "no scope is open");
@@ -70,7 +81,10 @@ void tyr_scope_end(void) {
 }
 
 void tyr__scope_track(tyr_tensor *t) {
-  if (g_depth == 0) return;
+  if (g_depth == 0) {
+    tyr__unscoped_add(t);
+    return;
+  }
   tyr_scope *sc = &g_scopes[g_depth - 1];
   if (sc->n == sc->cap) {
     int64_t cap = sc->cap ? sc->cap * 2 : 256;
@@ -151,6 +165,7 @@ static tyr_tensor *tensor_alloc(void) {
   if (!t) return NULL;
   memset(t, 0, sizeof *t);
   t->refcount = 1;
+  t->magic = TYR__TENSOR_LIVE;
   atomic_fetch_add(&g_live_tensors, 1);
   return t;
 }
@@ -193,6 +208,7 @@ tyr_tensor *tyr_empty_at(tyr_site s, tyr_dtype dt, tyr_device dev, int rank, con
   set_contiguous_strides(t);
   t->dtype = dt;
   t->device = dev;
+  t->site = s;
   tyr__scope_track(t);
   return t;
 }
@@ -234,6 +250,7 @@ tyr_tensor *tyr_from_buffer_at(tyr_site s, void *data, tyr_dtype dt, int rank,
   set_contiguous_strides(t);
   t->dtype = dt;
   t->device = TYR_DEVICE_CPU;
+  t->site = s;
   tyr__scope_track(t);
   return t;
 }
@@ -255,6 +272,7 @@ tyr_tensor *tyr_view_raw(tyr_tensor *base, int rank, const int64_t *shape, const
   }
   t->dtype = base->dtype;
   t->device = base->device;
+  t->site = base->site;
   tyr__scope_track(t);
   return t;
 }
@@ -266,6 +284,10 @@ tyr_tensor *tyr_tensor_retain(tyr_tensor *t) {
 
 void tyr_tensor_free(tyr_tensor *t) {
   if (!t) return;
+  if (t->magic != TYR__TENSOR_LIVE) { /* freed twice */
+    tyr_tensor_check_at(g_free_site, "tyr_tensor_free", "the argument", t);
+    return;
+  }
   if (t->scope) tyr_keep_e(t); /* the scope's reference is the owner's */
   tyr_tensor_release(t);
 }
@@ -273,9 +295,11 @@ void tyr_tensor_free(tyr_tensor *t) {
 void tyr_tensor_release(tyr_tensor *t) {
   if (!t) return;
   if (--t->refcount > 0) return;
+  if (t->unscoped) tyr__unscoped_remove(t);
   tyr__autograd_release(t);
   storage_release(t->storage);
-  tyr__rc_free(TYR_RC_TENSOR, t);
+  t->freed_at = g_free_site;
+  tyr__tensor_retire(t);
   atomic_fetch_sub(&g_live_tensors, 1);
 }
 
@@ -434,10 +458,7 @@ void tyr_set_at(tyr_site s, tyr_tensor *t, const int64_t *index, double v) {
 }
 
 double tyr_item_at(tyr_site s, const tyr_tensor *t) {
-  if (!t) {
-    tyr_raise(TYR_ERR_ARG, s, "tyr_item", "tensor is NULL");
-    return 0;
-  }
+  if (!tyr_tensor_check_at(s, "tyr_item", "tensor", t)) return 0;
   if (tyr_numel(t) != 1) {
     char b[160];
     tyr_raise(TYR_ERR_SHAPE, s, "tyr_item", "tensor %s has %lld elements, not 1",

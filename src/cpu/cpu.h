@@ -96,4 +96,7 @@ void tyr_cpu_rotary(tyr_tensor *out, const tyr_tensor *x, const tyr_tensor *cos_
 static inline int64_t tyr_index_load(const tyr_tensor *idx, int64_t off) {
   return idx->dtype == TYR_I32 ? TYR_BASE(idx, int32_t)[off] : TYR_BASE(idx, int64_t)[off];
 }
+/* tyr_cpu_env_setup's choice for a 1-minute load average of `load` on ncpu
+ * cores: returns the variable's name and sets *value. */
+const char *tyr__cpu_wait_policy(double load, int ncpu, const char **value);
 #endif

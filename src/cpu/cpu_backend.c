@@ -1,7 +1,12 @@
 /* The CPU backend table, memory, fills, copies and random numbers. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* sched_getaffinity */
+#endif
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
+#include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -122,10 +127,35 @@ int tyr_get_num_threads(void) {
   return omp_get_max_threads();
 }
 
+/* The waiting policy for a machine whose other work keeps `load` cores busy
+ * (the 1-minute load average before this program starts) out of `ncpu`:
+ * spinning pays only while the cores are otherwise free.  Measured with
+ * bench/omp_spin.sh (docs/benchmarks.md): on 2 cores shared with other work
+ * the old GOMP_SPINCOUNT=1000000 ran train_gpt at 100-450 tok/s, 10000 at
+ * 1000-1800 and passive waiting at 2500-4500. */
+const char *tyr__cpu_wait_policy(double load, int ncpu, const char **value) {
+  if (ncpu < 1) ncpu = 1;
+  if (load >= 0.5 * ncpu) {
+    *value = "passive";
+    return "OMP_WAIT_POLICY";
+  }
+  *value = "10000";
+  return "GOMP_SPINCOUNT";
+}
+
 void tyr_cpu_env_setup(char **argv) {
   if (getenv("TYR_NO_ENV_SETUP") || getenv("TYR_ENV_SETUP_DONE")) return;
   if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
-  setenv("GOMP_SPINCOUNT", "1000000", 1);
+  double load = 0;
+  FILE *f = fopen("/proc/loadavg", "r");
+  if (f) {
+    if (fscanf(f, "%lf", &load) != 1) load = 0;
+    fclose(f);
+  }
+  cpu_set_t set;
+  int ncpu = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+  const char *value, *name = tyr__cpu_wait_policy(load, ncpu, &value);
+  setenv(name, value, 1);
   setenv("TYR_ENV_SETUP_DONE", "1", 1);
   execv("/proc/self/exe", argv);
 }

@@ -9,6 +9,7 @@
 #include <zstd.h>
 
 #include "data/bpe_internal.h"
+#include "tyr/fileio.h"
 
 size_t tyr__bpe_max_file = (size_t)256 << 20;
 
@@ -363,6 +364,21 @@ static tyr_tokenizer *parse_tyr(tyr_site s, const char *op, const char *name, co
       if (!pattern) goto oom;
       memcpy(pattern, line + 8, pl);
       pattern[pl] = 0;
+      /* a pattern that does not compile is named with its file and line */
+      int errcode = 0;
+      PCRE2_SIZE erroff = 0;
+      pcre2_code *re =
+          pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
+                        PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &errcode, &erroff, NULL);
+      if (!re) {
+        char msg[256];
+        pcre2_get_error_message(errcode, (PCRE2_UCHAR *)msg, sizeof msg);
+        tyr_raise(TYR_ERR_FORMAT, s, op,
+                  "%s: line %zu: the split pattern does not compile: %s at offset %zu", name,
+                  r.lineno, msg, (size_t)erroff);
+        goto done;
+      }
+      pcre2_code_free(re);
     } else if (line_is(line, len, "special ")) {
       const char *a = line + 8, *end = line + len;
       const char *sp = memchr(a, ' ', (size_t)(end - a));
@@ -416,7 +432,8 @@ static tyr_tokenizer *parse_tyr(tyr_site s, const char *op, const char *name, co
     }
   }
   if (!pattern) {
-    tyr_raise(TYR_ERR_FORMAT, s, op, "%s: the header has no pattern", name);
+    tyr_raise(TYR_ERR_FORMAT, s, op, "%s: line %zu: 'ranks' before any 'pattern' line", name,
+              r.lineno);
     goto done;
   }
   for (uint32_t i = 0; i < nranks; i++) {
@@ -440,7 +457,8 @@ static tyr_tokenizer *parse_tyr(tyr_site s, const char *op, const char *name, co
     goto done;
   }
   if (r.pos < n) {
-    tyr_raise(TYR_ERR_FORMAT, s, op, "%s: %zu bytes after the 'end' line", name, n - r.pos);
+    tyr_raise(TYR_ERR_FORMAT, s, op, "%s: line %zu: %zu bytes after the 'end' line", name,
+              r.lineno + 1, n - r.pos);
     goto done;
   }
   t = build_from_list(s, op, name, pattern, &l, (const char *const *)snames, slens, sids, ns);
@@ -622,45 +640,9 @@ int tyr_tokenizer_save_at(tyr_site s, const tyr_tokenizer *t, const char *path) 
     data = packed;
     n = z;
   }
-  size_t plen = strlen(path);
-  char *tmp = malloc(plen + 16);
-  int rc = 0;
-  if (!tmp) {
-    rc = tyr_raise(TYR_ERR_MEMORY, s, op, "%s: out of host memory", path);
-    goto done;
-  }
-  snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
-  int fd = mkstemp(tmp);
-  if (fd < 0) {
-    rc = tyr_raise(TYR_ERR_IO, s, op, "%s: cannot create a temporary file: %s", path,
-                   strerror(errno));
-    goto done;
-  }
-  fchmod(fd, 0644);
-  FILE *f = fdopen(fd, "wb");
-  if (!f) {
-    int e = errno;
-    close(fd);
-    unlink(tmp);
-    rc = tyr_raise(TYR_ERR_IO, s, op, "%s: %s", path, strerror(e));
-    goto done;
-  }
-  bool ok = fwrite(data, 1, n, f) == n;
-  int e = errno;
-  if (fclose(f) != 0 && ok) {
-    ok = false;
-    e = errno;
-  }
-  if (ok && rename(tmp, path) != 0) {
-    ok = false;
-    e = errno;
-  }
-  if (!ok) {
-    unlink(tmp);
-    rc = tyr_raise(TYR_ERR_IO, s, op, "%s: write failed: %s", path, strerror(e));
-  }
-done:
-  free(tmp);
+  /* temporary file, fsync, rename, directory fsync (tyr/fileio.h) */
+  int rc = tyr_file_write_atomic_at(s, path, data, n);
+
   free(text);
   free(packed);
   return rc;

@@ -646,12 +646,15 @@ tyr_tokenizer *tyr_bpe_trainer_finish_at(tyr_site s, tyr_bpe_trainer *tr, int vo
   for (size_t i = 0; i < tr->cap; i++) {
     const chunk_ent *e = &tr->tab[i];
     if (!e->used || e->len < 2) continue;
+    /* a chunk of up to 8 bytes keeps them in its key; a longer one, its
+       offset in the arena (forming arena + key for a short one would be
+       an out-of-bounds pointer) */
     uint8_t shortbuf[8];
-    const uint8_t *p = tr->arena + e->key;
-    if (e->len <= 8) {
+    const uint8_t *p = shortbuf;
+    if (e->len <= 8)
       for (uint32_t k = 0; k < e->len; k++) shortbuf[k] = (uint8_t)(e->key >> (8 * k));
-      p = shortbuf;
-    }
+    else
+      p = tr->arena + e->key;
     m->woff[w] = at;
     m->wlen[w] = e->len;
     m->wcnt[w] = e->count;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "tyr/charvocab.h"
+#include "tyr/fileio.h"
 
 #define CP_LIMIT 0x110000
 
@@ -245,33 +246,12 @@ int tyr_char_vocab_save_at(tyr_site s, const tyr_char_vocab *v, const char *path
   json_decref(arr);
   json_decref(root);
   if (!text) return tyr_raise(TYR_ERR_MEMORY, s, op, "out of host memory");
-  size_t plen = strlen(path);
-  char *tmp = malloc(plen + 16);
-  if (!tmp) {
-    free(text);
-    return tyr_raise(TYR_ERR_MEMORY, s, op, "out of host memory");
-  }
-  snprintf(tmp, plen + 16, "%s.tmp-XXXXXX", path);
-  int fd = mkstemp(tmp);
-  int err = fd < 0 ? errno : 0;
-  if (!err) {
-    FILE *f = fdopen(fd, "w");
-    if (!f) {
-      err = errno;
-      close(fd);
-    } else {
-      size_t tl = strlen(text);
-      if (fwrite(text, 1, tl, f) != tl || fputc('\n', f) == EOF) err = errno ? errno : EIO;
-      if (fchmod(fileno(f), 0644) != 0 && !err) err = errno;
-      if (fclose(f) != 0 && !err) err = errno;
-    }
-    if (!err && rename(tmp, path) != 0) err = errno;
-    if (err) unlink(tmp);
-  }
-  free(tmp);
+  /* temporary file, fsync, rename, directory fsync (tyr/fileio.h) */
+  size_t tl = strlen(text);
+  text[tl] = '\n'; /* json_dumps leaves room for its NUL: the newline takes it */
+  int rc = tyr_file_write_atomic_at(s, path, text, tl + 1);
   free(text);
-  if (err) return tyr_raise(TYR_ERR_IO, s, op, "cannot write: %s", strerror(err));
-  return 0;
+  return rc;
 }
 
 tyr_char_vocab *tyr_char_vocab_load_at(tyr_site s, const char *path) {

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "tyr/data.h"
+#include "tyr/fileio.h"
 
 typedef struct shard {
   char *path;
@@ -350,16 +351,11 @@ int tyr_shard_write_at(tyr_site s, const char *path, const uint16_t *tokens, int
                      (long long)n, TYR_SHARD_MAX_TOKENS);
   if (!tokens) return tyr_raise(TYR_ERR_ARG, s, path, "tokens is NULL");
 
-  size_t plen = strlen(path);
-  char *tmp = malloc(plen + 16);
-  if (!tmp) return tyr_raise(TYR_ERR_MEMORY, s, path, "out of host memory");
-  snprintf(tmp, plen + 16, "%s.tmp-XXXXXX", path);
-  int fd = mkstemp(tmp);
-  if (fd < 0) {
-    int e = errno;
-    free(tmp);
-    return tyr_raise(TYR_ERR_IO, s, path, "cannot create a temporary file: %s", strerror(e));
-  }
+  /* temporary file, fsync, rename, directory fsync (tyr/fileio.h) */
+  tyr_atomic_file af;
+  int st = tyr_atomic_open_at(s, &af, path);
+  if (st) return st;
+  int fd = af.fd;
   int err = 0;
   if (fmt == TYR_SHARD_LLMC) {
     unsigned char hdr[TYR_SHARD_HEADER_BYTES];
@@ -385,13 +381,9 @@ int tyr_shard_write_at(tyr_site s, const char *path, const uint16_t *tokens, int
     }
   }
   if (!err && fchmod(fd, 0644) != 0) err = errno;
-  if (close(fd) != 0 && !err) err = errno;
-  if (!err && rename(tmp, path) != 0) err = errno;
   if (err) {
-    unlink(tmp);
-    free(tmp);
+    tyr_atomic_abort(&af);
     return tyr_raise(TYR_ERR_IO, s, path, "cannot write: %s", strerror(err));
   }
-  free(tmp);
-  return 0;
+  return tyr_atomic_commit_at(s, &af);
 }

@@ -76,6 +76,19 @@ static int check_entry(tyr_site s, tyr_checkpoint *c, const char *name, const ty
   return 0;
 }
 
+int tyr_checkpoint_load_weights_at(tyr_site s, tyr_checkpoint *c, tyr_params *model) {
+  if (!c || !model)
+    return tyr_raise(TYR_ERR_ARG, s, "tyr_checkpoint_load_weights", "%s is NULL",
+                     c ? "model" : "checkpoint");
+  int st;
+  for (int i = 0; i < model->n; i++)
+    if ((st = check_entry(s, c, model->items[i].name, model->items[i].t))) return st;
+  for (int i = 0; i < model->n; i++)
+    if ((st = tyr_safetensors_load_into_at(s, c, model->items[i].name, model->items[i].t)))
+      return st;
+  return 0;
+}
+
 static int parse_i64(tyr_site s, tyr_checkpoint *c, const char *key, int64_t *out) {
   const char *v = tyr_safetensors_metadata(c, key);
   char *end;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/backend.h"
+#include "tyr/fileio.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors.c reads and writes little-endian data in place: it needs a little-endian host"
@@ -893,8 +894,6 @@ static tyr_status write_tensor(tyr_site s, const char *op, int fd, tyr_tensor *t
   return rc;
 }
 
-static atomic_uint g_tmp_counter;
-
 int tyr_safetensors_save_at(tyr_site s, const char *path, int n, const char *const *names,
                             tyr_tensor *const *tensors, int nmeta, const char *const *meta_keys,
                             const char *const *meta_values) {
@@ -910,7 +909,7 @@ int tyr_safetensors_save_at(tyr_site s, const char *path, int n, const char *con
     return tyr_raise(TYR_ERR_ARG, s, op, "%s is NULL", meta_keys ? "meta_values" : "meta_keys");
 
   int rc = 0, fd = -1;
-  char tmp_path[4096] = {0};
+  tyr_atomic_file af = {.fd = -1};
   char q[QNAME_MAX + 8];
   sbuf hb = {0};
   save_item *items = calloc(n ? (size_t)n : 1, sizeof *items);
@@ -1028,25 +1027,10 @@ int tyr_safetensors_save_at(tyr_site s, const char *path, int n, const char *con
     goto done;
   }
 
-  /* a temporary file beside the target, renamed over it when complete */
-  for (int attempt = 0; attempt < 100; attempt++) {
-    int k = snprintf(tmp_path, sizeof tmp_path, "%s.tmp.%ld.%u", path, (long)getpid(),
-                     atomic_fetch_add(&g_tmp_counter, 1));
-    if (k < 0 || (size_t)k >= sizeof tmp_path) {
-      tmp_path[0] = 0;
-      rc = tyr_raise(TYR_ERR_ARG, s, op, "path is too long");
-      goto done;
-    }
-    fd = open(tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd >= 0 || errno != EEXIST) break;
-  }
-  if (fd < 0) {
-    int err = errno;
-    tmp_path[0] = 0;
-    rc =
-        tyr_raise(TYR_ERR_IO, s, op, "cannot create a temporary file beside it: %s", strerror(err));
-    goto done;
-  }
+  /* a temporary file beside the target, fsync'd and renamed over it when
+     complete (tyr/fileio.h) */
+  if ((rc = tyr_atomic_open_at(s, &af, path))) goto done;
+  fd = af.fd;
   unsigned char nb[8];
   for (int i = 0; i < 8; i++) nb[i] = (unsigned char)((uint64_t)hb.n >> (8 * i));
   if (write_full(fd, nb, 8) != 0 || write_full(fd, hb.p, hb.n) != 0) {
@@ -1057,21 +1041,10 @@ int tyr_safetensors_save_at(tyr_site s, const char *path, int n, const char *con
     rc = (int)write_tensor(s, op, fd, items[i].t, qname(items[i].name, strlen(items[i].name), q));
     if (rc) goto done;
   }
-  int cfd = fd;
   fd = -1;
-  if (close(cfd) != 0) {
-    rc = tyr_raise(TYR_ERR_IO, s, op, "cannot write: %s", strerror(errno));
-    goto done;
-  }
-  if (rename(tmp_path, path) != 0) {
-    rc = tyr_raise(TYR_ERR_IO, s, op, "cannot rename the temporary file over it: %s",
-                   strerror(errno));
-    goto done;
-  }
-  tmp_path[0] = 0;
+  rc = tyr_atomic_commit_at(s, &af); /* removes the temporary file on failure */
 done:
-  if (fd >= 0) close(fd);
-  if (tmp_path[0]) unlink(tmp_path);
+  if (fd >= 0) tyr_atomic_abort(&af);
   free(hb.p);
   free(items);
   free(sorted_names);

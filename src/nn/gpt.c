@@ -26,6 +26,7 @@ tyr_gpt_config tyr_gpt_config_gpt2(int64_t vocab, int64_t block, int64_t n_layer
   c.norm = TYR_NORM_LAYER;
   c.act = TYR_ACT_GELU_TANH;
   c.init_std = 0.02;
+  c.norm_eps = 1e-5;
   return c;
 }
 
@@ -54,6 +55,9 @@ int tyr_gpt_config_check_at(tyr_site s, const tyr_gpt_config *c) {
                      (long long)(c->n_embd / c->n_head));
   if (!c->rope && !c->learned_pos)
     return tyr_raise(TYR_ERR_ARG, s, op, "the model needs positions: learned_pos or rope");
+  if (!(c->norm_eps >= 0) || c->norm_eps > 1)
+    return tyr_raise(TYR_ERR_ARG, s, op, "norm_eps must be in [0, 1] (0: 1e-5), got %g",
+                     c->norm_eps);
   if (c->dropout < 0 || c->dropout >= 1)
     return tyr_raise(TYR_ERR_ARG, s, op, "dropout must be in [0, 1), got %g", c->dropout);
   return 0;
@@ -68,6 +72,7 @@ int tyr_gpt_init_at(tyr_site s, tyr_gpt *g, const tyr_gpt_config *cfg, tyr_devic
   if (!c->n_kv_head) c->n_kv_head = c->n_head;
   if (!c->mlp_hidden) c->mlp_hidden = 4 * c->n_embd;
   if (c->init_std <= 0) c->init_std = 0.02;
+  if (c->norm_eps <= 0) c->norm_eps = 1e-5;
   g->device = dev;
   tyr_params_init(&g->params);
   tyr_device prev_dev = tyr_default_device();
@@ -88,7 +93,7 @@ int tyr_gpt_init_at(tyr_site s, tyr_gpt *g, const tyr_gpt_config *cfg, tyr_devic
     tyr_gpt_block *b = &g->blocks[l];
     snprintf(name, sizeof name, "blocks.%lld.ln1", (long long)l);
     if ((st = tyr_nn_norm_init_at(s, &b->ln1, &g->params, name, c->norm, c->n_embd, true, c->bias,
-                                  1e-5)))
+                                  c->norm_eps)))
       goto fail;
     snprintf(name, sizeof name, "blocks.%lld.attn", (long long)l);
     tyr_nn_attention_config ac = {.dim = c->n_embd,
@@ -104,7 +109,7 @@ int tyr_gpt_init_at(tyr_site s, tyr_gpt *g, const tyr_gpt_config *cfg, tyr_devic
       goto fail;
     snprintf(name, sizeof name, "blocks.%lld.ln2", (long long)l);
     if ((st = tyr_nn_norm_init_at(s, &b->ln2, &g->params, name, c->norm, c->n_embd, true, c->bias,
-                                  1e-5)))
+                                  c->norm_eps)))
       goto fail;
     snprintf(name, sizeof name, "blocks.%lld.mlp", (long long)l);
     if ((st = tyr_nn_mlp_init_at(s, &b->mlp, &g->params, name, c->n_embd, c->mlp_hidden, c->act,
@@ -112,7 +117,7 @@ int tyr_gpt_init_at(tyr_site s, tyr_gpt *g, const tyr_gpt_config *cfg, tyr_devic
       goto fail;
   }
   if ((st = tyr_nn_norm_init_at(s, &g->ln_f, &g->params, "ln_f", c->norm, c->n_embd, true, c->bias,
-                                1e-5)))
+                                c->norm_eps)))
     goto fail;
   if (c->tied_head) {
     g->lm_head.weight = g->wte.weight;

@@ -1,11 +1,12 @@
 #include "ops/common.h"
 
+#include "tyr/debug.h"
+
 #include <stdio.h>
 
 bool tyr__arg_ok(tyr_site s, const char *op, const char *arg, const tyr_tensor *t) {
-  if (t) return true;
-  tyr_raise(TYR_ERR_ARG, s, op, "%s is NULL", arg);
-  return false;
+  if (t && t->magic == TYR__TENSOR_LIVE) return true;
+  return tyr_tensor_check_at(s, op, arg, t); /* NULL, or used after it was freed */
 }
 
 bool tyr__same_device(tyr_site s, const char *op, const tyr_tensor *a, const tyr_tensor *b) {

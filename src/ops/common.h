@@ -57,6 +57,7 @@ static inline tyr_tensor tyr__desc(const tyr_tensor *t, int rank, const int64_t 
   d.dtype = t->dtype;
   d.device = t->device;
   d.refcount = 1;
+  d.magic = TYR__TENSOR_LIVE;
   return d;
 }
 

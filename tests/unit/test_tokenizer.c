@@ -707,7 +707,7 @@ static void test_malformed_files(void **state) {
   expect_load_error(e, strlen(e), "line 3: unknown header line");
   free(e);
   e = edit_file(good, "\npattern ", "\npattern (?<");
-  expect_load_error(e, strlen(e), "split pattern");
+  expect_load_error(e, strlen(e), ": line 2: the split pattern does not compile");
   free(e);
   e = edit_file(good, "ranks 291\n", "ranks 290\n");
   expect_load_error(e, strlen(e), "no 'end' line after the 290 ranks");

@@ -1,0 +1,48 @@
+#!/bin/sh
+# tyr_prepare leaves no partial output set when it fails: a run that fails
+# after training a tokenizer writes nothing (and removes the output directory
+# it made), a failing run over an earlier complete output leaves that output
+# as it was, and the staging directory of a killed run is removed by the next.
+# Args: <build dir> <source dir>.
+set -eu
+PREP=$1/tyr_prepare
+TXT=$2/data/tinyshakespeare.txt
+TMP=$(mktemp -d /tmp/tyr-prepare-partial-XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+head -c 20000 "$TXT" >"$TMP/one.txt"
+
+# one document cannot give both splits: the error comes after the tokenizer
+# was trained (and, before, saved into the output directory)
+if "$PREP" -q --train-tokenizer 300 --split docs --val 0.5 -o "$TMP/new" "$TMP/one.txt" >/dev/null 2>"$TMP/err"; then
+  fail "a run without a val document succeeded"
+fi
+grep -q "leaves no document\|no document" "$TMP/err" || fail "unexpected message: $(cat "$TMP/err")"
+[ ! -e "$TMP/new" ] || fail "the failed run left $(ls -A "$TMP/new")"
+echo "ok: a failed run leaves no output directory"
+
+# over a complete earlier output: untouched
+"$PREP" -q --char -o "$TMP/out" "$TMP/one.txt" >/dev/null
+ls -A "$TMP/out" | sort >"$TMP/before"
+cksum "$TMP/out"/* >"$TMP/sums"
+if "$PREP" -q --train-tokenizer 300 --split docs --val 0.5 -o "$TMP/out" "$TMP/one.txt" >/dev/null 2>&1; then
+  fail "the second run succeeded"
+fi
+ls -A "$TMP/out" | sort >"$TMP/after"
+cmp -s "$TMP/before" "$TMP/after" || fail "the output set changed: $(cat "$TMP/after")"
+cksum "$TMP/out"/* | cmp -s - "$TMP/sums" || fail "an output file changed"
+echo "ok: a failed run leaves an earlier output as it was"
+
+# a killed run's staging directory
+sh -c 'exit 0' &
+dead=$!
+wait $dead
+mkdir "$TMP/out/.tyr_prepare-$dead-abcdef"
+echo partial >"$TMP/out/.tyr_prepare-$dead-abcdef/one_train_000000.bin"
+"$PREP" -q --char -o "$TMP/out" "$TMP/one.txt" >/dev/null
+[ ! -e "$TMP/out/.tyr_prepare-$dead-abcdef" ] || fail "the stale staging directory is still there"
+ls -A "$TMP/out" | sort | cmp -s - "$TMP/before" || fail "unexpected files: $(ls -A "$TMP/out")"
+echo "ok: a killed run's staging directory is removed by the next run"
