@@ -1,0 +1,23 @@
+# Multi-process tests (tests/dist): programs run by run.sh under mpirun
+# (SKIP, exit 77, when mpirun is absent).  Included from tests/CMakeLists.txt.
+set(TYR_DIST_RUN sh ${CMAKE_CURRENT_SOURCE_DIR}/dist/run.sh)
+file(GLOB TYR_DIST_PROGS CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/dist/dist_*.c)
+foreach(src ${TYR_DIST_PROGS})
+  get_filename_component(name ${src} NAME_WE)
+  add_executable(${name} ${src})
+  target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/src)
+  target_link_libraries(${name} PRIVATE tyr_static)
+endforeach()
+foreach(np 1 2 3)
+  add_test(NAME dist_collectives_np${np} COMMAND ${TYR_DIST_RUN} ${np} $<TARGET_FILE:dist_collectives>)
+  set_tests_properties(dist_collectives_np${np} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300
+    PASS_REGULAR_EXPRESSION "rank 0 of ${np} .*checks passed")
+endforeach()
+# shell tests: tests/dist/*.sh except run.sh, given the build and source dirs
+file(GLOB TYR_DIST_SCRIPTS CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/dist/test_*.sh)
+foreach(src ${TYR_DIST_SCRIPTS})
+  get_filename_component(name ${src} NAME_WE)
+  add_test(NAME dist_${name} COMMAND sh ${src} ${CMAKE_BINARY_DIR} ${CMAKE_SOURCE_DIR})
+  set_tests_properties(dist_${name} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
+    ENVIRONMENT "TYR_TEST_DATA=${CMAKE_SOURCE_DIR}/tests/data;TYR_ROOT=${CMAKE_SOURCE_DIR}")
+endforeach()
