@@ -21,3 +21,21 @@ foreach(src ${TYR_DIST_SCRIPTS})
   set_tests_properties(dist_${name} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
     ENVIRONMENT "TYR_TEST_DATA=${CMAKE_SOURCE_DIR}/tests/data;TYR_ROOT=${CMAKE_SOURCE_DIR}")
 endforeach()
+# data-parallel equivalence against one process at the whole batch
+set(TYR_DDP_CASES
+  "ddp_np2|2|--mode,ddp"
+  "ddp_np3|3|--mode,ddp"
+  "ddp_np2_buckets_accum|2|--bucket-mb,0.001,--accum,2"
+  "ddp_np2_no_overlap|2|--no-overlap"
+  "zero1_np2|2|--mode,zero"
+  "zero1_np3_accum|3|--mode,zero,--accum,2")
+foreach(case ${TYR_DDP_CASES})
+  string(REPLACE "|" ";" parts "${case}")
+  list(GET parts 0 name)
+  list(GET parts 1 np)
+  list(SUBLIST parts 2 -1 args)
+  string(REPLACE "," ";" args "${args}")
+  add_test(NAME dist_${name} COMMAND ${TYR_DIST_RUN} ${np} $<TARGET_FILE:dist_ddp> ${args})
+  set_tests_properties(dist_${name} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300
+    PASS_REGULAR_EXPRESSION "dist_ddp: mode .*: PASS")
+endforeach()
