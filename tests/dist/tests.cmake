@@ -39,3 +39,16 @@ foreach(case ${TYR_DDP_CASES})
   set_tests_properties(dist_${name} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300
     PASS_REGULAR_EXPRESSION "dist_ddp: mode .*: PASS")
 endforeach()
+# distributed Muon: bitwise that of one process
+foreach(np 2 3)
+  foreach(variant ns polar_express normuon)
+    set(args)
+    if(NOT variant STREQUAL "ns")
+      string(REPLACE "_" "-" flag ${variant})
+      set(args --${flag})
+    endif()
+    add_test(NAME dist_muon_${variant}_np${np} COMMAND ${TYR_DIST_RUN} ${np} $<TARGET_FILE:dist_muon> ${args})
+    set_tests_properties(dist_muon_${variant}_np${np} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300
+      PASS_REGULAR_EXPRESSION "dist_muon: .*: PASS")
+  endforeach()
+endforeach()
