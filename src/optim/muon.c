@@ -298,6 +298,28 @@ int tyr_muon_step_at(tyr_site s, tyr_muon *m, double f) {
               tyr_view_raw(all, 2, p->shape, (int64_t[]){p->shape[1], 1}, all->offset + r * numel);
           st = tyr_copy_at(s, p, part);
         }
+        /* NorMuon's second moments too, so that every rank (and a
+         * checkpoint) holds them all */
+        if (m->cfg.normuon && !st) {
+          tyr_tensor *v0 = m->v[group[r0]];
+          int64_t nv = tyr_numel(v0);
+          tyr_tensor *vm = tyr_zeros_at(s, TYR_F32, p0->device, 1, (int64_t[]){nv});
+          tyr_tensor *va = tyr_empty_at(s, TYR_F32, p0->device, 1, (int64_t[]){nv * N});
+          if (!vm || !va) {
+            st = TYR_ERR_MEMORY;
+            break;
+          }
+          if (r0 + R < ng)
+            st = tyr_copy_at(s, vm, tyr_reshape_at(s, m->v[group[r0 + R]], 1, (int64_t[]){nv}));
+          if (!st) st = tyr_dist_all_gather_at(s, m->pg, va, vm);
+          for (int r = 0; r < N && r0 + r < ng && !st; r++) {
+            if (r == R) continue;
+            tyr_tensor *vv = m->v[group[r0 + r]];
+            tyr_tensor *part =
+                tyr_view_raw(va, 2, vv->shape, (int64_t[]){vv->shape[1], 1}, va->offset + r * nv);
+            st = tyr_copy_at(s, vv, part);
+          }
+        }
       }
     }
     free(done);
