@@ -52,8 +52,8 @@ typedef struct tyr_dist_config {
   tyr_dist_launcher launcher;
   tyr_dist_backend backend;
   char master_addr[256]; /* torchrun's rendezvous (NCCL's unique id without MPI) */
-  int master_port;
-  double timeout_s; /* <= 0: TYR_DIST_TIMEOUT or 300 */
+  int master_port;       /* the rendezvous port: TYR_DIST_PORT, else MASTER_PORT + 1 */
+  double timeout_s;      /* <= 0: TYR_DIST_TIMEOUT or 300 */
 } tyr_dist_config;
 
 /* Reads the launcher's variables into cfg (world size 1, rank 0, launcher

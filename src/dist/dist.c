@@ -114,10 +114,17 @@ int tyr_dist_config_from_env_at(tyr_site s, tyr_dist_config *cfg) {
       return tyr_raise(TYR_ERR_ARG, s, op, "environment variable MASTER_ADDR is too long");
     strcpy(cfg->master_addr, addr);
   }
+  /* torchrun's own store listens on MASTER_PORT: Tyr's rendezvous takes the
+   * next port unless TYR_DIST_PORT names one */
   int port = 29500;
   if ((st = env_int(s, op, "MASTER_PORT", 1, &port)) > 0) return st;
-  if (port > 65535)
+  if (port > 65534)
     return tyr_raise(TYR_ERR_ARG, s, op, "environment variable MASTER_PORT=%d is not a port", port);
+  port++;
+  if ((st = env_int(s, op, "TYR_DIST_PORT", 1, &port)) > 0) return st;
+  if (port > 65535)
+    return tyr_raise(TYR_ERR_ARG, s, op, "environment variable TYR_DIST_PORT=%d is not a port",
+                     port);
   cfg->master_port = port;
   if (cfg->launcher == TYR_LAUNCH_TORCHRUN && cfg->world_size > 1 && !addr)
     return tyr_raise(TYR_ERR_ARG, s, op,
