@@ -119,13 +119,16 @@ static int poll_wait(tyr_dist *pg, tyr_site s, const char *op, MPI_Request *req)
     int flag = 0, rc = MPI_Test(req, &flag, MPI_STATUS_IGNORE);
     if (rc != MPI_SUCCESS) return mpi_fail(pg, s, op, rc);
     if (flag) return 0;
-    if (spins > 64) {
-      if (tyr__dist_now() - t0 > pg->timeout_s)
+    if ((spins & 255) == 255) {
+      /* spin (as MPI_Wait does) for the first millisecond, then also give
+       * the core away between polls (ranks may share cores) */
+      double dt = tyr__dist_now() - t0;
+      if (dt > pg->timeout_s)
         return tyr_raise(TYR_ERR_STATE, s, op,
                          "rank %d of %d: timed out after %g s (TYR_DIST_TIMEOUT): another rank "
                          "died or is not calling this collective",
                          pg->cfg.rank, pg->cfg.world_size, pg->timeout_s);
-      sched_yield();
+      if (dt > 1e-3) sched_yield();
     }
   }
 }
