@@ -19,4 +19,6 @@
 #include "tyr/data.h"
 #include "tyr/plot.h"
 #include "tyr/cuda.h"
+#include "tyr/dist.h"
+#include "tyr/muon.h"
 #endif
