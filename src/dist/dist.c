@@ -307,7 +307,7 @@ static const char *desc_arg(const int64_t *d) {
 
 /* Checks arguments here, then across ranks, then starts the collective. */
 static tyr_dist_work *start(tyr_site s, tyr_dist *pg, dist_kind kind, tyr_tensor *out,
-                            const tyr_tensor *in, tyr_dist_op rop, int root) {
+                            const tyr_tensor *in, tyr_dist_op rop, int root, bool blocking) {
   const char *op = kind_name(kind);
   if (!pg) {
     tyr_raise(TYR_ERR_ARG, s, op, "group is NULL");
@@ -400,7 +400,9 @@ static tyr_dist_work *start(tyr_site s, tyr_dist *pg, dist_kind kind, tyr_tensor
                        .out = tyr_tensor_retain(out),
                        .in = in};
   if (in != out) tyr_tensor_retain((tyr_tensor *)in);
-  if (im->start(w, in, out, root)) {
+  /* a blocking call where the backend has one (MPI's blocking collectives
+   * use better algorithms than the nonblocking ones) */
+  if (blocking && im->run ? im->run(w, in, out, root) : im->start(w, in, out, root)) {
     if (in != out) tyr_tensor_release((tyr_tensor *)in);
     tyr_tensor_release(out);
     free(w);
@@ -433,18 +435,18 @@ int tyr_dist_wait_at(tyr_site s, tyr_dist_work *w) {
 
 tyr_dist_work *tyr_dist_all_reduce_async_at(tyr_site s, tyr_dist *pg, tyr_tensor *t,
                                             tyr_dist_op op) {
-  return start(s, pg, DK_ALL_REDUCE, t, t, op, 0);
+  return start(s, pg, DK_ALL_REDUCE, t, t, op, 0, false);
 }
 tyr_dist_work *tyr_dist_broadcast_async_at(tyr_site s, tyr_dist *pg, tyr_tensor *t, int root) {
-  return start(s, pg, DK_BROADCAST, t, t, TYR_DIST_SUM, root);
+  return start(s, pg, DK_BROADCAST, t, t, TYR_DIST_SUM, root, false);
 }
 tyr_dist_work *tyr_dist_reduce_scatter_async_at(tyr_site s, tyr_dist *pg, tyr_tensor *out,
                                                 const tyr_tensor *in, tyr_dist_op op) {
-  return start(s, pg, DK_REDUCE_SCATTER, out, in, op, 0);
+  return start(s, pg, DK_REDUCE_SCATTER, out, in, op, 0, false);
 }
 tyr_dist_work *tyr_dist_all_gather_async_at(tyr_site s, tyr_dist *pg, tyr_tensor *out,
                                             const tyr_tensor *in) {
-  return start(s, pg, DK_ALL_GATHER, out, in, TYR_DIST_SUM, 0);
+  return start(s, pg, DK_ALL_GATHER, out, in, TYR_DIST_SUM, 0, false);
 }
 
 static int finish(tyr_site s, tyr_dist_work *w) {
@@ -456,17 +458,17 @@ static int finish(tyr_site s, tyr_dist_work *w) {
 }
 
 int tyr_dist_all_reduce_at(tyr_site s, tyr_dist *pg, tyr_tensor *t, tyr_dist_op op) {
-  return finish(s, tyr_dist_all_reduce_async_at(s, pg, t, op));
+  return finish(s, start(s, pg, DK_ALL_REDUCE, t, t, op, 0, true));
 }
 int tyr_dist_broadcast_at(tyr_site s, tyr_dist *pg, tyr_tensor *t, int root) {
-  return finish(s, tyr_dist_broadcast_async_at(s, pg, t, root));
+  return finish(s, start(s, pg, DK_BROADCAST, t, t, TYR_DIST_SUM, root, true));
 }
 int tyr_dist_reduce_scatter_at(tyr_site s, tyr_dist *pg, tyr_tensor *out, const tyr_tensor *in,
                                tyr_dist_op op) {
-  return finish(s, tyr_dist_reduce_scatter_async_at(s, pg, out, in, op));
+  return finish(s, start(s, pg, DK_REDUCE_SCATTER, out, in, op, 0, true));
 }
 int tyr_dist_all_gather_at(tyr_site s, tyr_dist *pg, tyr_tensor *out, const tyr_tensor *in) {
-  return finish(s, tyr_dist_all_gather_async_at(s, pg, out, in));
+  return finish(s, start(s, pg, DK_ALL_GATHER, out, in, TYR_DIST_SUM, 0, true));
 }
 
 double tyr_dist_reduce_scalar_at(tyr_site s, tyr_dist *pg, double x, tyr_dist_op op) {

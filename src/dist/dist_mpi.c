@@ -1,12 +1,21 @@
 /* The MPI backend (CPU tensors): nonblocking MPI collectives, waited on by
  * polling with the group's timeout.  bf16 and f16 travel as 16-bit words
  * reduced by user-defined operations (MPI has no such types).  Built when
- * CMake finds MPI (TYR_HAVE_MPI). */
+ * CMake finds MPI (TYR_HAVE_MPI).
+ *
+ * Waits are MPI's own blocking calls (MPI_Wait, MPI_Allreduce, ...: they
+ * progress the transfer efficiently), watched by a thread that ends the
+ * process with a message naming the op, the rank and the call site when
+ * one lasts longer than the group's timeout (a rank died or never called
+ * the collective). */
 #ifdef TYR_HAVE_MPI
 #include <mpi.h>
-#include <sched.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "dist/internal.h"
 
@@ -112,25 +121,68 @@ static MPI_Op mpi_op(const mpi_state *m, tyr_dtype dt, tyr_dist_op op) {
   return j == 1 ? MPI_MAX : j == 2 ? MPI_MIN : MPI_SUM;
 }
 
-/* Polls req until it completes or the timeout passes. */
-static int poll_wait(tyr_dist *pg, tyr_site s, const char *op, MPI_Request *req) {
-  double t0 = tyr__dist_now();
-  for (long spins = 0;; spins++) {
-    int flag = 0, rc = MPI_Test(req, &flag, MPI_STATUS_IGNORE);
-    if (rc != MPI_SUCCESS) return mpi_fail(pg, s, op, rc);
-    if (flag) return 0;
-    if ((spins & 255) == 255) {
-      /* spin (as MPI_Wait does) for the first millisecond, then also give
-       * the core away between polls (ranks may share cores) */
-      double dt = tyr__dist_now() - t0;
-      if (dt > pg->timeout_s)
-        return tyr_raise(TYR_ERR_STATE, s, op,
-                         "rank %d of %d: timed out after %g s (TYR_DIST_TIMEOUT): another rank "
-                         "died or is not calling this collective",
-                         pg->cfg.rank, pg->cfg.world_size, pg->timeout_s);
-      if (dt > 1e-3) sched_yield();
+/* ---- the watchdog ------------------------------------------------------- */
+static pthread_mutex_t g_wd_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+  bool armed, started;
+  double deadline, timeout;
+  tyr_site site;
+  const char *op;
+  int rank, world;
+} g_wd;
+
+static void *watchdog(void *arg) {
+  (void)arg;
+  for (;;) {
+    struct timespec ts = {0, 200 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    pthread_mutex_lock(&g_wd_lock);
+    bool late = g_wd.armed && tyr__dist_now() > g_wd.deadline;
+    if (late) {
+      fprintf(stderr,
+              "%s:%d: %s: rank %d of %d: timed out after %g s (TYR_DIST_TIMEOUT): another rank "
+              "died or is not calling this collective\n",
+              g_wd.site.file ? g_wd.site.file : "?", g_wd.site.line, g_wd.op, g_wd.rank, g_wd.world,
+              g_wd.timeout);
+      fflush(stderr);
+      _exit(1);
+    }
+    pthread_mutex_unlock(&g_wd_lock);
+  }
+  return NULL;
+}
+
+static void guard_begin(tyr_dist *pg, tyr_site s, const char *op) {
+  pthread_mutex_lock(&g_wd_lock);
+  if (!g_wd.started) {
+    pthread_t th;
+    if (pthread_create(&th, NULL, watchdog, NULL) == 0) {
+      pthread_detach(th);
+      g_wd.started = true;
     }
   }
+  g_wd.armed = true;
+  g_wd.deadline = tyr__dist_now() + pg->timeout_s;
+  g_wd.timeout = pg->timeout_s;
+  g_wd.site = s;
+  g_wd.op = op;
+  g_wd.rank = pg->cfg.rank;
+  g_wd.world = pg->cfg.world_size;
+  pthread_mutex_unlock(&g_wd_lock);
+}
+
+static void guard_end(void) {
+  pthread_mutex_lock(&g_wd_lock);
+  g_wd.armed = false;
+  pthread_mutex_unlock(&g_wd_lock);
+}
+
+/* Waits for req under the watchdog. */
+static int poll_wait(tyr_dist *pg, tyr_site s, const char *op, MPI_Request *req) {
+  guard_begin(pg, s, op);
+  int rc = MPI_Wait(req, MPI_STATUS_IGNORE);
+  guard_end();
+  return rc == MPI_SUCCESS ? 0 : mpi_fail(pg, s, op, rc);
 }
 
 static int mpi_start(tyr_dist_work *w, const tyr_tensor *in, tyr_tensor *out, int root) {
@@ -180,6 +232,40 @@ static void after(tyr_dist_work *w) {
                      (double)w->pg->cfg.world_size);
 }
 
+/* The blocking form: MPI's blocking collectives (their tuned algorithms). */
+static int mpi_run(tyr_dist_work *w, const tyr_tensor *in, tyr_tensor *out, int root) {
+  tyr_dist *pg = w->pg;
+  mpi_state *m = pg->mpi;
+  MPI_Datatype ty = mpi_type(out->dtype);
+  MPI_Op mop = mpi_op(m, out->dtype, w->rop);
+  int64_t n = w->kind == DK_ALL_GATHER ? tyr_numel(in) : tyr_numel(out);
+  if (n > INT32_MAX)
+    return tyr_raise(TYR_ERR_ARG, w->site, w->op, "%lld elements: over MPI's count limit",
+                     (long long)n);
+  void *po = tyr_data_ptr(out);
+  const void *pi = tyr_data_ptr(in);
+  int rc = MPI_SUCCESS;
+  guard_begin(pg, w->site, w->op);
+  switch (w->kind) {
+  case DK_ALL_REDUCE:
+    rc = MPI_Allreduce(MPI_IN_PLACE, po, (int)n, ty, mop, m->comm);
+    break;
+  case DK_BROADCAST:
+    rc = MPI_Bcast(po, (int)n, ty, root, m->comm);
+    break;
+  case DK_REDUCE_SCATTER:
+    rc = MPI_Reduce_scatter_block(pi, po, (int)n, ty, mop, m->comm);
+    break;
+  case DK_ALL_GATHER:
+    rc = MPI_Allgather(pi, (int)n, ty, po, (int)n, ty, m->comm);
+    break;
+  }
+  guard_end();
+  if (rc != MPI_SUCCESS) return mpi_fail(pg, w->site, w->op, rc);
+  after(w);
+  return 0;
+}
+
 static int mpi_test(tyr_dist_work *w, bool *done) {
   int flag = 0, rc = MPI_Test(w->state, &flag, MPI_STATUS_IGNORE);
   if (rc != MPI_SUCCESS) return mpi_fail(w->pg, w->site, w->op, rc);
@@ -201,18 +287,18 @@ static void mpi_work_free(tyr_dist_work *w) {
 static int mpi_gather_desc(tyr_dist *pg, tyr_site s, const char *op, const int64_t *mine,
                            int64_t *all, int n) {
   mpi_state *m = pg->mpi;
-  MPI_Request req;
-  int rc = MPI_Iallgather(mine, n, MPI_INT64_T, all, n, MPI_INT64_T, m->comm, &req);
-  if (rc != MPI_SUCCESS) return mpi_fail(pg, s, op, rc);
-  return poll_wait(pg, s, op, &req);
+  guard_begin(pg, s, op);
+  int rc = MPI_Allgather(mine, n, MPI_INT64_T, all, n, MPI_INT64_T, m->comm);
+  guard_end();
+  return rc == MPI_SUCCESS ? 0 : mpi_fail(pg, s, op, rc);
 }
 
 static int mpi_barrier(tyr_dist *pg, tyr_site s) {
   mpi_state *m = pg->mpi;
-  MPI_Request req;
-  int rc = MPI_Ibarrier(m->comm, &req);
-  if (rc != MPI_SUCCESS) return mpi_fail(pg, s, "tyr_dist_barrier", rc);
-  return poll_wait(pg, s, "tyr_dist_barrier", &req);
+  guard_begin(pg, s, "tyr_dist_barrier");
+  int rc = MPI_Barrier(m->comm);
+  guard_end();
+  return rc == MPI_SUCCESS ? 0 : mpi_fail(pg, s, "tyr_dist_barrier", rc);
 }
 
 int tyr__dist_mpi_bcast_bytes(tyr_dist *pg, tyr_site s, void *buf, int n) {
@@ -225,6 +311,7 @@ int tyr__dist_mpi_bcast_bytes(tyr_dist *pg, tyr_site s, void *buf, int n) {
 
 const dist_impl tyr__dist_mpi = {.name = "mpi",
                                  .start = mpi_start,
+                                 .run = mpi_run,
                                  .test = mpi_test,
                                  .wait = mpi_wait,
                                  .work_free = mpi_work_free,

@@ -30,6 +30,8 @@ struct dist_impl {
   const char *name;
   /* starts w (fields filled in by the front end); 0 or a raised status */
   int (*start)(tyr_dist_work *w, const tyr_tensor *in, tyr_tensor *out, int root);
+  /* optional: runs w to completion (blocking), sets w->done */
+  int (*run)(tyr_dist_work *w, const tyr_tensor *in, tyr_tensor *out, int root);
   /* 0 with *done set, or a raised status */
   int (*test)(tyr_dist_work *w, bool *done);
   /* waits (with the group's timeout where the backend can) */

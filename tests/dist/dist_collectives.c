@@ -5,6 +5,8 @@
  *   dist_collectives mismatch   rank 1 passes a different count: every rank
  *                               must stop with a message naming the op
  *   dist_collectives kill       rank 1 SIGKILLs itself mid-collective
+ *   dist_collectives late       rank 1 comes 5 s late to a collective (run
+ *                               with TYR_DIST_TIMEOUT=1: rank 0 must stop)
  * Prints "dist_collectives: rank R of N: K checks passed". */
 #include <signal.h>
 #include <stdio.h>
@@ -193,6 +195,12 @@ int main(int argc, char **argv) {
     tyr_tensor *t = make(TYR_F32, g_rank == 1 ? 12 : 10);
     tyr_dist_all_reduce(pg, t, TYR_DIST_SUM); /* the default handler exits 1 */
     printf("dist_collectives: rank %d: the mismatch was not caught\n", g_rank);
+    return 0;
+  } else if (!strcmp(mode, "late")) {
+    tyr_tensor *t = make(TYR_F32, 10);
+    if (g_rank == 1) sleep(5);
+    tyr_dist_all_reduce(pg, t, TYR_DIST_SUM);
+    printf("dist_collectives: rank %d: no timeout\n", g_rank);
     return 0;
   } else if (!strcmp(mode, "kill")) {
     tyr_tensor *t = make(TYR_F32, 1000);

@@ -26,4 +26,11 @@ echo "kill: exit status $rc after $((t1 - t0)) s"
 [ $rc -ne 0 ] || fail "kill: exit status 0"
 [ $rc -ne 124 ] || fail "kill: still running after 120 s"
 [ $((t1 - t0)) -le 60 ] || fail "kill: took $((t1 - t0)) s"
+# a rank that does not come: the waiting rank stops after TYR_DIST_TIMEOUT
+out=$(timeout 120 $RUN 2 -x TYR_DIST_TIMEOUT=1 "$B/tests/dist_collectives" late 2>&1)
+rc=$?
+echo "$out" | grep "timed out" | head -2
+[ $rc -ne 0 ] || fail "late: exit status 0"
+echo "$out" | grep -q "tyr_dist_all_reduce: rank 0 of 2: timed out after 1 s" ||
+  fail "late: no timeout message naming the op and the rank"
 echo "test_failures: PASS"
