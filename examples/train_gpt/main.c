@@ -40,6 +40,7 @@ typedef struct config {
   char optim[8];     /* adamw or muon */
   int64_t zero;      /* 1: ZeRO-1 (AdamW moments sharded over ranks) */
   double muon_lr;
+  int64_t grad_accum; /* micro-batches per step */
 } config;
 
 static void preset(config *c, const char *name) {
@@ -80,6 +81,7 @@ static void preset(config *c, const char *name) {
   c->log_interval = 100;
   snprintf(c->optim, sizeof c->optim, "adamw");
   c->muon_lr = 0.02;
+  c->grad_accum = 1;
   if (strcmp(name, "shakespeare_gpu") == 0) {
     c->n_layer = 6;
     c->n_head = 6;
@@ -164,6 +166,9 @@ static const flag FLAGS[] = {
        "use the statically shaped forward when the config matches shakespeare_cpu"),
     FI("max-steps", max_steps, "stop after this many steps of this run (0: none)"),
     FS("optim", optim, "adamw, or muon (Muon for the hidden matrices, AdamW at --lr for the rest)"),
+    FI("grad-accum", grad_accum,
+       "micro-batches of --batch-size rows per step (gradients accumulated; data parallel "
+       "communicates on the last one)"),
     FD("muon-lr", muon_lr, "Muon's peak learning rate (follows the --lr schedule's shape)"),
     FI("zero", zero,
        "1: ZeRO-1, AdamW moments sharded over the ranks (under mpirun/srun/torchrun)"),
@@ -272,6 +277,7 @@ static void parse_args(config *c, int argc, char **argv) {
   if (strcmp(c->optim, "adamw") && strcmp(c->optim, "muon"))
     die_flag("--optim must be adamw or muon", c->optim);
   if (c->zero != 0 && c->zero != 1) die_flag("--zero must be 0 or 1", "");
+  if (c->grad_accum < 1) die_flag("--grad-accum must be positive", "");
   if (c->zero && strcmp(c->optim, "adamw"))
     die_flag("--zero 1 shards AdamW: needs --optim adamw", c->optim);
 }
@@ -568,6 +574,17 @@ int main(int argc, char **argv) {
   g_world = tyr_dist_world_size(g_pg);
   bool lead = g_rank == 0; /* rank 0 alone logs and writes files */
   if (c.batch_size % g_world) die_flag("--batch-size must divide by the number of ranks", "");
+  if (g_world > 1) { /* every rank must run with the same flags (a hash, compared) */
+    uint64_t h = 0xcbf29ce484222325ull;
+    const unsigned char *p = (const unsigned char *)&c;
+    for (size_t i = 0; i < sizeof c; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    double hv = (double)(h >> 12);
+    if (tyr_dist_reduce_scalar(g_pg, hv, TYR_DIST_MAX) !=
+        tyr_dist_reduce_scalar(g_pg, hv, TYR_DIST_MIN)) {
+      fprintf(stderr, "train_gpt: rank %d: the ranks were started with different flags\n", g_rank);
+      return 1;
+    }
+  }
   if (c.threads > 0) {
     tyr_set_num_threads((int)c.threads);
   } else if (g_world > 1) { /* share the cores between the ranks of this machine */
@@ -708,7 +725,7 @@ int main(int argc, char **argv) {
      eager steps, then one captured step replayed; dropout draws random
      numbers, which a graph cannot (it would repeat one mask) */
   bool use_graph = c.cuda_graph && dev.type == TYR_CUDA && c.dropout == 0 && !ddp && !o.zero &&
-                   !o.use_muon && g_world == 1;
+                   !o.use_muon && g_world == 1 && c.grad_accum == 1;
   if (lead && c.cuda_graph && dev.type == TYR_CUDA && c.dropout != 0)
     fprintf(stderr,
             "train_gpt: --dropout %g: eager steps (a CUDA graph cannot draw random "
@@ -783,14 +800,23 @@ int main(int argc, char **argv) {
         loss_v = tyr_item_e(gloss);
       }
     } else {
-      TYR_SCOPE;
-      tyr_tensor *x, *y;
-      get_batch(&d, false, c.batch_size, c.block_size, data_seed, &data_counter, dev, &x, &y);
-      tyr_tensor *loss = model_loss(&g, &c, x, y, true);
-      if (!loss) return 1;
-      /* data parallel: each bucket's average starts during backward */
-      if (tyr_backward_e(loss)) return 1;
-      loss_v = tyr_dist_reduce_scalar(g_pg, tyr_item_e(loss), TYR_DIST_AVG);
+      /* gradient accumulation: --grad-accum micro-batches of --batch-size rows;
+         data parallel: only the last one communicates, its buckets starting
+         during backward */
+      double lsum = 0;
+      for (int64_t k = 0; k < c.grad_accum; k++) {
+        TYR_SCOPE;
+        tyr_tensor *x, *y;
+        get_batch(&d, false, c.batch_size, c.block_size, data_seed, &data_counter, dev, &x, &y);
+        tyr_tensor *loss = model_loss(&g, &c, x, y, true);
+        if (!loss) return 1;
+        if (ddp) tyr_ddp_set_sync(ddp, k == c.grad_accum - 1);
+        lsum += tyr_item_e(loss);
+        if (tyr_backward_e(c.grad_accum > 1 ? tyr_mul_scalar_e(loss, 1.0 / (double)c.grad_accum)
+                                            : loss))
+          return 1;
+      }
+      loss_v = tyr_dist_reduce_scalar(g_pg, lsum / (double)c.grad_accum, TYR_DIST_AVG);
       if (o.zero) {
         if (tyr_zero1_step(o.zero, lr, c.clip, NULL)) return 1;
       } else {
@@ -815,13 +841,13 @@ int main(int argc, char **argv) {
     hy[nh++] = loss_v;
     double t = now(), dt = t - t_last;
     t_last = t;
-    double tok_s = (double)(c.batch_size * c.block_size) / (dt > 0 ? dt : 1e-9);
+    double tok_s = (double)(c.batch_size * c.grad_accum * c.block_size) / (dt > 0 ? dt : 1e-9);
     ema_tok = steps_this_run <= 2 ? tok_s : 0.9 * ema_tok + 0.1 * tok_s;
     fprintf(metrics,
             "{\"step\":%" PRId64
             ",\"loss\":%.6f,\"lr\":%.6g,\"tok_s\":%.1f,\"live_tensors\":%" PRId64 "}\n",
             step, loss_v, lr, tok_s, tyr_live_tensors());
-    double eta = (double)(c.iters - step) * (double)(c.batch_size * c.block_size) /
+    double eta = (double)(c.iters - step) * (double)(c.batch_size * c.grad_accum * c.block_size) /
                  (ema_tok > 0 ? ema_tok : 1);
     if (lead && (tty ? (step % 10 == 0 || step == c.iters)
                      : (step % c.log_interval == 0 || step == c.iters)))
@@ -867,8 +893,8 @@ int main(int argc, char **argv) {
             " steps in %.1f s (%.0f tok/s), last loss %.4f, val loss %.4f, live tensors %" PRId64
             " (%+" PRId64 " since start)\n",
             steps_this_run, elapsed,
-            (double)(steps_this_run * c.batch_size * c.block_size) / elapsed, last_loss, val,
-            tyr_live_tensors(), tyr_live_tensors() - live0);
+            (double)(steps_this_run * c.batch_size * c.grad_accum * c.block_size) / elapsed,
+            last_loss, val, tyr_live_tensors(), tyr_live_tensors() - live0);
   if (lead) printf("final: step %" PRId64 " val_loss %.4f best_val %.4f\n", step, val, best_val);
   if (c.plot) { /* the whole history, resumed runs included, from metrics.jsonl */
     FILE *mf = fopen(path_metrics, "r");

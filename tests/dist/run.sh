@@ -11,7 +11,7 @@ if [ -z "$MPIRUN" ]; then
   echo "SKIP: mpirun not found (apt-get install openmpi-bin libopenmpi-dev)"
   exit 77
 fi
-export OMPI_MCA_btl_vader_single_copy_mechanism=none
+export OMPI_MCA_btl_vader_single_copy_mechanism=${OMPI_MCA_btl_vader_single_copy_mechanism:-none}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 export TYR_NO_ENV_SETUP=1
 # sanitizer builds: Open MPI keeps allocations until exit, which LeakSanitizer

@@ -39,6 +39,12 @@ $RUN 2 $bin $small --zero 1 --out-dir "$T/two_zero" >"$T/zero.out" 2>&1 || { cat
 grep "ZeRO-1 over 2 ranks" "$T/zero.out"
 compare "$T/one_adamw" "$T/two_zero" "ZeRO-1, 2 ranks vs AdamW, 1"
 
+# gradient accumulation: 3 micro-batches of 2 rows at 2 ranks (1 row each;
+# only the last micro-batch communicates) = batch 6 at 1 rank
+$RUN 2 $bin $small --batch-size 2 --grad-accum 3 --out-dir "$T/acc" >"$T/acc.out" 2>&1 ||
+  { cat "$T/acc.out"; fail "grad-accum at 2 ranks"; }
+compare "$T/one_adamw" "$T/acc" "--grad-accum 3 --batch-size 2 at 2 ranks vs --batch-size 6 at 1"
+
 # resume at other world sizes from a ZeRO-1 checkpoint written at 2
 $RUN 2 $bin $small --zero 1 --max-steps 10 --out-dir "$T/r" >"$T/r.out" 2>&1 || { cat "$T/r.out"; fail "ZeRO-1 first half"; }
 cp -r "$T/r" "$T/r3"
@@ -53,4 +59,9 @@ $RUN 2 $bin $small --optim muon --max-steps 10 --out-dir "$T/m" >"$T/m.out" 2>&1
 OMP_NUM_THREADS=1 $bin $small --optim muon --threads 1 --out-dir "$T/m" --resume "$T/m/last.safetensors" >/dev/null 2>"$T/m1.log" ||
   { cat "$T/m1.log"; fail "Muon resume at 1 rank"; }
 compare "$T/one_muon" "$T/m" "Muon at 2 ranks, resumed at 1"
+# ranks started with different flags stop with a message (never hang)
+out=$(timeout 120 $RUN 1 $bin $small --out-dir "$T/d" --lr 1e-3 : -np 1 $bin $small --out-dir "$T/d" --lr 2e-3 2>&1)
+rc=$?
+[ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "different flags: exit status $rc"
+echo "$out" | grep -m1 "different flags" || fail "different flags: no message"
 echo "test_train_gpt: PASS"
