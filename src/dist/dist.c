@@ -259,8 +259,11 @@ const char *tyr_dist_backend_name(const tyr_dist *pg, tyr_device dev) {
 
 int tyr_dist_barrier_at(tyr_site s, tyr_dist *pg) {
   if (!pg) return tyr_raise(TYR_ERR_ARG, s, "tyr_dist_barrier", "group is NULL");
-  const dist_impl *im = pg->cpu ? pg->cpu : pg->cuda;
-  return im->barrier ? im->barrier(pg, s) : 0;
+  if (pg->cfg.world_size == 1) return 0;
+  if (pg->cpu && pg->cpu->barrier) return pg->cpu->barrier(pg, s);
+  /* GPU ranks without MPI: a one-element all-reduce, waited for on the host */
+  tyr_dist_reduce_scalar_at(s, pg, 0.0, TYR_DIST_SUM);
+  return 0;
 }
 
 /* ---- the collectives' front end ---------------------------------------- */
@@ -473,6 +476,21 @@ int tyr_dist_all_gather_at(tyr_site s, tyr_dist *pg, tyr_tensor *out, const tyr_
 
 double tyr_dist_reduce_scalar_at(tyr_site s, tyr_dist *pg, double x, tyr_dist_op op) {
   if (!pg || pg->cfg.world_size == 1) return x;
+  if (!pg->cpu && pg->cuda) { /* a group of GPU ranks without MPI (torchrun): through NCCL */
+    tyr_device dev = TYR_DEVICE_CUDA(pg->cfg.local_rank);
+    if (pg->nccl) dev.index = pg->nccl_dev; /* the communicator's device */
+    const tyr_backend *be = tyr_backend_get(s, "tyr_dist_reduce_scalar", dev);
+    if (!be) return x;
+    tyr_tensor *t = tyr_keep_e(tyr_empty_at(s, TYR_F64, dev, 1, (int64_t[]){1}));
+    if (!t) return x;
+    be->from_host(tyr_data_ptr(t), &x, sizeof x, dev);
+    if (!tyr_dist_all_reduce_at(s, pg, t, op)) {
+      be->synchronize(dev);
+      be->to_host(&x, tyr_data_ptr(t), sizeof x, dev);
+    }
+    tyr_tensor_free(t);
+    return x;
+  }
   tyr_tensor *t = tyr_from_buffer_at(s, &x, TYR_F64, 1, (int64_t[]){1});
   if (!t) return x;
   tyr_keep_e(t);

@@ -86,6 +86,7 @@ static nccl_state *nccl_get(tyr_dist *pg, tyr_site s, const char *op, int dev) {
     return NULL;
   }
   pg->nccl = st;
+  pg->nccl_dev = dev;
   return st;
 }
 

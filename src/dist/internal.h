@@ -51,6 +51,7 @@ struct tyr_dist {
   const dist_impl *cpu, *cuda; /* NULL: not available for that device */
   void *mpi;                   /* MPI state */
   void *nccl;                  /* NCCL state (made at first use) */
+  int nccl_dev;                /* its device */
 };
 
 extern const dist_impl tyr__dist_local;
