@@ -21,6 +21,8 @@
 #include <tyr/cuda.h>
 #include <tyr/fileio.h>
 #include <tyr/models/gpt.h>
+#include <tyr/dist.h>
+#include <tyr/muon.h>
 #include <tyr/optim.h>
 #include <tyr/plot.h>
 #include <tyr/progress.h>
@@ -39,6 +41,10 @@ typedef struct config {
   char act[16], norm[16], pos[16], matmul[8], compute_dtype[8];
   int tied, bias, plot, use_static, cuda_graph;
   int64_t max_steps; /* stop after this many steps of this run (for tests); 0 = none */
+  char optim[8];     /* adamw or muon */
+  int64_t zero;      /* 1: ZeRO-1 (AdamW moments sharded over ranks) */
+  double muon_lr;
+  int64_t grad_accum; /* micro-batches per step */
 } config;
 
 static void preset(config *c, const char *name) {
@@ -78,6 +84,9 @@ static void preset(config *c, const char *name) {
   c->use_static = 1;
   c->cuda_graph = 1;
   c->log_interval = 100;
+  snprintf(c->optim, sizeof c->optim, "adamw");
+  c->muon_lr = 0.02;
+  c->grad_accum = 1;
   if (strcmp(name, "shakespeare_gpu") == 0) {
     c->n_layer = 6;
     c->n_head = 6;
@@ -163,6 +172,13 @@ static const flag FLAGS[] = {
     FB("static", use_static,
        "use the statically shaped forward when the config matches shakespeare_cpu"),
     FI("max-steps", max_steps, "stop after this many steps of this run (0: none)"),
+    FS("optim", optim, "adamw, or muon (Muon for the hidden matrices, AdamW at --lr for the rest)"),
+    FI("grad-accum", grad_accum,
+       "micro-batches of --batch-size rows per step (gradients accumulated; data parallel "
+       "communicates on the last one)"),
+    FD("muon-lr", muon_lr, "Muon's peak learning rate (follows the --lr schedule's shape)"),
+    FI("zero", zero,
+       "1: ZeRO-1, AdamW moments sharded over the ranks (under mpirun/srun/torchrun)"),
     FB("cuda-graph", cuda_graph,
        "on a CUDA device, capture one training step in a CUDA graph after 2 eager steps and "
        "replay it (needs --dropout 0; --no-cuda-graph: eager steps)"),
@@ -334,6 +350,12 @@ static void parse_args(config *c, int argc, char **argv) {
     die_flag("--norm must be layer or rms", c->norm);
   tyr_act_kind ak;
   if (!tyr_act_kind_parse(c->act, &ak)) die_flag("unknown activation", c->act);
+  if (strcmp(c->optim, "adamw") && strcmp(c->optim, "muon"))
+    die_flag("--optim must be adamw or muon", c->optim);
+  if (c->zero != 0 && c->zero != 1) die_flag("--zero must be 0 or 1", "");
+  if (c->grad_accum < 1) die_flag("--grad-accum must be positive", "");
+  if (c->zero && strcmp(c->optim, "adamw"))
+    die_flag("--zero 1 shards AdamW: needs --optim adamw", c->optim);
 }
 
 /* ---- data -------------------------------------------------------------- */
@@ -400,6 +422,11 @@ static void batch_host(const dataset *d, bool val, int64_t B, int64_t T, uint64_
   }
 }
 
+/* Data parallel: every rank draws the whole batch of B rows (so the data
+ * stream, and a checkpoint's counter, do not depend on the world size) and
+ * keeps rows [rank*B/N, (rank+1)*B/N). */
+static int g_rank, g_world = 1;
+
 static void get_batch(const dataset *d, bool val, int64_t B, int64_t T, uint64_t seed,
                       uint64_t *counter, tyr_device dev, tyr_tensor **x, tyr_tensor **y) {
   int64_t *bx = malloc(sizeof(int64_t) * (size_t)(B * T)),
@@ -410,8 +437,9 @@ static void get_batch(const dataset *d, bool val, int64_t B, int64_t T, uint64_t
     exit(1);
   }
   batch_host(d, val, B, T, seed, counter, bx, by);
-  *x = tyr_from_host_at(TYR_SITE, bx, TYR_I64, dev, 2, (int64_t[]){B, T});
-  *y = tyr_from_host_at(TYR_SITE, by, TYR_I64, dev, 2, (int64_t[]){B, T});
+  int64_t b = B / g_world, r0 = (int64_t)g_rank * b;
+  *x = tyr_from_host_at(TYR_SITE, bx + r0 * T, TYR_I64, dev, 2, (int64_t[]){b, T});
+  *y = tyr_from_host_at(TYR_SITE, by + r0 * T, TYR_I64, dev, 2, (int64_t[]){b, T});
   free(bx);
   free(by);
 }
@@ -447,6 +475,8 @@ static tyr_tensor *graph_step(tyr_gpt *g, const config *c, tyr_optim *opt, tyr_t
   return loss;
 }
 
+static tyr_dist *g_pg;
+
 static double estimate_loss(tyr_gpt *g, const config *c, const dataset *d, bool val,
                             uint64_t seed) {
   TYR_NO_GRAD;
@@ -459,7 +489,7 @@ static double estimate_loss(tyr_gpt *g, const config *c, const dataset *d, bool 
     get_batch(d, val, c->batch_size, c->block_size, seed + 7, &counter, dev, &x, &y);
     sum += tyr_item_e(model_loss(g, c, x, y, false));
   }
-  return sum / (double)c->eval_iters;
+  return tyr_dist_reduce_scalar(g_pg, sum / (double)c->eval_iters, TYR_DIST_AVG);
 }
 
 static void progress(int64_t step, int64_t total, double loss, double tok_s, double eta, bool tty) {
@@ -497,11 +527,36 @@ static void vocab_hex(const dataset *d, char *buf, size_t n) {
   buf[k] = 0;
 }
 
+/* The optimizer in use: AdamW (opt), ZeRO-1 (zero; its moments are
+ * gathered into an unsharded AdamW for checkpoints), or Muon (muon; its
+ * state travels in ckpt, the model's parameters plus Muon's buffers). */
+typedef struct optimizer {
+  tyr_optim opt;
+  tyr_optim_config oc;
+  tyr_zero1 *zero;
+  bool use_muon;
+  tyr_muon muon;
+  tyr_params ckpt;
+} optimizer;
+
 /* Writes a checkpoint (atomically, see tyr/fileio.h); exits on failure.
  * The model's config goes in too, so that tyr_gpt_load rebuilds it. */
-static void save_checkpoint(const char *path, tyr_gpt *g, tyr_optim *opt, int64_t step,
+static void save_checkpoint(const char *path, tyr_gpt *g, optimizer *o, int64_t step,
                             uint64_t data_counter, double best_val, const char *cfg_json,
                             const dataset *d) {
+  tyr_optim *opt = &o->opt;
+  tyr_params *params = &g->params;
+  if (o->zero) { /* every rank takes part in the gather */
+    if (tyr_optim_init(opt, &g->params, o->oc) || tyr_zero1_gather_state_at(TYR_SITE, o->zero, opt))
+      exit(1);
+  } else if (o->use_muon) {
+    opt = &o->muon.adamw;
+    params = &o->ckpt;
+  }
+  if (g_rank != 0) {
+    if (o->zero) tyr_optim_free(opt);
+    return;
+  }
   char dc[32], bv[32], vocab[600], model[1024];
   snprintf(dc, sizeof dc, "%" PRIu64, data_counter);
   snprintf(bv, sizeof bv, "%.17g", best_val);
@@ -513,10 +568,11 @@ static void save_checkpoint(const char *path, tyr_gpt *g, tyr_optim *opt, int64_
                               .keys = {"train_gpt.config", "train_gpt.data_counter",
                                        "train_gpt.best_val", "train_gpt.vocab", TYR_GPT_CONFIG_KEY},
                               .values = {cfg_json, dc, bv, vocab, model}};
-  if (tyr_checkpoint_save(path, &g->params, opt, &info)) {
+  if (tyr_checkpoint_save(path, params, opt, &info)) {
     fprintf(stderr, "train_gpt: could not save %s; stopping\n", path);
     exit(1);
   }
+  if (o->zero) tyr_optim_free(opt);
 }
 
 /* The prompt as ids; exits naming the first character outside the
@@ -602,9 +658,37 @@ int main(int argc, char **argv) {
   tyr_cpu_env_setup(argv); /* thread spinning: see tyr/tensor.h */
   config c;
   parse_args(&c, argc, argv);
-  if (c.threads > 0) tyr_set_num_threads((int)c.threads);
+  /* the process group: mpirun, srun or torchrun's environment, or one process */
+  g_pg = tyr_dist_init(NULL);
+  if (!g_pg) return 1;
+  g_rank = tyr_dist_rank(g_pg);
+  g_world = tyr_dist_world_size(g_pg);
+  bool lead = g_rank == 0; /* rank 0 alone logs and writes files */
+  if (c.batch_size % g_world) die_flag("--batch-size must divide by the number of ranks", "");
+  if (g_world > 1) { /* every rank must run with the same flags (a hash, compared) */
+    uint64_t h = 0xcbf29ce484222325ull;
+    const unsigned char *p = (const unsigned char *)&c;
+    for (size_t i = 0; i < sizeof c; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    double hv = (double)(h >> 12);
+    if (tyr_dist_reduce_scalar(g_pg, hv, TYR_DIST_MAX) !=
+        tyr_dist_reduce_scalar(g_pg, hv, TYR_DIST_MIN)) {
+      fprintf(stderr, "train_gpt: rank %d: the ranks were started with different flags\n", g_rank);
+      return 1;
+    }
+  }
+  if (c.threads > 0) {
+    tyr_set_num_threads((int)c.threads);
+  } else if (g_world > 1) { /* share the cores between the ranks of this machine */
+    const char *ls = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    if (!ls) ls = getenv("LOCAL_WORLD_SIZE");
+    if (!ls) ls = getenv("SLURM_NTASKS_PER_NODE");
+    int local = ls ? atoi(ls) : g_world, n = tyr_get_num_threads() / (local > 0 ? local : 1);
+    tyr_set_num_threads(n > 0 ? n : 1);
+  }
   tyr_device dev;
   if (!tyr_device_parse(c.device, &dev)) die_flag("--device must be cpu, cuda or cuda:N", c.device);
+  if (dev.type == TYR_CUDA && !strcmp(c.device, "cuda")) /* one GPU per rank */
+    dev.index = tyr_dist_local_rank(g_pg);
   if (c.matmul[0]) {
     if (!strcmp(c.matmul, "f32"))
       tyr_cuda_set_matmul_mode(TYR_CUDA_MATMUL_F32);
@@ -649,8 +733,33 @@ int main(int argc, char **argv) {
   oc.ngroups = 2;
   oc.groups[0] = (tyr_param_group){1.0, c.weight_decay};
   oc.groups[1] = (tyr_param_group){1.0, 0.0};
-  tyr_optim opt;
-  if (tyr_optim_init(&opt, &g.params, oc)) return 1;
+  optimizer o;
+  memset(&o, 0, sizeof o);
+  o.oc = oc;
+  o.use_muon = !strcmp(c.optim, "muon");
+  tyr_ddp *ddp = NULL;
+  if (c.zero) {
+    if (!(o.zero = tyr_zero1_init(g_pg, &g.params, oc))) return 1;
+    if (lead)
+      fprintf(stderr,
+              "train_gpt: ZeRO-1 over %d ranks: %" PRId64 " bytes of AdamW state per rank (%" PRId64
+              " unsharded)\n",
+              g_world, tyr_zero1_state_bytes(o.zero), 8 * tyr_params_numel(&g.params));
+  } else {
+    if (strcmp(tyr_dist_backend_name(g_pg, dev), "local") &&
+        !(ddp = tyr_ddp_init(g_pg, &g.params, NULL)))
+      return 1;
+    if (o.use_muon) {
+      tyr_muon_config mc = tyr_muon_default_config(c.muon_lr, c.lr);
+      mc.adamw = oc;
+      mc.weight_decay = c.weight_decay;
+      if (tyr_muon_init(&o.muon, &g.params, &mc, g_world > 1 ? g_pg : NULL) ||
+          tyr_muon_checkpoint_params_at(TYR_SITE, &o.muon, &o.ckpt))
+        return 1;
+    } else if (tyr_optim_init(&o.opt, &g.params, oc)) {
+      return 1;
+    }
+  }
   tyr_lr_schedule sch = {.kind = TYR_LR_WARMUP_COSINE,
                          .max_lr = c.lr,
                          .min_lr = c.min_lr,
@@ -693,7 +802,17 @@ int main(int argc, char **argv) {
       return 1;
     }
     tyr_checkpoint_info info;
-    if (tyr_checkpoint_load(ck, &g.params, &opt, &info)) return 1;
+    if (o.zero) { /* the file holds unsharded AdamW state: take this rank's shard */
+      if (tyr_optim_init(&o.opt, &g.params, oc) ||
+          tyr_checkpoint_load(ck, &g.params, &o.opt, &info) ||
+          tyr_zero1_scatter_state_at(TYR_SITE, o.zero, &o.opt))
+        return 1;
+      tyr_optim_free(&o.opt);
+    } else if (o.use_muon) {
+      if (tyr_checkpoint_load(ck, &o.ckpt, &o.muon.adamw, &info)) return 1;
+    } else if (tyr_checkpoint_load(ck, &g.params, &o.opt, &info)) {
+      return 1;
+    }
     step = info.step;
     data_counter = strtoull(tyr_checkpoint_meta(ck, "train_gpt.data_counter")
                                 ? tyr_checkpoint_meta(ck, "train_gpt.data_counter")
@@ -702,14 +821,15 @@ int main(int argc, char **argv) {
     const char *bv = tyr_checkpoint_meta(ck, "train_gpt.best_val");
     best_val = bv ? strtod(bv, NULL) : INFINITY;
     tyr_checkpoint_close(ck);
-    fprintf(stderr, "train_gpt: resumed from %s at step %" PRId64 "\n", c.resume, step);
+    if (lead) fprintf(stderr, "train_gpt: resumed from %s at step %" PRId64 "\n", c.resume, step);
   }
 
   /* CUDA graph: x and y stay put (the batch is copied into them), two
      eager steps, then one captured step replayed; dropout draws random
      numbers, which a graph cannot (it would repeat one mask) */
-  bool use_graph = c.cuda_graph && dev.type == TYR_CUDA && c.dropout == 0;
-  if (c.cuda_graph && dev.type == TYR_CUDA && c.dropout != 0)
+  bool use_graph = c.cuda_graph && dev.type == TYR_CUDA && c.dropout == 0 && !ddp && !o.zero &&
+                   !o.use_muon && g_world == 1 && c.grad_accum == 1;
+  if (lead && c.cuda_graph && dev.type == TYR_CUDA && c.dropout != 0)
     fprintf(stderr,
             "train_gpt: --dropout %g: eager steps (a CUDA graph cannot draw random "
             "numbers; --dropout 0 to replay a graph)\n",
@@ -719,7 +839,7 @@ int main(int argc, char **argv) {
   int64_t *hbx = NULL, *hby = NULL;
   int eager_left = 2;
   if (use_graph) {
-    if (tyr_optim_set_capturable(&opt, true)) return 1;
+    if (tyr_optim_set_capturable(&o.opt, true)) return 1;
     gx = tyr_keep_e(
         tyr_zeros_at(TYR_SITE, TYR_I64, dev, 2, (int64_t[]){c.batch_size, c.block_size}));
     gy = tyr_keep_e(
@@ -730,29 +850,36 @@ int main(int argc, char **argv) {
   }
 
   /* temporary files of a save that was killed */
-  tyr_atomic_cleanup_stale(path_last);
-  tyr_atomic_cleanup_stale(path_best);
-  tyr_atomic_cleanup_stale(path_metrics);
+  if (lead) {
+    tyr_atomic_cleanup_stale(path_last);
+    tyr_atomic_cleanup_stale(path_best);
+    tyr_atomic_cleanup_stale(path_metrics);
+  }
   /* on resume, the log goes back to the checkpoint's step: the lines of
      steps after it (and a torn last line) would be written again */
-  if (c.resume[0] && tyr_jsonl_truncate(path_metrics, step) < 0) return 1;
-  FILE *metrics = fopen(path_metrics, c.resume[0] ? "a" : "w");
+  if (lead && c.resume[0] && tyr_jsonl_truncate(path_metrics, step) < 0) return 1;
+  FILE *metrics = lead ? fopen(path_metrics, c.resume[0] ? "a" : "w") : fopen("/dev/null", "w");
   if (!metrics) {
     fprintf(stderr, "train_gpt: %s: cannot open (%s)\n", path_metrics, strerror(errno));
     return 1;
   }
   bool tty = isatty(2);
-  fprintf(stderr,
-          "train_gpt: preset %s, %" PRId64 " parameters, vocab %d, %" PRId64 " train / %" PRId64
-          " val chars, %s forward, device %s%s, %d threads (%s%s)\n",
-          c.preset, tyr_params_numel(&g.params), d.vocab_size, d.n_train, d.n - d.n_train,
-          c.use_static && static_model_matches(&g, c.batch_size, c.block_size) ? "static-shape"
-                                                                               : "dynamic-shape",
-          tyr_device_name(dev), use_graph ? " (CUDA graph)" : "", tyr_get_num_threads(),
-          getenv("OMP_WAIT_POLICY") ? "OMP_WAIT_POLICY=" : "GOMP_SPINCOUNT=",
-          getenv("OMP_WAIT_POLICY")  ? getenv("OMP_WAIT_POLICY")
-          : getenv("GOMP_SPINCOUNT") ? getenv("GOMP_SPINCOUNT")
-                                     : "libgomp's default");
+  if (lead)
+    fprintf(stderr,
+            "train_gpt: preset %s, %" PRId64 " parameters, vocab %d, %" PRId64 " train / %" PRId64
+            " val chars, %s forward, device %s%s, %d threads (%s%s), %s, %d rank%s (%s)\n",
+            c.preset, tyr_params_numel(&g.params), d.vocab_size, d.n_train, d.n - d.n_train,
+            c.use_static && static_model_matches(&g, c.batch_size, c.block_size) ? "static-shape"
+                                                                                 : "dynamic-shape",
+            tyr_device_name(dev), use_graph ? " (CUDA graph)" : "", tyr_get_num_threads(),
+            getenv("OMP_WAIT_POLICY") ? "OMP_WAIT_POLICY=" : "GOMP_SPINCOUNT=",
+            getenv("OMP_WAIT_POLICY")  ? getenv("OMP_WAIT_POLICY")
+            : getenv("GOMP_SPINCOUNT") ? getenv("GOMP_SPINCOUNT")
+                                       : "libgomp's default",
+            o.zero       ? "ZeRO-1 AdamW"
+            : o.use_muon ? "Muon + AdamW"
+                         : "AdamW",
+            g_world, g_world == 1 ? "" : "s", tyr_dist_backend_name(g_pg, dev));
   int64_t live0 = tyr_live_tensors();
   double t_start = now(), t_last = t_start, ema_tok = 0, last_loss = 0;
   int64_t steps_this_run = 0, window_n = 0;
@@ -768,7 +895,7 @@ int main(int argc, char **argv) {
           tyr_copy_e(gy, tyr_from_buffer_at(TYR_SITE, hby, TYR_I64, 2, bt)))
         return 1;
       if (!graph && eager_left > 0) { /* warm-up: eager, the same code as captured */
-        tyr_tensor *loss = graph_step(&g, &c, &opt, gx, gy, lr);
+        tyr_tensor *loss = graph_step(&g, &c, &o.opt, gx, gy, lr);
         if (!loss) return 1;
         loss_v = tyr_item_e(loss);
         tyr_tensor_free(loss);
@@ -777,23 +904,40 @@ int main(int argc, char **argv) {
         if (!graph) {
           graph = tyr_cuda_graph_begin(dev.index);
           if (!graph) return 1;
-          gloss = graph_step(&g, &c, &opt, gx, gy, lr);
+          gloss = graph_step(&g, &c, &o.opt, gx, gy, lr);
           if (tyr_cuda_graph_end(graph) || !gloss) return 1;
         }
-        if (tyr_optim_prepare_step(&opt, lr) || tyr_cuda_graph_launch(graph)) return 1;
+        if (tyr_optim_prepare_step(&o.opt, lr) || tyr_cuda_graph_launch(graph)) return 1;
         loss_v = tyr_item_e(gloss);
       }
     } else {
-      TYR_SCOPE;
-      tyr_tensor *x, *y;
-      get_batch(&d, false, c.batch_size, c.block_size, data_seed, &data_counter, dev, &x, &y);
-      tyr_tensor *loss = model_loss(&g, &c, x, y, true);
-      if (!loss) return 1;
-      tyr_backward_e(loss);
-      loss_v = tyr_item_e(loss);
-      if (c.clip > 0) tyr_params_clip_grad_norm(&g.params, c.clip);
-      tyr_optim_step(&opt, lr);
-      tyr_optim_zero_grad(&opt);
+      /* gradient accumulation: --grad-accum micro-batches of --batch-size rows;
+         data parallel: only the last one communicates, its buckets starting
+         during backward */
+      double lsum = 0;
+      for (int64_t k = 0; k < c.grad_accum; k++) {
+        TYR_SCOPE;
+        tyr_tensor *x, *y;
+        get_batch(&d, false, c.batch_size, c.block_size, data_seed, &data_counter, dev, &x, &y);
+        tyr_tensor *loss = model_loss(&g, &c, x, y, true);
+        if (!loss) return 1;
+        if (ddp) tyr_ddp_set_sync(ddp, k == c.grad_accum - 1);
+        lsum += tyr_item_e(loss);
+        if (tyr_backward_e(c.grad_accum > 1 ? tyr_mul_scalar_e(loss, 1.0 / (double)c.grad_accum)
+                                            : loss))
+          return 1;
+      }
+      loss_v = tyr_dist_reduce_scalar(g_pg, lsum / (double)c.grad_accum, TYR_DIST_AVG);
+      if (o.zero) {
+        if (tyr_zero1_step(o.zero, lr, c.clip, NULL)) return 1;
+      } else {
+        if (ddp && tyr_ddp_finish(ddp)) return 1;
+        if (c.clip > 0) tyr_params_clip_grad_norm(&g.params, c.clip);
+        if (o.use_muon ? tyr_muon_step(&o.muon, c.lr > 0 ? lr / c.lr : 0)
+                       : tyr_optim_step(&o.opt, lr))
+          return 1;
+      }
+      tyr_params_zero_grad(&g.params);
     }
     if (!isfinite(loss_v)) {
       fprintf(stderr, "\ntrain_gpt: loss is %f at step %" PRId64 "; stopping (%s left as it was)\n",
@@ -807,16 +951,17 @@ int main(int argc, char **argv) {
     window_n++;
     double t = now(), dt = t - t_last;
     t_last = t;
-    double tok_s = (double)(c.batch_size * c.block_size) / (dt > 0 ? dt : 1e-9);
+    double tok_s = (double)(c.batch_size * c.grad_accum * c.block_size) / (dt > 0 ? dt : 1e-9);
     ema_tok = steps_this_run <= 2 ? tok_s : 0.9 * ema_tok + 0.1 * tok_s;
     if (tyr_jsonl_write(metrics, path_metrics,
                         "{\"step\":%" PRId64
                         ",\"loss\":%.6f,\"lr\":%.6g,\"tok_s\":%.1f,\"live_tensors\":%" PRId64 "}",
                         step, loss_v, lr, tok_s, tyr_live_tensors()))
       return 1;
-    double eta = (double)(c.iters - step) * (double)(c.batch_size * c.block_size) /
+    double eta = (double)(c.iters - step) * (double)(c.batch_size * c.grad_accum * c.block_size) /
                  (ema_tok > 0 ? ema_tok : 1);
-    if (tty ? (step % 10 == 0 || step == c.iters) : (step % c.log_interval == 0 || step == c.iters))
+    if (lead && (tty ? (step % 10 == 0 || step == c.iters)
+                     : (step % c.log_interval == 0 || step == c.iters)))
       progress(step, c.iters, loss_v, ema_tok, eta, tty);
     if (step % c.eval_interval == 0 || step == c.iters) {
       /* the train figure is the mean training loss since the last
@@ -825,10 +970,12 @@ int main(int argc, char **argv) {
       window_sum = 0;
       window_n = 0;
       val = estimate_loss(&g, &c, &d, true, data_seed);
-      fprintf(stderr, "%sstep %" PRId64 ": train loss %.4f, val loss %.4f%s\n", tty ? "\n" : "",
-              step, tr, val, val < best_val ? " (best)" : "");
+      if (lead)
+        fprintf(stderr, "%sstep %" PRId64 ": train loss %.4f, val loss %.4f%s\n", tty ? "\n" : "",
+                step, tr, val, val < best_val ? " (best)" : "");
       if (!isfinite(val)) { /* diverged: stop, and keep the last good checkpoints */
-        fprintf(stderr,
+        if (lead)
+          fprintf(stderr,
                 "train_gpt: validation loss is %f at step %" PRId64 "; stopping (%s left as it "
                 "was)\n",
                 val, step, path_last);
@@ -840,12 +987,12 @@ int main(int argc, char **argv) {
         return 1;
       if (val < best_val) {
         best_val = val;
-        save_checkpoint(path_best, &g, &opt, step, data_counter, best_val, cfg_json, &d);
+        save_checkpoint(path_best, &g, &o, step, data_counter, best_val, cfg_json, &d);
       }
-      save_checkpoint(path_last, &g, &opt, step, data_counter, best_val, cfg_json, &d);
+      save_checkpoint(path_last, &g, &o, step, data_counter, best_val, cfg_json, &d);
     }
     if (c.max_steps && steps_this_run >= c.max_steps) {
-      save_checkpoint(path_last, &g, &opt, step, data_counter, best_val, cfg_json, &d);
+      save_checkpoint(path_last, &g, &o, step, data_counter, best_val, cfg_json, &d);
       break;
     }
   }
@@ -857,20 +1004,30 @@ int main(int argc, char **argv) {
   free(hbx);
   free(hby);
   double elapsed = now() - t_start;
-  fprintf(stderr,
-          "train_gpt: %" PRId64
-          " steps in %.1f s (%.0f tok/s), last loss %.4f, val loss %.4f, live tensors %" PRId64
-          " (%+" PRId64 " since start)\n",
-          steps_this_run, elapsed, (double)(steps_this_run * c.batch_size * c.block_size) / elapsed,
-          last_loss, val, tyr_live_tensors(), tyr_live_tensors() - live0);
-  printf("final: step %" PRId64 " val_loss %.4f best_val %.4f\n", step, val, best_val);
+  if (!lead) c.plot = 0, c.sample_chars = 0;
+  if (lead)
+    fprintf(stderr,
+            "train_gpt: %" PRId64
+            " steps in %.1f s (%.0f tok/s), last loss %.4f, val loss %.4f, live tensors %" PRId64
+            " (%+" PRId64 " since start)\n",
+            steps_this_run, elapsed,
+            (double)(steps_this_run * c.batch_size * c.grad_accum * c.block_size) / elapsed,
+            last_loss, val, tyr_live_tensors(), tyr_live_tensors() - live0);
+  if (lead) printf("final: step %" PRId64 " val_loss %.4f best_val %.4f\n", step, val, best_val);
   if (c.plot) plot_metrics(path_metrics, path_plot);
   if (c.sample_chars > 0 && step >= c.iters) {
     printf("---- sample ----\n");
     sample(&g, &c, &d, (uint64_t)c.seed);
   }
   free(d.tokens);
-  tyr_optim_free(&opt);
+  tyr_ddp_free(ddp);
+  tyr_zero1_free(o.zero);
+  if (o.use_muon) {
+    tyr_muon_checkpoint_params_release(&o.ckpt);
+    tyr_muon_free(&o.muon);
+  }
+  tyr_optim_free(&o.opt);
   tyr_gpt_free(&g);
+  tyr_dist_free(g_pg);
   return 0;
 }

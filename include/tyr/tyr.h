@@ -26,4 +26,6 @@
 #include "tyr/flags.h"
 #include "tyr/plot.h"
 #include "tyr/cuda.h"
+#include "tyr/dist.h"
+#include "tyr/muon.h"
 #endif

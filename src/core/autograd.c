@@ -171,6 +171,57 @@ static bool topo_sort(tyr_tensor *root, tvec *order) {
   return ok;
 }
 
+/* ---- the leaf hook: a count of pending consumers per leaf ---------------- */
+static tyr__leaf_hook_fn g_leaf_hook;
+static void *g_leaf_ctx;
+
+void tyr__autograd_set_leaf_hook(tyr__leaf_hook_fn fn, void *ctx) {
+  g_leaf_hook = fn;
+  g_leaf_ctx = ctx;
+}
+
+typedef struct {
+  tyr_tensor **key;
+  int64_t *count;
+  int64_t cap; /* a power of two */
+} leafmap;
+
+static int64_t *leafmap_slot(leafmap *m, tyr_tensor *t) {
+  uint64_t h = ((uint64_t)(uintptr_t)t >> 4) * 0x9E3779B97F4A7C15ull;
+  for (int64_t i = (int64_t)(h & (uint64_t)(m->cap - 1));; i = (i + 1) & (m->cap - 1)) {
+    if (m->key[i] == t) return &m->count[i];
+    if (!m->key[i]) {
+      m->key[i] = t;
+      m->count[i] = 0;
+      return &m->count[i];
+    }
+  }
+}
+
+/* Counts, for every leaf that requires grad, the node inputs it appears in. */
+static bool leafmap_build(leafmap *m, const tvec *order) {
+  int64_t n = 0;
+  for (int64_t i = 0; i < order->n; i++) n += order->v[i]->grad_fn->nin;
+  m->cap = 16;
+  while (m->cap < 2 * n + 16) m->cap *= 2;
+  m->key = calloc((size_t)m->cap, sizeof *m->key);
+  m->count = calloc((size_t)m->cap, sizeof *m->count);
+  if (!m->key || !m->count) return false;
+  for (int64_t i = 0; i < order->n; i++) {
+    tyr_node *nd = order->v[i]->grad_fn;
+    for (int k = 0; k < nd->nin; k++) {
+      tyr_tensor *x = nd->in[k];
+      if (x && x->requires_grad && !x->grad_fn) (*leafmap_slot(m, x))++;
+    }
+  }
+  return true;
+}
+
+static void leafmap_free(leafmap *m) {
+  free(m->key);
+  free(m->count);
+}
+
 static int run_backward(tyr_site s, tyr_tensor *root, tyr_tensor *seed) {
   const char *op = "tyr_backward";
   tvec order = {0};
@@ -202,6 +253,13 @@ static int run_backward(tyr_site s, tyr_tensor *root, tyr_tensor *seed) {
           n->site.file ? n->site.file : "?", n->site.line);
     }
   }
+  leafmap leaves = {0};
+  tyr__leaf_hook_fn hook = g_leaf_hook;
+  if (hook && !leafmap_build(&leaves, &order)) {
+    leafmap_free(&leaves);
+    free(order.v);
+    return tyr_raise(TYR_ERR_MEMORY, s, op, "out of host memory");
+  }
   bool prev = tyr_set_grad_enabled(false);
   tyr_scope_begin();
   root->gradacc = tyr_tensor_retain(seed);
@@ -217,7 +275,12 @@ static int run_backward(tyr_site s, tyr_tensor *root, tyr_tensor *seed) {
     n->backward(n, g, gin);
     for (int k = 0; k < n->nin; k++) {
       tyr_tensor *x = n->in[k];
-      if (!x || !x->requires_grad || !gin[k]) continue;
+      bool last_use =
+          hook && x && x->requires_grad && !x->grad_fn && --*leafmap_slot(&leaves, x) == 0;
+      if (!x || !x->requires_grad || !gin[k]) {
+        if (last_use) hook(x, g_leaf_ctx);
+        continue;
+      }
       if (gin[k]->rank != x->rank ||
           memcmp(gin[k]->shape, x->shape, sizeof(int64_t) * (size_t)x->rank)) {
         char a[160], b[160];
@@ -232,6 +295,7 @@ static int run_backward(tyr_site s, tyr_tensor *root, tyr_tensor *seed) {
           x->grad = owned_copy(s, gin[k], x->dtype);
         else
           accumulate_into(x->grad, gin[k]);
+        if (last_use) hook(x, g_leaf_ctx);
       } else if (!x->gradacc) {
         x->gradacc = tyr_tensor_retain(gin[k]);
       } else {
@@ -243,6 +307,11 @@ static int run_backward(tyr_site s, tyr_tensor *root, tyr_tensor *seed) {
     }
     tyr_scope_end();
     tyr_tensor_release(g);
+  }
+  if (hook) { /* leaves whose last consumer got no gradient */
+    for (int64_t i = 0; i < leaves.cap; i++)
+      if (leaves.key[i] && leaves.count[i] > 0) hook(leaves.key[i], g_leaf_ctx);
+    leafmap_free(&leaves);
   }
   /* free the graph: every node visited */
   for (int64_t i = 0; i < order.n; i++) {

@@ -45,4 +45,11 @@ void tyr__node_save(tyr_node *n, int k, tyr_tensor *t);
 static inline bool tyr__node_needs(const tyr_node *n, int k) {
   return n->in[k] && n->in[k]->requires_grad;
 }
+/* A hook called during backward as soon as a leaf's gradient is final
+ * (every node that feeds it has run), with the leaf; leaves whose last
+ * consumer was skipped (no gradient reached it) are reported when backward
+ * ends.  Data parallel starts its bucket reductions from here.  One hook
+ * at a time (NULL removes it); grad mode is off while it runs. */
+typedef void (*tyr__leaf_hook_fn)(tyr_tensor *leaf, void *ctx);
+void tyr__autograd_set_leaf_hook(tyr__leaf_hook_fn fn, void *ctx);
 #endif
