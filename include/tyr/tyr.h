@@ -18,6 +18,7 @@
 #include "tyr/safetensors.h"
 #include "tyr/checkpoint.h"
 #include "tyr/data.h"
+#include "tyr/idx.h"
 #include "tyr/plot.h"
 #include "tyr/cuda.h"
 #endif
