@@ -47,20 +47,49 @@ static void gemm_f64(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const do
               (int)N, (int)K, 1.0, A, (int)lda, B, (int)ldb, acc ? 1.0 : 0.0, C, (int)ldc);
 }
 
+/* Per-thread scratch that lives as long as the thread (OpenMP keeps its
+ * threads): the column buffers and weight-gradient sums of every call
+ * reuse it, instead of fresh memory whose pages the kernel would zero and
+ * map again on every call.  slot 0: columns, slot 1: gradient sums. */
+static _Thread_local void *scratch_ptr[2];
+static _Thread_local size_t scratch_size[2];
+static void *scratch(int slot, size_t bytes) {
+  if (bytes > scratch_size[slot]) {
+    free(scratch_ptr[slot]);
+    size_t n = (bytes + 4095) & ~(size_t)4095;
+    scratch_ptr[slot] = aligned_alloc(64, n);
+    scratch_size[slot] = scratch_ptr[slot] ? n : 0;
+  }
+  return scratch_ptr[slot];
+}
+
 static bool conv_is_pointwise(const tyr_conv_geom *g) {
   return g->R == 1 && g->S == 1 && g->stride[0] == 1 && g->stride[1] == 1 && g->pad[0] == 0 &&
          g->pad[1] == 0;
 }
 
+/* The output columns [*q0, *q1) whose input column q * st + off lies in [0, W). */
+static inline void valid_cols(int64_t off, int64_t st, int64_t W, int64_t Q, int64_t *q0,
+                              int64_t *q1) {
+  int64_t a = off >= 0 ? 0 : (-off + st - 1) / st;
+  int64_t b = W - off <= 0 ? 0 : (W - off + st - 1) / st;
+  if (b > Q) b = Q;
+  if (a > b) a = b;
+  *q0 = a;
+  *q1 = b;
+}
+
 #define DEFINE_CONV(T, SUF)                                                                        \
   /* col [Cg R S, P Q] from the Cg channels of one sample at x */                                  \
   static void im2col_##SUF(const T *x, T *col, const tyr_conv_geom *g, int64_t Cg) {               \
-    int64_t PQ = g->P * g->Q, HW = g->H * g->W;                                                    \
+    int64_t PQ = g->P * g->Q, HW = g->H * g->W, st = g->stride[1];                                 \
     for (int64_t c = 0; c < Cg; c++)                                                               \
       for (int64_t r = 0; r < g->R; r++)                                                           \
         for (int64_t s = 0; s < g->S; s++) {                                                       \
           T *row = col + ((c * g->R + r) * g->S + s) * PQ;                                         \
           const T *xc = x + c * HW;                                                                \
+          int64_t off = s * g->dil[1] - g->pad[1], q0, q1;                                         \
+          valid_cols(off, st, g->W, g->Q, &q0, &q1);                                               \
           for (int64_t p = 0; p < g->P; p++) {                                                     \
             int64_t ih = p * g->stride[0] - g->pad[0] + r * g->dil[0];                             \
             T *o = row + p * g->Q;                                                                 \
@@ -69,35 +98,34 @@ static bool conv_is_pointwise(const tyr_conv_geom *g) {
               continue;                                                                            \
             }                                                                                      \
             const T *xr = xc + ih * g->W;                                                          \
-            int64_t off = s * g->dil[1] - g->pad[1];                                               \
-            if (g->stride[1] == 1 && off >= 0 && off + g->Q <= g->W) {                             \
-              memcpy(o, xr + off, sizeof(T) * (size_t)g->Q);                                       \
-              continue;                                                                            \
-            }                                                                                      \
-            for (int64_t q = 0; q < g->Q; q++) {                                                   \
-              int64_t iw = q * g->stride[1] + off;                                                 \
-              o[q] = (iw >= 0 && iw < g->W) ? xr[iw] : (T)0;                                       \
-            }                                                                                      \
+            for (int64_t q = 0; q < q0; q++) o[q] = 0;                                             \
+            if (st == 1)                                                                           \
+              memcpy(o + q0, xr + q0 + off, sizeof(T) * (size_t)(q1 - q0));                        \
+            else                                                                                   \
+              for (int64_t q = q0; q < q1; q++) o[q] = xr[q * st + off];                           \
+            for (int64_t q = q1; q < g->Q; q++) o[q] = 0;                                          \
           }                                                                                        \
         }                                                                                          \
   }                                                                                                \
   /* x (Cg channels of one sample) += fold(col) */                                                 \
   static void col2im_##SUF(const T *col, T *x, const tyr_conv_geom *g, int64_t Cg) {               \
-    int64_t PQ = g->P * g->Q, HW = g->H * g->W;                                                    \
+    int64_t PQ = g->P * g->Q, HW = g->H * g->W, st = g->stride[1];                                 \
     for (int64_t c = 0; c < Cg; c++)                                                               \
       for (int64_t r = 0; r < g->R; r++)                                                           \
         for (int64_t s = 0; s < g->S; s++) {                                                       \
           const T *row = col + ((c * g->R + r) * g->S + s) * PQ;                                   \
           T *xc = x + c * HW;                                                                      \
+          int64_t off = s * g->dil[1] - g->pad[1], q0, q1;                                         \
+          valid_cols(off, st, g->W, g->Q, &q0, &q1);                                               \
           for (int64_t p = 0; p < g->P; p++) {                                                     \
             int64_t ih = p * g->stride[0] - g->pad[0] + r * g->dil[0];                             \
             if (ih < 0 || ih >= g->H) continue;                                                    \
             const T *o = row + p * g->Q;                                                           \
             T *xr = xc + ih * g->W;                                                                \
-            int64_t off = s * g->dil[1] - g->pad[1];                                               \
-            for (int64_t q = 0; q < g->Q; q++) {                                                   \
-              int64_t iw = q * g->stride[1] + off;                                                 \
-              if (iw >= 0 && iw < g->W) xr[iw] += o[q];                                            \
+            if (st == 1) {                                                                         \
+              _Pragma("omp simd") for (int64_t q = q0; q < q1; q++) xr[q + off] += o[q];           \
+            } else {                                                                               \
+              for (int64_t q = q0; q < q1; q++) xr[q * st + off] += o[q];                          \
             }                                                                                      \
           }                                                                                        \
         }                                                                                          \
@@ -110,7 +138,7 @@ static bool conv_is_pointwise(const tyr_conv_geom *g) {
     double work = (double)items * (double)Kg * (double)CRS * (double)PQ;                           \
     bool par = work > CONV_PAR_WORK && items > 1;                                                  \
     _Pragma("omp parallel if (par)") {                                                             \
-      T *col = pw ? NULL : malloc(sizeof(T) * (size_t)(CRS * PQ));                                 \
+      T *col = pw ? NULL : scratch(0, sizeof(T) * (size_t)(CRS * PQ));                             \
       _Pragma("omp for schedule(static)") for (int64_t it = 0; it < items; it++) {                 \
         int64_t n = it / G, gr = it % G;                                                           \
         const T *xg = x + (n * g->C + gr * Cg) * HW;                                               \
@@ -128,7 +156,6 @@ static bool conv_is_pointwise(const tyr_conv_geom *g) {
             for (int64_t i = 0; i < PQ; i++) ok[i] += bk;                                          \
           }                                                                                        \
       }                                                                                            \
-      free(col);                                                                                   \
     }                                                                                              \
   }                                                                                                \
   static void conv2d_backward_##SUF(T *gx, T *gw, T *gb, const T *gy, const T *x, const T *w,      \
@@ -152,12 +179,17 @@ static bool conv_is_pointwise(const tyr_conv_geom *g) {
     int nt = par ? omp_get_max_threads() : 1;                                                      \
     int64_t wsz = g->K * CRS;                                                                      \
     /* per-thread weight-gradient sums (thread 0 writes gw itself) */                              \
-    T *gwt = gw && nt > 1 ? calloc((size_t)((nt - 1) * wsz), sizeof(T)) : NULL;                    \
+    T **sums = gw && nt > 1 ? calloc((size_t)nt, sizeof(T *)) : NULL;                              \
     if (gw) memset(gw, 0, sizeof(T) * (size_t)wsz);                                                \
     _Pragma("omp parallel num_threads(nt) if (nt > 1)") {                                          \
       int tid = omp_get_thread_num();                                                              \
-      T *mygw = !gw ? NULL : tid == 0 ? gw : gwt + (int64_t)(tid - 1) * wsz;                       \
-      T *col = pw ? NULL : malloc(sizeof(T) * (size_t)(CRS * PQ));                                 \
+      T *mygw = gw;                                                                                \
+      if (gw && tid > 0) {                                                                         \
+        mygw = scratch(1, sizeof(T) * (size_t)wsz);                                                \
+        memset(mygw, 0, sizeof(T) * (size_t)wsz);                                                  \
+        sums[tid] = mygw;                                                                          \
+      }                                                                                            \
+      T *col = pw ? NULL : scratch(0, sizeof(T) * (size_t)(CRS * PQ));                             \
       _Pragma("omp for schedule(static)") for (int64_t it = 0; it < items; it++) {                 \
         int64_t n = it / G, gr = it % G;                                                           \
         const T *gyg = gy + (n * g->K + gr * Kg) * PQ;                                             \
@@ -182,14 +214,12 @@ static bool conv_is_pointwise(const tyr_conv_geom *g) {
           gemm_##SUF(false, true, Kg, CRS, PQ, gyg, PQ, cm, PQ, mygw + gr * Kg * CRS, CRS, true);  \
         }                                                                                          \
       }                                                                                            \
-      free(col);                                                                                   \
     }                                                                                              \
-    if (gwt) {                                                                                     \
-      for (int t = 1; t < nt; t++) {                                                               \
-        const T *src = gwt + (int64_t)(t - 1) * wsz;                                               \
-        for (int64_t i = 0; i < wsz; i++) gw[i] += src[i];                                         \
-      }                                                                                            \
-      free(gwt);                                                                                   \
+    if (sums) {                                                                                    \
+      for (int t = 1; t < nt; t++)                                                                 \
+        if (sums[t])                                                                               \
+          for (int64_t i = 0; i < wsz; i++) gw[i] += sums[t][i];                                   \
+      free(sums);                                                                                  \
     }                                                                                              \
   }
 

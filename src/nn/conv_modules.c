@@ -52,8 +52,8 @@ int tyr_nn_conv2d_init_at(tyr_site s, tyr_nn_conv2d *m, tyr_params *ps, const ch
                                std > 0 ? std : sqrt(2.0 / (double)fan_in)));
   if (!m->weight) return TYR_ERR_ARG;
   if (bias) {
-    m->bias =
-        add(s, ps, prefix, "bias", tyr_zeros_at(s, tyr_default_dtype(), tyr_default_device(), 1, &out));
+    m->bias = add(s, ps, prefix, "bias",
+                  tyr_zeros_at(s, tyr_default_dtype(), tyr_default_device(), 1, &out));
     if (!m->bias) return TYR_ERR_ARG;
   }
   return 0;
