@@ -79,7 +79,8 @@ tyr_tensor *tyr_adaptive_avg_pool2d_at(tyr_site s, tyr_tensor *x, int64_t oh, in
  * running_var ([C], or NULL) are updated in place as
  *   r = (1 - momentum) r + momentum * stat   (var unbiased there),
  * like PyTorch.  Otherwise the running statistics are used (they must be
- * given).  The running statistics take no gradient. */
+ * given).  The running statistics are f32 (f64 for f64 x, also f32 for
+ * bf16/f16 x), contiguous, and take no gradient. */
 tyr_tensor *tyr_batch_norm_at(tyr_site s, tyr_tensor *x, tyr_tensor *w, tyr_tensor *b,
                               tyr_tensor *running_mean, tyr_tensor *running_var, bool training,
                               double momentum, double eps);

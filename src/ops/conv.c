@@ -448,6 +448,12 @@ tyr_tensor *tyr_adaptive_avg_pool2d_at(tyr_site s, tyr_tensor *x, int64_t oh, in
 }
 
 /* ---- batch norm ---------------------------------------------------------------- */
+/* The dtype of the statistics (saved mean and rstd, running mean and var):
+ * f64 for f64 x, f32 otherwise (also for bf16 / f16 x). */
+static tyr_dtype stat_dtype(const tyr_tensor *x) {
+  return x->dtype == TYR_F64 ? TYR_F64 : TYR_F32;
+}
+
 static bool channel_param_ok(tyr_site s, const char *op, const char *arg, const tyr_tensor *x,
                              const tyr_tensor *p, tyr_dtype dt) {
   if (!p) return true;
@@ -499,11 +505,11 @@ tyr_tensor *tyr_batch_norm_at(tyr_site s, tyr_tensor *x, tyr_tensor *w, tyr_tens
     return tyr_raise(TYR_ERR_SHAPE, s, op, "x must be [N, C, ...], but it is %s",
                      TYR__NN_SHAPE(x, a)),
            NULL;
-  tyr_dtype kdt = tyr__nn_kdt(x);
+  tyr_dtype kdt = tyr__nn_kdt(x), sdt = stat_dtype(x);
   if (!channel_param_ok(s, op, "w", x, w, x->dtype) ||
       !channel_param_ok(s, op, "b", x, b, x->dtype) ||
-      !channel_param_ok(s, op, "running_mean", x, running_mean, kdt) ||
-      !channel_param_ok(s, op, "running_var", x, running_var, kdt))
+      !channel_param_ok(s, op, "running_mean", x, running_mean, sdt) ||
+      !channel_param_ok(s, op, "running_var", x, running_var, sdt))
     return NULL;
   if (!training && (!running_mean || !running_var))
     return tyr_raise(TYR_ERR_ARG, s, op,
@@ -529,8 +535,8 @@ tyr_tensor *tyr_batch_norm_at(tyr_site s, tyr_tensor *x, tyr_tensor *w, tyr_tens
   const tyr_backend *be = tyr__be(x);
   if (!tyr__nn_has(s, op, x, (const void *)be->batch_norm, "batch_norm")) return NULL;
   tyr_tensor *y = tyr__new(s, op, kdt, x->device, x->rank, x->shape);
-  tyr_tensor *mean = tyr__new(s, op, kdt, x->device, 1, &C);
-  tyr_tensor *rstd = tyr__new(s, op, kdt, x->device, 1, &C);
+  tyr_tensor *mean = tyr__new(s, op, sdt, x->device, 1, &C);
+  tyr_tensor *rstd = tyr__new(s, op, sdt, x->device, 1, &C);
   tyr_tensor *xk = tyr__nn_prep(s, op, x, kdt);
   tyr_tensor *wk = w ? tyr__nn_prep(s, op, w, kdt) : NULL,
              *bk = b ? tyr__nn_prep(s, op, b, kdt) : NULL;
