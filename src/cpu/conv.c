@@ -130,11 +130,88 @@ static inline void valid_cols(int64_t off, int64_t st, int64_t W, int64_t Q, int
           }                                                                                        \
         }                                                                                          \
   }                                                                                                \
+  /* depthwise (one input and one output channel per group): direct loops                          \
+     over (sample, channel) planes instead of one tiny GEMM per plane */                           \
+  static void dw_forward_##SUF(T *out, const T *x, const T *w, const T *bias,                      \
+                               const tyr_conv_geom *g) {                                           \
+    int64_t planes = g->N * g->C, HW = g->H * g->W, PQ = g->P * g->Q;                              \
+    _Pragma("omp parallel for if (planes * PQ * g->R * g->S > CONV_PAR_WORK)") for (int64_t pl =   \
+                                                                                        0;         \
+                                                                                    pl < planes;   \
+                                                                                    pl++) {        \
+      int64_t c = pl % g->C;                                                                       \
+      const T *xp = x + pl * HW, *wc = w + c * g->R * g->S;                                        \
+      T *op = out + pl * PQ, b0 = bias ? bias[c] : (T)0;                                           \
+      for (int64_t i = 0; i < PQ; i++) op[i] = b0;                                                 \
+      for (int64_t r = 0; r < g->R; r++)                                                           \
+        for (int64_t s = 0; s < g->S; s++) {                                                       \
+          T wv = wc[r * g->S + s];                                                                 \
+          int64_t off = s * g->dil[1] - g->pad[1], q0, q1;                                         \
+          valid_cols(off, g->stride[1], g->W, g->Q, &q0, &q1);                                     \
+          for (int64_t p = 0; p < g->P; p++) {                                                     \
+            int64_t ih = p * g->stride[0] - g->pad[0] + r * g->dil[0];                             \
+            if (ih < 0 || ih >= g->H) continue;                                                    \
+            const T *xr = xp + ih * g->W;                                                          \
+            T *o = op + p * g->Q;                                                                  \
+            for (int64_t q = q0; q < q1; q++) o[q] += wv * xr[q * g->stride[1] + off];             \
+          }                                                                                        \
+        }                                                                                          \
+    }                                                                                              \
+  }                                                                                                \
+  static void dw_backward_##SUF(T *gx, T *gw, const T *gy, const T *x, const T *w,                 \
+                                const tyr_conv_geom *g) {                                          \
+    int64_t HW = g->H * g->W, PQ = g->P * g->Q, RS = g->R * g->S;                                  \
+    /* per channel: every sample, so that gw needs no reduction across threads */                  \
+    _Pragma("omp parallel for if (g->N * g->C * PQ * RS > CONV_PAR_WORK)") for (int64_t c = 0;     \
+                                                                                c < g->C; c++) {   \
+      const T *wc = w + c * RS;                                                                    \
+      double acc[64];                                                                              \
+      bool small = RS <= 64;                                                                       \
+      if (gw && small)                                                                             \
+        for (int64_t k = 0; k < RS; k++) acc[k] = 0;                                               \
+      if (gw && !small)                                                                            \
+        for (int64_t k = 0; k < RS; k++) gw[c * RS + k] = 0;                                       \
+      for (int64_t n = 0; n < g->N; n++) {                                                         \
+        int64_t pl = n * g->C + c;                                                                 \
+        const T *gp = gy + pl * PQ, *xp = x ? x + pl * HW : NULL;                                  \
+        T *gxp = gx ? gx + pl * HW : NULL;                                                         \
+        if (gxp) memset(gxp, 0, sizeof(T) * (size_t)HW);                                           \
+        for (int64_t r = 0; r < g->R; r++)                                                         \
+          for (int64_t s = 0; s < g->S; s++) {                                                     \
+            T wv = wc[r * g->S + s];                                                               \
+            double a = 0;                                                                          \
+            int64_t off = s * g->dil[1] - g->pad[1], q0, q1, st = g->stride[1];                    \
+            valid_cols(off, st, g->W, g->Q, &q0, &q1);                                             \
+            for (int64_t p = 0; p < g->P; p++) {                                                   \
+              int64_t ih = p * g->stride[0] - g->pad[0] + r * g->dil[0];                           \
+              if (ih < 0 || ih >= g->H) continue;                                                  \
+              const T *gr = gp + p * g->Q;                                                         \
+              if (gxp) {                                                                           \
+                T *xr = gxp + ih * g->W;                                                           \
+                for (int64_t q = q0; q < q1; q++) xr[q * st + off] += wv * gr[q];                  \
+              }                                                                                    \
+              if (gw) {                                                                            \
+                const T *xr = xp + ih * g->W;                                                      \
+                for (int64_t q = q0; q < q1; q++) a += (double)gr[q] * xr[q * st + off];           \
+              }                                                                                    \
+            }                                                                                      \
+            if (gw && small) acc[r * g->S + s] += a;                                               \
+            if (gw && !small) gw[c * RS + r * g->S + s] += (T)a;                                   \
+          }                                                                                        \
+      }                                                                                            \
+      if (gw && small)                                                                             \
+        for (int64_t k = 0; k < RS; k++) gw[c * RS + k] = (T)acc[k];                               \
+    }                                                                                              \
+  }                                                                                                \
   static void conv2d_##SUF(T *out, const T *x, const T *w, const T *bias,                          \
                            const tyr_conv_geom *g) {                                               \
     int64_t G = g->groups, Cg = g->C / G, Kg = g->K / G, CRS = Cg * g->R * g->S;                   \
     int64_t PQ = g->P * g->Q, HW = g->H * g->W, items = g->N * G;                                  \
     bool pw = conv_is_pointwise(g);                                                                \
+    if (Cg == 1 && Kg == 1) {                                                                      \
+      dw_forward_##SUF(out, x, w, bias, g);                                                        \
+      return;                                                                                      \
+    }                                                                                              \
     double work = (double)items * (double)Kg * (double)CRS * (double)PQ;                           \
     bool par = work > CONV_PAR_WORK && items > 1;                                                  \
     _Pragma("omp parallel if (par)") {                                                             \
@@ -176,6 +253,10 @@ static inline void valid_cols(int64_t off, int64_t st, int64_t W, int64_t Q, int
       }                                                                                            \
     }                                                                                              \
     if (!gx && !gw) return;                                                                        \
+    if (Cg == 1 && Kg == 1) {                                                                      \
+      dw_backward_##SUF(gx, gw, gy, x, w, g);                                                      \
+      return;                                                                                      \
+    }                                                                                              \
     int nt = par ? omp_get_max_threads() : 1;                                                      \
     int64_t wsz = g->K * CRS;                                                                      \
     /* per-thread weight-gradient sums (thread 0 writes gw itself) */                              \
