@@ -93,6 +93,36 @@ tyr_tensor *tyr_group_norm_at(tyr_site s, tyr_tensor *x, int64_t groups, tyr_ten
 tyr_tensor *tyr_instance_norm_at(tyr_site s, tyr_tensor *x, tyr_tensor *w, tyr_tensor *b,
                                  double eps);
 
+/* ---- rearrangements and resampling (src/ops/image.c) ---------------------
+ * pixel_shuffle: [N, C r^2, H, W] -> [N, C, H r, W r] (channel c r^2 + i r + j
+ * goes to row h r + i, column w r + j); pixel_unshuffle is its inverse.
+ * patchify: [N, C, H, W] -> [N, (H/p)(W/p), C p p], patches in row-major
+ * order, each flattened as (c, i, j) (Flux packs latents so with p = 2);
+ * unpatchify(x, H, W, p) is its inverse. */
+tyr_tensor *tyr_pixel_shuffle_at(tyr_site s, tyr_tensor *x, int64_t r);
+tyr_tensor *tyr_pixel_unshuffle_at(tyr_site s, tyr_tensor *x, int64_t r);
+tyr_tensor *tyr_patchify_at(tyr_site s, tyr_tensor *x, int64_t p);
+tyr_tensor *tyr_unpatchify_at(tyr_site s, tyr_tensor *x, int64_t H, int64_t W, int64_t p);
+/* Pads the last two dims of x [..., H, W] by pad = {left, right, top,
+ * bottom}: with value (constant) or by reflection without repeating the
+ * edge (reflect; each pad smaller than its dim), as PyTorch's F.pad. */
+typedef enum tyr_pad_mode { TYR_PAD_CONSTANT, TYR_PAD_REFLECT } tyr_pad_mode;
+tyr_tensor *tyr_pad2d_at(tyr_site s, tyr_tensor *x, const int64_t pad[4], tyr_pad_mode mode,
+                         double value);
+/* Resizes x [N, C, H, W] to [N, C, oh, ow]: nearest (source floor(i in /
+ * out), PyTorch's 'nearest') or bilinear (align_corners as PyTorch's). */
+typedef enum tyr_interp_mode { TYR_INTERP_NEAREST, TYR_INTERP_BILINEAR } tyr_interp_mode;
+tyr_tensor *tyr_interpolate_at(tyr_site s, tyr_tensor *x, int64_t oh, int64_t ow,
+                               tyr_interp_mode mode, bool align_corners);
+#define tyr_pixel_shuffle_e(x, r) tyr_pixel_shuffle_at(TYR_SITE, (x), (r))
+#define tyr_pixel_unshuffle_e(x, r) tyr_pixel_unshuffle_at(TYR_SITE, (x), (r))
+#define tyr_patchify_e(x, p) tyr_patchify_at(TYR_SITE, (x), (p))
+#define tyr_unpatchify_e(x, H, W, p) tyr_unpatchify_at(TYR_SITE, (x), (H), (W), (p))
+#define tyr_pad2d_e(x, l, r, t, b, mode, value)                                                    \
+  tyr_pad2d_at(TYR_SITE, (x), (const int64_t[4]){(l), (r), (t), (b)}, (mode), (value))
+#define tyr_interpolate_e(x, oh, ow, mode, align_corners)                                          \
+  tyr_interpolate_at(TYR_SITE, (x), (oh), (ow), (mode), (align_corners))
+
 #define tyr_conv2d_e(x, w, b, ...) tyr_conv2d_at(TYR_SITE, (x), (w), (b), (__VA_ARGS__))
 #define tyr_conv1d_e(x, w, b, ...) tyr_conv1d_at(TYR_SITE, (x), (w), (b), (__VA_ARGS__))
 #define tyr_conv_transpose2d_e(x, w, b, ...)                                                       \
@@ -297,6 +327,71 @@ TYR_CT_ERROR(tyr__ct_group_norm, "tyr_group_norm: x must be [N, C, ...] with C d
                                                      (eps))                                        \
                                  : NULL);                                                          \
   })
+
+TYR_CT_ERROR(tyr__ct_pixel_shuffle, "tyr_pixel_shuffle: x must be [N, C r^2, H, W] with r >= 1");
+TYR_CT_ERROR(tyr__ct_pixel_unshuffle,
+             "tyr_pixel_unshuffle: x must be [N, C, H, W] with H and W divisible by r");
+TYR_CT_ERROR(tyr__ct_patchify, "tyr_patchify: x must be [N, C, H, W] with H and W divisible by p");
+TYR_CT_ERROR(tyr__ct_unpatchify,
+             "tyr_unpatchify: x must be [N, (H/p)(W/p), C p p] with H and W divisible by p");
+TYR_CT_ERROR(tyr__ct_pad2d, "tyr_pad2d: x must have rank >= 2 and the padding be >= 0");
+TYR_CT_ERROR(tyr__ct_interpolate,
+             "tyr_interpolate: x must be [N, C, H, W] and the output size positive");
+
+#define TYR__TIMG(name, ctfn, cond, x, type, call)                                                 \
+  ({                                                                                               \
+    __auto_type tyr__x = (x);                                                                      \
+    TYR_CT_CHECK(cond, ctfn);                                                                      \
+    tyr_site tyr__s = TYR_SITE;                                                                    \
+    tyr_tensor *tyr__ex = TYR__CLAIM(tyr__s, "tyr_" #name, "x", tyr__x);                           \
+    (type)(tyr__ex ? call : NULL);                                                                 \
+  })
+/* [N, C r^2, H, W] -> [N, C, H r, W r] */
+#define tyr_pixel_shuffle(x, r)                                                                    \
+  TYR__TIMG(pixel_shuffle, tyr__ct_pixel_shuffle,                                                  \
+            tyr_rank(tyr__x) == 4 && (r) >= 1 && TYR__D1(tyr__x) % ((r) * (r)) == 0, x,            \
+            tyr_T(TYR__D0(tyr__x), TYR__D1(tyr__x) / ((r) * (r)), TYR__D2(tyr__x) * (r),           \
+                  TYR__D3(tyr__x) * (r)),                                                          \
+            tyr_pixel_shuffle_at(tyr__s, tyr__ex, (r)))
+/* [N, C, H, W] -> [N, C r^2, H / r, W / r] */
+#define tyr_pixel_unshuffle(x, r)                                                                  \
+  TYR__TIMG(pixel_unshuffle, tyr__ct_pixel_unshuffle,                                              \
+            tyr_rank(tyr__x) == 4 && (r) >= 1 && TYR__D2(tyr__x) % (r) == 0 &&                     \
+                TYR__D3(tyr__x) % (r) == 0,                                                        \
+            x,                                                                                     \
+            tyr_T(TYR__D0(tyr__x), TYR__D1(tyr__x) * (r) * (r), TYR__D2(tyr__x) / (r),             \
+                  TYR__D3(tyr__x) / (r)),                                                          \
+            tyr_pixel_unshuffle_at(tyr__s, tyr__ex, (r)))
+/* [N, C, H, W] -> [N, (H/p)(W/p), C p p] */
+#define tyr_patchify(x, p)                                                                         \
+  TYR__TIMG(patchify, tyr__ct_patchify,                                                            \
+            tyr_rank(tyr__x) == 4 && (p) >= 1 && TYR__D2(tyr__x) % (p) == 0 &&                     \
+                TYR__D3(tyr__x) % (p) == 0,                                                        \
+            x,                                                                                     \
+            tyr_T(TYR__D0(tyr__x), (TYR__D2(tyr__x) / (p)) * (TYR__D3(tyr__x) / (p)),              \
+                  TYR__D1(tyr__x) * (p) * (p)),                                                    \
+            tyr_patchify_at(tyr__s, tyr__ex, (p)))
+/* [N, (H/p)(W/p), C p p] -> [N, C, H, W] */
+#define tyr_unpatchify(x, H, W, p)                                                                 \
+  TYR__TIMG(unpatchify, tyr__ct_unpatchify,                                                        \
+            tyr_rank(tyr__x) == 3 && (p) >= 1 && (H) % (p) == 0 && (W) % (p) == 0 &&               \
+                TYR__D1(tyr__x) == ((H) / (p)) * ((W) / (p)) &&                                    \
+                TYR__D2(tyr__x) % ((p) * (p)) == 0,                                                \
+            x, tyr_T(TYR__D0(tyr__x), TYR__D2(tyr__x) / ((p) * (p)), H, W),                        \
+            tyr_unpatchify_at(tyr__s, tyr__ex, (H), (W), (p)))
+/* [N, C, H, W] padded by l, r, t, b -> [N, C, H + t + b, W + l + r] */
+#define tyr_pad2d(x, l, r, t, b, mode, value)                                                      \
+  TYR__TIMG(                                                                                       \
+      pad2d, tyr__ct_pad2d, tyr_rank(tyr__x) == 4 && (l) >= 0 && (r) >= 0 && (t) >= 0 && (b) >= 0, \
+      x,                                                                                           \
+      tyr_T(TYR__D0(tyr__x), TYR__D1(tyr__x), TYR__D2(tyr__x) + (t) + (b),                         \
+            TYR__D3(tyr__x) + (l) + (r)),                                                          \
+      tyr_pad2d_at(tyr__s, tyr__ex, (const int64_t[4]){(l), (r), (t), (b)}, (mode), (value)))
+/* [N, C, H, W] -> [N, C, oh, ow] */
+#define tyr_interpolate(x, oh, ow, mode, align_corners)                                            \
+  TYR__TIMG(interpolate, tyr__ct_interpolate, tyr_rank(tyr__x) == 4 && (oh) >= 1 && (ow) >= 1, x,  \
+            tyr_T(TYR__D0(tyr__x), TYR__D1(tyr__x), oh, ow),                                       \
+            tyr_interpolate_at(tyr__s, tyr__ex, (oh), (ow), (mode), (align_corners)))
 
 #ifdef __cplusplus
 }

@@ -389,6 +389,181 @@ static void test_group_norm(void **state) {
   for (int i = 0; i < 3; i++) tyr_tensor_free(in[i]);
 }
 
+/* ---- rearrangements and resampling ---------------------------------------------- */
+static void test_shuffle_patchify(void **state) {
+  (void)state;
+  TYR_SCOPE;
+  int64_t N = 2, C = 3, r = 2, H = 3, W = 5;
+  tyr_tensor *x = RANDN(TYR_F64, N, C * r * r, H, W);
+  double *xv = values(x);
+  tyr_tensor *y = tyr_pixel_shuffle_e(x, r);
+  assert_non_null(y);
+  double ref[2 * 12 * 15];
+  for (int64_t n = 0; n < N; n++)
+    for (int64_t c = 0; c < C; c++)
+      for (int64_t h = 0; h < H * r; h++)
+        for (int64_t w = 0; w < W * r; w++)
+          ref[((n * C + c) * H * r + h) * W * r + w] =
+              xv[((n * C * r * r + c * r * r + (h % r) * r + (w % r)) * H + h / r) * W + w / r];
+  expect_values(y, ref, N * C * H * W * r * r, 0, "pixel_shuffle");
+  expect_values(tyr_pixel_unshuffle_e(y, r), xv, N * C * H * W * r * r, 0, "pixel_unshuffle");
+  free(xv);
+  /* patchify: patch (i, j) of [N, C, H, W] flattened as (c, a, b) */
+  int64_t p = 2, PH = 4, PW = 6;
+  tyr_tensor *im = RANDN(TYR_F64, N, C, PH, PW);
+  double *iv = values(im), pref[2 * 6 * 12];
+  tyr_tensor *pt = tyr_patchify_e(im, p);
+  assert_non_null(pt);
+  assert_int_equal(pt->shape[1], (PH / p) * (PW / p));
+  assert_int_equal(pt->shape[2], C * p * p);
+  for (int64_t n = 0; n < N; n++)
+    for (int64_t i = 0; i < PH / p; i++)
+      for (int64_t j = 0; j < PW / p; j++)
+        for (int64_t c = 0; c < C; c++)
+          for (int64_t a = 0; a < p; a++)
+            for (int64_t b = 0; b < p; b++)
+              pref[((n * (PH / p) * (PW / p) + i * (PW / p) + j) * C + c) * p * p + a * p + b] =
+                  iv[((n * C + c) * PH + i * p + a) * PW + j * p + b];
+  expect_values(pt, pref, N * C * PH * PW, 0, "patchify");
+  expect_values(tyr_unpatchify_e(pt, PH, PW, p), iv, N * C * PH * PW, 0, "unpatchify");
+  free(iv);
+  tyr_test_record_errors();
+  EXPECT_TYR_ERROR(tyr_pixel_shuffle_e(RANDN(TYR_F32, 1, 6, 2, 2), 2), "tyr_pixel_shuffle");
+  EXPECT_TYR_ERROR(tyr_patchify_e(RANDN(TYR_F32, 1, 3, 5, 4), 2), "tyr_patchify: the patch size");
+  EXPECT_TYR_ERROR(tyr_unpatchify_e(RANDN(TYR_F32, 1, 5, 12), 4, 4, 2), "tyr_unpatchify");
+}
+
+static void test_pad(void **state) {
+  (void)state;
+  TYR_SCOPE;
+  int64_t N = 2, C = 2, H = 4, W = 5, pd[4] = {2, 1, 3, 0};
+  tyr_tensor *x = RANDN(TYR_F64, N, C, H, W);
+  double *xv = values(x);
+  int64_t OH = H + pd[2] + pd[3], OW = W + pd[0] + pd[1];
+  double ref[2 * 2 * 7 * 8];
+  for (int mode = 0; mode < 2; mode++) {
+    for (int64_t pl = 0; pl < N * C; pl++)
+      for (int64_t h = 0; h < OH; h++)
+        for (int64_t w = 0; w < OW; w++) {
+          int64_t sh = h - pd[2], sw = w - pd[0];
+          double v;
+          if (mode == 0) {
+            v = (sh >= 0 && sh < H && sw >= 0 && sw < W) ? xv[(pl * H + sh) * W + sw] : 1.5;
+          } else {
+            sh = sh < 0 ? -sh : sh >= H ? 2 * (H - 1) - sh : sh;
+            sw = sw < 0 ? -sw : sw >= W ? 2 * (W - 1) - sw : sw;
+            v = xv[(pl * H + sh) * W + sw];
+          }
+          ref[(pl * OH + h) * OW + w] = v;
+        }
+    tyr_tensor *y =
+        tyr_pad2d_e(x, pd[0], pd[1], pd[2], pd[3], mode ? TYR_PAD_REFLECT : TYR_PAD_CONSTANT, 1.5);
+    expect_values(y, ref, N * C * OH * OW, 0, mode ? "pad reflect" : "pad constant");
+  }
+  free(xv);
+  tyr_test_record_errors();
+  EXPECT_TYR_ERROR(tyr_pad2d_e(x, 5, 0, 0, 0, TYR_PAD_REFLECT, 0), "tyr_pad2d: padding 5");
+  EXPECT_TYR_ERROR(tyr_pad2d_e(x, -1, 0, 0, 0, TYR_PAD_CONSTANT, 0), "tyr_pad2d");
+}
+
+/* PyTorch's interpolate, in double */
+static void ref_interp(const double *x, double *y, int64_t NC, int64_t H, int64_t W, int64_t OH,
+                       int64_t OW, int mode, bool ac) {
+  for (int64_t pl = 0; pl < NC; pl++)
+    for (int64_t i = 0; i < OH; i++)
+      for (int64_t j = 0; j < OW; j++) {
+        double v;
+        if (mode == 0) {
+          int64_t si = (int64_t)floor((double)i * H / OH), sj = (int64_t)floor((double)j * W / OW);
+          v = x[(pl * H + (si < H ? si : H - 1)) * W + (sj < W ? sj : W - 1)];
+        } else {
+          double ci = ac ? (OH > 1 ? (double)i * (H - 1) / (OH - 1) : 0)
+                         : fmax(0, (i + 0.5) * H / OH - 0.5);
+          double cj = ac ? (OW > 1 ? (double)j * (W - 1) / (OW - 1) : 0)
+                         : fmax(0, (j + 0.5) * W / OW - 0.5);
+          int64_t i0 = (int64_t)floor(ci), j0 = (int64_t)floor(cj);
+          if (i0 > H - 1) i0 = H - 1;
+          if (j0 > W - 1) j0 = W - 1;
+          int64_t i1 = i0 + 1 < H ? i0 + 1 : H - 1, j1 = j0 + 1 < W ? j0 + 1 : W - 1;
+          double fi = ci - i0, fj = cj - j0;
+          const double *p = x + pl * H * W;
+          v = (1 - fi) * ((1 - fj) * p[i0 * W + j0] + fj * p[i0 * W + j1]) +
+              fi * ((1 - fj) * p[i1 * W + j0] + fj * p[i1 * W + j1]);
+        }
+        y[(pl * OH + i) * OW + j] = v;
+      }
+}
+
+typedef struct {
+  int mode;
+  bool ac;
+  int64_t oh, ow;
+} interp_ctx;
+static tyr_tensor *interp_fn(tyr_tensor **in, void *ctx) {
+  interp_ctx *c = ctx;
+  return tyr_interpolate_e(in[0], c->oh, c->ow, c->mode ? TYR_INTERP_BILINEAR : TYR_INTERP_NEAREST,
+                           c->ac);
+}
+static tyr_tensor *pad_fn(tyr_tensor **in, void *ctx) {
+  return tyr_pad2d_e(in[0], 1, 2, 2, 1, *(int *)ctx ? TYR_PAD_REFLECT : TYR_PAD_CONSTANT, 0.5);
+}
+static tyr_tensor *shuffle_fn(tyr_tensor **in, void *ctx) {
+  (void)ctx;
+  return tyr_patchify_e(tyr_pixel_shuffle_e(in[0], 2), 2);
+}
+
+static void test_interpolate(void **state) {
+  (void)state;
+  interp_ctx cases[] = {{0, false, 7, 10}, {0, false, 3, 2}, {1, false, 7, 10},
+                        {1, true, 7, 10},  {1, false, 2, 3}, {1, true, 1, 3}};
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    TYR_SCOPE;
+    interp_ctx *c = &cases[k];
+    tyr_tensor *x = RANDN(TYR_F64, 2, 3, 4, 5);
+    tyr_tensor *in[1] = {x};
+    tyr_tensor *y = interp_fn(in, c);
+    assert_non_null(y);
+    double *xv = values(x), *ref = malloc(sizeof(double) * (size_t)(6 * c->oh * c->ow));
+    ref_interp(xv, ref, 6, 4, 5, c->oh, c->ow, c->mode, c->ac);
+    expect_values(y, ref, 6 * c->oh * c->ow, 1e-12, "interpolate");
+    free(xv);
+    free(ref);
+    tyr_tensor *leafx = TYR_TEST_LEAF(-1, 1, 1, 2, 4, 5);
+    tyr_tensor *gi[1] = {leafx};
+    tyr_gradcheck("interpolate", interp_fn, c, 1, gi, 1e-6, 1e-6);
+    tyr_tensor_free(leafx);
+  }
+  for (int mode = 0; mode < 2; mode++) {
+    tyr_tensor *leafx = TYR_TEST_LEAF(-1, 1, 1, 2, 4, 5);
+    tyr_tensor *gi[1] = {leafx};
+    tyr_gradcheck("pad2d", pad_fn, &mode, 1, gi, 1e-6, 1e-6);
+    tyr_tensor_free(leafx);
+  }
+  tyr_tensor *leafx = TYR_TEST_LEAF(-1, 1, 1, 8, 2, 3);
+  tyr_tensor *gi[1] = {leafx};
+  tyr_gradcheck("pixel_shuffle+patchify", shuffle_fn, NULL, 1, gi, 1e-6, 1e-6);
+  tyr_tensor_free(leafx);
+  tyr_test_record_errors();
+  TYR_SCOPE;
+  EXPECT_TYR_ERROR(tyr_interpolate_e(RANDN(TYR_F32, 1, 1, 4, 4), 0, 3, TYR_INTERP_NEAREST, false),
+                   "tyr_interpolate: the output size");
+}
+
+static void test_image_typed(void **state) {
+  (void)state;
+  TYR_SCOPE;
+  tyr_T(2, 12, 4, 6) x = tyr_randn(2, 12, 4, 6);
+  tyr_T(2, 3, 8, 12) ps = tyr_pixel_shuffle(x, 2);
+  tyr_T(2, 12, 4, 6) pu = tyr_pixel_unshuffle(ps, 2);
+  tyr_T(2, 24, 12) pt = tyr_patchify(ps, 2);
+  tyr_T(2, 3, 8, 12) up = tyr_unpatchify(pt, 8, 12, 2);
+  tyr_T(2, 3, 11, 15) pd = tyr_pad2d(up, 1, 2, 3, 0, TYR_PAD_REFLECT, 0.0);
+  tyr_T(2, 3, 16, 24) ip = tyr_interpolate(ps, 16, 24, TYR_INTERP_BILINEAR, false);
+  assert_non_null(pu);
+  assert_non_null(pd);
+  assert_non_null(ip);
+}
+
 /* ---- bad input ------------------------------------------------------------------ */
 static void test_errors(void **state) {
   (void)state;
@@ -459,6 +634,8 @@ int main(void) {
       TYR_TEST(test_conv2d_values),    TYR_TEST(test_conv2d_grad), TYR_TEST(test_conv1d),
       TYR_TEST(test_conv_transpose2d), TYR_TEST(test_pool),        TYR_TEST(test_batch_norm),
       TYR_TEST(test_group_norm),       TYR_TEST(test_errors),      TYR_TEST(test_typed),
+      TYR_TEST(test_shuffle_patchify), TYR_TEST(test_pad),         TYR_TEST(test_interpolate),
+      TYR_TEST(test_image_typed),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
