@@ -59,6 +59,9 @@ tyr_tensor *tyr_conv1d_at(tyr_site s, tyr_tensor *x, tyr_tensor *w, tyr_tensor *
  * gradient of conv2d with respect to its input, as an op. */
 tyr_tensor *tyr_conv_transpose2d_at(tyr_site s, tyr_tensor *x, tyr_tensor *w, tyr_tensor *b,
                                     const tyr_conv_opts *o);
+/* x [N, C, L], w [C, K/g, R], b [K] or NULL -> [N, K, L'] (options [0]) */
+tyr_tensor *tyr_conv_transpose1d_at(tyr_site s, tyr_tensor *x, tyr_tensor *w, tyr_tensor *b,
+                                    const tyr_conv_opts *o);
 
 /* Pooling windows of kernel[i], stride[i], padding[i] (padding at most half
  * the kernel).  max_pool2d: the largest element of each window (padding
@@ -125,6 +128,8 @@ tyr_tensor *tyr_interpolate_at(tyr_site s, tyr_tensor *x, int64_t oh, int64_t ow
 
 #define tyr_conv2d_e(x, w, b, ...) tyr_conv2d_at(TYR_SITE, (x), (w), (b), (__VA_ARGS__))
 #define tyr_conv1d_e(x, w, b, ...) tyr_conv1d_at(TYR_SITE, (x), (w), (b), (__VA_ARGS__))
+#define tyr_conv_transpose1d_e(x, w, b, ...)                                                       \
+  tyr_conv_transpose1d_at(TYR_SITE, (x), (w), (b), (__VA_ARGS__))
 #define tyr_conv_transpose2d_e(x, w, b, ...)                                                       \
   tyr_conv_transpose2d_at(TYR_SITE, (x), (w), (b), (__VA_ARGS__))
 /* square windows: kernel k, stride st, padding p on both dims */
@@ -245,6 +250,36 @@ TYR_CT_ERROR(tyr__ct_group_norm, "tyr_group_norm: x must be [N, C, ...] with C d
     (tyr_T(TYR__D0(tyr__x), TYR__D0(tyr__w),                                                       \
            TYR_CONV_OUT(TYR__D2(tyr__x), TYR__D2(tyr__w), stride, padding, dilation)))(            \
         tyr__ok ? tyr_conv1d_at(tyr__s, tyr__ex, tyr__ew, tyr__eb, &tyr__o) : NULL);               \
+  })
+
+TYR_CT_ERROR(tyr__ct_conv_transpose2d,
+             "tyr_conv_transpose2d: x must be [N, C, H, W], w [C, K/groups, R, S] with C divisible "
+             "by groups, b [K], stride and dilation >= 1, padding >= 0");
+/* x [N, C, H, W], w [C, K/groups, R, S], b [K] or NULL; square options,
+ * no output padding -> [N, K, H', W'] with TYR_CONV_TRANSPOSE_OUT */
+#define tyr_conv_transpose2d(x, w, b, stride, padding, dilation, groups)                           \
+  ({                                                                                               \
+    __auto_type tyr__x = (x);                                                                      \
+    __auto_type tyr__w = (w);                                                                      \
+    __auto_type tyr__b = TYR__OPTIONAL(b, tyr_T(TYR__D1(tyr__w) * (groups)));                      \
+    TYR_CT_CHECK(tyr_rank(tyr__x) == 4 && tyr_rank(tyr__w) == 4 && (groups) >= 1 &&                \
+                     TYR__D1(tyr__x) == TYR__D0(tyr__w) && TYR__D1(tyr__x) % (groups) == 0 &&      \
+                     (stride) >= 1 && (dilation) >= 1 && (padding) >= 0 &&                         \
+                     tyr_rank(tyr__b) == 1 && TYR__D0(tyr__b) == TYR__D1(tyr__w) * (groups),       \
+                 tyr__ct_conv_transpose2d);                                                        \
+    tyr_site tyr__s = TYR_SITE;                                                                    \
+    bool tyr__ok = true;                                                                           \
+    tyr_tensor *tyr__ex = TYR__CLAIM(tyr__s, "tyr_conv_transpose2d", "x", tyr__x);                 \
+    tyr__ok = tyr__ex != NULL;                                                                     \
+    tyr_tensor *tyr__ew =                                                                          \
+        tyr__ok ? TYR__CLAIM(tyr__s, "tyr_conv_transpose2d", "w", tyr__w) : NULL;                  \
+    tyr__ok = tyr__ok && tyr__ew != NULL;                                                          \
+    tyr_tensor *tyr__eb = TYR__CLAIM_OPT(tyr__s, "tyr_conv_transpose2d", "b", tyr__b, tyr__ok);    \
+    tyr_conv_opts tyr__o = TYR_CONV_OPTS(stride, padding, dilation, groups);                       \
+    (tyr_T(TYR__D0(tyr__x), TYR__D1(tyr__w) * (groups),                                            \
+           TYR_CONV_TRANSPOSE_OUT(TYR__D2(tyr__x), TYR__D2(tyr__w), stride, padding, dilation),    \
+           TYR_CONV_TRANSPOSE_OUT(TYR__D3(tyr__x), TYR__D3(tyr__w), stride, padding, dilation)))(  \
+        tyr__ok ? tyr_conv_transpose2d_at(tyr__s, tyr__ex, tyr__ew, tyr__eb, &tyr__o) : NULL);     \
   })
 
 /* pooling with a square window k, stride st, padding p */

@@ -343,6 +343,32 @@ tyr_tensor *tyr_conv_transpose2d_at(tyr_site s, tyr_tensor *x, tyr_tensor *w, ty
   return out;
 }
 
+/* conv_transpose1d: conv_transpose2d on [N, C, 1, L] */
+tyr_tensor *tyr_conv_transpose1d_at(tyr_site s, tyr_tensor *x, tyr_tensor *w, tyr_tensor *b,
+                                    const tyr_conv_opts *o) {
+  const char *op = "tyr_conv_transpose1d";
+  if (!o) o = &default_opts;
+  if (!conv_operands_ok(s, op, x, w, b) || !conv_opts_ok(s, op, o, 1, true)) return NULL;
+  char a[160], c[160];
+  if (x->rank != 3 || w->rank != 3)
+    return tyr_raise(TYR_ERR_SHAPE, s, op,
+                     "x must be [N, C, L] and w [C, K/groups, R], but x is %s and w is %s",
+                     TYR__NN_SHAPE(x, a), TYR__NN_SHAPE(w, c)),
+           NULL;
+  tyr_conv_opts o2 = {.stride = {1, o->stride[0]},
+                      .padding = {0, o->padding[0]},
+                      .dilation = {1, o->dilation[0]},
+                      .groups = o->groups,
+                      .output_padding = {0, o->output_padding[0]}};
+  tyr_tensor *x4 = tyr_unsqueeze_at(s, x, 2), *w4 = tyr_unsqueeze_at(s, w, 2);
+  tyr_tensor *y4 = x4 && w4 ? tyr_conv_transpose2d_at(s, x4, w4, b, &o2) : NULL;
+  tyr_tensor *y = y4 ? tyr_squeeze_at(s, y4, 2) : NULL;
+  tyr__nn_drop(y4);
+  tyr__nn_drop(w4);
+  tyr__nn_drop(x4);
+  return y;
+}
+
 /* ---- pooling ------------------------------------------------------------------ */
 static void pool_backward(tyr_node *n, tyr_tensor *gy, tyr_tensor **gin) {
   tyr_site s = n->site;

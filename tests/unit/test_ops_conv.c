@@ -200,6 +200,33 @@ static void test_conv_transpose2d(void **state) {
                        TYR_TEST_LEAF(-1, 1, 2)};
   tyr_gradcheck("conv_transpose2d", conv_fn, &ctx, 3, in, 1e-6, 1e-6);
   for (int i = 0; i < 3; i++) tyr_tensor_free(in[i]);
+  /* conv_transpose1d equals conv_transpose2d on [N, C, 1, L] */
+  {
+    TYR_SCOPE;
+    tyr_conv_opts o1 = {
+        .stride = {3}, .padding = {1}, .dilation = {2}, .groups = 2, .output_padding = {1}};
+    tyr_conv_opts o2 = {.stride = {1, 3},
+                        .padding = {0, 1},
+                        .dilation = {1, 2},
+                        .groups = 2,
+                        .output_padding = {0, 1}};
+    tyr_tensor *x = RANDN(TYR_F64, 2, 4, 7), *w = RANDN(TYR_F64, 4, 3, 3), *b = RANDN(TYR_F64, 6);
+    tyr_tensor *y1 = tyr_conv_transpose1d_e(x, w, b, &o1);
+    tyr_tensor *y2 = tyr_conv_transpose2d_e(tyr_unsqueeze_e(x, 2), tyr_unsqueeze_e(w, 2), b, &o2);
+    assert_non_null(y1);
+    assert_int_equal(y1->shape[2], (7 - 1) * 3 - 2 + 2 * 2 + 1 + 1);
+    double *v2 = values(y2);
+    expect_values(y1, v2, tyr_numel(y2), 0, "conv_transpose1d");
+    free(v2);
+  }
+  /* the typed form computes the output size */
+  {
+    TYR_SCOPE;
+    tyr_T(2, 4, 5, 6) x = tyr_randn(2, 4, 5, 6);
+    tyr_T(4, 3, 3, 3) w = tyr_randn(4, 3, 3, 3);
+    tyr_T(2, 6, 9, 11) y = tyr_conv_transpose2d(x, w, NULL, 2, 1, 1, 2);
+    assert_non_null(y);
+  }
 }
 
 /* ---- pooling ------------------------------------------------------------------- */

@@ -8,6 +8,9 @@ void f(void) {
   tyr_T(2, 4, 16, 16) q = tyr_unpatchify(p, 16, 16, 2);
   tyr_T(2, 4, 18, 19) r = tyr_pad2d(q, 1, 2, 1, 1, TYR_PAD_CONSTANT, 0.0);
   tyr_T(2, 16, 32, 24) i = tyr_interpolate(u, 32, 24, TYR_INTERP_BILINEAR, true);
+  tyr_T(4, 8, 4, 4) wt = tyr_zeros(4, 8, 4, 4);
+  tyr_T(2, 8, 32, 32) t = tyr_conv_transpose2d(s, wt, NULL, 2, 1, 1, 1);
+  (void)t;
   (void)r;
   (void)i;
 }
