@@ -153,7 +153,11 @@ static inline void valid_cols(int64_t off, int64_t st, int64_t W, int64_t Q, int
             if (ih < 0 || ih >= g->H) continue;                                                    \
             const T *xr = xp + ih * g->W;                                                          \
             T *o = op + p * g->Q;                                                                  \
-            for (int64_t q = q0; q < q1; q++) o[q] += wv * xr[q * g->stride[1] + off];             \
+            if (g->stride[1] == 1) {                                                               \
+              _Pragma("omp simd") for (int64_t q = q0; q < q1; q++) o[q] += wv * xr[q + off];      \
+            } else {                                                                               \
+              for (int64_t q = q0; q < q1; q++) o[q] += wv * xr[q * g->stride[1] + off];           \
+            }                                                                                      \
           }                                                                                        \
         }                                                                                          \
     }                                                                                              \
@@ -188,11 +192,22 @@ static inline void valid_cols(int64_t off, int64_t st, int64_t W, int64_t Q, int
               const T *gr = gp + p * g->Q;                                                         \
               if (gxp) {                                                                           \
                 T *xr = gxp + ih * g->W;                                                           \
-                for (int64_t q = q0; q < q1; q++) xr[q * st + off] += wv * gr[q];                  \
+                if (st == 1) {                                                                     \
+                  _Pragma("omp simd") for (int64_t q = q0; q < q1; q++) xr[q + off] += wv * gr[q]; \
+                } else {                                                                           \
+                  for (int64_t q = q0; q < q1; q++) xr[q * st + off] += wv * gr[q];                \
+                }                                                                                  \
               }                                                                                    \
               if (gw) {                                                                            \
                 const T *xr = xp + ih * g->W;                                                      \
-                for (int64_t q = q0; q < q1; q++) a += (double)gr[q] * xr[q * st + off];           \
+                T part = 0;                                                                        \
+                if (st == 1) {                                                                     \
+                  _Pragma("omp simd reduction(+ : part)") for (int64_t q = q0; q < q1; q++)        \
+                      part += gr[q] * xr[q + off];                                                 \
+                } else {                                                                           \
+                  for (int64_t q = q0; q < q1; q++) part += gr[q] * xr[q * st + off];              \
+                }                                                                                  \
+                a += (double)part;                                                                 \
               }                                                                                    \
             }                                                                                      \
             if (gw && small) acc[r * g->S + s] += a;                                               \
