@@ -31,6 +31,12 @@ if(TYR_CUDA)
       target_compile_options(tyr_cuda_kernels PRIVATE -Werror=all-warnings -Xcompiler=-Werror)
     endif()
     target_link_libraries(tyr_cuda_kernels PUBLIC CUDA::cudart CUDA::cublas CUDA::cublasLt)
+    # cuDNN (src/cuda/conv.cu): in the toolkit's directories (/usr/local/cuda
+    # here) or the system's
+    find_library(TYR_CUDNN_LIB cudnn HINTS ${CUDAToolkit_LIBRARY_DIR} ${CUDAToolkit_LIBRARY_ROOT}/lib64 /usr/local/cuda/lib64 REQUIRED)
+    find_path(TYR_CUDNN_INCLUDE cudnn.h HINTS ${CUDAToolkit_INCLUDE_DIRS} /usr/local/cuda/include REQUIRED)
+    target_include_directories(tyr_cuda_kernels PRIVATE ${TYR_CUDNN_INCLUDE})
+    target_link_libraries(tyr_cuda_kernels PUBLIC ${TYR_CUDNN_LIB})
     target_compile_definitions(tyr_objs PUBLIC TYR_HAVE_CUDA=1)
     target_link_libraries(tyr_objs PUBLIC CUDA::cudart)
     set(TYR_HAVE_CUDA ON)

@@ -245,6 +245,17 @@ elif [ "$NSKIP" != 0 ] && [ -n "$GPU_NAME" ]; then
   FAILED="$FAILED test_cuda_ops(skipped: the GPU was not usable)"
 fi
 
+# the convolution family on the GPU (cuDNN): every op and gradient against the CPU
+say "test_cuda_conv (verbose)"
+"$BUILD/tests/test_cuda_conv" >"$LOG/test_cuda_conv.log" 2>&1
+CONV_STATUS=$?
+tail -n 4 "$LOG/test_cuda_conv.log"
+if [ $CONV_STATUS != 0 ] || grep -q "FAILED" "$LOG/test_cuda_conv.log"; then
+  FAILED="$FAILED test_cuda_conv"
+elif grep -q "SKIPPED" "$LOG/test_cuda_conv.log" && [ -n "$GPU_NAME" ]; then
+  FAILED="$FAILED test_cuda_conv(skipped: the GPU was not usable)"
+fi
+
 if [ "${TYR_SANITIZER:-0}" = 1 ]; then
   CS=$CUDA_HOME/bin/compute-sanitizer
   command -v compute-sanitizer >/dev/null 2>&1 && CS=$(command -v compute-sanitizer)

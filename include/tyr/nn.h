@@ -6,6 +6,7 @@
  * the compiler's shape checks (see examples/train_gpt/model_static.c). */
 #ifndef TYR_NN_H
 #define TYR_NN_H
+#include "tyr/ops_conv.h"
 #include "tyr/params.h"
 #include "tyr/tensor.h"
 
@@ -113,6 +114,67 @@ int tyr_nn_attention_init_at(tyr_site s, tyr_nn_attention *m, tyr_params *ps, co
 /* x [B, T, dim]; cos/sin [T, head_dim/2] when rope (else NULL) */
 tyr_tensor *tyr_nn_attention_forward_at(tyr_site s, const tyr_nn_attention *m, tyr_tensor *x,
                                         tyr_tensor *cos, tyr_tensor *sin, bool training);
+
+/* ---- vision modules and train / eval mode (src/nn/conv_modules.c) ----------
+ * A tyr_nn_mode is shared by the modules of one model that behave
+ * differently when training (BatchNorm uses the batch's statistics and
+ * updates its running ones; Dropout drops): the model flips it once with
+ * tyr_nn_mode_train.  A module given a NULL mode is always training. */
+typedef struct tyr_nn_mode {
+  bool training;
+} tyr_nn_mode;
+void tyr_nn_mode_train(tyr_nn_mode *m, bool training);
+bool tyr_nn_mode_training(const tyr_nn_mode *m);
+/* Dropout in the mode's state (tyr_nn_dropout_forward with training read
+ * from mode). */
+tyr_tensor *tyr_nn_dropout_apply_at(tyr_site s, const tyr_nn_dropout *m, const tyr_nn_mode *mode,
+                                    tyr_tensor *x);
+
+/* y = conv2d(x, weight) + bias; weight [out, in/groups, k, k], bias [out] or
+ * none.  Weights ~ N(0, std) (std <= 0: He, sqrt(2 / fan_in)). */
+typedef struct tyr_nn_conv2d {
+  tyr_tensor *weight, *bias;
+  int64_t in, out, kernel;
+  tyr_conv_opts opts;
+} tyr_nn_conv2d;
+int tyr_nn_conv2d_init_at(tyr_site s, tyr_nn_conv2d *m, tyr_params *ps, const char *prefix,
+                          int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t padding,
+                          int64_t groups, bool bias, double std);
+tyr_tensor *tyr_nn_conv2d_forward_at(tyr_site s, const tyr_nn_conv2d *m, tyr_tensor *x);
+
+/* BatchNorm over the channels of [N, C, ...]: weight (ones) and bias
+ * (zeros) are parameters; running_mean (zeros) and running_var (ones) are
+ * buffers in the same collection ("<prefix>.running_mean", ...), saved in
+ * checkpoints, that take no gradient (so optimizers skip them). */
+typedef struct tyr_nn_batchnorm2d {
+  tyr_tensor *weight, *bias, *running_mean, *running_var;
+  int64_t channels;
+  double eps, momentum;
+  const tyr_nn_mode *mode;
+} tyr_nn_batchnorm2d;
+/* eps <= 0: 1e-5; momentum <= 0: 0.1 */
+int tyr_nn_batchnorm2d_init_at(tyr_site s, tyr_nn_batchnorm2d *m, tyr_params *ps,
+                               const char *prefix, int64_t channels, double eps, double momentum,
+                               const tyr_nn_mode *mode);
+tyr_tensor *tyr_nn_batchnorm2d_forward_at(tyr_site s, const tyr_nn_batchnorm2d *m, tyr_tensor *x);
+
+/* GroupNorm with a per-channel weight (ones) and bias (zeros). */
+typedef struct tyr_nn_groupnorm {
+  tyr_tensor *weight, *bias;
+  int64_t groups, channels;
+  double eps;
+} tyr_nn_groupnorm;
+int tyr_nn_groupnorm_init_at(tyr_site s, tyr_nn_groupnorm *m, tyr_params *ps, const char *prefix,
+                             int64_t groups, int64_t channels, double eps);
+tyr_tensor *tyr_nn_groupnorm_forward_at(tyr_site s, const tyr_nn_groupnorm *m, tyr_tensor *x);
+
+#define tyr_nn_dropout_apply(m, mode, x) tyr_nn_dropout_apply_at(TYR_SITE, (m), (mode), (x))
+#define tyr_nn_conv2d_init(...) tyr_nn_conv2d_init_at(TYR_SITE, __VA_ARGS__)
+#define tyr_nn_conv2d_forward(m, x) tyr_nn_conv2d_forward_at(TYR_SITE, (m), (x))
+#define tyr_nn_batchnorm2d_init(...) tyr_nn_batchnorm2d_init_at(TYR_SITE, __VA_ARGS__)
+#define tyr_nn_batchnorm2d_forward(m, x) tyr_nn_batchnorm2d_forward_at(TYR_SITE, (m), (x))
+#define tyr_nn_groupnorm_init(...) tyr_nn_groupnorm_init_at(TYR_SITE, __VA_ARGS__)
+#define tyr_nn_groupnorm_forward(m, x) tyr_nn_groupnorm_forward_at(TYR_SITE, (m), (x))
 
 /* ---- GPT ------------------------------------------------------------------ */
 typedef struct tyr_gpt_config {

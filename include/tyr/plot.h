@@ -23,6 +23,22 @@ int tyr_plot_png_at(tyr_site s, const char *path, int width, int height, const c
                     int nseries);
 #define tyr_plot_png(...) tyr_plot_png_at(TYR_SITE, __VA_ARGS__)
 
+/* A grid of n grayscale images (h x w bytes each, row-major, one after
+ * another) in cols columns, each drawn scale times larger with an optional
+ * caption below it (caption_rgb[i] its colour, NULL: black); written to
+ * path atomically.  Returns 0 or the error status. */
+int tyr_plot_images_png_at(tyr_site s, const char *path, const uint8_t *images, int n, int h, int w,
+                           int cols, int scale, const char *const *captions,
+                           const uint32_t *caption_rgb, const char *title);
+#define tyr_plot_images_png(...) tyr_plot_images_png_at(TYR_SITE, __VA_ARGS__)
+/* A rows x cols heatmap of m (row-major) with each cell's value written in
+ * it (a confusion matrix: rows true, columns predicted); labels may be
+ * NULL.  Written to path atomically.  Returns 0 or the error status. */
+int tyr_plot_heatmap_png_at(tyr_site s, const char *path, const double *m, int rows, int cols,
+                            const char *const *row_labels, const char *const *col_labels,
+                            const char *title, const char *xlabel, const char *ylabel);
+#define tyr_plot_heatmap_png(...) tyr_plot_heatmap_png_at(TYR_SITE, __VA_ARGS__)
+
 #ifdef __cplusplus
 }
 #endif

@@ -11,6 +11,7 @@
 #include "tyr/ops_linalg.h"
 #include "tyr/ops_index.h"
 #include "tyr/ops_nn.h"
+#include "tyr/ops_conv.h"
 #include "tyr/params.h"
 #include "tyr/nn.h"
 #include "tyr/optim.h"

@@ -81,6 +81,23 @@ typedef enum tyr_random_kind {
   TYR_RAND_BERNOULLI_KEEP /* 1/(1-p0) with probability 1-p0, else 0 (dropout) */
 } tyr_random_kind;
 
+/* The geometry of one 2-d convolution (conv1d is H = R = 1): input
+ * [N, C, H, W], weight [K, C/groups, R, S], output [N, K, P, Q]. */
+typedef struct tyr_conv_geom {
+  int64_t N, C, H, W, K, R, S, P, Q;
+  int64_t stride[2], pad[2], dil[2], groups;
+} tyr_conv_geom;
+
+/* A 2-d pooling window: input [N, C, H, W] -> output [N, C, P, Q].
+ * adaptive: row window of output i is [floor(i H / P), ceil((i + 1) H / P))
+ * (same for columns) and kernel/stride/pad are unused. */
+typedef enum tyr_pool_kind { TYR_POOL_MAX, TYR_POOL_AVG, TYR_POOL_ADAPTIVE_AVG } tyr_pool_kind;
+typedef struct tyr_pool_geom {
+  tyr_pool_kind kind;
+  int64_t N, C, H, W, P, Q;
+  int64_t kernel[2], stride[2], pad[2];
+} tyr_pool_geom;
+
 typedef struct tyr_backend {
   const char *name;
   /* memory */
@@ -245,6 +262,33 @@ typedef struct tyr_backend {
    * for j <= i; x and out contiguous, one dtype: f32, f64 or i64 (sums
    * accumulate in double for floats) */
   void (*cumsum)(tyr_tensor *out, const tyr_tensor *x, int dim);
+
+  /* ---- convolutions and image ops (src/cpu/conv.c, src/cuda/conv.cu) ----
+   * All operands contiguous, one float dtype.  conv2d: out = conv(x, w) +
+   * bias (bias [K] or NULL).  conv2d_backward writes each of gx, gw, gb
+   * that is non-NULL (fresh tensors, fully overwritten) from gy. */
+  void (*conv2d)(tyr_tensor *out, const tyr_tensor *x, const tyr_tensor *w, const tyr_tensor *bias,
+                 const tyr_conv_geom *g);
+  void (*conv2d_backward)(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, const tyr_tensor *gy,
+                          const tyr_tensor *x, const tyr_tensor *w, const tyr_conv_geom *g);
+  /* pooling; idx (i32 [N, C, P, Q], the flat h * W + w of each maximum)
+   * is written by max pooling, NULL otherwise; the backward writes all of
+   * gx */
+  void (*pool2d)(tyr_tensor *out, tyr_tensor *idx, const tyr_tensor *x, const tyr_pool_geom *g);
+  void (*pool2d_backward)(tyr_tensor *gx, const tyr_tensor *gy, const tyr_tensor *idx,
+                          const tyr_pool_geom *g);
+  /* batch norm of x [N, C, M] per channel: training uses the batch's
+   * statistics (mean, rstd [C] written) and updates running_mean/var when
+   * non-NULL (var unbiased); otherwise mean and rstd are computed from the
+   * running statistics.  w, b may be NULL. */
+  void (*batch_norm)(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd, const tyr_tensor *x,
+                     const tyr_tensor *w, const tyr_tensor *b, tyr_tensor *running_mean,
+                     tyr_tensor *running_var, bool training, double momentum, double eps);
+  /* gx (training: through the batch statistics; otherwise gy w rstd),
+   * gw, gb (each may be NULL) */
+  void (*batch_norm_backward)(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, const tyr_tensor *gy,
+                              const tyr_tensor *x, const tyr_tensor *w, const tyr_tensor *mean,
+                              const tyr_tensor *rstd, bool training);
 } tyr_backend;
 
 /* Whether the last two dims of t can be handed to a BLAS GEMM as they are:

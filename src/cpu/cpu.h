@@ -99,4 +99,18 @@ static inline int64_t tyr_index_load(const tyr_tensor *idx, int64_t off) {
 /* tyr_cpu_env_setup's choice for a 1-minute load average of `load` on ncpu
  * cores: returns the variable's name and sets *value. */
 const char *tyr__cpu_wait_policy(double load, int ncpu, const char **value);
+/* convolutions, pooling, batch norm (src/cpu/conv.c) */
+void tyr_cpu_conv2d(tyr_tensor *out, const tyr_tensor *x, const tyr_tensor *w,
+                    const tyr_tensor *bias, const tyr_conv_geom *g);
+void tyr_cpu_conv2d_backward(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, const tyr_tensor *gy,
+                             const tyr_tensor *x, const tyr_tensor *w, const tyr_conv_geom *g);
+void tyr_cpu_pool2d(tyr_tensor *out, tyr_tensor *idx, const tyr_tensor *x, const tyr_pool_geom *g);
+void tyr_cpu_pool2d_backward(tyr_tensor *gx, const tyr_tensor *gy, const tyr_tensor *idx,
+                             const tyr_pool_geom *g);
+void tyr_cpu_batch_norm(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd, const tyr_tensor *x,
+                        const tyr_tensor *w, const tyr_tensor *b, tyr_tensor *running_mean,
+                        tyr_tensor *running_var, bool training, double momentum, double eps);
+void tyr_cpu_batch_norm_backward(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb,
+                                 const tyr_tensor *gy, const tyr_tensor *x, const tyr_tensor *w,
+                                 const tyr_tensor *mean, const tyr_tensor *rstd, bool training);
 #endif

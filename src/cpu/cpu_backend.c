@@ -116,6 +116,12 @@ const tyr_backend tyr_cpu_backend = {
     .rotary = tyr_cpu_rotary,
     .sum_squares_many = tyr_cpu_sum_squares_many,
     .cumsum = tyr_cpu_cumsum,
+    .conv2d = tyr_cpu_conv2d,
+    .conv2d_backward = tyr_cpu_conv2d_backward,
+    .pool2d = tyr_cpu_pool2d,
+    .pool2d_backward = tyr_cpu_pool2d_backward,
+    .batch_norm = tyr_cpu_batch_norm,
+    .batch_norm_backward = tyr_cpu_batch_norm_backward,
 };
 
 void tyr_set_num_threads(int n) {

@@ -408,6 +408,8 @@ void tcu_rotary(tyr_tensor *out, const tyr_tensor *x, const tyr_tensor *cos_tabl
 void tcu_sdpa(tyr_tensor *out, tyr_tensor *lse, const tyr_tensor *q, const tyr_tensor *k,
               const tyr_tensor *v, const tyr_tensor *mask, bool causal, int64_t window,
               double scale);
+/* the convolution family's entries (src/cuda/conv.cu) into the table */
+void tcu_conv_register(tyr_backend *t);
 void tcu_sdpa_backward(tyr_tensor *dq, tyr_tensor *dk, tyr_tensor *dv, const tyr_tensor *dout,
                        const tyr_tensor *q, const tyr_tensor *k, const tyr_tensor *v,
                        const tyr_tensor *out, const tyr_tensor *lse, const tyr_tensor *mask,

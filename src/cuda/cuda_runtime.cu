@@ -770,6 +770,7 @@ static void table_init(void) {
   g_table.matmul_act = tcu_matmul_act;
   g_table.matmul_dact = tcu_matmul_dact;
   g_table.cumsum = tcu_cumsum;
+  tcu_conv_register(&g_table); /* src/cuda/conv.cu */
 }
 
 /* Called by the dispatch layer the first time a CUDA device is asked for;

@@ -177,3 +177,100 @@ int tyr_plot_png_at(tyr_site s, const char *path, int width, int height, const c
   }
   return 0;
 }
+
+/* ---- image grids and heatmaps ------------------------------------------------- */
+/* Writes c to path through a temporary name; frees c's pixels. */
+static int save_canvas(tyr_site s, const char *op, const char *path, canvas *c) {
+  char tmp[4096];
+  snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+  int rc = write_png(tmp, c);
+  free(c->px);
+  if (rc != 0 || rename(tmp, path) != 0) {
+    int e = errno;
+    unlink(tmp);
+    return tyr_raise(TYR_ERR_IO, s, op, "%s: cannot write (%s)", path, strerror(e));
+  }
+  return 0;
+}
+
+int tyr_plot_images_png_at(tyr_site s, const char *path, const uint8_t *images, int n, int h, int w,
+                           int cols, int scale, const char *const *captions,
+                           const uint32_t *caption_rgb, const char *title) {
+  const char *op = "tyr_plot_images_png";
+  if (!path || !images) return tyr_raise(TYR_ERR_ARG, s, op, "path or images is NULL");
+  if (n < 1 || h < 1 || w < 1 || cols < 1 || scale < 1 || h * scale > 1024 || w * scale > 1024 ||
+      n > 4096)
+    return tyr_raise(TYR_ERR_ARG, s, op, "%s: bad grid (%d images of %dx%d, %d columns, scale %d)",
+                     path, n, h, w, cols, scale);
+  int rows = (n + cols - 1) / cols, cw = w * scale + 12, ch = h * scale + 24, top = title ? 30 : 6;
+  int cap_w = 0;
+  for (int i = 0; captions && i < n; i++)
+    if (captions[i] && (int)strlen(captions[i]) * 6 + 12 > cap_w)
+      cap_w = (int)strlen(captions[i]) * 6 + 12;
+  if (cap_w > cw) cw = cap_w;
+  canvas c = {cols * cw + 6, top + rows * ch + 6, NULL};
+  c.px = malloc((size_t)c.w * (size_t)c.h * 3);
+  if (!c.px) return tyr_raise(TYR_ERR_MEMORY, s, op, "%s: out of memory", path);
+  memset(c.px, 255, (size_t)c.w * (size_t)c.h * 3);
+  for (int i = 0; i < n; i++) {
+    int x0 = 6 + (i % cols) * cw, y0 = top + (i / cols) * ch;
+    const uint8_t *im = images + (size_t)i * (size_t)h * (size_t)w;
+    for (int y = 0; y < h * scale; y++)
+      for (int x = 0; x < w * scale; x++) {
+        uint32_t v = im[(y / scale) * w + x / scale];
+        put(&c, x0 + x, y0 + y, (v << 16) | (v << 8) | v);
+      }
+    if (captions && captions[i])
+      text(&c, x0, y0 + h * scale + 4, captions[i], caption_rgb ? caption_rgb[i] : 0, 1);
+  }
+  if (title) text(&c, 6, 8, title, 0x000000, 2);
+  return save_canvas(s, op, path, &c);
+}
+
+int tyr_plot_heatmap_png_at(tyr_site s, const char *path, const double *m, int rows, int cols,
+                            const char *const *row_labels, const char *const *col_labels,
+                            const char *title, const char *xlabel, const char *ylabel) {
+  const char *op = "tyr_plot_heatmap_png";
+  if (!path || !m) return tyr_raise(TYR_ERR_ARG, s, op, "path or values is NULL");
+  if (rows < 1 || cols < 1 || rows > 256 || cols > 256)
+    return tyr_raise(TYR_ERR_ARG, s, op, "%s: bad size %dx%d (1..256 each)", path, rows, cols);
+  int lw = 0;
+  for (int i = 0; row_labels && i < rows; i++)
+    if (row_labels[i] && (int)strlen(row_labels[i]) * 6 > lw) lw = (int)strlen(row_labels[i]) * 6;
+  int cell = 44, L = lw + 30, T = 60, W = L + cols * cell + 20, H = T + rows * cell + 40;
+  canvas c = {W, H, NULL};
+  c.px = malloc((size_t)W * (size_t)H * 3);
+  if (!c.px) return tyr_raise(TYR_ERR_MEMORY, s, op, "%s: out of memory", path);
+  memset(c.px, 255, (size_t)W * (size_t)H * 3);
+  double mx = 0;
+  for (int i = 0; i < rows * cols; i++)
+    if (isfinite(m[i]) && m[i] > mx) mx = m[i];
+  for (int r = 0; r < rows; r++)
+    for (int k = 0; k < cols; k++) {
+      double v = m[r * cols + k], f = mx > 0 && isfinite(v) ? v / mx : 0;
+      if (f < 0) f = 0;
+      /* white to dark blue */
+      uint32_t R = (uint32_t)(255 - f * 247), G = (uint32_t)(255 - f * 207),
+               B = (uint32_t)(255 - f * 148);
+      int x0 = L + k * cell, y0 = T + r * cell;
+      for (int y = 1; y < cell; y++)
+        for (int x = 1; x < cell; x++) put(&c, x0 + x, y0 + y, (R << 16) | (G << 8) | B);
+      char buf[32];
+      snprintf(buf, sizeof buf, "%.0f", v);
+      text(&c, x0 + cell / 2 - 3 * (int)strlen(buf), y0 + cell / 2 - 3, buf,
+           f > 0.5 ? 0xffffff : 0x000000, 1);
+    }
+  for (int r = 0; row_labels && r < rows; r++)
+    if (row_labels[r]) text(&c, 24, T + r * cell + cell / 2 - 3, row_labels[r], 0x000000, 1);
+  for (int k = 0; col_labels && k < cols; k++)
+    if (col_labels[k]) {
+      /* column labels: at most cell / 6 characters */
+      char buf[16];
+      snprintf(buf, sizeof buf, "%.*s", cell / 6 - 1, col_labels[k]);
+      text(&c, L + k * cell + 3, T - 12, buf, 0x000000, 1);
+    }
+  if (title) text(&c, 6, 8, title, 0x000000, 2);
+  if (xlabel) text(&c, L, T - 28, xlabel, 0x000000, 1);
+  if (ylabel) text(&c, 4, T - 12, ylabel, 0x000000, 1);
+  return save_canvas(s, op, path, &c);
+}

@@ -1,0 +1,516 @@
+/* CUDA kernels of the convolution family (the CPU's are in src/cpu/conv.c,
+ * the shape rules and tape in src/ops/conv.c).
+ *
+ * conv2d forward, input gradient and weight gradient: cuDNN's convolution
+ * API (cudnnConvolutionForward / BackwardData / BackwardFilter, NCHW,
+ * grouped convolutions by cudnnSetConvolutionGroupCount), one cuDNN handle
+ * per device on Tyr's stream, the algorithm from cuDNN's heuristics
+ * (the first one that reports success), workspace from the caching
+ * allocator.  f32 runs in f32 (CUDNN_FMA_MATH) unless the matmul mode is
+ * TF32 or BF16 (tyr_cuda_set_matmul_mode), when cuDNN may use TF32 tensor
+ * cores as PyTorch does by default; bf16 and f16 use tensor cores with f32
+ * accumulation.
+ *
+ * Bias add and bias gradient, pooling (max with indices, average, adaptive
+ * average) and batch norm: kernels of our own.  Pooling backward gathers
+ * (each input element sums the outputs whose window holds it), so no
+ * atomics are needed for any dtype.  Batch norm: one block per channel,
+ * statistics in double. */
+#include <cudnn.h>
+
+#include "cuda/cuda_internal.cuh"
+#include "tyr/cuda.h"
+
+/* ---- cuDNN ----------------------------------------------------------------------- */
+static bool dnn_check(cudnnStatus_t st, const char *file, int line, const char *fn,
+                      const char *what) {
+  if (st == CUDNN_STATUS_SUCCESS) return true;
+  tcu_fail(file, line, fn, "%s: %s", what, cudnnGetErrorString(st));
+  return false;
+}
+#define DNN_CHECK(call) dnn_check((call), __FILE__, __LINE__, __func__, #call)
+
+#define MAX_DEVICES 64
+static cudnnHandle_t g_handle[MAX_DEVICES];
+
+/* The device's cuDNN handle on stream st; NULL after raising. */
+static cudnnHandle_t dnn_handle(int dev, cudaStream_t st) {
+  if (dev < 0 || dev >= MAX_DEVICES) return NULL;
+  if (!g_handle[dev] && !DNN_CHECK(cudnnCreate(&g_handle[dev]))) return NULL;
+  if (!DNN_CHECK(cudnnSetStream(g_handle[dev], st))) return NULL;
+  return g_handle[dev];
+}
+
+static cudnnDataType_t dnn_dtype(tyr_dtype dt) {
+  switch (dt) {
+  case TYR_F64:
+    return CUDNN_DATA_DOUBLE;
+  case TYR_BF16:
+    return CUDNN_DATA_BFLOAT16;
+  case TYR_F16:
+    return CUDNN_DATA_HALF;
+  default:
+    return CUDNN_DATA_FLOAT;
+  }
+}
+
+/* The descriptors of one convolution: x [N, C, H, W], w [K, C/g, R, S],
+ * y [N, K, P, Q]. */
+struct ConvDesc {
+  cudnnTensorDescriptor_t x, y;
+  cudnnFilterDescriptor_t w;
+  cudnnConvolutionDescriptor_t conv;
+  bool ok;
+};
+
+static void conv_desc_free(ConvDesc *d) {
+  if (d->x) cudnnDestroyTensorDescriptor(d->x);
+  if (d->y) cudnnDestroyTensorDescriptor(d->y);
+  if (d->w) cudnnDestroyFilterDescriptor(d->w);
+  if (d->conv) cudnnDestroyConvolutionDescriptor(d->conv);
+}
+
+static ConvDesc conv_desc(const tyr_conv_geom *g, tyr_dtype dt) {
+  ConvDesc d;
+  memset(&d, 0, sizeof d);
+  cudnnDataType_t t = dnn_dtype(dt);
+  cudnnDataType_t acc = dt == TYR_F64 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
+  bool half = dt == TYR_BF16 || dt == TYR_F16;
+  tyr_cuda_matmul_mode mode = tyr_cuda_get_matmul_mode();
+  cudnnMathType_t math = half                                           ? CUDNN_TENSOR_OP_MATH
+                         : dt == TYR_F32 && mode != TYR_CUDA_MATMUL_F32 ? CUDNN_DEFAULT_MATH
+                                                                        : CUDNN_FMA_MATH;
+  d.ok = DNN_CHECK(cudnnCreateTensorDescriptor(&d.x)) &&
+         DNN_CHECK(cudnnCreateTensorDescriptor(&d.y)) &&
+         DNN_CHECK(cudnnCreateFilterDescriptor(&d.w)) &&
+         DNN_CHECK(cudnnCreateConvolutionDescriptor(&d.conv)) &&
+         DNN_CHECK(cudnnSetTensor4dDescriptor(d.x, CUDNN_TENSOR_NCHW, t, (int)g->N, (int)g->C,
+                                              (int)g->H, (int)g->W)) &&
+         DNN_CHECK(cudnnSetTensor4dDescriptor(d.y, CUDNN_TENSOR_NCHW, t, (int)g->N, (int)g->K,
+                                              (int)g->P, (int)g->Q)) &&
+         DNN_CHECK(cudnnSetFilter4dDescriptor(d.w, t, CUDNN_TENSOR_NCHW, (int)g->K,
+                                              (int)(g->C / g->groups), (int)g->R, (int)g->S)) &&
+         DNN_CHECK(cudnnSetConvolution2dDescriptor(
+             d.conv, (int)g->pad[0], (int)g->pad[1], (int)g->stride[0], (int)g->stride[1],
+             (int)g->dil[0], (int)g->dil[1], CUDNN_CROSS_CORRELATION, acc)) &&
+         DNN_CHECK(cudnnSetConvolutionGroupCount(d.conv, (int)g->groups)) &&
+         DNN_CHECK(cudnnSetConvolutionMathType(d.conv, math));
+  return d;
+}
+
+/* Scaling factors: float for float/half data, double for double. */
+struct Alpha {
+  float f[2];
+  double d[2];
+  const void *one(tyr_dtype dt) const { return dt == TYR_F64 ? (const void *)&d[1] : &f[1]; }
+  const void *zero(tyr_dtype dt) const { return dt == TYR_F64 ? (const void *)&d[0] : &f[0]; }
+};
+static const Alpha ALPHA = {{0.0f, 1.0f}, {0.0, 1.0}};
+
+#define ALGO_TRIES 8
+
+static void conv_forward(cudnnHandle_t h, const ConvDesc &d, const tyr_tensor *x,
+                         const tyr_tensor *w, tyr_tensor *y, int dev) {
+  cudnnConvolutionFwdAlgoPerf_t perf[ALGO_TRIES];
+  int n = 0;
+  if (!DNN_CHECK(
+          cudnnGetConvolutionForwardAlgorithm_v7(h, d.x, d.w, d.conv, d.y, ALGO_TRIES, &n, perf)))
+    return;
+  for (int i = 0; i < n; i++) {
+    if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
+    size_t ws = 0;
+    if (cudnnGetConvolutionForwardWorkspaceSize(h, d.x, d.w, d.conv, d.y, perf[i].algo, &ws) !=
+        CUDNN_STATUS_SUCCESS)
+      continue;
+    void *wsp = ws ? tcu_alloc(ws, dev) : NULL;
+    if (ws && !wsp) return;
+    cudnnStatus_t st = cudnnConvolutionForward(h, ALPHA.one(x->dtype), d.x, tyr_data_ptr(x), d.w,
+                                               tyr_data_ptr(w), d.conv, perf[i].algo, wsp, ws,
+                                               ALPHA.zero(x->dtype), d.y, tyr_data_ptr(y));
+    if (wsp) tcu_free(wsp, ws, dev);
+    if (st == CUDNN_STATUS_SUCCESS) return;
+  }
+  tcu_fail(__FILE__, __LINE__, __func__, "cuDNN has no forward algorithm for this convolution");
+}
+
+static void conv_backward_data(cudnnHandle_t h, const ConvDesc &d, const tyr_tensor *gy,
+                               const tyr_tensor *w, tyr_tensor *gx, int dev) {
+  cudnnConvolutionBwdDataAlgoPerf_t perf[ALGO_TRIES];
+  int n = 0;
+  if (!DNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, d.w, d.y, d.conv, d.x, ALGO_TRIES,
+                                                             &n, perf)))
+    return;
+  for (int i = 0; i < n; i++) {
+    if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
+    size_t ws = 0;
+    if (cudnnGetConvolutionBackwardDataWorkspaceSize(h, d.w, d.y, d.conv, d.x, perf[i].algo, &ws) !=
+        CUDNN_STATUS_SUCCESS)
+      continue;
+    void *wsp = ws ? tcu_alloc(ws, dev) : NULL;
+    if (ws && !wsp) return;
+    cudnnStatus_t st = cudnnConvolutionBackwardData(
+        h, ALPHA.one(gy->dtype), d.w, tyr_data_ptr(w), d.y, tyr_data_ptr(gy), d.conv, perf[i].algo,
+        wsp, ws, ALPHA.zero(gy->dtype), d.x, tyr_data_ptr(gx));
+    if (wsp) tcu_free(wsp, ws, dev);
+    if (st == CUDNN_STATUS_SUCCESS) return;
+  }
+  tcu_fail(__FILE__, __LINE__, __func__,
+           "cuDNN has no backward-data algorithm for this convolution");
+}
+
+static void conv_backward_filter(cudnnHandle_t h, const ConvDesc &d, const tyr_tensor *x,
+                                 const tyr_tensor *gy, tyr_tensor *gw, int dev) {
+  cudnnConvolutionBwdFilterAlgoPerf_t perf[ALGO_TRIES];
+  int n = 0;
+  if (!DNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, d.x, d.y, d.conv, d.w, ALGO_TRIES,
+                                                               &n, perf)))
+    return;
+  for (int i = 0; i < n; i++) {
+    if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
+    size_t ws = 0;
+    if (cudnnGetConvolutionBackwardFilterWorkspaceSize(h, d.x, d.y, d.conv, d.w, perf[i].algo,
+                                                       &ws) != CUDNN_STATUS_SUCCESS)
+      continue;
+    void *wsp = ws ? tcu_alloc(ws, dev) : NULL;
+    if (ws && !wsp) return;
+    cudnnStatus_t st = cudnnConvolutionBackwardFilter(
+        h, ALPHA.one(x->dtype), d.x, tyr_data_ptr(x), d.y, tyr_data_ptr(gy), d.conv, perf[i].algo,
+        wsp, ws, ALPHA.zero(x->dtype), d.w, tyr_data_ptr(gw));
+    if (wsp) tcu_free(wsp, ws, dev);
+    if (st == CUDNN_STATUS_SUCCESS) return;
+  }
+  tcu_fail(__FILE__, __LINE__, __func__,
+           "cuDNN has no backward-filter algorithm for this convolution");
+}
+
+/* ---- bias ------------------------------------------------------------------------- */
+template <typename T>
+__global__ void bias_add_kernel(T *y, const T *b, int64_t n, int64_t K, int64_t PQ) {
+  GRID_LOOP(i, 0, n) {
+    int64_t k = (i / PQ) % K;
+    y[i] = from_c<T>(to_c(y[i]) + to_c(b[k]));
+  }
+}
+
+/* gb[k] = sum over n and positions of gy[n, k, :]: one block per channel */
+template <typename T>
+__global__ void bias_grad_kernel(T *gb, const T *gy, int64_t N, int64_t K, int64_t PQ) {
+  int64_t k = blockIdx.x;
+  double acc = 0;
+  for (int64_t i = threadIdx.x; i < N * PQ; i += blockDim.x) {
+    int64_t n = i / PQ, p = i - n * PQ;
+    acc += (double)to_c(gy[(n * K + k) * PQ + p]);
+  }
+  __shared__ double red[256];
+  red[threadIdx.x] = acc;
+  __syncthreads();
+  for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+    if ((int)threadIdx.x < s) red[threadIdx.x] += red[threadIdx.x + s];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) gb[k] = from_c<T>((typename Acc<T>::type)red[0]);
+}
+
+extern "C" void tcu_conv2d(tyr_tensor *out, const tyr_tensor *x, const tyr_tensor *w,
+                           const tyr_tensor *bias, const tyr_conv_geom *g) {
+  cudaStream_t st = tcu_enter(out->device);
+  int dev = out->device.index;
+  cudnnHandle_t h = st ? dnn_handle(dev, st) : NULL;
+  if (!h) return;
+  ConvDesc d = conv_desc(g, x->dtype);
+  if (d.ok) conv_forward(h, d, x, w, out, dev);
+  conv_desc_free(&d);
+  if (bias) {
+    int64_t n = tyr_numel(out);
+    TCU_FLOAT_DISPATCH(out->dtype,
+                       bias_add_kernel<scalar_t><<<tcu_blocks(n, 256, dev), 256, 0, st>>>(
+                           (scalar_t *)tyr_data_ptr(out), (const scalar_t *)tyr_data_ptr(bias), n,
+                           g->K, g->P * g->Q));
+    LAUNCH_CHECK();
+  }
+}
+
+extern "C" void tcu_conv2d_backward(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb,
+                                    const tyr_tensor *gy, const tyr_tensor *x, const tyr_tensor *w,
+                                    const tyr_conv_geom *g) {
+  cudaStream_t st = tcu_enter(gy->device);
+  int dev = gy->device.index;
+  cudnnHandle_t h = st ? dnn_handle(dev, st) : NULL;
+  if (!h) return;
+  if (gb) {
+    TCU_FLOAT_DISPATCH(gy->dtype, bias_grad_kernel<scalar_t><<<(unsigned)g->K, 256, 0, st>>>(
+                                      (scalar_t *)tyr_data_ptr(gb),
+                                      (const scalar_t *)tyr_data_ptr(gy), g->N, g->K, g->P * g->Q));
+    if (!LAUNCH_CHECK()) return;
+  }
+  if (!gx && !gw) return;
+  ConvDesc d = conv_desc(g, gy->dtype);
+  if (d.ok && gx) conv_backward_data(h, d, gy, w, gx, dev);
+  if (d.ok && gw) conv_backward_filter(h, d, x, gy, gw, dev);
+  conv_desc_free(&d);
+}
+
+/* ---- pooling ---------------------------------------------------------------------- */
+struct PoolG {
+  int kind;
+  int64_t H, W, P, Q, kh, kw, sh, sw, ph, pw;
+};
+static PoolG pool_g(const tyr_pool_geom *g) {
+  PoolG p = {(int)g->kind, g->H,         g->W,         g->P,      g->Q,     g->kernel[0],
+             g->kernel[1], g->stride[0], g->stride[1], g->pad[0], g->pad[1]};
+  return p;
+}
+
+/* Input rows [*a, *b) of output row i (adaptive or strided window). */
+__device__ __forceinline__ void window(int kind, int64_t i, int64_t in, int64_t out, int64_t k,
+                                       int64_t s, int64_t pad, int64_t *a, int64_t *b) {
+  if (kind == TYR_POOL_ADAPTIVE_AVG) {
+    *a = i * in / out;
+    *b = ((i + 1) * in + out - 1) / out;
+    return;
+  }
+  int64_t st = i * s - pad;
+  *a = st < 0 ? 0 : st;
+  *b = st + k > in ? in : st + k;
+}
+
+template <typename T>
+__global__ void pool_kernel(T *y, int32_t *idx, const T *x, int64_t n, PoolG g) {
+  GRID_LOOP(i, 0, n) {
+    int64_t q = i % g.Q, p = (i / g.Q) % g.P, plane = i / (g.P * g.Q);
+    const T *xp = x + plane * g.H * g.W;
+    int64_t h0, h1, w0, w1;
+    window(g.kind, p, g.H, g.P, g.kh, g.sh, g.ph, &h0, &h1);
+    window(g.kind, q, g.W, g.Q, g.kw, g.sw, g.pw, &w0, &w1);
+    if (g.kind == TYR_POOL_MAX) {
+      typename Acc<T>::type best = to_c(xp[h0 * g.W + w0]);
+      int64_t at = h0 * g.W + w0;
+      for (int64_t hh = h0; hh < h1; hh++)
+        for (int64_t ww = w0; ww < w1; ww++) {
+          typename Acc<T>::type v = to_c(xp[hh * g.W + ww]);
+          if (v > best || (isnan(v) && !isnan(best))) {
+            best = v;
+            at = hh * g.W + ww;
+          }
+        }
+      y[i] = from_c<T>(best);
+      idx[i] = (int32_t)at;
+    } else {
+      double acc = 0;
+      for (int64_t hh = h0; hh < h1; hh++)
+        for (int64_t ww = w0; ww < w1; ww++) acc += (double)to_c(xp[hh * g.W + ww]);
+      double div = g.kind == TYR_POOL_AVG ? (double)(g.kh * g.kw) : (double)((h1 - h0) * (w1 - w0));
+      y[i] = from_c<T>((typename Acc<T>::type)(acc / div));
+    }
+  }
+}
+
+/* The output rows whose window holds input row h: a superset [*a, *b). */
+__device__ __forceinline__ void outputs_of(int kind, int64_t h, int64_t in, int64_t out, int64_t k,
+                                           int64_t s, int64_t pad, int64_t *a, int64_t *b) {
+  if (kind == TYR_POOL_ADAPTIVE_AVG) {
+    int64_t lo = h * out / in - 1, hi = (h + 1) * out / in + 2;
+    *a = lo < 0 ? 0 : lo;
+    *b = hi > out ? out : hi;
+    return;
+  }
+  int64_t lo = h + pad - k + 1; /* smallest start that still covers h */
+  *a = lo <= 0 ? 0 : (lo + s - 1) / s;
+  int64_t hi = (h + pad) / s + 1;
+  *b = hi > out ? out : hi;
+}
+
+template <typename T>
+__global__ void pool_backward_kernel(T *gx, const T *gy, const int32_t *idx, int64_t n, PoolG g) {
+  GRID_LOOP(i, 0, n) {
+    int64_t w = i % g.W, h = (i / g.W) % g.H, plane = i / (g.H * g.W);
+    const T *gp = gy + plane * g.P * g.Q;
+    const int32_t *ip = idx ? idx + plane * g.P * g.Q : NULL;
+    int64_t p0, p1, q0, q1;
+    outputs_of(g.kind, h, g.H, g.P, g.kh, g.sh, g.ph, &p0, &p1);
+    outputs_of(g.kind, w, g.W, g.Q, g.kw, g.sw, g.pw, &q0, &q1);
+    double acc = 0;
+    for (int64_t p = p0; p < p1; p++)
+      for (int64_t q = q0; q < q1; q++) {
+        int64_t o = p * g.Q + q;
+        if (g.kind == TYR_POOL_MAX) {
+          if (ip[o] == (int32_t)(h * g.W + w)) acc += (double)to_c(gp[o]);
+          continue;
+        }
+        int64_t a0, a1, b0, b1;
+        window(g.kind, p, g.H, g.P, g.kh, g.sh, g.ph, &a0, &a1);
+        window(g.kind, q, g.W, g.Q, g.kw, g.sw, g.pw, &b0, &b1);
+        if (h < a0 || h >= a1 || w < b0 || w >= b1) continue;
+        double div =
+            g.kind == TYR_POOL_AVG ? (double)(g.kh * g.kw) : (double)((a1 - a0) * (b1 - b0));
+        acc += (double)to_c(gp[o]) / div;
+      }
+    gx[i] = from_c<T>((typename Acc<T>::type)acc);
+  }
+}
+
+extern "C" void tcu_pool2d(tyr_tensor *out, tyr_tensor *idx, const tyr_tensor *x,
+                           const tyr_pool_geom *g) {
+  cudaStream_t st = tcu_enter(out->device);
+  if (!st) return;
+  int64_t n = tyr_numel(out);
+  int dev = out->device.index;
+  PoolG pg = pool_g(g);
+  TCU_FLOAT_DISPATCH(out->dtype,
+                     pool_kernel<scalar_t><<<tcu_blocks(n, 256, dev), 256, 0, st>>>(
+                         (scalar_t *)tyr_data_ptr(out), idx ? (int32_t *)tyr_data_ptr(idx) : NULL,
+                         (const scalar_t *)tyr_data_ptr(x), n, pg));
+  LAUNCH_CHECK();
+}
+
+extern "C" void tcu_pool2d_backward(tyr_tensor *gx, const tyr_tensor *gy, const tyr_tensor *idx,
+                                    const tyr_pool_geom *g) {
+  cudaStream_t st = tcu_enter(gx->device);
+  if (!st) return;
+  int64_t n = tyr_numel(gx);
+  int dev = gx->device.index;
+  PoolG pg = pool_g(g);
+  TCU_FLOAT_DISPATCH(gx->dtype,
+                     pool_backward_kernel<scalar_t><<<tcu_blocks(n, 256, dev), 256, 0, st>>>(
+                         (scalar_t *)tyr_data_ptr(gx), (const scalar_t *)tyr_data_ptr(gy),
+                         idx ? (const int32_t *)tyr_data_ptr(idx) : NULL, n, pg));
+  LAUNCH_CHECK();
+}
+
+/* ---- batch norm -------------------------------------------------------------------- */
+#define BN_THREADS 256
+__device__ __forceinline__ double block_sum(double v, double *red) {
+  red[threadIdx.x] = v;
+  __syncthreads();
+  for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+    if ((int)threadIdx.x < s) red[threadIdx.x] += red[threadIdx.x + s];
+    __syncthreads();
+  }
+  double r = red[0];
+  __syncthreads();
+  return r;
+}
+
+/* one block per channel c of x [N, C, M]; S is the statistics' type */
+template <typename T, typename S>
+__global__ void bn_kernel(T *y, S *mean, S *rstd, const T *x, const T *w, const T *b, S *rm, S *rv,
+                          int64_t N, int64_t C, int64_t M, bool training, double momentum,
+                          double eps) {
+  __shared__ double red[BN_THREADS];
+  int64_t c = blockIdx.x, cnt = N * M;
+  double mu, rs;
+  if (training) {
+    double s = 0;
+    for (int64_t i = threadIdx.x; i < cnt; i += blockDim.x) {
+      int64_t n = i / M, j = i - n * M;
+      s += (double)to_c(x[(n * C + c) * M + j]);
+    }
+    mu = block_sum(s, red) / (double)cnt;
+    double v = 0;
+    for (int64_t i = threadIdx.x; i < cnt; i += blockDim.x) {
+      int64_t n = i / M, j = i - n * M;
+      double d = (double)to_c(x[(n * C + c) * M + j]) - mu;
+      v += d * d;
+    }
+    v = block_sum(v, red);
+    double var = v / (double)cnt;
+    rs = 1.0 / sqrt(var + eps);
+    if (threadIdx.x == 0) {
+      if (rm) rm[c] = (S)((1 - momentum) * (double)rm[c] + momentum * mu);
+      if (rv)
+        rv[c] = (S)((1 - momentum) * (double)rv[c] +
+                    momentum * (cnt > 1 ? v / (double)(cnt - 1) : var));
+    }
+  } else {
+    mu = (double)rm[c];
+    rs = 1.0 / sqrt((double)rv[c] + eps);
+  }
+  if (threadIdx.x == 0) {
+    mean[c] = (S)mu;
+    rstd[c] = (S)rs;
+  }
+  double wc = w ? (double)to_c(w[c]) : 1.0, bc = b ? (double)to_c(b[c]) : 0.0;
+  S sc = (S)(rs * wc), sh = (S)(bc - mu * rs * wc);
+  for (int64_t i = threadIdx.x; i < cnt; i += blockDim.x) {
+    int64_t n = i / M, j = i - n * M, o = (n * C + c) * M + j;
+    y[o] = from_c<T>((typename Acc<T>::type)((S)to_c(x[o]) * sc + sh));
+  }
+}
+
+template <typename T, typename S>
+__global__ void bn_backward_kernel(T *gx, T *gw, T *gb, const T *gy, const T *x, const T *w,
+                                   const S *mean, const S *rstd, int64_t N, int64_t C, int64_t M,
+                                   bool training) {
+  __shared__ double red[BN_THREADS];
+  int64_t c = blockIdx.x, cnt = N * M;
+  double mu = (double)mean[c], rs = (double)rstd[c], sdy = 0, sdyx = 0;
+  for (int64_t i = threadIdx.x; i < cnt; i += blockDim.x) {
+    int64_t n = i / M, j = i - n * M, o = (n * C + c) * M + j;
+    double g = (double)to_c(gy[o]);
+    sdy += g;
+    sdyx += g * ((double)to_c(x[o]) - mu) * rs;
+  }
+  sdy = block_sum(sdy, red);
+  sdyx = block_sum(sdyx, red);
+  if (threadIdx.x == 0) {
+    if (gw) gw[c] = from_c<T>((typename Acc<T>::type)sdyx);
+    if (gb) gb[c] = from_c<T>((typename Acc<T>::type)sdy);
+  }
+  if (!gx) return;
+  double a = (w ? (double)to_c(w[c]) : 1.0) * rs;
+  double mdy = training ? sdy / (double)cnt : 0, mdyx = training ? sdyx / (double)cnt : 0;
+  for (int64_t i = threadIdx.x; i < cnt; i += blockDim.x) {
+    int64_t n = i / M, j = i - n * M, o = (n * C + c) * M + j;
+    double v = a * ((double)to_c(gy[o]) - mdy - ((double)to_c(x[o]) - mu) * rs * mdyx);
+    gx[o] = from_c<T>((typename Acc<T>::type)v);
+  }
+}
+
+template <typename T>
+static T *ptr_of(const tyr_tensor *t) {
+  return t ? (T *)tyr_data_ptr(t) : NULL;
+}
+
+extern "C" void tcu_batch_norm(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd,
+                               const tyr_tensor *x, const tyr_tensor *w, const tyr_tensor *b,
+                               tyr_tensor *running_mean, tyr_tensor *running_var, bool training,
+                               double momentum, double eps) {
+  cudaStream_t st = tcu_enter(y->device);
+  if (!st) return;
+  int64_t N = x->shape[0], C = x->shape[1], M = x->shape[2];
+  TCU_FLOAT_DISPATCH(x->dtype, {
+    typedef typename Acc<scalar_t>::type stat_t;
+    bn_kernel<scalar_t, stat_t><<<(unsigned)C, BN_THREADS, 0, st>>>(
+        ptr_of<scalar_t>(y), ptr_of<stat_t>(mean), ptr_of<stat_t>(rstd), ptr_of<scalar_t>(x),
+        ptr_of<scalar_t>(w), ptr_of<scalar_t>(b), ptr_of<stat_t>(running_mean),
+        ptr_of<stat_t>(running_var), N, C, M, training, momentum, eps);
+  });
+  LAUNCH_CHECK();
+}
+
+extern "C" void tcu_batch_norm_backward(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb,
+                                        const tyr_tensor *gy, const tyr_tensor *x,
+                                        const tyr_tensor *w, const tyr_tensor *mean,
+                                        const tyr_tensor *rstd, bool training) {
+  cudaStream_t st = tcu_enter(x->device);
+  if (!st) return;
+  int64_t N = x->shape[0], C = x->shape[1], M = x->shape[2];
+  TCU_FLOAT_DISPATCH(x->dtype, {
+    typedef typename Acc<scalar_t>::type stat_t;
+    bn_backward_kernel<scalar_t, stat_t><<<(unsigned)C, BN_THREADS, 0, st>>>(
+        ptr_of<scalar_t>(gx), ptr_of<scalar_t>(gw), ptr_of<scalar_t>(gb), ptr_of<scalar_t>(gy),
+        ptr_of<scalar_t>(x), ptr_of<scalar_t>(w), ptr_of<stat_t>(mean), ptr_of<stat_t>(rstd), N, C,
+        M, training);
+  });
+  LAUNCH_CHECK();
+}
+
+/* The backend table's convolution entries (called from cuda_runtime.cu). */
+extern "C" void tcu_conv_register(tyr_backend *t) {
+  t->conv2d = tcu_conv2d;
+  t->conv2d_backward = tcu_conv2d_backward;
+  t->pool2d = tcu_pool2d;
+  t->pool2d_backward = tcu_pool2d_backward;
+  t->batch_norm = tcu_batch_norm;
+  t->batch_norm_backward = tcu_batch_norm_backward;
+}
