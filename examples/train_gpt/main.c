@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,6 +19,7 @@
 #include <tyr/cuda.h>
 #include <tyr/optim.h>
 #include <tyr/plot.h>
+#include <tyr/progress.h>
 
 #include "train_gpt.h"
 
@@ -381,38 +381,6 @@ static double estimate_loss(tyr_gpt *g, const config *c, const dataset *d, bool 
   return sum / (double)c->eval_iters;
 }
 
-static void fmt_time(double s, char *buf, size_t n) {
-  if (s < 0 || !isfinite(s)) s = 0;
-  int m = (int)(s / 60), sec = (int)s % 60;
-  snprintf(buf, n, "%dm%02ds", m, sec);
-}
-
-static void progress(int64_t step, int64_t total, double loss, double tok_s, double eta, bool tty) {
-  char e[32];
-  fmt_time(eta, e, sizeof e);
-  int width = 30, filled = total ? (int)(width * step / total) : width;
-  char bar[64];
-  for (int i = 0; i < width; i++) bar[i] = i < filled ? '=' : (i == filled ? '>' : ' ');
-  bar[width] = 0;
-  fprintf(
-      stderr,
-      "%s[%s] %" PRId64 "/%" PRId64 " loss %.4f | %.0f tok/s | ETA %s | live tensors %" PRId64 "%s",
-      tty ? "\r" : "", bar, step, total, loss, tok_s, e, tyr_live_tensors(), tty ? "   " : "\n");
-  fflush(stderr);
-}
-
-static int mkdirs(const char *path) {
-  char tmp[1024];
-  snprintf(tmp, sizeof tmp, "%s", path);
-  for (char *p = tmp + 1; *p; p++)
-    if (*p == '/') {
-      *p = 0;
-      if (mkdir(tmp, 0755) && errno != EEXIST) return -1;
-      *p = '/';
-    }
-  return mkdir(tmp, 0755) && errno != EEXIST ? -1 : 0;
-}
-
 static void config_json(const config *c, const tyr_gpt_config *g, char *buf, size_t n) {
   snprintf(buf, n,
            "{\"vocab_size\":%" PRId64 ",\"block_size\":%" PRId64 ",\"n_layer\":%" PRId64
@@ -565,7 +533,7 @@ int main(int argc, char **argv) {
                          .warmup = c.warmup,
                          .decay_steps = c.decay_steps};
 
-  if (mkdirs(c.out_dir)) {
+  if (tyr_mkdirs(c.out_dir)) {
     fprintf(stderr, "train_gpt: --out-dir %s: cannot create (%s)\n", c.out_dir, strerror(errno));
     return 1;
   }
@@ -707,8 +675,12 @@ int main(int argc, char **argv) {
             step, loss_v, lr, tok_s, tyr_live_tensors());
     double eta = (double)(c.iters - step) * (double)(c.batch_size * c.block_size) /
                  (ema_tok > 0 ? ema_tok : 1);
-    if (tty ? (step % 10 == 0 || step == c.iters) : (step % c.log_interval == 0 || step == c.iters))
-      progress(step, c.iters, loss_v, ema_tok, eta, tty);
+    if (tty ? (step % 10 == 0 || step == c.iters)
+            : (step % c.log_interval == 0 || step == c.iters)) {
+      char live[48];
+      snprintf(live, sizeof live, " | live tensors %" PRId64, tyr_live_tensors());
+      tyr_progress_print(stderr, step, c.iters, loss_v, ema_tok, eta, live, tty);
+    }
     if (step % c.eval_interval == 0 || step == c.iters) {
       /* the train figure is the mean training loss since the last
          evaluation (free); only validation runs extra forward passes */

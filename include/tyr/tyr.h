@@ -18,5 +18,6 @@
 #include "tyr/checkpoint.h"
 #include "tyr/data.h"
 #include "tyr/plot.h"
+#include "tyr/progress.h"
 #include "tyr/cuda.h"
 #endif
