@@ -195,18 +195,24 @@ tyr_tensor *tyr_dlm_forward_at(tyr_site s, tyr_dlm *m, tyr_tensor *ids, tyr_tens
   return is_tiny(&m->cfg, ids->shape[1]) ? forward_tiny(m, ids, t) : forward_any(m, ids, t);
 }
 
-tyr_tensor *tyr_dlm_loss_at(tyr_site s, tyr_dlm *m, tyr_tensor *ids, tyr_tensor *t, tyr_tensor *x0,
-                            tyr_tensor *w) {
+tyr_tensor *tyr_dlm_token_logp_at(tyr_site s, tyr_dlm *m, tyr_tensor *ids, tyr_tensor *t,
+                                  tyr_tensor *x0) {
   tyr_tensor *logits = tyr_dlm_forward_at(s, m, ids, t);
   if (!logits) return NULL;
-  if (!x0 || !w || x0->rank != 2 || w->rank != 2 || x0->shape[0] != ids->shape[0] ||
-      x0->shape[1] != ids->shape[1] || w->shape[0] != ids->shape[0] || w->shape[1] != ids->shape[1])
-    return (tyr_raise(TYR_ERR_SHAPE, s, "tyr_dlm_loss", "x0 and w must be [B, S] like ids"), NULL);
+  if (!x0 || x0->rank != 2 || x0->shape[0] != ids->shape[0] || x0->shape[1] != ids->shape[1])
+    return (tyr_raise(TYR_ERR_SHAPE, s, "tyr_dlm_token_logp", "x0 must be [B, S] like ids"), NULL);
   tyr_tensor *logp = tyr_log_softmax_at(s, logits, -1);
   tyr_tensor *picked = tyr_gather_at(s, logp, 2, tyr_unsqueeze_at(s, x0, 2));
-  if (!picked) return NULL;
-  tyr_tensor *wl = tyr_mul_at(s, tyr_squeeze_at(s, picked, 2), w);
-  return tyr_neg_at(s, tyr_sum_at(s, wl));
+  return picked ? tyr_squeeze_at(s, picked, 2) : NULL;
+}
+
+tyr_tensor *tyr_dlm_loss_at(tyr_site s, tyr_dlm *m, tyr_tensor *ids, tyr_tensor *t, tyr_tensor *x0,
+                            tyr_tensor *w) {
+  tyr_tensor *lp = tyr_dlm_token_logp_at(s, m, ids, t, x0);
+  if (!lp) return NULL;
+  if (!w || w->rank != 2 || w->shape[0] != lp->shape[0] || w->shape[1] != lp->shape[1])
+    return (tyr_raise(TYR_ERR_SHAPE, s, "tyr_dlm_loss", "w must be [B, S] like ids"), NULL);
+  return tyr_neg_at(s, tyr_sum_at(s, tyr_mul_at(s, lp, w)));
 }
 
 /* ---- the forward process ---------------------------------------------------- */

@@ -100,6 +100,11 @@ void tyr_dlm_free(tyr_dlm *m);
 tyr_tensor *tyr_dlm_forward_at(tyr_site s, tyr_dlm *m, tyr_tensor *ids, tyr_tensor *t);
 #define tyr_dlm_forward(m, ids, t) tyr_dlm_forward_at(TYR_SITE, (m), (ids), (t))
 
+/* log softmax(logits)[b, i, x0[b, i]]: the log-probability of each clean
+ * character, [B, S] (x0 [B, S] i64). */
+tyr_tensor *tyr_dlm_token_logp_at(tyr_site s, tyr_dlm *m, tyr_tensor *ids, tyr_tensor *t,
+                                  tyr_tensor *x0);
+#define tyr_dlm_token_logp(m, ids, t, x0) tyr_dlm_token_logp_at(TYR_SITE, (m), (ids), (t), (x0))
 /* -sum(w[b, i] * log softmax(logits)[b, i, x0[b, i]]): a scalar.
  * x0 [B, S] i64 (the clean text), w [B, S] of the parameters' dtype (from
  * tyr_dlm_loss_weights; zero where not masked). */
