@@ -40,6 +40,7 @@ typedef struct tyr_dlm_sample_opts {
 tyr_dlm_sample_opts tyr_dlm_sample_defaults(void);
 /* Raises naming the option (k < 1, tau outside (0, 1], ...). */
 int tyr_dlm_sample_opts_check_at(tyr_site s, const tyr_dlm_sample_opts *o, const tyr_dlm_config *c);
+#define tyr_dlm_sample_opts_check(o, c) tyr_dlm_sample_opts_check_at(TYR_SITE, (o), (c))
 
 /* For each masked cell i of ids [S] (ids[i] == 0): the drawn token pred[i]
  * and its probability conf[i] from logits [S, 128] (cells that are not
