@@ -4,7 +4,7 @@
 set -e
 PKGS="build-essential cmake pkg-config clang libomp-dev libclang-rt-dev \
 libopenblas-dev libcmocka-dev libpcre2-dev libzstd-dev libsnappy-dev \
-zlib1g-dev libpng-dev libjansson-dev libopenmpi-dev openmpi-bin"
+zlib1g-dev libpng-dev libjansson-dev libopenmpi-dev openmpi-bin tmux"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
