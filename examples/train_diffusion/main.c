@@ -138,7 +138,9 @@ static const flag FLAGS[] = {
     FI("threads", threads, "CPU threads (0: all)"),
     FB("plot", plot, "write loss.png"),
     FI("max-steps", max_steps, "stop after this many steps of this run (0: none)"),
-    FS("checkpoint", checkpoint, "checkpoint file or directory for --generate"),
+    FS("checkpoint", checkpoint,
+       "checkpoint file or directory --generate reads (a directory is also where training writes "
+       "when --out-dir is not given)"),
     FS("prompt", prompt, "text the first block starts from"),
     FI("blocks", blocks, "blocks to generate (each starts from the last 32 characters before it)"),
     FS("commit", commit, "topk (the k most confident cells a step) or threshold (those >= tau)"),
@@ -253,6 +255,11 @@ static void parse_args(config *c, int argc, char **argv) {
       snprintf((char *)p, fl->size, "%s", v);
     }
   }
+  /* where training writes and --generate looks: --out-dir, else a --checkpoint directory,
+     else out/train_diffusion/<config> */
+  struct stat st;
+  if (!c->out_dir[0] && c->checkpoint[0] && !(stat(c->checkpoint, &st) == 0 && S_ISREG(st.st_mode)))
+    snprintf(c->out_dir, sizeof c->out_dir, "%s", c->checkpoint);
   if (!c->out_dir[0]) snprintf(c->out_dir, sizeof c->out_dir, "out/train_diffusion/%s", c->model);
   if (c->batch_size <= 0) die_flag("--batch-size must be positive", "");
   if (c->iters < 0) die_flag("--iters must not be negative", "");
