@@ -182,7 +182,10 @@ static void usage(FILE *f) {
       snprintf(def, sizeof def, "%s", *(int *)p ? "on" : "off");
       break;
     }
-    fprintf(f, "  --%-16s %s (default %s)\n", fl->name, fl->help, def);
+    if (def[0])
+      fprintf(f, "  --%-16s %s (default %s)\n", fl->name, fl->help, def);
+    else
+      fprintf(f, "  --%-16s %s\n", fl->name, fl->help);
   }
   fprintf(f, "  --%-16s %s\n", "help", "this text");
 }
