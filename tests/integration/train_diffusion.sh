@@ -9,8 +9,8 @@ build=$1 src=$2
 bin=$build/train_diffusion
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-small="--data $src/data/tinyshakespeare.txt --batch-size 8 --iters 30 --eval-interval 10 --eval-iters 2
-       --warmup 5 --decay-steps 25 --threads 2"
+small="--data $src/data/tinyshakespeare.txt --batch-size 8 --iters 20 --eval-interval 10 --eval-iters 2
+       --warmup 5 --decay-steps 20 --threads 2"
 fail() { echo "FAIL: $*"; exit 1; }
 
 # train, then generate from the directory training wrote
@@ -19,7 +19,7 @@ for f in best.safetensors last.safetensors metrics.jsonl loss.png; do
   [ -s "$tmp/a/$f" ] || fail "no $f"
 done
 grep -q '"val_bpc"' "$tmp/a/metrics.jsonl" || fail "no val_bpc in metrics.jsonl"
-grep -q '^final: step 30' "$tmp/a.out" || fail "no final line: $(cat "$tmp/a.out")"
+grep -q "^final: step 20" "$tmp/a.out" || fail "no final line: $(cat "$tmp/a.out")"
 $bin --generate "$tmp/a" --seed 7 --blocks 2 --prompt "ROMEO:" >"$tmp/g1.txt" 2>"$tmp/g1.log" ||
   { cat "$tmp/g1.log"; fail "--generate"; }
 head -c 6 "$tmp/g1.txt" | grep -q '^ROMEO:' || fail "the sample does not start with the prompt"
@@ -35,14 +35,14 @@ echo "ok: trained, checkpointed, generated ($(wc -c <"$tmp/g1.txt") bytes), repr
 # exact resume, for both losses
 for loss in ce elbo; do
   $bin $small --loss $loss --out-dir "$tmp/r1" --no-plot >/dev/null 2>&1
-  $bin $small --loss $loss --out-dir "$tmp/r2" --no-plot --max-steps 13 >/dev/null 2>&1
+  $bin $small --loss $loss --out-dir "$tmp/r2" --no-plot --max-steps 9 >/dev/null 2>&1
   $bin $small --loss $loss --out-dir "$tmp/r2" --no-plot --resume "$tmp/r2/last.safetensors" >/dev/null 2>&1
   grep '"loss"' "$tmp/r1/metrics.jsonl" | sed 's/,"tok_s".*//' >"$tmp/r1.loss"
   grep '"loss"' "$tmp/r2/metrics.jsonl" | sed 's/,"tok_s".*//' >"$tmp/r2.loss"
   cmp -s "$tmp/r1.loss" "$tmp/r2.loss" || { diff "$tmp/r1.loss" "$tmp/r2.loss" | head; fail "$loss: resumed losses differ"; }
-  [ "$(wc -l <"$tmp/r1.loss")" -eq 30 ] || fail "expected 30 loss lines"
+  [ "$(wc -l <"$tmp/r1.loss")" -eq 20 ] || fail "expected 20 loss lines"
   cmp "$tmp/r1/last.safetensors" "$tmp/r2/last.safetensors" || fail "$loss: final checkpoints differ"
-  echo "ok: --loss $loss: 30 steps straight == 13 + resume + 17, bit for bit"
+  echo "ok: --loss $loss: 20 steps straight == 9 + resume + 11, bit for bit"
   rm -rf "$tmp/r1" "$tmp/r2"
 done
 
