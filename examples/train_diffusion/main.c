@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <tyr/flags.h>
 #include <tyr/models/diffusion_lm.h>
 #include <tyr/models/diffusion_lm_sample.h>
 #include <tyr/progress.h>
@@ -91,21 +92,11 @@ static void preset(config *c, const char *name) {
   }
 }
 
-typedef enum { F_INT, F_DBL, F_STR, F_BOOL } ftype;
-typedef struct {
-  const char *name, *help;
-  ftype type;
-  size_t off, size;
-} flag;
-#define FI(n, f, h)                                                                                \
-  { n, h, F_INT, offsetof(config, f), 0 }
-#define FD(n, f, h)                                                                                \
-  { n, h, F_DBL, offsetof(config, f), 0 }
-#define FS(n, f, h)                                                                                \
-  { n, h, F_STR, offsetof(config, f), sizeof(((config *)0)->f) }
-#define FB(n, f, h)                                                                                \
-  { n, h, F_BOOL, offsetof(config, f), 0 }
-static const flag FLAGS[] = {
+#define FI(n, f, h) TYR_FLAG_INT(config, n, f, h)
+#define FD(n, f, h) TYR_FLAG_DOUBLE(config, n, f, h)
+#define FS(n, f, h) TYR_FLAG_STR(config, n, f, h)
+#define FB(n, f, h) TYR_FLAG_BOOL(config, n, f, h)
+static const tyr_flag FLAGS[] = {
     FS("config", model, "model: tiny, small or full"),
     FS("data", data, "text file to train on (ASCII)"),
     FS("out-dir", out_dir,
@@ -160,34 +151,12 @@ static void usage(FILE *f) {
   config d;
   preset(&d, "cpu");
   d.context_len = -1;
-  fprintf(f, "  --%-16s %s\n", "preset",
+  fprintf(f, "  --%-15s %s\n", "preset",
           "cpu (tiny config, minutes on 2 cores) or gpu (full config)");
-  fprintf(f, "  --%-16s %s\n", "generate [DIR]",
+  fprintf(f, "  --%-15s %s\n", "generate [DIR]",
           "generate from the checkpoint in DIR (default: --checkpoint, else the config's out-dir)");
-  for (size_t i = 0; i < NFLAGS; i++) {
-    const flag *fl = &FLAGS[i];
-    char def[80];
-    void *p = (char *)&d + fl->off;
-    switch (fl->type) {
-    case F_INT:
-      snprintf(def, sizeof def, "%" PRId64, *(int64_t *)p);
-      break;
-    case F_DBL:
-      snprintf(def, sizeof def, "%g", *(double *)p);
-      break;
-    case F_STR:
-      snprintf(def, sizeof def, "%s", (char *)p);
-      break;
-    case F_BOOL:
-      snprintf(def, sizeof def, "%s", *(int *)p ? "on" : "off");
-      break;
-    }
-    if (def[0])
-      fprintf(f, "  --%-16s %s (default %s)\n", fl->name, fl->help, def);
-    else
-      fprintf(f, "  --%-16s %s\n", fl->name, fl->help);
-  }
-  fprintf(f, "  --%-16s %s\n", "help", "this text");
+  tyr_flags_usage(f, FLAGS, NFLAGS, &d);
+  fprintf(f, "  --%-15s %s\n", "help", "this text");
 }
 
 static void die_flag(const char *msg, const char *arg) {
@@ -223,40 +192,18 @@ static void parse_args(config *c, int argc, char **argv) {
       continue;
     }
     if (strncmp(a, "--", 2) != 0) die_flag("unexpected argument", a);
-    const char *name = a + 2;
-    bool neg = strncmp(name, "no-", 3) == 0;
-    const flag *fl = NULL;
-    for (size_t k = 0; k < NFLAGS; k++)
-      if (strcmp(FLAGS[k].name, name) == 0 ||
-          (neg && FLAGS[k].type == F_BOOL && strcmp(FLAGS[k].name, name + 3) == 0))
-        fl = &FLAGS[k];
+    bool neg;
+    const tyr_flag *fl = tyr_flags_find(FLAGS, NFLAGS, a, &neg);
     if (!fl) die_flag("unknown flag", a);
-    if (fl->off == offsetof(config, model) || fl->off == offsetof(config, seq_len) ||
-        fl->off == offsetof(config, n_layer) || fl->off == offsetof(config, n_head) ||
-        fl->off == offsetof(config, n_embd) || fl->off == offsetof(config, steps) ||
-        fl->off == offsetof(config, context_len))
+    if (fl->offset == offsetof(config, model) || fl->offset == offsetof(config, seq_len) ||
+        fl->offset == offsetof(config, n_layer) || fl->offset == offsetof(config, n_head) ||
+        fl->offset == offsetof(config, n_embd) || fl->offset == offsetof(config, steps) ||
+        fl->offset == offsetof(config, context_len))
       c->model_given = true;
-    void *p = (char *)c + fl->off;
-    if (fl->type == F_BOOL) {
-      *(int *)p = !neg;
-      continue;
-    }
-    if (i + 1 >= argc) die_flag("missing value for flag", a);
-    const char *v = argv[++i];
-    char *end;
-    errno = 0;
-    if (fl->type == F_INT) {
-      long long x = strtoll(v, &end, 10);
-      if (*end || end == v || errno) die_flag("not an integer", v);
-      *(int64_t *)p = x;
-    } else if (fl->type == F_DBL) {
-      double x = strtod(v, &end);
-      if (*end || end == v || errno || !isfinite(x)) die_flag("not a number", v);
-      *(double *)p = x;
-    } else {
-      if (strlen(v) >= fl->size) die_flag("value too long", v);
-      snprintf((char *)p, fl->size, "%s", v);
-    }
+    if (fl->type != TYR_FLAG_BOOLEAN && i + 1 >= argc) die_flag("missing value for flag", a);
+    const char *v = fl->type == TYR_FLAG_BOOLEAN ? NULL : argv[++i];
+    const char *err = tyr_flag_set(fl, c, v, neg);
+    if (err) die_flag(err, v);
   }
   /* where training writes and --generate looks: --out-dir, else a --checkpoint directory,
      else out/train_diffusion/<config> */
@@ -699,40 +646,11 @@ int main(int argc, char **argv) {
           last_loss);
   printf("final: step %" PRId64 " loss %s val_ce %.4f val_bpc %.4f best_val %.4f\n", step, c.loss,
          val_ce, val_bpc, best_val);
-  if (c.plot) { /* the whole history, resumed runs included, from metrics.jsonl */
-    FILE *mf = fopen(path_metrics, "r");
-    int64_t cap = 1024, nh = 0, nv = 0;
-    double *hx = malloc(sizeof(double) * (size_t)cap), *hy = malloc(sizeof(double) * (size_t)cap),
-           *vx = malloc(sizeof(double) * (size_t)cap), *vy = malloc(sizeof(double) * (size_t)cap);
-    char line[512];
-    while (mf && fgets(line, sizeof line, mf)) {
-      long long st;
-      double a, b;
-      if (nh >= cap || nv >= cap) {
-        cap *= 2;
-        hx = realloc(hx, sizeof(double) * (size_t)cap);
-        hy = realloc(hy, sizeof(double) * (size_t)cap);
-        vx = realloc(vx, sizeof(double) * (size_t)cap);
-        vy = realloc(vy, sizeof(double) * (size_t)cap);
-      }
-      if (sscanf(line, "{\"step\":%lld,\"train_loss\":%lf,\"val_loss\":%lf", &st, &a, &b) == 3) {
-        vx[nv] = (double)st;
-        vy[nv++] = b;
-      } else if (sscanf(line, "{\"step\":%lld,\"loss\":%lf", &st, &a) == 2) {
-        hx[nh] = (double)st;
-        hy[nh++] = a;
-      }
-    }
-    if (mf) fclose(mf);
-    tyr_plot_series ser[2] = {{"TRAIN", hx, hy, nh, 0x1f77b4}, {"VAL", vx, vy, nv, 0xd62728}};
-    if (nh > 0 && tyr_plot_png(path_plot, 900, 500, "TRAINDIFFUSION LOSS", "STEP",
-                               loss_kind == TYR_DLM_LOSS_CE ? "MASKED CE" : "ELBO", ser, 2) == 0)
-      fprintf(stderr, PROG ": wrote %s\n", path_plot);
-    free(hx);
-    free(hy);
-    free(vx);
-    free(vy);
-  }
+  /* the whole history, resumed runs included, from metrics.jsonl */
+  if (c.plot &&
+      tyr_plot_metrics_png(path_plot, path_metrics, "TRAINDIFFUSION LOSS",
+                           loss_kind == TYR_DLM_LOSS_CE ? "MASKED CE" : "ELBO (NATS)") == 0)
+    fprintf(stderr, PROG ": wrote %s\n", path_plot);
   fprintf(stderr, PROG ": checkpoints in %s; generate with: " PROG " --generate %s\n", c.out_dir,
           c.out_dir);
   free(d.text);

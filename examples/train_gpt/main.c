@@ -18,6 +18,7 @@
 #include <tyr/checkpoint.h>
 #include <tyr/cuda.h>
 #include <tyr/optim.h>
+#include <tyr/flags.h>
 #include <tyr/plot.h>
 #include <tyr/progress.h>
 
@@ -98,21 +99,11 @@ static void preset(config *c, const char *name) {
   }
 }
 
-typedef enum { F_INT, F_DBL, F_STR, F_BOOL } ftype;
-typedef struct {
-  const char *name, *help;
-  ftype type;
-  size_t off, size;
-} flag;
-#define FI(n, f, h)                                                                                \
-  { n, h, F_INT, offsetof(config, f), 0 }
-#define FD(n, f, h)                                                                                \
-  { n, h, F_DBL, offsetof(config, f), 0 }
-#define FS(n, f, h)                                                                                \
-  { n, h, F_STR, offsetof(config, f), sizeof(((config *)0)->f) }
-#define FB(n, f, h)                                                                                \
-  { n, h, F_BOOL, offsetof(config, f), 0 }
-static const flag FLAGS[] = {
+#define FI(n, f, h) TYR_FLAG_INT(config, n, f, h)
+#define FD(n, f, h) TYR_FLAG_DOUBLE(config, n, f, h)
+#define FS(n, f, h) TYR_FLAG_STR(config, n, f, h)
+#define FB(n, f, h) TYR_FLAG_BOOL(config, n, f, h)
+static const tyr_flag FLAGS[] = {
     FS("data", data, "text file to train on"),
     FS("out-dir", out_dir, "directory for checkpoints, metrics.jsonl and loss.png"),
     FS("resume", resume, "checkpoint to resume from (e.g. out/<preset>/last.safetensors)"),
@@ -167,26 +158,7 @@ static void usage(FILE *f) {
              "...]\n\n");
   config d;
   preset(&d, "shakespeare_cpu");
-  for (size_t i = 0; i < NFLAGS; i++) {
-    const flag *fl = &FLAGS[i];
-    char def[64];
-    void *p = (char *)&d + fl->off;
-    switch (fl->type) {
-    case F_INT:
-      snprintf(def, sizeof def, "%" PRId64, *(int64_t *)p);
-      break;
-    case F_DBL:
-      snprintf(def, sizeof def, "%g", *(double *)p);
-      break;
-    case F_STR:
-      snprintf(def, sizeof def, "%s", (char *)p);
-      break;
-    case F_BOOL:
-      snprintf(def, sizeof def, "%s", *(int *)p ? "on" : "off");
-      break;
-    }
-    fprintf(f, "  --%-15s %s (default %s)\n", fl->name, fl->help, def);
-  }
+  tyr_flags_usage(f, FLAGS, NFLAGS, &d);
   fprintf(f, "  --%-15s %s\n", "help", "this text");
 }
 
@@ -216,35 +188,13 @@ static void parse_args(config *c, int argc, char **argv) {
       continue;
     }
     if (strncmp(a, "--", 2) != 0) die_flag("unexpected argument", a);
-    const char *name = a + 2;
-    bool neg = strncmp(name, "no-", 3) == 0;
-    const flag *fl = NULL;
-    for (size_t k = 0; k < NFLAGS; k++)
-      if (strcmp(FLAGS[k].name, name) == 0 ||
-          (neg && FLAGS[k].type == F_BOOL && strcmp(FLAGS[k].name, name + 3) == 0))
-        fl = &FLAGS[k];
+    bool neg;
+    const tyr_flag *fl = tyr_flags_find(FLAGS, NFLAGS, a, &neg);
     if (!fl) die_flag("unknown flag", a);
-    void *p = (char *)c + fl->off;
-    if (fl->type == F_BOOL) {
-      *(int *)p = !neg;
-      continue;
-    }
-    if (i + 1 >= argc) die_flag("missing value for flag", a);
-    const char *v = argv[++i];
-    char *end;
-    errno = 0;
-    if (fl->type == F_INT) {
-      long long x = strtoll(v, &end, 10);
-      if (*end || end == v || errno) die_flag("not an integer", v);
-      *(int64_t *)p = x;
-    } else if (fl->type == F_DBL) {
-      double x = strtod(v, &end);
-      if (*end || end == v || errno || !isfinite(x)) die_flag("not a number", v);
-      *(double *)p = x;
-    } else {
-      if (strlen(v) >= fl->size) die_flag("value too long", v);
-      snprintf((char *)p, fl->size, "%s", v);
-    }
+    if (fl->type != TYR_FLAG_BOOLEAN && i + 1 >= argc) die_flag("missing value for flag", a);
+    const char *v = fl->type == TYR_FLAG_BOOLEAN ? NULL : argv[++i];
+    const char *err = tyr_flag_set(fl, c, v, neg);
+    if (err) die_flag(err, v);
   }
   if (c->batch_size <= 0) die_flag("--batch-size must be positive", "");
   if (c->iters < 0) die_flag("--iters must not be negative", "");
@@ -608,11 +558,6 @@ int main(int argc, char **argv) {
                                                                                : "dynamic-shape",
           tyr_device_name(dev), use_graph ? " (CUDA graph)" : "", tyr_get_num_threads());
   int64_t live0 = tyr_live_tensors();
-  double *hx = malloc(sizeof(double) * (size_t)(c.iters + 1)),
-         *hy = malloc(sizeof(double) * (size_t)(c.iters + 1));
-  double *vx = malloc(sizeof(double) * (size_t)(c.iters / c.eval_interval + 2)),
-         *vy = malloc(sizeof(double) * (size_t)(c.iters / c.eval_interval + 2));
-  int64_t nh = 0, nv = 0;
   double t_start = now(), t_last = t_start, ema_tok = 0, last_loss = 0;
   int64_t steps_this_run = 0, window_n = 0;
   double val = NAN, window_sum = 0;
@@ -663,8 +608,6 @@ int main(int argc, char **argv) {
     last_loss = loss_v;
     window_sum += loss_v;
     window_n++;
-    hx[nh] = (double)step;
-    hy[nh++] = loss_v;
     double t = now(), dt = t - t_last;
     t_last = t;
     double tok_s = (double)(c.batch_size * c.block_size) / (dt > 0 ? dt : 1e-9);
@@ -688,8 +631,6 @@ int main(int argc, char **argv) {
       window_sum = 0;
       window_n = 0;
       val = estimate_loss(&g, &c, &d, true, data_seed);
-      vx[nv] = (double)step;
-      vy[nv++] = val;
       fprintf(stderr, "%sstep %" PRId64 ": train loss %.4f, val loss %.4f%s\n", tty ? "\n" : "",
               step, tr, val, val < best_val ? " (best)" : "");
       fprintf(metrics, "{\"step\":%" PRId64 ",\"train_loss\":%.6f,\"val_loss\":%.6f}\n", step, tr,
@@ -721,38 +662,13 @@ int main(int argc, char **argv) {
           steps_this_run, elapsed, (double)(steps_this_run * c.batch_size * c.block_size) / elapsed,
           last_loss, val, tyr_live_tensors(), tyr_live_tensors() - live0);
   printf("final: step %" PRId64 " val_loss %.4f best_val %.4f\n", step, val, best_val);
-  if (c.plot) { /* the whole history, resumed runs included, from metrics.jsonl */
-    FILE *mf = fopen(path_metrics, "r");
-    char line[512];
-    nh = nv = 0;
-    while (mf && fgets(line, sizeof line, mf)) {
-      long long st;
-      double a, b;
-      if (sscanf(line, "{\"step\":%lld,\"train_loss\":%lf,\"val_loss\":%lf", &st, &a, &b) == 3) {
-        if (nv < c.iters / c.eval_interval + 2) {
-          vx[nv] = (double)st;
-          vy[nv++] = b;
-        }
-      } else if (sscanf(line, "{\"step\":%lld,\"loss\":%lf", &st, &a) == 2 && nh < c.iters + 1) {
-        hx[nh] = (double)st;
-        hy[nh++] = a;
-      }
-    }
-    if (mf) fclose(mf);
-  }
-  if (c.plot && nh > 0) {
-    tyr_plot_series ser[2] = {{"TRAIN", hx, hy, nh, 0x1f77b4}, {"VAL", vx, vy, nv, 0xd62728}};
-    if (tyr_plot_png(path_plot, 900, 500, "TRAINGPT LOSS", "STEP", "LOSS", ser, 2) == 0)
-      fprintf(stderr, "train_gpt: wrote %s\n", path_plot);
-  }
+  /* the whole history, resumed runs included, from metrics.jsonl */
+  if (c.plot && tyr_plot_metrics_png(path_plot, path_metrics, "TRAINGPT LOSS", "LOSS") == 0)
+    fprintf(stderr, "train_gpt: wrote %s\n", path_plot);
   if (c.sample_chars > 0 && step >= c.iters) {
     printf("---- sample ----\n");
     sample(&g, &c, &d, (uint64_t)c.seed);
   }
-  free(hx);
-  free(hy);
-  free(vx);
-  free(vy);
   free(d.tokens);
   tyr_optim_free(&opt);
   tyr_gpt_free(&g);

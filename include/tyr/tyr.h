@@ -17,6 +17,7 @@
 #include "tyr/safetensors.h"
 #include "tyr/checkpoint.h"
 #include "tyr/data.h"
+#include "tyr/flags.h"
 #include "tyr/plot.h"
 #include "tyr/progress.h"
 #include "tyr/cuda.h"
