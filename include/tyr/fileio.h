@@ -66,6 +66,10 @@ int tyr_jsonl_write_at(tyr_site s, FILE *f, const char *what, const char *fmt, .
     __attribute__((format(printf, 4, 5)));
 #define tyr_jsonl_write(f, what, ...) tyr_jsonl_write_at(TYR_SITE, (f), (what), __VA_ARGS__)
 
+/* mkdir -p: creates path and its missing parents (mode 0755); 0, or -1
+ * with errno set. */
+int tyr_mkdirs(const char *path);
+
 #ifdef __cplusplus
 }
 #endif

@@ -61,6 +61,14 @@ int tyr_flags_parse(const char *prog, const char *head, const tyr_flag *flags, i
                     char **argv, int first);
 /* The usage text (what --help prints). */
 void tyr_flags_usage(FILE *f, const char *head, const tyr_flag *flags, int n);
+/* The pieces, for programs with arguments of their own (a positional
+ * argument, a preset read first): the flag that arg ("--name", or
+ * "--no-name" for a boolean) names, or NULL (*negated: which form it was);
+ * and storing value (NULL for a boolean) into it, checked against its type
+ * and range: 0, or -1 with what is wrong in err ("not an integer", "must
+ * be in [1, 100]", ...) and the variable unchanged. */
+const tyr_flag *tyr_flags_find(const tyr_flag *flags, int n, const char *arg, bool *negated);
+int tyr_flag_set(const tyr_flag *f, const char *value, bool negated, char *err, size_t err_size);
 /* Parses without exiting: 0, 1 for --help (nothing printed), or 2 with
  * the message in err (err_size bytes). */
 int tyr_flags_try_parse(const char *prog, const tyr_flag *flags, int n, int argc, char **argv,

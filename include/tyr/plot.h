@@ -38,6 +38,15 @@ int tyr_plot_heatmap_png_at(tyr_site s, const char *path, const double *m, int r
                             const char *const *row_labels, const char *const *col_labels,
                             const char *title, const char *xlabel, const char *ylabel);
 #define tyr_plot_heatmap_png(...) tyr_plot_heatmap_png_at(TYR_SITE, __VA_ARGS__)
+/* The loss curves of a training program's metrics.jsonl as a PNG: the
+ * lines {"step":S,"loss":L,...} as TRAIN and {"step":S,"train_loss":A,
+ * "val_loss":V,...} as VAL (other lines are skipped).  Returns 0, -1 when
+ * the file has no "loss" line yet (nothing is written, nothing raised), or
+ * the error status (a file that cannot be read, a PNG that cannot be
+ * written). */
+int tyr_plot_metrics_png_at(tyr_site s, const char *png_path, const char *jsonl_path,
+                            const char *title, const char *ylabel);
+#define tyr_plot_metrics_png(...) tyr_plot_metrics_png_at(TYR_SITE, __VA_ARGS__)
 
 #ifdef __cplusplus
 }

@@ -57,6 +57,9 @@ void tyr_progress_finish(tyr_progress *p);
  * that compute their own rate. */
 void tyr_progress_draw(FILE *out, bool tty, int64_t step, int64_t total, double eta,
                        const char *text);
+/* Writes a bar of `width` cells for step of total into buf (at least
+ * width + 1 bytes): '=' done, '>' the current cell, ' ' to come. */
+void tyr_progress_bar(char *buf, int width, int64_t step, int64_t total);
 /* "1h02m03s" / "2m05s" into buf (negative or non-finite: "0m00s"). */
 char *tyr_format_duration(double seconds, char *buf, size_t n);
 

@@ -247,3 +247,18 @@ int tyr_jsonl_write_at(tyr_site s, FILE *f, const char *what, const char *fmt, .
     return tyr_raise(TYR_ERR_IO, s, what, "cannot write: %s", strerror(errno));
   return 0;
 }
+
+int tyr_mkdirs(const char *path) {
+  char tmp[4096];
+  if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  for (char *p = tmp + 1; *p; p++)
+    if (*p == '/') {
+      *p = 0;
+      if (mkdir(tmp, 0755) && errno != EEXIST) return -1;
+      *p = '/';
+    }
+  return mkdir(tmp, 0755) && errno != EEXIST ? -1 : 0;
+}

@@ -7,17 +7,49 @@
 
 #include "tyr/flags.h"
 
-static const tyr_flag *find(const tyr_flag *flags, int n, const char *name, bool *neg) {
-  *neg = false;
+const tyr_flag *tyr_flags_find(const tyr_flag *flags, int n, const char *arg, bool *negated) {
+  *negated = false;
+  if (strncmp(arg, "--", 2) != 0) return NULL;
+  const char *name = arg + 2;
   for (int i = 0; i < n; i++)
     if (!strcmp(flags[i].name, name)) return &flags[i];
   if (!strncmp(name, "no-", 3))
     for (int i = 0; i < n; i++)
       if (flags[i].type == TYR_FLAG_T_BOOL && !strcmp(flags[i].name, name + 3)) {
-        *neg = true;
+        *negated = true;
         return &flags[i];
       }
   return NULL;
+}
+
+int tyr_flag_set(const tyr_flag *f, const char *value, bool negated, char *err, size_t err_size) {
+  if (f->type == TYR_FLAG_T_BOOL) {
+    *(bool *)f->ptr = !negated;
+    return 0;
+  }
+  const char *v = value ? value : "";
+  char *end;
+  errno = 0;
+  if (f->type == TYR_FLAG_T_INT) {
+    long long x = strtoll(v, &end, 10);
+    if (end == v || *end || errno) return snprintf(err, err_size, "not an integer"), -1;
+    if ((double)x < f->min || (double)x > f->max)
+      return snprintf(err, err_size, "must be in [%.0f, %.0f]", f->min, f->max), -1;
+    *(int64_t *)f->ptr = x;
+  } else if (f->type == TYR_FLAG_T_DOUBLE) {
+    double x = strtod(v, &end);
+    if (end == v || *end || errno || !isfinite(x))
+      return snprintf(err, err_size, "not a number"), -1;
+    if (x < f->min || x > f->max)
+      return snprintf(err, err_size, "must be in [%g, %g]", f->min, f->max), -1;
+    *(double *)f->ptr = x;
+  } else {
+    if (strlen(v) >= f->size)
+      return snprintf(err, err_size, "the value is too long (at most %zu characters)", f->size - 1),
+             -1;
+    memcpy(f->ptr, v, strlen(v) + 1);
+  }
+  return 0;
 }
 
 int tyr_flags_try_parse(const char *prog, const tyr_flag *flags, int n, int argc, char **argv,
@@ -34,32 +66,16 @@ int tyr_flags_try_parse(const char *prog, const tyr_flag *flags, int n, int argc
     const char *a = argv[i];
     if (strncmp(a, "--", 2) != 0) FAIL("unexpected argument '%s' (see --help)", a);
     bool neg;
-    const tyr_flag *f = find(flags, n, a + 2, &neg);
+    const tyr_flag *f = tyr_flags_find(flags, n, a, &neg);
     if (!f) FAIL("unknown flag %s (see --help)", a);
-    if (f->type == TYR_FLAG_T_BOOL) {
-      *(bool *)f->ptr = !neg;
-      continue;
-    }
-    if (i + 1 >= argc) FAIL("%s: missing value (see --help)", a);
-    const char *v = argv[++i];
-    char *end;
-    errno = 0;
-    if (f->type == TYR_FLAG_T_INT) {
-      long long x = strtoll(v, &end, 10);
-      if (end == v || *end || errno) FAIL("%s %s: not an integer (see --help)", a, v);
-      if ((double)x < f->min || (double)x > f->max)
-        FAIL("%s %s: must be in [%.0f, %.0f] (see --help)", a, v, f->min, f->max);
-      *(int64_t *)f->ptr = x;
-    } else if (f->type == TYR_FLAG_T_DOUBLE) {
-      double x = strtod(v, &end);
-      if (end == v || *end || errno || !isfinite(x)) FAIL("%s %s: not a number (see --help)", a, v);
-      if (x < f->min || x > f->max)
-        FAIL("%s %s: must be in [%g, %g] (see --help)", a, v, f->min, f->max);
-      *(double *)f->ptr = x;
-    } else {
-      if (strlen(v) >= f->size)
-        FAIL("%s: the value is too long (at most %zu characters) (see --help)", a, f->size - 1);
-      memcpy(f->ptr, v, strlen(v) + 1);
+    if (f->type != TYR_FLAG_T_BOOL && i + 1 >= argc) FAIL("%s: missing value (see --help)", a);
+    const char *v = f->type == TYR_FLAG_T_BOOL ? NULL : argv[++i];
+    char why[160];
+    if (tyr_flag_set(f, v, neg, why, sizeof why)) {
+      if (f->type == TYR_FLAG_T_STRING)
+        FAIL("%s: %s (see --help)", a, why);
+      else
+        FAIL("%s %s: %s (see --help)", a, v, why);
     }
   }
   return 0;

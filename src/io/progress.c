@@ -25,13 +25,18 @@ char *tyr_format_duration(double s, char *buf, size_t n) {
   return buf;
 }
 
+void tyr_progress_bar(char *buf, int width, int64_t step, int64_t total) {
+  if (step < 0) step = 0;
+  int filled = total > 0 ? (int)((int64_t)width * (step < total ? step : total) / total) : width;
+  for (int i = 0; i < width; i++) buf[i] = i < filled ? '=' : (i == filled ? '>' : ' ');
+  buf[width] = 0;
+}
+
 void tyr_progress_draw(FILE *out, bool tty, int64_t step, int64_t total, double eta,
                        const char *text) {
   enum { WIDTH = 30 };
   char bar[WIDTH + 1], e[32];
-  int filled = total > 0 ? (int)(WIDTH * (step < total ? step : total) / total) : WIDTH;
-  for (int i = 0; i < WIDTH; i++) bar[i] = i < filled ? '=' : (i == filled ? '>' : ' ');
-  bar[WIDTH] = 0;
+  tyr_progress_bar(bar, WIDTH, step, total);
   char etabuf[48] = "";
   if (eta >= 0) snprintf(etabuf, sizeof etabuf, " | ETA %s", tyr_format_duration(eta, e, sizeof e));
   fprintf(out, "%s[%s] %" PRId64 "/%" PRId64 "%s%s%s | live tensors %" PRId64 "%s", tty ? "\r" : "",
