@@ -30,13 +30,20 @@ if(TYR_CUDA)
     if(TYR_WERROR)
       target_compile_options(tyr_cuda_kernels PRIVATE -Werror=all-warnings -Xcompiler=-Werror)
     endif()
-    target_link_libraries(tyr_cuda_kernels PUBLIC CUDA::cudart CUDA::cublas CUDA::cublasLt)
-    # cuDNN (src/cuda/conv.cu): in the toolkit's directories (/usr/local/cuda
-    # here) or the system's
-    find_library(TYR_CUDNN_LIB cudnn HINTS ${CUDAToolkit_LIBRARY_DIR} ${CUDAToolkit_LIBRARY_ROOT}/lib64 /usr/local/cuda/lib64 REQUIRED)
-    find_path(TYR_CUDNN_INCLUDE cudnn.h HINTS ${CUDAToolkit_INCLUDE_DIRS} /usr/local/cuda/include REQUIRED)
-    target_include_directories(tyr_cuda_kernels PRIVATE ${TYR_CUDNN_INCLUDE})
-    target_link_libraries(tyr_cuda_kernels PUBLIC ${TYR_CUDNN_LIB})
+    # stdc++: the kernels are C++ (static guards, new), linked into C programs
+    target_link_libraries(tyr_cuda_kernels PUBLIC CUDA::cudart CUDA::cublas CUDA::cublasLt stdc++)
+    # cuDNN (src/cuda/conv.cu): in the toolkit's directories, CUDNN_ROOT, or
+    # the nvidia-cudnn wheel of a pip-installed PyTorch (cmake/nvidia_libs.cmake)
+    include(${PROJECT_SOURCE_DIR}/cmake/nvidia_libs.cmake)
+    tyr_find_nvidia_lib(TYR_CUDNN cudnn.h cudnn 9)
+    if(NOT TYR_CUDNN_INCLUDE_DIR OR NOT TYR_CUDNN_LIBRARY)
+      message(FATAL_ERROR "tyr: the CUDA backend needs cuDNN (cudnn.h and libcudnn), found neither "
+                          "in the CUDA toolkit nor in PyTorch's nvidia wheels: set CUDNN_ROOT to "
+                          "its prefix, or configure with -DTYR_CUDA=OFF")
+    endif()
+    message(STATUS "tyr: cuDNN ${TYR_CUDNN_LIBRARY}")
+    target_include_directories(tyr_cuda_kernels PRIVATE ${TYR_CUDNN_INCLUDE_DIR})
+    target_link_libraries(tyr_cuda_kernels PUBLIC ${TYR_CUDNN_LIBRARY})
     target_compile_definitions(tyr_objs PUBLIC TYR_HAVE_CUDA=1)
     target_link_libraries(tyr_objs PUBLIC CUDA::cudart)
     set(TYR_HAVE_CUDA ON)

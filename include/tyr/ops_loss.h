@@ -71,12 +71,17 @@ tyr_tensor *tyr_kl_div_at(tyr_site s, tyr_tensor *input, tyr_tensor *target, tyr
 int tyr__scalar_reduction_at(tyr_site s, const char *op, tyr_reduction r);
 
 /* ---- typed layer -------------------------------------------------------------- */
-TYR_CT_ERROR(tyr__ct_bce_with_logits, "tyr_bce_with_logits: operands have different shapes");
-TYR_CT_ERROR(tyr__ct_l1_loss, "tyr_l1_loss: operands have different shapes");
-TYR_CT_ERROR(tyr__ct_smooth_l1_loss, "tyr_smooth_l1_loss: operands have different shapes");
-TYR_CT_ERROR(tyr__ct_kl_div, "tyr_kl_div: operands have different shapes");
-TYR_CT_ERROR(tyr__ct_nll_loss,
-             "tyr_nll_loss: targets must have log_probs' shape without its last (class) dim");
+#define tyr__ct_bce_with_logits_msg "tyr_bce_with_logits: operands have different shapes"
+TYR_CT_ERROR(tyr__ct_bce_with_logits, tyr__ct_bce_with_logits_msg);
+#define tyr__ct_l1_loss_msg "tyr_l1_loss: operands have different shapes"
+TYR_CT_ERROR(tyr__ct_l1_loss, tyr__ct_l1_loss_msg);
+#define tyr__ct_smooth_l1_loss_msg "tyr_smooth_l1_loss: operands have different shapes"
+TYR_CT_ERROR(tyr__ct_smooth_l1_loss, tyr__ct_smooth_l1_loss_msg);
+#define tyr__ct_kl_div_msg "tyr_kl_div: operands have different shapes"
+TYR_CT_ERROR(tyr__ct_kl_div, tyr__ct_kl_div_msg);
+#define tyr__ct_nll_loss_msg \
+  "tyr_nll_loss: targets must have the shape of log_probs without its last (class) dim"
+TYR_CT_ERROR(tyr__ct_nll_loss, tyr__ct_nll_loss_msg);
 
 /* a typed scalar loss of two same-shape handles */
 #define TYR__TLOSS2(name, r, call, a, b)                                                           \
@@ -93,12 +98,12 @@ TYR_CT_ERROR(tyr__ct_nll_loss,
   TYR__TLOSS2(kl_div, r, tyr_kl_div_at(tyr__s, tyr__ea, tyr__eb, (r), (log_target)), x, t)
 
 #define TYR__TNLL_DIM(l, t, i)                                                                     \
-  TYR_CT_CHECK(!((i) < tyr_rank(t)) || TYR__DIM(l, i) == TYR__DIM(t, i), tyr__ct_nll_loss)
+  TYR_RULE(!((i) < tyr_rank(t)) || TYR__DIM(l, i) == TYR__DIM(t, i), tyr__ct_nll_loss)
 #define tyr_nll_loss(log_probs, targets, ignore_index, r)                                          \
   ({                                                                                               \
     __auto_type tyr__l = (log_probs);                                                              \
     __auto_type tyr__t = (targets);                                                                \
-    TYR_CT_CHECK(tyr_rank(tyr__t) == tyr_rank(tyr__l) - 1, tyr__ct_nll_loss);                      \
+    TYR_RULE(tyr_rank(tyr__t) == tyr_rank(tyr__l) - 1, tyr__ct_nll_loss);                      \
     TYR__TNLL_DIM(tyr__l, tyr__t, 0);                                                              \
     TYR__TNLL_DIM(tyr__l, tyr__t, 1);                                                              \
     TYR__TNLL_DIM(tyr__l, tyr__t, 2);                                                              \

@@ -189,11 +189,17 @@ tyr_tensor *tyr_cumsum_at(tyr_site s, tyr_tensor *x, int dim);
 #define tyr_any_dim_e(x, d, k) tyr_any_dim_at(TYR_SITE, (x), (d), (k))
 #define tyr_all_dim_e(x, d, k) tyr_all_dim_at(TYR_SITE, (x), (d), (k))
 #define tyr_cumsum_e(x, d) tyr_cumsum_at(TYR_SITE, (x), (d))
-TYR__CT_RDIM(logsumexp);
-TYR__CT_RDIM(logsumexp_keepdim);
-TYR__CT_RDIM(any_dim);
-TYR__CT_RDIM(all_dim);
-TYR__CT_RDIM(cumsum);
+#define tyr__ct_logsumexp_msg "tyr_logsumexp: dim is out of range for the rank of the tensor"
+TYR_CT_ERROR(tyr__ct_logsumexp, tyr__ct_logsumexp_msg);
+#define tyr__ct_logsumexp_keepdim_msg                                                                 \
+  "tyr_logsumexp_keepdim: dim is out of range for the rank of the tensor"
+TYR_CT_ERROR(tyr__ct_logsumexp_keepdim, tyr__ct_logsumexp_keepdim_msg);
+#define tyr__ct_any_dim_msg "tyr_any_dim: dim is out of range for the rank of the tensor"
+TYR_CT_ERROR(tyr__ct_any_dim, tyr__ct_any_dim_msg);
+#define tyr__ct_all_dim_msg "tyr_all_dim: dim is out of range for the rank of the tensor"
+TYR_CT_ERROR(tyr__ct_all_dim, tyr__ct_all_dim_msg);
+#define tyr__ct_cumsum_msg "tyr_cumsum: dim is out of range for the rank of the tensor"
+TYR_CT_ERROR(tyr__ct_cumsum, tyr__ct_cumsum_msg);
 #define tyr_logsumexp(x, d) TYR__TRED_D(tyr__ct_logsumexp, "tyr_logsumexp", tyr_logsumexp_at, x, d)
 #define tyr_logsumexp_keepdim(x, d)                                                                \
   TYR__TRED_K(tyr__ct_logsumexp_keepdim, "tyr_logsumexp_keepdim", tyr_logsumexp_at, x, d)

@@ -47,18 +47,22 @@ tyr_tensor *tyr_multinomial_at(tyr_site s, tyr_tensor *probs, int64_t num_sample
 #define tyr_multinomial_e(p, n, repl) tyr_multinomial_at(TYR_SITE, (p), (n), (repl))
 
 /* ---- typed layer -------------------------------------------------------------- */
-TYR_CT_ERROR(tyr__ct_sort, "tyr_sort: dim is out of range for the tensor's rank");
-TYR_CT_ERROR(tyr__ct_topk_dim, "tyr_topk: dim is out of range for the tensor's rank");
-TYR_CT_ERROR(tyr__ct_topk_k, "tyr_topk: k must be in 1..the size of the dim");
-TYR_CT_ERROR(tyr__ct_multinomial,
-             "tyr_multinomial: probs must be [C] or [B, C] and num_samples positive");
+#define tyr__ct_sort_msg "tyr_sort: dim is out of range for the rank of the tensor"
+TYR_CT_ERROR(tyr__ct_sort, tyr__ct_sort_msg);
+#define tyr__ct_topk_dim_msg "tyr_topk: dim is out of range for the rank of the tensor"
+TYR_CT_ERROR(tyr__ct_topk_dim, tyr__ct_topk_dim_msg);
+#define tyr__ct_topk_k_msg "tyr_topk: k must be in 1..the size of the dim"
+TYR_CT_ERROR(tyr__ct_topk_k, tyr__ct_topk_k_msg);
+#define tyr__ct_multinomial_msg \
+  "tyr_multinomial: probs must be [C] or [B, C] and num_samples positive"
+TYR_CT_ERROR(tyr__ct_multinomial, tyr__ct_multinomial_msg);
 
 #define tyr_sort(x, d, descending, pvalues, pindices)                                              \
   ({                                                                                               \
     __auto_type tyr__a = (x);                                                                      \
     __auto_type tyr__pv = (pvalues);                                                               \
     __auto_type tyr__pi = (pindices);                                                              \
-    TYR_CT_CHECK(TYR__NORM(tyr__a, d) >= 0 && TYR__NORM(tyr__a, d) < tyr_rank(tyr__a),             \
+    TYR_RULE(TYR__NORM(tyr__a, d) >= 0 && TYR__NORM(tyr__a, d) < tyr_rank(tyr__a),             \
                  tyr__ct_sort);                                                                    \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_sort", "x", tyr__a);                             \
@@ -75,9 +79,9 @@ TYR_CT_ERROR(tyr__ct_multinomial,
     __auto_type tyr__a = (x);                                                                      \
     __auto_type tyr__pv = (pvalues);                                                               \
     __auto_type tyr__pi = (pindices);                                                              \
-    TYR_CT_CHECK(TYR__NORM(tyr__a, d) >= 0 && TYR__NORM(tyr__a, d) < tyr_rank(tyr__a),             \
+    TYR_RULE(TYR__NORM(tyr__a, d) >= 0 && TYR__NORM(tyr__a, d) < tyr_rank(tyr__a),             \
                  tyr__ct_topk_dim);                                                                \
-    TYR_CT_CHECK((k) >= 1 && (k) <= TYR__DIM(tyr__a, TYR__NORM(tyr__a, d)), tyr__ct_topk_k);       \
+    TYR_RULE((k) >= 1 && (k) <= TYR__DIM(tyr__a, TYR__NORM(tyr__a, d)), tyr__ct_topk_k);       \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_topk", "x", tyr__a);                             \
     tyr_tensor *tyr__v = NULL, *tyr__i = NULL;                                                     \
@@ -91,7 +95,7 @@ TYR_CT_ERROR(tyr__ct_multinomial,
 #define tyr_multinomial(probs, n, replacement)                                                     \
   ({                                                                                               \
     __auto_type tyr__a = (probs);                                                                  \
-    TYR_CT_CHECK((tyr_rank(tyr__a) == 1 || tyr_rank(tyr__a) == 2) && (n) >= 1,                     \
+    TYR_RULE((tyr_rank(tyr__a) == 1 || tyr_rank(tyr__a) == 2) && (n) >= 1,                     \
                  tyr__ct_multinomial);                                                             \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_multinomial", "probs", tyr__a);                  \

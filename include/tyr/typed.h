@@ -133,6 +133,9 @@
                         TYR__DIM_RT(p, i))
 #define TYR__CONST_OR0(i) __builtin_choose_expr(__builtin_constant_p(i), (i), 0)
 #define TYR__DIM_IN_RANK(p, i) ((i) >= -tyr_rank(p) && (i) < tyr_rank(p))
+#ifdef __cplusplus /* no types in sizeof in C++: the range is checked in C */
+#define TYR__DIM_CT(p, i) ((int64_t)TYR__DIMN(p, i))
+#else
 #define TYR__DIM_CT(p, i)                                                                          \
   ((int64_t)(TYR__DIMN(p, i) + 0 * sizeof(struct {                                                 \
                                  _Static_assert(                                                   \
@@ -140,6 +143,7 @@
                                      "tyr_dim: the dim index is outside the rank of the handle");  \
                                  char tyr__c;                                                      \
                                })))
+#endif
 #define TYR__DIM_RT(p, i)                                                                          \
   tyr_dim_at(TYR_SITE, tyr_rank(p), (const int64_t[]){TYR__DIMS_OF(p)}, (int)(i))
 /* Dim i of p without a range check (i a constant; past the rank reads 1):

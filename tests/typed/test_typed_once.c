@@ -118,6 +118,57 @@ static int failures;
   ONCE(1, tyr_layer_norm(C(x), NULL, NULL, 1e-5));                                                 \
   ONCE(2, tyr_rms_norm(C(x), C(row), 1e-5));                                                       \
   ONCE(1, tyr_dropout(C(x), 0.5, true));                                                           \
+  /* elementwise, reductions, sorting and losses added with the conveniences */                    \
+  ONCE(1, tyr_sin(C(x)));                                                                          \
+  ONCE(1, tyr_cos(C(x)));                                                                          \
+  ONCE(1, tyr_softplus(C(x)));                                                                     \
+  ONCE(1, tyr_leaky_relu(C(x), 0.01));                                                             \
+  ONCE(1, tyr_cumsum(C(x), 1));                                                                    \
+  ONCE(1, tyr_logsumexp(C(x), -1));                                                                \
+  ONCE(1, tyr_logsumexp_keepdim(C(x), -1));                                                        \
+  ONCE(1, tyr_any(C(mask)));                                                                       \
+  ONCE(1, tyr_all(C(mask)));                                                                       \
+  ONCE(1, tyr_any_dim(C(mask), 0));                                                                \
+  ONCE(1, tyr_all_dim(C(mask), -1));                                                               \
+  {                                                                                                \
+    tyr_T(B, T, D) sv, si;                                                                         \
+    ONCE(1, tyr_sort(C(x), -1, true, &sv, &si));                                                   \
+    tyr_T(B, T, 2) kv, ki;                                                                         \
+    ONCE(1, tyr_topk(C(x), 2, -1, true, &kv, &ki));                                                \
+    ONCE(1, tyr_multinomial(C(tyr_softmax(col, -1)), 2, true));                                    \
+  }                                                                                                \
+  ONCE(2, tyr_bce_with_logits(C(x), C(tyr_sigmoid(y)), TYR_REDUCTION_MEAN));                       \
+  ONCE(2, tyr_l1_loss(C(x), C(y), TYR_REDUCTION_SUM));                                             \
+  ONCE(2, tyr_smooth_l1_loss(C(x), C(y), 1.0, TYR_REDUCTION_MEAN));                                \
+  ONCE(2, tyr_kl_div(C(tyr_log_softmax(x, -1)), C(tyr_softmax(y, -1)), TYR_REDUCTION_BATCHMEAN,    \
+                     false));                                                                      \
+  ONCE(2, tyr_nll_loss(C(tyr_log_softmax(tyr_linear(x, w), -1)), C(idx), -100,                     \
+                       TYR_REDUCTION_MEAN));                                                       \
+  /* convolutions and image ops: x4 [N, C, H, W] = [B, T, D, D] */                                 \
+  {                                                                                                \
+    tyr_T(B, T, D, D) x4 = tyr_randn(B, T, D, D);                                                  \
+    tyr_T(V, T, 3, 3) cw = tyr_randn(V, T, 3, 3);                                                  \
+    tyr_T(T, V, 3, 3) tw = tyr_randn(T, V, 3, 3);                                                  \
+    tyr_T(V, T, 3) cw1 = tyr_randn(V, T, 3);                                                       \
+    tyr_T(V) cb = tyr_zeros(V);                                                                    \
+    tyr_T(T) ch = tyr_ones(T);                                                                     \
+    tyr_T(T) rm = tyr_zeros(T);                                                                    \
+    tyr_T(T) rv = tyr_ones(T);                                                                     \
+    ONCE(3, tyr_conv2d(C(x4), C(cw), C(cb), 1, 1, 1, 1));                                          \
+    ONCE(3, tyr_conv1d(C(x), C(cw1), C(cb), 1, 1, 1, 1));                                          \
+    ONCE(3, tyr_conv_transpose2d(C(x4), C(tw), C(cb), 1, 1, 1, 1));                                \
+    ONCE(1, tyr_max_pool2d(C(x4), 2, 2, 0));                                                       \
+    ONCE(1, tyr_avg_pool2d(C(x4), 2, 2, 0));                                                       \
+    ONCE(1, tyr_adaptive_avg_pool2d(C(x4), 1, 1));                                                 \
+    ONCE(5, tyr_batch_norm(C(x4), C(ch), C(ch), C(rm), C(rv), true, 0.1, 1e-5));                   \
+    ONCE(3, tyr_group_norm(C(x4), 1, C(ch), C(ch), 1e-5));                                         \
+    ONCE(1, tyr_pixel_shuffle(C(tyr_pixel_unshuffle(x4, 2)), 2));                                  \
+    ONCE(1, tyr_pixel_unshuffle(C(x4), 2));                                                        \
+    ONCE(1, tyr_unpatchify(C(tyr_patchify(x4, 2)), D, D, 2));                                      \
+    ONCE(1, tyr_patchify(C(x4), 2));                                                               \
+    ONCE(1, tyr_pad2d(C(x4), 1, 1, 1, 1, TYR_PAD_CONSTANT, 0.0));                                  \
+    ONCE(1, tyr_interpolate(C(x4), 8, 8, TYR_INTERP_BILINEAR, false));                             \
+  }                                                                                                \
   {                                                                                                \
     tyr_T(B, 2, T, D) q = tyr_randn(B, 2, T, D);                                                   \
     tyr_T(T, D / 2) cs, sn;                                                                        \
