@@ -136,7 +136,8 @@ static int make_flags(config *c, tyr_flag *f) {
      "checkpoint file or directory --generate reads (a directory is also where training writes "
      "when --out-dir is not given)");
   FS("prompt", prompt, "text the first block starts from");
-  FI("blocks", blocks, 1, 100000, "blocks to generate (each starts from the last 32 characters before it)");
+  FI("blocks", blocks, 1, 100000,
+     "blocks to generate (each starts from the last 32 characters before it)");
   FS("commit", commit, "topk (the k most confident cells a step) or threshold (those >= tau)");
   FI("k", k, 1, 1 << 20, "cells committed per step with --commit topk");
   FD("tau", tau, 1e-9, 1, "confidence threshold in (0, 1] with --commit threshold");
@@ -159,7 +160,8 @@ static void usage(FILE *f) {
   config d;
   preset(&d, "cpu");
   d.context_len = -1;
-  fprintf(f, "  --%-14s %s\n", "preset", "cpu (tiny config, minutes on 2 cores) or gpu (full config)");
+  fprintf(f, "  --%-14s %s\n", "preset",
+          "cpu (tiny config, minutes on 2 cores) or gpu (full config)");
   fprintf(f, "  --%-14s %s\n", "generate [DIR]",
           "generate from the checkpoint in DIR (default: --checkpoint, else the config's out-dir)");
   tyr_flag fl[MAX_FLAGS];
@@ -606,8 +608,8 @@ int main(int argc, char **argv) {
     ema_tok = steps_this_run <= 2 ? tok_s : 0.9 * ema_tok + 0.1 * tok_s;
     fprintf(metrics, "{\"step\":%" PRId64 ",\"loss\":%.6f,\"lr\":%.6g,\"tok_s\":%.1f}\n", step,
             loss_v, lr, tok_s);
-    if (tty ? (step % 5 == 0 || step == c.iters) : (step % c.log_interval == 0 || step == c.iters))
-    {
+    if (tty ? (step % 5 == 0 || step == c.iters)
+            : (step % c.log_interval == 0 || step == c.iters)) {
       char text[96];
       snprintf(text, sizeof text, "loss %.4f | %.0f tok/s", loss_v, ema_tok);
       tyr_progress_draw(stderr, tty, step, c.iters,

@@ -976,9 +976,9 @@ int main(int argc, char **argv) {
       if (!isfinite(val)) { /* diverged: stop, and keep the last good checkpoints */
         if (lead)
           fprintf(stderr,
-                "train_gpt: validation loss is %f at step %" PRId64 "; stopping (%s left as it "
-                "was)\n",
-                val, step, path_last);
+                  "train_gpt: validation loss is %f at step %" PRId64 "; stopping (%s left as it "
+                  "was)\n",
+                  val, step, path_last);
         return 1;
       }
       if (tyr_jsonl_write(metrics, path_metrics,

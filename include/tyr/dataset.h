@@ -127,7 +127,7 @@ int64_t tyr__batch_next_checked_at(tyr_site s, tyr_batch_iter *it, int n, const 
  * differ); the batch size, the dataset's other dims, and that the batch is
  * full are checked at run time (an error names the call).  At the end of an
  * epoch it returns 0 with the handles NULL, like the erased form. */
-#define tyr__batch_next_dim0_error_msg \
+#define tyr__batch_next_dim0_error_msg                                                             \
   "tyr_batch_next: the first dims of the handles (the batch size) differ"
 TYR_CT_ERROR(tyr__batch_next_dim0_error, tyr__batch_next_dim0_error_msg);
 #define TYR__BATCH_DIMS(p)                                                                         \
@@ -147,7 +147,7 @@ TYR_CT_ERROR(tyr__batch_next_dim0_error, tyr__batch_next_dim0_error_msg);
   ({                                                                                               \
     __auto_type tyr__bx = (px);                                                                    \
     __auto_type tyr__by = (py);                                                                    \
-    TYR_RULE(TYR__D0(*tyr__bx) == TYR__D0(*tyr__by), tyr__batch_next_dim0_error);              \
+    TYR_RULE(TYR__D0(*tyr__bx) == TYR__D0(*tyr__by), tyr__batch_next_dim0_error);                  \
     tyr_tensor *tyr__bo[2] = {NULL, NULL};                                                         \
     int64_t tyr__brc = tyr__batch_next_checked_at(                                                 \
         TYR_SITE, (it), 2, (const int[]){tyr_rank(*tyr__bx), tyr_rank(*tyr__by)},                  \

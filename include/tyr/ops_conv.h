@@ -160,11 +160,11 @@ tyr_tensor *tyr_interpolate_at(tyr_site s, tyr_tensor *x, int64_t oh, int64_t ow
 
 #define tyr__ct_conv2d_rank_msg "tyr_conv2d: x must be [N, C, H, W] and w [K, C/groups, R, S]"
 TYR_CT_ERROR(tyr__ct_conv2d_rank, tyr__ct_conv2d_rank_msg);
-#define tyr__ct_conv2d_args_msg \
+#define tyr__ct_conv2d_args_msg                                                                    \
   "tyr_conv2d: stride and dilation must be >= 1, padding >= 0, groups >= 1"
 TYR_CT_ERROR(tyr__ct_conv2d_args, tyr__ct_conv2d_args_msg);
-#define tyr__ct_conv2d_groups_msg \
-  "tyr_conv2d: channels (C of x, K of w) must be divisible by groups, and w of the dim 1 must " \
+#define tyr__ct_conv2d_groups_msg                                                                  \
+  "tyr_conv2d: channels (C of x, K of w) must be divisible by groups, and w of the dim 1 must "    \
   "be C/groups"
 TYR_CT_ERROR(tyr__ct_conv2d_groups, tyr__ct_conv2d_groups_msg);
 #define tyr__ct_conv2d_kernel_msg "tyr_conv2d: the kernel (dilated) is larger than the padded input"
@@ -173,45 +173,45 @@ TYR_CT_ERROR(tyr__ct_conv2d_kernel, tyr__ct_conv2d_kernel_msg);
 TYR_CT_ERROR(tyr__ct_conv2d_bias, tyr__ct_conv2d_bias_msg);
 #define tyr__ct_conv1d_rank_msg "tyr_conv1d: x must be [N, C, L] and w [K, C/groups, R]"
 TYR_CT_ERROR(tyr__ct_conv1d_rank, tyr__ct_conv1d_rank_msg);
-#define tyr__ct_conv1d_args_msg \
+#define tyr__ct_conv1d_args_msg                                                                    \
   "tyr_conv1d: stride and dilation must be >= 1, padding >= 0, groups >= 1"
 TYR_CT_ERROR(tyr__ct_conv1d_args, tyr__ct_conv1d_args_msg);
-#define tyr__ct_conv1d_groups_msg \
-  "tyr_conv1d: channels (C of x, K of w) must be divisible by groups, and w of the dim 1 must " \
+#define tyr__ct_conv1d_groups_msg                                                                  \
+  "tyr_conv1d: channels (C of x, K of w) must be divisible by groups, and w of the dim 1 must "    \
   "be C/groups"
 TYR_CT_ERROR(tyr__ct_conv1d_groups, tyr__ct_conv1d_groups_msg);
 #define tyr__ct_conv1d_kernel_msg "tyr_conv1d: the kernel (dilated) is larger than the padded input"
 TYR_CT_ERROR(tyr__ct_conv1d_kernel, tyr__ct_conv1d_kernel_msg);
 #define tyr__ct_conv1d_bias_msg "tyr_conv1d: b must be [K] for w [K, C/groups, R]"
 TYR_CT_ERROR(tyr__ct_conv1d_bias, tyr__ct_conv1d_bias_msg);
-#define tyr__ct_max_pool2d_msg \
-  "tyr_max_pool2d: x must be [N, C, H, W], kernel and stride >= 1, padding at most half the " \
+#define tyr__ct_max_pool2d_msg                                                                     \
+  "tyr_max_pool2d: x must be [N, C, H, W], kernel and stride >= 1, padding at most half the "      \
   "kernel, the window within the padded input"
 TYR_CT_ERROR(tyr__ct_max_pool2d, tyr__ct_max_pool2d_msg);
-#define tyr__ct_avg_pool2d_msg \
-  "tyr_avg_pool2d: x must be [N, C, H, W], kernel and stride >= 1, padding at most half the " \
+#define tyr__ct_avg_pool2d_msg                                                                     \
+  "tyr_avg_pool2d: x must be [N, C, H, W], kernel and stride >= 1, padding at most half the "      \
   "kernel, the window within the padded input"
 TYR_CT_ERROR(tyr__ct_avg_pool2d, tyr__ct_avg_pool2d_msg);
-#define tyr__ct_adaptive_avg_pool2d_msg \
+#define tyr__ct_adaptive_avg_pool2d_msg                                                            \
   "tyr_adaptive_avg_pool2d: x must be [N, C, H, W] and the output size positive"
 TYR_CT_ERROR(tyr__ct_adaptive_avg_pool2d, tyr__ct_adaptive_avg_pool2d_msg);
-#define tyr__ct_batch_norm_msg \
+#define tyr__ct_batch_norm_msg                                                                     \
   "tyr_batch_norm: x must be [N, C, ...] and w, b, running_mean, running_var [C]"
 TYR_CT_ERROR(tyr__ct_batch_norm, tyr__ct_batch_norm_msg);
-#define tyr__ct_group_norm_msg \
+#define tyr__ct_group_norm_msg                                                                     \
   "tyr_group_norm: x must be [N, C, ...] with C divisible by groups and w, b [C]"
 TYR_CT_ERROR(tyr__ct_group_norm, tyr__ct_group_norm_msg);
 
 /* The conv rules on handles x [N, C, H, W] and w [K, C/g, R, S] */
 #define TYR__TCONV2D_CHECKS(x, w, st, pad, dil, g)                                                 \
-  TYR_RULE(tyr_rank(x) == 4 && tyr_rank(w) == 4, tyr__ct_conv2d_rank);                         \
-  TYR_RULE((st) >= 1 && (dil) >= 1 && (pad) >= 0 && (g) >= 1, tyr__ct_conv2d_args);            \
-  TYR_RULE((g) >= 1 && TYR__D1(x) % (g) == 0 && TYR__D0(w) % (g) == 0 &&                       \
-                   TYR__D1(w) * (g) == TYR__D1(x),                                                 \
-               tyr__ct_conv2d_groups);                                                             \
-  TYR_RULE(TYR__D2(x) + 2 * (pad) >= (dil) * (TYR__D2(w) - 1) + 1 &&                           \
-                   TYR__D3(x) + 2 * (pad) >= (dil) * (TYR__D3(w) - 1) + 1,                         \
-               tyr__ct_conv2d_kernel)
+  TYR_RULE(tyr_rank(x) == 4 && tyr_rank(w) == 4, tyr__ct_conv2d_rank);                             \
+  TYR_RULE((st) >= 1 && (dil) >= 1 && (pad) >= 0 && (g) >= 1, tyr__ct_conv2d_args);                \
+  TYR_RULE((g) >= 1 && TYR__D1(x) % (g) == 0 && TYR__D0(w) % (g) == 0 &&                           \
+               TYR__D1(w) * (g) == TYR__D1(x),                                                     \
+           tyr__ct_conv2d_groups);                                                                 \
+  TYR_RULE(TYR__D2(x) + 2 * (pad) >= (dil) * (TYR__D2(w) - 1) + 1 &&                               \
+               TYR__D3(x) + 2 * (pad) >= (dil) * (TYR__D3(w) - 1) + 1,                             \
+           tyr__ct_conv2d_kernel)
 
 /* x [N, C, H, W], w [K, C/groups, R, S], b [K] or NULL; square stride,
  * padding and dilation -> [N, K, P, Q] with P, Q from TYR_CONV_OUT */
@@ -221,8 +221,7 @@ TYR_CT_ERROR(tyr__ct_group_norm, tyr__ct_group_norm_msg);
     __auto_type tyr__w = (w);                                                                      \
     __auto_type tyr__b = TYR__OPTIONAL(b, tyr_T(TYR__D0(tyr__w)));                                 \
     TYR__TCONV2D_CHECKS(tyr__x, tyr__w, stride, padding, dilation, groups);                        \
-    TYR_RULE(tyr_rank(tyr__b) == 1 && TYR__D0(tyr__b) == TYR__D0(tyr__w),                      \
-                 tyr__ct_conv2d_bias);                                                             \
+    TYR_RULE(tyr_rank(tyr__b) == 1 && TYR__D0(tyr__b) == TYR__D0(tyr__w), tyr__ct_conv2d_bias);    \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     bool tyr__ok = true;                                                                           \
     tyr_tensor *tyr__ex = TYR__CLAIM(tyr__s, "tyr_conv2d", "x", tyr__x);                           \
@@ -243,17 +242,15 @@ TYR_CT_ERROR(tyr__ct_group_norm, tyr__ct_group_norm_msg);
     __auto_type tyr__x = (x);                                                                      \
     __auto_type tyr__w = (w);                                                                      \
     __auto_type tyr__b = TYR__OPTIONAL(b, tyr_T(TYR__D0(tyr__w)));                                 \
-    TYR_RULE(tyr_rank(tyr__x) == 3 && tyr_rank(tyr__w) == 3, tyr__ct_conv1d_rank);             \
-    TYR_RULE((stride) >= 1 && (dilation) >= 1 && (padding) >= 0 && (groups) >= 1,              \
-                 tyr__ct_conv1d_args);                                                             \
-    TYR_RULE((groups) >= 1 && TYR__D1(tyr__x) % (groups) == 0 &&                               \
-                     TYR__D0(tyr__w) % (groups) == 0 &&                                            \
-                     TYR__D1(tyr__w) * (groups) == TYR__D1(tyr__x),                                \
-                 tyr__ct_conv1d_groups);                                                           \
-    TYR_RULE(TYR__D2(tyr__x) + 2 * (padding) >= (dilation) * (TYR__D2(tyr__w) - 1) + 1,        \
-                 tyr__ct_conv1d_kernel);                                                           \
-    TYR_RULE(tyr_rank(tyr__b) == 1 && TYR__D0(tyr__b) == TYR__D0(tyr__w),                      \
-                 tyr__ct_conv1d_bias);                                                             \
+    TYR_RULE(tyr_rank(tyr__x) == 3 && tyr_rank(tyr__w) == 3, tyr__ct_conv1d_rank);                 \
+    TYR_RULE((stride) >= 1 && (dilation) >= 1 && (padding) >= 0 && (groups) >= 1,                  \
+             tyr__ct_conv1d_args);                                                                 \
+    TYR_RULE((groups) >= 1 && TYR__D1(tyr__x) % (groups) == 0 &&                                   \
+                 TYR__D0(tyr__w) % (groups) == 0 && TYR__D1(tyr__w) * (groups) == TYR__D1(tyr__x), \
+             tyr__ct_conv1d_groups);                                                               \
+    TYR_RULE(TYR__D2(tyr__x) + 2 * (padding) >= (dilation) * (TYR__D2(tyr__w) - 1) + 1,            \
+             tyr__ct_conv1d_kernel);                                                               \
+    TYR_RULE(tyr_rank(tyr__b) == 1 && TYR__D0(tyr__b) == TYR__D0(tyr__w), tyr__ct_conv1d_bias);    \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     bool tyr__ok = true;                                                                           \
     tyr_tensor *tyr__ex = TYR__CLAIM(tyr__s, "tyr_conv1d", "x", tyr__x);                           \
@@ -267,8 +264,8 @@ TYR_CT_ERROR(tyr__ct_group_norm, tyr__ct_group_norm_msg);
         tyr__ok ? tyr_conv1d_at(tyr__s, tyr__ex, tyr__ew, tyr__eb, &tyr__o) : NULL);               \
   })
 
-#define tyr__ct_conv_transpose2d_msg \
-  "tyr_conv_transpose2d: x must be [N, C, H, W], w [C, K/groups, R, S] with C divisible by " \
+#define tyr__ct_conv_transpose2d_msg                                                               \
+  "tyr_conv_transpose2d: x must be [N, C, H, W], w [C, K/groups, R, S] with C divisible by "       \
   "groups, b [K], stride and dilation >= 1, padding >= 0"
 TYR_CT_ERROR(tyr__ct_conv_transpose2d, tyr__ct_conv_transpose2d_msg);
 /* x [N, C, H, W], w [C, K/groups, R, S], b [K] or NULL; square options,
@@ -278,11 +275,11 @@ TYR_CT_ERROR(tyr__ct_conv_transpose2d, tyr__ct_conv_transpose2d_msg);
     __auto_type tyr__x = (x);                                                                      \
     __auto_type tyr__w = (w);                                                                      \
     __auto_type tyr__b = TYR__OPTIONAL(b, tyr_T(TYR__D1(tyr__w) * (groups)));                      \
-    TYR_RULE(tyr_rank(tyr__x) == 4 && tyr_rank(tyr__w) == 4 && (groups) >= 1 &&                \
-                     TYR__D1(tyr__x) == TYR__D0(tyr__w) && TYR__D1(tyr__x) % (groups) == 0 &&      \
-                     (stride) >= 1 && (dilation) >= 1 && (padding) >= 0 &&                         \
-                     tyr_rank(tyr__b) == 1 && TYR__D0(tyr__b) == TYR__D1(tyr__w) * (groups),       \
-                 tyr__ct_conv_transpose2d);                                                        \
+    TYR_RULE(tyr_rank(tyr__x) == 4 && tyr_rank(tyr__w) == 4 && (groups) >= 1 &&                    \
+                 TYR__D1(tyr__x) == TYR__D0(tyr__w) && TYR__D1(tyr__x) % (groups) == 0 &&          \
+                 (stride) >= 1 && (dilation) >= 1 && (padding) >= 0 && tyr_rank(tyr__b) == 1 &&    \
+                 TYR__D0(tyr__b) == TYR__D1(tyr__w) * (groups),                                    \
+             tyr__ct_conv_transpose2d);                                                            \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     bool tyr__ok = true;                                                                           \
     tyr_tensor *tyr__ex = TYR__CLAIM(tyr__s, "tyr_conv_transpose2d", "x", tyr__x);                 \
@@ -302,9 +299,9 @@ TYR_CT_ERROR(tyr__ct_conv_transpose2d, tyr__ct_conv_transpose2d_msg);
 #define TYR__TPOOL2D(name, x, k, st, p)                                                            \
   ({                                                                                               \
     __auto_type tyr__x = (x);                                                                      \
-    TYR_RULE(tyr_rank(tyr__x) == 4 && (k) >= 1 && (st) >= 1 && (p) >= 0 && 2 * (p) <= (k) &&   \
-                     TYR__D2(tyr__x) + 2 * (p) >= (k) && TYR__D3(tyr__x) + 2 * (p) >= (k),         \
-                 tyr__ct_##name);                                                                  \
+    TYR_RULE(tyr_rank(tyr__x) == 4 && (k) >= 1 && (st) >= 1 && (p) >= 0 && 2 * (p) <= (k) &&       \
+                 TYR__D2(tyr__x) + 2 * (p) >= (k) && TYR__D3(tyr__x) + 2 * (p) >= (k),             \
+             tyr__ct_##name);                                                                      \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ex = TYR__CLAIM(tyr__s, "tyr_" #name, "x", tyr__x);                           \
     (tyr_T(TYR__D0(tyr__x), TYR__D1(tyr__x), TYR_CONV_OUT(TYR__D2(tyr__x), k, st, p, 1),           \
@@ -320,7 +317,7 @@ TYR_CT_ERROR(tyr__ct_conv_transpose2d, tyr__ct_conv_transpose2d_msg);
 #define tyr_adaptive_avg_pool2d(x, oh, ow)                                                         \
   ({                                                                                               \
     __auto_type tyr__x = (x);                                                                      \
-    TYR_RULE(tyr_rank(tyr__x) == 4 && (oh) >= 1 && (ow) >= 1, tyr__ct_adaptive_avg_pool2d);    \
+    TYR_RULE(tyr_rank(tyr__x) == 4 && (oh) >= 1 && (ow) >= 1, tyr__ct_adaptive_avg_pool2d);        \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ex = TYR__CLAIM(tyr__s, "tyr_adaptive_avg_pool2d", "x", tyr__x);              \
     (tyr_T(TYR__D0(tyr__x), TYR__D1(tyr__x), oh, ow))(                                             \
@@ -338,7 +335,7 @@ TYR_CT_ERROR(tyr__ct_conv_transpose2d, tyr__ct_conv_transpose2d_msg);
     __auto_type tyr__b = TYR__OPTIONAL(b, tyr_T(TYR__D1(tyr__x)));                                 \
     __auto_type tyr__rm = TYR__OPTIONAL(running_mean, tyr_T(TYR__D1(tyr__x)));                     \
     __auto_type tyr__rv = TYR__OPTIONAL(running_var, tyr_T(TYR__D1(tyr__x)));                      \
-    TYR_RULE(tyr_rank(tyr__x) >= 2, tyr__ct_batch_norm);                                       \
+    TYR_RULE(tyr_rank(tyr__x) >= 2, tyr__ct_batch_norm);                                           \
     TYR__TNORM_PARAM(tyr__w, TYR__D1(tyr__x), tyr__ct_batch_norm);                                 \
     TYR__TNORM_PARAM(tyr__b, TYR__D1(tyr__x), tyr__ct_batch_norm);                                 \
     TYR__TNORM_PARAM(tyr__rm, TYR__D1(tyr__x), tyr__ct_batch_norm);                                \
@@ -364,8 +361,8 @@ TYR_CT_ERROR(tyr__ct_conv_transpose2d, tyr__ct_conv_transpose2d_msg);
     __auto_type tyr__x = (x);                                                                      \
     __auto_type tyr__w = TYR__OPTIONAL(w, tyr_T(TYR__D1(tyr__x)));                                 \
     __auto_type tyr__b = TYR__OPTIONAL(b, tyr_T(TYR__D1(tyr__x)));                                 \
-    TYR_RULE(tyr_rank(tyr__x) >= 2 && (groups) >= 1 && TYR__D1(tyr__x) % (groups) == 0,        \
-                 tyr__ct_group_norm);                                                              \
+    TYR_RULE(tyr_rank(tyr__x) >= 2 && (groups) >= 1 && TYR__D1(tyr__x) % (groups) == 0,            \
+             tyr__ct_group_norm);                                                                  \
     TYR__TNORM_PARAM(tyr__w, TYR__D1(tyr__x), tyr__ct_group_norm);                                 \
     TYR__TNORM_PARAM(tyr__b, TYR__D1(tyr__x), tyr__ct_group_norm);                                 \
     tyr_site tyr__s = TYR_SITE;                                                                    \
@@ -381,24 +378,24 @@ TYR_CT_ERROR(tyr__ct_conv_transpose2d, tyr__ct_conv_transpose2d_msg);
 
 #define tyr__ct_pixel_shuffle_msg "tyr_pixel_shuffle: x must be [N, C r^2, H, W] with r >= 1"
 TYR_CT_ERROR(tyr__ct_pixel_shuffle, tyr__ct_pixel_shuffle_msg);
-#define tyr__ct_pixel_unshuffle_msg \
+#define tyr__ct_pixel_unshuffle_msg                                                                \
   "tyr_pixel_unshuffle: x must be [N, C, H, W] with H and W divisible by r"
 TYR_CT_ERROR(tyr__ct_pixel_unshuffle, tyr__ct_pixel_unshuffle_msg);
 #define tyr__ct_patchify_msg "tyr_patchify: x must be [N, C, H, W] with H and W divisible by p"
 TYR_CT_ERROR(tyr__ct_patchify, tyr__ct_patchify_msg);
-#define tyr__ct_unpatchify_msg \
+#define tyr__ct_unpatchify_msg                                                                     \
   "tyr_unpatchify: x must be [N, (H/p)(W/p), C p p] with H and W divisible by p"
 TYR_CT_ERROR(tyr__ct_unpatchify, tyr__ct_unpatchify_msg);
 #define tyr__ct_pad2d_msg "tyr_pad2d: x must have rank >= 2 and the padding be >= 0"
 TYR_CT_ERROR(tyr__ct_pad2d, tyr__ct_pad2d_msg);
-#define tyr__ct_interpolate_msg \
+#define tyr__ct_interpolate_msg                                                                    \
   "tyr_interpolate: x must be [N, C, H, W] and the output size positive"
 TYR_CT_ERROR(tyr__ct_interpolate, tyr__ct_interpolate_msg);
 
 #define TYR__TIMG(name, ctfn, cond, x, type, call)                                                 \
   ({                                                                                               \
     __auto_type tyr__x = (x);                                                                      \
-    TYR_RULE(cond, ctfn);                                                                      \
+    TYR_RULE(cond, ctfn);                                                                          \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ex = TYR__CLAIM(tyr__s, "tyr_" #name, "x", tyr__x);                           \
     (type)(tyr__ex ? call : NULL);                                                                 \

@@ -79,7 +79,7 @@ TYR_CT_ERROR(tyr__ct_l1_loss, tyr__ct_l1_loss_msg);
 TYR_CT_ERROR(tyr__ct_smooth_l1_loss, tyr__ct_smooth_l1_loss_msg);
 #define tyr__ct_kl_div_msg "tyr_kl_div: operands have different shapes"
 TYR_CT_ERROR(tyr__ct_kl_div, tyr__ct_kl_div_msg);
-#define tyr__ct_nll_loss_msg \
+#define tyr__ct_nll_loss_msg                                                                       \
   "tyr_nll_loss: targets must have the shape of log_probs without its last (class) dim"
 TYR_CT_ERROR(tyr__ct_nll_loss, tyr__ct_nll_loss_msg);
 
@@ -103,7 +103,7 @@ TYR_CT_ERROR(tyr__ct_nll_loss, tyr__ct_nll_loss_msg);
   ({                                                                                               \
     __auto_type tyr__l = (log_probs);                                                              \
     __auto_type tyr__t = (targets);                                                                \
-    TYR_RULE(tyr_rank(tyr__t) == tyr_rank(tyr__l) - 1, tyr__ct_nll_loss);                      \
+    TYR_RULE(tyr_rank(tyr__t) == tyr_rank(tyr__l) - 1, tyr__ct_nll_loss);                          \
     TYR__TNLL_DIM(tyr__l, tyr__t, 0);                                                              \
     TYR__TNLL_DIM(tyr__l, tyr__t, 1);                                                              \
     TYR__TNLL_DIM(tyr__l, tyr__t, 2);                                                              \

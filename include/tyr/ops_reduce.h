@@ -191,7 +191,7 @@ tyr_tensor *tyr_cumsum_at(tyr_site s, tyr_tensor *x, int dim);
 #define tyr_cumsum_e(x, d) tyr_cumsum_at(TYR_SITE, (x), (d))
 #define tyr__ct_logsumexp_msg "tyr_logsumexp: dim is out of range for the rank of the tensor"
 TYR_CT_ERROR(tyr__ct_logsumexp, tyr__ct_logsumexp_msg);
-#define tyr__ct_logsumexp_keepdim_msg                                                                 \
+#define tyr__ct_logsumexp_keepdim_msg                                                              \
   "tyr_logsumexp_keepdim: dim is out of range for the rank of the tensor"
 TYR_CT_ERROR(tyr__ct_logsumexp_keepdim, tyr__ct_logsumexp_keepdim_msg);
 #define tyr__ct_any_dim_msg "tyr_any_dim: dim is out of range for the rank of the tensor"

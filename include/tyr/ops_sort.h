@@ -53,7 +53,7 @@ TYR_CT_ERROR(tyr__ct_sort, tyr__ct_sort_msg);
 TYR_CT_ERROR(tyr__ct_topk_dim, tyr__ct_topk_dim_msg);
 #define tyr__ct_topk_k_msg "tyr_topk: k must be in 1..the size of the dim"
 TYR_CT_ERROR(tyr__ct_topk_k, tyr__ct_topk_k_msg);
-#define tyr__ct_multinomial_msg \
+#define tyr__ct_multinomial_msg                                                                    \
   "tyr_multinomial: probs must be [C] or [B, C] and num_samples positive"
 TYR_CT_ERROR(tyr__ct_multinomial, tyr__ct_multinomial_msg);
 
@@ -62,8 +62,7 @@ TYR_CT_ERROR(tyr__ct_multinomial, tyr__ct_multinomial_msg);
     __auto_type tyr__a = (x);                                                                      \
     __auto_type tyr__pv = (pvalues);                                                               \
     __auto_type tyr__pi = (pindices);                                                              \
-    TYR_RULE(TYR__NORM(tyr__a, d) >= 0 && TYR__NORM(tyr__a, d) < tyr_rank(tyr__a),             \
-                 tyr__ct_sort);                                                                    \
+    TYR_RULE(TYR__NORM(tyr__a, d) >= 0 && TYR__NORM(tyr__a, d) < tyr_rank(tyr__a), tyr__ct_sort);  \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_sort", "x", tyr__a);                             \
     tyr_tensor *tyr__v = NULL, *tyr__i = NULL;                                                     \
@@ -79,9 +78,9 @@ TYR_CT_ERROR(tyr__ct_multinomial, tyr__ct_multinomial_msg);
     __auto_type tyr__a = (x);                                                                      \
     __auto_type tyr__pv = (pvalues);                                                               \
     __auto_type tyr__pi = (pindices);                                                              \
-    TYR_RULE(TYR__NORM(tyr__a, d) >= 0 && TYR__NORM(tyr__a, d) < tyr_rank(tyr__a),             \
-                 tyr__ct_topk_dim);                                                                \
-    TYR_RULE((k) >= 1 && (k) <= TYR__DIM(tyr__a, TYR__NORM(tyr__a, d)), tyr__ct_topk_k);       \
+    TYR_RULE(TYR__NORM(tyr__a, d) >= 0 && TYR__NORM(tyr__a, d) < tyr_rank(tyr__a),                 \
+             tyr__ct_topk_dim);                                                                    \
+    TYR_RULE((k) >= 1 && (k) <= TYR__DIM(tyr__a, TYR__NORM(tyr__a, d)), tyr__ct_topk_k);           \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_topk", "x", tyr__a);                             \
     tyr_tensor *tyr__v = NULL, *tyr__i = NULL;                                                     \
@@ -95,8 +94,7 @@ TYR_CT_ERROR(tyr__ct_multinomial, tyr__ct_multinomial_msg);
 #define tyr_multinomial(probs, n, replacement)                                                     \
   ({                                                                                               \
     __auto_type tyr__a = (probs);                                                                  \
-    TYR_RULE((tyr_rank(tyr__a) == 1 || tyr_rank(tyr__a) == 2) && (n) >= 1,                     \
-                 tyr__ct_multinomial);                                                             \
+    TYR_RULE((tyr_rank(tyr__a) == 1 || tyr_rank(tyr__a) == 2) && (n) >= 1, tyr__ct_multinomial);   \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_multinomial", "probs", tyr__a);                  \
     (TYR__TYPE_REPLACE(tyr__a, tyr_rank(tyr__a) - 1, n))(                                          \

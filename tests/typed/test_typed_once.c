@@ -142,8 +142,8 @@ static int failures;
   ONCE(2, tyr_smooth_l1_loss(C(x), C(y), 1.0, TYR_REDUCTION_MEAN));                                \
   ONCE(2, tyr_kl_div(C(tyr_log_softmax(x, -1)), C(tyr_softmax(y, -1)), TYR_REDUCTION_BATCHMEAN,    \
                      false));                                                                      \
-  ONCE(2, tyr_nll_loss(C(tyr_log_softmax(tyr_linear(x, w), -1)), C(idx), -100,                     \
-                       TYR_REDUCTION_MEAN));                                                       \
+  ONCE(2,                                                                                          \
+       tyr_nll_loss(C(tyr_log_softmax(tyr_linear(x, w), -1)), C(idx), -100, TYR_REDUCTION_MEAN));  \
   /* convolutions and image ops: x4 [N, C, H, W] = [B, T, D, D] */                                 \
   {                                                                                                \
     tyr_T(B, T, D, D) x4 = tyr_randn(B, T, D, D);                                                  \
