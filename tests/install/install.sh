@@ -42,7 +42,8 @@ if readelf -d "$tmp/b-pkg/consumer_static" | grep -q 'libtyr\.so'; then
 fi
 
 echo "-- pkg-config, shared"
-export PKG_CONFIG_PATH="$libdir/pkgconfig"
+# the installed tyr.pc first; the dependencies' own .pc files where they already are
+export PKG_CONFIG_PATH="$libdir/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 # shellcheck disable=SC2046
 $cc -o "$tmp/pc-shared" "$consumer/main.c" $($pkgconfig --cflags --libs tyr) ||
   fail "building with pkg-config (shared) failed"

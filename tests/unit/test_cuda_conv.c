@@ -143,6 +143,7 @@ static void test_pool(void **state) {
   REQUIRE_GPU();
   for (int k = 0; k < 3; k++)
     for (int d = 0; d < 2; d++) {
+      TYR_SCOPE; /* the leaf */
       pool_ctx c = {k};
       check_op("pool", pool_fn, &c, 1, (tyr_tensor *[]){LEAF(2, 3, 11, 8)}, d ? TYR_F64 : TYR_F32);
     }
