@@ -21,6 +21,11 @@ import struct
 import time
 
 import torch
+
+# f32 convolutions in f32 on both sides: Tyr runs f32 with FMA math unless
+# tyr_cuda_set_matmul_mode allows TF32, while PyTorch allows TF32 in cuDNN
+# by default
+torch.backends.cudnn.allow_tf32 = False
 import torch.nn as nn
 import torch.nn.functional as F
 

@@ -104,17 +104,17 @@ def make_model(cfg):
 
 
 def run_forward(m, ids, t):
-    # the forward reads params through a view mapping Tyr's names to keys
-    class Named:
-        def __getitem__(self, k):
-            return m.params[k.replace(".", "__")]
-    P_, eps, H, E = Named(), m.eps, m.H, m.E
+    # the forward reads params by Tyr's names (a plain function of the name,
+    # so that torch.compile traces it once instead of a class made per call)
+    def P(k):
+        return m.params[k.replace(".", "__")]
+    eps, H, E = m.eps, m.H, m.E
     B, S = ids.shape
     D = E // H
     cos, sin = m.cos[:S], m.sin[:S]
-    x = F.embedding(ids, P_["tok_emb"]) / math.sqrt(E) + F.embedding(t, P_["time_emb"])[:, None, :]
+    x = F.embedding(ids, P("tok_emb")) / math.sqrt(E) + F.embedding(t, P("time_emb"))[:, None, :]
     for l in range(m.L):
-        qkv = rms(x, eps) @ P_[f"blocks.{l}.attn.qkv"].t()
+        qkv = rms(x, eps) @ P(f"blocks.{l}.attn.qkv").t()
         q, k, v = qkv.split(E, dim=2)
         q = rotate(rms(q.reshape(B, S, H, D), eps).transpose(1, 2), cos, sin)
         k = rotate(rms(k.reshape(B, S, H, D), eps).transpose(1, 2), cos, sin)
@@ -123,10 +123,10 @@ def run_forward(m, ids, t):
             y = F.scaled_dot_product_attention(q, k, v, is_causal=False)
         else:
             y = ((q @ k.transpose(-2, -1)) / math.sqrt(D)).softmax(-1) @ v
-        x = x + y.transpose(1, 2).reshape(B, S, E) @ P_[f"blocks.{l}.attn.proj"].t()
-        h = F.relu(rms(x, eps) @ P_[f"blocks.{l}.mlp.fc"].t()).square()
-        x = x + h @ P_[f"blocks.{l}.mlp.proj"].t()
-    return rms(x, eps) @ P_["head"].t()
+        x = x + y.transpose(1, 2).reshape(B, S, E) @ P(f"blocks.{l}.attn.proj").t()
+        h = F.relu(rms(x, eps) @ P(f"blocks.{l}.mlp.fc").t()).square()
+        x = x + h @ P(f"blocks.{l}.mlp.proj").t()
+    return rms(x, eps) @ P("head").t()
 
 
 class Twin(torch.nn.Module):

@@ -4,8 +4,9 @@
  * conv2d forward, input gradient and weight gradient: cuDNN's convolution
  * API (cudnnConvolutionForward / BackwardData / BackwardFilter, NCHW,
  * grouped convolutions by cudnnSetConvolutionGroupCount), one cuDNN handle
- * per device on Tyr's stream, the algorithm from cuDNN's heuristics
- * (the first one that reports success), workspace from the caching
+ * per device on Tyr's stream; per geometry a cached plan (descriptors, and
+ * the fastest algorithm of each direction, timed once on first use as
+ * torch.backends.cudnn.benchmark does), workspace from the caching
  * allocator.  f32 runs in f32 (CUDNN_FMA_MATH) unless the matmul mode is
  * TF32 or BF16 (tyr_cuda_set_matmul_mode), when cuDNN may use TF32 tensor
  * cores as PyTorch does by default; bf16 and f16 use tensor cores with f32
@@ -109,78 +110,149 @@ static const Alpha ALPHA = {{0.0f, 1.0f}, {0.0, 1.0}};
 
 #define ALGO_TRIES 8
 
-static void conv_forward(cudnnHandle_t h, const ConvDesc &d, const tyr_tensor *x,
-                         const tyr_tensor *w, tyr_tensor *y, int dev) {
-  cudnnConvolutionFwdAlgoPerf_t perf[ALGO_TRIES];
-  int n = 0;
-  if (!DNN_CHECK(
-          cudnnGetConvolutionForwardAlgorithm_v7(h, d.x, d.w, d.conv, d.y, ALGO_TRIES, &n, perf)))
-    return;
-  for (int i = 0; i < n; i++) {
-    if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
-    size_t ws = 0;
-    if (cudnnGetConvolutionForwardWorkspaceSize(h, d.x, d.w, d.conv, d.y, perf[i].algo, &ws) !=
-        CUDNN_STATUS_SUCCESS)
-      continue;
-    void *wsp = ws ? tcu_alloc(ws, dev) : NULL;
-    if (ws && !wsp) return;
-    cudnnStatus_t st = cudnnConvolutionForward(h, ALPHA.one(x->dtype), d.x, tyr_data_ptr(x), d.w,
-                                               tyr_data_ptr(w), d.conv, perf[i].algo, wsp, ws,
-                                               ALPHA.zero(x->dtype), d.y, tyr_data_ptr(y));
-    if (wsp) tcu_free(wsp, ws, dev);
-    if (st == CUDNN_STATUS_SUCCESS) return;
-  }
-  tcu_fail(__FILE__, __LINE__, __func__, "cuDNN has no forward algorithm for this convolution");
+/* ---- plans: descriptors and algorithms, cached per geometry --------------------------
+ * Asking cuDNN for its algorithm list on every call costs about a
+ * millisecond (cuDNN 9 builds the candidate engines each time), far more than
+ * the convolutions of a small CNN.  A plan keeps one geometry's descriptors
+ * and, per direction, the algorithm found by timing the candidates once
+ * (cudnnFind*AlgorithmEx, as torch.backends.cudnn.benchmark does) with at
+ * most PLAN_WS_MAX bytes of workspace. */
+#define PLAN_SLOTS 128
+#define PLAN_WS_MAX ((size_t)256 << 20)
+
+struct PlanKey {
+  int64_t N, C, H, W, K, R, S, P, Q, pad[2], stride[2], dil[2], groups;
+  int dtype, math, dev;
+};
+struct Plan {
+  PlanKey key;
+  bool used;
+  ConvDesc d;
+  int algo[3]; /* forward, backward data, backward filter; -1: not chosen yet */
+  size_t ws[3];
+};
+static Plan g_plans[PLAN_SLOTS];
+static int g_plan_next;
+
+static PlanKey plan_key(const tyr_conv_geom *g, tyr_dtype dt, int dev) {
+  PlanKey k;
+  memset(&k, 0, sizeof k); /* padding too: keys are compared with memcmp */
+  k.N = g->N, k.C = g->C, k.H = g->H, k.W = g->W, k.K = g->K, k.R = g->R, k.S = g->S;
+  k.P = g->P, k.Q = g->Q, k.groups = g->groups;
+  for (int i = 0; i < 2; i++)
+    k.pad[i] = g->pad[i], k.stride[i] = g->stride[i], k.dil[i] = g->dil[i];
+  k.dtype = (int)dt, k.math = (int)tyr_cuda_get_matmul_mode(), k.dev = dev;
+  return k;
 }
 
-static void conv_backward_data(cudnnHandle_t h, const ConvDesc &d, const tyr_tensor *gy,
-                               const tyr_tensor *w, tyr_tensor *gx, int dev) {
-  cudnnConvolutionBwdDataAlgoPerf_t perf[ALGO_TRIES];
-  int n = 0;
-  if (!DNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, d.w, d.y, d.conv, d.x, ALGO_TRIES,
-                                                             &n, perf)))
-    return;
-  for (int i = 0; i < n; i++) {
-    if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
-    size_t ws = 0;
-    if (cudnnGetConvolutionBackwardDataWorkspaceSize(h, d.w, d.y, d.conv, d.x, perf[i].algo, &ws) !=
-        CUDNN_STATUS_SUCCESS)
-      continue;
-    void *wsp = ws ? tcu_alloc(ws, dev) : NULL;
-    if (ws && !wsp) return;
-    cudnnStatus_t st = cudnnConvolutionBackwardData(
-        h, ALPHA.one(gy->dtype), d.w, tyr_data_ptr(w), d.y, tyr_data_ptr(gy), d.conv, perf[i].algo,
-        wsp, ws, ALPHA.zero(gy->dtype), d.x, tyr_data_ptr(gx));
-    if (wsp) tcu_free(wsp, ws, dev);
-    if (st == CUDNN_STATUS_SUCCESS) return;
+/* The plan of this geometry (made on first use); NULL after raising. */
+static Plan *plan_get(const tyr_conv_geom *g, tyr_dtype dt, int dev) {
+  PlanKey k = plan_key(g, dt, dev);
+  for (int i = 0; i < PLAN_SLOTS; i++)
+    if (g_plans[i].used && memcmp(&g_plans[i].key, &k, sizeof k) == 0) return &g_plans[i];
+  Plan *p = &g_plans[g_plan_next];
+  g_plan_next = (g_plan_next + 1) % PLAN_SLOTS;
+  if (p->used) conv_desc_free(&p->d);
+  memset(p, 0, sizeof *p);
+  p->d = conv_desc(g, dt);
+  if (!p->d.ok) {
+    conv_desc_free(&p->d);
+    memset(p, 0, sizeof *p);
+    return NULL;
   }
-  tcu_fail(__FILE__, __LINE__, __func__,
-           "cuDNN has no backward-data algorithm for this convolution");
+  p->key = k;
+  p->used = true;
+  p->algo[0] = p->algo[1] = p->algo[2] = -1;
+  return p;
 }
 
-static void conv_backward_filter(cudnnHandle_t h, const ConvDesc &d, const tyr_tensor *x,
+/* Times the candidates of direction dir once on these very tensors (their
+ * outputs are overwritten by the call that follows) and keeps the fastest
+ * that succeeded; false when none did. */
+static bool plan_choose(cudnnHandle_t h, Plan *p, int dir, const void *x, const void *w, void *y,
+                        int dev) {
+  const ConvDesc &d = p->d;
+  void *ws = tcu_alloc(PLAN_WS_MAX, dev);
+  size_t wsn = ws ? PLAN_WS_MAX : 0;
+  int n = 0;
+  bool ok = false;
+  if (dir == 0) {
+    cudnnConvolutionFwdAlgoPerf_t perf[ALGO_TRIES];
+    if (cudnnFindConvolutionForwardAlgorithmEx(h, d.x, x, d.w, w, d.conv, d.y, y, ALGO_TRIES, &n,
+                                               perf, ws, wsn) == CUDNN_STATUS_SUCCESS)
+      for (int i = 0; i < n && !ok; i++)
+        if (perf[i].status == CUDNN_STATUS_SUCCESS)
+          p->algo[0] = (int)perf[i].algo, p->ws[0] = perf[i].memory, ok = true;
+  } else if (dir == 1) { /* y: gx, x: gy */
+    cudnnConvolutionBwdDataAlgoPerf_t perf[ALGO_TRIES];
+    if (cudnnFindConvolutionBackwardDataAlgorithmEx(h, d.w, w, d.y, x, d.conv, d.x, y, ALGO_TRIES,
+                                                    &n, perf, ws, wsn) == CUDNN_STATUS_SUCCESS)
+      for (int i = 0; i < n && !ok; i++)
+        if (perf[i].status == CUDNN_STATUS_SUCCESS)
+          p->algo[1] = (int)perf[i].algo, p->ws[1] = perf[i].memory, ok = true;
+  } else { /* x: x, w: gy, y: gw */
+    cudnnConvolutionBwdFilterAlgoPerf_t perf[ALGO_TRIES];
+    if (cudnnFindConvolutionBackwardFilterAlgorithmEx(h, d.x, x, d.y, w, d.conv, d.w, y, ALGO_TRIES,
+                                                      &n, perf, ws, wsn) == CUDNN_STATUS_SUCCESS)
+      for (int i = 0; i < n && !ok; i++)
+        if (perf[i].status == CUDNN_STATUS_SUCCESS)
+          p->algo[2] = (int)perf[i].algo, p->ws[2] = perf[i].memory, ok = true;
+  }
+  if (ws) tcu_free(ws, PLAN_WS_MAX, dev);
+  return ok;
+}
+
+static void conv_forward(cudnnHandle_t h, Plan *p, const tyr_tensor *x, const tyr_tensor *w,
+                         tyr_tensor *y, int dev) {
+  if (p->algo[0] < 0 &&
+      !plan_choose(h, p, 0, tyr_data_ptr(x), tyr_data_ptr(w), tyr_data_ptr(y), dev)) {
+    tcu_fail(__FILE__, __LINE__, __func__, "cuDNN has no forward algorithm for this convolution");
+    return;
+  }
+  size_t ws = p->ws[0];
+  void *wsp = ws ? tcu_alloc(ws, dev) : NULL;
+  if (ws && !wsp) return;
+  DNN_CHECK(cudnnConvolutionForward(h, ALPHA.one(x->dtype), p->d.x, tyr_data_ptr(x), p->d.w,
+                                    tyr_data_ptr(w), p->d.conv,
+                                    (cudnnConvolutionFwdAlgo_t)p->algo[0], wsp, ws,
+                                    ALPHA.zero(x->dtype), p->d.y, tyr_data_ptr(y)));
+  if (wsp) tcu_free(wsp, ws, dev);
+}
+
+static void conv_backward_data(cudnnHandle_t h, Plan *p, const tyr_tensor *gy, const tyr_tensor *w,
+                               tyr_tensor *gx, int dev) {
+  if (p->algo[1] < 0 &&
+      !plan_choose(h, p, 1, tyr_data_ptr(gy), tyr_data_ptr(w), tyr_data_ptr(gx), dev)) {
+    tcu_fail(__FILE__, __LINE__, __func__,
+             "cuDNN has no backward-data algorithm for this convolution");
+    return;
+  }
+  size_t ws = p->ws[1];
+  void *wsp = ws ? tcu_alloc(ws, dev) : NULL;
+  if (ws && !wsp) return;
+  DNN_CHECK(cudnnConvolutionBackwardData(h, ALPHA.one(gy->dtype), p->d.w, tyr_data_ptr(w), p->d.y,
+                                         tyr_data_ptr(gy), p->d.conv,
+                                         (cudnnConvolutionBwdDataAlgo_t)p->algo[1], wsp, ws,
+                                         ALPHA.zero(gy->dtype), p->d.x, tyr_data_ptr(gx)));
+  if (wsp) tcu_free(wsp, ws, dev);
+}
+
+static void conv_backward_filter(cudnnHandle_t h, Plan *p, const tyr_tensor *x,
                                  const tyr_tensor *gy, tyr_tensor *gw, int dev) {
-  cudnnConvolutionBwdFilterAlgoPerf_t perf[ALGO_TRIES];
-  int n = 0;
-  if (!DNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, d.x, d.y, d.conv, d.w, ALGO_TRIES,
-                                                               &n, perf)))
+  if (p->algo[2] < 0 &&
+      !plan_choose(h, p, 2, tyr_data_ptr(x), tyr_data_ptr(gy), tyr_data_ptr(gw), dev)) {
+    tcu_fail(__FILE__, __LINE__, __func__,
+             "cuDNN has no backward-filter algorithm for this convolution");
     return;
-  for (int i = 0; i < n; i++) {
-    if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
-    size_t ws = 0;
-    if (cudnnGetConvolutionBackwardFilterWorkspaceSize(h, d.x, d.y, d.conv, d.w, perf[i].algo,
-                                                       &ws) != CUDNN_STATUS_SUCCESS)
-      continue;
-    void *wsp = ws ? tcu_alloc(ws, dev) : NULL;
-    if (ws && !wsp) return;
-    cudnnStatus_t st = cudnnConvolutionBackwardFilter(
-        h, ALPHA.one(x->dtype), d.x, tyr_data_ptr(x), d.y, tyr_data_ptr(gy), d.conv, perf[i].algo,
-        wsp, ws, ALPHA.zero(x->dtype), d.w, tyr_data_ptr(gw));
-    if (wsp) tcu_free(wsp, ws, dev);
-    if (st == CUDNN_STATUS_SUCCESS) return;
   }
-  tcu_fail(__FILE__, __LINE__, __func__,
-           "cuDNN has no backward-filter algorithm for this convolution");
+  size_t ws = p->ws[2];
+  void *wsp = ws ? tcu_alloc(ws, dev) : NULL;
+  if (ws && !wsp) return;
+  DNN_CHECK(cudnnConvolutionBackwardFilter(h, ALPHA.one(x->dtype), p->d.x, tyr_data_ptr(x), p->d.y,
+                                           tyr_data_ptr(gy), p->d.conv,
+                                           (cudnnConvolutionBwdFilterAlgo_t)p->algo[2], wsp, ws,
+                                           ALPHA.zero(x->dtype), p->d.w, tyr_data_ptr(gw)));
+  if (wsp) tcu_free(wsp, ws, dev);
 }
 
 /* ---- bias ------------------------------------------------------------------------- */
@@ -217,9 +289,9 @@ extern "C" void tcu_conv2d(tyr_tensor *out, const tyr_tensor *x, const tyr_tenso
   int dev = out->device.index;
   cudnnHandle_t h = st ? dnn_handle(dev, st) : NULL;
   if (!h) return;
-  ConvDesc d = conv_desc(g, x->dtype);
-  if (d.ok) conv_forward(h, d, x, w, out, dev);
-  conv_desc_free(&d);
+  Plan *p = plan_get(g, x->dtype, dev);
+  if (!p) return;
+  conv_forward(h, p, x, w, out, dev);
   if (bias) {
     int64_t n = tyr_numel(out);
     TCU_FLOAT_DISPATCH(out->dtype,
@@ -244,10 +316,10 @@ extern "C" void tcu_conv2d_backward(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *
     if (!LAUNCH_CHECK()) return;
   }
   if (!gx && !gw) return;
-  ConvDesc d = conv_desc(g, gy->dtype);
-  if (d.ok && gx) conv_backward_data(h, d, gy, w, gx, dev);
-  if (d.ok && gw) conv_backward_filter(h, d, x, gy, gw, dev);
-  conv_desc_free(&d);
+  Plan *p = plan_get(g, gy->dtype, dev);
+  if (!p) return;
+  if (gx) conv_backward_data(h, p, gy, w, gx, dev);
+  if (gw) conv_backward_filter(h, p, x, gy, gw, dev);
 }
 
 /* ---- pooling ---------------------------------------------------------------------- */
