@@ -1,4 +1,4 @@
-/* tyr/ops_conv.h - convolutions and image ops: conv1d, conv2d and
+/* tyr/ops_conv.h - convolutions and image ops: conv1d, conv2d, conv3d and
  * conv_transpose2d (stride, padding, dilation, groups, optional bias),
  * max / average / adaptive average pooling, batch norm (training with
  * running statistics, evaluation), group norm and instance norm.
@@ -47,7 +47,23 @@ typedef struct tyr_conv_opts {
                    .dilation = {(dil_), (dil_)},                                                   \
                    .groups = (groups_)})
 
+/* conv3d's options: [0] is D, [1] H, [2] W. */
+typedef struct tyr_conv3d_opts {
+  int64_t stride[3], padding[3], dilation[3];
+  int64_t groups;
+} tyr_conv3d_opts;
+#define TYR_CONV3D_OPTS(stride_, pad_, dil_, groups_)                                              \
+  ((tyr_conv3d_opts){.stride = {(stride_), (stride_), (stride_)},                                  \
+                     .padding = {(pad_), (pad_), (pad_)},                                          \
+                     .dilation = {(dil_), (dil_), (dil_)},                                         \
+                     .groups = (groups_)})
+
 /* ---- erased layer ------------------------------------------------------ */
+/* x [N, C, D, H, W], w [K, C/g, KD, R, S], b [K] or NULL -> [N, K, OD, OH, OW]
+ * (each from TYR_CONV_OUT).  Built from conv2d over depth slices
+ * (src/ops/conv3d.c): every backend, dtype and gradient conv2d has. */
+tyr_tensor *tyr_conv3d_at(tyr_site s, tyr_tensor *x, tyr_tensor *w, tyr_tensor *b,
+                          const tyr_conv3d_opts *o);
 /* x [N, C, H, W], w [K, C/g, R, S], b [K] or NULL -> [N, K, P, Q] */
 tyr_tensor *tyr_conv2d_at(tyr_site s, tyr_tensor *x, tyr_tensor *w, tyr_tensor *b,
                           const tyr_conv_opts *o);
@@ -128,6 +144,7 @@ tyr_tensor *tyr_interpolate_at(tyr_site s, tyr_tensor *x, int64_t oh, int64_t ow
 
 #define tyr_conv2d_e(x, w, b, ...) tyr_conv2d_at(TYR_SITE, (x), (w), (b), (__VA_ARGS__))
 #define tyr_conv1d_e(x, w, b, ...) tyr_conv1d_at(TYR_SITE, (x), (w), (b), (__VA_ARGS__))
+#define tyr_conv3d_e(x, w, b, ...) tyr_conv3d_at(TYR_SITE, (x), (w), (b), (__VA_ARGS__))
 #define tyr_conv_transpose1d_e(x, w, b, ...)                                                       \
   tyr_conv_transpose1d_at(TYR_SITE, (x), (w), (b), (__VA_ARGS__))
 #define tyr_conv_transpose2d_e(x, w, b, ...)                                                       \
@@ -171,6 +188,20 @@ TYR_CT_ERROR(tyr__ct_conv2d_groups, tyr__ct_conv2d_groups_msg);
 TYR_CT_ERROR(tyr__ct_conv2d_kernel, tyr__ct_conv2d_kernel_msg);
 #define tyr__ct_conv2d_bias_msg "tyr_conv2d: b must be [K] for w [K, C/groups, R, S]"
 TYR_CT_ERROR(tyr__ct_conv2d_bias, tyr__ct_conv2d_bias_msg);
+#define tyr__ct_conv3d_rank_msg                                                                    \
+  "tyr_conv3d: x must be [N, C, D, H, W] and w [K, C/groups, KD, R, S]"
+TYR_CT_ERROR(tyr__ct_conv3d_rank, tyr__ct_conv3d_rank_msg);
+#define tyr__ct_conv3d_args_msg                                                                    \
+  "tyr_conv3d: stride and dilation must be >= 1, padding >= 0, groups >= 1"
+TYR_CT_ERROR(tyr__ct_conv3d_args, tyr__ct_conv3d_args_msg);
+#define tyr__ct_conv3d_groups_msg                                                                  \
+  "tyr_conv3d: channels (C of x, K of w) must be divisible by groups, and dim 1 of w must be "     \
+  "C/groups"
+TYR_CT_ERROR(tyr__ct_conv3d_groups, tyr__ct_conv3d_groups_msg);
+#define tyr__ct_conv3d_kernel_msg "tyr_conv3d: the kernel (dilated) is larger than the padded input"
+TYR_CT_ERROR(tyr__ct_conv3d_kernel, tyr__ct_conv3d_kernel_msg);
+#define tyr__ct_conv3d_bias_msg "tyr_conv3d: b must be [K] for w [K, C/groups, KD, R, S]"
+TYR_CT_ERROR(tyr__ct_conv3d_bias, tyr__ct_conv3d_bias_msg);
 #define tyr__ct_conv1d_rank_msg "tyr_conv1d: x must be [N, C, L] and w [K, C/groups, R]"
 TYR_CT_ERROR(tyr__ct_conv1d_rank, tyr__ct_conv1d_rank_msg);
 #define tyr__ct_conv1d_args_msg                                                                    \
@@ -234,6 +265,39 @@ TYR_CT_ERROR(tyr__ct_group_norm, tyr__ct_group_norm_msg);
            TYR_CONV_OUT(TYR__D2(tyr__x), TYR__D2(tyr__w), stride, padding, dilation),              \
            TYR_CONV_OUT(TYR__D3(tyr__x), TYR__D3(tyr__w), stride, padding, dilation)))(            \
         tyr__ok ? tyr_conv2d_at(tyr__s, tyr__ex, tyr__ew, tyr__eb, &tyr__o) : NULL);               \
+  })
+
+/* x [N, C, D, H, W], w [K, C/groups, KD, R, S], b [K] or NULL; the same
+ * stride, padding and dilation on the three dims -> [N, K, OD, OH, OW] */
+#define tyr_conv3d(x, w, b, stride, padding, dilation, groups)                                     \
+  ({                                                                                               \
+    __auto_type tyr__x = (x);                                                                      \
+    __auto_type tyr__w = (w);                                                                      \
+    __auto_type tyr__b = TYR__OPTIONAL(b, tyr_T(TYR__D0(tyr__w)));                                 \
+    TYR_RULE(tyr_rank(tyr__x) == 5 && tyr_rank(tyr__w) == 5, tyr__ct_conv3d_rank);                 \
+    TYR_RULE((stride) >= 1 && (dilation) >= 1 && (padding) >= 0 && (groups) >= 1,                  \
+             tyr__ct_conv3d_args);                                                                 \
+    TYR_RULE((groups) >= 1 && TYR__D1(tyr__x) % (groups) == 0 &&                                   \
+                 TYR__D0(tyr__w) % (groups) == 0 && TYR__D1(tyr__w) * (groups) == TYR__D1(tyr__x), \
+             tyr__ct_conv3d_groups);                                                               \
+    TYR_RULE(TYR__D2(tyr__x) + 2 * (padding) >= (dilation) * (TYR__D2(tyr__w) - 1) + 1 &&          \
+                 TYR__D3(tyr__x) + 2 * (padding) >= (dilation) * (TYR__D3(tyr__w) - 1) + 1 &&      \
+                 TYR__D4(tyr__x) + 2 * (padding) >= (dilation) * (TYR__D4(tyr__w) - 1) + 1,        \
+             tyr__ct_conv3d_kernel);                                                               \
+    TYR_RULE(tyr_rank(tyr__b) == 1 && TYR__D0(tyr__b) == TYR__D0(tyr__w), tyr__ct_conv3d_bias);    \
+    tyr_site tyr__s = TYR_SITE;                                                                    \
+    bool tyr__ok = true;                                                                           \
+    tyr_tensor *tyr__ex = TYR__CLAIM(tyr__s, "tyr_conv3d", "x", tyr__x);                           \
+    tyr__ok = tyr__ex != NULL;                                                                     \
+    tyr_tensor *tyr__ew = tyr__ok ? TYR__CLAIM(tyr__s, "tyr_conv3d", "w", tyr__w) : NULL;          \
+    tyr__ok = tyr__ok && tyr__ew != NULL;                                                          \
+    tyr_tensor *tyr__eb = TYR__CLAIM_OPT(tyr__s, "tyr_conv3d", "b", tyr__b, tyr__ok);              \
+    tyr_conv3d_opts tyr__o = TYR_CONV3D_OPTS(stride, padding, dilation, groups);                   \
+    (tyr_T(TYR__D0(tyr__x), TYR__D0(tyr__w),                                                       \
+           TYR_CONV_OUT(TYR__D2(tyr__x), TYR__D2(tyr__w), stride, padding, dilation),              \
+           TYR_CONV_OUT(TYR__D3(tyr__x), TYR__D3(tyr__w), stride, padding, dilation),              \
+           TYR_CONV_OUT(TYR__D4(tyr__x), TYR__D4(tyr__w), stride, padding, dilation)))(            \
+        tyr__ok ? tyr_conv3d_at(tyr__s, tyr__ex, tyr__ew, tyr__eb, &tyr__o) : NULL);               \
   })
 
 /* x [N, C, L], w [K, C/groups, R], b [K] or NULL -> [N, K, L'] */

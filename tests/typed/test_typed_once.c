@@ -150,12 +150,14 @@ static int failures;
     tyr_T(V, T, 3, 3) cw = tyr_randn(V, T, 3, 3);                                                  \
     tyr_T(T, V, 3, 3) tw = tyr_randn(T, V, 3, 3);                                                  \
     tyr_T(V, T, 3) cw1 = tyr_randn(V, T, 3);                                                       \
+    tyr_T(V, T, 1, 3, 3) w3 = tyr_randn(V, T, 1, 3, 3);                                            \
     tyr_T(V) cb = tyr_zeros(V);                                                                    \
     tyr_T(T) ch = tyr_ones(T);                                                                     \
     tyr_T(T) rm = tyr_zeros(T);                                                                    \
     tyr_T(T) rv = tyr_ones(T);                                                                     \
     ONCE(3, tyr_conv2d(C(x4), C(cw), C(cb), 1, 1, 1, 1));                                          \
     ONCE(3, tyr_conv1d(C(x), C(cw1), C(cb), 1, 1, 1, 1));                                          \
+    ONCE(3, tyr_conv3d(C(tyr_unsqueeze(x4, 2)), C(w3), C(cb), 1, 1, 1, 1));                        \
     ONCE(3, tyr_conv_transpose2d(C(x4), C(tw), C(cb), 1, 1, 1, 1));                                \
     ONCE(1, tyr_max_pool2d(C(x4), 2, 2, 0));                                                       \
     ONCE(1, tyr_avg_pool2d(C(x4), 2, 2, 0));                                                       \

@@ -91,6 +91,9 @@ static tyr_tensor *leaf(int rank, const int64_t *shape) {
 static tyr_tensor *conv_fn(tyr_tensor **in, void *ctx) {
   return tyr_conv2d_e(in[0], in[1], in[2], (tyr_conv_opts *)ctx);
 }
+static tyr_tensor *conv3_fn(tyr_tensor **in, void *ctx) {
+  return tyr_conv3d_e(in[0], in[1], in[2], (const tyr_conv3d_opts *)ctx);
+}
 static tyr_tensor *conv1_fn(tyr_tensor **in, void *ctx) {
   return tyr_conv1d_e(in[0], in[1], in[2], (tyr_conv_opts *)ctx);
 }
@@ -123,6 +126,10 @@ static void test_conv(void **state) {
                         .dilation = {1, 1},
                         .groups = 1,
                         .output_padding = {1, 0}};
+    tyr_conv3d_opts c3 = {
+        .stride = {2, 1, 1}, .padding = {1, 1, 0}, .dilation = {1, 1, 2}, .groups = 2};
+    check_op("conv3d", conv3_fn, &c3, 3,
+             (tyr_tensor *[]){LEAF(2, 4, 5, 6, 7), LEAF(6, 2, 3, 3, 2), LEAF(6)}, dts[d]);
     check_op("conv_transpose2d", convt_fn, &ct, 3,
              (tyr_tensor *[]){LEAF(2, 4, 5, 6), LEAF(4, 3, 3, 3), LEAF(3)}, dts[d]);
   }

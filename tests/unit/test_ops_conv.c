@@ -170,6 +170,98 @@ static void test_conv1d(void **state) {
   for (int i = 0; i < 3; i++) tyr_tensor_free(in[i]);
 }
 
+/* ---- conv3d --------------------------------------------------------------------- */
+/* direct 3-d convolution in double: x [N, C, D, H, W], w [K, C/G, A, R, S] */
+static void ref_conv3d(const int64_t *xs, const int64_t *ws, const int64_t st[3],
+                       const int64_t pad[3], const int64_t dil[3], int64_t G, const double *x,
+                       const double *w, const double *b, double *y, int64_t os[3]) {
+  int64_t N = xs[0], C = xs[1], K = ws[0], Cg = C / G, Kg = K / G;
+  for (int i = 0; i < 3; i++) os[i] = out_size(xs[2 + i], ws[2 + i], st[i], pad[i], dil[i]);
+  for (int64_t n = 0; n < N; n++)
+    for (int64_t k = 0; k < K; k++)
+      for (int64_t od = 0; od < os[0]; od++)
+        for (int64_t oh = 0; oh < os[1]; oh++)
+          for (int64_t ow = 0; ow < os[2]; ow++) {
+            double acc = b ? b[k] : 0;
+            int64_t g = k / Kg;
+            for (int64_t c = 0; c < Cg; c++)
+              for (int64_t a = 0; a < ws[2]; a++)
+                for (int64_t r = 0; r < ws[3]; r++)
+                  for (int64_t q = 0; q < ws[4]; q++) {
+                    int64_t d = od * st[0] - pad[0] + a * dil[0];
+                    int64_t h = oh * st[1] - pad[1] + r * dil[1];
+                    int64_t v = ow * st[2] - pad[2] + q * dil[2];
+                    if (d < 0 || d >= xs[2] || h < 0 || h >= xs[3] || v < 0 || v >= xs[4]) continue;
+                    acc += x[(((n * C + g * Cg + c) * xs[2] + d) * xs[3] + h) * xs[4] + v] *
+                           w[(((k * Cg + c) * ws[2] + a) * ws[3] + r) * ws[4] + q];
+                  }
+            y[(((n * K + k) * os[0] + od) * os[1] + oh) * os[2] + ow] = acc;
+          }
+}
+
+typedef struct {
+  tyr_conv3d_opts o;
+} conv3d_ctx;
+static tyr_tensor *conv3d_fn(tyr_tensor **in, void *ctx) {
+  return tyr_conv3d_e(in[0], in[1], in[2], &((conv3d_ctx *)ctx)->o);
+}
+
+static void test_conv3d(void **state) {
+  (void)state;
+  struct {
+    int64_t xs[5], ws[5], st[3], pad[3], dil[3], G;
+    bool bias;
+  } cases[] = {
+      {{2, 3, 5, 6, 4}, {4, 3, 3, 3, 2}, {1, 1, 1}, {0, 0, 0}, {1, 1, 1}, 1, true},
+      {{1, 4, 7, 5, 6}, {6, 2, 3, 2, 3}, {2, 1, 2}, {1, 1, 0}, {1, 2, 1}, 2, true},
+      {{2, 4, 4, 4, 4}, {4, 1, 2, 3, 3}, {1, 2, 1}, {2, 1, 1}, {2, 1, 1}, 4, false}, /* depthwise */
+  };
+  for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+    TYR_SCOPE;
+    tyr_tensor *x = randn(TYR_F64, 5, cases[ci].xs), *w = randn(TYR_F64, 5, cases[ci].ws);
+    tyr_tensor *b = cases[ci].bias ? RANDN(TYR_F64, cases[ci].ws[0]) : NULL;
+    tyr_conv3d_opts o = {.groups = cases[ci].G};
+    for (int i = 0; i < 3; i++)
+      o.stride[i] = cases[ci].st[i], o.padding[i] = cases[ci].pad[i],
+      o.dilation[i] = cases[ci].dil[i];
+    tyr_tensor *y = tyr_conv3d_e(x, w, b, &o);
+    assert_non_null(y);
+    double *xv = values(x), *wv = values(w), *bv = b ? values(b) : NULL;
+    int64_t os[3], n = cases[ci].xs[0] * cases[ci].ws[0] * 7 * 6 * 6;
+    double *ref = malloc(sizeof(double) * (size_t)n);
+    ref_conv3d(cases[ci].xs, cases[ci].ws, cases[ci].st, cases[ci].pad, cases[ci].dil, cases[ci].G,
+               xv, wv, bv, ref, os);
+    assert_int_equal(y->rank, 5);
+    for (int i = 0; i < 3; i++) assert_int_equal(y->shape[2 + i], os[i]);
+    expect_values(y, ref, cases[ci].xs[0] * cases[ci].ws[0] * os[0] * os[1] * os[2], 1e-12,
+                  "conv3d");
+    free(xv), free(wv), free(bv), free(ref);
+  }
+  /* gradients of x, w and b in f64 */
+  conv3d_ctx ctx = {
+      .o = {.stride = {2, 1, 1}, .padding = {1, 0, 1}, .dilation = {1, 1, 2}, .groups = 1}};
+  tyr_tensor *in[3] = {TYR_TEST_LEAF(-1, 1, 2, 2, 4, 3, 4), TYR_TEST_LEAF(-1, 1, 3, 2, 2, 2, 2),
+                       TYR_TEST_LEAF(-1, 1, 3)};
+  tyr_gradcheck("conv3d", conv3d_fn, &ctx, 3, in, 1e-6, 1e-6);
+  for (int i = 0; i < 3; i++) tyr_tensor_free(in[i]);
+  /* run-time errors name the op and both shapes, nothing computed */
+  TYR_SCOPE;
+  tyr_tensor *x = RANDN(TYR_F64, 1, 2, 3, 3, 3), *w = RANDN(TYR_F64, 4, 2, 4, 1, 1);
+  EXPECT_TYR_ERROR(tyr_conv3d_e(x, w, NULL, NULL), "tyr_conv3d: the kernel");
+  tyr_tensor *w3 = RANDN(TYR_F64, 4, 3, 1, 1, 1);
+  EXPECT_TYR_ERROR(tyr_conv3d_e(x, w3, NULL, NULL), "divisible by groups");
+  tyr_conv3d_opts bad = TYR_CONV3D_OPTS(0, 0, 1, 1);
+  tyr_tensor *w1 = RANDN(TYR_F64, 4, 2, 1, 1, 1);
+  EXPECT_TYR_ERROR(tyr_conv3d_e(x, w1, NULL, &bad), "stride and dilation must be >= 1");
+  EXPECT_TYR_ERROR(tyr_conv3d_e(RANDN(TYR_F64, 2, 3, 3, 3), w1, NULL, NULL),
+                   "x must be [N, C, D, H, W]");
+  /* the typed form: constant dims give the output type */
+  tyr_T(1, 2, 5, 6, 7) xt = tyr_randn_to(TYR_F64, CPU, 1, 2, 5, 6, 7);
+  tyr_T(3, 2, 3, 3, 3) wt = tyr_randn_to(TYR_F64, CPU, 3, 2, 3, 3, 3);
+  tyr_T(1, 3, 3, 3, 4) yt = tyr_conv3d(xt, wt, NULL, 2, 1, 1, 1);
+  assert_non_null(yt);
+}
+
 /* conv_transpose2d(x, w) is the adjoint of conv2d(., w): <conv(y, w), x> =
  * <y, conv_transpose(x, w)> for every y; checked with random y, plus the
  * gradient check */
@@ -658,11 +750,11 @@ static void test_typed(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      TYR_TEST(test_conv2d_values),    TYR_TEST(test_conv2d_grad), TYR_TEST(test_conv1d),
-      TYR_TEST(test_conv_transpose2d), TYR_TEST(test_pool),        TYR_TEST(test_batch_norm),
-      TYR_TEST(test_group_norm),       TYR_TEST(test_errors),      TYR_TEST(test_typed),
-      TYR_TEST(test_shuffle_patchify), TYR_TEST(test_pad),         TYR_TEST(test_interpolate),
-      TYR_TEST(test_image_typed),
+      TYR_TEST(test_conv2d_values), TYR_TEST(test_conv2d_grad),      TYR_TEST(test_conv1d),
+      TYR_TEST(test_conv3d),        TYR_TEST(test_conv_transpose2d), TYR_TEST(test_pool),
+      TYR_TEST(test_batch_norm),    TYR_TEST(test_group_norm),       TYR_TEST(test_errors),
+      TYR_TEST(test_typed),         TYR_TEST(test_shuffle_patchify), TYR_TEST(test_pad),
+      TYR_TEST(test_interpolate),   TYR_TEST(test_image_typed),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
