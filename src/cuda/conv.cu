@@ -15,8 +15,9 @@
  * Bias add and bias gradient, pooling (max with indices, average, adaptive
  * average) and batch norm: kernels of our own.  Pooling backward gathers
  * (each input element sums the outputs whose window holds it), so no
- * atomics are needed for any dtype.  Batch norm: one block per channel,
- * statistics in double. */
+ * atomics are needed for any dtype.  Batch norm: partial sums over
+ * (channel, chunk) blocks, added in order per channel, then one elementwise
+ * pass; statistics in double. */
 #include <cudnn.h>
 
 #include "cuda/cuda_internal.cuh"
@@ -463,77 +464,115 @@ __device__ __forceinline__ double block_sum(double v, double *red) {
   return r;
 }
 
-/* one block per channel c of x [N, C, M]; S is the statistics' type */
+/* Batch norm over x [N, C, M] in three steps, so that a layer with few
+ * channels still fills the GPU: partial sums over (channel, chunk) blocks,
+ * one finishing thread per channel that adds the chunks in order (the
+ * result does not depend on scheduling) and turns them into per-channel
+ * coefficients, then one elementwise pass over every element.  Sums in
+ * double; the variance is E[x^2] - mean^2 of double sums. */
+struct BnGrid {
+  int64_t N, C, M, chunk; /* elements of a channel per block */
+  int split;              /* blocks per channel */
+};
+static BnGrid bn_grid(int64_t N, int64_t C, int64_t M, int dev) {
+  BnGrid g = {N, C, M, 0, 1};
+  int64_t cnt = N * M, want = (int64_t)tcu_sm_count(dev) * 8;     /* blocks to fill the GPU */
+  int64_t split = (want + C - 1) / C, most = (cnt + 4095) / 4096; /* at least 4096 per block */
+  if (split > most) split = most;
+  if (split < 1) split = 1;
+  g.split = (int)split;
+  g.chunk = (cnt + split - 1) / split;
+  return g;
+}
+
+/* part[(c * split + k) * 2 + {0, 1}] = sums of a and a*b over chunk k of
+ * channel c, where a = u and b = v (v NULL: b = a; vmean: v - vmean[c]) */
 template <typename T, typename S>
-__global__ void bn_kernel(T *y, S *mean, S *rstd, const T *x, const T *w, const T *b, S *rm, S *rv,
-                          int64_t N, int64_t C, int64_t M, bool training, double momentum,
-                          double eps) {
+__global__ void bn_partial_kernel(double *part, const T *u, const T *v, const S *vmean, BnGrid g) {
   __shared__ double red[BN_THREADS];
-  int64_t c = blockIdx.x, cnt = N * M;
+  int64_t c = blockIdx.x / g.split, k = blockIdx.x % g.split;
+  int64_t lo = k * g.chunk, hi = lo + g.chunk < g.N * g.M ? lo + g.chunk : g.N * g.M;
+  double mu = vmean ? (double)vmean[c] : 0, s1 = 0, s2 = 0;
+  for (int64_t i = lo + threadIdx.x; i < hi; i += blockDim.x) {
+    int64_t n = i / g.M, o = (n * g.C + c) * g.M + (i - n * g.M);
+    double a = (double)to_c(u[o]), bb = v ? (double)to_c(v[o]) - mu : a;
+    s1 += a;
+    s2 += a * bb;
+  }
+  s1 = block_sum(s1, red);
+  s2 = block_sum(s2, red);
+  if (threadIdx.x == 0) {
+    part[blockIdx.x * 2] = s1;
+    part[blockIdx.x * 2 + 1] = s2;
+  }
+}
+
+/* per channel: the statistics and y = x * coef[2c] + coef[2c + 1] */
+template <typename T, typename S>
+__global__ void bn_finish_kernel(S *mean, S *rstd, S *rm, S *rv, double *coef, const double *part,
+                                 const T *w, const T *b, BnGrid g, bool training, double momentum,
+                                 double eps) {
+  int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  if (c >= g.C) return;
   double mu, rs;
   if (training) {
-    double s = 0;
-    for (int64_t i = threadIdx.x; i < cnt; i += blockDim.x) {
-      int64_t n = i / M, j = i - n * M;
-      s += (double)to_c(x[(n * C + c) * M + j]);
-    }
-    mu = block_sum(s, red) / (double)cnt;
-    double v = 0;
-    for (int64_t i = threadIdx.x; i < cnt; i += blockDim.x) {
-      int64_t n = i / M, j = i - n * M;
-      double d = (double)to_c(x[(n * C + c) * M + j]) - mu;
-      v += d * d;
-    }
-    v = block_sum(v, red);
-    double var = v / (double)cnt;
+    double s1 = 0, s2 = 0, cnt = (double)(g.N * g.M);
+    for (int k = 0; k < g.split; k++)
+      s1 += part[(c * g.split + k) * 2], s2 += part[(c * g.split + k) * 2 + 1];
+    mu = s1 / cnt;
+    double var = s2 / cnt - mu * mu;
+    if (var < 0) var = 0;
     rs = 1.0 / sqrt(var + eps);
-    if (threadIdx.x == 0) {
-      if (rm) rm[c] = (S)((1 - momentum) * (double)rm[c] + momentum * mu);
-      if (rv)
-        rv[c] = (S)((1 - momentum) * (double)rv[c] +
-                    momentum * (cnt > 1 ? v / (double)(cnt - 1) : var));
-    }
+    if (rm) rm[c] = (S)((1 - momentum) * (double)rm[c] + momentum * mu);
+    if (rv)
+      rv[c] =
+          (S)((1 - momentum) * (double)rv[c] + momentum * (cnt > 1 ? var * cnt / (cnt - 1) : var));
   } else {
     mu = (double)rm[c];
     rs = 1.0 / sqrt((double)rv[c] + eps);
   }
-  if (threadIdx.x == 0) {
-    mean[c] = (S)mu;
-    rstd[c] = (S)rs;
-  }
+  mean[c] = (S)mu;
+  rstd[c] = (S)rs;
   double wc = w ? (double)to_c(w[c]) : 1.0, bc = b ? (double)to_c(b[c]) : 0.0;
-  S sc = (S)(rs * wc), sh = (S)(bc - mu * rs * wc);
-  for (int64_t i = threadIdx.x; i < cnt; i += blockDim.x) {
-    int64_t n = i / M, j = i - n * M, o = (n * C + c) * M + j;
-    y[o] = from_c<T>((typename Acc<T>::type)((S)to_c(x[o]) * sc + sh));
-  }
+  coef[2 * c] = (double)(S)(rs * wc);
+  coef[2 * c + 1] = (double)(S)(bc - mu * rs * wc);
 }
 
 template <typename T, typename S>
-__global__ void bn_backward_kernel(T *gx, T *gw, T *gb, const T *gy, const T *x, const T *w,
-                                   const S *mean, const S *rstd, int64_t N, int64_t C, int64_t M,
-                                   bool training) {
-  __shared__ double red[BN_THREADS];
-  int64_t c = blockIdx.x, cnt = N * M;
-  double mu = (double)mean[c], rs = (double)rstd[c], sdy = 0, sdyx = 0;
-  for (int64_t i = threadIdx.x; i < cnt; i += blockDim.x) {
-    int64_t n = i / M, j = i - n * M, o = (n * C + c) * M + j;
-    double g = (double)to_c(gy[o]);
-    sdy += g;
-    sdyx += g * ((double)to_c(x[o]) - mu) * rs;
+__global__ void bn_apply_kernel(T *y, const T *x, const double *coef, int64_t n, int64_t C,
+                                int64_t M) {
+  GRID_LOOP(o, 0, n) {
+    int64_t c = (o / M) % C;
+    y[o] = from_c<T>((typename Acc<T>::type)((S)to_c(x[o]) * (S)coef[2 * c] + (S)coef[2 * c + 1]));
   }
-  sdy = block_sum(sdy, red);
-  sdyx = block_sum(sdyx, red);
-  if (threadIdx.x == 0) {
-    if (gw) gw[c] = from_c<T>((typename Acc<T>::type)sdyx);
-    if (gb) gb[c] = from_c<T>((typename Acc<T>::type)sdy);
-  }
-  if (!gx) return;
-  double a = (w ? (double)to_c(w[c]) : 1.0) * rs;
-  double mdy = training ? sdy / (double)cnt : 0, mdyx = training ? sdyx / (double)cnt : 0;
-  for (int64_t i = threadIdx.x; i < cnt; i += blockDim.x) {
-    int64_t n = i / M, j = i - n * M, o = (n * C + c) * M + j;
-    double v = a * ((double)to_c(gy[o]) - mdy - ((double)to_c(x[o]) - mu) * rs * mdyx);
+}
+
+/* backward, per channel: gw = sum(gy * xhat), gb = sum(gy), and the
+ * coefficients of gx = a * (gy - mdy - xhat * mdyx) */
+template <typename T, typename S>
+__global__ void bn_backward_finish_kernel(T *gw, T *gb, double *coef, const double *part,
+                                          const T *w, const S *rstd, BnGrid g, bool training) {
+  int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  if (c >= g.C) return;
+  double sdy = 0, sdyx = 0, rs = (double)rstd[c], cnt = (double)(g.N * g.M);
+  for (int k = 0; k < g.split; k++)
+    sdy += part[(c * g.split + k) * 2], sdyx += part[(c * g.split + k) * 2 + 1];
+  sdyx *= rs; /* the partials summed gy * (x - mean) */
+  if (gw) gw[c] = from_c<T>((typename Acc<T>::type)sdyx);
+  if (gb) gb[c] = from_c<T>((typename Acc<T>::type)sdy);
+  coef[3 * c] = (w ? (double)to_c(w[c]) : 1.0) * rs;
+  coef[3 * c + 1] = training ? sdy / cnt : 0;
+  coef[3 * c + 2] = training ? sdyx / cnt : 0;
+}
+
+template <typename T, typename S>
+__global__ void bn_backward_apply_kernel(T *gx, const T *gy, const T *x, const S *mean,
+                                         const S *rstd, const double *coef, int64_t n, int64_t C,
+                                         int64_t M) {
+  GRID_LOOP(o, 0, n) {
+    int64_t c = (o / M) % C;
+    double xh = ((double)to_c(x[o]) - (double)mean[c]) * (double)rstd[c];
+    double v = coef[3 * c] * ((double)to_c(gy[o]) - coef[3 * c + 1] - xh * coef[3 * c + 2]);
     gx[o] = from_c<T>((typename Acc<T>::type)v);
   }
 }
@@ -549,15 +588,29 @@ extern "C" void tcu_batch_norm(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd
                                double momentum, double eps) {
   cudaStream_t st = tcu_enter(y->device);
   if (!st) return;
-  int64_t N = x->shape[0], C = x->shape[1], M = x->shape[2];
+  int dev = y->device.index;
+  int64_t N = x->shape[0], C = x->shape[1], M = x->shape[2], n = N * C * M;
+  BnGrid g = bn_grid(N, C, M, dev);
+  size_t nb = sizeof(double) * (size_t)(2 * C * g.split + 2 * C);
+  double *ws = (double *)tcu_alloc(nb, dev);
+  if (!ws) return;
+  double *part = ws, *coef = ws + 2 * C * g.split;
+  unsigned fb = (unsigned)((C + 127) / 128);
   TCU_FLOAT_DISPATCH(x->dtype, {
     typedef typename Acc<scalar_t>::type stat_t;
-    bn_kernel<scalar_t, stat_t><<<(unsigned)C, BN_THREADS, 0, st>>>(
-        ptr_of<scalar_t>(y), ptr_of<stat_t>(mean), ptr_of<stat_t>(rstd), ptr_of<scalar_t>(x),
-        ptr_of<scalar_t>(w), ptr_of<scalar_t>(b), ptr_of<stat_t>(running_mean),
-        ptr_of<stat_t>(running_var), N, C, M, training, momentum, eps);
+    if (training && n > 0)
+      bn_partial_kernel<scalar_t, stat_t><<<(unsigned)(C * g.split), BN_THREADS, 0, st>>>(
+          part, ptr_of<scalar_t>(x), (const scalar_t *)NULL, (const stat_t *)NULL, g);
+    bn_finish_kernel<scalar_t, stat_t>
+        <<<fb, 128, 0, st>>>(ptr_of<stat_t>(mean), ptr_of<stat_t>(rstd),
+                             ptr_of<stat_t>(running_mean), ptr_of<stat_t>(running_var), coef, part,
+                             ptr_of<scalar_t>(w), ptr_of<scalar_t>(b), g, training, momentum, eps);
+    if (n > 0)
+      bn_apply_kernel<scalar_t, stat_t><<<tcu_blocks(n, 256, dev), 256, 0, st>>>(
+          ptr_of<scalar_t>(y), ptr_of<scalar_t>(x), coef, n, C, M);
   });
   LAUNCH_CHECK();
+  tcu_free(ws, nb, dev);
 }
 
 extern "C" void tcu_batch_norm_backward(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb,
@@ -566,15 +619,31 @@ extern "C" void tcu_batch_norm_backward(tyr_tensor *gx, tyr_tensor *gw, tyr_tens
                                         const tyr_tensor *rstd, bool training) {
   cudaStream_t st = tcu_enter(x->device);
   if (!st) return;
-  int64_t N = x->shape[0], C = x->shape[1], M = x->shape[2];
+  int dev = x->device.index;
+  int64_t N = x->shape[0], C = x->shape[1], M = x->shape[2], n = N * C * M;
+  BnGrid g = bn_grid(N, C, M, dev);
+  size_t nb = sizeof(double) * (size_t)(2 * C * g.split + 3 * C);
+  double *ws = (double *)tcu_alloc(nb, dev);
+  if (!ws) return;
+  double *part = ws, *coef = ws + 2 * C * g.split;
+  unsigned fb = (unsigned)((C + 127) / 128);
   TCU_FLOAT_DISPATCH(x->dtype, {
     typedef typename Acc<scalar_t>::type stat_t;
-    bn_backward_kernel<scalar_t, stat_t><<<(unsigned)C, BN_THREADS, 0, st>>>(
-        ptr_of<scalar_t>(gx), ptr_of<scalar_t>(gw), ptr_of<scalar_t>(gb), ptr_of<scalar_t>(gy),
-        ptr_of<scalar_t>(x), ptr_of<scalar_t>(w), ptr_of<stat_t>(mean), ptr_of<stat_t>(rstd), N, C,
-        M, training);
+    if (n > 0)
+      bn_partial_kernel<scalar_t, stat_t><<<(unsigned)(C * g.split), BN_THREADS, 0, st>>>(
+          part, ptr_of<scalar_t>(gy), ptr_of<scalar_t>(x), ptr_of<stat_t>(mean), g);
+    else
+      cudaMemsetAsync(part, 0, sizeof(double) * (size_t)(2 * C * g.split), st);
+    bn_backward_finish_kernel<scalar_t, stat_t>
+        <<<fb, 128, 0, st>>>(ptr_of<scalar_t>(gw), ptr_of<scalar_t>(gb), coef, part,
+                             ptr_of<scalar_t>(w), ptr_of<stat_t>(rstd), g, training);
+    if (gx && n > 0)
+      bn_backward_apply_kernel<scalar_t, stat_t><<<tcu_blocks(n, 256, dev), 256, 0, st>>>(
+          ptr_of<scalar_t>(gx), ptr_of<scalar_t>(gy), ptr_of<scalar_t>(x), ptr_of<stat_t>(mean),
+          ptr_of<stat_t>(rstd), coef, n, C, M);
   });
   LAUNCH_CHECK();
+  tcu_free(ws, nb, dev);
 }
 
 /* The backend table's convolution entries (called from cuda_runtime.cu). */
