@@ -2,7 +2,10 @@
 # NCCL are in /usr/local/cuda on some machines, in their own prefixes
 # (CUDNN_ROOT, NCCL_ROOT) on others, and on machines with PyTorch installed
 # from pip in the nvidia-* wheels under site-packages/nvidia/ (which ship
-# only versioned names such as libcudnn.so.9).
+# only versioned names such as libcudnn.so.9): the site-packages of the
+# python3 on PATH, and of virtual environments at /opt/<name>/.venv (where
+# GPU machines often keep PyTorch).  CUDNN_ROOT / NCCL_ROOT may be CMake
+# variables or environment variables.
 #
 #   tyr_find_nvidia_lib(PREFIX HEADER LIBNAME SOVERSION)
 # sets PREFIX_INCLUDE_DIR and PREFIX_LIBRARY (NOTFOUND when absent).
@@ -31,10 +34,11 @@ function(tyr_find_nvidia_lib prefix header libname soversion)
   string(TOUPPER ${libname} up)
   set(inc_hints ${CUDAToolkit_INCLUDE_DIRS} /usr/local/cuda/include)
   set(lib_hints ${CUDAToolkit_LIBRARY_DIR} /usr/local/cuda/lib64)
-  if(DEFINED ENV{${up}_ROOT})
-    list(PREPEND inc_hints $ENV{${up}_ROOT}/include)
-    list(PREPEND lib_hints $ENV{${up}_ROOT}/lib $ENV{${up}_ROOT}/lib64)
-  endif()
+  # CUDNN_ROOT / NCCL_ROOT: a CMake variable (-DCUDNN_ROOT=...) or the environment
+  foreach(root ${${up}_ROOT} $ENV{${up}_ROOT})
+    list(PREPEND inc_hints ${root}/include)
+    list(PREPEND lib_hints ${root}/lib ${root}/lib64)
+  endforeach()
   tyr__nvidia_wheel_dirs(wheels)
   foreach(w ${wheels})
     file(GLOB_RECURSE hs ${w}/*/${header})

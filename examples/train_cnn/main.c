@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <tyr/checkpoint.h>
+#include <tyr/fileio.h>
 #include <tyr/idx.h>
 #include <tyr/models/cnn.h>
 #include <tyr/optim.h>
@@ -161,6 +162,9 @@ static void parse_args(config *c, int argc, char **argv) {
     } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       usage(stdout);
       exit(0);
+    } else if (strncmp(argv[i], "--", 2) == 0) { /* a flag's value is not a flag */
+      for (size_t k = 0; k < NFLAGS; k++)
+        if (strcmp(FLAGS[k].name, argv[i] + 2) == 0 && FLAGS[k].type != F_BOOL) i++;
     }
   preset(c, pre);
   for (int i = 1; i < argc; i++) {
@@ -209,6 +213,15 @@ static void parse_args(config *c, int argc, char **argv) {
   if (c->crop_pad < 0 || c->crop_pad > 8) die_flag("--crop-pad must be in 0..8", "");
   if (c->train_limit < 0 || c->test_limit < 0) die_flag("limits must not be negative", "");
   if (c->bn_momentum <= 0 || c->bn_momentum > 1) die_flag("--bn-momentum must be in (0, 1]", "");
+  if (c->log_interval < 1) die_flag("--log-interval must be at least 1", "");
+  if (c->warmup < 0 || c->max_steps < 0 || c->seed < 0)
+    die_flag("--warmup, --max-steps and --seed must not be negative", "");
+  if (c->threads < 0 || c->threads > 4096) die_flag("--threads must be in 0..4096", "");
+  if (c->epochs > 100000 || c->batch_size > 60000 || c->eval_batch_size > 100000 ||
+      c->width > 4096 || c->blocks > 64)
+    die_flag("--epochs, --batch-size, --eval-batch-size, --width or --blocks is too large", "");
+  if (c->momentum < 0 || c->momentum >= 1 || c->weight_decay < 0)
+    die_flag("--momentum must be in [0, 1) and --weight-decay not negative", "");
 }
 
 /* ---- data ------------------------------------------------------------------ */
@@ -476,6 +489,9 @@ int main(int argc, char **argv) {
     tyr_checkpoint_close(ck);
     fprintf(stderr, "train_cnn: resumed from %s at step %" PRId64 "\n", c.resume, step);
   }
+  /* on resume, the log goes back to the checkpoint's step (lines of later
+     steps, and a torn last line, would otherwise be written twice) */
+  if (c.resume[0] && tyr_jsonl_truncate(path_metrics, step) < 0) return 1;
   FILE *metrics = fopen(path_metrics, c.resume[0] ? "a" : "w");
   if (!metrics) {
     fprintf(stderr, "train_cnn: %s: cannot open (%s)\n", path_metrics, strerror(errno));

@@ -175,7 +175,13 @@ static void die_flag(const char *msg, const char *arg) {
 
 static void parse_args(config *c, int argc, char **argv) {
   const char *pre = "cpu";
-  for (int i = 1; i < argc; i++)
+  config probe; /* which flags take a value, so that a value is never read as a flag */
+  preset(&probe, "cpu");
+  tyr_flag pf[MAX_FLAGS];
+  int npf = make_flags(&probe, pf);
+  for (int i = 1; i < argc; i++) {
+    bool neg;
+    const tyr_flag *fl = tyr_flags_find(pf, npf, argv[i], &neg);
     if (strcmp(argv[i], "--preset") == 0) {
       if (i + 1 >= argc) die_flag("missing value for flag", "--preset");
       pre = argv[++i];
@@ -183,7 +189,10 @@ static void parse_args(config *c, int argc, char **argv) {
     } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       usage(stdout);
       exit(0);
+    } else if (fl && fl->type != TYR_FLAG_T_BOOL) {
+      i++;
     }
+  }
   preset(c, pre);
   c->context_len = -1;
   tyr_flag flags[MAX_FLAGS];
@@ -225,7 +234,7 @@ static void parse_args(config *c, int argc, char **argv) {
   if (!c->out_dir[0] && c->checkpoint[0] && !(stat(c->checkpoint, &st) == 0 && S_ISREG(st.st_mode)))
     snprintf(c->out_dir, sizeof c->out_dir, "%s", c->checkpoint);
   if (!c->out_dir[0]) snprintf(c->out_dir, sizeof c->out_dir, "out/train_diffusion/%s", c->model);
-  if (c->lr < 0 || c->min_lr < 0) die_flag("learning rates must not be negative", "");
+  if (c->min_lr > c->lr) die_flag("--min-lr must not be above --lr", "");
   tyr_dlm_loss_kind lk;
   if (!tyr_dlm_loss_kind_parse(c->loss, &lk)) die_flag("--loss must be ce or elbo", c->loss);
   tyr_dlm_commit_kind ck;

@@ -169,6 +169,7 @@ void tyr_loader_reset(tyr_loader *l);
 tyr_loader_state tyr_loader_get_state(const tyr_loader *l);
 /* Returns 0, or the status when the state does not fit this loader's data. */
 int tyr_loader_set_state_at(tyr_site s, tyr_loader *l, tyr_loader_state st);
+#define tyr_loader_set_state(l, st) tyr_loader_set_state_at(TYR_SITE, (l), (st))
 
 /* The erased call after checking B and T against the declared dims. */
 int tyr__loader_next_checked_at(tyr_site s, tyr_loader *l, int64_t B, int64_t T,

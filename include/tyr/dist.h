@@ -200,6 +200,8 @@ int64_t tyr_zero1_step_count(const tyr_zero1 *z);
  * tyr_checkpoint_load), so that a run at any world size resumes exactly. */
 int tyr_zero1_gather_state_at(tyr_site s, tyr_zero1 *z, tyr_optim *opt);
 int tyr_zero1_scatter_state_at(tyr_site s, tyr_zero1 *z, const tyr_optim *opt);
+#define tyr_zero1_gather_state(z, opt) tyr_zero1_gather_state_at(TYR_SITE, (z), (opt))
+#define tyr_zero1_scatter_state(z, opt) tyr_zero1_scatter_state_at(TYR_SITE, (z), (opt))
 
 #ifdef __cplusplus
 }

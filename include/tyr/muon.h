@@ -94,6 +94,7 @@ int tyr_muon_orthogonalize_at(tyr_site s, const tyr_muon_config *cfg, tyr_tensor
  * Release it with tyr_muon_checkpoint_params_release (not
  * tyr_params_free). */
 int tyr_muon_checkpoint_params_at(tyr_site s, tyr_muon *m, tyr_params *out);
+#define tyr_muon_checkpoint_params(m, out) tyr_muon_checkpoint_params_at(TYR_SITE, (m), (out))
 void tyr_muon_checkpoint_params_release(tyr_params *ps);
 
 #ifdef __cplusplus

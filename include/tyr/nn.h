@@ -22,7 +22,9 @@ extern "C" {
  *   std > 0: the GPT-2 scheme: weights ~ N(0, std), biases zero (tyr_gpt
  *     uses std = 0.02 and std / sqrt(2 * n_layer) for the projections into
  *     the residual stream, the proj_std arguments below).
- * Norms always start at weight one, bias zero, as in PyTorch.
+ * Norms always start at weight one, bias zero, as in PyTorch.  The
+ * exception: tyr_nn_conv2d's default is He initialisation (weights
+ * N(0, sqrt(2 / fan_in)), bias zero), not nn.Conv2d's uniform rule.
  * Random numbers come from the global generator (tyr_manual_seed). */
 #define TYR_INIT_PYTORCH 0.0
 

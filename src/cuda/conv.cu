@@ -116,8 +116,11 @@ static const Alpha ALPHA = {{0.0f, 1.0f}, {0.0, 1.0}};
  * millisecond (cuDNN 9 builds the candidate engines each time), far more than
  * the convolutions of a small CNN.  A plan keeps one geometry's descriptors
  * and, per direction, the algorithm found by timing the candidates once
- * (cudnnFind*AlgorithmEx, as torch.backends.cudnn.benchmark does) with at
- * most PLAN_WS_MAX bytes of workspace. */
+ * (cudnnFind*AlgorithmEx, as torch.backends.cudnn.benchmark does; the
+ * fastest deterministic one when there is one) with at most PLAN_WS_MAX
+ * bytes of workspace (cuDNN's heuristics while a CUDA graph is being
+ * captured).  The cache is per process and not locked, like the cuDNN
+ * handles: convolutions are called from one thread at a time. */
 #define PLAN_SLOTS 128
 #define PLAN_WS_MAX ((size_t)256 << 20)
 
@@ -167,46 +170,75 @@ static Plan *plan_get(const tyr_conv_geom *g, tyr_dtype dt, int dev) {
   return p;
 }
 
-/* Times the candidates of direction dir once on these very tensors (their
- * outputs are overwritten by the call that follows) and keeps the fastest
- * that succeeded; false when none did. */
-static bool plan_choose(cudnnHandle_t h, Plan *p, int dir, const void *x, const void *w, void *y,
-                        int dev) {
+/* The first usable result of a cuDNN algorithm list: a deterministic one
+ * when there is one (so that a run resumed from a checkpoint repeats the
+ * same sums), else the first that succeeded; -1 when none did. */
+template <typename Perf>
+static int pick_algo(const Perf *perf, int n, size_t *ws) {
+  int first = -1;
+  for (int i = 0; i < n; i++) {
+    if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
+    if (first < 0) first = i;
+    if (perf[i].determinism == CUDNN_DETERMINISTIC) {
+      first = i;
+      break;
+    }
+  }
+  if (first >= 0) *ws = perf[first].memory;
+  return first < 0 ? -1 : (int)perf[first].algo;
+}
+
+/* Chooses direction dir's algorithm: by timing the candidates once on these
+ * very tensors (their outputs are overwritten by the call that follows),
+ * with a workspace of at most PLAN_WS_MAX bytes and a quarter of the free
+ * memory; while a CUDA graph is being captured (timing would synchronise)
+ * from cuDNN's heuristics.  False when no algorithm works. */
+static bool plan_choose(cudnnHandle_t h, cudaStream_t st, Plan *p, int dir, const void *x,
+                        const void *w, void *y, int dev) {
   const ConvDesc &d = p->d;
-  void *ws = tcu_alloc(PLAN_WS_MAX, dev);
-  size_t wsn = ws ? PLAN_WS_MAX : 0;
-  int n = 0;
-  bool ok = false;
+  cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
+  cudaStreamIsCapturing(st, &cap);
+  bool timed = cap == cudaStreamCaptureStatusNone;
+  size_t wsn = 0, free_b = 0, total_b = 0;
+  if (timed && cudaMemGetInfo(&free_b, &total_b) == cudaSuccess)
+    wsn = free_b / 4 < PLAN_WS_MAX ? free_b / 4 : PLAN_WS_MAX;
+  void *ws = wsn ? tcu_alloc(wsn, dev) : NULL;
+  if (!ws) wsn = 0;
+  int n = 0, algo = -1;
+  size_t need = 0;
   if (dir == 0) {
     cudnnConvolutionFwdAlgoPerf_t perf[ALGO_TRIES];
-    if (cudnnFindConvolutionForwardAlgorithmEx(h, d.x, x, d.w, w, d.conv, d.y, y, ALGO_TRIES, &n,
-                                               perf, ws, wsn) == CUDNN_STATUS_SUCCESS)
-      for (int i = 0; i < n && !ok; i++)
-        if (perf[i].status == CUDNN_STATUS_SUCCESS)
-          p->algo[0] = (int)perf[i].algo, p->ws[0] = perf[i].memory, ok = true;
+    cudnnStatus_t r = timed ? cudnnFindConvolutionForwardAlgorithmEx(
+                                  h, d.x, x, d.w, w, d.conv, d.y, y, ALGO_TRIES, &n, perf, ws, wsn)
+                            : cudnnGetConvolutionForwardAlgorithm_v7(h, d.x, d.w, d.conv, d.y,
+                                                                     ALGO_TRIES, &n, perf);
+    if (r == CUDNN_STATUS_SUCCESS) algo = pick_algo(perf, n, &need);
   } else if (dir == 1) { /* y: gx, x: gy */
     cudnnConvolutionBwdDataAlgoPerf_t perf[ALGO_TRIES];
-    if (cudnnFindConvolutionBackwardDataAlgorithmEx(h, d.w, w, d.y, x, d.conv, d.x, y, ALGO_TRIES,
-                                                    &n, perf, ws, wsn) == CUDNN_STATUS_SUCCESS)
-      for (int i = 0; i < n && !ok; i++)
-        if (perf[i].status == CUDNN_STATUS_SUCCESS)
-          p->algo[1] = (int)perf[i].algo, p->ws[1] = perf[i].memory, ok = true;
+    cudnnStatus_t r = timed ? cudnnFindConvolutionBackwardDataAlgorithmEx(
+                                  h, d.w, w, d.y, x, d.conv, d.x, y, ALGO_TRIES, &n, perf, ws, wsn)
+                            : cudnnGetConvolutionBackwardDataAlgorithm_v7(h, d.w, d.y, d.conv, d.x,
+                                                                          ALGO_TRIES, &n, perf);
+    if (r == CUDNN_STATUS_SUCCESS) algo = pick_algo(perf, n, &need);
   } else { /* x: x, w: gy, y: gw */
     cudnnConvolutionBwdFilterAlgoPerf_t perf[ALGO_TRIES];
-    if (cudnnFindConvolutionBackwardFilterAlgorithmEx(h, d.x, x, d.y, w, d.conv, d.w, y, ALGO_TRIES,
-                                                      &n, perf, ws, wsn) == CUDNN_STATUS_SUCCESS)
-      for (int i = 0; i < n && !ok; i++)
-        if (perf[i].status == CUDNN_STATUS_SUCCESS)
-          p->algo[2] = (int)perf[i].algo, p->ws[2] = perf[i].memory, ok = true;
+    cudnnStatus_t r = timed ? cudnnFindConvolutionBackwardFilterAlgorithmEx(
+                                  h, d.x, x, d.y, w, d.conv, d.w, y, ALGO_TRIES, &n, perf, ws, wsn)
+                            : cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+                                  h, d.x, d.y, d.conv, d.w, ALGO_TRIES, &n, perf);
+    if (r == CUDNN_STATUS_SUCCESS) algo = pick_algo(perf, n, &need);
   }
-  if (ws) tcu_free(ws, PLAN_WS_MAX, dev);
-  return ok;
+  if (ws) tcu_free(ws, wsn, dev);
+  if (algo < 0) return false;
+  p->algo[dir] = algo;
+  p->ws[dir] = need;
+  return true;
 }
 
 static void conv_forward(cudnnHandle_t h, Plan *p, const tyr_tensor *x, const tyr_tensor *w,
                          tyr_tensor *y, int dev) {
-  if (p->algo[0] < 0 &&
-      !plan_choose(h, p, 0, tyr_data_ptr(x), tyr_data_ptr(w), tyr_data_ptr(y), dev)) {
+  if (p->algo[0] < 0 && !plan_choose(h, tcu_enter(TYR_DEVICE_CUDA(dev)), p, 0, tyr_data_ptr(x),
+                                     tyr_data_ptr(w), tyr_data_ptr(y), dev)) {
     tcu_fail(__FILE__, __LINE__, __func__, "cuDNN has no forward algorithm for this convolution");
     return;
   }
@@ -222,8 +254,8 @@ static void conv_forward(cudnnHandle_t h, Plan *p, const tyr_tensor *x, const ty
 
 static void conv_backward_data(cudnnHandle_t h, Plan *p, const tyr_tensor *gy, const tyr_tensor *w,
                                tyr_tensor *gx, int dev) {
-  if (p->algo[1] < 0 &&
-      !plan_choose(h, p, 1, tyr_data_ptr(gy), tyr_data_ptr(w), tyr_data_ptr(gx), dev)) {
+  if (p->algo[1] < 0 && !plan_choose(h, tcu_enter(TYR_DEVICE_CUDA(dev)), p, 1, tyr_data_ptr(gy),
+                                     tyr_data_ptr(w), tyr_data_ptr(gx), dev)) {
     tcu_fail(__FILE__, __LINE__, __func__,
              "cuDNN has no backward-data algorithm for this convolution");
     return;
@@ -240,8 +272,8 @@ static void conv_backward_data(cudnnHandle_t h, Plan *p, const tyr_tensor *gy, c
 
 static void conv_backward_filter(cudnnHandle_t h, Plan *p, const tyr_tensor *x,
                                  const tyr_tensor *gy, tyr_tensor *gw, int dev) {
-  if (p->algo[2] < 0 &&
-      !plan_choose(h, p, 2, tyr_data_ptr(x), tyr_data_ptr(gy), tyr_data_ptr(gw), dev)) {
+  if (p->algo[2] < 0 && !plan_choose(h, tcu_enter(TYR_DEVICE_CUDA(dev)), p, 2, tyr_data_ptr(x),
+                                     tyr_data_ptr(gy), tyr_data_ptr(gw), dev)) {
     tcu_fail(__FILE__, __LINE__, __func__,
              "cuDNN has no backward-filter algorithm for this convolution");
     return;

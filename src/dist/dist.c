@@ -366,6 +366,9 @@ static tyr_dist_work *start(tyr_site s, tyr_dist *pg, dist_kind kind, tyr_tensor
       tyr_raise(TYR_ERR_MEMORY, s, op, "out of host memory");
       return NULL;
     }
+    /* every row starts as this rank's: a backend that skips the check
+       (NCCL before its communicator exists, or past 64 ranks) compares equal */
+    for (int r = 0; r < N; r++) memcpy(all + 4 * r, mine, sizeof mine);
     if (im->gather_desc(pg, s, op, mine, all, 4)) {
       if (all != stackbuf) free(all);
       return NULL;

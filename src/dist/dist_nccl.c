@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/backend.h"
 #include "dist/internal.h"
 
 void *tcu_dist_stream(int dev);
@@ -116,15 +115,14 @@ static ncclDataType_t nccl_type(tyr_dtype dt) {
   }
 }
 
-/* AVG is a sum, scaled by 1 / world size on the device's stream when the
- * work is waited for: NCCL's own ncclAvg leaves the last few elements of a
- * one-rank reduce-scatter unscaled (seen with the NCCL of CUDA 13 on an
- * H200: the final 3 to 5 of 26912 floats), and the sum followed by one
- * multiplication is what ncclAvg computes anyway. */
-static ncclRedOp_t nccl_op(tyr_dist_op op) {
+/* AVG is ncclAvg, except at world size 1, where it is ncclSum (the
+ * identity): NCCL's one-rank ncclAvg reduce-scatter was seen to leave the
+ * last few elements unscaled (the NCCL of CUDA 13 on an H200: 3 to 5 of
+ * 26912 floats). */
+static ncclRedOp_t nccl_op(tyr_dist_op op, int world_size) {
   switch (op) {
   case TYR_DIST_AVG:
-    return ncclSum;
+    return world_size == 1 ? ncclSum : ncclAvg;
   case TYR_DIST_MAX:
     return ncclMax;
   case TYR_DIST_MIN:
@@ -153,14 +151,15 @@ static int nccl_start(tyr_dist_work *w, const tyr_tensor *in, tyr_tensor *out, i
   const void *pi = tyr_data_ptr(in);
   switch (w->kind) {
   case DK_ALL_REDUCE:
-    r = ncclAllReduce(po, po, (size_t)tyr_numel(out), ty, nccl_op(w->rop), st->comm, st->stream);
+    r = ncclAllReduce(po, po, (size_t)tyr_numel(out), ty, nccl_op(w->rop, pg->cfg.world_size),
+                      st->comm, st->stream);
     break;
   case DK_BROADCAST:
     r = ncclBroadcast(po, po, (size_t)tyr_numel(out), ty, root, st->comm, st->stream);
     break;
   case DK_REDUCE_SCATTER:
-    r = ncclReduceScatter(pi, po, (size_t)tyr_numel(out), ty, nccl_op(w->rop), st->comm,
-                          st->stream);
+    r = ncclReduceScatter(pi, po, (size_t)tyr_numel(out), ty, nccl_op(w->rop, pg->cfg.world_size),
+                          st->comm, st->stream);
     break;
   case DK_ALL_GATHER:
     r = ncclAllGather(pi, po, (size_t)tyr_numel(in), ty, st->comm, st->stream);
@@ -194,9 +193,6 @@ static int nccl_wait(tyr_dist_work *w) {
   cudaStream_t main = tcu_dist_stream(st->dev);
   cudaError_t ce = cudaStreamWaitEvent(main, *(cudaEvent_t *)w->state, 0);
   if (ce != cudaSuccess) return cuda_fail(w->pg, w->site, w->op, ce);
-  int n = w->pg->cfg.world_size;
-  if (w->rop == TYR_DIST_AVG && n > 1 && (w->kind == DK_ALL_REDUCE || w->kind == DK_REDUCE_SCATTER))
-    tyr_backend_lookup(w->out->device)->scale_(w->out, 1.0 / n);
   w->done = true;
   return 0;
 }
