@@ -27,6 +27,7 @@
 #include <tyr/models/cnn.h>
 #include <tyr/optim.h>
 #include <tyr/plot.h>
+#include <tyr/progress.h>
 #include <tyr/tyr.h>
 
 enum { IMG = 28, CLASSES = 10 };
@@ -324,28 +325,14 @@ static double now(void) {
 
 static void progress(int64_t epoch, int64_t epochs, int64_t step, int64_t steps, double loss,
                      double acc, double img_s, double eta, bool tty) {
-  int width = 30, filled = steps ? (int)(width * step / steps) : width;
-  char bar[64];
-  for (int i = 0; i < width; i++) bar[i] = i < filled ? '=' : (i == filled ? '>' : ' ');
-  bar[width] = 0;
+  char bar[32], e[32];
+  tyr_progress_bar(bar, 30, step, steps);
   fprintf(stderr,
           "%sepoch %" PRId64 "/%" PRId64 " [%s] %" PRId64 "/%" PRId64
-          " loss %.4f acc %.3f | %.0f img/s | ETA %dm%02ds%s",
-          tty ? "\r" : "", epoch, epochs, bar, step, steps, loss, acc, img_s, (int)(eta / 60),
-          (int)fmod(eta, 60), tty ? "   " : "\n");
+          " loss %.4f acc %.3f | %.0f img/s | ETA %s%s",
+          tty ? "\r" : "", epoch, epochs, bar, step, steps, loss, acc, img_s,
+          tyr_format_duration(eta, e, sizeof e), tty ? "   " : "\n");
   fflush(stderr);
-}
-
-static int mkdirs(const char *path) {
-  char tmp[1024];
-  snprintf(tmp, sizeof tmp, "%s", path);
-  for (char *p = tmp + 1; *p; p++)
-    if (*p == '/') {
-      *p = 0;
-      if (mkdir(tmp, 0755) && errno != EEXIST) return -1;
-      *p = '/';
-    }
-  return mkdir(tmp, 0755) && errno != EEXIST ? -1 : 0;
 }
 
 /* ---- evaluation ----------------------------------------------------------------- */
@@ -462,7 +449,7 @@ int main(int argc, char **argv) {
                          .warmup = c.warmup,
                          .decay_steps = total_steps};
 
-  if (mkdirs(c.out_dir)) {
+  if (tyr_mkdirs(c.out_dir)) {
     fprintf(stderr, "train_cnn: --out-dir %s: cannot create (%s)\n", c.out_dir, strerror(errno));
     return 1;
   }

@@ -498,18 +498,6 @@ static void progress(int64_t step, int64_t total, double loss, double tok_s, dou
   tyr_progress_draw(stderr, tty, step, total, eta, text);
 }
 
-static int mkdirs(const char *path) {
-  char tmp[1024];
-  snprintf(tmp, sizeof tmp, "%s", path);
-  for (char *p = tmp + 1; *p; p++)
-    if (*p == '/') {
-      *p = 0;
-      if (mkdir(tmp, 0755) && errno != EEXIST) return -1;
-      *p = '/';
-    }
-  return mkdir(tmp, 0755) && errno != EEXIST ? -1 : 0;
-}
-
 static void config_json(const config *c, const tyr_gpt_config *g, char *buf, size_t n) {
   snprintf(buf, n,
            "{\"vocab_size\":%" PRId64 ",\"block_size\":%" PRId64 ",\"n_layer\":%" PRId64
@@ -766,7 +754,7 @@ int main(int argc, char **argv) {
                          .warmup = c.warmup,
                          .decay_steps = c.decay_steps};
 
-  if (mkdirs(c.out_dir)) {
+  if (tyr_mkdirs(c.out_dir)) {
     fprintf(stderr, "train_gpt: --out-dir %s: cannot create (%s)\n", c.out_dir, strerror(errno));
     return 1;
   }
