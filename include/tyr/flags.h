@@ -45,15 +45,18 @@ typedef struct tyr_flag {
   const char *help;
 } tyr_flag;
 
+/* p itself, which must point to T: an int * for an int64_t flag is a
+ * compile error (pointer type mismatch), not an 8-byte write into 4 bytes */
+#define TYR__FLAG_PTR(p, T) (1 ? (p) : (T *)0)
 #define TYR_FLAG_INT(name, p, lo, hi, help)                                                        \
-  { (name), TYR_FLAG_T_INT, (int64_t *)(p), 0, (double)(lo), (double)(hi), (help) }
+  { (name), TYR_FLAG_T_INT, TYR__FLAG_PTR(p, int64_t), 0, (double)(lo), (double)(hi), (help) }
 #define TYR_FLAG_DOUBLE(name, p, lo, hi, help)                                                     \
-  { (name), TYR_FLAG_T_DOUBLE, (double *)(p), 0, (lo), (hi), (help) }
+  { (name), TYR_FLAG_T_DOUBLE, TYR__FLAG_PTR(p, double), 0, (lo), (hi), (help) }
 /* buf must be a char array (its size is taken with sizeof) */
 #define TYR_FLAG_STRING(name, buf, help)                                                           \
   { (name), TYR_FLAG_T_STRING, (buf), sizeof(buf), 0, 0, (help) }
 #define TYR_FLAG_BOOL(name, p, help)                                                               \
-  { (name), TYR_FLAG_T_BOOL, (bool *)(p), 0, 0, 0, (help) }
+  { (name), TYR_FLAG_T_BOOL, TYR__FLAG_PTR(p, bool), 0, 0, 0, (help) }
 
 /* Parses argv[first..argc) into the flags' variables; exits as described
  * above on --help and on any error.  Returns 0. */
