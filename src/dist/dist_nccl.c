@@ -138,13 +138,16 @@ static int nccl_start(tyr_dist_work *w, const tyr_tensor *in, tyr_tensor *out, i
   if (!st) return TYR_ERR_STATE;
   cudaStream_t main = tcu_dist_stream(st->dev);
   if (!main) return TYR_ERR_DEVICE;
-  cudaEvent_t ready, done;
+  cudaEvent_t ready = NULL, done = NULL;
   cudaError_t ce = cudaEventCreateWithFlags(&ready, cudaEventDisableTiming);
   if (ce == cudaSuccess) ce = cudaEventCreateWithFlags(&done, cudaEventDisableTiming);
   if (ce == cudaSuccess) ce = cudaEventRecord(ready, main);
   if (ce == cudaSuccess) ce = cudaStreamWaitEvent(st->stream, ready, 0);
-  if (ce != cudaSuccess) return cuda_fail(pg, w->site, w->op, ce);
-  cudaEventDestroy(ready);
+  if (ready) cudaEventDestroy(ready);
+  if (ce != cudaSuccess) {
+    if (done) cudaEventDestroy(done);
+    return cuda_fail(pg, w->site, w->op, ce);
+  }
   ncclDataType_t ty = nccl_type(out->dtype);
   ncclResult_t r = ncclSuccess;
   void *po = tyr_data_ptr(out);
@@ -169,7 +172,12 @@ static int nccl_start(tyr_dist_work *w, const tyr_tensor *in, tyr_tensor *out, i
     cudaEventDestroy(done);
     return nccl_fail(pg, w->site, w->op, r);
   }
-  cudaEventRecord(done, st->stream);
+  ce = cudaEventRecord(done, st->stream);
+  if (ce != cudaSuccess) {
+    cudaStreamSynchronize(st->stream);
+    cudaEventDestroy(done);
+    return cuda_fail(pg, w->site, w->op, ce);
+  }
   cudaEvent_t *pe = malloc(sizeof *pe);
   if (!pe) {
     cudaEventSynchronize(done);

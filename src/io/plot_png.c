@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tyr/fileio.h"
 #include "tyr/plot.h"
 
 typedef struct {
@@ -80,14 +81,41 @@ static void text(canvas *c, int x, int y, const char *s, uint32_t rgb, int scale
   }
 }
 
+static int write_png(int fd, const canvas *c);
+
+/* Writes c to path atomically (tyr/fileio.h: a temporary file, fsync,
+ * rename, the directory fsync'd); frees c's pixels. */
+static int save_canvas(tyr_site s, const char *op, const char *path, canvas *c) {
+  tyr_atomic_file af;
+  int st = tyr_atomic_open_at(s, &af, path);
+  if (st) {
+    free(c->px);
+    return st;
+  }
+  int rc = write_png(af.fd, c);
+  free(c->px);
+  if (rc != 0) {
+    int e = errno;
+    tyr_atomic_abort(&af);
+    return tyr_raise(TYR_ERR_IO, s, op, "%s: cannot write (%s)", path, strerror(e));
+  }
+  return tyr_atomic_commit_at(s, &af);
+}
+
 static double nice_step(double range, int ticks) {
   double raw = range / ticks, mag = pow(10, floor(log10(raw))), f = raw / mag;
   return (f < 1.5 ? 1 : f < 3 ? 2 : f < 7 ? 5 : 10) * mag;
 }
 
-static int write_png(const char *path, const canvas *c) {
-  FILE *f = fopen(path, "wb");
-  if (!f) return -1;
+/* The PNG of c into the open file descriptor fd (a temporary file of
+ * tyr/fileio.h; fd stays open); 0 or -1. */
+static int write_png(int fd, const canvas *c) {
+  int fd2 = dup(fd);
+  FILE *f = fd2 >= 0 ? fdopen(fd2, "wb") : NULL;
+  if (!f) {
+    if (fd2 >= 0) close(fd2);
+    return -1;
+  }
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
   png_infop info = png ? png_create_info_struct(png) : NULL;
   if (!png || !info || setjmp(png_jmpbuf(png))) {
@@ -166,32 +194,11 @@ int tyr_plot_png_at(tyr_site s, const char *path, int width, int height, const c
   if (ylabel) text(&c, 6, T - 14, ylabel, 0x000000, 1);
 #undef PX
 #undef PY
-  char tmp[4096];
-  snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-  int rc = write_png(tmp, &c);
-  free(c.px);
-  if (rc != 0 || rename(tmp, path) != 0) {
-    int e = errno;
-    unlink(tmp);
-    return tyr_raise(TYR_ERR_IO, s, op, "%s: cannot write (%s)", path, strerror(e));
-  }
-  return 0;
+  return save_canvas(s, op, path, &c);
 }
 
 /* ---- image grids and heatmaps ------------------------------------------------- */
 /* Writes c to path through a temporary name; frees c's pixels. */
-static int save_canvas(tyr_site s, const char *op, const char *path, canvas *c) {
-  char tmp[4096];
-  snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-  int rc = write_png(tmp, c);
-  free(c->px);
-  if (rc != 0 || rename(tmp, path) != 0) {
-    int e = errno;
-    unlink(tmp);
-    return tyr_raise(TYR_ERR_IO, s, op, "%s: cannot write (%s)", path, strerror(e));
-  }
-  return 0;
-}
 
 int tyr_plot_images_png_at(tyr_site s, const char *path, const uint8_t *images, int n, int h, int w,
                            int cols, int scale, const char *const *captions,
