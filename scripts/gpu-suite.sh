@@ -173,6 +173,26 @@ for lib in cmocka:libcmocka-dev:cmocka.h snappy:libsnappy-dev:snappy-c.h; do
   fi
 done
 
+# cuDNN (required by the CUDA build) and NCCL (optional): where cmake/nvidia_libs.cmake looks
+find_nvidia() { # header library -> the directory holding the library, or nothing
+  for d in ${CUDNN_ROOT:+$CUDNN_ROOT/lib64 $CUDNN_ROOT/lib} ${NCCL_ROOT:+$NCCL_ROOT/lib64 $NCCL_ROOT/lib} \
+    "$CUDA_HOME/lib64" "$CUDA_HOME/lib" /usr/lib/x86_64-linux-gnu /usr/lib64 /usr/local/lib \
+    $(ls -d /opt/*/.venv/lib/python3*/site-packages/nvidia/*/lib 2>/dev/null); do
+    ls "$d"/lib"$2".so* >/dev/null 2>&1 && echo "$d" && return 0
+  done
+  return 1
+}
+if d=$(find_nvidia cudnn.h cudnn); then
+  say "  cuDNN: $d"
+else
+  missing "cuDNN (libcudnn; in the CUDA toolkit, CUDNN_ROOT, or PyTorch's nvidia-cudnn wheel)"
+fi
+if d=$(find_nvidia nccl.h nccl); then
+  say "  NCCL: $d"
+else
+  say "  NCCL: not found (optional: no NCCL process groups)"
+fi
+
 if [ -n "$MISSING" ]; then
   say "MISSING:$MISSING"
   say "On a Debian/Ubuntu machine with network, 'scripts/gpu-suite.sh --fetch-debs DIR'"
