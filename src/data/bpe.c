@@ -21,16 +21,25 @@ bool tyr__bpe_use_cache = true;
 #define BPE_CACHE_MAX_SLOTS (1u << 20)
 
 /* ---- regular expressions ------------------------------------------------------ */
-pcre2_code *bpe_regex_compile(tyr_site s, const char *op, const char *pattern, bool *jit) {
+pcre2_code *bpe_regex_try(const char *pattern, char *msg, size_t msg_size, size_t *offset) {
   int errcode = 0;
   PCRE2_SIZE erroff = 0;
   pcre2_code *re =
       pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
                     PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &errcode, &erroff, NULL);
   if (!re) {
-    char msg[256];
-    pcre2_get_error_message(errcode, (PCRE2_UCHAR *)msg, sizeof msg);
-    tyr_raise(TYR_ERR_ARG, s, op, "split pattern: %s at offset %zu", msg, (size_t)erroff);
+    pcre2_get_error_message(errcode, (PCRE2_UCHAR *)msg, msg_size);
+    *offset = (size_t)erroff;
+  }
+  return re;
+}
+
+pcre2_code *bpe_regex_compile(tyr_site s, const char *op, const char *pattern, bool *jit) {
+  char msg[256];
+  size_t off = 0;
+  pcre2_code *re = bpe_regex_try(pattern, msg, sizeof msg, &off);
+  if (!re) {
+    tyr_raise(TYR_ERR_ARG, s, op, "split pattern: %s at offset %zu", msg, off);
     return NULL;
   }
   *jit = pcre2_jit_compile(re, PCRE2_JIT_COMPLETE) == 0;

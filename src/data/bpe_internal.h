@@ -59,6 +59,9 @@ typedef struct bpe_splitter {
 /* Compiles pattern (UTF, UCP, invalid UTF allowed) and JIT-compiles it when
  * JIT is available.  On failure raises and returns NULL. */
 pcre2_code *bpe_regex_compile(tyr_site s, const char *op, const char *pattern, bool *jit);
+/* The same without raising (and without JIT): NULL with PCRE2's message in
+ * msg and the offset of the fault, for callers that name the file and line. */
+pcre2_code *bpe_regex_try(const char *pattern, char *msg, size_t msg_size, size_t *offset);
 bool bpe_matcher_init(bpe_matcher *m, const pcre2_code *re);
 void bpe_matcher_free(bpe_matcher *m);
 void bpe_split_begin(bpe_splitter *sp, const pcre2_code *re, bool jit, bpe_matcher *m,

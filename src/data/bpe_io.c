@@ -365,17 +365,13 @@ static tyr_tokenizer *parse_tyr(tyr_site s, const char *op, const char *name, co
       memcpy(pattern, line + 8, pl);
       pattern[pl] = 0;
       /* a pattern that does not compile is named with its file and line */
-      int errcode = 0;
-      PCRE2_SIZE erroff = 0;
-      pcre2_code *re =
-          pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
-                        PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &errcode, &erroff, NULL);
+      char msg[256];
+      size_t erroff = 0;
+      pcre2_code *re = bpe_regex_try(pattern, msg, sizeof msg, &erroff);
       if (!re) {
-        char msg[256];
-        pcre2_get_error_message(errcode, (PCRE2_UCHAR *)msg, sizeof msg);
         tyr_raise(TYR_ERR_FORMAT, s, op,
                   "%s: line %zu: the split pattern does not compile: %s at offset %zu", name,
-                  r.lineno, msg, (size_t)erroff);
+                  r.lineno, msg, erroff);
         goto done;
       }
       pcre2_code_free(re);
