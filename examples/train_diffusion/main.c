@@ -568,6 +568,8 @@ int main(int argc, char **argv) {
   snprintf(path_best, sizeof path_best, "%s/best.safetensors", c.out_dir);
   snprintf(path_metrics, sizeof path_metrics, "%s/metrics.jsonl", c.out_dir);
   snprintf(path_plot, sizeof path_plot, "%s/loss.png", c.out_dir);
+  /* on resume, the log goes back to the checkpoint's step (tyr/fileio.h) */
+  if (c.resume[0] && tyr_jsonl_truncate(path_metrics, step) < 0) return 1;
   FILE *metrics = fopen(path_metrics, c.resume[0] ? "a" : "w");
   if (!metrics) {
     fprintf(stderr, PROG ": %s: cannot open (%s)\n", path_metrics, strerror(errno));
@@ -615,8 +617,10 @@ int main(int argc, char **argv) {
     t_last = t;
     double tok_s = tokens / (dt > 0 ? dt : 1e-9);
     ema_tok = steps_this_run <= 2 ? tok_s : 0.9 * ema_tok + 0.1 * tok_s;
-    fprintf(metrics, "{\"step\":%" PRId64 ",\"loss\":%.6f,\"lr\":%.6g,\"tok_s\":%.1f}\n", step,
-            loss_v, lr, tok_s);
+    if (tyr_jsonl_write(metrics, path_metrics,
+                        "{\"step\":%" PRId64 ",\"loss\":%.6f,\"lr\":%.6g,\"tok_s\":%.1f}", step,
+                        loss_v, lr, tok_s))
+      return 1;
     if (tty ? (step % 5 == 0 || step == c.iters)
             : (step % c.log_interval == 0 || step == c.iters)) {
       char text[96];
@@ -636,11 +640,12 @@ int main(int argc, char **argv) {
               "%sstep %" PRId64
               ": train loss %.4f, val masked CE %.4f, val ELBO %.4f bits/char%s\n",
               tty ? "\n" : "", step, tr, val_ce, val_bpc, val < best_val ? " (best)" : "");
-      fprintf(metrics,
+      if (tyr_jsonl_write(
+              metrics, path_metrics,
               "{\"step\":%" PRId64
-              ",\"train_loss\":%.6f,\"val_loss\":%.6f,\"val_ce\":%.6f,\"val_bpc\":%.6f}\n",
-              step, tr, val, val_ce, val_bpc);
-      fflush(metrics);
+              ",\"train_loss\":%.6f,\"val_loss\":%.6f,\"val_ce\":%.6f,\"val_bpc\":%.6f}",
+              step, tr, val, val_ce, val_bpc))
+        return 1;
       if (val < best_val) {
         best_val = val;
         save_checkpoint(path_best, &m, &opt, step, data_counter, best_val, cfg_json, c.loss);
