@@ -1,15 +1,20 @@
 /* TrainGPT's training step on the CPU: forward, backward, clipping and
  * AdamW on random tokens, for the shakespeare_cpu preset (4 layers, 128
  * wide, block 64, batch 12) and the 6-layer preset (384 wide, block 256) at
- * batch 16.  When Debian's PyTorch is importable, bench/torch_gpt.py runs the
- * same model and batch in the same run and the ratio is printed.
+ * batch 16.  When PyTorch is importable, bench/torch_gpt.py runs the same
+ * model and batch in the same run and the ratio is printed.  PyTorch comes
+ * from --python PATH (default /usr/bin/python3, Debian's python3-torch, when
+ * it exists, else python3 on PATH): on a machine with a newer PyTorch,
+ * `taskset -c 0,1 bench_train_gpt --python python3` pins both to the same
+ * two cores.
  *
- *   bench_train_gpt [--steps N] [--threads N] [--no-torch] */
+ *   bench_train_gpt [--steps N] [--threads N] [--python PATH] [--no-torch] */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <tyr/tyr.h>
 
@@ -65,18 +70,17 @@ static double bench_tyr(const preset *p, int steps) {
   return best;
 }
 
-static double bench_torch(const preset *p, int steps, int threads) {
+static double bench_torch(const char *python, const preset *p, int steps, int threads) {
   /* PyTorch runs with the environment the user started us with: the waiting
      policy that tyr_cpu_env_setup added is Tyr's setting, not PyTorch's */
   const char *env = getenv("TYR_ENV_SETUP_DONE") ? "env -u GOMP_SPINCOUNT -u OMP_WAIT_POLICY " : "";
-  char cmd[640];
-  snprintf(
-      cmd, sizeof cmd,
-      "%s/usr/bin/python3 bench/torch_gpt.py --preset %s --layers %lld --heads %lld --embd %lld "
-      "--block %lld "
-      "--batch %lld --steps %d --threads %d 2>/dev/null",
-      env, p->name, (long long)p->L, (long long)p->H, (long long)p->C, (long long)p->T,
-      (long long)p->B, steps, threads);
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd,
+           "%s'%s' bench/torch_gpt.py --preset %s --layers %lld --heads %lld --embd %lld "
+           "--block %lld "
+           "--batch %lld --steps %d --threads %d 2>/dev/null",
+           env, python, p->name, (long long)p->L, (long long)p->H, (long long)p->C, (long long)p->T,
+           (long long)p->B, steps, threads);
   FILE *f = popen(cmd, "r");
   if (!f) return NAN;
   char line[256];
@@ -92,23 +96,42 @@ static double bench_torch(const preset *p, int steps, int threads) {
 int main(int argc, char **argv) {
   tyr_cpu_env_setup(argv); /* thread spinning: see tyr/tensor.h */
   int steps = 20, threads = 0, torch = 1;
+  const char *python = access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--steps") && i + 1 < argc)
       steps = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
       threads = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--python") && i + 1 < argc)
+      python = argv[++i];
     else if (!strcmp(argv[i], "--no-torch"))
       torch = 0;
     else {
-      fprintf(stderr, "usage: bench_train_gpt [--steps N] [--threads N] [--no-torch]\n");
+      fprintf(stderr,
+              "usage: bench_train_gpt [--steps N] [--threads N] [--python PATH] [--no-torch]\n");
       return 2;
     }
   }
   if (threads > 0) tyr_set_num_threads(threads);
   threads = tyr_get_num_threads();
-  if (torch && system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) {
-    printf("PyTorch is not importable (Debian package python3-torch): Tyr figures only\n");
-    torch = 0;
+  if (torch) {
+    if (strchr(python, '\'')) {
+      fprintf(stderr, "bench_train_gpt: --python: a path without quotes, please\n");
+      return 2;
+    }
+    char cmd[1024], ver[64] = "";
+    snprintf(cmd, sizeof cmd, "'%s' -c 'import torch; print(torch.__version__)' 2>/dev/null",
+             python);
+    FILE *f = popen(cmd, "r");
+    if (f && fgets(ver, sizeof ver, f)) ver[strcspn(ver, "\n")] = 0;
+    if (!f || pclose(f) != 0 || !ver[0]) {
+      printf("PyTorch is not importable from %s (Debian package python3-torch, or --python): "
+             "Tyr figures only\n",
+             python);
+      torch = 0;
+    } else {
+      printf("PyTorch %s from %s\n", ver, python);
+    }
   }
   preset presets[] = {{"shakespeare_cpu", 4, 4, 128, 64, 12},
                       {"shakespeare_6layer_b16", 6, 6, 384, 256, 16}};
@@ -120,7 +143,7 @@ int main(int argc, char **argv) {
     int n = p->C > 128 ? (steps + 3) / 4 : steps;
     double s = bench_tyr(p, n);
     double tok = (double)(p->B * p->T) / s;
-    double tt = torch ? bench_torch(p, n, threads) : NAN;
+    double tt = torch ? bench_torch(python, p, n, threads) : NAN;
     printf("%-24s %12.0f %10.2f %12.0f %8.2f\n", p->name, tok, s * 1e3, tt, tok / tt);
     fflush(stdout);
   }

@@ -12,8 +12,12 @@
  *   step-1 gradients, per parameter, |g_tyr - g_torch| / |g_torch|:
  *     f32 (TF32 off) at most 1e-4; tf32 and the bf16 modes at most 2e-2
  *   step-1 loss: f32 within 1e-5
- *   loss curves: the mean of |loss_tyr - loss_torch| over the last 100 steps
- *     (or the last third of a shorter run) at most 0.02
+ *   loss curves: the mean of loss_tyr - loss_torch over the last 100 steps
+ *     (or the last third of a shorter run) within 0.02 (the mean of
+ *     |loss_tyr - loss_torch| is printed too)
+ * --control also trains PyTorch's fp32 model a second time with its
+ * attention in plain ops instead of SDPA: the same arithmetic, rounded
+ * otherwise, which measures how far two runs drift apart by rounding alone.
  * Modes, each against the PyTorch mode that does the same arithmetic:
  *   f32          Tyr f32, matmuls in f32       vs fp32 with TF32 off
  *   tf32         matmuls with TF32 inputs      vs fp32 with TF32 on
@@ -30,7 +34,8 @@
  *
  *   gpt_parity --tokens FILE --out DIR [--preset gpt2_124m|tiny] [--device cuda|cpu]
  *              [--batch B] [--steps N] [--modes f32,tf32,bf16-matmul,bf16]
- *              [--lr X] [--warmup N] [--repeat] [--python PATH] [--no-torch] */
+ *              [--lr X] [--warmup N] [--repeat] [--raw] [--control] [--python PATH]
+ *              [--no-torch] */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -148,7 +153,7 @@ int main(int argc, char **argv) {
   const char *tokens = NULL, *out = NULL, *python = NULL, *modes = NULL, *pname = "gpt2_124m";
   const char *devname = NULL;
   int64_t B = 8;
-  int steps = 300, warmup = 20, torch = 1, repeat = 0, raw = 0;
+  int steps = 300, warmup = 20, torch = 1, repeat = 0, raw = 0, control = 0;
   double lr = 6e-4;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -177,13 +182,16 @@ int main(int argc, char **argv) {
       torch = 0;
     else if (!strcmp(a, "--repeat"))
       repeat = 1;
+    else if (!strcmp(a, "--control"))
+      control = 1;
     else if (!strcmp(a, "--raw"))
       raw = 1;
     else {
       fprintf(stderr,
               "usage: gpt_parity --tokens FILE --out DIR [--preset gpt2_124m|tiny] "
               "[--device cuda|cpu] [--batch B] [--steps N] [--modes f32,tf32,bf16-matmul,bf16] "
-              "[--lr X] [--warmup N] [--repeat] [--raw] [--python PATH] [--no-torch]\n");
+              "[--lr X] [--warmup N] [--repeat] [--raw] [--control] [--python PATH] "
+              "[--no-torch]\n");
       return 2;
     }
   }
@@ -337,11 +345,11 @@ int main(int argc, char **argv) {
   snprintf(cmd, sizeof cmd,
            "%s bench/torch_gpt_parity.py --dir '%s' %s%s%s --layers %lld --heads %lld --embd %lld "
            "--block %lld --vocab %lld --batch %lld --steps %d --lr %g --warmup %d --modes %s "
-           "--device %s",
+           "--device %s%s",
            python ? python : "python3", out, repeat ? "--repeat" : "--tokens '",
            repeat ? "" : tokens, repeat ? "" : (raw ? "' --raw" : "'"), (long long)p->L,
            (long long)p->H, (long long)p->C, (long long)T, (long long)p->V, (long long)B, steps, lr,
-           warmup, modes, cuda ? "cuda" : "cpu");
+           warmup, modes, cuda ? "cuda" : "cpu", control ? " --control" : "");
   fflush(stdout);
   int rc = system(cmd);
   if (rc == -1 || !WIFEXITED(rc)) {

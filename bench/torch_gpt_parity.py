@@ -8,7 +8,15 @@ Architecture (tyr_gpt_config_gpt2): learned positions, pre-LayerNorm with
 biases (eps 1e-5), fused qkv with bias, causal attention, tanh-GELU MLP,
 tied head; AdamW (betas 0.9/0.95, eps 1e-8, weight decay 0.1 on parameters
 of rank >= 2), clipping at 1.0, the learning rate warmed up linearly.
-Works with PyTorch 1.13 (CPU, f32) and 2.x (CUDA, every mode)."""
+Works with PyTorch 1.13 (CPU, f32) and 2.x (CUDA, every mode).
+
+The loss-curve bound compares the curves' levels: the mean over the last
+100 steps (or the last third of a shorter run) of loss_tyr - loss_torch.
+The mean of |loss_tyr - loss_torch| is printed too.  Training amplifies any
+rounding difference, so two runs of the same arithmetic drift apart step by
+step; --control measures that floor: PyTorch's fp32 run again with the
+attention written out in plain ops instead of SDPA (the same arithmetic,
+rounded differently), compared with its first fp32 run the same way."""
 import argparse
 import json
 import math
@@ -36,8 +44,11 @@ def load_safetensors(path):
     return out
 
 
+MATH_ATTENTION = False  # the control run: attention written out (other rounding, same arithmetic)
+
+
 def attention(q, k, v):
-    if hasattr(F, "scaled_dot_product_attention"):
+    if hasattr(F, "scaled_dot_product_attention") and not MATH_ATTENTION:
         return F.scaled_dot_product_attention(q, k, v, is_causal=True)
     T = q.shape[-2]
     att = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
@@ -175,6 +186,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=0)
     ap.add_argument("--modes", default="f32")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--control", action="store_true")
     a = ap.parse_args()
     dev = a.device
     if dev == "cuda" and not torch.cuda.is_available():
@@ -188,7 +200,7 @@ def main():
     ok = True
     print(f"torch {torch.__version__} on {dev}; Tyr mode vs the PyTorch mode doing the same arithmetic")
     print(f"{'tyr mode':12} {'torch':6} {'step-1 loss tyr':>16} {'torch':>12} {'max grad rel err':>17} "
-          f"{'(param)':28} {'last-k mean |dL|':>17} {'final tyr':>10} {'torch':>8}")
+          f"{'(param)':28} {'last-k mean dL':>15} {'mean |dL|':>10} {'final tyr':>10} {'torch':>8}")
     for mode in a.modes.split(","):
         tm = twin[mode]
         if tm not in ran:
@@ -203,20 +215,36 @@ def main():
             if e > worst:
                 worst, worst_name = e, name
         k = min(100, max(1, len(tl) // 3))
+        level = sum(x - y for x, y in zip(yl[-k:], tl[-k:])) / k
         curve = sum(abs(x - y) for x, y in zip(yl[-k:], tl[-k:])) / k
         bad = []
         if worst > grad_tol[mode]:
             bad.append(f"gradient {worst:.2e} > {grad_tol[mode]:g}")
         if mode == "f32" and abs(yl[0] - tl[0]) > 1e-5:
             bad.append(f"step-1 loss differs by {abs(yl[0] - tl[0]):.2e} > 1e-5")
-        if curve > 0.02:
-            bad.append(f"loss curves differ by {curve:.4f} > 0.02 over the last {k} steps")
+        if abs(level) > 0.02:
+            bad.append(f"loss curves differ by {level:+.4f} on average over the last {k} steps")
         ok &= not bad
         print(f"{mode:12} {tm:6} {yl[0]:16.7f} {tl[0]:12.7f} {worst:17.2e} {worst_name[:28]:28} "
-              f"{curve:17.4f} {yl[-1]:10.4f} {tl[-1]:8.4f}  {'ok' if not bad else 'FAIL: ' + '; '.join(bad)}",
+              f"{level:+15.4f} {curve:10.4f} {yl[-1]:10.4f} {tl[-1]:8.4f}  {'ok' if not bad else 'FAIL: ' + '; '.join(bad)}",
               flush=True)
         with open(f"{a.dir}/torch_losses_{tm}.txt", "w") as f:
             f.write("\n".join(f"{x:.9g}" for x in tl) + "\n")
+    if a.control:
+        global MATH_ATTENTION
+        base = ran.get("fp32") or train(a, "fp32", init, get, dev)
+        MATH_ATTENTION = True
+        cl, _ = train(a, "fp32", init, get, dev)
+        MATH_ATTENTION = False
+        bl = base[0]
+        k = min(100, max(1, len(bl) // 3))
+        level = sum(x - y for x, y in zip(cl[-k:], bl[-k:])) / k
+        curve = sum(abs(x - y) for x, y in zip(cl[-k:], bl[-k:])) / k
+        print(f"control: torch fp32 with attention in plain ops vs torch fp32 (SDPA): step-1 loss "
+              f"{cl[0]:.7f} vs {bl[0]:.7f}, last-{k} mean dL {level:+.4f}, mean |dL| {curve:.4f}, "
+              f"final {cl[-1]:.4f} vs {bl[-1]:.4f}", flush=True)
+        with open(f"{a.dir}/torch_losses_fp32_control.txt", "w") as f:
+            f.write("\n".join(f"{x:.9g}" for x in cl) + "\n")
     print("gpt_parity: PASS" if ok else "gpt_parity: FAIL", flush=True)
     sys.exit(0 if ok else 1)
 

@@ -22,6 +22,7 @@
 #                    unpacked into the build directory, nothing is installed
 #   JOBS             parallel build jobs (default: number of CPUs)
 #   TYR_SANITIZER=1  also run test_cuda_ops under compute-sanitizer (memcheck)
+#   TYR_PARITY=0     skip gpt_parity (GPT-2 124M vs PyTorch, every precision mode, ~4 min)
 #   TYR_ALLOW_NO_GPU=1  do not fail when no GPU is found (build check only)
 #   TYR_CMAKE_ARGS   extra arguments for cmake's configure step
 set -u
@@ -276,6 +277,31 @@ elif grep -q "SKIPPED" "$LOG/test_cuda_conv.log" && [ -n "$GPU_NAME" ]; then
   FAILED="$FAILED test_cuda_conv(skipped: the GPU was not usable)"
 fi
 
+# GPT-2 124M against PyTorch from the same weights and batches, every
+# precision mode (bench/gpt_parity.c; about 4 minutes on an H100/H200).
+# TYR_PARITY=0 skips it; a python3 without PyTorch+CUDA skips it with a note.
+PARITY="skipped"
+if [ "${TYR_PARITY:-1}" != 0 ] && [ -n "$GPU_NAME" ]; then
+  if python3 -c 'import torch; assert torch.cuda.is_available()' >/dev/null 2>&1; then
+    say "gpt_parity: GPT-2 124M, Tyr vs PyTorch, 300 steps in each precision mode"
+    "$BUILD/tyr_prepare" -q --tiktoken "$ROOT/tests/data/tokenizer/gpt2.tiktoken.zst" \
+      --pattern gpt2 -o "$LOG/parity-tokens" "$ROOT/data/tinyshakespeare.txt" >/dev/null &&
+      (cd "$ROOT" && "$BUILD/bench/gpt_parity" --device cuda --batch 8 --steps 300 --control \
+        --tokens "$LOG/parity-tokens/tinyshakespeare_train_000000.bin" --out "$LOG/parity") \
+        >"$LOG/gpt_parity.log" 2>&1
+    PARITY_STATUS=$?
+    tail -n 8 "$LOG/gpt_parity.log"
+    if [ $PARITY_STATUS = 0 ] && grep -q "^gpt_parity: PASS" "$LOG/gpt_parity.log"; then
+      PARITY="PASS"
+    else
+      PARITY="FAIL"
+      FAILED="$FAILED gpt_parity"
+    fi
+  else
+    say "gpt_parity skipped: python3 has no PyTorch with CUDA"
+  fi
+fi
+
 if [ "${TYR_SANITIZER:-0}" = 1 ]; then
   CS=$CUDA_HOME/bin/compute-sanitizer
   command -v compute-sanitizer >/dev/null 2>&1 && CS=$(command -v compute-sanitizer)
@@ -289,7 +315,7 @@ if [ "${TYR_SANITIZER:-0}" = 1 ]; then
   fi
 fi
 
-SUMMARY="ctest: ${CTEST_LINE:-no result}; test_cuda_ops: $NPASS passed, $NFAIL failed, $NSKIP skipped; GPU: ${GPU_NAME:-none}; logs in $LOG"
+SUMMARY="ctest: ${CTEST_LINE:-no result}; test_cuda_ops: $NPASS passed, $NFAIL failed, $NSKIP skipped; gpt_parity: $PARITY; GPU: ${GPU_NAME:-none}; logs in $LOG"
 if [ -z "$FAILED" ] && [ -z "$GPU_NAME" ]; then
   say "PASS (build and CPU tests only: no GPU, the CUDA tests were skipped) - $SUMMARY"
   exit 0

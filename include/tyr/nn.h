@@ -192,12 +192,13 @@ typedef struct tyr_gpt_config {
   double logit_softcap; /* 0: none */
   double init_std;      /* 0.02 */
   double norm_eps;      /* the norms' epsilon (0: 1e-5) */
-  /* Mixed precision: TYR_BF16 or TYR_F16 runs the blocks, the head and
-   * their gradients in that dtype (each weight cast once per forward, the
-   * embeddings summed in the parameters' dtype and then cast), while the
-   * parameters, their gradients and the optimizer stay in the parameters'
-   * dtype and the loss is f32 (tyr_gpt_loss).  Any other value (the zero
-   * of a memset config is TYR_F32): everything in the parameters' dtype. */
+  /* Mixed precision, as autocast does it: TYR_BF16 or TYR_F16 runs the
+   * matmuls, attention and MLPs of the blocks and the head, and their
+   * gradients, in that dtype (each weight cast once per forward), while the
+   * embeddings, the residual stream, the norms, the parameters, their
+   * gradients and the optimizer stay in the parameters' dtype and the loss
+   * is f32 (tyr_gpt_loss).  Any other value (the zero of a memset config is
+   * TYR_F32): everything in the parameters' dtype. */
   tyr_dtype compute_dtype;
 } tyr_gpt_config;
 

@@ -171,17 +171,8 @@ static tyr_nn_linear linear_as(tyr_site s, const tyr_nn_linear *m, tyr_dtype dt)
   return r;
 }
 
-static tyr_nn_norm norm_as(tyr_site s, const tyr_nn_norm *m, tyr_dtype dt) {
-  tyr_nn_norm r = *m;
-  r.weight = cast_to(s, m->weight, dt);
-  r.bias = cast_to(s, m->bias, dt);
-  return r;
-}
-
 static tyr_gpt_block block_as(tyr_site s, const tyr_gpt_block *b, tyr_dtype dt) {
-  tyr_gpt_block r = *b;
-  r.ln1 = norm_as(s, &b->ln1, dt);
-  r.ln2 = norm_as(s, &b->ln2, dt);
+  tyr_gpt_block r = *b; /* the norms stay in the parameters' dtype */
   if (b->attn.cfg.fused_qkv) {
     r.attn.qkv = linear_as(s, &b->attn.qkv, dt);
   } else {
@@ -211,8 +202,12 @@ tyr_tensor *tyr_gpt_hidden_at(tyr_site s, tyr_gpt *g, tyr_tensor *idx, bool trai
   int64_t T = idx->shape[1];
   tyr_dtype dt = gpt_compute_dtype(g);
   tyr_nn_dropout drop = {c->dropout};
-  /* the embeddings in the parameters' dtype (their gradients are sums over
-     many rows), then the residual stream in the compute dtype */
+  /* Mixed precision as autocast does it: the residual stream, the
+     embeddings and the norms stay in the parameters' dtype; each norm's
+     output is cast to the compute dtype for the matmuls, attention and MLP
+     that follow, and their outputs are cast back before the residual
+     adds.  (A 16-bit residual stream rounds every add to 8 bits of
+     mantissa and trains measurably worse: see docs/benchmarks.md, parity.) */
   tyr_tensor *x = tyr_nn_embedding_forward_at(s, &g->wte, idx);
   if (!x) return NULL;
   if (c->learned_pos) {
@@ -220,22 +215,21 @@ tyr_tensor *tyr_gpt_hidden_at(tyr_site s, tyr_gpt *g, tyr_tensor *idx, bool trai
     tyr_tensor *pe = tyr_nn_embedding_forward_at(s, &g->wpe, pos); /* [T, C] */
     x = tyr_add_at(s, x, tyr_expand_at(s, pe, 3, x->shape));
   }
-  x = cast_to(s, x, dt);
   x = tyr_nn_dropout_forward_at(s, &drop, x, training);
   tyr_tensor *rcos = cast_to(s, g->rope_cos, dt), *rsin = cast_to(s, g->rope_sin, dt);
   for (int64_t l = 0; l < c->n_layer && x; l++) {
     tyr_gpt_block blk = block_as(s, &g->blocks[l], dt);
-    tyr_tensor *a = tyr_nn_attention_forward_at(
-        s, &blk.attn, tyr_nn_norm_forward_at(s, &blk.ln1, x), rcos, rsin, training);
+    tyr_tensor *h = cast_to(s, tyr_nn_norm_forward_at(s, &g->blocks[l].ln1, x), dt);
+    tyr_tensor *a = tyr_nn_attention_forward_at(s, &blk.attn, h, rcos, rsin, training);
     if (!a) return NULL;
-    x = tyr_add_at(s, x, tyr_nn_dropout_forward_at(s, &drop, a, training));
-    tyr_tensor *m = tyr_nn_mlp_forward_at(s, &blk.mlp, tyr_nn_norm_forward_at(s, &blk.ln2, x));
+    x = tyr_add_at(s, x, cast_to(s, tyr_nn_dropout_forward_at(s, &drop, a, training), x->dtype));
+    h = cast_to(s, tyr_nn_norm_forward_at(s, &g->blocks[l].ln2, x), dt);
+    tyr_tensor *m = tyr_nn_mlp_forward_at(s, &blk.mlp, h);
     if (!m) return NULL;
-    x = tyr_add_at(s, x, tyr_nn_dropout_forward_at(s, &drop, m, training));
+    x = tyr_add_at(s, x, cast_to(s, tyr_nn_dropout_forward_at(s, &drop, m, training), x->dtype));
   }
   if (!x) return NULL;
-  tyr_nn_norm lnf = norm_as(s, &g->ln_f, dt);
-  return tyr_nn_norm_forward_at(s, &lnf, x);
+  return cast_to(s, tyr_nn_norm_forward_at(s, &g->ln_f, x), dt);
 }
 
 tyr_tensor *tyr_gpt_forward_at(tyr_site s, tyr_gpt *g, tyr_tensor *idx, tyr_tensor *targets,
