@@ -16,7 +16,8 @@ The mean of |loss_tyr - loss_torch| is printed too.  Training amplifies any
 rounding difference, so two runs of the same arithmetic drift apart step by
 step; --control measures that floor: PyTorch's fp32 run again with the
 attention written out in plain ops instead of SDPA (the same arithmetic,
-rounded differently), compared with its first fp32 run the same way."""
+rounded differently), compared with its first fp32 run the same way; the
+loss-curve bound is then max(0.02, twice the control's difference)."""
 import argparse
 import json
 import math
@@ -198,6 +199,25 @@ def main():
     grad_tol = {"f32": 1e-4, "tf32": 2e-2, "bf16-matmul": 2e-2, "bf16": 2e-2}
     ran = {}
     ok = True
+    curve_tol = 0.02
+    if a.control:
+        global MATH_ATTENTION
+        ran["fp32"] = train(a, "fp32", init, get, dev)
+        MATH_ATTENTION = True
+        cl, _ = train(a, "fp32", init, get, dev)
+        MATH_ATTENTION = False
+        bl = ran["fp32"][0]
+        k = min(100, max(1, len(bl) // 3))
+        level = sum(x - y for x, y in zip(cl[-k:], bl[-k:])) / k
+        curve = sum(abs(x - y) for x, y in zip(cl[-k:], bl[-k:])) / k
+        # Tyr cannot be asked to follow PyTorch closer than PyTorch follows itself
+        curve_tol = max(0.02, 2 * abs(level))
+        print(f"control: torch fp32 with attention in plain ops vs torch fp32 (SDPA): step-1 loss "
+              f"{cl[0]:.7f} vs {bl[0]:.7f}, last-{k} mean dL {level:+.4f}, mean |dL| {curve:.4f}, "
+              f"final {cl[-1]:.4f} vs {bl[-1]:.4f}; loss-curve bound max(0.02, 2 x {abs(level):.4f}) "
+              f"= {curve_tol:.4f}", flush=True)
+        with open(f"{a.dir}/torch_losses_fp32_control.txt", "w") as f:
+            f.write("\n".join(f"{x:.9g}" for x in cl) + "\n")
     print(f"torch {torch.__version__} on {dev}; Tyr mode vs the PyTorch mode doing the same arithmetic")
     print(f"{'tyr mode':12} {'torch':6} {'step-1 loss tyr':>16} {'torch':>12} {'max grad rel err':>17} "
           f"{'(param)':28} {'last-k mean dL':>15} {'mean |dL|':>10} {'final tyr':>10} {'torch':>8}")
@@ -222,29 +242,15 @@ def main():
             bad.append(f"gradient {worst:.2e} > {grad_tol[mode]:g}")
         if mode == "f32" and abs(yl[0] - tl[0]) > 1e-5:
             bad.append(f"step-1 loss differs by {abs(yl[0] - tl[0]):.2e} > 1e-5")
-        if abs(level) > 0.02:
-            bad.append(f"loss curves differ by {level:+.4f} on average over the last {k} steps")
+        if abs(level) > curve_tol:
+            bad.append(f"loss curves differ by {level:+.4f} on average over the last {k} steps "
+                       f"(bound {curve_tol:.4f})")
         ok &= not bad
         print(f"{mode:12} {tm:6} {yl[0]:16.7f} {tl[0]:12.7f} {worst:17.2e} {worst_name[:28]:28} "
               f"{level:+15.4f} {curve:10.4f} {yl[-1]:10.4f} {tl[-1]:8.4f}  {'ok' if not bad else 'FAIL: ' + '; '.join(bad)}",
               flush=True)
         with open(f"{a.dir}/torch_losses_{tm}.txt", "w") as f:
             f.write("\n".join(f"{x:.9g}" for x in tl) + "\n")
-    if a.control:
-        global MATH_ATTENTION
-        base = ran.get("fp32") or train(a, "fp32", init, get, dev)
-        MATH_ATTENTION = True
-        cl, _ = train(a, "fp32", init, get, dev)
-        MATH_ATTENTION = False
-        bl = base[0]
-        k = min(100, max(1, len(bl) // 3))
-        level = sum(x - y for x, y in zip(cl[-k:], bl[-k:])) / k
-        curve = sum(abs(x - y) for x, y in zip(cl[-k:], bl[-k:])) / k
-        print(f"control: torch fp32 with attention in plain ops vs torch fp32 (SDPA): step-1 loss "
-              f"{cl[0]:.7f} vs {bl[0]:.7f}, last-{k} mean dL {level:+.4f}, mean |dL| {curve:.4f}, "
-              f"final {cl[-1]:.4f} vs {bl[-1]:.4f}", flush=True)
-        with open(f"{a.dir}/torch_losses_fp32_control.txt", "w") as f:
-            f.write("\n".join(f"{x:.9g}" for x in cl) + "\n")
     print("gpt_parity: PASS" if ok else "gpt_parity: FAIL", flush=True)
     sys.exit(0 if ok else 1)
 
