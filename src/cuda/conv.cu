@@ -116,10 +116,9 @@ static const Alpha ALPHA = {{0.0f, 1.0f}, {0.0, 1.0}};
  * millisecond (cuDNN 9 builds the candidate engines each time), far more than
  * the convolutions of a small CNN.  A plan keeps one geometry's descriptors
  * and, per direction, the algorithm found by timing the candidates once
- * (cudnnFind*AlgorithmEx, as torch.backends.cudnn.benchmark does; the
- * fastest deterministic one when there is one) with at most PLAN_WS_MAX
- * bytes of workspace (cuDNN's heuristics while a CUDA graph is being
- * captured).  The cache is per process and not locked, like the cuDNN
+ * (cudnnFind*AlgorithmEx, as torch.backends.cudnn.benchmark does) with at
+ * most PLAN_WS_MAX bytes of workspace (cuDNN's heuristics while a CUDA graph
+ * is being captured).  The cache is per process and not locked, like the cuDNN
  * handles: convolutions are called from one thread at a time. */
 #define PLAN_SLOTS 128
 #define PLAN_WS_MAX ((size_t)256 << 20)
@@ -170,22 +169,18 @@ static Plan *plan_get(const tyr_conv_geom *g, tyr_dtype dt, int dev) {
   return p;
 }
 
-/* The first usable result of a cuDNN algorithm list: a deterministic one
- * when there is one (so that a run resumed from a checkpoint repeats the
- * same sums), else the first that succeeded; -1 when none did. */
+/* The first usable result of a cuDNN algorithm list (the fastest when the
+ * list comes from timing); -1 when none succeeded.  Deterministic
+ * algorithms are not preferred: picking one of them over the fastest gave a
+ * wrong bf16 conv3d input gradient on an H200 (cuDNN 9, test_cuda_conv). */
 template <typename Perf>
 static int pick_algo(const Perf *perf, int n, size_t *ws) {
-  int first = -1;
   for (int i = 0; i < n; i++) {
     if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
-    if (first < 0) first = i;
-    if (perf[i].determinism == CUDNN_DETERMINISTIC) {
-      first = i;
-      break;
-    }
+    *ws = perf[i].memory;
+    return (int)perf[i].algo;
   }
-  if (first >= 0) *ws = perf[first].memory;
-  return first < 0 ? -1 : (int)perf[first].algo;
+  return -1;
 }
 
 /* Chooses direction dir's algorithm: by timing the candidates once on these
