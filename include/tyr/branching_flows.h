@@ -74,9 +74,9 @@ typedef struct tyr_bf_rng {
 } tyr_bf_rng;
 void tyr_bf_rng_init(tyr_bf_rng *r, uint64_t seed, uint64_t stream);
 uint32_t tyr_bf_rng_u32(tyr_bf_rng *r);
-double tyr_bf_rng_uniform(tyr_bf_rng *r);      /* [0, 1), 53 bits */
-double tyr_bf_rng_exponential(tyr_bf_rng *r);  /* Exp(1) */
-double tyr_bf_rng_normal(tyr_bf_rng *r);       /* N(0, 1) */
+double tyr_bf_rng_uniform(tyr_bf_rng *r);           /* [0, 1), 53 bits */
+double tyr_bf_rng_exponential(tyr_bf_rng *r);       /* Exp(1) */
+double tyr_bf_rng_normal(tyr_bf_rng *r);            /* N(0, 1) */
 int64_t tyr_bf_rng_below(tyr_bf_rng *r, int64_t n); /* uniform on 0..n-1 */
 int64_t tyr_bf_rng_poisson(tyr_bf_rng *r, double mean);
 int64_t tyr_bf_rng_binomial(tyr_bf_rng *r, int64_t n, double p);
@@ -124,24 +124,24 @@ typedef enum tyr_bf_bridge_kind { TYR_BF_BRIDGE_LINEAR, TYR_BF_BRIDGE_BROWNIAN }
 bool tyr_bf_bridge_kind_parse(const char *name, tyr_bf_bridge_kind *out); /* linear|brownian */
 
 typedef struct tyr_bf_config {
-  int dim;   /* continuous dims, 0..TYR_BF_MAX_DIM */
-  int vocab; /* discrete tokens 0..vocab-1 (vocab is the mask); 0: no discrete part */
-  tyr_bf_dist branch_time;   /* split times */
+  int dim;                 /* continuous dims, 0..TYR_BF_MAX_DIM */
+  int vocab;               /* discrete tokens 0..vocab-1 (vocab is the mask); 0: no discrete part */
+  tyr_bf_dist branch_time; /* split times */
   tyr_bf_dist deletion_time; /* deletion hazard */
   tyr_bf_policy policy;
-  double alpha;               /* TYR_BF_POLICY_BALANCED's exponent (>= 0) */
-  int64_t group_min;          /* minimum length of every group (>= 1) ... */
-  const int64_t *group_mins;  /* ... or per group id 0..n_group_mins-1 (NULL: group_min) */
+  double alpha;              /* TYR_BF_POLICY_BALANCED's exponent (>= 0) */
+  int64_t group_min;         /* minimum length of every group (>= 1) ... */
+  const int64_t *group_mins; /* ... or per group id 0..n_group_mins-1 (NULL: group_min) */
   int n_group_mins;
-  double coalescence_factor;  /* Binomial's p in [0, 1] */
-  double deletion_pad;        /* >= 0; 0: no deletion padding */
-  tyr_bf_bridge_kind bridge;  /* continuous bridge */
-  double sigma;               /* Brownian bridge's noise scale */
-  double x0_std;              /* continuous start states ~ N(0, x0_std^2) */
-  int64_t max_len;            /* segments of a packed batch (and of a sample) */
-  double snap_prob;           /* probability to move t to one of the forest's split times */
-  int max_resample;           /* forests drawn before giving up on max_len */
-  double split_scale;         /* sampler: multiplies the split intensity (1) */
+  double coalescence_factor; /* Binomial's p in [0, 1] */
+  double deletion_pad;       /* >= 0; 0: no deletion padding */
+  tyr_bf_bridge_kind bridge; /* continuous bridge */
+  double sigma;              /* Brownian bridge's noise scale */
+  double x0_std;             /* continuous start states ~ N(0, x0_std^2) */
+  int64_t max_len;           /* segments of a packed batch (and of a sample) */
+  double snap_prob;          /* probability to move t to one of the forest's split times */
+  int max_resample;          /* forests drawn before giving up on max_len */
+  double split_scale;        /* sampler: multiplies the split intensity (1) */
 } tyr_bf_config;
 /* Uniform branch and deletion times, the uniform policy (alpha 1), group
  * minimum 1, coalescence factor 1, no deletion padding, linear bridge
@@ -245,17 +245,17 @@ int64_t tyr_bf_bridge(const tyr_bf_config *c, const tyr_bf_forest *f, double t, 
  * cells have every mask 0, the mask token and zeros. */
 typedef struct tyr_bf_batch {
   int64_t B, L, dim;
-  float *t;           /* [B] the time used (after snapping) */
-  int64_t *len;       /* [B] live segments */
-  float *xt;          /* [B, L, dim] */
-  int64_t *tok;       /* [B, L] */
-  float *anchor;      /* [B, L, dim] */
+  float *t;      /* [B] the time used (after snapping) */
+  int64_t *len;  /* [B] live segments */
+  float *xt;     /* [B, L, dim] */
+  int64_t *tok;  /* [B, L] */
+  float *anchor; /* [B, L, dim] */
   int64_t *anchor_tok;
-  float *split_target; /* [B, L] descendants - 1 */
-  float *del;          /* [B, L] 1: the segment is to be deleted */
+  float *split_target;                    /* [B, L] descendants - 1 */
+  float *del;                             /* [B, L] 1: the segment is to be deleted */
   float *padmask, *flowmask, *branchmask; /* [B, L] 1/0 */
-  float *last_coal;    /* [B, L] */
-  int32_t *group;      /* [B, L] */
+  float *last_coal;                       /* [B, L] */
+  int32_t *group;                         /* [B, L] */
 } tyr_bf_batch;
 /* For each b (independently, in parallel, each with its own stream
  * step * B + b of seed): t = times[b] (times NULL: U(0, 1)), pad
@@ -265,7 +265,7 @@ typedef struct tyr_bf_batch {
  * an error names the batch element. */
 int tyr_bf_batch_sample_at(tyr_site s, const tyr_bf_config *c, const tyr_bf_target *x1, int64_t B,
                            const double *times, uint64_t seed, uint64_t step, tyr_bf_batch *out);
-#define tyr_bf_batch_sample(c, x1, B, times, seed, step, out)                                     \
+#define tyr_bf_batch_sample(c, x1, B, times, seed, step, out)                                      \
   tyr_bf_batch_sample_at(TYR_SITE, (c), (x1), (B), (times), (seed), (step), (out))
 void tyr_bf_batch_free(tyr_bf_batch *b);
 
@@ -285,8 +285,7 @@ tyr_tensor *tyr_bf_mse_loss_at(tyr_site s, tyr_tensor *pred, tyr_tensor *anchor,
 /* sum(mask[b, i] -log softmax(logits[b, i])[anchor[b, i]]) / sum(mask);
  * logits [B, L, V], anchor [B, L] i64 in 0..V (V, the mask token, is
  * skipped, as padding cells hold it). */
-tyr_tensor *tyr_bf_ce_loss_at(tyr_site s, tyr_tensor *logits, tyr_tensor *anchor,
-                              tyr_tensor *mask);
+tyr_tensor *tyr_bf_ce_loss_at(tyr_site s, tyr_tensor *logits, tyr_tensor *anchor, tyr_tensor *mask);
 #define tyr_bf_split_loss_e(l, c, m) tyr_bf_split_loss_at(TYR_SITE, (l), (c), (m))
 #define tyr_bf_deletion_loss_e(l, d, m) tyr_bf_deletion_loss_at(TYR_SITE, (l), (d), (m))
 #define tyr_bf_mse_loss_e(p, a, m) tyr_bf_mse_loss_at(TYR_SITE, (p), (a), (m))
@@ -323,8 +322,8 @@ typedef struct tyr_bf_prediction {
  * split.  Copies are inserted right after their parent; splits that would
  * make the sequence longer than max_len are dropped.  Returns 0 or the
  * error status. */
-int tyr_bf_step_at(tyr_site s, const tyr_bf_config *c, tyr_bf_state *st,
-                   const tyr_bf_prediction *p, double t, double dt, tyr_bf_rng *r);
+int tyr_bf_step_at(tyr_site s, const tyr_bf_config *c, tyr_bf_state *st, const tyr_bf_prediction *p,
+                   double t, double dt, tyr_bf_rng *r);
 #define tyr_bf_step(c, st, p, t, dt, r) tyr_bf_step_at(TYR_SITE, (c), (st), (p), (t), (dt), (r))
 
 #ifdef __cplusplus

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "branching/internal.h"
 #include "tyr/branching_flows.h"
 
 void tyr_bf_batch_free(tyr_bf_batch *b) {
@@ -63,17 +64,16 @@ static int one(const tyr_bf_config *c, const tyr_bf_target *x1, double t, tyr_bf
                tyr_bf_batch *out, int64_t b) {
   tyr_bf_seq padded = {0};
   tyr_bf_target tg = *x1;
-  /* the target was checked: the _at functions below raise nothing but out of memory */
-  tyr_site quiet = TYR_SITE;
+  /* the target was checked: nothing below raises */
   if (c->deletion_pad > 0) {
-    if (tyr_bf_pad_deletions_at(quiet, c, x1, r, &padded)) return -1;
+    if (tyr__bf_pad(c, x1, r, &padded)) return -1;
     tg = tyr_bf_seq_target(&padded);
   }
   tyr_bf_forest f = {0};
   int rc = 1;
   for (int attempt = 0; attempt < c->max_resample; attempt++) {
     tyr_bf_forest_free(&f);
-    if (tyr_bf_forest_sample_at(quiet, c, &tg, r, &f)) {
+    if (tyr__bf_forest(c, &tg, r, &f)) {
       rc = -1;
       break;
     }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "branching/internal.h"
 #include "tyr/branching_flows.h"
 
 tyr_bf_config tyr_bf_config_default(int dim, int vocab) {
@@ -193,10 +194,17 @@ static int seq_alloc(tyr_bf_seq *q, int64_t n) {
 
 int tyr_bf_pad_deletions_at(tyr_site s, const tyr_bf_config *c, const tyr_bf_target *x1,
                             tyr_bf_rng *r, tyr_bf_seq *out) {
-  const char *op = "tyr_bf_pad_deletions";
   memset(out, 0, sizeof *out);
   int st = tyr_bf_target_check_at(s, c, x1);
   if (st) return st;
+  if (tyr__bf_pad(c, x1, r, out))
+    return tyr_raise(TYR_ERR_MEMORY, s, "tyr_bf_pad_deletions", "out of host memory");
+  return 0;
+}
+
+int tyr__bf_pad(const tyr_bf_config *c, const tyr_bf_target *x1, tyr_bf_rng *r, tyr_bf_seq *out) {
+  memset(out, 0, sizeof *out);
+  int st = 0;
   const int64_t n = x1->n;
   int32_t max_group = -1;
   for (int64_t i = 0; i < n; i++)
@@ -210,7 +218,7 @@ int tyr_bf_pad_deletions_at(tyr_site s, const tyr_bf_config *c, const tyr_bf_tar
   uint8_t *ev_after = malloc((size_t)cap), *ev_del = malloc((size_t)cap);
   int64_t *elig = malloc(((size_t)n + 1) * sizeof *elig);
   if (!nb || !na || !orig_del || !ev_elem || !ev_after || !ev_del || !elig) {
-    st = tyr_raise(TYR_ERR_MEMORY, s, op, "out of host memory");
+    st = -1;
     goto done;
   }
   for (int32_t g = 0; c->deletion_pad > 0 && g <= max_group; g++) {
@@ -238,7 +246,7 @@ int tyr_bf_pad_deletions_at(tyr_site s, const tyr_bf_config *c, const tyr_bf_tar
         uint8_t *d = realloc(ev_del, (size_t)cap);
         if (d) ev_del = d;
         if (!a || !b || !d) {
-          st = tyr_raise(TYR_ERR_MEMORY, s, op, "out of host memory");
+          st = -1;
           goto done;
         }
       }
@@ -253,7 +261,7 @@ int tyr_bf_pad_deletions_at(tyr_site s, const tyr_bf_config *c, const tyr_bf_tar
     }
   }
   if (seq_alloc(out, n + nev)) {
-    st = tyr_raise(TYR_ERR_MEMORY, s, op, "out of host memory");
+    st = -1;
     goto done;
   }
   int64_t o = 0;
@@ -335,8 +343,8 @@ static int64_t eligible_pairs(const tyr_bf_config *c, const tyr_bf_node *nodes, 
     }
     if (!ok) continue;
     pairs[np] = i;
-    w[np] = c->policy == TYR_BF_POLICY_BALANCED ? pow((double)(a->weight + b->weight), -c->alpha)
-                                                : 1.0;
+    w[np] =
+        c->policy == TYR_BF_POLICY_BALANCED ? pow((double)(a->weight + b->weight), -c->alpha) : 1.0;
     np++;
   }
   return np;
@@ -364,10 +372,18 @@ static void split_times(const tyr_bf_config *c, tyr_bf_forest *f, int32_t k, dou
 
 int tyr_bf_forest_sample_at(tyr_site s, const tyr_bf_config *c, const tyr_bf_target *x1,
                             tyr_bf_rng *r, tyr_bf_forest *out) {
-  const char *op = "tyr_bf_forest_sample";
   memset(out, 0, sizeof *out);
   int st = tyr_bf_target_check_at(s, c, x1);
   if (st) return st;
+  if (tyr__bf_forest(c, x1, r, out))
+    return tyr_raise(TYR_ERR_MEMORY, s, "tyr_bf_forest_sample", "out of host memory");
+  return 0;
+}
+
+int tyr__bf_forest(const tyr_bf_config *c, const tyr_bf_target *x1, tyr_bf_rng *r,
+                   tyr_bf_forest *out) {
+  memset(out, 0, sizeof *out);
+  int st = 0;
   const int64_t n = x1->n;
   size_t m = (size_t)(n > 0 ? n : 1);
   int32_t max_group = 0;
@@ -379,7 +395,7 @@ int tyr_bf_forest_sample_at(tyr_site s, const tyr_bf_config *c, const tyr_bf_tar
   int64_t *gsize = calloc((size_t)max_group + 1, sizeof *gsize), *pairs = calloc(m, sizeof *pairs);
   double *w = calloc(m, sizeof *w);
   if (!out->nodes || !out->roots || !out->split_times || !gsize || !pairs || !w) {
-    st = tyr_raise(TYR_ERR_MEMORY, s, op, "out of host memory");
+    st = -1;
     tyr_bf_forest_free(out);
     goto done;
   }

@@ -77,10 +77,10 @@ tyr_tensor *tyr_bf_ce_loss_at(tyr_site s, tyr_tensor *logits, tyr_tensor *anchor
   if (!logits || logits->rank != 3 || anchor->rank != 2 || logits->shape[0] != anchor->shape[0] ||
       logits->shape[1] != anchor->shape[1]) {
     char x[64], y[64];
-    return (tyr_raise(TYR_ERR_SHAPE, s, op, "logits %s must be [B, L, V] and anchor tokens %s [B, L]",
-                      logits ? shape_of(logits, x, sizeof x) : "NULL",
-                      shape_of(anchor, y, sizeof y)),
-            NULL);
+    return (
+        tyr_raise(TYR_ERR_SHAPE, s, op, "logits %s must be [B, L, V] and anchor tokens %s [B, L]",
+                  logits ? shape_of(logits, x, sizeof x) : "NULL", shape_of(anchor, y, sizeof y)),
+        NULL);
   }
   /* cells outside the mask may hold the mask token V: ignored (0) */
   tyr_tensor *lp = tyr_log_softmax_at(s, logits, -1);

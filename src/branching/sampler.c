@@ -52,12 +52,11 @@ int tyr_bf_state_init_at(tyr_site s, const tyr_bf_config *c, tyr_bf_state *st, i
   return 0;
 }
 
-int tyr_bf_step_at(tyr_site s, const tyr_bf_config *c, tyr_bf_state *st,
-                   const tyr_bf_prediction *p, double t, double dt, tyr_bf_rng *r) {
+int tyr_bf_step_at(tyr_site s, const tyr_bf_config *c, tyr_bf_state *st, const tyr_bf_prediction *p,
+                   double t, double dt, tyr_bf_rng *r) {
   const char *op = "tyr_bf_step";
   if (!(t >= 0 && dt > 0 && t + dt <= 1 + 1e-9))
-    return tyr_raise(TYR_ERR_ARG, s, op, "t %g and dt %g must satisfy 0 <= t < t + dt <= 1", t,
-                     dt);
+    return tyr_raise(TYR_ERR_ARG, s, op, "t %g and dt %g must satisfy 0 <= t < t + dt <= 1", t, dt);
   if (!p || (c->dim > 0 && !p->x) || (c->vocab > 0 && !p->logits) || !p->split || !p->del)
     return tyr_raise(TYR_ERR_ARG, s, op,
                      "the prediction lacks anchors (dim %d), token logits (vocab %d), split or "

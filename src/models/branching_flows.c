@@ -68,10 +68,9 @@ int tyr_bfm_init_at(tyr_site s, tyr_bfm *m, const tyr_bfm_config *cfg) {
   if (cfg->vocab > 0 &&
       (st = tyr_nn_embedding_init_at(s, &m->tok_emb, ps, "tok_emb", cfg->vocab + 1, E, std)))
     goto fail;
-  m->pos_emb = tyr_params_add_at(
-      s, ps, "pos_emb",
-      tyr_randn_at(s, tyr_default_dtype(), tyr_default_device(), 2, (int64_t[]){cfg->max_len, E},
-                   0.0, std));
+  m->pos_emb = tyr_params_add_at(s, ps, "pos_emb",
+                                 tyr_randn_at(s, tyr_default_dtype(), tyr_default_device(), 2,
+                                              (int64_t[]){cfg->max_len, E}, 0.0, std));
   if (!m->pos_emb) {
     st = TYR_ERR_ARG;
     goto fail;
@@ -114,9 +113,9 @@ int tyr_bfm_init_at(tyr_site s, tyr_bfm *m, const tyr_bfm_config *cfg) {
     tyr_nn_linear *heads[4] = {&m->head_x, &m->head_tok, &m->head_split, &m->head_del};
     for (int i = 0; i < 4; i++) {
       if (!heads[i]->weight) continue;
-      tyr_copy_at(s, heads[i]->weight, tyr_zeros_at(s, heads[i]->weight->dtype,
-                                                      heads[i]->weight->device, 2,
-                                                      heads[i]->weight->shape));
+      tyr_copy_at(s, heads[i]->weight,
+                  tyr_zeros_at(s, heads[i]->weight->dtype, heads[i]->weight->device, 2,
+                               heads[i]->weight->shape));
     }
   }
   float f[TYR_BFM_TIME_FREQS];
@@ -142,8 +141,7 @@ fail:
 /* multi-head attention over h [B, L, E] with the additive key bias [B, H, L, L] */
 static tyr_tensor *attention(tyr_site s, const tyr_bfm *m, const tyr_bfm_block *b, tyr_tensor *a,
                              tyr_tensor *bias) {
-  const int64_t B = a->shape[0], L = a->shape[1], E = m->cfg.n_embd, H = m->cfg.n_head,
-                D = E / H;
+  const int64_t B = a->shape[0], L = a->shape[1], E = m->cfg.n_embd, H = m->cfg.n_head, D = E / H;
   tyr_tensor *qkv = tyr_nn_linear_forward_at(s, &b->qkv, a);
   tyr_tensor *hv[3];
   for (int i = 0; i < 3; i++) {
@@ -170,8 +168,8 @@ int tyr_bfm_forward_at(tyr_site s, tyr_bfm *m, tyr_tensor *xt, tyr_tensor *tok, 
   if (L < 1 || L > c->max_len)
     return tyr_raise(TYR_ERR_SHAPE, s, op, "L %lld must be in 1..max_len %lld", (long long)L,
                      (long long)c->max_len);
-  if (c->dim > 0 && (!xt || xt->rank != 3 || xt->shape[0] != B || xt->shape[1] != L ||
-                     xt->shape[2] != c->dim))
+  if (c->dim > 0 &&
+      (!xt || xt->rank != 3 || xt->shape[0] != B || xt->shape[1] != L || xt->shape[2] != c->dim))
     return tyr_raise(TYR_ERR_SHAPE, s, op, "xt must be [B %lld, L %lld, dim %lld]", (long long)B,
                      (long long)L, (long long)c->dim);
   if (c->vocab > 0 && (!tok || tok->rank != 2 || tok->shape[0] != B || tok->shape[1] != L))
@@ -205,10 +203,9 @@ int tyr_bfm_forward_at(tyr_site s, tyr_bfm *m, tyr_tensor *xt, tyr_tensor *tok, 
   if (!h) return TYR_ERR_ARG;
   if (c->dim > 0) out->x = tyr_nn_linear_forward_at(s, &m->head_x, h);
   if (c->vocab > 0) out->logits = tyr_nn_linear_forward_at(s, &m->head_tok, h);
-  out->split = tyr_reshape_at(s, tyr_nn_linear_forward_at(s, &m->head_split, h), 2,
-                              (int64_t[]){B, L});
-  out->del =
-      tyr_reshape_at(s, tyr_nn_linear_forward_at(s, &m->head_del, h), 2, (int64_t[]){B, L});
+  out->split =
+      tyr_reshape_at(s, tyr_nn_linear_forward_at(s, &m->head_split, h), 2, (int64_t[]){B, L});
+  out->del = tyr_reshape_at(s, tyr_nn_linear_forward_at(s, &m->head_del, h), 2, (int64_t[]){B, L});
   if ((c->dim > 0 && !out->x) || (c->vocab > 0 && !out->logits) || !out->split || !out->del)
     return TYR_ERR_ARG;
   return 0;
@@ -244,11 +241,11 @@ int tyr_bfm_loss_at(tyr_site s, tyr_bfm *m, const tyr_bf_batch *b, tyr_bfm_loss_
   int64_t BL[2] = {B, L}, BLD[3] = {B, L, c->dim};
   tyr_tensor *xt = c->dim > 0 ? host_f32(s, b->xt, 3, BLD) : NULL;
   tyr_tensor *anchor = c->dim > 0 ? host_f32(s, b->anchor, 3, BLD) : NULL;
-  tyr_tensor *tok = c->vocab > 0 ? tyr_from_host_at(s, b->tok, TYR_I64, tyr_default_device(), 2, BL)
-                                 : NULL;
-  tyr_tensor *atok =
-      c->vocab > 0 ? tyr_from_host_at(s, b->anchor_tok, TYR_I64, tyr_default_device(), 2, BL)
-                   : NULL;
+  tyr_tensor *tok =
+      c->vocab > 0 ? tyr_from_host_at(s, b->tok, TYR_I64, tyr_default_device(), 2, BL) : NULL;
+  tyr_tensor *atok = c->vocab > 0
+                         ? tyr_from_host_at(s, b->anchor_tok, TYR_I64, tyr_default_device(), 2, BL)
+                         : NULL;
   tyr_tensor *t = host_f32(s, b->t, 1, &B), *pad = host_f32(s, b->padmask, 2, BL);
   tyr_tensor *fmask = host_f32(s, fm, 2, BL), *bmask = host_f32(s, bm, 2, BL);
   tyr_tensor *split_t = host_f32(s, b->split_target, 2, BL), *del_t = host_f32(s, b->del, 2, BL);
@@ -274,9 +271,9 @@ int tyr_bfm_loss_at(tyr_site s, tyr_bfm *m, const tyr_bf_batch *b, tyr_bfm_loss_
   return out->total ? 0 : TYR_ERR_ARG;
 }
 
-int tyr_bfm_generate_at(tyr_site s, tyr_bfm *m, const tyr_bf_config *c, int64_t n,
-                        int64_t n_start, int64_t steps, uint64_t seed, tyr_bf_state *states,
-                        tyr_bfm_step_fn on_step, void *ctx) {
+int tyr_bfm_generate_at(tyr_site s, tyr_bfm *m, const tyr_bf_config *c, int64_t n, int64_t n_start,
+                        int64_t steps, uint64_t seed, tyr_bf_state *states, tyr_bfm_step_fn on_step,
+                        void *ctx) {
   const char *op = "tyr_bfm_generate";
   if (n < 1 || steps < 1)
     return tyr_raise(TYR_ERR_ARG, s, op, "n %lld and steps %lld must be positive", (long long)n,
@@ -326,10 +323,10 @@ int tyr_bfm_generate_at(tyr_site s, tyr_bfm *m, const tyr_bf_config *c, int64_t 
       TYR_NO_GRAD;
       int64_t BL[2] = {n, L}, BLD[3] = {n, L, D};
       tyr_bfm_out o;
-      st = tyr_bfm_forward_at(
-          s, m, D > 0 ? host_f32(s, xt, 3, BLD) : NULL,
-          V > 0 ? tyr_from_host_at(s, tok, TYR_I64, tyr_default_device(), 2, BL) : NULL,
-          host_f32(s, tv, 1, &n), host_f32(s, pad, 2, BL), &o);
+      st = tyr_bfm_forward_at(s, m, D > 0 ? host_f32(s, xt, 3, BLD) : NULL,
+                              V > 0 ? tyr_from_host_at(s, tok, TYR_I64, tyr_default_device(), 2, BL)
+                                    : NULL,
+                              host_f32(s, tv, 1, &n), host_f32(s, pad, 2, BL), &o);
       if (!st && D > 0)
         st = tyr_to_host_at(s, tyr_to_dtype_at(s, o.x, TYR_F32), px,
                             (size_t)(n * L * D) * sizeof *px);
@@ -340,8 +337,8 @@ int tyr_bfm_generate_at(tyr_site s, tyr_bfm *m, const tyr_bf_config *c, int64_t 
         st = tyr_to_host_at(s, tyr_to_dtype_at(s, o.split, TYR_F32), ps,
                             (size_t)(n * L) * sizeof *ps);
       if (!st)
-        st = tyr_to_host_at(s, tyr_to_dtype_at(s, o.del, TYR_F32), pd,
-                            (size_t)(n * L) * sizeof *pd);
+        st =
+            tyr_to_host_at(s, tyr_to_dtype_at(s, o.del, TYR_F32), pd, (size_t)(n * L) * sizeof *pd);
     }
     for (int64_t i = 0; i < n && !st; i++) {
       tyr_bf_prediction p = {D > 0 ? px + i * L * D : NULL, V > 0 ? pl + i * L * V : NULL,

@@ -76,7 +76,7 @@ typedef struct tyr_bfm_out {
  * max_len.  Returns 0 or the error status. */
 int tyr_bfm_forward_at(tyr_site s, tyr_bfm *m, tyr_tensor *xt, tyr_tensor *tok, tyr_tensor *t,
                        tyr_tensor *pad, tyr_bfm_out *out);
-#define tyr_bfm_forward(m, xt, tok, t, pad, out)                                                  \
+#define tyr_bfm_forward(m, xt, tok, t, pad, out)                                                   \
   tyr_bfm_forward_at(TYR_SITE, (m), (xt), (tok), (t), (pad), (out))
 
 /* The weights of the three losses (the total is their weighted sum). */
@@ -99,10 +99,10 @@ typedef void (*tyr_bfm_step_fn)(double t, const tyr_bf_state *states, int64_t n,
  * 1/steps (tyr_bf_step, sequence i drawing from stream i of seed), the
  * model run on all of them at once without gradients.  states receives n
  * sequences (free each with tyr_bf_state_free).  Returns 0 or the status. */
-int tyr_bfm_generate_at(tyr_site s, tyr_bfm *m, const tyr_bf_config *c, int64_t n,
-                        int64_t n_start, int64_t steps, uint64_t seed, tyr_bf_state *states,
-                        tyr_bfm_step_fn on_step, void *ctx);
-#define tyr_bfm_generate(m, c, n, n_start, steps, seed, states, fn, ctx)                          \
+int tyr_bfm_generate_at(tyr_site s, tyr_bfm *m, const tyr_bf_config *c, int64_t n, int64_t n_start,
+                        int64_t steps, uint64_t seed, tyr_bf_state *states, tyr_bfm_step_fn on_step,
+                        void *ctx);
+#define tyr_bfm_generate(m, c, n, n_start, steps, seed, states, fn, ctx)                           \
   tyr_bfm_generate_at(TYR_SITE, (m), (c), (n), (n_start), (steps), (seed), (states), (fn), (ctx))
 
 #ifdef __cplusplus
