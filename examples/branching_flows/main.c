@@ -64,10 +64,10 @@ static void preset(config *c, const char *name) {
   snprintf(c->bridge, sizeof c->bridge, "linear");
   snprintf(c->branch_time, sizeof c->branch_time, "uniform");
   snprintf(c->deletion_time, sizeof c->deletion_time, "uniform");
-  c->iters = 1500;
+  c->iters = 3000;
   c->batch_size = 32;
   c->warmup = 100;
-  c->eval_interval = 250;
+  c->eval_interval = 500;
   c->eval_iters = 4;
   c->log_interval = 50;
   c->seed = 1337;

@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "tyr/tensor.h"
+#include "tyr/typed.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -290,6 +291,73 @@ tyr_tensor *tyr_bf_ce_loss_at(tyr_site s, tyr_tensor *logits, tyr_tensor *anchor
 #define tyr_bf_deletion_loss_e(l, d, m) tyr_bf_deletion_loss_at(TYR_SITE, (l), (d), (m))
 #define tyr_bf_mse_loss_e(p, a, m) tyr_bf_mse_loss_at(TYR_SITE, (p), (a), (m))
 #define tyr_bf_ce_loss_e(l, a, m) tyr_bf_ce_loss_at(TYR_SITE, (l), (a), (m))
+
+/* Typed forms: tyr_bf_split_loss(logits, c, mask) and
+ * tyr_bf_deletion_loss(logits, del, mask) take three handles of one shape,
+ * tyr_bf_mse_loss(pred, anchor, mask) pred and anchor of one shape [B, L,
+ * D] and mask [B, L], tyr_bf_ce_loss(logits, anchor, mask) logits [B, L, V]
+ * and anchor, mask [B, L]; each returns a tyr_T0.  A broken rule on
+ * constant dims fails the build with the op's message; on run-time dims
+ * it stops at the call naming both shapes. */
+#define tyr__ct_bf_split_loss_msg                                                                  \
+  "tyr_bf_split_loss: logits, split targets and mask must have one shape"
+TYR_CT_ERROR(tyr__ct_bf_split_loss, tyr__ct_bf_split_loss_msg);
+#define tyr__ct_bf_deletion_loss_msg                                                               \
+  "tyr_bf_deletion_loss: logits, deletion targets and mask must have one shape"
+TYR_CT_ERROR(tyr__ct_bf_deletion_loss, tyr__ct_bf_deletion_loss_msg);
+#define tyr__ct_bf_mse_loss_msg                                                                    \
+  "tyr_bf_mse_loss: pred and anchor must be one [B, L, D] shape and mask [B, L]"
+TYR_CT_ERROR(tyr__ct_bf_mse_loss, tyr__ct_bf_mse_loss_msg);
+#define tyr__ct_bf_ce_loss_msg                                                                     \
+  "tyr_bf_ce_loss: logits must be [B, L, V] and anchor tokens and mask [B, L]"
+TYR_CT_ERROR(tyr__ct_bf_ce_loss, tyr__ct_bf_ce_loss_msg);
+
+/* the three handles' tensors (claimed) and the scalar result */
+#define TYR__BF_LOSS3(name, na, nb, a, b, m)                                                       \
+  ({                                                                                               \
+    tyr_site tyr__s = TYR_SITE;                                                                    \
+    tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_bf_" #name, na, a);                              \
+    tyr_tensor *tyr__eb = tyr__ea ? TYR__CLAIM(tyr__s, "tyr_bf_" #name, nb, b) : NULL;             \
+    tyr_tensor *tyr__em = tyr__eb ? TYR__CLAIM(tyr__s, "tyr_bf_" #name, "mask", m) : NULL;         \
+    (tyr_T0)(tyr__em ? tyr_result_at(tyr__s, "tyr_bf_" #name,                                      \
+                                     tyr_bf_##name##_at(tyr__s, tyr__ea, tyr__eb, tyr__em))        \
+                     : NULL);                                                                      \
+  })
+#define TYR__BF_SAME3(name, na, nb, a, b, m)                                                       \
+  ({                                                                                               \
+    __auto_type tyr__a = (a);                                                                      \
+    __auto_type tyr__b = (b);                                                                      \
+    __auto_type tyr__m = (m);                                                                      \
+    TYR_RULE_SAME_SHAPE(tyr__a, tyr__b, tyr__ct_bf_##name);                                        \
+    TYR_RULE_SAME_SHAPE(tyr__a, tyr__m, tyr__ct_bf_##name);                                        \
+    TYR__BF_LOSS3(name, na, nb, tyr__a, tyr__b, tyr__m);                                           \
+  })
+#define tyr_bf_split_loss(logits, c, mask)                                                         \
+  TYR__BF_SAME3(split_loss, "logits", "split targets", logits, c, mask)
+#define tyr_bf_deletion_loss(logits, del, mask)                                                    \
+  TYR__BF_SAME3(deletion_loss, "logits", "deletion targets", logits, del, mask)
+#define tyr_bf_mse_loss(pred, anchor, mask)                                                        \
+  ({                                                                                               \
+    __auto_type tyr__a = (pred);                                                                   \
+    __auto_type tyr__b = (anchor);                                                                 \
+    __auto_type tyr__m = (mask);                                                                   \
+    TYR_RULE_SAME_SHAPE(tyr__a, tyr__b, tyr__ct_bf_mse_loss);                                      \
+    TYR_RULE(tyr_rank(tyr__a) == 3 && tyr_rank(tyr__m) == 2, tyr__ct_bf_mse_loss);                 \
+    TYR_RULE(TYR__D0(tyr__a) == TYR__D0(tyr__m), tyr__ct_bf_mse_loss);                             \
+    TYR_RULE(TYR__D1(tyr__a) == TYR__D1(tyr__m), tyr__ct_bf_mse_loss);                             \
+    TYR__BF_LOSS3(mse_loss, "pred", "anchor", tyr__a, tyr__b, tyr__m);                             \
+  })
+#define tyr_bf_ce_loss(logits, anchor, mask)                                                       \
+  ({                                                                                               \
+    __auto_type tyr__a = (logits);                                                                 \
+    __auto_type tyr__b = (anchor);                                                                 \
+    __auto_type tyr__m = (mask);                                                                   \
+    TYR_RULE_SAME_SHAPE(tyr__b, tyr__m, tyr__ct_bf_ce_loss);                                       \
+    TYR_RULE(tyr_rank(tyr__a) == 3 && tyr_rank(tyr__m) == 2, tyr__ct_bf_ce_loss);                  \
+    TYR_RULE(TYR__D0(tyr__a) == TYR__D0(tyr__m), tyr__ct_bf_ce_loss);                              \
+    TYR_RULE(TYR__D1(tyr__a) == TYR__D1(tyr__m), tyr__ct_bf_ce_loss);                              \
+    TYR__BF_LOSS3(ce_loss, "logits", "anchor tokens", tyr__a, tyr__b, tyr__m);                     \
+  })
 
 /* ---- the sampler (sampler.c) ----------------------------------------------- */
 /* A sequence being generated (owns its arrays; grows as elements split). */

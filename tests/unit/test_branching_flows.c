@@ -463,6 +463,30 @@ static void test_losses_by_hand(void **state) {
                    "tyr_bf_split_loss: logits [1, 4] and split targets [2, 2] must have one shape");
 }
 
+/* the typed forms: the same values, and run-time dims that differ stopped at the call */
+static void test_typed_losses(void **state) {
+  (void)state;
+  TYR_SCOPE;
+  volatile int64_t vb = 2, vl = 3, vl2 = 4;
+  const int64_t B = vb, L = vl, L2 = vl2;
+  tyr_T(B, L) lg = tyr_randn(B, L), c = tyr_ones(B, L), m = tyr_ones(B, L);
+  tyr_T(B, L, 2) p = tyr_randn(B, L, 2), a = tyr_zeros(B, L, 2);
+  tyr_T(B, L, 5) tl = tyr_randn(B, L, 5);
+  tyr_T(B, L) tok =
+      tyr_cast(tyr_zeros_at(TYR_SITE, TYR_I64, TYR_DEVICE_CPU, 2, (int64_t[]){B, L}), B, L);
+  ASSERT_CLOSE(tyr_item(tyr_bf_split_loss(lg, c, m)),
+               tyr_item_e(tyr_bf_split_loss_e(tyr_erase(lg), tyr_erase(c), tyr_erase(m))), 0, 0);
+  ASSERT_CLOSE(tyr_item(tyr_bf_deletion_loss(lg, c, m)),
+               tyr_item_e(tyr_bf_deletion_loss_e(tyr_erase(lg), tyr_erase(c), tyr_erase(m))), 0, 0);
+  ASSERT_CLOSE(tyr_item(tyr_bf_mse_loss(p, a, m)),
+               tyr_item_e(tyr_bf_mse_loss_e(tyr_erase(p), tyr_erase(a), tyr_erase(m))), 0, 0);
+  ASSERT_CLOSE(tyr_item(tyr_bf_ce_loss(tl, tok, m)),
+               tyr_item_e(tyr_bf_ce_loss_e(tyr_erase(tl), tyr_erase(tok), tyr_erase(m))), 0, 0);
+  tyr_T(B, L2) c2 = tyr_ones(B, L2);
+  EXPECT_TYR_ERROR(tyr_bf_split_loss(lg, c2, m),
+                   "tyr_bf_split_loss: logits [2, 3] and split targets [2, 4]");
+}
+
 typedef struct loss_ctx {
   int which;
   tyr_tensor *target, *mask;
@@ -756,6 +780,7 @@ int main(void) {
       TYR_TEST(test_deletion_padding),
       TYR_TEST(test_bad_input),
       TYR_TEST(test_losses_by_hand),
+      TYR_TEST(test_typed_losses),
       TYR_TEST(test_loss_gradients),
       TYR_TEST(test_model_gradients),
       TYR_TEST(test_sampler_step),
