@@ -32,9 +32,9 @@ int tyr_bf_dist_check_at(tyr_site s, const tyr_bf_dist *d, const char *what) {
   const char *op = "tyr_bf_dist_check";
   if (d->kind != TYR_BF_DIST_UNIFORM && d->kind != TYR_BF_DIST_BETA)
     return tyr_raise(TYR_ERR_ARG, s, op, "%s: unknown distribution kind %d", what, (int)d->kind);
-  if (d->kind == TYR_BF_DIST_BETA && !(d->a > 0 && d->b > 0 && isfinite(d->a) && isfinite(d->b)))
-    return tyr_raise(TYR_ERR_ARG, s, op, "%s: Beta(%g, %g) needs finite a > 0 and b > 0", what,
-                     d->a, d->b);
+  if (d->kind == TYR_BF_DIST_BETA && !(d->a > 0 && d->b > 0 && d->a <= 1e6 && d->b <= 1e6))
+    return tyr_raise(TYR_ERR_ARG, s, op, "%s: Beta(%g, %g) needs a and b in (0, 1e6]", what, d->a,
+                     d->b);
   if (!(d->lo >= 0 && d->lo < d->hi && d->hi <= 1))
     return tyr_raise(TYR_ERR_ARG, s, op, "%s: truncation [%g, %g] must satisfy 0 <= lo < hi <= 1",
                      what, d->lo, d->hi);
@@ -188,7 +188,7 @@ bool tyr_bf_dist_parse(const char *text, tyr_bf_dist *out) {
     rest = end;
   }
   if (*rest) return false;
-  if (d.kind == TYR_BF_DIST_BETA && !(d.a > 0 && d.b > 0)) return false;
+  if (d.kind == TYR_BF_DIST_BETA && !(d.a > 0 && d.b > 0 && d.a <= 1e6 && d.b <= 1e6)) return false;
   if (!(d.lo >= 0 && d.lo < d.hi && d.hi <= 1)) return false;
   *out = d;
   return true;

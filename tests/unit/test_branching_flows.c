@@ -62,9 +62,11 @@ static void test_distributions(void **state) {
   assert_false(tyr_bf_dist_parse("beta:0,3", &d));
   assert_false(tyr_bf_dist_parse("uniform@0.5,0.2", &d));
   assert_false(tyr_bf_dist_parse("gamma:1,2", &d));
+  assert_false(tyr_bf_dist_parse("beta:inf,2", &d));
+  assert_false(tyr_bf_dist_parse("beta:2,3@0.2", &d));
   EXPECT_TYR_ERROR(
       tyr_bf_dist_check_at(TYR_SITE, &(tyr_bf_dist){TYR_BF_DIST_BETA, -1, 2, 0, 1}, "branch_time"),
-      "branch_time: Beta(-1, 2) needs finite a > 0");
+      "branch_time: Beta(-1, 2) needs a and b in (0, 1e6]");
 }
 
 static int cmp_double(const void *a, const void *b) {

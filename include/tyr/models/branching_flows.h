@@ -36,6 +36,7 @@ typedef struct tyr_bfm_config {
 } tyr_bfm_config;
 /* Raises naming the field; 0 when valid. */
 int tyr_bfm_config_check_at(tyr_site s, const tyr_bfm_config *c);
+#define tyr_bfm_config_check(c) tyr_bfm_config_check_at(TYR_SITE, (c))
 /* one line of JSON (stored in checkpoints), and back */
 void tyr_bfm_config_json(const tyr_bfm_config *c, char *buf, size_t n);
 bool tyr_bfm_config_from_json(const char *json, tyr_bfm_config *out);
