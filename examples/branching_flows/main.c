@@ -123,7 +123,7 @@ static int make_flags(config *c, tyr_flag *f) {
 #define FB(name, field, h) f[n++] = (tyr_flag)TYR_FLAG_BOOL(name, &c->field, h)
   FS("preset", preset, "cpu (minutes on 2 cores) or gpu (a larger model on CUDA)");
   FS("task", task, "continuous (2-D points), discrete (tokens) or mixed (points with labels)");
-  FS("out-dir", out_dir, "checkpoints, metrics and plots (default out/branching_flows/<task>)");
+  FS("out-dir", out_dir, "checkpoints, metrics and plots (empty: out/branching_flows/<task>)");
   FS("resume", resume, "checkpoint to resume from (e.g. <out-dir>/last.safetensors)");
   FS("device", device, "cpu, cuda or cuda:N");
   FI("iters", iters, 0, BIG, "training steps");
