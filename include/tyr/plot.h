@@ -47,6 +47,20 @@ int tyr_plot_heatmap_png_at(tyr_site s, const char *path, const double *m, int r
 int tyr_plot_metrics_png_at(tyr_site s, const char *png_path, const char *jsonl_path,
                             const char *title, const char *ylabel);
 #define tyr_plot_metrics_png(...) tyr_plot_metrics_png_at(TYR_SITE, __VA_ARGS__)
+/* Point sets as a grid of square scatter panels (cols columns, panel_px
+ * pixels a side), one shared range [lo, hi] on both axes (hi <= lo: the
+ * range of all the points), each point a dot of its colour (rgb[i], NULL:
+ * dark blue), each panel's caption below it.  Written to path atomically.
+ * Returns 0 or the error status. */
+typedef struct tyr_plot_points {
+  const char *caption;
+  const double *xy; /* n (x, y) pairs */
+  int64_t n;
+  const uint32_t *rgb; /* 0xRRGGBB per point, or NULL */
+} tyr_plot_points;
+int tyr_plot_scatter_png_at(tyr_site s, const char *path, const tyr_plot_points *panels, int n,
+                            int cols, int panel_px, double lo, double hi, const char *title);
+#define tyr_plot_scatter_png(...) tyr_plot_scatter_png_at(TYR_SITE, __VA_ARGS__)
 
 #ifdef __cplusplus
 }

@@ -281,3 +281,56 @@ int tyr_plot_heatmap_png_at(tyr_site s, const char *path, const double *m, int r
   if (ylabel) text(&c, 4, T - 12, ylabel, 0x000000, 1);
   return save_canvas(s, op, path, &c);
 }
+
+/* ---- scatter panels ------------------------------------------------------------- */
+int tyr_plot_scatter_png_at(tyr_site s, const char *path, const tyr_plot_points *panels, int n,
+                            int cols, int panel_px, double lo, double hi, const char *title) {
+  const char *op = "tyr_plot_scatter_png";
+  if (!path || !panels) return tyr_raise(TYR_ERR_ARG, s, op, "path or panels is NULL");
+  if (n < 1 || n > 1024 || cols < 1 || panel_px < 40 || panel_px > 2048)
+    return tyr_raise(TYR_ERR_ARG, s, op,
+                     "%s: bad grid (%d panels in 1..1024, %d columns, panels of %d px in 40..2048)",
+                     path, n, cols, panel_px);
+  if (!(hi > lo) || !isfinite(lo) || !isfinite(hi)) { /* the range of the points */
+    lo = INFINITY;
+    hi = -INFINITY;
+    for (int k = 0; k < n; k++)
+      for (int64_t i = 0; i < 2 * panels[k].n; i++)
+        if (isfinite(panels[k].xy[i])) {
+          lo = fmin(lo, panels[k].xy[i]);
+          hi = fmax(hi, panels[k].xy[i]);
+        }
+    if (!(hi >= lo)) lo = -1, hi = 1;
+    double pad = (hi - lo) * 0.05 + 1e-9;
+    lo -= pad;
+    hi += pad;
+  }
+  int rows = (n + cols - 1) / cols, cw = panel_px + 12, ch = panel_px + 24, top = title ? 30 : 6;
+  canvas c = {cols * cw + 6, top + rows * ch + 6, NULL};
+  c.px = malloc((size_t)c.w * (size_t)c.h * 3);
+  if (!c.px) return tyr_raise(TYR_ERR_MEMORY, s, op, "%s: out of memory", path);
+  memset(c.px, 255, (size_t)c.w * (size_t)c.h * 3);
+  for (int k = 0; k < n; k++) {
+    const tyr_plot_points *p = &panels[k];
+    int x0 = 6 + (k % cols) * cw, y0 = top + (k / cols) * ch, e = panel_px - 1;
+    line(&c, x0, y0, x0 + e, y0, 0x999999, 1);
+    line(&c, x0, y0 + e, x0 + e, y0 + e, 0x999999, 1);
+    line(&c, x0, y0, x0, y0 + e, 0x999999, 1);
+    line(&c, x0 + e, y0, x0 + e, y0 + e, 0x999999, 1);
+    for (int64_t i = 0; i < p->n; i++) {
+      double x = p->xy[2 * i], y = p->xy[2 * i + 1];
+      if (!isfinite(x) || !isfinite(y) || x < lo || x > hi || y < lo || y > hi) continue;
+      int px = x0 + (int)lround((x - lo) / (hi - lo) * e),
+          py = y0 + e - (int)lround((y - lo) / (hi - lo) * e);
+      uint32_t rgb = p->rgb ? p->rgb[i] : 0x1f4e9a;
+      for (int dy = -3; dy <= 3; dy++)
+        for (int dx = -3; dx <= 3; dx++)
+          if (dx * dx + dy * dy <= 9 && px + dx > x0 && px + dx < x0 + e && py + dy > y0 &&
+              py + dy < y0 + e)
+            put(&c, px + dx, py + dy, rgb);
+    }
+    if (p->caption) text(&c, x0, y0 + panel_px + 4, p->caption, 0x000000, 1);
+  }
+  if (title) text(&c, 6, 8, title, 0x000000, 2);
+  return save_canvas(s, op, path, &c);
+}
