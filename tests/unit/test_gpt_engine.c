@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "testutil.h"
+#include "tyr/cuda.h"
 #include "tyr/models/gpt.h"
 #include "tyr/models/gpt_engine.h"
 #include "tyr/tyr.h"
@@ -252,11 +253,63 @@ static void test_nanochat_flags(void **state) {
   tyr_gpt_free(&g);
 }
 
+/* the engine on the GPU: decode equal to the CPU's full forward, greedy
+ * generation equal to the CPU engine's (runs in scripts/gpu-suite.sh;
+ * skipped without a GPU) */
+static void test_engine_cuda(void **state) {
+  (void)state;
+  if (!tyr_cuda_available()) skip();
+  tyr_gpt g, h;
+  tyr_gpt_config c = nanochat_config();
+  tyr_manual_seed(3);
+  assert_int_equal(tyr_gpt_init(&g, &c, TYR_DEVICE_CPU), 0);
+  perturb_lambdas(&g);
+  char path[512];
+  snprintf(path, sizeof path, "%s/engine_cuda.safetensors", tyr_test_tmpdir());
+  assert_int_equal(tyr_gpt_save(&g, path), 0);
+  assert_int_equal(tyr_gpt_load(&h, path, TYR_DEVICE_CUDA(0)), 0);
+  enum { T = 12 };
+  int64_t ids[T];
+  for (int t = 0; t < T; t++) ids[t] = (t * 5 + 2) % V;
+  static float ref[T * V];
+  full_logits(&g, ids, 1, T, ref);
+  tyr_gpt_engine e;
+  assert_int_equal(tyr_gpt_engine_init(&e, &h, 1, BLOCK), 0);
+  double worst = 0;
+  for (int t = 0; t < T; t++) {
+    TYR_SCOPE;
+    tyr_tensor *x =
+        tyr_from_host_at(TYR_SITE, ids + t, TYR_I64, TYR_DEVICE_CUDA(0), 2, (int64_t[]){1, 1});
+    tyr_tensor *l = tyr_to_device_e(
+        tyr_contiguous_e(tyr_gpt_head(&h, tyr_gpt_engine_forward(&e, x))), TYR_DEVICE_CPU);
+    float lt[V];
+    assert_int_equal(tyr_to_host_e(l, lt, sizeof lt), 0);
+    for (int j = 0; j < V; j++) worst = fmax(worst, fabs(lt[j] - ref[t * V + j]));
+  }
+  printf("  CUDA decode vs CPU full forward: max |diff| %.3g\n", worst);
+  assert_true(worst < 1e-3);
+  tyr_gpt_engine_free(&e);
+  tyr_gpt_engine a, b;
+  assert_int_equal(tyr_gpt_engine_init(&a, &g, 4, BLOCK), 0);
+  assert_int_equal(tyr_gpt_engine_init(&b, &h, 4, BLOCK), 0);
+  tyr_gpt_engine_sample sc = tyr_gpt_engine_sample_defaults();
+  sc.temperature = 0;
+  int64_t oa[4 * 6], ob[4 * 6], la[4], lb[4];
+  assert_int_equal(tyr_gpt_engine_generate(&a, ids, 4, 6, &sc, oa, la, NULL, NULL), 0);
+  assert_int_equal(tyr_gpt_engine_generate(&b, ids, 4, 6, &sc, ob, lb, NULL, NULL), 0);
+  assert_memory_equal(oa, ob, sizeof oa);
+  tyr_gpt_engine_free(&a);
+  tyr_gpt_engine_free(&b);
+  tyr_gpt_free(&h);
+  tyr_gpt_free(&g);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       TYR_TEST(test_decode_equals_forward),
       TYR_TEST(test_generate),
       TYR_TEST(test_nanochat_flags),
+      TYR_TEST(test_engine_cuda),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
