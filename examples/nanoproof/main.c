@@ -184,6 +184,8 @@ static void die_flag(const char *msg, const char *arg) {
   exit(2);
 }
 
+static int parse_budgets(const char *s, int64_t *b);
+
 static void parse_args(config *c, int argc, char **argv) {
   const char *pre = "cpu";
   config probe;
@@ -247,6 +249,8 @@ static void parse_args(config *c, int argc, char **argv) {
   if (!c->out_dir[0]) snprintf(c->out_dir, sizeof c->out_dir, "out/nanoproof/%s", c->model);
   if (!c->dir[0]) snprintf(c->dir, sizeof c->dir, "%s", c->out_dir);
   if (c->min_lr > c->lr) die_flag("--min-lr must not be above --lr", "");
+  int64_t budgets[MAX_BUDGETS];
+  parse_budgets(c->budgets, budgets); /* exits on a bad list before anything runs */
 }
 
 /* --budgets "8,32" -> b[], their number */
@@ -896,9 +900,6 @@ int main(int argc, char **argv) {
   tyr_manual_seed((uint64_t)c.seed);
   if (c.mode == 2) return run_prove(&c, dev);
   if (c.mode == 1) return run_eval(&c, dev);
-  int64_t budgets[MAX_BUDGETS];
-  parse_budgets(c.budgets, budgets);
-
   /* data and tokenizer */
   double t0 = now();
   data d;
