@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "gradcheck.h"
 #include "testutil.h"
 #include "tyr/models/nanoproof.h"
 #include "tyr/tyr.h"
@@ -166,11 +167,67 @@ static void test_checkpoint(void **state) {
   tyr_nanoproof_free(&m);
 }
 
+/* finite differences (f64) of the combined loss with respect to the value
+ * head's first layer and the per-layer lambdas */
+typedef struct fd_ctx {
+  tyr_nanoproof *m;
+  tyr_tensor *x, *t, *vp, *vb;
+} fd_ctx;
+
+static tyr_tensor *call_loss(tyr_tensor **in, void *vctx) {
+  fd_ctx *c = vctx;
+  tyr_tensor *w = c->m->value_fc.weight, *r = c->m->gpt.resid_lambdas, *z = c->m->gpt.x0_lambdas;
+  c->m->value_fc.weight = in[0], c->m->gpt.resid_lambdas = in[1], c->m->gpt.x0_lambdas = in[2];
+  tyr_tensor *l = tyr_nanoproof_loss(c->m, c->x, c->t, c->vp, c->vb, false, NULL, NULL);
+  c->m->value_fc.weight = w, c->m->gpt.resid_lambdas = r, c->m->gpt.x0_lambdas = z;
+  return l;
+}
+
+static void test_gradcheck(void **state) {
+  (void)state;
+  tyr_dtype prev = tyr_default_dtype();
+  tyr_set_default_dtype(TYR_F64);
+  tyr_nanoproof_config c;
+  assert_true(tyr_nanoproof_config_preset("tiny", 24, &c));
+  c.gpt.n_embd = 16, c.gpt.n_head = 2, c.gpt.n_kv_head = 1, c.gpt.block_size = 8;
+  c.value_weight = 0.7;
+  tyr_nanoproof m;
+  tyr_manual_seed(4);
+  assert_int_equal(tyr_nanoproof_init(&m, &c, TYR_DEVICE_CPU), 0);
+  {
+    TYR_NO_GRAD;
+    TYR_SCOPE; /* non-zero projections, so that every path carries a gradient */
+    for (int l = 0; l < 2; l++) {
+      tyr_tensor *ws[2] = {m.gpt.blocks[l].attn.proj.weight, m.gpt.blocks[l].mlp.proj.weight};
+      for (int k = 0; k < 2; k++)
+        tyr_copy_e(ws[k], tyr_randn_at(TYR_SITE, TYR_F64, TYR_DEVICE_CPU, 2, ws[k]->shape, 0, 0.3));
+    }
+    tyr_tensor *w = m.value_proj.weight;
+    tyr_copy_e(w, tyr_randn_at(TYR_SITE, TYR_F64, TYR_DEVICE_CPU, 2, w->shape, 0, 0.3));
+  }
+  int64_t ids[2 * 5] = {1, 5, 9, 3, 7, 2, 4, 8, 12, 6},
+                  tg[2 * 5] = {-1, 3, 7, 2, -1, -1, -1, 6, 1, 9};
+  int64_t pos[2] = {1, 2}, bin[2] = {40, 7};
+  TYR_SCOPE;
+  fd_ctx ctx = {&m, tyr_from_host_at(TYR_SITE, ids, TYR_I64, TYR_DEVICE_CPU, 2, (int64_t[]){2, 5}),
+                tyr_from_host_at(TYR_SITE, tg, TYR_I64, TYR_DEVICE_CPU, 2, (int64_t[]){2, 5}),
+                tyr_from_host_at(TYR_SITE, pos, TYR_I64, TYR_DEVICE_CPU, 1, (int64_t[]){2}),
+                tyr_from_host_at(TYR_SITE, bin, TYR_I64, TYR_DEVICE_CPU, 1, (int64_t[]){2})};
+  tyr_tensor *in[3] = {TYR_TEST_LEAF(-0.5, 0.5, 64, 16), TYR_TEST_LEAF(0.5, 1.5, 2),
+                       TYR_TEST_LEAF(-0.5, 0.5, 2)};
+  double err = tyr_gradcheck("nanoproof loss", call_loss, &ctx, 3, in, 1e-6, 1e-5);
+  printf("  combined loss vs finite differences: max relative error %.3g\n", err);
+  for (int i = 0; i < 3; i++) tyr_tensor_free(in[i]);
+  tyr_nanoproof_free(&m);
+  tyr_set_default_dtype(prev);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       TYR_TEST(test_bins),
       TYR_TEST(test_loss_by_hand),
       TYR_TEST(test_checkpoint),
+      TYR_TEST(test_gradcheck),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
