@@ -200,6 +200,17 @@ typedef struct tyr_gpt_config {
    * is f32 (tyr_gpt_loss).  Any other value (the zero of a memset config is
    * TYR_F32): everything in the parameters' dtype. */
   tyr_dtype compute_dtype;
+  /* nanochat's additions, all off by default (the GPT-2 layout, its
+   * parameter names and checkpoints stay as they were):
+   *   layer_lambdas   learned scalars per layer, resid_lambdas[l] (ones) and
+   *                   x0_lambdas[l] (zeros): before block l,
+   *                   x = resid_lambdas[l] * x + x0_lambdas[l] * x0, x0 the
+   *                   input of the first block
+   *   zero_init_proj  the projections into the residual stream (attn.proj,
+   *                   mlp.proj) start at zero
+   *   norm_no_weight  the norms have no parameters (nanochat's RMSNorm)
+   *   embed_norm      the token embedding is normed before the first block */
+  bool layer_lambdas, zero_init_proj, norm_no_weight, embed_norm;
 } tyr_gpt_config;
 
 /* A config with everything a GPT-2 has, for the given sizes. */
@@ -223,6 +234,7 @@ typedef struct tyr_gpt {
   tyr_nn_linear lm_head;           /* weight aliases wte when tied */
   tyr_tensor *rope_cos, *rope_sin; /* [block_size, head_dim/2] */
   tyr_device device;
+  tyr_tensor *resid_lambdas, *x0_lambdas; /* [n_layer] with layer_lambdas, else NULL */
 } tyr_gpt;
 
 /* Checks cfg and makes the model's parameters on dev in g->params (owned by
@@ -243,6 +255,17 @@ tyr_tensor *tyr_gpt_loss_at(tyr_site s, tyr_gpt *g, tyr_tensor *idx, tyr_tensor 
 /* Final hidden states [B, T, C] before the head (for custom heads), in the
  * compute dtype. */
 tyr_tensor *tyr_gpt_hidden_at(tyr_site s, tyr_gpt *g, tyr_tensor *idx, bool training);
+/* The pieces of tyr_gpt_hidden for programs that run the blocks themselves
+ * (the KV-cache engine, tyr/models/gpt_engine.h):
+ * embed: idx [B, T] at positions pos0 .. pos0+T-1 -> the first block's
+ * input [B, T, C] (token and position embeddings, the embedding norm, in
+ * the compute dtype); mix: block l's input from the stream x and the first
+ * block's input x0 (x itself without layer_lambdas); the dtype the blocks
+ * compute in, and a block's modules with their weights cast to it. */
+tyr_tensor *tyr_gpt_embed_at(tyr_site s, tyr_gpt *g, tyr_tensor *idx, int64_t pos0, bool training);
+tyr_tensor *tyr_gpt_mix_at(tyr_site s, tyr_gpt *g, int64_t l, tyr_tensor *x, tyr_tensor *x0);
+tyr_dtype tyr_gpt_compute_dtype(const tyr_gpt *g);
+tyr_gpt_block tyr_gpt_block_as(tyr_site s, const tyr_gpt_block *b, tyr_dtype dt);
 /* FLOPs of one forward+backward token (6N + attention), for MFU. */
 double tyr_gpt_flops_per_token(const tyr_gpt *g, int64_t T);
 

@@ -28,13 +28,19 @@ static const char *act_name(tyr_act_kind k) {
 int tyr_gpt_config_to_json_at(tyr_site s, const tyr_gpt_config *c, char *buf, size_t n) {
   const char *op = "tyr_gpt_config_to_json";
   if (!c || !buf) return -tyr_raise(TYR_ERR_ARG, s, op, "%s is NULL", c ? "buf" : "config");
+  /* nanochat's flags only when set: GPT-2 configs keep their JSON */
+  char extra[160];
+  snprintf(extra, sizeof extra, "%s%s%s%s", c->layer_lambdas ? ",\"layer_lambdas\":true" : "",
+           c->zero_init_proj ? ",\"zero_init_proj\":true" : "",
+           c->norm_no_weight ? ",\"norm_no_weight\":true" : "",
+           c->embed_norm ? ",\"embed_norm\":true" : "");
   int k = snprintf(
       buf, n,
       "{\"vocab_size\":%lld,\"block_size\":%lld,\"n_layer\":%lld,\"n_head\":%lld,"
       "\"n_kv_head\":%lld,\"n_embd\":%lld,\"mlp_hidden\":%lld,\"dropout\":%.17g,\"bias\":%s,"
       "\"tied_head\":%s,\"learned_pos\":%s,\"rope\":%s,\"qk_norm\":%s,\"rope_base\":%.17g,"
       "\"norm\":\"%s\",\"act\":\"%s\",\"logit_softcap\":%.17g,\"init_std\":%.17g,"
-      "\"norm_eps\":%.17g,\"compute_dtype\":\"%s\"}",
+      "\"norm_eps\":%.17g,\"compute_dtype\":\"%s\"%s}",
       (long long)c->vocab_size, (long long)c->block_size, (long long)c->n_layer,
       (long long)c->n_head, (long long)c->n_kv_head, (long long)c->n_embd, (long long)c->mlp_hidden,
       c->dropout, c->bias ? "true" : "false", c->tied_head ? "true" : "false",
@@ -43,7 +49,8 @@ int tyr_gpt_config_to_json_at(tyr_site s, const tyr_gpt_config *c, char *buf, si
       c->init_std, c->norm_eps,
       c->compute_dtype == TYR_BF16  ? "bf16"
       : c->compute_dtype == TYR_F16 ? "f16"
-                                    : "f32");
+                                    : "f32",
+      extra);
   if (k < 0 || (size_t)k >= n)
     return -tyr_raise(TYR_ERR_ARG, s, op, "the buffer (%zu bytes) is too small: %d needed", n,
                       k + 1);
@@ -87,6 +94,10 @@ int tyr_gpt_config_from_json_at(tyr_site s, const char *text, const char *what,
         {"logit_softcap", NULL, &c.logit_softcap, NULL},
         {"init_std", NULL, &c.init_std, NULL},
         {"norm_eps", NULL, &c.norm_eps, NULL},
+        {"layer_lambdas", NULL, NULL, &c.layer_lambdas},
+        {"zero_init_proj", NULL, NULL, &c.zero_init_proj},
+        {"norm_no_weight", NULL, NULL, &c.norm_no_weight},
+        {"embed_norm", NULL, NULL, &c.embed_norm},
     };
     bool done = false;
     for (size_t f = 0; f < sizeof fields / sizeof fields[0] && !done; f++) {

@@ -92,8 +92,8 @@ int tyr_gpt_init_at(tyr_site s, tyr_gpt *g, const tyr_gpt_config *cfg, tyr_devic
   for (int64_t l = 0; l < c->n_layer; l++) {
     tyr_gpt_block *b = &g->blocks[l];
     snprintf(name, sizeof name, "blocks.%lld.ln1", (long long)l);
-    if ((st = tyr_nn_norm_init_at(s, &b->ln1, &g->params, name, c->norm, c->n_embd, true, c->bias,
-                                  c->norm_eps)))
+    if ((st = tyr_nn_norm_init_at(s, &b->ln1, &g->params, name, c->norm, c->n_embd,
+                                  !c->norm_no_weight, c->bias, c->norm_eps)))
       goto fail;
     snprintf(name, sizeof name, "blocks.%lld.attn", (long long)l);
     tyr_nn_attention_config ac = {.dim = c->n_embd,
@@ -108,17 +108,37 @@ int tyr_gpt_init_at(tyr_site s, tyr_gpt *g, const tyr_gpt_config *cfg, tyr_devic
     if ((st = tyr_nn_attention_init_at(s, &b->attn, &g->params, name, ac, std, proj_std)))
       goto fail;
     snprintf(name, sizeof name, "blocks.%lld.ln2", (long long)l);
-    if ((st = tyr_nn_norm_init_at(s, &b->ln2, &g->params, name, c->norm, c->n_embd, true, c->bias,
-                                  c->norm_eps)))
+    if ((st = tyr_nn_norm_init_at(s, &b->ln2, &g->params, name, c->norm, c->n_embd,
+                                  !c->norm_no_weight, c->bias, c->norm_eps)))
       goto fail;
     snprintf(name, sizeof name, "blocks.%lld.mlp", (long long)l);
     if ((st = tyr_nn_mlp_init_at(s, &b->mlp, &g->params, name, c->n_embd, c->mlp_hidden, c->act,
                                  c->bias, std, proj_std)))
       goto fail;
   }
-  if ((st = tyr_nn_norm_init_at(s, &g->ln_f, &g->params, "ln_f", c->norm, c->n_embd, true, c->bias,
-                                c->norm_eps)))
+  if ((st = tyr_nn_norm_init_at(s, &g->ln_f, &g->params, "ln_f", c->norm, c->n_embd,
+                                !c->norm_no_weight, c->bias, c->norm_eps)))
     goto fail;
+  if (c->zero_init_proj) {
+    for (int64_t l = 0; l < c->n_layer; l++) {
+      TYR_SCOPE;
+      tyr_tensor *ws[2] = {g->blocks[l].attn.proj.weight, g->blocks[l].mlp.proj.weight};
+      for (int k = 0; k < 2; k++)
+        if ((st = tyr_copy_at(s, ws[k], tyr_zeros_at(s, ws[k]->dtype, dev, 2, ws[k]->shape))))
+          goto fail;
+    }
+  }
+  if (c->layer_lambdas) {
+    int64_t n = c->n_layer;
+    g->resid_lambdas = tyr_params_add_at(s, &g->params, "resid_lambdas",
+                                         tyr_ones_at(s, tyr_default_dtype(), dev, 1, &n));
+    g->x0_lambdas = tyr_params_add_at(s, &g->params, "x0_lambdas",
+                                      tyr_zeros_at(s, tyr_default_dtype(), dev, 1, &n));
+    if (!g->resid_lambdas || !g->x0_lambdas) {
+      st = TYR_ERR_ARG;
+      goto fail;
+    }
+  }
   if (c->tied_head) {
     g->lm_head.weight = g->wte.weight;
     g->lm_head.in = c->n_embd;
@@ -154,7 +174,7 @@ void tyr_gpt_free(tyr_gpt *g) {
 /* ---- mixed precision: the module structs with their weights cast ---------- */
 /* The dtype the blocks and the head compute in: compute_dtype when it is
    a 16-bit float other than the parameters' dtype, else theirs. */
-static tyr_dtype gpt_compute_dtype(const tyr_gpt *g) {
+tyr_dtype tyr_gpt_compute_dtype(const tyr_gpt *g) {
   tyr_dtype c = g->cfg.compute_dtype, p = g->wte.weight->dtype;
   return (c == TYR_BF16 || c == TYR_F16) ? c : p;
 }
@@ -171,7 +191,7 @@ static tyr_nn_linear linear_as(tyr_site s, const tyr_nn_linear *m, tyr_dtype dt)
   return r;
 }
 
-static tyr_gpt_block block_as(tyr_site s, const tyr_gpt_block *b, tyr_dtype dt) {
+tyr_gpt_block tyr_gpt_block_as(tyr_site s, const tyr_gpt_block *b, tyr_dtype dt) {
   tyr_gpt_block r = *b; /* the norms stay in the parameters' dtype */
   if (b->attn.cfg.fused_qkv) {
     r.attn.qkv = linear_as(s, &b->attn.qkv, dt);
@@ -184,6 +204,37 @@ static tyr_gpt_block block_as(tyr_site s, const tyr_gpt_block *b, tyr_dtype dt) 
   r.mlp.fc = linear_as(s, &b->mlp.fc, dt);
   r.mlp.proj = linear_as(s, &b->mlp.proj, dt);
   return r;
+}
+
+tyr_tensor *tyr_gpt_embed_at(tyr_site s, tyr_gpt *g, tyr_tensor *idx, int64_t pos0, bool training) {
+  const tyr_gpt_config *c = &g->cfg;
+  int64_t T = idx->shape[idx->rank - 1];
+  tyr_nn_dropout drop = {c->dropout};
+  /* the embeddings, like the residual stream, in the parameters' dtype */
+  tyr_tensor *x = tyr_nn_embedding_forward_at(s, &g->wte, idx);
+  if (!x) return NULL;
+  if (c->learned_pos) {
+    tyr_tensor *pos = tyr_arange_at(s, TYR_I64, g->device, (double)pos0, (double)(pos0 + T), 1);
+    tyr_tensor *pe = tyr_nn_embedding_forward_at(s, &g->wpe, pos); /* [T, C] */
+    x = tyr_add_at(s, x, tyr_expand_at(s, pe, 3, x->shape));
+  }
+  if (x && c->embed_norm)
+    x = c->norm == TYR_NORM_RMS ? tyr_rms_norm_at(s, x, NULL, c->norm_eps)
+                                : tyr_layer_norm_at(s, x, NULL, NULL, c->norm_eps);
+  return x ? tyr_nn_dropout_forward_at(s, &drop, x, training) : NULL;
+}
+
+/* lambda[l] as a tensor of x's shape and dtype */
+static tyr_tensor *lambda_at(tyr_site s, tyr_tensor *lam, int64_t l, tyr_tensor *x) {
+  tyr_tensor *v = cast_to(s, tyr_narrow_at(s, lam, 0, l, 1), x->dtype);
+  v = tyr_reshape_at(s, v, 3, (int64_t[]){1, 1, 1});
+  return tyr_expand_at(s, v, x->rank, x->shape);
+}
+
+tyr_tensor *tyr_gpt_mix_at(tyr_site s, tyr_gpt *g, int64_t l, tyr_tensor *x, tyr_tensor *x0) {
+  if (!g->cfg.layer_lambdas || !x || !x0) return x;
+  return tyr_add_at(s, tyr_mul_at(s, lambda_at(s, g->resid_lambdas, l, x), x),
+                    tyr_mul_at(s, lambda_at(s, g->x0_lambdas, l, x0), x0));
 }
 
 tyr_tensor *tyr_gpt_hidden_at(tyr_site s, tyr_gpt *g, tyr_tensor *idx, bool training) {
@@ -199,31 +250,25 @@ tyr_tensor *tyr_gpt_hidden_at(tyr_site s, tyr_gpt *g, tyr_tensor *idx, bool trai
               (long long)c->block_size, tyr_shape_str(idx->shape, idx->rank, b, sizeof b));
     return NULL;
   }
-  int64_t T = idx->shape[1];
-  tyr_dtype dt = gpt_compute_dtype(g);
+  tyr_dtype dt = tyr_gpt_compute_dtype(g);
   tyr_nn_dropout drop = {c->dropout};
   /* Mixed precision as autocast does it: the residual stream, the
      embeddings and the norms stay in the parameters' dtype; each norm's
      output is cast to the compute dtype for the matmuls, attention and MLP
-     that follow, and their outputs are cast back before the residual
-     adds.  (A 16-bit residual stream rounds every add to 8 bits of
-     mantissa and trains measurably worse: see docs/benchmarks.md, parity.) */
-  tyr_tensor *x = tyr_nn_embedding_forward_at(s, &g->wte, idx);
+     that follow, and their outputs are cast back before the residual adds
+     (tyr_gpt_block_as casts the linear layers' weights only). */
+  tyr_tensor *x = tyr_gpt_embed_at(s, g, idx, 0, training);
   if (!x) return NULL;
-  if (c->learned_pos) {
-    tyr_tensor *pos = tyr_arange_at(s, TYR_I64, g->device, 0, (double)T, 1);
-    tyr_tensor *pe = tyr_nn_embedding_forward_at(s, &g->wpe, pos); /* [T, C] */
-    x = tyr_add_at(s, x, tyr_expand_at(s, pe, 3, x->shape));
-  }
-  x = tyr_nn_dropout_forward_at(s, &drop, x, training);
+  tyr_tensor *x0 = x;
   tyr_tensor *rcos = cast_to(s, g->rope_cos, dt), *rsin = cast_to(s, g->rope_sin, dt);
   for (int64_t l = 0; l < c->n_layer && x; l++) {
-    tyr_gpt_block blk = block_as(s, &g->blocks[l], dt);
-    tyr_tensor *h = cast_to(s, tyr_nn_norm_forward_at(s, &g->blocks[l].ln1, x), dt);
+    tyr_gpt_block blk = tyr_gpt_block_as(s, &g->blocks[l], dt);
+    x = tyr_gpt_mix_at(s, g, l, x, x0);
+    tyr_tensor *h = cast_to(s, tyr_nn_norm_forward_at(s, &blk.ln1, x), dt);
     tyr_tensor *a = tyr_nn_attention_forward_at(s, &blk.attn, h, rcos, rsin, training);
     if (!a) return NULL;
     x = tyr_add_at(s, x, cast_to(s, tyr_nn_dropout_forward_at(s, &drop, a, training), x->dtype));
-    h = cast_to(s, tyr_nn_norm_forward_at(s, &g->blocks[l].ln2, x), dt);
+    h = cast_to(s, tyr_nn_norm_forward_at(s, &blk.ln2, x), dt);
     tyr_tensor *m = tyr_nn_mlp_forward_at(s, &blk.mlp, h);
     if (!m) return NULL;
     x = tyr_add_at(s, x, cast_to(s, tyr_nn_dropout_forward_at(s, &drop, m, training), x->dtype));
