@@ -27,7 +27,7 @@ bool tyr_flux2_vae_config_named(const char *name, tyr_flux2_vae_config *out) {
     c.num_res_blocks = 2;
     c.groups = 32;
   } else if (!strcmp(name, "tiny")) {
-    c.ch = 32;
+    c.ch = 16;
     c.ch_mult[0] = 1, c.ch_mult[1] = 1, c.ch_mult[2] = 2, c.ch_mult[3] = 2;
     c.num_res_blocks = 1;
     c.groups = 8;

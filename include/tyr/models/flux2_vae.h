@@ -39,7 +39,7 @@ typedef struct tyr_flux2_vae_config {
   double bn_eps;          /* 1e-4 */
 } tyr_flux2_vae_config;
 
-/* "flux2" (the released decoder) or "tiny" (ch 32, mult 1, 1, 2, 2, one
+/* "flux2" (the released decoder) or "tiny" (ch 16, mult 1, 1, 2, 2, one
  * resnet block, 8 groups: the tests' config).  False for another name. */
 bool tyr_flux2_vae_config_named(const char *name, tyr_flux2_vae_config *out);
 
