@@ -98,6 +98,7 @@ static int build(tyr_site s, tyr_flux2 *m, const tyr_flux2_config *cfg, tyr_dtyp
   m->cfg = *cfg;
   m->dtype = dt;
   m->device = dev;
+  m->compute = dev.type == TYR_CPU && (dt == TYR_BF16 || dt == TYR_F16) ? TYR_F32 : dt;
   tyr_params_init(&m->params);
   const int64_t D = cfg->hidden, M = cfg->mlp_hidden, hd = D / cfg->heads;
   st = add(s, m, D, cfg->in_channels, "img_in.weight");
@@ -403,7 +404,9 @@ static tyr_tensor *W(const tyr_flux2 *m, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(name, sizeof name, fmt, ap);
   va_end(ap);
-  return tyr_flux2_param(m, name);
+  tyr_tensor *p = tyr_flux2_param(m, name);
+  /* bf16 storage on the CPU: converted for this block (the caller's scope) */
+  return p && p->dtype != m->compute ? tyr_to_dtype_at(TYR_SITE, p, m->compute) : p;
 }
 
 /* x [B, T, D] broadcast-multiplied by v [B, D] (each batch row over T) */
@@ -502,8 +505,8 @@ static int rope_tables(tyr_site s, const tyr_flux2 *m, int64_t L, int64_t h, int
   tyr_tensor *b = tyr_from_host_at(s, sn, TYR_F32, m->device, 2, shape);
   free(cs);
   if (!a || !b) return TYR_ERR_MEMORY;
-  *cos_out = tyr_to_dtype_at(s, a, m->dtype);
-  *sin_out = tyr_to_dtype_at(s, b, m->dtype);
+  *cos_out = tyr_to_dtype_at(s, a, m->compute);
+  *sin_out = tyr_to_dtype_at(s, b, m->compute);
   return *cos_out && *sin_out ? 0 : TYR_ERR_MEMORY;
 }
 
@@ -529,7 +532,7 @@ static tyr_tensor *time_embedding(tyr_site s, const tyr_flux2 *m, tyr_tensor *t)
         emb[b * 256 + 128 + i] = (float)sin(arg);
       }
     int64_t shape[2] = {B, 256};
-    out = tyr_to_dtype_at(s, tyr_from_host_at(s, emb, TYR_F32, m->device, 2, shape), m->dtype);
+    out = tyr_to_dtype_at(s, tyr_from_host_at(s, emb, TYR_F32, m->device, 2, shape), m->compute);
     free(emb);
   }
   free(tv);
@@ -707,9 +710,9 @@ tyr_tensor *tyr_flux2_forward_at(tyr_site s, tyr_flux2 *m, tyr_tensor *img, tyr_
               (long long)(h * w), (long long)c->in_channels, (long long)c->context_dim);
     return NULL;
   }
-  if (img->dtype != m->dtype || txt->dtype != m->dtype) {
-    tyr_raise(TYR_ERR_DTYPE, s, op, "img %s and txt %s must have the model's dtype %s",
-              tyr_dtype_name(img->dtype), tyr_dtype_name(txt->dtype), tyr_dtype_name(m->dtype));
+  if (!tyr_dtype_is_float(img->dtype) || !tyr_dtype_is_float(txt->dtype)) {
+    tyr_raise(TYR_ERR_DTYPE, s, op, "img %s and txt %s must be floating",
+              tyr_dtype_name(img->dtype), tyr_dtype_name(txt->dtype));
     return NULL;
   }
   if (!tyr_device_eq(img->device, m->device) || !tyr_device_eq(txt->device, m->device)) {
@@ -721,7 +724,8 @@ tyr_tensor *tyr_flux2_forward_at(tyr_site s, tyr_flux2 *m, tyr_tensor *img, tyr_
   tyr_tensor *out;
   {
     TYR_SCOPE;
-    out = forward(s, m, img, txt, t, h, w);
+    out = forward(s, m, tyr_to_dtype_at(s, img, m->compute), tyr_to_dtype_at(s, txt, m->compute), t,
+                  h, w);
     if (out) tyr_keep_e(out);
   }
   /* back into the caller's scope */
@@ -760,7 +764,7 @@ tyr_tensor *tyr_flux2_noise_at(tyr_site s, const tyr_flux2 *m, int64_t B, int64_
   tyr_tensor *z = tyr_randn_at(s, TYR_F32, TYR_DEVICE_CPU, 3, shape, 0.0, 1.0);
   tyr_rng_set_state(saved);
   if (!z) return NULL;
-  tyr_tensor *r = tyr_to_device_at(s, tyr_to_dtype_at(s, z, m->dtype), m->device);
+  tyr_tensor *r = tyr_to_device_at(s, tyr_to_dtype_at(s, z, m->compute), m->device);
   return r;
 }
 
@@ -778,5 +782,6 @@ tyr_tensor *tyr_flux2_euler_step_at(tyr_site s, tyr_flux2 *m, tyr_tensor *x, tyr
   tyr_tensor *t = tyr_from_host_at(s, tv, TYR_F32, TYR_DEVICE_CPU, 1, &B);
   free(tv);
   tyr_tensor *v = t ? tyr_flux2_forward_at(s, m, x, txt, t, h, w) : NULL;
-  return v ? tyr_add_at(s, x, tyr_mul_scalar_at(s, v, t_next - t_cur)) : NULL;
+  return v ? tyr_add_at(s, tyr_to_dtype_at(s, x, v->dtype), tyr_mul_scalar_at(s, v, t_next - t_cur))
+           : NULL;
 }

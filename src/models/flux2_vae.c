@@ -105,6 +105,7 @@ static int build(tyr_site s, tyr_flux2_vae *v, const tyr_flux2_vae_config *cfg, 
   v->cfg = *cfg;
   v->dtype = dt;
   v->device = dev;
+  v->compute = dev.type == TYR_CPU && (dt == TYR_BF16 || dt == TYR_F16) ? TYR_F32 : dt;
   tyr_params_init(&v->params);
   const int64_t z = cfg->z_channels, z4 = 4 * z;
   int64_t c = cfg->ch * cfg->ch_mult[3];
@@ -291,7 +292,9 @@ static tyr_tensor *P(const tyr_flux2_vae *v, const char *fmt, ...) {
   vsnprintf(name, sizeof name, fmt, ap);
   va_end(ap);
   tyr_param *p = tyr_params_find(&v->params, name);
-  return p ? p->t : NULL;
+  if (!p) return NULL;
+  /* bf16 storage on the CPU: converted as it is used */
+  return p->t->dtype != v->compute ? tyr_to_dtype_at(TYR_SITE, p->t, v->compute) : p->t;
 }
 
 static tyr_tensor *conv_at(tyr_site s, const tyr_flux2_vae *v, tyr_tensor *x, const char *name,
@@ -344,9 +347,11 @@ static tyr_tensor *attn_block(tyr_site s, const tyr_flux2_vae *v, tyr_tensor *x)
 /* x in a scope of its own: returns a kept copy, frees the old kept one */
 static tyr_tensor *decode(tyr_site s, tyr_flux2_vae *v, tyr_tensor *tokens, int64_t h, int64_t w) {
   const tyr_flux2_vae_config *c = &v->cfg;
-  tyr_tensor *mean = tyr_to_dtype_at(s, P(v, "bn.running_mean"), v->dtype);
-  tyr_tensor *sd = tyr_to_dtype_at(
-      s, tyr_sqrt_at(s, tyr_add_scalar_at(s, P(v, "bn.running_var"), c->bn_eps)), v->dtype);
+  tyr_tensor *var = tyr_params_find(&v->params, "bn.running_var")->t;
+  tyr_tensor *mean =
+      tyr_to_dtype_at(s, tyr_params_find(&v->params, "bn.running_mean")->t, v->compute);
+  tyr_tensor *sd =
+      tyr_to_dtype_at(s, tyr_sqrt_at(s, tyr_add_scalar_at(s, var, c->bn_eps)), v->compute);
   if (!mean || !sd) return NULL;
   tyr_tensor *x = tyr_add_row_at(s, tyr_mul_row_at(s, tokens, sd), mean);
   x = tyr_unpatchify_at(s, x, 2 * h, 2 * w, 2);
@@ -397,7 +402,7 @@ tyr_tensor *tyr_flux2_vae_decode_at(tyr_site s, tyr_flux2_vae *v, tyr_tensor *to
     return NULL;
   }
   TYR_NO_GRAD;
-  tyr_tensor *t = tyr_to_dtype_at(s, tyr_to_device_at(s, tokens, v->device), v->dtype);
+  tyr_tensor *t = tyr_to_dtype_at(s, tyr_to_device_at(s, tokens, v->device), v->compute);
   return t ? decode(s, v, tyr_contiguous_at(s, t), h, w) : NULL;
 }
 

@@ -72,7 +72,9 @@ int tyr_flux2_config_check_at(tyr_site s, const tyr_flux2_config *c);
 typedef struct tyr_flux2 {
   tyr_flux2_config cfg;
   tyr_params params; /* BFL names, in the order listed above */
-  tyr_dtype dtype;   /* of the parameters and of the activations */
+  tyr_dtype dtype;   /* of the parameters (bf16 for the released weights) */
+  tyr_dtype compute; /* of the activations: dtype, but f32 for bf16/f16 on the CPU
+                        (each weight converted as its block runs) */
   tyr_device device;
 } tyr_flux2;
 
@@ -100,9 +102,10 @@ void tyr_flux2_free(tyr_flux2 *m);
 /* The parameter called name (NULL when absent). */
 tyr_tensor *tyr_flux2_param(const tyr_flux2 *m, const char *name);
 
-/* img [B, h w, in_channels], txt [B, L, context_dim], t [B] (f32, any
- * device: copied to m's) -> the velocity [B, h w, in_channels] in m's dtype
- * (h, w: the latent grid in tokens, image height / 16 and width / 16). */
+/* img [B, h w, in_channels], txt [B, L, context_dim] (any float dtype, on
+ * m's device), t [B] (any device) -> the velocity [B, h w, in_channels] in
+ * m's compute dtype (h, w: the latent grid in tokens, image height / 16 and
+ * width / 16).  t is rounded to m's dtype first, as the reference does. */
 tyr_tensor *tyr_flux2_forward_at(tyr_site s, tyr_flux2 *m, tyr_tensor *img, tyr_tensor *txt,
                                  tyr_tensor *t, int64_t h, int64_t w);
 #define tyr_flux2_forward(m, img, txt, t, h, w)                                                    \
@@ -118,8 +121,8 @@ double tyr_flux2_empirical_mu(int64_t image_tokens, int steps);
 /* Writes steps + 1 times (from 1 down to 0) to t; returns mu. */
 double tyr_flux2_schedule(int steps, int64_t image_tokens, double *t);
 /* The start latents [B, h w, in_channels] ~ N(0, 1) from Philox(seed): the
- * same numbers on every device (drawn on the CPU in f32, then cast and
- * copied).  The global generator is left as it was. */
+ * same numbers on every device (drawn on the CPU in f32, then cast to the
+ * compute dtype and copied).  The global generator is left as it was. */
 tyr_tensor *tyr_flux2_noise_at(tyr_site s, const tyr_flux2 *m, int64_t B, int64_t h, int64_t w,
                                uint64_t seed);
 #define tyr_flux2_noise(m, B, h, w, seed) tyr_flux2_noise_at(TYR_SITE, (m), (B), (h), (w), (seed))

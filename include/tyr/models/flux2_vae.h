@@ -46,7 +46,8 @@ bool tyr_flux2_vae_config_named(const char *name, tyr_flux2_vae_config *out);
 typedef struct tyr_flux2_vae {
   tyr_flux2_vae_config cfg;
   tyr_params params; /* BFL names; bn.running_mean and _var are f32 */
-  tyr_dtype dtype;
+  tyr_dtype dtype;   /* of the weights */
+  tyr_dtype compute; /* dtype, but f32 for bf16/f16 on the CPU */
   tyr_device device;
 } tyr_flux2_vae;
 
@@ -64,8 +65,8 @@ int tyr_flux2_vae_load_at(tyr_site s, tyr_flux2_vae *v, const char *path,
   tyr_flux2_vae_load_at(TYR_SITE, (v), (path), (cfg), (dtype), (dev))
 void tyr_flux2_vae_free(tyr_flux2_vae *v);
 
-/* tokens [B, h w, 4 z] -> images [B, 3, 16 h, 16 w] in v's dtype (about
- * [-1, 1]). */
+/* tokens [B, h w, 4 z] (any float dtype and device) -> images
+ * [B, 3, 16 h, 16 w] in v's compute dtype on v's device (about [-1, 1]). */
 tyr_tensor *tyr_flux2_vae_decode_at(tyr_site s, tyr_flux2_vae *v, tyr_tensor *tokens, int64_t h,
                                     int64_t w);
 #define tyr_flux2_vae_decode(v, tokens, h, w)                                                      \
