@@ -145,9 +145,9 @@ char *tyr_qwen3_chat_prompt(const char *prompt);
  *   0 = padding), both on the model's device and owned like new tensors.
  * *n_tokens (may be NULL) gets the unpadded length.  An empty prompt is an
  * error.  0 or the status having raised (*features, *mask NULL). */
-int tyr_flux2_text_encode_at(tyr_site s, tyr_qwen3 *m, const tyr_tokenizer *tok,
-                             const char *prompt, int64_t max_len, tyr_tensor **features,
-                             tyr_tensor **mask, int64_t *n_tokens);
+int tyr_flux2_text_encode_at(tyr_site s, tyr_qwen3 *m, const tyr_tokenizer *tok, const char *prompt,
+                             int64_t max_len, tyr_tensor **features, tyr_tensor **mask,
+                             int64_t *n_tokens);
 #define tyr_flux2_text_encode(m, tok, prompt, max_len, features, mask)                             \
   tyr_flux2_text_encode_at(TYR_SITE, (m), (tok), (prompt), (max_len), (features), (mask), NULL)
 
