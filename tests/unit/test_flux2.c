@@ -12,6 +12,7 @@
 #include "testutil.h"
 #include "tyr/models/flux2.h"
 #include "tyr/models/flux2_vae.h"
+#include "tyr/cuda.h"
 #include "tyr/fileio.h"
 #include "tyr/safetensors_map.h"
 #include "tyr/tyr.h"
@@ -336,6 +337,56 @@ static void test_noise_seeded(void **state) {
   tyr_flux2_free(&m);
 }
 
+/* On a GPU (skipped without one): the same fixtures in f32 and bf16 on CUDA,
+ * and the start noise equal to the CPU's. */
+static void test_cuda_matches_twin(void **state) {
+  (void)state;
+  if (!tyr_cuda_available()) {
+    printf("# no GPU: skipped\n");
+    skip();
+  }
+  TYR_SCOPE;
+  tyr_flux2_config c;
+  tyr_flux2_config_named("tiny", &c);
+  tyr_flux2_vae_config vc;
+  tyr_flux2_vae_config_named("tiny", &vc);
+  const tyr_dtype dts[2] = {TYR_F32, TYR_BF16};
+  for (int k = 0; k < 2; k++) {
+    tyr_flux2 m;
+    tyr_flux2_vae v;
+    assert_int_equal(tyr_flux2_load(&m, fixture(0, "flux2/flux2_tiny.safetensors"), &c, dts[k],
+                                    TYR_DEVICE_CUDA(0)),
+                     0);
+    assert_int_equal(tyr_flux2_vae_load(&v, fixture(1, "flux2/flux2_vae_tiny.safetensors"), &vc,
+                                        dts[k], TYR_DEVICE_CUDA(0)),
+                     0);
+    tyr_tensor *img = tyr_to_device_e(io("img"), TYR_DEVICE_CUDA(0));
+    tyr_tensor *txt = tyr_to_device_e(io("txt"), TYR_DEVICE_CUDA(0));
+    tyr_tensor *vel = tyr_flux2_forward(&m, img, txt, io("t"), 2, 3);
+    assert_non_null(vel);
+    assert_int_equal(vel->dtype, dts[k]);
+    double d = max_diff(tyr_to_device_e(vel, TYR_DEVICE_CPU), io("velocity"));
+    double scale = max_abs(io("velocity"));
+    tyr_tensor *im = tyr_flux2_vae_decode(&v, img, 2, 3);
+    assert_non_null(im);
+    double dv = max_diff(tyr_to_device_e(im, TYR_DEVICE_CPU), io("image"));
+    printf("# cuda %s: velocity max diff %.3g, image max diff %.3g\n", tyr_dtype_name(dts[k]), d,
+           dv);
+    double tol = dts[k] == TYR_F32 ? 1e-3 : 0.05;
+    assert_true(d < tol * (1 + scale));
+    assert_true(dv < tol * (1 + max_abs(io("image"))));
+    tyr_tensor *ng = tyr_to_device_e(tyr_flux2_noise(&m, 1, 4, 4, 42), TYR_DEVICE_CPU);
+    tyr_flux2 mc;
+    assert_int_equal(tyr_flux2_init_random(&mc, &c, dts[k], TYR_DEVICE_CPU, 1), 0);
+    tyr_tensor *nc = tyr_flux2_noise(&mc, 1, 4, 4, 42);
+    /* the same Philox numbers (bf16 on the GPU is rounded, f32 on the CPU is not) */
+    assert_true(max_diff(ng, nc) < (dts[k] == TYR_F32 ? 1e-7 : 0.02));
+    tyr_flux2_free(&mc);
+    tyr_flux2_free(&m);
+    tyr_flux2_vae_free(&v);
+  }
+}
+
 int main(void) {
   tyr_test_record_errors();
   const struct CMUnitTest tests[] = {
@@ -348,6 +399,7 @@ int main(void) {
       TYR_TEST(test_vae_matches_twin),
       TYR_TEST(test_vae_diffusers_layout),
       TYR_TEST(test_noise_seeded),
+      TYR_TEST(test_cuda_matches_twin),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
