@@ -141,17 +141,19 @@ def vae_shapes(c):
 
 
 def random_weights(shapes, gen, dtype, device="cpu"):
+    """Drawn with gen on its device (a CUDA generator draws on the GPU)."""
     w = {}
+    gd = gen.device
     for n, shp in shapes.items():
         if n == "bn.running_mean":
-            t = torch.randn(shp, generator=gen) * 0.1
+            t = torch.randn(shp, generator=gen, device=gd) * 0.1
         elif n == "bn.running_var":
-            t = torch.rand(shp, generator=gen) + 0.5
+            t = torch.rand(shp, generator=gen, device=gd) + 0.5
         elif len(shp) == 1:
-            t = 1 + 0.1 * torch.randn(shp, generator=gen)
+            t = 1 + 0.1 * torch.randn(shp, generator=gen, device=gd)
         else:
             fan = int(np.prod(shp[1:]))
-            t = torch.randn(shp, generator=gen) / math.sqrt(fan)
+            t = torch.randn(shp, generator=gen, device=gd) / math.sqrt(fan)
         w[n] = t.to(device=device, dtype=torch.float32 if n.startswith("bn.") else dtype)
     return w
 
@@ -393,7 +395,7 @@ def bench(argv):
             comp = True
         i += 1
     dt = torch.bfloat16
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator(device=dev).manual_seed(0)
     h = w = size // 16
     res = {"size": size, "steps": steps, "device": dev, "compile": comp}
 
@@ -410,7 +412,10 @@ def bench(argv):
                              head_dim=128, rms_norm_eps=1e-6, rope_theta=1e6,
                              max_position_embeddings=40960)
             qc._attn_implementation = "sdpa"
-            te = Qwen3Model(qc).to(device=dev, dtype=dt).eval()
+            torch.set_default_dtype(dt)
+            with torch.device(dev):  # built on the device (random init, no copy)
+                te = Qwen3Model(qc).eval()
+            torch.set_default_dtype(torch.float32)
             ids = torch.randint(0, 151936, (1, 512), device=dev)
             mask = torch.ones(1, 512, dtype=torch.long, device=dev)
             for _ in range(2):
@@ -421,7 +426,7 @@ def bench(argv):
             del te, o
         except Exception as e:  # noqa: BLE001
             res["text_encoder_error"] = str(e)[:200]
-            feats = torch.randn(1, 512, 7680, generator=gen).to(dev, dt)
+            feats = torch.randn(1, 512, 7680, generator=gen, device=dev).to(dt)
         W = random_weights(flux_shapes(FLUX_FULL), gen, dt, dev)
         V = random_weights(vae_shapes(VAE_FULL), gen, dt, dev)
         fwd = flux_forward
@@ -429,7 +434,7 @@ def bench(argv):
         if comp:
             fwd = torch.compile(flux_forward)
             dec = torch.compile(vae_decode)
-        x0 = torch.randn(1, h * w, 128, generator=gen).to(dev, dt)
+        x0 = torch.randn(1, h * w, 128, generator=gen, device=dev).to(dt)
         _, ts = schedule(steps, h * w)
         for rep in range(2):  # the first run warms up (and compiles)
             if dev.startswith("cuda"):
