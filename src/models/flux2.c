@@ -8,7 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "tyr/safetensors_map.h"
 #include "tyr/tyr.h"
@@ -136,7 +139,75 @@ static int build(tyr_site s, tyr_flux2 *m, const tyr_flux2_config *cfg, tyr_dtyp
 void tyr_flux2_free(tyr_flux2 *m) {
   if (!m) return;
   tyr_params_free(&m->params);
+  for (int i = 0; i < m->nmaps; i++) munmap(m->maps[i], m->map_sizes[i]);
+  free(m->maps);
+  free(m->map_sizes);
   memset(m, 0, sizeof *m);
+}
+
+/* CPU parameters whose file tensor has their dtype and shape and goes to
+ * them unchanged (a rule without split, merge or transform) become views of
+ * the file mapped read-only: nothing is copied, the pages are read as the
+ * forward first touches them.  The others stay for the copying loader.
+ * src_done[i] marks the source tensors (set order) so used.  0, or the status having raised. */
+static int map_params(tyr_site s, tyr_flux2 *m, tyr_safetensors_set *set, const tyr_st_rule *rules,
+                      int nrules, bool *src_done) {
+  int nf = tyr_safetensors_set_nfiles(set);
+  uint8_t **data = calloc((size_t)nf, sizeof *data);
+  m->maps = calloc((size_t)nf, sizeof *m->maps);
+  m->map_sizes = calloc((size_t)nf, sizeof *m->map_sizes);
+  if (!data || !m->maps || !m->map_sizes) {
+    free(data);
+    return tyr_raise(TYR_ERR_MEMORY, s, "tyr_flux2_load", "out of memory");
+  }
+  for (int f = 0; f < nf; f++) {
+    const char *path = tyr_safetensors_path(tyr_safetensors_set_file(set, f));
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    void *p = MAP_FAILED;
+    if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size >= 8)
+      p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (fd >= 0) close(fd);
+    if (p == MAP_FAILED) continue; /* copied instead */
+    m->maps[m->nmaps] = p;
+    m->map_sizes[m->nmaps++] = (size_t)st.st_size;
+    uint64_t n;
+    memcpy(&n, p, 8);
+    if (n + 8 <= (uint64_t)st.st_size) data[f] = (uint8_t *)p + 8 + n;
+  }
+  char out[TYR_PARAM_NAME_MAX * 2];
+  for (int i = 0; i < tyr_safetensors_set_count(set); i++) {
+    const char *name = tyr_safetensors_set_name(set, i);
+    const char *to = NULL;
+    for (int r = 0; r < nrules && !to; r++) {
+      if (!rules[r].to || !tyr_st_pattern_apply(rules[r].from, rules[r].to, name, out, sizeof out))
+        continue;
+      if (rules[r].split_n > 1 || rules[r].merge_n > 1 || rules[r].fn) break;
+      to = out;
+    }
+    if (!to && !nrules) to = name;
+    tyr_param *pa = to ? tyr_params_find(&m->params, to) : NULL;
+    if (!pa) continue;
+    const tyr_safetensors_entry *e;
+    tyr_safetensors *f = tyr_safetensors_set_find(set, name, &e);
+    int fi = 0;
+    while (fi < nf && tyr_safetensors_set_file(set, fi) != f) fi++;
+    tyr_tensor *t = pa->t;
+    if (fi == nf || !data[fi] || e->dtype != t->dtype || e->rank != t->rank ||
+        memcmp(e->shape, t->shape, sizeof(int64_t) * (size_t)t->rank) ||
+        (uint64_t)tyr_nbytes(t) != e->end - e->begin ||
+        ((uintptr_t)(data[fi] + e->begin)) % tyr_dtype_size(t->dtype))
+      continue;
+    tyr_tensor *v = tyr_from_buffer_at(s, data[fi] + e->begin, t->dtype, t->rank, t->shape);
+    if (!v) continue;
+    tyr_keep_e(v);
+    v->requires_grad = false;
+    tyr_tensor_free(t);
+    pa->t = v;
+    src_done[i] = true;
+  }
+  free(data);
+  return 0;
 }
 
 tyr_tensor *tyr_flux2_param(const tyr_flux2 *m, const char *name) {
@@ -371,24 +442,49 @@ int tyr_flux2_load_at(tyr_site s, tyr_flux2 *m, const char *path, const tyr_flux
     cast[i].flags |= TYR_ST_CAST;
   }
   st = tyr__flux2_check_names_at(s, op, set, &m->params, cast, nrules, NULL);
+  const int nsrc = tyr_safetensors_set_count(set);
+  bool *mapped = st ? NULL : calloc((size_t)nsrc + 1, sizeof *mapped);
+  if (!st && !mapped) st = tyr_raise(TYR_ERR_MEMORY, s, op, "out of memory");
+  if (!st && dev.type == TYR_CPU) st = map_params(s, m, set, cast, nrules, mapped);
   if (!st) {
-    if (diffusers) {
-      st = tyr_safetensors_load_mapped_at(s, set, &m->params, cast, nrules, 0);
+    /* the rest copied, by exact source names: a mapped tensor is skipped
+       (its parameter is a read-only view of the file), any other goes
+       through the diffusers rules that match it or to the parameter of its
+       own name, cast (bf16 files stay bf16, others become dtype) */
+    const size_t cap = (size_t)nsrc * (size_t)(nrules + 1) + 1;
+    tyr_st_rule *rest = calloc(cap, sizeof *rest);
+    char(*dst)[TYR_PARAM_NAME_MAX * 2] = calloc(cap, sizeof *dst);
+    int nr = 0;
+    if (!rest || !dst) {
+      st = tyr_raise(TYR_ERR_MEMORY, s, op, "out of memory");
     } else {
-      /* same names: one cast rule per parameter keeps bf16 files in bf16 and
-         converts others to dtype */
-      tyr_st_rule *id = calloc((size_t)m->params.n, sizeof *id);
-      if (!id) {
-        st = tyr_raise(TYR_ERR_MEMORY, s, op, "out of memory");
-      } else {
-        for (int i = 0; i < m->params.n; i++)
-          id[i] = (tyr_st_rule){
-              .from = m->params.items[i].name, .to = m->params.items[i].name, .flags = TYR_ST_CAST};
-        st = tyr_safetensors_load_mapped_at(s, set, &m->params, id, m->params.n, 0);
-        free(id);
+      char out[TYR_PARAM_NAME_MAX * 2];
+      for (int i = 0; i < nsrc; i++) {
+        const char *name = tyr_safetensors_set_name(set, i);
+        if (mapped[i]) {
+          rest[nr++] = (tyr_st_rule){.from = name, .to = NULL};
+          continue;
+        }
+        int before = nr;
+        for (int r = 0; r < nrules; r++)
+          if (tyr_st_pattern_apply(cast[r].from, cast[r].to, name, out, sizeof out)) {
+            snprintf(dst[nr], sizeof dst[nr], "%s", out);
+            rest[nr] = cast[r];
+            rest[nr].from = name;
+            rest[nr].to = dst[nr];
+            nr++;
+          }
+        if (nr == before)
+          rest[nr++] = (tyr_st_rule){.from = name, .to = name, .flags = TYR_ST_CAST};
       }
+      /* names and counts were checked above: what is mapped is neither
+         missing nor unused */
+      st = tyr_safetensors_load_mapped_at(s, set, &m->params, rest, nr, TYR_ST_ALLOW_MISSING);
     }
+    free(rest);
+    free(dst);
   }
+  free(mapped);
   if (st) tyr_flux2_free(m);
 done:
   tyr_safetensors_set_close(set);

@@ -133,6 +133,9 @@ static void test_bf16_close_to_f32(void **state) {
       tyr_flux2_load(&m, fixture(0, "flux2/flux2_tiny.safetensors"), &c, TYR_BF16, TYR_DEVICE_CPU),
       0);
   assert_int_equal(tyr_flux2_param(&m, "img_in.weight")->dtype, TYR_BF16);
+  /* a bf16 file read as bf16 on the CPU is used where it lies (mapped, not copied) */
+  assert_int_equal(m.nmaps, 1);
+  for (int i = 0; i < m.params.n; i++) assert_true(m.params.items[i].t->storage->borrowed);
   tyr_tensor *v = tyr_flux2_forward(&m, tyr_to_dtype_e(io("img"), TYR_BF16),
                                     tyr_to_dtype_e(io("txt"), TYR_BF16), io("t"), 2, 3);
   assert_non_null(v);

@@ -76,6 +76,11 @@ typedef struct tyr_flux2 {
   tyr_dtype compute; /* of the activations: dtype, but f32 for bf16/f16 on the CPU
                         (each weight converted as its block runs) */
   tyr_device device;
+  /* the weight files mapped read-only (CPU loads): parameters whose stored
+     dtype and shape are the model's are views of them, not copies */
+  void **maps;
+  size_t *map_sizes;
+  int nmaps;
 } tyr_flux2;
 
 /* Allocates the parameters (dtype on dev) and fills them from Philox(seed):
@@ -93,7 +98,10 @@ int tyr_flux2_init_random_at(tyr_site s, tyr_flux2 *m, const tyr_flux2_config *c
  * of norm_out.linear swapped (diffusers stores scale before shift).
  * Every tensor is checked against cfg before anything is read: the error
  * names the file and lists the missing and unexpected tensors and wrong
- * shapes.  Tensors are cast to dtype (bf16 from the file stays bf16). */
+ * shapes.  Tensors are cast to dtype (bf16 from the file stays bf16).  On
+ * the CPU the files are memory-mapped and every tensor that needs no
+ * conversion (all of them for a BFL bf16 file and dtype bf16) is used where
+ * it lies, without a copy. */
 int tyr_flux2_load_at(tyr_site s, tyr_flux2 *m, const char *path, const tyr_flux2_config *cfg,
                       tyr_dtype dtype, tyr_device dev);
 #define tyr_flux2_load(m, path, cfg, dtype, dev)                                                   \
