@@ -111,6 +111,7 @@ int main(int argc, char **argv) {
   tyr_cpu_env_setup(argv);
   int64_t width = 0, height = 0, steps = 4, seed = 0, max_len = 512, threads = 0;
   char out[1024] = "flux.png", weights[1024] = "", device[32] = "cpu", random_w[16] = "";
+  char preset[16] = "";
   bool ppm = false;
   const tyr_flag flags[] = {
       TYR_FLAG_INT("width", &width, 0, 4096,
@@ -127,12 +128,24 @@ int main(int argc, char **argv) {
                       "tiny or full: random weights instead of --weights (tests, speed runs)"),
       TYR_FLAG_INT("max-len", &max_len, 1, 4096, "text tokens the prompt is padded to"),
       TYR_FLAG_INT("threads", &threads, 0, 1024, "CPU threads (0: all)"),
+      TYR_FLAG_STRING("preset", preset,
+                      "cpu: 256x256 on the CPU; gpu: 1024x1024 on cuda (flags given override it)"),
   };
   const int nflags = sizeof flags / sizeof flags[0];
   const char *head = "usage: flux_demo PROMPT [--flag value ...]\n"
                      "Text to image with FLUX.2 [klein] 4B: Qwen3 text encoder, rectified-flow "
                      "transformer, VAE decoder.";
   const char *prompt = NULL;
+  /* the preset first, so that the flags given override it */
+  for (int i = 1; i + 1 < argc; i++)
+    if (!strcmp(argv[i], "--preset")) {
+      if (!strcmp(argv[i + 1], "gpu"))
+        snprintf(device, sizeof device, "cuda"), width = height = 1024;
+      else if (!strcmp(argv[i + 1], "cpu"))
+        snprintf(device, sizeof device, "cpu"), width = height = 256;
+      else
+        return fail("--preset %s: not cpu or gpu", argv[i + 1]);
+    }
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
       tyr_flags_usage(stdout, head, flags, nflags);
