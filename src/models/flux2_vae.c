@@ -336,7 +336,16 @@ static tyr_tensor *attn_block(tyr_site s, const tyr_flux2_vae *v, tyr_tensor *x)
     qkv[i] = tyr_contiguous_at(s, tyr_transpose_at(s, tyr_reshape_at(s, p, 4, s4), 2, 3));
     if (!qkv[i]) return NULL;
   }
-  tyr_tensor *o = tyr_sdpa_at(s, qkv[0], qkv[1], qkv[2], NULL); /* [B, 1, HW, C] */
+  tyr_tensor *o;
+  if (v->device.type == TYR_CUDA && C > 256) {
+    /* wider than the CUDA attention kernels' head dims: the scores as a
+       product (HW x HW, e.g. 16384^2 for a 1024x1024 image) */
+    tyr_tensor *sc = tyr_mul_scalar_at(
+        s, tyr_matmul_at(s, qkv[0], tyr_transpose_at(s, qkv[1], 2, 3)), 1.0 / sqrt((double)C));
+    o = tyr_matmul_at(s, tyr_softmax_at(s, sc, -1), qkv[2]);
+  } else {
+    o = tyr_sdpa_at(s, qkv[0], qkv[1], qkv[2], NULL); /* [B, 1, HW, C] */
+  }
   if (!o) return NULL;
   int64_t s4[4] = {B, C, H, Wd};
   o = tyr_reshape_at(s, tyr_contiguous_at(s, tyr_transpose_at(s, o, 2, 3)), 4, s4);
