@@ -171,11 +171,12 @@ int main(int argc, char **argv) {
   if (dev.type == TYR_CUDA) tyr_cuda_empty_cache();
 
   times p = {NAN, NAN, NAN, NAN};
-  if (torch && !tiny) {
+  if (torch) {
     const char *py = getenv("TYR_PYTHON") ? getenv("TYR_PYTHON") : "/usr/bin/python3";
     char cmd[1024], line[4096] = "";
-    snprintf(cmd, sizeof cmd, "%s bench/torch_flux2.py bench --size %lld --steps %d --device %s%s",
-             py, (long long)size, steps, device, compile ? " --compile" : "");
+    snprintf(cmd, sizeof cmd,
+             "%s bench/torch_flux2.py bench --size %lld --steps %d --device %s --config %s%s", py,
+             (long long)size, steps, device, config, compile ? " --compile" : "");
     FILE *f = popen(cmd, "r");
     if (f) {
       char buf[4096];

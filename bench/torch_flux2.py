@@ -12,8 +12,8 @@ classes.
                     (inputs and the twin's outputs: one transformer call, one
                     Euler step, one decode) for tests/unit/test_flux2.c.
                     Runs on PyTorch 1.13 on the CPU.
-  bench [--size N] [--steps S] [--device cuda] [--compile]
-                    the full architecture with random bf16 weights: seconds
+  bench [--size N] [--steps S] [--device cuda] [--compile] [--config full|tiny]
+                    the full architecture (tiny: the test configs, f32) with random bf16 weights: seconds
                     per stage (text encoder, transformer steps, VAE) and peak
                     memory, one JSON line on stdout (bench/bench_flux2.c
                     prints it next to Tyr's figures).
@@ -381,7 +381,7 @@ def fixtures(outdir):
 
 # ---- speed ------------------------------------------------------------------------------
 def bench(argv):
-    size, steps, dev, comp = 1024, 4, "cuda", False
+    size, steps, dev, comp, config = 1024, 4, "cuda", False, "full"
     i = 0
     while i < len(argv):
         a = argv[i]
@@ -391,13 +391,19 @@ def bench(argv):
             steps = int(argv[i + 1]); i += 1
         elif a == "--device":
             dev = argv[i + 1]; i += 1
+        elif a == "--config":
+            config = argv[i + 1]; i += 1
         elif a == "--compile":
             comp = True
         i += 1
     dt = torch.bfloat16
     gen = torch.Generator(device=dev).manual_seed(0)
     h = w = size // 16
-    res = {"size": size, "steps": steps, "device": dev, "compile": comp}
+    res = {"size": size, "steps": steps, "device": dev, "compile": comp, "config": config}
+    tiny = config == "tiny"
+    FC, VC = (FLUX_TINY, VAE_TINY) if tiny else (FLUX_FULL, VAE_FULL)
+    if tiny:
+        dt = torch.float32
 
     def sync():
         if dev.startswith("cuda"):
@@ -407,28 +413,36 @@ def bench(argv):
         # text encoder: transformers' Qwen3 (4B dims), the 27 layers that are needed
         try:
             from transformers import Qwen3Config, Qwen3Model
-            qc = Qwen3Config(vocab_size=151936, hidden_size=2560, intermediate_size=9728,
-                             num_hidden_layers=27, num_attention_heads=32, num_key_value_heads=8,
-                             head_dim=128, rms_norm_eps=1e-6, rope_theta=1e6,
-                             max_position_embeddings=40960)
+            if tiny:  # Tyr's tyr_qwen3_config_tiny, layers 1, 2, 3 of 4
+                qc = Qwen3Config(vocab_size=512, hidden_size=64, intermediate_size=128,
+                                 num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
+                                 head_dim=16, rms_norm_eps=1e-6, rope_theta=1e6,
+                                 max_position_embeddings=1024)
+                picks = (1, 2, 3)
+            else:
+                qc = Qwen3Config(vocab_size=151936, hidden_size=2560, intermediate_size=9728,
+                                 num_hidden_layers=27, num_attention_heads=32,
+                                 num_key_value_heads=8, head_dim=128, rms_norm_eps=1e-6,
+                                 rope_theta=1e6, max_position_embeddings=40960)
+                picks = (9, 18, 27)
             qc._attn_implementation = "sdpa"
             torch.set_default_dtype(dt)
             with torch.device(dev):  # built on the device (random init, no copy)
                 te = Qwen3Model(qc).eval()
             torch.set_default_dtype(torch.float32)
-            ids = torch.randint(0, 151936, (1, 512), device=dev)
+            ids = torch.randint(0, qc.vocab_size, (1, 512), device=dev)
             mask = torch.ones(1, 512, dtype=torch.long, device=dev)
             for _ in range(2):
                 sync(); t0 = time.perf_counter()
                 o = te(input_ids=ids, attention_mask=mask, output_hidden_states=True)
-                feats = torch.cat([o.hidden_states[k] for k in (9, 18, 27)], -1)
+                feats = torch.cat([o.hidden_states[k] for k in picks], -1)
                 sync(); res["text_encoder_s"] = time.perf_counter() - t0
             del te, o
         except Exception as e:  # noqa: BLE001
             res["text_encoder_error"] = str(e)[:200]
-            feats = torch.randn(1, 512, 7680, generator=gen, device=dev).to(dt)
-        W = random_weights(flux_shapes(FLUX_FULL), gen, dt, dev)
-        V = random_weights(vae_shapes(VAE_FULL), gen, dt, dev)
+            feats = torch.randn(1, 512, FC["ctx"], generator=gen, device=dev).to(dt)
+        W = random_weights(flux_shapes(FC), gen, dt, dev)
+        V = random_weights(vae_shapes(VC), gen, dt, dev)
         fwd = flux_forward
         dec = vae_decode
         if comp:
@@ -442,10 +456,10 @@ def bench(argv):
             x = x0
             sync(); t0 = time.perf_counter()
             for k in range(steps):
-                v = fwd(W, FLUX_FULL, x, feats, torch.full((1,), ts[k], device=dev), h, w)
+                v = fwd(W, FC, x, feats, torch.full((1,), ts[k], device=dev), h, w)
                 x = x + (ts[k + 1] - ts[k]) * v
             sync(); t1 = time.perf_counter()
-            img = dec(V, VAE_FULL, x, h, w)
+            img = dec(V, VC, x, h, w)
             sync(); t2 = time.perf_counter()
             res["transformer_s"], res["vae_s"] = t1 - t0, t2 - t1
         if dev.startswith("cuda"):
