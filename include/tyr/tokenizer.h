@@ -91,6 +91,8 @@ tyr_tokenizer *tyr_tokenizer_load_hf_at(tyr_site s, const char *path);
 /* The same from memory; name is used in error messages. */
 tyr_tokenizer *tyr_tokenizer_load_hf_mem_at(tyr_site s, const void *data, size_t n,
                                             const char *name);
+#define tyr_tokenizer_load_hf_mem(data, n, name)                                                   \
+  tyr_tokenizer_load_hf_mem_at(TYR_SITE, (data), (n), (name))
 
 /* Writes t to path (a temporary name in the same directory, then rename).
  * A path ending in ".zst" is written zstd compressed.  Returns 0 or the

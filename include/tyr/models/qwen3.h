@@ -77,10 +77,11 @@ typedef struct tyr_qwen3 tyr_qwen3;
 tyr_qwen3 *tyr_qwen3_load_at(tyr_site s, const char *dir, int64_t max_layers, tyr_device dev);
 #define tyr_qwen3_load(dir, max_layers, dev) tyr_qwen3_load_at(TYR_SITE, (dir), (max_layers), (dev))
 
-/* A model of config c with random weights (normal, std 0.02; norms ones plus
- * small noise) from seed (the counter-based generator: the same weights on
- * every device), stored in storage (TYR_F32, TYR_BF16 or TYR_F16).  The
- * global RNG state is left as it was.  Returns NULL having raised. */
+/* A model of config c with random weights (uniform with mean 0 and std
+ * 0.02; norm weights mean 1, std 0.1), a hash of seed and each weight's
+ * index made on the host (the same weights on every device and thread
+ * count; the global RNG is not used), stored in storage (TYR_F32, TYR_BF16
+ * or TYR_F16) on dev.  Returns NULL having raised. */
 tyr_qwen3 *tyr_qwen3_init_random_at(tyr_site s, const tyr_qwen3_config *c, int64_t max_layers,
                                     uint64_t seed, tyr_dtype storage, tyr_device dev);
 #define tyr_qwen3_init_random(c, max_layers, seed, storage, dev)                                   \
@@ -88,7 +89,10 @@ tyr_qwen3 *tyr_qwen3_init_random_at(tyr_site s, const tyr_qwen3_config *c, int64
 
 /* Writes the model's weights as a transformers checkpoint (config.json and
  * model.safetensors, Qwen3Model names without prefix; files written under
- * temporary names, then renamed).  0 or the status. */
+ * temporary names, then renamed).  A model holding only its first layers
+ * writes those (and no final norm) with the config of the whole model:
+ * tyr_qwen3_load with max_layers up to the layers held reads it back.
+ * 0 or the status. */
 int tyr_qwen3_save_hf_at(tyr_site s, const tyr_qwen3 *m, const char *dir);
 #define tyr_qwen3_save_hf(m, dir) tyr_qwen3_save_hf_at(TYR_SITE, (m), (dir))
 
