@@ -340,6 +340,14 @@ int tyr__flux2_check_names_at(tyr_site s, const char *what, tyr_safetensors_set 
     for (int k = 0; skip_prefixes && skip_prefixes[k] && !used; k++)
       used = !strncmp(name, skip_prefixes[k], strlen(skip_prefixes[k]));
     if (used) continue;
+    const tyr_safetensors_entry *e = NULL;
+    tyr_safetensors *file = tyr_safetensors_set_find(set, name, &e);
+    if (file && e && !tyr_dtype_is_float(e->dtype)) {
+      free(filled);
+      free(needed);
+      return tyr_raise(TYR_ERR_DTYPE, s, what, "%s: tensor %s is %s: weights must be floating",
+                       tyr_safetensors_path(file), name, tyr_dtype_name(e->dtype));
+    }
     for (int r = 0; r < nrules; r++) {
       if (!tyr_st_pattern_apply(rules[r].from, rules[r].to ? rules[r].to : "", name, out,
                                 sizeof out))

@@ -165,7 +165,7 @@ static void test_diffusers_layout_same_model(void **state) {
 }
 
 /* writes the tiny BFL file without `drop` and with an extra tensor */
-static const char *write_broken(const char *drop, const char *extra) {
+static const char *write_broken(const char *drop, const char *extra, const char *int_name) {
   static char out[1024];
   snprintf(out, sizeof out, "%s/flux2_broken.safetensors", tyr_test_tmpdir());
   tyr_safetensors_set *set = tyr_safetensors_set_open(fixture(1, "flux2/flux2_tiny.safetensors"));
@@ -183,6 +183,14 @@ static const char *write_broken(const char *drop, const char *extra) {
     names[k] = extra;
     ts[k++] = tyr_zeros_at(TYR_SITE, TYR_F32, TYR_DEVICE_CPU, 1, (const int64_t[]){4});
   }
+  if (int_name) /* the tensor of that name as integers */
+    for (int i = 0; i < k; i++)
+      if (!strcmp(names[i], int_name)) {
+        tyr_tensor *t = tyr_to_dtype_at(TYR_SITE, ts[i], TYR_I32);
+        tyr_keep_e(t);
+        tyr_tensor_free(ts[i]);
+        ts[i] = t;
+      }
   assert_int_equal(tyr_safetensors_save(out, k, names, ts, 0, NULL, NULL), 0);
   for (int i = 0; i < k; i++) tyr_tensor_free(ts[i]);
   free(names);
@@ -196,10 +204,15 @@ static void test_missing_unexpected_listed(void **state) {
   tyr_flux2 m;
   tyr_flux2_config c;
   tyr_flux2_config_named("tiny", &c);
-  const char *p = write_broken("single_blocks.1.linear2.weight", "guidance_in.in_layer.weight");
+  const char *p =
+      write_broken("single_blocks.1.linear2.weight", "guidance_in.in_layer.weight", NULL);
   EXPECT_TYR_ERROR(tyr_flux2_load(&m, p, &c, TYR_F32, TYR_DEVICE_CPU),
                    "1 tensor(s) missing (single_blocks.1.linear2.weight), 1 unexpected "
                    "(guidance_in.in_layer.weight)");
+  /* integer weights are refused, not converted */
+  p = write_broken(NULL, NULL, "img_in.weight");
+  EXPECT_TYR_ERROR(tyr_flux2_load(&m, p, &c, TYR_F32, TYR_DEVICE_CPU),
+                   "tensor img_in.weight is i32: weights must be floating");
   /* the tiny file against the real config: blocks missing, shapes wrong */
   tyr_flux2_config_named("klein-4b", &c);
   EXPECT_TYR_ERROR(
