@@ -252,8 +252,23 @@ int main(int argc, char **argv) {
         tyr_flux2_vae_init_random(&vae, &vc, storage, dev, (uint64_t)seed + 3))
       return 1;
   } else {
+    /* the transformer's config from its shapes (klein 4B, 9B, ...); the
+       text encoder's from its config.json, and only the layers used */
+    char qcfg[4200];
+    snprintf(qcfg, sizeof qcfg, "%s/config.json", wp.text_encoder);
+    if (tyr_flux2_config_from_weights(wp.transformer, &fc) || tyr_qwen3_config_from_hf(qcfg, &qc))
+      return 1;
+    tyr_flux2_text_layers(qc.n_layer, layers);
+    if (qc.hidden * 3 != fc.context_dim) {
+      fprintf(stderr,
+              "%s: --weights %s: the text encoder's 3 x %lld features do not fit the "
+              "transformer's %lld-wide context\n",
+              PROG, weights, (long long)qc.hidden, (long long)fc.context_dim);
+      return 1;
+    }
     tok = tyr_tokenizer_load_hf(wp.tokenizer);
-    te = tyr_qwen3_load(wp.text_encoder, TYR_FLUX2_TEXT_MAX_LAYER, dev);
+    te = tok ? tyr_qwen3_load(wp.text_encoder, layers[2], dev) : NULL;
+    if (!te) return 1;
     if (tyr_flux2_load(&fm, wp.transformer, &fc, storage, dev) ||
         tyr_flux2_vae_load(&vae, wp.vae, &vc, storage, dev))
       return 1;

@@ -420,26 +420,108 @@ void tyr__flux2_component_path(const char *dir, char *out, size_t n) {
   snprintf(out, n, "%s", dir);
 }
 
-int tyr_flux2_load_at(tyr_site s, tyr_flux2 *m, const char *path, const tyr_flux2_config *cfg,
-                      tyr_dtype dtype, tyr_device dev) {
-  const char *op = "tyr_flux2_load";
-  if (!m || !path) return tyr_raise(TYR_ERR_ARG, s, op, "%s is NULL", m ? "path" : "m");
-  memset(m, 0, sizeof *m);
+/* The weights at path (a file, a diffusers transformer/ directory or a
+ * model root holding one) and whether they have diffusers' names. */
+static tyr_safetensors_set *open_weights(tyr_site s, const char *op, const char *path,
+                                         bool *diffusers) {
   char where[4096], sub[4096];
   snprintf(where, sizeof where, "%s", path);
   if (is_dir(path)) {
     snprintf(sub, sizeof sub, "%s/transformer", path);
     tyr__flux2_component_path(is_dir(sub) ? sub : path, where, sizeof where);
   } else if (!is_file(path)) {
-    return tyr_raise(TYR_ERR_IO, s, path, "%s: no such file or directory", op);
+    tyr_raise(TYR_ERR_IO, s, path, "%s: no such file or directory", op);
+    return NULL;
   }
   tyr_safetensors_set *set = tyr_safetensors_set_open_at(s, where);
-  if (!set) return TYR_ERR_IO;
-  bool diffusers = false;
-  for (int i = 0; i < tyr_safetensors_set_count(set) && !diffusers; i++) {
+  if (!set) return NULL;
+  *diffusers = false;
+  for (int i = 0; i < tyr_safetensors_set_count(set) && !*diffusers; i++) {
     const char *n = tyr_safetensors_set_name(set, i);
-    diffusers = !strncmp(n, "transformer_blocks.", 19) || !strcmp(n, "x_embedder.weight");
+    *diffusers = !strncmp(n, "transformer_blocks.", 19) || !strcmp(n, "x_embedder.weight");
   }
+  return set;
+}
+
+/* dim d of the tensor called name (-1 when absent or of lower rank) */
+static int64_t dim_of(tyr_safetensors_set *set, const char *name, int d) {
+  const tyr_safetensors_entry *e = NULL;
+  if (!tyr_safetensors_set_find(set, name, &e) || !e || e->rank <= d) return -1;
+  return e->shape[d];
+}
+/* 1 + the largest N of names "<prefix>N." */
+static int64_t count_blocks(tyr_safetensors_set *set, const char *prefix) {
+  int64_t n = 0;
+  size_t l = strlen(prefix);
+  for (int i = 0; i < tyr_safetensors_set_count(set); i++) {
+    const char *name = tyr_safetensors_set_name(set, i);
+    long long k;
+    if (!strncmp(name, prefix, l) && sscanf(name + l, "%lld.", &k) == 1 && k + 1 > n) n = k + 1;
+  }
+  return n;
+}
+
+int tyr_flux2_config_from_weights_at(tyr_site s, const char *path, tyr_flux2_config *out) {
+  const char *op = "tyr_flux2_config_from_weights";
+  if (!path || !out) return tyr_raise(TYR_ERR_ARG, s, op, "%s is NULL", path ? "out" : "path");
+  bool df = false;
+  tyr_safetensors_set *set = open_weights(s, op, path, &df);
+  if (!set) return TYR_ERR_IO;
+  tyr_flux2_config c;
+  tyr_flux2_config_named("klein-4b", &c);
+  c.hidden = dim_of(set, df ? "x_embedder.weight" : "img_in.weight", 0);
+  c.in_channels = dim_of(set, df ? "x_embedder.weight" : "img_in.weight", 1);
+  c.context_dim = dim_of(set, df ? "context_embedder.weight" : "txt_in.weight", 1);
+  c.depth = count_blocks(set, df ? "transformer_blocks." : "double_blocks.");
+  c.depth_single = count_blocks(set, df ? "single_transformer_blocks." : "single_blocks.");
+  int64_t hd = dim_of(set,
+                      df ? "single_transformer_blocks.0.attn.norm_q.weight"
+                         : "single_blocks.0.norm.query_norm.scale",
+                      0);
+  if (hd < 0)
+    hd = dim_of(set,
+                df ? "transformer_blocks.0.attn.norm_q.weight"
+                   : "double_blocks.0.img_attn.norm.query_norm.scale",
+                0);
+  int64_t l2 = dim_of(
+      set, df ? "single_transformer_blocks.0.attn.to_out.weight" : "single_blocks.0.linear2.weight",
+      1);
+  int64_t m2 = dim_of(
+      set, df ? "transformer_blocks.0.ff.linear_out.weight" : "double_blocks.0.img_mlp.2.weight",
+      1);
+  c.mlp_hidden = m2 > 0 ? m2 : l2 - c.hidden;
+  const char *file = tyr_safetensors_path(tyr_safetensors_set_file(set, 0));
+  int st = 0;
+  if (c.hidden <= 0 || c.context_dim <= 0 || hd <= 0 || hd % 8 || c.mlp_hidden <= 0) {
+    st =
+        tyr_raise(TYR_ERR_FORMAT, s, op,
+                  "%s: not FLUX.2 transformer weights (img_in/x_embedder, txt_in/context_embedder, "
+                  "the blocks' query norms or MLPs are missing)",
+                  file);
+  } else {
+    c.heads = c.hidden / hd;
+    for (int i = 0; i < 4; i++) c.axes_dim[i] = hd / 4;
+    tyr_flux2_config k4;
+    tyr_flux2_config_named("klein-4b", &k4);
+    if (memcmp(&c, &k4, sizeof c) != 0) {
+      memset(c.name, 0, sizeof c.name);
+      snprintf(c.name, sizeof c.name, "custom");
+    }
+    st = tyr_flux2_config_check_at(s, &c);
+    if (!st) *out = c;
+  }
+  tyr_safetensors_set_close(set);
+  return st;
+}
+
+int tyr_flux2_load_at(tyr_site s, tyr_flux2 *m, const char *path, const tyr_flux2_config *cfg,
+                      tyr_dtype dtype, tyr_device dev) {
+  const char *op = "tyr_flux2_load";
+  if (!m || !path) return tyr_raise(TYR_ERR_ARG, s, op, "%s is NULL", m ? "path" : "m");
+  memset(m, 0, sizeof *m);
+  bool diffusers = false;
+  tyr_safetensors_set *set = open_weights(s, op, path, &diffusers);
+  if (!set) return TYR_ERR_IO;
   int st = build(s, m, cfg, dtype, dev);
   if (st) goto done;
   const tyr_st_rule *rules = diffusers ? DIFFUSERS : NULL;

@@ -99,6 +99,22 @@ static void load_tiny(tyr_flux2 *m, const char *file) {
   assert_int_equal(tyr_flux2_load(m, fixture(0, file), &c, TYR_F32, TYR_DEVICE_CPU), 0);
 }
 
+static void test_config_from_weights(void **state) {
+  (void)state;
+  tyr_flux2_config tiny, a, b;
+  tyr_flux2_config_named("tiny", &tiny);
+  assert_int_equal(tyr_flux2_config_from_weights(fixture(0, "flux2/flux2_tiny.safetensors"), &a),
+                   0);
+  assert_int_equal(
+      tyr_flux2_config_from_weights(fixture(0, "flux2/flux2_tiny_diffusers.safetensors"), &b), 0);
+  snprintf(tiny.name, sizeof tiny.name, "custom");
+  assert_memory_equal(&a, &tiny, sizeof a);
+  assert_memory_equal(&b, &tiny, sizeof b);
+  EXPECT_TYR_ERROR(
+      tyr_flux2_config_from_weights(fixture(0, "flux2/flux2_vae_tiny.safetensors"), &a),
+      "not FLUX.2 transformer weights");
+}
+
 static void test_forward_matches_twin(void **state) {
   (void)state;
   TYR_SCOPE;
@@ -406,15 +422,11 @@ static void test_cuda_matches_twin(void **state) {
 int main(void) {
   tyr_test_record_errors();
   const struct CMUnitTest tests[] = {
-      TYR_TEST(test_schedule_published),
-      TYR_TEST(test_configs),
-      TYR_TEST(test_forward_matches_twin),
-      TYR_TEST(test_bf16_close_to_f32),
-      TYR_TEST(test_diffusers_layout_same_model),
-      TYR_TEST(test_missing_unexpected_listed),
-      TYR_TEST(test_vae_matches_twin),
-      TYR_TEST(test_vae_diffusers_layout),
-      TYR_TEST(test_noise_seeded),
+      TYR_TEST(test_schedule_published),        TYR_TEST(test_configs),
+      TYR_TEST(test_config_from_weights),       TYR_TEST(test_forward_matches_twin),
+      TYR_TEST(test_bf16_close_to_f32),         TYR_TEST(test_diffusers_layout_same_model),
+      TYR_TEST(test_missing_unexpected_listed), TYR_TEST(test_vae_matches_twin),
+      TYR_TEST(test_vae_diffusers_layout),      TYR_TEST(test_noise_seeded),
       TYR_TEST(test_cuda_matches_twin),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -106,6 +106,14 @@ int tyr_flux2_load_at(tyr_site s, tyr_flux2 *m, const char *path, const tyr_flux
                       tyr_dtype dtype, tyr_device dev);
 #define tyr_flux2_load(m, path, cfg, dtype, dev)                                                   \
   tyr_flux2_load_at(TYR_SITE, (m), (path), (cfg), (dtype), (dev))
+/* The config of the weights at path (as tyr_flux2_load takes it), read from
+ * their shapes: width, heads (head dim from the query norms, in 4 equal
+ * rotary axes), block counts, MLP width, context width; theta and eps are
+ * FLUX.2's.  Named "klein-4b" when it is that one, "custom" otherwise (the
+ * 9B, or a test model).  0 or the status having raised. */
+int tyr_flux2_config_from_weights_at(tyr_site s, const char *path, tyr_flux2_config *out);
+#define tyr_flux2_config_from_weights(path, out)                                                   \
+  tyr_flux2_config_from_weights_at(TYR_SITE, (path), (out))
 void tyr_flux2_free(tyr_flux2 *m);
 /* The parameter called name (NULL when absent). */
 tyr_tensor *tyr_flux2_param(const tyr_flux2 *m, const char *name);
