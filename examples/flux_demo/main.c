@@ -185,6 +185,8 @@ int main(int argc, char **argv) {
     return fail("--device %s: no such GPU here (this build or machine has none)", device);
   if (random_w[0] && strcmp(random_w, "tiny") && strcmp(random_w, "full"))
     return fail("--random-weights %s: not tiny or full", random_w);
+  if (random_w[0] && weights[0])
+    return fail("--weights %s and --random-weights: give one of them", weights);
   if (!random_w[0] && !weights[0])
     return fail("%sgive --weights DIR (see the README) or --random-weights tiny|full", "");
   if (!width) width = height ? height : dev.type == TYR_CUDA ? 1024 : 256;

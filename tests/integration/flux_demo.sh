@@ -53,6 +53,7 @@ bad "missing: flux-2-klein-4b.safetensors (or transformer/) text_encoder/ tokeni
   "cat" --weights "$tmp/w"
 bad "not tiny or full" "cat" --random-weights small
 bad "not cpu or gpu" "cat" --random-weights tiny --preset tpu
+bad "give one of them" "cat" --random-weights tiny --weights "$tmp"
 bad "unknown flag" "cat" --random-weights tiny --guidance 4
 bad "must be in" "cat" --random-weights tiny --steps 0
 if ! "$bin" cat --random-weights tiny --device cuda --out "$tmp/g.png" >/dev/null 2>"$tmp/g.log"; then
