@@ -209,7 +209,7 @@ int tyr_flux2_vae_load_at(tyr_site s, tyr_flux2_vae *v, const char *path,
   if (st) goto done;
   /* rules: strings kept in one buffer */
   enum { MAXR = 64 };
-  static char from[MAXR][96], to[MAXR][96];
+  char from[MAXR][96], to[MAXR][96]; /* the rules' strings */
   tyr_st_rule rules[MAXR];
   int nr = 0;
 #define RULE(f, t, fn_)                                                                            \
