@@ -258,7 +258,8 @@ int main(int argc, char **argv) {
        text encoder's from its config.json, and only the layers used */
     char qcfg[4200];
     snprintf(qcfg, sizeof qcfg, "%s/config.json", wp.text_encoder);
-    if (tyr_flux2_config_from_weights(wp.transformer, &fc) || tyr_qwen3_config_from_hf(qcfg, &qc))
+    if (tyr_flux2_config_from_weights(wp.transformer, &fc) ||
+        tyr_flux2_vae_config_from_weights(wp.vae, &vc) || tyr_qwen3_config_from_hf(qcfg, &qc))
       return 1;
     tyr_flux2_text_layers(qc.n_layer, layers);
     if (qc.hidden * 3 != fc.context_dim) {

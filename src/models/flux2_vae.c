@@ -185,26 +185,94 @@ static tyr_tensor *to_1x1(tyr_site s, const char *src_name, tyr_tensor *src, con
   return tyr_reshape_at(s, src, dst->rank, dst->shape);
 }
 
-int tyr_flux2_vae_load_at(tyr_site s, tyr_flux2_vae *v, const char *path,
-                          const tyr_flux2_vae_config *cfg, tyr_dtype dtype, tyr_device dev) {
-  const char *op = "tyr_flux2_vae_load";
-  if (!v || !path) return tyr_raise(TYR_ERR_ARG, s, op, "%s is NULL", v ? "path" : "v");
-  memset(v, 0, sizeof *v);
+/* The weights at path: ae.safetensors, a diffusers vae/ directory or a
+ * model root holding vae/; whether the names are diffusers'. */
+static tyr_safetensors_set *open_vae(tyr_site s, const char *op, const char *path,
+                                     bool *diffusers) {
   struct stat sb;
   char where[4096], sub[4096];
   snprintf(where, sizeof where, "%s", path);
-  if (stat(path, &sb) != 0)
-    return tyr_raise(TYR_ERR_IO, s, path, "%s: no such file or directory", op);
+  if (stat(path, &sb) != 0) {
+    tyr_raise(TYR_ERR_IO, s, path, "%s: no such file or directory", op);
+    return NULL;
+  }
   if (S_ISDIR(sb.st_mode)) {
     snprintf(sub, sizeof sub, "%s/vae", path);
     bool has_sub = stat(sub, &sb) == 0 && S_ISDIR(sb.st_mode);
     tyr__flux2_component_path(has_sub ? sub : path, where, sizeof where);
   }
   tyr_safetensors_set *set = tyr_safetensors_set_open_at(s, where);
+  if (!set) return NULL;
+  *diffusers = false;
+  for (int i = 0; i < tyr_safetensors_set_count(set) && !*diffusers; i++)
+    *diffusers = !strncmp(tyr_safetensors_set_name(set, i), "decoder.mid_block.", 18);
+  return set;
+}
+
+static int64_t vdim(tyr_safetensors_set *set, const char *name, int d) {
+  const tyr_safetensors_entry *e = NULL;
+  if (!tyr_safetensors_set_find(set, name, &e) || !e || e->rank <= d) return -1;
+  return e->shape[d];
+}
+
+int tyr_flux2_vae_config_from_weights_at(tyr_site s, const char *path, tyr_flux2_vae_config *out) {
+  const char *op = "tyr_flux2_vae_config_from_weights";
+  if (!path || !out) return tyr_raise(TYR_ERR_ARG, s, op, "%s is NULL", path ? "out" : "path");
+  bool df = false;
+  tyr_safetensors_set *set = open_vae(s, op, path, &df);
   if (!set) return TYR_ERR_IO;
+  tyr_flux2_vae_config c;
+  tyr_flux2_vae_config_named("flux2", &c);
+  c.z_channels = vdim(set, "decoder.conv_in.weight", 1);
+  c.ch = vdim(set, "decoder.conv_out.weight", 1);
+  int st = 0;
+  char n[128];
+  for (int l = 0; l < 4 && c.ch > 0; l++) {
+    if (df)
+      snprintf(n, sizeof n, "decoder.up_blocks.%d.resnets.0.conv1.weight", 3 - l);
+    else
+      snprintf(n, sizeof n, "decoder.up.%d.block.0.conv1.weight", l);
+    int64_t o = vdim(set, n, 0);
+    c.ch_mult[l] = o > 0 && o % c.ch == 0 ? o / c.ch : -1;
+  }
+  c.num_res_blocks = -1;
+  for (int j = 0; j < 16; j++) {
+    if (df)
+      snprintf(n, sizeof n, "decoder.up_blocks.3.resnets.%d.conv1.weight", j);
+    else
+      snprintf(n, sizeof n, "decoder.up.0.block.%d.conv1.weight", j);
+    if (vdim(set, n, 0) > 0) c.num_res_blocks = j;
+  }
+  /* GroupNorm's 32 groups; the narrow test models (ch < 64) use ch / 2 */
+  c.groups = c.ch >= 64 ? 32 : c.ch / 2;
+  bool bad = c.z_channels <= 0 || c.ch <= 0 || c.num_res_blocks < 0 || c.groups <= 0;
+  for (int l = 0; l < 4; l++) bad = bad || c.ch_mult[l] <= 0;
+  if (bad) {
+    st = tyr_raise(TYR_ERR_FORMAT, s, op,
+                   "%s: not FLUX.2 VAE weights (decoder.conv_in, conv_out or the up blocks' "
+                   "convolutions are missing)",
+                   tyr_safetensors_path(tyr_safetensors_set_file(set, 0)));
+  } else {
+    tyr_flux2_vae_config f;
+    tyr_flux2_vae_config_named("flux2", &f);
+    if (memcmp(&c, &f, sizeof c) != 0) {
+      memset(c.name, 0, sizeof c.name);
+      snprintf(c.name, sizeof c.name, "custom");
+    }
+    if (!(st = check_config(s, &c))) *out = c;
+  }
+  tyr_safetensors_set_close(set);
+  return st;
+}
+
+int tyr_flux2_vae_load_at(tyr_site s, tyr_flux2_vae *v, const char *path,
+                          const tyr_flux2_vae_config *cfg, tyr_dtype dtype, tyr_device dev) {
+  const char *op = "tyr_flux2_vae_load";
+  if (!v || !path) return tyr_raise(TYR_ERR_ARG, s, op, "%s is NULL", v ? "path" : "v");
+  memset(v, 0, sizeof *v);
   bool diffusers = false;
-  for (int i = 0; i < tyr_safetensors_set_count(set) && !diffusers; i++)
-    diffusers = !strncmp(tyr_safetensors_set_name(set, i), "decoder.mid_block.", 18);
+  tyr_safetensors_set *set = open_vae(s, op, path, &diffusers);
+  if (!set) return TYR_ERR_IO;
   int st = build(s, v, cfg, dtype, dev);
   if (st) goto done;
   /* rules: strings kept in one buffer */

@@ -113,6 +113,16 @@ static void test_config_from_weights(void **state) {
   EXPECT_TYR_ERROR(
       tyr_flux2_config_from_weights(fixture(0, "flux2/flux2_vae_tiny.safetensors"), &a),
       "not FLUX.2 transformer weights");
+  tyr_flux2_vae_config vt, vr;
+  tyr_flux2_vae_config_named("tiny", &vt);
+  memset(vt.name, 0, sizeof vt.name);
+  snprintf(vt.name, sizeof vt.name, "custom");
+  assert_int_equal(
+      tyr_flux2_vae_config_from_weights(fixture(0, "flux2/flux2_vae_tiny.safetensors"), &vr), 0);
+  assert_memory_equal(&vr, &vt, sizeof vr);
+  EXPECT_TYR_ERROR(
+      tyr_flux2_vae_config_from_weights(fixture(0, "flux2/flux2_tiny.safetensors"), &vr),
+      "not FLUX.2 VAE weights");
 }
 
 static void test_forward_matches_twin(void **state) {

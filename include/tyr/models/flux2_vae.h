@@ -63,6 +63,13 @@ int tyr_flux2_vae_load_at(tyr_site s, tyr_flux2_vae *v, const char *path,
                           const tyr_flux2_vae_config *cfg, tyr_dtype dtype, tyr_device dev);
 #define tyr_flux2_vae_load(v, path, cfg, dtype, dev)                                               \
   tyr_flux2_vae_load_at(TYR_SITE, (v), (path), (cfg), (dtype), (dev))
+/* The decoder's config read from the weights at path (as load takes it):
+ * z channels, width, multipliers, resnets per level; GroupNorm groups are
+ * FLUX.2's 32 (ch / 2 for test models narrower than 64).  "flux2" when it is
+ * the released one, "custom" otherwise.  0 or the status having raised. */
+int tyr_flux2_vae_config_from_weights_at(tyr_site s, const char *path, tyr_flux2_vae_config *out);
+#define tyr_flux2_vae_config_from_weights(path, out)                                               \
+  tyr_flux2_vae_config_from_weights_at(TYR_SITE, (path), (out))
 void tyr_flux2_vae_free(tyr_flux2_vae *v);
 
 /* tokens [B, h w, 4 z] (any float dtype and device) -> images
