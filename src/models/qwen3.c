@@ -782,8 +782,8 @@ static int sequence_states(tyr_site s, tyr_qwen3 *m, tyr_tensor *ids, const uint
       tyr_tensor_free(x);
       x = y;
     }
-    for (int i = 0; i < n; i++)
-      if (layers[i] == l) out[i] = tyr_tensor_retain(x);
+    for (int i = 0; i < n; i++) /* hidden_states[n_layer] is after the final norm (below) */
+      if (layers[i] == l && l < m->cfg.n_layer) out[i] = tyr_tensor_retain(x);
   }
   if (top == m->cfg.n_layer) {
     tyr_tensor *y;

