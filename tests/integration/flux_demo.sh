@@ -62,3 +62,29 @@ if ! "$bin" cat --random-weights tiny --device cuda --out "$tmp/g.png" >/dev/nul
 fi
 if $run cat --out "$tmp/nodir/x.png" >/dev/null 2>"$tmp/nd.log"; then fail "a missing --out directory"; fi
 echo "ok: bad input refused, nothing written"
+
+# --weights: a directory laid out as the released one, with the tiny models
+# (BFL single files, then diffusers' transformer/ next to ae.safetensors):
+# configs read from the files, the Hugging Face tokenizer, the same image
+# from both layouts
+data=$2/tests/data
+w=$tmp/klein
+mkdir -p "$w/tokenizer" "$w/text_encoder"
+cp "$data/flux2/flux2_tiny.safetensors" "$w/flux-2-klein-4b.safetensors"
+cp "$data/flux2/flux2_vae_tiny.safetensors" "$w/ae.safetensors"
+cp "$data/flux/qwen3_tiny/"* "$w/text_encoder/"
+cp "$data/flux/tokenizer.json" "$w/tokenizer/"
+$bin "a cat on a windowsill" --weights "$w" --width 64 --height 48 --max-len 32 --threads 2 \
+  --out "$tmp/w1.png" >"$tmp/w1.out" 2>"$tmp/w1.log" || { cat "$tmp/w1.log"; fail "--weights (BFL files)"; }
+[ "$(od -An -tu1 -j16 -N8 "$tmp/w1.png" | tr -s ' ' | sed 's/^ //')" = "0 0 0 64 0 0 0 48" ] ||
+  fail "the PNG is not 64 x 48"
+mkdir -p "$tmp/klein2/transformer"
+cp "$data/flux2/flux2_tiny_diffusers.safetensors" "$tmp/klein2/transformer/diffusion_pytorch_model.safetensors"
+cp -r "$w/ae.safetensors" "$w/text_encoder" "$w/tokenizer" "$tmp/klein2/"
+$bin "a cat on a windowsill" --weights "$tmp/klein2" --width 64 --height 48 --max-len 32 --threads 2 \
+  --out "$tmp/w2.png" >/dev/null 2>"$tmp/w2.log" || { cat "$tmp/w2.log"; fail "--weights (diffusers transformer/)"; }
+cmp -s "$tmp/w1.png" "$tmp/w2.png" || fail "the two layouts gave two images"
+# a truncated transformer file: refused, nothing written
+head -c 5000 "$data/flux2/flux2_tiny.safetensors" >"$w/flux-2-klein-4b.safetensors"
+bad "flux-2-klein-4b.safetensors" "cat" --weights "$w"
+echo "ok: --weights with BFL files and with diffusers' transformer/ give one image; a broken file is refused"
