@@ -26,10 +26,11 @@ grep -q "^timing: load .* text encoder .* transformer .* vae .* image" "$tmp/a.o
 grep -q "^peak memory: .* GiB" "$tmp/a.out" || fail "no peak memory line"
 echo "ok: a 256x256 PNG, stages and timings reported"
 
-$run "a red bicycle" --out "$tmp/b.png" >/dev/null 2>&1
-cmp -s "$tmp/a.png" "$tmp/b.png" || fail "one seed gave two images"
-$run "a red bicycle" --seed 1 --out "$tmp/c.png" >/dev/null 2>&1
-cmp -s "$tmp/a.png" "$tmp/c.png" && fail "two seeds gave one image"
+$run "a red bicycle" --width 64 --height 64 --out "$tmp/b1.png" >/dev/null 2>&1
+$run "a red bicycle" --width 64 --height 64 --out "$tmp/b2.png" >/dev/null 2>&1
+cmp -s "$tmp/b1.png" "$tmp/b2.png" || fail "one seed gave two images"
+$run "a red bicycle" --width 64 --height 64 --seed 1 --out "$tmp/c.png" >/dev/null 2>&1
+cmp -s "$tmp/b1.png" "$tmp/c.png" && fail "two seeds gave one image"
 $run "a red bicycle" --width 128 --height 64 --steps 2 --ppm --out "$tmp/d.ppm" >/dev/null 2>&1 ||
   fail "--ppm run"
 [ "$(head -c 14 "$tmp/d.ppm" | tr '\n' ' ')" = "P6 128 64 255 " ] || fail "bad PPM header"
