@@ -24,19 +24,14 @@
 #include "tyr/flags.h"
 #include "tyr/models/flux2.h"
 #include "tyr/models/flux2_vae.h"
+#include "tyr/models/qwen3.h"
 #include "tyr/plot.h"
 #include "tyr/progress.h"
 #include "tyr/tyr.h"
-#if __has_include("tyr/models/qwen3.h")
-#include "tyr/models/qwen3.h"
-#define HAVE_QWEN3 1
-#else
-#define HAVE_QWEN3 0
-#endif
 
 static const char *const PROG = "flux_demo";
 
-__attribute__((unused)) static double now(void) {
+static double now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
@@ -70,7 +65,7 @@ static double mem_available(void) {
   return kb * 1024;
 }
 
-__attribute__((unused)) static double peak_rss_gib(void) {
+static double peak_rss_gib(void) {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   return (double)ru.ru_maxrss / (1024.0 * 1024.0);
@@ -225,9 +220,7 @@ int main(int argc, char **argv) {
       if (dir[0] && !is_dir(dir)) return fail("--out: the directory %s does not exist", dir);
     }
   }
-  if (!HAVE_QWEN3) return fail("%sthis build has no Qwen3 text encoder (tyr/models/qwen3.h)", "");
   if (threads) tyr_set_num_threads((int)threads);
-#if HAVE_QWEN3
   const tyr_dtype storage = tiny ? TYR_F32 : TYR_BF16;
   fprintf(stderr, "%s: \"%s\" %lldx%lld, %lld steps, seed %lld, %s, %s\n", PROG, prompt,
           (long long)width, (long long)height, (long long)steps, (long long)seed,
@@ -368,6 +361,5 @@ int main(int argc, char **argv) {
   if (tok) tyr_tokenizer_free(tok);
   tyr_flux2_free(&fm);
   tyr_flux2_vae_free(&vae);
-#endif
   return 0;
 }
