@@ -4,7 +4,7 @@
 set -e
 PKGS="build-essential cmake pkg-config clang libomp-dev libclang-rt-dev \
 libopenblas-dev libcmocka-dev libpcre2-dev libzstd-dev libsnappy-dev \
-zlib1g-dev libpng-dev libjansson-dev libopenmpi-dev openmpi-bin python3 tmux \
+zlib1g-dev libpng-dev libjansson-dev libicu-dev libopenmpi-dev openmpi-bin python3 tmux \
 dataset-fashion-mnist"
 # `make docs` (the API reference) needs doxygen as well
 [ -n "${DOCS:-}" ] && PKGS="$PKGS doxygen"

@@ -62,6 +62,13 @@ int tyr_plot_scatter_png_at(tyr_site s, const char *path, const tyr_plot_points 
                             int cols, int panel_px, double lo, double hi, const char *title);
 #define tyr_plot_scatter_png(...) tyr_plot_scatter_png_at(TYR_SITE, __VA_ARGS__)
 
+/* An RGB image (w x h, 3 bytes per pixel, rows top to bottom) as a PNG, or
+ * as a binary PPM (P6) when ppm is true; written to path atomically (a
+ * temporary name, fsync, rename: never a partial file).  Returns 0 or the
+ * error status. */
+int tyr_image_write_at(tyr_site s, const char *path, const uint8_t *rgb, int w, int h, bool ppm);
+#define tyr_image_write(...) tyr_image_write_at(TYR_SITE, __VA_ARGS__)
+
 #ifdef __cplusplus
 }
 #endif

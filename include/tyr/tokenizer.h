@@ -76,6 +76,24 @@ tyr_tokenizer *tyr_tokenizer_load_tiktoken_mem_at(tyr_site s, const void *data, 
                                                   const char *const *specials,
                                                   const uint32_t *special_ids, int n_specials);
 
+/* Loads a Hugging Face tokenizer.json holding a byte-level BPE (model type
+ * "BPE" with vocab and merges, a ByteLevel pre-tokenizer, optionally after a
+ * Split by a regular expression as Qwen2 and Llama 3 have, optionally an NFC
+ * normalizer) and its added tokens, which become the special tokens (matched
+ * in the text when encoding with allow_special, as the tokenizers library
+ * always does).  Merges apply in the file's order, as the tokenizers library
+ * applies them (not tiktoken's rule above).  Features the file may name that
+ * Tyr does not compute (other normalizers or pre-tokenizers, byte fallback,
+ * dropout, added tokens with lstrip/rstrip/single_word) are refused by name.
+ * Such a tokenizer cannot be saved with tyr_tokenizer_save. */
+tyr_tokenizer *tyr_tokenizer_load_hf_at(tyr_site s, const char *path);
+#define tyr_tokenizer_load_hf(path) tyr_tokenizer_load_hf_at(TYR_SITE, (path))
+/* The same from memory; name is used in error messages. */
+tyr_tokenizer *tyr_tokenizer_load_hf_mem_at(tyr_site s, const void *data, size_t n,
+                                            const char *name);
+#define tyr_tokenizer_load_hf_mem(data, n, name)                                                   \
+  tyr_tokenizer_load_hf_mem_at(TYR_SITE, (data), (n), (name))
+
 /* Writes t to path (a temporary name in the same directory, then rename).
  * A path ending in ".zst" is written zstd compressed.  Returns 0 or the
  * error status. */

@@ -206,6 +206,60 @@ static bool pair_insert(tyr_tokenizer *t, uint64_t key, uint32_t val, size_t *co
   return true;
 }
 
+int bpe_set_merges(tyr_site s, const char *op, const char *name, tyr_tokenizer *t,
+                   const uint32_t *a, const uint32_t *b, size_t n, bool ignore_merges) {
+  if (n >= UINT32_MAX - 1)
+    return tyr_raise(TYR_ERR_FORMAT, s, op, "%s: %zu merges is too many", name, n);
+  uint32_t *mid = malloc((n + 1) * sizeof *mid);
+  uint8_t *buf = NULL;
+  size_t bcap = 0;
+  if (!mid) return tyr_raise(TYR_ERR_MEMORY, s, op, "%s: out of host memory", name);
+  free(t->pkeys);
+  free(t->pvals);
+  t->pkeys = NULL;
+  t->pvals = NULL;
+  t->pcap = 0;
+  size_t count = 0;
+  for (size_t r = 0; r < n; r++) {
+    if (a[r] >= t->n_ids || b[r] >= t->n_ids || t->kind[a[r]] != BPE_RANK ||
+        t->kind[b[r]] != BPE_RANK) {
+      free(mid);
+      free(buf);
+      return tyr_raise(TYR_ERR_FORMAT, s, op, "%s: merge %zu joins a token that is no BPE token",
+                       name, r);
+    }
+    bpe_tok x = t->tok[a[r]], y = t->tok[b[r]];
+    size_t len = (size_t)x.len + y.len;
+    if (len > bcap) {
+      uint8_t *nb = realloc(buf, len * 2);
+      if (!nb) goto oom;
+      buf = nb;
+      bcap = len * 2;
+    }
+    memcpy(buf, t->bytes + x.off, x.len);
+    memcpy(buf + x.len, t->bytes + y.off, y.len);
+    int64_t id = bpe_token_lookup(t, buf, len, bpe_hash(buf, len));
+    if (id < 0) {
+      free(mid);
+      free(buf);
+      return tyr_raise(TYR_ERR_FORMAT, s, op,
+                       "%s: merge %zu makes a token that is not in the vocabulary", name, r);
+    }
+    mid[r] = (uint32_t)id;
+    if (!pair_insert(t, (uint64_t)a[r] << 32 | b[r], (uint32_t)r, &count)) goto oom;
+  }
+  if (!t->pcap && !pair_insert(t, UINT64_MAX - 1, UINT32_MAX, &count)) goto oom;
+  free(buf);
+  free(t->merge_id);
+  t->merge_id = mid;
+  t->ignore_merges = ignore_merges;
+  return 0;
+oom:
+  free(mid);
+  free(buf);
+  return tyr_raise(TYR_ERR_MEMORY, s, op, "%s: out of host memory", name);
+}
+
 static void line_prefix(char *buf, size_t n, const size_t *lines, size_t i) {
   if (lines && lines[i])
     snprintf(buf, n, "line %zu: ", lines[i]);
@@ -416,6 +470,7 @@ void tyr_tokenizer_free(tyr_tokenizer *t) {
   free(t->tmap);
   free(t->pkeys);
   free(t->pvals);
+  free(t->merge_id);
   free(t->special_ids);
   free(t->special_off);
   free(t->special_len);
@@ -535,7 +590,7 @@ static size_t merge_scan(const tyr_tokenizer *t, bpe_work *w, const uint8_t *p, 
       }
     }
     if (best == UINT32_MAX) break;
-    part[bi] = best;
+    part[bi] = t->merge_id ? t->merge_id[best] : best;
     if (bi + 2 < m) {
       memmove(part + bi + 1, part + bi + 2, (m - bi - 2) * sizeof *part);
       memmove(rank + bi + 1, rank + bi + 2, (m - bi - 2) * sizeof *rank);
@@ -612,7 +667,7 @@ static size_t merge_heap(const tyr_tokenizer *t, bpe_work *w, const uint8_t *p, 
     uint32_t r = (uint32_t)(e >> 32), i = (uint32_t)e;
     if (rank[i] != r) continue;
     uint32_t j = next[i];
-    part[i] = r;
+    part[i] = t->merge_id ? t->merge_id[r] : r;
     next[i] = next[j];
     if (next[j] != END) prev[next[j]] = i;
     rank[j] = UINT32_MAX;
@@ -739,7 +794,7 @@ static bool encode_chunk(const tyr_tokenizer *t, bpe_work *w, const uint8_t *p, 
     }
   }
   uint64_t h = bpe_hash(p, n);
-  int64_t id = bpe_token_lookup(t, p, n, h);
+  int64_t id = !t->merge_id || t->ignore_merges ? bpe_token_lookup(t, p, n, h) : -1;
   if (id >= 0) {
     dst[0] = (uint32_t)id;
     o->n++;
@@ -831,6 +886,16 @@ int tyr_tokenizer_encode_append_at(tyr_site s, const tyr_tokenizer *t, const cha
   }
   bpe_out o = {ids, cap, *n};
   const uint8_t *p = (const uint8_t *)text;
+  uint8_t *normal = NULL; /* the text in NFC, when the tokenizer asks and it differs */
+  if (t->nfc) {
+    size_t nlen;
+    rc = bpe_nfc(s, op, p, len, &normal, &nlen);
+    if (rc) goto done;
+    if (normal) {
+      p = normal;
+      len = nlen;
+    }
+  }
   size_t pos = 0;
   while (pos < len && rc == 0) {
     size_t at = len;
@@ -848,6 +913,7 @@ int tyr_tokenizer_encode_append_at(tyr_site s, const tyr_tokenizer *t, const cha
     pos = at;
   }
   if (rc == 0) *n = o.n;
+  free(normal);
 done:
   if (slot >= 0)
     atomic_flag_clear_explicit(&mt->busy[slot], memory_order_release);

@@ -135,6 +135,15 @@ struct tyr_tokenizer {
   uint64_t *pkeys;
   uint32_t *pvals;
   size_t pcap;
+  /* Hugging Face merges (tyr_tokenizer_load_hf): pvals are merge ranks and
+   * merge_id[rank] the id of the merged token; NULL: pvals are the ids
+   * (tiktoken's rule).  ignore_merges: a chunk that is a token is encoded
+   * as that token without merging (always so under tiktoken's rule). */
+  uint32_t *merge_id;
+  bool ignore_merges;
+  /* text is put in Unicode NFC before splitting (tokenizer.json's NFC
+   * normalizer; src/data/bpe_nfc.c) */
+  bool nfc;
   /* specials, in the order given */
   int n_specials;
   uint32_t *special_ids;
@@ -164,6 +173,19 @@ tyr_tokenizer *bpe_build_lines(tyr_site s, const char *op, const char *name, con
                                const uint32_t *ranks, const size_t *lines, size_t n,
                                const char *const *specials, const uint32_t *special_lens,
                                const uint32_t *special_ids, int n_specials);
+
+/* Replaces t's pairs by Hugging Face merges: merge r joins tokens a[r]
+ * and b[r] (a later duplicate wins, as in the tokenizers library); the
+ * concatenation must be a token.  Raises "name: merge N ..." on failure. */
+int bpe_set_merges(tyr_site s, const char *op, const char *name, tyr_tokenizer *t,
+                   const uint32_t *a, const uint32_t *b, size_t n, bool ignore_merges);
+
+/* Turns on NFC normalization of the text before encoding; 0 or the status. */
+int bpe_set_nfc(tyr_site s, const char *op, const char *name, tyr_tokenizer *t);
+/* text[0..len) in NFC in a malloc'd buffer (*out, *out_len), or *out NULL
+ * when the text is NFC already.  0 or the status. */
+int bpe_nfc(tyr_site s, const char *op, const uint8_t *text, size_t len, uint8_t **out,
+            size_t *out_len);
 
 /* Looks up the ordinary token with these bytes (hash h = bpe_hash). */
 int64_t bpe_token_lookup(const tyr_tokenizer *t, const uint8_t *p, size_t n, uint64_t h);

@@ -605,6 +605,11 @@ static bool ends_with(const char *s, const char *suffix) {
 int tyr_tokenizer_save_at(tyr_site s, const tyr_tokenizer *t, const char *path) {
   const char *op = "tyr_tokenizer_save";
   if (!t || !path) return tyr_raise(TYR_ERR_ARG, s, op, "NULL argument");
+  if (t->merge_id)
+    return tyr_raise(TYR_ERR_ARG, s, op,
+                     "%s: a tokenizer loaded from tokenizer.json merges by its merge list, which "
+                     "Tyr's tokenizer format does not hold",
+                     path);
   if (strpbrk(t->pattern, "\r\n"))
     return tyr_raise(TYR_ERR_ARG, s, op,
                      "%s: the split pattern holds a line break (write it as \\n in the pattern)",

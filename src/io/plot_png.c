@@ -334,3 +334,25 @@ int tyr_plot_scatter_png_at(tyr_site s, const char *path, const tyr_plot_points 
   if (title) text(&c, 6, 8, title, 0x000000, 2);
   return save_canvas(s, op, path, &c);
 }
+
+int tyr_image_write_at(tyr_site s, const char *path, const uint8_t *rgb, int w, int h, bool ppm) {
+  const char *op = "tyr_image_write";
+  if (!path || !rgb || w <= 0 || h <= 0)
+    return tyr_raise(TYR_ERR_ARG, s, op, "path, pixels and a positive size are needed");
+  if (ppm) {
+    char head[64];
+    int n = snprintf(head, sizeof head, "P6\n%d %d\n255\n", w, h);
+    size_t bytes = (size_t)n + (size_t)w * (size_t)h * 3;
+    uint8_t *buf = malloc(bytes);
+    if (!buf) return tyr_raise(TYR_ERR_MEMORY, s, op, "%s: out of memory", path);
+    memcpy(buf, head, (size_t)n);
+    memcpy(buf + n, rgb, bytes - (size_t)n);
+    int st = tyr_file_write_atomic_at(s, path, buf, bytes);
+    free(buf);
+    return st;
+  }
+  canvas c = {w, h, malloc((size_t)w * (size_t)h * 3)};
+  if (!c.px) return tyr_raise(TYR_ERR_MEMORY, s, op, "%s: out of memory", path);
+  memcpy(c.px, rgb, (size_t)w * (size_t)h * 3);
+  return save_canvas(s, op, path, &c);
+}
