@@ -92,6 +92,10 @@ typedef struct tyr_sdpa_opts {
   int64_t window;   /* > 0: query i sees keys with i' - window < j <= i', i' = i + (S - T)
                        (implies causal); 0: no window */
   double scale;     /* 0: 1/sqrt(D) */
+  /* [B, S] i32 document ids, or NULL: query i sees key j only when
+     doc_ids[b, i + S - T] == doc_ids[b, j] (packed documents do not see each
+     other); combined with causal, window and mask, never expanded to [T, S] */
+  tyr_tensor *doc_ids;
 } tyr_sdpa_opts;
 
 /* softmax(q k^T * scale + masks) v per head:  q [B, Hq, T, D],
