@@ -9,9 +9,9 @@ MLP, value embeddings mixed into v with learned lambdas (U-net pattern),
 U-net skips with learned weights, block lambdas x = l0 x + l1 x0, the smear
 gate, per-head attention gates, a layer without attention, an untied head
 with a logit softcap.  Attention masks (causal, long/short sliding windows,
-documents) are a block mask for FlexAttention when PyTorch has it (2.5+,
-with --compile), else a dense boolean mask for SDPA (and a plain softmax
-on PyTorch 1.13, whose SDPA has no boolean masks).
+documents) are a dense boolean [B, 1, T, T] mask given to SDPA on PyTorch 2
+(a plain masked softmax on PyTorch 1.13, which has no SDPA); FlexAttention
+with a block mask is not used yet.
 
   torch_nanochat.py check DIR   parity with what `bench_nanochat --dump DIR`
                                 wrote: logits, loss and every gradient from
