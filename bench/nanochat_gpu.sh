@@ -1,32 +1,64 @@
 #!/bin/sh
-# TrainNanoChat's GPU checks, in one run: builds the CUDA targets, then
-#   1. test_cuda_sdpa_doc: document masking (tyr_sdpa_opts.doc_ids) in the
-#      CUDA-core and tensor-core attention kernels against the CPU, forward
-#      and gradients, with causal, sliding windows, GQA, T != S, tyr_sdpa_qkv;
-#   2. test_sdpa_doc: the CPU kernels against a dense masked reference;
-#   3. test_cuda_ops: every CUDA kernel against the CPU (attention included).
-# Usage, from the repository root: bench/nanochat_gpu.sh OUTDIR [BUILD_DIR]
-# (default build-gpu, configured here with CUDA for sm_90).  Writes
-# OUTDIR/build.log and OUTDIR/test_cuda_ops.log and prints the tests' output; exit status 0 when all pass.
+# TrainNanoChat's GPU run, in one go (from the repository root):
+#   tests  test_cuda_sdpa_doc (document masks in the CUDA-core and
+#          tensor-core attention kernels against the CPU, forward and
+#          gradients), test_sdpa_doc (the CPU kernels against a dense
+#          masked reference), test_cuda_ops (every CUDA kernel);
+#   train  train_nanochat --preset d12 for $STEPS steps on Shakespeare in
+#          GPT-2 tokens (made here by tyr_prepare; the GPU machine has no
+#          network for scripts/make_corpus.sh): the log lines with tok/s and
+#          MFU, and the loss;
+#   bench  bench_nanochat --speed: d12 at $ACCUM x $MB x 1024 tokens per step
+#          (gradient accumulation), Tyr then the PyTorch twin with
+#          torch.compile in the same run: tok/s, MFU, peak memory, losses.
+# Usage: bench/nanochat_gpu.sh OUTDIR [BUILD_DIR]
+# Environment: STAGES (default "tests train bench"), STEPS (default 10; 500
+# for the full comparison), MB (64) and ACCUM (8), PYTHON (the interpreter
+# with PyTorch 2, default python3), TYR_CUDA_ARCHS (90).
+# Writes OUTDIR/build.log, OUTDIR/test_cuda_ops.log, OUTDIR/d12.log, OUTDIR/d12/metrics.jsonl
+# and OUTDIR/d12/loss.png; prints the rest.  Exit 0 when every stage passed.
 set -u
 out=${1:?usage: bench/nanochat_gpu.sh OUTDIR [BUILD_DIR]}
 build=${2:-build-gpu}
+stages=${STAGES:-tests train bench}
+steps=${STEPS:-10}
+mb=${MB:-64}
+accum=${ACCUM:-8}
 mkdir -p "$out"
 if ! { cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DTYR_CUDA=ON \
   -DCMAKE_CUDA_ARCHITECTURES="${TYR_CUDA_ARCHS:-90}" &&
-  cmake --build "$build" -j "$(nproc)" --target test_cuda_sdpa_doc test_sdpa_doc test_cuda_ops; } \
-  >"$out/build.log" 2>&1; then
+  cmake --build "$build" -j "$(nproc)" --target test_cuda_sdpa_doc test_sdpa_doc test_cuda_ops \
+    train_nanochat tyr_prepare bench_nanochat; } >"$out/build.log" 2>&1; then
   tail -n 60 "$out/build.log"
   echo "nanochat_gpu: FAIL (build)"
   exit 1
 fi
-status=0
-echo "== test_cuda_sdpa_doc (document masks on the GPU against the CPU)"
-TYR_CUDA_TEST_VERBOSE=1 "$build/tests/test_cuda_sdpa_doc" || status=1
-echo "== test_sdpa_doc (CPU against a dense masked reference)"
-"$build/tests/test_sdpa_doc" || status=1
-echo "== test_cuda_ops"
-"$build/tests/test_cuda_ops" >"$out/test_cuda_ops.log" 2>&1 || status=1
-grep -E "sdpa|PASSED|FAILED|SKIPPED|ERROR" "$out/test_cuda_ops.log"
-[ $status = 0 ] && echo "nanochat_gpu: PASS" || echo "nanochat_gpu: FAIL"
-exit $status
+failed=""
+case " $stages " in *" tests "*)
+  echo "== test_cuda_sdpa_doc (document masks on the GPU against the CPU)"
+  TYR_CUDA_TEST_VERBOSE=1 "$build/tests/test_cuda_sdpa_doc" || failed="$failed test_cuda_sdpa_doc"
+  echo "== test_sdpa_doc (CPU against a dense masked reference)"
+  "$build/tests/test_sdpa_doc" || failed="$failed test_sdpa_doc"
+  echo "== test_cuda_ops"
+  "$build/tests/test_cuda_ops" >"$out/test_cuda_ops.log" 2>&1 || failed="$failed test_cuda_ops"
+  grep -E "sdpa|PASSED|FAILED|SKIPPED|ERROR" "$out/test_cuda_ops.log"
+esac
+case " $stages " in *" train "*)
+  echo "== train_nanochat --preset d12, $steps steps"
+  "$build/tyr_prepare" -q --tiktoken tests/data/tokenizer/gpt2.tiktoken.zst --pattern gpt2 --bos \
+    --docs paragraph -o "$build/nanochat_shk" data/tinyshakespeare.txt >/dev/null
+  "$build/train_nanochat" --preset d12 --data "$build/nanochat_shk/tinyshakespeare_train_000000.bin" \
+    --val "$build/nanochat_shk/tinyshakespeare_val_000000.bin" --iterations "$steps" \
+    --val-every "$steps" --val-tokens 262144 --save-every 0 --log-every 1 --micro-batch "$mb" \
+    --batch-size $((mb * accum)) --batch-start $((mb * accum)) --checkpoint-dir "$out/d12" \
+    --no-auto-resume >"$out/d12.log" 2>&1 || failed="$failed train"
+  grep -v "^\[" "$out/d12.log"
+  rm -f "$out/d12/latest" # 1.5 GB: not brought back
+esac
+case " $stages " in *" bench "*)
+  echo "== bench_nanochat --speed: d12, $accum x $mb x 1024 tokens per step, $steps steps"
+  TYR_PYTHON=${PYTHON:-python3} "$build/bench/bench_nanochat" --speed --preset d12 --device cuda \
+    --steps "$steps" --micro-batch "$mb" --accum "$accum" --seq-len 1024 || failed="$failed bench"
+esac
+[ -z "$failed" ] && echo "nanochat_gpu: PASS" || echo "nanochat_gpu: FAIL ($failed )"
+[ -z "$failed" ]
