@@ -321,11 +321,38 @@ static void test_doc_errors(void **state) {
   assert_true(tyr_item_e(tyr_sum_e(tyr_abs_e(tyr_sub_e(a, b)))) == 0.0);
 }
 
+/* The typed form: static and dynamic shapes give the erased call's values;
+ * a dynamic mismatch stops at the call with both shapes. */
+static void test_doc_typed(void **state) {
+  (void)state;
+  TYR_SCOPE;
+  enum { Bs = 2, H = 2, Ts = 9, D = 4 };
+  int32_t db[Bs * Ts];
+  tyr_T(Bs, H, Ts, D) q = tyr_randn(Bs, H, Ts, D);
+  tyr_T(Bs, Ts) doc = tyr_cast(make_docs(Bs, Ts, 3, false, db), Bs, Ts);
+  tyr_T(Bs, H, Ts, D) y =
+      tyr_sdpa_docs(q, q, q, doc, &(tyr_sdpa_opts){.causal = true, .window = 4});
+  tyr_tensor *r =
+      tyr_sdpa_e(tyr_erase(q), tyr_erase(q), tyr_erase(q),
+                 &(tyr_sdpa_opts){.causal = true, .window = 4, .doc_ids = tyr_erase(doc)});
+  assert_true(tyr_item_e(tyr_sum_e(tyr_abs_e(tyr_sub_e(tyr_erase(y), r)))) == 0.0);
+  int n = Bs, s = Ts + 1;
+  tyr_T(n, H, Ts, D) qd = tyr_randn(n, H, Ts, D);
+  tyr_T(n, H, s, D) kd = tyr_randn(n, H, s, D);
+  tyr_T(n, Ts) dd = tyr_zeros_to(TYR_I32, CPU, n, Ts);
+  EXPECT_TYR_ERROR(tyr_sdpa_docs(qd, kd, kd, dd, NULL),
+                   "tyr_sdpa_docs: the document ids are [2, 9] but q is [2, ..] and k [.., .., 10, "
+                   "..] (they must be [B, S])");
+  EXPECT_TYR_ERROR(tyr_sdpa_docs(q, q, q, doc, &(tyr_sdpa_opts){.doc_ids = tyr_erase(doc)}),
+                   "tyr_sdpa_docs: opts->doc_ids must be NULL");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       TYR_TEST(test_doc_values),    TYR_TEST(test_doc_window_per_call),
       TYR_TEST(test_doc_gradients), TYR_TEST(test_doc_gradients_dense),
       TYR_TEST(test_doc_qkv),       TYR_TEST(test_doc_errors),
+      TYR_TEST(test_doc_typed),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
