@@ -336,7 +336,8 @@ static void test_doc_typed(void **state) {
       tyr_sdpa_e(tyr_erase(q), tyr_erase(q), tyr_erase(q),
                  &(tyr_sdpa_opts){.causal = true, .window = 4, .doc_ids = tyr_erase(doc)});
   assert_true(tyr_item_e(tyr_sum_e(tyr_abs_e(tyr_sub_e(tyr_erase(y), r)))) == 0.0);
-  int n = Bs, s = Ts + 1;
+  volatile int vn = Bs, vs = Ts + 1; /* run-time dims: the mismatch is found at the call */
+  int n = vn, s = vs;
   tyr_T(n, H, Ts, D) qd = tyr_randn(n, H, Ts, D);
   tyr_T(n, H, s, D) kd = tyr_randn(n, H, s, D);
   tyr_T(n, Ts) dd = tyr_zeros_to(TYR_I32, CPU, n, Ts);
