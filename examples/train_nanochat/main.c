@@ -40,6 +40,7 @@
 #include <tyr/optim.h>
 #include <tyr/plot.h>
 #include <tyr/progress.h>
+#include <tyr/tokenizer.h>
 #include <tyr/tyr.h>
 
 #define PROG "train_nanochat"
@@ -82,8 +83,8 @@ static void preset(config *c, const char *name) {
   c->cooldown_frac = 0.4, c->final_lr_frac = 0.1;
   c->window_block = 128;
   if (!strcmp(name, "debug")) { /* the CPU: seconds per step */
-    snprintf(c->data, sizeof c->data, "data/nanochat_shk/*_train_*.bin");
-    snprintf(c->val, sizeof c->val, "data/nanochat_shk/*_val_*.bin");
+    snprintf(c->data, sizeof c->data, "out/nanochat_shk/*_train_*.bin");
+    snprintf(c->val, sizeof c->val, "out/nanochat_shk/*_val_*.bin");
     snprintf(c->ckpt_dir, sizeof c->ckpt_dir, "out/nanochat_debug");
     snprintf(c->device, sizeof c->device, "cpu");
     snprintf(c->compute_dtype, sizeof c->compute_dtype, "f32");
@@ -282,6 +283,74 @@ static void check_vocab(const char *flag, const char *src, const tyr_loader *l, 
   }
 }
 
+/* The debug preset's data, made on first use: data/tinyshakespeare.txt in
+ * GPT-2 tokens (the rank file of tests/data/tokenizer), one document per
+ * paragraph, each led by <|endoftext|>; the last 10% of the documents for
+ * validation.  What `tyr_prepare --tiktoken ... --pattern gpt2 --bos --docs
+ * paragraph --split docs` writes, so that `--preset debug` runs from a clean
+ * checkout.  Exits naming the file on any error. */
+#define DEBUG_DIR "out/nanochat_shk"
+static void prepare_debug_data(void) {
+  const char *text_path = "data/tinyshakespeare.txt";
+  const char *ranks = "tests/data/tokenizer/gpt2.tiktoken.zst";
+  FILE *f = fopen(text_path, "rb");
+  if (!f) {
+    fprintf(stderr,
+            PROG ": --preset debug makes its data from %s: %s (run from the repository root, "
+                 "or give --data and --val)\n",
+            text_path, strerror(errno));
+    exit(1);
+  }
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *text = malloc((size_t)n + 1);
+  if (!text || fread(text, 1, (size_t)n, f) != (size_t)n) {
+    fprintf(stderr, PROG ": %s: cannot read\n", text_path);
+    exit(1);
+  }
+  fclose(f);
+  text[n] = 0;
+  static const char *const eot[1] = {"<|endoftext|>"};
+  tyr_tokenizer *tok = tyr_tokenizer_load_tiktoken(ranks, TYR_TOKENIZER_PATTERN_GPT2, eot, NULL, 1);
+  if (!tok) exit(1);
+  uint32_t bos = (uint32_t)tyr_tokenizer_special_id(tok, "<|endoftext|>"), *ids = NULL;
+  size_t cap = 0, nids = 0, ndocs = 0, *starts = NULL, scap = 0;
+  for (char *p = text; *p;) { /* paragraphs: runs of lines up to a blank line */
+    char *e = strstr(p, "\n\n");
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    if (len > 0) {
+      if (ndocs == scap && !(starts = realloc(starts, (scap = 2 * scap + 64) * sizeof *starts)))
+        exit(1);
+      starts[ndocs++] = nids;
+      if (tyr_tokenizer_encode_append(tok, "<|endoftext|>", 13, true, &ids, &cap, &nids) ||
+          tyr_tokenizer_encode_append(tok, p, len, false, &ids, &cap, &nids))
+        exit(1);
+    }
+    p += len;
+    while (*p == '\n') p++;
+  }
+  uint16_t *t16 = malloc(sizeof(uint16_t) * (nids ? nids : 1));
+  if (!t16) exit(1);
+  for (size_t i = 0; i < nids; i++) t16[i] = (uint16_t)ids[i];
+  size_t split = ndocs ? starts[ndocs - ndocs / 10] : 0; /* the last 10% of the documents */
+  if (tyr_mkdirs(DEBUG_DIR) ||
+      tyr_shard_write(DEBUG_DIR "/tinyshakespeare_val_000000.bin", t16 + split,
+                      (int64_t)(nids - split), TYR_SHARD_LLMC) ||
+      tyr_shard_write(DEBUG_DIR "/tinyshakespeare_train_000000.bin", t16, (int64_t)split,
+                      TYR_SHARD_LLMC)) {
+    fprintf(stderr, PROG ": could not write the debug data to %s\n", DEBUG_DIR);
+    exit(1);
+  }
+  fprintf(stderr, PROG ": wrote %s: %zu documents of %s, %zu GPT-2 tokens (BOS %u)\n", DEBUG_DIR,
+          ndocs, text_path, nids, bos);
+  free(t16);
+  free(starts);
+  free(ids);
+  free(text);
+  tyr_tokenizer_free(tok);
+}
+
 /* ---- the model's config ------------------------------------------------------------------- */
 static tyr_nanochat_config model_config(const config *c) {
   tyr_nanochat_config m = tyr_nanochat_config_d12();
@@ -401,6 +470,15 @@ int main(int argc, char **argv) {
   if (dev.type == TYR_CUDA && !strcmp(c.compute_dtype, "bf16"))
     tyr_cuda_set_matmul_mode(TYR_CUDA_MATMUL_BF16);
 
+  /* the debug preset's own data, made once by rank 0 (the train shard is
+     written last: its presence means both are there) */
+  config dflt;
+  preset(&dflt, "debug");
+  if (!strcmp(c.preset, "debug") && !strcmp(c.data, dflt.data) && !strcmp(c.val, dflt.val)) {
+    struct stat sd;
+    if (lead && stat(DEBUG_DIR "/tinyshakespeare_train_000000.bin", &sd) != 0) prepare_debug_data();
+    tyr_dist_reduce_scalar(pg, 0, TYR_DIST_MAX); /* the others wait for it */
+  }
   /* data: BOS-aligned windows, split between the ranks */
   tyr_loader_opts lo = {.format = TYR_SHARD_LLMC,
                         .order = TYR_LOADER_SEQUENTIAL,

@@ -49,6 +49,17 @@ cmp -s "$tmp/a.loss" "$tmp/b.loss" || { diff "$tmp/a.loss" "$tmp/b.loss" | head;
 cmp -s "$tmp/a/latest" "$tmp/b/latest" || fail "final checkpoints differ"
 echo "ok: 24 steps straight == 10 + auto-resume + 14, losses and checkpoint bit for bit"
 
+# from a clean checkout, --preset debug makes its own data (out/nanochat_shk)
+mkdir -p "$tmp/clean/data" "$tmp/clean/tests/data/tokenizer"
+cp "$src/data/tinyshakespeare.txt" "$tmp/clean/data/"
+cp "$src/tests/data/tokenizer/gpt2.tiktoken.zst" "$tmp/clean/tests/data/tokenizer/"
+(cd "$tmp/clean" && $bin --preset debug --iterations 2 --seq-len 64 --micro-batch 1 --batch-size 1 \
+  --batch-start 1 --val-tokens 64 --n-embd 64 --head-dim 32 --threads 2 >"$tmp/clean.out" 2>"$tmp/clean.log") ||
+  { cat "$tmp/clean.log"; fail "--preset debug from a clean checkout"; }
+grep -q "wrote out/nanochat_shk: 7222 documents" "$tmp/clean.log" || { cat "$tmp/clean.log"; fail "no debug data"; }
+grep -q "^final: step 2 " "$tmp/clean.out" || fail "--preset debug did not finish"
+echo "ok: --preset debug from a clean checkout"
+
 # bad input: a message naming the file or flag, exit != 0, nothing written
 expect_fail() { # what, message, flags...
   what=$1 msg=$2
