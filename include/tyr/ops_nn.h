@@ -92,6 +92,10 @@ typedef struct tyr_sdpa_opts {
   int64_t window;   /* > 0: query i sees keys with i' - window < j <= i', i' = i + (S - T)
                        (implies causal); 0: no window */
   double scale;     /* 0: 1/sqrt(D) */
+  /* [B, S] i32 document ids, or NULL: query i sees key j only when
+     doc_ids[b, i + S - T] == doc_ids[b, j] (packed documents do not see each
+     other); combined with causal, window and mask, never expanded to [T, S] */
+  tyr_tensor *doc_ids;
 } tyr_sdpa_opts;
 
 /* softmax(q k^T * scale + masks) v per head:  q [B, Hq, T, D],
@@ -399,6 +403,43 @@ TYR_CT_ERROR(tyr__ct_sdpa_mask, tyr__ct_sdpa_mask_msg);
     }                                                                                              \
     tyr__mo.mask = tyr__em;                                                                        \
     tyr__em ? tyr_sdpa(tyr__sq, tyr__sk, v, &tyr__mo) : (__typeof__(tyr__sq))NULL;                 \
+  })
+
+/* The same with typed document ids: doc [B, S] (i32), checked against
+ * q [B, Hq, T, D] and k [B, Hkv, S, D] like any operand (query i sees key
+ * j only when doc[b, i + S - T] == doc[b, j]); the options (a pointer,
+ * may be NULL or a compound literal) give the others, and their doc_ids
+ * field must be NULL. */
+#define tyr__ct_sdpa_docs_msg                                                                      \
+  "tyr_sdpa_docs: the document ids must be [B, S] for q [B, H, T, D] and k [B, H, S, D]"
+TYR_CT_ERROR(tyr__ct_sdpa_docs, tyr__ct_sdpa_docs_msg);
+#define tyr_sdpa_docs(q, k, v, doc, ...)                                                           \
+  ({                                                                                               \
+    __auto_type tyr__dd = (doc);                                                                   \
+    const tyr_sdpa_opts *tyr__do = (__VA_ARGS__);                                                  \
+    tyr_sdpa_opts tyr__dmo = tyr__do ? *tyr__do : (tyr_sdpa_opts){0};                              \
+    __auto_type tyr__dq = (q);                                                                     \
+    __auto_type tyr__dk = (k);                                                                     \
+    TYR_RULE(tyr_rank(tyr__dd) == 2, tyr__ct_sdpa_docs);                                           \
+    TYR_RULE(TYR__D0(tyr__dd) == TYR__D0(tyr__dq) && TYR__D1(tyr__dd) == TYR__D2(tyr__dk),         \
+             tyr__ct_sdpa_docs);                                                                   \
+    tyr_site tyr__ds = TYR_SITE;                                                                   \
+    tyr_tensor *tyr__ed = TYR__CLAIM(tyr__ds, "tyr_sdpa_docs", "doc", tyr__dd);                    \
+    if (tyr__ed &&                                                                                 \
+        (TYR__D0(tyr__dd) != TYR__D0(tyr__dq) || TYR__D1(tyr__dd) != TYR__D2(tyr__dk))) {          \
+      tyr_raise(TYR_ERR_SHAPE, tyr__ds, "tyr_sdpa_docs",                                           \
+                "the document ids are [%lld, %lld] but q is [%lld, ..] and k [.., .., %lld, ..] "  \
+                "(they must be [B, S])",                                                           \
+                (long long)TYR__D0(tyr__dd), (long long)TYR__D1(tyr__dd),                          \
+                (long long)TYR__D0(tyr__dq), (long long)TYR__D2(tyr__dk));                         \
+      tyr__ed = NULL;                                                                              \
+    }                                                                                              \
+    if (tyr__ed && tyr__do && tyr__do->doc_ids) {                                                  \
+      tyr_raise(TYR_ERR_ARG, tyr__ds, "tyr_sdpa_docs", "opts->doc_ids must be NULL");              \
+      tyr__ed = NULL;                                                                              \
+    }                                                                                              \
+    tyr__dmo.doc_ids = tyr__ed;                                                                    \
+    tyr__ed ? tyr_sdpa(tyr__dq, tyr__dk, v, &tyr__dmo) : (__typeof__(tyr__dq))NULL;                \
   })
 
 #ifdef __cplusplus

@@ -181,18 +181,19 @@ typedef struct tyr_backend {
    * dtype (lse is f32 when q is bf16/f16); lse contiguous; q, k, v, out
    * (and dout, dq, dk, dv below) contiguous, or on CUDA also views whose
    * last dim is contiguous (tyr_sdpa_qkv's strided heads).  mask is
-   * [T, S] bool/u8 contiguous or NULL.
-   * With o = S - T, row i sees key j when mask[i, j] (if any), j <= i + o
-   * (if causal or window > 0) and j > i + o - window (if window > 0). */
+   * [T, S] bool/u8 contiguous or NULL; doc is [B, S] i32 contiguous or NULL.
+   * With o = S - T, row i of batch b sees key j when mask[i, j] (if any),
+   * doc[b, i + o] == doc[b, j] (if any), j <= i + o (if causal or
+   * window > 0) and j > i + o - window (if window > 0). */
   void (*sdpa)(tyr_tensor *out, tyr_tensor *lse, const tyr_tensor *q, const tyr_tensor *k,
-               const tyr_tensor *v, const tyr_tensor *mask, bool causal, int64_t window,
-               double scale);
+               const tyr_tensor *v, const tyr_tensor *mask, const tyr_tensor *doc, bool causal,
+               int64_t window, double scale);
   /* dq, dk, dv (fresh, every element written; dk and dv sum
    * over the query heads of a group) from dout and the forward's out, lse */
   void (*sdpa_backward)(tyr_tensor *dq, tyr_tensor *dk, tyr_tensor *dv, const tyr_tensor *dout,
                         const tyr_tensor *q, const tyr_tensor *k, const tyr_tensor *v,
                         const tyr_tensor *out, const tyr_tensor *lse, const tyr_tensor *mask,
-                        bool causal, int64_t window, double scale);
+                        const tyr_tensor *doc, bool causal, int64_t window, double scale);
   /* rotate-half rotary embedding: x and out [N, T, D], cos and sin [T, D/2],
    * contiguous; out = [x1 c - x2 s, x2 c + x1 s] (s negated when inverse) */
   void (*rotary)(tyr_tensor *out, const tyr_tensor *x, const tyr_tensor *cos_table,

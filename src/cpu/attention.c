@@ -28,6 +28,7 @@ typedef struct {
   bool causal;
   int64_t window;
   double scale;
+  const int32_t *doc; /* [B, S] document ids, or NULL */
 } attn_shape;
 
 /* Keys [lo, hi) that query row i may see before the mask. */
@@ -80,19 +81,20 @@ static inline void attn_query_range(const attn_shape *sh, int64_t j0, int64_t j1
 #undef LOG
 #undef PV_W
 
-static attn_shape shape_of(const tyr_tensor *q, const tyr_tensor *k, bool causal, int64_t window,
-                           double scale) {
+static attn_shape shape_of(const tyr_tensor *q, const tyr_tensor *k, const tyr_tensor *doc,
+                           bool causal, int64_t window, double scale) {
   attn_shape sh = {q->shape[0], q->shape[1], k->shape[1], q->shape[2], k->shape[2],
-                   q->shape[3], causal,      window,      scale};
+                   q->shape[3], causal,      window,      scale,       NULL};
+  if (doc) sh.doc = (const int32_t *)tyr_data_ptr(doc);
   return sh;
 }
 
 #define MASK_PTR(m) ((m) ? (const uint8_t *)tyr_data_ptr(m) : NULL)
 
 void tyr_cpu_sdpa(tyr_tensor *out, tyr_tensor *lse, const tyr_tensor *q, const tyr_tensor *k,
-                  const tyr_tensor *v, const tyr_tensor *mask, bool causal, int64_t window,
-                  double scale) {
-  attn_shape sh = shape_of(q, k, causal, window, scale);
+                  const tyr_tensor *v, const tyr_tensor *mask, const tyr_tensor *doc, bool causal,
+                  int64_t window, double scale) {
+  attn_shape sh = shape_of(q, k, doc, causal, window, scale);
   if (q->dtype == TYR_F32)
     sdpa_fw_f32(tyr_data_ptr(out), tyr_data_ptr(lse), tyr_data_ptr(q), tyr_data_ptr(k),
                 tyr_data_ptr(v), MASK_PTR(mask), &sh);
@@ -104,8 +106,8 @@ void tyr_cpu_sdpa(tyr_tensor *out, tyr_tensor *lse, const tyr_tensor *q, const t
 void tyr_cpu_sdpa_backward(tyr_tensor *dq, tyr_tensor *dk, tyr_tensor *dv, const tyr_tensor *dout,
                            const tyr_tensor *q, const tyr_tensor *k, const tyr_tensor *v,
                            const tyr_tensor *out, const tyr_tensor *lse, const tyr_tensor *mask,
-                           bool causal, int64_t window, double scale) {
-  attn_shape sh = shape_of(q, k, causal, window, scale);
+                           const tyr_tensor *doc, bool causal, int64_t window, double scale) {
+  attn_shape sh = shape_of(q, k, doc, causal, window, scale);
   if (q->dtype == TYR_F32)
     sdpa_bw_f32(tyr_data_ptr(dq), tyr_data_ptr(dk), tyr_data_ptr(dv), tyr_data_ptr(dout),
                 tyr_data_ptr(q), tyr_data_ptr(k), tyr_data_ptr(v), tyr_data_ptr(out),

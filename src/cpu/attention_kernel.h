@@ -103,14 +103,17 @@ static void FN(gemm_nt, SFX)(ELT *restrict C, int64_t ldc, const ELT *restrict A
 
 /* Pointers of one task's head. */
 typedef struct {
-  const ELT *K, *V; /* the key/value head [S, D] */
-  int64_t row0;     /* index of the head's first row in q, out, lse */
+  const ELT *K, *V;   /* the key/value head [S, D] */
+  int64_t row0;       /* index of the head's first row in q, out, lse */
+  const int32_t *doc; /* the batch's document ids [S], or NULL */
 } FN(head, SFX);
 
 static inline FN(head, SFX)
     FN(head_of, SFX)(const attn_shape *sh, const ELT *k, const ELT *v, int64_t bh) {
   int64_t b = bh / sh->Hq, h = bh % sh->Hq, kv = b * sh->Hkv + h / (sh->Hq / sh->Hkv);
-  FN(head, SFX) hd = {k + kv * sh->S * sh->D, v + kv * sh->S * sh->D, bh * sh->T};
+  FN(head, SFX)
+  hd = {k + kv * sh->S * sh->D, v + kv * sh->S * sh->D, bh * sh->T,
+        sh->doc ? sh->doc + b * sh->S : NULL};
   return hd;
 }
 
@@ -143,15 +146,22 @@ static inline ELT FN(vmax, SFX)(const ELT *restrict p, int64_t n) {
 }
 
 /* Scores of row i over keys lo + c (c < n), masked (-inf) and scaled, in
- * place; returns their maximum. */
+ * place; returns their maximum.  doc: the batch's document ids, or NULL. */
 static inline ELT FN(mask_row, SFX)(ELT *restrict p, const attn_shape *sh, const uint8_t *mask,
-                                    int64_t i, int64_t lo, int64_t n) {
+                                    const int32_t *doc, int64_t i, int64_t lo, int64_t n) {
   const ELT scale = (ELT)sh->scale, ninf = -INFINITY;
   int64_t a, b;
   attn_key_range(sh, i, &a, &b);
   a -= lo;
   b -= lo;
-  if (mask) {
+  if (doc) {
+    const int32_t qd = doc[i + sh->S - sh->T], *dr = doc + lo;
+    const uint8_t *mr = mask ? mask + i * sh->S + lo : NULL;
+    for (int64_t c = 0; c < n; c++) {
+      bool ok = (c >= a) & (c < b) & (dr[c] == qd) & (!mr || mr[c] != 0);
+      p[c] = ok ? p[c] * scale : ninf;
+    }
+  } else if (mask) {
     const uint8_t *mr = mask + i * sh->S + lo;
     for (int64_t c = 0; c < n; c++) {
       bool ok = (c >= a) & (c < b) & (mr[c] != 0);
@@ -170,7 +180,8 @@ static inline ELT FN(mask_row, SFX)(ELT *restrict p, const attn_shape *sh, const
 /* ---- forward ------------------------------------------------------------------ */
 /* One query row with an online softmax over chunks of keys (the fallback). */
 static void FN(fw_row, SFX)(ELT *out, ELT *lse, const ELT *q, const ELT *K, const ELT *V,
-                            const uint8_t *mask, const attn_shape *sh, int64_t r, int64_t i) {
+                            const uint8_t *mask, const int32_t *doc, const attn_shape *sh,
+                            int64_t r, int64_t i) {
   const int64_t S = sh->S, D = sh->D;
   const ELT scale = (ELT)sh->scale;
   const ELT *qi = q + r * D;
@@ -187,7 +198,7 @@ static void FN(fw_row, SFX)(ELT *out, ELT *lse, const ELT *q, const ELT *K, cons
     ELT cm = -INFINITY;
     for (int64_t c = 0; c < n; c++) {
       int64_t j = j0 + c;
-      if (mrow && !mrow[j]) {
+      if ((mrow && !mrow[j]) || (doc && doc[j] != doc[i + S - sh->T])) {
         sc[c] = -INFINITY;
         continue;
       }
@@ -220,8 +231,8 @@ static void FN(fw_row, SFX)(ELT *out, ELT *lse, const ELT *q, const ELT *K, cons
 /* Rows [i0, i1) of one head; Kt holds the head's keys from kbase on,
  * transposed (leading dim ld); P holds ATTN_QB x ld scores. */
 static void FN(fw_block, SFX)(ELT *out, ELT *lse, const ELT *q, const ELT *Kt, int64_t kbase,
-                              int64_t ld, const ELT *V, const uint8_t *mask, const attn_shape *sh,
-                              int64_t row0, int64_t i0, int64_t i1, ELT *P) {
+                              int64_t ld, const ELT *V, const uint8_t *mask, const int32_t *doc,
+                              const attn_shape *sh, int64_t row0, int64_t i0, int64_t i1, ELT *P) {
   const int64_t D = sh->D;
   int64_t lo, hi;
   FN(block_keys, SFX)(sh, i0, i1, &lo, &hi);
@@ -230,7 +241,7 @@ static void FN(fw_block, SFX)(ELT *out, ELT *lse, const ELT *q, const ELT *Kt, i
   for (int64_t i = i0; i < i1; i++) {
     ELT *p = P + (i - i0) * npad, *oi = out + (row0 + i) * D;
     for (int64_t d = 0; d < D; d++) oi[d] = 0;
-    ELT m = n > 0 ? FN(mask_row, SFX)(p, sh, mask, i, lo, n) : (ELT)-INFINITY;
+    ELT m = n > 0 ? FN(mask_row, SFX)(p, sh, mask, doc, i, lo, n) : (ELT)-INFINITY;
     if (m == -INFINITY) {
       lse[row0 + i] = -INFINITY; /* no key: the output stays 0 */
       continue;
@@ -274,7 +285,7 @@ static void FN(sdpa_fw, SFX)(ELT *out, ELT *lse, const ELT *q, const ELT *k, con
       FN(head, SFX) hd = FN(head_of, SFX)(sh, k, v, bh);
       if (!scratch) {
         for (int64_t i = ia; i < ib; i++)
-          FN(fw_row, SFX)(out, lse, q, hd.K, hd.V, mask, sh, hd.row0 + i, i);
+          FN(fw_row, SFX)(out, lse, q, hd.K, hd.V, mask, hd.doc, sh, hd.row0 + i, i);
         continue;
       }
       int64_t klo, khi;
@@ -283,7 +294,7 @@ static void FN(sdpa_fw, SFX)(ELT *out, ELT *lse, const ELT *q, const ELT *k, con
       FN(transpose, SFX)(Kt, ld, hd.K + klo * D, khi - klo, D);
       for (int64_t i0 = ia; i0 < ib; i0 += ATTN_QB) {
         int64_t i1 = i0 + ATTN_QB < ib ? i0 + ATTN_QB : ib;
-        FN(fw_block, SFX)(out, lse, q, Kt, klo, ld, hd.V, mask, sh, hd.row0, i0, i1, P);
+        FN(fw_block, SFX)(out, lse, q, Kt, klo, ld, hd.V, mask, hd.doc, sh, hd.row0, i0, i1, P);
       }
     }
     free(scratch);
@@ -298,7 +309,7 @@ static void FN(sdpa_fw, SFX)(ELT *out, ELT *lse, const ELT *q, const ELT *k, con
 
 /* dq of one row (the fallback). */
 static void FN(dq_row, SFX)(ELT *dq, const ELT *dout, const ELT *q, const ELT *K, const ELT *V,
-                            const ELT *out, const ELT *lse, const uint8_t *mask,
+                            const ELT *out, const ELT *lse, const uint8_t *mask, const int32_t *doc,
                             const attn_shape *sh, int64_t r, int64_t i) {
   const int64_t S = sh->S, D = sh->D;
   const ELT scale = (ELT)sh->scale;
@@ -312,7 +323,7 @@ static void FN(dq_row, SFX)(ELT *dq, const ELT *dout, const ELT *q, const ELT *K
   int64_t lo, hi;
   attn_key_range(sh, i, &lo, &hi);
   for (int64_t j = lo; j < hi; j++) {
-    if (mrow && !mrow[j]) continue;
+    if ((mrow && !mrow[j]) || (doc && doc[j] != doc[i + S - sh->T])) continue;
     ELT p = EXP(FN(dot, SFX)(qi, K + j * D, D) * scale - L);
     ELT ds = p * (FN(dot, SFX)(gi, V + j * D, D) - Di);
     FN(axpy, SFX)(o, ds * scale, K + j * D, D);
@@ -323,8 +334,8 @@ static void FN(dq_row, SFX)(ELT *dq, const ELT *dout, const ELT *q, const ELT *K
  * on transposed (leading dim ld); Sc holds 2 ATTN_QB ld elements. */
 static void FN(dq_block, SFX)(ELT *dq, const ELT *dout, const ELT *q, const ELT *K, const ELT *Kt,
                               const ELT *Vt, int64_t kbase, int64_t ld, const ELT *out,
-                              const ELT *lse, const uint8_t *mask, const attn_shape *sh,
-                              int64_t row0, int64_t i0, int64_t i1, ELT *Sc) {
+                              const ELT *lse, const uint8_t *mask, const int32_t *doc,
+                              const attn_shape *sh, int64_t row0, int64_t i0, int64_t i1, ELT *Sc) {
   const int64_t D = sh->D;
   const ELT scale = (ELT)sh->scale;
   int64_t lo, hi;
@@ -342,7 +353,7 @@ static void FN(dq_block, SFX)(ELT *dq, const ELT *dout, const ELT *q, const ELT 
     ELT L = lse[r];
     if (L == -INFINITY || n == 0) continue;
     ELT Di = FN(dot, SFX)(dout + r * D, out + r * D, D);
-    FN(mask_row, SFX)(s, sh, mask, i, lo, n); /* scaled scores, -inf where masked */
+    FN(mask_row, SFX)(s, sh, mask, doc, i, lo, n); /* scaled scores, -inf where masked */
     for (int64_t c = 0; c < n; c++) {
       ELT p = VEXP(s[c] - L);
       s[c] = p * (dp[c] - Di) * scale; /* dS, 0 where masked */
@@ -360,6 +371,7 @@ static void FN(dkv_rows, SFX)(ELT *dk, ELT *dv, const ELT *dout, const ELT *q, c
   int64_t b = bk / Hkv, hk = bk % Hkv;
   const ELT *K = k + bk * S * D, *V = v + bk * S * D;
   ELT *gk = dk + bk * S * D, *gv = dv + bk * S * D;
+  const int32_t *doc = sh->doc ? sh->doc + b * S : NULL;
   int64_t ilo, ihi;
   attn_query_range(sh, j0, j1, &ilo, &ihi);
   for (int64_t g = 0; g < G; g++) {
@@ -377,7 +389,7 @@ static void FN(dkv_rows, SFX)(ELT *dk, ELT *dv, const ELT *dout, const ELT *q, c
       const uint8_t *mrow = mask ? mask + i * S : NULL;
       ELT Di = FN(dot, SFX)(gi, out + r * D, D);
       for (int64_t j = lo; j < hi; j++) {
-        if (mrow && !mrow[j]) continue;
+        if ((mrow && !mrow[j]) || (doc && doc[j] != doc[i + S - Tq])) continue;
         ELT p = EXP(FN(dot, SFX)(qi, K + j * D, D) * scale - L);
         ELT ds = p * (FN(dot, SFX)(gi, V + j * D, D) - Di);
         FN(axpy, SFX)(gv + j * D, p, gi, D);
@@ -401,6 +413,7 @@ static void FN(dkv_block, SFX)(ELT *dk, ELT *dv, const ELT *dout, const ELT *q, 
   int64_t mk = j1 - j0;
   const ELT *K = k + bk * S * D, *V = v + bk * S * D;
   ELT *gk = dk + bk * S * D, *gv = dv + bk * S * D;
+  const int32_t *doc = sh->doc ? sh->doc + bk / sh->Hkv * S : NULL;
   int64_t ilo, ihi;
   attn_query_range(sh, j0, j1, &ilo, &ihi);
   int64_t n = ihi - ilo, npad = attn_round_up(n);
@@ -422,9 +435,17 @@ static void FN(dkv_block, SFX)(ELT *dk, ELT *dv, const ELT *dout, const ELT *q, 
     int64_t cmin = upper ? j - off - ilo : 0;                      /* j <= pos */
     int64_t cmax = lower ? j - off + sh->window - ilo : INT64_MAX; /* j > pos - window */
     const uint8_t *mc = mask ? mask + ilo * S + j : NULL;
-    for (int64_t c = 0; c < n; c++) {
-      bool ok = (c >= cmin) & (c < cmax) & (!mc || mc[c * S]);
-      s[c] = ok ? s[c] * scale - Lv[c] : ninf;
+    if (doc) { /* query c sits at key position ilo + c + off */
+      const int32_t kd = doc[j], *dq = doc + ilo + off;
+      for (int64_t c = 0; c < n; c++) {
+        bool ok = (c >= cmin) & (c < cmax) & (!mc || mc[c * S]) & (dq[c] == kd);
+        s[c] = ok ? s[c] * scale - Lv[c] : ninf;
+      }
+    } else {
+      for (int64_t c = 0; c < n; c++) {
+        bool ok = (c >= cmin) & (c < cmax) & (!mc || mc[c * S]);
+        s[c] = ok ? s[c] * scale - Lv[c] : ninf;
+      }
     }
     for (int64_t c = 0; c < n; c++) {
       ELT pe = VEXP(s[c]);
@@ -457,7 +478,7 @@ static void FN(sdpa_bw, SFX)(ELT *dq, ELT *dk, ELT *dv, const ELT *dout, const E
       FN(head, SFX) hd = FN(head_of, SFX)(sh, k, v, bh);
       if (!scratch) {
         for (int64_t i = ia; i < ib; i++)
-          FN(dq_row, SFX)(dq, dout, q, hd.K, hd.V, out, lse, mask, sh, hd.row0 + i, i);
+          FN(dq_row, SFX)(dq, dout, q, hd.K, hd.V, out, lse, mask, hd.doc, sh, hd.row0 + i, i);
         continue;
       }
       int64_t klo, khi;
@@ -468,7 +489,7 @@ static void FN(sdpa_bw, SFX)(ELT *dq, ELT *dk, ELT *dv, const ELT *dout, const E
       for (int64_t i0 = ia; i0 < ib; i0 += ATTN_QB) {
         int64_t i1 = i0 + ATTN_QB < ib ? i0 + ATTN_QB : ib;
         FN(dq_block, SFX)
-        (dq, dout, q, hd.K, Kt, Vt, klo, ldS, out, lse, mask, sh, hd.row0, i0, i1, Sc);
+        (dq, dout, q, hd.K, Kt, Vt, klo, ldS, out, lse, mask, hd.doc, sh, hd.row0, i0, i1, Sc);
       }
     }
     free(scratch);

@@ -82,12 +82,12 @@ double tyr_cpu_sum_squares(const tyr_tensor *t);
 double tyr_cpu_sum_squares_many(int n, const tyr_tensor *const *ts);
 void tyr_cpu_scale_(tyr_tensor *t, double c);
 void tyr_cpu_sdpa(tyr_tensor *out, tyr_tensor *lse, const tyr_tensor *q, const tyr_tensor *k,
-                  const tyr_tensor *v, const tyr_tensor *mask, bool causal, int64_t window,
-                  double scale);
+                  const tyr_tensor *v, const tyr_tensor *mask, const tyr_tensor *doc, bool causal,
+                  int64_t window, double scale);
 void tyr_cpu_sdpa_backward(tyr_tensor *dq, tyr_tensor *dk, tyr_tensor *dv, const tyr_tensor *dout,
                            const tyr_tensor *q, const tyr_tensor *k, const tyr_tensor *v,
                            const tyr_tensor *out, const tyr_tensor *lse, const tyr_tensor *mask,
-                           bool causal, int64_t window, double scale);
+                           const tyr_tensor *doc, bool causal, int64_t window, double scale);
 /* Tests only: run the attention kernels row at a time, as when their
  * scratch cannot be allocated. */
 extern bool tyr_cpu_attention_force_rows;

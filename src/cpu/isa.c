@@ -85,15 +85,16 @@ VARIANTS(tyr_cpu_rotary)
 
 /* attention.c */
 void tyr_cpu_sdpa(tyr_tensor *out, tyr_tensor *lse, const tyr_tensor *q, const tyr_tensor *k,
-                  const tyr_tensor *v, const tyr_tensor *mask, bool causal, int64_t window,
-                  double scale) {
-  PICK(tyr_cpu_sdpa)(out, lse, q, k, v, mask, causal, window, scale);
+                  const tyr_tensor *v, const tyr_tensor *mask, const tyr_tensor *doc, bool causal,
+                  int64_t window, double scale) {
+  PICK(tyr_cpu_sdpa)(out, lse, q, k, v, mask, doc, causal, window, scale);
 }
 void tyr_cpu_sdpa_backward(tyr_tensor *dq, tyr_tensor *dk, tyr_tensor *dv, const tyr_tensor *dout,
                            const tyr_tensor *q, const tyr_tensor *k, const tyr_tensor *v,
                            const tyr_tensor *out, const tyr_tensor *lse, const tyr_tensor *mask,
-                           bool causal, int64_t window, double scale) {
-  PICK(tyr_cpu_sdpa_backward)(dq, dk, dv, dout, q, k, v, out, lse, mask, causal, window, scale);
+                           const tyr_tensor *doc, bool causal, int64_t window, double scale) {
+  PICK(tyr_cpu_sdpa_backward)
+  (dq, dk, dv, dout, q, k, v, out, lse, mask, doc, causal, window, scale);
 }
 
 /* copy.c */

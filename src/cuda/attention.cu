@@ -28,6 +28,7 @@ struct AttShape {
   int64_t B, Hq, Hkv, T, S, D;
   bool causal;
   int64_t window;
+  const int32_t *doc; /* [B, S] document ids, or NULL */
 };
 
 /* Keys [lo, hi) that query row i may see before the mask. */
@@ -53,12 +54,14 @@ __host__ __device__ __forceinline__ void att_query_range(const AttShape &sh, int
   *ihi = h;
 }
 
-__device__ __forceinline__ bool att_visible(const AttShape &sh, const uint8_t *mask, int64_t i,
-                                            int64_t j) {
+/* Whether query i of batch b sees key j. */
+__device__ __forceinline__ bool att_visible(const AttShape &sh, const uint8_t *mask, int64_t b,
+                                            int64_t i, int64_t j) {
   if (j < 0 || j >= sh.S || i < 0 || i >= sh.T) return false;
   int64_t pos = i + sh.S - sh.T;
   if ((sh.causal || sh.window > 0) && j > pos) return false;
   if (sh.window > 0 && j <= pos - sh.window) return false;
+  if (sh.doc && sh.doc[b * sh.S + pos] != sh.doc[b * sh.S + j]) return false;
   return !mask || mask[i * sh.S + j];
 }
 
@@ -202,7 +205,7 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
 #pragma unroll
     for (int r = 0; r < ATT_RPW; r++) {
       const int64_t i = i0 + warp * ATT_RPW + r;
-      bool vis = att_visible(sh, mask, i, j);
+      bool vis = att_visible(sh, mask, b, i, j);
       C s = vis ? dot[r] * scale : att_ninf<C>();
       C mt = warp_max(s);
       p[r] = 0;
@@ -328,7 +331,7 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
 #pragma unroll
     for (int r = 0; r < ATT_RPW; r++) {
       const int64_t i = i0 + warp * ATT_RPW + r;
-      bool vis = L[r] != att_ninf<C>() && att_visible(sh, mask, i, j);
+      bool vis = L[r] != att_ninf<C>() && att_visible(sh, mask, b, i, j);
       ds[r] = vis ? att_exp(s[r] * scale - L[r]) * (dp[r] - Dl[r]) : (C)0;
     }
     for (int jj = 0; jj < ATT_TILE; jj++) {
@@ -426,7 +429,7 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
 #pragma unroll
       for (int r = 0; r < ATT_RPW; r++) {
         const int64_t j = j0 + warp * ATT_RPW + r;
-        bool vis = Li != att_ninf<C>() && j < sh.S && att_visible(sh, mask, i, j);
+        bool vis = Li != att_ninf<C>() && j < sh.S && att_visible(sh, mask, b, i, j);
         p[r] = vis ? att_exp(s[r] * scale - Li) : (C)0;
         ds[r] = p[r] * (dp[r] - Di);
       }
@@ -471,7 +474,8 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
 }
 
 /* ---- host side ------------------------------------------------------------------------------- */
-static AttShape att_shape(const tyr_tensor *q, const tyr_tensor *k, bool causal, int64_t window) {
+static AttShape att_shape(const tyr_tensor *q, const tyr_tensor *k, const tyr_tensor *doc,
+                          bool causal, int64_t window) {
   AttShape sh;
   sh.B = q->shape[0];
   sh.Hq = q->shape[1];
@@ -481,6 +485,7 @@ static AttShape att_shape(const tyr_tensor *q, const tyr_tensor *k, bool causal,
   sh.D = q->shape[3];
   sh.causal = causal;
   sh.window = window;
+  sh.doc = doc ? (const int32_t *)tyr_data_ptr(doc) : NULL;
   return sh;
 }
 
@@ -603,13 +608,13 @@ static void sdpa_simt(cudaStream_t st, tyr_tensor *out, tyr_tensor *lse, const t
 }
 
 extern "C" void tcu_sdpa(tyr_tensor *out, tyr_tensor *lse, const tyr_tensor *q, const tyr_tensor *k,
-                         const tyr_tensor *v, const tyr_tensor *mask, bool causal, int64_t window,
-                         double scale) {
+                         const tyr_tensor *v, const tyr_tensor *mask, const tyr_tensor *doc,
+                         bool causal, int64_t window, double scale) {
   cudaStream_t st = tcu_enter(q->device);
   if (!st || !att_check(q, lse)) return;
-  AttShape sh = att_shape(q, k, causal, window);
+  AttShape sh = att_shape(q, k, doc, causal, window);
   if (sh.B * sh.Hq * sh.T == 0) return;
-  if (tcu_sdpa_tc(st, out, lse, q, k, v, mask, causal, window, scale)) return;
+  if (tcu_sdpa_tc(st, out, lse, q, k, v, mask, doc, causal, window, scale)) return;
   AttTmp a;
   a.n = 0;
   tyr_tensor *oc = att_out(&a, out);
@@ -660,11 +665,11 @@ static void sdpa_backward_simt(cudaStream_t st, tyr_tensor *dq, tyr_tensor *dk, 
 extern "C" void tcu_sdpa_backward(tyr_tensor *dq, tyr_tensor *dk, tyr_tensor *dv,
                                   const tyr_tensor *dout, const tyr_tensor *q, const tyr_tensor *k,
                                   const tyr_tensor *v, const tyr_tensor *out, const tyr_tensor *lse,
-                                  const tyr_tensor *mask, bool causal, int64_t window,
-                                  double scale) {
+                                  const tyr_tensor *mask, const tyr_tensor *doc, bool causal,
+                                  int64_t window, double scale) {
   cudaStream_t st = tcu_enter(q->device);
   if (!st || !att_check(q, lse)) return;
-  AttShape sh = att_shape(q, k, causal, window);
+  AttShape sh = att_shape(q, k, doc, causal, window);
   if (sh.B * sh.Hq * sh.T == 0 || sh.S == 0) {
     /* every output element is written: zeros */
     if (tyr_numel(dq)) tcu_fill(dq, 0.0);
@@ -672,7 +677,8 @@ extern "C" void tcu_sdpa_backward(tyr_tensor *dq, tyr_tensor *dk, tyr_tensor *dv
     if (tyr_numel(dv)) tcu_fill(dv, 0.0);
     return;
   }
-  if (tcu_sdpa_tc_backward(st, dq, dk, dv, dout, q, k, v, out, lse, mask, causal, window, scale))
+  if (tcu_sdpa_tc_backward(st, dq, dk, dv, dout, q, k, v, out, lse, mask, doc, causal, window,
+                           scale))
     return;
   AttTmp a;
   a.n = 0;

@@ -5,7 +5,8 @@
  * while the matmul mode is TYR_CUDA_MATMUL_BF16 (their q, k, v and dout are
  * rounded to bf16 as they are staged in shared memory; out, lse and the
  * gradients are written as f32), with head dims 32, 64 and 128 and no
- * bool/u8 mask.  Causal masks, sliding windows, grouped KV heads, T != S
+ * bool/u8 mask.  Causal masks, sliding windows, document ids (checked per
+ * score; tiles are skipped by position only), grouped KV heads, T != S
  * (query i sits at key position i + S - T) and fully masked rows (output 0,
  * lse -inf, zero gradients) follow src/cpu/attention.c; lse is the natural
  * log-sum-exp of the scaled scores, as the CUDA-core kernel saves it, so
@@ -81,9 +82,11 @@ namespace {
  * int64. */
 struct TcShape {
   int Hq, Hkv, T, S;
-  int off;    /* S - T: query i sits at key position i + off */
-  int window; /* > 0: query i sees keys (i + off - window, i + off] */
-  bool cw;    /* causal or window: keys after a query's position are hidden */
+  int off;            /* S - T: query i sits at key position i + off */
+  int window;         /* > 0: query i sees keys (i + off - window, i + off] */
+  bool cw;            /* causal or window: keys after a query's position are hidden */
+  const int32_t *doc; /* [B, S] document ids, or NULL: query i sees key j only when
+                         doc[b, i + off] == doc[b, j] */
 };
 
 /* Element strides of a [B, H, T, D] operand over batch, head and row (the
@@ -99,10 +102,12 @@ __device__ __forceinline__ int64_t tc_base(const TcStr &s, int64_t b, int64_t h)
   return b * s.b + h * s.h;
 }
 
-/* Whether query i sees key j (j >= 0, i < T). */
-__device__ __forceinline__ bool tc_visible(const TcShape &sh, int i, int j) {
+/* Whether query i of batch b sees key j (j >= 0, i >= 0; i < T where
+ * document ids are read). */
+__device__ __forceinline__ bool tc_visible(const TcShape &sh, int64_t b, int i, int j) {
   int pos = i + sh.off;
-  return j < sh.S && (!sh.cw || j <= pos) && (sh.window <= 0 || j > pos - sh.window);
+  return j < sh.S && (!sh.cw || j <= pos) && (sh.window <= 0 || j > pos - sh.window) &&
+         (!sh.doc || (i < sh.T && sh.doc[b * sh.S + pos] == sh.doc[b * sh.S + j]));
 }
 
 /* ---- PTX wrappers ---------------------------------------------------------------------------- */
@@ -271,9 +276,11 @@ __device__ __forceinline__ bool tc_any_visible(const TcShape &sh, int i0, int i1
          (sh.window <= 0 || j1 > i0 + sh.off - sh.window);
 }
 /* Whether every query in [i0, i1] sees every key in [j0, j1] before the
- * bounds T and S (which the kernels handle apart). */
+ * bounds T and S (which the kernels handle apart); never with document ids,
+ * which are checked element by element. */
 __device__ __forceinline__ bool tc_all_visible(const TcShape &sh, int i0, int i1, int j0, int j1) {
-  return (!sh.cw || j1 <= i0 + sh.off) && (sh.window <= 0 || j0 > i1 + sh.off - sh.window);
+  return !sh.doc && (!sh.cw || j1 <= i0 + sh.off) &&
+         (sh.window <= 0 || j0 > i1 + sh.off - sh.window);
 }
 
 /* ---- forward --------------------------------------------------------------------------------- */
@@ -355,7 +362,7 @@ __global__ void __launch_bounds__(TC_THREADS)
 #pragma unroll
         for (int e = 0; e < 4; e++) {
           s[c][e] *= sl2;
-          if (!full && !tc_visible(sh, row[e >> 1], j0 + c * 8 + 2 * t + (e & 1)))
+          if (!full && !tc_visible(sh, b, row[e >> 1], j0 + c * 8 + 2 * t + (e & 1)))
             s[c][e] = -INFINITY;
         }
       }
@@ -526,7 +533,7 @@ __global__ void __launch_bounds__(TC_THREADS)
         for (int e = 0; e < 4; e++) {
           const int r = e >> 1;
           float p = tc_exp2(s[c][e] * sl2 - L2[r]);
-          if (!full && !tc_visible(sh, row[r], j0 + c * 8 + 2 * t + (e & 1))) p = 0.f;
+          if (!full && !tc_visible(sh, b, row[r], j0 + c * 8 + 2 * t + (e & 1))) p = 0.f;
           s[c][e] = p * (dp[c][e] - Dl[r]); /* dS */
         }
       }
@@ -680,7 +687,7 @@ __global__ void __launch_bounds__(TC_THREADS)
         for (int e = 0; e < 4; e++) {
           const int col = c * 8 + 2 * t + (e & 1);
           float p = tc_exp2(st[c][e] * sl2 - cL[col]);
-          if (!full && !tc_visible(sh, t0 + col, key[e >> 1])) p = 0.f;
+          if (!full && !tc_visible(sh, b, t0 + col, key[e >> 1])) p = 0.f;
           st[c][e] = p;                          /* P^T */
           dpt[c][e] = p * (dpt[c][e] - cD[col]); /* dS^T */
         }
@@ -783,7 +790,8 @@ static bool tc_applies(const tyr_tensor *q, const tyr_tensor *k, const tyr_tenso
   return tc_device_ok(q->device.index);
 }
 
-static TcShape tc_shape(const tyr_tensor *q, const tyr_tensor *k, bool causal, int64_t window) {
+static TcShape tc_shape(const tyr_tensor *q, const tyr_tensor *k, const tyr_tensor *doc,
+                        bool causal, int64_t window) {
   TcShape sh;
   sh.Hq = (int)q->shape[1];
   sh.Hkv = (int)k->shape[1];
@@ -793,6 +801,7 @@ static TcShape tc_shape(const tyr_tensor *q, const tyr_tensor *k, bool causal, i
   /* a window longer than T + S hides nothing that causality does not */
   sh.window = (int)(window > q->shape[2] + k->shape[2] ? q->shape[2] + k->shape[2] : window);
   sh.cw = causal || window > 0;
+  sh.doc = doc ? (const int32_t *)tyr_data_ptr(doc) : NULL;
   return sh;
 }
 
@@ -838,11 +847,11 @@ static bool tc_launch(K kernel, dim3 grid, size_t smem, cudaStream_t st, A... ar
   }
 
 bool tcu_sdpa_tc(cudaStream_t st, tyr_tensor *out, tyr_tensor *lse, const tyr_tensor *q,
-                 const tyr_tensor *k, const tyr_tensor *v, const tyr_tensor *mask, bool causal,
-                 int64_t window, double scale) {
+                 const tyr_tensor *k, const tyr_tensor *v, const tyr_tensor *mask,
+                 const tyr_tensor *doc, bool causal, int64_t window, double scale) {
   const tyr_tensor *ops[4] = {out, q, k, v};
   if (!tc_applies(q, k, mask, ops, 4)) return false;
-  TcShape sh = tc_shape(q, k, causal, window);
+  TcShape sh = tc_shape(q, k, doc, causal, window);
   TcLayout L;
   memset(&L, 0, sizeof L);
   L.q = tc_str(q);
@@ -866,12 +875,13 @@ bool tcu_sdpa_tc(cudaStream_t st, tyr_tensor *out, tyr_tensor *lse, const tyr_te
 bool tcu_sdpa_tc_backward(cudaStream_t st, tyr_tensor *dq, tyr_tensor *dk, tyr_tensor *dv,
                           const tyr_tensor *dout, const tyr_tensor *q, const tyr_tensor *k,
                           const tyr_tensor *v, const tyr_tensor *out, const tyr_tensor *lse,
-                          const tyr_tensor *mask, bool causal, int64_t window, double scale) {
+                          const tyr_tensor *mask, const tyr_tensor *doc, bool causal,
+                          int64_t window, double scale) {
   const tyr_tensor *ops[8] = {dq, dk, dv, q, k, v, dout, out};
   if (out->dtype != q->dtype || dout->dtype != q->dtype || lse->dtype != TYR_F32 ||
       !tc_applies(q, k, mask, ops, 8))
     return false;
-  TcShape sh = tc_shape(q, k, causal, window);
+  TcShape sh = tc_shape(q, k, doc, causal, window);
   TcLayout L = {tc_str(q),    tc_str(k),  tc_str(v),  tc_str(out),
                 tc_str(dout), tc_str(dq), tc_str(dk), tc_str(dv)};
   const int dev = q->device.index;

@@ -8,10 +8,11 @@
 #include "cuda/cuda_internal.cuh"
 
 bool tcu_sdpa_tc(cudaStream_t st, tyr_tensor *out, tyr_tensor *lse, const tyr_tensor *q,
-                 const tyr_tensor *k, const tyr_tensor *v, const tyr_tensor *mask, bool causal,
-                 int64_t window, double scale);
+                 const tyr_tensor *k, const tyr_tensor *v, const tyr_tensor *mask,
+                 const tyr_tensor *doc, bool causal, int64_t window, double scale);
 bool tcu_sdpa_tc_backward(cudaStream_t st, tyr_tensor *dq, tyr_tensor *dk, tyr_tensor *dv,
                           const tyr_tensor *dout, const tyr_tensor *q, const tyr_tensor *k,
                           const tyr_tensor *v, const tyr_tensor *out, const tyr_tensor *lse,
-                          const tyr_tensor *mask, bool causal, int64_t window, double scale);
+                          const tyr_tensor *mask, const tyr_tensor *doc, bool causal,
+                          int64_t window, double scale);
 #endif

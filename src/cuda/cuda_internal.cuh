@@ -406,14 +406,14 @@ void tcu_scale_(tyr_tensor *t, double c);
 void tcu_rotary(tyr_tensor *out, const tyr_tensor *x, const tyr_tensor *cos_table,
                 const tyr_tensor *sin_table, bool inverse);
 void tcu_sdpa(tyr_tensor *out, tyr_tensor *lse, const tyr_tensor *q, const tyr_tensor *k,
-              const tyr_tensor *v, const tyr_tensor *mask, bool causal, int64_t window,
-              double scale);
+              const tyr_tensor *v, const tyr_tensor *mask, const tyr_tensor *doc, bool causal,
+              int64_t window, double scale);
 /* the convolution family's entries (src/cuda/conv.cu) into the table */
 void tcu_conv_register(tyr_backend *t);
 void tcu_sdpa_backward(tyr_tensor *dq, tyr_tensor *dk, tyr_tensor *dv, const tyr_tensor *dout,
                        const tyr_tensor *q, const tyr_tensor *k, const tyr_tensor *v,
                        const tyr_tensor *out, const tyr_tensor *lse, const tyr_tensor *mask,
-                       bool causal, int64_t window, double scale);
+                       const tyr_tensor *doc, bool causal, int64_t window, double scale);
 }
 
 /* A tensor header over a device temporary, not counted among live

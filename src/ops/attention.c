@@ -12,7 +12,7 @@ static const char *const OP = "tyr_sdpa";
 static void sdpa_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin) {
   tyr_site s = n->site;
   tyr_tensor *q = n->in[0], *k = n->in[1], *v = n->in[2];
-  tyr_tensor *lse = n->saved[0], *mask = n->saved[1];
+  tyr_tensor *lse = n->saved[0], *mask = n->saved[1], *doc = n->saved[3];
   tyr_tensor *outk = n->saved[2] ? n->saved[2] : n->out;
   tyr_dtype kdt = tyr__nn_kdt(q);
   tyr_tensor *dq = tyr__new(s, OP, kdt, q->device, 4, q->shape);
@@ -23,8 +23,8 @@ static void sdpa_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin) {
     tyr_tensor *qk = tyr__nn_prep(s, OP, q, kdt), *kk = tyr__nn_prep(s, OP, k, kdt);
     tyr_tensor *vk = tyr__nn_prep(s, OP, v, kdt), *gk = tyr__nn_prep(s, OP, g, kdt);
     if (!qk || !kk || !vk || !gk) return;
-    tyr__be(q)->sdpa_backward(dq, dk, dv, gk, qk, kk, vk, outk, lse, mask, n->i[0] != 0, n->i[1],
-                              n->f[0]);
+    tyr__be(q)->sdpa_backward(dq, dk, dv, gk, qk, kk, vk, outk, lse, mask, doc, n->i[0] != 0,
+                              n->i[1], n->f[0]);
   } else {
     const tyr_backend *be = tyr__be(q);
     be->fill(dq, 0.0);
@@ -94,6 +94,21 @@ static bool sdpa_check(tyr_site s, const char *OP, tyr_tensor *q, tyr_tensor *k,
       return false;
     }
   }
+  tyr_tensor *d = o ? o->doc_ids : NULL;
+  if (d) {
+    if (d->dtype != TYR_I32) {
+      tyr_raise(TYR_ERR_DTYPE, s, OP, "doc_ids must be i32, not %s", tyr_dtype_name(d->dtype));
+      return false;
+    }
+    if (!tyr__same_device(s, OP, q, d)) return false;
+    if (d->rank != 2 || d->shape[0] != k->shape[0] || d->shape[1] != k->shape[2]) {
+      tyr_raise(TYR_ERR_SHAPE, s, OP,
+                "q is %s and k is %s, so doc_ids must be [%lld, %lld] (batch, keys), but it is %s",
+                TYR__NN_SHAPE(q, a), TYR__NN_SHAPE(k, b), (long long)k->shape[0],
+                (long long)k->shape[2], TYR__NN_SHAPE(d, c));
+      return false;
+    }
+  }
   const tyr_backend *be = tyr_backend_get(s, OP, q->device);
   return be && tyr__nn_has(s, OP, q, (const void *)be->sdpa, "attention") &&
          tyr__nn_has(s, OP, q, (const void *)be->sdpa_backward, "attention backward");
@@ -110,16 +125,18 @@ tyr_tensor *tyr_sdpa_at(tyr_site s, tyr_tensor *q, tyr_tensor *k, tyr_tensor *v,
   tyr_tensor *qk = tyr__nn_prep(s, OP, q, kdt), *kk = tyr__nn_prep(s, OP, k, kdt);
   tyr_tensor *vk = tyr__nn_prep(s, OP, v, kdt);
   tyr_tensor *mk = opts && opts->mask ? tyr__contig(s, OP, opts->mask) : NULL;
+  tyr_tensor *dk = opts && opts->doc_ids ? tyr__contig(s, OP, opts->doc_ids) : NULL;
   tyr_tensor *outk = tyr__new(s, OP, kdt, q->device, 4, q->shape);
   /* lse is kept in f32 for half-precision inputs (the backward exponentiates
    * differences against it) */
   tyr_dtype ldt = kdt == TYR_BF16 || kdt == TYR_F16 ? TYR_F32 : kdt;
   tyr_tensor *lse = tyr__new(s, OP, ldt, q->device, 3, lsh);
   tyr_tensor *out = NULL;
-  bool ok = qk && kk && vk && (!opts || !opts->mask || mk) && outk && lse;
+  bool ok = qk && kk && vk && (!opts || !opts->mask || mk) && (!opts || !opts->doc_ids || dk) &&
+            outk && lse;
   if (ok) {
     if (tyr_numel(outk) > 0) {
-      tyr__be(q)->sdpa(outk, lse, qk, kk, vk, mk, causal, window, scale);
+      tyr__be(q)->sdpa(outk, lse, qk, kk, vk, mk, dk, causal, window, scale);
     } else if (tyr_numel(lse) > 0) {
       tyr__be(q)->fill(lse, -INFINITY);
     }
@@ -133,6 +150,7 @@ tyr_tensor *tyr_sdpa_at(tyr_site s, tyr_tensor *q, tyr_tensor *k, tyr_tensor *v,
     tyr__node_save(n, 0, lse);
     tyr__node_save(n, 1, mk);
     if (out != outk) tyr__node_save(n, 2, outk); /* never out itself: that would be a cycle */
+    tyr__node_save(n, 3, dk);
     if (n) {
       n->i[0] = causal;
       n->i[1] = window;
@@ -141,6 +159,7 @@ tyr_tensor *tyr_sdpa_at(tyr_site s, tyr_tensor *q, tyr_tensor *k, tyr_tensor *v,
   }
   if (outk != out) tyr__nn_drop(outk);
   if (mk && mk != opts->mask) tyr__nn_drop(mk);
+  if (dk && dk != opts->doc_ids) tyr__nn_drop(dk);
   tyr__nn_drop(lse);
   return out;
 }
@@ -178,7 +197,8 @@ static tyr_tensor merged_view(const tyr_tensor *t, int64_t H) {
 
 static void sdpa_qkv_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin) {
   tyr_site s = n->site;
-  tyr_tensor *qkv = n->in[0], *lse = n->saved[0], *mask = n->saved[1], *out = n->out;
+  tyr_tensor *qkv = n->in[0], *lse = n->saved[0], *mask = n->saved[1], *doc = n->saved[2];
+  tyr_tensor *out = n->out;
   int64_t Hq = n->i[2], Hkv = n->i[3];
   tyr_tensor *dqkv = tyr__new(s, OPQ, qkv->dtype, qkv->device, 3, qkv->shape);
   tyr_tensor *gc = tyr__contig(s, OPQ, g);
@@ -188,7 +208,7 @@ static void sdpa_qkv_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin) {
   qkv_views(dqkv, Hq, Hkv, &dq, &dk, &dv);
   tyr_tensor o = merged_view(out, Hq), go = merged_view(gc, Hq);
   if (tyr_numel(qkv) > 0)
-    tyr__be(qkv)->sdpa_backward(&dq, &dk, &dv, &go, &q, &k, &v, &o, lse, mask, n->i[0] != 0,
+    tyr__be(qkv)->sdpa_backward(&dq, &dk, &dv, &go, &q, &k, &v, &o, lse, mask, doc, n->i[0] != 0,
                                 n->i[1], n->f[0]);
   if (gc != g) tyr__nn_drop(gc);
   gin[0] = dqkv;
@@ -230,24 +250,26 @@ tyr_tensor *tyr_sdpa_qkv_at(tyr_site s, tyr_tensor *qkv, int64_t n_head, int64_t
   bool causal;
   int64_t window;
   double scale;
-  tyr_tensor *out = NULL, *lse = NULL, *mk = NULL;
+  tyr_tensor *out = NULL, *lse = NULL, *mk = NULL, *dk = NULL;
   if (!sdpa_check(s, OPQ, &q, &k, &v, opts, &causal, &window, &scale)) goto done;
   mk = opts && opts->mask ? tyr__contig(s, OPQ, opts->mask) : NULL;
+  dk = opts && opts->doc_ids ? tyr__contig(s, OPQ, opts->doc_ids) : NULL;
   out = tyr__new(s, OPQ, qkv->dtype, qkv->device, 3, (int64_t[]){B, T, n_head * D});
   lse = tyr__new(s, OPQ, qkv->dtype == TYR_F64 ? TYR_F64 : TYR_F32, qkv->device, 3,
                  (int64_t[]){B, n_head, T});
-  if (!out || !lse || (opts && opts->mask && !mk)) {
+  if (!out || !lse || (opts && opts->mask && !mk) || (opts && opts->doc_ids && !dk)) {
     tyr__nn_drop(out);
     out = NULL;
     goto done;
   }
   if (tyr_numel(out) > 0) {
     tyr_tensor o = merged_view(out, n_head);
-    tyr__be(qkv)->sdpa(&o, lse, &q, &k, &v, mk, causal, window, scale);
+    tyr__be(qkv)->sdpa(&o, lse, &q, &k, &v, mk, dk, causal, window, scale);
   }
   tyr_node *nd = TYR_RECORD(s, OPQ, out, sdpa_qkv_backward, pc);
   tyr__node_save(nd, 0, lse);
   tyr__node_save(nd, 1, mk);
+  tyr__node_save(nd, 2, dk);
   if (nd) {
     nd->i[0] = causal;
     nd->i[1] = window;
@@ -257,6 +279,7 @@ tyr_tensor *tyr_sdpa_qkv_at(tyr_site s, tyr_tensor *qkv, int64_t n_head, int64_t
   }
 done:
   if (mk && mk != opts->mask) tyr__nn_drop(mk);
+  if (dk && dk != opts->doc_ids) tyr__nn_drop(dk);
   tyr__nn_drop(lse);
   return out;
 }

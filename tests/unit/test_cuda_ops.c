@@ -1949,8 +1949,9 @@ static tc_result tc_run(const tyr_backend *be, tyr_device dev, tyr_dtype dt, tyr
   r.dq = empty_like_on(dev, dt, q);
   r.dk = empty_like_on(dev, dt, k);
   r.dv = empty_like_on(dev, dt, v);
-  be->sdpa(r.out, r.lse, q, k, v, mask, c->causal, c->window, scale);
-  be->sdpa_backward(r.dq, r.dk, r.dv, g, q, k, v, r.out, r.lse, mask, c->causal, c->window, scale);
+  be->sdpa(r.out, r.lse, q, k, v, mask, NULL, c->causal, c->window, scale);
+  be->sdpa_backward(r.dq, r.dk, r.dv, g, q, k, v, r.out, r.lse, mask, NULL, c->causal, c->window,
+                    scale);
   assert_int_equal(tyr_cuda_synchronize(), 0); /* a failed kernel shows here */
   return r;
 }

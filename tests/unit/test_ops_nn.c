@@ -813,7 +813,7 @@ static void check_sdpa(tyr_dtype dt, attn_dims a, bool causal, bool use_mask, in
   tyr_tensor *v = RANDN(dt, 1.0, a.B, a.Hkv, a.S, a.D);
   uint8_t *mb = malloc((size_t)(a.T * a.S));
   tyr_tensor *mask = use_mask ? make_mask(a.T, a.S, mb, empty_row) : NULL;
-  tyr_sdpa_opts o = {causal, mask, window, scale};
+  tyr_sdpa_opts o = {causal, mask, window, scale, NULL};
   tyr_tensor *out = tyr_sdpa_e(q, k, v, &o);
   assert_non_null(out);
   assert_int_equal(out->dtype, dt);
@@ -895,13 +895,13 @@ static void test_sdpa_gradients(void **state) {
     tyr_scope_begin();
     tyr_tensor *mask = make_mask(a.T, a.S, mb, true);
     for (int opt = 0; opt < 8; opt++) {
-      sdpa_ctx ctx = {{opt & 1, (opt & 2) ? mask : NULL, (opt & 4) ? 2 : 0, 0}};
+      sdpa_ctx ctx = {{opt & 1, (opt & 2) ? mask : NULL, (opt & 4) ? 2 : 0, 0, NULL}};
       char name[96];
       snprintf(name, sizeof name, "sdpa shape %zu causal %d mask %d window %d", c, opt & 1,
                (opt & 2) != 0, (opt & 4) ? 2 : 0);
       tyr_gradcheck(name, call_sdpa, &ctx, 3, in, 1e-6, 1e-6);
     }
-    sdpa_ctx sc = {{false, NULL, 0, 0.8}};
+    sdpa_ctx sc = {{false, NULL, 0, 0.8, NULL}};
     tyr_gradcheck("sdpa scale 0.8", call_sdpa, &sc, 3, in, 1e-6, 1e-6);
     tyr_scope_end();
     for (int i = 0; i < 3; i++) tyr_tensor_free(in[i]);
@@ -916,7 +916,7 @@ static void test_sdpa_gradients(void **state) {
     tyr_tensor *mask = make_mask(a.T, a.S, mb, true);
     tyr_cpu_attention_force_rows = true;
     for (int opt = 0; opt < 8; opt++) {
-      sdpa_ctx ctx = {{opt & 1, (opt & 2) ? mask : NULL, (opt & 4) ? 2 : 0, 0}};
+      sdpa_ctx ctx = {{opt & 1, (opt & 2) ? mask : NULL, (opt & 4) ? 2 : 0, 0, NULL}};
       tyr_gradcheck("sdpa, row at a time", call_sdpa, &ctx, 3, in, 1e-6, 1e-6);
     }
     tyr_cpu_attention_force_rows = false;
@@ -955,7 +955,7 @@ static void test_sdpa_gradients(void **state) {
   /* self-attention with one tensor as q, k and v: the three gradients add */
   tyr_tensor *x = TYR_TEST_LEAF(-1, 1, 1, 2, 3, 2);
   tyr_tensor *in[3] = {x, x, x};
-  sdpa_ctx ctx = {{true, NULL, 0, 0}};
+  sdpa_ctx ctx = {{true, NULL, 0, 0, NULL}};
   tyr_gradcheck("sdpa q = k = v", call_sdpa, &ctx, 3, in, 1e-6, 1e-6);
   tyr_tensor_free(x);
 }

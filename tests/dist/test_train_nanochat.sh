@@ -1,0 +1,44 @@
+#!/bin/sh
+# train_nanochat data parallel under mpirun: 2 ranks at --micro-batch 1
+# give the losses of one process at --micro-batch 2 (the same windows, the
+# same batch of 4 sequences per step: DDP averages the gradients, Muon
+# shares its orthogonalisations); only rank 0 writes; a checkpoint written
+# at 2 ranks resumes at 1 and ends where the straight run ends.
+#   test_train_nanochat.sh BUILD_DIR SOURCE_DIR
+set -u
+B=$1
+S=$2
+RUN="sh $S/tests/dist/run.sh"
+command -v mpirun >/dev/null 2>&1 || { echo "SKIP: mpirun not found"; exit 77; }
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+"$B/tyr_prepare" -q --tiktoken "$S/tests/data/tokenizer/gpt2.tiktoken.zst" --pattern gpt2 \
+  --bos --docs paragraph -o "$T/shk" "$S/data/tinyshakespeare.txt" >/dev/null || fail "tyr_prepare"
+bin=$B/train_nanochat
+small="--preset debug --data $T/shk/tinyshakespeare_train_000000.bin
+       --val $T/shk/tinyshakespeare_val_000000.bin --n-embd 64 --n-head 2 --head-dim 32
+       --seq-len 64 --batch-size 4 --batch-start 4 --iterations 12 --val-every 6 --val-tokens 256
+       --window-start 16 --window-end 64 --window-block 16 --momentum-warmup 4 --no-plot"
+losses() { grep '"loss"' "$1/metrics.jsonl" | sed 's/.*"loss":\([^,]*\),.*/\1/'; }
+compare() {
+  losses "$1" >"$T/l1"
+  losses "$2" >"$T/l2"
+  [ "$(wc -l <"$T/l1")" = "$(wc -l <"$T/l2")" ] || fail "$3: $(wc -l <"$T/l1") vs $(wc -l <"$T/l2") loss lines"
+  d=$(paste "$T/l1" "$T/l2" | awk '{d = $1 - $2; if (d < 0) d = -d; r = d / $1; if (r > m) m = r} END {printf "%.2g", m}')
+  echo "$3: $(wc -l <"$T/l1") steps, largest relative loss difference $d"
+  awk -v d="$d" 'BEGIN {exit !(d <= 1e-4)}' || fail "$3: losses differ by $d"
+}
+OMP_NUM_THREADS=1 $bin $small --micro-batch 2 --threads 1 --checkpoint-dir "$T/one" >/dev/null 2>"$T/one.log" ||
+  { cat "$T/one.log"; fail "one process"; }
+$RUN 2 $bin $small --micro-batch 1 --checkpoint-dir "$T/two" >"$T/two.out" 2>&1 ||
+  { cat "$T/two.out"; fail "2 ranks"; }
+grep -q "2 ranks (mpi)" "$T/two.out" || { cat "$T/two.out"; fail "not 2 ranks over MPI"; }
+[ "$(grep -c '^final:' "$T/two.out")" = 1 ] || fail "more than rank 0 reported"
+compare "$T/one" "$T/two" "2 ranks x micro-batch 1 vs 1 rank x micro-batch 2"
+# 2 ranks for 6 steps, then 1 rank from DIR/latest
+$RUN 2 $bin $small --micro-batch 1 --max-steps 6 --checkpoint-dir "$T/r" >"$T/r.out" 2>&1 ||
+  { cat "$T/r.out"; fail "first half at 2 ranks"; }
+OMP_NUM_THREADS=1 $bin $small --micro-batch 2 --threads 1 --checkpoint-dir "$T/r" >/dev/null 2>"$T/r1.log" ||
+  { cat "$T/r1.log"; fail "resume at 1 rank"; }
+compare "$T/one" "$T/r" "6 steps at 2 ranks + 6 resumed at 1 vs 12 at 1"
