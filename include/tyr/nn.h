@@ -116,6 +116,13 @@ int tyr_nn_attention_init_at(tyr_site s, tyr_nn_attention *m, tyr_params *ps, co
 /* x [B, T, dim]; cos/sin [T, head_dim/2] when rope (else NULL) */
 tyr_tensor *tyr_nn_attention_forward_at(tyr_site s, const tyr_nn_attention *m, tyr_tensor *x,
                                         tyr_tensor *cos, tyr_tensor *sin, bool training);
+/* The attention's inputs for x [B, T, dim] at positions pos0 .. pos0 + T - 1:
+ * q [B, n_head, T, D], k and v [B, n_kv_head, T, D] (QK-norm and rotary
+ * applied when configured; cos/sin cover those positions).  What
+ * tyr_nn_attention_forward and a KV-cache decoder share.  0 or the status. */
+int tyr_nn_attention_project_at(tyr_site s, const tyr_nn_attention *m, tyr_tensor *x,
+                                tyr_tensor *cos, tyr_tensor *sin, int64_t pos0, tyr_tensor **q,
+                                tyr_tensor **k, tyr_tensor **v);
 
 /* ---- vision modules and train / eval mode (src/nn/conv_modules.c) ----------
  * A tyr_nn_mode is shared by the modules of one model that behave

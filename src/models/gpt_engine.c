@@ -64,12 +64,6 @@ void tyr_gpt_engine_reset(tyr_gpt_engine *e) {
   e->len = 0;
 }
 
-/* [b, T, H*D] -> [b, H, T, D] */
-static tyr_tensor *heads(tyr_site s, tyr_tensor *x, int64_t H, int64_t D) {
-  tyr_tensor *r = tyr_reshape_at(s, x, 4, (int64_t[]){x->shape[0], x->shape[1], H, D});
-  return r ? tyr_transpose_at(s, r, 1, 2) : NULL;
-}
-
 /* writes src [b, H, T, D] at positions pos.. of every row of cache (b is
    the batch, or 1: copied to every row) */
 static int cache_put(tyr_site s, tyr_tensor *cache, tyr_tensor *src, int64_t pos) {
@@ -84,34 +78,9 @@ static int cache_put(tyr_site s, tyr_tensor *cache, tyr_tensor *src, int64_t pos
 static tyr_tensor *attend(tyr_site s, tyr_gpt_engine *e, int64_t l, const tyr_nn_attention *m,
                           tyr_tensor *x, tyr_tensor *rcos, tyr_tensor *rsin) {
   const tyr_nn_attention_config *c = &m->cfg;
-  int64_t b = x->shape[0], T = x->shape[1], D = m->head_dim, kvdim = c->n_kv_head * D;
+  int64_t b = x->shape[0], T = x->shape[1];
   tyr_tensor *q, *k, *v;
-  if (c->fused_qkv) {
-    tyr_tensor *qkv = tyr_nn_linear_forward_at(s, &m->qkv, x);
-    if (!qkv) return NULL;
-    q = tyr_narrow_at(s, qkv, 2, 0, c->dim);
-    k = tyr_narrow_at(s, qkv, 2, c->dim, kvdim);
-    v = tyr_narrow_at(s, qkv, 2, c->dim + kvdim, kvdim);
-  } else {
-    q = tyr_nn_linear_forward_at(s, &m->q, x);
-    k = tyr_nn_linear_forward_at(s, &m->k, x);
-    v = tyr_nn_linear_forward_at(s, &m->v, x);
-  }
-  if (!q || !k || !v) return NULL;
-  q = heads(s, q, c->n_head, D);
-  k = heads(s, k, c->n_kv_head, D);
-  v = heads(s, v, c->n_kv_head, D);
-  if (c->qk_norm) {
-    q = tyr_rms_norm_at(s, q, NULL, 1e-6);
-    k = tyr_rms_norm_at(s, k, NULL, 1e-6);
-  }
-  if (c->rope) {
-    tyr_tensor *cs = tyr_narrow_at(s, rcos, 0, e->len, T),
-               *sn = tyr_narrow_at(s, rsin, 0, e->len, T);
-    q = tyr_rotary_at(s, q, cs, sn);
-    k = tyr_rotary_at(s, k, cs, sn);
-  }
-  if (!q || !k || !v) return NULL;
+  if (tyr_nn_attention_project_at(s, m, x, rcos, rsin, e->len, &q, &k, &v) != 0) return NULL;
   if (cache_put(s, e->k[l], k, e->len) || cache_put(s, e->v[l], v, e->len)) return NULL;
   int64_t S = e->len + T;
   tyr_tensor *kc = tyr_narrow_at(s, e->k[l], 2, 0, S), *vc = tyr_narrow_at(s, e->v[l], 2, 0, S);

@@ -199,6 +199,43 @@ static tyr_tensor *heads(tyr_site s, tyr_tensor *x, int64_t H, int64_t D) {
   return r ? tyr_transpose_at(s, r, 1, 2) : NULL;
 }
 
+int tyr_nn_attention_project_at(tyr_site s, const tyr_nn_attention *m, tyr_tensor *x,
+                                tyr_tensor *cos, tyr_tensor *sin, int64_t pos0, tyr_tensor **q,
+                                tyr_tensor **k, tyr_tensor **v) {
+  const tyr_nn_attention_config *c = &m->cfg;
+  int64_t T = x->shape[1], D = m->head_dim, kvdim = c->n_kv_head * D;
+  tyr_tensor *qq, *kk, *vv;
+  if (c->fused_qkv) {
+    tyr_tensor *qkv = tyr_nn_linear_forward_at(s, &m->qkv, x);
+    if (!qkv) return TYR_ERR_ARG;
+    qq = tyr_narrow_at(s, qkv, 2, 0, c->dim);
+    kk = tyr_narrow_at(s, qkv, 2, c->dim, kvdim);
+    vv = tyr_narrow_at(s, qkv, 2, c->dim + kvdim, kvdim);
+  } else {
+    qq = tyr_nn_linear_forward_at(s, &m->q, x);
+    kk = tyr_nn_linear_forward_at(s, &m->k, x);
+    vv = tyr_nn_linear_forward_at(s, &m->v, x);
+  }
+  if (!qq || !kk || !vv) return TYR_ERR_ARG;
+  qq = heads(s, qq, c->n_head, D);
+  kk = heads(s, kk, c->n_kv_head, D);
+  vv = heads(s, vv, c->n_kv_head, D);
+  if (c->qk_norm) {
+    qq = tyr_rms_norm_at(s, qq, NULL, 1e-6);
+    kk = tyr_rms_norm_at(s, kk, NULL, 1e-6);
+  }
+  if (c->rope) {
+    tyr_tensor *cs = tyr_narrow_at(s, cos, 0, pos0, T), *sn = tyr_narrow_at(s, sin, 0, pos0, T);
+    qq = tyr_rotary_at(s, qq, cs, sn);
+    kk = tyr_rotary_at(s, kk, cs, sn);
+  }
+  if (!qq || !kk || !vv) return TYR_ERR_ARG;
+  *q = qq;
+  *k = kk;
+  *v = vv;
+  return 0;
+}
+
 tyr_tensor *tyr_nn_attention_forward_at(tyr_site s, const tyr_nn_attention *m, tyr_tensor *x,
                                         tyr_tensor *cos, tyr_tensor *sin, bool training) {
   const tyr_nn_attention_config *c = &m->cfg;
@@ -209,7 +246,7 @@ tyr_tensor *tyr_nn_attention_forward_at(tyr_site s, const tyr_nn_attention *m, t
               (long long)c->dim, tyr_shape_str(x->shape, x->rank, b, sizeof b));
     return NULL;
   }
-  int64_t B = x->shape[0], T = x->shape[1], D = m->head_dim, kvdim = c->n_kv_head * D;
+  int64_t B = x->shape[0], T = x->shape[1];
   tyr_sdpa_opts opts = {.causal = true, .mask = NULL, .window = c->window, .scale = 0};
   (void)training; /* dropout is applied to the block's residual branches */
   if (c->fused_qkv && !c->qk_norm && !c->rope) { /* attention reads the packed projection */
@@ -218,30 +255,7 @@ tyr_tensor *tyr_nn_attention_forward_at(tyr_site s, const tyr_nn_attention *m, t
     return y ? tyr_nn_linear_forward_at(s, &m->proj, y) : NULL;
   }
   tyr_tensor *q, *k, *v;
-  if (c->fused_qkv) {
-    tyr_tensor *qkv = tyr_nn_linear_forward_at(s, &m->qkv, x);
-    if (!qkv) return NULL;
-    q = tyr_narrow_at(s, qkv, 2, 0, c->dim);
-    k = tyr_narrow_at(s, qkv, 2, c->dim, kvdim);
-    v = tyr_narrow_at(s, qkv, 2, c->dim + kvdim, kvdim);
-  } else {
-    q = tyr_nn_linear_forward_at(s, &m->q, x);
-    k = tyr_nn_linear_forward_at(s, &m->k, x);
-    v = tyr_nn_linear_forward_at(s, &m->v, x);
-  }
-  if (!q || !k || !v) return NULL;
-  q = heads(s, q, c->n_head, D);
-  k = heads(s, k, c->n_kv_head, D);
-  v = heads(s, v, c->n_kv_head, D);
-  if (c->qk_norm) {
-    q = tyr_rms_norm_at(s, q, NULL, 1e-6);
-    k = tyr_rms_norm_at(s, k, NULL, 1e-6);
-  }
-  if (c->rope) {
-    tyr_tensor *cs = tyr_narrow_at(s, cos, 0, 0, T), *sn = tyr_narrow_at(s, sin, 0, 0, T);
-    q = tyr_rotary_at(s, q, cs, sn);
-    k = tyr_rotary_at(s, k, cs, sn);
-  }
+  if (tyr_nn_attention_project_at(s, m, x, cos, sin, 0, &q, &k, &v) != 0) return NULL;
   tyr_tensor *y = tyr_sdpa_at(s, q, k, v, &opts);
   if (!y) return NULL;
   y = tyr_reshape_at(s, tyr_transpose_at(s, y, 1, 2), 3, (int64_t[]){B, T, c->dim});
