@@ -14,33 +14,14 @@ PyTorch lacks.  Exit status 1 when a difference is past its tolerance."""
 import argparse
 import json
 import math
-import struct
 import sys
 import time
 
 import torch
 import torch.nn.functional as F
+from safetensors_io import load_safetensors
 
-DTYPES = {"F32": torch.float32, "F64": torch.float64, "I64": torch.int64, "I32": torch.int32}
 NF = 16  # TYR_BFM_TIME_FREQS
-
-
-def load_safetensors(path):
-    """{name: tensor} and the metadata of a safetensors file."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n])
-    meta = header.pop("__metadata__", {})
-    base = 8 + n
-    out = {}
-    for name, e in header.items():
-        a, b = e["data_offsets"]
-        dt = DTYPES[e["dtype"]]
-        buf = bytearray(raw[base + a:base + b])
-        t = torch.frombuffer(buf, dtype=dt) if b > a else torch.empty(0, dtype=dt)
-        out[name] = t.reshape(e["shape"]).clone()
-    return out, meta
 
 
 class Twin(torch.nn.Module):

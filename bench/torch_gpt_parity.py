@@ -19,7 +19,6 @@ attention written out in plain ops instead of SDPA (the same arithmetic,
 rounded differently), compared with its first fp32 run the same way; the
 loss-curve bound is then max(0.02, twice the control's difference)."""
 import argparse
-import json
 import math
 import struct
 import sys
@@ -27,22 +26,7 @@ import sys
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-DTYPES = {"F32": torch.float32, "F64": torch.float64, "BF16": torch.bfloat16, "F16": torch.float16}
-
-
-def load_safetensors(path):
-    with open(path, "rb") as f:
-        raw = f.read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n])
-    header.pop("__metadata__", None)
-    out = {}
-    for name, e in header.items():
-        a, b = e["data_offsets"]
-        buf = bytearray(raw[8 + n + a:8 + n + b])
-        out[name] = torch.frombuffer(buf, dtype=DTYPES[e["dtype"]]).reshape(e["shape"]).clone()
-    return out
+from safetensors_io import load_safetensors
 
 
 MATH_ATTENTION = False  # the control run: attention written out (other rounding, same arithmetic)
@@ -193,7 +177,7 @@ def main():
     if dev == "cuda" and not torch.cuda.is_available():
         sys.exit("torch_gpt_parity: no CUDA device visible to PyTorch")
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    init = load_safetensors(f"{a.dir}/init.safetensors")
+    init, _ = load_safetensors(f"{a.dir}/init.safetensors")
     get = batches(a)
     twin = {"f32": "fp32", "tf32": "tf32", "bf16-matmul": "bf16", "bf16": "bf16"}
     grad_tol = {"f32": 1e-4, "tf32": 2e-2, "bf16-matmul": 2e-2, "bf16": 2e-2}
@@ -228,7 +212,7 @@ def main():
         tl, tg = ran[tm]
         with open(f"{a.dir}/losses_{mode}.txt") as f:
             yl = [float(s) for s in f.read().split()]
-        yg = load_safetensors(f"{a.dir}/grads_{mode}.safetensors")
+        yg, _ = load_safetensors(f"{a.dir}/grads_{mode}.safetensors")
         worst, worst_name = 0.0, ""
         for name, g in tg.items():
             e = ((yg[name].float() - g).norm() / g.norm().clamp_min(1e-30)).item()

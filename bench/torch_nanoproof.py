@@ -22,32 +22,12 @@ which Debian's PyTorch lacks); the config comes from the file's metadata.
 import argparse
 import json
 import math
-import struct
 import sys
 import time
 
 import torch
 import torch.nn.functional as F
-
-DTYPES = {"F32": torch.float32, "F64": torch.float64, "I64": torch.int64, "I32": torch.int32,
-          "BF16": torch.bfloat16, "F16": torch.float16, "U8": torch.uint8}
-
-
-def load_safetensors(path):
-    with open(path, "rb") as f:
-        raw = f.read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n])
-    meta = header.pop("__metadata__", {})
-    base = 8 + n
-    out = {}
-    for name, e in header.items():
-        a, b = e["data_offsets"]
-        dt = DTYPES[e["dtype"]]
-        buf = bytearray(raw[base + a:base + b])
-        t = torch.frombuffer(buf, dtype=dt) if b > a else torch.empty(0, dtype=dt)
-        out[name] = t.reshape(e["shape"]).clone()
-    return out, meta
+from safetensors_io import load_safetensors
 
 
 def rms(x, eps):
