@@ -28,12 +28,13 @@ demo: deps
 	./$(DEMO_BUILD)/train_gpt --preset shakespeare_cpu
 
 # The unit tests under ASan + UBSan (the tests that build outside programs
-# against the library - docs, C++, install - and the integration runs are
+# against the library - docs, C++, install - and the integration runs and
+# whole training programs under mpirun (dist_test_train_*) are
 # left to `make test`).
 sanitize: deps
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTYR_SANITIZE=ON -DTYR_CUDA=OFF -DTYR_WERROR=ON
 	cmake --build build-asan -j $(JOBS)
-	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS) -E '^(integration_|compile_|docs_|cxx_|install_)'
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS) -E '^(integration_|dist_test_train_|compile_|docs_|cxx_|install_)'
 
 # The API reference from the header comments (Doxygen, installed from Debian
 # when missing) into $(BUILD)/docs/html; the user guide is docs/guide/.
