@@ -94,11 +94,11 @@ static void preset(config *c, const char *name) {
   c->temperature = 1.0;
   c->c_puct = 1.0;
   c->discount = 0.99;
-  c->value_rounds = 0;
-  c->value_sequents = 24;
+  c->value_rounds = 1; /* a round of the presets takes seconds */
+  c->value_sequents = 64;
   c->value_budget = 16;
   c->value_steps = 20;
-  c->value_lr = 3e-4;
+  c->value_lr = 3e-5;
   c->plot = true;
   c->final_eval = true;
   if (!strcmp(name, "gpu")) {

@@ -9,7 +9,7 @@ bin=$build/nanoproof
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 small="--train-sequents 400 --test-sequents 2 --batch-size 16 --iters 150 --eval-interval 75
-       --eval-iters 2 --warmup 10 --decay-steps 150 --threads 2 --budgets 4"
+       --eval-iters 2 --warmup 10 --decay-steps 150 --threads 2 --budgets 4 --value-rounds 0"
 fail() { echo "FAIL: $*"; exit 1; }
 
 $bin $small --out-dir "$tmp/a" >"$tmp/a.out" 2>"$tmp/a.log" || { cat "$tmp/a.log"; fail "training"; }
@@ -36,7 +36,8 @@ echo "ok: a |- b not proved ($(cat "$tmp/u.out"))"
 
 # exact resume
 args="--train-sequents 200 --test-sequents 1 --batch-size 8 --iters 20 --eval-interval 10
-      --eval-iters 1 --warmup 2 --decay-steps 20 --threads 2 --no-plot --no-final-eval"
+      --eval-iters 1 --warmup 2 --decay-steps 20 --threads 2 --no-plot --no-final-eval
+      --value-rounds 0"
 $bin $args --out-dir "$tmp/r1" >/dev/null 2>&1
 $bin $args --out-dir "$tmp/r2" --max-steps 9 >/dev/null 2>&1
 $bin $args --out-dir "$tmp/r2" --resume "$tmp/r2/last.safetensors" >/dev/null 2>&1
