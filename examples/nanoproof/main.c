@@ -16,6 +16,8 @@
  * plus --value-weight times the value CE (tyr/models/nanoproof.h); AdamW
  * with warm-up and cosine decay; checkpoints (model, optimizer, step, RNG,
  * data counter) that resume exactly; metrics.jsonl and loss.png.
+ * Then --value-rounds rounds: search fresh sequents with the model and
+ * train the value head on the search's outcomes (docs/nanoproof.md).
  *
  * Evaluation compares, at equal budgets in model calls, sampling alone
  * (one sampled step per goal, restarting after a failure) with PUCT search
