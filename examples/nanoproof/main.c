@@ -16,6 +16,8 @@
  * plus --value-weight times the value CE (tyr/models/nanoproof.h); AdamW
  * with warm-up and cosine decay; checkpoints (model, optimizer, step, RNG,
  * data counter) that resume exactly; metrics.jsonl and loss.png.
+ * Then --value-rounds rounds: search fresh sequents with the model and
+ * train the value head on the search's outcomes (docs/nanoproof.md).
  *
  * Evaluation compares, at equal budgets in model calls, sampling alone
  * (one sampled step per goal, restarting after a failure) with PUCT search
@@ -54,7 +56,8 @@ typedef struct config {
   char preset[16], model[16], out_dir[1024], resume[1024], device[32], budgets[128];
   int64_t n_train, n_test, vocab, seq_len, batch_size, iters, warmup, decay_steps;
   int64_t eval_interval, eval_iters, log_interval, threads, seed, max_steps, samples, budget;
-  int64_t max_new;
+  int64_t max_new, value_rounds, value_sequents, value_budget, value_steps;
+  double value_lr;
   double lr, min_lr, beta1, beta2, weight_decay, clip, value_weight, temperature, c_puct;
   double discount;
   bool plot, final_eval, model_given;
@@ -93,6 +96,11 @@ static void preset(config *c, const char *name) {
   c->temperature = 1.0;
   c->c_puct = 1.0;
   c->discount = 0.99;
+  c->value_rounds = 1; /* a round of the presets takes seconds */
+  c->value_sequents = 64;
+  c->value_budget = 16;
+  c->value_steps = 20;
+  c->value_lr = 3e-5;
   c->plot = true;
   c->final_eval = true;
   if (!strcmp(name, "gpu")) {
@@ -155,6 +163,12 @@ static int make_flags(config *c, tyr_flag *f) {
   FD("temperature", temperature, 0, 100, "sampling temperature of proposed steps (0: greedy)");
   FD("c-puct", c_puct, 0, 1e6, "search exploration constant");
   FD("discount", discount, 0, 1, "search value discount per step");
+  FI("value-rounds", value_rounds, 0, 1000,
+     "after --iters: rounds of search on fresh sequents, then value training on its outcomes");
+  FI("value-sequents", value_sequents, 1, BIG, "fresh sequents searched per value round");
+  FI("value-budget", value_budget, 1, BIG, "model calls per search in a value round");
+  FI("value-steps", value_steps, 1, BIG, "value-head training steps per value round");
+  FD("value-lr", value_lr, 0, 10, "learning rate of the value rounds");
 #undef FI
 #undef FD
 #undef FS
@@ -336,7 +350,7 @@ static void add_example(data *d, int64_t *cap, const tyr_sequent *g, const char 
   memset(e, 0, sizeof *e);
   tyr_sequent_print(g, e->state, sizeof e->state);
   e->has_step = step != NULL;
-  if (step) snprintf(e->step, sizeof e->step, "%s", step);
+  if (step) snprintf(e->step, sizeof e->step, "%.*s", (int)sizeof e->step - 1, step);
   e->bin = bin;
 }
 
@@ -640,6 +654,63 @@ static void on_reject(void *ctx, const tyr_sequent *g, const char *step, const c
   char text[TYR_SEQUENT_TEXT_MAX];
   tyr_sequent_print(g, text, sizeof text);
   fprintf(stderr, PROG ": rejected step '%s' on '%s': %s\n", step, text, why);
+}
+
+/* ---- value rounds ------------------------------------------------------------------ */
+/* Round r searches --value-sequents fresh sequents (a stream of their own
+ * from (seed, r), none of the test set) with the current model and turns
+ * every goal each search expanded into a value-only example whose target is
+ * its outcome (tyr_proof_result_label): the examples of the round, encoded.
+ * stats: labels, roots proved, labels > 0. */
+static void value_round_data(const config *c, tyr_nanoproof *m, toks *t, const data *d,
+                             int64_t round, int64_t T, encoded *out, int64_t stats[3]) {
+  policy_ctx p;
+  policy_init(&p, m, t, c);
+  p.sc.seed = (uint64_t)c->seed * 0xA24BAED4963EE407ull + 0x51ED27ull * (uint64_t)(round + 1);
+  uint64_t rng = (uint64_t)c->seed * 0x9FB21C651E98DF25ull + 7919ull * (uint64_t)(round + 1);
+  hset test = {xmalloc(sizeof(uint64_t) * (size_t)(4 * d->n_test + 64)), 4 * d->n_test + 64};
+  char text[TYR_SEQUENT_TEXT_MAX];
+  for (int64_t i = 0; i < d->n_test; i++) {
+    tyr_sequent_print(&d->test[i].q, text, sizeof text);
+    hset_add(&test, hash_text(text));
+  }
+  data rd = {0};
+  int64_t cap = 0, searched = 0;
+  stats[0] = stats[1] = stats[2] = 0;
+  while (searched < c->value_sequents) {
+    tyr_sequent q;
+    tyr_sequent_random(&rng, 3, 1 + (int)(rng % 12), &q);
+    tyr_sequent_print(&q, text, sizeof text);
+    if (hset_has(&test, hash_text(text))) continue;
+    searched++;
+    tyr_proof_search_config sc = tyr_proof_search_defaults();
+    sc.budget = c->value_budget;
+    sc.samples = (int)c->samples;
+    sc.c_puct = c->c_puct;
+    sc.discount = c->discount;
+    tyr_proof_result r;
+    if (tyr_proof_search(&q, &sc, policy, &p, &r)) exit(1);
+    stats[1] += r.proved;
+    for (int i = 0; i < r.n_labels; i++) {
+      double v = tyr_proof_result_label(&r, i, VALUE_DISCOUNT);
+      add_example(&rd, &cap, &r.label_goals[i], NULL, tyr_nanoproof_value_bin(v));
+      stats[0]++;
+      stats[2] += v > 0;
+    }
+    tyr_proof_result_free(&r);
+  }
+  policy_free(&p);
+  free(test.slot);
+  out->T = T;
+  out->rows = xmalloc(sizeof(int64_t) * (size_t)((rd.n_ex ? rd.n_ex : 1) * T));
+  out->tgs = xmalloc(sizeof(int64_t) * (size_t)((rd.n_ex ? rd.n_ex : 1) * T));
+  out->vpos = xmalloc(sizeof(int64_t) * (size_t)(rd.n_ex ? rd.n_ex : 1));
+  out->vbin = xmalloc(sizeof(int64_t) * (size_t)(rd.n_ex ? rd.n_ex : 1));
+  out->n = out->n_val = 0;
+  for (int64_t i = 0; i < rd.n_ex; i++)
+    out->n += encode_example(t, &rd.ex[i], T, out->rows + out->n * T, out->tgs + out->n * T,
+                             &out->vpos[out->n], &out->vbin[out->n]);
+  free(rd.ex);
 }
 
 /* ---- helpers ------------------------------------------------------------------- */
@@ -996,21 +1067,61 @@ int main(int argc, char **argv) {
   double t_start = now(), t_last = t_start, ema = 0, last_loss = NAN, vloss = NAN, vpl = NAN,
          vvl = NAN;
   int64_t steps_this_run = 0;
-  while (step < c.iters) {
-    double lr = tyr_lr_at(&sch, step), loss_v, pl_v, vl_v;
-    {
+  /* value rounds follow --iters: round r covers steps iters + r * value_steps + [1, value_steps];
+     its examples are rebuilt from the model at the round's start, so a run stops and checkpoints
+     only at round ends there (the round is (step - iters) / value_steps; its search and batch
+     streams come from (seed, round)) */
+  int64_t total = c.iters + c.value_rounds * c.value_steps, built_round = -1;
+  encoded ve = {0};
+  if (step > c.iters && (step - c.iters) % c.value_steps)
+    fprintf(stderr, PROG ": warning: resuming inside value round %" PRId64 " (not exact)\n",
+            (step - c.iters) / c.value_steps);
+  while (step < total) {
+    bool value_phase = step >= c.iters;
+    int64_t round = value_phase ? (step - c.iters) / c.value_steps : -1;
+    if (value_phase && round != built_round) {
+      free(ve.rows), free(ve.tgs), free(ve.vpos), free(ve.vbin);
+      int64_t st[3];
+      double tr = now();
+      value_round_data(&c, &m, &t, &d, round, T, &ve, st);
+      built_round = round;
+      fprintf(stderr,
+              "%svalue round %" PRId64 ": %" PRId64 " sequents searched at budget %" PRId64
+              ", %" PRId64 " proved; %" PRId64 " labels (%" PRId64 " > 0) in %.1f s\n",
+              tty ? "\n" : "", round + 1, c.value_sequents, c.value_budget, st[1], st[0], st[2],
+              now() - tr);
+      if (tyr_jsonl_write(metrics, path_metrics,
+                          "{\"step\":%" PRId64 ",\"value_round\":%" PRId64
+                          ",\"round_sequents\":%" PRId64 ",\"round_proved\":%" PRId64
+                          ",\"round_labels\":%" PRId64 ",\"round_positive\":%" PRId64 "}",
+                          step, round + 1, c.value_sequents, st[1], st[0], st[2]))
+        return 1;
+    }
+    double lr = value_phase ? c.value_lr : tyr_lr_at(&sch, step), loss_v, pl_v, vl_v;
+    if (value_phase && ve.n == 0) { /* nothing encoded: the round trains nothing */
+      loss_v = pl_v = vl_v = 0;
+    } else {
       TYR_SCOPE;
-      batch b = make_batch(&e, false, c.batch_size, data_seed, &data_counter, dev);
+      uint64_t vcounter =
+          (uint64_t)(step - c.iters - round * c.value_steps) * (uint64_t)c.batch_size;
+      batch b = value_phase
+                    ? make_batch(&ve, false, c.batch_size,
+                                 data_seed ^ (0x2545F4914F6CDD1Dull * (uint64_t)(round + 1)),
+                                 &vcounter, dev)
+                    : make_batch(&e, false, c.batch_size, data_seed, &data_counter, dev);
       tyr_tensor *pl = NULL, *vl = NULL;
       tyr_tensor *loss = tyr_nanoproof_loss(&m, b.idx, b.tg, b.vpos, b.vbin, true, &pl, &vl);
       if (!loss) return 1;
-      tyr_backward_e(loss);
+      /* a value round trains on the value loss only: its examples have no step */
+      tyr_backward_e(value_phase ? vl : loss);
       loss_v = tyr_item_e(loss), pl_v = tyr_item_e(pl), vl_v = tyr_item_e(vl);
+      if (value_phase) loss_v = c.value_weight * vl_v, pl_v = 0;
       if (c.clip > 0) tyr_params_clip_grad_norm(&m.gpt.params, c.clip);
       tyr_optim_step(&opt, lr);
       tyr_optim_zero_grad(&opt);
     }
     if (!isfinite(loss_v)) {
+      /* (checked on the combined loss; a value round reports w * value loss) */
       fprintf(stderr, "\n" PROG ": loss is %f at step %" PRId64 "; stopping\n", loss_v, step);
       return 1;
     }
@@ -1021,22 +1132,25 @@ int main(int argc, char **argv) {
     t_last = tn;
     double ex_s = (double)c.batch_size / (dt > 0 ? dt : 1e-9);
     ema = steps_this_run <= 2 ? ex_s : 0.9 * ema + 0.1 * ex_s;
-    if (tyr_jsonl_write(metrics, path_metrics,
-                        "{\"step\":%" PRId64
-                        ",\"loss\":%.6f,\"policy_loss\":%.6f,\"value_loss\":%.6f,\"lr\":%.6g}",
-                        step, loss_v, pl_v, vl_v, lr))
+    if (value_phase ? tyr_jsonl_write(metrics, path_metrics,
+                                      "{\"step\":%" PRId64 ",\"value_round\":%" PRId64
+                                      ",\"round_value_loss\":%.6f,\"lr\":%.6g}",
+                                      step, round + 1, vl_v, lr)
+                    : tyr_jsonl_write(metrics, path_metrics,
+                                      "{\"step\":%" PRId64 ",\"loss\":%.6f,\"policy_loss\":%.6f,"
+                                      "\"value_loss\":%.6f,\"lr\":%.6g}",
+                                      step, loss_v, pl_v, vl_v, lr))
       return 1;
-    if (tty ? (step % 5 == 0 || step == c.iters)
-            : (step % c.log_interval == 0 || step == c.iters)) {
+    if (tty ? (step % 5 == 0 || step == total) : (step % c.log_interval == 0 || step == total)) {
       char text[128];
       snprintf(text, sizeof text, "loss %.4f (policy %.4f, value %.4f) | %.0f seq/s", loss_v, pl_v,
                vl_v, ema);
-      tyr_progress_draw(stderr, tty, step, c.iters,
-                        (double)(c.iters - step) * (double)c.batch_size / (ema > 0 ? ema : 1),
-                        text);
+      tyr_progress_draw(stderr, tty, step, total,
+                        (double)(total - step) * (double)c.batch_size / (ema > 0 ? ema : 1), text);
     }
-    bool last = step == c.iters || (c.max_steps && steps_this_run >= c.max_steps);
-    if (step % c.eval_interval == 0 || step == c.iters) {
+    bool at_end = step <= c.iters || (step - c.iters) % c.value_steps == 0;
+    bool last = step == total || (c.max_steps && steps_this_run >= c.max_steps && at_end);
+    if (step % c.eval_interval == 0 || step == c.iters || step == total) {
       evaluate_loss(&m, &c, &e, data_seed, &vloss, &vpl, &vvl);
       fprintf(stderr, "%sstep %" PRId64 ": val loss %.4f (policy %.4f, value %.4f)%s\n",
               tty ? "\n" : "", step, vloss, vpl, vvl, vloss < best_val ? " (best)" : "");
@@ -1049,13 +1163,14 @@ int main(int argc, char **argv) {
         best_val = vloss;
         save_checkpoint(path_best, &m, &opt, step, data_counter, best_val, data_json);
       }
-      save_checkpoint(path_last, &m, &opt, step, data_counter, best_val, data_json);
+      if (at_end) save_checkpoint(path_last, &m, &opt, step, data_counter, best_val, data_json);
     } else if (last) {
       save_checkpoint(path_last, &m, &opt, step, data_counter, best_val, data_json);
     }
     if (last) break;
   }
   fclose(metrics);
+  free(ve.rows), free(ve.tgs), free(ve.vpos), free(ve.vbin);
   double elapsed = now() - t_start;
   fprintf(stderr, PROG ": %" PRId64 " steps in %.1f s, last loss %.4f\n", steps_this_run, elapsed,
           last_loss);
@@ -1065,7 +1180,7 @@ int main(int argc, char **argv) {
       tyr_plot_metrics_png(path_plot, path_metrics, "NANOPROOF LOSS", "POLICY + W * VALUE CE") == 0)
     fprintf(stderr, PROG ": wrote %s\n", path_plot);
   int rc = 0;
-  if (c.final_eval && step == c.iters) rc = evaluate(&c, &m, &t, &d, path_eval);
+  if (c.final_eval && step == total) rc = evaluate(&c, &m, &t, &d, path_eval);
   fprintf(stderr, PROG ": model in %s; prove with: " PROG " --prove 'a & b |- b & a' %s\n",
           c.out_dir, c.out_dir);
   free(e.rows), free(e.tgs), free(e.vpos), free(e.vbin);

@@ -182,6 +182,38 @@ static int extract(const tree *t, int id, int depth, tyr_proof_result *r) {
   return -1;
 }
 
+/* steps of the proof found below a proved goal (the one extract takes) */
+static int proved_steps(const tree *t, int id) {
+  const node *n = &t->nodes[id];
+  if (n->status != PROVED) return 0;
+  for (int i = 0; i < n->n_apps; i++) {
+    const app *a = &t->apps[n->first_app + i];
+    int st;
+    app_value(t, a, &st);
+    if (st != PROVED) continue;
+    int s = 1;
+    for (int k = 0; k < a->n_kids; k++) s += proved_steps(t, a->kids[k]);
+    return s;
+  }
+  return 0;
+}
+
+/* every expanded goal with its outcome */
+static int collect_labels(const tree *t, tyr_proof_result *r) {
+  int n = 0;
+  for (int i = 0; i < t->n_nodes; i++) n += t->nodes[i].expanded;
+  r->label_goals = malloc(sizeof *r->label_goals * (size_t)(n > 0 ? n : 1));
+  r->label_steps = malloc(sizeof *r->label_steps * (size_t)(n > 0 ? n : 1));
+  if (!r->label_goals || !r->label_steps) return -1;
+  for (int i = 0; i < t->n_nodes; i++) {
+    if (!t->nodes[i].expanded) continue;
+    r->label_goals[r->n_labels] = t->nodes[i].goal;
+    r->label_steps[r->n_labels] = proved_steps(t, i);
+    r->n_labels++;
+  }
+  return 0;
+}
+
 static int result_alloc(tyr_proof_result *r, int n) {
   r->goals = malloc(sizeof *r->goals * (size_t)(n > 0 ? n : 1));
   r->steps = malloc(sizeof *r->steps * (size_t)(n > 0 ? n : 1));
@@ -244,6 +276,7 @@ int tyr_proof_search(const tyr_sequent *root, const tyr_proof_search_config *cfg
     out->nodes = t.n_nodes;
     out->proved = t.nodes[0].status == PROVED;
     if (out->proved && (result_alloc(out, t.n_nodes) || extract(&t, 0, 0, out))) rc = -1;
+    if (!rc && collect_labels(&t, out)) rc = -1;
   }
   free(t.nodes);
   free(t.apps);
@@ -339,7 +372,13 @@ void tyr_proof_result_free(tyr_proof_result *r) {
   free(r->goals);
   free(r->steps);
   free(r->depth);
+  free(r->label_goals);
+  free(r->label_steps);
   memset(r, 0, sizeof *r);
+}
+
+double tyr_proof_result_label(const tyr_proof_result *r, int i, double discount) {
+  return r->label_steps[i] > 0 ? pow(discount, r->label_steps[i] - 1) : 0;
 }
 
 void tyr_proof_result_print(FILE *f, const tyr_proof_result *r) {

@@ -9,7 +9,7 @@ bin=$build/nanoproof
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 small="--train-sequents 400 --test-sequents 2 --batch-size 16 --iters 150 --eval-interval 75
-       --eval-iters 2 --warmup 10 --decay-steps 150 --threads 2 --budgets 4"
+       --eval-iters 2 --warmup 10 --decay-steps 150 --threads 2 --budgets 4 --value-rounds 0"
 fail() { echo "FAIL: $*"; exit 1; }
 
 $bin $small --out-dir "$tmp/a" >"$tmp/a.out" 2>"$tmp/a.log" || { cat "$tmp/a.log"; fail "training"; }
@@ -36,7 +36,8 @@ echo "ok: a |- b not proved ($(cat "$tmp/u.out"))"
 
 # exact resume
 args="--train-sequents 200 --test-sequents 1 --batch-size 8 --iters 20 --eval-interval 10
-      --eval-iters 1 --warmup 2 --decay-steps 20 --threads 2 --no-plot --no-final-eval"
+      --eval-iters 1 --warmup 2 --decay-steps 20 --threads 2 --no-plot --no-final-eval
+      --value-rounds 0"
 $bin $args --out-dir "$tmp/r1" >/dev/null 2>&1
 $bin $args --out-dir "$tmp/r2" --max-steps 9 >/dev/null 2>&1
 $bin $args --out-dir "$tmp/r2" --resume "$tmp/r2/last.safetensors" >/dev/null 2>&1
@@ -46,6 +47,24 @@ cmp -s "$tmp/r1.loss" "$tmp/r2.loss" || { diff "$tmp/r1.loss" "$tmp/r2.loss" | h
 [ "$(wc -l <"$tmp/r1.loss")" -eq 20 ] || fail "expected 20 loss lines"
 cmp "$tmp/r1/last.safetensors" "$tmp/r2/last.safetensors" || fail "final checkpoints differ"
 echo "ok: 20 steps straight == 9 + resume + 11, bit for bit"
+
+# value rounds: each round searches fresh sequents and labels what it expanded; training on the
+# labels moves the value loss; resuming at a round end is exact
+vargs="$args --value-rounds 2 --value-steps 4 --value-sequents 4 --value-budget 4"
+$bin $vargs --out-dir "$tmp/v1" >/dev/null 2>"$tmp/v1.log" || { cat "$tmp/v1.log"; fail "value rounds"; }
+[ "$(grep -c '"round_labels"' "$tmp/v1/metrics.jsonl")" -eq 2 ] || fail "expected 2 value rounds"
+grep '"round_labels"' "$tmp/v1/metrics.jsonl" | grep -vq '"round_labels":0,' ||
+  fail "a round produced no labels: $(grep round_labels "$tmp/v1/metrics.jsonl")"
+[ "$(grep -c '"round_value_loss"' "$tmp/v1/metrics.jsonl")" -eq 8 ] || fail "expected 8 value steps"
+v20=$(grep '"step":20,"val_loss"' "$tmp/v1/metrics.jsonl" | sed 's/.*"val_value_loss":\([0-9.]*\).*/\1/')
+v28=$(grep '"step":28,"val_loss"' "$tmp/v1/metrics.jsonl" | sed 's/.*"val_value_loss":\([0-9.]*\).*/\1/')
+[ -n "$v20" ] && [ -n "$v28" ] && [ "$v20" != "$v28" ] || fail "value rounds left the value loss at $v20 -> $v28"
+$bin $vargs --out-dir "$tmp/v2" --max-steps 24 >/dev/null 2>&1
+$bin $vargs --out-dir "$tmp/v2" --resume "$tmp/v2/last.safetensors" >/dev/null 2>&1
+cmp -s "$tmp/v1/metrics.jsonl" "$tmp/v2/metrics.jsonl" || {
+  diff "$tmp/v1/metrics.jsonl" "$tmp/v2/metrics.jsonl" | head; fail "resumed value rounds differ"; }
+cmp "$tmp/v1/last.safetensors" "$tmp/v2/last.safetensors" || fail "value-round checkpoints differ"
+echo "ok: 2 value rounds (val value loss $v20 -> $v28); 24 steps + resume == 28 straight, bit for bit"
 
 # bad input
 cp "$tmp/a/last.safetensors" "$tmp/keep.safetensors"

@@ -4,6 +4,7 @@
  * alone misses at the same budget; rejected steps are reported; the
  * proofs found pass the checker; a refuted goal fails without looping. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "testutil.h"
@@ -132,10 +133,70 @@ static void test_search_beats_sampling(void **state) {
   assert_true(searched > sampled + 5);
 }
 
+static int cmp_int(const void *a, const void *b) {
+  return *(const int *)a - *(const int *)b;
+}
+
+/* labels from search outcomes: with the perfect policy every expanded goal
+   is on the proof, and its label is the proof length below it; a refuted
+   goal labels everything it expanded 0 */
+static void test_search_labels(void **state) {
+  (void)state;
+  tyr_sequent q;
+  tyr_proof_result r;
+  tyr_proof_search_config c = tyr_proof_search_defaults();
+  /* by hand: a & b |- a  is  andL 0, then ax on  a, b |- a */
+  assert_int_equal(tyr_sequent_parse("a & b |- a", &q), 0);
+  assert_int_equal(tyr_proof_search(&q, &c, perfect, NULL, &r), 0);
+  assert_true(r.proved);
+  assert_int_equal(r.n_labels, 2);
+  char text[TYR_SEQUENT_TEXT_MAX];
+  tyr_sequent_print(&r.label_goals[0], text, sizeof text);
+  assert_string_equal(text, "a & b |- a");
+  tyr_sequent_print(&r.label_goals[1], text, sizeof text);
+  assert_string_equal(text, "a, b |- a");
+  assert_int_equal(r.label_steps[0], 2);
+  assert_int_equal(r.label_steps[1], 1);
+  assert_float_equal(tyr_proof_result_label(&r, 0, 0.97), 0.97, 1e-12);
+  assert_float_equal(tyr_proof_result_label(&r, 1, 0.97), 1.0, 1e-12);
+  tyr_proof_result_free(&r);
+  /* a longer proof: the labels are the complete prover's steps left */
+  assert_int_equal(tyr_sequent_parse("|- ((a -> b) -> a) -> a", &q), 0);
+  tyr_sequent_proof pf = {0};
+  assert_int_equal(tyr_sequent_prove(&q, 100, &pf), 1);
+  assert_int_equal(tyr_proof_search(&q, &c, perfect, NULL, &r), 0);
+  assert_int_equal(r.n_labels, pf.n);
+  assert_int_equal(r.label_steps[0], pf.n);
+  qsort(r.label_steps, (size_t)r.n_labels, sizeof *r.label_steps, cmp_int);
+  qsort(pf.remaining, (size_t)pf.n, sizeof *pf.remaining, cmp_int);
+  for (int i = 0; i < pf.n; i++) assert_int_equal(r.label_steps[i], pf.remaining[i]);
+  tyr_proof_result_free(&r);
+  tyr_sequent_proof_free(&pf);
+  /* refuted: the root is labelled 0; a subgoal proved on the way keeps its
+     proof length, and the complete prover agrees it is provable */
+  assert_int_equal(tyr_sequent_parse("a | b |- a & b", &q), 0);
+  c.budget = 1000;
+  assert_int_equal(tyr_proof_search(&q, &c, perfect, NULL, &r), 0);
+  assert_false(r.proved);
+  assert_true(r.n_labels > 0);
+  assert_int_equal(r.label_steps[0], 0);
+  for (int i = 0; i < r.n_labels; i++) {
+    tyr_sequent_proof sub = {0};
+    assert_int_equal(tyr_sequent_prove(&r.label_goals[i], 1000, &sub), r.label_steps[i] > 0);
+    tyr_sequent_proof_free(&sub);
+  }
+  tyr_proof_result_free(&r);
+  /* the sampling baseline gives no labels */
+  assert_int_equal(tyr_proof_sample(&q, &c, perfect, NULL, &r), 0);
+  assert_int_equal(r.n_labels, 0);
+  tyr_proof_result_free(&r);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       TYR_TEST(test_perfect_policy),
       TYR_TEST(test_search_beats_sampling),
+      TYR_TEST(test_search_labels),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -66,6 +66,14 @@ typedef struct tyr_proof_result {
   tyr_sequent *goals;
   tyr_sequent_step *steps;
   int *depth;
+  /* Search outcomes (tyr_proof_search only): one label per goal the search
+   * expanded, root first.  label_steps[i] is the number of steps of the
+   * proof the search found below label_goals[i] (1 when a single step
+   * closes it), or 0 when the goal was refuted, failed or still open when
+   * the budget ran out: a value target is discount^(steps - 1), or 0. */
+  int n_labels;
+  tyr_sequent *label_goals;
+  int *label_steps;
 } tyr_proof_result;
 
 /* 0, or -1 when the policy aborted or memory ran out (out is then freed). */
@@ -74,6 +82,8 @@ int tyr_proof_search(const tyr_sequent *root, const tyr_proof_search_config *cfg
 int tyr_proof_sample(const tyr_sequent *root, const tyr_proof_search_config *cfg,
                      tyr_proof_policy_fn policy, void *ctx, tyr_proof_result *out);
 void tyr_proof_result_free(tyr_proof_result *r);
+/* The value target of label i: discount^(label_steps[i] - 1), or 0. */
+double tyr_proof_result_label(const tyr_proof_result *r, int i, double discount);
 /* The proof as an indented tree: one line per goal, "goal   [step]". */
 void tyr_proof_result_print(FILE *f, const tyr_proof_result *r);
 
