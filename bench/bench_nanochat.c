@@ -11,12 +11,17 @@
  *       differences (exit 1 past tolerance).
  *   bench_nanochat --speed [--preset d12|debug] [--device cuda] [--steps N]
  *                  [--micro-batch B] [--accum A] [--seq-len T]
- *       Tyr's training step (forward, backward, Muon + Adam) on random
- *       BOS-packed batches: tok/s, ms/step, MFU, peak memory; then the
- *       twin's (`torch_nanochat.py speed`, torch.compile when --compile)
- *       with the same sizes, so that both figures come from one run.
- * PYTHON: the interpreter with PyTorch (default /usr/bin/python3, or
- * $TYR_PYTHON). */
+ *                  [--data SHARD] [--work-dir DIR [--tol X]]
+ *       Tyr's training step (forward, backward, Muon with Polar Express +
+ *       Adam) on random BOS-packed batches, or on the windows of a token
+ *       shard: tok/s, ms/step, MFU, peak memory, the first step's loss and
+ *       the mean of the last steps; then the twin's (`torch_nanochat.py
+ *       speed`: torch.compile unless --no-compile, FlexAttention with block
+ *       masks on CUDA unless --attention dense) with the same sizes, so
+ *       that both figures come from one run.  With --work-dir the twin
+ *       starts from Tyr's initial weights on the same batches and compares
+ *       the losses step by step (DIR/tyr_losses.txt, DIR/torch_losses.txt).
+ * The interpreter with PyTorch: $TYR_PYTHON, default /usr/bin/python3. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -26,6 +31,8 @@
 
 #include <tyr/checkpoint.h>
 #include <tyr/cuda.h>
+#include <tyr/data.h>
+#include <tyr/fileio.h>
 #include <tyr/flags.h>
 #include <tyr/models/nanochat_gpt.h>
 #include <tyr/muon.h>
@@ -139,8 +146,39 @@ static double now(void) {
 
 /* Tyr's training step on random BOS-packed batches (documents of 300 to
  * 1500 tokens), Muon + Adam as train_nanochat sets them up */
+/* Fills ids [mb, T+1] and doc [mb, T] for micro-batch k: random
+ * BOS-packed documents of 300 to 1500 tokens (rs), or, with a shard, the
+ * windows of T+1 tokens at (k * mb + b) * T (wrapping), document ids
+ * counting the BOS tokens so far, as torch_nanochat.py reads them. */
+static void fill_batch(const uint16_t *tok, int64_t ntok, int64_t k, int64_t mb, int64_t T_,
+                       int64_t *ids, int32_t *doc, uint64_t *rs) {
+  for (int64_t b = 0; b < mb; b++) {
+    int64_t left = 0, start = tok ? ((k * mb + b) * T_) % (ntok - T_ - 1) : 0;
+    int32_t d = 0;
+    for (int64_t t = 0; t <= T_; t++) {
+      int64_t id;
+      if (tok) {
+        id = tok[start + t];
+      } else {
+        uint64_t r = *rs;
+        r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+        *rs = r;
+        if (left-- <= 0) {
+          id = 50256;
+          left = 300 + (int64_t)(r % 1200);
+        } else {
+          id = (int64_t)(r % 50257);
+        }
+      }
+      ids[b * (T_ + 1) + t] = id;
+      if (id == 50256) d++;
+      if (t < T_) doc[b * T_ + t] = d;
+    }
+  }
+}
+
 static int speed(const char *preset, const char *device, int64_t steps, int64_t mb, int64_t accum,
-                 int64_t T_, double peak) {
+                 int64_t T_, double peak, const char *data, const char *dir) {
   tyr_device dev;
   if (!tyr_device_parse(device, &dev)) {
     fprintf(stderr, "bench_nanochat: --device %s: cpu, cuda or cuda:N\n", device);
@@ -170,31 +208,41 @@ static int speed(const char *preset, const char *device, int64_t steps, int64_t 
   mc.adamw.groups[2] = (tyr_param_group){0.04, 0};
   tyr_muon mu;
   if (tyr_muon_init(&mu, &m.params, &mc, NULL)) return 1;
+  tyr_shards *sh = NULL;
+  const uint16_t *tok = NULL;
+  int64_t ntok = 0;
+  if (data[0]) {
+    if (!(sh = tyr_shards_open(data, TYR_SHARD_LLMC))) return 1;
+    tok = tyr_shards_tokens(sh, 0), ntok = tyr_shards_ntokens(sh, 0);
+    if (ntok < T_ + 2 || tyr_shards_count(sh) > 1) {
+      fprintf(stderr, "bench_nanochat: --data %s: needs one shard of at least %" PRId64 " tokens\n",
+              data, T_ + 2);
+      return 2;
+    }
+  }
+  FILE *lf = NULL;
+  char path[1200];
+  if (dir[0]) { /* the initial weights for the twin, and the losses */
+    snprintf(path, sizeof path, "%s/init.safetensors", dir);
+    if (tyr_mkdirs(dir) || tyr_nanochat_save(&m, path)) return 1;
+    snprintf(path, sizeof path, "%s/tyr_losses.txt", dir);
+    if (!(lf = fopen(path, "w"))) {
+      fprintf(stderr, "bench_nanochat: %s: cannot write\n", path);
+      return 1;
+    }
+  }
   int64_t *ids = malloc(sizeof(int64_t) * (size_t)(mb * (T_ + 1)));
   int32_t *doc = malloc(sizeof(int32_t) * (size_t)(mb * T_));
   uint64_t r = 88172645463325252ull;
-  double t_run = 0, first = NAN, last = NAN;
+  double t_run = 0, first = NAN, tail = 0;
+  int64_t ntail = steps < 50 ? (steps + 1) / 2 : steps / 5;
   tyr_nanochat_windows w = {T_, T_ / 2};
   for (int64_t s = 0; s < steps + 2; s++) { /* two warm-up steps, not timed */
     double t0 = now();
     double lsum = 0;
     for (int64_t a = 0; a < accum; a++) {
       TYR_SCOPE;
-      for (int64_t b = 0; b < mb; b++) {
-        int64_t left = 0;
-        int32_t d = 0;
-        for (int64_t t = 0; t <= T_; t++) {
-          r ^= r << 13, r ^= r >> 7, r ^= r << 17;
-          if (left-- <= 0) {
-            ids[b * (T_ + 1) + t] = 50256;
-            left = 300 + (int64_t)(r % 1200);
-            d++;
-          } else {
-            ids[b * (T_ + 1) + t] = (int64_t)(r % 50257);
-          }
-          if (t < T_) doc[b * T_ + t] = d;
-        }
-      }
+      fill_batch(tok, ntok, s * accum + a, mb, T_, ids, doc, &r);
       tyr_tensor *all =
           tyr_from_host_at(TYR_SITE, ids, TYR_I64, TYR_DEVICE_CPU, 2, (int64_t[]){mb, T_ + 1});
       tyr_tensor *x = tyr_to_device_e(tyr_narrow_e(all, 1, 0, T_), dev);
@@ -209,16 +257,21 @@ static int speed(const char *preset, const char *device, int64_t steps, int64_t 
     tyr_params_zero_grad(&m.params);
     if (dev.type == TYR_CUDA) tyr_cuda_synchronize();
     double dt = now() - t0;
-    if (s == 2) first = lsum / (double)accum;
-    last = lsum / (double)accum;
+    double l = lsum / (double)accum;
+    if (lf) fprintf(lf, "%.6f\n", l);
+    if (s == 0) first = l;
+    if (s >= steps + 2 - ntail) tail += l / (double)ntail;
     if (s >= 2) t_run += dt;
   }
-  double tok = (double)(steps * accum * mb * T_), tok_s = tok / t_run;
+  if (lf && fclose(lf)) return 1;
+  tyr_shards_close(sh);
+  double tok_s = (double)(steps * accum * mb * T_) / t_run;
   double mfu = tyr_nanochat_flops_per_token(&m, T_, &w) * tok_s / (peak * 1e12);
   printf("tyr %s %s: %" PRId64 " steps of %" PRId64 " x %" PRId64 " x %" PRId64
-         " tokens: tok/s %.0f ms/step %.1f MFU %.2f%% loss %.4f -> %.4f",
+         " tokens: tok/s %.0f ms/step %.1f MFU %.2f%% loss %.4f, mean of the last %" PRId64
+         " steps %.4f",
          preset, device, steps, accum, mb, T_, tok_s, 1e3 * t_run / (double)steps, 100 * mfu, first,
-         last);
+         ntail, tail);
   tyr_cuda_mem_stats ms;
   if (dev.type == TYR_CUDA && tyr_cuda_memory_stats(dev.index, &ms) == 0)
     printf(" peak memory %.2f GiB", (double)ms.peak_allocated / 1073741824.0);
@@ -233,6 +286,8 @@ static int speed(const char *preset, const char *device, int64_t steps, int64_t 
 
 int main(int argc, char **argv) {
   char dir[1024] = "", feature[32] = "all", preset[16] = "d12", device[32] = "cuda";
+  char data[1024] = "", work[1024] = "", attention[16] = "flex";
+  double tol = 0;
   bool compare = false, do_speed = false, compile = true;
   int64_t steps = 30, mb = 64, accum = 8, T_ = 1024, threads = 0;
   double peak = 989;
@@ -249,6 +304,15 @@ int main(int argc, char **argv) {
       TYR_FLAG_INT("seq-len", &T_, 8, 65536, "--speed: tokens per sequence"),
       TYR_FLAG_DOUBLE("peak-tflops", &peak, 1e-3, 1e6, "--speed: the device's peak, for MFU"),
       TYR_FLAG_BOOL("compile", &compile, "--speed: torch.compile the twin"),
+      TYR_FLAG_STRING("data", data,
+                      "--speed: train both on this token shard (.bin) instead of random tokens"),
+      TYR_FLAG_STRING("work-dir", work,
+                      "--speed: write the initial weights there for the twin to start from, and "
+                      "Tyr's losses for it to compare with"),
+      TYR_FLAG_STRING("attention", attention, "--speed: the twin's attention: flex or dense"),
+      TYR_FLAG_DOUBLE("tol", &tol, 0, 1e9,
+                      "--speed with --work-dir: fail when a step's losses differ by more (0: no "
+                      "check)"),
       TYR_FLAG_INT("threads", &threads, 0, 1024, "CPU threads (0: all)"),
   };
   tyr_flags_parse("bench_nanochat",
@@ -267,13 +331,22 @@ int main(int argc, char **argv) {
     fprintf(stderr, "bench_nanochat: give --dump DIR or --speed (see --help)\n");
     return 2;
   }
-  if (speed(preset, device, steps, mb, accum, T_, peak)) return 1;
-  snprintf(cmd, sizeof cmd,
-           "%s bench/torch_nanochat.py speed --preset %s --device %s --steps %" PRId64
-           " --micro-batch %" PRId64 " --accum %" PRId64 " --seq-len %" PRId64
-           " --peak-tflops %g%s",
-           py, preset, !strncmp(device, "cuda", 4) ? "cuda" : "cpu", steps, mb, accum, T_, peak,
-           compile ? " --compile" : "");
+  if (speed(preset, device, steps, mb, accum, T_, peak, data, work)) return 1;
+  int n = snprintf(cmd, sizeof cmd,
+                   "%s bench/torch_nanochat.py speed --preset %s --device %s --steps %" PRId64
+                   " --micro-batch %" PRId64 " --accum %" PRId64 " --seq-len %" PRId64
+                   " --peak-tflops %g --attention %s%s",
+                   py, preset, !strncmp(device, "cuda", 4) ? "cuda" : "cpu", steps, mb, accum, T_,
+                   peak, attention, compile ? " --compile" : "");
+  if (data[0]) n += snprintf(cmd + n, sizeof cmd - (size_t)n, " --data '%s'", data);
+  if (work[0])
+    n += snprintf(cmd + n, sizeof cmd - (size_t)n,
+                  " --init '%s/init.safetensors' --tyr-losses '%s/tyr_losses.txt' --tol %g", work,
+                  work, tol);
+  if (n >= (int)sizeof cmd) {
+    fprintf(stderr, "bench_nanochat: paths too long\n");
+    return 2;
+  }
   fflush(stdout);
   return system(cmd) == 0 ? 0 : 1;
 }

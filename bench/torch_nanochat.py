@@ -9,27 +9,38 @@ MLP, value embeddings mixed into v with learned lambdas (U-net pattern),
 U-net skips with learned weights, block lambdas x = l0 x + l1 x0, the smear
 gate, per-head attention gates, a layer without attention, an untied head
 with a logit softcap.  Attention masks (causal, long/short sliding windows,
-documents) are a dense boolean [B, 1, T, T] mask given to SDPA on PyTorch 2
-(a plain masked softmax on PyTorch 1.13, which has no SDPA); FlexAttention
-with a block mask is not used yet.
+documents): for speed on CUDA, FlexAttention with block masks (PyTorch 2.5
+and later, compiled with the step); otherwise a dense boolean [B, 1, T, T]
+mask given to SDPA on PyTorch 2 (a plain masked softmax on PyTorch 1.13).
 
   torch_nanochat.py check DIR   parity with what `bench_nanochat --dump DIR`
                                 wrote: logits, loss and every gradient from
                                 Tyr's weights on Tyr's batch.  Exit 1 past
                                 tolerance.
   torch_nanochat.py speed ...   training tok/s of the same step (forward,
-                                backward, Muon + Adam) on random BOS-packed
-                                batches; prints 'torch ... tok/s ...'.
+                                backward, Muon with Polar Express + Adam) on
+                                random BOS-packed batches or the windows of a
+                                token shard (--data), from Tyr's initial
+                                weights (--init); prints 'torch ... tok/s
+                                ...' and, given Tyr's losses, both step by
+                                step.
 """
 import argparse
 import json
 import math
+import os
 import sys
 import time
 
 import torch
 import torch.nn.functional as F
+from muon_torch import orthogonalize
 from safetensors_io import load_safetensors
+
+try:  # PyTorch 2.5 and later
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+except ImportError:
+    create_block_mask = flex_attention = None
 
 GD = 12  # channels the gates read
 
@@ -114,7 +125,7 @@ class NanoChat(torch.nn.Module):
     def has(self, name):
         return name.replace(".", "__") in self.p
 
-    def forward(self, idx, doc, windows, targets):
+    def forward(self, idx, doc, windows, targets, block_masks=None):
         c, eps = self.c, self.c["norm_eps"] or 1e-6
         B, T = idx.shape
         H, D = c["n_head"], c["head_dim"]
@@ -153,9 +164,14 @@ class NanoChat(torch.nn.Module):
                     q, k = rms(q, eps), rms(k, eps)
                 q, k = rotate(q, cos, sin), rotate(k, cos, sin)
                 win = windows[0] if kind == "L" else windows[1]
-                if win not in masks:
-                    masks[win] = dense_mask(doc, T, win)
-                y = attend(q, k, v, masks[win], scale).transpose(1, 2)  # [B, T, H, D]
+                if block_masks is not None:  # FlexAttention, in the autocast dtype
+                    dt = torch.bfloat16 if v.is_cuda else v.dtype
+                    y = flex_attention(q.to(dt), k.to(dt), v.to(dt), block_mask=block_masks[win],
+                                       scale=scale).transpose(1, 2)
+                else:
+                    if win not in masks:
+                        masks[win] = dense_mask(doc, T, win)
+                    y = attend(q, k, v, masks[win], scale).transpose(1, 2)  # [B, T, H, D]
                 if self.has(pre + "attn_gate"):
                     y = y * torch.sigmoid(h[..., :GD] @ self.P(pre + "attn_gate").t())[..., None]
                 x = x + y.reshape(B, T, H * D) @ self.P(pre + "attn_proj").t()
@@ -246,31 +262,53 @@ def init_tensors(c):
     return t
 
 
-def speed(a):
-    torch.manual_seed(1)
-    dev = torch.device(a.device)
-    c = d12_config(a.preset)
-    m = NanoChat(c, init_tensors(c), dev, torch.float32)
-    adam_names = ("embed", "lm_head", "gate")
-    hidden = [p for n, p in m.p.items() if p.ndim == 2 and not any(s in n for s in adam_names)]
-    groups = [([p for n, p in m.p.items() if "embed" in n], 0.6),
-              ([m.p["lm_head"]], 0.008),
-              ([p for n, p in m.p.items() if p.ndim < 2 or "gate" in n], 0.04)]
-    adam = torch.optim.Adam([{"params": g, "lr": lr} for g, lr in groups], betas=(0.8, 0.95),
-                            eps=1e-10)
-    muon = torch.optim.Muon(hidden, lr=0.05, momentum=0.95) if hasattr(torch.optim, "Muon") \
-        else torch.optim.SGD(hidden, lr=0.05, momentum=0.95, nesterov=True)
-    T, mb = a.seq_len, a.micro_batch
-    windows = (T, T // 2)
+class Muon(torch.optim.Optimizer):
+    """Tyr's Muon (src/optim/muon.c): momentum lerp, Nesterov, Polar Express
+    in bfloat16 on CUDA (float32 on the CPU), scaled by sqrt(max(1, rows /
+    cols)), no weight decay, as bench_nanochat sets it up."""
 
-    def loss_fn(idx, doc, tgt):
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-            return m(idx, doc, windows, tgt)[1]
+    def __init__(self, params, lr, momentum=0.95):
+        super().__init__(params, dict(lr=lr, momentum=momentum))
 
-    step_fn = torch.compile(loss_fn) if a.compile and hasattr(torch, "compile") else loss_fn
+    @torch.no_grad()
+    def step(self):
+        for g in self.param_groups:
+            mu = g["momentum"]
+            for p in g["params"]:
+                if p.grad is None:
+                    continue
+                st = self.state[p]
+                if "buf" not in st:
+                    st["buf"] = torch.zeros_like(p, dtype=torch.float32)
+                gr = p.grad.float()
+                st["buf"].lerp_(gr, 1 - mu)
+                u = gr.lerp(st["buf"], mu)
+                dt = torch.bfloat16 if p.is_cuda else torch.float32
+                o = orthogonalize(u, True, dt).float()
+                p.add_(o, alpha=-g["lr"] * math.sqrt(max(1, p.shape[0] / p.shape[1])))
+
+
+def shard_batches(path, mb, T, dev):
+    """The windows bench_nanochat reads from a token shard: micro-batch k, row
+    b starts at (k * mb + b) * T (wrapping); document ids count the BOS tokens
+    so far."""
+    import numpy as np
+    head = np.fromfile(path, dtype=np.int32, count=256)
+    assert head[0] == 20240520, f"{path}: not a token shard"
+    tok = torch.from_numpy(np.fromfile(path, dtype=np.uint16, offset=1024).astype(np.int64))
+    n = tok.numel()
+    k = 0
+    while True:
+        rows = [tok[((k * mb + b) * T) % (n - T - 1):][:T + 1] for b in range(mb)]
+        ids = torch.stack(rows)
+        doc = (ids == 50256).cumsum(1).int()
+        k += 1
+        yield ids[:, :T].to(dev), doc[:, :T].to(dev), ids[:, 1:].to(dev)
+
+
+def random_batches(mb, T, dev):
     g = torch.Generator().manual_seed(3)
-
-    def batch():
+    while True:
         ids = torch.randint(0, 50257, (mb, T + 1), generator=g)
         doc_len = torch.randint(300, 1500, (mb, T + 1), generator=g)
         bos = torch.zeros(mb, T + 1, dtype=torch.bool)
@@ -281,8 +319,47 @@ def speed(a):
                 p += int(doc_len[b, p]) + 1
         ids[bos] = 50256
         doc = bos.cumsum(1).int()
-        return ids[:, :T].to(dev), doc[:, :T].to(dev), ids[:, 1:].to(dev)
+        yield ids[:, :T].to(dev), doc[:, :T].to(dev), ids[:, 1:].to(dev)
 
+
+def speed(a):
+    torch.manual_seed(1)
+    dev = torch.device(a.device)
+    if a.init:
+        tensors, meta = load_safetensors(a.init)
+        c = json.loads(meta["tyr.nanochat.config"])
+    else:
+        c = d12_config(a.preset)
+        tensors = init_tensors(c)
+    m = NanoChat(c, tensors, dev, torch.float32)
+    adam_names = ("embed", "lm_head", "gate")
+    hidden = [p for n, p in m.p.items() if p.ndim == 2 and not any(s in n for s in adam_names)]
+    groups = [([p for n, p in m.p.items() if "embed" in n], 0.6),
+              ([m.p["lm_head"]], 0.008),
+              ([p for n, p in m.p.items() if p.ndim < 2 or "gate" in n], 0.04)]
+    adam = torch.optim.Adam([{"params": g, "lr": lr} for g, lr in groups], betas=(0.8, 0.95),
+                            eps=1e-10)
+    muon = Muon(hidden, lr=0.05)
+    T, mb = a.seq_len, a.micro_batch
+    windows = (T, T // 2)
+    flex = a.attention == "flex" and flex_attention is not None and dev.type == "cuda"
+    compiled = a.compile and hasattr(torch, "compile")
+
+    def loss_fn(idx, doc, tgt, bm):
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+            return m(idx, doc, windows, tgt, bm)[1]
+
+    def block_masks(doc):
+        out = {}
+        for w in set(windows):
+            def mask_mod(b, h, q, kv, w=w):
+                return (kv <= q) & (q - kv < w) & (doc[b, q] == doc[b, kv])
+            out[w] = create_block_mask(mask_mod, doc.shape[0], None, T, T, device=dev,
+                                       _compile=compiled)
+        return out
+
+    step_fn = torch.compile(loss_fn) if compiled else loss_fn
+    batches = shard_batches(a.data, mb, T, dev) if a.data else random_batches(mb, T, dev)
     times, losses = [], []
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -290,8 +367,13 @@ def speed(a):
         t0 = time.perf_counter()
         tot = 0.0
         for _ in range(a.accum):
-            x, d, y = batch()
-            loss = step_fn(x, d, y)
+            x, d, y = next(batches)
+            loss = step_fn(x, d, y, block_masks(d) if flex else None)
+            if s == 0 and tot == 0 and flex:  # the block masks against the dense masks, once
+                with torch.no_grad():
+                    dense = loss_fn(x, d, y, None).item()
+                print(f"torch: first micro-batch loss {loss.item():.5f} with FlexAttention, "
+                      f"{dense:.5f} with dense masks")
             (loss / a.accum).backward()
             tot += loss.item()
         adam.step()
@@ -304,11 +386,50 @@ def speed(a):
             times.append(time.perf_counter() - t0)
         losses.append(tot / a.accum)
     tok_s = a.steps * a.accum * mb * T / sum(times)
+    n = a.steps + 2
+    ntail = (a.steps + 1) // 2 if a.steps < 50 else a.steps // 5
+    tail = sum(losses[n - ntail:]) / ntail
     mem = f" peak memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB" if dev.type == "cuda" \
         else ""
-    print(f"torch {a.preset} {a.device}{' compiled' if a.compile else ''}: {a.steps} steps of "
-          f"{a.accum} x {mb} x {T} tokens: tok/s {tok_s:.0f} ms/step {1e3 * sum(times) / a.steps:.1f}"
-          f" loss {losses[2]:.4f} -> {losses[-1]:.4f}{mem}")
+    flops = flops_per_token(c, T, windows)
+    mfu = f" MFU {100 * flops * tok_s / (a.peak_tflops * 1e12):.2f}%"
+    how = (" compiled" if compiled else "") + (" flex" if flex else " dense masks")
+    print(f"torch {a.preset} {a.device}{how}: {a.steps} steps of {a.accum} x {mb} x {T} tokens: "
+          f"tok/s {tok_s:.0f} ms/step {1e3 * sum(times) / a.steps:.1f}{mfu} loss {losses[0]:.4f}, "
+          f"mean of the last {ntail} steps {tail:.4f}{mem}")
+    if a.tyr_losses:
+        with open(a.tyr_losses) as f:
+            ty = [float(line) for line in f if line.strip()]
+        with open(os.path.join(os.path.dirname(a.tyr_losses), "torch_losses.txt"), "w") as f:
+            f.write("".join(f"{x:.6f}\n" for x in losses))
+        assert len(ty) == n, f"{a.tyr_losses}: {len(ty)} losses, expected {n}"
+        diff = [abs(p - q) for p, q in zip(ty, losses)]
+        if n <= 20:
+            print("losses tyr/torch: " + ", ".join(f"{p:.6f}/{q:.6f}" for p, q in zip(ty, losses)))
+        worst = max(range(n), key=lambda i: diff[i])
+        ttail = sum(ty[n - ntail:]) / ntail
+        print(f"losses: first step tyr {ty[0]:.5f} torch {losses[0]:.5f}; largest difference "
+              f"{diff[worst]:.2e} at step {worst + 1}; mean of the last {ntail} steps tyr "
+              f"{ttail:.4f} torch {tail:.4f} (difference {ttail - tail:+.4f})")
+        if a.tol > 0 and not diff[worst] <= a.tol:
+            print(f"FAIL: losses differ by more than {a.tol:g}")
+            sys.exit(1)
+
+
+def flops_per_token(c, T, windows):
+    """Training FLOPs per token (6 per weight of the matrices the tokens go
+    through, plus attention's 12 * H * D per attended key), as
+    tyr_nanochat_flops_per_token counts them."""
+    C, HD, L = c["n_embd"], c["n_head"] * c["head_dim"], c["n_layer"]
+    f = 6 * c["vocab_size"] * C
+    for l in range(L):
+        kind = layer_kind(c, l)
+        f += 6 * 2 * C * c["mlp_hidden"]
+        if kind != "N":
+            w = windows[0] if kind == "L" else windows[1]
+            keys = sum(min(t + 1, w) for t in range(T)) / T
+            f += 6 * 4 * C * HD + 12 * HD * keys
+    return f
 
 
 def main():
@@ -326,6 +447,12 @@ def main():
     s.add_argument("--seq-len", type=int, default=1024)
     s.add_argument("--peak-tflops", type=float, default=989)
     s.add_argument("--compile", action="store_true")
+    s.add_argument("--attention", default="flex", choices=("flex", "dense"),
+                   help="FlexAttention with block masks (CUDA, PyTorch 2.5+) or SDPA with dense masks")
+    s.add_argument("--data", help="a token shard to read the batches from (as bench_nanochat)")
+    s.add_argument("--init", help="the initial weights Tyr wrote (bench_nanochat --work-dir)")
+    s.add_argument("--tyr-losses", help="Tyr's losses of the same steps, to compare with")
+    s.add_argument("--tol", type=float, default=0)
     a = ap.parse_args()
     check(a) if a.cmd == "check" else speed(a)
 
