@@ -34,8 +34,11 @@
  *
  *   gpt_parity --tokens FILE --out DIR [--preset gpt2_124m|tiny] [--device cuda|cpu]
  *              [--batch B] [--steps N] [--modes f32,tf32,bf16-matmul,bf16]
- *              [--lr X] [--warmup N] [--repeat] [--raw] [--control] [--python PATH]
- *              [--no-torch] */
+ *              [--lr X] [--warmup N] [--seed S] [--repeat] [--raw] [--control]
+ *              [--python PATH] [--no-torch]
+ * --seed S draws other initial weights (seed 0 by default): runs from several
+ * seeds measure how far the curves of one mode move by chaos alone, and
+ * bench/gpt_parity_seeds.py compares the modes' means over the seeds. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -153,7 +156,7 @@ int main(int argc, char **argv) {
   const char *tokens = NULL, *out = NULL, *python = NULL, *modes = NULL, *pname = "gpt2_124m";
   const char *devname = NULL;
   int64_t B = 8;
-  int steps = 300, warmup = 20, torch = 1, repeat = 0, raw = 0, control = 0;
+  int steps = 300, warmup = 20, torch = 1, repeat = 0, raw = 0, control = 0, seed = 0;
   double lr = 6e-4;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -174,6 +177,8 @@ int main(int argc, char **argv) {
       warmup = atoi(argv[++i]);
     else if (!strcmp(a, "--lr") && more)
       lr = atof(argv[++i]);
+    else if (!strcmp(a, "--seed") && more)
+      seed = atoi(argv[++i]);
     else if (!strcmp(a, "--modes") && more)
       modes = argv[++i];
     else if (!strcmp(a, "--python") && more)
@@ -190,7 +195,7 @@ int main(int argc, char **argv) {
       fprintf(stderr,
               "usage: gpt_parity --tokens FILE --out DIR [--preset gpt2_124m|tiny] "
               "[--device cuda|cpu] [--batch B] [--steps N] [--modes f32,tf32,bf16-matmul,bf16] "
-              "[--lr X] [--warmup N] [--repeat] [--raw] [--control] [--python PATH] "
+              "[--lr X] [--warmup N] [--seed S] [--repeat] [--raw] [--control] [--python PATH] "
               "[--no-torch]\n");
       return 2;
     }
@@ -260,7 +265,7 @@ int main(int argc, char **argv) {
   cfg.act = TYR_ACT_GELU_TANH;
   {
     tyr_gpt g;
-    tyr_manual_seed(0);
+    tyr_manual_seed((uint64_t)seed);
     if (tyr_gpt_init(&g, &cfg, TYR_DEVICE_CPU) != 0) die("init");
     snprintf(path, sizeof path, "%s/init.safetensors", out);
     if (save_params(&g.params, false, path) != 0) die(path);
