@@ -281,6 +281,7 @@ static int speed(const char *preset, const char *device, int64_t steps, int64_t 
   free(doc);
   tyr_muon_free(&mu);
   tyr_nanochat_free(&m);
+  if (dev.type == TYR_CUDA) tyr_cuda_empty_cache(); /* the device's memory to the twin */
   return 0;
 }
 

@@ -46,6 +46,13 @@ tyr_tensor *tyr_cross_entropy_at(tyr_site s, tyr_tensor *logits, tyr_tensor *tar
  * tyr_cross_entropy).  Target checks as in tyr_cross_entropy. */
 tyr_tensor *tyr_linear_cross_entropy_at(tyr_site s, tyr_tensor *x, tyr_tensor *w,
                                         tyr_tensor *targets, int64_t ignore_index);
+/* The same with the logits capped first: the mean cross entropy of
+ * cap * tanh((x @ w^T) / cap), cap > 0 (0: no cap, tyr_linear_cross_entropy).
+ * The capped logits are computed in the loss's dtype, a chunk at a time,
+ * and never kept. */
+tyr_tensor *tyr_linear_cross_entropy_softcap_at(tyr_site s, tyr_tensor *x, tyr_tensor *w,
+                                                tyr_tensor *targets, int64_t ignore_index,
+                                                double cap);
 /* A transformer's feed-forward block as one op:
  *   gelu_tanh(x @ w1^T + b1) @ w2^T + b2
  * x [.., C], w1 [F, C], b1 [F] or NULL, w2 [C2, F], b2 [C2] or NULL ->
@@ -122,6 +129,8 @@ tyr_tensor *tyr_sdpa_qkv_at(tyr_site s, tyr_tensor *qkv, int64_t n_head, int64_t
   tyr_cross_entropy_at(TYR_SITE, (logits), (targets), (ign))
 #define tyr_linear_cross_entropy_e(x, w, targets, ign)                                             \
   tyr_linear_cross_entropy_at(TYR_SITE, (x), (w), (targets), (ign))
+#define tyr_linear_cross_entropy_softcap_e(x, w, targets, ign, cap)                                \
+  tyr_linear_cross_entropy_softcap_at(TYR_SITE, (x), (w), (targets), (ign), (cap))
 #define tyr_mlp_gelu_tanh_e(x, w1, b1, w2, b2)                                                     \
   tyr_mlp_gelu_tanh_at(TYR_SITE, (x), (w1), (b1), (w2), (b2))
 #define tyr_mse_loss_e(a, b) tyr_mse_loss_at(TYR_SITE, (a), (b))
@@ -226,7 +235,7 @@ TYR_CT_ERROR(tyr__ct_linear_ce_w, tyr__ct_linear_ce_w_msg);
 TYR_CT_ERROR(tyr__ct_linear_ce_targets, tyr__ct_linear_ce_targets_msg);
 #define TYR__TLCE_DIM(x, t, j)                                                                     \
   TYR_RULE(tyr_rank(t) <= (j) || TYR__DIM(t, j) == TYR__DIM(x, j), tyr__ct_linear_ce_targets)
-#define tyr_linear_cross_entropy(x, w, targets, ignore_index)                                      \
+#define TYR__TLCE(op, x, w, targets, ignore_index, cap)                                            \
   ({                                                                                               \
     __auto_type tyr__x = (x);                                                                      \
     __auto_type tyr__w = (w);                                                                      \
@@ -240,16 +249,21 @@ TYR_CT_ERROR(tyr__ct_linear_ce_targets, tyr__ct_linear_ce_targets_msg);
     TYR__TLCE_DIM(tyr__x, tyr__t, 3);                                                              \
     TYR__TLCE_DIM(tyr__x, tyr__t, 4);                                                              \
     tyr_site tyr__s = TYR_SITE;                                                                    \
-    tyr_tensor *tyr__ex = TYR__CLAIM(tyr__s, "tyr_linear_cross_entropy", "x", tyr__x);             \
-    tyr_tensor *tyr__ew =                                                                          \
-        tyr__ex ? TYR__CLAIM(tyr__s, "tyr_linear_cross_entropy", "w", tyr__w) : NULL;              \
-    tyr_tensor *tyr__et =                                                                          \
-        tyr__ew ? TYR__CLAIM(tyr__s, "tyr_linear_cross_entropy", "targets", tyr__t) : NULL;        \
-    (tyr_T0)(tyr__et ? tyr_result_at(tyr__s, "tyr_linear_cross_entropy",                           \
-                                     tyr_linear_cross_entropy_at(tyr__s, tyr__ex, tyr__ew,         \
-                                                                 tyr__et, (ignore_index)))         \
-                     : NULL);                                                                      \
+    tyr_tensor *tyr__ex = TYR__CLAIM(tyr__s, (op), "x", tyr__x);                                   \
+    tyr_tensor *tyr__ew = tyr__ex ? TYR__CLAIM(tyr__s, (op), "w", tyr__w) : NULL;                  \
+    tyr_tensor *tyr__et = tyr__ew ? TYR__CLAIM(tyr__s, (op), "targets", tyr__t) : NULL;            \
+    (tyr_T0)(tyr__et                                                                               \
+                 ? tyr_result_at(tyr__s, (op),                                                     \
+                                 tyr_linear_cross_entropy_softcap_at(                              \
+                                     tyr__s, tyr__ex, tyr__ew, tyr__et, (ignore_index), (cap)))    \
+                 : NULL);                                                                          \
   })
+
+#define tyr_linear_cross_entropy(x, w, targets, ignore_index)                                      \
+  TYR__TLCE("tyr_linear_cross_entropy", x, w, targets, ignore_index, 0.0)
+/* x [d0, ..., dk, C], w [V, C], targets [d0, ..., dk], cap -> scalar */
+#define tyr_linear_cross_entropy_softcap(x, w, targets, ignore_index, cap)                         \
+  TYR__TLCE("tyr_linear_cross_entropy_softcap", x, w, targets, ignore_index, cap)
 
 #define tyr_mse_loss(a, b)                                                                         \
   ((tyr_T0)TYR_TYPED_SAME2("tyr_mse_loss", tyr__ct_mse_loss,                                       \

@@ -370,9 +370,9 @@ static tyr_tensor *check_ids(tyr_site s, const tyr_nanochat_gpt *m, tyr_tensor *
   return idx;
 }
 
-tyr_tensor *tyr_nanochat_forward_at(tyr_site s, tyr_nanochat_gpt *m, tyr_tensor *idx,
-                                    tyr_tensor *doc, const tyr_nanochat_windows *w,
-                                    tyr_tensor *targets, tyr_tensor **loss) {
+/* The blocks and the final norm: [B, T, n_embd] in the compute dtype. */
+static tyr_tensor *hidden(tyr_site s, tyr_nanochat_gpt *m, tyr_tensor *idx, tyr_tensor *doc,
+                          const tyr_nanochat_windows *w, tyr_tensor *targets) {
   if (!m) {
     tyr_raise(TYR_ERR_ARG, s, OP, "model is NULL");
     return NULL;
@@ -420,7 +420,16 @@ tyr_tensor *tyr_nanochat_forward_at(tyr_site s, tyr_nanochat_gpt *m, tyr_tensor 
     if (!h || !(y = mlp(s, b, h)) || !(x = tyr_add_at(s, x, y))) return NULL;
     if (m->skip_weights && l < half) skips[nskip++] = x;
   }
-  x = rms(s, m, x);
+  return rms(s, m, x);
+}
+
+tyr_tensor *tyr_nanochat_forward_at(tyr_site s, tyr_nanochat_gpt *m, tyr_tensor *idx,
+                                    tyr_tensor *doc, const tyr_nanochat_windows *w,
+                                    tyr_tensor *targets, tyr_tensor **loss) {
+  tyr_tensor *x = hidden(s, m, idx, doc, w, targets);
+  if (!x) return NULL;
+  const tyr_nanochat_config *c = &m->cfg;
+  tyr_dtype dt = x->dtype;
   tyr_tensor *logits = tyr_linear_at(s, x, cast(s, m->lm_head, dt), NULL);
   logits = cast(s, logits, dt == TYR_F64 ? TYR_F64 : TYR_F32);
   if (logits && c->logit_softcap > 0) logits = tyr_softcap_at(s, logits, c->logit_softcap);
@@ -435,8 +444,12 @@ tyr_tensor *tyr_nanochat_loss_at(tyr_site s, tyr_nanochat_gpt *m, tyr_tensor *id
     tyr_raise(TYR_ERR_ARG, s, OP, "targets is NULL");
     return NULL;
   }
-  tyr_tensor *loss = NULL;
-  return tyr_nanochat_forward_at(s, m, idx, doc, w, targets, &loss) ? loss : NULL;
+  /* the head, the softcap and the loss in one op: the [B, T, vocab]
+     logits are never held, only a chunk of them at a time */
+  tyr_tensor *x = hidden(s, m, idx, doc, w, targets);
+  return x ? tyr_linear_cross_entropy_softcap_at(s, x, cast(s, m->lm_head, x->dtype), targets, -1,
+                                                 m->cfg.logit_softcap)
+           : NULL;
 }
 
 double tyr_nanochat_flops_per_token(const tyr_nanochat_gpt *m, int64_t T,

@@ -14,7 +14,14 @@
  * chunks of that size: each chunk's logits become its gradient and are
  * used at once for the chunk's rows of dx and its share of dw (summed in
  * f32), so that only a chunk of logits is ever held; the backward then
- * only scales dx and dw. */
+ * only scales dx and dw.
+ *
+ * tyr_linear_cross_entropy_softcap caps the logits first (cap * tanh(l /
+ * cap), in the loss's dtype, as Gemma 2 and modded-nanogpt do): per chunk
+ * the capped logits go through the same kernel and its gradient is scaled
+ * by the cap's derivative before it replaces the logits. */
+#include <math.h>
+
 #include "ops/nn_util.h"
 #include "tyr/autograd.h"
 #include "tyr/ops_elementwise.h"
@@ -99,12 +106,31 @@ static bool check_operands(tyr_site s, const char *op, tyr_tensor *x, tyr_tensor
                      "fused cross entropy");
 }
 
+/* The softcapped loss of raw logits lk [n, V] (the kernel's dtype): z =
+ * cap * tanh(lk / cap) in the loss's dtype goes through the fused kernel
+ * (losses into lc), which turns it into d(loss)/dz; times dz/dlk = 1 -
+ * (z / cap)^2 that is d(loss)/d(logits), written to lg (x's dtype). */
+static bool ce_softcap(tyr_site s, const tyr_backend *be, tyr_tensor *lc, tyr_tensor *lk,
+                       tyr_tensor *lg, tyr_tensor *tc, int64_t ign, tyr_tensor *scale, double cap) {
+  TYR_SCOPE;
+  TYR_NO_GRAD;
+  tyr_tensor *lf = lk->dtype == scale->dtype ? lk : tyr_to_dtype_at(s, lk, scale->dtype);
+  tyr_tensor *z = lf ? tyr_softcap_at(s, lf, cap) : NULL;
+  tyr_tensor *t = z ? tyr_div_scalar_at(s, z, cap) : NULL;
+  tyr_tensor *d = t ? tyr_rsub_scalar_at(s, tyr_mul_at(s, t, t), 1.0) : NULL;
+  if (!d) return false;
+  be->cross_entropy_fused(lc, z, tc, ign, scale);
+  be->binary(TYR_BIN_MUL, z, z, d);
+  be->copy(lg, z);
+  return true;
+}
+
 /* The forward in chunks of rows: sums the rows' losses into total and,
  * when x or w needs a gradient, returns dx [N, C] (x's dtype) and dw
  * [V, C] (the loss's dtype, summed over the chunks) of the mean loss. */
 static bool lce_chunked(tyr_site s, const char *op, tyr_tensor *x, tyr_tensor *w, tyr_tensor *t1,
-                        int64_t ign, tyr_tensor *scale, tyr_tensor *total, int64_t chunk,
-                        tyr_tensor **gx_out, tyr_tensor **gw_out) {
+                        int64_t ign, double cap, tyr_tensor *scale, tyr_tensor *total,
+                        int64_t chunk, tyr_tensor **gx_out, tyr_tensor **gw_out) {
   const tyr_backend *be = tyr__be(x);
   int64_t N = t1->shape[0], V = w->shape[0], C = w->shape[1], one = 1;
   bool grads = tyr__needs_grad(2, (tyr_tensor *[]){x, w});
@@ -123,8 +149,12 @@ static bool lce_chunked(tyr_site s, const char *op, tyr_tensor *x, tyr_tensor *w
     tyr_tensor *lc = tyr_view_raw(losses, 1, &n, &one, losses->offset + r0);
     tyr_tensor *tc = tyr_view_raw(t1, 1, &n, &one, t1->offset + r0);
     if (!(ok = lk && lc && tc)) break;
-    be->cross_entropy_fused(lc, lk, tc, ign, scale);
-    if (lk != lg) be->copy(lg, lk);
+    if (cap > 0) {
+      if (!(ok = ce_softcap(s, be, lc, lk, lg, tc, ign, scale, cap))) break;
+    } else {
+      be->cross_entropy_fused(lc, lk, tc, ign, scale);
+      if (lk != lg) be->copy(lg, lk);
+    }
     if (!grads) continue;
     tyr_tensor *dx = tyr_matmul_at(s, lg, w);
     tyr_tensor *dw = tyr_matmul_at(s, tyr_transpose_at(s, lg, 0, 1), xc);
@@ -152,7 +182,17 @@ static bool lce_chunked(tyr_site s, const char *op, tyr_tensor *x, tyr_tensor *w
 
 tyr_tensor *tyr_linear_cross_entropy_at(tyr_site s, tyr_tensor *x, tyr_tensor *w,
                                         tyr_tensor *targets, int64_t ignore_index) {
-  const char *op = "tyr_linear_cross_entropy";
+  return tyr_linear_cross_entropy_softcap_at(s, x, w, targets, ignore_index, 0);
+}
+
+tyr_tensor *tyr_linear_cross_entropy_softcap_at(tyr_site s, tyr_tensor *x, tyr_tensor *w,
+                                                tyr_tensor *targets, int64_t ignore_index,
+                                                double cap) {
+  const char *op = cap != 0 ? "tyr_linear_cross_entropy_softcap" : "tyr_linear_cross_entropy";
+  if (!(cap >= 0 && cap < INFINITY)) {
+    tyr_raise(TYR_ERR_ARG, s, op, "the softcap must be finite and >= 0 (0: none), got %g", cap);
+    return NULL;
+  }
   if (!check_operands(s, op, x, w, targets)) return NULL;
   const tyr_backend *be = tyr__be(x);
   int64_t N = tyr_numel(targets), V = w->shape[0], C = w->shape[1];
@@ -178,7 +218,7 @@ tyr_tensor *tyr_linear_cross_entropy_at(tyr_site s, tyr_tensor *x, tyr_tensor *w
   int64_t chunk = g_chunk_bytes / (V > 0 ? V * (int64_t)tyr_dtype_size(x->dtype) : 1);
   if (chunk < 1) chunk = 1;
   if (N > 0 && chunk < N) {
-    if (!lce_chunked(s, op, x, w, t1, ignore_index, scale, total, chunk, &gx, &gw)) goto done;
+    if (!lce_chunked(s, op, x, w, t1, ignore_index, cap, scale, total, chunk, &gx, &gw)) goto done;
   } else if (N > 0) {
     {
       TYR_NO_GRAD;
@@ -191,8 +231,12 @@ tyr_tensor *tyr_linear_cross_entropy_at(tyr_site s, tyr_tensor *x, tyr_tensor *w
     lk = tyr__nn_prep(s, op, logits, tyr__nn_kdt(logits));
     losses = tyr__new(s, op, ldt, x->device, 1, &N);
     if (!lk || !losses) goto done;
-    be->cross_entropy_fused(losses, lk, t1, ignore_index, scale);
-    if (lk != logits) be->copy(logits, lk);
+    if (cap > 0) {
+      if (!ce_softcap(s, be, losses, lk, logits, t1, ignore_index, scale, cap)) goto done;
+    } else {
+      be->cross_entropy_fused(losses, lk, t1, ignore_index, scale);
+      if (lk != logits) be->copy(logits, lk);
+    }
     be->reduce(TYR_RED_SUM, total, losses, -1);
   } else {
     be->fill(total, 0.0);

@@ -1028,7 +1028,8 @@ static void test_cross_entropy(void **state) {
 
 /* ---- classifier + cross entropy in one op (cross_entropy_fused) ----------------------- */
 /* The kernel against the CPU's (in f64 for bf16/f16), with ignored rows,
- * then tyr_linear_cross_entropy's loss and gradients against the CPU's:
+ * then tyr_linear_cross_entropy's loss and gradients against the CPU's,
+ * without and with a softcap (tyr_linear_cross_entropy_softcap):
  * f32 and f64 to f32 accuracy, bf16 (computed from the same bf16 values
  * in f32 on the CPU) to bf16 accuracy. */
 static void test_linear_cross_entropy(void **state) {
@@ -1063,41 +1064,43 @@ static void test_linear_cross_entropy(void **state) {
   /* the op, with a GPT-2-sized vocabulary among the shapes, whole and in
      chunks of 16 rows */
   const int64_t shapes[][3] = {{3, 5, 7}, {2, 64, 50304}, {96, 128, 65}, {40, 64, 50304}};
-  for (size_t sh = 0; sh < 4; sh++) {
-    for (int d = 0; d < 3; d++) {
-      TYR_SCOPE;
-      bool chunked = sh == 3;
-      tyr_dtype dt = (tyr_dtype[]){TYR_F32, TYR_F64, TYR_BF16}[d];
-      int64_t N = shapes[sh][0], K = shapes[sh][1], V = shapes[sh][2];
-      tyr_tensor *x = as_dtype(RAND(TYR_F32, -1, 1, N, K), dt);
-      tyr_tensor *w = as_dtype(RAND(TYR_F32, -0.2, 0.2, V, K), dt);
-      tyr_tensor *tg = tyr_randint_at(S, TYR_I32, CPU, 1, &N, 0, V);
-      tyr_set_at(S, tg, (int64_t[]){N - 1}, -1);
-      tyr_tensor *in[2][2] = {{x, w}, {to_dev(x, gpu()), to_dev(w, gpu())}};
-      tyr_tensor *loss[2], *gx[2], *gw[2];
-      for (int k = 0; k < 2; k++) {
-        tyr_requires_grad_at(S, in[k][0], true);
-        tyr_requires_grad_at(S, in[k][1], true);
-        tyr_tensor *t = k ? to_dev(tg, gpu()) : tg;
-        if (chunked) tyr__lce_set_chunk_bytes(16 * shapes[sh][2] * (int64_t)tyr_dtype_size(dt));
-        loss[k] = tyr_linear_cross_entropy_at(S, in[k][0], in[k][1], t, -1);
-        tyr__lce_set_chunk_bytes(0);
-        assert_non_null(loss[k]);
-        assert_int_equal(loss[k]->dtype, dt == TYR_F64 ? TYR_F64 : TYR_F32);
-        assert_int_equal(tyr_backward_e(tyr_mul_scalar_e(loss[k], 3.0)), 0);
-        gx[k] = tyr_grad_e(in[k][0]);
-        gw[k] = tyr_grad_e(in[k][1]);
+  for (int cp = 0; cp < 2; cp++) /* without and with a softcap */
+    for (size_t sh = 0; sh < 4; sh++) {
+      for (int d = 0; d < 3; d++) {
+        TYR_SCOPE;
+        double cap = cp ? 1.5 : 0;
+        bool chunked = sh == 3;
+        tyr_dtype dt = (tyr_dtype[]){TYR_F32, TYR_F64, TYR_BF16}[d];
+        int64_t N = shapes[sh][0], K = shapes[sh][1], V = shapes[sh][2];
+        tyr_tensor *x = as_dtype(RAND(TYR_F32, -1, 1, N, K), dt);
+        tyr_tensor *w = as_dtype(RAND(TYR_F32, -0.2, 0.2, V, K), dt);
+        tyr_tensor *tg = tyr_randint_at(S, TYR_I32, CPU, 1, &N, 0, V);
+        tyr_set_at(S, tg, (int64_t[]){N - 1}, -1);
+        tyr_tensor *in[2][2] = {{x, w}, {to_dev(x, gpu()), to_dev(w, gpu())}};
+        tyr_tensor *loss[2], *gx[2], *gw[2];
+        for (int k = 0; k < 2; k++) {
+          tyr_requires_grad_at(S, in[k][0], true);
+          tyr_requires_grad_at(S, in[k][1], true);
+          tyr_tensor *t = k ? to_dev(tg, gpu()) : tg;
+          if (chunked) tyr__lce_set_chunk_bytes(16 * shapes[sh][2] * (int64_t)tyr_dtype_size(dt));
+          loss[k] = tyr_linear_cross_entropy_softcap_at(S, in[k][0], in[k][1], t, -1, cap);
+          tyr__lce_set_chunk_bytes(0);
+          assert_non_null(loss[k]);
+          assert_int_equal(loss[k]->dtype, dt == TYR_F64 ? TYR_F64 : TYR_F32);
+          assert_int_equal(tyr_backward_e(tyr_mul_scalar_e(loss[k], 3.0)), 0);
+          gx[k] = tyr_grad_e(in[k][0]);
+          gw[k] = tyr_grad_e(in[k][1]);
+        }
+        char what[128];
+        double tol = dt == TYR_F64 ? 1e-10 : dt == TYR_BF16 ? 2e-2 : 1e-5;
+        snprintf(what, sizeof what, "linear_cross_entropy [%lld, %lld] x [%lld, %lld] %s%s%s",
+                 (long long)N, (long long)K, (long long)V, (long long)K, tyr_dtype_name(dt),
+                 chunked ? " in chunks" : "", cap > 0 ? " softcap 1.5" : "");
+        ASSERT_CLOSE(tyr_item_e(loss[1]), tyr_item_e(loss[0]), tol, tol);
+        expect_close(what, gx[1], gx[0], tol, tol * 0.1);
+        expect_close(what, gw[1], gw[0], tol, tol * 0.1);
       }
-      char what[128];
-      double tol = dt == TYR_F64 ? 1e-10 : dt == TYR_BF16 ? 2e-2 : 1e-5;
-      snprintf(what, sizeof what, "linear_cross_entropy [%lld, %lld] x [%lld, %lld] %s%s",
-               (long long)N, (long long)K, (long long)V, (long long)K, tyr_dtype_name(dt),
-               chunked ? " in chunks" : "");
-      ASSERT_CLOSE(tyr_item_e(loss[1]), tyr_item_e(loss[0]), tol, tol);
-      expect_close(what, gx[1], gx[0], tol, tol * 0.1);
-      expect_close(what, gw[1], gw[0], tol, tol * 0.1);
     }
-  }
 }
 
 /* ---- tyr_linear with a bias: the bias in the GEMM's epilogue (matmul_bias) ------------- */

@@ -377,6 +377,84 @@ static void test_linear_cross_entropy_edges(void **state) {
   free(gw);
 }
 
+/* tyr_linear_cross_entropy_softcap against tyr_linear, tyr_softcap (in the
+ * loss's dtype) and tyr_cross_entropy: loss and gradients, whole and in
+ * chunks, f32 and f64; finite differences; bf16 operands; bad caps. */
+static tyr_tensor *call_lce_cap(tyr_tensor **in, void *ctx) {
+  return tyr_linear_cross_entropy_softcap_e(in[0], in[1], g_targets, -100, *(double *)ctx);
+}
+
+static void test_linear_cross_entropy_softcap(void **state) {
+  (void)state;
+  int64_t tg[6] = {1, 6, -100, 0, 2, -100};
+  for (int ch = 0; ch < 3; ch++)
+    for (int dt = 0; dt < 2; dt++) {
+      tyr_dtype fdt = dt ? TYR_F64 : TYR_F32;
+      tyr_tensor *x = tyr_keep_e(RANDN(fdt, 2.0, 2, 3, 4)), *w = tyr_keep_e(RANDN(fdt, 2.0, 7, 4));
+      tyr_requires_grad_e(x, true);
+      tyr_requires_grad_e(w, true);
+      {
+        TYR_SCOPE;
+        tyr_tensor *t = tyr_from_host_at(TYR_SITE, tg, TYR_I64, CPU, 2, (int64_t[]){2, 3});
+        tyr_tensor *ref =
+            tyr_cross_entropy_e(tyr_softcap_e(tyr_linear_e(x, w, NULL), 3.0), t, -100);
+        assert_int_equal(tyr_backward_e(tyr_mul_scalar_e(ref, 2.5)), 0);
+        tyr_tensor *gx = tyr_clone_e(tyr_grad_e(x)), *gw = tyr_clone_e(tyr_grad_e(w));
+        tyr_zero_grad_e(x);
+        tyr_zero_grad_e(w);
+        tyr__lce_set_chunk_bytes(ch == 0 ? 0 : ch == 1 ? 7 * 4 * 2 : 1);
+        tyr_tensor *loss = tyr_linear_cross_entropy_softcap_e(x, w, t, -100, 3.0);
+        tyr__lce_set_chunk_bytes(0);
+        assert_non_null(loss);
+        assert_int_equal(loss->dtype, fdt);
+        double tol = dt ? 1e-12 : 1e-5;
+        ASSERT_CLOSE(tyr_item_e(loss), tyr_item_e(ref), tol, tol);
+        /* the cap matters here: uncapped, the loss is another */
+        assert_true(fabs(tyr_item_e(tyr_linear_cross_entropy_e(x, w, t, -100)) - tyr_item_e(ref)) >
+                    1e-3);
+        assert_int_equal(tyr_backward_e(tyr_mul_scalar_e(loss, 2.5)), 0);
+        double *a = values(tyr_grad_e(x)), *b = values(tyr_grad_e(w));
+        expect_values(gx, a, tol, tol, "linear_cross_entropy_softcap dx");
+        expect_values(gw, b, tol, tol, "linear_cross_entropy_softcap dw");
+        free(a);
+        free(b);
+      }
+      tyr_tensor_free(x);
+      tyr_tensor_free(w);
+    }
+  /* finite differences, whole and in chunks of 4 rows */
+  tyr_tensor *in[2] = {TYR_TEST_LEAF(-1, 1, 2, 3, 4), TYR_TEST_LEAF(-1, 1, 5, 4)};
+  tyr_scope_begin();
+  int64_t tg2[6] = {3, -100, 0, 2, 4, 1};
+  g_targets = tyr_from_host_at(TYR_SITE, tg2, TYR_I64, CPU, 2, (int64_t[]){2, 3});
+  double cap = 0.7;
+  tyr_gradcheck("linear_cross_entropy_softcap", call_lce_cap, &cap, 2, in, 1e-6, 1e-6);
+  tyr__lce_set_chunk_bytes(5 * 8 * 4);
+  tyr_gradcheck("linear_cross_entropy_softcap in chunks", call_lce_cap, &cap, 2, in, 1e-6, 1e-6);
+  tyr__lce_set_chunk_bytes(0);
+  /* bf16 operands: an f32 loss close to the f32 one */
+  tyr_tensor *xf = tyr_to_dtype_e(in[0], TYR_F32), *wf = tyr_to_dtype_e(in[1], TYR_F32);
+  tyr_tensor *lf = tyr_linear_cross_entropy_softcap_e(xf, wf, g_targets, -100, cap);
+  tyr_tensor *lb = tyr_linear_cross_entropy_softcap_e(
+      tyr_to_dtype_e(xf, TYR_BF16), tyr_to_dtype_e(wf, TYR_BF16), g_targets, -100, cap);
+  assert_int_equal(lb->dtype, TYR_F32);
+  ASSERT_CLOSE(tyr_item_e(lb), tyr_item_e(lf), 2e-2, 2e-2);
+  /* a cap of 0 is no cap; negative and non-finite caps are refused */
+  ASSERT_CLOSE(tyr_item_e(tyr_linear_cross_entropy_softcap_e(xf, wf, g_targets, -100, 0.0)),
+               tyr_item_e(tyr_linear_cross_entropy_e(xf, wf, g_targets, -100)), 0, 0);
+  EXPECT_TYR_ERROR(tyr_linear_cross_entropy_softcap_e(xf, wf, g_targets, -100, -1.0),
+                   "tyr_linear_cross_entropy_softcap: the softcap must be finite and >= 0 (0: "
+                   "none), got -1");
+  EXPECT_TYR_ERROR(tyr_linear_cross_entropy_softcap_e(xf, wf, g_targets, -100, NAN),
+                   "tyr_linear_cross_entropy_softcap: the softcap must be finite");
+  EXPECT_TYR_ERROR(
+      tyr_linear_cross_entropy_softcap_e(xf, tyr_to_dtype_e(wf, TYR_F64), g_targets, -100, 2.0),
+      "tyr_linear_cross_entropy_softcap");
+  tyr_scope_end();
+  tyr_tensor_free(in[0]);
+  tyr_tensor_free(in[1]);
+}
+
 static void test_linear_cross_entropy_errors(void **state) {
   (void)state;
   TYR_SCOPE;
@@ -1251,6 +1329,7 @@ int main(void) {
       TYR_TEST(test_linear_cross_entropy_gradients),
       TYR_TEST(test_linear_cross_entropy_edges),
       TYR_TEST(test_linear_cross_entropy_errors),
+      TYR_TEST(test_linear_cross_entropy_softcap),
       TYR_TEST(test_mlp_gelu_tanh),
       TYR_TEST(test_mse_loss),
       TYR_TEST(test_norm_values),

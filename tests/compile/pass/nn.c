@@ -23,6 +23,8 @@ tyr_tensor *f(int n, int t) {
   tyr_T(B, T) tg = tyr_zeros(B, T);
   tyr_T0 loss = tyr_cross_entropy(logits, tg, -100);
   tyr_T0 lce = tyr_linear_cross_entropy(tyr_randn(B, T, C), tyr_randn(V, C), tg, -100);
+  tyr_T0 lcs =
+      tyr_linear_cross_entropy_softcap(tyr_randn(B, T, C), tyr_randn(V, C), tg, -100, 15.0);
   tyr_T0 mse = tyr_mse_loss(tyr_dropout(h, 0.0, false), x);
   /* dynamic */
   tyr_T(n, t, C) xd = tyr_randn(n, t, C);
@@ -41,7 +43,7 @@ tyr_tensor *f(int n, int t) {
   tyr_T(B, hk, T, D) km = tyr_randn(B, hk, T, D);
   tyr_T(B, H, T, D) am = tyr_sdpa(tyr_rotary(tyr_dropout(q, 0.2, true), cs, sn), km, km, NULL);
   tyr_T0 total = tyr_mse_loss(tyr_softmax(am, 3), tyr_log_softmax(a, -1));
-  (void)loss, (void)mse, (void)hd, (void)ad, (void)lossd, (void)lce, (void)lced;
+  (void)loss, (void)mse, (void)hd, (void)ad, (void)lossd, (void)lce, (void)lced, (void)lcs;
   return tyr_erase(total);
 }
 /* a run-time last dim, with and without the optional norm parameters */
