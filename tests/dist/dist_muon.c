@@ -112,6 +112,7 @@ int main(int argc, char **argv) {
   tyr_dist *pg = tyr_dist_init(NULL);
   if (!pg) return 1;
   int R = tyr_dist_rank(pg), N = tyr_dist_world_size(pg);
+  int64_t live = tyr_live_tensors();
   bool reduce = false;
   tyr_muon_config cfg = tyr_muon_default_config(0.02, 1e-2);
   cfg.weight_decay = 0.1;
@@ -188,19 +189,23 @@ int main(int argc, char **argv) {
     bad++, fprintf(stderr,
                    "dist_muon: rank %d holds %lld bytes of AdamW state, %lld whole (%lld in all)\n",
                    R, (long long)held, (long long)whole, (long long)tyr_muon_state_bytes(m));
-  bad = (int)tyr_dist_reduce_scalar(pg, bad, TYR_DIST_SUM);
-  worst = tyr_dist_reduce_scalar(pg, worst, TYR_DIST_MAX);
-  if (R == 0)
-    printf("dist_muon: %d ranks, %s, %d Muon matrices, AdamW state per rank %lld of %lld bytes, "
-           "largest relative difference %.3g, %d differing from one process: %s\n",
-           N, reduce ? "AdamW gradients reduce-scattered" : "gradients averaged", ma.nmuon,
-           (long long)held, (long long)whole, worst, bad, bad ? "FAIL" : "PASS");
+  int nmuon = ma.nmuon;
   tyr_ddp_free(ddp);
   tyr_muon_free(&mc);
   tyr_muon_free(&ma);
   tyr_muon_free(&mb);
   tyr_params_free(&a);
   tyr_params_free(&b);
+  if (tyr_live_tensors() != live)
+    bad++, fprintf(stderr, "dist_muon: rank %d: %lld tensors leaked\n", R,
+                   (long long)(tyr_live_tensors() - live));
+  bad = (int)tyr_dist_reduce_scalar(pg, bad, TYR_DIST_SUM);
+  worst = tyr_dist_reduce_scalar(pg, worst, TYR_DIST_MAX);
+  if (R == 0)
+    printf("dist_muon: %d ranks, %s, %d Muon matrices, AdamW state per rank %lld of %lld bytes, "
+           "largest relative difference %.3g, %d differing from one process: %s\n",
+           N, reduce ? "AdamW gradients reduce-scattered" : "gradients averaged", nmuon,
+           (long long)held, (long long)whole, worst, bad, bad ? "FAIL" : "PASS");
   tyr_dist_free(pg);
   return bad ? 1 : 0;
 }
