@@ -537,12 +537,15 @@ static void save_checkpoint(const char *path, tyr_gpt *g, optimizer *o, int64_t 
   if (o->zero) { /* every rank takes part in the gather */
     if (tyr_optim_init(opt, &g->params, o->oc) || tyr_zero1_gather_state_at(TYR_SITE, o->zero, opt))
       exit(1);
-  } else if (o->use_muon) {
-    opt = &o->muon.adamw;
+  } else if (o->use_muon) { /* AdamW's shards gathered on every rank */
+    if (!(opt = tyr_muon_gather_adamw(&o->muon))) exit(1);
     params = &o->ckpt;
   }
   if (g_rank != 0) {
-    if (o->zero) tyr_optim_free(opt);
+    if (o->zero)
+      tyr_optim_free(opt);
+    else if (o->use_muon)
+      tyr_muon_release_adamw(&o->muon, opt);
     return;
   }
   char dc[32], bv[32], vocab[600], model[1024];
@@ -560,7 +563,10 @@ static void save_checkpoint(const char *path, tyr_gpt *g, optimizer *o, int64_t 
     fprintf(stderr, "train_gpt: could not save %s; stopping\n", path);
     exit(1);
   }
-  if (o->zero) tyr_optim_free(opt);
+  if (o->zero)
+    tyr_optim_free(opt);
+  else if (o->use_muon)
+    tyr_muon_release_adamw(&o->muon, opt);
 }
 
 /* The prompt as ids; exits naming the first character outside the
@@ -796,8 +802,12 @@ int main(int argc, char **argv) {
           tyr_zero1_scatter_state_at(TYR_SITE, o.zero, &o.opt))
         return 1;
       tyr_optim_free(&o.opt);
-    } else if (o.use_muon) {
-      if (tyr_checkpoint_load(ck, &o.ckpt, &o.muon.adamw, &info)) return 1;
+    } else if (o.use_muon) { /* the whole AdamW state, then this rank's shard */
+      tyr_optim *whole = tyr_muon_gather_adamw(&o.muon);
+      int bad = !whole || tyr_checkpoint_load(ck, &o.ckpt, whole, &info) ||
+                tyr_muon_scatter_adamw(&o.muon, whole);
+      tyr_muon_release_adamw(&o.muon, whole);
+      if (bad) return 1;
     } else if (tyr_checkpoint_load(ck, &g.params, &o.opt, &info)) {
       return 1;
     }

@@ -9,11 +9,11 @@
  * (tyr/data.h's align_bos); document ids (BOS counts) keep attention inside
  * documents.  Muon (Polar Express) updates the hidden matrices; Adam the
  * embeddings, value embeddings, head, gates and scalars, each group at its
- * own learning rate.  The learning rate is constant, then falls linearly
- * over the last --cooldown-frac of the run to --final-lr-frac; Muon's
- * momentum warms up from --muon-momentum-start; the long attention window
- * grows from --window-start to --window-end (the short one is half of it);
- * the batch grows from --batch-start to --batch-size sequences over
+ * own learning rate, its moments sharded over the ranks (DistAdam).  The learning rate is constant,
+ * then falls linearly over the last --cooldown-frac of the run to --final-lr-frac; Muon's momentum
+ * warms up from --muon-momentum-start; the long attention window grows from --window-start to
+ * --window-end (the short one is half of it); the batch grows from --batch-start to --batch-size
+ * sequences over
  * --batch-warmup steps.  Validation every --val-every steps on --val-tokens
  * tokens; checkpoints to DIR/latest (resumed automatically), metrics to
  * DIR/metrics.jsonl and DIR/loss.png; rank 0 alone writes.  --help lists
@@ -382,7 +382,16 @@ typedef struct trainer {
 static int g_rank, g_world = 1;
 
 static void save(trainer *t, const char *path, int64_t step, tyr_loader_state ls) {
-  if (g_rank != 0) return;
+  /* Adam's whole state: every rank takes part in gathering the shards */
+  tyr_optim *adam = tyr_muon_gather_adamw(&t->muon);
+  if (!adam) {
+    fprintf(stderr, PROG ": could not gather Adam's state for %s; stopping\n", path);
+    exit(1);
+  }
+  if (g_rank != 0) {
+    tyr_muon_release_adamw(&t->muon, adam);
+    return;
+  }
   char ep[32], win[32], T[32];
   snprintf(ep, sizeof ep, "%" PRId64, ls.epoch);
   snprintf(win, sizeof win, "%" PRId64, ls.window);
@@ -393,10 +402,11 @@ static void save(trainer *t, const char *path, int64_t step, tyr_loader_state ls
                               .keys = {TYR_NANOCHAT_CONFIG_KEY, "train_nanochat.loader_epoch",
                                        "train_nanochat.loader_window", "train_nanochat.loader_T"},
                               .values = {t->model_json, ep, win, T}};
-  if (tyr_checkpoint_save(path, &t->ckpt, &t->muon.adamw, &info)) {
+  if (tyr_checkpoint_save(path, &t->ckpt, adam, &info)) {
     fprintf(stderr, PROG ": could not save %s; stopping\n", path);
     exit(1);
   }
+  tyr_muon_release_adamw(&t->muon, adam);
 }
 
 static int64_t meta_int(tyr_checkpoint *ck, const char *key) {
@@ -540,12 +550,15 @@ int main(int argc, char **argv) {
   muc.adamw.groups[0] = (tyr_param_group){c.embed_lr, 0};
   muc.adamw.groups[1] = (tyr_param_group){c.head_lr, 0};
   muc.adamw.groups[2] = (tyr_param_group){c.scalar_lr, 0};
-  tyr_ddp *ddp = NULL;
-  if (strcmp(tyr_dist_backend_name(pg, dev), "local") &&
-      !(ddp = tyr_ddp_init(pg, &t.model.params, NULL)))
-    return 1;
+  /* several ranks: Adam's moments sharded (DistAdam), its gradients averaged
+     by a reduce-scatter in the step; tyr_ddp averages the Muon matrices' */
+  muc.reduce_adamw_grads = true;
   if (tyr_muon_init(&t.muon, &t.model.params, &muc, g_world > 1 ? pg : NULL) ||
       tyr_muon_checkpoint_params(&t.muon, &t.ckpt))
+    return 1;
+  tyr_ddp *ddp = NULL;
+  if (strcmp(tyr_dist_backend_name(pg, dev), "local") && t.muon.matrices.n > 0 &&
+      !(ddp = tyr_ddp_init(pg, &t.muon.matrices, NULL)))
     return 1;
 
   /* resume: --resume, or DIR/latest */
@@ -569,7 +582,12 @@ int main(int argc, char **argv) {
       return 1;
     }
     tyr_checkpoint_info info;
-    if (tyr_checkpoint_load(ck, &t.ckpt, &t.muon.adamw, &info)) return 1;
+    /* Adam's whole state from the file, then this rank's shard of it */
+    tyr_optim *adam = tyr_muon_gather_adamw(&t.muon);
+    int bad = !adam || tyr_checkpoint_load(ck, &t.ckpt, adam, &info) ||
+              tyr_muon_scatter_adamw(&t.muon, adam);
+    tyr_muon_release_adamw(&t.muon, adam);
+    if (bad) return 1;
     step = info.step;
     tyr_loader_state ls = {meta_int(ck, "train_nanochat.loader_epoch"),
                            meta_int(ck, "train_nanochat.loader_window"),
@@ -595,6 +613,15 @@ int main(int argc, char **argv) {
                  ", batch %" PRId64 " -> %" PRId64 " sequences, %" PRId64 " steps\n",
             c.preset, tyr_params_numel(&t.model.params), g_world, g_world == 1 ? "" : "s",
             tyr_dist_backend_name(pg, dev), c.seq_len, c.batch_start, c.batch_size, c.iterations);
+  if (lead)
+    fprintf(stderr,
+            PROG ": optimizer state per rank %.2f MiB: Muon's momentum %.2f MiB, Adam's "
+                 "moments %.2f MiB (%s)\n",
+            (double)tyr_muon_state_bytes(&t.muon) / 1048576.0,
+            (double)(tyr_muon_state_bytes(&t.muon) - tyr_muon_adamw_state_bytes(&t.muon)) /
+                1048576.0,
+            (double)tyr_muon_adamw_state_bytes(&t.muon) / 1048576.0,
+            t.muon.adamw_zero ? "sharded over the ranks" : "whole");
 
   tyr_progress pb;
   tyr_progress_init(&pb, c.iterations, "tok", c.log_every);

@@ -185,11 +185,15 @@ typedef struct tyr_zero1 tyr_zero1;
 tyr_zero1 *tyr_zero1_init_at(tyr_site s, tyr_dist *pg, tyr_params *ps, tyr_optim_config cfg);
 #define tyr_zero1_init(pg, ps, cfg) tyr_zero1_init_at(TYR_SITE, (pg), (ps), (cfg))
 /* lr < 0: the configured rate.  norm (may be NULL): the global gradient
- * norm before clipping. */
+ * norm before clipping (computed, with a scalar all-reduce, only when
+ * max_norm > 0 or norm is asked for: every rank alike). */
 int tyr_zero1_step_at(tyr_site s, tyr_zero1 *z, double lr, double max_norm, double *norm);
 #define tyr_zero1_step(z, lr, max_norm, norm)                                                      \
   tyr_zero1_step_at(TYR_SITE, (z), (lr), (max_norm), (norm))
 void tyr_zero1_free(tyr_zero1 *z);
+/* on: the gradients arrive already averaged over ranks (tyr_ddp), so a step
+ * takes this rank's shard of them without a reduce-scatter (default off). */
+void tyr_zero1_set_grads_averaged(tyr_zero1 *z, bool on);
 /* Bytes of optimizer state this rank holds. */
 int64_t tyr_zero1_state_bytes(const tyr_zero1 *z);
 int64_t tyr_zero1_step_count(const tyr_zero1 *z);

@@ -18,9 +18,20 @@
  * shared: matrices of one shape are dealt to the ranks in turn, each rank
  * orthogonalises its whole matrices and updates them, and an all-gather
  * per shape and round brings every rank the others' (never flat slices of
- * a matrix).  The gradients must already be averaged over ranks (tyr_ddp);
- * the momentum is kept whole on every rank (elementwise work), so that a
- * checkpoint holds it and resumes at any world size. */
+ * a matrix).  The matrices' gradients must already be averaged over ranks
+ * (tyr_ddp); the momentum is kept whole on every rank (elementwise work), so
+ * that a checkpoint holds it and resumes at any world size.
+ *
+ * The AdamW part (an AdamW config) is then sharded over the ranks
+ * (DistAdam, with tyr_zero1's layout and collectives): each rank keeps the
+ * moments of its slice of the AdamW parameters laid end to end, steps that
+ * slice, and an all-gather brings every rank the whole parameters.  Its gradients are either
+ * averaged already (tyr_ddp over every parameter; the default) or, with
+ * reduce_adamw_grads, averaged by tyr_muon_step itself with a reduce-scatter
+ * (tyr_ddp over m->matrices only: no gradient is reduced twice, and the
+ * reduce-scatter plus all-gather move what an all-reduce would).
+ * Checkpoints gather the shards into the whole state (tyr_muon_gather_adamw)
+ * so that the file is that of one process. */
 #ifndef TYR_MUON_H
 #define TYR_MUON_H
 #include "tyr/dist.h"
@@ -54,6 +65,11 @@ typedef struct tyr_muon_config {
    * (default "wte,wpe,embed,lm_head"); parameters of rank != 2 always go
    * to AdamW. */
   const char *adamw_names;
+  /* With a group of several ranks: false (default), the AdamW parameters'
+   * gradients arrive averaged (tyr_ddp over every parameter) and each rank
+   * takes its shard of them; true, tyr_muon_step averages them with a
+   * reduce-scatter (tyr_ddp over m->matrices only). */
+  bool reduce_adamw_grads;
 } tyr_muon_config;
 
 /* Defaults as above; adamw = tyr_adamw_config(adamw_lr) with betas (0.9, 0.95). */
@@ -68,8 +84,10 @@ typedef struct tyr_muon {
   tyr_tensor **buf; /* momentum, per Muon matrix (f32) */
   tyr_tensor **v;   /* NorMuon's second moment, per Muon matrix, or NULL */
   tyr_params rest;  /* the AdamW parameters (borrowed tensors) */
-  tyr_optim adamw;
+  tyr_optim adamw;  /* the AdamW part, unsharded (uninitialised when sharded) */
   int64_t step;
+  tyr_params matrices;   /* the Muon matrices (borrowed tensors): what tyr_ddp must average */
+  tyr_zero1 *adamw_zero; /* the AdamW part sharded over the group's ranks, or NULL */
 } tyr_muon;
 
 /* pg may be NULL (one process). */
@@ -96,6 +114,28 @@ int tyr_muon_orthogonalize_at(tyr_site s, const tyr_muon_config *cfg, tyr_tensor
 int tyr_muon_checkpoint_params_at(tyr_site s, tyr_muon *m, tyr_params *out);
 #define tyr_muon_checkpoint_params(m, out) tyr_muon_checkpoint_params_at(TYR_SITE, (m), (out))
 void tyr_muon_checkpoint_params_release(tyr_params *ps);
+
+/* The AdamW part's whole state, for tyr_checkpoint_save / _load next to
+ * tyr_muon_checkpoint_params.  Unsharded it is &m->adamw itself; sharded, a
+ * new AdamW over m->rest into which the shards' moments and step count are
+ * gathered (a collective: every rank calls it, also before loading; the
+ * whole AdamW state is then held on every rank until released).  After
+ * tyr_checkpoint_load into it, tyr_muon_scatter_adamw hands every rank its
+ * shard (nothing to do for &m->adamw), so that a file written at any world
+ * size resumes at any other.  tyr_muon_release_adamw frees it.  NULL after
+ * raising. */
+tyr_optim *tyr_muon_gather_adamw_at(tyr_site s, tyr_muon *m);
+int tyr_muon_scatter_adamw_at(tyr_site s, tyr_muon *m, const tyr_optim *whole);
+void tyr_muon_release_adamw(tyr_muon *m, tyr_optim *whole);
+#define tyr_muon_gather_adamw(m) tyr_muon_gather_adamw_at(TYR_SITE, (m))
+#define tyr_muon_scatter_adamw(m, whole) tyr_muon_scatter_adamw_at(TYR_SITE, (m), (whole))
+
+/* Bytes of optimizer state this rank holds: Muon's momentum (and NorMuon's
+ * second moments), whole on every rank, plus the AdamW part's moments
+ * (this rank's shard when sharded).  tyr_muon_adamw_state_bytes: the AdamW
+ * part alone. */
+int64_t tyr_muon_state_bytes(const tyr_muon *m);
+int64_t tyr_muon_adamw_state_bytes(const tyr_muon *m);
 
 #ifdef __cplusplus
 }

@@ -20,6 +20,7 @@ struct tyr_zero1 {
   int64_t *offset; /* per parameter: its start in the flat buffer */
   tyr_tensor *gflat, *pflat, *gshard, *pshard, *m, *v;
   int64_t step;
+  bool grads_averaged; /* the gradients arrive averaged: no reduce-scatter */
 };
 
 static tyr_tensor *flat_view(tyr_tensor *flat, int64_t off, int rank, const int64_t *shape) {
@@ -80,17 +81,15 @@ tyr_zero1 *tyr_zero1_init_at(tyr_site s, tyr_dist *pg, tyr_params *ps, tyr_optim
   z->shard = (z->total + N - 1) / N;
   tyr_device dev = p0->device;
   const tyr_backend *be = tyr_backend_lookup(dev);
-  z->gflat = tyr_keep_e(tyr_empty_at(s, p0->dtype, dev, 1, (int64_t[]){z->shard * N}));
   z->pflat = tyr_keep_e(tyr_empty_at(s, p0->dtype, dev, 1, (int64_t[]){z->shard * N}));
   z->gshard = tyr_keep_e(tyr_empty_at(s, p0->dtype, dev, 1, (int64_t[]){z->shard}));
   z->pshard = tyr_keep_e(tyr_empty_at(s, p0->dtype, dev, 1, (int64_t[]){z->shard}));
   z->m = tyr_keep_e(tyr_empty_at(s, TYR_F32, dev, 1, (int64_t[]){z->shard}));
   z->v = tyr_keep_e(tyr_empty_at(s, TYR_F32, dev, 1, (int64_t[]){z->shard}));
-  if (!z->gflat || !z->pflat || !z->gshard || !z->pshard || !z->m || !z->v) {
+  if (!z->pflat || !z->gshard || !z->pshard || !z->m || !z->v) {
     tyr_zero1_free(z);
     return NULL;
   }
-  be->fill(z->gflat, 0);
   be->fill(z->pflat, 0);
   be->fill(z->pshard, 0);
   be->fill(z->m, 0);
@@ -108,6 +107,10 @@ void tyr_zero1_free(tyr_zero1 *z) {
   tyr_tensor_free(z->v);
   free(z->offset);
   free(z);
+}
+
+void tyr_zero1_set_grads_averaged(tyr_zero1 *z, bool on) {
+  z->grads_averaged = on;
 }
 
 int64_t tyr_zero1_state_bytes(const tyr_zero1 *z) {
@@ -142,6 +145,24 @@ static void copy_param_part(tyr_zero1 *z, int i, int64_t lo, int64_t hi, void *c
   tyr_tensor_free(pf);
 }
 
+/* the gradient's part (averaged already) into the gradient shard */
+static void copy_grad_part(tyr_zero1 *z, int i, int64_t lo, int64_t hi, void *ctx) {
+  (void)ctx;
+  tyr_tensor *p = z->ps->items[i].t;
+  int64_t a = z->pg->cfg.rank * z->shard;
+  tyr_tensor *dst = seg(z->gshard, lo - a, hi - lo);
+  if (p->grad) {
+    tyr_tensor *gf = flat_view(p->grad, 0, 1, (int64_t[]){tyr_numel(p)});
+    tyr_tensor *src = seg(gf, lo - z->offset[i], hi - lo);
+    tyr_backend_lookup(p->device)->copy(dst, src);
+    tyr_tensor_free(src);
+    tyr_tensor_free(gf);
+  } else {
+    tyr_backend_lookup(p->device)->fill(dst, 0);
+  }
+  tyr_tensor_free(dst);
+}
+
 typedef struct {
   double lr;
 } step_ctx;
@@ -165,27 +186,44 @@ int tyr_zero1_step_at(tyr_site s, tyr_zero1 *z, double lr, double max_norm, doub
   const char *op = "tyr_zero1_step";
   if (!z) return tyr_raise(TYR_ERR_ARG, s, op, "NULL");
   tyr_params *ps = z->ps;
-  tyr_device dev = z->gflat->device;
-  const tyr_backend *be = tyr_backend_lookup(dev);
+  const tyr_backend *be = tyr_backend_lookup(z->m->device);
   if (lr < 0) lr = z->cfg.lr;
-  /* gradients flat; missing ones are zero */
-  for (int i = 0; i < ps->n; i++) {
-    tyr_tensor *p = ps->items[i].t;
-    tyr_tensor *v = flat_view(z->gflat, z->offset[i], p->rank, p->shape);
-    if (p->grad)
-      be->copy(v, p->grad);
-    else
-      be->fill(v, 0);
-    tyr_tensor_free(v);
+  int st = 0;
+  if (z->grads_averaged) { /* this rank's shard of them; the padding is zero */
+    for (int i = 0; i < ps->n; i++)
+      if (ps->items[i].t->grad && !tyr_is_contiguous(ps->items[i].t->grad))
+        return tyr_raise(TYR_ERR_ARG, s, op, "the gradient of '%s' is not contiguous",
+                         ps->items[i].name);
+    be->fill(z->gshard, 0);
+    for_parts(z, copy_grad_part, NULL);
+  } else {
+    /* gradients flat (a buffer made on first use); missing ones are zero */
+    if (!z->gflat) {
+      tyr_tensor *p0 = ps->items[0].t;
+      z->gflat = tyr_keep_e(
+          tyr_empty_at(s, p0->dtype, p0->device, 1, (int64_t[]){z->shard * z->pg->cfg.world_size}));
+      if (!z->gflat) return TYR_ERR_MEMORY;
+      be->fill(z->gflat, 0);
+    }
+    for (int i = 0; i < ps->n; i++) {
+      tyr_tensor *p = ps->items[i].t;
+      tyr_tensor *v = flat_view(z->gflat, z->offset[i], p->rank, p->shape);
+      if (p->grad)
+        be->copy(v, p->grad);
+      else
+        be->fill(v, 0);
+      tyr_tensor_free(v);
+    }
+    if ((st = tyr_dist_reduce_scatter_at(s, z->pg, z->gshard, z->gflat, TYR_DIST_AVG))) return st;
   }
-  int st = tyr_dist_reduce_scatter_at(s, z->pg, z->gshard, z->gflat, TYR_DIST_AVG);
-  if (st) return st;
-  double ss = be->sum_squares(z->gshard);
-  ss = tyr_dist_reduce_scalar_at(s, z->pg, ss, TYR_DIST_SUM);
-  double norm = sqrt(ss);
-  if (norm_out) *norm_out = norm;
-  if (max_norm > 0 && norm > max_norm && isfinite(norm))
-    be->scale_(z->gshard, max_norm / (norm + 1e-6));
+  if (max_norm > 0 || norm_out) {
+    double ss = be->sum_squares(z->gshard);
+    ss = tyr_dist_reduce_scalar_at(s, z->pg, ss, TYR_DIST_SUM);
+    double norm = sqrt(ss);
+    if (norm_out) *norm_out = norm;
+    if (max_norm > 0 && norm > max_norm && isfinite(norm))
+      be->scale_(z->gshard, max_norm / (norm + 1e-6));
+  }
   z->step++;
   for_parts(z, copy_param_part, NULL);
   step_ctx c = {lr};

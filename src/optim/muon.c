@@ -119,15 +119,18 @@ int tyr_muon_init_at(tyr_site s, tyr_muon *m, tyr_params *ps, const tyr_muon_con
   m->buf = calloc((size_t)ps->n + 1, sizeof *m->buf);
   m->v = calloc((size_t)ps->n + 1, sizeof *m->v);
   tyr_params_init(&m->rest);
+  tyr_params_init(&m->matrices);
   m->rest.items = calloc((size_t)ps->n + 1, sizeof *m->rest.items);
-  if (!m->muon_idx || !m->buf || !m->v || !m->rest.items) {
+  m->matrices.items = calloc((size_t)ps->n + 1, sizeof *m->matrices.items);
+  if (!m->muon_idx || !m->buf || !m->v || !m->rest.items || !m->matrices.items) {
     tyr_muon_free(m);
     return tyr_raise(TYR_ERR_MEMORY, s, op, "out of host memory");
   }
-  m->rest.cap = ps->n;
+  m->rest.cap = m->matrices.cap = ps->n;
   for (int i = 0; i < ps->n; i++) {
     tyr_param *p = &ps->items[i];
     if (p->t->rank == 2 && !name_listed(p->name, cfg->adamw_names)) {
+      m->matrices.items[m->matrices.n++] = *p;
       int k = m->nmuon++;
       m->muon_idx[k] = i;
       m->buf[k] = tyr_keep_e(tyr_zeros_at(s, TYR_F32, p->t->device, 2, p->t->shape));
@@ -142,7 +145,14 @@ int tyr_muon_init_at(tyr_site s, tyr_muon *m, tyr_params *ps, const tyr_muon_con
       m->rest.items[m->rest.n++] = *p;
     }
   }
-  if (tyr_optim_init_at(s, &m->adamw, &m->rest, cfg->adamw)) goto fail;
+  if (pg && tyr_dist_world_size(pg) > 1 && m->rest.n > 0 && cfg->adamw.kind == TYR_OPTIM_ADAMW) {
+    /* DistAdam: the moments sharded over the ranks (tyr_zero1 checks the
+       groups and that every rank holds the same parameters) */
+    if (!(m->adamw_zero = tyr_zero1_init_at(s, pg, &m->rest, cfg->adamw))) goto fail;
+    tyr_zero1_set_grads_averaged(m->adamw_zero, !cfg->reduce_adamw_grads);
+  } else if (tyr_optim_init_at(s, &m->adamw, &m->rest, cfg->adamw)) {
+    goto fail;
+  }
   return 0;
 fail:
   tyr_muon_free(m);
@@ -155,7 +165,9 @@ void tyr_muon_free(tyr_muon *m) {
   if (m->v)
     for (int k = 0; k < m->nmuon; k++) tyr_tensor_free(m->v[k]);
   if (m->adamw.params) tyr_optim_free(&m->adamw);
+  tyr_zero1_free(m->adamw_zero);
   free(m->rest.items);
+  free(m->matrices.items);
   free(m->muon_idx);
   free(m->buf);
   free(m->v);
@@ -327,6 +339,7 @@ int tyr_muon_step_at(tyr_site s, tyr_muon *m, double f) {
   }
   free(u);
   if (st) return st;
+  if (m->adamw_zero) return tyr_zero1_step_at(s, m->adamw_zero, m->cfg.adamw.lr * f, 0, NULL);
   return tyr_optim_step_at(s, &m->adamw, m->cfg.adamw.lr * f);
 }
 
@@ -355,4 +368,58 @@ int tyr_muon_checkpoint_params_at(tyr_site s, tyr_muon *m, tyr_params *out) {
 void tyr_muon_checkpoint_params_release(tyr_params *ps) {
   free(ps->items);
   memset(ps, 0, sizeof *ps);
+}
+
+tyr_optim *tyr_muon_gather_adamw_at(tyr_site s, tyr_muon *m) {
+  const char *op = "tyr_muon_gather_adamw";
+  if (!m || !m->params) {
+    tyr_raise(TYR_ERR_STATE, s, op, "optimizer is not initialised");
+    return NULL;
+  }
+  if (!m->adamw_zero) return &m->adamw;
+  tyr_optim *whole = calloc(1, sizeof *whole);
+  if (!whole) {
+    tyr_raise(TYR_ERR_MEMORY, s, op, "out of host memory");
+    return NULL;
+  }
+  if (tyr_optim_init_at(s, whole, &m->rest, m->cfg.adamw) ||
+      tyr_zero1_gather_state_at(s, m->adamw_zero, whole)) {
+    tyr_muon_release_adamw(m, whole);
+    return NULL;
+  }
+  return whole;
+}
+
+int tyr_muon_scatter_adamw_at(tyr_site s, tyr_muon *m, const tyr_optim *whole) {
+  if (!m || !whole) return tyr_raise(TYR_ERR_ARG, s, "tyr_muon_scatter_adamw", "NULL");
+  if (whole == &m->adamw) return 0;
+  if (!m->adamw_zero)
+    return tyr_raise(TYR_ERR_ARG, s, "tyr_muon_scatter_adamw",
+                     "the optimizer is not sharded: load into m->adamw (tyr_muon_gather_adamw)");
+  return tyr_zero1_scatter_state_at(s, m->adamw_zero, whole);
+}
+
+void tyr_muon_release_adamw(tyr_muon *m, tyr_optim *whole) {
+  if (!whole || (m && whole == &m->adamw)) return;
+  if (whole->params) tyr_optim_free(whole);
+  free(whole);
+}
+
+int64_t tyr_muon_adamw_state_bytes(const tyr_muon *m) {
+  if (m->adamw_zero) return tyr_zero1_state_bytes(m->adamw_zero);
+  int64_t b = 0;
+  for (int i = 0; i < m->adamw.n; i++) {
+    if (m->adamw.m && m->adamw.m[i]) b += tyr_nbytes(m->adamw.m[i]);
+    if (m->adamw.v && m->adamw.v[i]) b += tyr_nbytes(m->adamw.v[i]);
+  }
+  return b;
+}
+
+int64_t tyr_muon_state_bytes(const tyr_muon *m) {
+  int64_t b = tyr_muon_adamw_state_bytes(m);
+  for (int k = 0; k < m->nmuon; k++) {
+    b += tyr_nbytes(m->buf[k]);
+    if (m->v[k]) b += tyr_nbytes(m->v[k]);
+  }
+  return b;
 }

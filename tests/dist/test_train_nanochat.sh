@@ -1,9 +1,12 @@
 #!/bin/sh
 # train_nanochat data parallel under mpirun: 2 ranks at --micro-batch 1
 # give the losses of one process at --micro-batch 2 (the same windows, the
-# same batch of 4 sequences per step: DDP averages the gradients, Muon
-# shares its orthogonalisations); only rank 0 writes; a checkpoint written
-# at 2 ranks resumes at 1 and ends where the straight run ends.
+# same batch of 4 sequences per step: DDP averages the Muon matrices'
+# gradients, Muon shares its orthogonalisations, Adam's gradients are
+# reduce-scattered into the ranks' shards of its moments); each rank holds
+# half of Adam's state; only rank 0 writes; a checkpoint written at 2 ranks
+# resumes at 1, one written at 1 resumes at 2, and both end where the
+# straight run ends.
 #   test_train_nanochat.sh BUILD_DIR SOURCE_DIR
 set -u
 B=$1
@@ -18,7 +21,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 bin=$B/train_nanochat
 small="--preset debug --data $T/shk/tinyshakespeare_train_000000.bin
        --val $T/shk/tinyshakespeare_val_000000.bin --n-embd 64 --n-head 2 --head-dim 32
-       --seq-len 64 --batch-size 4 --batch-start 4 --iterations 12 --val-every 6 --val-tokens 256
+       --seq-len 64 --batch-size 4 --batch-start 4 --iterations 8 --val-every 4 --val-tokens 256
        --window-start 16 --window-end 64 --window-block 16 --momentum-warmup 4 --no-plot"
 losses() { grep '"loss"' "$1/metrics.jsonl" | sed 's/.*"loss":\([^,]*\),.*/\1/'; }
 compare() {
@@ -36,9 +39,25 @@ $RUN 2 $bin $small --micro-batch 1 --checkpoint-dir "$T/two" >"$T/two.out" 2>&1 
 grep -q "2 ranks (mpi)" "$T/two.out" || { cat "$T/two.out"; fail "not 2 ranks over MPI"; }
 [ "$(grep -c '^final:' "$T/two.out")" = 1 ] || fail "more than rank 0 reported"
 compare "$T/one" "$T/two" "2 ranks x micro-batch 1 vs 1 rank x micro-batch 2"
-# 2 ranks for 6 steps, then 1 rank from DIR/latest
-$RUN 2 $bin $small --micro-batch 1 --max-steps 6 --checkpoint-dir "$T/r" >"$T/r.out" 2>&1 ||
+# Adam's moments: sharded at 2 ranks, about half of the whole per rank
+adam() { sed -n "s/.*Adam's moments \([0-9.]*\) MiB (\(.*\))/\1 \2/p" "$1"; }
+a1=$(adam "$T/one.log")
+a2=$(adam "$T/two.out")
+echo "Adam's state per rank: 1 rank $a1, 2 ranks $a2"
+case "$a1" in *" whole") ;; *) fail "1 rank: Adam's state is not whole ($a1)" ;; esac
+case "$a2" in *"sharded over the ranks") ;; *) fail "2 ranks: Adam's state is not sharded ($a2)" ;; esac
+echo "$a1 $a2" | awk '{r = $3 / $1; exit !(r > 0.49 && r < 0.51)}' ||
+  fail "2 ranks hold $a2 MiB of Adam's state each, not half of $a1"
+# 2 ranks for 4 steps, then 1 rank from DIR/latest
+$RUN 2 $bin $small --micro-batch 1 --max-steps 4 --checkpoint-dir "$T/r" >"$T/r.out" 2>&1 ||
   { cat "$T/r.out"; fail "first half at 2 ranks"; }
 OMP_NUM_THREADS=1 $bin $small --micro-batch 2 --threads 1 --checkpoint-dir "$T/r" >/dev/null 2>"$T/r1.log" ||
   { cat "$T/r1.log"; fail "resume at 1 rank"; }
-compare "$T/one" "$T/r" "6 steps at 2 ranks + 6 resumed at 1 vs 12 at 1"
+compare "$T/one" "$T/r" "4 steps at 2 ranks + 4 resumed at 1 vs 8 at 1"
+# 1 rank for 4 steps, then 2 ranks from DIR/latest
+OMP_NUM_THREADS=1 $bin $small --micro-batch 2 --threads 1 --max-steps 4 --checkpoint-dir "$T/q" \
+  >/dev/null 2>"$T/q1.log" || { cat "$T/q1.log"; fail "first half at 1 rank"; }
+$RUN 2 $bin $small --micro-batch 1 --checkpoint-dir "$T/q" >"$T/q2.out" 2>&1 ||
+  { cat "$T/q2.out"; fail "resume at 2 ranks"; }
+grep -q "resumed from .* at step 4" "$T/q2.out" || { cat "$T/q2.out"; fail "2 ranks did not resume"; }
+compare "$T/one" "$T/q" "4 steps at 1 rank + 4 resumed at 2 vs 8 at 1"

@@ -39,9 +39,10 @@ foreach(case ${TYR_DDP_CASES})
   set_tests_properties(dist_${name} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300
     PASS_REGULAR_EXPRESSION "dist_ddp: mode .*: PASS")
 endforeach()
-# distributed Muon: bitwise that of one process
+# distributed Muon with its AdamW part sharded: bitwise that of one process
+# (reduce_adamw: the AdamW gradients reduce-scattered by the step, 1e-6)
 foreach(np 2 3)
-  foreach(variant ns polar_express normuon)
+  foreach(variant ns polar_express normuon reduce_adamw)
     set(args)
     if(NOT variant STREQUAL "ns")
       string(REPLACE "_" "-" flag ${variant})

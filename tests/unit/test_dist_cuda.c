@@ -101,7 +101,8 @@ static double max_rel(tyr_gpt *a, tyr_gpt *b) {
   return sqrt(dd / nn);
 }
 
-/* mode 0: DDP (NCCL buckets) + AdamW; 1: ZeRO-1; 2: Muon bf16 on the GPU vs f32 on the CPU */
+/* mode 0: DDP (NCCL buckets) + AdamW; 1: ZeRO-1; 2: Muon bf16 on the GPU vs f32 on the CPU;
+ * 3: ZeRO-1 taking gradients averaged already (Muon's DistAdam behind tyr_ddp) */
 static void train_pair(int mode) {
   tyr_dist *pg = nccl_group();
   tyr_gpt_config gc = tyr_gpt_config_gpt2(V, T, 2, 2, 32);
@@ -122,9 +123,10 @@ static void train_pair(int mode) {
     assert_non_null(ddp);
     assert_true(tyr_ddp_num_buckets(ddp) > 1);
     assert_int_equal(tyr_optim_init(&oa, &a.params, oc), 0);
-  } else if (mode == 1) {
+  } else if (mode == 1 || mode == 3) {
     z = tyr_zero1_init(pg, &a.params, oc);
     assert_non_null(z);
+    tyr_zero1_set_grads_averaged(z, mode == 3);
   } else {
     assert_int_equal(tyr_muon_init(&ma, &a.params, &mc, NULL), 0);
     assert_int_equal(tyr_muon_init(&mb, &b.params, &mc, NULL), 0);
@@ -140,13 +142,13 @@ static void train_pair(int mode) {
       y = tyr_to_device_e(y, TYR_DEVICE_CPU);
     }
     assert_int_equal(tyr_backward_e(tyr_gpt_loss_at(TYR_SITE, &b, x, y, true)), 0);
-    if (mode == 1) /* b's gradients for both: this compares the optimizers alone */
+    if (mode == 1 || mode == 3) /* b's gradients for both: the optimizers alone compared */
       for (int i = 0; i < a.params.n; i++)
         assert_int_equal(tyr_copy_e(a.params.items[i].t->grad, b.params.items[i].t->grad), 0);
     if (mode == 0) {
       assert_int_equal(tyr_ddp_finish(ddp), 0);
       assert_int_equal(tyr_optim_step(&oa, -1), 0);
-    } else if (mode == 1) {
+    } else if (mode == 1 || mode == 3) {
       assert_int_equal(tyr_zero1_step(z, -1, 0, NULL), 0);
     } else {
       assert_int_equal(tyr_muon_step(&ma, 1), 0);
@@ -160,6 +162,7 @@ static void train_pair(int mode) {
   print_message("mode %s: relative parameter difference %.3g%s\n",
                 mode == 0   ? "ddp (nccl)"
                 : mode == 1 ? "zero1 (nccl)"
+                : mode == 3 ? "zero1, gradients averaged already"
                             : "muon bf16 gpu vs f32 cpu",
                 r, ddp ? "" : "");
   if (ddp)
@@ -191,6 +194,10 @@ static void test_muon_cuda_bf16(void **state) {
   (void)state;
   train_pair(2);
 }
+static void test_zero1_grads_averaged_cuda(void **state) {
+  (void)state;
+  train_pair(3);
+}
 
 int main(void) {
   if (!tyr_dist_have_nccl() || !tyr_cuda_available()) {
@@ -202,6 +209,7 @@ int main(void) {
       TYR_TEST(test_nccl_ddp),
       TYR_TEST(test_nccl_zero1),
       TYR_TEST(test_muon_cuda_bf16),
+      TYR_TEST(test_zero1_grads_averaged_cuda),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

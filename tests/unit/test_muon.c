@@ -223,6 +223,17 @@ static void test_muon_splits_params_and_checkpoint_names(void **state) {
   assert_true(tyr_muon_is_muon_param(&m, 1));
   assert_false(tyr_muon_is_muon_param(&m, 0));
   assert_int_equal(m.rest.n, 3);
+  assert_int_equal(m.matrices.n, 1); /* what tyr_ddp averages with reduce_adamw_grads */
+  assert_ptr_equal(m.matrices.items[0].t, ps.items[1].t);
+  /* one process: the AdamW part whole, m->adamw itself for checkpoints */
+  assert_null(m.adamw_zero);
+  assert_int_equal(tyr_muon_adamw_state_bytes(&m), 8 * (10 * 4 + 12 + 10 * 4));
+  assert_int_equal(tyr_muon_state_bytes(&m),
+                   tyr_muon_adamw_state_bytes(&m) + 4 * (12 * 4) + 4 * 12); /* momentum, NorMuon */
+  tyr_optim *whole = tyr_muon_gather_adamw(&m);
+  assert_ptr_equal(whole, &m.adamw);
+  assert_int_equal(tyr_muon_scatter_adamw(&m, whole), 0);
+  tyr_muon_release_adamw(&m, whole);
   tyr_params ck;
   assert_int_equal(tyr_muon_checkpoint_params_at(TYR_SITE, &m, &ck), 0);
   assert_int_equal(ck.n, 6);
@@ -260,6 +271,16 @@ static void test_muon_errors(void **state) {
   TYR_SCOPE;
   tyr_tensor *a = rand_param(3, 4, 1), *b = rand_param(4, 3, 1);
   EXPECT_TYR_ERROR(tyr_muon_orthogonalize_at(TYR_SITE, &cfg, a, b), "tyr_muon_orthogonalize");
+  /* an unsharded optimizer takes no state from another AdamW */
+  tyr_params_add(&ps, "wte.weight", rand_param(3, 4, 2));
+  cfg = tyr_muon_default_config(0.02, 1e-3);
+  assert_int_equal(tyr_muon_init(&m, &ps, &cfg, NULL), 0);
+  tyr_optim other;
+  assert_int_equal(tyr_optim_init(&other, &m.rest, cfg.adamw), 0);
+  EXPECT_TYR_ERROR(tyr_muon_scatter_adamw(&m, &other), "tyr_muon_scatter_adamw");
+  tyr_optim_free(&other);
+  tyr_muon_free(&m);
+  tyr_params_free(&ps);
   tyr_tensor_free(a);
   tyr_tensor_free(b);
 }
