@@ -20,6 +20,12 @@
 
 #include <tyr/tyr.h>
 
+/* OpenBLAS's own report of its build and the kernels it picked (Tyr's f32
+   GEMMs run its own AVX-512 kernel only where these are older: see
+   src/cpu/gemm_avx512.c) */
+char *openblas_get_config(void);
+char *openblas_get_corename(void);
+
 typedef struct {
   const char *name;
   int64_t L, H, C, T, B;
@@ -168,6 +174,7 @@ int main(int argc, char **argv) {
   }
   printf("TrainGPT training step on the CPU, %d threads (forward + backward + clip + AdamW, f32)\n",
          threads);
+  printf("OpenBLAS: %s, kernels for %s\n", openblas_get_config(), openblas_get_corename());
   printf("%-24s %12s %10s %12s %8s\n", "preset", "tyr tok/s", "ms/step", "torch tok/s", "ratio");
   for (size_t k = 0; k < sizeof presets / sizeof presets[0]; k++) {
     const preset *p = &presets[k];

@@ -960,8 +960,9 @@ static void test_sdpa_gradients(void **state) {
   tyr_tensor_free(x);
 }
 
-/* tyr_sdpa_qkv on the CPU (through the layout ops and tyr_sdpa): values
- * against splitting by hand, gradients against finite differences, errors */
+/* tyr_sdpa_qkv on the CPU (the packed views, gathered by the backend):
+ * values against splitting by hand, gradients against finite differences,
+ * errors */
 static tyr_tensor *call_sdpa_qkv(tyr_tensor **in, void *ctx) {
   (void)ctx;
   return tyr_sdpa_qkv_e(in[0], 2, 1, &(tyr_sdpa_opts){.causal = true, .window = 3});
@@ -992,6 +993,43 @@ static void test_sdpa_qkv(void **state) {
     EXPECT_TYR_ERROR(tyr_sdpa_qkv_e(NULL, 2, 1, NULL), "tyr_sdpa_qkv: qkv is NULL");
   }
   tyr_tensor_free(qkv);
+}
+
+/* The packed route at sizes where the CPU's gathers, scatters and kernels
+ * run in parallel, in f32 and f64: the output and the gradient of qkv are
+ * the layout-op route's (narrow, transpose, tyr_sdpa) bit for bit. */
+static void test_sdpa_qkv_packed_parallel(void **state) {
+  (void)state;
+  const int64_t B = 3, T = 70, Hq = 4, Hkv = 2, D = 16, W = (Hq + 2 * Hkv) * D;
+  for (int dt = 0; dt < 2; dt++) {
+    tyr_dtype fdt = dt ? TYR_F64 : TYR_F32;
+    tyr_tensor *qkv = tyr_keep_e(RANDN(fdt, 1.0, B, T, W));
+    tyr_tensor *go = tyr_keep_e(RANDN(fdt, 1.0, B, T, Hq * D));
+    tyr_requires_grad_e(qkv, true);
+    {
+      TYR_SCOPE;
+      tyr_sdpa_opts o = {.causal = true};
+      tyr_tensor *y = tyr_sdpa_qkv_e(qkv, Hq, Hkv, &o);
+      assert_non_null(y);
+      assert_int_equal(tyr_backward_with_at(TYR_SITE, y, go), 0);
+      tyr_tensor *g = tyr_clone_e(tyr_grad_e(qkv));
+      tyr_zero_grad_e(qkv);
+      tyr_tensor *q = tyr_narrow_e(qkv, 2, 0, Hq * D), *k = tyr_narrow_e(qkv, 2, Hq * D, Hkv * D);
+      tyr_tensor *v = tyr_narrow_e(qkv, 2, (Hq + Hkv) * D, Hkv * D);
+      q = tyr_transpose_e(tyr_reshape_e(q, B, T, Hq, D), 1, 2);
+      k = tyr_transpose_e(tyr_reshape_e(k, B, T, Hkv, D), 1, 2);
+      v = tyr_transpose_e(tyr_reshape_e(v, B, T, Hkv, D), 1, 2);
+      tyr_tensor *r = tyr_reshape_e(tyr_transpose_e(tyr_sdpa_e(q, k, v, &o), 1, 2), B, T, Hq * D);
+      assert_int_equal(tyr_backward_with_at(TYR_SITE, r, go), 0);
+      double *want = values(r), *gwant = values(tyr_grad_e(qkv));
+      expect_values(y, want, 0, 0, "sdpa_qkv packed: out");
+      expect_values(g, gwant, 0, 0, "sdpa_qkv packed: dqkv");
+      free(want);
+      free(gwant);
+    }
+    tyr_tensor_free(qkv);
+    tyr_tensor_free(go);
+  }
 }
 
 static void test_sdpa_errors(void **state) {
@@ -1264,6 +1302,7 @@ int main(void) {
       TYR_TEST(test_sdpa_gradients),
       TYR_TEST(test_sdpa_errors),
       TYR_TEST(test_sdpa_qkv),
+      TYR_TEST(test_sdpa_qkv_packed_parallel),
       TYR_TEST(test_sdpa_empty_rows_backward),
       TYR_TEST(test_half_precision),
       TYR_TEST(test_results_outlive_their_scope),
