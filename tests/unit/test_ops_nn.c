@@ -564,6 +564,33 @@ static void test_norm_gradients(void **state) {
   for (int i = 0; i < 3; i++) tyr_tensor_free(in[i]);
 }
 
+/* Layer norm's weight and bias gradients at a size whose column sums the
+ * CPU splits between threads by runs of columns (130 columns: three runs):
+ * gb = gy summed over rows, gw = gy x^ summed over rows, x^ the plain
+ * normalised x, in f64 and f32. */
+static void test_norm_param_grads_parallel(void **state) {
+  (void)state;
+  for (int dt = 0; dt < 2; dt++) {
+    TYR_SCOPE;
+    tyr_dtype fdt = dt ? TYR_F64 : TYR_F32;
+    double tol = dt ? 1e-10 : 1e-4;
+    tyr_tensor *x = RANDN(fdt, 1.0, 4, 50, 130), *gy = RANDN(fdt, 1.0, 4, 50, 130);
+    tyr_tensor *w = RANDN(fdt, 1.0, 130), *b = RANDN(fdt, 1.0, 130);
+    tyr_requires_grad_e(w, true);
+    tyr_requires_grad_e(b, true);
+    tyr_tensor *y = tyr_layer_norm_e(x, w, b, 1e-5);
+    assert_int_equal(tyr_backward_e(tyr_sum_e(tyr_mul_e(y, gy))), 0);
+    tyr_tensor *xh = tyr_reshape_e(tyr_layer_norm_e(x, NULL, NULL, 1e-5), 200, 130);
+    tyr_tensor *g2 = tyr_reshape_e(gy, 200, 130);
+    double *gw = values(tyr_sum_dim_e(tyr_mul_e(g2, xh), 0, false));
+    double *gb = values(tyr_sum_dim_e(g2, 0, false));
+    expect_values(tyr_grad_e(w), gw, tol, tol, "layer_norm dw, parallel");
+    expect_values(tyr_grad_e(b), gb, tol, tol, "layer_norm db, parallel");
+    free(gw);
+    free(gb);
+  }
+}
+
 static void test_norm_errors(void **state) {
   (void)state;
   TYR_SCOPE;
@@ -1293,6 +1320,7 @@ int main(void) {
       TYR_TEST(test_mse_loss),
       TYR_TEST(test_norm_values),
       TYR_TEST(test_norm_gradients),
+      TYR_TEST(test_norm_param_grads_parallel),
       TYR_TEST(test_norm_errors),
       TYR_TEST(test_dropout_mask),
       TYR_TEST(test_dropout_gradients),
