@@ -23,7 +23,7 @@
 #define ATTN_CHUNK 64 /* keys scored at a time by the row-at-a-time fallback */
 #define ATTN_QB 32    /* query rows per task (forward, dq) */
 #define ATTN_KB 32    /* keys per task (dk, dv) */
-#define TILE_R 4      /* rows of a register tile of scores */
+#define TILE_R 8      /* rows of a register tile of scores (8 accumulators) */
 #define TILE_C 16     /* columns of a register tile of scores */
 
 /* tyr_cpu_attention_force_rows is defined in isa.c, compiled once */
@@ -152,14 +152,25 @@ static void heads_move(heads_set *hs, bool outputs) {
     const tyr_tensor *t = hs->t[i];
     int64_t H = t->shape[1], T = t->shape[2], D = t->shape[3];
     int64_t b = k / (H * T), h = k / T % H, j = k % T;
-    size_t es = tyr_dtype_size(t->dtype), row = (size_t)D * es;
+    size_t es = tyr_dtype_size(t->dtype), row = (size_t)D * es; /* f32 or f64 */
     char *view = (char *)t->storage->data +
                  (t->offset + b * t->stride[0] + h * t->stride[1] + j * t->stride[2]) * (int64_t)es;
     char *buf = hs->ptr[i] + (size_t)k * row;
-    if (outputs)
-      memcpy(view, buf, row);
-    else
-      memcpy(buf, view, row);
+    char *dst = outputs ? view : buf;
+    const char *src = outputs ? buf : view;
+    /* rows are a head wide (a few hundred bytes): an inline loop, not a
+       call to memcpy per row */
+    if (es == 4) {
+      float *d4 = (float *)dst;
+      const float *s4 = (const float *)src;
+#pragma omp simd
+      for (int64_t e = 0; e < D; e++) d4[e] = s4[e];
+    } else {
+      double *d8 = (double *)dst;
+      const double *s8 = (const double *)src;
+#pragma omp simd
+      for (int64_t e = 0; e < D; e++) d8[e] = s8[e];
+    }
   }
 }
 
