@@ -2,7 +2,8 @@
  *
  * With the profiler on, every kernel the CPU backend runs (the entries of
  * its backend table: matmul, sdpa, layer_norm, unary gelu, binary add,
- * adamw_step_many, alloc, ...) is timed, and its wall time, call count and,
+ * adamw_step_many, alloc, ...; GEMMs by which operand they read
+ * transposed, "matmul aT @ b") is timed, and its wall time, call count and,
  * for GEMMs and attention, floating-point work are summed per kernel and
  * per phase: forward (everything outside the two below), backward (inside
  * tyr_backward) and optimizer (tyr_optim_step and gradient clipping).

@@ -255,12 +255,22 @@ static void w_where(tyr_tensor *o, const tyr_tensor *c, const tyr_tensor *a, con
 static void w_reduce(tyr_reduce_op op, tyr_tensor *o, const tyr_tensor *a, int d) {
   TIMED(K_REDUCE, op, 0, g_inner->reduce(op, o, a, d));
 }
+/* which operands a GEMM reads transposed: 0 a @ b, 1 a @ bT, 2 aT @ b, 3 aT @ bT */
+static int gemm_kind(const tyr_tensor *a, const tyr_tensor *b) {
+  bool ta = false, tb = false;
+  int64_t ld;
+  if (a->rank >= 2) tyr_gemm_layout(a, &ta, &ld);
+  if (b->rank >= 2) tyr_gemm_layout(b, &tb, &ld);
+  return 2 * ta + tb;
+}
+static const char *const gemm_name[4] = {"a @ b", "a @ bT", "aT @ b", "aT @ bT"};
+
 static void w_matmul(tyr_tensor *o, const tyr_tensor *a, const tyr_tensor *b) {
-  TIMED(K_MATMUL, 0, gemm_flops(o, a), g_inner->matmul(o, a, b));
+  TIMED(K_MATMUL, gemm_kind(a, b), gemm_flops(o, a), g_inner->matmul(o, a, b));
 }
 static void w_matmul_bias(tyr_tensor *o, const tyr_tensor *a, const tyr_tensor *b,
                           const tyr_tensor *bias) {
-  TIMED(K_MATMUL_BIAS, 0, gemm_flops(o, a), g_inner->matmul_bias(o, a, b, bias));
+  TIMED(K_MATMUL_BIAS, gemm_kind(a, b), gemm_flops(o, a), g_inner->matmul_bias(o, a, b, bias));
 }
 static void w_softmax(tyr_tensor *o, const tyr_tensor *x, bool log) {
   TIMED(K_SOFTMAX, 0, 0, g_inner->softmax(o, x, log));
@@ -488,6 +498,8 @@ static void row_name(const row *r, char *buf, size_t n) {
     sub = r->sub < TYR_BIN_COUNT ? bin_name[r->sub] : "?";
   else if (r->k == K_REDUCE)
     sub = r->sub < TYR_RED_COUNT ? red_name[r->sub] : "?";
+  else if (r->k == K_MATMUL || r->k == K_MATMUL_BIAS)
+    sub = gemm_name[r->sub & 3];
   snprintf(buf, n, sub ? "%s %s" : "%s", k_name[r->k], sub);
 }
 
