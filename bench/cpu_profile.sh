@@ -1,6 +1,7 @@
 #!/bin/sh
 # TrainGPT's CPU training step against PyTorch on two cores, with the
-# profile of where Tyr's time goes, in one run of about two minutes on an
+# profile of where Tyr's time goes, in one run of about two minutes (with
+# PyTorch 2.11; PyTorch 1.13 on cpu-dev takes about 5) on an
 # existing build (builds nothing: on the GPU machine, build-gpu from
 # scripts/gpu-suite.sh --build; here any build with bench_train_gpt):
 #   1. the machine: CPU model, cores, OpenBLAS, PyTorch's version and threads;
@@ -35,9 +36,16 @@ fi
   git rev-parse --short HEAD 2>/dev/null
   grep -m1 "model name" /proc/cpuinfo
   echo "cores: $(nproc) available, pinned to $cores"
-  grep -m1 -o -w -E "avx512f|avx2" /proc/cpuinfo | head -1
-  cat /proc/loadavg
-  "$py" -c 'import torch; print("torch", torch.__version__, torch.backends.mkldnn.is_available() and "onednn" or "", torch.__config__.parallel_info().splitlines()[0])' 2>&1
+  if grep -q -w avx512f /proc/cpuinfo; then echo "AVX-512F: yes"; else echo "AVX-512F: no"; fi
+  echo "load average: $(cat /proc/loadavg)"
+  "$py" -c 'import torch
+print("torch", torch.__version__)
+for l in torch.__config__.show().splitlines():
+    if any(k in l for k in ("CPU capability", "Math Kernel", "oneDNN", "OpenMP")):
+        print("  " + l.strip())
+    for w in l.replace(",", " ").split():
+        if w.startswith(("BLAS_INFO=", "USE_MKLDNN=")):
+            print("  " + w)' 2>&1
 } >> "$log"
 failed=""
 for round in 1 2; do
