@@ -133,43 +133,45 @@ static bool heads_ok(const heads_set *hs) {
 
 /* Copies the rows of the operands that have a buffer, between the view
  * and the buffer (into the buffer: the inputs; out of it: the outputs),
- * in one parallel loop over all their rows. */
+ * in one parallel loop over all their heads (a head's T rows each). */
 static void heads_move(heads_set *hs, bool outputs) {
-  int64_t rows[8], total = 0;
+  int64_t heads[8], total = 0, work = 0;
   for (int i = 0; i < hs->n; i++) {
     const tyr_tensor *t = hs->t[i];
-    rows[i] = hs->bytes[i] && hs->out[i] == outputs ? tyr_numel(t) / t->shape[3] : 0;
-    total += rows[i];
+    heads[i] = hs->bytes[i] && hs->out[i] == outputs ? t->shape[0] * t->shape[1] : 0;
+    total += heads[i];
+    if (heads[i]) work += (int64_t)hs->bytes[i];
   }
   if (total == 0) return;
-  int64_t work = 0;
-  for (int i = 0; i < hs->n; i++) work += (int64_t)hs->bytes[i];
 #pragma omp parallel for schedule(static) if (work > (1 << 18))
-  for (int64_t r = 0; r < total; r++) {
+  for (int64_t u = 0; u < total; u++) {
     int i = 0;
-    int64_t k = r;
-    while (k >= rows[i]) k -= rows[i++];
+    int64_t k = u;
+    while (k >= heads[i]) k -= heads[i++];
     const tyr_tensor *t = hs->t[i];
-    int64_t H = t->shape[1], T = t->shape[2], D = t->shape[3];
-    int64_t b = k / (H * T), h = k / T % H, j = k % T;
-    size_t es = tyr_dtype_size(t->dtype), row = (size_t)D * es; /* f32 or f64 */
-    char *view = (char *)t->storage->data +
-                 (t->offset + b * t->stride[0] + h * t->stride[1] + j * t->stride[2]) * (int64_t)es;
-    char *buf = hs->ptr[i] + (size_t)k * row;
-    char *dst = outputs ? view : buf;
-    const char *src = outputs ? buf : view;
-    /* rows are a head wide (a few hundred bytes): an inline loop, not a
-       call to memcpy per row */
-    if (es == 4) {
-      float *d4 = (float *)dst;
-      const float *s4 = (const float *)src;
+    int64_t H = t->shape[1], T = t->shape[2], D = t->shape[3], st = t->stride[2];
+    int64_t b = k / H, h = k % H;
+    size_t es = tyr_dtype_size(t->dtype); /* f32 or f64 */
+    char *view =
+        (char *)t->storage->data + (t->offset + b * t->stride[0] + h * t->stride[1]) * (int64_t)es;
+    char *buf = hs->ptr[i] + (size_t)(k * T * D) * es;
+    /* rows are a head wide (a few hundred bytes): inline loops, not a call
+       to memcpy per row */
+    for (int64_t j = 0; j < T; j++) {
+      char *v = view + j * st * (int64_t)es, *bu = buf + (size_t)(j * D) * es;
+      char *dst = outputs ? v : bu;
+      const char *src = outputs ? bu : v;
+      if (es == 4) {
+        float *d4 = (float *)dst;
+        const float *s4 = (const float *)src;
 #pragma omp simd
-      for (int64_t e = 0; e < D; e++) d4[e] = s4[e];
-    } else {
-      double *d8 = (double *)dst;
-      const double *s8 = (const double *)src;
+        for (int64_t e = 0; e < D; e++) d4[e] = s4[e];
+      } else {
+        double *d8 = (double *)dst;
+        const double *s8 = (const double *)src;
 #pragma omp simd
-      for (int64_t e = 0; e < D; e++) d8[e] = s8[e];
+        for (int64_t e = 0; e < D; e++) d8[e] = s8[e];
+      }
     }
   }
 }
