@@ -13,7 +13,7 @@
  * per phase.  Kernel times include the waits of their OpenMP threads at
  * the region's end (load imbalance shows up there, not apart).
  *
- *   TYR_PROFILE=1 ./build/examples/train_gpt ...   (table on stderr at exit)
+ *   TYR_PROFILE=1 ./build/train_gpt --steps 50   (the table on stderr at exit)
  *
  * or from a program: tyr_profile_enable(true), tyr_profile_reset() before
  * the steps to measure, tyr_profile_print(stdout, steps) after them.  Off,
@@ -29,7 +29,7 @@ extern "C" {
 #endif
 
 /* Turns the profiler on or off; returns the previous setting.  The
- * environment variable TYR_PROFILE=1 turns it on at the first op and
+ * environment variable TYR_PROFILE=1 turns it on when the program starts and
  * prints the table to stderr at exit. */
 bool tyr_profile_enable(bool on);
 bool tyr_profile_enabled(void);
@@ -38,7 +38,8 @@ void tyr_profile_reset(void);
 /* Prints the table of what was measured since the last reset: per phase,
  * its wall time and kernels (ms per step, share of the phase, calls per
  * step, GFLOP/s where counted), then the host overhead and page faults.
- * steps (>= 1) divides the totals. */
+ * steps divides the totals (steps < 1: the totals themselves, as printed
+ * at exit under TYR_PROFILE=1). */
 void tyr_profile_print(FILE *f, int steps);
 
 #ifdef __cplusplus

@@ -505,12 +505,16 @@ static void row_name(const row *r, char *buf, size_t n) {
 
 void tyr_profile_print(FILE *f, int steps) {
   static const char *const ph_name[TYR_PROF_NPHASE] = {"forward", "backward", "optimizer"};
-  if (steps < 1) steps = 1;
+  bool totals = steps < 1;
+  if (totals) steps = 1;
   if (tyr__profile_on) tyr__profile_phase_set(g_phase); /* count the running phase up to now */
   pthread_mutex_lock(&g_mu);
   double cat[C_NCAT] = {0}, cat_flops[C_NCAT] = {0}, total = 0, kernels = 0;
-  fprintf(f, "profile: %d step%s, per step (kernel times include their threads' waits)\n", steps,
-          steps == 1 ? "" : "s");
+  if (totals)
+    fprintf(f, "profile: totals (kernel times include their threads' waits)\n");
+  else
+    fprintf(f, "profile: %d step%s, per step (kernel times include their threads' waits)\n", steps,
+            steps == 1 ? "" : "s");
   fprintf(f, "  %-34s %10s %7s %9s %9s\n", "phase / kernel", "ms", "%", "calls", "GFLOP/s");
   static row rows[K_COUNT * NSUB];
   for (int p = 0; p < TYR_PROF_NPHASE; p++) {
@@ -558,7 +562,7 @@ void tyr_profile_print(FILE *f, int steps) {
 }
 
 static void print_at_exit(void) {
-  tyr_profile_print(stderr, 1);
+  tyr_profile_print(stderr, 0);
 }
 
 __attribute__((constructor)) static void profile_from_env(void) {
