@@ -13,7 +13,7 @@
  * per phase.  Kernel times include the waits of their OpenMP threads at
  * the region's end (load imbalance shows up there, not apart).
  *
- *   TYR_PROFILE=1 ./build/train_gpt --steps 50   (the table on stderr at exit)
+ *   TYR_PROFILE=1 ./build/train_gpt --iters 50   (the table on stderr at exit)
  *
  * or from a program: tyr_profile_enable(true), tyr_profile_reset() before
  * the steps to measure, tyr_profile_print(stdout, steps) after them.  Off,
