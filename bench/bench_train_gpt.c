@@ -175,6 +175,12 @@ int main(int argc, char **argv) {
   printf("TrainGPT training step on the CPU, %d threads (forward + backward + clip + AdamW, f32)\n",
          threads);
   printf("OpenBLAS: %s, kernels for %s\n", openblas_get_config(), openblas_get_corename());
+  /* tyr_cpu_env_setup's choice from the load average (machine-wide) and the cores this process
+     may use; PyTorch runs without it */
+  const char *wp = getenv("OMP_WAIT_POLICY"), *sc = getenv("GOMP_SPINCOUNT");
+  printf("Tyr's OpenMP waiting: %s%s%s%s%s%s\n", wp ? "OMP_WAIT_POLICY=" : "", wp ? wp : "",
+         wp && sc ? ", " : "", sc ? "GOMP_SPINCOUNT=" : "", sc ? sc : "",
+         wp || sc ? "" : "libgomp's default");
   printf("%-24s %12s %10s %12s %8s\n", "preset", "tyr tok/s", "ms/step", "torch tok/s", "ratio");
   for (size_t k = 0; k < sizeof presets / sizeof presets[0]; k++) {
     const preset *p = &presets[k];
