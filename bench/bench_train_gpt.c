@@ -6,9 +6,11 @@
  * from --python PATH (default /usr/bin/python3, Debian's python3-torch, when
  * it exists, else python3 on PATH): on a machine with a newer PyTorch,
  * `taskset -c 0,1 bench_train_gpt --python python3` pins both to the same
- * two cores.
+ * two cores.  --profile N then runs N more steps of each preset with the
+ * kernel profiler (tyr/profile.h) on and prints where the time went.
  *
- *   bench_train_gpt [--steps N] [--threads N] [--python PATH] [--no-torch] */
+ *   bench_train_gpt [--steps N] [--threads N] [--python PATH] [--no-torch]
+ *                   [--preset NAME] [--profile N] */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +19,12 @@
 #include <unistd.h>
 
 #include <tyr/tyr.h>
+
+/* OpenBLAS's own report of its build and the kernels it picked (Tyr's f32
+   GEMMs run its own AVX-512 kernel only where these are older: see
+   src/cpu/gemm_avx512.c) */
+char *openblas_get_config(void);
+char *openblas_get_corename(void);
 
 typedef struct {
   const char *name;
@@ -29,7 +37,7 @@ static double now(void) {
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static double bench_tyr(const preset *p, int steps) {
+static double bench_tyr(const preset *p, int steps, int profile_steps) {
   const int64_t V = 65;
   tyr_gpt_config cfg = tyr_gpt_config_gpt2(V, p->T, p->L, p->H, p->C);
   cfg.act = TYR_ACT_GELU;
@@ -63,6 +71,22 @@ static double bench_tyr(const preset *p, int steps) {
     }
     if (rep > 0) best = fmin(best, (now() - t0) / n);
   }
+  if (profile_steps > 0) { /* after the timed rounds, which it would slow */
+    tyr_profile_enable(true);
+    tyr_profile_reset();
+    for (int i = 0; i < profile_steps; i++) {
+      TYR_SCOPE;
+      tyr_tensor *loss = NULL;
+      tyr_gpt_forward(&g, x, y, &loss, true);
+      tyr_backward_e(loss);
+      tyr_params_clip_grad_norm(&g.params, 1.0);
+      tyr_optim_step(&opt, -1);
+      tyr_optim_zero_grad(&opt);
+    }
+    printf("%s, %d threads:\n", p->name, tyr_get_num_threads());
+    tyr_profile_print(stdout, profile_steps);
+    tyr_profile_enable(false);
+  }
   tyr_tensor_free(x);
   tyr_tensor_free(y);
   tyr_optim_free(&opt);
@@ -95,7 +119,8 @@ static double bench_torch(const char *python, const preset *p, int steps, int th
 
 int main(int argc, char **argv) {
   tyr_cpu_env_setup(argv); /* thread spinning: see tyr/tensor.h */
-  int steps = 20, threads = 0, torch = 1;
+  int steps = 20, threads = 0, torch = 1, profile = 0;
+  const char *only = NULL;
   const char *python = access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--steps") && i + 1 < argc)
@@ -106,9 +131,14 @@ int main(int argc, char **argv) {
       python = argv[++i];
     else if (!strcmp(argv[i], "--no-torch"))
       torch = 0;
+    else if (!strcmp(argv[i], "--preset") && i + 1 < argc)
+      only = argv[++i];
+    else if (!strcmp(argv[i], "--profile") && i + 1 < argc)
+      profile = atoi(argv[++i]);
     else {
-      fprintf(stderr,
-              "usage: bench_train_gpt [--steps N] [--threads N] [--python PATH] [--no-torch]\n");
+      fprintf(stderr, "usage: bench_train_gpt [--steps N] [--threads N] [--python PATH] "
+                      "[--no-torch] [--preset shakespeare_cpu|shakespeare_6layer_b16] "
+                      "[--profile N]\n");
       return 2;
     }
   }
@@ -135,13 +165,28 @@ int main(int argc, char **argv) {
   }
   preset presets[] = {{"shakespeare_cpu", 4, 4, 128, 64, 12},
                       {"shakespeare_6layer_b16", 6, 6, 384, 256, 16}};
+  if (only && strcmp(only, presets[0].name) && strcmp(only, presets[1].name)) {
+    fprintf(stderr,
+            "bench_train_gpt: --preset: unknown preset '%s' (shakespeare_cpu, "
+            "shakespeare_6layer_b16)\n",
+            only);
+    return 2;
+  }
   printf("TrainGPT training step on the CPU, %d threads (forward + backward + clip + AdamW, f32)\n",
          threads);
+  printf("OpenBLAS: %s, kernels for %s\n", openblas_get_config(), openblas_get_corename());
+  /* tyr_cpu_env_setup's choice from the load average (machine-wide) and the cores this process
+     may use; PyTorch runs without it */
+  const char *wp = getenv("OMP_WAIT_POLICY"), *sc = getenv("GOMP_SPINCOUNT");
+  printf("Tyr's OpenMP waiting: %s%s%s%s%s%s\n", wp ? "OMP_WAIT_POLICY=" : "", wp ? wp : "",
+         wp && sc ? ", " : "", sc ? "GOMP_SPINCOUNT=" : "", sc ? sc : "",
+         wp || sc ? "" : "libgomp's default");
   printf("%-24s %12s %10s %12s %8s\n", "preset", "tyr tok/s", "ms/step", "torch tok/s", "ratio");
   for (size_t k = 0; k < sizeof presets / sizeof presets[0]; k++) {
     const preset *p = &presets[k];
+    if (only && strcmp(only, p->name)) continue;
     int n = p->C > 128 ? (steps + 3) / 4 : steps;
-    double s = bench_tyr(p, n);
+    double s = bench_tyr(p, n, profile > 0 ? (p->C > 128 ? (profile + 3) / 4 : profile) : 0);
     double tok = (double)(p->B * p->T) / s;
     double tt = torch ? bench_torch(python, p, n, threads) : NAN;
     printf("%-24s %12.0f %10.2f %12.0f %8.2f\n", p->name, tok, s * 1e3, tt, tok / tt);

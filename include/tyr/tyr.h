@@ -29,4 +29,5 @@
 #include "tyr/cuda.h"
 #include "tyr/dist.h"
 #include "tyr/muon.h"
+#include "tyr/profile.h"
 #endif

@@ -6,6 +6,7 @@
 #include "core/autograd.h"
 #include "core/backend.h"
 #include "core/internal.h"
+#include "core/profile.h"
 #include "tyr/autograd.h"
 #include "tyr/debug.h"
 
@@ -375,7 +376,10 @@ int tyr_backward_with_at(tyr_site s, tyr_tensor *out, tyr_tensor *grad) {
       accumulate_into(out->grad, grad);
     return 0;
   }
-  return run_backward(s, out, grad);
+  int prev = tyr__profile_enter(TYR_PROF_BACKWARD);
+  int st = run_backward(s, out, grad);
+  tyr__profile_leave(prev);
+  return st;
 }
 
 tyr_tensor *tyr_detach_at(tyr_site s, tyr_tensor *t) {

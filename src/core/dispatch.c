@@ -1,5 +1,6 @@
 /* Dispatch by device: the table of backends. */
 #include "core/backend.h"
+#include "core/profile.h"
 
 static const tyr_backend *g_backends[2] = {&tyr_cpu_backend, NULL};
 
@@ -8,7 +9,10 @@ void tyr_backend_register(tyr_device_type type, const tyr_backend *be) {
 }
 
 const tyr_backend *tyr_backend_lookup(tyr_device dev) {
-  return (unsigned)dev.type < 2 ? g_backends[dev.type] : NULL;
+  const tyr_backend *be = (unsigned)dev.type < 2 ? g_backends[dev.type] : NULL;
+  if (__builtin_expect(tyr__profile_on, 0) && be && dev.type == TYR_CPU)
+    return tyr__profile_wrap(be); /* tyr/profile.h: the timing copy */
+  return be;
 }
 
 #ifdef TYR_HAVE_CUDA

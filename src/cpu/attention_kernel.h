@@ -49,6 +49,68 @@ static void FN(pv, SFX)(ELT *restrict o, const ELT *restrict p, const ELT *restr
   }
 }
 
+/* pv for four rows at once: o + r * ldo (+)= p + r * ldp times x for r < 4.
+ * Each load of x feeds four rows' accumulators (4 x PV_W in registers):
+ * a row at a time, products against x are bound by the loads of x, not by
+ * the multiply-adds.  Every element is summed in pv's order. */
+static void FN(pv4, SFX)(ELT *restrict o, int64_t ldo, const ELT *restrict p, int64_t ldp,
+                         const ELT *restrict x, int64_t n, int64_t D) {
+  int64_t d0 = 0;
+  for (; d0 + PV_W <= D; d0 += PV_W) {
+    ELT a0[PV_W], a1[PV_W], a2[PV_W], a3[PV_W];
+    for (int w = 0; w < PV_W; w++) {
+      a0[w] = o[d0 + w];
+      a1[w] = o[ldo + d0 + w];
+      a2[w] = o[2 * ldo + d0 + w];
+      a3[w] = o[3 * ldo + d0 + w];
+    }
+    for (int64_t c = 0; c < n; c++) {
+      const ELT p0 = p[c], p1 = p[ldp + c], p2 = p[2 * ldp + c], p3 = p[3 * ldp + c];
+      const ELT *xr = x + c * D + d0;
+#pragma omp simd
+      for (int w = 0; w < PV_W; w++) {
+        a0[w] += p0 * xr[w];
+        a1[w] += p1 * xr[w];
+        a2[w] += p2 * xr[w];
+        a3[w] += p3 * xr[w];
+      }
+    }
+    for (int w = 0; w < PV_W; w++) {
+      o[d0 + w] = a0[w];
+      o[ldo + d0 + w] = a1[w];
+      o[2 * ldo + d0 + w] = a2[w];
+      o[3 * ldo + d0 + w] = a3[w];
+    }
+  }
+  if (d0 < D)
+    for (int r = 0; r < 4; r++) {
+      ELT *orow = o + r * ldo;
+      const ELT *prow = p + r * ldp;
+      for (int64_t d = d0; d < D; d++) {
+        ELT a = orow[d];
+        for (int64_t c = 0; c < n; c++) a += prow[c] * x[c * D + d];
+        orow[d] = a;
+      }
+    }
+}
+
+/* Rows [0, m) of o (leading dim ldo) += rows of p (leading dim ldp) times
+ * x, for the rows with live[r] true (all when live is NULL): by fours where
+ * four consecutive rows are live, else one at a time. */
+static void FN(pv_rows, SFX)(ELT *o, int64_t ldo, const ELT *p, int64_t ldp, const ELT *x,
+                             int64_t n, int64_t D, int64_t m, const bool *live) {
+  int64_t r = 0;
+  while (r < m) {
+    if (r + 4 <= m && (!live || (live[r] && live[r + 1] && live[r + 2] && live[r + 3]))) {
+      FN(pv4, SFX)(o + r * ldo, ldo, p + r * ldp, ldp, x, n, D);
+      r += 4;
+    } else {
+      if (!live || live[r]) FN(pv, SFX)(o + r * ldo, p + r * ldp, x, n, D);
+      r++;
+    }
+  }
+}
+
 /* bt[d * ld + c] = x[c * D + d] for c < n, and 0 for n <= c < ld; by
  * 16 x 16 blocks so that both sides stay in cache. */
 static void FN(transpose, SFX)(ELT *restrict bt, int64_t ld, const ELT *restrict x, int64_t n,
@@ -238,10 +300,12 @@ static void FN(fw_block, SFX)(ELT *out, ELT *lse, const ELT *q, const ELT *Kt, i
   FN(block_keys, SFX)(sh, i0, i1, &lo, &hi);
   int64_t n = hi - lo, npad = attn_round_up(n);
   if (n > 0) FN(gemm_nt, SFX)(P, npad, q + (row0 + i0) * D, i1 - i0, Kt + (lo - kbase), ld, n, D);
+  bool live[ATTN_QB];
   for (int64_t i = i0; i < i1; i++) {
     ELT *p = P + (i - i0) * npad, *oi = out + (row0 + i) * D;
     for (int64_t d = 0; d < D; d++) oi[d] = 0;
     ELT m = n > 0 ? FN(mask_row, SFX)(p, sh, mask, doc, i, lo, n) : (ELT)-INFINITY;
+    live[i - i0] = m != -INFINITY;
     if (m == -INFINITY) {
       lse[row0 + i] = -INFINITY; /* no key: the output stays 0 */
       continue;
@@ -253,9 +317,9 @@ static void FN(fw_block, SFX)(ELT *out, ELT *lse, const ELT *q, const ELT *Kt, i
     ELT inv = 1 / l;
 #pragma omp simd
     for (int64_t c = 0; c < n; c++) p[c] *= inv;
-    FN(pv, SFX)(oi, p, V + lo * D, n, D);
     lse[row0 + i] = m + LOG(l);
   }
+  FN(pv_rows, SFX)(out + (row0 + i0) * D, D, P, npad, V + lo * D, n, D, i1 - i0, live);
 }
 
 /* Tasks: each head's blocks of rows (query blocks, or key blocks) are cut
@@ -346,20 +410,22 @@ static void FN(dq_block, SFX)(ELT *dq, const ELT *dout, const ELT *q, const ELT 
     FN(gemm_nt, SFX)(Sc, npad, q + (row0 + i0) * D, m, Kt + (lo - kbase), ld, n, D);
     FN(gemm_nt, SFX)(dP, npad, dout + (row0 + i0) * D, m, Vt + (lo - kbase), ld, n, D);
   }
+  bool live[ATTN_QB];
   for (int64_t i = i0; i < i1; i++) {
     int64_t r = row0 + i;
     ELT *o = dq + r * D, *s = Sc + (i - i0) * npad, *dp = dP + (i - i0) * npad;
     for (int64_t d = 0; d < D; d++) o[d] = 0;
     ELT L = lse[r];
-    if (L == -INFINITY || n == 0) continue;
+    live[i - i0] = !(L == -INFINITY || n == 0);
+    if (!live[i - i0]) continue;
     ELT Di = FN(dot, SFX)(dout + r * D, out + r * D, D);
     FN(mask_row, SFX)(s, sh, mask, doc, i, lo, n); /* scaled scores, -inf where masked */
     for (int64_t c = 0; c < n; c++) {
       ELT p = VEXP(s[c] - L);
       s[c] = p * (dp[c] - Di) * scale; /* dS, 0 where masked */
     }
-    FN(pv, SFX)(o, s, K + lo * D, n, D);
   }
+  FN(pv_rows, SFX)(dq + (row0 + i0) * D, D, Sc, npad, K + lo * D, n, D, m, live);
 }
 
 /* dk, dv of keys [j0, j1) of one key/value head bk (the fallback). */
@@ -452,9 +518,9 @@ static void FN(dkv_block, SFX)(ELT *dk, ELT *dv, const ELT *dout, const ELT *q, 
       s[c] = pe * (p[c] - Dv[c]) * scale; /* dS^T */
       p[c] = pe;                          /* P^T */
     }
-    FN(pv, SFX)(gv + j * D, p, dout + row0 * D, n, D);
-    FN(pv, SFX)(gk + j * D, s, q + row0 * D, n, D);
   }
+  FN(pv_rows, SFX)(gv + j0 * D, D, Pt, npad, dout + row0 * D, n, D, mk, NULL);
+  FN(pv_rows, SFX)(gk + j0 * D, D, St, npad, q + row0 * D, n, D, mk, NULL);
 }
 
 static void FN(sdpa_bw, SFX)(ELT *dq, ELT *dk, ELT *dv, const ELT *dout, const ELT *q, const ELT *k,

@@ -50,6 +50,8 @@ void tyr_cpu_where(tyr_tensor *out, const tyr_tensor *cond, const tyr_tensor *a,
 void tyr_cpu_reduce(tyr_reduce_op op, tyr_tensor *out, const tyr_tensor *a, int dim);
 void tyr_cpu_cumsum(tyr_tensor *out, const tyr_tensor *x, int dim);
 void tyr_cpu_matmul(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b);
+void tyr_cpu_matmul_bias(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b,
+                         const tyr_tensor *bias);
 /* C = op(A) op(B) in f32 with AVX-512 (src/cpu/gemm_avx512.c); false when the CPU
  * has no AVX-512F (or TYR_NO_AVX512 is set): the caller uses OpenBLAS. */
 bool tyr_cpu_sgemm_avx512(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A,

@@ -96,6 +96,7 @@ const tyr_backend tyr_cpu_backend = {
     .where = tyr_cpu_where,
     .reduce = tyr_cpu_reduce,
     .matmul = tyr_cpu_matmul,
+    .matmul_bias = tyr_cpu_matmul_bias,
     .softmax = tyr_cpu_softmax,
     .softmax_backward = tyr_cpu_softmax_backward,
     .layer_norm = tyr_cpu_layer_norm,

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/backend.h"
+#include "core/profile.h"
 #include "core/internal.h"
 #include "tyr/autograd.h"
 #include "tyr/params.h"
@@ -151,7 +152,16 @@ double tyr_params_grad_norm(tyr_params *ps) {
   return sqrt(ss);
 }
 
+static double clip_grad_norm(tyr_params *ps, double max_norm);
+
 double tyr_params_clip_grad_norm(tyr_params *ps, double max_norm) {
+  int prev = tyr__profile_enter(TYR_PROF_OPTIMIZER); /* tyr/profile.h */
+  double norm = clip_grad_norm(ps, max_norm);
+  tyr__profile_leave(prev);
+  return norm;
+}
+
+static double clip_grad_norm(tyr_params *ps, double max_norm) {
   double norm = tyr_params_grad_norm(ps);
   if (max_norm > 0 && norm > max_norm && isfinite(norm)) {
     double c = max_norm / (norm + 1e-6);

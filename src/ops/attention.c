@@ -166,9 +166,10 @@ tyr_tensor *tyr_sdpa_at(tyr_site s, tyr_tensor *q, tyr_tensor *k, tyr_tensor *v,
 
 /* ---- attention on a packed qkv projection -------------------------------------------
  * q, k and v are read where a fused projection put them and the output is
- * written with its heads side by side: on CUDA the kernels take these
- * strided views (no layout copies), and the gradient of qkv is written into
- * one tensor.  Elsewhere (the CPU, whose kernels take contiguous tensors)
+ * written with its heads side by side: the CUDA kernels take these
+ * strided views (no layout copies), the CPU backend gathers them in one
+ * pass (src/cpu/attention.c), and the gradient of qkv is written into one
+ * tensor.  Half precision on the CPU (computed in f32) and other devices:
  * the same through the layout ops and tyr_sdpa. */
 static const char *const OPQ = "tyr_sdpa_qkv";
 
@@ -233,7 +234,8 @@ tyr_tensor *tyr_sdpa_qkv_at(tyr_site s, tyr_tensor *qkv, int64_t n_head, int64_t
     return NULL;
   }
   int64_t B = qkv->shape[0], T = qkv->shape[1], D = qkv->shape[2] / parts;
-  if (qkv->device.type != TYR_CUDA || tyr__needs_f32(qkv) || !tyr_is_contiguous(qkv)) {
+  if ((qkv->device.type != TYR_CUDA && qkv->device.type != TYR_CPU) || tyr__needs_f32(qkv) ||
+      !tyr_is_contiguous(qkv)) {
     int64_t C = n_head * D, KV = n_kv_head * D;
     tyr_tensor *q = tyr_narrow_at(s, qkv, 2, 0, C), *k = tyr_narrow_at(s, qkv, 2, C, KV);
     tyr_tensor *v = tyr_narrow_at(s, qkv, 2, C + KV, KV);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/backend.h"
+#include "core/profile.h"
 #include "tyr/ops_create.h"
 #include "tyr/optim.h"
 
@@ -233,7 +234,7 @@ static bool adamw_many(tyr_optim *opt, double lr) {
   return ok;
 }
 
-int tyr_optim_step_at(tyr_site s, tyr_optim *opt, double lr) {
+static int optim_step(tyr_site s, tyr_optim *opt, double lr) {
   const char *op = "tyr_optim_step";
   int st = check_state(s, op, opt);
   if (st) return st;
@@ -283,8 +284,17 @@ int tyr_optim_step_at(tyr_site s, tyr_optim *opt, double lr) {
   return 0;
 }
 
+int tyr_optim_step_at(tyr_site s, tyr_optim *opt, double lr) {
+  int prev = tyr__profile_enter(TYR_PROF_OPTIMIZER); /* tyr/profile.h */
+  int st = optim_step(s, opt, lr);
+  tyr__profile_leave(prev);
+  return st;
+}
+
 void tyr_optim_zero_grad(tyr_optim *opt) {
+  int prev = tyr__profile_enter(TYR_PROF_OPTIMIZER);
   if (opt->params) tyr_params_zero_grad(opt->params);
+  tyr__profile_leave(prev);
 }
 
 int tyr_optim_state_tensors(tyr_optim *opt, int max, const char **names, tyr_tensor **tensors,

@@ -232,6 +232,26 @@ static void test_linear_values(void **state) {
   assert_int_equal(y0->shape[1], 4);
 }
 
+/* The bias added in the CPU GEMM's epilogue (matmul_bias), at sizes split
+ * between threads by rows and by columns, with a contiguous and a strided
+ * bias: bit for bit the product followed by a broadcast add. */
+static void test_linear_bias_epilogue(void **state) {
+  (void)state;
+  TYR_SCOPE;
+  const int64_t shapes[3][3] = {{300, 70, 90}, {20, 500, 64}, {1, 3, 2}}; /* M, N, K */
+  for (int k = 0; k < 2; k++)
+    for (int c = 0; c < 3; c++) {
+      tyr_dtype dt = k ? TYR_F64 : TYR_F32;
+      int64_t M = shapes[c][0], N = shapes[c][1], K = shapes[c][2];
+      tyr_tensor *x = RANDN(dt, M, K), *w = RANDN(dt, N, K), *bb = RANDN(dt, 2 * N);
+      tyr_tensor *b = c == 1 ? tyr_view_raw(bb, 1, (int64_t[]){N}, (int64_t[]){2}, 1)
+                             : tyr_narrow_e(bb, 0, 0, N);
+      tyr_tensor *y = tyr_linear_e(x, w, b);
+      tyr_tensor *ref = tyr_add_e(tyr_linear_e(x, w, NULL), tyr_expand_e(b, M, N));
+      assert_true(tyr_item_e(tyr_max_e(tyr_abs_e(tyr_sub_e(y, ref)))) == 0.0);
+    }
+}
+
 /* ---- gradients -------------------------------------------------------------- */
 static tyr_tensor *call_matmul(tyr_tensor **in, void *ctx) {
   (void)ctx;
@@ -464,11 +484,17 @@ static void test_typed_forms(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      TYR_TEST(test_matmul_2d),        TYR_TEST(test_matmul_batched),
-      TYR_TEST(test_matmul_views),     TYR_TEST(test_matmul_f32_blocks),
-      TYR_TEST(test_linear_values),    TYR_TEST(test_matmul_gradients),
-      TYR_TEST(test_linear_gradients), TYR_TEST(test_linear_backward_values),
-      TYR_TEST(test_errors),           TYR_TEST(test_half_precision),
+      TYR_TEST(test_matmul_2d),
+      TYR_TEST(test_matmul_batched),
+      TYR_TEST(test_matmul_views),
+      TYR_TEST(test_matmul_f32_blocks),
+      TYR_TEST(test_linear_values),
+      TYR_TEST(test_linear_bias_epilogue),
+      TYR_TEST(test_matmul_gradients),
+      TYR_TEST(test_linear_gradients),
+      TYR_TEST(test_linear_backward_values),
+      TYR_TEST(test_errors),
+      TYR_TEST(test_half_precision),
       TYR_TEST(test_typed_forms),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

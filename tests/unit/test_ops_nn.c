@@ -642,6 +642,33 @@ static void test_norm_gradients(void **state) {
   for (int i = 0; i < 3; i++) tyr_tensor_free(in[i]);
 }
 
+/* Layer norm's weight and bias gradients at a size whose column sums the
+ * CPU splits between threads by runs of columns (130 columns: three runs):
+ * gb = gy summed over rows, gw = gy x^ summed over rows, x^ the plain
+ * normalised x, in f64 and f32. */
+static void test_norm_param_grads_parallel(void **state) {
+  (void)state;
+  for (int dt = 0; dt < 2; dt++) {
+    TYR_SCOPE;
+    tyr_dtype fdt = dt ? TYR_F64 : TYR_F32;
+    double tol = dt ? 1e-10 : 1e-4;
+    tyr_tensor *x = RANDN(fdt, 1.0, 4, 50, 130), *gy = RANDN(fdt, 1.0, 4, 50, 130);
+    tyr_tensor *w = RANDN(fdt, 1.0, 130), *b = RANDN(fdt, 1.0, 130);
+    tyr_requires_grad_e(w, true);
+    tyr_requires_grad_e(b, true);
+    tyr_tensor *y = tyr_layer_norm_e(x, w, b, 1e-5);
+    assert_int_equal(tyr_backward_e(tyr_sum_e(tyr_mul_e(y, gy))), 0);
+    tyr_tensor *xh = tyr_reshape_e(tyr_layer_norm_e(x, NULL, NULL, 1e-5), 200, 130);
+    tyr_tensor *g2 = tyr_reshape_e(gy, 200, 130);
+    double *gw = values(tyr_sum_dim_e(tyr_mul_e(g2, xh), 0, false));
+    double *gb = values(tyr_sum_dim_e(g2, 0, false));
+    expect_values(tyr_grad_e(w), gw, tol, tol, "layer_norm dw, parallel");
+    expect_values(tyr_grad_e(b), gb, tol, tol, "layer_norm db, parallel");
+    free(gw);
+    free(gb);
+  }
+}
+
 static void test_norm_errors(void **state) {
   (void)state;
   TYR_SCOPE;
@@ -1038,8 +1065,9 @@ static void test_sdpa_gradients(void **state) {
   tyr_tensor_free(x);
 }
 
-/* tyr_sdpa_qkv on the CPU (through the layout ops and tyr_sdpa): values
- * against splitting by hand, gradients against finite differences, errors */
+/* tyr_sdpa_qkv on the CPU (the packed views, gathered by the backend):
+ * values against splitting by hand, gradients against finite differences,
+ * errors */
 static tyr_tensor *call_sdpa_qkv(tyr_tensor **in, void *ctx) {
   (void)ctx;
   return tyr_sdpa_qkv_e(in[0], 2, 1, &(tyr_sdpa_opts){.causal = true, .window = 3});
@@ -1070,6 +1098,43 @@ static void test_sdpa_qkv(void **state) {
     EXPECT_TYR_ERROR(tyr_sdpa_qkv_e(NULL, 2, 1, NULL), "tyr_sdpa_qkv: qkv is NULL");
   }
   tyr_tensor_free(qkv);
+}
+
+/* The packed route at sizes where the CPU's gathers, scatters and kernels
+ * run in parallel, in f32 and f64: the output and the gradient of qkv are
+ * the layout-op route's (narrow, transpose, tyr_sdpa) bit for bit. */
+static void test_sdpa_qkv_packed_parallel(void **state) {
+  (void)state;
+  const int64_t B = 3, T = 70, Hq = 4, Hkv = 2, D = 16, W = (Hq + 2 * Hkv) * D;
+  for (int dt = 0; dt < 2; dt++) {
+    tyr_dtype fdt = dt ? TYR_F64 : TYR_F32;
+    tyr_tensor *qkv = tyr_keep_e(RANDN(fdt, 1.0, B, T, W));
+    tyr_tensor *go = tyr_keep_e(RANDN(fdt, 1.0, B, T, Hq * D));
+    tyr_requires_grad_e(qkv, true);
+    {
+      TYR_SCOPE;
+      tyr_sdpa_opts o = {.causal = true};
+      tyr_tensor *y = tyr_sdpa_qkv_e(qkv, Hq, Hkv, &o);
+      assert_non_null(y);
+      assert_int_equal(tyr_backward_with_at(TYR_SITE, y, go), 0);
+      tyr_tensor *g = tyr_clone_e(tyr_grad_e(qkv));
+      tyr_zero_grad_e(qkv);
+      tyr_tensor *q = tyr_narrow_e(qkv, 2, 0, Hq * D), *k = tyr_narrow_e(qkv, 2, Hq * D, Hkv * D);
+      tyr_tensor *v = tyr_narrow_e(qkv, 2, (Hq + Hkv) * D, Hkv * D);
+      q = tyr_transpose_e(tyr_reshape_e(q, B, T, Hq, D), 1, 2);
+      k = tyr_transpose_e(tyr_reshape_e(k, B, T, Hkv, D), 1, 2);
+      v = tyr_transpose_e(tyr_reshape_e(v, B, T, Hkv, D), 1, 2);
+      tyr_tensor *r = tyr_reshape_e(tyr_transpose_e(tyr_sdpa_e(q, k, v, &o), 1, 2), B, T, Hq * D);
+      assert_int_equal(tyr_backward_with_at(TYR_SITE, r, go), 0);
+      double *want = values(r), *gwant = values(tyr_grad_e(qkv));
+      expect_values(y, want, 0, 0, "sdpa_qkv packed: out");
+      expect_values(g, gwant, 0, 0, "sdpa_qkv packed: dqkv");
+      free(want);
+      free(gwant);
+    }
+    tyr_tensor_free(qkv);
+    tyr_tensor_free(go);
+  }
 }
 
 static void test_sdpa_errors(void **state) {
@@ -1334,6 +1399,7 @@ int main(void) {
       TYR_TEST(test_mse_loss),
       TYR_TEST(test_norm_values),
       TYR_TEST(test_norm_gradients),
+      TYR_TEST(test_norm_param_grads_parallel),
       TYR_TEST(test_norm_errors),
       TYR_TEST(test_dropout_mask),
       TYR_TEST(test_dropout_gradients),
@@ -1343,6 +1409,7 @@ int main(void) {
       TYR_TEST(test_sdpa_gradients),
       TYR_TEST(test_sdpa_errors),
       TYR_TEST(test_sdpa_qkv),
+      TYR_TEST(test_sdpa_qkv_packed_parallel),
       TYR_TEST(test_sdpa_empty_rows_backward),
       TYR_TEST(test_half_precision),
       TYR_TEST(test_results_outlive_their_scope),
