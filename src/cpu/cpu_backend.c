@@ -161,6 +161,11 @@ void tyr_cpu_env_setup(char **argv) {
   }
   cpu_set_t set;
   int ncpu = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+  /* the load average counts the whole machine's runnable work: pinned to
+     ncpu of its online cores (taskset, a job's cgroup), this program meets
+     that share of it on average */
+  long online = sysconf(_SC_NPROCESSORS_ONLN);
+  if (online > ncpu) load *= (double)ncpu / (double)online;
   const char *value, *name = tyr__cpu_wait_policy(load, ncpu, &value);
   setenv(name, value, 1);
   setenv("TYR_ENV_SETUP_DONE", "1", 1);
