@@ -9,8 +9,18 @@ Runs up to three modes and prints one line per mode:
   torch_gpt2 <preset> <mode> tok/s <value> ms/step <value> peak_gb <value>
 
 with mode fp32-eager (TF32 off, as Tyr), bf16-eager (autocast) and
-bf16-compile (autocast + torch.compile; skipped with --no-compile)."""
+bf16-compile (autocast + torch.compile; skipped with --no-compile);
+--modes picks some.
+
+Under torchrun (WORLD_SIZE set) every process takes GPU LOCAL_RANK and the
+model is wrapped in DistributedDataParallel over NCCL: --batch rows per GPU,
+tok/s of all the GPUs together, peak_gb the largest over the ranks, mode
+names with '-ddp' (and '-zero1' with --zero1: ZeroRedundancyOptimizer, the
+AdamW moments sharded over the ranks), printed by rank 0:
+
+  torchrun --nproc_per_node 8 bench/torch_gpt2.py --modes bf16-compile"""
 import argparse
+import os
 import time
 
 import torch
@@ -57,18 +67,28 @@ class GPT(nn.Module):
 def run(a, mode):
     torch.manual_seed(0)
     dev = "cuda"
+    world = int(os.environ.get("WORLD_SIZE", "0"))
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     act = "tanh" if a.act == "gelu_tanh" else "none"
     m = GPT(a.vocab, a.block, a.layers, a.heads, a.embd, act).to(dev)
     decay = [p for p in m.parameters() if p.dim() >= 2]
     other = [p for p in m.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": other, "weight_decay": 0.0}],
-                            lr=6e-4, betas=(0.9, 0.95), fused=True)
+    groups = [{"params": decay, "weight_decay": 0.1}, {"params": other, "weight_decay": 0.0}]
+    if world and a.zero1:
+        from torch.distributed.optim import ZeroRedundancyOptimizer
+        opt = ZeroRedundancyOptimizer(decay, torch.optim.AdamW, lr=6e-4, betas=(0.9, 0.95),
+                                      weight_decay=0.1, fused=True)
+        opt.add_param_group({"params": other, "weight_decay": 0.0})
+    else:
+        opt = torch.optim.AdamW(groups, lr=6e-4, betas=(0.9, 0.95), fused=True)
     x = torch.randint(0, a.vocab, (a.batch, a.block), device=dev)
     y = torch.randint(0, a.vocab, (a.batch, a.block), device=dev)
     bf16 = mode.startswith("bf16")
-    fwd = torch.compile(m) if mode.endswith("compile") else m
+    fwd = m
+    if world:
+        fwd = torch.nn.parallel.DistributedDataParallel(m, device_ids=[torch.cuda.current_device()])
+    fwd = torch.compile(fwd) if mode.endswith("compile") else fwd
 
     def step():
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
@@ -91,8 +111,17 @@ def run(a, mode):
         torch.cuda.synchronize()
         best = min(best, (time.perf_counter() - t0) / a.steps)
     peak = torch.cuda.max_memory_allocated() / 1e9
-    print(f"torch_gpt2 {a.preset} {mode} tok/s {a.batch * a.block / best:.1f} ms/step {best * 1e3:.2f} "
-          f"peak_gb {peak:.2f}", flush=True)
+    ntok = a.batch * a.block
+    if world:  # the slowest rank's time, the largest peak
+        import torch.distributed as dist
+        t = torch.tensor([best, peak], device=dev, dtype=torch.float64)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        best, peak = t.tolist()
+        ntok *= world
+        mode += "-ddp" + ("-zero1" if a.zero1 else "")
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"torch_gpt2 {a.preset} {mode} tok/s {ntok / best:.1f} ms/step {best * 1e3:.2f} "
+              f"peak_gb {peak:.2f}" + (f" gpus {world}" if world else ""), flush=True)
     del m, opt, fwd
     torch.cuda.empty_cache()
 
@@ -109,16 +138,30 @@ def main():
     ap.add_argument("--act", default="gelu_tanh", choices=["gelu", "gelu_tanh"])
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument("--modes", help="comma-separated: fp32-eager, bf16-eager, bf16-compile")
+    ap.add_argument("--zero1", action="store_true",
+                    help="under torchrun: ZeroRedundancyOptimizer (sharded AdamW moments)")
     a = ap.parse_args()
     if not torch.cuda.is_available():
         print("torch_gpt2: no CUDA device visible to PyTorch", flush=True)
         return
     modes = ["fp32-eager", "bf16-eager"] + ([] if a.no_compile else ["bf16-compile"])
+    if a.modes:
+        modes = a.modes.split(",")
+        bad = [m for m in modes if m not in ("fp32-eager", "bf16-eager", "bf16-compile")]
+        if bad:
+            ap.error(f"--modes {bad[0]}: not fp32-eager, bf16-eager or bf16-compile")
+    if "WORLD_SIZE" in os.environ:
+        import torch.distributed as dist
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl")
     for mode in modes:
         try:
             run(a, mode)
         except Exception as e:  # report and go on with the next mode
             print(f"torch_gpt2: {mode}: {type(e).__name__}: {str(e)[:200]}", flush=True)
+    if "WORLD_SIZE" in os.environ:
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
