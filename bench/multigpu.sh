@@ -114,24 +114,24 @@ echo "== machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), load 
 
 # launch N PROGRAM ARGS...: N ranks of a Tyr program (one process, no launcher, at N = 1)
 launch() {
-  n=$1
+  ln=$1
   shift
-  if [ "$n" = 1 ]; then
+  if [ "$ln" = 1 ]; then
     "$@"
   elif [ "$LAUNCHER" = mpirun ]; then
-    sh "$S/tests/dist/run.sh" "$n" -x NCCL_NVLS_ENABLE -x TORCH_SYMM_MEM_DISABLE_MULTICAST \
+    sh "$S/tests/dist/run.sh" "$ln" -x NCCL_NVLS_ENABLE -x TORCH_SYMM_MEM_DISABLE_MULTICAST \
       -x NVSHMEM_DISABLE_NVLS -x TYR_DIST_BACKEND "$@"
   else
     OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "$PY" -m torch.distributed.run --standalone \
-      --nproc_per_node "$n" --no-python "$@"
+      --nproc_per_node "$ln" --no-python "$@"
   fi
 }
 # torchrun N SCRIPT ARGS...: N PyTorch processes (torchrun; on the CPU the
 # script's own --np spawn, as Debian's PyTorch 1.13 torchrun fails on Python 3.11)
 torchrun_n() {
-  n=$1
+  tn=$1
   shift
-  "$PY" -m torch.distributed.run --standalone --nproc_per_node "$n" "$@"
+  "$PY" -m torch.distributed.run --standalone --nproc_per_node "$tn" "$@"
 }
 # the median of metrics.jsonl's KEY over the steps after the third
 median() {
@@ -284,6 +284,8 @@ descendants() {
                if ((par[i] in below) && !(pid[i] in below)) {below[pid[i]] = 1; more = 1; print pid[i], comm[i]}
          } while (more)}'
 }
+# the steps in DIR/metrics.jsonl
+nsteps() { cat "$1/metrics.jsonl" 2>/dev/null | grep -c '"loss"'; }
 # a rank killed after its first steps ends the job on every rank within 60 s
 kill_test() {
   n=$1
@@ -294,7 +296,7 @@ kill_test() {
     --out-dir "$d" >"$out/kill_n$n.log" 2>&1 &
   lp=$!
   i=0
-  while [ "$(grep -c '"loss"' "$d/metrics.jsonl" 2>/dev/null)" -lt 2 ] && [ $i -lt 600 ] && kill -0 $lp 2>/dev/null; do
+  while [ "$(nsteps "$d")" -lt 2 ] && [ $i -lt 1200 ] && kill -0 $lp 2>/dev/null; do
     sleep 0.5
     i=$((i + 1))
   done
@@ -311,18 +313,27 @@ kill_test() {
   kill -9 "$victim"
   # a watchdog: the launcher still there after 120 s is a hang
   all=$(descendants $lp | awk '{print $1}')
-  (sleep 120 && kill -9 $all 2>/dev/null) &
+  (sleep 120 && kill -9 $all) >/dev/null 2>&1 &
   wd=$!
   wait $lp
   rc=$?
   t1=$(date +%s.%N)
   kill $wd 2>/dev/null
-  alive=""
-  for p in $ranks; do kill -0 "$p" 2>/dev/null && alive="$alive $p"; done
+  # every rank gone (or a zombie) within 60 s of the kill
+  while :; do
+    alive=""
+    for p in $ranks; do
+      st=$(ps -o stat= -p "$p" 2>/dev/null)
+      case "$st" in '' | Z*) ;; *) alive="$alive $p" ;; esac
+    done
+    t1=$(date +%s.%N)
+    [ -z "$alive" ] || [ "$(awk -v a="$t0" -v b="$t1" 'BEGIN {print (b - a > 60)}')" = 1 ] && break
+    sleep 0.2
+  done
   for p in $alive; do kill -9 "$p" 2>/dev/null; done
   dt=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}')
   msg=$(grep -i -m 1 "signal 9\|sigkill\|killed\|exited on signal\|ChildFailedError" "$out/kill_n$n.log")
-  echo "kill -9 of rank pid $victim of$(echo "$ranks" | wc -l | tr -d ' ') after $(grep -c '"loss"' "$d/metrics.jsonl") steps:" \
+  echo "kill -9 of rank pid $victim of $(echo "$ranks" | wc -l | tr -d ' ') after $(nsteps "$d") steps:" \
     "the job ended in $dt s with status $rc${alive:+, ranks still alive:$alive}; message: ${msg:-none}"
   ok=$(awk -v t="$dt" 'BEGIN {print (t <= 60) ? 1 : 0}')
   [ "$rc" != 0 ] && [ "$ok" = 1 ] && [ -z "$alive" ] && [ -n "$msg" ] ||
