@@ -35,6 +35,7 @@
 #   PYTHON    the interpreter with PyTorch (default: the first of python3,
 #             /usr/bin/python3 that imports torch)
 #   TORCH_MODES  torch_gpt2.py's modes on GPUs (default bf16-compile)
+#   NO_BUILD=1   use the programs in BUILD_DIR as they are (built when missing)
 # BUILD_DIR: build-gpu on GPUs (made by scripts/gpu-suite.sh --build when it
 # lacks the programs), build on the CPU.  NVLink multicast stays off in
 # every process (NCCL_NVLS_ENABLE=0 and its PyTorch and NVSHMEM twins,
@@ -93,10 +94,17 @@ if [ ! -f "$build/CMakeCache.txt" ]; then
   cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DTYR_CUDA=OFF >"$out/build.log" 2>&1 ||
     { tail -n 40 "$out/build.log"; echo "multigpu: FAIL (configure)"; exit 1; }
 fi
-# shellcheck disable=SC2086
-cmake --build "$build" -j "$(nproc)" --target $progs >>"$out/build.log" 2>&1 ||
-  { tail -n 40 "$out/build.log"; echo "multigpu: FAIL (build)"; exit 1; }
+for p in $progs; do
+  [ -x "$build/$p" ] || [ -x "$build/bench/$p" ] || NO_BUILD=0
+done
+if [ "${NO_BUILD:-0}" != 1 ]; then
+  # shellcheck disable=SC2086
+  cmake --build "$build" -j "$(nproc)" --target $progs >>"$out/build.log" 2>&1 ||
+    { tail -n 40 "$out/build.log"; echo "multigpu: FAIL (build)"; exit 1; }
+fi
 
+# the rendezvous port of PyTorch's spawned processes (one per run of this script)
+port=$((20000 + $$ % 20000))
 sizes=""
 for n in 1 2 4 8; do [ "$n" -le "$NG" ] && sizes="$sizes $n"; done
 [ "$NG" -gt 8 ] && sizes="$sizes $NG"
@@ -158,7 +166,7 @@ case " $stages " in *" coll "*)
         torchrun_n "$n" bench/torch_dist.py --backend nccl --device cuda --max-mb "$max_mb" \
           --collectives allreduce,reducescatter,allgather --no-step >"$out/coll_torch_$n.log" 2>&1
       else
-        OMP_NUM_THREADS=1 "$PY" bench/torch_dist.py --np "$n" --max-mb "$max_mb" --threads 1 \
+        OMP_NUM_THREADS=1 "$PY" bench/torch_dist.py --np "$n" --port "$port" --max-mb "$max_mb" --threads 1 \
           --collectives allreduce,reducescatter,allgather --no-step >"$out/coll_torch_$n.log" 2>&1
       fi || fail "coll: torch_dist.py at $n rank(s) (log $out/coll_torch_$n.log)"
       grep "^torch" "$out/coll_torch_$n.log"
@@ -167,7 +175,7 @@ case " $stages " in *" coll "*)
       # the largest message: bus bandwidth (time per call)
       t=$(grep "^tyr $c " "$out/coll_tyr_$n.log" | tail -n 1)
       p=$(grep "^torch $c " "$out/coll_torch_$n.log" 2>/dev/null | tail -n 1 | awk '{printf "%s GB/s (%s us)", $8, $6}')
-      [ -n "$t" ] && row "coll $c n=$n | $(echo "$t" | awk '{printf "%.0f MiB", $4 / 1048576}'): busbw (time)" \
+      [ -n "$t" ] && row "coll $c n=$n | $(echo "$t" | awk '{if ($4 >= 1048576) printf "%.0f MiB", $4 / 1048576; else printf "%.0f KiB", $4 / 1024}'): busbw (time)" \
         "| tyr $(echo "$t" | awk '{printf "%s GB/s (%s us)", $8, $6}') | torch ${p:-n/a}"
     done
   done
@@ -213,7 +221,7 @@ case " $stages " in *" gpt2 "*)
         elif [ "$DEVICE" = cuda ]; then
           torchrun_n "$n" bench/torch_gpt2.py $tgpt --steps "$steps" --repeats 1 $zf >"$log" 2>&1
         else
-          OMP_NUM_THREADS=1 "$PY" bench/torch_gpt2.py $tgpt --np "$n" --steps "$steps" --repeats 1 $zf \
+          OMP_NUM_THREADS=1 "$PY" bench/torch_gpt2.py $tgpt --np "$n" --port "$port" --steps "$steps" --repeats 1 $zf \
             >"$log" 2>&1
         fi || fail "gpt2: torch_gpt2.py at $n rank(s) (log $log)"
         l=$(grep "^torch_gpt2 .* tok/s" "$log" | tail -n 1)
