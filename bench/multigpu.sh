@@ -79,7 +79,7 @@ cd "$S" || exit 1
 progs="train_gpt train_nanochat tyr_prepare bench_dist"
 if [ "$DEVICE" = cuda ] && [ ! -f "$build/CMakeCache.txt" ]; then
   echo "== building $build (scripts/gpu-suite.sh --build; log in $out/build.log)"
-  TYR_BUILD_DIR="$build" sh scripts/gpu-suite.sh --build >"$out/build.log" 2>&1 ||
+  TYR_BUILD_DIR="$build" TYR_BUILD_TARGETS="$progs" sh scripts/gpu-suite.sh --build >"$out/build.log" 2>&1 ||
     { tail -n 40 "$out/build.log"; echo "multigpu: FAIL (build)"; exit 1; }
 fi
 # the deps gpu-suite.sh unpacked (as bench/nanochat_gpu.sh)
