@@ -28,6 +28,8 @@
 #   NGPUS     the largest world size (default: the GPUs nvidia-smi lists; 2 on the CPU)
 #   STEPS     train_gpt / torch_gpt2.py steps (default 20 on GPUs, 10 on the CPU)
 #   NC_STEPS  train_nanochat steps (default 10 on GPUs, 4 on the CPU)
+#   NC_DATA   a token shard for train_nanochat and the twin (default Shakespeare
+#             in GPT-2 tokens, made here: at most 256 sequences per micro-step)
 #   MAX_MB    the largest collective message (default 1024 on GPUs, 16 on the CPU)
 #   STAGES    a subset of "coll gpt2 nanochat faults"
 #   LAUNCHER  mpirun or torchrun for Tyr's ranks (default: mpirun when it
@@ -88,7 +90,11 @@ deps=""
 [ -d "$build/deps-root" ] && deps=$build/deps-root
 if [ -n "$deps" ]; then
   L=$deps/usr/lib/x86_64-linux-gnu
+  export CPATH="$deps/usr/include:$deps/usr/include/x86_64-linux-gnu${CPATH:+:$CPATH}"
+  export LIBRARY_PATH="$L:$L/openblas-pthread${LIBRARY_PATH:+:$LIBRARY_PATH}"
   export LD_LIBRARY_PATH="$L:$L/openblas-pthread${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export CMAKE_PREFIX_PATH="$deps/usr${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
+  export PKG_CONFIG_PATH="$L/pkgconfig:$L/openblas-pthread/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 fi
 if [ ! -f "$build/CMakeCache.txt" ]; then
   cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DTYR_CUDA=OFF >"$out/build.log" 2>&1 ||
@@ -154,8 +160,8 @@ case " $stages " in *" coll "*)
   for n in $sizes; do
     echo "== collectives, $n rank(s), up to $max_mb MiB"
     if [ "$DEVICE" = cuda ]; then
-      TYR_DIST_BACKEND=nccl launch "$n" "$build/bench/bench_dist" --device cuda --max-mb "$max_mb" \
-        --collectives allreduce,reducescatter,allgather --no-step >"$out/coll_tyr_$n.log" 2>&1
+      (export TYR_DIST_BACKEND=nccl && launch "$n" "$build/bench/bench_dist" --device cuda --max-mb "$max_mb" \
+        --collectives allreduce,reducescatter,allgather --no-step) >"$out/coll_tyr_$n.log" 2>&1
     else
       launch "$n" "$build/bench/bench_dist" --max-mb "$max_mb" --threads 1 \
         --collectives allreduce,reducescatter,allgather --no-step >"$out/coll_tyr_$n.log" 2>&1
@@ -239,9 +245,15 @@ esac
 
 # ---- c. TrainNanoChat ------------------------------------------------------------------
 case " $stages " in *" nanochat "*)
-  shk=$out/nanochat_shk/tinyshakespeare_train_000000.bin
-  "$build/tyr_prepare" -q --tiktoken tests/data/tokenizer/gpt2.tiktoken.zst --pattern gpt2 --bos \
-    --docs paragraph -o "$out/nanochat_shk" data/tinyshakespeare.txt >/dev/null || fail "nanochat: tyr_prepare"
+  # Shakespeare in GPT-2 tokens holds about 290 windows of 1025 tokens: at most 256
+  # sequences per micro-step over all ranks (more micro-steps at 8 GPUs); NC_DATA: another shard
+  shk=${NC_DATA:-$out/nanochat_shk/tinyshakespeare_train_000000.bin}
+  maxunit=1000000
+  if [ -z "${NC_DATA:-}" ]; then
+    maxunit=256
+    "$build/tyr_prepare" -q --tiktoken tests/data/tokenizer/gpt2.tiktoken.zst --pattern gpt2 --bos \
+      --docs paragraph -o "$out/nanochat_shk" data/tinyshakespeare.txt >/dev/null || fail "nanochat: tyr_prepare"
+  fi
   if [ "$DEVICE" = cuda ]; then
     mb=64 T=1024 gb=512
     nc="--preset d12 --val-tokens 65536"
@@ -255,7 +267,8 @@ case " $stages " in *" nanochat "*)
   for n in $sizes; do
     [ $((gb % n)) = 0 ] || continue
     m=$mb
-    [ $((mb * n)) -gt $gb ] && m=$((gb / n))
+    [ $((m * n)) -gt $gb ] && m=$((gb / n))
+    [ $((m * n)) -gt $maxunit ] && m=$((maxunit / n))
     name=nanochat_n$n
     echo "== train_nanochat ($DEVICE) at $n rank(s): $gb x $T tokens per step, micro-batch $m, $nc_steps steps"
     # shellcheck disable=SC2086
