@@ -240,6 +240,22 @@ case " $stages " in *" gpt2 "*)
       row "gpt2 n=$n zero=$z | tok/s (scaling vs n=1), peak MiB/rank | tyr $tok ($eff), $mem" \
         "| torch ${ttok:-n/a} (${teff:-n/a}), ${tmem:-n/a}"
     done
+    # the share of the all-reduce hidden behind backward: bench_dist's step (GPT-2's
+    # architecture on GPUs, its small GPT on the CPU) without communication, with the
+    # buckets reduced after backward and started during backward
+    [ "$n" -ge 2 ] || continue
+    if [ "$DEVICE" = cuda ]; then
+      launch "$n" "$build/bench/bench_dist" --device cuda --collectives none --gpt2 --steps 10 \
+        >"$out/overlap_n$n.log" 2>&1
+    else
+      launch "$n" "$build/bench/bench_dist" --collectives none --batch-per-rank $bpr --steps "$steps" \
+        --threads 1 >"$out/overlap_n$n.log" 2>&1
+    fi || fail "gpt2: bench_dist's step at $n ranks (log $out/overlap_n$n.log)"
+    l=$(grep "^tyr ddp" "$out/overlap_n$n.log")
+    echo "${l:-bench_dist: no step figures (log $out/overlap_n$n.log)}"
+    [ -n "$l" ] && row "gpt2 overlap n=$n | all-reduce hidden behind backward (ms: local/sync/overlap) |" \
+      "tyr $(echo "$l" | sed -n 's/.*hidden \([0-9]*%\).*/\1/p')" \
+      "($(echo "$l" | awk '{for (i = 1; i < NF; i++) if ($i ~ /^step_ms_/) printf "%s%s", (k++ ? "/" : ""), $(i + 1)}')) | -"
   done
 esac
 
