@@ -1,14 +1,20 @@
 /* bench_dist: collectives and data parallel, to run under a launcher
  * (bench/bench_dist.sh runs it next to torch.distributed):
  *   mpirun -np 2 ./build/bench/bench_dist [--device cpu|cuda] [--max-mb 64] [--steps 20]
- *                                         [--threads N]
- * 1. all-reduce (f32 sum) by message size: time per call (the slowest
- *    rank's) and bus bandwidth 2 (N-1)/N bytes / time (NCCL's convention);
+ *                                         [--threads N] [--collectives LIST|none] [--no-step]
+ *                                         [--gpt2] [--batch-per-rank B]
+ * 1. all-reduce, reduce-scatter and all-gather (f32, sum) by message size
+ *    (the larger buffer's bytes, as nccl-tests): time per call (the slowest
+ *    rank's) and bus bandwidth as nccl-tests: 2 (N-1)/N bytes / time for
+ *    all-reduce, (N-1)/N bytes / time for the other two (--no-step: these
+ *    only; --collectives allreduce,reducescatter,allgather picks);
  * 2. a data-parallel step of the shakespeare_cpu GPT (4 x 128, block 64,
  *    global batch 12) with gradients averaged in buckets: step time with
  *    no communication, with every bucket reduced after backward, with
  *    buckets started during backward, the all-reduce time alone, and the
- *    share of it hidden behind backward. */
+ *    share of it hidden behind backward.  --gpt2: GPT-2 124M's architecture
+ *    instead (12 x 12 x 768, block 1024, vocab 65, tanh GELU, bf16 compute on
+ *    CUDA, 25 MB buckets), 16 rows per rank (--batch-per-rank). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +55,44 @@ static void allreduce_once(void *t) {
   tyr_dist_all_reduce(pg, t, TYR_DIST_SUM);
 }
 
+typedef struct coll_ctx {
+  tyr_tensor *whole, *part; /* N * n and n elements */
+} coll_ctx;
+
+static void reduce_scatter_once(void *p) {
+  coll_ctx *c = p;
+  tyr_dist_reduce_scatter(pg, c->part, c->whole, TYR_DIST_SUM);
+}
+
+static void all_gather_once(void *p) {
+  coll_ctx *c = p;
+  tyr_dist_all_gather(pg, c->whole, c->part);
+}
+
+/* time and bus bandwidth of one collective by size, 4 KiB to max_mb MiB */
+static void sweep(const char *name, double max_mb, int N, int R) {
+  bool ar = !strcmp(name, "allreduce");
+  void (*fn)(void *) = ar                               ? allreduce_once
+                       : !strcmp(name, "reducescatter") ? reduce_scatter_once
+                                                        : all_gather_once;
+  for (double kb = 4; kb <= max_mb * 1024 + 0.5; kb *= 4) {
+    int64_t n = (int64_t)(kb * 1024 / 4) / N; /* elements per rank's part */
+    if (n < 1) continue;
+    coll_ctx c = {tyr_keep_e(tyr_zeros_at(TYR_SITE, TYR_F32, dev, 1, (int64_t[]){n * N})), NULL};
+    if (!ar) c.part = tyr_keep_e(tyr_zeros_at(TYR_SITE, TYR_F32, dev, 1, (int64_t[]){n}));
+    void *arg = ar ? (void *)c.whole : (void *)&c;
+    int iters = kb <= 64 ? 200 : kb <= 1024 ? 50 : 10;
+    timed(fn, arg, 3);
+    double s = timed(fn, arg, iters);
+    double bytes = 4.0 * (double)(n * N), f = (ar ? 2.0 : 1.0) * (N - 1) / N;
+    if (R == 0)
+      printf("tyr %s bytes %.0f time_us %.1f busbw_GBs %.3f\n", name, bytes, s * 1e6,
+             N > 1 ? f * bytes / s / 1e9 : 0.0);
+    tyr_tensor_free(c.whole);
+    if (c.part) tyr_tensor_free(c.part);
+  }
+}
+
 typedef struct step_ctx {
   tyr_gpt *g;
   tyr_optim *opt;
@@ -79,9 +123,27 @@ static void comm_only(void *p) {
 int main(int argc, char **argv) {
   double max_mb = 64;
   int steps = 20, threads = 0;
-  const char *device = "cpu";
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!strcmp(argv[i], "--device"))
+  bool step = true, gpt2 = false;
+  int64_t bpr = 0;
+  const char *device = "cpu", *colls = "allreduce";
+  for (int i = 1; i < argc; i += 2) {
+    if (!strcmp(argv[i], "--no-step") || !strcmp(argv[i], "--gpt2")) {
+      if (!strcmp(argv[i], "--gpt2"))
+        gpt2 = true;
+      else
+        step = false;
+      i--;
+      continue;
+    }
+    if (i + 1 >= argc) {
+      fprintf(stderr, "bench_dist: %s needs a value\n", argv[i]);
+      return 2;
+    }
+    if (!strcmp(argv[i], "--collectives"))
+      colls = argv[i + 1];
+    else if (!strcmp(argv[i], "--batch-per-rank"))
+      bpr = atoll(argv[i + 1]);
+    else if (!strcmp(argv[i], "--device"))
       device = argv[i + 1];
     else if (!strcmp(argv[i], "--max-mb"))
       max_mb = atof(argv[i + 1]);
@@ -106,28 +168,40 @@ int main(int argc, char **argv) {
     printf("bench_dist: %d rank%s, device %s, backend %s, %d threads per rank\n", N,
            N == 1 ? "" : "s", tyr_device_name(dev), tyr_dist_backend_name(pg, dev),
            tyr_get_num_threads());
-  /* 1. all-reduce by size */
-  for (double kb = 4; kb <= max_mb * 1024 + 0.5; kb *= 4) {
-    int64_t n = (int64_t)(kb * 1024 / 4);
-    tyr_tensor *t = tyr_keep_e(tyr_zeros_at(TYR_SITE, TYR_F32, dev, 1, (int64_t[]){n}));
-    int iters = kb <= 64 ? 200 : kb <= 1024 ? 50 : 10;
-    timed(allreduce_once, t, 3);
-    double s = timed(allreduce_once, t, iters);
-    double bytes = 4.0 * (double)n;
-    if (R == 0)
-      printf("tyr allreduce bytes %.0f time_us %.1f busbw_GBs %.3f\n", bytes, s * 1e6,
-             N > 1 ? 2.0 * (N - 1) / N * bytes / s / 1e9 : 0.0);
-    tyr_tensor_free(t);
+  /* 1. collectives by size */
+  char list[128];
+  snprintf(list, sizeof list, "%s", strcmp(colls, "none") ? colls : "");
+  for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok;
+       tok = strtok_r(NULL, ",", &save)) {
+    if (strcmp(tok, "allreduce") && strcmp(tok, "reducescatter") && strcmp(tok, "allgather")) {
+      if (R == 0)
+        fprintf(stderr, "bench_dist: --collectives %s: not allreduce, reducescatter or allgather\n",
+                tok);
+      tyr_dist_free(pg);
+      return 2;
+    }
+    sweep(tok, max_mb, N, R);
+  }
+  if (!step) {
+    tyr_dist_free(pg);
+    return 0;
   }
   /* 2. a data-parallel step */
-  int64_t Bg = 12, T = 64, b = Bg / N;
+  int64_t Bg = 12, T = gpt2 ? 1024 : 64, b = Bg / N;
+  if (gpt2 || bpr > 0) b = bpr > 0 ? bpr : 16, Bg = b * N; /* rows per rank fixed */
   if (Bg % N) {
     if (R == 0) printf("bench_dist: world size %d does not divide batch 12: no step figures\n", N);
     tyr_dist_free(pg);
     return 0;
   }
-  tyr_gpt_config gc = tyr_gpt_config_gpt2(65, T, 4, 4, 128);
+  tyr_gpt_config gc =
+      gpt2 ? tyr_gpt_config_gpt2(65, T, 12, 12, 768) : tyr_gpt_config_gpt2(65, T, 4, 4, 128);
   gc.dropout = 0;
+  if (gpt2) {
+    tyr_act_kind_parse("gelu_tanh", &gc.act);
+    if (dev.type == TYR_CUDA) gc.compute_dtype = TYR_BF16;
+  }
+  double bucket_mb = gpt2 ? 25 : 0.5;
   tyr_manual_seed(1);
   tyr_gpt g;
   if (tyr_gpt_init(&g, &gc, dev)) return 1;
@@ -146,7 +220,7 @@ int main(int argc, char **argv) {
   double t_sync = NAN, t_over = NAN, t_comm = NAN;
   int nb = 0, ov = 0;
   if (N > 1 || strcmp(tyr_dist_backend_name(pg, dev), "local")) {
-    tyr_ddp_config dc = {.bucket_mb = 0.5, .overlap = false};
+    tyr_ddp_config dc = {.bucket_mb = bucket_mb, .overlap = false};
     c.ddp = tyr_ddp_init(pg, &g.params, &dc);
     timed(train_step, &c, 3);
     t_sync = timed(train_step, &c, steps);
@@ -160,7 +234,7 @@ int main(int argc, char **argv) {
     tyr_ddp_free(c.ddp);
     /* the same buckets' all-reduce alone */
     comm_ctx cc = {.b = calloc((size_t)nb, sizeof(tyr_tensor *)), .n = 0};
-    double fill = 0, cap = 0.5 * 1024 * 1024;
+    double fill = 0, cap = bucket_mb * 1024 * 1024;
     int64_t numel = 0;
     for (int i = g.params.n - 1; i >= -1; i--) {
       int64_t bytes = i >= 0 ? tyr_nbytes(g.params.items[i].t) : 0;

@@ -26,6 +26,7 @@
 #   TYR_PARITY_SEEDS its number of initial weights (default 3)
 #   TYR_ALLOW_NO_GPU=1  do not fail when no GPU is found (build check only)
 #   TYR_CMAKE_ARGS   extra arguments for cmake's configure step
+#   TYR_BUILD_TARGETS  with --build: build only these targets (default: all)
 set -u
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -230,7 +231,9 @@ if ! grep -q "CUDA backend enabled" "$LOG/configure.log"; then
 fi
 say "building with $JOBS jobs"
 start=$(date +%s)
-if ! cmake --build "$BUILD" -j "$JOBS" >"$LOG/build.log" 2>&1; then
+# TYR_BUILD_TARGETS: only these targets (with --build: what a bench script needs)
+# shellcheck disable=SC2086
+if ! cmake --build "$BUILD" -j "$JOBS" ${TYR_BUILD_TARGETS:+--target $TYR_BUILD_TARGETS} >"$LOG/build.log" 2>&1; then
   grep -E "error|Error" "$LOG/build.log" | head -n 40
   say "FAIL (build; log in $LOG/build.log)"
   exit 1

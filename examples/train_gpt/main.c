@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1002,6 +1003,21 @@ int main(int argc, char **argv) {
   free(hbx);
   free(hby);
   double elapsed = now() - t_start;
+  /* the most memory any rank held: the CUDA allocator's peak, or the peak RSS on the CPU */
+  double peak_mib = 0;
+  if (dev.type == TYR_CUDA) {
+    tyr_cuda_mem_stats ms;
+    if (!tyr_cuda_memory_stats(dev.index, &ms)) peak_mib = (double)ms.peak_allocated / 1048576.0;
+  } else {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    peak_mib = (double)ru.ru_maxrss / 1024.0;
+  }
+  peak_mib = tyr_dist_reduce_scalar(g_pg, peak_mib, TYR_DIST_MAX);
+  if (lead)
+    fprintf(stderr, "train_gpt: peak memory per rank %.1f MiB (%s, the largest over %d rank%s)\n",
+            peak_mib, dev.type == TYR_CUDA ? "device" : "resident", g_world,
+            g_world == 1 ? "" : "s");
   if (!lead) c.plot = 0, c.sample_chars = 0;
   if (lead)
     fprintf(stderr,
