@@ -37,6 +37,17 @@ static double now(void) {
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* one training step: forward, backward, clipping at 1.0, AdamW */
+static void train_step(tyr_gpt *g, tyr_optim *opt, tyr_tensor *x, tyr_tensor *y) {
+  TYR_SCOPE;
+  tyr_tensor *loss = NULL;
+  tyr_gpt_forward(g, x, y, &loss, true);
+  tyr_backward_e(loss);
+  tyr_params_clip_grad_norm(&g->params, 1.0);
+  tyr_optim_step(opt, -1);
+  tyr_optim_zero_grad(opt);
+}
+
 static double bench_tyr(const preset *p, int steps, int profile_steps) {
   const int64_t V = 65;
   tyr_gpt_config cfg = tyr_gpt_config_gpt2(V, p->T, p->L, p->H, p->C);
@@ -60,29 +71,13 @@ static double bench_tyr(const preset *p, int steps, int profile_steps) {
   for (int rep = 0; rep < 4; rep++) {
     double t0 = now();
     int n = rep == 0 ? 3 : steps; /* the first round warms up */
-    for (int i = 0; i < n; i++) {
-      TYR_SCOPE;
-      tyr_tensor *loss = NULL;
-      tyr_gpt_forward(&g, x, y, &loss, true);
-      tyr_backward_e(loss);
-      tyr_params_clip_grad_norm(&g.params, 1.0);
-      tyr_optim_step(&opt, -1);
-      tyr_optim_zero_grad(&opt);
-    }
+    for (int i = 0; i < n; i++) train_step(&g, &opt, x, y);
     if (rep > 0) best = fmin(best, (now() - t0) / n);
   }
   if (profile_steps > 0) { /* after the timed rounds, which it would slow */
     tyr_profile_enable(true);
     tyr_profile_reset();
-    for (int i = 0; i < profile_steps; i++) {
-      TYR_SCOPE;
-      tyr_tensor *loss = NULL;
-      tyr_gpt_forward(&g, x, y, &loss, true);
-      tyr_backward_e(loss);
-      tyr_params_clip_grad_norm(&g.params, 1.0);
-      tyr_optim_step(&opt, -1);
-      tyr_optim_zero_grad(&opt);
-    }
+    for (int i = 0; i < profile_steps; i++) train_step(&g, &opt, x, y);
     printf("%s, %d threads:\n", p->name, tyr_get_num_threads());
     tyr_profile_print(stdout, profile_steps);
     tyr_profile_enable(false);

@@ -84,18 +84,7 @@ if [ "$DEVICE" = cuda ] && [ ! -f "$build/CMakeCache.txt" ]; then
   TYR_BUILD_DIR="$build" TYR_BUILD_TARGETS="$progs" sh scripts/gpu-suite.sh --build >"$out/build.log" 2>&1 ||
     { tail -n 40 "$out/build.log"; echo "multigpu: FAIL (build)"; exit 1; }
 fi
-# the deps gpu-suite.sh unpacked (as bench/nanochat_gpu.sh)
-deps=""
-[ -n "${TYR_DEPS:-}" ] && [ -d "$TYR_DEPS/usr" ] && deps=$TYR_DEPS
-[ -d "$build/deps-root" ] && deps=$build/deps-root
-if [ -n "$deps" ]; then
-  L=$deps/usr/lib/x86_64-linux-gnu
-  export CPATH="$deps/usr/include:$deps/usr/include/x86_64-linux-gnu${CPATH:+:$CPATH}"
-  export LIBRARY_PATH="$L:$L/openblas-pthread${LIBRARY_PATH:+:$LIBRARY_PATH}"
-  export LD_LIBRARY_PATH="$L:$L/openblas-pthread${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  export CMAKE_PREFIX_PATH="$deps/usr${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
-  export PKG_CONFIG_PATH="$L/pkgconfig:$L/openblas-pthread/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
-fi
+. scripts/deps-env.sh "$build" # the packages gpu-suite.sh unpacked, if any
 if [ ! -f "$build/CMakeCache.txt" ]; then
   cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DTYR_CUDA=OFF >"$out/build.log" 2>&1 ||
     { tail -n 40 "$out/build.log"; echo "multigpu: FAIL (configure)"; exit 1; }

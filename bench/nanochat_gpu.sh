@@ -38,17 +38,7 @@ if ! TYR_BUILD_DIR="$build" sh scripts/gpu-suite.sh --build >"$out/build.log" 2>
   exit 1
 fi
 case "$build" in /*) ;; *) build=$(pwd)/$build ;; esac
-deps=""
-[ -n "${TYR_DEPS:-}" ] && [ -d "$TYR_DEPS/usr" ] && deps=$TYR_DEPS # an unpacked root
-[ -d "$build/deps-root" ] && deps=$build/deps-root                 # unpacked .debs
-if [ -n "$deps" ]; then
-  L=$deps/usr/lib/x86_64-linux-gnu
-  export CPATH="$deps/usr/include:$deps/usr/include/x86_64-linux-gnu${CPATH:+:$CPATH}"
-  export LIBRARY_PATH="$L:$L/openblas-pthread${LIBRARY_PATH:+:$LIBRARY_PATH}"
-  export LD_LIBRARY_PATH="$L:$L/openblas-pthread${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  export CMAKE_PREFIX_PATH="$deps/usr${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
-  export PKG_CONFIG_PATH="$L/pkgconfig:$L/openblas-pthread/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
-fi
+. scripts/deps-env.sh "$build" # the packages gpu-suite.sh unpacked, if any
 if ! cmake --build "$build" -j "$(nproc)" --target test_cuda_sdpa_doc test_sdpa_doc test_cuda_ops \
   train_nanochat tyr_prepare bench_nanochat >>"$out/build.log" 2>&1; then
   tail -n 60 "$out/build.log"
