@@ -21,7 +21,8 @@
  * Modes, each against the PyTorch mode that does the same arithmetic:
  *   f32          Tyr f32, matmuls in f32       vs fp32 with TF32 off
  *   tf32         matmuls with TF32 inputs      vs fp32 with TF32 on
- *   bf16-matmul  matmuls with bf16 inputs      vs bf16 autocast
+ *   bf16-matmul  matmuls with bf16 inputs      vs the same in plain PyTorch (bf16in:
+ *                                              operands rounded, f32 accumulation)
  *   bf16         bf16 mixed precision          vs bf16 autocast
  * (on the CPU only f32 exists).
  *

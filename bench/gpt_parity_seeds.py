@@ -17,7 +17,7 @@ import math
 import os
 import sys
 
-TORCH_MODE = {"f32": "fp32", "tf32": "tf32", "bf16-matmul": "bf16", "bf16": "bf16"}
+TORCH_MODE = {"f32": "fp32", "tf32": "tf32", "bf16-matmul": "bf16in", "bf16": "bf16"}
 
 
 def read(path):

@@ -10,6 +10,16 @@ tied head; AdamW (betas 0.9/0.95, eps 1e-8, weight decay 0.1 on parameters
 of rank >= 2), clipping at 1.0, the learning rate warmed up linearly.
 Works with PyTorch 1.13 (CPU, f32) and 2.x (CUDA, every mode).
 
+PyTorch modes: fp32 (TF32 off), tf32, bf16 (autocast) and bf16in, the twin
+of Tyr's bf16-matmul mode: an fp32 model in which every matrix product (the
+linear layers, the head, attention's q k^T and P v) rounds its operands to
+bf16 (nearest even) and accumulates in f32, forward and backward (the
+incoming gradient is rounded too); activations, norms, softmax and the
+loss stay f32.  Products of bf16 values are exact in f32, so an f32 GEMM
+(TF32 off) of the rounded operands is that arithmetic up to summation
+order.  Autocast is not: it also rounds every product's output and keeps
+bf16 activations between the layers.
+
 The loss-curve bound compares the curves' levels: the mean over the last
 100 steps (or the last third of a shorter run) of loss_tyr - loss_torch.
 The mean of |loss_tyr - loss_torch| is printed too.  Training amplifies any
@@ -30,21 +40,54 @@ from safetensors_io import load_safetensors
 
 
 MATH_ATTENTION = False  # the control run: attention written out (other rounding, same arithmetic)
+BF16_INPUTS = False  # the bf16in mode: every product's operands rounded to bf16 (see above)
+
+
+def bf16_round(t):
+    return t.to(torch.bfloat16).to(t.dtype)
+
+
+class Bf16InputMatmul(torch.autograd.Function):
+    """a @ b with both operands rounded to bf16 and f32 accumulation; the
+    backward rounds the incoming gradient and uses the rounded operands."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ar, br = bf16_round(a), bf16_round(b)
+        ctx.save_for_backward(ar, br)
+        return ar @ br
+
+    @staticmethod
+    def backward(ctx, g):
+        ar, br = ctx.saved_tensors
+        gr = bf16_round(g)
+        return gr @ br.transpose(-2, -1), ar.transpose(-2, -1) @ gr
+
+
+def mm(a, b):
+    return Bf16InputMatmul.apply(a, b) if BF16_INPUTS else a @ b
+
+
+class Linear(nn.Linear):
+    def forward(self, x):
+        if not BF16_INPUTS:
+            return super().forward(x)
+        return mm(x, self.weight.t()) + self.bias
 
 
 def attention(q, k, v):
-    if hasattr(F, "scaled_dot_product_attention") and not MATH_ATTENTION:
+    if hasattr(F, "scaled_dot_product_attention") and not MATH_ATTENTION and not BF16_INPUTS:
         return F.scaled_dot_product_attention(q, k, v, is_causal=True)
     T = q.shape[-2]
-    att = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
+    att = mm(q, k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
     mask = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
-    return att.masked_fill(~mask, float("-inf")).softmax(-1) @ v
+    return mm(att.masked_fill(~mask, float("-inf")).softmax(-1), v)
 
 
 class Attn(nn.Module):
     def __init__(self, C, H):
         super().__init__()
-        self.qkv, self.proj, self.H = nn.Linear(C, 3 * C), nn.Linear(C, C), H
+        self.qkv, self.proj, self.H = Linear(C, 3 * C), Linear(C, C), H
 
     def forward(self, x):
         B, T, C = x.shape
@@ -56,7 +99,7 @@ class Attn(nn.Module):
 class MLP(nn.Module):
     def __init__(self, C):
         super().__init__()
-        self.fc, self.proj = nn.Linear(C, 4 * C), nn.Linear(4 * C, C)
+        self.fc, self.proj = Linear(C, 4 * C), Linear(4 * C, C)
 
     def forward(self, x):
         return self.proj(F.gelu(self.fc(x), approximate="tanh"))
@@ -84,7 +127,7 @@ class GPT(nn.Module):
         x = self.wte(idx) + self.wpe(torch.arange(T, device=idx.device))
         for b in self.blocks:
             x = b(x)
-        logits = self.ln_f(x) @ self.wte.weight.t()
+        logits = mm(self.ln_f(x), self.wte.weight.t())
         return F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1))
 
 
@@ -113,12 +156,14 @@ def batches(a):
 
 def train(a, mode, init, get, dev):
     """Losses of every step and the step-1 gradients."""
+    global BF16_INPUTS
     torch.manual_seed(0)
     tf32 = mode == "tf32"
+    BF16_INPUTS = mode == "bf16in"
     if dev == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = tf32
         torch.backends.cudnn.allow_tf32 = tf32
-    bf16 = mode.startswith("bf16")
+    bf16 = mode == "bf16"
     m = GPT(a.vocab, a.block, a.layers, a.heads, a.embd)
     missing, unexpected = m.load_state_dict(init, strict=False)
     if missing or unexpected:
@@ -148,6 +193,7 @@ def train(a, mode, init, get, dev):
             g["lr"] = lr
         opt.step()
         opt.zero_grad(set_to_none=True)
+    BF16_INPUTS = False
     del m, opt
     if dev == "cuda":
         torch.cuda.empty_cache()
@@ -179,7 +225,7 @@ def main():
     torch.set_num_threads(max(1, torch.get_num_threads()))
     init, _ = load_safetensors(f"{a.dir}/init.safetensors")
     get = batches(a)
-    twin = {"f32": "fp32", "tf32": "tf32", "bf16-matmul": "bf16", "bf16": "bf16"}
+    twin = {"f32": "fp32", "tf32": "tf32", "bf16-matmul": "bf16in", "bf16": "bf16"}
     grad_tol = {"f32": 1e-4, "tf32": 2e-2, "bf16-matmul": 2e-2, "bf16": 2e-2}
     ran = {}
     ok = True
@@ -208,7 +254,7 @@ def main():
     for mode in a.modes.split(","):
         tm = twin[mode]
         if tm not in ran:
-            ran[tm] = train(a, tm if tm != "bf16" else "bf16", init, get, dev)
+            ran[tm] = train(a, tm, init, get, dev)
         tl, tg = ran[tm]
         with open(f"{a.dir}/losses_{mode}.txt") as f:
             yl = [float(s) for s in f.read().split()]
