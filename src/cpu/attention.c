@@ -28,6 +28,7 @@
 
 /* tyr_cpu_attention_force_rows is defined in isa.c, compiled once */
 #define attn_force_rows tyr_cpu_attention_force_rows
+#define attn_bw_passes tyr_cpu_attention_bw_passes
 
 static inline int64_t attn_round_up(int64_t n) {
   return n > 0 ? (n + TILE_C - 1) / TILE_C * TILE_C : 0;

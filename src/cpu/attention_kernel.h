@@ -523,12 +523,103 @@ static void FN(dkv_block, SFX)(ELT *dk, ELT *dv, const ELT *dout, const ELT *q, 
   FN(pv_rows, SFX)(gk + j0 * D, D, St, npad, q + row0 * D, n, D, mk, NULL);
 }
 
+/* bt[c * ldb + r] = x[r * ldx + c] for r < rows, c < cols: a block of
+ * scores turned over, so that the products with its columns are pv_rows. */
+static void FN(transpose_ld, SFX)(ELT *restrict bt, int64_t ldb, const ELT *restrict x, int64_t ldx,
+                                  int64_t rows, int64_t cols) {
+  for (int64_t c0 = 0; c0 < cols; c0 += 16)
+    for (int64_t r0 = 0; r0 < rows; r0 += 16) {
+      int64_t c1 = c0 + 16 < cols ? c0 + 16 : cols, r1 = r0 + 16 < rows ? r0 + 16 : rows;
+      for (int64_t c = c0; c < c1; c++)
+        for (int64_t r = r0; r < r1; r++) bt[c * ldb + r] = x[r * ldx + c];
+    }
+}
+
+/* dq, dk and dv of one key/value head bk and its query heads in one pass
+ * over blocks of query rows: a block's P and dS give its rows of dq
+ * (dS K) and add to dv (P^T dO) and dk (dS^T Q) of the keys it sees, so
+ * each score and each exp is computed once (the two-pass backward below
+ * computes them in both passes).  Only one task may hold a key/value head:
+ * used when there are enough of them for every thread.  scratch holds
+ * (2 D + 3 ATTN_QB) ld elements, ld = tld(S); false when not given. */
+static bool FN(bw_head, SFX)(ELT *dq, ELT *dk, ELT *dv, const ELT *dout, const ELT *q, const ELT *k,
+                             const ELT *v, const ELT *out, const ELT *lse, const uint8_t *mask,
+                             const attn_shape *sh, int64_t bk, ELT *scratch) {
+  if (!scratch) return false;
+  const int64_t Tq = sh->T, S = sh->S, D = sh->D, G = sh->Hq / sh->Hkv, ld = FN(tld, SFX)(S);
+  const ELT scale = (ELT)sh->scale;
+  const int64_t b = bk / sh->Hkv, hk = bk % sh->Hkv;
+  const ELT *K = k + bk * S * D, *V = v + bk * S * D;
+  ELT *gk = dk + bk * S * D, *gv = dv + bk * S * D;
+  const int32_t *doc = sh->doc ? sh->doc + b * S : NULL;
+  ELT *Kt = scratch, *Vt = Kt + D * ld, *Sc = Vt + D * ld, *dP = Sc + ATTN_QB * ld,
+      *Tt = dP + ATTN_QB * ld;
+  for (int64_t d = 0; d < S * D; d++) gk[d] = gv[d] = 0;
+  FN(transpose, SFX)(Kt, ld, K, S, D);
+  FN(transpose, SFX)(Vt, ld, V, S, D);
+  for (int64_t g = 0; g < G; g++) {
+    const int64_t row0 = (b * sh->Hq + hk * G + g) * Tq;
+    for (int64_t i0 = 0; i0 < Tq; i0 += ATTN_QB) {
+      const int64_t i1 = i0 + ATTN_QB < Tq ? i0 + ATTN_QB : Tq, m = i1 - i0;
+      int64_t lo, hi;
+      FN(block_keys, SFX)(sh, i0, i1, &lo, &hi);
+      const int64_t n = hi - lo, npad = attn_round_up(n);
+      ELT *dqb = dq + (row0 + i0) * D;
+      for (int64_t d = 0; d < m * D; d++) dqb[d] = 0;
+      if (n <= 0) continue;
+      FN(gemm_nt, SFX)(Sc, npad, q + (row0 + i0) * D, m, Kt + lo, ld, n, D);
+      FN(gemm_nt, SFX)(dP, npad, dout + (row0 + i0) * D, m, Vt + lo, ld, n, D);
+      bool live[ATTN_QB], any = false;
+      for (int64_t i = i0; i < i1; i++) {
+        const int64_t r = row0 + i;
+        ELT *s = Sc + (i - i0) * npad, *dp = dP + (i - i0) * npad;
+        const ELT L = lse[r];
+        live[i - i0] = L != -INFINITY;
+        if (!live[i - i0]) { /* sees no key: no gradient from it */
+          for (int64_t c = 0; c < n; c++) s[c] = dp[c] = 0;
+          continue;
+        }
+        any = true;
+        const ELT Di = FN(dot, SFX)(dout + r * D, out + r * D, D);
+        FN(mask_row, SFX)(s, sh, mask, doc, i, lo, n); /* scaled scores, -inf where masked */
+        for (int64_t c = 0; c < n; c++) {
+          const ELT p = VEXP(s[c] - L);
+          s[c] = p * (dp[c] - Di) * scale; /* dS, 0 where masked */
+          dp[c] = p;                       /* P */
+        }
+      }
+      if (!any) continue;
+      FN(pv_rows, SFX)(dqb, D, Sc, npad, K + lo * D, n, D, m, live);
+      FN(transpose_ld, SFX)(Tt, ATTN_QB, dP, npad, m, n);
+      FN(pv_rows, SFX)(gv + lo * D, D, Tt, ATTN_QB, dout + (row0 + i0) * D, m, D, n, NULL);
+      FN(transpose_ld, SFX)(Tt, ATTN_QB, Sc, npad, m, n);
+      FN(pv_rows, SFX)(gk + lo * D, D, Tt, ATTN_QB, q + (row0 + i0) * D, m, D, n, NULL);
+    }
+  }
+  return true;
+}
+
 static void FN(sdpa_bw, SFX)(ELT *dq, ELT *dk, ELT *dv, const ELT *dout, const ELT *q, const ELT *k,
                              const ELT *v, const ELT *out, const ELT *lse, const uint8_t *mask,
                              const attn_shape *sh) {
   const int64_t Tq = sh->T, S = sh->S, D = sh->D, ldS = FN(tld, SFX)(S), ldT = FN(tld, SFX)(Tq);
   const int64_t BHkv = sh->B * sh->Hkv, BHq = sh->B * sh->Hq, G = sh->Hq / sh->Hkv;
   const bool par = BHq * Tq * S * D > 32768;
+  /* one pass per key/value head when there are enough of them (each task
+     writes its head's dk, dv alone) */
+  if (!attn_force_rows && attn_bw_passes != 2 &&
+      (attn_bw_passes == 1 || BHkv >= 2 * (int64_t)omp_get_max_threads())) {
+    bool ok = true;
+#pragma omp parallel if (par)
+    {
+      ELT *scratch = malloc((size_t)((2 * D + 3 * ATTN_QB) * ldS) * sizeof(ELT));
+#pragma omp for schedule(dynamic, 1) reduction(&& : ok)
+      for (int64_t bk = 0; bk < BHkv; bk++)
+        ok = FN(bw_head, SFX)(dq, dk, dv, dout, q, k, v, out, lse, mask, sh, bk, scratch) && ok;
+      free(scratch);
+    }
+    if (ok) return;
+  }
   /* dq by runs of query blocks */
   const int64_t nqb = (Tq + ATTN_QB - 1) / ATTN_QB, qparts = FN(parts, SFX)(BHq, nqb);
   const int64_t tq = BHq * qparts;

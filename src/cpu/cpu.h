@@ -93,6 +93,10 @@ void tyr_cpu_sdpa_backward(tyr_tensor *dq, tyr_tensor *dk, tyr_tensor *dv, const
 /* Tests only: run the attention kernels row at a time, as when their
  * scratch cannot be allocated. */
 extern bool tyr_cpu_attention_force_rows;
+/* The attention backward's passes: 0 lets the kernel choose (one pass per
+ * key/value head when there are at least twice as many of them as
+ * threads, else two passes split finer), 1 or 2 forces one (tests). */
+extern int tyr_cpu_attention_bw_passes;
 void tyr_cpu_rotary(tyr_tensor *out, const tyr_tensor *x, const tyr_tensor *cos_table,
                     const tyr_tensor *sin_table, bool inverse);
 static inline int64_t tyr_index_load(const tyr_tensor *idx, int64_t off) {

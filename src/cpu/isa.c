@@ -12,6 +12,7 @@
 #include "cpu/cpu.h"
 
 bool tyr_cpu_attention_force_rows;
+int tyr_cpu_attention_bw_passes;
 
 #ifdef TYR_CPU_ISA_BASE_ONLY
 int tyr_cpu_isa_level(void) {

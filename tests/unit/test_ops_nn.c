@@ -999,13 +999,16 @@ static void test_sdpa_gradients(void **state) {
                          tyr_test_leaf(4, (int64_t[]){a.B, a.Hkv, a.S, a.D}, -1.5, 1.5)};
     tyr_scope_begin();
     tyr_tensor *mask = make_mask(a.T, a.S, mb, true);
-    for (int opt = 0; opt < 8; opt++) {
+    /* the backward in one pass per key/value head and in two passes */
+    for (int opt = 0; opt < 16; opt++) {
       sdpa_ctx ctx = {{opt & 1, (opt & 2) ? mask : NULL, (opt & 4) ? 2 : 0, 0, NULL}};
       char name[96];
-      snprintf(name, sizeof name, "sdpa shape %zu causal %d mask %d window %d", c, opt & 1,
-               (opt & 2) != 0, (opt & 4) ? 2 : 0);
+      tyr_cpu_attention_bw_passes = (opt & 8) ? 2 : 1;
+      snprintf(name, sizeof name, "sdpa shape %zu causal %d mask %d window %d, %d passes", c,
+               opt & 1, (opt & 2) != 0, (opt & 4) ? 2 : 0, tyr_cpu_attention_bw_passes);
       tyr_gradcheck(name, call_sdpa, &ctx, 3, in, 1e-6, 1e-6);
     }
+    tyr_cpu_attention_bw_passes = 0;
     sdpa_ctx sc = {{false, NULL, 0, 0.8, NULL}};
     tyr_gradcheck("sdpa scale 0.8", call_sdpa, &sc, 3, in, 1e-6, 1e-6);
     tyr_scope_end();
@@ -1029,7 +1032,8 @@ static void test_sdpa_gradients(void **state) {
     for (int i = 0; i < 3; i++) tyr_tensor_free(in[i]);
   }
   /* a larger case through the tiled kernels: several blocks of queries and
-     keys, compared with the row-at-a-time results */
+     keys, the backward in one and in two passes, compared with the
+     row-at-a-time results */
   {
     TYR_SCOPE;
     tyr_tensor *q = RANDN(TYR_F64, 1.0, 1, 4, 70, 8), *k = RANDN(TYR_F64, 1.0, 1, 2, 90, 8),
@@ -1037,24 +1041,27 @@ static void test_sdpa_gradients(void **state) {
     tyr_requires_grad_e(q, true);
     tyr_requires_grad_e(k, true);
     tyr_requires_grad_e(v, true);
-    double *g[2][3];
-    for (int rows = 0; rows < 2; rows++) {
+    double *g[3][3];
+    for (int run = 0; run < 3; run++) { /* rows, one pass, two passes */
+      int rows = run == 0;
       tyr_cpu_attention_force_rows = rows;
+      tyr_cpu_attention_bw_passes = run;
       tyr_tensor *y = tyr_sdpa_e(q, k, v, &(tyr_sdpa_opts){.causal = true, .window = 40});
       tyr_backward_with_at(TYR_SITE, y, go);
-      g[rows][0] = values(tyr_grad_e(q));
-      g[rows][1] = values(tyr_grad_e(k));
-      g[rows][2] = values(tyr_grad_e(v));
+      g[run][0] = values(tyr_grad_e(q));
+      g[run][1] = values(tyr_grad_e(k));
+      g[run][2] = values(tyr_grad_e(v));
       tyr_zero_grad_e(q);
       tyr_zero_grad_e(k);
       tyr_zero_grad_e(v);
     }
     tyr_cpu_attention_force_rows = false;
+    tyr_cpu_attention_bw_passes = 0;
     int64_t n[3] = {4 * 70 * 8, 2 * 90 * 8, 2 * 90 * 8};
     for (int t = 0; t < 3; t++) {
-      for (int64_t i = 0; i < n[t]; i++) ASSERT_CLOSE(g[0][t][i], g[1][t][i], 1e-12, 1e-10);
-      free(g[0][t]);
-      free(g[1][t]);
+      for (int run = 1; run < 3; run++)
+        for (int64_t i = 0; i < n[t]; i++) ASSERT_CLOSE(g[run][t][i], g[0][t][i], 1e-12, 1e-10);
+      for (int run = 0; run < 3; run++) free(g[run][t]);
     }
   }
   /* self-attention with one tensor as q, k and v: the three gradients add */

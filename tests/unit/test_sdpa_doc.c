@@ -189,8 +189,10 @@ static void test_doc_gradients(void **state) {
   };
   int32_t db[64];
   uint8_t mb[64];
-  for (int rows = 0; rows < 2; rows++) {
+  for (int run = 0; run < 3; run++) { /* backward in one pass, in two passes, row at a time */
+    int rows = run == 2;
     tyr_cpu_attention_force_rows = rows;
+    tyr_cpu_attention_bw_passes = run + 1;
     for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
       attn_dims a = shapes[c];
       tyr_tensor *in[3] = {tyr_test_leaf(4, (int64_t[]){a.B, a.Hq, a.T, a.D}, -1.5, 1.5),
@@ -206,8 +208,8 @@ static void test_doc_gradients(void **state) {
                          .window = (opt & 4) ? 2 : 0,
                          .doc_ids = doc}};
         char name[96];
-        snprintf(name, sizeof name, "sdpa doc_ids shape %zu rows %d causal %d mask %d window %d", c,
-                 rows, opt & 1, (opt & 2) != 0, (opt & 4) ? 2 : 0);
+        snprintf(name, sizeof name, "sdpa doc_ids shape %zu run %d causal %d mask %d window %d", c,
+                 run, opt & 1, (opt & 2) != 0, (opt & 4) ? 2 : 0);
         tyr_gradcheck(name, call_sdpa, &ctx, 3, in, 1e-6, 1e-6);
       }
       tyr_scope_end();
@@ -215,6 +217,7 @@ static void test_doc_gradients(void **state) {
     }
   }
   tyr_cpu_attention_force_rows = false;
+  tyr_cpu_attention_bw_passes = 0;
 }
 
 /* Gradients of a larger case through the tiled kernels equal those of the
@@ -233,38 +236,45 @@ static void test_doc_gradients_dense(void **state) {
   tyr_requires_grad_e(q, true);
   tyr_requires_grad_e(k, true);
   tyr_requires_grad_e(v, true);
-  tyr_tensor *y =
-      tyr_sdpa_e(q, k, v, &(tyr_sdpa_opts){.causal = true, .window = 30, .doc_ids = doc});
-  tyr_backward_with_at(TYR_SITE, y, go);
-  double *yv = values(y),
-         *g[3] = {values(tyr_grad_e(q)), values(tyr_grad_e(k)), values(tyr_grad_e(v))};
-  int64_t nq = H * T * D, nk = Hk * T * D;
-  for (int64_t b = 0; b < B; b++) {
-    TYR_SCOPE;
-    tyr_tensor *qb = tyr_narrow_e(tyr_detach_e(q), 0, b, 1),
-               *kb = tyr_narrow_e(tyr_detach_e(k), 0, b, 1);
-    tyr_tensor *vb = tyr_narrow_e(tyr_detach_e(v), 0, b, 1), *gb = tyr_narrow_e(go, 0, b, 1);
-    qb = tyr_contiguous_e(qb);
-    kb = tyr_contiguous_e(kb);
-    vb = tyr_contiguous_e(vb);
-    tyr_requires_grad_e(qb, true);
-    tyr_requires_grad_e(kb, true);
-    tyr_requires_grad_e(vb, true);
-    tyr_tensor *m =
-        tyr_from_host_at(TYR_SITE, dense + b * T * T, TYR_BOOL, CPU, 2, (int64_t[]){T, T});
-    tyr_tensor *yb = tyr_sdpa_e(qb, kb, vb, &(tyr_sdpa_opts){.mask = m});
-    tyr_backward_with_at(TYR_SITE, yb, gb);
-    double *rv = values(yb),
-           *rg[3] = {values(tyr_grad_e(qb)), values(tyr_grad_e(kb)), values(tyr_grad_e(vb))};
-    for (int64_t i = 0; i < nq; i++) ASSERT_CLOSE(yv[b * nq + i], rv[i], 1e-12, 1e-10);
-    for (int64_t i = 0; i < nq; i++) ASSERT_CLOSE(g[0][b * nq + i], rg[0][i], 1e-12, 1e-10);
-    for (int t = 1; t < 3; t++)
-      for (int64_t i = 0; i < nk; i++) ASSERT_CLOSE(g[t][b * nk + i], rg[t][i], 1e-12, 1e-10);
-    free(rv);
-    for (int t = 0; t < 3; t++) free(rg[t]);
+  for (int passes = 1; passes <= 2; passes++) {
+    tyr_cpu_attention_bw_passes = passes;
+    tyr_tensor *y =
+        tyr_sdpa_e(q, k, v, &(tyr_sdpa_opts){.causal = true, .window = 30, .doc_ids = doc});
+    tyr_backward_with_at(TYR_SITE, y, go);
+    double *yv = values(y),
+           *g[3] = {values(tyr_grad_e(q)), values(tyr_grad_e(k)), values(tyr_grad_e(v))};
+    int64_t nq = H * T * D, nk = Hk * T * D;
+    for (int64_t b = 0; b < B; b++) {
+      TYR_SCOPE;
+      tyr_tensor *qb = tyr_narrow_e(tyr_detach_e(q), 0, b, 1),
+                 *kb = tyr_narrow_e(tyr_detach_e(k), 0, b, 1);
+      tyr_tensor *vb = tyr_narrow_e(tyr_detach_e(v), 0, b, 1), *gb = tyr_narrow_e(go, 0, b, 1);
+      qb = tyr_contiguous_e(qb);
+      kb = tyr_contiguous_e(kb);
+      vb = tyr_contiguous_e(vb);
+      tyr_requires_grad_e(qb, true);
+      tyr_requires_grad_e(kb, true);
+      tyr_requires_grad_e(vb, true);
+      tyr_tensor *m =
+          tyr_from_host_at(TYR_SITE, dense + b * T * T, TYR_BOOL, CPU, 2, (int64_t[]){T, T});
+      tyr_tensor *yb = tyr_sdpa_e(qb, kb, vb, &(tyr_sdpa_opts){.mask = m});
+      tyr_backward_with_at(TYR_SITE, yb, gb);
+      double *rv = values(yb),
+             *rg[3] = {values(tyr_grad_e(qb)), values(tyr_grad_e(kb)), values(tyr_grad_e(vb))};
+      for (int64_t i = 0; i < nq; i++) ASSERT_CLOSE(yv[b * nq + i], rv[i], 1e-12, 1e-10);
+      for (int64_t i = 0; i < nq; i++) ASSERT_CLOSE(g[0][b * nq + i], rg[0][i], 1e-12, 1e-10);
+      for (int t = 1; t < 3; t++)
+        for (int64_t i = 0; i < nk; i++) ASSERT_CLOSE(g[t][b * nk + i], rg[t][i], 1e-12, 1e-10);
+      free(rv);
+      for (int t = 0; t < 3; t++) free(rg[t]);
+    }
+    free(yv);
+    for (int t = 0; t < 3; t++) free(g[t]);
+    tyr_zero_grad_e(q);
+    tyr_zero_grad_e(k);
+    tyr_zero_grad_e(v);
   }
-  free(yv);
-  for (int t = 0; t < 3; t++) free(g[t]);
+  tyr_cpu_attention_bw_passes = 0;
 }
 
 /* tyr_sdpa_qkv with document ids equals tyr_sdpa on the split heads. */
