@@ -76,6 +76,17 @@ typedef enum tyr_act_kind {
  * "relu", "silu" -> *out, false on another name. */
 tyr_tensor *tyr_nn_act_at(tyr_site s, tyr_act_kind act, tyr_tensor *x);
 bool tyr_act_kind_parse(const char *name, tyr_act_kind *out);
+/* A feed-forward block as one op: act(x @ w1^T + b1) @ w2^T + b2 with x
+ * [.., C], w1 [F, C], b1 [F] or NULL, w2 [C2, F], b2 [C2] or NULL ->
+ * [.., C2].  The values and gradients of tyr_linear, the activation and
+ * tyr_linear; where the backend fuses the activation into the GEMMs (the
+ * CPU in f32/f64, CUDA for gelu_tanh in bf16/f16) it is one graph node and
+ * no separate pass applies the activation or its derivative
+ * (src/ops/mlp.c; tyr_mlp_gelu_tanh in tyr/ops_nn.h is this op with
+ * TYR_ACT_GELU_TANH). */
+tyr_tensor *tyr_mlp_at(tyr_site s, tyr_tensor *x, tyr_tensor *w1, tyr_tensor *b1, tyr_tensor *w2,
+                       tyr_tensor *b2, tyr_act_kind act);
+#define tyr_mlp_e(x, w1, b1, w2, b2, act) tyr_mlp_at(TYR_SITE, (x), (w1), (b1), (w2), (b2), (act))
 
 typedef struct tyr_nn_dropout {
   double p;

@@ -28,6 +28,8 @@ enum {
   K_REDUCE,
   K_MATMUL,
   K_MATMUL_BIAS,
+  K_MATMUL_ACT,
+  K_MATMUL_DACT,
   K_SOFTMAX,
   K_SOFTMAX_BW,
   K_LAYER_NORM,
@@ -71,6 +73,8 @@ static const char *const k_name[K_COUNT] = {"alloc",
                                             "reduce",
                                             "matmul",
                                             "matmul_bias",
+                                            "matmul_act",
+                                            "matmul_dact",
                                             "softmax",
                                             "softmax_backward",
                                             "layer_norm",
@@ -111,6 +115,8 @@ static int category(int k) {
   switch (k) {
   case K_MATMUL:
   case K_MATMUL_BIAS:
+  case K_MATMUL_ACT:
+  case K_MATMUL_DACT:
     return C_GEMM;
   case K_SDPA:
   case K_SDPA_BW:
@@ -272,6 +278,27 @@ static void w_matmul_bias(tyr_tensor *o, const tyr_tensor *a, const tyr_tensor *
                           const tyr_tensor *bias) {
   TIMED(K_MATMUL_BIAS, gemm_kind(a, b), gemm_flops(o, a), g_inner->matmul_bias(o, a, b, bias));
 }
+/* the fused activations count only when the backend took them */
+static bool w_matmul_act(tyr_tensor *o, tyr_tensor *pre, const tyr_tensor *a, const tyr_tensor *b,
+                         const tyr_tensor *bias, tyr_unary_op act) {
+  double t0 = k_begin();
+  bool done = g_inner->matmul_act(o, pre, a, b, bias, act);
+  if (done)
+    k_end(K_MATMUL_ACT, gemm_kind(a, b), gemm_flops(o, a), t0);
+  else
+    t_depth--;
+  return done;
+}
+static bool w_matmul_dact(tyr_tensor *o, const tyr_tensor *a, const tyr_tensor *b,
+                          const tyr_tensor *pre, tyr_unary_op act) {
+  double t0 = k_begin();
+  bool done = g_inner->matmul_dact(o, a, b, pre, act);
+  if (done)
+    k_end(K_MATMUL_DACT, gemm_kind(a, b), gemm_flops(o, a), t0);
+  else
+    t_depth--;
+  return done;
+}
 static void w_softmax(tyr_tensor *o, const tyr_tensor *x, bool log) {
   TIMED(K_SOFTMAX, 0, 0, g_inner->softmax(o, x, log));
 }
@@ -409,6 +436,8 @@ static void build_wrapped(void) {
   WRAP(reduce, w_reduce);
   WRAP(matmul, w_matmul);
   WRAP(matmul_bias, w_matmul_bias);
+  WRAP(matmul_act, w_matmul_act);
+  WRAP(matmul_dact, w_matmul_dact);
   WRAP(softmax, w_softmax);
   WRAP(softmax_backward, w_softmax_bw);
   WRAP(layer_norm, w_layer_norm);
@@ -498,7 +527,8 @@ static void row_name(const row *r, char *buf, size_t n) {
     sub = r->sub < TYR_BIN_COUNT ? bin_name[r->sub] : "?";
   else if (r->k == K_REDUCE)
     sub = r->sub < TYR_RED_COUNT ? red_name[r->sub] : "?";
-  else if (r->k == K_MATMUL || r->k == K_MATMUL_BIAS)
+  else if (r->k == K_MATMUL || r->k == K_MATMUL_BIAS || r->k == K_MATMUL_ACT ||
+           r->k == K_MATMUL_DACT)
     sub = gemm_name[r->sub & 3];
   snprintf(buf, n, sub ? "%s %s" : "%s", k_name[r->k], sub);
 }

@@ -52,6 +52,19 @@ void tyr_cpu_cumsum(tyr_tensor *out, const tyr_tensor *x, int dim);
 void tyr_cpu_matmul(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b);
 void tyr_cpu_matmul_bias(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b,
                          const tyr_tensor *bias);
+/* The backend's matmul_act and matmul_dact (core/backend.h): the
+ * activation (GELU, tanh GELU, ReLU, ReLU^2, SiLU) or its derivative
+ * applied by the thread that computed each block of the product, while the
+ * block is in its cache; f32/f64, rank 2, out and pre contiguous. */
+bool tyr_cpu_matmul_act(tyr_tensor *out, tyr_tensor *pre, const tyr_tensor *a, const tyr_tensor *b,
+                        const tyr_tensor *bias, tyr_unary_op act);
+bool tyr_cpu_matmul_dact(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b,
+                         const tyr_tensor *pre, tyr_unary_op act);
+/* Their epilogues over n contiguous elements, on the calling thread, with
+ * the arithmetic of tyr_cpu_unary (out = act(x)) and of
+ * tyr_cpu_unary_backward (g = g * act'(x)); f64 or f32 by f64. */
+void tyr_cpu_act_row(tyr_unary_op op, bool f64, void *out, const void *x, int64_t n);
+void tyr_cpu_dact_row(tyr_unary_op op, bool f64, void *g, const void *x, int64_t n);
 /* C = op(A) op(B) in f32 with AVX-512 (src/cpu/gemm_avx512.c); false when the CPU
  * has no AVX-512F (or TYR_NO_AVX512 is set): the caller uses OpenBLAS. */
 bool tyr_cpu_sgemm_avx512(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A,

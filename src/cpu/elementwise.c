@@ -284,6 +284,56 @@ void tyr_cpu_unary_backward(tyr_unary_op op, tyr_tensor *gin, const tyr_tensor *
   }
 }
 
+void tyr_cpu_act_row(tyr_unary_op op, bool f64, void *out, const void *x, int64_t n) {
+  if (f64) {
+    double *o = out;
+    const double *xv = x;
+    for (int64_t i = 0; i < n; i++) o[i] = un_f64(op, xv[i], 0, 0);
+    return;
+  }
+  float *o = out;
+  const float *xv = x;
+#define ACT_CASE(OP)                                                                               \
+  case OP:                                                                                         \
+    for (int64_t i = 0; i < n; i++) o[i] = un_f32(OP, xv[i], 0, 0);                                \
+    return;
+  switch (op) { /* one loop per op, so that each vectorises */
+    ACT_CASE(TYR_UN_GELU)
+    ACT_CASE(TYR_UN_GELU_TANH)
+    ACT_CASE(TYR_UN_RELU)
+    ACT_CASE(TYR_UN_RELU2)
+    ACT_CASE(TYR_UN_SILU)
+  default:
+    for (int64_t i = 0; i < n; i++) o[i] = un_f32(op, xv[i], 0, 0);
+  }
+#undef ACT_CASE
+}
+
+void tyr_cpu_dact_row(tyr_unary_op op, bool f64, void *g, const void *x, int64_t n) {
+  if (f64) {
+    double *o = g;
+    const double *xv = x;
+    for (int64_t i = 0; i < n; i++) o[i] = o[i] * dun_f64(op, xv[i], 0, 0);
+    return;
+  }
+  float *o = g;
+  const float *xv = x;
+#define DACT_CASE(OP)                                                                              \
+  case OP:                                                                                         \
+    for (int64_t i = 0; i < n; i++) o[i] = o[i] * dun_f32(OP, xv[i], 0, 0);                        \
+    return;
+  switch (op) {
+    DACT_CASE(TYR_UN_GELU)
+    DACT_CASE(TYR_UN_GELU_TANH)
+    DACT_CASE(TYR_UN_RELU)
+    DACT_CASE(TYR_UN_RELU2)
+    DACT_CASE(TYR_UN_SILU)
+  default:
+    for (int64_t i = 0; i < n; i++) o[i] = o[i] * dun_f32(op, xv[i], 0, 0);
+  }
+#undef DACT_CASE
+}
+
 #define BINARY_EXPR(T, x, y, FN)                                                                   \
   switch (op) {                                                                                    \
   case TYR_BIN_ADD:                                                                                \

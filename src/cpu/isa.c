@@ -65,6 +65,8 @@ VARIANTS(tyr_cpu_unary)
 VARIANTS(tyr_cpu_unary_backward)
 VARIANTS(tyr_cpu_binary)
 VARIANTS(tyr_cpu_where)
+VARIANTS(tyr_cpu_act_row)
+VARIANTS(tyr_cpu_dact_row)
 VARIANTS(tyr_cpu_softmax)
 VARIANTS(tyr_cpu_softmax_backward)
 VARIANTS(tyr_cpu_layer_norm)
@@ -117,6 +119,12 @@ void tyr_cpu_binary(tyr_binary_op op, tyr_tensor *out, const tyr_tensor *a, cons
 void tyr_cpu_where(tyr_tensor *out, const tyr_tensor *cond, const tyr_tensor *a,
                    const tyr_tensor *b) {
   PICK(tyr_cpu_where)(out, cond, a, b);
+}
+void tyr_cpu_act_row(tyr_unary_op op, bool f64, void *out, const void *x, int64_t n) {
+  PICK(tyr_cpu_act_row)(op, f64, out, x, n);
+}
+void tyr_cpu_dact_row(tyr_unary_op op, bool f64, void *g, const void *x, int64_t n) {
+  PICK(tyr_cpu_dact_row)(op, f64, g, x, n);
 }
 
 /* nn.c */

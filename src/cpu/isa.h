@@ -28,6 +28,8 @@ int tyr_cpu_isa_level(void);
 #define tyr_cpu_unary_backward TYR_ISA_NAME(tyr_cpu_unary_backward)
 #define tyr_cpu_binary TYR_ISA_NAME(tyr_cpu_binary)
 #define tyr_cpu_where TYR_ISA_NAME(tyr_cpu_where)
+#define tyr_cpu_act_row TYR_ISA_NAME(tyr_cpu_act_row)
+#define tyr_cpu_dact_row TYR_ISA_NAME(tyr_cpu_dact_row)
 /* nn.c */
 #define tyr_cpu_softmax TYR_ISA_NAME(tyr_cpu_softmax)
 #define tyr_cpu_softmax_backward TYR_ISA_NAME(tyr_cpu_softmax_backward)

@@ -149,11 +149,8 @@ int tyr_nn_mlp_init_at(tyr_site s, tyr_nn_mlp *m, tyr_params *ps, const char *pr
 }
 
 tyr_tensor *tyr_nn_mlp_forward_at(tyr_site s, const tyr_nn_mlp *m, tyr_tensor *x) {
-  if (m->act == TYR_ACT_GELU_TANH) /* one op: the GELU in the GEMMs where the backend fuses it */
-    return tyr_mlp_gelu_tanh_at(s, x, m->fc.weight, m->fc.bias, m->proj.weight, m->proj.bias);
-  tyr_tensor *h = tyr_nn_linear_forward_at(s, &m->fc, x);
-  h = h ? tyr_nn_act_at(s, m->act, h) : NULL;
-  return h ? tyr_nn_linear_forward_at(s, &m->proj, h) : NULL;
+  /* one op: the activation in the GEMMs where the backend fuses it */
+  return tyr_mlp_at(s, x, m->fc.weight, m->fc.bias, m->proj.weight, m->proj.bias, m->act);
 }
 
 int tyr_nn_attention_init_at(tyr_site s, tyr_nn_attention *m, tyr_params *ps, const char *prefix,

@@ -1,28 +1,49 @@
-/* tyr_mlp_gelu_tanh: a transformer's feed-forward block as one op,
- *   out = gelu_tanh(x @ w1^T + b1) @ w2^T + b2.
+/* tyr_mlp and tyr_mlp_gelu_tanh: a transformer's feed-forward block as one
+ * op,
+ *   out = act(x @ w1^T + b1) @ w2^T + b2.
  *
  * Where the backend fuses the activation into the GEMMs (matmul_act and
- * matmul_dact: cuBLASLt's GELU_AUX_BIAS and DGELU epilogues on CUDA,
- * bf16/f16), the op is one graph node:
+ * matmul_dact: cuBLASLt's GELU_AUX_BIAS and DGELU epilogues on CUDA for
+ * tanh GELU in bf16/f16; on the CPU every activation of tyr_act_kind in
+ * f32/f64, applied by the GEMM's threads to the blocks they computed), the
+ * op is one graph node:
  *   forward   h = gelu(x @ w1^T + b1) with pre = x @ w1^T + b1 written by the
  *             same GEMM; out = h @ w2^T + b2 (tyr_linear)
  *   backward  dw2, db2 = dyT @ h and dy summed over rows (one GEMM where the
  *             backend has matmul_bgrad, as tyr_linear's backward); dpre = (dy @ w2) * gelu'(pre) by
  * one GEMM, db1 = dpre summed over rows; dw1 = dpreT @ x; dx = dpre @ w1 so no elementwise kernel
- * applies the GELU or its derivative.  The node keeps pre and h, as the unfused ops do.  Elsewhere
- * (the CPU, f32/f64, layouts the epilogues do not take) the op is tyr_linear, tyr_gelu_tanh and
- * tyr_linear, with their nodes. */
+ * applies the activation or its derivative.  The node keeps pre and h, as the unfused ops do.
+ * Elsewhere (layouts and dtypes the epilogues do not take) the op is tyr_linear, the activation and
+ * tyr_linear, with their nodes.  Either way the values are those of the three ops. */
 #include "ops/nn_util.h"
 #include "tyr/autograd.h"
+#include "tyr/nn.h"
 #include "tyr/ops_elementwise.h"
 #include "tyr/ops_layout.h"
 #include "tyr/ops_linalg.h"
 #include "tyr/ops_nn.h"
 #include "tyr/ops_reduce.h"
 
+static tyr_unary_op act_op(tyr_act_kind act) {
+  switch (act) {
+  case TYR_ACT_GELU:
+    return TYR_UN_GELU;
+  case TYR_ACT_GELU_TANH:
+    return TYR_UN_GELU_TANH;
+  case TYR_ACT_RELU2:
+    return TYR_UN_RELU2;
+  case TYR_ACT_RELU:
+    return TYR_UN_RELU;
+  case TYR_ACT_SILU:
+    return TYR_UN_SILU;
+  }
+  return TYR_UN_COUNT;
+}
+
 static void mlp_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin) {
   tyr_site s = n->site;
-  const char *op = "tyr_mlp_gelu_tanh";
+  const char *op = n->op;
+  tyr_unary_op act = (tyr_unary_op)n->i[0];
   tyr_tensor *x = n->in[0], *w1 = n->in[1], *w2 = n->in[3];
   tyr_tensor *pre = n->saved[0], *h = n->saved[1];
   int64_t M = pre->shape[0], F = pre->shape[1], C = w1->shape[1], C2 = w2->shape[0];
@@ -33,18 +54,23 @@ static void mlp_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin) {
   /* second layer: dw2 = dyT @ h, db2 = dy summed over rows */
   tyr__linear_param_grads(s, g2, h, tyr__node_needs(n, 3), tyr__node_needs(n, 4), &gin[3], &gin[4]);
   if (!tyr__node_needs(n, 0) && !tyr__node_needs(n, 1) && !tyr__node_needs(n, 2)) return;
-  /* dpre = (dy @ w2) * gelu'(pre), the derivative in the GEMM's epilogue
+  /* dpre = (dy @ w2) * act'(pre), the derivative in the GEMM's epilogue
      (DGELU); db1 = dpre summed over rows by the reduction kernel, as
      cuBLASLt's DGELU_BGRAD runs a separate, slower kernel (docs/cuda.md) */
   tyr_tensor *dpre = tyr__new(s, op, g->dtype, g->device, 2, (int64_t[]){M, F});
   if (!dpre) return;
-  if (!be->matmul_dact(dpre, g2, w2, pre, TYR_UN_GELU_TANH)) { /* the GEMM, then the backward */
+  if (!be->matmul_dact(dpre, g2, w2, pre, act)) { /* the GEMM, then the backward */
     tyr_tensor *dh = tyr_matmul_at(s, g2, w2);
     if (!dh) return;
-    be->unary_backward(TYR_UN_GELU_TANH, dpre, pre, dh, 0, 0);
+    be->unary_backward(act, dpre, pre, dh, 0, 0);
   }
-  if (tyr__node_needs(n, 2)) gin[2] = tyr_sum_dim_at(s, dpre, 0, false);
-  if (tyr__node_needs(n, 1)) gin[1] = tyr_matmul_at(s, tyr_transpose_at(s, dpre, 0, 1), x2);
+  if (g->device.type != TYR_CUDA) /* the CPU: as tyr_linear's backward (a GEMM for db1) */
+    tyr__linear_param_grads(s, dpre, x2, tyr__node_needs(n, 1), tyr__node_needs(n, 2), &gin[1],
+                            &gin[2]);
+  else {
+    if (tyr__node_needs(n, 2)) gin[2] = tyr_sum_dim_at(s, dpre, 0, false);
+    if (tyr__node_needs(n, 1)) gin[1] = tyr_matmul_at(s, tyr_transpose_at(s, dpre, 0, 1), x2);
+  }
   if (tyr__node_needs(n, 0)) {
     tyr_tensor *gx = tyr_matmul_at(s, dpre, w1);
     if (gx) gin[0] = tyr_reshape_at(s, gx, x->rank, x->shape);
@@ -92,7 +118,8 @@ static bool check_operands(tyr_site s, const char *op, tyr_tensor *x, tyr_tensor
 /* The fused node; NULL (nothing raised) when the backend does not take
    these operands, so the caller composes the op instead. */
 static tyr_tensor *mlp_fused(tyr_site s, const char *op, tyr_tensor *x, tyr_tensor *w1,
-                             tyr_tensor *b1, tyr_tensor *w2, tyr_tensor *b2, bool *raised) {
+                             tyr_tensor *b1, tyr_tensor *w2, tyr_tensor *b2, tyr_unary_op act,
+                             bool *raised) {
   const tyr_backend *be = tyr__be(x);
   int r = x->rank;
   int64_t M = 1, C = x->shape[r - 1], F = w1->shape[0];
@@ -107,7 +134,7 @@ static tyr_tensor *mlp_fused(tyr_site s, const char *op, tyr_tensor *x, tyr_tens
   }
   tyr_tensor x2 = tyr__desc(x, 2, (int64_t[]){M, C}, (int64_t[]){C, 1}, x->offset);
   tyr_tensor w1t = tyr__desc_t(w1);
-  if (!be->matmul_act(h, pre, &x2, &w1t, b1, TYR_UN_GELU_TANH)) {
+  if (!be->matmul_act(h, pre, &x2, &w1t, b1, act)) {
     tyr_tensor_free(h);
     tyr_tensor_free(pre);
     return NULL;
@@ -125,6 +152,7 @@ static tyr_tensor *mlp_fused(tyr_site s, const char *op, tyr_tensor *x, tyr_tens
   if (out) {
     tyr_node *n = TYR_RECORD(s, op, out, mlp_backward, x, w1, b1, w2, b2);
     if (n) {
+      n->i[0] = act;
       tyr__node_save(n, 0, pre);
       tyr__node_save(n, 1, h);
     }
@@ -135,14 +163,28 @@ static tyr_tensor *mlp_fused(tyr_site s, const char *op, tyr_tensor *x, tyr_tens
   return out;
 }
 
-tyr_tensor *tyr_mlp_gelu_tanh_at(tyr_site s, tyr_tensor *x, tyr_tensor *w1, tyr_tensor *b1,
-                                 tyr_tensor *w2, tyr_tensor *b2) {
-  const char *op = "tyr_mlp_gelu_tanh";
+static tyr_tensor *mlp(tyr_site s, const char *op, tyr_tensor *x, tyr_tensor *w1, tyr_tensor *b1,
+                       tyr_tensor *w2, tyr_tensor *b2, tyr_act_kind act) {
+  tyr_unary_op u = act_op(act);
+  if (u == TYR_UN_COUNT) {
+    tyr_raise(TYR_ERR_ARG, s, op, "act %d is not a tyr_act_kind", (int)act);
+    return NULL;
+  }
   if (!check_operands(s, op, x, w1, b1, w2, b2)) return NULL;
   bool raised = false;
-  tyr_tensor *out = mlp_fused(s, op, x, w1, b1, w2, b2, &raised);
+  tyr_tensor *out = mlp_fused(s, op, x, w1, b1, w2, b2, u, &raised);
   if (out || raised) return out;
   tyr_tensor *h = tyr_linear_at(s, x, w1, b1);
-  h = h ? tyr_gelu_tanh_at(s, h) : NULL;
+  h = h ? tyr_nn_act_at(s, act, h) : NULL;
   return h ? tyr_linear_at(s, h, w2, b2) : NULL;
+}
+
+tyr_tensor *tyr_mlp_at(tyr_site s, tyr_tensor *x, tyr_tensor *w1, tyr_tensor *b1, tyr_tensor *w2,
+                       tyr_tensor *b2, tyr_act_kind act) {
+  return mlp(s, "tyr_mlp", x, w1, b1, w2, b2, act);
+}
+
+tyr_tensor *tyr_mlp_gelu_tanh_at(tyr_site s, tyr_tensor *x, tyr_tensor *w1, tyr_tensor *b1,
+                                 tyr_tensor *w2, tyr_tensor *b2) {
+  return mlp(s, "tyr_mlp_gelu_tanh", x, w1, b1, w2, b2, TYR_ACT_GELU_TANH);
 }

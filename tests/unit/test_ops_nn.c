@@ -481,7 +481,7 @@ static void test_linear_cross_entropy_errors(void **state) {
 }
 
 /* ---- tyr_mlp_gelu_tanh: the values of the three ops it stands for, their
- * gradients (the CPU has no fused epilogues: the op composes them), errors */
+ * gradients (through the CPU's fused epilogues), errors */
 static tyr_tensor *call_mlp(tyr_tensor **in, void *ctx) {
   (void)ctx;
   return tyr_mlp_gelu_tanh_e(in[0], in[1], in[2], in[3], in[4]);
@@ -489,6 +489,83 @@ static tyr_tensor *call_mlp(tyr_tensor **in, void *ctx) {
 static tyr_tensor *call_mlp_no_bias(tyr_tensor **in, void *ctx) { /* x, w1, w2 */
   (void)ctx;
   return tyr_mlp_gelu_tanh_e(in[0], in[1], NULL, in[2], NULL);
+}
+
+/* tyr_mlp with every activation: on the CPU one node whose epilogues apply
+ * the activation and its derivative (f32, f64), with the values and
+ * gradients of tyr_linear, the activation and tyr_linear; a strided x
+ * takes the composed ops. */
+static tyr_act_kind mlp_act;
+static tyr_tensor *call_mlp_act(tyr_tensor **in, void *ctx) {
+  (void)ctx;
+  return tyr_mlp_e(in[0], in[1], in[2], in[3], in[4], mlp_act);
+}
+
+static void test_mlp_act(void **state) {
+  (void)state;
+  const char *names[] = {"gelu", "gelu_tanh", "relu2", "relu", "silu"};
+  for (int a = 0; a < 5; a++) {
+    tyr_act_kind act;
+    assert_true(tyr_act_kind_parse(names[a], &act));
+    for (int dt = 0; dt < 2; dt++) {
+      TYR_SCOPE;
+      tyr_dtype t = dt ? TYR_F64 : TYR_F32;
+      /* 70 x 50 hidden values: several blocks of the threads' split */
+      tyr_tensor *in[5] = {RANDN(t, 1.0, 2, 35, 24), RANDN(t, 0.3, 50, 24), RANDN(t, 0.3, 50),
+                           RANDN(t, 0.3, 7, 50), RANDN(t, 0.3, 7)};
+      for (int i = 0; i < 5; i++) tyr_requires_grad_e(in[i], true);
+      tyr_tensor *gy = RANDN(t, 1.0, 2, 35, 7);
+      tyr_tensor *y[2] = {NULL, NULL};
+      double *g[2][5];
+      for (int k = 0; k < 2; k++) { /* the op, then the three ops */
+        y[k] = k ? tyr_linear_e(tyr_nn_act_at(TYR_SITE, act, tyr_linear_e(in[0], in[1], in[2])),
+                                in[3], in[4])
+                 : tyr_mlp_e(in[0], in[1], in[2], in[3], in[4], act);
+        assert_non_null(y[k]);
+        if (!k) assert_string_equal(y[k]->grad_fn->op, "tyr_mlp");
+        assert_int_equal(tyr_backward_with_at(TYR_SITE, y[k], gy), 0);
+        for (int i = 0; i < 5; i++) {
+          g[k][i] = values(tyr_grad_e(in[i]));
+          tyr_zero_grad_e(in[i]);
+        }
+      }
+      double *v0 = values(y[0]), *v1 = values(y[1]);
+      int64_t n[5] = {2 * 35 * 24, 50 * 24, 50, 7 * 50, 7};
+      double tol = dt ? 1e-13 : 1e-5;
+      for (int64_t i = 0; i < 2 * 35 * 7; i++) ASSERT_CLOSE(v0[i], v1[i], tol, tol);
+      for (int i = 0; i < 5; i++) {
+        for (int64_t j = 0; j < n[i]; j++) ASSERT_CLOSE(g[0][i][j], g[1][i][j], tol, tol);
+        free(g[0][i]);
+        free(g[1][i]);
+      }
+      free(v0);
+      free(v1);
+    }
+    tyr_tensor *x = TYR_TEST_LEAF(-1.5, 1.5, 2, 3, 4);
+    tyr_tensor *gin[5] = {x, TYR_TEST_LEAF(-1, 1, 6, 4), TYR_TEST_LEAF(-1, 1, 6),
+                          TYR_TEST_LEAF(-1, 1, 5, 6), TYR_TEST_LEAF(-1, 1, 5)};
+    mlp_act = act;
+    char name[64];
+    snprintf(name, sizeof name, "mlp %s", names[a]);
+    tyr_gradcheck(name, call_mlp_act, NULL, 5, gin, 1e-6, 1e-6);
+    for (int i = 0; i < 5; i++) tyr_tensor_free(gin[i]);
+  }
+  TYR_SCOPE;
+  tyr_tensor *x = RANDN(TYR_F64, 1.0, 3, 4), *w = RANDN(TYR_F64, 1.0, 4, 4);
+  EXPECT_TYR_ERROR(tyr_mlp_e(x, w, NULL, w, NULL, (tyr_act_kind)17),
+                   "tyr_mlp: act 17 is not a tyr_act_kind");
+  EXPECT_TYR_ERROR(tyr_mlp_e(x, RANDN(TYR_F64, 1.0, 4, 3), NULL, w, NULL, TYR_ACT_RELU),
+                   "tyr_mlp: x is [3, 4] and w1 is [4, 3]: w1 must be [hidden, in] with in the "
+                   "last dim of x");
+  /* x transposed: not a contiguous [M, C] operand, so the three ops */
+  tyr_tensor *xt = tyr_transpose_e(RANDN(TYR_F64, 1.0, 4, 3), 0, 1);
+  tyr_requires_grad_e(w, true);
+  tyr_tensor *yt = tyr_mlp_e(xt, w, NULL, w, NULL, TYR_ACT_SILU);
+  assert_string_equal(yt->grad_fn->op, "tyr_linear");
+  tyr_tensor *rt = tyr_linear_e(tyr_silu_e(tyr_linear_e(xt, w, NULL)), w, NULL);
+  for (int64_t i = 0; i < 3; i++)
+    for (int64_t j = 0; j < 4; j++)
+      ASSERT_CLOSE(tyr_get_e(yt, i, j), tyr_get_e(rt, i, j), 1e-15, 1e-15);
 }
 
 static void test_mlp_gelu_tanh(void **state) {
@@ -1403,6 +1480,7 @@ int main(void) {
       TYR_TEST(test_linear_cross_entropy_errors),
       TYR_TEST(test_linear_cross_entropy_softcap),
       TYR_TEST(test_mlp_gelu_tanh),
+      TYR_TEST(test_mlp_act),
       TYR_TEST(test_mse_loss),
       TYR_TEST(test_norm_values),
       TYR_TEST(test_norm_gradients),
