@@ -179,8 +179,9 @@ typedef struct tyr_backend {
    * out [B, Hq, T, D], lse [B, Hq, T] (log-sum-exp of each row's scaled
    * scores, -inf for a row that sees no key, whose output is 0); one float
    * dtype (lse is f32 when q is bf16/f16); lse contiguous; q, k, v, out
-   * (and dout, dq, dk, dv below) contiguous, or on CUDA also views whose
-   * last dim is contiguous (tyr_sdpa_qkv's strided heads).  mask is
+   * (and dout, dq, dk, dv below) contiguous, or views whose last dim is
+   * contiguous (tyr_sdpa_qkv's strided heads; on the CPU also tyr_sdpa's
+   * operands).  mask is
    * [T, S] bool/u8 contiguous or NULL; doc is [B, S] i32 contiguous or NULL.
    * With o = S - T, row i of batch b sees key j when mask[i, j] (if any),
    * doc[b, i + o] == doc[b, j] (if any), j <= i + o (if causal or

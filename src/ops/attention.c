@@ -9,6 +9,16 @@
 
 static const char *const OP = "tyr_sdpa";
 
+/* t as the backend's operand of dtype dt: t itself on the CPU when its
+ * last dim is contiguous (the kernels take strided heads), else a
+ * contiguous copy (release with tyr__nn_release). */
+static tyr_tensor *sdpa_prep(tyr_site s, tyr_tensor *t, tyr_dtype dt) {
+  if (t && t->device.type == TYR_CPU && t->dtype == dt && t->rank == 4 &&
+      (t->stride[3] == 1 || t->shape[3] == 1))
+    return t;
+  return tyr__nn_prep(s, OP, t, dt);
+}
+
 static void sdpa_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin) {
   tyr_site s = n->site;
   tyr_tensor *q = n->in[0], *k = n->in[1], *v = n->in[2];
@@ -20,8 +30,8 @@ static void sdpa_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin) {
   tyr_tensor *dv = tyr__new(s, OP, kdt, q->device, 4, v->shape);
   if (!dq || !dk || !dv) return;
   if (tyr_numel(q) > 0 && tyr_numel(k) > 0) {
-    tyr_tensor *qk = tyr__nn_prep(s, OP, q, kdt), *kk = tyr__nn_prep(s, OP, k, kdt);
-    tyr_tensor *vk = tyr__nn_prep(s, OP, v, kdt), *gk = tyr__nn_prep(s, OP, g, kdt);
+    tyr_tensor *qk = sdpa_prep(s, q, kdt), *kk = sdpa_prep(s, k, kdt);
+    tyr_tensor *vk = sdpa_prep(s, v, kdt), *gk = sdpa_prep(s, g, kdt);
     if (!qk || !kk || !vk || !gk) return;
     tyr__be(q)->sdpa_backward(dq, dk, dv, gk, qk, kk, vk, outk, lse, mask, doc, n->i[0] != 0,
                               n->i[1], n->f[0]);
@@ -122,8 +132,8 @@ tyr_tensor *tyr_sdpa_at(tyr_site s, tyr_tensor *q, tyr_tensor *k, tyr_tensor *v,
   if (!sdpa_check(s, OP, q, k, v, opts, &causal, &window, &scale)) return NULL;
   tyr_dtype kdt = tyr__nn_kdt(q);
   int64_t lsh[3] = {q->shape[0], q->shape[1], q->shape[2]};
-  tyr_tensor *qk = tyr__nn_prep(s, OP, q, kdt), *kk = tyr__nn_prep(s, OP, k, kdt);
-  tyr_tensor *vk = tyr__nn_prep(s, OP, v, kdt);
+  tyr_tensor *qk = sdpa_prep(s, q, kdt), *kk = sdpa_prep(s, k, kdt);
+  tyr_tensor *vk = sdpa_prep(s, v, kdt);
   tyr_tensor *mk = opts && opts->mask ? tyr__contig(s, OP, opts->mask) : NULL;
   tyr_tensor *dk = opts && opts->doc_ids ? tyr__contig(s, OP, opts->doc_ids) : NULL;
   tyr_tensor *outk = tyr__new(s, OP, kdt, q->device, 4, q->shape);

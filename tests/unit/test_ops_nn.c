@@ -1149,6 +1149,47 @@ static void test_sdpa_gradients(void **state) {
   tyr_tensor_free(x);
 }
 
+/* Views whose last dim is contiguous (a head inside a wider tensor, the
+ * [B, T, H, D] -> [B, H, T, D] transpose) are read in place by the CPU
+ * kernels, others (a strided last dim) copied first: both give the values
+ * and gradients of contiguous operands. */
+static void test_sdpa_strided_operands(void **state) {
+  (void)state;
+  TYR_SCOPE;
+  tyr_tensor *qc = RANDN(TYR_F64, 1.0, 2, 3, 40, 8), *kc = RANDN(TYR_F64, 1.0, 2, 3, 40, 8),
+             *vc = RANDN(TYR_F64, 1.0, 2, 3, 40, 8), *go = RANDN(TYR_F64, 1.0, 2, 3, 40, 8);
+  /* the same values as [B, H, D, T] transposed, and inside a wider tensor */
+  tyr_tensor *qt = tyr_contiguous_e(tyr_transpose_e(qc, 2, 3));
+  tyr_tensor *kw = tyr_cat_e(2, ((tyr_tensor *[]){kc, kc}), 3);
+  tyr_tensor *vt = tyr_contiguous_e(tyr_transpose_e(vc, 1, 2)); /* [B, T, H, D] */
+  tyr_tensor *in[2][3] = {
+      {qc, kc, vc},
+      {tyr_transpose_e(qt, 2, 3), tyr_narrow_e(kw, 3, 8, 8), tyr_transpose_e(vt, 1, 2)}};
+  assert_int_not_equal(in[1][0]->stride[3], 1);
+  assert_int_equal(in[1][1]->stride[3], 1);
+  assert_int_equal(in[1][2]->stride[2], 3 * 8);
+  double *y[2], *g[2][3];
+  for (int c = 0; c < 2; c++) {
+    tyr_tensor *leaf[3];
+    for (int i = 0; i < 3; i++) {
+      leaf[i] = c ? tyr_detach_e(in[c][i]) : tyr_contiguous_e(in[c][i]);
+      tyr_requires_grad_e(leaf[i], true);
+    }
+    tyr_tensor *o = tyr_sdpa_e(leaf[0], leaf[1], leaf[2], &(tyr_sdpa_opts){.causal = true});
+    assert_int_equal(tyr_backward_with_at(TYR_SITE, o, go), 0);
+    y[c] = values(o);
+    for (int i = 0; i < 3; i++) g[c][i] = values(tyr_grad_e(leaf[i]));
+  }
+  for (int64_t e = 0; e < 2 * 3 * 40 * 8; e++) {
+    ASSERT_CLOSE(y[1][e], y[0][e], 1e-14, 1e-12);
+    for (int i = 0; i < 3; i++) ASSERT_CLOSE(g[1][i][e], g[0][i][e], 1e-14, 1e-12);
+  }
+  for (int c = 0; c < 2; c++) {
+    free(y[c]);
+    for (int i = 0; i < 3; i++) free(g[c][i]);
+  }
+}
+
 /* tyr_sdpa_qkv on the CPU (the packed views, gathered by the backend):
  * values against splitting by hand, gradients against finite differences,
  * errors */
@@ -1481,6 +1522,7 @@ int main(void) {
       TYR_TEST(test_linear_cross_entropy_softcap),
       TYR_TEST(test_mlp_gelu_tanh),
       TYR_TEST(test_mlp_act),
+      TYR_TEST(test_sdpa_strided_operands),
       TYR_TEST(test_mse_loss),
       TYR_TEST(test_norm_values),
       TYR_TEST(test_norm_gradients),
