@@ -19,8 +19,8 @@
 #define ATTN_CHUNK 64 /* keys scored at a time by the row-at-a-time fallback */
 #define ATTN_QB 32    /* query rows per task (forward, dq) */
 #define ATTN_KB 32    /* keys per task (dk, dv) */
-#define TILE_R 8      /* rows of a register tile of scores (8 accumulators) */
-#define TILE_C 16     /* columns of a register tile of scores */
+#define TILE_R 8      /* rows of a register tile of scores (8 x 32: 16 AVX-512 accumulators) */
+#define TILE_C 32     /* columns of a register tile of scores */
 
 /* tyr_cpu_attention_force_rows is defined in isa.c, compiled once */
 #define attn_force_rows tyr_cpu_attention_force_rows

@@ -52,39 +52,44 @@ static void FN(pv, SFX)(ELT *restrict o, const ELT *restrict p, const ELT *restr
   }
 }
 
+/* Columns [d0, d0 + W) of pv4: 4 x W accumulators. */
+#define PV4_COLS(W)                                                                                \
+  {                                                                                                \
+    ELT a0[W], a1[W], a2[W], a3[W];                                                                \
+    for (int w = 0; w < W; w++) {                                                                  \
+      a0[w] = o[d0 + w];                                                                           \
+      a1[w] = o[ldo + d0 + w];                                                                     \
+      a2[w] = o[2 * ldo + d0 + w];                                                                 \
+      a3[w] = o[3 * ldo + d0 + w];                                                                 \
+    }                                                                                              \
+    for (int64_t c = 0; c < n; c++) {                                                              \
+      const ELT p0 = p[c], p1 = p[ldp + c], p2 = p[2 * ldp + c], p3 = p[3 * ldp + c];              \
+      const ELT *xr = x + c * ldx + d0;                                                            \
+      _Pragma("omp simd") for (int w = 0; w < W; w++) {                                            \
+        a0[w] += p0 * xr[w];                                                                       \
+        a1[w] += p1 * xr[w];                                                                       \
+        a2[w] += p2 * xr[w];                                                                       \
+        a3[w] += p3 * xr[w];                                                                       \
+      }                                                                                            \
+    }                                                                                              \
+    for (int w = 0; w < W; w++) {                                                                  \
+      o[d0 + w] = a0[w];                                                                           \
+      o[ldo + d0 + w] = a1[w];                                                                     \
+      o[2 * ldo + d0 + w] = a2[w];                                                                 \
+      o[3 * ldo + d0 + w] = a3[w];                                                                 \
+    }                                                                                              \
+  }
+
 /* pv for four rows at once: o + r * ldo (+)= p + r * ldp times x for r < 4.
- * Each load of x feeds four rows' accumulators (4 x PV_W in registers):
- * a row at a time, products against x are bound by the loads of x, not by
- * the multiply-adds.  Every element is summed in pv's order. */
+ * Each load of x feeds four rows' accumulators (4 x 2 PV_W in registers,
+ * then 4 x PV_W): a row at a time, products against x are bound by the
+ * loads of x, not by the multiply-adds.  Every element is summed in pv's
+ * order. */
 static void FN(pv4, SFX)(ELT *restrict o, int64_t ldo, const ELT *restrict p, int64_t ldp,
                          const ELT *restrict x, int64_t ldx, int64_t n, int64_t D) {
   int64_t d0 = 0;
-  for (; d0 + PV_W <= D; d0 += PV_W) {
-    ELT a0[PV_W], a1[PV_W], a2[PV_W], a3[PV_W];
-    for (int w = 0; w < PV_W; w++) {
-      a0[w] = o[d0 + w];
-      a1[w] = o[ldo + d0 + w];
-      a2[w] = o[2 * ldo + d0 + w];
-      a3[w] = o[3 * ldo + d0 + w];
-    }
-    for (int64_t c = 0; c < n; c++) {
-      const ELT p0 = p[c], p1 = p[ldp + c], p2 = p[2 * ldp + c], p3 = p[3 * ldp + c];
-      const ELT *xr = x + c * ldx + d0;
-#pragma omp simd
-      for (int w = 0; w < PV_W; w++) {
-        a0[w] += p0 * xr[w];
-        a1[w] += p1 * xr[w];
-        a2[w] += p2 * xr[w];
-        a3[w] += p3 * xr[w];
-      }
-    }
-    for (int w = 0; w < PV_W; w++) {
-      o[d0 + w] = a0[w];
-      o[ldo + d0 + w] = a1[w];
-      o[2 * ldo + d0 + w] = a2[w];
-      o[3 * ldo + d0 + w] = a3[w];
-    }
-  }
+  for (; d0 + 2 * PV_W <= D; d0 += 2 * PV_W) PV4_COLS(2 * PV_W)
+  for (; d0 + PV_W <= D; d0 += PV_W) PV4_COLS(PV_W)
   if (d0 < D)
     for (int r = 0; r < 4; r++) {
       ELT *orow = o + r * ldo;
@@ -96,6 +101,7 @@ static void FN(pv4, SFX)(ELT *restrict o, int64_t ldo, const ELT *restrict p, in
       }
     }
 }
+#undef PV4_COLS
 
 /* Rows [0, m) of o (leading dim ldo) += rows of p (leading dim ldp) times
  * the n rows of x (leading dim ldx), for the rows with live[r] true (all
@@ -708,10 +714,9 @@ static void FN(sdpa_bw, SFX)(const attn_ops *a, const uint8_t *mask, const attn_
         FN(head, SFX) hd = FN(head_of, SFX)(sh, a, b * sh->Hq + hk * G + g);
         FN(transpose, SFX)(Qt, ldT, hd.Q + ia * hd.lq, hd.lq, ib - ia, D);
         FN(transpose, SFX)(Gt, ldT, hd.G + ia * hd.lg, hd.lg, ib - ia, D);
-        for (int64_t j0 = ja; j0 < jb; j0 += ATTN_KB)
-          FN(dkv_block, SFX)
-          (&hd, gk, lgk, gv, lgv, Qt, Gt, ia, ldT, mask, sh, j0,
-           j0 + ATTN_KB < jb ? j0 + ATTN_KB : jb, rest);
+        for (int64_t j0 = ja; j0 < jb; j0 += ATTN_KB) FN(dkv_block, SFX)
+        (&hd, gk, lgk, gv, lgv, Qt, Gt, ia, ldT, mask, sh, j0,
+         j0 + ATTN_KB < jb ? j0 + ATTN_KB : jb, rest);
       }
     }
     free(scratch);
