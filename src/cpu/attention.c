@@ -1,7 +1,8 @@
 /* CPU scaled-dot-product attention: forward saving each row's
- * log-sum-exp, and backward in two passes (dq by blocks of query rows,
- * dk/dv by blocks of keys).  Parallel over blocks with OpenMP; scores are
- * computed as register-tiled products against transposed operands (see
+ * log-sum-exp, and backward in one pass per key/value head when there are
+ * enough heads for the threads, else in two (dq by blocks of query rows,
+ * dk/dv by blocks of keys).  Parallel with OpenMP; scores are computed as
+ * register-tiled products against transposed operands (see
  * cpu/attention_kernel.h).
  *
  * The kernels read and write [B, H, T, D] operands whose last dim is

@@ -121,16 +121,24 @@ static void FN(pv_rows, SFX)(ELT *o, int64_t ldo, const ELT *p, int64_t ldp, con
   }
 }
 
-/* bt[d * ld + c] = x[c * ldx + d] for c < n, and 0 for n <= c < ld; by
- * 16 x 16 blocks so that both sides stay in cache. */
+/* bt[c * ldb + r] = x[r * ldx + c] for r < rows, c < cols, by 16 x 16
+ * blocks so that both sides stay in cache (a block of scores turned over
+ * makes the products with its columns pv_rows). */
+static void FN(transpose_ld, SFX)(ELT *restrict bt, int64_t ldb, const ELT *restrict x, int64_t ldx,
+                                  int64_t rows, int64_t cols) {
+  for (int64_t c0 = 0; c0 < cols; c0 += 16)
+    for (int64_t r0 = 0; r0 < rows; r0 += 16) {
+      int64_t c1 = c0 + 16 < cols ? c0 + 16 : cols, r1 = r0 + 16 < rows ? r0 + 16 : rows;
+      for (int64_t c = c0; c < c1; c++)
+        for (int64_t r = r0; r < r1; r++) bt[c * ldb + r] = x[r * ldx + c];
+    }
+}
+
+/* bt[d * ld + c] = x[c * ldx + d] for c < n, and 0 for n <= c < ld: a
+ * head's n rows of D values transposed, padded for whole tiles. */
 static void FN(transpose, SFX)(ELT *restrict bt, int64_t ld, const ELT *restrict x, int64_t ldx,
                                int64_t n, int64_t D) {
-  for (int64_t c0 = 0; c0 < n; c0 += 16)
-    for (int64_t d0 = 0; d0 < D; d0 += 16) {
-      int64_t c1 = c0 + 16 < n ? c0 + 16 : n, d1 = d0 + 16 < D ? d0 + 16 : D;
-      for (int64_t d = d0; d < d1; d++)
-        for (int64_t c = c0; c < c1; c++) bt[d * ld + c] = x[c * ldx + d];
-    }
+  FN(transpose_ld, SFX)(bt, ld, x, ldx, n, D);
   for (int64_t d = 0; d < D; d++)
     for (int64_t c = n; c < ld; c++) bt[d * ld + c] = 0;
 }
@@ -421,11 +429,11 @@ static void FN(dq_row, SFX)(const FN(head, SFX) * hd, const uint8_t *mask, const
 }
 
 /* The scores of query rows [i0, i1) over keys [lo, lo + n) turned into
- * dS (in Sc) and, when P is not NULL, P (in dP), both scaled as the
- * gradients need (dS by scale); live[r]: row i0 + r sees a key.  Sc holds
- * the scores and dP the products dO v^T on entry (leading dim npad).  Rows
- * that see no key are zeroed when zero_dead.  Returns whether any row is
- * live. */
+ * scale dS (in Sc) and, with keep_p, P (in dP, whose rows that see no key
+ * are then zeroed with theirs in Sc: the products over all rows add
+ * nothing for them).  On entry Sc holds the scores and dP the products
+ * dO v^T (leading dim npad).  live[r]: row i0 + r sees a key; returns
+ * whether any does. */
 static bool FN(ds_block, SFX)(const FN(head, SFX) * hd, const uint8_t *mask, const attn_shape *sh,
                               int64_t i0, int64_t i1, int64_t lo, int64_t n, ELT *Sc, ELT *dP,
                               bool keep_p, bool *live) {
@@ -575,18 +583,6 @@ static void FN(dkv_block, SFX)(const FN(head, SFX) * hd, ELT *gk, int64_t lgk, E
   }
   FN(pv_rows, SFX)(gv + j0 * lgv, lgv, Pt, npad, hd->G + ilo * hd->lg, hd->lg, n, D, mk, NULL);
   FN(pv_rows, SFX)(gk + j0 * lgk, lgk, St, npad, hd->Q + ilo * hd->lq, hd->lq, n, D, mk, NULL);
-}
-
-/* bt[c * ldb + r] = x[r * ldx + c] for r < rows, c < cols: a block of
- * scores turned over, so that the products with its columns are pv_rows. */
-static void FN(transpose_ld, SFX)(ELT *restrict bt, int64_t ldb, const ELT *restrict x, int64_t ldx,
-                                  int64_t rows, int64_t cols) {
-  for (int64_t c0 = 0; c0 < cols; c0 += 16)
-    for (int64_t r0 = 0; r0 < rows; r0 += 16) {
-      int64_t c1 = c0 + 16 < cols ? c0 + 16 : cols, r1 = r0 + 16 < rows ? r0 + 16 : rows;
-      for (int64_t c = c0; c < c1; c++)
-        for (int64_t r = r0; r < r1; r++) bt[c * ldb + r] = x[r * ldx + c];
-    }
 }
 
 /* dq, dk and dv of one key/value head bk and its query heads in one pass

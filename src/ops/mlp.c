@@ -7,10 +7,10 @@
  * tanh GELU in bf16/f16; on the CPU every activation of tyr_act_kind in
  * f32/f64, applied by the GEMM's threads to the blocks they computed), the
  * op is one graph node:
- *   forward   h = gelu(x @ w1^T + b1) with pre = x @ w1^T + b1 written by the
+ *   forward   h = act(x @ w1^T + b1) with pre = x @ w1^T + b1 written by the
  *             same GEMM; out = h @ w2^T + b2 (tyr_linear)
  *   backward  dw2, db2 = dyT @ h and dy summed over rows (one GEMM where the
- *             backend has matmul_bgrad, as tyr_linear's backward); dpre = (dy @ w2) * gelu'(pre) by
+ *             backend has matmul_bgrad, as tyr_linear's backward); dpre = (dy @ w2) * act'(pre) by
  * one GEMM, db1 = dpre summed over rows; dw1 = dpreT @ x; dx = dpre @ w1 so no elementwise kernel
  * applies the activation or its derivative.  The node keeps pre and h, as the unfused ops do.
  * Elsewhere (layouts and dtypes the epilogues do not take) the op is tyr_linear, the activation and
@@ -55,8 +55,9 @@ static void mlp_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin) {
   tyr__linear_param_grads(s, g2, h, tyr__node_needs(n, 3), tyr__node_needs(n, 4), &gin[3], &gin[4]);
   if (!tyr__node_needs(n, 0) && !tyr__node_needs(n, 1) && !tyr__node_needs(n, 2)) return;
   /* dpre = (dy @ w2) * act'(pre), the derivative in the GEMM's epilogue
-     (DGELU); db1 = dpre summed over rows by the reduction kernel, as
-     cuBLASLt's DGELU_BGRAD runs a separate, slower kernel (docs/cuda.md) */
+     (DGELU on CUDA); on CUDA db1 = dpre summed over rows by the reduction
+     kernel, as cuBLASLt's DGELU_BGRAD runs a separate, slower kernel
+     (docs/cuda.md) */
   tyr_tensor *dpre = tyr__new(s, op, g->dtype, g->device, 2, (int64_t[]){M, F});
   if (!dpre) return;
   if (!be->matmul_dact(dpre, g2, w2, pre, act)) { /* the GEMM, then the backward */
@@ -172,7 +173,11 @@ static tyr_tensor *mlp(tyr_site s, const char *op, tyr_tensor *x, tyr_tensor *w1
   }
   if (!check_operands(s, op, x, w1, b1, w2, b2)) return NULL;
   bool raised = false;
-  tyr_tensor *out = mlp_fused(s, op, x, w1, b1, w2, b2, u, &raised);
+  /* CUDA's epilogues take tanh GELU only: other activations there go
+     straight to the three ops, without allocating the fused node's buffers */
+  tyr_tensor *out = x->device.type != TYR_CUDA || u == TYR_UN_GELU_TANH
+                        ? mlp_fused(s, op, x, w1, b1, w2, b2, u, &raised)
+                        : NULL;
   if (out || raised) return out;
   tyr_tensor *h = tyr_linear_at(s, x, w1, b1);
   h = h ? tyr_nn_act_at(s, act, h) : NULL;
