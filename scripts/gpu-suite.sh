@@ -283,7 +283,9 @@ fi
 
 # GPT-2 124M against PyTorch from the same weights and batches, every
 # precision mode, from TYR_PARITY_SEEDS initial weights (default 3; a few
-# minutes a seed on an H200: tf32, bf16-matmul and bf16 alone took 100 s).
+# minutes a seed on an H200: tf32, bf16-matmul and bf16 alone took 100 s
+# when bf16-matmul's twin was autocast's run; its own twin, PyTorch's bf16in
+# mode (f32 products of bf16-rounded operands), adds a run of its own).
 # Each run checks the step-1 gradients and losses; the loss curves' levels
 # are compared over the seeds
 # (bench/gpt_parity_seeds.py), since one pair of runs drifts apart by chaos.
