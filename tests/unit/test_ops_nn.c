@@ -510,11 +510,12 @@ static void test_mlp_act(void **state) {
     for (int dt = 0; dt < 2; dt++) {
       TYR_SCOPE;
       tyr_dtype t = dt ? TYR_F64 : TYR_F32;
-      /* 70 x 50 hidden values: several blocks of the threads' split */
-      tyr_tensor *in[5] = {RANDN(t, 1.0, 2, 35, 24), RANDN(t, 0.3, 50, 24), RANDN(t, 0.3, 50),
-                           RANDN(t, 0.3, 7, 50), RANDN(t, 0.3, 7)};
+      /* 128 x 200 hidden values: a product of 2.5 MFLOP, split between the
+         threads (each applies the epilogue to its block) */
+      tyr_tensor *in[5] = {RANDN(t, 1.0, 2, 64, 48), RANDN(t, 0.3, 200, 48), RANDN(t, 0.3, 200),
+                           RANDN(t, 0.3, 7, 200), RANDN(t, 0.3, 7)};
       for (int i = 0; i < 5; i++) tyr_requires_grad_e(in[i], true);
-      tyr_tensor *gy = RANDN(t, 1.0, 2, 35, 7);
+      tyr_tensor *gy = RANDN(t, 1.0, 2, 64, 7);
       tyr_tensor *y[2] = {NULL, NULL};
       double *g[2][5];
       for (int k = 0; k < 2; k++) { /* the op, then the three ops */
@@ -530,9 +531,9 @@ static void test_mlp_act(void **state) {
         }
       }
       double *v0 = values(y[0]), *v1 = values(y[1]);
-      int64_t n[5] = {2 * 35 * 24, 50 * 24, 50, 7 * 50, 7};
+      int64_t n[5] = {2 * 64 * 48, 200 * 48, 200, 7 * 200, 7};
       double tol = dt ? 1e-13 : 1e-5;
-      for (int64_t i = 0; i < 2 * 35 * 7; i++) ASSERT_CLOSE(v0[i], v1[i], tol, tol);
+      for (int64_t i = 0; i < 2 * 64 * 7; i++) ASSERT_CLOSE(v0[i], v1[i], tol, tol);
       for (int i = 0; i < 5; i++) {
         for (int64_t j = 0; j < n[i]; j++) ASSERT_CLOSE(g[0][i][j], g[1][i][j], tol, tol);
         free(g[0][i]);
