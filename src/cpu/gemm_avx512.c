@@ -1,14 +1,18 @@
 /* f32 GEMM with AVX-512: C = op(A) op(B) for the CPU matmul.
  *
  * The structure is the usual one of packed GEMMs: B is copied in blocks of
- * KC rows into panels of NR = 32 columns (two 16-float registers wide), A
- * in blocks of MC rows into panels of MR = 12 rows, both with k outermost
- * so that the micro-kernel reads them front to back; the micro-kernel keeps
- * a 12 x 32 tile of C in 24 registers and adds one rank-1 update per k (24
- * fused multiply-adds, two loads of B, twelve broadcasts of A).  Packing
- * reads either layout of A and B, so transposed operands cost nothing
- * extra.  Partial panels are padded with zeros and their tiles stored with
- * masks.
+ * KC rows into panels of NR = 32 columns (two 16-float registers wide) with
+ * k outermost, so that the micro-kernel reads them front to back; the
+ * micro-kernel keeps a 12 x 32 tile of C in 24 registers and adds one
+ * rank-1 update per k (24 fused multiply-adds, two loads of B, twelve
+ * broadcasts of A).  A is walked in blocks of MC rows and read where it is,
+ * MR = 12 rows at a time: a broadcast loads one float from any address, so
+ * A needs no copy in either layout (packing A took 6% of the samples of
+ * shakespeare_cpu's training step; one-thread products with N = 128 run up
+ * to 19% faster without it, docs/benchmarks.md).  Packing B
+ * reads either layout, so transposed operands cost nothing extra.  Partial
+ * panels (the last rows of A, the last columns of B) are padded with zeros
+ * and their tiles stored with masks.
  *
  * The functions are compiled for AVX-512F whatever the build's -march, and
  * tyr_cpu_sgemm_avx512 returns false on a CPU without it (the caller then
@@ -29,7 +33,7 @@ char *openblas_get_corename(void);
 #define MR 12
 #define NR 32
 #define KC 192 /* a 32-column panel of B is 24 KB: it stays in L1 with the A panel */
-#define MC 132 /* rows of A packed at a time (11 panels, 100 KB: L2) */
+#define MC 132 /* rows of A swept per packed block of B (11 panels, 100 KB: L2) */
 #define NC 1024
 
 #define AVX512 __attribute__((target("avx512f")))
@@ -137,18 +141,23 @@ AVX512 static void pack_a(float *dst, const float *A, int64_t lda, bool ta, int6
   }
 }
 
-/* C[0:h, 0:w] (+)= Ap^T Bp over kc: the MR x NR tile in registers. */
-AVX512 static void micro_kernel(int64_t kc, const float *restrict Ap, const float *restrict Bp,
-                                float *restrict C, int64_t ldc, int64_t h, int64_t w, bool add) {
+/* The MR x NR tile of C in registers: C[0:h, 0:w] (+)= op(A)[0:MR, 0:kc] Bp,
+   element (i, k) of op(A) at a[i * rs + k * cs]: a packed panel (rs 1,
+   cs MR) or the operand itself (A^T stored [K, M]: rs 1, cs lda; A stored
+   [M, K]: rs lda, cs 1).  Inlined into the two callers below with their
+   strides known. */
+AVX512 static inline __attribute__((always_inline)) void
+tile(int64_t kc, const float *restrict a, int64_t rs, int64_t cs, const float *restrict Bp,
+     float *restrict C, int64_t ldc, int64_t h, int64_t w, bool add) {
   __m512 c[MR][2];
 #pragma GCC unroll 12
   for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
   for (int64_t k = 0; k < kc; k++) {
     __m512 b0 = _mm512_load_ps(Bp + k * NR), b1 = _mm512_load_ps(Bp + k * NR + 16);
-    const float *a = Ap + k * MR;
+    const float *ak = a + k * cs;
 #pragma GCC unroll 12
     for (int i = 0; i < MR; i++) {
-      __m512 ai = _mm512_set1_ps(a[i]);
+      __m512 ai = _mm512_set1_ps(ak[i * rs]);
       c[i][0] = _mm512_fmadd_ps(ai, b0, c[i][0]);
       c[i][1] = _mm512_fmadd_ps(ai, b1, c[i][1]);
     }
@@ -169,6 +178,20 @@ AVX512 static void micro_kernel(int64_t kc, const float *restrict Ap, const floa
   }
 }
 
+/* A packed MR-row panel, or a transposed operand's MR contiguous floats per k. */
+AVX512 static void micro_kernel(int64_t kc, const float *restrict a, int64_t cs,
+                                const float *restrict Bp, float *restrict C, int64_t ldc, int64_t h,
+                                int64_t w, bool add) {
+  tile(kc, a, 1, cs, Bp, C, ldc, h, w, add);
+}
+
+/* MR whole rows of a row-major operand, read where they are. */
+AVX512 static void micro_kernel_rows(int64_t kc, const float *restrict a, int64_t lda,
+                                     const float *restrict Bp, float *restrict C, int64_t ldc,
+                                     int64_t w, bool add) {
+  tile(kc, a, lda, 1, Bp, C, ldc, MR, w, add);
+}
+
 AVX512 static void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A,
                          int64_t lda, const float *B, int64_t ldb, float *C, int64_t ldc,
                          float *buf) {
@@ -180,11 +203,23 @@ AVX512 static void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, cons
       pack_b(Bp, B, ldb, tb, pc, kc, jc, nc);
       for (int64_t ic = 0; ic < M; ic += MC) {
         int64_t mc = M - ic < MC ? M - ic : MC;
-        pack_a(Ap, A, lda, ta, ic, mc, pc, kc);
-        for (int64_t jr = 0; jr < nc; jr += NR)
-          for (int64_t ir = 0; ir < mc; ir += MR)
-            micro_kernel(kc, Ap + ir * kc, Bp + jr * kc, C + (ic + ir) * ldc + jc + jr, ldc,
-                         mc - ir < MR ? mc - ir : MR, nc - jr < NR ? nc - jr : NR, pc > 0);
+        /* whole panels of A are read where they are; a partial last panel is
+           packed (zero rows past mc) */
+        int64_t full = mc / MR * MR;
+        if (full < mc) pack_a(Ap, A, lda, ta, ic + full, mc - full, pc, kc);
+        for (int64_t jr = 0; jr < nc; jr += NR) {
+          int64_t w = nc - jr < NR ? nc - jr : NR;
+          const float *bp = Bp + jr * kc;
+          float *c = C + ic * ldc + jc + jr;
+          for (int64_t ir = 0; ir < full; ir += MR) {
+            if (ta)
+              micro_kernel(kc, A + pc * lda + ic + ir, lda, bp, c + ir * ldc, ldc, MR, w, pc > 0);
+            else
+              micro_kernel_rows(kc, A + (ic + ir) * lda + pc, lda, bp, c + ir * ldc, ldc, w,
+                                pc > 0);
+          }
+          if (full < mc) micro_kernel(kc, Ap, MR, bp, c + full * ldc, ldc, mc - full, w, pc > 0);
+        }
       }
     }
   }
