@@ -23,9 +23,9 @@
   case TYR_UN_ABS:                                                                                 \
     return FN(fabs)(x);                                                                            \
   case TYR_UN_TANH:                                                                                \
-    return FN(tanh)(x);                                                                            \
+    return FN(act_tanh)(x);                                                                        \
   case TYR_UN_SIGMOID:                                                                             \
-    return (T)1 / ((T)1 + FN(exp)(-x));                                                            \
+    return FN(act_sigmoid)(x);                                                                     \
   case TYR_UN_RELU:                                                                                \
     return x > 0 ? x : 0;                                                                          \
   case TYR_UN_RELU2:                                                                               \
@@ -33,11 +33,11 @@
   case TYR_UN_GELU:                                                                                \
     return (T)0.5 * x * ((T)1 + FN(gelu_erf)(x * (T)INV_SQRT_2));                                  \
   case TYR_UN_GELU_TANH:                                                                           \
-    return (T)0.5 * x * ((T)1 + FN(tanh)((T)SQRT_2_OVER_PI * (x + (T)0.044715 * x * x * x)));      \
+    return (T)0.5 * x * ((T)1 + FN(act_tanh)((T)SQRT_2_OVER_PI * (x + (T)0.044715 * x * x * x)));  \
   case TYR_UN_SILU:                                                                                \
-    return x / ((T)1 + FN(exp)(-x));                                                               \
+    return x * FN(act_sigmoid)(x);                                                                 \
   case TYR_UN_SOFTCAP:                                                                             \
-    return (T)p0 * FN(tanh)(x / (T)p0);                                                            \
+    return (T)p0 * FN(act_tanh)(x / (T)p0);                                                        \
   case TYR_UN_POW:                                                                                 \
     return FN(pow)(x, (T)p0);                                                                      \
   case TYR_UN_ADD_SCALAR:                                                                          \
@@ -76,6 +76,14 @@
 #define gelu_expf tyr_cpu_expf
 #define gelu_erf erf
 #define gelu_exp exp
+/* tanh and the logistic function (tanh, sigmoid, SiLU, GELU's tanh form,
+ * softcap) likewise: vectorisable forms in f32, libm in f64 */
+#define act_tanhf tyr_cpu_tanhf
+#define act_tanh tanh
+#define act_sigmoidf tyr_cpu_sigmoidf
+static inline double act_sigmoid(double x) {
+  return 1.0 / (1.0 + exp(-x));
+}
 static inline float un_f32(tyr_unary_op op, float x, double p0, double p1) {
   (void)p1;
   UNARY_EXPR(float, x, p0, p1, FNF)
@@ -101,11 +109,11 @@ static inline double un_f64(tyr_unary_op op, double x, double p0, double p1) {
   case TYR_UN_ABS:                                                                                 \
     return (T)((x > 0) - (x < 0));                                                                 \
   case TYR_UN_TANH: {                                                                              \
-    T t = FN(tanh)(x);                                                                             \
+    T t = FN(act_tanh)(x);                                                                         \
     return (T)1 - t * t;                                                                           \
   }                                                                                                \
   case TYR_UN_SIGMOID: {                                                                           \
-    T s = (T)1 / ((T)1 + FN(exp)(-x));                                                             \
+    T s = FN(act_sigmoid)(x);                                                                      \
     return s * ((T)1 - s);                                                                         \
   }                                                                                                \
   case TYR_UN_RELU:                                                                                \
@@ -119,16 +127,16 @@ static inline double un_f64(tyr_unary_op op, double x, double p0, double p1) {
   }                                                                                                \
   case TYR_UN_GELU_TANH: {                                                                         \
     T u = (T)SQRT_2_OVER_PI * (x + (T)0.044715 * x * x * x);                                       \
-    T t = FN(tanh)(u);                                                                             \
+    T t = FN(act_tanh)(u);                                                                         \
     T du = (T)SQRT_2_OVER_PI * ((T)1 + (T)3 * (T)0.044715 * x * x);                                \
     return (T)0.5 * ((T)1 + t) + (T)0.5 * x * ((T)1 - t * t) * du;                                 \
   }                                                                                                \
   case TYR_UN_SILU: {                                                                              \
-    T s = (T)1 / ((T)1 + FN(exp)(-x));                                                             \
+    T s = FN(act_sigmoid)(x);                                                                      \
     return s * ((T)1 + x * ((T)1 - s));                                                            \
   }                                                                                                \
   case TYR_UN_SOFTCAP: {                                                                           \
-    T t = FN(tanh)(x / (T)p0);                                                                     \
+    T t = FN(act_tanh)(x / (T)p0);                                                                 \
     return (T)1 - t * t;                                                                           \
   }                                                                                                \
   case TYR_UN_POW:                                                                                 \
@@ -154,7 +162,7 @@ static inline double un_f64(tyr_unary_op op, double x, double p0, double p1) {
   case TYR_UN_COS:                                                                                 \
     return -FN(sin)(x);                                                                            \
   case TYR_UN_SOFTPLUS:                                                                            \
-    return x > (T)20 ? (T)1 : (T)1 / ((T)1 + FN(exp)(-x));                                         \
+    return x > (T)20 ? (T)1 : FN(act_sigmoid)(x);                                                  \
   case TYR_UN_LEAKY_RELU:                                                                          \
     return x > 0 ? (T)1 : (T)p0;                                                                   \
   default:                                                                                         \
