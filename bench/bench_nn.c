@@ -1,6 +1,7 @@
 /* Times the functional ops on the CPU at GPT-2-small-like sizes:
  * scaled-dot-product attention (forward, and forward + backward), layer
- * norm, softmax over the last and a middle dim, and cross entropy.
+ * norm, softmax over the last and a middle dim, activations alone and in
+ * the MLP (tyr_mlp, forward + backward), and cross entropy.
  * Usage: bench_nn [B T] (default 4 256); OMP_NUM_THREADS sets the threads,
  * and TYR_BENCH_ATTN_ROWS=1 times the attention kernels' row-at-a-time
  * fallback instead of the tiled path. */
@@ -90,10 +91,49 @@ int main(int argc, char **argv) {
   TIME("softmax [B, T, 768] over dim 2", 20, 0, tyr_softmax_e(x, 2));
   TIME("softmax [B, T, 768] over dim 1", 20, 0, tyr_softmax_e(x, 1));
   TIME("dropout p 0.1 [B, T, 768]", 20, 0, tyr_dropout_e(x, 0.1, true));
+  /* activations on the MLP's hidden width: element-wise and inside the MLP's
+     GEMMs (tyr_mlp: the activation in the first product's epilogue, its
+     derivative in the backward product's) */
+  tyr_tensor *h = tyr_keep_e(tyr_randn_at(TYR_SITE, f32, cpu, 3, (int64_t[]){B, T, 4 * C}, 0, 1));
+  TIME("gelu [B, T, 3072]", 10, 0, tyr_gelu_e(h));
+  TIME("gelu_tanh [B, T, 3072]", 10, 0, tyr_gelu_tanh_e(h));
+  TIME("silu [B, T, 3072]", 10, 0, tyr_silu_e(h));
+  TIME("tanh [B, T, 3072]", 10, 0, tyr_tanh_e(h));
+  tyr_requires_grad_e(h, true);
+  TIME("gelu forward + backward [B, T, 3072]", 10, 0, {
+    tyr_backward_e(tyr_sum_e(tyr_gelu_e(h)));
+    tyr_zero_grad_e(h);
+  });
+  TIME("gelu_tanh forward + backward [B, T, 3072]", 10, 0, {
+    tyr_backward_e(tyr_sum_e(tyr_gelu_tanh_e(h)));
+    tyr_zero_grad_e(h);
+  });
+  tyr_requires_grad_e(h, false);
+  tyr_tensor *w1 = tyr_keep_e(tyr_randn_at(TYR_SITE, f32, cpu, 2, (int64_t[]){4 * C, C}, 0, 0.02));
+  tyr_tensor *b1 = tyr_keep_e(tyr_zeros_at(TYR_SITE, f32, cpu, 1, (int64_t[]){4 * C}));
+  tyr_tensor *w2 = tyr_keep_e(tyr_randn_at(TYR_SITE, f32, cpu, 2, (int64_t[]){C, 4 * C}, 0, 0.02));
+  tyr_tensor *x2 = tyr_keep_e(tyr_reshape_e(x, B * T, C));
+  tyr_requires_grad_e(x2, true);
+  tyr_requires_grad_e(w1, true);
+  tyr_requires_grad_e(w2, true);
+  /* three products in the backward (dx, dw1, dw2 and the hidden gradient: four) */
+  double mlp_flops = 2.0 * 2.0 * (double)(B * T) * (double)C * (double)(4 * C) * 3.0;
+  const char *act_names[] = {"gelu", "gelu_tanh"};
+  tyr_act_kind acts[] = {TYR_ACT_GELU, TYR_ACT_GELU_TANH};
+  for (int a = 0; a < 2; a++) {
+    char label[64];
+    snprintf(label, sizeof label, "mlp %s forward + backward, 768 -> 3072", act_names[a]);
+    TIME(label, 3, mlp_flops, {
+      tyr_backward_e(tyr_sum_e(tyr_mlp_e(x2, w1, b1, w2, NULL, acts[a])));
+      tyr_zero_grad_e(x2);
+      tyr_zero_grad_e(w1);
+      tyr_zero_grad_e(w2);
+    });
+  }
   tyr_tensor *lg = tyr_keep_e(tyr_randn_at(TYR_SITE, f32, cpu, 3, (int64_t[]){B, T, V}, 0, 1));
   tyr_tensor *tg = tyr_keep_e(tyr_randint_at(TYR_SITE, TYR_I64, cpu, 2, (int64_t[]){B, T}, 0, V));
   TIME("cross_entropy [B, T, 50304]", 3, 0, tyr_cross_entropy_e(lg, tg, -100));
-  tyr_tensor *all[] = {q, k, v, k4, x, w, bias, lg, tg};
+  tyr_tensor *all[] = {q, k, v, k4, x, w, bias, h, w1, b1, w2, x2, lg, tg};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) tyr_tensor_free(all[i]);
   return 0;
 }
