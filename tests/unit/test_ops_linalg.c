@@ -162,8 +162,8 @@ static void test_matmul_views(void **state) {
 
 /* f32 matmuls across the CPU kernel's block sizes (12-row and 32-column
    register tiles, 192-deep and 132-row blocks, 1024-column blocks), every
-   transpose combination, one and two threads: against the same product
-   in f64. */
+   transpose combination, A a strided view, one and two threads: against
+   the same product in f64. */
 static void test_matmul_f32_blocks(void **state) {
   (void)state;
   const int64_t Ms[] = {1, 13, 140}, Ns[] = {1, 33, 1030}, Ks[] = {1, 200, 401};
@@ -179,7 +179,11 @@ static void test_matmul_f32_blocks(void **state) {
             double tol = 4e-6 * (double)K, worst = 0;
             {
               TYR_SCOPE;
-              tyr_tensor *a = tr & 1 ? tview(RANDN(TYR_F32, K, M)) : RANDN(TYR_F32, M, K);
+              /* operands inside wider matrices (leading dimension past the
+                 product's: 3 more columns, from column 2), as the kernel
+                 reads A where it is */
+              tyr_tensor *a = tr & 1 ? tview(tyr_narrow_e(RANDN(TYR_F32, K, M + 3), 1, 2, M))
+                                     : tyr_narrow_e(RANDN(TYR_F32, M, K + 3), 1, 2, K);
               tyr_tensor *b = tr & 2 ? tview(RANDN(TYR_F32, N, K)) : RANDN(TYR_F32, K, N);
               tyr_tensor *c = tyr_matmul_e(a, b);
               tyr_tensor *ref =
