@@ -44,8 +44,8 @@ function(tyr_add_isa_objects)
     # -fno-trapping-math: no kernel reads the floating-point exception flags,
     # so the compiler may compute both sides of a select (the clamps and
     # selects of fastmath.h): without it gcc keeps branches there, which
-    # only AVX-512's masks vectorise (GELU ran 10x slower in x86-64-v3 and
-    # base code).  It changes no result.
+    # only AVX-512's masks vectorise (exact GELU ran 7x slower in the
+    # x86-64-v3 variant).  It changes no result.
     target_compile_options(tyr_isa_${isa} PRIVATE ${TYR_ISA_FLAGS_${isa}} -fno-trapping-math)
     target_include_directories(tyr_isa_${isa} PRIVATE ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/src)
     target_link_libraries(tyr_isa_${isa} PRIVATE OpenMP::OpenMP_C PkgConfig::OPENBLAS)

@@ -34,8 +34,8 @@ static inline float tyr_cpu_expf(float x) {
 }
 
 /* erf(x) in f32 that the compiler can vectorise: Abramowitz and Stegun
- * 7.1.26 (absolute error below 1.5e-7, 6e-7 in f32 arithmetic) with the exp above (its argument
- * -x^2 is never above 0). */
+ * 7.1.26 (absolute error below 1.5e-7; 6e-7 in f32 arithmetic) with the
+ * exp above (its argument -x^2 is never above 0). */
 static inline float tyr_cpu_erff(float x) {
   float ax = x < 0 ? -x : x;
   float t = 1.0f / (1.0f + 0.3275911f * ax);
@@ -51,8 +51,8 @@ static inline float tyr_cpu_erff(float x) {
 /* tanh(x) in f32 that the compiler can vectorise (Cephes tanhf): an odd
  * polynomial below |x| = 0.625, (1 - t) / (1 + t) with t = e^(-2|x|) above
  * (t <= 0.29, so no cancellation); both are computed and one is selected.
- * Relative error below 3e-7 (tests/test_fastmath.c); +-1 from |x| = 9.1 on
- * (t flushes at |x| = 43.5), NaN stays NaN. */
+ * Relative error below 3e-7 (tests/unit/test_fastmath.c); +-1 from
+ * |x| = 9.1 on (t flushes at |x| = 43.5); NaN stays NaN. */
 static inline float tyr_cpu_tanhf(float x) {
   float ax = x < 0 ? -x : x;
   float z = x * x;
