@@ -10,7 +10,9 @@
  * kernel profiler (tyr/profile.h) on and prints where the time went.
  *
  *   bench_train_gpt [--steps N] [--threads N] [--python PATH] [--no-torch]
- *                   [--preset NAME] [--profile N] */
+ *                   [--preset NAME] [--profile N]
+ * (--help lists them; a bad value stops it with exit status 2, and a
+ * --python that cannot import torch with exit status 1). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <tyr/flags.h>
 #include <tyr/tyr.h>
 
 /* OpenBLAS's own report of its build and the kernels it picked (Tyr's f32
@@ -114,34 +117,52 @@ static double bench_torch(const char *python, const preset *p, int steps, int th
 
 int main(int argc, char **argv) {
   tyr_cpu_env_setup(argv); /* thread spinning: see tyr/tensor.h */
-  int steps = 20, threads = 0, torch = 1, profile = 0;
-  const char *only = NULL;
-  const char *python = access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--steps") && i + 1 < argc)
-      steps = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
-      threads = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--python") && i + 1 < argc)
-      python = argv[++i];
-    else if (!strcmp(argv[i], "--no-torch"))
-      torch = 0;
-    else if (!strcmp(argv[i], "--preset") && i + 1 < argc)
-      only = argv[++i];
-    else if (!strcmp(argv[i], "--profile") && i + 1 < argc)
-      profile = atoi(argv[++i]);
-    else {
-      fprintf(stderr, "usage: bench_train_gpt [--steps N] [--threads N] [--python PATH] "
-                      "[--no-torch] [--preset shakespeare_cpu|shakespeare_6layer_b16] "
-                      "[--profile N]\n");
-      return 2;
-    }
+  int64_t steps = 20, threads = 0, profile = 0;
+  bool torch = true;
+  char only[64] = "", python[512] = "";
+  const tyr_flag flags[] = {
+      TYR_FLAG_INT("steps", &steps, 1, 1000000,
+                   "timed steps per round (the 6-layer preset runs a quarter of them)"),
+      TYR_FLAG_INT("threads", &threads, 0, 4096, "threads (0: Tyr's default)"),
+      TYR_FLAG_STRING("python", python,
+                      "PyTorch's interpreter (default /usr/bin/python3, else python3 on PATH); "
+                      "one given here must import torch"),
+      TYR_FLAG_BOOL("torch", &torch, "run the PyTorch twin (--no-torch: Tyr only)"),
+      TYR_FLAG_STRING("preset", only, "shakespeare_cpu or shakespeare_6layer_b16 (default: both)"),
+      TYR_FLAG_INT("profile", &profile, 0, 1000000,
+                   "then N more steps with the kernel profiler on (0: none)"),
+  };
+  tyr_flags_parse("bench_train_gpt",
+                  "usage: bench_train_gpt [--flag value ...]\n"
+                  "TrainGPT's CPU training step, Tyr and PyTorch in one run",
+                  flags, (int)(sizeof flags / sizeof flags[0]), argc, argv, 1);
+  preset presets[] = {{"shakespeare_cpu", 4, 4, 128, 64, 12},
+                      {"shakespeare_6layer_b16", 6, 6, 384, 256, 16}};
+  if (only[0] && strcmp(only, presets[0].name) && strcmp(only, presets[1].name)) {
+    fprintf(stderr,
+            "bench_train_gpt: --preset %s: unknown preset (shakespeare_cpu, "
+            "shakespeare_6layer_b16)\n",
+            only);
+    return 2;
   }
-  if (threads > 0) tyr_set_num_threads(threads);
+  bool python_given = python[0] != 0;
+  if (!python_given)
+    snprintf(python, sizeof python, "%s",
+             access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3");
+  if (threads > 0) tyr_set_num_threads((int)threads);
   threads = tyr_get_num_threads();
+  if (torch && access("bench/torch_gpt.py", R_OK) != 0) {
+    /* the twin is found from the repository root */
+    fprintf(python_given ? stderr : stdout,
+            "%sbench/torch_gpt.py is not in this directory (run from the repository root)%s\n",
+            python_given ? "bench_train_gpt: --python: " : "",
+            python_given ? "" : ": Tyr figures only");
+    if (python_given) return 1;
+    torch = false;
+  }
   if (torch) {
     if (strchr(python, '\'')) {
-      fprintf(stderr, "bench_train_gpt: --python: a path without quotes, please\n");
+      fprintf(stderr, "bench_train_gpt: --python %s: a path without quotes, please\n", python);
       return 2;
     }
     char cmd[1024], ver[64] = "";
@@ -150,25 +171,21 @@ int main(int argc, char **argv) {
     FILE *f = popen(cmd, "r");
     if (f && fgets(ver, sizeof ver, f)) ver[strcspn(ver, "\n")] = 0;
     if (!f || pclose(f) != 0 || !ver[0]) {
+      if (python_given) { /* asked for a comparison: no silent Tyr-only run */
+        fprintf(stderr, "bench_train_gpt: --python %s: cannot run it or import torch with it\n",
+                python);
+        return 1;
+      }
       printf("PyTorch is not importable from %s (Debian package python3-torch, or --python): "
              "Tyr figures only\n",
              python);
-      torch = 0;
+      torch = false;
     } else {
       printf("PyTorch %s from %s\n", ver, python);
     }
   }
-  preset presets[] = {{"shakespeare_cpu", 4, 4, 128, 64, 12},
-                      {"shakespeare_6layer_b16", 6, 6, 384, 256, 16}};
-  if (only && strcmp(only, presets[0].name) && strcmp(only, presets[1].name)) {
-    fprintf(stderr,
-            "bench_train_gpt: --preset: unknown preset '%s' (shakespeare_cpu, "
-            "shakespeare_6layer_b16)\n",
-            only);
-    return 2;
-  }
   printf("TrainGPT training step on the CPU, %d threads (forward + backward + clip + AdamW, f32)\n",
-         threads);
+         (int)threads);
   printf("OpenBLAS: %s, kernels for %s\n", openblas_get_config(), openblas_get_corename());
   /* tyr_cpu_env_setup's choice from the load average (machine-wide) and the cores this process
      may use; PyTorch runs without it */
@@ -179,11 +196,12 @@ int main(int argc, char **argv) {
   printf("%-24s %12s %10s %12s %8s\n", "preset", "tyr tok/s", "ms/step", "torch tok/s", "ratio");
   for (size_t k = 0; k < sizeof presets / sizeof presets[0]; k++) {
     const preset *p = &presets[k];
-    if (only && strcmp(only, p->name)) continue;
-    int n = p->C > 128 ? (steps + 3) / 4 : steps;
-    double s = bench_tyr(p, n, profile > 0 ? (p->C > 128 ? (profile + 3) / 4 : profile) : 0);
+    if (only[0] && strcmp(only, p->name)) continue;
+    int n = (int)(p->C > 128 ? (steps + 3) / 4 : steps);
+    int np = (int)(profile > 0 ? (p->C > 128 ? (profile + 3) / 4 : profile) : 0);
+    double s = bench_tyr(p, n, np);
     double tok = (double)(p->B * p->T) / s;
-    double tt = torch ? bench_torch(python, p, n, threads) : NAN;
+    double tt = torch ? bench_torch(python, p, n, (int)threads) : NAN;
     printf("%-24s %12.0f %10.2f %12.0f %8.2f\n", p->name, tok, s * 1e3, tt, tok / tt);
     fflush(stdout);
   }

@@ -13,12 +13,20 @@
 # Writes OUTDIR/cpu_profile.log and ends with the line
 # "cpu_profile: <preset> <ratio> ... (best of 2 rounds)", or "cpu_profile: FAIL".
 # Usage, from the repository root: bench/cpu_profile.sh OUTDIR [BUILD_DIR]
-# Environment: PYTHON (PyTorch's interpreter, default python3), CORES (the
-# taskset list, default 0,1), STEPS (bench_train_gpt --steps, default 12).
+# Environment: PYTHON (PyTorch's interpreter; default: python3 or
+# /usr/bin/python3, the first that imports torch), CORES (the taskset list,
+# default 0,1), STEPS (bench_train_gpt --steps, default 12).
 set -u
 out=${1:?usage: bench/cpu_profile.sh OUTDIR [BUILD_DIR]}
 build=${2:-build-gpu}
-py=${PYTHON:-python3}
+# PyTorch's interpreter: $PYTHON, else the first of python3 and /usr/bin/python3 that imports torch
+py=${PYTHON:-}
+if [ -z "$py" ]; then
+  for c in python3 /usr/bin/python3; do
+    if "$c" -c 'import torch' >/dev/null 2>&1; then py=$c; break; fi
+  done
+  py=${py:-python3}
+fi
 cores=${CORES:-0,1}
 steps=${STEPS:-12}
 bench=$build/bench/bench_train_gpt
