@@ -37,6 +37,7 @@
 #include <time.h>
 
 #include <tyr/cuda.h>
+#include <tyr/flags.h>
 #include <tyr/tyr.h>
 
 #define PEAK_TFLOPS 989.0
@@ -196,44 +197,41 @@ static void bench_torch(const preset *p, int steps, int compile, double flops_pe
 }
 
 int main(int argc, char **argv) {
-  int steps = 10, torch = 1, compile = 1, graphs = 1;
-  int mode_only = -1; /* -1: every mode */
-  int64_t batch = 16;
-  const char *only = NULL;
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--steps") && i + 1 < argc)
-      steps = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
-      batch = atoll(argv[++i]);
-    else if (!strcmp(argv[i], "--only") && i + 1 < argc)
-      only = argv[++i];
-    else if (!strcmp(argv[i], "--no-torch"))
-      torch = 0;
-    else if (!strcmp(argv[i], "--no-compile"))
-      compile = 0;
-    else if (!strcmp(argv[i], "--f32-only"))
-      mode_only = 0;
-    else if (!strcmp(argv[i], "--no-graph"))
-      graphs = 0;
-    else if (!strcmp(argv[i], "--mode") && i + 1 < argc) {
-      const char *m = argv[++i];
-      mode_only = -2;
-      for (int k = 0; k < NMODES; k++)
-        if (!strcmp(m, MODES[k].flag)) mode_only = k;
-      if (mode_only == -2) {
-        fprintf(stderr,
-                "bench_gpt2_cuda: --mode must be f32, tf32, bf16-matmul or bf16, not '%s'\n", m);
-        return 2;
-      }
-    } else {
-      fprintf(stderr, "usage: bench_gpt2_cuda [--batch N] [--steps N] [--only NAME] "
-                      "[--mode f32|tf32|bf16-matmul|bf16] [--f32-only] [--no-torch] "
-                      "[--no-compile] [--no-graph]\n");
+  int64_t steps = 10, batch = 16;
+  bool torch = true, compile = true, graphs = true, f32_only = false;
+  char only[64] = "", mode_name[32] = "";
+  const tyr_flag flags[] = {
+      TYR_FLAG_INT("batch", &batch, 1, 4096, "GPT-2 124M's batch (the small presets keep theirs)"),
+      TYR_FLAG_INT("steps", &steps, 1, 1000000, "timed steps per round"),
+      TYR_FLAG_STRING("only", only, "one preset: gpt2_124m, shakespeare_cpu or shakespeare_gpu"),
+      TYR_FLAG_STRING("mode", mode_name, "one mode: f32, tf32, bf16-matmul or bf16 (default: all)"),
+      TYR_FLAG_BOOL("f32-only", &f32_only, "the f32 mode only (as --mode f32)"),
+      TYR_FLAG_BOOL("torch", &torch, "run the PyTorch twin (--no-torch: Tyr only)"),
+      TYR_FLAG_BOOL("compile", &compile, "PyTorch's torch.compile rows (--no-compile: eager only)"),
+      TYR_FLAG_BOOL("graph", &graphs, "Tyr's CUDA-graph rows (--no-graph: eager only)"),
+  };
+  tyr_flags_parse("bench_gpt2_cuda",
+                  "usage: bench_gpt2_cuda [--flag value ...]\n"
+                  "GPT training steps on cuda:0, Tyr and PyTorch in one run",
+                  flags, (int)(sizeof flags / sizeof flags[0]), argc, argv, 1);
+  int mode_only = f32_only ? 0 : -1; /* -1: every mode */
+  if (mode_name[0]) {
+    mode_only = -2;
+    for (int k = 0; k < NMODES; k++)
+      if (!strcmp(mode_name, MODES[k].flag)) mode_only = k;
+    if (mode_only == -2) {
+      fprintf(stderr,
+              "bench_gpt2_cuda: --mode %s: must be f32, tf32, bf16-matmul or bf16 (see --help)\n",
+              mode_name);
       return 2;
     }
   }
-  if (steps < 1 || batch < 1) {
-    fprintf(stderr, "bench_gpt2_cuda: --steps and --batch must be >= 1\n");
+  if (only[0] && strcmp(only, "gpt2_124m") && strcmp(only, "shakespeare_cpu") &&
+      strcmp(only, "shakespeare_gpu")) {
+    fprintf(stderr,
+            "bench_gpt2_cuda: --only %s: must be gpt2_124m, shakespeare_cpu or shakespeare_gpu "
+            "(see --help)\n",
+            only);
     return 2;
   }
   if (!tyr_cuda_available()) {
@@ -259,7 +257,7 @@ int main(int argc, char **argv) {
   printf("%-28s %12s %10s %8s %10s\n", "config", "tok/s", "ms/step", "MFU", "peak GB");
   for (size_t k = 0; k < sizeof presets / sizeof presets[0]; k++) {
     const preset *p = &presets[k];
-    if (only && strcmp(only, p->name)) continue;
+    if (only[0] && strcmp(only, p->name)) continue;
     printf("%s: %lld layers, %lld heads, %lld wide, block %lld, vocab %lld, batch %lld\n", p->name,
            (long long)p->L, (long long)p->H, (long long)p->C, (long long)p->T, (long long)p->V,
            (long long)p->B);
@@ -271,7 +269,7 @@ int main(int argc, char **argv) {
       for (int gr = 0; gr < (graphs ? 2 : 1); gr++) {
         char label[64];
         snprintf(label, sizeof label, "%s%s", MODES[m].label, gr ? " graph" : "");
-        result r = bench_tyr(p, &MODES[m], steps, gr == 1);
+        result r = bench_tyr(p, &MODES[m], (int)steps, gr == 1);
         if (!r.ok) {
           const tyr_error *e = tyr_error_last();
           printf("  %s: failed: %s\n", label, e && e->message[0] ? e->message : "(no message)");
@@ -286,7 +284,7 @@ int main(int argc, char **argv) {
       }
     }
     tyr_cuda_set_matmul_mode(TYR_CUDA_MATMUL_F32);
-    if (torch && !isnan(fpt)) bench_torch(p, steps, compile, fpt);
+    if (torch && !isnan(fpt)) bench_torch(p, (int)steps, compile, fpt);
   }
   return 0;
 }
