@@ -2,7 +2,8 @@
  *
  *   1. matmul GFLOP/s for square f32 sizes through tyr_matmul, next to
  *      cblas_sgemm called directly in the same run with the same threads
- *      (tyr's time includes allocating the result);
+ *      (tyr's time includes allocating the result); then one thread at
+ *      TrainGPT's product shapes;
  *   2. elementwise GB/s on 16M-element f32 tensors (tyr_add, tyr_relu,
  *      tyr_exp; fresh result each call), next to a plain C loop;
  *   3. host cost of one op on one-element tensors in ns per call: tyr_add
@@ -82,6 +83,60 @@ static void bench_matmul(int64_t n, int reps) {
            flop / tt[0] * 1e-9, tb[0] / tt[0], ratio[reps / 2]);
   }
   tyr_scope_end();
+}
+
+/* One-thread products at TrainGPT's shapes (the row block one of two threads
+   gets): shakespeare_cpu (768 tokens, 128 wide) and the 6-layer preset
+   (4096 tokens, 384 wide); forward a @ wT, input gradient g @ w, weight
+   gradient gT @ x. */
+static void bench_matmul_shapes(int reps) {
+  static const struct {
+    int64_t M, N, K;
+    bool ta, tb;
+  } S[] = {
+      {384, 384, 128, false, true},   {384, 512, 128, false, true},
+      {384, 128, 512, false, true},   {384, 512, 128, false, false},
+      {384, 128, 384, false, false},  {128, 128, 768, true, false},
+      {512, 128, 768, true, false},   {2048, 1152, 384, false, true},
+      {2048, 384, 1536, false, true}, {2048, 1536, 384, false, false},
+      {1536, 384, 4096, true, false}, {384, 1536, 4096, true, false},
+  };
+  int threads = tyr_get_num_threads();
+  tyr_set_num_threads(1);
+  openblas_set_num_threads(1);
+  for (size_t i = 0; i < sizeof S / sizeof S[0]; i++) {
+    tyr_scope_begin();
+    int64_t M = S[i].M, N = S[i].N, K = S[i].K;
+    tyr_device cpu = TYR_DEVICE_CPU;
+    tyr_tensor *a =
+        S[i].ta ? tyr_transpose_e(tyr_randn_at(TYR_SITE, TYR_F32, cpu, 2, (int64_t[]){K, M}, 0, 1),
+                                  0, 1)
+                : tyr_randn_at(TYR_SITE, TYR_F32, cpu, 2, (int64_t[]){M, K}, 0, 1);
+    tyr_tensor *b =
+        S[i].tb ? tyr_transpose_e(tyr_randn_at(TYR_SITE, TYR_F32, cpu, 2, (int64_t[]){N, K}, 0, 1),
+                                  0, 1)
+                : tyr_randn_at(TYR_SITE, TYR_F32, cpu, 2, (int64_t[]){K, N}, 0, 1);
+    float *pc = tyr_data_ptr(tyr_empty_at(TYR_SITE, TYR_F32, cpu, 2, (int64_t[]){M, N}));
+    const float *pa = tyr_data_ptr(a), *pb = tyr_data_ptr(b);
+    double best_t = 1e30, best_b = 1e30, flop = 2.0 * (double)M * (double)N * (double)K;
+    for (int r = 0; r < reps + 1; r++) {
+      double t0 = now();
+      tyr_tensor_free(tyr_keep_e(tyr_matmul_e(a, b)));
+      double t1 = now();
+      cblas_sgemm(CblasRowMajor, S[i].ta ? CblasTrans : CblasNoTrans,
+                  S[i].tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, pa,
+                  S[i].ta ? (int)M : (int)K, pb, S[i].tb ? (int)K : (int)N, 0.0f, pc, (int)N);
+      double t2 = now();
+      if (r == 0) continue; /* warm-up */
+      if (t1 - t0 < best_t) best_t = t1 - t0;
+      if (t2 - t1 < best_b) best_b = t2 - t1;
+    }
+    printf("  M %4lld N %4lld K %4lld %s @ %s  tyr_matmul %7.2f GFLOP/s  cblas_sgemm %7.2f\n",
+           (long long)M, (long long)N, (long long)K, S[i].ta ? "aT" : "a ", S[i].tb ? "bT" : "b ",
+           flop / best_t * 1e-9, flop / best_b * 1e-9);
+    tyr_scope_end();
+  }
+  tyr_set_num_threads(threads);
 }
 
 /* ---- elementwise ---------------------------------------------------------------- */
@@ -182,6 +237,9 @@ int main(int argc, char **argv) {
     int reps = sizes[i] >= 2048 ? 8 : sizes[i] >= 1024 ? 20 : 60;
     bench_matmul(sizes[i], g_quick ? 3 : reps);
   }
+  printf("matmul, f32, one thread, TrainGPT's shapes (best of several runs; tyr_matmul allocates "
+         "its result):\n");
+  bench_matmul_shapes(g_quick ? 3 : 20);
   printf("elementwise, f32 (bytes read + written per second; fresh result each call):\n");
   bench_elementwise(g_quick ? (int64_t)1 << 20 : (int64_t)1 << 24, g_quick ? 3 : 10);
   printf("host cost of one op:\n");

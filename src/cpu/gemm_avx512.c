@@ -8,11 +8,11 @@
  * broadcasts of A).  A is walked in blocks of MC rows and read where it is,
  * MR = 12 rows at a time: a broadcast loads one float from any address, so
  * A needs no copy in either layout (packing A took 6% of the samples of
- * shakespeare_cpu's training step; one-thread products with N = 128 run up
- * to 19% faster without it, docs/benchmarks.md).  Packing B reads either
- * layout, so transposed operands cost nothing extra.  Partial panels (the
- * last rows of A, the last columns of B) are padded with zeros and their
- * tiles stored with masks.
+ * shakespeare_cpu's training step; one-thread products at its shapes run
+ * up to 15% faster without it: bench_core, docs/benchmarks.md).  Packing B
+ * reads either layout, so transposed operands cost nothing extra.  Partial
+ * panels (the last rows of A, the last columns of B) are padded with zeros
+ * and their tiles stored with masks.
  *
  * The functions are compiled for AVX-512F whatever the build's -march, and
  * tyr_cpu_sgemm_avx512 returns false on a CPU without it (the caller then
