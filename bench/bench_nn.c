@@ -116,7 +116,7 @@ int main(int argc, char **argv) {
   tyr_requires_grad_e(x2, true);
   tyr_requires_grad_e(w1, true);
   tyr_requires_grad_e(w2, true);
-  /* three products in the backward (dx, dw1, dw2 and the hidden gradient: four) */
+  /* two products forward, four backward (hidden gradient, dw2, dw1, dx): 2 B T C 4C flops each */
   double mlp_flops = 2.0 * 2.0 * (double)(B * T) * (double)C * (double)(4 * C) * 3.0;
   const char *act_names[] = {"gelu", "gelu_tanh"};
   tyr_act_kind acts[] = {TYR_ACT_GELU, TYR_ACT_GELU_TANH};

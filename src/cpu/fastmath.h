@@ -52,7 +52,7 @@ static inline float tyr_cpu_erff(float x) {
  * polynomial below |x| = 0.625, (1 - t) / (1 + t) with t = e^(-2|x|) above
  * (t <= 0.29, so no cancellation); both are computed and one is selected.
  * Relative error below 3e-7 (tests/unit/test_fastmath.c); +-1 from
- * |x| = 9.1 on (t flushes at |x| = 43.5); NaN stays NaN. */
+ * |x| = 8.67 on (t flushes at |x| = 43.5); NaN stays NaN. */
 static inline float tyr_cpu_tanhf(float x) {
   float ax = x < 0 ? -x : x;
   float z = x * x;

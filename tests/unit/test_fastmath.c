@@ -75,6 +75,7 @@ static void test_tanhf(void **state) {
   assert_true(tyr_cpu_tanhf(0.0f) == 0.0f);
   assert_true(signbit(tyr_cpu_tanhf(-0.0f)));
   assert_true(tyr_cpu_tanhf(1e-30f) == 1e-30f); /* odd polynomial: x itself */
+  assert_true(tyr_cpu_tanhf(8.67f) == 1.0f && tyr_cpu_tanhf(-8.67f) == -1.0f); /* +-1 on */
   assert_true(tyr_cpu_tanhf(50.0f) == 1.0f && tyr_cpu_tanhf(-50.0f) == -1.0f);
   assert_true(tyr_cpu_tanhf(INFINITY) == 1.0f && tyr_cpu_tanhf(-INFINITY) == -1.0f);
   assert_true(tyr_cpu_tanhf(FLT_MAX) == 1.0f);
