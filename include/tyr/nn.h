@@ -64,6 +64,10 @@ typedef struct tyr_nn_norm {
 int tyr_nn_norm_init_at(tyr_site s, tyr_nn_norm *m, tyr_params *ps, const char *prefix,
                         tyr_norm_kind kind, int64_t dim, bool weight, bool bias, double eps);
 tyr_tensor *tyr_nn_norm_forward_at(tyr_site s, const tyr_nn_norm *m, tyr_tensor *x);
+/* The same with the result in dtype (tyr_layer_norm_to, tyr_rms_norm_to):
+ * the mixed-precision norm, parameters and x in f32, result in bf16/f16. */
+tyr_tensor *tyr_nn_norm_forward_to_at(tyr_site s, const tyr_nn_norm *m, tyr_tensor *x,
+                                      tyr_dtype dtype);
 
 typedef enum tyr_act_kind {
   TYR_ACT_GELU,
@@ -293,6 +297,7 @@ double tyr_gpt_flops_per_token(const tyr_gpt *g, int64_t T);
 #define tyr_nn_embedding_forward(m, i) tyr_nn_embedding_forward_at(TYR_SITE, (m), (i))
 #define tyr_nn_norm_init(...) tyr_nn_norm_init_at(TYR_SITE, __VA_ARGS__)
 #define tyr_nn_norm_forward(m, x) tyr_nn_norm_forward_at(TYR_SITE, (m), (x))
+#define tyr_nn_norm_forward_to(m, x, dt) tyr_nn_norm_forward_to_at(TYR_SITE, (m), (x), (dt))
 #define tyr_nn_mlp_init(...) tyr_nn_mlp_init_at(TYR_SITE, __VA_ARGS__)
 #define tyr_nn_mlp_forward(m, x) tyr_nn_mlp_forward_at(TYR_SITE, (m), (x))
 #define tyr_nn_attention_init(...) tyr_nn_attention_init_at(TYR_SITE, __VA_ARGS__)

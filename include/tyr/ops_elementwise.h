@@ -75,6 +75,14 @@ TYR__DECL_BINARY(ge)
 tyr_tensor *tyr_where_at(tyr_site s, tyr_tensor *cond, tyr_tensor *a, tyr_tensor *b);
 /* out = mask ? value : x */
 tyr_tensor *tyr_masked_fill_at(tyr_site s, tyr_tensor *x, tyr_tensor *mask, double value);
+/* x + y in x's dtype, y converted to it: the residual add of mixed
+ * precision (x the f32 residual stream, y a block's bf16 or f16 output).
+ * x and y are float tensors of one shape and device.  The value is that of
+ * tyr_add(x, tyr_to_dtype(y, x's dtype)); where the device computes y's
+ * dtype natively (CUDA) the kernel widens y as it reads it, so no converted
+ * copy of y is made or kept.  The gradient of x is the incoming one; y's is
+ * that converted to y's dtype. */
+tyr_tensor *tyr_residual_add_at(tyr_site s, tyr_tensor *x, tyr_tensor *y);
 
 /* Explicit broadcasting.  _row: x is [..., C], row is [C], row is repeated
  * over every leading index.  _col: x is [N, ..., C] (rank >= 2), col is
@@ -122,6 +130,7 @@ tyr_tensor *tyr_expand_at(tyr_site s, tyr_tensor *x, int rank, const int64_t *sh
 #define tyr_div_scalar_e(x, c) tyr_div_scalar_at(TYR_SITE, (x), (c))
 #define tyr_rdiv_scalar_e(x, c) tyr_rdiv_scalar_at(TYR_SITE, (x), (c))
 #define tyr_add_e(a, b) tyr_add_at(TYR_SITE, (a), (b))
+#define tyr_residual_add_e(x, y) tyr_residual_add_at(TYR_SITE, (x), (y))
 #define tyr_sub_e(a, b) tyr_sub_at(TYR_SITE, (a), (b))
 #define tyr_mul_e(a, b) tyr_mul_at(TYR_SITE, (a), (b))
 #define tyr_div_e(a, b) tyr_div_at(TYR_SITE, (a), (b))
@@ -197,6 +206,8 @@ TYR_CT_ERROR(tyr__ct_mul, tyr__ct_mul_msg);
   "tyr_div: operands have different shapes (no implicit broadcasting: use "                        \
   "tyr_expand or tyr_div_row/tyr_div_col)"
 TYR_CT_ERROR(tyr__ct_div, tyr__ct_div_msg);
+#define tyr__ct_residual_add_msg "tyr_residual_add: x and y have different shapes"
+TYR_CT_ERROR(tyr__ct_residual_add, tyr__ct_residual_add_msg);
 #define tyr__ct_pow_msg "tyr_pow: operands have different shapes"
 TYR_CT_ERROR(tyr__ct_pow, tyr__ct_pow_msg);
 #define tyr__ct_maximum_msg "tyr_maximum: operands have different shapes"
@@ -268,6 +279,18 @@ TYR_CT_ERROR(tyr__ct_expand, tyr__ct_expand_msg);
 #define tyr_le(a, b) TYR__TC(le, a, b)
 #define tyr_gt(a, b) TYR__TC(gt, a, b)
 #define tyr_ge(a, b) TYR__TC(ge, a, b)
+/* x and y of one shape; the result has x's type */
+#define tyr_residual_add(x, y)                                                                     \
+  ({                                                                                               \
+    __auto_type tyr__a = (x);                                                                      \
+    __auto_type tyr__b = (y);                                                                      \
+    TYR_RULE_SAME_SHAPE(tyr__a, tyr__b, tyr__ct_residual_add);                                     \
+    tyr_site tyr__s = TYR_SITE;                                                                    \
+    tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_residual_add", "x", tyr__a);                     \
+    tyr_tensor *tyr__eb = tyr__ea ? TYR__CLAIM(tyr__s, "tyr_residual_add", "y", tyr__b) : NULL;    \
+    TYR_RESULT(__typeof__(tyr__a), tyr__s, "tyr_residual_add",                                     \
+               tyr__eb ? tyr_residual_add_at(tyr__s, tyr__ea, tyr__eb) : NULL);                    \
+  })
 #define tyr_masked_fill(x, mask, v)                                                                \
   TYR_TYPED_SAME2("tyr_masked_fill", tyr__ct_masked_fill,                                          \
                   tyr_masked_fill_at(tyr__s, tyr__ea, tyr__eb, (v)), x, mask)

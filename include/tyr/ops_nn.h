@@ -71,6 +71,19 @@ tyr_tensor *tyr_mse_loss_at(tyr_site s, tyr_tensor *a, tyr_tensor *b);
 tyr_tensor *tyr_layer_norm_at(tyr_site s, tyr_tensor *x, tyr_tensor *w, tyr_tensor *b, double eps);
 /* x / sqrt(mean(x^2) + eps) * w over the last dim; w is [C] or NULL. */
 tyr_tensor *tyr_rms_norm_at(tyr_site s, tyr_tensor *x, tyr_tensor *w, double eps);
+/* The norms with the result in another float dtype: the mixed-precision
+ * norm of autocast (x, w and b in f32, the result in bf16 or f16 for the
+ * matmuls that follow).  The norm is computed as tyr_layer_norm computes
+ * it (in f32 for f32 and 16-bit x, f64 for f64) and each result rounded
+ * once, to dtype: for f32 x that is tyr_to_dtype(tyr_layer_norm(x, w, b,
+ * eps), dtype) bit for bit.  Where the device computes dtype natively
+ * (CUDA) the kernel rounds as it stores, so no f32 copy of the result is
+ * made or kept, and the backward reads the gradient in dtype.  The
+ * gradients of x, w and b are in their own dtypes. */
+tyr_tensor *tyr_layer_norm_to_at(tyr_site s, tyr_tensor *x, tyr_tensor *w, tyr_tensor *b,
+                                 double eps, tyr_dtype dtype);
+tyr_tensor *tyr_rms_norm_to_at(tyr_site s, tyr_tensor *x, tyr_tensor *w, double eps,
+                               tyr_dtype dtype);
 
 /* When training and p > 0: x * mask with mask 1/(1-p) with probability
  * 1-p and 0 otherwise, drawn from the global counter-based generator (so
@@ -136,6 +149,9 @@ tyr_tensor *tyr_sdpa_qkv_at(tyr_site s, tyr_tensor *qkv, int64_t n_head, int64_t
 #define tyr_mse_loss_e(a, b) tyr_mse_loss_at(TYR_SITE, (a), (b))
 #define tyr_layer_norm_e(x, w, b, eps) tyr_layer_norm_at(TYR_SITE, (x), (w), (b), (eps))
 #define tyr_rms_norm_e(x, w, eps) tyr_rms_norm_at(TYR_SITE, (x), (w), (eps))
+#define tyr_layer_norm_to_e(x, w, b, eps, dt)                                                      \
+  tyr_layer_norm_to_at(TYR_SITE, (x), (w), (b), (eps), (dt))
+#define tyr_rms_norm_to_e(x, w, eps, dt) tyr_rms_norm_to_at(TYR_SITE, (x), (w), (eps), (dt))
 #define tyr_dropout_e(x, p, training) tyr_dropout_at(TYR_SITE, (x), (p), (training))
 #define tyr_rotary_e(x, c, sn) tyr_rotary_at(TYR_SITE, (x), (c), (sn))
 #define tyr_rotary_tables_e(T, D, base, cosp, sinp)                                                \
@@ -163,6 +179,12 @@ TYR_CT_ERROR(tyr__ct_mse_loss, tyr__ct_mse_loss_msg);
 TYR_CT_ERROR(tyr__ct_layer_norm, tyr__ct_layer_norm_msg);
 #define tyr__ct_rms_norm_msg "tyr_rms_norm: w must be [C] for x [..., C] (C is the last dim of x)"
 TYR_CT_ERROR(tyr__ct_rms_norm, tyr__ct_rms_norm_msg);
+#define tyr__ct_layer_norm_to_msg                                                                  \
+  "tyr_layer_norm_to: w and b must be [C] for x [..., C] (C is the last dim of x)"
+TYR_CT_ERROR(tyr__ct_layer_norm_to, tyr__ct_layer_norm_to_msg);
+#define tyr__ct_rms_norm_to_msg                                                                    \
+  "tyr_rms_norm_to: w must be [C] for x [..., C] (C is the last dim of x)"
+TYR_CT_ERROR(tyr__ct_rms_norm_to, tyr__ct_rms_norm_to_msg);
 #define tyr__ct_rotary_rank_msg "tyr_rotary: x must be [B, H, T, D] and cos, sin [T, D/2]"
 TYR_CT_ERROR(tyr__ct_rotary_rank, tyr__ct_rotary_rank_msg);
 #define tyr__ct_rotary_msg "tyr_rotary: cos and sin must be [T, D/2] for x [B, H, T, D]"
@@ -282,42 +304,50 @@ TYR_CT_ERROR(tyr__ct_linear_ce_targets, tyr__ct_linear_ce_targets_msg);
 #define TYR__CLAIM_OPT(site, op, arg, p, ok)                                                       \
   ((p) ? ((ok) = ((ok) && TYR__CLAIM(site, op, arg, p) != NULL)) ? (tyr_tensor *)(p) : NULL : NULL)
 
-/* x [..., C], w and b [C] or NULL */
-#define tyr_layer_norm(x, w, b, eps)                                                               \
+/* The typed norms: x [..., C], w (and b) [C] or NULL; CALL computes the
+ * erased result from tyr__s, tyr__ea, tyr__ew (and tyr__eb). */
+#define TYR__TYPED_LAYER_NORM(op, ct, x, w, b, CALL)                                               \
   ({                                                                                               \
     __auto_type tyr__a = (x);                                                                      \
     __auto_type tyr__w = TYR__OPTIONAL(w, tyr_T(TYR__DIMN(tyr__a, -1)));                           \
     __auto_type tyr__b = TYR__OPTIONAL(b, tyr_T(TYR__DIMN(tyr__a, -1)));                           \
-    TYR_RULE(tyr_rank(tyr__w) == 1 && tyr_rank(tyr__b) == 1, tyr__ct_layer_norm);                  \
-    TYR_RULE(TYR__D0(tyr__w) == TYR__DIMN(tyr__a, -1), tyr__ct_layer_norm);                        \
-    TYR_RULE(TYR__D0(tyr__b) == TYR__DIMN(tyr__a, -1), tyr__ct_layer_norm);                        \
+    TYR_RULE(tyr_rank(tyr__w) == 1 && tyr_rank(tyr__b) == 1, ct);                                  \
+    TYR_RULE(TYR__D0(tyr__w) == TYR__DIMN(tyr__a, -1), ct);                                        \
+    TYR_RULE(TYR__D0(tyr__b) == TYR__DIMN(tyr__a, -1), ct);                                        \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     bool tyr__ok = true;                                                                           \
-    tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_layer_norm", "x", tyr__a);                       \
+    tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, op, "x", tyr__a);                                     \
     tyr__ok = tyr__ea != NULL;                                                                     \
-    tyr_tensor *tyr__ew = TYR__CLAIM_OPT(tyr__s, "tyr_layer_norm", "w", tyr__w, tyr__ok);          \
-    tyr_tensor *tyr__eb = TYR__CLAIM_OPT(tyr__s, "tyr_layer_norm", "b", tyr__b, tyr__ok);          \
-    (__typeof__(tyr__a))(tyr__ok ? tyr_result_at(tyr__s, "tyr_layer_norm",                         \
-                                                 tyr_layer_norm_at(tyr__s, tyr__ea, tyr__ew,       \
-                                                                   tyr__eb, (eps)))                \
-                                 : NULL);                                                          \
+    tyr_tensor *tyr__ew = TYR__CLAIM_OPT(tyr__s, op, "w", tyr__w, tyr__ok);                        \
+    tyr_tensor *tyr__eb = TYR__CLAIM_OPT(tyr__s, op, "b", tyr__b, tyr__ok);                        \
+    (__typeof__(tyr__a))(tyr__ok ? tyr_result_at(tyr__s, op, CALL) : NULL);                        \
   })
-/* x [..., C], w [C] or NULL */
-#define tyr_rms_norm(x, w, eps)                                                                    \
+#define TYR__TYPED_RMS_NORM(op, ct, x, w, CALL)                                                    \
   ({                                                                                               \
     __auto_type tyr__a = (x);                                                                      \
     __auto_type tyr__w = TYR__OPTIONAL(w, tyr_T(TYR__DIMN(tyr__a, -1)));                           \
-    TYR_RULE(tyr_rank(tyr__w) == 1, tyr__ct_rms_norm);                                             \
-    TYR_RULE(TYR__D0(tyr__w) == TYR__DIMN(tyr__a, -1), tyr__ct_rms_norm);                          \
+    TYR_RULE(tyr_rank(tyr__w) == 1, ct);                                                           \
+    TYR_RULE(TYR__D0(tyr__w) == TYR__DIMN(tyr__a, -1), ct);                                        \
     tyr_site tyr__s = TYR_SITE;                                                                    \
     bool tyr__ok = true;                                                                           \
-    tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, "tyr_rms_norm", "x", tyr__a);                         \
+    tyr_tensor *tyr__ea = TYR__CLAIM(tyr__s, op, "x", tyr__a);                                     \
     tyr__ok = tyr__ea != NULL;                                                                     \
-    tyr_tensor *tyr__ew = TYR__CLAIM_OPT(tyr__s, "tyr_rms_norm", "w", tyr__w, tyr__ok);            \
-    (__typeof__(tyr__a))(tyr__ok ? tyr_result_at(tyr__s, "tyr_rms_norm",                           \
-                                                 tyr_rms_norm_at(tyr__s, tyr__ea, tyr__ew, (eps))) \
-                                 : NULL);                                                          \
+    tyr_tensor *tyr__ew = TYR__CLAIM_OPT(tyr__s, op, "w", tyr__w, tyr__ok);                        \
+    (__typeof__(tyr__a))(tyr__ok ? tyr_result_at(tyr__s, op, CALL) : NULL);                        \
   })
+#define tyr_layer_norm(x, w, b, eps)                                                               \
+  TYR__TYPED_LAYER_NORM("tyr_layer_norm", tyr__ct_layer_norm, x, w, b,                             \
+                        tyr_layer_norm_at(tyr__s, tyr__ea, tyr__ew, tyr__eb, (eps)))
+#define tyr_rms_norm(x, w, eps)                                                                    \
+  TYR__TYPED_RMS_NORM("tyr_rms_norm", tyr__ct_rms_norm, x, w,                                      \
+                      tyr_rms_norm_at(tyr__s, tyr__ea, tyr__ew, (eps)))
+/* the result in dtype dt (the shape is x's) */
+#define tyr_layer_norm_to(x, w, b, eps, dt)                                                        \
+  TYR__TYPED_LAYER_NORM("tyr_layer_norm_to", tyr__ct_layer_norm_to, x, w, b,                       \
+                        tyr_layer_norm_to_at(tyr__s, tyr__ea, tyr__ew, tyr__eb, (eps), (dt)))
+#define tyr_rms_norm_to(x, w, eps, dt)                                                             \
+  TYR__TYPED_RMS_NORM("tyr_rms_norm_to", tyr__ct_rms_norm_to, x, w,                                \
+                      tyr_rms_norm_to_at(tyr__s, tyr__ea, tyr__ew, (eps), (dt)))
 
 #define tyr_dropout(x, p, training)                                                                \
   ({                                                                                               \

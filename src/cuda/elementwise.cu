@@ -439,6 +439,48 @@ static void binary_run(int op, tyr_tensor *out, const tyr_tensor *a, const tyr_t
   LAUNCH_CHECK();
 }
 
+/* f32 out and a, 16-bit b (the mixed-precision residual add): b widened as
+ * it is read, four elements a step (16-byte loads of a, 8-byte loads of b) */
+template <typename TB>
+__global__ void binary_f32_mixed(int op, float *o, const float *x, const TB *y, int64_t n,
+                                 int64_t nvec) {
+  GRID_LOOP(i, 0, nvec) {
+    float4 a = reinterpret_cast<const float4 *>(x)[i];
+    uint2 raw = reinterpret_cast<const uint2 *>(y)[i];
+    TB e[4];
+    memcpy(e, &raw, 8);
+    float4 r;
+    r.x = bin<float>(op, a.x, to_c(e[0]));
+    r.y = bin<float>(op, a.y, to_c(e[1]));
+    r.z = bin<float>(op, a.z, to_c(e[2]));
+    r.w = bin<float>(op, a.w, to_c(e[3]));
+    reinterpret_cast<float4 *>(o)[i] = r;
+  }
+  GRID_LOOP(i, nvec * 4, n) o[i] = bin<float>(op, x[i], to_c(y[i]));
+}
+
+static bool binary_f32_mixed_run(int op, tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b,
+                                 cudaStream_t st) {
+  if (out->dtype != TYR_F32 || a->dtype != TYR_F32 ||
+      (b->dtype != TYR_BF16 && b->dtype != TYR_F16) || !tyr_is_contiguous(out) ||
+      !tyr_is_contiguous(a) || !tyr_is_contiguous(b))
+    return false;
+  int dev = out->device.index;
+  int64_t n = tyr_numel(out);
+  float *o = (float *)tyr_data_ptr(out);
+  const float *x = (const float *)tyr_data_ptr(a);
+  const void *y = tyr_data_ptr(b);
+  bool al = tcu_aligned16(o) && tcu_aligned16(x) && ((uintptr_t)y % 8) == 0;
+  int64_t nvec = al ? n / 4 : 0;
+  unsigned grid = tcu_blocks(nvec ? nvec : n, 256, dev);
+  if (b->dtype == TYR_BF16)
+    binary_f32_mixed<bf16><<<grid, 256, 0, st>>>(op, o, x, (const bf16 *)y, n, nvec);
+  else
+    binary_f32_mixed<f16><<<grid, 256, 0, st>>>(op, o, x, (const f16 *)y, n, nvec);
+  LAUNCH_CHECK();
+  return true;
+}
+
 void tcu_binary(tyr_binary_op op, tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b) {
   cudaStream_t st = tcu_enter(out->device);
   int64_t n = tyr_numel(out);
@@ -448,6 +490,7 @@ void tcu_binary(tyr_binary_op op, tyr_tensor *out, const tyr_tensor *a, const ty
     TCU_FLOAT_DISPATCH(out->dtype, binary_run<scalar_t>((int)op, out, a, b, st));
     return;
   }
+  if (!cmp && binary_f32_mixed_run((int)op, out, a, b, st)) return;
   const tyr_tensor *ts[3] = {out, a, b};
   Layout<3> L = make_layout<3>(ts);
   int dev = out->device.index;

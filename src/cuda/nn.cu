@@ -194,8 +194,8 @@ static Opt opt_of(const tyr_tensor *t) {
   return o;
 }
 
-template <typename T>
-__global__ void ln_kernel(T *y, Opt mean, Opt rstd, const T *x, Opt w, Opt b, int64_t rows,
+template <typename T, typename TY>
+__global__ void ln_kernel(TY *y, Opt mean, Opt rstd, const T *x, Opt w, Opt b, int64_t rows,
                           int64_t n, double eps) {
   typedef typename Acc<T>::type C;
   ROW_SMEM(C);
@@ -217,12 +217,12 @@ __global__ void ln_kernel(T *y, Opt mean, Opt rstd, const T *x, Opt w, Opt b, in
     var = row_all<C, false>(var, row_sm) / (C)n;
     if (!live) continue;
     C rs = (C)(1.0 / sqrt((double)var + eps));
-    T *yr = y + row * n;
+    TY *yr = y + row * n;
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
       C v = (to_c(xr[i]) - mu) * rs;
       if (w.p) v *= (C)ld_any(w.p, w.dt, i);
       if (b.p) v += (C)ld_any(b.p, b.dt, i);
-      yr[i] = from_c<T>(v);
+      yr[i] = from_c<TY>(v);
     }
     if (threadIdx.x == 0) {
       if (mean.p) st_any(mean.p, mean.dt, row, (double)mu);
@@ -232,8 +232,8 @@ __global__ void ln_kernel(T *y, Opt mean, Opt rstd, const T *x, Opt w, Opt b, in
 }
 
 /* gx per row: rs * (g*w - mean(g*w) - xh * mean(g*w*xh)), mean(g*w) = 0 for RMS */
-template <typename T>
-__global__ void ln_bw_kernel(T *gx, const T *gy, const T *x, Opt w, Opt mean, Opt rstd,
+template <typename T, typename TG>
+__global__ void ln_bw_kernel(T *gx, const TG *gy, const T *x, Opt w, Opt mean, Opt rstd,
                              int64_t rows, int64_t n) {
   typedef typename Acc<T>::type C;
   ROW_SMEM(C);
@@ -263,8 +263,8 @@ __global__ void ln_bw_kernel(T *gx, const T *gy, const T *x, Opt w, Opt mean, Op
 
 /* column sums sw[i] = sum_r gy * xh, sb[i] = sum_r gy over rows [r0, r1) of
  * this block's split, in double */
-template <typename T>
-__global__ void ln_bw_cols(const T *gy, const T *x, Opt mean, Opt rstd, int64_t rows, int64_t n,
+template <typename T, typename TG>
+__global__ void ln_bw_cols(const TG *gy, const T *x, Opt mean, Opt rstd, int64_t rows, int64_t n,
                            int64_t chunk, double *part, Opt gw, Opt gb, int splits) {
   __shared__ double sw_s[8][33], sb_s[8][33];
   int tx = threadIdx.x, ty = threadIdx.y;
@@ -329,12 +329,27 @@ struct LnVec {
   static const int MAX_NV = sizeof(T) == 2 ? 6 : 8;
 };
 
-template <typename T>
-__device__ __forceinline__ void ln_load_vec(float (&v)[LnVec<T>::N], const T *p, int64_t j) {
+/* E elements of TS as one load (16 bytes, or 8 for a 16-bit operand of an
+ * f32 row: the norms' mixed-precision output and its gradient) */
+template <int BYTES>
+struct LnRaw;
+template <>
+struct LnRaw<16> {
+  typedef uint4 type;
+};
+template <>
+struct LnRaw<8> {
+  typedef uint2 type;
+};
+
+/* vector j of a row: LnVec<T>::N elements of TS (T, or a 16-bit TS beside f32 T) */
+template <typename T, typename TS = T>
+__device__ __forceinline__ void ln_load_vec(float (&v)[LnVec<T>::N], const TS *p, int64_t j) {
   const int E = LnVec<T>::N;
-  uint4 raw = reinterpret_cast<const uint4 *>(p)[j];
-  T e[E];
-  memcpy(e, &raw, 16);
+  typedef typename LnRaw<E * sizeof(TS)>::type R;
+  R raw = reinterpret_cast<const R *>(p)[j];
+  TS e[E];
+  memcpy(e, &raw, sizeof raw);
 #pragma unroll
   for (int q = 0; q < E; q++) v[q] = to_c(e[q]);
 }
@@ -355,13 +370,13 @@ __device__ __forceinline__ void ln_load_param(float (&v)[LnVec<T>::N], Opt o, in
   }
 }
 
-template <typename T, int NV>
-__device__ __forceinline__ void ln_load_row(float (&v)[NV][LnVec<T>::N], const T *p, int lane,
+template <typename T, int NV, typename TS = T>
+__device__ __forceinline__ void ln_load_row(float (&v)[NV][LnVec<T>::N], const TS *p, int lane,
                                             int nvec) {
 #pragma unroll
   for (int k = 0; k < NV; k++) {
     if (lane + 32 * k < nvec) {
-      ln_load_vec<T>(v[k], p, lane + 32 * k);
+      ln_load_vec<T, TS>(v[k], p, lane + 32 * k);
     } else {
 #pragma unroll
       for (int q = 0; q < LnVec<T>::N; q++) v[k][q] = 0.f;
@@ -369,20 +384,21 @@ __device__ __forceinline__ void ln_load_row(float (&v)[NV][LnVec<T>::N], const T
   }
 }
 
-template <typename T>
-__device__ __forceinline__ void ln_store_vec(T *p, int64_t j, const float (&v)[LnVec<T>::N]) {
+template <typename T, typename TS = T>
+__device__ __forceinline__ void ln_store_vec(TS *p, int64_t j, const float (&v)[LnVec<T>::N]) {
   const int E = LnVec<T>::N;
-  T e[E];
+  typedef typename LnRaw<E * sizeof(TS)>::type R;
+  TS e[E];
 #pragma unroll
-  for (int q = 0; q < E; q++) e[q] = from_c<T>(v[q]);
-  uint4 raw;
-  memcpy(&raw, e, 16);
-  reinterpret_cast<uint4 *>(p)[j] = raw;
+  for (int q = 0; q < E; q++) e[q] = from_c<TS>(v[q]);
+  R raw;
+  memcpy(&raw, e, sizeof raw);
+  reinterpret_cast<R *>(p)[j] = raw;
 }
 
-template <typename T, int NV>
-__global__ void ln_fw_row(T *y, Opt mean, Opt rstd, const T *x, Opt w, Opt b, int tdt, int64_t rows,
-                          int n, double eps) {
+template <typename T, typename TY, int NV>
+__global__ void ln_fw_row(TY *y, Opt mean, Opt rstd, const T *x, Opt w, Opt b, int tdt,
+                          int64_t rows, int n, double eps) {
   const int E = LnVec<T>::N;
   int lane = threadIdx.x & 31, nvec = n / E;
   int64_t row = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
@@ -417,7 +433,7 @@ __global__ void ln_fw_row(T *y, Opt mean, Opt rstd, const T *x, Opt w, Opt b, in
     ln_load_param<T>(bv, b, tdt, 0.f, j);
 #pragma unroll
     for (int q = 0; q < E; q++) v[k][q] = (v[k][q] - mu) * rs * wv[q] + bv[q];
-    ln_store_vec<T>(y + row * n, j, v[k]);
+    ln_store_vec<T, TY>(y + row * n, j, v[k]);
   }
   if (lane == 0) {
     if (mean.p) st_any(mean.p, mean.dt, row, (double)mu);
@@ -426,8 +442,8 @@ __global__ void ln_fw_row(T *y, Opt mean, Opt rstd, const T *x, Opt w, Opt b, in
 }
 
 /* gx = rs * (g*w - mean(g*w) - xh * mean(g*w*xh)), mean(g*w) = 0 for RMS */
-template <typename T, int NV>
-__global__ void ln_bw_row(T *gx, const T *gy, const T *x, Opt w, Opt mean, Opt rstd, int tdt,
+template <typename T, typename TG, int NV>
+__global__ void ln_bw_row(T *gx, const TG *gy, const T *x, Opt w, Opt mean, Opt rstd, int tdt,
                           int64_t rows, int n) {
   const int E = LnVec<T>::N;
   int lane = threadIdx.x & 31, nvec = n / E;
@@ -435,7 +451,7 @@ __global__ void ln_bw_row(T *gx, const T *gy, const T *x, Opt w, Opt mean, Opt r
   if (row >= rows) return;
   float xv[NV][E], g[NV][E];
   ln_load_row<T, NV>(xv, x + row * n, lane, nvec);
-  ln_load_row<T, NV>(g, gy + row * n, lane, nvec);
+  ln_load_row<T, NV, TG>(g, gy + row * n, lane, nvec);
   float m = mean.p ? (float)ld_any(mean.p, mean.dt, row) : 0.f;
   float rs = (float)ld_any(rstd.p, rstd.dt, row);
   float s1 = 0.f, s2 = 0.f;
@@ -466,8 +482,8 @@ __global__ void ln_bw_row(T *gx, const T *gy, const T *x, Opt w, Opt mean, Opt r
 
 /* column sums over rows [r0, r1) of blockIdx.y's slice, 32 x 8 threads:
  * part[slice][0][c] = sum gy * xh, part[slice][1][c] = sum gy */
-template <typename T>
-__global__ void ln_cols_vec(float *part, const T *gy, const T *x, Opt mean, Opt rstd, int64_t rows,
+template <typename T, typename TG>
+__global__ void ln_cols_vec(float *part, const TG *gy, const T *x, Opt mean, Opt rstd, int64_t rows,
                             int n, int64_t chunk) {
   const int E = LnVec<T>::N;
   __shared__ float sm[2][8][32][E + 1];
@@ -483,7 +499,7 @@ __global__ void ln_cols_vec(float *part, const T *gy, const T *x, Opt mean, Opt 
       float rs = (float)ld_any(rstd.p, rstd.dt, r);
       float xv[E], g[E];
       ln_load_vec<T>(xv, x + r * n, j);
-      ln_load_vec<T>(g, gy + r * n, j);
+      ln_load_vec<T, TG>(g, gy + r * n, j);
 #pragma unroll
       for (int q = 0; q < E; q++) {
         aw[q] += g[q] * ((xv[q] - m) * rs);
@@ -568,7 +584,7 @@ static int ln_vec_nv(int64_t n, const void *const *ptrs, int nptrs) {
   } break;                                                                                         \
   }
 
-template <typename T>
+template <typename T, typename TY>
 static bool ln_fw_fast(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd, const tyr_tensor *x,
                        const tyr_tensor *w, const tyr_tensor *b, int64_t rows, int64_t n,
                        double eps, cudaStream_t st) {
@@ -577,20 +593,14 @@ static bool ln_fw_fast(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd, const 
   int nv = ln_vec_nv<T>(n, ptrs, 4);
   if (!nv) return false;
   LN_NV_DISPATCH(nv,
-                 ln_fw_row<T, NV><<<(unsigned)((rows + 3) / 4), 128, 0, st>>>(
-                     (T *)tyr_data_ptr(y), opt_of(mean), opt_of(rstd), (const T *)tyr_data_ptr(x),
+                 ln_fw_row<T, TY, NV><<<(unsigned)((rows + 3) / 4), 128, 0, st>>>(
+                     (TY *)tyr_data_ptr(y), opt_of(mean), opt_of(rstd), (const T *)tyr_data_ptr(x),
                      opt_of(w), opt_of(b), (int)x->dtype, rows, (int)n, eps));
   LAUNCH_CHECK();
   return true;
 }
-template <>
-bool ln_fw_fast<double>(tyr_tensor *, tyr_tensor *, tyr_tensor *, const tyr_tensor *,
-                        const tyr_tensor *, const tyr_tensor *, int64_t, int64_t, double,
-                        cudaStream_t) {
-  return false; /* f64 rows take the generic kernel */
-}
 
-template <typename T>
+template <typename T, typename TG>
 static bool ln_bw_fast(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, const tyr_tensor *gy,
                        const tyr_tensor *x, const tyr_tensor *w, const tyr_tensor *mean,
                        const tyr_tensor *rstd, int64_t rows, int64_t n, cudaStream_t st) {
@@ -599,9 +609,10 @@ static bool ln_bw_fast(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, const tyr
   int nv = ln_vec_nv<T>(n, ptrs, 4);
   if (!nv) return false;
   int dev = x->device.index;
-  const T *pgy = (const T *)tyr_data_ptr(gy), *px = (const T *)tyr_data_ptr(x);
+  const TG *pgy = (const TG *)tyr_data_ptr(gy);
+  const T *px = (const T *)tyr_data_ptr(x);
   if (gx) {
-    LN_NV_DISPATCH(nv, ln_bw_row<T, NV><<<(unsigned)((rows + 3) / 4), 128, 0, st>>>(
+    LN_NV_DISPATCH(nv, ln_bw_row<T, TG, NV><<<(unsigned)((rows + 3) / 4), 128, 0, st>>>(
                            (T *)tyr_data_ptr(gx), pgy, px, opt_of(w), opt_of(mean), opt_of(rstd),
                            (int)x->dtype, rows, (int)n));
     if (!LAUNCH_CHECK()) return true;
@@ -616,7 +627,7 @@ static bool ln_bw_fast(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, const tyr
   size_t pbytes = (size_t)slices * 2 * (size_t)n * sizeof(float);
   float *part = (float *)tcu_alloc(pbytes, dev);
   if (!part) return true; /* reported */
-  ln_cols_vec<T><<<dim3((unsigned)xb, (unsigned)slices), dim3(32, 8), 0, st>>>(
+  ln_cols_vec<T, TG><<<dim3((unsigned)xb, (unsigned)slices), dim3(32, 8), 0, st>>>(
       part, pgy, px, opt_of(mean), opt_of(rstd), rows, (int)n, chunk);
   if (LAUNCH_CHECK()) {
     ln_cols_final<<<(unsigned)((n + 31) / 32), dim3(32, 8), 0, st>>>(part, (int)slices, (int)n,
@@ -626,25 +637,53 @@ static bool ln_bw_fast(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, const tyr
   tcu_free(part, pbytes, dev);
   return true;
 }
+
 template <>
-bool ln_bw_fast<double>(tyr_tensor *, tyr_tensor *, tyr_tensor *, const tyr_tensor *,
-                        const tyr_tensor *, const tyr_tensor *, const tyr_tensor *,
-                        const tyr_tensor *, int64_t, int64_t, cudaStream_t) {
+bool ln_fw_fast<double, double>(tyr_tensor *, tyr_tensor *, tyr_tensor *, const tyr_tensor *,
+                                const tyr_tensor *, const tyr_tensor *, int64_t, int64_t, double,
+                                cudaStream_t) {
+  return false; /* f64 rows take the generic kernel */
+}
+template <>
+bool ln_bw_fast<double, double>(tyr_tensor *, tyr_tensor *, tyr_tensor *, const tyr_tensor *,
+                                const tyr_tensor *, const tyr_tensor *, const tyr_tensor *,
+                                const tyr_tensor *, int64_t, int64_t, cudaStream_t) {
   return false;
 }
 
 /* the vectorised kernel where it applies, else the generic one */
-template <typename T>
+template <typename T, typename TY>
 static void ln_fw_run(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd, const tyr_tensor *x,
                       const tyr_tensor *w, const tyr_tensor *b, int64_t rows, int64_t n, double eps,
                       cudaStream_t st) {
-  if (ln_fw_fast<T>(y, mean, rstd, x, w, b, rows, n, eps, st)) return;
+  if (ln_fw_fast<T, TY>(y, mean, rstd, x, w, b, rows, n, eps, st)) return;
   RowGeom g = row_geom(rows, n, y->device.index);
-  ln_kernel<T><<<g.grid, g.block, 0, st>>>((T *)tyr_data_ptr(y), opt_of(mean), opt_of(rstd),
-                                           (const T *)tyr_data_ptr(x), opt_of(w), opt_of(b), rows,
-                                           n, eps);
+  ln_kernel<T, TY><<<g.grid, g.block, 0, st>>>((TY *)tyr_data_ptr(y), opt_of(mean), opt_of(rstd),
+                                               (const T *)tyr_data_ptr(x), opt_of(w), opt_of(b),
+                                               rows, n, eps);
   LAUNCH_CHECK();
 }
+
+/* Runs F<T, T2> for x's dtype T and T2 the dtype of the output (forward) or
+ * of its gradient (backward): x's own, or bf16/f16 beside an f32 x (the
+ * mixed-precision norm, tyr_layer_norm_to).  False for other pairs. */
+#define LN_DTYPES_DISPATCH(xdt, odt, F)                                                            \
+  [&]() -> bool {                                                                                  \
+    if ((xdt) == (odt)) {                                                                          \
+      bool known = tcu_is_float(xdt);                                                              \
+      TCU_FLOAT_DISPATCH(xdt, F(scalar_t, scalar_t));                                              \
+      return known;                                                                                \
+    }                                                                                              \
+    if ((xdt) == TYR_F32 && (odt) == TYR_BF16) {                                                   \
+      F(float, bf16);                                                                              \
+      return true;                                                                                 \
+    }                                                                                              \
+    if ((xdt) == TYR_F32 && (odt) == TYR_F16) {                                                    \
+      F(float, f16);                                                                               \
+      return true;                                                                                 \
+    }                                                                                              \
+    return false;                                                                                  \
+  }()
 
 void tcu_layer_norm(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd, const tyr_tensor *x,
                     const tyr_tensor *w, const tyr_tensor *b, double eps) {
@@ -657,24 +696,29 @@ void tcu_layer_norm(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd, const tyr
   const tyr_tensor *wc = xc && w ? tcu_contiguous(w, &tw) : NULL;
   const tyr_tensor *bc = xc && b ? tcu_contiguous(b, &tb) : NULL;
   if (xc && (!w || wc) && (!b || bc)) {
-    TCU_FLOAT_DISPATCH(x->dtype, ln_fw_run<scalar_t>(y, mean, rstd, xc, wc, bc, rows, n, eps, st));
+#define LN_FW(T, TY) ln_fw_run<T, TY>(y, mean, rstd, xc, wc, bc, rows, n, eps, st)
+    if (!LN_DTYPES_DISPATCH(x->dtype, y->dtype, LN_FW))
+      tcu_fail(__FILE__, __LINE__, "cuda_layer_norm", "x %s with y %s is not supported",
+               tyr_dtype_name(x->dtype), tyr_dtype_name(y->dtype));
+#undef LN_FW
   }
   if (bc) tcu_release(bc, &tb);
   if (wc) tcu_release(wc, &tw);
   if (xc) tcu_release(xc, &tx);
 }
 
-template <typename T>
+template <typename T, typename TG>
 static void ln_bw_run(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, const tyr_tensor *gy,
                       const tyr_tensor *x, const tyr_tensor *w, const tyr_tensor *mean,
                       const tyr_tensor *rstd, int64_t rows, int64_t n, cudaStream_t st) {
-  if (ln_bw_fast<T>(gx, gw, gb, gy, x, w, mean, rstd, rows, n, st)) return;
+  if (ln_bw_fast<T, TG>(gx, gw, gb, gy, x, w, mean, rstd, rows, n, st)) return;
   int dev = x->device.index;
-  const T *pgy = (const T *)tyr_data_ptr(gy), *px = (const T *)tyr_data_ptr(x);
+  const TG *pgy = (const TG *)tyr_data_ptr(gy);
+  const T *px = (const T *)tyr_data_ptr(x);
   if (gx) {
     RowGeom g = row_geom(rows, n, dev);
-    ln_bw_kernel<T><<<g.grid, g.block, 0, st>>>((T *)tyr_data_ptr(gx), pgy, px, opt_of(w),
-                                                opt_of(mean), opt_of(rstd), rows, n);
+    ln_bw_kernel<T, TG><<<g.grid, g.block, 0, st>>>((T *)tyr_data_ptr(gx), pgy, px, opt_of(w),
+                                                    opt_of(mean), opt_of(rstd), rows, n);
     if (!LAUNCH_CHECK()) return;
   }
   if (!gw && !gb) return;
@@ -690,7 +734,7 @@ static void ln_bw_run(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, const tyr_
   double *part = NULL;
   size_t pbytes = (size_t)splits * (size_t)n * 2 * sizeof(double);
   if (splits > 1 && !(part = (double *)tcu_alloc(pbytes, dev))) return;
-  ln_bw_cols<T><<<dim3((unsigned)gxb, (unsigned)splits), dim3(32, 8), 0, st>>>(
+  ln_bw_cols<T, TG><<<dim3((unsigned)gxb, (unsigned)splits), dim3(32, 8), 0, st>>>(
       pgy, px, opt_of(mean), opt_of(rstd), rows, n, chunk, part, opt_of(gw), opt_of(gb), splits);
   if (LAUNCH_CHECK() && splits > 1) {
     ln_bw_cols_final<<<tcu_blocks(n, 256, dev), 256, 0, st>>>(part, splits, n, opt_of(gw),
@@ -715,9 +759,13 @@ void tcu_layer_norm_backward(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, con
   const tyr_tensor *gyc = tcu_contiguous(gy, &tg);
   const tyr_tensor *xc = gyc ? tcu_contiguous(x, &tx) : NULL;
   const tyr_tensor *wc = xc && w ? tcu_contiguous(w, &tw) : NULL;
-  if (gyc && xc && (!w || wc))
-    TCU_FLOAT_DISPATCH(x->dtype,
-                       ln_bw_run<scalar_t>(gx, gw, gb, gyc, xc, wc, mean, rstd, rows, n, st));
+  if (gyc && xc && (!w || wc)) {
+#define LN_BW(T, TG) ln_bw_run<T, TG>(gx, gw, gb, gyc, xc, wc, mean, rstd, rows, n, st)
+    if (!LN_DTYPES_DISPATCH(x->dtype, gy->dtype, LN_BW))
+      tcu_fail(__FILE__, __LINE__, "cuda_layer_norm_backward", "x %s with gy %s is not supported",
+               tyr_dtype_name(x->dtype), tyr_dtype_name(gy->dtype));
+#undef LN_BW
+  }
   if (wc) tcu_release(wc, &tw);
   if (xc) tcu_release(xc, &tx);
   if (gyc) tcu_release(gyc, &tg);

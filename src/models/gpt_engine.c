@@ -125,14 +125,14 @@ tyr_tensor *tyr_gpt_engine_forward_at(tyr_site s, tyr_gpt_engine *e, tyr_tensor 
   for (int64_t l = 0; l < c->n_layer && x; l++) {
     tyr_gpt_block blk = tyr_gpt_block_as(s, &g->blocks[l], dt);
     x = tyr_gpt_mix_at(s, g, l, x, x0);
-    tyr_tensor *h = x ? cast_to(s, tyr_nn_norm_forward_at(s, &blk.ln1, x), dt) : NULL;
+    tyr_tensor *h = x ? tyr_nn_norm_forward_to_at(s, &blk.ln1, x, dt) : NULL;
     tyr_tensor *a = h ? attend(s, e, l, &blk.attn, h, rcos, rsin) : NULL;
-    x = a ? tyr_add_at(s, x, cast_to(s, a, x->dtype)) : NULL;
-    h = x ? cast_to(s, tyr_nn_norm_forward_at(s, &blk.ln2, x), dt) : NULL;
+    x = a ? tyr_residual_add_at(s, x, a) : NULL;
+    h = x ? tyr_nn_norm_forward_to_at(s, &blk.ln2, x, dt) : NULL;
     tyr_tensor *m = h ? tyr_nn_mlp_forward_at(s, &blk.mlp, h) : NULL;
-    x = m ? tyr_add_at(s, x, cast_to(s, m, x->dtype)) : NULL;
+    x = m ? tyr_residual_add_at(s, x, m) : NULL;
   }
-  if (x) x = cast_to(s, tyr_nn_norm_forward_at(s, &g->ln_f, x), dt);
+  if (x) x = tyr_nn_norm_forward_to_at(s, &g->ln_f, x, dt);
   if (x && b != e->batch) x = tyr_expand_at(s, x, 3, (int64_t[]){e->batch, T, c->n_embd});
   if (x) e->len += T;
   tyr_set_grad_enabled(grad);

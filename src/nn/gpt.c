@@ -253,10 +253,12 @@ tyr_tensor *tyr_gpt_hidden_at(tyr_site s, tyr_gpt *g, tyr_tensor *idx, bool trai
   tyr_dtype dt = tyr_gpt_compute_dtype(g);
   tyr_nn_dropout drop = {c->dropout};
   /* Mixed precision as autocast does it: the residual stream, the
-     embeddings and the norms stay in the parameters' dtype; each norm's
-     output is cast to the compute dtype for the matmuls, attention and MLP
-     that follow, and their outputs are cast back before the residual adds
-     (tyr_gpt_block_as casts the linear layers' weights only). */
+     embeddings and the norms stay in the parameters' dtype; each norm
+     writes its output in the compute dtype for the matmuls, attention and
+     MLP that follow (tyr_layer_norm_to), and their outputs are widened as
+     they are added to the stream (tyr_residual_add), so that neither an f32
+     copy of a norm's output nor of a block's output is made and kept for
+     backward (tyr_gpt_block_as casts the linear layers' weights only). */
   tyr_tensor *x = tyr_gpt_embed_at(s, g, idx, 0, training);
   if (!x) return NULL;
   tyr_tensor *x0 = x;
@@ -264,17 +266,17 @@ tyr_tensor *tyr_gpt_hidden_at(tyr_site s, tyr_gpt *g, tyr_tensor *idx, bool trai
   for (int64_t l = 0; l < c->n_layer && x; l++) {
     tyr_gpt_block blk = tyr_gpt_block_as(s, &g->blocks[l], dt);
     x = tyr_gpt_mix_at(s, g, l, x, x0);
-    tyr_tensor *h = cast_to(s, tyr_nn_norm_forward_at(s, &blk.ln1, x), dt);
-    tyr_tensor *a = tyr_nn_attention_forward_at(s, &blk.attn, h, rcos, rsin, training);
+    tyr_tensor *h = x ? tyr_nn_norm_forward_to_at(s, &blk.ln1, x, dt) : NULL;
+    tyr_tensor *a = h ? tyr_nn_attention_forward_at(s, &blk.attn, h, rcos, rsin, training) : NULL;
     if (!a) return NULL;
-    x = tyr_add_at(s, x, cast_to(s, tyr_nn_dropout_forward_at(s, &drop, a, training), x->dtype));
-    h = cast_to(s, tyr_nn_norm_forward_at(s, &blk.ln2, x), dt);
-    tyr_tensor *m = tyr_nn_mlp_forward_at(s, &blk.mlp, h);
+    x = tyr_residual_add_at(s, x, tyr_nn_dropout_forward_at(s, &drop, a, training));
+    h = x ? tyr_nn_norm_forward_to_at(s, &blk.ln2, x, dt) : NULL;
+    tyr_tensor *m = h ? tyr_nn_mlp_forward_at(s, &blk.mlp, h) : NULL;
     if (!m) return NULL;
-    x = tyr_add_at(s, x, cast_to(s, tyr_nn_dropout_forward_at(s, &drop, m, training), x->dtype));
+    x = tyr_residual_add_at(s, x, tyr_nn_dropout_forward_at(s, &drop, m, training));
   }
   if (!x) return NULL;
-  return cast_to(s, tyr_nn_norm_forward_at(s, &g->ln_f, x), dt);
+  return tyr_nn_norm_forward_to_at(s, &g->ln_f, x, dt);
 }
 
 tyr_tensor *tyr_gpt_forward_at(tyr_site s, tyr_gpt *g, tyr_tensor *idx, tyr_tensor *targets,

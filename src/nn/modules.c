@@ -97,6 +97,12 @@ tyr_tensor *tyr_nn_norm_forward_at(tyr_site s, const tyr_nn_norm *m, tyr_tensor 
                                    : tyr_rms_norm_at(s, x, m->weight, m->eps);
 }
 
+tyr_tensor *tyr_nn_norm_forward_to_at(tyr_site s, const tyr_nn_norm *m, tyr_tensor *x,
+                                      tyr_dtype dtype) {
+  return m->kind == TYR_NORM_LAYER ? tyr_layer_norm_to_at(s, x, m->weight, m->bias, m->eps, dtype)
+                                   : tyr_rms_norm_to_at(s, x, m->weight, m->eps, dtype);
+}
+
 tyr_tensor *tyr_nn_act_at(tyr_site s, tyr_act_kind act, tyr_tensor *x) {
   switch (act) {
   case TYR_ACT_GELU:

@@ -36,8 +36,11 @@ tyr_tensor *tyr__contig(tyr_site s, const char *op, tyr_tensor *t);
 /* A copy of t converted to dt (not recorded). */
 tyr_tensor *tyr__convert(tyr_site s, const char *op, tyr_tensor *t, tyr_dtype dt);
 /* True when kernels cannot take t's dtype directly: bf16/f16 on the CPU. */
+static inline bool tyr__dtype_needs_f32(tyr_device dev, tyr_dtype dt) {
+  return dev.type == TYR_CPU && (dt == TYR_BF16 || dt == TYR_F16);
+}
 static inline bool tyr__needs_f32(const tyr_tensor *t) {
-  return t->device.type == TYR_CPU && (t->dtype == TYR_BF16 || t->dtype == TYR_F16);
+  return tyr__dtype_needs_f32(t->device, t->dtype);
 }
 /* A kernel-call descriptor: t's storage seen with another shape, strides
  * and offset.  It lives on the stack of the op that made it, is never

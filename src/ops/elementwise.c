@@ -2,6 +2,7 @@
 #include <math.h>
 
 #include "ops/common.h"
+#include "tyr/ops_create.h"
 #include "tyr/ops_elementwise.h"
 #include "tyr/ops_reduce.h"
 #include "tyr/ops_layout.h"
@@ -203,6 +204,38 @@ static tyr_tensor *binary(tyr_site s, const char *op, tyr_binary_op bop, tyr_ten
     tyr_node *n = TYR_RECORD(s, op, out, binary_backward, a, b);
     if (n) n->i[0] = bop;
   }
+  return out;
+}
+
+/* ---- residual add: x + y with y converted to x's dtype ---------------------- */
+static void residual_add_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin) {
+  tyr_tensor *y = n->in[1];
+  if (tyr__node_needs(n, 0)) gin[0] = g;
+  if (tyr__node_needs(n, 1))
+    gin[1] = g->dtype == y->dtype ? g : tyr_to_dtype_at(n->site, g, y->dtype);
+}
+
+tyr_tensor *tyr_residual_add_at(tyr_site s, tyr_tensor *x, tyr_tensor *y) {
+  const char *op = "tyr_residual_add";
+  if (!tyr__arg_ok(s, op, "x", x) || !tyr__arg_ok(s, op, "y", y) || !tyr__is_float(s, op, "x", x) ||
+      !tyr__is_float(s, op, "y", y) || !tyr__same_device(s, op, x, y) ||
+      !tyr__same_shape(s, op, x, y) || !tyr_backend_get(s, op, x->device))
+    return NULL;
+  tyr_tensor *out = tyr__new_like(s, op, x);
+  if (!out) return NULL;
+  /* one kernel for an f32 stream and a 16-bit y the device computes
+     natively (it widens y as it reads it); other mixes convert y first */
+  bool native =
+      x->dtype == y->dtype ||
+      (x->dtype == TYR_F32 && (y->dtype == TYR_BF16 || y->dtype == TYR_F16) && !tyr__needs_f32(y));
+  tyr_tensor *yk = native ? y : tyr__convert(s, op, y, x->dtype);
+  if (!yk) {
+    tyr_tensor_free(out);
+    return NULL;
+  }
+  run_binary(s, op, TYR_BIN_ADD, out, x, yk);
+  if (yk != y) tyr_tensor_free(yk);
+  TYR_RECORD(s, op, out, residual_add_backward, x, y);
   return out;
 }
 

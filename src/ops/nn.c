@@ -367,12 +367,32 @@ static bool norm_param_ok(tyr_site s, const char *op, const char *arg, const tyr
   return false;
 }
 
+/* True when the backend's kernels take x in f32 with the output (and its
+   gradient) in dt, a 16-bit float the device computes natively (CUDA): the
+   result is rounded once as it is stored, and no f32 copy of it exists. */
+static bool norm_mixed(const tyr_tensor *x, tyr_dtype dt) {
+  return x->dtype == TYR_F32 && (dt == TYR_BF16 || dt == TYR_F16) &&
+         !tyr__dtype_needs_f32(x->device, dt);
+}
+
+/* The dtype the kernels compute in: x's (f32 for 16-bit x on the CPU), and
+   f32 for a 16-bit x whose result has another dtype, so that the result is
+   rounded once, to its own dtype, on every device. */
+static tyr_dtype norm_kdt(const tyr_tensor *x, tyr_dtype odt) {
+  bool half = x->dtype == TYR_BF16 || x->dtype == TYR_F16;
+  return half && odt != x->dtype ? TYR_F32 : tyr__nn_kdt(x);
+}
+
+/* The gradient arrives in the output's dtype.  When that differs from x's
+   (tyr_layer_norm_to), a backend that computes the output's dtype natively
+   reads it as it is (the kernels widen each element to f32 as they load
+   it); elsewhere it is converted to the kernels' dtype first. */
 static void norm_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin) {
   tyr_site s = n->site;
   const char *op = n->op;
   tyr_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
   tyr_tensor *mean = n->saved[0], *rstd = n->saved[1];
-  tyr_dtype kdt = tyr__nn_kdt(x);
+  tyr_dtype kdt = norm_kdt(x, (tyr_dtype)n->i[0]);
   int64_t C = x->shape[x->rank - 1];
   bool nx = tyr__node_needs(n, 0), nw = w && tyr__node_needs(n, 1), nb = b && tyr__node_needs(n, 2);
   tyr_tensor *gx = nx ? tyr__new(s, op, kdt, x->device, x->rank, x->shape) : NULL;
@@ -380,7 +400,9 @@ static void norm_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin) {
   tyr_tensor *gb = nb ? tyr__new(s, op, kdt, x->device, 1, &C) : NULL;
   if ((nx && !gx) || (nw && !gw) || (nb && !gb)) return;
   if (tyr_numel(x) > 0) {
-    tyr_tensor *xk = tyr__nn_prep(s, op, x, kdt), *gk = tyr__nn_prep(s, op, g, kdt);
+    tyr_tensor *xk = tyr__nn_prep(s, op, x, kdt);
+    tyr_tensor *gk =
+        tyr__nn_prep(s, op, g, kdt == x->dtype && norm_mixed(x, g->dtype) ? g->dtype : kdt);
     tyr_tensor *wk = w ? tyr__nn_prep(s, op, w, kdt) : NULL;
     if (!xk || !gk || (w && !wk)) return;
     tyr__be(x)->layer_norm_backward(gx, gw, gb, gk, xk, wk, mean, rstd);
@@ -394,7 +416,7 @@ static void norm_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin) {
 }
 
 static tyr_tensor *norm_op(tyr_site s, const char *op, tyr_tensor *x, tyr_tensor *w, tyr_tensor *b,
-                           double eps, bool rms) {
+                           double eps, bool rms, tyr_dtype odt) {
   if (!tyr__arg_ok(s, op, "x", x) || !tyr__is_float(s, op, "x", x)) return NULL;
   if (!tyr_backend_get(s, op, x->device)) return NULL;
   if (x->rank < 1) {
@@ -406,15 +428,23 @@ static tyr_tensor *norm_op(tyr_site s, const char *op, tyr_tensor *x, tyr_tensor
     tyr_raise(TYR_ERR_ARG, s, op, "eps must be finite and >= 0, got %g", eps);
     return NULL;
   }
-  tyr_dtype kdt = tyr__nn_kdt(x);
+  if (!tyr_dtype_is_float(odt)) {
+    tyr_raise(TYR_ERR_DTYPE, s, op, "the result's dtype must be a float dtype, got %s",
+              tyr_dtype_name(odt));
+    return NULL;
+  }
+  tyr_dtype kdt = norm_kdt(x, odt);
+  /* the kernel writes the result directly when it is in the kernels' dtype
+     or a 16-bit float they store natively; else into kdt, then converted */
+  tyr_dtype ydt = odt == kdt || norm_mixed(x, odt) ? odt : kdt;
   int64_t rows = 1;
   for (int i = 0; i < x->rank - 1; i++) rows *= x->shape[i];
-  tyr_tensor *out = tyr__new_like(s, op, x);
+  tyr_tensor *out = tyr__new(s, op, odt, x->device, x->rank, x->shape);
   tyr_tensor *mean = rms ? NULL : tyr__new(s, op, kdt, x->device, 1, &rows);
   tyr_tensor *rstd = tyr__new(s, op, kdt, x->device, 1, &rows);
   tyr_tensor *xk = tyr__nn_prep(s, op, x, kdt);
   tyr_tensor *wk = tyr__nn_prep(s, op, w, kdt), *bk = tyr__nn_prep(s, op, b, kdt);
-  tyr_tensor *yk = kdt == x->dtype ? out : tyr__new(s, op, kdt, x->device, x->rank, x->shape);
+  tyr_tensor *yk = ydt == odt ? out : tyr__new(s, op, ydt, x->device, x->rank, x->shape);
   bool ok = out && (rms || mean) && rstd && xk && (!w || wk) && (!b || bk) && yk;
   if (ok && tyr_numel(x) > 0) {
     tyr__be(x)->layer_norm(yk, mean, rstd, xk, wk, bk, eps);
@@ -428,7 +458,10 @@ static tyr_tensor *norm_op(tyr_site s, const char *op, tyr_tensor *x, tyr_tensor
     tyr_node *n = TYR_RECORD(s, op, out, norm_backward, x, w, b);
     tyr__node_save(n, 0, mean);
     tyr__node_save(n, 1, rstd);
-    if (n) n->f[0] = eps;
+    if (n) {
+      n->f[0] = eps;
+      n->i[0] = odt;
+    }
   } else {
     tyr__nn_drop(out);
     out = NULL;
@@ -439,10 +472,18 @@ static tyr_tensor *norm_op(tyr_site s, const char *op, tyr_tensor *x, tyr_tensor
 }
 
 tyr_tensor *tyr_layer_norm_at(tyr_site s, tyr_tensor *x, tyr_tensor *w, tyr_tensor *b, double eps) {
-  return norm_op(s, "tyr_layer_norm", x, w, b, eps, false);
+  return norm_op(s, "tyr_layer_norm", x, w, b, eps, false, x ? x->dtype : TYR_F32);
 }
 tyr_tensor *tyr_rms_norm_at(tyr_site s, tyr_tensor *x, tyr_tensor *w, double eps) {
-  return norm_op(s, "tyr_rms_norm", x, w, NULL, eps, true);
+  return norm_op(s, "tyr_rms_norm", x, w, NULL, eps, true, x ? x->dtype : TYR_F32);
+}
+tyr_tensor *tyr_layer_norm_to_at(tyr_site s, tyr_tensor *x, tyr_tensor *w, tyr_tensor *b,
+                                 double eps, tyr_dtype dtype) {
+  return norm_op(s, "tyr_layer_norm_to", x, w, b, eps, false, dtype);
+}
+tyr_tensor *tyr_rms_norm_to_at(tyr_site s, tyr_tensor *x, tyr_tensor *w, double eps,
+                               tyr_dtype dtype) {
+  return norm_op(s, "tyr_rms_norm_to", x, w, NULL, eps, true, dtype);
 }
 
 /* ---- dropout --------------------------------------------------------------------- */

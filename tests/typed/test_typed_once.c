@@ -117,6 +117,9 @@ static int failures;
   ONCE(3, tyr_layer_norm(C(x), C(row), C(row), 1e-5));                                             \
   ONCE(1, tyr_layer_norm(C(x), NULL, NULL, 1e-5));                                                 \
   ONCE(2, tyr_rms_norm(C(x), C(row), 1e-5));                                                       \
+  ONCE(3, tyr_layer_norm_to(C(x), C(row), C(row), 1e-5, TYR_BF16));                                \
+  ONCE(2, tyr_rms_norm_to(C(x), C(row), 1e-5, TYR_BF16));                                          \
+  ONCE(2, tyr_residual_add(C(x), C(y)));                                                           \
   ONCE(1, tyr_dropout(C(x), 0.5, true));                                                           \
   /* elementwise, reductions, sorting and losses added with the conveniences */                    \
   ONCE(1, tyr_sin(C(x)));                                                                          \

@@ -991,6 +991,109 @@ static void test_layer_norm(void **state) {
   }
 }
 
+/* |got - want| <= frac * max |want| + atol (defined with the MLP tests) */
+static void expect_close_scaled(const char *what, tyr_tensor *got, tyr_tensor *want, double frac,
+                                double atol);
+
+/* The mixed-precision norm and residual add (tyr_layer_norm_to,
+ * tyr_residual_add): an f32 x with the result (or the gradient, or the
+ * addend) in bf16/f16.  The kernels read and write the 16-bit operand
+ * directly; each must give the bits of the same kernel in f32 followed by
+ * a conversion, on the vectorised rows and on the generic ones.  Then the
+ * ops against the CPU, gradients included. */
+static void test_mixed_precision_norm_add(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  const tyr_backend *G = gpu_be();
+  const tyr_dtype hdts[] = {TYR_BF16, TYR_F16};
+  for (size_t s = 0; s < sizeof LN_SHAPES / sizeof LN_SHAPES[0]; s++)
+    for (int d = 0; d < 2; d++)
+      for (int variant = 0; variant < 4; variant++) { /* 0 w+b, 1 none, 2 rms w, 3 rms none */
+        TYR_SCOPE;
+        tyr_dtype hdt = hdts[d];
+        int64_t R = LN_SHAPES[s][0], N = LN_SHAPES[s][1];
+        bool rms = variant >= 2, aff = variant == 0 || variant == 2;
+        tyr_tensor *xg = to_dev(RAND(TYR_F32, -3, 5, R, N), gpu());
+        tyr_tensor *wg = aff ? to_dev(RAND(TYR_F32, 0.5, 1.5, N), gpu()) : NULL;
+        tyr_tensor *bg = aff && !rms ? to_dev(RAND(TYR_F32, -1, 1, N), gpu()) : NULL;
+        tyr_tensor *gh = to_dev(as_dtype(RAND(TYR_F32, -1, 1, R, N), hdt), gpu());
+        tyr_tensor *yh = empty_on(gpu(), hdt, 2, (int64_t[]){R, N});
+        tyr_tensor *yf = empty_on(gpu(), TYR_F32, 2, (int64_t[]){R, N});
+        tyr_tensor *m[2], *r[2];
+        for (int k = 0; k < 2; k++) {
+          m[k] = rms ? NULL : empty_on(gpu(), TYR_F32, 1, &R);
+          r[k] = empty_on(gpu(), TYR_F32, 1, &R);
+        }
+        G->layer_norm(yh, m[0], r[0], xg, wg, bg, 1e-5);
+        G->layer_norm(yf, m[1], r[1], xg, wg, bg, 1e-5);
+        char what[128];
+        const char *vn[] = {"layer_norm w b", "layer_norm", "rms_norm w", "rms_norm"};
+        snprintf(what, sizeof what, "%s f32 -> %s [%lld, %lld]", vn[variant], tyr_dtype_name(hdt),
+                 (long long)R, (long long)N);
+        expect_same_bits(what, yh, as_dtype(yf, hdt));
+        expect_same_bits("  rstd", r[0], r[1]);
+        tyr_tensor *gx[2], *gw[2], *gb[2];
+        for (int k = 0; k < 2; k++) {
+          gx[k] = empty_on(gpu(), TYR_F32, 2, (int64_t[]){R, N});
+          gw[k] = wg ? empty_on(gpu(), TYR_F32, 1, &N) : NULL;
+          gb[k] = bg ? empty_on(gpu(), TYR_F32, 1, &N) : NULL;
+          G->layer_norm_backward(gx[k], gw[k], gb[k], k ? as_dtype(gh, TYR_F32) : gh, xg, wg, m[1],
+                                 r[1]);
+        }
+        snprintf(what, sizeof what, "%s backward, gy %s [%lld, %lld]", vn[variant],
+                 tyr_dtype_name(hdt), (long long)R, (long long)N);
+        expect_same_bits(what, gx[0], gx[1]);
+        if (gw[0]) expect_same_bits("  dw", gw[0], gw[1]);
+        if (gb[0]) expect_same_bits("  db", gb[0], gb[1]);
+        /* the residual add: contiguous (vectorised and tail) and a view at an odd offset */
+        snprintf(what, sizeof what, "residual_add f32 + %s [%lld, %lld]", tyr_dtype_name(hdt),
+                 (long long)R, (long long)N);
+        expect_same_bits(what, tyr_residual_add_at(S, xg, gh),
+                         tyr_add_at(S, xg, as_dtype(gh, TYR_F32)));
+        if (R * N > 2) {
+          int64_t n1 = R * N - 1;
+          tyr_tensor *x1 = tyr_narrow_at(S, tyr_reshape_at(S, xg, 1, (int64_t[]){R * N}), 0, 1, n1);
+          tyr_tensor *h1 = tyr_narrow_at(S, tyr_reshape_at(S, gh, 1, (int64_t[]){R * N}), 0, 0, n1);
+          expect_same_bits("  at an odd offset", tyr_residual_add_at(S, x1, h1),
+                           tyr_add_at(S, x1, as_dtype(h1, TYR_F32)));
+        }
+      }
+  /* the ops with their gradients, CUDA against the CPU */
+  for (int d = 0; d < 2; d++)
+    for (int rms = 0; rms < 2; rms++) {
+      TYR_SCOPE;
+      tyr_dtype hdt = hdts[d];
+      tyr_tensor *in[2][4] = {{RAND(TYR_F32, -3, 5, 4, 33, 768), RAND(TYR_F32, 0.5, 1.5, 768),
+                               RAND(TYR_F32, -1, 1, 768),
+                               as_dtype(RAND(TYR_F32, -1, 1, 4, 33, 768), hdt)}};
+      for (int i = 0; i < 4; i++) in[1][i] = to_dev(in[0][i], gpu());
+      tyr_tensor *gy = RAND(TYR_F32, -1, 1, 4, 33, 768);
+      tyr_tensor *out[2], *g[2][4];
+      for (int k = 0; k < 2; k++) {
+        for (int i = 0; i < 4; i++) tyr_requires_grad_at(S, in[k][i], true);
+        tyr_tensor *x = tyr_residual_add_at(S, in[k][0], in[k][3]);
+        out[k] = rms ? tyr_rms_norm_to_at(S, x, in[k][1], 1e-5, hdt)
+                     : tyr_layer_norm_to_at(S, x, in[k][1], in[k][2], 1e-5, hdt);
+        assert_non_null(out[k]);
+        assert_int_equal(out[k]->dtype, hdt);
+        tyr_tensor *gk = as_dtype(k ? to_dev(gy, gpu()) : gy, hdt);
+        assert_int_equal(tyr_backward_with_at(S, out[k], gk), 0);
+        for (int i = 0; i < 4; i++) g[k][i] = tyr_grad_e(in[k][i]);
+      }
+      char what[96];
+      snprintf(what, sizeof what, "%s_to(residual_add) -> %s", rms ? "rms_norm" : "layer_norm",
+               tyr_dtype_name(hdt));
+      expect_close(what, out[1], out[0], 1e-2, 1e-2);
+      const char *names[] = {"dx", "dw", "db", "dy"};
+      for (int i = 0; i < 4; i++) {
+        if (rms && i == 2) continue;
+        char w2[128];
+        snprintf(w2, sizeof w2, "%s %s", what, names[i]);
+        expect_close_scaled(w2, g[1][i], g[0][i], 2e-2, 1e-3);
+      }
+    }
+}
+
 static void test_cross_entropy(void **state) {
   (void)state;
   REQUIRE_GPU();
@@ -1158,8 +1261,6 @@ static void test_linear_bias(void **state) {
  * gradients.  Hidden widths that are multiples of 8 take the fused node
  * (GELU and its derivative in the GEMMs' epilogues, bias gradients from the
  * GEMMs); others, and a missing bias, are checked as well. */
-static void expect_close_scaled(const char *what, tyr_tensor *got, tyr_tensor *want, double frac,
-                                double atol);
 
 static void test_mlp_gelu_tanh(void **state) {
   (void)state;
@@ -2158,6 +2259,7 @@ int main(void) {
       TYR_TEST(test_matmul),
       TYR_TEST(test_softmax),
       TYR_TEST(test_layer_norm),
+      TYR_TEST(test_mixed_precision_norm_add),
       TYR_TEST(test_cross_entropy),
       TYR_TEST(test_index),
       TYR_TEST(test_mlp_gradients),

@@ -391,6 +391,65 @@ static void test_half_precision(void **state) {
   }
 }
 
+/* tyr_residual_add(x, y) is tyr_add(x, tyr_to_dtype(y, x's dtype)) bit for bit,
+ * and its gradients are those of that composition: x's the incoming one,
+ * y's that converted to y's dtype. */
+static void test_residual_add(void **state) {
+  (void)state;
+  const tyr_dtype pairs[][2] = {{TYR_F32, TYR_BF16}, {TYR_F32, TYR_F16},  {TYR_F32, TYR_F32},
+                                {TYR_F64, TYR_F32},  {TYR_BF16, TYR_F32}, {TYR_F16, TYR_BF16}};
+  for (size_t k = 0; k < sizeof pairs / sizeof pairs[0]; k++) {
+    TYR_SCOPE;
+    tyr_dtype xdt = pairs[k][0], ydt = pairs[k][1];
+    int64_t sh[3] = {2, 3, 20};
+    tyr_tensor *x1 = tyr_randn_at(TYR_SITE, xdt, TYR_DEVICE_CPU, 3, sh, 0, 1);
+    tyr_tensor *y1 = tyr_randn_at(TYR_SITE, ydt, TYR_DEVICE_CPU, 3, sh, 0, 1);
+    tyr_tensor *x2 = tyr_requires_grad_e(tyr_clone_e(x1), true);
+    tyr_tensor *y2 = tyr_requires_grad_e(tyr_clone_e(y1), true);
+    tyr_requires_grad_e(x1, true);
+    tyr_requires_grad_e(y1, true);
+    tyr_tensor *r1 = tyr_residual_add_e(x1, y1);
+    tyr_tensor *r2 = tyr_add_e(x2, tyr_to_dtype_e(y2, xdt));
+    assert_int_equal(r1->dtype, xdt);
+    tyr_tensor *g = tyr_randn_at(TYR_SITE, xdt, TYR_DEVICE_CPU, 3, sh, 0, 1);
+    assert_int_equal(tyr_backward_e(tyr_sum_e(tyr_mul_e(r1, g))), 0);
+    assert_int_equal(tyr_backward_e(tyr_sum_e(tyr_mul_e(r2, g))), 0);
+    tyr_tensor *gy = tyr_grad_e(y1);
+    assert_int_equal(gy->dtype, ydt);
+    tyr_tensor *got[3] = {r1, tyr_grad_e(x1), gy}, *want[3] = {r2, tyr_grad_e(x2), tyr_grad_e(y2)};
+    for (int t = 0; t < 3; t++)
+      for (int64_t i = 0; i < 120; i++) {
+        double a = tyr_get_e(tyr_reshape_e(got[t], 120), i);
+        double b = tyr_get_e(tyr_reshape_e(want[t], 120), i);
+        if (a != b)
+          fail_msg("residual_add %s + %s, %s element %lld: %.9g, composition %.9g",
+                   tyr_dtype_name(xdt), tyr_dtype_name(ydt), t ? (t == 1 ? "dx" : "dy") : "value",
+                   (long long)i, a, b);
+      }
+  }
+  TYR_SCOPE;
+  tyr_tensor *a = tyr_zeros_e(2, 3), *b = tyr_zeros_e(3, 2);
+  tyr_tensor *i = tyr_zeros_at(TYR_SITE, TYR_I32, TYR_DEVICE_CPU, 2, (int64_t[]){2, 3});
+  EXPECT_TYR_ERROR(tyr_residual_add_e(a, b),
+                   "tyr_residual_add: operands have different shapes [2, 3] and [3, 2]");
+  EXPECT_TYR_ERROR(tyr_residual_add_e(a, i),
+                   "tyr_residual_add: y must be a floating dtype, not i32");
+  EXPECT_TYR_ERROR(tyr_residual_add_e(i, a),
+                   "tyr_residual_add: x must be a floating dtype, not i32");
+  EXPECT_TYR_ERROR(tyr_residual_add_e(a, NULL), "tyr_residual_add: y is NULL");
+  /* the typed form: shapes in the types, the result x's type */
+  enum { N = 3, C = 4 };
+  tyr_T(N, C) x = tyr_randn(N, C);
+  tyr_T(N, C) hb = tyr_to_dtype(tyr_randn(N, C), TYR_BF16);
+  tyr_T(N, C) r = tyr_residual_add(x, hb);
+  assert_int_equal(tyr_erase(r)->dtype, TYR_F32);
+  static volatile int vm = C + 1;
+  int m = vm;
+  tyr_T(N, m) other = tyr_zeros(N, m);
+  EXPECT_TYR_ERROR(tyr_residual_add(x, other),
+                   "tyr_residual_add: operands have different shapes [3, 4] and [3, 5]");
+}
+
 static void test_typed_forms(void **state) {
   (void)state;
   TYR_SCOPE;
@@ -429,6 +488,7 @@ int main(void) {
       TYR_TEST(test_broadcast_forms),
       TYR_TEST(test_errors),
       TYR_TEST(test_half_precision),
+      TYR_TEST(test_residual_add),
       TYR_TEST(test_typed_forms),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

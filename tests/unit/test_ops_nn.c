@@ -766,6 +766,93 @@ static void test_norm_errors(void **state) {
   EXPECT_TYR_ERROR(tyr_layer_norm_e(sc, NULL, NULL, 1e-5), "tyr_layer_norm: x must have rank >= 1");
 }
 
+/* tyr_layer_norm_to and tyr_rms_norm_to equal the norm (in f32 for 16-bit
+ * x) followed by tyr_to_dtype bit for bit, values and the gradients of x, w
+ * and b (CUDA's fused store is checked against its own composition in
+ * test_cuda_ops). */
+static void expect_same_bits(tyr_tensor *got, tyr_tensor *want, const char *what) {
+  assert_int_equal(got->dtype, want->dtype);
+  assert_int_equal(tyr_numel(got), tyr_numel(want));
+  double *a = values(got), *b = values(want);
+  for (int64_t i = 0; i < tyr_numel(got); i++)
+    if (a[i] != b[i]) {
+      double av = a[i], bv = b[i];
+      free(a);
+      free(b);
+      fail_msg("%s: element %lld is %.9g, the composition's %.9g", what, (long long)i, av, bv);
+    }
+  free(a);
+  free(b);
+}
+
+static void test_norm_to(void **state) {
+  (void)state;
+  const tyr_dtype pairs[][2] = {{TYR_F32, TYR_BF16}, {TYR_F32, TYR_F16},  {TYR_F64, TYR_F32},
+                                {TYR_F32, TYR_F32},  {TYR_BF16, TYR_F32}, {TYR_BF16, TYR_F16},
+                                {TYR_F16, TYR_F64}};
+  for (size_t k = 0; k < sizeof pairs / sizeof pairs[0]; k++)
+    for (int rms = 0; rms < 2; rms++) {
+      TYR_SCOPE;
+      tyr_dtype xdt = pairs[k][0], odt = pairs[k][1];
+      tyr_tensor *in1[3] = {RANDN(xdt, 2.0, 2, 3, 40), RANDN(xdt, 1.0, 40), RANDN(xdt, 1.0, 40)};
+      tyr_tensor *in2[3];
+      for (int i = 0; i < 3; i++) {
+        in2[i] = tyr_requires_grad_e(tyr_clone_e(in1[i]), true);
+        tyr_requires_grad_e(in1[i], true);
+      }
+      tyr_tensor *y1 = rms ? tyr_rms_norm_to_e(in1[0], in1[1], 1e-5, odt)
+                           : tyr_layer_norm_to_e(in1[0], in1[1], in1[2], 1e-5, odt);
+      /* the composition in the kernels' dtype: f32 for 16-bit x */
+      tyr_dtype kdt = xdt == TYR_BF16 || xdt == TYR_F16 ? TYR_F32 : xdt;
+      tyr_tensor *k2[3];
+      for (int i = 0; i < 3; i++) k2[i] = tyr_to_dtype_e(in2[i], kdt);
+      tyr_tensor *y2 = tyr_to_dtype_e(rms ? tyr_rms_norm_e(k2[0], k2[1], 1e-5)
+                                          : tyr_layer_norm_e(k2[0], k2[1], k2[2], 1e-5),
+                                      odt);
+      char what[96];
+      snprintf(what, sizeof what, "%s_to %s -> %s", rms ? "rms_norm" : "layer_norm",
+               tyr_dtype_name(xdt), tyr_dtype_name(odt));
+      expect_same_bits(y1, y2, what);
+      tyr_tensor *g = RANDN(odt, 1.0, 2, 3, 40);
+      assert_int_equal(tyr_backward_e(tyr_sum_e(tyr_mul_e(y1, g))), 0);
+      assert_int_equal(tyr_backward_e(tyr_sum_e(tyr_mul_e(y2, g))), 0);
+      const char *names[3] = {"dx", "dw", "db"};
+      for (int i = 0; i < 3 - rms; i++) {
+        char w2[128];
+        snprintf(w2, sizeof w2, "%s, %s", what, names[i]);
+        expect_same_bits(tyr_grad_e(in1[i]), tyr_grad_e(in2[i]), w2);
+      }
+    }
+  /* the module form, and errors naming the op */
+  TYR_SCOPE;
+  tyr_params ps;
+  tyr_params_init(&ps);
+  tyr_nn_norm ln;
+  assert_int_equal(
+      tyr_nn_norm_init_at(TYR_SITE, &ln, &ps, "ln", TYR_NORM_LAYER, 4, true, true, 1e-5), 0);
+  tyr_tensor *x = RANDN(TYR_F32, 1.0, 2, 3, 4), *w3 = RANDN(TYR_F32, 1.0, 3);
+  tyr_tensor *h = tyr_nn_norm_forward_to(&ln, x, TYR_BF16);
+  assert_int_equal(h->dtype, TYR_BF16);
+  expect_same_bits(h, tyr_to_dtype_e(tyr_nn_norm_forward(&ln, x), TYR_BF16), "module norm_to");
+  EXPECT_TYR_ERROR(tyr_layer_norm_to_e(x, NULL, NULL, 1e-5, TYR_I64),
+                   "tyr_layer_norm_to: the result's dtype must be a float dtype, got i64");
+  EXPECT_TYR_ERROR(tyr_rms_norm_to_e(x, NULL, 1e-5, (tyr_dtype)99),
+                   "tyr_rms_norm_to: the result's dtype must be a float dtype, got invalid-dtype");
+  EXPECT_TYR_ERROR(tyr_layer_norm_to_e(x, w3, NULL, 1e-5, TYR_BF16),
+                   "tyr_layer_norm_to: x is [2, 3, 4], so w must be [4], but it is [3]");
+  EXPECT_TYR_ERROR(tyr_rms_norm_to_e(x, NULL, -1, TYR_BF16),
+                   "tyr_rms_norm_to: eps must be finite and >= 0");
+  /* the typed forms */
+  enum { N = 3, C = 4 };
+  tyr_T(N, C) xt = tyr_randn(N, C);
+  tyr_T(C) wt = tyr_ones(C);
+  tyr_T(N, C) a = tyr_layer_norm_to(xt, wt, NULL, 1e-5, TYR_BF16);
+  tyr_T(N, C) r = tyr_rms_norm_to(xt, NULL, 1e-6, TYR_F16);
+  assert_int_equal(tyr_erase(a)->dtype, TYR_BF16);
+  assert_int_equal(tyr_erase(r)->dtype, TYR_F16);
+  tyr_params_free(&ps);
+}
+
 /* ---- dropout ------------------------------------------------------------------------- */
 static void test_dropout_mask(void **state) {
   (void)state;
@@ -1529,6 +1616,7 @@ int main(void) {
       TYR_TEST(test_norm_gradients),
       TYR_TEST(test_norm_param_grads_parallel),
       TYR_TEST(test_norm_errors),
+      TYR_TEST(test_norm_to),
       TYR_TEST(test_dropout_mask),
       TYR_TEST(test_dropout_gradients),
       TYR_TEST(test_rotary_values),

@@ -21,6 +21,9 @@ tyr_tensor *f(int n) {
   /* dynamic and static dims in one expression, four deep */
   tyr_T(n, T, C) d = tyr_randn(n, T, C);
   tyr_T(n, T, C) z = tyr_add(tyr_mul(tyr_relu(tyr_add_row(d, bias)), d), d);
-  (void)e;
+  /* the residual add of mixed precision: shapes as tyr_add, the result x's type */
+  tyr_T(B, T, C) r = tyr_residual_add(x, tyr_to_dtype(y, TYR_BF16));
+  tyr_T(n, T, C) rd = tyr_residual_add(d, tyr_to_dtype(z, TYR_BF16));
+  (void)e, (void)r, (void)rd;
   return tyr_erase(tyr_add(y, tyr_add(x, e))) ? tyr_erase(z) : NULL;
 }

@@ -10,6 +10,8 @@ tyr_tensor *f(int n, int t) {
   h = tyr_rms_norm(tyr_layer_norm(h, NULL, NULL, 1e-5), w, 1e-6);
   h = tyr_layer_norm(tyr_rms_norm(h, NULL, 1e-6), w, NULL, 1e-5);
   h = tyr_layer_norm(h, NULL, b, 1e-5);
+  tyr_T(B, T, C) hb = tyr_layer_norm_to(h, w, b, 1e-5, TYR_BF16);
+  h = tyr_residual_add(h, tyr_rms_norm_to(hb, NULL, 1e-6, TYR_BF16));
   tyr_T(B, H, T, D) q = tyr_randn(B, H, T, D);
   tyr_T(B, HKV, T, D) k = tyr_randn(B, HKV, T, D);
   tyr_T(B, HKV, T, D) v = tyr_randn(B, HKV, T, D);
@@ -29,6 +31,7 @@ tyr_tensor *f(int n, int t) {
   /* dynamic */
   tyr_T(n, t, C) xd = tyr_randn(n, t, C);
   tyr_T(n, t, C) hd = tyr_rms_norm(tyr_layer_norm(xd, w, b, 1e-5), w, 1e-6);
+  hd = tyr_rms_norm_to(tyr_layer_norm_to(hd, w, NULL, 1e-5, TYR_F16), w, 1e-6, TYR_F32);
   tyr_T(n, H, t, D) qd = tyr_randn(n, H, t, D);
   tyr_T(n, HKV, t, D) kd = tyr_randn(n, HKV, t, D);
   tyr_T(t, D / 2) csd;
