@@ -78,10 +78,10 @@ tyr_tensor *tyr_masked_fill_at(tyr_site s, tyr_tensor *x, tyr_tensor *mask, doub
 /* x + y in x's dtype, y converted to it: the residual add of mixed
  * precision (x the f32 residual stream, y a block's bf16 or f16 output).
  * x and y are float tensors of one shape and device.  The value is that of
- * tyr_add(x, tyr_to_dtype(y, x's dtype)); where the device computes y's
- * dtype natively (CUDA) the kernel widens y as it reads it, so no converted
- * copy of y is made or kept.  The gradient of x is the incoming one; y's is
- * that converted to y's dtype. */
+ * tyr_add(x, tyr_to_dtype(y, x's dtype)); for an f32 x and a 16-bit y on a
+ * device that computes y's dtype natively (CUDA) the kernel widens y as it
+ * reads it, so no converted copy of y is made or kept.  The gradient of x is the incoming one; y's
+ * is that converted to y's dtype. */
 tyr_tensor *tyr_residual_add_at(tyr_site s, tyr_tensor *x, tyr_tensor *y);
 
 /* Explicit broadcasting.  _row: x is [..., C], row is [C], row is repeated

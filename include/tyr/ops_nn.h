@@ -73,13 +73,13 @@ tyr_tensor *tyr_layer_norm_at(tyr_site s, tyr_tensor *x, tyr_tensor *w, tyr_tens
 tyr_tensor *tyr_rms_norm_at(tyr_site s, tyr_tensor *x, tyr_tensor *w, double eps);
 /* The norms with the result in another float dtype: the mixed-precision
  * norm of autocast (x, w and b in f32, the result in bf16 or f16 for the
- * matmuls that follow).  The norm is computed as tyr_layer_norm computes
- * it (in f32 for f32 and 16-bit x, f64 for f64) and each result rounded
- * once, to dtype: for f32 x that is tyr_to_dtype(tyr_layer_norm(x, w, b,
- * eps), dtype) bit for bit.  Where the device computes dtype natively
- * (CUDA) the kernel rounds as it stores, so no f32 copy of the result is
- * made or kept, and the backward reads the gradient in dtype.  The
- * gradients of x, w and b are in their own dtypes. */
+ * matmuls that follow).  The norm is computed in f32 (f64 for f64 x) and
+ * converted to dtype: for f32 or f64 x that is tyr_to_dtype(tyr_layer_norm(x,
+ * w, b, eps), dtype) bit for bit; a 16-bit x is widened to f32 first, so
+ * its result is rounded once, to dtype.  For f32 x and a 16-bit dtype on a
+ * device that computes it natively (CUDA) the kernel rounds as it stores,
+ * so no f32 copy of the result is made or kept, and the backward reads the
+ * gradient in dtype.  The gradients of x, w and b are in their own dtypes. */
 tyr_tensor *tyr_layer_norm_to_at(tyr_site s, tyr_tensor *x, tyr_tensor *w, tyr_tensor *b,
                                  double eps, tyr_dtype dtype);
 tyr_tensor *tyr_rms_norm_to_at(tyr_site s, tyr_tensor *x, tyr_tensor *w, double eps,

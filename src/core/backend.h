@@ -124,6 +124,9 @@ typedef struct tyr_backend {
   /* gin = d/da op(a) * gout */
   void (*unary_backward)(tyr_unary_op op, tyr_tensor *gin, const tyr_tensor *a,
                          const tyr_tensor *gout, double p0, double p1);
+  /* out = a op b; arithmetic ops take one dtype for all three, except that
+   * a backend computing 16-bit floats natively gets f32 out and a with a
+   * bf16/f16 b (tyr_residual_add) */
   void (*binary)(tyr_binary_op op, tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b);
   /* out = cond ? a : b; cond is bool/u8 */
   void (*where)(tyr_tensor *out, const tyr_tensor *cond, const tyr_tensor *a, const tyr_tensor *b);
@@ -141,7 +144,10 @@ typedef struct tyr_backend {
   void (*softmax_backward)(tyr_tensor *gx, const tyr_tensor *y, const tyr_tensor *gy, bool log);
 
   /* normalisation over the last dim; inputs contiguous; w, b may be NULL.
-   * mean (NULL for rms) and rstd are [rows] f32/f64 saved for backward. */
+   * mean (NULL for rms) and rstd are [rows] f32/f64 saved for backward.
+   * y (forward) and gy (backward) have x's dtype, or, on a backend that
+   * computes 16-bit floats natively (CUDA: tyr__dtype_needs_f32 false), are
+   * bf16/f16 beside an f32 x (tyr_layer_norm_to); gx, gw, gb have x's. */
   void (*layer_norm)(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd, const tyr_tensor *x,
                      const tyr_tensor *w, const tyr_tensor *b, double eps);
   void (*layer_norm_backward)(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, const tyr_tensor *gy,

@@ -415,6 +415,9 @@ static void norm_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin) {
   if (nb) gin[2] = tyr__nn_finish(s, op, gb, b->dtype);
 }
 
+/* norm_op's odt for "the result in x's dtype" */
+#define NORM_X_DTYPE ((tyr_dtype)-1)
+
 static tyr_tensor *norm_op(tyr_site s, const char *op, tyr_tensor *x, tyr_tensor *w, tyr_tensor *b,
                            double eps, bool rms, tyr_dtype odt) {
   if (!tyr__arg_ok(s, op, "x", x) || !tyr__is_float(s, op, "x", x)) return NULL;
@@ -428,6 +431,7 @@ static tyr_tensor *norm_op(tyr_site s, const char *op, tyr_tensor *x, tyr_tensor
     tyr_raise(TYR_ERR_ARG, s, op, "eps must be finite and >= 0, got %g", eps);
     return NULL;
   }
+  if (odt == NORM_X_DTYPE) odt = x->dtype;
   if (!tyr_dtype_is_float(odt)) {
     tyr_raise(TYR_ERR_DTYPE, s, op, "the result's dtype must be a float dtype, got %s",
               tyr_dtype_name(odt));
@@ -472,10 +476,10 @@ static tyr_tensor *norm_op(tyr_site s, const char *op, tyr_tensor *x, tyr_tensor
 }
 
 tyr_tensor *tyr_layer_norm_at(tyr_site s, tyr_tensor *x, tyr_tensor *w, tyr_tensor *b, double eps) {
-  return norm_op(s, "tyr_layer_norm", x, w, b, eps, false, x ? x->dtype : TYR_F32);
+  return norm_op(s, "tyr_layer_norm", x, w, b, eps, false, NORM_X_DTYPE);
 }
 tyr_tensor *tyr_rms_norm_at(tyr_site s, tyr_tensor *x, tyr_tensor *w, double eps) {
-  return norm_op(s, "tyr_rms_norm", x, w, NULL, eps, true, x ? x->dtype : TYR_F32);
+  return norm_op(s, "tyr_rms_norm", x, w, NULL, eps, true, NORM_X_DTYPE);
 }
 tyr_tensor *tyr_layer_norm_to_at(tyr_site s, tyr_tensor *x, tyr_tensor *w, tyr_tensor *b,
                                  double eps, tyr_dtype dtype) {

@@ -1031,6 +1031,7 @@ static void test_mixed_precision_norm_add(void **state) {
         snprintf(what, sizeof what, "%s f32 -> %s [%lld, %lld]", vn[variant], tyr_dtype_name(hdt),
                  (long long)R, (long long)N);
         expect_same_bits(what, yh, as_dtype(yf, hdt));
+        if (m[0]) expect_same_bits("  mean", m[0], m[1]);
         expect_same_bits("  rstd", r[0], r[1]);
         tyr_tensor *gx[2], *gw[2], *gb[2];
         for (int k = 0; k < 2; k++) {
@@ -1056,6 +1057,10 @@ static void test_mixed_precision_norm_add(void **state) {
           tyr_tensor *h1 = tyr_narrow_at(S, tyr_reshape_at(S, gh, 1, (int64_t[]){R * N}), 0, 0, n1);
           expect_same_bits("  at an odd offset", tyr_residual_add_at(S, x1, h1),
                            tyr_add_at(S, x1, as_dtype(h1, TYR_F32)));
+          /* strided operands (transposed views) */
+          tyr_tensor *xt = tyr_transpose_at(S, xg, 0, 1), *ht = tyr_transpose_at(S, gh, 0, 1);
+          expect_same_bits("  transposed", tyr_residual_add_at(S, xt, ht),
+                           tyr_add_at(S, xt, as_dtype(ht, TYR_F32)));
         }
       }
   /* the ops with their gradients, CUDA against the CPU */

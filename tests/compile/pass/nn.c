@@ -31,7 +31,7 @@ tyr_tensor *f(int n, int t) {
   /* dynamic */
   tyr_T(n, t, C) xd = tyr_randn(n, t, C);
   tyr_T(n, t, C) hd = tyr_rms_norm(tyr_layer_norm(xd, w, b, 1e-5), w, 1e-6);
-  hd = tyr_rms_norm_to(tyr_layer_norm_to(hd, w, NULL, 1e-5, TYR_F16), w, 1e-6, TYR_F32);
+  hd = tyr_residual_add(hd, tyr_layer_norm_to(hd, w, NULL, 1e-5, TYR_F16));
   tyr_T(n, H, t, D) qd = tyr_randn(n, H, t, D);
   tyr_T(n, HKV, t, D) kd = tyr_randn(n, HKV, t, D);
   tyr_T(t, D / 2) csd;
