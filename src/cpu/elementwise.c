@@ -191,8 +191,8 @@ void tyr_cpu_unary(tyr_unary_op op, tyr_tensor *out, const tyr_tensor *a, double
        * can vectorise (a switch inside the loop stops gcc and clang) */
 #define UN_CASE(OP)                                                                                \
   case OP:                                                                                         \
-    TYR_PAR_FOR(n > PAR_THRESHOLD, "omp parallel for",                                             \
-                for (int64_t i = 0; i < n; i++) o[i] = un_f32(OP, x[i], p0, p1););                 \
+    TYR_PAR_FOR_SIMD(n > PAR_THRESHOLD,                                                            \
+                     for (int64_t i = 0; i < n; i++) o[i] = un_f32(OP, x[i], p0, p1););            \
     return;
       switch (op) {
         UN_CASE(TYR_UN_NEG)
@@ -256,8 +256,8 @@ void tyr_cpu_unary_backward(tyr_unary_op op, tyr_tensor *gin, const tyr_tensor *
     /* one loop per op, so that each vectorises */
 #define BW_CASE(OP)                                                                                \
   case OP:                                                                                         \
-    TYR_PAR_FOR(n > PAR_THRESHOLD, "omp parallel for",                                             \
-                for (int64_t i = 0; i < n; i++) o[i] = g[i] * dun_f32(OP, x[i], p0, p1););         \
+    TYR_PAR_FOR_SIMD(n > PAR_THRESHOLD,                                                            \
+                     for (int64_t i = 0; i < n; i++) o[i] = g[i] * dun_f32(OP, x[i], p0, p1););    \
     return;
     switch (op) {
       BW_CASE(TYR_UN_GELU)
@@ -303,9 +303,9 @@ void tyr_cpu_act_row(tyr_unary_op op, bool f64, void *out, const void *x, int64_
   const float *xv = x;
 #define ACT_CASE(OP)                                                                               \
   case OP:                                                                                         \
-    for (int64_t i = 0; i < n; i++) o[i] = un_f32(OP, xv[i], 0, 0);                                \
+    _Pragma("omp simd") for (int64_t i = 0; i < n; i++) o[i] = un_f32(OP, xv[i], 0, 0);            \
     return;
-  switch (op) { /* one loop per op, so that each vectorises */
+  switch (op) { /* one loop per op, so that each vectorises (parallel.h: why simd) */
     ACT_CASE(TYR_UN_GELU)
     ACT_CASE(TYR_UN_GELU_TANH)
     ACT_CASE(TYR_UN_RELU)
@@ -328,7 +328,7 @@ void tyr_cpu_dact_row(tyr_unary_op op, bool f64, void *g, const void *x, int64_t
   const float *xv = x;
 #define DACT_CASE(OP)                                                                              \
   case OP:                                                                                         \
-    for (int64_t i = 0; i < n; i++) o[i] = o[i] * dun_f32(OP, xv[i], 0, 0);                        \
+    _Pragma("omp simd") for (int64_t i = 0; i < n; i++) o[i] = o[i] * dun_f32(OP, xv[i], 0, 0);    \
     return;
   switch (op) {
     DACT_CASE(TYR_UN_GELU)
