@@ -12,9 +12,11 @@
  *   backward  dw2, db2 = dyT @ h and dy summed over rows (one GEMM where the
  *             backend has matmul_bgrad, as tyr_linear's backward); dpre = (dy @ w2) * act'(pre) by
  * one GEMM, db1 = dpre summed over rows; dw1 = dpreT @ x; dx = dpre @ w1 so no elementwise kernel
- * applies the activation or its derivative.  The node keeps pre and h, as the unfused ops do.
- * Elsewhere (layouts and dtypes the epilogues do not take) the op is tyr_linear, the activation and
- * tyr_linear, with their nodes.  Either way the values are those of the three ops. */
+ * applies the activation or its derivative.  The node keeps pre, and h on the CPU; on CUDA h is
+ * computed again from pre in the backward (docs/cuda.md: the memory it saves and the time it
+ * costs). Elsewhere (layouts and dtypes the epilogues do not take) the op is tyr_linear, the
+ * activation and tyr_linear, with their nodes.  Either way the values are those of the three ops.
+ */
 #include "ops/nn_util.h"
 #include "tyr/autograd.h"
 #include "tyr/nn.h"
@@ -51,6 +53,11 @@ static void mlp_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin) {
   tyr_tensor *g2 = tyr_reshape_at(s, g, 2, (int64_t[]){M, C2});
   tyr_tensor *x2 = tyr_reshape_at(s, x, 2, (int64_t[]){M, C});
   if (!g2 || !x2) return;
+  if (!h && tyr__node_needs(n, 3)) { /* not kept (CUDA): act(pre) again, one elementwise pass */
+    h = tyr__new(s, op, pre->dtype, pre->device, 2, (int64_t[]){M, F});
+    if (!h) return;
+    be->unary(act, h, pre, 0, 0);
+  }
   /* second layer: dw2 = dyT @ h, db2 = dy summed over rows */
   tyr__linear_param_grads(s, g2, h, tyr__node_needs(n, 3), tyr__node_needs(n, 4), &gin[3], &gin[4]);
   if (!tyr__node_needs(n, 0) && !tyr__node_needs(n, 1) && !tyr__node_needs(n, 2)) return;
@@ -155,7 +162,11 @@ static tyr_tensor *mlp_fused(tyr_site s, const char *op, tyr_tensor *x, tyr_tens
     if (n) {
       n->i[0] = act;
       tyr__node_save(n, 0, pre);
-      tyr__node_save(n, 1, h);
+      /* on CUDA h is not kept but computed again from pre in the backward:
+         one elementwise pass over [M, hidden] for a buffer of that size per
+         layer held from the forward to the backward (GPT-2 124M at batch
+         16: 1.2 GB) */
+      if (x->device.type != TYR_CUDA) tyr__node_save(n, 1, h);
     }
   }
   tyr_tensor_free(h);
