@@ -3,7 +3,11 @@
  *   1. matmul GFLOP/s for square f32 sizes through tyr_matmul, next to
  *      cblas_sgemm called directly in the same run with the same threads
  *      (tyr's time includes allocating the result); then one thread at
- *      TrainGPT's product shapes;
+ *      TrainGPT's product shapes; then all threads at its whole products
+ *      (the rows of both threads' blocks), once with the operands in cache
+ *      (the product repeated) and once with 64 MiB touched before each
+ *      call, as in a training step, where the operands were written long
+ *      before the product reads them;
  *   2. elementwise GB/s on 16M-element f32 tensors (tyr_add, tyr_relu,
  *      tyr_exp; fresh result each call), next to a plain C loop;
  *   3. host cost of one op on one-element tensors in ns per call: tyr_add
@@ -139,6 +143,58 @@ static void bench_matmul_shapes(int reps) {
   tyr_set_num_threads(threads);
 }
 
+/* One thread's shapes above with M doubled (the whole products of which
+   each is a thread's block) on all threads: the median and best time of
+   `reps` calls, each after touching `flush` bytes (0: operands in cache). */
+static void bench_matmul_whole(int reps, size_t flush) {
+  static const struct {
+    int64_t M, N, K;
+    bool ta, tb;
+  } S[] = {
+      {768, 384, 128, false, true},    {768, 512, 128, false, true},
+      {768, 128, 512, false, true},    {768, 512, 128, false, false},
+      {768, 128, 384, false, false},   {512, 128, 768, true, false},
+      {4096, 1152, 384, false, true},  {4096, 384, 1536, false, true},
+      {4096, 1536, 384, false, false}, {1536, 384, 4096, true, false},
+  };
+  char *junk = flush ? malloc(flush) : NULL;
+  if (flush && !junk) return;
+  if (junk) memset(junk, 1, flush);
+  double *t = malloc(sizeof(double) * (size_t)reps);
+  if (!t) {
+    free(junk);
+    return;
+  }
+  for (size_t i = 0; i < sizeof S / sizeof S[0]; i++) {
+    tyr_scope_begin();
+    int64_t M = S[i].M, N = S[i].N, K = S[i].K;
+    tyr_device cpu = TYR_DEVICE_CPU;
+    tyr_tensor *a =
+        S[i].ta ? tyr_transpose_e(tyr_randn_at(TYR_SITE, TYR_F32, cpu, 2, (int64_t[]){K, M}, 0, 1),
+                                  0, 1)
+                : tyr_randn_at(TYR_SITE, TYR_F32, cpu, 2, (int64_t[]){M, K}, 0, 1);
+    tyr_tensor *b =
+        S[i].tb ? tyr_transpose_e(tyr_randn_at(TYR_SITE, TYR_F32, cpu, 2, (int64_t[]){N, K}, 0, 1),
+                                  0, 1)
+                : tyr_randn_at(TYR_SITE, TYR_F32, cpu, 2, (int64_t[]){K, N}, 0, 1);
+    double flop = 2.0 * (double)M * (double)N * (double)K;
+    tyr_tensor_free(tyr_keep_e(tyr_matmul_e(a, b))); /* warm-up */
+    for (int r = 0; r < reps; r++) {
+      for (size_t j = 0; j < flush; j += 64) junk[j]++;
+      double t0 = now();
+      tyr_tensor_free(tyr_keep_e(tyr_matmul_e(a, b)));
+      t[r] = now() - t0;
+    }
+    qsort(t, (size_t)reps, sizeof(double), cmp_double);
+    printf("  M %4lld N %4lld K %4lld %s @ %s  median %7.2f GFLOP/s  best %7.2f\n", (long long)M,
+           (long long)N, (long long)K, S[i].ta ? "aT" : "a ", S[i].tb ? "bT" : "b ",
+           flop / t[reps / 2] * 1e-9, flop / t[0] * 1e-9);
+    tyr_scope_end();
+  }
+  free(t);
+  free(junk);
+}
+
 /* ---- elementwise ---------------------------------------------------------------- */
 typedef tyr_tensor *(*unary_fn)(tyr_site, tyr_tensor *);
 
@@ -240,6 +296,12 @@ int main(int argc, char **argv) {
   printf("matmul, f32, one thread, TrainGPT's shapes (best of several runs; tyr_matmul allocates "
          "its result):\n");
   bench_matmul_shapes(g_quick ? 3 : 20);
+  printf("matmul, f32, %d threads, TrainGPT's whole products, operands in cache:\n",
+         tyr_get_num_threads());
+  bench_matmul_whole(g_quick ? 5 : 41, 0);
+  printf("matmul, f32, %d threads, the same with 64 MiB touched before each call:\n",
+         tyr_get_num_threads());
+  bench_matmul_whole(g_quick ? 5 : 41, (size_t)64 << 20);
   printf("elementwise, f32 (bytes read + written per second; fresh result each call):\n");
   bench_elementwise(g_quick ? (int64_t)1 << 20 : (int64_t)1 << 24, g_quick ? 3 : 10);
   printf("host cost of one op:\n");
