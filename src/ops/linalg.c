@@ -261,9 +261,10 @@ static void linear_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin) {
 
 void tyr__linear_param_grads(tyr_site s, tyr_tensor *g2, tyr_tensor *x2, bool want_w, bool want_b,
                              tyr_tensor **gw, tyr_tensor **gb) {
-  int64_t M = g2->shape[0], N = g2->shape[1], K = x2->shape[1];
+  int64_t M = g2->shape[0], N = g2->shape[1];
   const tyr_backend *be = tyr__be(g2);
   if (want_w && want_b && be->matmul_bgrad && M > 0) { /* one GEMM */
+    int64_t K = x2->shape[1];
     tyr_tensor *w = tyr__new(s, "tyr_linear", g2->dtype, g2->device, 2, (int64_t[]){N, K});
     tyr_tensor *b = w ? tyr__new(s, "tyr_linear", g2->dtype, g2->device, 1, &N) : NULL;
     if (b && be->matmul_bgrad(w, b, tview(g2), x2)) {

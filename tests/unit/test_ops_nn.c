@@ -549,6 +549,43 @@ static void test_mlp_act(void **state) {
     char name[64];
     snprintf(name, sizeof name, "mlp %s", names[a]);
     tyr_gradcheck(name, call_mlp_act, NULL, 5, gin, 1e-6, 1e-6);
+    /* only some inputs requiring gradients (frozen w2, only x, only b2):
+       those gradients and no others, as the three ops give them */
+    const unsigned masks[] = {0x17, 0x01, 0x10}; /* bit i: input i requires grad */
+    for (int m = 0; m < 3; m++) {
+      TYR_SCOPE;
+      double *g[2][5] = {{NULL}};
+      for (int k = 0; k < 2; k++) {
+        tyr_tensor *in[5];
+        for (int i = 0; i < 5; i++) {
+          in[i] = tyr_detach_e(gin[i]);
+          if (masks[m] >> i & 1) tyr_requires_grad_e(in[i], true);
+        }
+        tyr_tensor *y =
+            k ? tyr_linear_e(tyr_nn_act_at(TYR_SITE, act, tyr_linear_e(in[0], in[1], in[2])), in[3],
+                             in[4])
+              : tyr_mlp_e(in[0], in[1], in[2], in[3], in[4], act);
+        assert_non_null(y);
+        assert_int_equal(
+            tyr_backward_with_at(TYR_SITE, y,
+                                 tyr_ones_at(TYR_SITE, y->dtype, y->device, y->rank, y->shape)),
+            0);
+        for (int i = 0; i < 5; i++) {
+          tyr_tensor *gi = in[i]->requires_grad ? tyr_grad_e(in[i]) : NULL;
+          if ((gi != NULL) != (masks[m] >> i & 1))
+            fail_msg("mlp %s, gradients of 0x%x: input %d %s a gradient", names[a], masks[m], i,
+                     gi ? "has" : "lacks");
+          g[k][i] = gi ? values(gi) : NULL;
+        }
+      }
+      for (int i = 0; i < 5; i++) {
+        if (!g[0][i]) continue;
+        for (int64_t j = 0; j < tyr_numel(gin[i]); j++)
+          ASSERT_CLOSE(g[0][i][j], g[1][i][j], 1e-13, 1e-13);
+        free(g[0][i]);
+        free(g[1][i]);
+      }
+    }
     for (int i = 0; i < 5; i++) tyr_tensor_free(gin[i]);
   }
   TYR_SCOPE;
