@@ -409,12 +409,20 @@ void tyr_cpu_binary(tyr_binary_op op, tyr_tensor *out, const tyr_tensor *a, cons
         return;
       }
     }
-    /* a row broadcast (a bias): a contiguous, b one row of C repeated (last
-       stride 1, every other stride 0) */
-    bool row = ca && b->rank >= 1 && b->stride[b->rank - 1] == 1;
-    for (int d = 0; row && d < b->rank - 1; d++) row = b->stride[d] == 0 || b->shape[d] == 1;
+    /* a broadcast block (a bias row, a position table expanded over the
+       batch): a contiguous, b one block of C elements (its trailing dims,
+       contiguous) repeated over its leading dims (stride 0) */
+    int64_t C = 1;
+    int lead = b->rank - 1;
+    for (; lead >= 0; lead--) {
+      if (b->shape[lead] == 1) continue;
+      if (b->stride[lead] != C) break;
+      C *= b->shape[lead];
+    }
+    bool row = ca;
+    for (int d = 0; row && d <= lead; d++) row = b->stride[d] == 0 || b->shape[d] == 1;
     if (row && (op == TYR_BIN_ADD || op == TYR_BIN_MUL)) {
-      int64_t C = b->shape[b->rank - 1], rows = C > 0 ? n / C : 0;
+      int64_t rows = C > 0 ? n / C : 0;
       x += a->offset;
       y += b->offset;
       bool add = op == TYR_BIN_ADD;

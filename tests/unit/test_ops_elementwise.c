@@ -351,6 +351,50 @@ static void test_broadcast_forms(void **state) {
   tyr_tensor_free(col);
 }
 
+/* f32 add, mul and sub where b is an expanded view (stride 0 over leading
+   dims): the CPU's broadcast-block path (a contiguous, b one contiguous block
+   repeated) and the general one must give each element's float result
+   exactly, on both sides of the parallel threshold and with a as a
+   transposed view. */
+static void test_expanded_operands(void **state) {
+  (void)state;
+  const tyr_device cpu = TYR_DEVICE_CPU;
+  const int64_t sizes[2][3] = {{2, 3, 5}, {8, 33, 130}}; /* 30 and 34,320 elements */
+  for (int z = 0; z < 2; z++) {
+    TYR_SCOPE;
+    int64_t B = sizes[z][0], T = sizes[z][1], C = sizes[z][2];
+    tyr_tensor *src[6] = {
+        tyr_randn_at(TYR_SITE, TYR_F32, cpu, 2, (int64_t[]){T, C}, 0, 1), /* a block */
+        tyr_randn_at(TYR_SITE, TYR_F32, cpu, 1, (int64_t[]){C}, 0, 1),    /* a row */
+        tyr_randn_at(TYR_SITE, TYR_F32, cpu, 1, (int64_t[]){1}, 0, 1),    /* a scalar */
+        tyr_randn_at(TYR_SITE, TYR_F32, cpu, 3, (int64_t[]){B, 1, C}, 0, 1),
+        tyr_randn_at(TYR_SITE, TYR_F32, cpu, 3, (int64_t[]){1, T, 1}, 0, 1),
+        tyr_transpose_e(tyr_randn_at(TYR_SITE, TYR_F32, cpu, 2, (int64_t[]){C, T}, 0, 1), 0, 1),
+    };
+    tyr_tensor *as[2] = {
+        tyr_randn_at(TYR_SITE, TYR_F32, cpu, 3, (int64_t[]){B, T, C}, 0, 1),
+        tyr_transpose_e(tyr_randn_at(TYR_SITE, TYR_F32, cpu, 3, (int64_t[]){B, C, T}, 0, 1), 1, 2),
+    };
+    for (int k = 0; k < 6; k++)
+      for (int l = 0; l < 2; l++) {
+        tyr_tensor *a = as[l], *b = tyr_expand_e(src[k], B, T, C);
+        tyr_tensor *sum = tyr_add_e(a, b), *prod = tyr_mul_e(a, b), *diff = tyr_sub_e(a, b);
+        for (int64_t i = 0; i < B; i++)
+          for (int64_t j = 0; j < T; j++)
+            for (int64_t c = 0; c < C; c++) {
+              float x = (float)tyr_get_e(a, i, j, c), y = (float)tyr_get_e(b, i, j, c);
+              float s = x + y, m = x * y, d = x - y;
+              if (tyr_get_e(sum, i, j, c) != s || tyr_get_e(prod, i, j, c) != m ||
+                  tyr_get_e(diff, i, j, c) != d)
+                fail_msg("source %d, a layout %d, [%lld, %lld, %lld]: %g %g %g, want %g %g %g", k,
+                         l, (long long)i, (long long)j, (long long)c, tyr_get_e(sum, i, j, c),
+                         tyr_get_e(prod, i, j, c), tyr_get_e(diff, i, j, c), (double)s, (double)m,
+                         (double)d);
+            }
+      }
+  }
+}
+
 static void test_errors(void **state) {
   (void)state;
   TYR_SCOPE;
@@ -486,6 +530,7 @@ int main(void) {
       TYR_TEST(test_comparisons_where_masked_fill),
       TYR_TEST(test_where_gradients),
       TYR_TEST(test_broadcast_forms),
+      TYR_TEST(test_expanded_operands),
       TYR_TEST(test_errors),
       TYR_TEST(test_half_precision),
       TYR_TEST(test_residual_add),
