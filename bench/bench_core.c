@@ -7,14 +7,16 @@
  *      (the rows of both threads' blocks), once with the operands in cache
  *      (the product repeated) and once with 64 MiB touched before each
  *      call, as in a training step, where the operands were written long
- *      before the product reads them;
+ *      before the product reads them (64 MiB is more than cpu-dev's caches
+ *      hold, not more than a large server's L3); median and best of each;
  *   2. elementwise GB/s on 16M-element f32 tensors (tyr_add, tyr_relu,
  *      tyr_exp; fresh result each call), next to a plain C loop;
  *   3. host cost of one op on one-element tensors in ns per call: tyr_add
  *      in a loop, in a scope ended every 1000 calls (so the time includes
  *      allocating and freeing), without and with grad recording.
  *
- * Every figure is the best of several timed runs after a warm-up.
+ * Every figure is the best of several timed runs after a warm-up (the whole
+ * products: their median as well).
  * Usage: bench_core [--quick]   (--quick: fewer repetitions, smaller sizes) */
 #include <cblas.h>
 #include <stdio.h>
@@ -143,9 +145,10 @@ static void bench_matmul_shapes(int reps) {
   tyr_set_num_threads(threads);
 }
 
-/* One thread's shapes above with M doubled (the whole products of which
-   each is a thread's block) on all threads: the median and best time of
-   `reps` calls, each after touching `flush` bytes (0: operands in cache). */
+/* TrainGPT's products whole (the one-thread shapes above are the blocks
+   the threads split them into: the rows of a @ b and a @ bT, M doubled) on
+   all threads: the median and best time of `reps` calls, each after
+   touching `flush` bytes (0: operands in cache). */
 static void bench_matmul_whole(int reps, size_t flush) {
   static const struct {
     int64_t M, N, K;
@@ -158,10 +161,14 @@ static void bench_matmul_whole(int reps, size_t flush) {
       {4096, 1536, 384, false, false}, {1536, 384, 4096, true, false},
   };
   char *junk = flush ? malloc(flush) : NULL;
-  if (flush && !junk) return;
+  if (flush && !junk) {
+    printf("  skipped: no memory for %zu bytes to touch\n", flush);
+    return;
+  }
   if (junk) memset(junk, 1, flush);
   double *t = malloc(sizeof(double) * (size_t)reps);
   if (!t) {
+    printf("  skipped: out of memory\n");
     free(junk);
     return;
   }
@@ -181,6 +188,7 @@ static void bench_matmul_whole(int reps, size_t flush) {
     tyr_tensor_free(tyr_keep_e(tyr_matmul_e(a, b))); /* warm-up */
     for (int r = 0; r < reps; r++) {
       for (size_t j = 0; j < flush; j += 64) junk[j]++;
+      __asm__ volatile("" : : "r"(junk) : "memory"); /* the touches happen */
       double t0 = now();
       tyr_tensor_free(tyr_keep_e(tyr_matmul_e(a, b)));
       t[r] = now() - t0;

@@ -25,9 +25,9 @@
 /* The same for a loop that must vectorise: "omp parallel for simd" when
  * cond holds and "omp simd" when it does not.  The simd pragma makes gcc
  * vectorise loops whose cost model it would otherwise decline: gcc 13
- * leaves the loops of tanh, tanh GELU and exact GELU's derivative scalar
- * (15-18 ns an element on an Intel Xeon, against about 1 ns vectorised),
- * which gcc 12 vectorises without it.  Only for loops whose iterations are
+ * leaves the loops of tanh, tanh GELU, SiLU and exact GELU's derivative
+ * scalar (16-19 ns an element on an Intel Xeon, against about 1 ns
+ * vectorised), which gcc 12 vectorises without it.  Only for loops whose iterations are
  * independent (an output element from the inputs' same element). */
 #define TYR_PAR_FOR_SIMD(cond, ...)                                                                \
   do {                                                                                             \
