@@ -246,6 +246,21 @@ static void bench_elementwise(int64_t n, int reps) {
     printf("  %-8s of [%lld] f32: %6.2f GB/s (%.2f ms)\n", un[k].name, (long long)n,
            bytes2 / best * 1e-9, best * 1e3);
   }
+  /* a [T, C] table expanded over the batch, as GPT adds its position
+     embeddings: shakespeare_cpu's [12, 64, 128] */
+  tyr_tensor *x =
+      tyr_randn_at(TYR_SITE, TYR_F32, TYR_DEVICE_CPU, 3, (int64_t[]){12, 64, 128}, 0, 1);
+  tyr_tensor *pos = tyr_randn_at(TYR_SITE, TYR_F32, TYR_DEVICE_CPU, 2, (int64_t[]){64, 128}, 0, 1);
+  tyr_tensor *pe = tyr_expand_e(pos, 12, 64, 128);
+  double best = 1e30;
+  for (int r = 0; r < 20 * reps + 1; r++) {
+    double t0 = now();
+    tyr_tensor *y = tyr_keep_e(tyr_add_e(x, pe));
+    double t1 = now();
+    tyr_tensor_free(y);
+    if (r > 0 && t1 - t0 < best) best = t1 - t0;
+  }
+  printf("  add of [12, 64, 128] and [64, 128] expanded to it: %.1f us\n", best * 1e6);
   tyr_scope_end();
 }
 
