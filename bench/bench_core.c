@@ -95,6 +95,15 @@ static void bench_matmul(int64_t n, int reps) {
    gets): shakespeare_cpu (768 tokens, 128 wide) and the 6-layer preset
    (4096 tokens, 384 wide); forward a @ wT, input gradient g @ w, weight
    gradient gT @ x. */
+/* A random f32 [rows, cols] operand: contiguous, or (transposed) the
+   transpose of a contiguous [cols, rows]. */
+static tyr_tensor *gemm_operand(int64_t rows, int64_t cols, bool transposed) {
+  if (!transposed)
+    return tyr_randn_at(TYR_SITE, TYR_F32, TYR_DEVICE_CPU, 2, (int64_t[]){rows, cols}, 0, 1);
+  return tyr_transpose_e(
+      tyr_randn_at(TYR_SITE, TYR_F32, TYR_DEVICE_CPU, 2, (int64_t[]){cols, rows}, 0, 1), 0, 1);
+}
+
 static void bench_matmul_shapes(int reps) {
   static const struct {
     int64_t M, N, K;
@@ -113,16 +122,8 @@ static void bench_matmul_shapes(int reps) {
   for (size_t i = 0; i < sizeof S / sizeof S[0]; i++) {
     tyr_scope_begin();
     int64_t M = S[i].M, N = S[i].N, K = S[i].K;
-    tyr_device cpu = TYR_DEVICE_CPU;
-    tyr_tensor *a =
-        S[i].ta ? tyr_transpose_e(tyr_randn_at(TYR_SITE, TYR_F32, cpu, 2, (int64_t[]){K, M}, 0, 1),
-                                  0, 1)
-                : tyr_randn_at(TYR_SITE, TYR_F32, cpu, 2, (int64_t[]){M, K}, 0, 1);
-    tyr_tensor *b =
-        S[i].tb ? tyr_transpose_e(tyr_randn_at(TYR_SITE, TYR_F32, cpu, 2, (int64_t[]){N, K}, 0, 1),
-                                  0, 1)
-                : tyr_randn_at(TYR_SITE, TYR_F32, cpu, 2, (int64_t[]){K, N}, 0, 1);
-    float *pc = tyr_data_ptr(tyr_empty_at(TYR_SITE, TYR_F32, cpu, 2, (int64_t[]){M, N}));
+    tyr_tensor *a = gemm_operand(M, K, S[i].ta), *b = gemm_operand(K, N, S[i].tb);
+    float *pc = tyr_data_ptr(tyr_empty_at(TYR_SITE, TYR_F32, TYR_DEVICE_CPU, 2, (int64_t[]){M, N}));
     const float *pa = tyr_data_ptr(a), *pb = tyr_data_ptr(b);
     double best_t = 1e30, best_b = 1e30, flop = 2.0 * (double)M * (double)N * (double)K;
     for (int r = 0; r < reps + 1; r++) {
@@ -175,15 +176,7 @@ static void bench_matmul_whole(int reps, size_t flush) {
   for (size_t i = 0; i < sizeof S / sizeof S[0]; i++) {
     tyr_scope_begin();
     int64_t M = S[i].M, N = S[i].N, K = S[i].K;
-    tyr_device cpu = TYR_DEVICE_CPU;
-    tyr_tensor *a =
-        S[i].ta ? tyr_transpose_e(tyr_randn_at(TYR_SITE, TYR_F32, cpu, 2, (int64_t[]){K, M}, 0, 1),
-                                  0, 1)
-                : tyr_randn_at(TYR_SITE, TYR_F32, cpu, 2, (int64_t[]){M, K}, 0, 1);
-    tyr_tensor *b =
-        S[i].tb ? tyr_transpose_e(tyr_randn_at(TYR_SITE, TYR_F32, cpu, 2, (int64_t[]){N, K}, 0, 1),
-                                  0, 1)
-                : tyr_randn_at(TYR_SITE, TYR_F32, cpu, 2, (int64_t[]){K, N}, 0, 1);
+    tyr_tensor *a = gemm_operand(M, K, S[i].ta), *b = gemm_operand(K, N, S[i].tb);
     double flop = 2.0 * (double)M * (double)N * (double)K;
     tyr_tensor_free(tyr_keep_e(tyr_matmul_e(a, b))); /* warm-up */
     for (int r = 0; r < reps; r++) {
