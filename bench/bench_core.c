@@ -91,10 +91,24 @@ static void bench_matmul(int64_t n, int reps) {
   tyr_scope_end();
 }
 
-/* One-thread products at TrainGPT's shapes (the row block one of two threads
-   gets): shakespeare_cpu (768 tokens, 128 wide) and the 6-layer preset
-   (4096 tokens, 384 wide); forward a @ wT, input gradient g @ w, weight
-   gradient gT @ x. */
+/* TrainGPT's products as one thread computes them (the row block one of two
+   threads gets): shakespeare_cpu (768 tokens, 128 wide) and the 6-layer
+   preset (4096 tokens, 384 wide); forward a @ wT, input gradient g @ w,
+   weight gradient gT @ x.  The whole product has twice the rows where a is
+   not transposed; `whole`: bench_matmul_whole times it. */
+static const struct {
+  int64_t M, N, K;
+  bool ta, tb, whole;
+} gemm_shapes[] = {
+    {384, 384, 128, false, true, true},   {384, 512, 128, false, true, true},
+    {384, 128, 512, false, true, true},   {384, 512, 128, false, false, true},
+    {384, 128, 384, false, false, true},  {128, 128, 768, true, false, false},
+    {512, 128, 768, true, false, true},   {2048, 1152, 384, false, true, true},
+    {2048, 384, 1536, false, true, true}, {2048, 1536, 384, false, false, true},
+    {1536, 384, 4096, true, false, true}, {384, 1536, 4096, true, false, false},
+};
+#define NSHAPES (sizeof gemm_shapes / sizeof gemm_shapes[0])
+
 /* A random f32 [rows, cols] operand: contiguous, or (transposed) the
    transpose of a contiguous [cols, rows]. */
 static tyr_tensor *gemm_operand(int64_t rows, int64_t cols, bool transposed) {
@@ -105,24 +119,14 @@ static tyr_tensor *gemm_operand(int64_t rows, int64_t cols, bool transposed) {
 }
 
 static void bench_matmul_shapes(int reps) {
-  static const struct {
-    int64_t M, N, K;
-    bool ta, tb;
-  } S[] = {
-      {384, 384, 128, false, true},   {384, 512, 128, false, true},
-      {384, 128, 512, false, true},   {384, 512, 128, false, false},
-      {384, 128, 384, false, false},  {128, 128, 768, true, false},
-      {512, 128, 768, true, false},   {2048, 1152, 384, false, true},
-      {2048, 384, 1536, false, true}, {2048, 1536, 384, false, false},
-      {1536, 384, 4096, true, false}, {384, 1536, 4096, true, false},
-  };
   int threads = tyr_get_num_threads();
   tyr_set_num_threads(1);
   openblas_set_num_threads(1);
-  for (size_t i = 0; i < sizeof S / sizeof S[0]; i++) {
+  for (size_t i = 0; i < NSHAPES; i++) {
     tyr_scope_begin();
-    int64_t M = S[i].M, N = S[i].N, K = S[i].K;
-    tyr_tensor *a = gemm_operand(M, K, S[i].ta), *b = gemm_operand(K, N, S[i].tb);
+    int64_t M = gemm_shapes[i].M, N = gemm_shapes[i].N, K = gemm_shapes[i].K;
+    tyr_tensor *a = gemm_operand(M, K, gemm_shapes[i].ta),
+               *b = gemm_operand(K, N, gemm_shapes[i].tb);
     float *pc = tyr_data_ptr(tyr_empty_at(TYR_SITE, TYR_F32, TYR_DEVICE_CPU, 2, (int64_t[]){M, N}));
     const float *pa = tyr_data_ptr(a), *pb = tyr_data_ptr(b);
     double best_t = 1e30, best_b = 1e30, flop = 2.0 * (double)M * (double)N * (double)K;
@@ -130,37 +134,27 @@ static void bench_matmul_shapes(int reps) {
       double t0 = now();
       tyr_tensor_free(tyr_keep_e(tyr_matmul_e(a, b)));
       double t1 = now();
-      cblas_sgemm(CblasRowMajor, S[i].ta ? CblasTrans : CblasNoTrans,
-                  S[i].tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, pa,
-                  S[i].ta ? (int)M : (int)K, pb, S[i].tb ? (int)K : (int)N, 0.0f, pc, (int)N);
+      cblas_sgemm(CblasRowMajor, gemm_shapes[i].ta ? CblasTrans : CblasNoTrans,
+                  gemm_shapes[i].tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, pa,
+                  gemm_shapes[i].ta ? (int)M : (int)K, pb, gemm_shapes[i].tb ? (int)K : (int)N,
+                  0.0f, pc, (int)N);
       double t2 = now();
       if (r == 0) continue; /* warm-up */
       if (t1 - t0 < best_t) best_t = t1 - t0;
       if (t2 - t1 < best_b) best_b = t2 - t1;
     }
     printf("  M %4lld N %4lld K %4lld %s @ %s  tyr_matmul %7.2f GFLOP/s  cblas_sgemm %7.2f\n",
-           (long long)M, (long long)N, (long long)K, S[i].ta ? "aT" : "a ", S[i].tb ? "bT" : "b ",
-           flop / best_t * 1e-9, flop / best_b * 1e-9);
+           (long long)M, (long long)N, (long long)K, gemm_shapes[i].ta ? "aT" : "a ",
+           gemm_shapes[i].tb ? "bT" : "b ", flop / best_t * 1e-9, flop / best_b * 1e-9);
     tyr_scope_end();
   }
   tyr_set_num_threads(threads);
 }
 
-/* TrainGPT's products whole (the one-thread shapes above are the blocks
-   the threads split them into: the rows of a @ b and a @ bT, M doubled) on
-   all threads: the median and best time of `reps` calls, each after
+/* TrainGPT's products whole (gemm_shapes' rows marked whole) on all
+   threads: the median and best time of `reps` calls, each after
    touching `flush` bytes (0: operands in cache). */
 static void bench_matmul_whole(int reps, size_t flush) {
-  static const struct {
-    int64_t M, N, K;
-    bool ta, tb;
-  } S[] = {
-      {768, 384, 128, false, true},    {768, 512, 128, false, true},
-      {768, 128, 512, false, true},    {768, 512, 128, false, false},
-      {768, 128, 384, false, false},   {512, 128, 768, true, false},
-      {4096, 1152, 384, false, true},  {4096, 384, 1536, false, true},
-      {4096, 1536, 384, false, false}, {1536, 384, 4096, true, false},
-  };
   char *junk = flush ? malloc(flush) : NULL;
   if (flush && !junk) {
     printf("  skipped: no memory for %zu bytes to touch\n", flush);
@@ -173,10 +167,13 @@ static void bench_matmul_whole(int reps, size_t flush) {
     free(junk);
     return;
   }
-  for (size_t i = 0; i < sizeof S / sizeof S[0]; i++) {
+  for (size_t i = 0; i < NSHAPES; i++) {
+    if (!gemm_shapes[i].whole) continue;
     tyr_scope_begin();
-    int64_t M = S[i].M, N = S[i].N, K = S[i].K;
-    tyr_tensor *a = gemm_operand(M, K, S[i].ta), *b = gemm_operand(K, N, S[i].tb);
+    int64_t M = gemm_shapes[i].ta ? gemm_shapes[i].M : 2 * gemm_shapes[i].M;
+    int64_t N = gemm_shapes[i].N, K = gemm_shapes[i].K;
+    tyr_tensor *a = gemm_operand(M, K, gemm_shapes[i].ta),
+               *b = gemm_operand(K, N, gemm_shapes[i].tb);
     double flop = 2.0 * (double)M * (double)N * (double)K;
     tyr_tensor_free(tyr_keep_e(tyr_matmul_e(a, b))); /* warm-up */
     for (int r = 0; r < reps; r++) {
@@ -188,8 +185,8 @@ static void bench_matmul_whole(int reps, size_t flush) {
     }
     qsort(t, (size_t)reps, sizeof(double), cmp_double);
     printf("  M %4lld N %4lld K %4lld %s @ %s  median %7.2f GFLOP/s  best %7.2f\n", (long long)M,
-           (long long)N, (long long)K, S[i].ta ? "aT" : "a ", S[i].tb ? "bT" : "b ",
-           flop / t[reps / 2] * 1e-9, flop / t[0] * 1e-9);
+           (long long)N, (long long)K, gemm_shapes[i].ta ? "aT" : "a ",
+           gemm_shapes[i].tb ? "bT" : "b ", flop / t[reps / 2] * 1e-9, flop / t[0] * 1e-9);
     tyr_scope_end();
   }
   free(t);
