@@ -2,7 +2,9 @@
  * and TFLOP/s at GPT shapes, causal, for each kernel that can run a
  * configuration: f32 tensors (the f32 CUDA-core kernel), f32 tensors in
  * the bf16 matmul mode and bf16 tensors (the tensor-core kernel, and the
- * CUDA-core kernel for comparison, as with TYR_CUDA_ATTN=simt).  FLOPs
+ * CUDA-core kernel for comparison, as with TYR_CUDA_ATTN=simt), and bf16
+ * tensors on cuDNN's fused attention (TYR_CUDA_ATTENTION_CUDNN).  The "ran"
+ * column names the kernel that ran the last call.  FLOPs
  * count the visible half of the score matrix under the causal mask:
  * forward 4 B H T^2 D / 2, backward 2.5 times that (the FlashAttention
  * convention; the kernels' own backward recomputes more).
@@ -37,8 +39,9 @@ typedef struct {
   tyr_cuda_attention_kernel kernel;
 } config;
 
-/* seconds per call of fwd (backward when bwd) */
-static double run(const shape *sh, const config *cf, bool bwd, int iters) {
+/* seconds per call of fwd (backward when bwd); *ran: the kernel of the last call */
+static double run(const shape *sh, const config *cf, bool bwd, int iters,
+                  tyr_cuda_attention_kernel *ran) {
   tyr_device dev = TYR_DEVICE_CUDA(0);
   tyr_dtype dt = cf->dt;
   tyr_cuda_set_matmul_mode(cf->mode);
@@ -69,6 +72,7 @@ static double run(const shape *sh, const config *cf, bool bwd, int iters) {
     tyr_cuda_synchronize();
     if (rep > 0) best = fmin(best, (now() - t0) / n);
   }
+  *ran = tyr_cuda_attention_last();
   tyr_tensor_free(q);
   tyr_tensor_free(k);
   tyr_tensor_free(v);
@@ -101,25 +105,31 @@ int main(int argc, char **argv) {
   };
   const config configs[] = {
       {"f32 simt", TYR_F32, TYR_CUDA_MATMUL_F32, TYR_CUDA_ATTENTION_AUTO},
-      {"f32/bf16mode tc", TYR_F32, TYR_CUDA_MATMUL_BF16, TYR_CUDA_ATTENTION_AUTO},
+      {"f32/bf16mode tc", TYR_F32, TYR_CUDA_MATMUL_BF16, TYR_CUDA_ATTENTION_TC},
       {"f32/bf16mode simt", TYR_F32, TYR_CUDA_MATMUL_BF16, TYR_CUDA_ATTENTION_SIMT},
-      {"bf16 tc", TYR_BF16, TYR_CUDA_MATMUL_F32, TYR_CUDA_ATTENTION_AUTO},
+      {"bf16 cudnn", TYR_BF16, TYR_CUDA_MATMUL_F32, TYR_CUDA_ATTENTION_CUDNN},
+      {"bf16 tc", TYR_BF16, TYR_CUDA_MATMUL_F32, TYR_CUDA_ATTENTION_TC},
       {"bf16 simt", TYR_BF16, TYR_CUDA_MATMUL_F32, TYR_CUDA_ATTENTION_SIMT},
   };
   tyr_cuda_matmul_mode mode0 = tyr_cuda_get_matmul_mode();
   tyr_cuda_attention_kernel kernel0 = tyr_cuda_get_attention_kernel();
   printf("tyr_sdpa on cuda:0, causal (the sum backward includes a fill and a sum); tc: the "
-         "tensor-core kernel, simt: the CUDA-core kernel\n");
-  printf("%-36s %-18s %10s %9s %12s %9s\n", "shape", "tensors / kernel", "fwd ms", "TFLOP/s",
-         "fwd+bwd ms", "TFLOP/s");
+         "tensor-core kernel, simt: the CUDA-core kernel, cudnn: cuDNN's fused attention\n");
+  printf("%-36s %-18s %-12s %10s %9s %12s %9s\n", "shape", "tensors / kernel", "ran", "fwd ms",
+         "TFLOP/s", "fwd+bwd ms", "TFLOP/s");
+  static const char *const KNAMES[4] = {"-", "simt", "tc", "cudnn"};
   for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
     const shape *sh = &shapes[s];
     if (only && strncmp(sh->name, only, strlen(only))) continue;
     for (size_t c = 0; c < sizeof configs / sizeof *configs; c++) {
       double f = 4.0 * sh->B * sh->H * (double)sh->T * sh->T * sh->D / 2;
-      double tf = run(sh, &configs[c], false, iters), tb = run(sh, &configs[c], true, iters);
-      printf("%-36s %-18s %10.3f %9.2f %12.3f %9.2f\n", sh->name, configs[c].name, tf * 1e3,
-             f / tf / 1e12, tb * 1e3, 3.5 * f / tb / 1e12);
+      tyr_cuda_attention_kernel kf, kb;
+      double tf = run(sh, &configs[c], false, iters, &kf);
+      double tb = run(sh, &configs[c], true, iters, &kb);
+      char ran[16];
+      snprintf(ran, sizeof ran, "%s/%s", KNAMES[kf & 3], KNAMES[kb & 3]);
+      printf("%-36s %-18s %-12s %10.3f %9.2f %12.3f %9.2f\n", sh->name, configs[c].name, ran,
+             tf * 1e3, f / tf / 1e12, tb * 1e3, 3.5 * f / tb / 1e12);
       fflush(stdout);
     }
   }

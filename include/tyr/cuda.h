@@ -123,18 +123,32 @@ void tyr_cuda_set_matmul_mode(tyr_cuda_matmul_mode mode);
 tyr_cuda_matmul_mode tyr_cuda_get_matmul_mode(void);
 
 /* Which kernel computes attention (tyr_sdpa, forward and backward) on CUDA
- * devices.  AUTO: the tensor-core kernel (bf16 operands, f32 accumulation)
- * where it applies - bf16 tensors, or f32 tensors while the matmul mode is
- * TYR_CUDA_MATMUL_BF16; head dim 32, 64 or 128; no bool/u8 mask - and the
- * f32 CUDA-core kernel elsewhere.  SIMT: always the CUDA-core kernel.  The
- * default is AUTO, or SIMT with TYR_CUDA_ATTN=simt in the environment.
- * Without the CUDA backend the setting is kept and has no effect. */
+ * devices.
+ *   AUTO (the default): the tensor-core kernel where it applies (bf16
+ *     tensors, or f32 tensors while the matmul mode is TYR_CUDA_MATMUL_BF16;
+ *     head dim 32, 64 or 128; no bool/u8 mask), else the f32 CUDA-core
+ *     kernel.
+ *   CUDNN: cuDNN's fused flash attention where it applies (bf16/f16 tensors,
+ *     head dim 64 or 128, no bool/u8 mask, document ids or window, as many
+ *     key/value heads as query heads, T == S when causal, compute capability
+ *     9.0 or newer, and cuDNN accepts the shape), else as AUTO.  Opt-in
+ *     until it has been measured against the tensor-core kernel on a GPU
+ *     (docs/cuda.md).
+ *   TC: as AUTO.
+ *   SIMT: always the CUDA-core kernel.
+ * TYR_CUDA_ATTN=simt|tc|cudnn in the environment sets the default (read
+ * once).  Without the CUDA backend the setting is kept and has no effect. */
 typedef enum tyr_cuda_attention_kernel {
   TYR_CUDA_ATTENTION_AUTO,
-  TYR_CUDA_ATTENTION_SIMT
+  TYR_CUDA_ATTENTION_SIMT,
+  TYR_CUDA_ATTENTION_TC,
+  TYR_CUDA_ATTENTION_CUDNN
 } tyr_cuda_attention_kernel;
 void tyr_cuda_set_attention_kernel(tyr_cuda_attention_kernel kernel);
 tyr_cuda_attention_kernel tyr_cuda_get_attention_kernel(void);
+/* The kernel (SIMT, TC or CUDNN) that ran the calling thread's last CUDA
+ * attention forward or backward; AUTO before any. */
+tyr_cuda_attention_kernel tyr_cuda_attention_last(void);
 
 #ifdef __cplusplus
 }

@@ -614,7 +614,9 @@ extern "C" void tcu_sdpa(tyr_tensor *out, tyr_tensor *lse, const tyr_tensor *q, 
   if (!st || !att_check(q, lse)) return;
   AttShape sh = att_shape(q, k, doc, causal, window);
   if (sh.B * sh.Hq * sh.T == 0) return;
+  if (tcu_sdpa_cudnn(st, out, lse, q, k, v, mask, doc, causal, window, scale)) return;
   if (tcu_sdpa_tc(st, out, lse, q, k, v, mask, doc, causal, window, scale)) return;
+  tcu_attention_ran(TYR_CUDA_ATTENTION_SIMT);
   AttTmp a;
   a.n = 0;
   tyr_tensor *oc = att_out(&a, out);
@@ -677,9 +679,13 @@ extern "C" void tcu_sdpa_backward(tyr_tensor *dq, tyr_tensor *dk, tyr_tensor *dv
     if (tyr_numel(dv)) tcu_fill(dv, 0.0);
     return;
   }
+  if (tcu_sdpa_cudnn_backward(st, dq, dk, dv, dout, q, k, v, out, lse, mask, doc, causal, window,
+                              scale))
+    return;
   if (tcu_sdpa_tc_backward(st, dq, dk, dv, dout, q, k, v, out, lse, mask, doc, causal, window,
                            scale))
     return;
+  tcu_attention_ran(TYR_CUDA_ATTENTION_SIMT);
   AttTmp a;
   a.n = 0;
   tyr_tensor *dqc = att_out(&a, dq), *dkc = att_out(&a, dk), *dvc = att_out(&a, dv);

@@ -56,7 +56,9 @@ static int g_attn = -1; /* tyr_cuda_attention_kernel; -1: not read from the envi
 
 extern "C" void tyr_cuda_set_attention_kernel(tyr_cuda_attention_kernel kernel) {
   pthread_mutex_lock(&g_attn_lock);
-  g_attn = kernel == TYR_CUDA_ATTENTION_SIMT ? (int)kernel : (int)TYR_CUDA_ATTENTION_AUTO;
+  g_attn = kernel == TYR_CUDA_ATTENTION_SIMT || kernel == TYR_CUDA_ATTENTION_CUDNN
+               ? (int)kernel
+               : (int)TYR_CUDA_ATTENTION_AUTO; /* TC is AUTO */
   pthread_mutex_unlock(&g_attn_lock);
 }
 
@@ -64,11 +66,23 @@ extern "C" tyr_cuda_attention_kernel tyr_cuda_get_attention_kernel(void) {
   pthread_mutex_lock(&g_attn_lock);
   if (g_attn < 0) {
     const char *e = getenv("TYR_CUDA_ATTN");
-    g_attn = e && !strcmp(e, "simt") ? TYR_CUDA_ATTENTION_SIMT : TYR_CUDA_ATTENTION_AUTO;
+    g_attn = e && !strcmp(e, "simt")    ? TYR_CUDA_ATTENTION_SIMT
+             : e && !strcmp(e, "cudnn") ? TYR_CUDA_ATTENTION_CUDNN
+                                        : TYR_CUDA_ATTENTION_AUTO;
   }
   int k = g_attn;
   pthread_mutex_unlock(&g_attn_lock);
   return (tyr_cuda_attention_kernel)k;
+}
+
+static __thread int g_attn_last; /* tyr_cuda_attention_kernel; AUTO: none yet */
+
+void tcu_attention_ran(tyr_cuda_attention_kernel kernel) {
+  g_attn_last = kernel;
+}
+
+extern "C" tyr_cuda_attention_kernel tyr_cuda_attention_last(void) {
+  return (tyr_cuda_attention_kernel)g_attn_last;
 }
 
 namespace {
@@ -777,7 +791,7 @@ static TcStr tc_str(const tyr_tensor *t) {
  * no mask, grid limits, addressable operands (n of them). */
 static bool tc_applies(const tyr_tensor *q, const tyr_tensor *k, const tyr_tensor *mask,
                        const tyr_tensor *const *ops, int n) {
-  if (mask || tyr_cuda_get_attention_kernel() != TYR_CUDA_ATTENTION_AUTO) return false;
+  if (mask || tyr_cuda_get_attention_kernel() == TYR_CUDA_ATTENTION_SIMT) return false;
   if (!(q->dtype == TYR_BF16 ||
         (q->dtype == TYR_F32 && tyr_cuda_get_matmul_mode() == TYR_CUDA_MATMUL_BF16)))
     return false;
@@ -869,6 +883,7 @@ bool tcu_sdpa_tc(cudaStream_t st, tyr_tensor *out, tyr_tensor *lse, const tyr_te
                 (const scalar_t *)tyr_data_ptr(k), (const scalar_t *)tyr_data_ptr(v), sh, L, sl2);
     });
   });
+  tcu_attention_ran(TYR_CUDA_ATTENTION_TC);
   return true;
 }
 
@@ -913,5 +928,6 @@ bool tcu_sdpa_tc_backward(cudaStream_t st, tyr_tensor *dq, tyr_tensor *dk, tyr_t
     (void)ok;
   });
   tcu_free(delta, dbytes, dev);
+  tcu_attention_ran(TYR_CUDA_ATTENTION_TC);
   return true;
 }

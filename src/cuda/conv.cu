@@ -18,43 +18,8 @@
  * atomics are needed for any dtype.  Batch norm: partial sums over
  * (channel, chunk) blocks, added in order per channel, then one elementwise
  * pass; statistics in double. */
-#include <cudnn.h>
-
-#include "cuda/cuda_internal.cuh"
+#include "cuda/dnn.cuh"
 #include "tyr/cuda.h"
-
-/* ---- cuDNN ----------------------------------------------------------------------- */
-static bool dnn_check(cudnnStatus_t st, const char *file, int line, const char *fn,
-                      const char *what) {
-  if (st == CUDNN_STATUS_SUCCESS) return true;
-  tcu_fail(file, line, fn, "%s: %s", what, cudnnGetErrorString(st));
-  return false;
-}
-#define DNN_CHECK(call) dnn_check((call), __FILE__, __LINE__, __func__, #call)
-
-#define MAX_DEVICES 64
-static cudnnHandle_t g_handle[MAX_DEVICES];
-
-/* The device's cuDNN handle on stream st; NULL after raising. */
-static cudnnHandle_t dnn_handle(int dev, cudaStream_t st) {
-  if (dev < 0 || dev >= MAX_DEVICES) return NULL;
-  if (!g_handle[dev] && !DNN_CHECK(cudnnCreate(&g_handle[dev]))) return NULL;
-  if (!DNN_CHECK(cudnnSetStream(g_handle[dev], st))) return NULL;
-  return g_handle[dev];
-}
-
-static cudnnDataType_t dnn_dtype(tyr_dtype dt) {
-  switch (dt) {
-  case TYR_F64:
-    return CUDNN_DATA_DOUBLE;
-  case TYR_BF16:
-    return CUDNN_DATA_BFLOAT16;
-  case TYR_F16:
-    return CUDNN_DATA_HALF;
-  default:
-    return CUDNN_DATA_FLOAT;
-  }
-}
 
 /* The descriptors of one convolution: x [N, C, H, W], w [K, C/g, R, S],
  * y [N, K, P, Q]. */
@@ -75,7 +40,7 @@ static void conv_desc_free(ConvDesc *d) {
 static ConvDesc conv_desc(const tyr_conv_geom *g, tyr_dtype dt) {
   ConvDesc d;
   memset(&d, 0, sizeof d);
-  cudnnDataType_t t = dnn_dtype(dt);
+  cudnnDataType_t t = tcu_dnn_dtype(dt);
   cudnnDataType_t acc = dt == TYR_F64 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
   bool half = dt == TYR_BF16 || dt == TYR_F16;
   tyr_cuda_matmul_mode mode = tyr_cuda_get_matmul_mode();
@@ -315,7 +280,7 @@ extern "C" void tcu_conv2d(tyr_tensor *out, const tyr_tensor *x, const tyr_tenso
                            const tyr_tensor *bias, const tyr_conv_geom *g) {
   cudaStream_t st = tcu_enter(out->device);
   int dev = out->device.index;
-  cudnnHandle_t h = st ? dnn_handle(dev, st) : NULL;
+  cudnnHandle_t h = st ? tcu_dnn_handle(dev, st) : NULL;
   if (!h) return;
   Plan *p = plan_get(g, x->dtype, dev);
   if (!p) return;
@@ -335,7 +300,7 @@ extern "C" void tcu_conv2d_backward(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *
                                     const tyr_conv_geom *g) {
   cudaStream_t st = tcu_enter(gy->device);
   int dev = gy->device.index;
-  cudnnHandle_t h = st ? dnn_handle(dev, st) : NULL;
+  cudnnHandle_t h = st ? tcu_dnn_handle(dev, st) : NULL;
   if (!h) return;
   if (gb) {
     TCU_FLOAT_DISPATCH(gy->dtype, bias_grad_kernel<scalar_t><<<(unsigned)g->K, 256, 0, st>>>(

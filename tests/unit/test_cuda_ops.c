@@ -33,6 +33,10 @@
 #include "ops/nn_util.h" /* tyr__lce_set_chunk_bytes */
 #include "testutil.h"
 #include "tyr/tyr.h"
+/* src/cuda/attention_cudnn.cu's test hooks (stubs without the backend:
+ * check_graphs returns 1) */
+int tcu_sdpa_cudnn_check_graphs(char *err, size_t n);
+int tcu_sdpa_cudnn_device(int dev);
 
 #define S TYR_SITE
 #define CPU TYR_DEVICE_CPU
@@ -2102,7 +2106,7 @@ static void test_sdpa_tc(void **state) {
   REQUIRE_GPU();
   tyr_cuda_matmul_mode prev = tyr_cuda_get_matmul_mode();
   tyr_cuda_attention_kernel prev_k = tyr_cuda_get_attention_kernel();
-  tyr_cuda_set_attention_kernel(TYR_CUDA_ATTENTION_AUTO);
+  tyr_cuda_set_attention_kernel(TYR_CUDA_ATTENTION_TC);
   const tyr_backend *G = gpu_be(), *C = &tyr_cpu_backend;
   for (size_t ci = 0; ci < sizeof TC_CASES / sizeof *TC_CASES; ci++)
     for (int mode = 0; mode < 2; mode++) {
@@ -2167,7 +2171,7 @@ static void test_sdpa_tc_vs_simt(void **state) {
       tyr_tensor *in[4], *gin[4];
       tc_inputs(c, in);
       for (int i = 0; i < 4; i++) gin[i] = to_dev(as_dtype(in[i], dt), gpu());
-      tyr_cuda_set_attention_kernel(TYR_CUDA_ATTENTION_AUTO);
+      tyr_cuda_set_attention_kernel(TYR_CUDA_ATTENTION_TC);
       tc_result rt = tc_run(G, gpu(), dt, gin, NULL, c);
       tyr_cuda_set_attention_kernel(TYR_CUDA_ATTENTION_SIMT);
       tc_result rs = tc_run(G, gpu(), dt, gin, NULL, c);
@@ -2175,6 +2179,7 @@ static void test_sdpa_tc_vs_simt(void **state) {
       tc_case_name(tag, sizeof tag, TC_MODE_NAMES[mode], c);
       snprintf(what, sizeof what, "tensor-core vs CUDA-core %s", tag);
       tc_compare(what, &rt, &rs);
+      assert_int_equal(tyr_cuda_attention_last(), TYR_CUDA_ATTENTION_SIMT);
       /* bf16 probabilities change low bits: identical results mean the
        * tensor-core kernel did not run (see tc_applies in attention_tc.cu) */
       if (!count_differing(rt.dq, rs.dq))
@@ -2193,6 +2198,10 @@ static void test_sdpa_tc_dispatch(void **state) {
   tyr_cuda_attention_kernel prev_k = tyr_cuda_get_attention_kernel();
   tyr_cuda_set_attention_kernel(TYR_CUDA_ATTENTION_SIMT);
   assert_int_equal(tyr_cuda_get_attention_kernel(), TYR_CUDA_ATTENTION_SIMT);
+  tyr_cuda_set_attention_kernel(TYR_CUDA_ATTENTION_CUDNN);
+  assert_int_equal(tyr_cuda_get_attention_kernel(), TYR_CUDA_ATTENTION_CUDNN);
+  tyr_cuda_set_attention_kernel(TYR_CUDA_ATTENTION_TC); /* the same as AUTO */
+  assert_int_equal(tyr_cuda_get_attention_kernel(), TYR_CUDA_ATTENTION_AUTO);
   tyr_cuda_set_attention_kernel(TYR_CUDA_ATTENTION_AUTO);
   assert_int_equal(tyr_cuda_get_attention_kernel(), TYR_CUDA_ATTENTION_AUTO);
   tyr_cuda_set_attention_kernel(prev_k);
@@ -2224,8 +2233,10 @@ static void test_sdpa_tc_dispatch(void **state) {
     tc_inputs(&c, in);
     for (int i = 0; i < 4; i++) gin[i] = to_dev(as_dtype(in[i], rows[ri].dt), gpu());
     tyr_tensor *mask = rows[ri].mask ? to_dev(RAND(TYR_U8, 0, 2, c.T, c.Sk), gpu()) : NULL;
-    tyr_cuda_set_attention_kernel(TYR_CUDA_ATTENTION_AUTO);
+    tyr_cuda_set_attention_kernel(TYR_CUDA_ATTENTION_TC);
     tc_result ra = tc_run(G, gpu(), rows[ri].dt, gin, mask, &c);
+    assert_int_equal(tyr_cuda_attention_last(),
+                     rows[ri].tc ? TYR_CUDA_ATTENTION_TC : TYR_CUDA_ATTENTION_SIMT);
     tyr_cuda_set_attention_kernel(TYR_CUDA_ATTENTION_SIMT);
     tc_result rs = tc_run(G, gpu(), rows[ri].dt, gin, mask, &c);
     int64_t diff = count_differing(ra.out, rs.out) + count_differing(ra.dq, rs.dq) +
@@ -2241,6 +2252,123 @@ static void test_sdpa_tc_dispatch(void **state) {
       fail_msg("%s: %lld elements differ from the CUDA-core kernel: the tensor-core kernel ran "
                "where it should not",
                rows[ri].name, (long long)diff);
+  }
+  tyr_cuda_set_matmul_mode(prev);
+  tyr_cuda_set_attention_kernel(prev_k);
+}
+
+/* The cuDNN attention graphs, operation by operation: needs the CUDA build
+ * (and cuDNN's libraries), not a GPU. */
+static void test_sdpa_cudnn_graphs(void **state) {
+  (void)state;
+  char err[400] = "";
+  int rc = tcu_sdpa_cudnn_check_graphs(err, sizeof err);
+  if (rc == 1) skip(); /* no CUDA backend in this build */
+  if (rc != 0) fail_msg("%s", err);
+}
+
+/* cuDNN's fused attention (AUTO) against the CPU in f64, the kernel that
+ * ran each direction, and each of its directions paired with the
+ * tensor-core kernel's other direction (the saved lse is shared). */
+static void test_sdpa_cudnn(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  tyr_cuda_matmul_mode prev = tyr_cuda_get_matmul_mode();
+  tyr_cuda_attention_kernel prev_k = tyr_cuda_get_attention_kernel();
+  tyr_cuda_set_matmul_mode(TYR_CUDA_MATMUL_F32);
+  /* cuDNN takes these on Hopper and newer; elsewhere the tensor-core kernel */
+  const tyr_cuda_attention_kernel want =
+      tcu_sdpa_cudnn_device(0) ? TYR_CUDA_ATTENTION_CUDNN : TYR_CUDA_ATTENTION_TC;
+  static const tc_case cases[] = {
+      {2, 12, 12, 256, 256, 64, true, 0}, /* GPT-like */
+      {1, 2, 2, 130, 130, 64, true, 0},   /* partial last tiles */
+      {1, 3, 3, 200, 200, 128, true, 0},  /* D 128 */
+      {2, 2, 2, 70, 90, 64, false, 0},    /* not causal, T != S */
+      {1, 2, 2, 1024, 1024, 64, true, 0}, /* long rows */
+  };
+  const tyr_backend *G = gpu_be(), *C = &tyr_cpu_backend;
+  for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++)
+    for (int dt_i = 0; dt_i < 2; dt_i++) {
+      TYR_SCOPE;
+      const tc_case *c = &cases[ci];
+      const tyr_dtype dt = dt_i ? TYR_F16 : TYR_BF16;
+      const double scale = 1.0 / sqrt((double)c->D);
+      tyr_tensor *in[4], *gin[4], *cin[4];
+      tc_inputs(c, in);
+      for (int i = 0; i < 4; i++) {
+        tyr_tensor *x = as_dtype(in[i], dt);
+        gin[i] = to_dev(x, gpu());
+        cin[i] = as_dtype(x, TYR_F64);
+      }
+      char tag[160], what[200];
+      tc_case_name(tag, sizeof tag, tyr_dtype_name(dt), c);
+      tc_result rc = tc_run(C, CPU, TYR_F64, cin, NULL, c);
+      /* both directions on cuDNN */
+      tyr_cuda_set_attention_kernel(TYR_CUDA_ATTENTION_CUDNN);
+      tc_result ra;
+      ra.out = empty_like_on(gpu(), dt, gin[0]);
+      ra.lse = empty_on(gpu(), TYR_F32, 3, gin[0]->shape);
+      ra.dq = empty_like_on(gpu(), dt, gin[0]);
+      ra.dk = empty_like_on(gpu(), dt, gin[1]);
+      ra.dv = empty_like_on(gpu(), dt, gin[2]);
+      G->sdpa(ra.out, ra.lse, gin[0], gin[1], gin[2], NULL, NULL, c->causal, 0, scale);
+      if (tyr_cuda_attention_last() != want)
+        fail_msg("%s: the forward ran kernel %d, not %d", tag, (int)tyr_cuda_attention_last(),
+                 (int)want);
+      G->sdpa_backward(ra.dq, ra.dk, ra.dv, gin[3], gin[0], gin[1], gin[2], ra.out, ra.lse, NULL,
+                       NULL, c->causal, 0, scale);
+      if (tyr_cuda_attention_last() != want)
+        fail_msg("%s: the backward ran kernel %d, not %d", tag, (int)tyr_cuda_attention_last(),
+                 (int)want);
+      assert_int_equal(tyr_cuda_synchronize(), 0);
+      snprintf(what, sizeof what, "cuDNN %s", tag);
+      tc_compare(what, &ra, &rc);
+      /* the tensor-core backward after this forward, and this backward after
+         the tensor-core forward */
+      tyr_cuda_set_attention_kernel(TYR_CUDA_ATTENTION_AUTO);
+      tc_result rt = tc_run(G, gpu(), dt, gin, NULL, c);
+      tc_result mix = ra;
+      mix.dq = empty_like_on(gpu(), dt, gin[0]);
+      mix.dk = empty_like_on(gpu(), dt, gin[1]);
+      mix.dv = empty_like_on(gpu(), dt, gin[2]);
+      G->sdpa_backward(mix.dq, mix.dk, mix.dv, gin[3], gin[0], gin[1], gin[2], ra.out, ra.lse, NULL,
+                       NULL, c->causal, 0, scale);
+      assert_int_equal(tyr_cuda_synchronize(), 0);
+      snprintf(what, sizeof what, "cuDNN forward, tensor-core backward %s", tag);
+      tc_compare(what, &mix, &rc);
+      tyr_cuda_set_attention_kernel(TYR_CUDA_ATTENTION_CUDNN);
+      mix = rt;
+      mix.dq = empty_like_on(gpu(), dt, gin[0]);
+      mix.dk = empty_like_on(gpu(), dt, gin[1]);
+      mix.dv = empty_like_on(gpu(), dt, gin[2]);
+      G->sdpa_backward(mix.dq, mix.dk, mix.dv, gin[3], gin[0], gin[1], gin[2], rt.out, rt.lse, NULL,
+                       NULL, c->causal, 0, scale);
+      assert_int_equal(tyr_cuda_synchronize(), 0);
+      snprintf(what, sizeof what, "tensor-core forward, cuDNN backward %s", tag);
+      tc_compare(what, &mix, &rc);
+      if (g_verbose)
+        printf("    cudnn %-45s kernel %d, %lld dq elements differ from the tensor-core kernel\n",
+               tag, (int)want, (long long)count_differing(ra.dq, rt.dq));
+    }
+  /* where it does not apply: the tensor-core kernel (window, GQA, T != S causal, D 32) */
+  static const tc_case other[] = {
+      {1, 2, 2, 200, 200, 64, true, 48},
+      {1, 4, 2, 100, 100, 64, true, 0},
+      {1, 2, 2, 17, 40, 64, true, 0},
+      {1, 2, 2, 130, 130, 32, false, 0},
+  };
+  tyr_cuda_set_attention_kernel(TYR_CUDA_ATTENTION_CUDNN);
+  for (size_t ci = 0; ci < sizeof other / sizeof *other; ci++) {
+    TYR_SCOPE;
+    tyr_tensor *in[4], *gin[4];
+    tc_inputs(&other[ci], in);
+    for (int i = 0; i < 4; i++) gin[i] = to_dev(as_dtype(in[i], TYR_BF16), gpu());
+    tc_run(G, gpu(), TYR_BF16, gin, NULL, &other[ci]);
+    char tag[160];
+    tc_case_name(tag, sizeof tag, "bf16", &other[ci]);
+    if (tyr_cuda_attention_last() != TYR_CUDA_ATTENTION_TC)
+      fail_msg("%s: ran kernel %d, not the tensor-core kernel", tag,
+               (int)tyr_cuda_attention_last());
   }
   tyr_cuda_set_matmul_mode(prev);
   tyr_cuda_set_attention_kernel(prev_k);
@@ -2284,6 +2412,8 @@ int main(void) {
       TYR_TEST(test_sdpa_tc),
       TYR_TEST(test_sdpa_tc_vs_simt),
       TYR_TEST(test_sdpa_tc_dispatch),
+      TYR_TEST(test_sdpa_cudnn_graphs),
+      TYR_TEST(test_sdpa_cudnn),
       TYR_TEST(test_adamw_many),
       TYR_TEST(test_sumsq_many),
       TYR_TEST(test_linear_cross_entropy),
