@@ -43,7 +43,7 @@ namespace {
  * Every descriptor made is kept here and destroyed with the plan (cuDNN
  * wants the operations alive as long as the plan).  The first failing call
  * is remembered with its line; later calls do nothing. */
-#define GB_MAX 128
+#define GB_MAX 160
 
 struct Graph {
   cudnnBackendDescriptor_t d[GB_MAX];
@@ -188,9 +188,30 @@ void gb_matmul(Graph *g, cudnnBackendDescriptor_t a, cudnnBackendDescriptor_t b,
   gb_op(g, op);
 }
 
+/* Whether engine configuration cfg is documented deterministic: its engine
+ * carries no NONDETERMINISTIC numerical note (false when the notes cannot
+ * be read). */
+bool cfg_deterministic(Graph *g, cudnnBackendDescriptor_t cfg) {
+  cudnnBackendDescriptor_t eng = gb_new(g, CUDNN_BACKEND_ENGINE_DESCRIPTOR);
+  if (g->st) return false;
+  int64_t n = 0;
+  if (cudnnBackendGetAttribute(cfg, CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
+                               &n, &eng) != CUDNN_STATUS_SUCCESS ||
+      n != 1)
+    return false;
+  cudnnBackendNumericalNote_t notes[CUDNN_NUMERICAL_NOTE_TYPE_COUNT];
+  if (cudnnBackendGetAttribute(eng, CUDNN_ATTR_ENGINE_NUMERICAL_NOTE, CUDNN_TYPE_NUMERICAL_NOTE,
+                               CUDNN_NUMERICAL_NOTE_TYPE_COUNT, &n, notes) != CUDNN_STATUS_SUCCESS)
+    return false;
+  for (int64_t i = 0; i < n && i < CUDNN_NUMERICAL_NOTE_TYPE_COUNT; i++)
+    if (notes[i] == CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC) return false;
+  return true;
+}
+
 /* The operation graph of g's operations, the heuristics' engine
- * configurations in order, and the first that finalizes as a plan. */
-cudnnBackendDescriptor_t gb_plan(Graph *g, cudnnHandle_t h, int64_t *ws) {
+ * configurations in order, and the first that finalizes as a plan (with
+ * deterministic, the first whose engine is not marked nondeterministic). */
+cudnnBackendDescriptor_t gb_plan(Graph *g, cudnnHandle_t h, bool deterministic, int64_t *ws) {
   cudnnBackendDescriptor_t og = gb_new(g, CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR);
   gb_set(g, og, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, g->nops, g->ops);
   gb_set(g, og, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &h);
@@ -210,6 +231,10 @@ cudnnBackendDescriptor_t gb_plan(Graph *g, cudnnHandle_t h, int64_t *ws) {
   if (g->st) return NULL;
   cudnnStatus_t last = CUDNN_STATUS_NOT_SUPPORTED;
   for (int64_t i = 0; i < ncfg && i < 8; i++) {
+    if (deterministic && !cfg_deterministic(g, cfg[i])) {
+      if (g->st) return NULL;
+      continue;
+    }
     cudnnBackendDescriptor_t plan = gb_new(g, CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
     gb_link(g, plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, cfg[i]);
     if (g->st) return NULL;
@@ -477,7 +502,7 @@ Plan *plan_get(const PlanKey &key, cudnnHandle_t h, bool capturing, F build) {
   p->used = true;
   p->g.next_uid = UID_FIRST_VIRTUAL;
   build(&p->g);
-  p->plan = gb_plan(&p->g, h, &p->ws);
+  p->plan = gb_plan(&p->g, h, key.dir == 2, &p->ws);
   p->ok = p->plan != NULL;
   if (!p->ok) {
     if (verbose())

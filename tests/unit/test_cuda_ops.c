@@ -2323,6 +2323,18 @@ static void test_sdpa_cudnn(void **state) {
       assert_int_equal(tyr_cuda_synchronize(), 0);
       snprintf(what, sizeof what, "cuDNN %s", tag);
       tc_compare(what, &ra, &rc);
+      /* the backward again: the same bits (the deterministic default) */
+      {
+        tyr_tensor *dq2 = empty_like_on(gpu(), dt, gin[0]), *dk2 = empty_like_on(gpu(), dt, gin[1]);
+        tyr_tensor *dv2 = empty_like_on(gpu(), dt, gin[2]);
+        G->sdpa_backward(dq2, dk2, dv2, gin[3], gin[0], gin[1], gin[2], ra.out, ra.lse, NULL, NULL,
+                         c->causal, 0, scale);
+        int64_t nd =
+            count_differing(ra.dq, dq2) + count_differing(ra.dk, dk2) + count_differing(ra.dv, dv2);
+        if (nd)
+          fail_msg("%s: a second backward differs in %lld elements (not deterministic)", what,
+                   (long long)nd);
+      }
       /* the tensor-core backward after this forward, and this backward after
          the tensor-core forward */
       tyr_cuda_set_attention_kernel(TYR_CUDA_ATTENTION_AUTO);
