@@ -27,9 +27,14 @@
  * off, bf16 autocast eager, bf16 autocast + torch.compile) and its lines are
  * printed next to Tyr's.  Run it from the repository root.
  *
+ * --attention picks the CUDA attention kernel of Tyr's rows: auto (the
+ * default setting, or TYR_CUDA_ATTN's), cudnn (cuDNN's fused attention,
+ * docs/cuda.md), or both (each row twice, "+cudnn" marking the second);
+ * each row names the kernel that ran its last step's attention.
+ *
  *   bench_gpt2_cuda [--batch N] [--steps N] [--only NAME]
  *                   [--mode f32|tf32|bf16-matmul|bf16] [--f32-only] [--no-torch]
- *                   [--no-compile] [--no-graph] */
+ *                   [--no-compile] [--no-graph] [--attention auto|cudnn|both] */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -199,7 +204,7 @@ static void bench_torch(const preset *p, int steps, int compile, double flops_pe
 int main(int argc, char **argv) {
   int64_t steps = 10, batch = 16;
   bool torch = true, compile = true, graphs = true, f32_only = false;
-  char only[64] = "", mode_name[32] = "";
+  char only[64] = "", mode_name[32] = "", attention[16] = "auto";
   const tyr_flag flags[] = {
       TYR_FLAG_INT("batch", &batch, 1, 4096, "GPT-2 124M's batch (the small presets keep theirs)"),
       TYR_FLAG_INT("steps", &steps, 1, 1000000, "timed steps per round"),
@@ -209,6 +214,8 @@ int main(int argc, char **argv) {
       TYR_FLAG_BOOL("torch", &torch, "run the PyTorch twin (--no-torch: Tyr only)"),
       TYR_FLAG_BOOL("compile", &compile, "PyTorch's torch.compile rows (--no-compile: eager only)"),
       TYR_FLAG_BOOL("graph", &graphs, "Tyr's CUDA-graph rows (--no-graph: eager only)"),
+      TYR_FLAG_STRING("attention", attention,
+                      "Tyr's attention kernel: auto, cudnn, or both (each row twice)"),
   };
   tyr_flags_parse("bench_gpt2_cuda",
                   "usage: bench_gpt2_cuda [--flag value ...]\n"
@@ -226,6 +233,19 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
+  /* the attention settings of Tyr's rows */
+  tyr_cuda_attention_kernel attn[2] = {tyr_cuda_get_attention_kernel(), TYR_CUDA_ATTENTION_CUDNN};
+  int nattn = 1;
+  if (!strcmp(attention, "cudnn"))
+    attn[0] = TYR_CUDA_ATTENTION_CUDNN;
+  else if (!strcmp(attention, "both"))
+    nattn = 2;
+  else if (strcmp(attention, "auto")) {
+    fprintf(stderr, "bench_gpt2_cuda: --attention %s: must be auto, cudnn or both (see --help)\n",
+            attention);
+    return 2;
+  }
+  if (nattn == 2 && attn[0] == TYR_CUDA_ATTENTION_CUDNN) attn[0] = TYR_CUDA_ATTENTION_AUTO;
   if (only[0] && strcmp(only, "gpt2_124m") && strcmp(only, "shakespeare_cpu") &&
       strcmp(only, "shakespeare_gpu")) {
     fprintf(stderr,
@@ -266,24 +286,29 @@ int main(int argc, char **argv) {
     for (int m = 0; m < NMODES; m++) {
       if (mode_only >= 0 && m != mode_only) continue;
       tyr_cuda_set_matmul_mode(MODES[m].matmul);
-      for (int gr = 0; gr < (graphs ? 2 : 1); gr++) {
-        char label[64];
-        snprintf(label, sizeof label, "%s%s", MODES[m].label, gr ? " graph" : "");
-        result r = bench_tyr(p, &MODES[m], (int)steps, gr == 1);
-        if (!r.ok) {
-          const tyr_error *e = tyr_error_last();
-          printf("  %s: failed: %s\n", label, e && e->message[0] ? e->message : "(no message)");
-          continue;
+      for (int gr = 0; gr < (graphs ? 2 : 1); gr++)
+        for (int a = 0; a < nattn; a++) {
+          static const char *const KNAMES[4] = {"none", "simt", "tc", "cudnn"};
+          char label[64];
+          snprintf(label, sizeof label, "%s%s%s", MODES[m].label, gr ? " graph" : "",
+                   a ? " +cudnn" : "");
+          tyr_cuda_set_attention_kernel(attn[a]);
+          result r = bench_tyr(p, &MODES[m], (int)steps, gr == 1);
+          if (!r.ok) {
+            const tyr_error *e = tyr_error_last();
+            printf("  %s: failed: %s\n", label, e && e->message[0] ? e->message : "(no message)");
+            continue;
+          }
+          fpt = r.flops_per_token;
+          double tok = (double)(p->B * p->T) / r.s_per_step;
+          printf("  %-26s %12.0f %10.2f %7.1f%% %10.2f   (loss %.4f, attention %s)\n", label, tok,
+                 r.s_per_step * 1e3, 100.0 * tok * r.flops_per_token / (PEAK_TFLOPS * 1e12),
+                 (double)r.peak / 1e9, r.loss, KNAMES[tyr_cuda_attention_last() & 3]);
+          fflush(stdout);
         }
-        fpt = r.flops_per_token;
-        double tok = (double)(p->B * p->T) / r.s_per_step;
-        printf("  %-26s %12.0f %10.2f %7.1f%% %10.2f   (loss %.4f)\n", label, tok,
-               r.s_per_step * 1e3, 100.0 * tok * r.flops_per_token / (PEAK_TFLOPS * 1e12),
-               (double)r.peak / 1e9, r.loss);
-        fflush(stdout);
-      }
     }
     tyr_cuda_set_matmul_mode(TYR_CUDA_MATMUL_F32);
+    tyr_cuda_set_attention_kernel(attn[0]);
     if (torch && !isnan(fpt)) bench_torch(p, (int)steps, compile, fpt);
   }
   return 0;
