@@ -2267,9 +2267,35 @@ static void test_sdpa_cudnn_graphs(void **state) {
   if (rc != 0) fail_msg("%s", err);
 }
 
-/* cuDNN's fused attention (AUTO) against the CPU in f64, the kernel that
- * ran each direction, and each of its directions paired with the
- * tensor-core kernel's other direction (the saved lse is shared). */
+/* The forward alone on the GPU (out and lse of the result). */
+static tc_result sdpa_forward_on(const tyr_backend *G, tyr_dtype dt, tyr_tensor *const *gin,
+                                 const tc_case *c, double scale) {
+  tc_result r;
+  memset(&r, 0, sizeof r);
+  r.out = empty_like_on(gpu(), dt, gin[0]);
+  r.lse = empty_on(gpu(), TYR_F32, 3, gin[0]->shape);
+  G->sdpa(r.out, r.lse, gin[0], gin[1], gin[2], NULL, NULL, c->causal, 0, scale);
+  return r;
+}
+
+/* The backward from fw's out and lse into new gradients (fw's out and lse
+ * kept in the result). */
+static tc_result sdpa_backward_on(const tyr_backend *G, tyr_dtype dt, tyr_tensor *const *gin,
+                                  const tc_result *fw, const tc_case *c, double scale) {
+  tc_result r = *fw;
+  r.dq = empty_like_on(gpu(), dt, gin[0]);
+  r.dk = empty_like_on(gpu(), dt, gin[1]);
+  r.dv = empty_like_on(gpu(), dt, gin[2]);
+  G->sdpa_backward(r.dq, r.dk, r.dv, gin[3], gin[0], gin[1], gin[2], fw->out, fw->lse, NULL, NULL,
+                   c->causal, 0, scale);
+  assert_int_equal(tyr_cuda_synchronize(), 0);
+  return r;
+}
+
+/* cuDNN's fused attention (the CUDNN setting) against the CPU in f64, the
+ * kernel that ran each direction, the backward's bits repeated, and each
+ * direction paired with the tensor-core kernel's other (the saved lse is
+ * shared). */
 static void test_sdpa_cudnn(void **state) {
   (void)state;
   REQUIRE_GPU();
@@ -2305,57 +2331,32 @@ static void test_sdpa_cudnn(void **state) {
       tc_result rc = tc_run(C, CPU, TYR_F64, cin, NULL, c);
       /* both directions on cuDNN */
       tyr_cuda_set_attention_kernel(TYR_CUDA_ATTENTION_CUDNN);
-      tc_result ra;
-      ra.out = empty_like_on(gpu(), dt, gin[0]);
-      ra.lse = empty_on(gpu(), TYR_F32, 3, gin[0]->shape);
-      ra.dq = empty_like_on(gpu(), dt, gin[0]);
-      ra.dk = empty_like_on(gpu(), dt, gin[1]);
-      ra.dv = empty_like_on(gpu(), dt, gin[2]);
-      G->sdpa(ra.out, ra.lse, gin[0], gin[1], gin[2], NULL, NULL, c->causal, 0, scale);
+      tc_result ra = sdpa_forward_on(G, dt, gin, c, scale);
       if (tyr_cuda_attention_last() != want)
         fail_msg("%s: the forward ran kernel %d, not %d", tag, (int)tyr_cuda_attention_last(),
                  (int)want);
-      G->sdpa_backward(ra.dq, ra.dk, ra.dv, gin[3], gin[0], gin[1], gin[2], ra.out, ra.lse, NULL,
-                       NULL, c->causal, 0, scale);
+      ra = sdpa_backward_on(G, dt, gin, &ra, c, scale);
       if (tyr_cuda_attention_last() != want)
         fail_msg("%s: the backward ran kernel %d, not %d", tag, (int)tyr_cuda_attention_last(),
                  (int)want);
-      assert_int_equal(tyr_cuda_synchronize(), 0);
       snprintf(what, sizeof what, "cuDNN %s", tag);
       tc_compare(what, &ra, &rc);
       /* the backward again: the same bits (the deterministic default) */
-      {
-        tyr_tensor *dq2 = empty_like_on(gpu(), dt, gin[0]), *dk2 = empty_like_on(gpu(), dt, gin[1]);
-        tyr_tensor *dv2 = empty_like_on(gpu(), dt, gin[2]);
-        G->sdpa_backward(dq2, dk2, dv2, gin[3], gin[0], gin[1], gin[2], ra.out, ra.lse, NULL, NULL,
-                         c->causal, 0, scale);
-        int64_t nd =
-            count_differing(ra.dq, dq2) + count_differing(ra.dk, dk2) + count_differing(ra.dv, dv2);
-        if (nd)
-          fail_msg("%s: a second backward differs in %lld elements (not deterministic)", what,
-                   (long long)nd);
-      }
+      tc_result again = sdpa_backward_on(G, dt, gin, &ra, c, scale);
+      int64_t nd = count_differing(ra.dq, again.dq) + count_differing(ra.dk, again.dk) +
+                   count_differing(ra.dv, again.dv);
+      if (nd)
+        fail_msg("%s: a second backward differs in %lld elements (not deterministic)", what,
+                 (long long)nd);
       /* the tensor-core backward after this forward, and this backward after
          the tensor-core forward */
       tyr_cuda_set_attention_kernel(TYR_CUDA_ATTENTION_AUTO);
       tc_result rt = tc_run(G, gpu(), dt, gin, NULL, c);
-      tc_result mix = ra;
-      mix.dq = empty_like_on(gpu(), dt, gin[0]);
-      mix.dk = empty_like_on(gpu(), dt, gin[1]);
-      mix.dv = empty_like_on(gpu(), dt, gin[2]);
-      G->sdpa_backward(mix.dq, mix.dk, mix.dv, gin[3], gin[0], gin[1], gin[2], ra.out, ra.lse, NULL,
-                       NULL, c->causal, 0, scale);
-      assert_int_equal(tyr_cuda_synchronize(), 0);
+      tc_result mix = sdpa_backward_on(G, dt, gin, &ra, c, scale);
       snprintf(what, sizeof what, "cuDNN forward, tensor-core backward %s", tag);
       tc_compare(what, &mix, &rc);
       tyr_cuda_set_attention_kernel(TYR_CUDA_ATTENTION_CUDNN);
-      mix = rt;
-      mix.dq = empty_like_on(gpu(), dt, gin[0]);
-      mix.dk = empty_like_on(gpu(), dt, gin[1]);
-      mix.dv = empty_like_on(gpu(), dt, gin[2]);
-      G->sdpa_backward(mix.dq, mix.dk, mix.dv, gin[3], gin[0], gin[1], gin[2], rt.out, rt.lse, NULL,
-                       NULL, c->causal, 0, scale);
-      assert_int_equal(tyr_cuda_synchronize(), 0);
+      mix = sdpa_backward_on(G, dt, gin, &rt, c, scale);
       snprintf(what, sizeof what, "tensor-core forward, cuDNN backward %s", tag);
       tc_compare(what, &mix, &rc);
       if (g_verbose)
