@@ -39,10 +39,7 @@ say "building $build (scripts/gpu-suite.sh --build)"
 TYR_BUILD_DIR=$build TYR_BUILD_TARGETS="test_cuda_ops bench_attention_cuda bench_gpt2_cuda gpt_parity tyr_prepare" \
   sh scripts/gpu-suite.sh --build >"$out/build.log" 2>&1 || { tail -n 30 "$out/build.log"; exit 1; }
 case "$build" in /*) ;; *) build=$(pwd)/$build ;; esac
-# deps-env.sh reads the build directory from TYR_DEPS (a sourced file's
-# arguments are not passed by every sh)
-[ -d "$build/deps-root/usr" ] && TYR_DEPS=$build/deps-root
-. scripts/deps-env.sh
+TYR_DEPS_BUILD=$build . scripts/deps-env.sh # the packages gpu-suite.sh unpacked, if any
 
 if has tests; then
   say "test_cuda_ops"

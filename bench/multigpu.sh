@@ -84,7 +84,7 @@ if [ "$DEVICE" = cuda ] && [ ! -f "$build/CMakeCache.txt" ]; then
   TYR_BUILD_DIR="$build" TYR_BUILD_TARGETS="$progs" sh scripts/gpu-suite.sh --build >"$out/build.log" 2>&1 ||
     { tail -n 40 "$out/build.log"; echo "multigpu: FAIL (build)"; exit 1; }
 fi
-. scripts/deps-env.sh "$build" # the packages gpu-suite.sh unpacked, if any
+TYR_DEPS_BUILD=$build . scripts/deps-env.sh # the packages gpu-suite.sh unpacked, if any
 if [ ! -f "$build/CMakeCache.txt" ]; then
   cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DTYR_CUDA=OFF >"$out/build.log" 2>&1 ||
     { tail -n 40 "$out/build.log"; echo "multigpu: FAIL (configure)"; exit 1; }

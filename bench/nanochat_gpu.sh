@@ -38,7 +38,7 @@ if ! TYR_BUILD_DIR="$build" sh scripts/gpu-suite.sh --build >"$out/build.log" 2>
   exit 1
 fi
 case "$build" in /*) ;; *) build=$(pwd)/$build ;; esac
-. scripts/deps-env.sh "$build" # the packages gpu-suite.sh unpacked, if any
+TYR_DEPS_BUILD=$build . scripts/deps-env.sh # the packages gpu-suite.sh unpacked, if any
 if ! cmake --build "$build" -j "$(nproc)" --target test_cuda_sdpa_doc test_sdpa_doc test_cuda_ops \
   train_nanochat tyr_prepare bench_nanochat >>"$out/build.log" 2>&1; then
   tail -n 60 "$out/build.log"
