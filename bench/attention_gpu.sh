@@ -48,14 +48,18 @@ if has tests; then
 fi
 if has attn; then
   say "bench_attention_cuda --only gpt2"
-  TYR_CUDA_ATTN_VERBOSE=1 "$build/bench/bench_attention_cuda" --only gpt2 2>&1 | tee "$out/attention.log" || status=1
+  TYR_CUDA_ATTN_VERBOSE=1 "$build/bench/bench_attention_cuda" --only gpt2 >"$out/attention.log" 2>&1 ||
+    status=1
+  cat "$out/attention.log"
   say "PyTorch's backends (bench/torch_sdpa.py)"
-  "$py" bench/torch_sdpa.py 2>&1 | tee "$out/torch_sdpa.log" || status=1
+  "$py" bench/torch_sdpa.py >"$out/torch_sdpa.log" 2>&1 || status=1
+  cat "$out/torch_sdpa.log"
 fi
 if has gpt2; then
   say "bench_gpt2_cuda --only gpt2_124m --mode bf16 --attention both --batch $batch"
   TYR_CUDA_ATTN_VERBOSE=1 "$build/bench/bench_gpt2_cuda" --only gpt2_124m --mode bf16 --attention both \
-    --batch "$batch" 2>&1 | tee "$out/gpt2.log" || status=1
+    --batch "$batch" >"$out/gpt2.log" 2>&1 || status=1
+  cat "$out/gpt2.log"
 fi
 if has parity; then
   say "gpt_parity bf16, TYR_CUDA_ATTN=cudnn, $psteps steps"
