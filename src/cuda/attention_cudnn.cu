@@ -1,32 +1,34 @@
 /* CUDA scaled-dot-product attention through cuDNN's fused flash-attention
- * engines: on Hopper these are warpgroup-MMA kernels with the copy engine
- * (the kernels PyTorch's scaled_dot_product_attention runs there), about
- * twice the speed of the mma.sync kernel of attention_tc.cu for GPT-2's
- * shapes (docs/benchmarks.md).  cuDNN has no single "attention" call for a
- * causal mask in version 9: the attention is described to its graph API as
- * a graph of operations (two matmuls, the scale, the mask, the softmax and,
- * for the backward, its derivative), which cuDNN recognises and runs as one
- * fused kernel.
+ * engines: on Hopper, warpgroup-MMA kernels with the copy engine, the ones
+ * PyTorch's scaled_dot_product_attention runs there.  PyTorch's run of them
+ * at GPT-2's attention shape took about half the time of the mma.sync kernel
+ * of attention_tc.cu (docs/benchmarks.md; this path itself has not been
+ * timed yet).  cuDNN 9.19 has no single attention operation with a causal
+ * mask: the attention is described to its graph API as a graph of
+ * operations (two matmuls, the scale, the mask, the softmax and, for the
+ * backward, its derivative), the graph cudnn-frontend builds, which cuDNN
+ * recognises and runs as one fused kernel.
  *
- * Which calls take it (tcu_sdpa_cudnn_applies): bf16 or f16 q, k, v; head
- * dim 64 or 128; as many key/value heads as query heads; no bool/u8 mask,
- * document ids or window; T == S when causal (cuDNN's causal mask is
- * aligned at the top left, Tyr's at the bottom right: they agree only then);
- * operands whose head dim is contiguous with 16-byte aligned strides (views
- * into a packed qkv projection are taken in place); compute capability 9.0
- * or newer; the attention kernel setting CUDNN (opt-in: docs/cuda.md).  The forward writes the
- * row's natural-log log-sum-exp of the scaled scores, as the other kernels do, so any backward can
- * follow any forward.
+ * Which calls take it (applies): bf16 or f16 q, k, v; head dim 64 or 128;
+ * as many key/value heads as query heads; no bool/u8 mask, document ids or
+ * window; T == S when causal (cuDNN's causal mask is aligned at the top
+ * left, Tyr's at the bottom right: they agree only then); operands whose
+ * head dim is contiguous with 16-byte aligned strides (views into a packed
+ * qkv projection are taken in place); compute capability 9.0 or newer;
+ * cuDNN 9.16 or newer (CUDNN_MIN_VERSION); the attention kernel setting
+ * CUDNN (opt-in: docs/cuda.md).  The forward writes the row's natural-log
+ * log-sum-exp of the scaled scores, as the other kernels do, so any
+ * backward can follow any forward.
  *
  * Plans: building a graph and asking cuDNN for an engine costs milliseconds,
  * so the finalized execution plan is kept per shape, layout and device, for
  * the process (a captured CUDA graph keeps calling a plan's kernels); past
- * PLAN_SLOTS shapes a new one runs on the tensor-core kernel.  cuDNN older
- * than 9.16 is not used (CUDNN_MIN_VERSION).  A shape cuDNN declines is
- * remembered as declined and goes to the tensor-core kernel from then on;
- * TYR_CUDA_ATTN_VERBOSE=1 in the environment prints why.  While a CUDA graph
- * is being captured no plan is built (cuDNN may allocate or compile): a shape
- * first seen during capture runs on the tensor-core kernel. */
+ * PLAN_SLOTS shapes a new one runs on the tensor-core kernel.  A shape cuDNN
+ * declines is remembered as declined and goes to the tensor-core kernel from
+ * then on; TYR_CUDA_ATTN_VERBOSE=1 in the environment prints why.  While a
+ * CUDA graph is being captured no plan is built (cuDNN may allocate or
+ * compile): a shape first seen during capture runs on the tensor-core
+ * kernel. */
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -40,9 +42,9 @@
 namespace {
 
 /* ---- a graph under construction ------------------------------------------------------------
- * Every descriptor made is kept here and destroyed with the plan (cuDNN
- * wants the operations alive as long as the plan).  The first failing call
- * is remembered with its line; later calls do nothing. */
+ * Every descriptor made is kept here, alive as long as the plan built from
+ * them (for the process), or destroyed when cuDNN declines the graph.  The
+ * first failing call is remembered with its line; later calls do nothing. */
 #define GB_MAX 160
 
 struct Graph {
