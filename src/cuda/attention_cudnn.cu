@@ -691,9 +691,10 @@ bool tcu_sdpa_cudnn_backward(cudaStream_t st, tyr_tensor *dq, tyr_tensor *dk, ty
   return true;
 }
 
-/* Whether device dev is one the cuDNN path runs on (tests): 1 or 0. */
+/* Whether the cuDNN path runs on device dev with the cuDNN loaded (tests):
+ * 1 or 0. */
 extern "C" int tcu_sdpa_cudnn_device(int dev) {
-  return device_ok(dev) ? 1 : 0;
+  return device_ok(dev) && cudnnGetVersion() >= CUDNN_MIN_VERSION ? 1 : 0;
 }
 
 /* ---- a check that needs no GPU (test_cuda_ops) -----------------------------------------------

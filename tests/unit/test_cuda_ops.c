@@ -2302,9 +2302,9 @@ static void test_sdpa_cudnn(void **state) {
   tyr_cuda_matmul_mode prev = tyr_cuda_get_matmul_mode();
   tyr_cuda_attention_kernel prev_k = tyr_cuda_get_attention_kernel();
   tyr_cuda_set_matmul_mode(TYR_CUDA_MATMUL_F32);
-  /* cuDNN takes these on Hopper and newer; elsewhere the tensor-core kernel */
-  const tyr_cuda_attention_kernel want =
-      tcu_sdpa_cudnn_device(0) ? TYR_CUDA_ATTENTION_CUDNN : TYR_CUDA_ATTENTION_TC;
+  /* cuDNN takes these on Hopper and newer with cuDNN 9.16 or newer;
+     elsewhere the tensor-core kernel (bf16) or the CUDA-core kernel (f16) */
+  const bool cudnn = tcu_sdpa_cudnn_device(0) != 0;
   static const tc_case cases[] = {
       {2, 12, 12, 256, 256, 64, true, 0}, /* GPT-like */
       {1, 2, 2, 130, 130, 64, true, 0},   /* partial last tiles */
@@ -2318,6 +2318,9 @@ static void test_sdpa_cudnn(void **state) {
       TYR_SCOPE;
       const tc_case *c = &cases[ci];
       const tyr_dtype dt = dt_i ? TYR_F16 : TYR_BF16;
+      const tyr_cuda_attention_kernel want = cudnn            ? TYR_CUDA_ATTENTION_CUDNN
+                                             : dt == TYR_BF16 ? TYR_CUDA_ATTENTION_TC
+                                                              : TYR_CUDA_ATTENTION_SIMT;
       const double scale = 1.0 / sqrt((double)c->D);
       tyr_tensor *in[4], *gin[4], *cin[4];
       tc_inputs(c, in);
@@ -2348,20 +2351,20 @@ static void test_sdpa_cudnn(void **state) {
       if (nd)
         fail_msg("%s: a second backward differs in %lld elements (not deterministic)", what,
                  (long long)nd);
-      /* the tensor-core backward after this forward, and this backward after
-         the tensor-core forward */
+      /* the other kernel's backward (AUTO: tensor cores for bf16, CUDA cores
+         for f16) after this forward, and this backward after its forward */
       tyr_cuda_set_attention_kernel(TYR_CUDA_ATTENTION_AUTO);
       tc_result rt = tc_run(G, gpu(), dt, gin, NULL, c);
       tc_result mix = sdpa_backward_on(G, dt, gin, &ra, c, scale);
-      snprintf(what, sizeof what, "cuDNN forward, tensor-core backward %s", tag);
+      snprintf(what, sizeof what, "cuDNN forward, AUTO's backward %s", tag);
       tc_compare(what, &mix, &rc);
       tyr_cuda_set_attention_kernel(TYR_CUDA_ATTENTION_CUDNN);
       mix = sdpa_backward_on(G, dt, gin, &rt, c, scale);
-      snprintf(what, sizeof what, "tensor-core forward, cuDNN backward %s", tag);
+      snprintf(what, sizeof what, "AUTO's forward, cuDNN backward %s", tag);
       tc_compare(what, &mix, &rc);
       if (g_verbose)
-        printf("    cudnn %-45s kernel %d, %lld dq elements differ from the tensor-core kernel\n",
-               tag, (int)want, (long long)count_differing(ra.dq, rt.dq));
+        printf("    cudnn %-45s kernel %d, %lld dq elements differ from AUTO's kernel\n", tag,
+               (int)want, (long long)count_differing(ra.dq, rt.dq));
     }
   /* where it does not apply: the tensor-core kernel (window, GQA, T != S causal, D 32) */
   static const tc_case other[] = {
