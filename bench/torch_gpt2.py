@@ -2,7 +2,9 @@
 
 Same architecture as tyr_gpt with tyr_gpt_config_gpt2: learned positions,
 pre-LayerNorm with biases, fused qkv with bias, causal attention through
-F.scaled_dot_product_attention (flash), GELU MLP (tanh or exact), tied head;
+F.scaled_dot_product_attention (PyTorch's own backend choice: cuDNN's fused
+attention on Hopper with PyTorch 2.11, bench/torch_sdpa.py), GELU MLP (tanh or
+exact), tied head;
 AdamW (fused) with weight decay on matrices, clipping at 1.0, random tokens.
 Runs up to three modes and prints one line per mode:
 
