@@ -758,17 +758,7 @@ static size_t tc_dkv_smem(int D) {
 
 /* Compute capability 8.0 or newer (bf16 mma.sync, ldmatrix, cp.async). */
 static bool tc_device_ok(int dev) {
-  static int major[64]; /* 0: not asked yet */
-  if (dev < 0 || dev >= 64) return false;
-  if (!major[dev]) {
-    int m = 0;
-    if (cudaDeviceGetAttribute(&m, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
-      cudaGetLastError(); /* not sticky: clear it */
-      return false;
-    }
-    major[dev] = m;
-  }
-  return major[dev] >= 8;
+  return tcu_cc_major(dev) >= 8;
 }
 
 /* An operand the kernels can address: head dim contiguous, the other

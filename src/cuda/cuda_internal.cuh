@@ -33,6 +33,8 @@ bool tcu_capturing(int dev);
  * returns true; else false. */
 bool tcu_refuse_capture(int dev, const char *fn, const char *what);
 int tcu_sm_count(int dev);
+/* The compute capability's major number of device dev (0 when unknown). */
+int tcu_cc_major(int dev);
 /* Device temporaries from the caching allocator (stream-ordered: a block
  * freed here may be reused by the next kernel on the same stream). */
 void *tcu_alloc(size_t nbytes, int dev);

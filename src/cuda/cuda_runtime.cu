@@ -70,6 +70,7 @@ struct Dev {
   bool ready;
   cudaStream_t stream;
   int sm_count;
+  int cc_major;         /* compute capability */
   pthread_mutex_t lock; /* the pool and the staging buffers */
   /* caching allocator */
   FreeNode *free_list[NCLASS];
@@ -119,7 +120,8 @@ static bool dev_init(int idx) {
   if (!d->ready) {
     ok = CUDA_CHECK(cudaSetDevice(idx)) &&
          CUDA_CHECK(cudaStreamCreateWithFlags(&d->stream, cudaStreamNonBlocking)) &&
-         CUDA_CHECK(cudaDeviceGetAttribute(&d->sm_count, cudaDevAttrMultiProcessorCount, idx));
+         CUDA_CHECK(cudaDeviceGetAttribute(&d->sm_count, cudaDevAttrMultiProcessorCount, idx)) &&
+         CUDA_CHECK(cudaDeviceGetAttribute(&d->cc_major, cudaDevAttrComputeCapabilityMajor, idx));
     if (ok) {
       pthread_mutex_init(&d->lock, NULL);
       d->ready = true;
@@ -162,6 +164,17 @@ bool tcu_refuse_capture(int dev, const char *fn, const char *what) {
 
 int tcu_sm_count(int dev) {
   return dev >= 0 && dev < TCU_MAX_DEV && g_dev[dev].ready ? g_dev[dev].sm_count : 1;
+}
+
+int tcu_cc_major(int dev) {
+  if (dev < 0 || dev >= TCU_MAX_DEV) return 0;
+  if (g_dev[dev].ready) return g_dev[dev].cc_major;
+  int m = 0; /* a device not entered yet: asked, not kept */
+  if (cudaDeviceGetAttribute(&m, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
+    cudaGetLastError(); /* not sticky: clear it */
+    m = 0;
+  }
+  return m;
 }
 
 /* ---- caching allocator -----------------------------------------------------
