@@ -3,7 +3,7 @@
  * configuration: f32 tensors (the f32 CUDA-core kernel), f32 tensors in
  * the bf16 matmul mode and bf16 tensors (the tensor-core kernel, and the
  * CUDA-core kernel for comparison, as with TYR_CUDA_ATTN=simt), and bf16
- * tensors on cuDNN's fused attention (TYR_CUDA_ATTENTION_CUDNN).  The "ran"
+ * tensors on cuDNN's fused attention (the default where it applies).  The "ran"
  * column names the kernel that ran the last call.  FLOPs
  * count the visible half of the score matrix under the causal mask:
  * forward 4 B H T^2 D / 2, backward 2.5 times that (the FlashAttention

@@ -28,13 +28,14 @@
  * printed next to Tyr's.  Run it from the repository root.
  *
  * --attention picks the CUDA attention kernel of Tyr's rows: auto (the
- * default setting, or TYR_CUDA_ATTN's), cudnn (cuDNN's fused attention,
- * docs/cuda.md), or both (each row twice, "+cudnn" marking the second);
- * each row names the kernel that ran its last step's attention.
+ * default setting, or TYR_CUDA_ATTN's: cuDNN's fused attention where it
+ * applies, docs/cuda.md), tc (Tyr's tensor-core kernel), simt, or both
+ * (each row twice: auto, then tc marked "+tc"); each row names the kernel
+ * that ran its last step's attention.
  *
  *   bench_gpt2_cuda [--batch N] [--steps N] [--only NAME]
  *                   [--mode f32|tf32|bf16-matmul|bf16] [--f32-only] [--no-torch]
- *                   [--no-compile] [--no-graph] [--attention auto|cudnn|both] */
+ *                   [--no-compile] [--no-graph] [--attention auto|tc|simt|both] */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -215,7 +216,7 @@ int main(int argc, char **argv) {
       TYR_FLAG_BOOL("compile", &compile, "PyTorch's torch.compile rows (--no-compile: eager only)"),
       TYR_FLAG_BOOL("graph", &graphs, "Tyr's CUDA-graph rows (--no-graph: eager only)"),
       TYR_FLAG_STRING("attention", attention,
-                      "Tyr's attention kernel: auto, cudnn, or both (each row twice)"),
+                      "Tyr's attention kernel: auto, tc, simt, or both (auto and tc)"),
   };
   tyr_flags_parse("bench_gpt2_cuda",
                   "usage: bench_gpt2_cuda [--flag value ...]\n"
@@ -234,18 +235,21 @@ int main(int argc, char **argv) {
     }
   }
   /* the attention settings of Tyr's rows */
-  tyr_cuda_attention_kernel attn[2] = {tyr_cuda_get_attention_kernel(), TYR_CUDA_ATTENTION_CUDNN};
+  tyr_cuda_attention_kernel attn[2] = {tyr_cuda_get_attention_kernel(), TYR_CUDA_ATTENTION_TC};
   int nattn = 1;
-  if (!strcmp(attention, "cudnn"))
-    attn[0] = TYR_CUDA_ATTENTION_CUDNN;
+  if (!strcmp(attention, "tc"))
+    attn[0] = TYR_CUDA_ATTENTION_TC;
+  else if (!strcmp(attention, "simt"))
+    attn[0] = TYR_CUDA_ATTENTION_SIMT;
   else if (!strcmp(attention, "both"))
     nattn = 2;
   else if (strcmp(attention, "auto")) {
-    fprintf(stderr, "bench_gpt2_cuda: --attention %s: must be auto, cudnn or both (see --help)\n",
+    fprintf(stderr,
+            "bench_gpt2_cuda: --attention %s: must be auto, tc, simt or both (see --help)\n",
             attention);
     return 2;
   }
-  if (nattn == 2 && attn[0] == TYR_CUDA_ATTENTION_CUDNN) attn[0] = TYR_CUDA_ATTENTION_AUTO;
+  if (nattn == 2) attn[0] = TYR_CUDA_ATTENTION_AUTO;
   if (only[0] && strcmp(only, "gpt2_124m") && strcmp(only, "shakespeare_cpu") &&
       strcmp(only, "shakespeare_gpu")) {
     fprintf(stderr,
@@ -291,7 +295,7 @@ int main(int argc, char **argv) {
           static const char *const KNAMES[4] = {"none", "simt", "tc", "cudnn"};
           char label[64];
           snprintf(label, sizeof label, "%s%s%s", MODES[m].label, gr ? " graph" : "",
-                   a ? " +cudnn" : "");
+                   a ? " +tc" : "");
           tyr_cuda_set_attention_kernel(attn[a]);
           result r = bench_tyr(p, &MODES[m], (int)steps, gr == 1);
           if (!r.ok) {

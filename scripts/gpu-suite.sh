@@ -24,8 +24,9 @@
 #   TYR_SANITIZER=1  also run test_cuda_ops under compute-sanitizer (memcheck)
 #   TYR_PARITY=0     skip gpt_parity (GPT-2 124M vs PyTorch, every precision mode, minutes a seed)
 #   TYR_PARITY_SEEDS its number of initial weights (default 3)
-#   TYR_PARITY_CUDNN=0  skip the short bf16 gpt_parity run with cuDNN's attention
-#                    (TYR_CUDA_ATTN=cudnn: step-1 gradients and 20 steps' losses)
+#   TYR_PARITY_TC=0  skip the short bf16 gpt_parity run with the tensor-core
+#                    attention kernel instead of cuDNN's (TYR_CUDA_ATTN=tc:
+#                    step-1 gradients and 20 steps' losses)
 #   TYR_ALLOW_NO_GPU=1  do not fail when no GPU is found (build check only)
 #   TYR_CMAKE_ARGS   extra arguments for cmake's configure step
 #   TYR_BUILD_TARGETS  with --build: build only these targets (default: all)
@@ -327,21 +328,23 @@ if [ "${TYR_PARITY:-1}" != 0 ] && [ -n "$GPU_NAME" ]; then
   fi
 fi
 
-# The opt-in cuDNN attention (src/cuda/attention_cudnn.cu) in the whole
-# model: bf16 mixed precision, step-1 gradients and loss against PyTorch's
-# bf16 autocast, 20 steps (a minute).
-if [ "${TYR_PARITY:-1}" != 0 ] && [ "${TYR_PARITY_CUDNN:-1}" != 0 ] && [ "$PARITY" != skipped ]; then
-  say "gpt_parity with TYR_CUDA_ATTN=cudnn: bf16, 20 steps"
-  (cd "$ROOT" && TYR_CUDA_ATTN=cudnn TYR_CUDA_ATTN_VERBOSE=1 "$BUILD/bench/gpt_parity" --device cuda \
+# The runs above use the default attention, cuDNN's where it applies (the
+# bf16 mode, src/cuda/attention_cudnn.cu); the tensor-core kernel, which
+# runs where cuDNN does not, in the whole model: bf16 mixed precision,
+# step-1 gradients and loss against PyTorch's bf16 autocast, 20 steps (a
+# minute).
+if [ "${TYR_PARITY:-1}" != 0 ] && [ "${TYR_PARITY_TC:-1}" != 0 ] && [ "$PARITY" != skipped ]; then
+  say "gpt_parity with TYR_CUDA_ATTN=tc: bf16, 20 steps"
+  (cd "$ROOT" && TYR_CUDA_ATTN=tc "$BUILD/bench/gpt_parity" --device cuda \
     --batch 8 --steps 20 --seed 1 --modes bf16 \
-    --tokens "$LOG/parity-tokens/tinyshakespeare_train_000000.bin" --out "$LOG/parity-cudnn") \
-    >"$LOG/gpt_parity_cudnn.log" 2>&1
-  tail -n 6 "$LOG/gpt_parity_cudnn.log"
-  if grep -q "^gpt_parity: PASS" "$LOG/gpt_parity_cudnn.log"; then
-    PARITY="$PARITY, cudnn attention PASS"
+    --tokens "$LOG/parity-tokens/tinyshakespeare_train_000000.bin" --out "$LOG/parity-tc") \
+    >"$LOG/gpt_parity_tc.log" 2>&1
+  tail -n 6 "$LOG/gpt_parity_tc.log"
+  if grep -q "^gpt_parity: PASS" "$LOG/gpt_parity_tc.log"; then
+    PARITY="$PARITY, tensor-core attention PASS"
   else
-    PARITY="$PARITY, cudnn attention FAIL"
-    FAILED="$FAILED gpt_parity(cudnn)"
+    PARITY="$PARITY, tensor-core attention FAIL"
+    FAILED="$FAILED gpt_parity(tc)"
   fi
 fi
 

@@ -124,20 +124,21 @@ tyr_cuda_matmul_mode tyr_cuda_get_matmul_mode(void);
 
 /* Which kernel computes attention (tyr_sdpa, forward and backward) on CUDA
  * devices.
- *   AUTO (the default): the tensor-core kernel where it applies (bf16
- *     tensors, or f32 tensors while the matmul mode is TYR_CUDA_MATMUL_BF16;
- *     head dim 32, 64 or 128; no bool/u8 mask), else the f32 CUDA-core
- *     kernel.
- *   CUDNN: cuDNN's fused flash attention where it applies (bf16/f16 tensors,
- *     head dim 64 or 128, no bool/u8 mask, document ids or window, as many
- *     key/value heads as query heads, T == S when causal, compute capability
- *     9.0 or newer, and cuDNN accepts the shape), else as AUTO.  Opt-in
- *     until it has been measured against the tensor-core kernel on a GPU
- *     (docs/cuda.md).
- *   TC: as AUTO.
+ *   AUTO (the default): cuDNN's fused flash attention where it applies
+ *     (bf16/f16 tensors, head dim 64 or 128, no bool/u8 mask, document ids
+ *     or window, as many key/value heads as query heads, T == S when
+ *     causal, compute capability 9.0 or newer, cuDNN 9.10.2 or newer, and
+ *     cuDNN accepts the shape: docs/cuda.md), else the tensor-core kernel
+ *     where it applies (bf16 tensors, or f32 tensors while the matmul mode
+ *     is TYR_CUDA_MATMUL_BF16; head dim 32, 64 or 128; no bool/u8 mask),
+ *     else the CUDA-core kernel.
+ *   CUDNN: as AUTO.
+ *   TC: as AUTO without cuDNN: the tensor-core kernel where it applies,
+ *     else the CUDA-core kernel.
  *   SIMT: always the CUDA-core kernel.
- * TYR_CUDA_ATTN=simt|tc|cudnn in the environment sets the default (read
- * once).  Without the CUDA backend the setting is kept and has no effect. */
+ * TYR_CUDA_ATTN=auto|simt|tc|cudnn in the environment sets the default
+ * (read once).  Without the CUDA backend the setting is kept and has no
+ * effect. */
 typedef enum tyr_cuda_attention_kernel {
   TYR_CUDA_ATTENTION_AUTO,
   TYR_CUDA_ATTENTION_SIMT,

@@ -1,13 +1,12 @@
 /* CUDA scaled-dot-product attention through cuDNN's fused flash-attention
  * engines: on Hopper, warpgroup-MMA kernels with the copy engine, the ones
- * PyTorch's scaled_dot_product_attention runs there.  PyTorch's run of them
- * at GPT-2's attention shape took about half the time of the mma.sync kernel
- * of attention_tc.cu (docs/benchmarks.md; this path itself has not been
- * timed yet).  cuDNN 9.19 has no single attention operation with a causal
- * mask: the attention is described to its graph API as a graph of
- * operations (two matmuls, the scale, the mask, the softmax and, for the
- * backward, its derivative), the graph cudnn-frontend builds, which cuDNN
- * recognises and runs as one fused kernel.
+ * PyTorch's scaled_dot_product_attention runs there.  At GPT-2's attention
+ * shape on an H100 they take a third of the mma.sync kernel's (attention_tc.cu)
+ * forward time and half its forward + backward (docs/benchmarks.md), so
+ * they are the default where they apply.  cuDNN 9.19 has no single attention operation with a
+ * causal mask: the attention is described to its graph API as a graph of operations (two matmuls,
+ * the scale, the mask, the softmax and, for the backward, its derivative), the graph cudnn-frontend
+ * builds, which cuDNN recognises and runs as one fused kernel.
  *
  * Which calls take it (applies): bf16 or f16 q, k, v; head dim 64 or 128;
  * as many key/value heads as query heads; no bool/u8 mask, document ids or
@@ -15,8 +14,9 @@
  * left, Tyr's at the bottom right: they agree only then); operands whose
  * head dim is contiguous with 16-byte aligned strides (views into a packed
  * qkv projection are taken in place); compute capability 9.0 or newer;
- * cuDNN 9.16 or newer (CUDNN_MIN_VERSION); the attention kernel setting
- * CUDNN (opt-in: docs/cuda.md).  The forward writes the row's natural-log
+ * cuDNN 9.10.2 or newer (CUDNN_MIN_VERSION; up to 9.15.0 the backward
+ * only with S % 128 == 0); the attention kernel setting AUTO (the default)
+ * or CUDNN.  The forward writes the row's natural-log
  * log-sum-exp of the scaled scores, as the other kernels do, so any
  * backward can follow any forward.
  *
@@ -520,6 +520,15 @@ Plan *plan_get(const PlanKey &key, cudnnHandle_t h, bool capturing, F build) {
     gb_free(&p->g);
     return NULL;
   }
+  if (verbose())
+    fprintf(stderr,
+            "tyr: cuDNN attention plan (%s, B %lld H %lld T %lld S %lld D %lld%s): workspace "
+            "%lld bytes\n",
+            key.dir == 0   ? "forward"
+            : key.dir == 1 ? "backward"
+                           : "deterministic backward",
+            (long long)key.B, (long long)key.H, (long long)key.T, (long long)key.S,
+            (long long)key.D, key.causal ? ", causal" : "", (long long)p->ws);
   return p;
 }
 
@@ -558,11 +567,22 @@ bool operand_ok(const tyr_tensor *t, tyr_dtype dt) {
   return tcu_aligned16(tyr_data_ptr(t));
 }
 
-/* The cuDNN these graphs are written for: cudnn-frontend builds this
- * graph from 9.16 on (before it, bf16 attention needs workarounds: a padding
- * mask in the backward when S % 128 != 0 up to 9.15, no -inf before 9.10,
- * known-bad 9.10.0 and 9.10.1). */
-#define CUDNN_MIN_VERSION 91600
+/* The cuDNN versions these graphs are written for, as cudnn-frontend
+ * builds them: 9.10.2 and newer (-inf as the mask's value from 9.10;
+ * 9.10.0 and 9.10.1 have known bugs in bf16/f16 attention).  Up to 9.15.0
+ * the frontend adds a padding mask to the backward when S % 128 != 0, the
+ * workaround of an invalid memory access fixed in 9.15.1: such a backward
+ * is left to the tensor-core kernel there (cudnn_backward_shape_ok). */
+#define CUDNN_MIN_VERSION 91002
+
+bool cudnn_version_ok(void) {
+  const size_t v = cudnnGetVersion();
+  return v >= CUDNN_MIN_VERSION;
+}
+
+bool cudnn_backward_shape_ok(int64_t S) {
+  return cudnnGetVersion() > 91500 || S % 128 == 0;
+}
 
 /* Whether the call is one the cuDNN path takes (the file comment lists
  * the conditions); ops[0] is q, ops[1] k; n == 8 for the backward, which
@@ -570,9 +590,11 @@ bool operand_ok(const tyr_tensor *t, tyr_dtype dt) {
 bool applies(const tyr_tensor *const *ops, int n, const tyr_tensor *mask, const tyr_tensor *doc,
              bool causal, int64_t window) {
   const tyr_tensor *q = ops[0], *k = ops[1];
-  if (tyr_cuda_get_attention_kernel() != TYR_CUDA_ATTENTION_CUDNN) return false;
-  if (cudnnGetVersion() < CUDNN_MIN_VERSION) return false;
-  if (n == 8 && q->shape[2] == 1 && k->shape[2] == 1) return false;
+  const tyr_cuda_attention_kernel kernel = tyr_cuda_get_attention_kernel();
+  if (kernel != TYR_CUDA_ATTENTION_AUTO && kernel != TYR_CUDA_ATTENTION_CUDNN) return false;
+  if (!cudnn_version_ok()) return false;
+  if (n == 8 && ((q->shape[2] == 1 && k->shape[2] == 1) || !cudnn_backward_shape_ok(k->shape[2])))
+    return false;
   if (mask || doc || window > 0) return false;
   if (q->dtype != TYR_BF16 && q->dtype != TYR_F16) return false;
   if (q->shape[3] != 64 && q->shape[3] != 128) return false;
@@ -683,9 +705,9 @@ bool tcu_sdpa_cudnn_backward(cudaStream_t st, tyr_tensor *dq, tyr_tensor *dk, ty
 }
 
 /* Whether the cuDNN path runs on device dev with the cuDNN loaded (tests):
- * 1 or 0. */
+ * cuDNN's version (such as 91900), or 0. */
 extern "C" int tcu_sdpa_cudnn_device(int dev) {
-  return device_ok(dev) && cudnnGetVersion() >= CUDNN_MIN_VERSION ? 1 : 0;
+  return device_ok(dev) && cudnn_version_ok() ? (int)cudnnGetVersion() : 0;
 }
 
 /* ---- a check that needs no GPU (test_cuda_ops) -----------------------------------------------

@@ -56,9 +56,10 @@ static int g_attn = -1; /* tyr_cuda_attention_kernel; -1: not read from the envi
 
 extern "C" void tyr_cuda_set_attention_kernel(tyr_cuda_attention_kernel kernel) {
   pthread_mutex_lock(&g_attn_lock);
-  g_attn = kernel == TYR_CUDA_ATTENTION_SIMT || kernel == TYR_CUDA_ATTENTION_CUDNN
+  g_attn = kernel == TYR_CUDA_ATTENTION_SIMT || kernel == TYR_CUDA_ATTENTION_TC ||
+                   kernel == TYR_CUDA_ATTENTION_CUDNN
                ? (int)kernel
-               : (int)TYR_CUDA_ATTENTION_AUTO; /* TC is AUTO */
+               : (int)TYR_CUDA_ATTENTION_AUTO;
   pthread_mutex_unlock(&g_attn_lock);
 }
 
@@ -67,6 +68,7 @@ extern "C" tyr_cuda_attention_kernel tyr_cuda_get_attention_kernel(void) {
   if (g_attn < 0) {
     const char *e = getenv("TYR_CUDA_ATTN");
     g_attn = e && !strcmp(e, "simt")    ? TYR_CUDA_ATTENTION_SIMT
+             : e && !strcmp(e, "tc")    ? TYR_CUDA_ATTENTION_TC
              : e && !strcmp(e, "cudnn") ? TYR_CUDA_ATTENTION_CUDNN
                                         : TYR_CUDA_ATTENTION_AUTO;
   }

@@ -53,8 +53,9 @@ tyr_cuda_matmul_mode tyr_cuda_get_matmul_mode(void) {
 }
 static tyr_cuda_attention_kernel g_attn;
 void tyr_cuda_set_attention_kernel(tyr_cuda_attention_kernel kernel) {
-  /* as the CUDA backend keeps it: TC is AUTO */
-  g_attn = kernel == TYR_CUDA_ATTENTION_SIMT || kernel == TYR_CUDA_ATTENTION_CUDNN
+  /* as the CUDA backend keeps it */
+  g_attn = kernel == TYR_CUDA_ATTENTION_SIMT || kernel == TYR_CUDA_ATTENTION_TC ||
+                   kernel == TYR_CUDA_ATTENTION_CUDNN
                ? kernel
                : TYR_CUDA_ATTENTION_AUTO;
 }

@@ -2183,7 +2183,7 @@ static void test_sdpa_tc_vs_simt(void **state) {
       /* bf16 probabilities change low bits: identical results mean the
        * tensor-core kernel did not run (see tc_applies in attention_tc.cu) */
       if (!count_differing(rt.dq, rs.dq))
-        fail_msg("%s: dq bit-identical with TYR_CUDA_ATTENTION_AUTO and _SIMT: the tensor-core "
+        fail_msg("%s: dq bit-identical with TYR_CUDA_ATTENTION_TC and _SIMT: the tensor-core "
                  "kernel did not run",
                  what);
     }
@@ -2191,8 +2191,8 @@ static void test_sdpa_tc_vs_simt(void **state) {
   tyr_cuda_set_attention_kernel(prev_k);
 }
 
-/* Which calls take the tensor-core kernel: where it does not apply, AUTO
- * gives the CUDA-core kernel's bits. */
+/* The setting round-trips; which calls take the tensor-core kernel: where
+ * it does not apply, TC gives the CUDA-core kernel's bits. */
 static void test_sdpa_tc_dispatch(void **state) {
   (void)state;
   tyr_cuda_attention_kernel prev_k = tyr_cuda_get_attention_kernel();
@@ -2200,9 +2200,11 @@ static void test_sdpa_tc_dispatch(void **state) {
   assert_int_equal(tyr_cuda_get_attention_kernel(), TYR_CUDA_ATTENTION_SIMT);
   tyr_cuda_set_attention_kernel(TYR_CUDA_ATTENTION_CUDNN);
   assert_int_equal(tyr_cuda_get_attention_kernel(), TYR_CUDA_ATTENTION_CUDNN);
-  tyr_cuda_set_attention_kernel(TYR_CUDA_ATTENTION_TC); /* the same as AUTO */
-  assert_int_equal(tyr_cuda_get_attention_kernel(), TYR_CUDA_ATTENTION_AUTO);
+  tyr_cuda_set_attention_kernel(TYR_CUDA_ATTENTION_TC);
+  assert_int_equal(tyr_cuda_get_attention_kernel(), TYR_CUDA_ATTENTION_TC);
   tyr_cuda_set_attention_kernel(TYR_CUDA_ATTENTION_AUTO);
+  assert_int_equal(tyr_cuda_get_attention_kernel(), TYR_CUDA_ATTENTION_AUTO);
+  tyr_cuda_set_attention_kernel((tyr_cuda_attention_kernel)77); /* not a kernel: AUTO */
   assert_int_equal(tyr_cuda_get_attention_kernel(), TYR_CUDA_ATTENTION_AUTO);
   tyr_cuda_set_attention_kernel(prev_k);
   REQUIRE_GPU();
@@ -2292,19 +2294,22 @@ static tc_result sdpa_backward_on(const tyr_backend *G, tyr_dtype dt, tyr_tensor
   return r;
 }
 
-/* cuDNN's fused attention (the CUDNN setting) against the CPU in f64, the
- * kernel that ran each direction, the backward's bits repeated, and each
- * direction paired with the tensor-core kernel's other (the saved lse is
- * shared). */
+/* cuDNN's fused attention (the default, AUTO, where it applies) against
+ * the CPU in f64, the kernel that ran each direction, the backward's bits
+ * repeated, and each direction paired with the tensor-core kernel's other
+ * (the saved lse is shared). */
 static void test_sdpa_cudnn(void **state) {
   (void)state;
   REQUIRE_GPU();
   tyr_cuda_matmul_mode prev = tyr_cuda_get_matmul_mode();
   tyr_cuda_attention_kernel prev_k = tyr_cuda_get_attention_kernel();
   tyr_cuda_set_matmul_mode(TYR_CUDA_MATMUL_F32);
-  /* cuDNN takes these on Hopper and newer with cuDNN 9.16 or newer;
-     elsewhere the tensor-core kernel (bf16) or the CUDA-core kernel (f16) */
-  const bool cudnn = tcu_sdpa_cudnn_device(0) != 0;
+  /* cuDNN takes these on Hopper and newer with cuDNN 9.10.2 or newer (its
+     version here, 0 where it does not run); up to 9.15.0 the backward only
+     with S a multiple of 128.  Elsewhere the tensor-core kernel (bf16) or
+     the CUDA-core kernel (f16) */
+  const int version = tcu_sdpa_cudnn_device(0);
+  if (g_verbose) printf("    cuDNN %d on cuda:0%s\n", version, version ? "" : ": not used");
   static const tc_case cases[] = {
       {2, 12, 12, 256, 256, 64, true, 0}, /* GPT-like */
       {1, 2, 2, 130, 130, 64, true, 0},   /* partial last tiles */
@@ -2318,9 +2323,12 @@ static void test_sdpa_cudnn(void **state) {
       TYR_SCOPE;
       const tc_case *c = &cases[ci];
       const tyr_dtype dt = dt_i ? TYR_F16 : TYR_BF16;
-      const tyr_cuda_attention_kernel want = cudnn            ? TYR_CUDA_ATTENTION_CUDNN
-                                             : dt == TYR_BF16 ? TYR_CUDA_ATTENTION_TC
-                                                              : TYR_CUDA_ATTENTION_SIMT;
+      const tyr_cuda_attention_kernel other =
+          dt == TYR_BF16 ? TYR_CUDA_ATTENTION_TC : TYR_CUDA_ATTENTION_SIMT;
+      const bool bwd_shape = version > 91500 || c->Sk % 128 == 0;
+      const tyr_cuda_attention_kernel want_f = version ? TYR_CUDA_ATTENTION_CUDNN : other;
+      const tyr_cuda_attention_kernel want_b =
+          version && bwd_shape ? TYR_CUDA_ATTENTION_CUDNN : other;
       const double scale = 1.0 / sqrt((double)c->D);
       tyr_tensor *in[4], *gin[4], *cin[4];
       tc_inputs(c, in);
@@ -2332,39 +2340,45 @@ static void test_sdpa_cudnn(void **state) {
       char tag[160], what[200];
       tc_case_name(tag, sizeof tag, tyr_dtype_name(dt), c);
       tc_result rc = tc_run(C, CPU, TYR_F64, cin, NULL, c);
-      /* both directions on cuDNN */
-      tyr_cuda_set_attention_kernel(TYR_CUDA_ATTENTION_CUDNN);
-      tc_result ra = sdpa_forward_on(G, dt, gin, c, scale);
-      if (tyr_cuda_attention_last() != want)
-        fail_msg("%s: the forward ran kernel %d, not %d", tag, (int)tyr_cuda_attention_last(),
-                 (int)want);
-      ra = sdpa_backward_on(G, dt, gin, &ra, c, scale);
-      if (tyr_cuda_attention_last() != want)
-        fail_msg("%s: the backward ran kernel %d, not %d", tag, (int)tyr_cuda_attention_last(),
-                 (int)want);
-      snprintf(what, sizeof what, "cuDNN %s", tag);
-      tc_compare(what, &ra, &rc);
-      /* the backward again: the same bits (the deterministic default) */
-      tc_result again = sdpa_backward_on(G, dt, gin, &ra, c, scale);
-      int64_t nd = count_differing(ra.dq, again.dq) + count_differing(ra.dk, again.dk) +
-                   count_differing(ra.dv, again.dv);
-      if (nd)
-        fail_msg("%s: a second backward differs in %lld elements (not deterministic)", what,
-                 (long long)nd);
-      /* the other kernel's backward (AUTO: tensor cores for bf16, CUDA cores
-         for f16) after this forward, and this backward after its forward */
-      tyr_cuda_set_attention_kernel(TYR_CUDA_ATTENTION_AUTO);
-      tc_result rt = tc_run(G, gpu(), dt, gin, NULL, c);
-      tc_result mix = sdpa_backward_on(G, dt, gin, &ra, c, scale);
-      snprintf(what, sizeof what, "cuDNN forward, AUTO's backward %s", tag);
-      tc_compare(what, &mix, &rc);
-      tyr_cuda_set_attention_kernel(TYR_CUDA_ATTENTION_CUDNN);
-      mix = sdpa_backward_on(G, dt, gin, &rt, c, scale);
-      snprintf(what, sizeof what, "AUTO's forward, cuDNN backward %s", tag);
-      tc_compare(what, &mix, &rc);
-      if (g_verbose)
-        printf("    cudnn %-45s kernel %d, %lld dq elements differ from AUTO's kernel\n", tag,
-               (int)want, (long long)count_differing(ra.dq, rt.dq));
+      /* both directions with the default setting (cuDNN first), then CUDNN */
+      for (int s = 0; s < 2; s++) {
+        tyr_cuda_set_attention_kernel(s ? TYR_CUDA_ATTENTION_CUDNN : TYR_CUDA_ATTENTION_AUTO);
+        tc_result ra = sdpa_forward_on(G, dt, gin, c, scale);
+        if (tyr_cuda_attention_last() != want_f)
+          fail_msg("%s: the forward ran kernel %d, not %d", tag, (int)tyr_cuda_attention_last(),
+                   (int)want_f);
+        ra = sdpa_backward_on(G, dt, gin, &ra, c, scale);
+        if (tyr_cuda_attention_last() != want_b)
+          fail_msg("%s: the backward ran kernel %d, not %d", tag, (int)tyr_cuda_attention_last(),
+                   (int)want_b);
+        if (s == 0) continue;
+        snprintf(what, sizeof what, "cuDNN %s", tag);
+        tc_compare(what, &ra, &rc);
+        /* the backward again: the same bits (the deterministic default) */
+        tc_result again = sdpa_backward_on(G, dt, gin, &ra, c, scale);
+        int64_t nd = count_differing(ra.dq, again.dq) + count_differing(ra.dk, again.dk) +
+                     count_differing(ra.dv, again.dv);
+        if (nd)
+          fail_msg("%s: a second backward differs in %lld elements (not deterministic)", what,
+                   (long long)nd);
+        /* the other kernel's backward (TC: tensor cores for bf16, CUDA cores
+           for f16) after this forward, and this backward after its forward */
+        tyr_cuda_set_attention_kernel(TYR_CUDA_ATTENTION_TC);
+        tc_result rt = tc_run(G, gpu(), dt, gin, NULL, c);
+        if (tyr_cuda_attention_last() != other)
+          fail_msg("%s: with TC the backward ran kernel %d, not %d", tag,
+                   (int)tyr_cuda_attention_last(), (int)other);
+        tc_result mix = sdpa_backward_on(G, dt, gin, &ra, c, scale);
+        snprintf(what, sizeof what, "cuDNN forward, TC's backward %s", tag);
+        tc_compare(what, &mix, &rc);
+        tyr_cuda_set_attention_kernel(TYR_CUDA_ATTENTION_CUDNN);
+        mix = sdpa_backward_on(G, dt, gin, &rt, c, scale);
+        snprintf(what, sizeof what, "TC's forward, cuDNN backward %s", tag);
+        tc_compare(what, &mix, &rc);
+        if (g_verbose)
+          printf("    cudnn %-45s kernels %d/%d, %lld dq elements differ from TC's\n", tag,
+                 (int)want_f, (int)want_b, (long long)count_differing(ra.dq, rt.dq));
+      }
     }
   /* where it does not apply: the tensor-core kernel (window, GQA, T != S causal, D 32) */
   static const tc_case other[] = {

@@ -141,7 +141,7 @@ static void test_doc_modes(void **state) {
       const doc_case *c = &CASES[ci];
       tyr_dtype dt = mode == 1 ? TYR_F64 : (mode == 2 || mode == 3) ? TYR_BF16 : TYR_F32;
       tyr_cuda_set_matmul_mode(mode == 4 ? TYR_CUDA_MATMUL_BF16 : TYR_CUDA_MATMUL_F32);
-      tyr_cuda_set_attention_kernel(mode == 2 ? TYR_CUDA_ATTENTION_SIMT : TYR_CUDA_ATTENTION_AUTO);
+      tyr_cuda_set_attention_kernel(mode == 2 ? TYR_CUDA_ATTENTION_SIMT : TYR_CUDA_ATTENTION_TC);
       tyr_tensor *in[3] = {
           tyr_rand_at(S, TYR_F32, CPU, 4, (int64_t[]){c->B, c->Hq, c->T, c->D}, -2, 2),
           tyr_rand_at(S, TYR_F32, CPU, 4, (int64_t[]){c->B, c->Hkv, c->Sk, c->D}, -2, 2),
