@@ -1,7 +1,7 @@
 #!/bin/sh
-# CUDA attention kernels on a GPU, in one go (from the repository root): what
-# decides whether cuDNN's fused attention (TYR_CUDA_ATTENTION_CUDNN,
-# docs/cuda.md) becomes the default.
+# CUDA attention kernels on a GPU, in one go (from the repository root):
+# cuDNN's fused attention (the default where it applies, docs/cuda.md)
+# against Tyr's tensor-core kernel and PyTorch's backends.
 #   tests  test_cuda_ops (every CUDA kernel; test_sdpa_cudnn holds cuDNN's
 #          forward and backward to the f64 CPU reference, pairs each with
 #          the tensor-core kernel's other direction and checks that the
@@ -11,8 +11,9 @@
 #          cuDNN kernels at GPT-2 124M's shape), then PyTorch's backends at
 #          the same shape (bench/torch_sdpa.py);
 #   gpt2   bench_gpt2_cuda --only gpt2_124m --mode bf16 --attention both:
-#          Tyr's step with either kernel and PyTorch's (eager, torch.compile)
-#          in one run, batch $BATCH;
+#          Tyr's step with the default (cuDNN) and the tensor-core kernel
+#          ("+tc") and PyTorch's (eager, torch.compile) in one run, batch
+#          $BATCH;
 #   parity gpt_parity --modes bf16 with TYR_CUDA_ATTN=cudnn, $PARITY_STEPS
 #          steps: step-1 gradients and losses against PyTorch's bf16 autocast.
 # Usage: bench/attention_gpu.sh OUTDIR [BUILD_DIR]   (the build is

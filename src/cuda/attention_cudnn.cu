@@ -35,6 +35,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <algorithm>
+
 #include "cuda/attention_tc.cuh"
 #include "cuda/dnn.cuh"
 #include "tyr/cuda.h"
@@ -506,29 +508,26 @@ Plan *plan_get(const PlanKey &key, cudnnHandle_t h, bool capturing, F build) {
   build(&p->g);
   p->plan = gb_plan(&p->g, h, key.dir == 2, &p->ws);
   p->ok = p->plan != NULL;
-  if (!p->ok) {
-    if (verbose())
+  if (verbose()) {
+    char what[160];
+    snprintf(what, sizeof what, "%s, B %lld H %lld T %lld S %lld D %lld%s",
+             key.dir == 0   ? "forward"
+             : key.dir == 1 ? "backward"
+                            : "deterministic backward",
+             (long long)key.B, (long long)key.H, (long long)key.T, (long long)key.S,
+             (long long)key.D, key.causal ? ", causal" : "");
+    if (p->ok)
+      fprintf(stderr, "tyr: cuDNN attention plan (%s): workspace %lld bytes\n", what,
+              (long long)p->ws);
+    else
       fprintf(stderr,
-              "tyr: cuDNN attention declined (%s, B %lld H %lld T %lld S %lld D %lld%s): %s at "
-              "%s:%d; the tensor-core kernel runs it\n",
-              key.dir == 0   ? "forward"
-              : key.dir == 1 ? "backward"
-                             : "deterministic backward",
-              (long long)key.B, (long long)key.H, (long long)key.T, (long long)key.S,
-              (long long)key.D, key.causal ? ", causal" : "", cudnnGetErrorString(p->g.st),
-              __FILE__, p->g.line);
+              "tyr: cuDNN attention declined (%s): %s at %s:%d; the tensor-core kernel runs it\n",
+              what, cudnnGetErrorString(p->g.st), __FILE__, p->g.line);
+  }
+  if (!p->ok) {
     gb_free(&p->g);
     return NULL;
   }
-  if (verbose())
-    fprintf(stderr,
-            "tyr: cuDNN attention plan (%s, B %lld H %lld T %lld S %lld D %lld%s): workspace "
-            "%lld bytes\n",
-            key.dir == 0   ? "forward"
-            : key.dir == 1 ? "backward"
-                           : "deterministic backward",
-            (long long)key.B, (long long)key.H, (long long)key.T, (long long)key.S,
-            (long long)key.D, key.causal ? ", causal" : "", (long long)p->ws);
   return p;
 }
 
@@ -646,6 +645,36 @@ static bool deterministic(void) {
   return d;
 }
 
+namespace {
+
+/* The most workspace one deterministic backward call takes, in bytes (0: no
+ * limit).  cuDNN's deterministic engines keep partial dQ sums in f32 (8
+ * copies of dQ at GPT-2's shape: 402 MB at B 16), memory that a CUDA
+ * graph's pool then holds for good; above the limit the batch is split into
+ * equal chunks run one after another, each with its own plan.
+ * TYR_CUDA_ATTN_WORKSPACE_MB in the environment (default 0 until the
+ * chunked backward has run on a GPU: docs/cuda.md), read once;
+ * tcu_sdpa_cudnn_set_workspace_limit (tests).  Called with g_plan_lock held. */
+long long g_ws_limit = -1; /* -1: not read yet */
+
+size_t ws_limit(void) {
+  if (g_ws_limit < 0) {
+    const char *e = getenv("TYR_CUDA_ATTN_WORKSPACE_MB");
+    char *end = NULL;
+    const long long mb = e && *e ? strtoll(e, &end, 10) : 0;
+    g_ws_limit = e && *e && (*end || mb < 0) ? 0 : mb << 20;
+  }
+  return (size_t)g_ws_limit;
+}
+
+} /* namespace */
+
+extern "C" void tcu_sdpa_cudnn_set_workspace_limit(long long bytes) {
+  pthread_mutex_lock(&g_plan_lock);
+  g_ws_limit = bytes;
+  pthread_mutex_unlock(&g_plan_lock);
+}
+
 bool tcu_sdpa_cudnn_backward(cudaStream_t st, tyr_tensor *dq, tyr_tensor *dk, tyr_tensor *dv,
                              const tyr_tensor *dout, const tyr_tensor *q, const tyr_tensor *k,
                              const tyr_tensor *v, const tyr_tensor *out, const tyr_tensor *lse,
@@ -657,48 +686,70 @@ bool tcu_sdpa_cudnn_backward(cudaStream_t st, tyr_tensor *dq, tyr_tensor *dk, ty
   cudnnHandle_t h = tcu_dnn_handle(dev, st);
   if (!h) return true; /* raised */
   const bool det = deterministic();
-  PlanKey key = plan_key(det ? 2 : 1, ops, 8, causal);
+  const int dir = det ? 2 : 1;
+  const int64_t B = q->shape[0], H = q->shape[1], T = q->shape[2], D = q->shape[3];
+  /* the plan for the first n batch entries of the operands */
+  auto plan_for = [&](int64_t n, bool capturing) {
+    tyr_tensor t[8];
+    const tyr_tensor *c[8];
+    for (int i = 0; i < 8; i++) {
+      t[i] = *ops[i];
+      t[i].shape[0] = n;
+      c[i] = &t[i];
+    }
+    return plan_get(plan_key(dir, c, 8, causal), h, capturing, [&](Graph *g) {
+      graph_backward(g, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], causal, det);
+    });
+  };
   pthread_mutex_lock(&g_plan_lock);
-  Plan *p = plan_get(key, h, tcu_capturing(dev), [&](Graph *g) {
-    graph_backward(g, q, k, v, out, dout, dq, dk, dv, causal, det);
-  });
+  const bool capturing = tcu_capturing(dev);
+  Plan *whole = plan_for(B, capturing), *chunk = NULL, *last = NULL;
+  int64_t bc = B; /* batch entries a call */
+  const size_t limit = ws_limit();
+  /* (the per-row f32 tensors of a chunk start 16-byte aligned when H T % 4 == 0) */
+  if (whole && det && limit && (size_t)whole->ws > limit && B > 1 && (H * T) % 4 == 0) {
+    const int64_t nchunks = std::min<int64_t>(B, ((int64_t)whole->ws + limit - 1) / limit);
+    bc = (B + nchunks - 1) / nchunks;
+    chunk = plan_for(bc, capturing);
+    last = B % bc ? plan_for(B % bc, capturing) : chunk;
+    if (!chunk || !last) bc = B; /* declined (or first seen during a capture): whole */
+  }
   pthread_mutex_unlock(&g_plan_lock);
-  if (!p) return false;
+  if (!whole) return false;
   /* delta (and the f32 dq accumulator) in device memory */
-  const int64_t rows = q->shape[0] * q->shape[1] * q->shape[2];
+  const int64_t rows = B * H * T;
   const size_t sbytes = sizeof(float) * (size_t)rows;
-  const size_t abytes = det ? 0 : sbytes * (size_t)q->shape[3];
+  const size_t abytes = det ? 0 : sbytes * (size_t)D;
   float *ssum = (float *)tcu_alloc(sbytes, dev);
   float *acc = abytes ? (float *)tcu_alloc(abytes, dev) : NULL;
-  if (ssum && (det || (acc && CUDA_CHECK(cudaMemsetAsync(acc, 0, abytes, st))))) {
+  bool ok = ssum && (det || (acc && CUDA_CHECK(cudaMemsetAsync(acc, 0, abytes, st))));
+  const size_t es = tyr_dtype_size(q->dtype);
+  for (int64_t b0 = 0; ok && b0 < B; b0 += bc) {
+    const int64_t nb = std::min(bc, B - b0);
+    Plan *p = nb == B ? whole : nb == bc ? chunk : last;
     float fscale = (float)scale, fone = 1.0f, ninf = -INFINITY;
-    int64_t uids[14] = {UID_Q,     UID_K,   UID_V,       UID_O,       UID_DO,
-                        UID_DQ,    UID_DK,  UID_DV,      UID_STATS,   UID_SOFTMAX_SUM,
-                        UID_SCALE, UID_ONE, UID_NEG_INF, UID_DQ_ACCUM};
-    void *ptrs[14] = {tyr_data_ptr(q),
-                      tyr_data_ptr(k),
-                      tyr_data_ptr(v),
-                      tyr_data_ptr(out),
-                      tyr_data_ptr(dout),
-                      tyr_data_ptr(dq),
-                      tyr_data_ptr(dk),
-                      tyr_data_ptr(dv),
-                      tyr_data_ptr(lse),
-                      ssum,
-                      &fscale,
-                      &fone,
-                      &ninf,
-                      acc};
+    int64_t uids[14] = {UID_Q,  UID_K,  UID_V,     UID_O,           UID_DO,    UID_DQ,
+                        UID_DK, UID_DV, UID_STATS, UID_SOFTMAX_SUM, UID_SCALE, UID_ONE};
+    void *ptrs[14];
+    for (int i = 0; i < 8; i++)
+      ptrs[i] = (char *)tyr_data_ptr(ops[i]) + (size_t)(b0 * ops[i]->stride[0]) * es;
+    ptrs[8] = (float *)tyr_data_ptr(lse) + b0 * H * T;
+    ptrs[9] = ssum + b0 * H * T;
+    ptrs[10] = &fscale;
+    ptrs[11] = &fone;
     /* the mask's -inf only with a causal mask, the accumulator only without determinism */
     int n = 12;
-    if (causal) n++;
+    if (causal) {
+      uids[n] = UID_NEG_INF;
+      ptrs[n++] = &ninf;
+    }
     if (!det) {
       uids[n] = UID_DQ_ACCUM;
-      ptrs[n] = acc;
-      n++;
+      ptrs[n++] = acc + b0 * H * T * D;
     }
-    if (plan_run(p, h, dev, uids, ptrs, n)) tcu_attention_ran(TYR_CUDA_ATTENTION_CUDNN);
+    ok = plan_run(p, h, dev, uids, ptrs, n);
   }
+  if (ok) tcu_attention_ran(TYR_CUDA_ATTENTION_CUDNN);
   if (acc) tcu_free(acc, abytes, dev);
   if (ssum) tcu_free(ssum, sbytes, dev);
   return true;

@@ -76,6 +76,10 @@ int tcu_sdpa_cudnn_device(int dev) {
   (void)dev;
   return 0;
 }
+void tcu_sdpa_cudnn_set_workspace_limit(long long bytes);
+void tcu_sdpa_cudnn_set_workspace_limit(long long bytes) {
+  (void)bytes;
+}
 #else
 /* ISO C forbids an empty translation unit. */
 typedef int tyr__cuda_api_unused;

@@ -37,6 +37,7 @@
  * check_graphs returns 1) */
 int tcu_sdpa_cudnn_check_graphs(char *err, size_t n);
 int tcu_sdpa_cudnn_device(int dev);
+void tcu_sdpa_cudnn_set_workspace_limit(long long bytes);
 
 #define S TYR_SITE
 #define CPU TYR_DEVICE_CPU
@@ -2380,6 +2381,34 @@ static void test_sdpa_cudnn(void **state) {
                  (int)want_f, (int)want_b, (long long)count_differing(ra.dq, rt.dq));
       }
     }
+  /* the deterministic backward over a workspace limit runs the batch in
+     chunks (here 5 entries, about 2 MiB of workspace each: chunks of 3 and
+     2 under a 6 MiB limit), against the CPU as above */
+  if (version) {
+    TYR_SCOPE;
+    const tc_case c = {5, 4, 4, 256, 256, 64, true, 0};
+    const double scale = 1.0 / sqrt((double)c.D);
+    tyr_tensor *in[4], *gin[4], *cin[4];
+    tc_inputs(&c, in);
+    for (int i = 0; i < 4; i++) {
+      tyr_tensor *x = as_dtype(in[i], TYR_BF16);
+      gin[i] = to_dev(x, gpu());
+      cin[i] = as_dtype(x, TYR_F64);
+    }
+    char tag[160], what[200];
+    tc_case_name(tag, sizeof tag, "bf16", &c);
+    tc_result rc = tc_run(C, CPU, TYR_F64, cin, NULL, &c);
+    tyr_cuda_set_attention_kernel(TYR_CUDA_ATTENTION_AUTO);
+    tcu_sdpa_cudnn_set_workspace_limit(6LL << 20);
+    tc_result ra = sdpa_forward_on(G, TYR_BF16, gin, &c, scale);
+    ra = sdpa_backward_on(G, TYR_BF16, gin, &ra, &c, scale);
+    const tyr_cuda_attention_kernel ran = tyr_cuda_attention_last();
+    tcu_sdpa_cudnn_set_workspace_limit(-1);
+    if (ran != TYR_CUDA_ATTENTION_CUDNN)
+      fail_msg("%s: the chunked backward ran kernel %d, not cuDNN's", tag, (int)ran);
+    snprintf(what, sizeof what, "cuDNN, 6 MiB workspace limit, %s", tag);
+    tc_compare(what, &ra, &rc);
+  }
   /* where it does not apply: the tensor-core kernel (window, GQA, T != S causal, D 32) */
   static const tc_case other[] = {
       {1, 2, 2, 200, 200, 64, true, 48},
