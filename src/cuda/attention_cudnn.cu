@@ -1,12 +1,12 @@
 /* CUDA scaled-dot-product attention through cuDNN's fused flash-attention
  * engines: on Hopper, warpgroup-MMA kernels with the copy engine, the ones
  * PyTorch's scaled_dot_product_attention runs there.  At GPT-2's attention
- * shape on an H100 they take a third of the mma.sync kernel's (attention_tc.cu)
- * forward time and half its forward + backward (docs/benchmarks.md), so
- * they are the default where they apply.  cuDNN 9.19 has no single attention operation with a
- * causal mask: the attention is described to its graph API as a graph of operations (two matmuls,
- * the scale, the mask, the softmax and, for the backward, its derivative), the graph cudnn-frontend
- * builds, which cuDNN recognises and runs as one fused kernel.
+ * shape on an H100 they take 0.36-0.39 of the mma.sync kernel's
+ * (attention_tc.cu) forward time and half its forward + backward
+ * (docs/cuda.md), so they are the default where they apply.  cuDNN 9.19 has no single attention
+ * operation with a causal mask: the attention is described to its graph API as a graph of
+ * operations (two matmuls, the scale, the mask, the softmax and, for the backward, its derivative),
+ * the graph cudnn-frontend builds, which cuDNN recognises and runs as one fused kernel.
  *
  * Which calls take it (applies): bf16 or f16 q, k, v; head dim 64 or 128;
  * as many key/value heads as query heads; no bool/u8 mask, document ids or
@@ -670,6 +670,12 @@ size_t ws_limit(void) {
 
 } /* namespace */
 
+static __thread int g_backward_calls; /* cuDNN calls of this thread's last backward */
+
+extern "C" int tcu_sdpa_cudnn_backward_calls(void) {
+  return g_backward_calls;
+}
+
 extern "C" void tcu_sdpa_cudnn_set_workspace_limit(long long bytes) {
   pthread_mutex_lock(&g_plan_lock);
   g_ws_limit = bytes;
@@ -725,6 +731,7 @@ bool tcu_sdpa_cudnn_backward(cudaStream_t st, tyr_tensor *dq, tyr_tensor *dk, ty
   float *acc = abytes ? (float *)tcu_alloc(abytes, dev) : NULL;
   bool ok = ssum && (det || (acc && CUDA_CHECK(cudaMemsetAsync(acc, 0, abytes, st))));
   const size_t es = tyr_dtype_size(q->dtype);
+  g_backward_calls = 0;
   for (int64_t b0 = 0; ok && b0 < B; b0 += bc) {
     const int64_t nb = std::min(bc, B - b0);
     Plan *p = nb == B ? whole : nb == bc ? chunk : last;
@@ -749,6 +756,7 @@ bool tcu_sdpa_cudnn_backward(cudaStream_t st, tyr_tensor *dq, tyr_tensor *dk, ty
       ptrs[n++] = acc + b0 * H * T * D;
     }
     ok = plan_run(p, h, dev, uids, ptrs, n);
+    g_backward_calls += ok;
   }
   if (ok) tcu_attention_ran(TYR_CUDA_ATTENTION_CUDNN);
   if (acc) tcu_free(acc, abytes, dev);

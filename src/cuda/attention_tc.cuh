@@ -30,11 +30,13 @@ bool tcu_sdpa_cudnn_backward(cudaStream_t st, tyr_tensor *dq, tyr_tensor *dk, ty
 /* For tests (also defined, as stubs, in builds without the backend:
  * cuda_api.c): builds the cuDNN attention graphs' operations without a GPU
  * (0, or -1 with err), whether device dev runs the cuDNN path (cuDNN's
- * version, or 0), and the deterministic backward's workspace limit in
- * bytes (0: none; -1: TYR_CUDA_ATTN_WORKSPACE_MB's, read again). */
+ * version, or 0), the deterministic backward's workspace limit in bytes
+ * (0: none; -1: TYR_CUDA_ATTN_WORKSPACE_MB's, read again), and how many
+ * cuDNN calls (batch chunks) the calling thread's last cuDNN backward made. */
 extern "C" int tcu_sdpa_cudnn_check_graphs(char *err, size_t n);
 extern "C" int tcu_sdpa_cudnn_device(int dev);
 extern "C" void tcu_sdpa_cudnn_set_workspace_limit(long long bytes);
+extern "C" int tcu_sdpa_cudnn_backward_calls(void);
 
 /* Records which kernel ran this thread's last attention call
  * (tyr_cuda_attention_last). */

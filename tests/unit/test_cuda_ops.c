@@ -38,6 +38,7 @@
 int tcu_sdpa_cudnn_check_graphs(char *err, size_t n);
 int tcu_sdpa_cudnn_device(int dev);
 void tcu_sdpa_cudnn_set_workspace_limit(long long bytes);
+int tcu_sdpa_cudnn_backward_calls(void);
 
 #define S TYR_SITE
 #define CPU TYR_DEVICE_CPU
@@ -2060,6 +2061,18 @@ static void tc_inputs(const tc_case *c, tyr_tensor **in) {
   in[3] = RAND(TYR_F32, -1, 1, c->B, c->Hq, c->T, c->D);
 }
 
+/* c's inputs in dtype dt: on the GPU (gin) and, with the same values, in
+ * f64 on the CPU (cin) */
+static void tc_inputs_as(const tc_case *c, tyr_dtype dt, tyr_tensor **gin, tyr_tensor **cin) {
+  tyr_tensor *in[4];
+  tc_inputs(c, in);
+  for (int i = 0; i < 4; i++) {
+    tyr_tensor *x = as_dtype(in[i], dt);
+    gin[i] = to_dev(x, gpu());
+    cin[i] = as_dtype(x, TYR_F64);
+  }
+}
+
 /* The forward and the backward through be's table on in = q, k, v, dout
  * (of dtype dt, on dev), mask NULL or [T, S] on dev. */
 static tc_result tc_run(const tyr_backend *be, tyr_device dev, tyr_dtype dt, tyr_tensor *const *in,
@@ -2114,13 +2127,8 @@ static void test_sdpa_tc(void **state) {
       TYR_SCOPE;
       const tc_case *c = &TC_CASES[ci];
       tyr_dtype dt = tc_mode_set(mode);
-      tyr_tensor *in[4], *gin[4], *cin[4];
-      tc_inputs(c, in);
-      for (int i = 0; i < 4; i++) {
-        tyr_tensor *x = as_dtype(in[i], dt);
-        gin[i] = to_dev(x, gpu());
-        cin[i] = as_dtype(x, TYR_F64);
-      }
+      tyr_tensor *gin[4], *cin[4];
+      tc_inputs_as(c, dt, gin, cin);
       tc_result rg = tc_run(G, gpu(), dt, gin, NULL, c);
       tc_result rc = tc_run(C, CPU, TYR_F64, cin, NULL, c);
       char tag[160];
@@ -2331,13 +2339,8 @@ static void test_sdpa_cudnn(void **state) {
       const tyr_cuda_attention_kernel want_b =
           version && bwd_shape ? TYR_CUDA_ATTENTION_CUDNN : other;
       const double scale = 1.0 / sqrt((double)c->D);
-      tyr_tensor *in[4], *gin[4], *cin[4];
-      tc_inputs(c, in);
-      for (int i = 0; i < 4; i++) {
-        tyr_tensor *x = as_dtype(in[i], dt);
-        gin[i] = to_dev(x, gpu());
-        cin[i] = as_dtype(x, TYR_F64);
-      }
+      tyr_tensor *gin[4], *cin[4];
+      tc_inputs_as(c, dt, gin, cin);
       char tag[160], what[200];
       tc_case_name(tag, sizeof tag, tyr_dtype_name(dt), c);
       tc_result rc = tc_run(C, CPU, TYR_F64, cin, NULL, c);
@@ -2389,13 +2392,8 @@ static void test_sdpa_cudnn(void **state) {
     TYR_SCOPE;
     const tc_case c = {5, 4, 4, 256, 256, 64, true, 0};
     const double scale = 1.0 / sqrt((double)c.D);
-    tyr_tensor *in[4], *gin[4], *cin[4];
-    tc_inputs(&c, in);
-    for (int i = 0; i < 4; i++) {
-      tyr_tensor *x = as_dtype(in[i], TYR_BF16);
-      gin[i] = to_dev(x, gpu());
-      cin[i] = as_dtype(x, TYR_F64);
-    }
+    tyr_tensor *gin[4], *cin[4];
+    tc_inputs_as(&c, TYR_BF16, gin, cin);
     char tag[160], what[200];
     tc_case_name(tag, sizeof tag, "bf16", &c);
     tc_result rc = tc_run(C, CPU, TYR_F64, cin, NULL, &c);
@@ -2404,9 +2402,14 @@ static void test_sdpa_cudnn(void **state) {
     tc_result ra = sdpa_forward_on(G, TYR_BF16, gin, &c, scale);
     ra = sdpa_backward_on(G, TYR_BF16, gin, &ra, &c, scale);
     const tyr_cuda_attention_kernel ran = tyr_cuda_attention_last();
+    const int calls = tcu_sdpa_cudnn_backward_calls();
     tcu_sdpa_cudnn_set_workspace_limit(-1);
     if (ran != TYR_CUDA_ATTENTION_CUDNN)
       fail_msg("%s: the chunked backward ran kernel %d, not cuDNN's", tag, (int)ran);
+    if (calls < 2)
+      fail_msg("%s: the backward ran as %d cuDNN call(s) under a 1 MiB workspace limit, not in "
+               "chunks",
+               tag, calls);
     snprintf(what, sizeof what, "cuDNN, 1 MiB workspace limit, %s", tag);
     tc_compare(what, &ra, &rc);
   }
