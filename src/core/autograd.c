@@ -109,10 +109,29 @@ static tyr_tensor *owned_copy(tyr_site s, const tyr_tensor *g, tyr_dtype dt) {
   return c;
 }
 
-/* dst += g, dst contiguous and owned */
+/* Whether the gradient being accumulated for a tensor is held by nothing
+   else: no other reference to it (a node's backward may hand one gradient
+   to several inputs), no view of its storage, contiguous.  The sum then
+   goes into it in place instead of into a copy (in a GPT's backward each
+   residual-stream gradient is such a sum: a copy of the stream's size less
+   per block and norm). */
+static bool sole_holder(const tyr_tensor *t) {
+  return t->refcount == 1 && t->storage && t->storage->refcount == 1 && !t->storage->borrowed &&
+         tyr_is_contiguous(t);
+}
+
+/* dst += g, dst contiguous and owned.  An f32 dst and a 16-bit g (a weight's
+   gradient from a mixed-precision matmul) are one kernel on a GPU, which
+   widens g as it reads it; the CPU's kernels take one dtype, so g is
+   converted first there. */
+static bool widens(const tyr_tensor *dst, const tyr_tensor *g) {
+  return dst->device.type != TYR_CPU && dst->dtype == TYR_F32 &&
+         (g->dtype == TYR_BF16 || g->dtype == TYR_F16);
+}
+
 static void accumulate_into(tyr_tensor *dst, const tyr_tensor *g) {
   const tyr_backend *be = tyr_backend_lookup(dst->device);
-  if (g->dtype == dst->dtype) {
+  if (g->dtype == dst->dtype || widens(dst, g)) {
     be->binary(TYR_BIN_ADD, dst, dst, g);
   } else {
     tyr_tensor *c = owned_copy((tyr_site){0}, g, dst->dtype);
@@ -299,6 +318,9 @@ static int run_backward(tyr_site s, tyr_tensor *root, tyr_tensor *seed) {
         if (last_use) hook(x, g_leaf_ctx);
       } else if (!x->gradacc) {
         x->gradacc = tyr_tensor_retain(gin[k]);
+      } else if (sole_holder(x->gradacc) &&
+                 (x->gradacc->dtype == gin[k]->dtype || widens(x->gradacc, gin[k]))) {
+        accumulate_into(x->gradacc, gin[k]); /* no one else sees it: add in place */
       } else {
         tyr_tensor *sum = owned_copy(s, x->gradacc, x->gradacc->dtype);
         accumulate_into(sum, gin[k]);

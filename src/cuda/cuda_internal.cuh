@@ -32,6 +32,7 @@ bool tcu_capturing(int dev);
 /* When dev is capturing: raises (naming fn and what cannot run) and
  * returns true; else false. */
 bool tcu_refuse_capture(int dev, const char *fn, const char *what);
+#define TCU_MAX_DEV 64 /* device indices the backend keeps state for */
 int tcu_sm_count(int dev);
 /* The compute capability's major number of device dev (0 when unknown). */
 int tcu_cc_major(int dev);

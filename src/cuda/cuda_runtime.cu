@@ -8,6 +8,7 @@
  * and copy of a device goes to its stream, in order; memory freed to the
  * cache is reused by later work on the same stream, which the stream orders
  * after earlier users of the block. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -33,8 +34,8 @@ bool tcu_check(cudaError_t e, const char *file, int line, const char *fn, const 
 }
 
 /* ---- devices ----------------------------------------------------------------- */
-#define TCU_MAX_DEV 64
 #define NCLASS (1 + 55 * 8)
+#define GRAPH_FIT 8 /* default of TYR_CUDA_GRAPH_FIT: up to twice the size (see pool_alloc) */
 #define STAGE_SLOTS 4
 #define STAGE_BYTES ((size_t)4 << 20)
 
@@ -51,7 +52,11 @@ struct FreeNode {
 struct GBlock {
   void *p; /* NULL: empty slot */
   tyr_cuda_graph *g;
+  size_t r;    /* the block's size (a class size) */
+  size_t want; /* the class size its holder asked for (less than r: a larger idle block) */
   bool in_use; /* held by a tensor; else on the graph's free list */
+  bool orphan; /* outlived its graph, held, larger than its holder's class: the
+                  size comes from here when it is freed (g is NULL) */
 };
 } // namespace
 
@@ -87,12 +92,15 @@ struct Dev {
   struct GBlock *gtab;     /* blocks owned by graphs: an open-addressing table by pointer */
   size_t gcap, gcount;
   size_t graph_reserved, graph_idle;
+  int n_orphans; /* GBlocks with orphan set */
 };
 } // namespace
 
 static Dev g_dev[TCU_MAX_DEV];
 static int g_ndev = -1; /* -1: not asked yet */
 static bool g_no_cache;
+static FILE *g_alloc_log;           /* TYR_CUDA_ALLOC_LOG: one line per allocation and free */
+static int g_graph_fit = GRAPH_FIT; /* TYR_CUDA_GRAPH_FIT: size classes a capture may go up */
 static pthread_mutex_t g_init_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Number of devices (0 when the driver has none or fails); asks once. */
@@ -107,6 +115,22 @@ static int device_count(void) {
     g_ndev = n > TCU_MAX_DEV ? TCU_MAX_DEV : n;
     const char *nc = getenv("TYR_CUDA_NO_CACHE");
     g_no_cache = nc && *nc && strcmp(nc, "0") != 0;
+    const char *gf = getenv("TYR_CUDA_GRAPH_FIT");
+    if (gf && *gf) {
+      char *end;
+      long k = strtol(gf, &end, 10);
+      if (*end || k < 0 || k > 64)
+        fprintf(stderr,
+                "tyr: TYR_CUDA_GRAPH_FIT=%s is not a number of size classes from 0 to 64; "
+                "using %d\n",
+                gf, GRAPH_FIT);
+      else
+        g_graph_fit = (int)k;
+    }
+    const char *lp = getenv("TYR_CUDA_ALLOC_LOG");
+    if (lp && *lp && !(g_alloc_log = fopen(lp, "w")))
+      fprintf(stderr, "tyr: TYR_CUDA_ALLOC_LOG: cannot open %s for writing: %s\n", lp,
+              strerror(errno));
   }
   int n = g_ndev;
   pthread_mutex_unlock(&g_init_lock);
@@ -194,6 +218,13 @@ static int size_class(size_t n, size_t *rounded) {
   return 1 + (o - 9) * 8 + (int)(k - 9);
 }
 
+/* The size of class c (size_class's inverse). */
+static size_t class_size(int c) {
+  if (c == 0) return 512;
+  int o = 9 + (c - 1) / 8;
+  return (size_t)(9 + (c - 1) % 8) << (o - 3);
+}
+
 /* Returns every cached block of d to the driver (lock held). */
 static void release_cached(Dev *d) {
   for (int c = 0; c < NCLASS; c++) {
@@ -235,7 +266,7 @@ static bool grehash(Dev *d, size_t cap, const tyr_cuda_graph *drop) {
   d->gcap = cap;
   d->gcount = 0;
   for (size_t i = 0; i < oldcap; i++) {
-    if (!old[i].p || !old[i].g || old[i].g == drop) continue;
+    if (!old[i].p || (!old[i].g && !old[i].orphan) || (old[i].g && old[i].g == drop)) continue;
     size_t j = gslot(d, old[i].p);
     while (t[j].p) j = (j + 1) & (cap - 1);
     t[j] = old[i];
@@ -249,13 +280,13 @@ static bool grehash(Dev *d, size_t cap, const tyr_cuda_graph *drop) {
 static bool gadd(Dev *d, tyr_cuda_graph *g, void *p, size_t r, bool in_use) {
   GBlock *b = gfind(d, p);
   if (b) { /* a tombstone */
-    *b = GBlock{p, g, in_use};
+    *b = GBlock{p, g, r, r, in_use, false};
   } else {
     if ((d->gcount + 1) * 2 > d->gcap && !grehash(d, d->gcap ? d->gcap * 2 : 1024, NULL))
       return false;
     size_t j = gslot(d, p);
     while (d->gtab[j].p) j = (j + 1) & (d->gcap - 1);
-    d->gtab[j] = GBlock{p, g, in_use};
+    d->gtab[j] = GBlock{p, g, r, r, in_use, false};
     d->gcount++;
   }
   g->reserved += r;
@@ -275,6 +306,17 @@ static bool gpark(Dev *d, tyr_cuda_graph *g, void *p, int c, size_t r) {
   return true;
 }
 
+/* A line of the TYR_CUDA_ALLOC_LOG trace (lock held): the event (a
+ * allocation, f free, B and E a capture's begin and end), device, pointer,
+ * the size class asked for and the block's size in bytes, whether a capture
+ * was running, and for an allocation where the block came from (g the
+ * capturing graph's idle blocks, c the cache, m cudaMalloc). */
+static void alloc_log(char ev, int dev, const void *p, size_t want, size_t r, bool capturing,
+                      char src) {
+  if (g_alloc_log)
+    fprintf(g_alloc_log, "%c %d %p %zu %zu %d %c\n", ev, dev, p, want, r, capturing, src);
+}
+
 static void *pool_alloc(size_t nbytes, tyr_device dev) {
   cudaStream_t st = tcu_enter(dev);
   if (!st) return NULL;
@@ -284,18 +326,29 @@ static void *pool_alloc(size_t nbytes, tyr_device dev) {
   void *p = NULL;
   pthread_mutex_lock(&d->lock);
   tyr_cuda_graph *g = d->capture;
-  if (g && g->free_list[c]) { /* capture: the graph's own idle blocks first */
-    FreeNode *f = g->free_list[c];
+  /* capture: the graph's own idle blocks first, of this class or else the
+     smallest idle one up to g_graph_fit classes larger (a graph keeps every
+     block it takes until it is freed, so an idle block that is a little too
+     large costs less than a new one) */
+  int cg = c;
+  while (g && !g->free_list[cg] && cg < c + g_graph_fit && cg + 1 < NCLASS) cg++;
+  if (g && g->free_list[cg]) {
+    size_t rg = class_size(cg);
+    FreeNode *f = g->free_list[cg];
     p = f->p;
-    g->free_list[c] = f->next;
+    g->free_list[cg] = f->next;
     free(f);
-    g->idle -= r;
-    d->graph_idle -= r;
+    g->idle -= rg;
+    d->graph_idle -= rg;
     GBlock *b = gfind(d, p);
-    if (b) b->in_use = true;
-    d->allocated += r;
+    if (b) {
+      b->in_use = true;
+      b->want = r;
+    }
+    d->allocated += rg;
     if (d->allocated > d->peak) d->peak = d->allocated;
     d->n_alloc++;
+    alloc_log('a', dev.index, p, r, rg, true, 'g');
     pthread_mutex_unlock(&d->lock);
     return p;
   }
@@ -304,12 +357,14 @@ static void *pool_alloc(size_t nbytes, tyr_device dev) {
     return NULL;
   }
   FreeNode *f = d->free_list[c];
+  char src = 'c';
   if (f) {
     p = f->p;
     d->free_list[c] = f->next;
     free(f);
     d->cached -= r;
   } else {
+    src = 'm';
     /* during a capture (relaxed mode) cudaMalloc is allowed; cudaFree is not,
        so the cache is not emptied for a retry then */
     cudaError_t e = cudaMalloc(&p, r);
@@ -333,6 +388,7 @@ static void *pool_alloc(size_t nbytes, tyr_device dev) {
   d->allocated += r;
   if (d->allocated > d->peak) d->peak = d->allocated;
   d->n_alloc++;
+  alloc_log('a', dev.index, p, r, r, g != NULL, src);
   pthread_mutex_unlock(&d->lock);
   return p;
 }
@@ -343,12 +399,21 @@ static void pool_free(void *p, size_t nbytes, tyr_device dev) {
   size_t r;
   int c = size_class(nbytes ? nbytes : 1, &r);
   pthread_mutex_lock(&d->lock);
+  /* a block of a graph, or one that outlived its graph, may be larger than
+     the caller's size says: the table knows its size */
+  GBlock *b = d->n_graphs > 0 || d->n_orphans > 0 ? gfind(d, p) : NULL;
+  if (b && (b->g || b->orphan) && b->r != r) c = size_class(b->r, &r);
+  if (b && b->orphan) { /* an ordinary block again: a tombstone in the table */
+    b->orphan = false;
+    d->n_orphans--;
+    b = NULL;
+  }
   d->allocated -= r;
+  alloc_log('f', dev.index, p, r, r, d->capture != NULL, '-');
   if (d->n_graphs > 0) {
     /* a graph's block goes back to that graph's pool; a block freed during
        a capture joins the capturing graph (captured work uses it again at
        every replay, so eager allocations must not take it) */
-    GBlock *b = gfind(d, p);
     tyr_cuda_graph *g = b && b->g ? b->g : d->capture;
     if (g) {
       if ((b && b->g) || gadd(d, g, p, r, false)) {
@@ -930,6 +995,7 @@ extern "C" tyr_cuda_graph *tyr_cuda_graph_begin_at(tyr_site s, int dev) {
   g->capturing = true;
   d->capture = g;
   d->n_graphs++;
+  alloc_log('B', dev, NULL, 0, 0, true, '-');
   pthread_mutex_unlock(&d->lock);
   return g;
 }
@@ -944,6 +1010,8 @@ static cudaError_t capture_stop(tyr_cuda_graph *g, cudaGraph_t *out) {
   pthread_mutex_lock(&d->lock);
   if (d->capture == g) d->capture = NULL;
   g->capturing = false;
+  alloc_log('E', g->dev, NULL, 0, 0, false, '-');
+  if (g_alloc_log) fflush(g_alloc_log);
   pthread_mutex_unlock(&d->lock);
   return e;
 }
@@ -1034,7 +1102,16 @@ extern "C" void tyr_cuda_graph_free(tyr_cuda_graph *g) {
   d->graph_idle -= g->idle;
   d->graph_reserved -= g->reserved;
   /* blocks still held by tensors become ordinary blocks: the table drops
-     g's entries (or, out of host memory, keeps them as tombstones) */
+     g's entries (or, out of host memory, keeps them as tombstones), but for
+     those larger than their holder's class, which it keeps as orphans */
+  for (size_t i = 0; i < d->gcap; i++) {
+    GBlock *b = &d->gtab[i];
+    if (b->p && b->g == g && b->in_use && b->r != b->want) {
+      b->g = NULL;
+      b->orphan = true;
+      d->n_orphans++;
+    }
+  }
   if (d->gcap && !grehash(d, d->gcap, g))
     for (size_t i = 0; i < d->gcap; i++)
       if (d->gtab[i].g == g) d->gtab[i].g = NULL;

@@ -896,14 +896,29 @@ void tcu_cross_entropy_backward(tyr_tensor *glogits, const tyr_tensor *logits,
  * in the compute type, and one read + write turning the logits into
  * (softmax - onehot) * scale in place: each thread reads and writes only
  * its own stride of the row after the reductions. */
+/* e^x for the cross entropy of logits of type T: 16-bit logits take the
+   hardware's exponential (__expf: relative error about 1e-6 at the
+   arguments here, x <= 0 down to about -30, under the 2^-9 their gradient
+   is rounded to and far under bf16's own error in the logits; a third of
+   expf's instructions, two per element in the fused kernels), f32 and f64
+   logits the accurate one. */
+template <typename T>
+__device__ __forceinline__ float ce_exp(float x) {
+  return sizeof(T) == 2 ? __expf(x) : expf(x);
+}
+template <typename T>
+__device__ __forceinline__ double ce_exp(double x) {
+  return exp(x);
+}
+
 /* Online max / sum over a row, one value at a time */
-template <typename C>
+template <typename T, typename C>
 __device__ __forceinline__ void online_add(C &mx, C &s, C v) {
   if (v > mx) {
-    s = s * m_exp(mx - v) + 1;
+    s = s * ce_exp<T>(mx - v) + 1;
     mx = v;
   } else if (mx != -INFINITY) { /* v = mx = -inf adds nothing */
-    s += m_exp(v - mx);
+    s += ce_exp<T>(v - mx);
   }
 }
 
@@ -932,18 +947,18 @@ __global__ void ce_fused_kernel(typename Acc<T>::type *loss, T *lg, const void *
 #pragma unroll
         for (int q = 1; q < E; q++) vm = fmax(vm, to_c(a.v[q]));
         if (vm > mx) {
-          s = mx == -INFINITY ? (C)0 : s * m_exp(mx - vm);
+          s = mx == -INFINITY ? (C)0 : s * ce_exp<T>(mx - vm);
           mx = vm;
         }
         if (mx != -INFINITY)
 #pragma unroll
-          for (int q = 0; q < E; q++) s += m_exp(to_c(a.v[q]) - mx);
+          for (int q = 0; q < E; q++) s += ce_exp<T>(to_c(a.v[q]) - mx);
       }
       for (int64_t i = nvec * E + threadIdx.x; i < V; i += blockDim.x)
-        online_add<C>(mx, s, to_c(x[i]));
+        online_add<T, C>(mx, s, to_c(x[i]));
     }
     C gmx = row_all<C, true>(mx, row_sm);
-    s = row_all<C, false>(mx == -INFINITY ? (C)0 : s * m_exp(mx - gmx), row_sm);
+    s = row_all<C, false>(mx == -INFINITY ? (C)0 : s * ce_exp<T>(mx - gmx), row_sm);
     if (!live) continue;
     if (!active) {
       if (threadIdx.x == 0) loss[r] = t == ign ? (C)0 : (C)NAN;
@@ -958,18 +973,140 @@ __global__ void ce_fused_kernel(typename Acc<T>::type *loss, T *lg, const void *
       V16<T> a = vload(x, j);
 #pragma unroll
       for (int q = 0; q < E; q++) {
-        C p = m_exp(to_c(a.v[q]) - gmx) * f;
+        C p = ce_exp<T>(to_c(a.v[q]) - gmx) * f;
         if (j * E + q == t) p -= scale;
         a.v[q] = from_c<T>(p);
       }
       vstore(x, j, a);
     }
     for (int64_t i = nvec * E + threadIdx.x; i < V; i += blockDim.x) {
-      C p = m_exp(to_c(x[i]) - gmx) * f;
+      C p = ce_exp<T>(to_c(x[i]) - gmx) * f;
       if (i == t) p -= scale;
       x[i] = from_c<T>(p);
     }
   }
+}
+
+/* The same with the row kept in shared memory, for rows that fit (GPT-2's
+ * 50,304 bf16 logits take 98 KiB): the logits are read from global memory
+ * once instead of twice, their running max and sum taken as they are copied
+ * in, and the gradient computed from the copy.  One block a row, 16-byte
+ * vectors from the row's first 16-byte boundary (a row of odd length starts
+ * anywhere), the elements before it and past the last vector one at a time. */
+template <typename T>
+__global__ void ce_fused_smem_kernel(typename Acc<T>::type *loss, T *lg, const void *tg, int tdt,
+                                     int64_t ign, const typename Acc<T>::type *scale_p, int64_t N,
+                                     int64_t V) {
+  typedef typename Acc<T>::type C;
+  const int E = V16<T>::N;
+  extern __shared__ __align__(16) unsigned char ce_row_raw[];
+  ROW_SMEM(C);
+  C scale = *scale_p;
+  for (int64_t r = blockIdx.x; r < N; r += gridDim.x) {
+    int64_t t = ld_index(tg, tdt, r);
+    T *x = lg + r * V;
+    if (t == ign || t < 0 || t >= V) { /* the same for every thread of the block */
+      if (threadIdx.x == 0) loss[r] = t == ign ? (C)0 : (C)NAN;
+      for (int64_t i = threadIdx.x; i < V; i += blockDim.x) x[i] = from_c<T>((C)0);
+      continue;
+    }
+    int64_t head = (int64_t)((16 - ((uintptr_t)x & 15)) & 15) / (int64_t)sizeof(T);
+    if (head > V) head = V;
+    int64_t nvec = (V - head) / E, tail0 = head + nvec * E;
+    T *sx = reinterpret_cast<T *>(ce_row_raw) + (E - head % E) % E; /* sx + head: 16-byte aligned */
+    C mx = -INFINITY, s = 0;
+    for (int64_t i = threadIdx.x; i < head; i += blockDim.x) {
+      T v = x[i];
+      sx[i] = v;
+      online_add<T, C>(mx, s, to_c(v));
+    }
+    for (int64_t j = threadIdx.x; j < nvec; j += blockDim.x) {
+      V16<T> a = vload(x + head, j);
+      vstore(sx + head, j, a);
+      C vm = to_c(a.v[0]);
+#pragma unroll
+      for (int q = 1; q < E; q++) vm = fmax(vm, to_c(a.v[q]));
+      if (vm > mx) {
+        s = mx == -INFINITY ? (C)0 : s * ce_exp<T>(mx - vm);
+        mx = vm;
+      }
+      if (mx != -INFINITY)
+#pragma unroll
+        for (int q = 0; q < E; q++) s += ce_exp<T>(to_c(a.v[q]) - mx);
+    }
+    for (int64_t i = tail0 + threadIdx.x; i < V; i += blockDim.x) {
+      T v = x[i];
+      sx[i] = v;
+      online_add<T, C>(mx, s, to_c(v));
+    }
+    C gmx = row_all<C, true>(mx, row_sm);
+    s = row_all<C, false>(mx == -INFINITY ? (C)0 : s * ce_exp<T>(mx - gmx), row_sm);
+    __syncthreads(); /* every element of sx written */
+    if (threadIdx.x == 0) loss[r] = gmx + m_log(s) - to_c(sx[t]);
+    C f = scale / s;
+    for (int64_t i = threadIdx.x; i < head; i += blockDim.x)
+      x[i] = from_c<T>(ce_exp<T>(to_c(sx[i]) - gmx) * f - (i == t ? scale : (C)0));
+    for (int64_t j = threadIdx.x; j < nvec; j += blockDim.x) {
+      V16<T> a = vload(sx + head, j);
+#pragma unroll
+      for (int q = 0; q < E; q++) {
+        C p = ce_exp<T>(to_c(a.v[q]) - gmx) * f;
+        if (head + j * E + q == t) p -= scale;
+        a.v[q] = from_c<T>(p);
+      }
+      vstore(x + head, j, a);
+    }
+    for (int64_t i = tail0 + threadIdx.x; i < V; i += blockDim.x)
+      x[i] = from_c<T>(ce_exp<T>(to_c(sx[i]) - gmx) * f - (i == t ? scale : (C)0));
+    __syncthreads(); /* sx and row_sm are the next row's */
+  }
+}
+
+/* Test hook: nonzero runs every fused cross entropy with the two-pass
+   kernel, so that the tests check both. */
+static bool g_ce_two_pass;
+extern "C" void tcu_cross_entropy_set_two_pass(int on) {
+  g_ce_two_pass = on != 0;
+}
+
+/* Shared memory a block of device dev may opt in to (0 until asked). */
+static int ce_smem_limit(int dev) {
+  static int lim[TCU_MAX_DEV];
+  if (!lim[dev] && cudaDeviceGetAttribute(&lim[dev], cudaDevAttrMaxSharedMemoryPerBlockOptin,
+                                          dev) != cudaSuccess) {
+    cudaGetLastError();
+    lim[dev] = -1;
+  }
+  return lim[dev];
+}
+
+/* Runs the shared-memory kernel when V's row fits; false otherwise. */
+template <typename T>
+static bool ce_fused_smem_run(tyr_tensor *losses, tyr_tensor *logits, const tyr_tensor *tc,
+                              int64_t ign, const tyr_tensor *scale, cudaStream_t st) {
+  typedef typename Acc<T>::type C;
+  int dev = logits->device.index;
+  int64_t N = logits->shape[0], V = logits->shape[1];
+  size_t bytes = (size_t)(V + V16<T>::N) * sizeof(T);
+  int lim = ce_smem_limit(dev);
+  /* room for row_all's 2 KiB of static shared memory and the runtime's own */
+  if (lim <= 0 || bytes + 4096 > (size_t)lim) return false;
+  static bool opted[TCU_MAX_DEV];
+  if (!opted[dev]) {
+    if (cudaFuncSetAttribute(ce_fused_smem_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             lim - 4096) != cudaSuccess) {
+      cudaGetLastError();
+      return false;
+    }
+    opted[dev] = true;
+  }
+  int64_t grid = (int64_t)tcu_sm_count(dev) * 4;
+  if (grid > N) grid = N;
+  ce_fused_smem_kernel<T><<<(unsigned)grid, 1024, bytes, st>>>(
+      (C *)tyr_data_ptr(losses), (T *)tyr_data_ptr(logits), tyr_data_ptr(tc), (int)tc->dtype, ign,
+      (const C *)tyr_data_ptr(scale), N, V);
+  LAUNCH_CHECK();
+  return true;
 }
 
 void tcu_cross_entropy_fused(tyr_tensor *losses, tyr_tensor *logits, const tyr_tensor *targets,
@@ -979,7 +1116,11 @@ void tcu_cross_entropy_fused(tyr_tensor *losses, tyr_tensor *logits, const tyr_t
   if (!st || N == 0 || V == 0 || !float_dtype_ok("cuda_cross_entropy_fused", logits)) return;
   TmpTensor tt;
   const tyr_tensor *tc = tcu_contiguous(targets, &tt);
-  if (tc) {
+  bool done = false;
+  if (tc && !g_ce_two_pass)
+    TCU_FLOAT_DISPATCH(logits->dtype, done = ce_fused_smem_run<scalar_t>(losses, logits, tc,
+                                                                         ignore_index, scale, st));
+  if (tc && !done) {
     RowGeom g = row_geom(N, V, logits->device.index);
     int64_t E = 16 / (int64_t)tyr_dtype_size(logits->dtype);
     int64_t nvec = V % E == 0 && tcu_aligned16(tyr_data_ptr(logits)) ? V / E : 0;

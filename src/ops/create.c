@@ -155,8 +155,12 @@ tyr_tensor *tyr_clone_at(tyr_site s, tyr_tensor *t) {
   return c;
 }
 
+/* To a leaf (a parameter cast for a mixed-precision matmul) the gradient
+   goes as it is: autograd converts it as it stores or adds it to the leaf's
+   .grad, in one pass instead of a cast and then a copy or an add. */
 static void to_dtype_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin) {
-  gin[0] = tyr_to_dtype_at(n->site, g, n->in[0]->dtype);
+  tyr_tensor *x = n->in[0];
+  gin[0] = x->grad_fn ? tyr_to_dtype_at(n->site, g, x->dtype) : g;
 }
 
 tyr_tensor *tyr_to_dtype_at(tyr_site s, tyr_tensor *t, tyr_dtype dt) {

@@ -38,6 +38,7 @@
 int tcu_sdpa_cudnn_check_graphs(char *err, size_t n);
 int tcu_sdpa_cudnn_device(int dev);
 void tcu_sdpa_cudnn_set_workspace_limit(long long bytes);
+void tcu_cross_entropy_set_two_pass(int on);
 int tcu_sdpa_cudnn_backward_calls(void);
 
 #define S TYR_SITE
@@ -1150,31 +1151,36 @@ static void test_linear_cross_entropy(void **state) {
   (void)state;
   REQUIRE_GPU();
   const tyr_backend *G = gpu_be(), *C = &tyr_cpu_backend;
-  for (size_t sh = 0; sh < NROW_SHAPES; sh++) {
-    for (int d = 0; d < 4; d++) {
-      TYR_SCOPE;
-      tyr_dtype dt = FLOAT_DTYPES[d], rdt = ref_dtype(dt);
-      tyr_dtype ldt = dt == TYR_F64 ? TYR_F64 : TYR_F32;
-      int64_t R = ROW_SHAPES[sh][0], V = ROW_SHAPES[sh][1];
-      tyr_tensor *lg = RAND(dt, -5, 5, R, V);
-      tyr_tensor *tg = tyr_randint_at(S, TYR_I64, CPU, 1, &R, 0, V);
-      if (R > 2) tyr_set_at(S, tg, (int64_t[]){1}, -100);
-      tyr_tensor *lc = as_dtype(lg, rdt), *lgc = to_dev(lg, gpu());
-      tyr_tensor *scc = tyr_full_at(S, rdt == TYR_F64 ? TYR_F64 : TYR_F32, CPU, 0, NULL, 0.37);
-      tyr_tensor *scg = tyr_full_at(S, ldt, gpu(), 0, NULL, 0.37);
-      tyr_tensor *losc = empty_on(CPU, scc->dtype, 1, &R), *losg = empty_on(gpu(), ldt, 1, &R);
-      C->cross_entropy_fused(losc, lc, tg, -100, scc);
-      G->cross_entropy_fused(losg, lgc, to_dev(tg, gpu()), -100, scg);
-      char what[128];
-      snprintf(what, sizeof what, "cross_entropy_fused [%lld, %lld] %s loss", (long long)R,
-               (long long)V, tyr_dtype_name(dt));
-      double tol = tol_for(dt, 1e-5);
-      expect_close(what, losg, losc, dt == TYR_F64 ? 1e-10 : 1e-5, 1e-5);
-      snprintf(what, sizeof what, "cross_entropy_fused [%lld, %lld] %s dlogits", (long long)R,
-               (long long)V, tyr_dtype_name(dt));
-      expect_close(what, lgc, lc, tol, dt == TYR_F32 ? 1e-6 : tol * 1e-2);
+  /* the kernel that keeps a row in shared memory (rows that fit: all but
+     f64's 50257) and the two-pass one */
+  for (int two = 0; two < 2; two++)
+    for (size_t sh = 0; sh < NROW_SHAPES; sh++) {
+      tcu_cross_entropy_set_two_pass(two);
+      for (int d = 0; d < 4; d++) {
+        TYR_SCOPE;
+        tyr_dtype dt = FLOAT_DTYPES[d], rdt = ref_dtype(dt);
+        tyr_dtype ldt = dt == TYR_F64 ? TYR_F64 : TYR_F32;
+        int64_t R = ROW_SHAPES[sh][0], V = ROW_SHAPES[sh][1];
+        tyr_tensor *lg = RAND(dt, -5, 5, R, V);
+        tyr_tensor *tg = tyr_randint_at(S, TYR_I64, CPU, 1, &R, 0, V);
+        if (R > 2) tyr_set_at(S, tg, (int64_t[]){1}, -100);
+        tyr_tensor *lc = as_dtype(lg, rdt), *lgc = to_dev(lg, gpu());
+        tyr_tensor *scc = tyr_full_at(S, rdt == TYR_F64 ? TYR_F64 : TYR_F32, CPU, 0, NULL, 0.37);
+        tyr_tensor *scg = tyr_full_at(S, ldt, gpu(), 0, NULL, 0.37);
+        tyr_tensor *losc = empty_on(CPU, scc->dtype, 1, &R), *losg = empty_on(gpu(), ldt, 1, &R);
+        C->cross_entropy_fused(losc, lc, tg, -100, scc);
+        G->cross_entropy_fused(losg, lgc, to_dev(tg, gpu()), -100, scg);
+        char what[128];
+        snprintf(what, sizeof what, "cross_entropy_fused%s [%lld, %lld] %s loss",
+                 two ? " (two-pass)" : "", (long long)R, (long long)V, tyr_dtype_name(dt));
+        double tol = tol_for(dt, 1e-5);
+        expect_close(what, losg, losc, dt == TYR_F64 ? 1e-10 : 1e-5, 1e-5);
+        snprintf(what, sizeof what, "cross_entropy_fused%s [%lld, %lld] %s dlogits",
+                 two ? " (two-pass)" : "", (long long)R, (long long)V, tyr_dtype_name(dt));
+        expect_close(what, lgc, lc, tol, dt == TYR_F32 ? 1e-6 : tol * 1e-2);
+      }
     }
-  }
+  tcu_cross_entropy_set_two_pass(0);
   /* the op, with a GPT-2-sized vocabulary among the shapes, whole and in
      chunks of 16 rows */
   const int64_t shapes[][3] = {{3, 5, 7}, {2, 64, 50304}, {96, 128, 65}, {40, 64, 50304}};
