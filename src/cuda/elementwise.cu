@@ -60,18 +60,7 @@ __device__ __forceinline__ double m_pow(double x, double y) {
   return pow(x, y);
 }
 
-/* tanh GELU of a 16-bit value, as x sigmoid(2u) (the same function:
-   (1 + tanh u) / 2 = 1 / (1 + e^-2u)) with the hardware's exponential:
-   relative error about 1e-6, far under the 2^-9 the result is rounded to,
-   at a third of tanhf's instructions (the MLP's recomputed activation
-   reads and writes [B T, 4 C] 16-bit values a layer and was compute-bound). */
-__device__ __forceinline__ float gelu_tanh_16(float x) {
-  float u = (float)SQRT_2_OVER_PI * (x + 0.044715f * x * x * x);
-  return x / (1.0f + __expf(-2.0f * u));
-}
-
-/* F16: the result is stored in a 16-bit type (see gelu_tanh_16) */
-template <typename C, bool F16 = false>
+template <typename C>
 __device__ __forceinline__ C un(int op, C x, double p0d, double p1d) {
   C p0 = (C)p0d, p1 = (C)p1d;
   switch (op) {
@@ -98,7 +87,6 @@ __device__ __forceinline__ C un(int op, C x, double p0d, double p1d) {
   case TYR_UN_GELU:
     return (C)0.5 * x * ((C)1 + m_erf(x * (C)INV_SQRT_2));
   case TYR_UN_GELU_TANH:
-    if (F16) return (C)gelu_tanh_16((float)x);
     return (C)0.5 * x * ((C)1 + m_tanh((C)SQRT_2_OVER_PI * (x + (C)0.044715 * x * x * x)));
   case TYR_UN_SILU:
     return x / ((C)1 + m_exp(-x));
@@ -257,10 +245,10 @@ __global__ void unary_contig(int op, T *o, const T *x, int64_t n, int64_t nvec, 
   GRID_LOOP(i, 0, nvec) {
     V16<T> a = vload(x, i), r;
 #pragma unroll
-    for (int k = 0; k < N; k++) r.v[k] = from_c<T>(un<C, sizeof(T) == 2>(op, to_c(a.v[k]), p0, p1));
+    for (int k = 0; k < N; k++) r.v[k] = from_c<T>(un<C>(op, to_c(a.v[k]), p0, p1));
     vstore(o, i, r);
   }
-  GRID_LOOP(i, nvec * N, n) o[i] = from_c<T>(un<C, sizeof(T) == 2>(op, to_c(x[i]), p0, p1));
+  GRID_LOOP(i, nvec * N, n) o[i] = from_c<T>(un<C>(op, to_c(x[i]), p0, p1));
 }
 
 template <typename T, typename I>
@@ -269,7 +257,7 @@ __global__ void unary_strided(int op, T *o, const T *x, Layout<2> L, I n, double
   GRID_LOOP_I(I, i, n) {
     int64_t off[2];
     layout_offsets<2, I>(L, i, off);
-    o[off[0]] = from_c<T>(un<C, sizeof(T) == 2>(op, to_c(x[off[1]]), p0, p1));
+    o[off[0]] = from_c<T>(un<C>(op, to_c(x[off[1]]), p0, p1));
   }
 }
 

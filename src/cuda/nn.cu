@@ -896,29 +896,14 @@ void tcu_cross_entropy_backward(tyr_tensor *glogits, const tyr_tensor *logits,
  * in the compute type, and one read + write turning the logits into
  * (softmax - onehot) * scale in place: each thread reads and writes only
  * its own stride of the row after the reductions. */
-/* e^x for the cross entropy of logits of type T: 16-bit logits take the
-   hardware's exponential (__expf: relative error about 1e-6 at the
-   arguments here, x <= 0 down to about -30, under the 2^-9 their gradient
-   is rounded to and far under bf16's own error in the logits; a third of
-   expf's instructions, two per element in the fused kernels), f32 and f64
-   logits the accurate one. */
-template <typename T>
-__device__ __forceinline__ float ce_exp(float x) {
-  return sizeof(T) == 2 ? __expf(x) : expf(x);
-}
-template <typename T>
-__device__ __forceinline__ double ce_exp(double x) {
-  return exp(x);
-}
-
 /* Online max / sum over a row, one value at a time */
-template <typename T, typename C>
+template <typename C>
 __device__ __forceinline__ void online_add(C &mx, C &s, C v) {
   if (v > mx) {
-    s = s * ce_exp<T>(mx - v) + 1;
+    s = s * m_exp(mx - v) + 1;
     mx = v;
   } else if (mx != -INFINITY) { /* v = mx = -inf adds nothing */
-    s += ce_exp<T>(v - mx);
+    s += m_exp(v - mx);
   }
 }
 
@@ -947,18 +932,18 @@ __global__ void ce_fused_kernel(typename Acc<T>::type *loss, T *lg, const void *
 #pragma unroll
         for (int q = 1; q < E; q++) vm = fmax(vm, to_c(a.v[q]));
         if (vm > mx) {
-          s = mx == -INFINITY ? (C)0 : s * ce_exp<T>(mx - vm);
+          s = mx == -INFINITY ? (C)0 : s * m_exp(mx - vm);
           mx = vm;
         }
         if (mx != -INFINITY)
 #pragma unroll
-          for (int q = 0; q < E; q++) s += ce_exp<T>(to_c(a.v[q]) - mx);
+          for (int q = 0; q < E; q++) s += m_exp(to_c(a.v[q]) - mx);
       }
       for (int64_t i = nvec * E + threadIdx.x; i < V; i += blockDim.x)
-        online_add<T, C>(mx, s, to_c(x[i]));
+        online_add<C>(mx, s, to_c(x[i]));
     }
     C gmx = row_all<C, true>(mx, row_sm);
-    s = row_all<C, false>(mx == -INFINITY ? (C)0 : s * ce_exp<T>(mx - gmx), row_sm);
+    s = row_all<C, false>(mx == -INFINITY ? (C)0 : s * m_exp(mx - gmx), row_sm);
     if (!live) continue;
     if (!active) {
       if (threadIdx.x == 0) loss[r] = t == ign ? (C)0 : (C)NAN;
@@ -973,14 +958,14 @@ __global__ void ce_fused_kernel(typename Acc<T>::type *loss, T *lg, const void *
       V16<T> a = vload(x, j);
 #pragma unroll
       for (int q = 0; q < E; q++) {
-        C p = ce_exp<T>(to_c(a.v[q]) - gmx) * f;
+        C p = m_exp(to_c(a.v[q]) - gmx) * f;
         if (j * E + q == t) p -= scale;
         a.v[q] = from_c<T>(p);
       }
       vstore(x, j, a);
     }
     for (int64_t i = nvec * E + threadIdx.x; i < V; i += blockDim.x) {
-      C p = ce_exp<T>(to_c(x[i]) - gmx) * f;
+      C p = m_exp(to_c(x[i]) - gmx) * f;
       if (i == t) p -= scale;
       x[i] = from_c<T>(p);
     }
@@ -1018,7 +1003,7 @@ __global__ void ce_fused_smem_kernel(typename Acc<T>::type *loss, T *lg, const v
     for (int64_t i = threadIdx.x; i < head; i += blockDim.x) {
       T v = x[i];
       sx[i] = v;
-      online_add<T, C>(mx, s, to_c(v));
+      online_add<C>(mx, s, to_c(v));
     }
     for (int64_t j = threadIdx.x; j < nvec; j += blockDim.x) {
       V16<T> a = vload(x + head, j);
@@ -1027,37 +1012,37 @@ __global__ void ce_fused_smem_kernel(typename Acc<T>::type *loss, T *lg, const v
 #pragma unroll
       for (int q = 1; q < E; q++) vm = fmax(vm, to_c(a.v[q]));
       if (vm > mx) {
-        s = mx == -INFINITY ? (C)0 : s * ce_exp<T>(mx - vm);
+        s = mx == -INFINITY ? (C)0 : s * m_exp(mx - vm);
         mx = vm;
       }
       if (mx != -INFINITY)
 #pragma unroll
-        for (int q = 0; q < E; q++) s += ce_exp<T>(to_c(a.v[q]) - mx);
+        for (int q = 0; q < E; q++) s += m_exp(to_c(a.v[q]) - mx);
     }
     for (int64_t i = tail0 + threadIdx.x; i < V; i += blockDim.x) {
       T v = x[i];
       sx[i] = v;
-      online_add<T, C>(mx, s, to_c(v));
+      online_add<C>(mx, s, to_c(v));
     }
     C gmx = row_all<C, true>(mx, row_sm);
-    s = row_all<C, false>(mx == -INFINITY ? (C)0 : s * ce_exp<T>(mx - gmx), row_sm);
+    s = row_all<C, false>(mx == -INFINITY ? (C)0 : s * m_exp(mx - gmx), row_sm);
     __syncthreads(); /* every element of sx written */
     if (threadIdx.x == 0) loss[r] = gmx + m_log(s) - to_c(sx[t]);
     C f = scale / s;
     for (int64_t i = threadIdx.x; i < head; i += blockDim.x)
-      x[i] = from_c<T>(ce_exp<T>(to_c(sx[i]) - gmx) * f - (i == t ? scale : (C)0));
+      x[i] = from_c<T>(m_exp(to_c(sx[i]) - gmx) * f - (i == t ? scale : (C)0));
     for (int64_t j = threadIdx.x; j < nvec; j += blockDim.x) {
       V16<T> a = vload(sx + head, j);
 #pragma unroll
       for (int q = 0; q < E; q++) {
-        C p = ce_exp<T>(to_c(a.v[q]) - gmx) * f;
+        C p = m_exp(to_c(a.v[q]) - gmx) * f;
         if (head + j * E + q == t) p -= scale;
         a.v[q] = from_c<T>(p);
       }
       vstore(x + head, j, a);
     }
     for (int64_t i = tail0 + threadIdx.x; i < V; i += blockDim.x)
-      x[i] = from_c<T>(ce_exp<T>(to_c(sx[i]) - gmx) * f - (i == t ? scale : (C)0));
+      x[i] = from_c<T>(m_exp(to_c(sx[i]) - gmx) * f - (i == t ? scale : (C)0));
     __syncthreads(); /* sx and row_sm are the next row's */
   }
 }
