@@ -120,15 +120,16 @@ static bool sole_holder(const tyr_tensor *t) {
          tyr_is_contiguous(t);
 }
 
-/* dst += g, dst contiguous and owned.  An f32 dst and a 16-bit g (a weight's
-   gradient from a mixed-precision matmul) are one kernel on a GPU, which
-   widens g as it reads it; the CPU's kernels take one dtype, so g is
-   converted first there. */
+/* Whether dst += g is one kernel with g as it is although the dtypes
+   differ: an f32 dst and a 16-bit g (a weight's gradient from a
+   mixed-precision matmul) on a GPU, which widens g as it reads it; the
+   CPU's kernels take one dtype. */
 static bool widens(const tyr_tensor *dst, const tyr_tensor *g) {
   return dst->device.type != TYR_CPU && dst->dtype == TYR_F32 &&
          (g->dtype == TYR_BF16 || g->dtype == TYR_F16);
 }
 
+/* dst += g, dst contiguous and owned; g converted first unless widens */
 static void accumulate_into(tyr_tensor *dst, const tyr_tensor *g) {
   const tyr_backend *be = tyr_backend_lookup(dst->device);
   if (g->dtype == dst->dtype || widens(dst, g)) {
