@@ -907,6 +907,22 @@ __device__ __forceinline__ void online_add(C &mx, C &s, C v) {
   }
 }
 
+/* The same for a 16-byte vector: one rescale at most, from the vector's own max */
+template <typename T, typename C>
+__device__ __forceinline__ void online_add_vec(C &mx, C &s, const V16<T> &a) {
+  const int E = V16<T>::N;
+  C vm = to_c(a.v[0]);
+#pragma unroll
+  for (int q = 1; q < E; q++) vm = fmax(vm, to_c(a.v[q]));
+  if (vm > mx) {
+    s = mx == -INFINITY ? (C)0 : s * m_exp(mx - vm);
+    mx = vm;
+  }
+  if (mx != -INFINITY)
+#pragma unroll
+    for (int q = 0; q < E; q++) s += m_exp(to_c(a.v[q]) - mx);
+}
+
 /* The row is read as 16-byte vectors when nvec > 0 (V a multiple of the
  * vector and the logits aligned): one rescale per vector at most, from the
  * vector's own max; the elements past nvec vectors go one at a time. */
@@ -927,17 +943,7 @@ __global__ void ce_fused_kernel(typename Acc<T>::type *loss, T *lg, const void *
     C mx = -INFINITY, s = 0;
     if (active) {
       for (int64_t j = threadIdx.x; j < nvec; j += blockDim.x) {
-        V16<T> a = vload(x, j);
-        C vm = to_c(a.v[0]);
-#pragma unroll
-        for (int q = 1; q < E; q++) vm = fmax(vm, to_c(a.v[q]));
-        if (vm > mx) {
-          s = mx == -INFINITY ? (C)0 : s * m_exp(mx - vm);
-          mx = vm;
-        }
-        if (mx != -INFINITY)
-#pragma unroll
-          for (int q = 0; q < E; q++) s += m_exp(to_c(a.v[q]) - mx);
+        online_add_vec<T, C>(mx, s, vload(x, j));
       }
       for (int64_t i = nvec * E + threadIdx.x; i < V; i += blockDim.x)
         online_add<C>(mx, s, to_c(x[i]));
@@ -1008,16 +1014,7 @@ __global__ void ce_fused_smem_kernel(typename Acc<T>::type *loss, T *lg, const v
     for (int64_t j = threadIdx.x; j < nvec; j += blockDim.x) {
       V16<T> a = vload(x + head, j);
       vstore(sx + head, j, a);
-      C vm = to_c(a.v[0]);
-#pragma unroll
-      for (int q = 1; q < E; q++) vm = fmax(vm, to_c(a.v[q]));
-      if (vm > mx) {
-        s = mx == -INFINITY ? (C)0 : s * m_exp(mx - vm);
-        mx = vm;
-      }
-      if (mx != -INFINITY)
-#pragma unroll
-        for (int q = 0; q < E; q++) s += m_exp(to_c(a.v[q]) - mx);
+      online_add_vec<T, C>(mx, s, a);
     }
     for (int64_t i = tail0 + threadIdx.x; i < V; i += blockDim.x) {
       T v = x[i];
