@@ -1050,6 +1050,11 @@ static bool g_ce_two_pass;
 extern "C" void tcu_cross_entropy_set_two_pass(int on) {
   g_ce_two_pass = on != 0;
 }
+/* Test hook: whether the last fused cross entropy ran the shared-memory kernel. */
+static bool g_ce_last_smem;
+extern "C" int tcu_cross_entropy_last_smem(void) {
+  return g_ce_last_smem;
+}
 
 /* Shared memory a block of device dev may opt in to (0 until asked). */
 static int ce_smem_limit(int dev) {
@@ -1102,6 +1107,7 @@ void tcu_cross_entropy_fused(tyr_tensor *losses, tyr_tensor *logits, const tyr_t
   if (tc && !g_ce_two_pass)
     TCU_FLOAT_DISPATCH(logits->dtype, done = ce_fused_smem_run<scalar_t>(losses, logits, tc,
                                                                          ignore_index, scale, st));
+  g_ce_last_smem = done;
   if (tc && !done) {
     RowGeom g = row_geom(N, V, logits->device.index);
     int64_t E = 16 / (int64_t)tyr_dtype_size(logits->dtype);

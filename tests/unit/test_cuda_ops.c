@@ -39,6 +39,7 @@ int tcu_sdpa_cudnn_check_graphs(char *err, size_t n);
 int tcu_sdpa_cudnn_device(int dev);
 void tcu_sdpa_cudnn_set_workspace_limit(long long bytes);
 void tcu_cross_entropy_set_two_pass(int on);
+int tcu_cross_entropy_last_smem(void);
 int tcu_sdpa_cudnn_backward_calls(void);
 
 #define S TYR_SITE
@@ -1170,6 +1171,10 @@ static void test_linear_cross_entropy(void **state) {
         tyr_tensor *losc = empty_on(CPU, scc->dtype, 1, &R), *losg = empty_on(gpu(), ldt, 1, &R);
         C->cross_entropy_fused(losc, lc, tg, -100, scc);
         G->cross_entropy_fused(losg, lgc, to_dev(tg, gpu()), -100, scg);
+        /* rows of up to 5000 f64 (40 KB) fit any GPU's shared memory */
+        if (two ? tcu_cross_entropy_last_smem() : V <= 5000 && !tcu_cross_entropy_last_smem())
+          fail_msg("cross_entropy_fused [%lld, %lld] %s: the %s kernel ran", (long long)R,
+                   (long long)V, tyr_dtype_name(dt), two ? "shared-memory" : "two-pass");
         char what[128];
         snprintf(what, sizeof what, "cross_entropy_fused%s [%lld, %lld] %s loss",
                  two ? " (two-pass)" : "", (long long)R, (long long)V, tyr_dtype_name(dt));
