@@ -15,6 +15,7 @@
 #include <stdlib.h>
 
 #include "cuda/cuda_internal.cuh"
+#include "cuda/graph_pool.h"
 #include "tyr/cuda.h"
 
 /* ---- errors ---------------------------------------------------------------- */
@@ -34,8 +35,7 @@ bool tcu_check(cudaError_t e, const char *file, int line, const char *fn, const 
 }
 
 /* ---- devices ----------------------------------------------------------------- */
-#define NCLASS (1 + 55 * 8)
-#define GRAPH_FIT 8 /* default of TYR_CUDA_GRAPH_FIT: up to twice the size (see pool_alloc) */
+#define NCLASS TCU_NCLASS
 #define STAGE_SLOTS 4
 #define STAGE_BYTES ((size_t)4 << 20)
 
@@ -44,20 +44,6 @@ struct FreeNode {
   void *p;
   FreeNode *next;
 };
-
-/* A block of device memory that belongs to a CUDA graph: taken while the
- * graph was captured (or freed during its capture), it is the graph's
- * working memory and is reused at every replay, so it never goes back to
- * the general cache before tyr_cuda_graph_free. */
-struct GBlock {
-  void *p; /* NULL: empty slot */
-  tyr_cuda_graph *g;
-  size_t r;    /* the block's size (a class size) */
-  size_t want; /* the class size its holder asked for (less than r: a larger idle block) */
-  bool in_use; /* held by a tensor; else on the graph's free list */
-  bool orphan; /* outlived its graph, held, larger than its holder's class: the
-                  size comes from here when it is freed (g is NULL) */
-};
 } // namespace
 
 struct tyr_cuda_graph {
@@ -65,8 +51,7 @@ struct tyr_cuda_graph {
   bool capturing, ready;
   cudaGraph_t graph;
   cudaGraphExec_t exec;
-  FreeNode *free_list[NCLASS]; /* the private pool: the graph's idle blocks */
-  size_t reserved, idle;       /* bytes owned by the graph; of which idle */
+  tcu_gpool pool; /* the graph's memory (src/cuda/graph_pool.h) */
 };
 
 namespace {
@@ -88,19 +73,15 @@ struct Dev {
   int stage_next;
   /* CUDA graphs (see "graphs" below) */
   tyr_cuda_graph *capture; /* the graph being captured on this device's stream, or NULL */
-  int n_graphs;            /* live graphs of this device (captured or capturing) */
-  struct GBlock *gtab;     /* blocks owned by graphs: an open-addressing table by pointer */
-  size_t gcap, gcount;
+  tcu_gmap gmap;           /* the used chunks of graphs' pools, by address */
   size_t graph_reserved, graph_idle;
-  int n_orphans; /* GBlocks with orphan set */
 };
 } // namespace
 
 static Dev g_dev[TCU_MAX_DEV];
 static int g_ndev = -1; /* -1: not asked yet */
 static bool g_no_cache;
-static FILE *g_alloc_log;           /* TYR_CUDA_ALLOC_LOG: one line per allocation and free */
-static int g_graph_fit = GRAPH_FIT; /* TYR_CUDA_GRAPH_FIT: size classes a capture may go up */
+static FILE *g_alloc_log; /* TYR_CUDA_ALLOC_LOG: one line per allocation and free */
 static pthread_mutex_t g_init_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Number of devices (0 when the driver has none or fails); asks once. */
@@ -115,18 +96,6 @@ static int device_count(void) {
     g_ndev = n > TCU_MAX_DEV ? TCU_MAX_DEV : n;
     const char *nc = getenv("TYR_CUDA_NO_CACHE");
     g_no_cache = nc && *nc && strcmp(nc, "0") != 0;
-    const char *gf = getenv("TYR_CUDA_GRAPH_FIT");
-    if (gf && *gf) {
-      char *end;
-      long k = strtol(gf, &end, 10);
-      if (*end || k < 0 || k > 64)
-        fprintf(stderr,
-                "tyr: TYR_CUDA_GRAPH_FIT=%s is not a number of size classes from 0 to 64; "
-                "using %d\n",
-                gf, GRAPH_FIT);
-      else
-        g_graph_fit = (int)k;
-    }
     const char *lp = getenv("TYR_CUDA_ALLOC_LOG");
     if (lp && *lp && !(g_alloc_log = fopen(lp, "w")))
       fprintf(stderr, "tyr: TYR_CUDA_ALLOC_LOG: cannot open %s for writing: %s\n", lp,
@@ -202,27 +171,13 @@ int tcu_cc_major(int dev) {
 }
 
 /* ---- caching allocator -----------------------------------------------------
- * Sizes are rounded up to a class: 512 bytes, then 8 classes per power of
- * two (at most 12.5% waste).  Each class keeps a free list of whole blocks;
- * a block is never split, so no bookkeeping per pointer is needed: the
- * caller gives the size back on free (the backend table's contract). */
+ * Sizes are rounded up to a class (tcu_size_class: 512 bytes, then 8 classes
+ * per power of two, at most 12.5% waste).  Each class keeps a free list of
+ * whole blocks; outside graphs a block is never split, so no bookkeeping per
+ * pointer is needed: the caller gives the size back on free (the backend
+ * table's contract).  Graphs split their blocks (src/cuda/graph_pool.h). */
 static int size_class(size_t n, size_t *rounded) {
-  if (n <= 512) {
-    *rounded = 512;
-    return 0;
-  }
-  int o = 63 - __builtin_clzll((unsigned long long)(n - 1)); /* 2^o < n <= 2^(o+1) */
-  size_t step = (size_t)1 << (o - 3);
-  size_t k = (n + step - 1) / step; /* 9..16 */
-  *rounded = k * step;
-  return 1 + (o - 9) * 8 + (int)(k - 9);
-}
-
-/* The size of class c (size_class's inverse). */
-static size_t class_size(int c) {
-  if (c == 0) return 512;
-  int o = 9 + (c - 1) / 8;
-  return (size_t)(9 + (c - 1) % 8) << (o - 3);
+  return tcu_size_class(n, rounded);
 }
 
 /* Returns every cached block of d to the driver (lock held). */
@@ -239,71 +194,32 @@ static void release_cached(Dev *d) {
   d->cached = 0;
 }
 
-/* ---- blocks owned by graphs (lock held) ----------------------------------------- */
-static size_t gslot(const Dev *d, const void *p) {
-  uintptr_t h = (uintptr_t)p >> 9; /* blocks are at least 512 bytes apart */
-  h ^= h >> 17;
-  h *= 0x9e3779b97f4a7c15ull;
-  return (size_t)(h ^ (h >> 29)) & (d->gcap - 1);
-}
-
-static GBlock *gfind(Dev *d, const void *p) {
-  if (!d->gcount) return NULL;
-  for (size_t i = gslot(d, p);; i = (i + 1) & (d->gcap - 1)) {
-    if (d->gtab[i].p == p) return &d->gtab[i];
-    if (!d->gtab[i].p) return NULL;
+/* ---- graphs' memory (lock held) --------------------------------------------- */
+/* Gives a block of r bytes (a class size) back to the cache, or to the
+   driver with the cache off, but never during a capture: cudaFree would end
+   it.  Out of host memory the block stays out of every pool. */
+static void cache_put(Dev *d, void *p, size_t r) {
+  size_t rr;
+  int c = size_class(r, &rr);
+  if (g_no_cache && !d->capture) {
+    cudaFree(p);
+    d->reserved -= r;
+    return;
   }
-}
-
-/* Rebuilds the table with capacity cap, leaving out the blocks of drop
- * (and tombstones: entries whose graph is gone, g NULL). */
-static bool grehash(Dev *d, size_t cap, const tyr_cuda_graph *drop) {
-  GBlock *old = d->gtab;
-  size_t oldcap = d->gcap;
-  GBlock *t = (GBlock *)calloc(cap, sizeof *t);
-  if (!t) return false;
-  d->gtab = t;
-  d->gcap = cap;
-  d->gcount = 0;
-  for (size_t i = 0; i < oldcap; i++) {
-    if (!old[i].p || (!old[i].g && !old[i].orphan) || (old[i].g && old[i].g == drop)) continue;
-    size_t j = gslot(d, old[i].p);
-    while (t[j].p) j = (j + 1) & (cap - 1);
-    t[j] = old[i];
-    d->gcount++;
-  }
-  free(old);
-  return true;
-}
-
-/* Records p (class size r) as g's; false when the host is out of memory. */
-static bool gadd(Dev *d, tyr_cuda_graph *g, void *p, size_t r, bool in_use) {
-  GBlock *b = gfind(d, p);
-  if (b) { /* a tombstone */
-    *b = GBlock{p, g, r, r, in_use, false};
-  } else {
-    if ((d->gcount + 1) * 2 > d->gcap && !grehash(d, d->gcap ? d->gcap * 2 : 1024, NULL))
-      return false;
-    size_t j = gslot(d, p);
-    while (d->gtab[j].p) j = (j + 1) & (d->gcap - 1);
-    d->gtab[j] = GBlock{p, g, r, r, in_use, false};
-    d->gcount++;
-  }
-  g->reserved += r;
-  d->graph_reserved += r;
-  return true;
-}
-
-/* Puts a block of g on g's free list (it stays reserved for g). */
-static bool gpark(Dev *d, tyr_cuda_graph *g, void *p, int c, size_t r) {
   FreeNode *f = (FreeNode *)malloc(sizeof *f);
-  if (!f) return false;
+  if (!f) return;
   f->p = p;
-  f->next = g->free_list[c];
-  g->free_list[c] = f;
-  g->idle += r;
-  d->graph_idle += r;
-  return true;
+  f->next = d->free_list[c];
+  d->free_list[c] = f;
+  d->cached += r;
+}
+
+/* An idle segment of a freed graph back to the cache (tcu_gpool_clear) */
+static void graph_give_back(void *ctx, void *p, size_t r) {
+  Dev *d = (Dev *)ctx;
+  d->graph_reserved -= r;
+  d->graph_idle -= r;
+  cache_put(d, p, r);
 }
 
 /* A line of the TYR_CUDA_ALLOC_LOG trace (lock held): the event (a
@@ -317,125 +233,142 @@ static void alloc_log(char ev, int dev, const void *p, size_t want, size_t r, bo
     fprintf(g_alloc_log, "%c %d %p %zu %zu %d %c\n", ev, dev, p, want, r, capturing, src);
 }
 
-static void *pool_alloc(size_t nbytes, tyr_device dev) {
-  cudaStream_t st = tcu_enter(dev);
-  if (!st) return NULL;
-  Dev *d = &g_dev[dev.index];
-  size_t r;
-  int c = size_class(nbytes, &r);
-  void *p = NULL;
-  pthread_mutex_lock(&d->lock);
-  tyr_cuda_graph *g = d->capture;
-  /* capture: the graph's own idle blocks first, of this class or else the
-     smallest idle one up to g_graph_fit classes larger (a graph keeps every
-     block it takes until it is freed, so an idle block that is a little too
-     large costs less than a new one) */
-  int cg = c;
-  while (g && !g->free_list[cg] && cg < c + g_graph_fit && cg + 1 < NCLASS) cg++;
-  if (g && g->free_list[cg]) {
-    size_t rg = class_size(cg);
-    FreeNode *f = g->free_list[cg];
-    p = f->p;
-    g->free_list[cg] = f->next;
-    free(f);
-    g->idle -= rg;
-    d->graph_idle -= rg;
-    GBlock *b = gfind(d, p);
-    if (b) {
-      b->in_use = true;
-      b->want = r;
-    }
-    d->allocated += rg;
-    if (d->allocated > d->peak) d->peak = d->allocated;
-    d->n_alloc++;
-    alloc_log('a', dev.index, p, r, rg, true, 'g');
-    pthread_mutex_unlock(&d->lock);
-    return p;
-  }
-  if (g && (d->gcount + 1) * 2 > d->gcap && !grehash(d, d->gcap ? d->gcap * 2 : 1024, NULL)) {
-    pthread_mutex_unlock(&d->lock); /* out of host memory: reported by the caller */
-    return NULL;
-  }
+/* A block of class c (r bytes) from the cache or the driver; NULL when the
+   device is out of memory (lock held).  *src says which ('c' or 'm'). */
+static void *block_get(Dev *d, int c, size_t r, char *src) {
   FreeNode *f = d->free_list[c];
-  char src = 'c';
+  void *p = NULL;
   if (f) {
     p = f->p;
     d->free_list[c] = f->next;
     free(f);
     d->cached -= r;
-  } else {
-    src = 'm';
-    /* during a capture (relaxed mode) cudaMalloc is allowed; cudaFree is not,
-       so the cache is not emptied for a retry then */
-    cudaError_t e = cudaMalloc(&p, r);
-    if (e == cudaErrorMemoryAllocation && d->cached > 0 && !g) {
-      cudaGetLastError();
-      release_cached(d); /* cudaFree waits for the device */
-      d->n_retry++;
-      e = cudaMalloc(&p, r);
-    }
-    if (e != cudaSuccess) {
-      cudaGetLastError();
-      if (e != cudaErrorMemoryAllocation) /* out of memory is reported by the caller */
-        tcu_check(e, __FILE__, __LINE__, "cuda_alloc", "cudaMalloc");
-      pthread_mutex_unlock(&d->lock);
+    *src = 'c';
+    return p;
+  }
+  *src = 'm';
+  /* during a capture (relaxed mode) cudaMalloc is allowed; cudaFree is not,
+     so the cache is not emptied for a retry then */
+  cudaError_t e = cudaMalloc(&p, r);
+  if (e == cudaErrorMemoryAllocation && d->cached > 0 && !d->capture) {
+    cudaGetLastError();
+    release_cached(d); /* cudaFree waits for the device */
+    d->n_retry++;
+    e = cudaMalloc(&p, r);
+  }
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    if (e != cudaErrorMemoryAllocation) /* out of memory is reported by the caller */
+      tcu_check(e, __FILE__, __LINE__, "cuda_alloc", "cudaMalloc");
+    return NULL;
+  }
+  d->reserved += r;
+  d->n_malloc++;
+  return p;
+}
+
+/* An allocation during g's capture (lock held): the smallest idle chunk of
+   g's pool that fits, else a new segment of the request's class whose rest
+   stays idle for later requests. */
+static void *graph_alloc(Dev *d, int dev, tyr_cuda_graph *g, size_t nbytes) {
+  size_t n = (nbytes + TCU_GCHUNK_ALIGN - 1) / TCU_GCHUNK_ALIGN * TCU_GCHUNK_ALIGN, r;
+  int c = size_class(n, &r);
+  if (!tcu_gmap_reserve(&d->gmap)) return NULL; /* out of host memory: reported by the caller */
+  size_t idle0 = g->pool.idle, res0 = g->pool.reserved;
+  tcu_gchunk *ch = tcu_gpool_take(&g->pool, n);
+  char src = 'g';
+  if (!ch) {
+    void *p = block_get(d, c, r, &src);
+    if (!p) return NULL;
+    if (!tcu_gpool_add(&g->pool, p, r, n, &ch)) {
+      cache_put(d, p, r);
       return NULL;
     }
-    d->reserved += r;
-    d->n_malloc++;
   }
-  if (g) gadd(d, g, p, r, true); /* cannot fail: room was made above */
-  d->allocated += r;
+  d->graph_reserved += g->pool.reserved - res0;
+  d->graph_idle = d->graph_idle + g->pool.idle - idle0;
+  tcu_gmap_put(&d->gmap, ch->p, ch);
+  d->allocated += ch->size;
   if (d->allocated > d->peak) d->peak = d->allocated;
   d->n_alloc++;
-  alloc_log('a', dev.index, p, r, r, g != NULL, src);
+  alloc_log('a', dev, ch->p, n, ch->size, true, src);
+  return ch->p;
+}
+
+static void *pool_alloc(size_t nbytes, tyr_device dev) {
+  cudaStream_t st = tcu_enter(dev);
+  if (!st) return NULL;
+  Dev *d = &g_dev[dev.index];
+  void *p = NULL;
+  pthread_mutex_lock(&d->lock);
+  if (d->capture) {
+    p = graph_alloc(d, dev.index, d->capture, nbytes);
+    pthread_mutex_unlock(&d->lock);
+    return p;
+  }
+  size_t r;
+  int c = size_class(nbytes, &r);
+  char src;
+  p = block_get(d, c, r, &src);
+  if (p) {
+    d->allocated += r;
+    if (d->allocated > d->peak) d->peak = d->allocated;
+    d->n_alloc++;
+    alloc_log('a', dev.index, p, r, r, false, src);
+  }
   pthread_mutex_unlock(&d->lock);
   return p;
+}
+
+/* The free of a graph's chunk (lock held): back to its graph's pool.  A
+   chunk that outlived its graph returns to its segment, which goes back to
+   the cache with its last chunk, or joins the graph being captured, whose
+   work may have used the chunk (each replay writes it again).  Such a
+   segment counts as graph memory until it goes back, so that
+   reserved = allocated + cached + graph_idle holds throughout. */
+static void graph_free(Dev *d, tcu_gchunk *ch) {
+  size_t n = ch->size;
+  tcu_gmap_del(&d->gmap, ch->p);
+  d->allocated -= n;
+  if (!ch->seg->pool && d->capture) tcu_gpool_adopt(&d->capture->pool, ch);
+  void *base;
+  size_t size;
+  if (tcu_gpool_release(ch, &base, &size)) { /* the segment is gone */
+    d->graph_reserved -= size;
+    d->graph_idle -= size - n;
+    cache_put(d, base, size);
+  } else {
+    d->graph_idle += n;
+  }
 }
 
 static void pool_free(void *p, size_t nbytes, tyr_device dev) {
   if (!p || dev.index < 0 || dev.index >= TCU_MAX_DEV || !g_dev[dev.index].ready) return;
   Dev *d = &g_dev[dev.index];
-  size_t r;
-  int c = size_class(nbytes ? nbytes : 1, &r);
   pthread_mutex_lock(&d->lock);
-  /* a block of a graph, or one that outlived its graph, may be larger than
-     the caller's size says: the table knows its size */
-  GBlock *b = d->n_graphs > 0 || d->n_orphans > 0 ? gfind(d, p) : NULL;
-  if (b && (b->g || b->orphan) && b->r != r) c = size_class(b->r, &r);
-  if (b && b->orphan) { /* an ordinary block again: a tombstone in the table */
-    b->orphan = false;
-    d->n_orphans--;
-    b = NULL;
+  /* a graph's chunk: the table knows its size */
+  tcu_gchunk *ch = tcu_gmap_find(&d->gmap, p);
+  if (ch) {
+    alloc_log('f', dev.index, p, ch->size, ch->size, d->capture != NULL, '-');
+    graph_free(d, ch);
+    pthread_mutex_unlock(&d->lock);
+    return;
   }
+  size_t r;
+  size_class(nbytes ? nbytes : 1, &r);
   d->allocated -= r;
   alloc_log('f', dev.index, p, r, r, d->capture != NULL, '-');
-  if (d->n_graphs > 0) {
-    /* a graph's block goes back to that graph's pool; a block freed during
-       a capture joins the capturing graph (captured work uses it again at
-       every replay, so eager allocations must not take it) */
-    tyr_cuda_graph *g = b && b->g ? b->g : d->capture;
-    if (g) {
-      if ((b && b->g) || gadd(d, g, p, r, false)) {
-        gfind(d, p)->in_use = false;
-        gpark(d, g, p, c, r); /* out of host memory: the block stays out of every pool */
-      }
-      pthread_mutex_unlock(&d->lock);
-      return;
+  if (d->capture) {
+    /* a block freed during a capture joins the capturing graph: captured
+       work uses it again at every replay, so eager allocations must not
+       take it (out of host memory it stays out of every pool) */
+    tcu_gpool *cp = &d->capture->pool;
+    if (tcu_gpool_add(cp, p, r, 0, NULL)) {
+      d->graph_reserved += r;
+      d->graph_idle += r;
     }
-  }
-  FreeNode *f = g_no_cache ? NULL : (FreeNode *)malloc(sizeof *f);
-  if (f) {
-    f->p = p;
-    f->next = d->free_list[c];
-    d->free_list[c] = f;
-    d->cached += r;
-  } else { /* cache off (TYR_CUDA_NO_CACHE=1, for memory checkers) */
-    int cur = -1;
-    cudaGetDevice(&cur);
-    if (cur != dev.index) cudaSetDevice(dev.index);
-    cudaFree(p);
-    d->reserved -= r;
+  } else {
+    cache_put(d, p, r);
   }
   pthread_mutex_unlock(&d->lock);
 }
@@ -952,10 +885,10 @@ extern "C" int tyr_cuda_synchronize_at(tyr_site s) {
 /* ---- graphs --------------------------------------------------------------------------
  * Capture records the work issued on the device's stream (relaxed mode, so
  * that the allocator may still cudaMalloc); every block allocated during the
- * capture, and every block freed during it, becomes the graph's: freed
- * blocks go to the graph's own free list, are reused by later allocations of
- * the same capture, and stay reserved for the graph until
- * tyr_cuda_graph_free, since each replay writes them again.  Host copies,
+ * capture, and every block freed during it, becomes the graph's: a
+ * segment of its pool, split for later allocations of the same capture and
+ * merged again as they are freed (src/cuda/graph_pool.h), reserved for the
+ * graph until tyr_cuda_graph_free, since each replay writes it again.  Host copies,
  * reads of device values and waits refuse to run during a capture (they
  * would either fail inside CUDA and invalidate it, or read values that are
  * not computed yet). */
@@ -994,7 +927,6 @@ extern "C" tyr_cuda_graph *tyr_cuda_graph_begin_at(tyr_site s, int dev) {
   pthread_mutex_lock(&d->lock);
   g->capturing = true;
   d->capture = g;
-  d->n_graphs++;
   alloc_log('B', dev, NULL, 0, 0, true, '-');
   pthread_mutex_unlock(&d->lock);
   return g;
@@ -1079,43 +1011,11 @@ extern "C" void tyr_cuda_graph_free(tyr_cuda_graph *g) {
   if (g->exec) cudaGraphExecDestroy(g->exec);
   if (g->graph) cudaGraphDestroy(g->graph);
   pthread_mutex_lock(&d->lock);
-  /* no cudaFree while another graph is being captured on the device (it would
-     end that capture): the blocks go to the cache then, even without caching */
-  bool release = g_no_cache && !d->capture;
-  for (int c = 0; c < NCLASS; c++) {
-    while (g->free_list[c]) {
-      FreeNode *f = g->free_list[c];
-      g->free_list[c] = f->next;
-      if (release) {
-        cudaFree(f->p);
-        free(f);
-      } else {
-        f->next = d->free_list[c];
-        d->free_list[c] = f;
-      }
-    }
-  }
-  if (release)
-    d->reserved -= g->idle;
-  else
-    d->cached += g->idle;
-  d->graph_idle -= g->idle;
-  d->graph_reserved -= g->reserved;
-  /* blocks still held by tensors become ordinary blocks: the table drops
-     g's entries (or, out of host memory, keeps them as tombstones), but for
-     those larger than their holder's class, which it keeps as orphans */
-  for (size_t i = 0; i < d->gcap; i++) {
-    GBlock *b = &d->gtab[i];
-    if (b->p && b->g == g && b->in_use && b->r != b->want) {
-      b->g = NULL;
-      b->orphan = true;
-      d->n_orphans++;
-    }
-  }
-  if (d->gcap && !grehash(d, d->gcap, g))
-    for (size_t i = 0; i < d->gcap; i++)
-      if (d->gtab[i].g == g) d->gtab[i].g = NULL;
-  d->n_graphs--;
+  /* idle segments go back to the cache (to the driver with the cache off,
+     but for none while another graph is being captured on the device: that
+     would end its capture); a segment with chunks still held by tensors
+     goes back with the last of them (graph_free) */
+  tcu_gpool_clear(&g->pool, graph_give_back, d);
   pthread_mutex_unlock(&d->lock);
   free(g);
 }

@@ -246,17 +246,29 @@ static void test_replay_simple(void **state) {
   tyr_cuda_graph_free(g);
 }
 
-/* ---- the graph's pool: a freed block serves a smaller request ------------------------- */
-/* During a capture a request with no idle block of its size class takes the
-   graph's smallest idle block up to twice its size instead of a new one; a
-   block that outlives its graph keeps its real size in the statistics. */
-static void test_graph_pool_fit(void **state) {
+/* ---- the graph's pool: a freed block split for smaller requests ------------------------ */
+/* During a capture a block freed by one tensor serves two smaller ones (the
+   pool splits it: src/cuda/graph_pool.h, whose logic tests/unit/test_graph_pool.c
+   checks on any machine); a block still held when its graph is freed stays
+   graph memory until its last tensor goes, then returns to the cache whole. */
+static size_t chunk_bytes(size_t nbytes) { /* a request rounded to the pool's 512 bytes */
+  return (nbytes + 511) / 512 * 512;
+}
+
+static void check_totals(const tyr_cuda_mem_stats *m) {
+  if (m->reserved != m->allocated + m->cached + m->graph_idle)
+    fail_msg("reserved %zu != allocated %zu + cached %zu + graph idle %zu", m->reserved,
+             m->allocated, m->cached, m->graph_idle);
+}
+
+static void test_graph_pool_split(void **state) {
   (void)state;
   REQUIRE_GPU();
-  enum { NA = 3000000, NB = 2600000 };       /* floats */
-  const size_t RA = 12582912, RB = 10485760; /* their class sizes: 12 and 10 MiB */
-  tyr_cuda_mem_stats m0, m1, m2, m3, m4;
-  tyr_cuda_empty_cache(); /* no cached block of either class */
+  enum { NA = 3000000, NB = 2600000, NC = 500000 }; /* floats */
+  const size_t RA = 12582912;                       /* a's class size: 12 MiB */
+  const size_t CB = chunk_bytes(4 * NB), CC = chunk_bytes(4 * NC);
+  tyr_cuda_mem_stats m0, m1, m2, m3, m4, m5;
+  tyr_cuda_empty_cache(); /* no cached block of a's class */
   assert_int_equal(tyr_cuda_memory_stats(0, &m0), 0);
   tyr_cuda_graph *g = tyr_cuda_graph_begin(0);
   assert_non_null(g);
@@ -264,31 +276,43 @@ static void test_graph_pool_fit(void **state) {
   assert_non_null(a);
   assert_int_equal(tyr_cuda_memory_stats(0, &m1), 0);
   assert_int_equal(m1.graph_reserved - m0.graph_reserved, RA);
+  assert_int_equal(m1.allocated - m0.allocated, chunk_bytes(4 * NA));
   tyr_tensor_free(a);
   tyr_tensor *b = tyr_keep_e(tyr_full_at(S, TYR_F32, GPU, 1, (int64_t[]){NB}, 2.0));
+  tyr_tensor *c = tyr_keep_e(tyr_full_at(S, TYR_F32, GPU, 1, (int64_t[]){NC}, 3.0));
   assert_non_null(b);
+  assert_non_null(c);
   assert_int_equal(tyr_cuda_memory_stats(0, &m2), 0);
-  if (m2.graph_reserved != m1.graph_reserved || m2.graph_idle != m0.graph_idle ||
-      m2.allocated != m0.allocated + RA)
-    fail_msg("a %zu-byte request after a %zu-byte block was freed in the capture: graph reserved "
-             "%zu -> %zu, idle %zu, allocated %zu (expected the freed block to serve it)",
-             RB, RA, m1.graph_reserved, m2.graph_reserved, m2.graph_idle, m2.allocated);
+  if (m2.graph_reserved != m1.graph_reserved || m2.allocated != m0.allocated + CB + CC ||
+      m2.graph_idle != m0.graph_idle + RA - CB - CC)
+    fail_msg("requests of %zu and %zu bytes after a %zu-byte block was freed in the capture: "
+             "graph reserved %zu -> %zu, idle %zu, allocated %zu (expected the freed block to "
+             "serve both)",
+             CB, CC, RA, m1.graph_reserved, m2.graph_reserved, m2.graph_idle, m2.allocated);
+  check_totals(&m2);
   assert_int_equal(tyr_cuda_graph_end(g), 0);
   assert_int_equal(tyr_cuda_graph_launch(g), 0);
   {
     TYR_SCOPE;
     assert_true(tyr_item_e(tyr_sum_at(S, b)) == 2.0 * NB);
+    assert_true(tyr_item_e(tyr_sum_at(S, c)) == 3.0 * NC);
   }
-  tyr_cuda_graph_free(g); /* b is still held: its block outlives the graph */
+  tyr_cuda_graph_free(g); /* b and c are still held: their block outlives the graph */
   assert_int_equal(tyr_cuda_memory_stats(0, &m3), 0);
-  assert_int_equal(m3.graph_reserved, m0.graph_reserved);
-  assert_int_equal(m3.allocated, m0.allocated + RA);
-  assert_int_equal(m3.reserved, m3.allocated + m3.cached + m3.graph_idle);
-  tyr_tensor_free(b); /* the whole 12 MiB go back, not b's 10 */
+  assert_int_equal(m3.graph_reserved, m0.graph_reserved + RA);
+  assert_int_equal(m3.allocated, m0.allocated + CB + CC);
+  check_totals(&m3);
+  tyr_tensor_free(b); /* c still holds the block */
   assert_int_equal(tyr_cuda_memory_stats(0, &m4), 0);
-  assert_int_equal(m4.allocated, m0.allocated);
-  assert_int_equal(m4.cached - m3.cached, RA);
-  assert_int_equal(m4.reserved, m4.allocated + m4.cached + m4.graph_idle);
+  assert_int_equal(m4.graph_reserved, m3.graph_reserved);
+  assert_int_equal(m4.cached, m3.cached);
+  check_totals(&m4);
+  tyr_tensor_free(c); /* the last: the whole 12 MiB go back to the cache */
+  assert_int_equal(tyr_cuda_memory_stats(0, &m5), 0);
+  assert_int_equal(m5.allocated, m0.allocated);
+  assert_int_equal(m5.graph_reserved, m0.graph_reserved);
+  assert_int_equal(m5.cached - m4.cached, RA);
+  check_totals(&m5);
 }
 
 /* ---- a GPT trained eagerly and by replaying a captured step ------------------------- */
@@ -634,7 +658,7 @@ int main(void) {
       TYR_TEST(test_capturable_optim_gpu),
       TYR_TEST(test_clip_dev_gpu),
       TYR_TEST(test_replay_simple),
-      TYR_TEST(test_graph_pool_fit),
+      TYR_TEST(test_graph_pool_split),
       TYR_TEST(test_cross_entropy_capture),
       TYR_TEST(test_capture_errors),
       TYR_TEST(test_gpt_graph_matches_eager),
