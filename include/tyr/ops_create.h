@@ -54,6 +54,12 @@ int tyr_to_host_at(tyr_site s, const tyr_tensor *t, void *dst, size_t dst_bytes)
 tyr_tensor *tyr_clone_at(tyr_site s, tyr_tensor *t);
 /* t converted to dt (recorded between float dtypes). */
 tyr_tensor *tyr_to_dtype_at(tyr_site s, tyr_tensor *t, tyr_dtype dt);
+/* out[i] = ts[i] converted to dt for n tensors, as n calls of tyr_to_dtype
+   would make them (recorded between float dtypes), with as few kernel
+   launches as the backend can (one for up to 64 contiguous tensors of one
+   dtype on a GPU): the weights a mixed-precision step casts.  0 or the
+   error's status (out[i] NULL from the first that failed). */
+int tyr_to_dtype_many_at(tyr_site s, int n, tyr_tensor *const *ts, tyr_dtype dt, tyr_tensor **out);
 /* t copied to dev (recorded). */
 tyr_tensor *tyr_to_device_at(tyr_site s, tyr_tensor *t, tyr_device dev);
 /* dst = src, in place, values only (not recorded; shapes must match). */
@@ -93,6 +99,7 @@ int tyr_fill_at(tyr_site s, tyr_tensor *t, double v);
 #define tyr_to_host_e(t, dst, n) tyr_to_host_at(TYR_SITE, (t), (dst), (n))
 #define tyr_clone_e(t) tyr_clone_at(TYR_SITE, (t))
 #define tyr_to_dtype_e(t, dt) tyr_to_dtype_at(TYR_SITE, (t), (dt))
+#define tyr_to_dtype_many_e(n, ts, dt, out) tyr_to_dtype_many_at(TYR_SITE, (n), (ts), (dt), (out))
 #define tyr_to_device_e(t, dev) tyr_to_device_at(TYR_SITE, (t), (dev))
 #define tyr_copy_e(dst, src) tyr_copy_at(TYR_SITE, (dst), (src))
 #define tyr_fill_e(t, v) tyr_fill_at(TYR_SITE, (t), (v))

@@ -115,6 +115,11 @@ typedef struct tyr_backend {
   void (*arange)(tyr_tensor *out, double start, double step);
   /* out = src, converting dtype; src any strides; out may be a strided view */
   void (*copy)(tyr_tensor *out, const tyr_tensor *src);
+  /* out[i] = src[i] for n pairs of this device, converting dtype as copy
+   * does, bit for bit, in as few kernel launches as it can (all contiguous;
+   * the sources of one float dtype, the outputs of one float dtype).  NULL:
+   * callers loop over copy */
+  void (*copy_many)(int n, tyr_tensor *const *outs, const tyr_tensor *const *srcs);
   /* out = random numbers from (seed, counter + i) */
   void (*random)(tyr_tensor *out, tyr_random_kind kind, double p0, double p1, uint64_t seed,
                  uint64_t counter);

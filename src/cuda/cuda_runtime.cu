@@ -729,6 +729,105 @@ void tcu_copy(tyr_tensor *out, const tyr_tensor *src) {
     copy_any<int64_t>(out, src, L, n, st);
 }
 
+/* ---- conversions of many tensors -------------------------------------------------
+ * One launch per CONV_MT tensors (the weights a mixed-precision step casts
+ * to bf16, say): the table of pointers and sizes is a kernel parameter, so
+ * a CUDA graph captures it by value.  The blocks of tensor t are
+ * end[t - 1] .. end[t] - 1, each running convert_contig's loop over its
+ * tensor (eight elements a thread where both pointers are 16-byte aligned):
+ * the same values as tcu_copy, one launch instead of one per tensor. */
+#define CONV_MT 64
+struct ConvMany {
+  const void *s[CONV_MT];
+  void *o[CONV_MT];
+  int64_t n[CONV_MT];
+  int64_t ngroups[CONV_MT]; /* 8-element groups; 0: unaligned, one at a time */
+  int end[CONV_MT];
+  int k;
+};
+static_assert(sizeof(ConvMany) <= 4096, "conversion table over 4 KB");
+
+template <typename S, typename D>
+__global__ void convert_many_kernel(const __grid_constant__ ConvMany a) {
+  int bid = (int)blockIdx.x;
+  int lo = 0, hi = a.k - 1; /* the first t with end[t] > bid */
+  while (lo < hi) {
+    int mid = (lo + hi) / 2;
+    if (a.end[mid] > bid)
+      hi = mid;
+    else
+      lo = mid + 1;
+  }
+  int t = lo;
+  int first = t ? a.end[t - 1] : 0, nb = a.end[t] - first;
+  const S *s = (const S *)a.s[t];
+  D *o = (D *)a.o[t];
+  int64_t n = a.n[t], ngroups = a.ngroups[t];
+  int64_t stride = (int64_t)nb * blockDim.x, i0 = (int64_t)(bid - first) * blockDim.x + threadIdx.x;
+  for (int64_t g = i0; g < ngroups; g += stride) {
+    Pack8<S> v;
+    Pack8<D> r;
+    const uint4 *src = reinterpret_cast<const uint4 *>(s + g * 8);
+#pragma unroll
+    for (int k = 0; k < (int)sizeof(S) / 2; k++) reinterpret_cast<uint4 *>(&v)[k] = src[k];
+#pragma unroll
+    for (int k = 0; k < 8; k++) r.v[k] = from_c<D>((typename Acc<D>::type)to_c(v.v[k]));
+    uint4 *dst = reinterpret_cast<uint4 *>(o + g * 8);
+#pragma unroll
+    for (int k = 0; k < (int)sizeof(D) / 2; k++) dst[k] = reinterpret_cast<const uint4 *>(&r)[k];
+  }
+  for (int64_t i = ngroups * 8 + i0; i < n; i += stride)
+    o[i] = from_c<D>((typename Acc<D>::type)to_c(s[i]));
+}
+
+static int g_copy_many_launches; /* in the last copy_many (a test hook's) */
+
+template <typename S>
+static void launch_convert_many(tyr_dtype odt, const ConvMany &a, int blocks, cudaStream_t st) {
+  TCU_FLOAT_DISPATCH(odt, convert_many_kernel<S, scalar_t><<<(unsigned)blocks, 256, 0, st>>>(a));
+  LAUNCH_CHECK();
+  g_copy_many_launches++;
+}
+
+/* Test hook: the launches of convert_many_kernel in the last copy_many */
+extern "C" int tcu_copy_many_last_launches(void) {
+  return g_copy_many_launches;
+}
+
+static void copy_many(int n, tyr_tensor *const *outs, const tyr_tensor *const *srcs) {
+  g_copy_many_launches = 0;
+  if (n <= 0) return;
+  tyr_device d = outs[0]->device;
+  cudaStream_t st = tcu_enter(d);
+  if (!st) return;
+  tyr_dtype sdt = srcs[0]->dtype, odt = outs[0]->dtype;
+  ConvMany a;
+  memset(&a, 0, sizeof a);
+  int blocks = 0;
+  for (int i = 0; i < n; i++) {
+    int64_t numel = tyr_numel(outs[i]);
+    if (numel == 0) continue;
+    if (srcs[i]->dtype != sdt || outs[i]->dtype != odt || !is_float_dtype(sdt) ||
+        !is_float_dtype(odt) || !tyr_is_contiguous(outs[i]) || !tyr_is_contiguous(srcs[i])) {
+      tcu_copy(outs[i], srcs[i]); /* outside the contract: one at a time */
+      continue;
+    }
+    int k = a.k++;
+    a.s[k] = tyr_data_ptr(srcs[i]);
+    a.o[k] = tyr_data_ptr(outs[i]);
+    a.n[k] = numel;
+    a.ngroups[k] = tcu_aligned16(a.s[k]) && tcu_aligned16(a.o[k]) ? numel / 8 : 0;
+    blocks += (int)tcu_blocks(a.ngroups[k] ? a.ngroups[k] : numel, 256, d.index);
+    a.end[k] = blocks;
+    if (a.k == CONV_MT) {
+      TCU_FLOAT_DISPATCH(sdt, launch_convert_many<scalar_t>(odt, a, blocks, st));
+      a.k = 0;
+      blocks = 0;
+    }
+  }
+  if (a.k > 0) TCU_FLOAT_DISPATCH(sdt, launch_convert_many<scalar_t>(odt, a, blocks, st));
+}
+
 /* ---- the table --------------------------------------------------------------------
  * Every entry of struct tyr_backend is set.  An entry added to the struct
  * later stays NULL here until it has a CUDA kernel; the ops layer raises
@@ -773,6 +872,7 @@ static void table_init(void) {
   g_table.sdpa_backward = tcu_sdpa_backward;
   g_table.rotary = tcu_rotary;
   g_table.sum_squares_many = tcu_sum_squares_many;
+  g_table.copy_many = copy_many;
   g_table.capturing = cuda_capturing;
   g_table.adamw_step_dev = tcu_adamw_step_dev;
   g_table.clip_grad_norm = tcu_clip_grad_norm;

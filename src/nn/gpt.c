@@ -206,6 +206,57 @@ tyr_gpt_block tyr_gpt_block_as(tyr_site s, const tyr_gpt_block *b, tyr_dtype dt)
   return r;
 }
 
+/* Adds m's weight and bias (those not of dt) to the casts of gpt_blocks_as */
+static void linear_slots(tyr_nn_linear *m, tyr_dtype dt, tyr_tensor ***slots, int *n) {
+  if (m->weight && m->weight->dtype != dt) slots[(*n)++] = &m->weight;
+  if (m->bias && m->bias->dtype != dt) slots[(*n)++] = &m->bias;
+}
+
+/* blks[l] = tyr_gpt_block_as(&g->blocks[l], dt) for every block, and *head
+   the head's weight as dt when head is non-NULL, with one tyr_to_dtype_many:
+   a launch or two on a GPU instead of one a tensor (a small model's step
+   is mostly launches).  0 or the status. */
+static int gpt_blocks_as(tyr_site s, tyr_gpt *g, tyr_dtype dt, tyr_gpt_block *blks,
+                         tyr_tensor **head) {
+  int64_t L = g->cfg.n_layer;
+  tyr_tensor ***slots = malloc((size_t)(8 * L + 1) * sizeof *slots);
+  tyr_tensor **src = malloc((size_t)(8 * L + 1) * sizeof *src);
+  tyr_tensor **out = malloc((size_t)(8 * L + 1) * sizeof *out);
+  if (!slots || !src || !out) {
+    free(slots);
+    free(src);
+    free(out);
+    return tyr_raise(TYR_ERR_MEMORY, s, "tyr_gpt_forward", "out of host memory");
+  }
+  int n = 0;
+  for (int64_t l = 0; l < L; l++) {
+    tyr_gpt_block *b = &blks[l];
+    *b = g->blocks[l]; /* the norms stay in the parameters' dtype */
+    if (b->attn.cfg.fused_qkv) {
+      linear_slots(&b->attn.qkv, dt, slots, &n);
+    } else {
+      linear_slots(&b->attn.q, dt, slots, &n);
+      linear_slots(&b->attn.k, dt, slots, &n);
+      linear_slots(&b->attn.v, dt, slots, &n);
+    }
+    linear_slots(&b->attn.proj, dt, slots, &n);
+    linear_slots(&b->mlp.fc, dt, slots, &n);
+    linear_slots(&b->mlp.proj, dt, slots, &n);
+  }
+  if (head) {
+    *head = g->lm_head.weight;
+    if (*head && (*head)->dtype != dt) slots[n++] = head;
+  }
+  for (int i = 0; i < n; i++) src[i] = *slots[i];
+  int rc = tyr_to_dtype_many_at(s, n, src, dt, out);
+  if (rc == 0)
+    for (int i = 0; i < n; i++) *slots[i] = out[i];
+  free(slots);
+  free(src);
+  free(out);
+  return rc;
+}
+
 tyr_tensor *tyr_gpt_embed_at(tyr_site s, tyr_gpt *g, tyr_tensor *idx, int64_t pos0, bool training) {
   const tyr_gpt_config *c = &g->cfg;
   int64_t T = idx->shape[idx->rank - 1];
@@ -237,7 +288,10 @@ tyr_tensor *tyr_gpt_mix_at(tyr_site s, tyr_gpt *g, int64_t l, tyr_tensor *x, tyr
                     tyr_mul_at(s, lambda_at(s, g->x0_lambdas, l, x0), x0));
 }
 
-tyr_tensor *tyr_gpt_hidden_at(tyr_site s, tyr_gpt *g, tyr_tensor *idx, bool training) {
+/* tyr_gpt_hidden, and the head's weight as the compute dtype in *head when
+   head is non-NULL (cast with the blocks' weights) */
+static tyr_tensor *gpt_hidden(tyr_site s, tyr_gpt *g, tyr_tensor *idx, bool training,
+                              tyr_tensor **head) {
   const tyr_gpt_config *c = &g->cfg;
   if (!idx) {
     tyr_raise(TYR_ERR_ARG, s, "tyr_gpt_forward", "idx is NULL");
@@ -263,27 +317,40 @@ tyr_tensor *tyr_gpt_hidden_at(tyr_site s, tyr_gpt *g, tyr_tensor *idx, bool trai
   if (!x) return NULL;
   tyr_tensor *x0 = x;
   tyr_tensor *rcos = cast_to(s, g->rope_cos, dt), *rsin = cast_to(s, g->rope_sin, dt);
+  tyr_gpt_block *blks = malloc((size_t)c->n_layer * sizeof *blks);
+  if (!blks) {
+    tyr_raise(TYR_ERR_MEMORY, s, "tyr_gpt_forward", "out of host memory");
+    return NULL;
+  }
+  if (gpt_blocks_as(s, g, dt, blks, head) != 0) {
+    free(blks);
+    return NULL;
+  }
   for (int64_t l = 0; l < c->n_layer && x; l++) {
-    tyr_gpt_block blk = tyr_gpt_block_as(s, &g->blocks[l], dt);
+    tyr_gpt_block blk = blks[l];
     x = tyr_gpt_mix_at(s, g, l, x, x0);
     tyr_tensor *h = x ? tyr_nn_norm_forward_to_at(s, &blk.ln1, x, dt) : NULL;
     tyr_tensor *a = h ? tyr_nn_attention_forward_at(s, &blk.attn, h, rcos, rsin, training) : NULL;
-    if (!a) return NULL;
-    x = tyr_residual_add_at(s, x, tyr_nn_dropout_forward_at(s, &drop, a, training));
+    x = a ? tyr_residual_add_at(s, x, tyr_nn_dropout_forward_at(s, &drop, a, training)) : NULL;
     h = x ? tyr_nn_norm_forward_to_at(s, &blk.ln2, x, dt) : NULL;
     tyr_tensor *m = h ? tyr_nn_mlp_forward_at(s, &blk.mlp, h) : NULL;
-    if (!m) return NULL;
-    x = tyr_residual_add_at(s, x, tyr_nn_dropout_forward_at(s, &drop, m, training));
+    x = m ? tyr_residual_add_at(s, x, tyr_nn_dropout_forward_at(s, &drop, m, training)) : NULL;
   }
+  free(blks);
   if (!x) return NULL;
   return tyr_nn_norm_forward_to_at(s, &g->ln_f, x, dt);
 }
 
+tyr_tensor *tyr_gpt_hidden_at(tyr_site s, tyr_gpt *g, tyr_tensor *idx, bool training) {
+  return gpt_hidden(s, g, idx, training, NULL);
+}
+
 tyr_tensor *tyr_gpt_forward_at(tyr_site s, tyr_gpt *g, tyr_tensor *idx, tyr_tensor *targets,
                                tyr_tensor **loss, bool training) {
-  tyr_tensor *h = tyr_gpt_hidden_at(s, g, idx, training);
+  tyr_tensor *head = NULL;
+  tyr_tensor *h = gpt_hidden(s, g, idx, training, &head);
   if (!h) return NULL;
-  tyr_tensor *logits = tyr_linear_at(s, h, cast_to(s, g->lm_head.weight, h->dtype), NULL);
+  tyr_tensor *logits = tyr_linear_at(s, h, head, NULL);
   if (logits && g->cfg.logit_softcap > 0) logits = tyr_softcap_at(s, logits, g->cfg.logit_softcap);
   if (logits && targets && loss) {
     /* the loss from 16-bit logits in f32 */
@@ -303,9 +370,10 @@ tyr_tensor *tyr_gpt_loss_at(tyr_site s, tyr_gpt *g, tyr_tensor *idx, tyr_tensor 
     tyr_tensor *loss = NULL;
     return tyr_gpt_forward_at(s, g, idx, targets, &loss, training) ? loss : NULL;
   }
-  tyr_tensor *h = tyr_gpt_hidden_at(s, g, idx, training);
+  tyr_tensor *head = NULL;
+  tyr_tensor *h = gpt_hidden(s, g, idx, training, &head);
   if (!h) return NULL;
-  return tyr_linear_cross_entropy_at(s, h, cast_to(s, g->lm_head.weight, h->dtype), targets, -1);
+  return tyr_linear_cross_entropy_at(s, h, head, targets, -1);
 }
 
 double tyr_gpt_flops_per_token(const tyr_gpt *g, int64_t T) {

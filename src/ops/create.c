@@ -1,6 +1,7 @@
 /* Making tensors: constants, ranges, random numbers, host copies, dtype
  * and device conversion. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -175,6 +176,50 @@ tyr_tensor *tyr_to_dtype_at(tyr_site s, tyr_tensor *t, tyr_dtype dt) {
   tyr__be(t)->copy(c, t);
   if (tyr_dtype_is_float(dt)) TYR_RECORD(s, op, c, to_dtype_backward, t);
   return c;
+}
+
+int tyr_to_dtype_many_at(tyr_site s, int n, tyr_tensor *const *ts, tyr_dtype dt, tyr_tensor **out) {
+  const char *op = "tyr_to_dtype_many";
+  if (n < 0) return tyr_raise(TYR_ERR_ARG, s, op, "n must be >= 0, got %d", n);
+  if (n > 0 && (!ts || !out)) return tyr_raise(TYR_ERR_ARG, s, op, "%s is NULL", ts ? "out" : "ts");
+  if ((unsigned)dt >= TYR_DTYPE_COUNT)
+    return tyr_raise(TYR_ERR_DTYPE, s, op, "invalid dtype %d", (int)dt);
+  for (int i = 0; i < n; i++) out[i] = NULL;
+  for (int i = 0; i < n; i++) {
+    char what[32];
+    snprintf(what, sizeof what, "ts[%d]", i);
+    if (!tyr__arg_ok(s, op, what, ts[i])) return tyr_error_last()->status;
+  }
+  for (int i = 0; i < n; i++) {
+    out[i] = tyr__new(s, op, dt, ts[i]->device, ts[i]->rank, ts[i]->shape);
+    if (!out[i]) return tyr_error_last()->status;
+  }
+  /* the contiguous float tensors of ts[0]'s device and dtype in one call of
+     the backend's copy_many where it has one; the others one at a time */
+  const tyr_backend *be = n > 0 ? tyr__be(ts[0]) : NULL;
+  tyr_tensor **bo = NULL;
+  const tyr_tensor **bs = NULL;
+  if (be && be->copy_many && tyr_dtype_is_float(dt)) {
+    bo = malloc((size_t)n * sizeof *bo);
+    bs = malloc((size_t)n * sizeof *bs);
+  }
+  int nb = 0;
+  for (int i = 0; i < n; i++) {
+    const tyr_tensor *t = ts[i];
+    if (bo && bs && tyr_device_eq(t->device, ts[0]->device) && t->dtype == ts[0]->dtype &&
+        tyr_dtype_is_float(t->dtype) && tyr_is_contiguous(t)) {
+      bo[nb] = out[i];
+      bs[nb++] = t;
+    } else { /* out of host memory too: one at a time */
+      tyr__be(t)->copy(out[i], t);
+    }
+  }
+  if (nb > 0) be->copy_many(nb, bo, bs);
+  free(bo);
+  free(bs);
+  if (tyr_dtype_is_float(dt))
+    for (int i = 0; i < n; i++) TYR_RECORD(s, op, out[i], to_dtype_backward, ts[i]);
+  return 0;
 }
 
 static void to_device_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin) {

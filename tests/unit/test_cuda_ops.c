@@ -40,6 +40,7 @@ int tcu_sdpa_cudnn_device(int dev);
 void tcu_sdpa_cudnn_set_workspace_limit(long long bytes);
 void tcu_cross_entropy_set_two_pass(int on);
 int tcu_cross_entropy_last_smem(void);
+int tcu_copy_many_last_launches(void);
 int tcu_sdpa_cudnn_backward_calls(void);
 
 #define S TYR_SITE
@@ -474,6 +475,68 @@ static void test_copy_convert(void **state) {
   tyr_tensor *src = RAND(TYR_F32, -1, 1, 8, 8);
   assert_int_equal(tyr_copy_at(S, transposed(dst, 0, 1), src), 0);
   expect_same_bits("cpu -> cuda transposed view", transposed(dst, 0, 1), src);
+}
+
+/* tyr_to_dtype_many: the weights of a mixed-precision step cast in one
+   launch per 64 tensors, bit for bit what tyr_to_dtype makes (on the GPU
+   and on the CPU); sizes around the kernel's 8-element groups, a view that
+   starts off a 16-byte boundary, a source of another dtype and a
+   transposed one (one at a time), and more than 64 tensors. */
+static void test_to_dtype_many(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  TYR_SCOPE;
+  enum { N = 75 };
+  tyr_tensor *c[N], *g[N], *outg[N], *outc[N];
+  const int64_t sizes[] = {1, 7, 8, 9, 1000, 65537, 3 * 50304};
+  for (int i = 0; i < N; i++) {
+    int64_t n = sizes[i % 7] + (i / 7);
+    c[i] = RAND(TYR_F32, -3, 3, n);
+    g[i] = to_dev(c[i], gpu());
+  }
+  /* off a 16-byte boundary: elements 1.. of a tensor */
+  g[3] = tyr_narrow_at(S, to_dev(RAND(TYR_F32, -3, 3, 1001), gpu()), 0, 1, 1000);
+  c[3] = to_dev(g[3], CPU);
+  const tyr_dtype to[] = {TYR_BF16, TYR_F16, TYR_F64};
+  for (int d = 0; d < 3; d++) {
+    for (int k = 0; k < 2; k++) { /* the first 64, then all 75 (two launches) */
+      int n = k ? N : 64;
+      assert_int_equal(tyr_to_dtype_many_at(S, n, g, to[d], outg), 0);
+      assert_int_equal(tcu_copy_many_last_launches(), k ? 2 : 1);
+      assert_int_equal(tyr_to_dtype_many_at(S, n, c, to[d], outc), 0);
+      for (int i = 0; i < n; i++) {
+        char what[96];
+        snprintf(what, sizeof what, "to_dtype_many f32 -> %s, tensor %d of %d",
+                 tyr_dtype_name(to[d]), i, n);
+        expect_same_bits(what, outg[i], as_dtype(g[i], to[d]));
+        expect_same_bits(what, outg[i], outc[i]);
+      }
+    }
+  }
+  /* a bf16 source among f32 ones and a transposed one: copied one at a time */
+  tyr_tensor *mixed[4] = {g[0], as_dtype(g[1], TYR_BF16),
+                          transposed(to_dev(RAND(TYR_F32, -1, 1, 5, 9), gpu()), 0, 1), g[4]};
+  tyr_tensor *outm[4];
+  assert_int_equal(tyr_to_dtype_many_at(S, 4, mixed, TYR_F16, outm), 0);
+  assert_int_equal(tcu_copy_many_last_launches(), 1);
+  for (int i = 0; i < 4; i++) {
+    char what[64];
+    snprintf(what, sizeof what, "to_dtype_many mixed sources, tensor %d", i);
+    expect_same_bits(what, outm[i], as_dtype(mixed[i], TYR_F16));
+  }
+  /* the gradient of each output reaches its own input */
+  tyr_tensor *w[2] = {tyr_requires_grad_e(to_dev(RAND(TYR_F32, -1, 1, 300), gpu()), true),
+                      tyr_requires_grad_e(to_dev(RAND(TYR_F32, -1, 1, 40), gpu()), true)};
+  tyr_tensor *wb[2];
+  assert_int_equal(tyr_to_dtype_many_at(S, 2, w, TYR_BF16, wb), 0);
+  tyr_tensor *loss =
+      tyr_add_at(S, tyr_sum_at(S, tyr_to_dtype_at(S, wb[0], TYR_F32)),
+                 tyr_mul_scalar_at(S, tyr_sum_at(S, tyr_to_dtype_at(S, wb[1], TYR_F32)), 3.0));
+  assert_int_equal(tyr_backward_at(S, loss), 0);
+  expect_same_bits("to_dtype_many gradient 0", w[0]->grad,
+                   tyr_full_at(S, TYR_F32, gpu(), 1, (int64_t[]){300}, 1.0));
+  expect_same_bits("to_dtype_many gradient 1", w[1]->grad,
+                   tyr_full_at(S, TYR_F32, gpu(), 1, (int64_t[]){40}, 3.0));
 }
 
 /* ---- unary kernels (values and derivatives), through the table --------------------------- */
@@ -2466,6 +2529,7 @@ int main(void) {
       TYR_TEST(test_fill_arange),
       TYR_TEST(test_random_bits),
       TYR_TEST(test_copy_convert),
+      TYR_TEST(test_to_dtype_many),
       TYR_TEST(test_unary_kernels),
       TYR_TEST(test_unary_ops),
       TYR_TEST(test_binary_ops),

@@ -2,6 +2,7 @@
  * against finite differences, shape and dtype errors, bf16/f16 paths. */
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "gradcheck.h"
 
@@ -435,6 +436,61 @@ static void test_half_precision(void **state) {
   }
 }
 
+/* tyr_to_dtype_many: each output is what tyr_to_dtype makes of its input
+   (tensors of two dtypes, a transposed one, an integer one), each gradient
+   reaches its own input (finite differences, in f64), and bad arguments
+   name the argument. */
+static tyr_tensor *call_to_dtype_many(tyr_tensor **in, void *ctx) {
+  (void)ctx;
+  tyr_tensor *out[2];
+  if (tyr_to_dtype_many_e(2, in, TYR_F64, out) != 0) return NULL;
+  return tyr_add_e(tyr_mul_e(out[0], out[0]), tyr_mul_scalar_e(out[1], 3.0));
+}
+
+static void test_to_dtype_many(void **state) {
+  (void)state;
+  TYR_SCOPE;
+  tyr_tensor *in[4] = {
+      tyr_randn_at(TYR_SITE, TYR_F64, TYR_DEVICE_CPU, 2, (int64_t[]){3, 5}, 0, 1),
+      tyr_randn_at(TYR_SITE, TYR_F32, TYR_DEVICE_CPU, 1, (int64_t[]){7}, 0, 1),
+      tyr_transpose_e(tyr_randn_at(TYR_SITE, TYR_F64, TYR_DEVICE_CPU, 2, (int64_t[]){4, 6}, 0, 1),
+                      0, 1),
+      tyr_randint_at(TYR_SITE, TYR_I32, TYR_DEVICE_CPU, 1, (int64_t[]){9}, -50, 50)};
+  const tyr_dtype to[] = {TYR_F32, TYR_BF16, TYR_F64, TYR_I64};
+  for (int d = 0; d < 4; d++) {
+    tyr_tensor *out[4];
+    assert_int_equal(tyr_to_dtype_many_e(4, in, to[d], out), 0);
+    for (int i = 0; i < 4; i++) {
+      tyr_tensor *want = tyr_to_dtype_e(in[i], to[d]);
+      assert_int_equal(out[i]->dtype, to[d]);
+      assert_int_equal(out[i]->rank, want->rank);
+      for (int k = 0; k < want->rank; k++) assert_int_equal(out[i]->shape[k], want->shape[k]);
+      int64_t n = tyr_numel(want);
+      for (int64_t j = 0; j < n; j++) {
+        double a = tyr_get_e(tyr_reshape_e(tyr_contiguous_e(out[i]), n), j);
+        double b = tyr_get_e(tyr_reshape_e(tyr_contiguous_e(want), n), j);
+        if (a != b && !(isnan(a) && isnan(b)))
+          fail_msg("to_dtype_many -> %s, tensor %d element %lld: %.9g, tyr_to_dtype %.9g",
+                   tyr_dtype_name(to[d]), i, (long long)j, a, b);
+      }
+    }
+  }
+  tyr_tensor *leaves[2] = {TYR_TEST_LEAF(-1, 1, 3, 4), TYR_TEST_LEAF(-1, 1, 3, 4)};
+  tyr_gradcheck("to_dtype_many", call_to_dtype_many, NULL, 2, leaves, 1e-6, 1e-6);
+  tyr_tensor_free(leaves[0]);
+  tyr_tensor_free(leaves[1]);
+  /* errors: nothing made, the argument named */
+  tyr_tensor *out[2] = {in[0], in[0]};
+  assert_int_equal(tyr_to_dtype_many_e(-1, in, TYR_F32, out), TYR_ERR_ARG);
+  tyr_tensor *with_null[2] = {in[0], NULL};
+  assert_int_equal(tyr_to_dtype_many_e(2, with_null, TYR_F32, out), TYR_ERR_ARG);
+  assert_non_null(strstr(tyr_test_error_message(), "ts[1]"));
+  assert_null(out[0]);
+  assert_int_equal(tyr_to_dtype_many_e(2, in, (tyr_dtype)99, out), TYR_ERR_DTYPE);
+  assert_int_equal(tyr_to_dtype_many_e(0, NULL, TYR_F32, NULL), 0);
+  tyr_test_error_reset();
+}
+
 /* tyr_residual_add(x, y) is tyr_add(x, tyr_to_dtype(y, x's dtype)) bit for bit,
  * and its gradients are those of that composition: x's the incoming one,
  * y's that converted to y's dtype. */
@@ -534,6 +590,7 @@ int main(void) {
       TYR_TEST(test_errors),
       TYR_TEST(test_half_precision),
       TYR_TEST(test_residual_add),
+      TYR_TEST(test_to_dtype_many),
       TYR_TEST(test_typed_forms),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
