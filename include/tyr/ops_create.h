@@ -57,8 +57,8 @@ tyr_tensor *tyr_to_dtype_at(tyr_site s, tyr_tensor *t, tyr_dtype dt);
 /* out[i] = ts[i] converted to dt for n tensors, as n calls of tyr_to_dtype
    would make them (recorded between float dtypes), with as few kernel
    launches as the backend can (one for up to 64 contiguous tensors of one
-   dtype on a GPU): the weights a mixed-precision step casts.  0 or the
-   error's status (out[i] NULL from the first that failed). */
+   dtype on a GPU): the weights a mixed-precision step casts.  0, or the
+   error's status with every out[i] NULL and nothing made. */
 int tyr_to_dtype_many_at(tyr_site s, int n, tyr_tensor *const *ts, tyr_dtype dt, tyr_tensor **out);
 /* t copied to dev (recorded). */
 tyr_tensor *tyr_to_device_at(tyr_site s, tyr_tensor *t, tyr_device dev);

@@ -192,7 +192,13 @@ int tyr_to_dtype_many_at(tyr_site s, int n, tyr_tensor *const *ts, tyr_dtype dt,
   }
   for (int i = 0; i < n; i++) {
     out[i] = tyr__new(s, op, dt, ts[i]->device, ts[i]->rank, ts[i]->shape);
-    if (!out[i]) return tyr_error_last()->status;
+    if (!out[i]) { /* nothing made: the outputs so far are freed */
+      for (int k = 0; k < i; k++) {
+        tyr_tensor_free(out[k]);
+        out[k] = NULL;
+      }
+      return tyr_error_last()->status;
+    }
   }
   /* the contiguous float tensors of ts[0]'s device and dtype in one call of
      the backend's copy_many where it has one; the others one at a time */
