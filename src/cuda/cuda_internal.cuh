@@ -313,6 +313,21 @@ __device__ __forceinline__ void vstore(T *p, int64_t i, const V16<T> &r) {
 #define GRID_LOOP_I(I, i, n)                                                                       \
   for (I i = blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (I)gridDim.x * blockDim.x)
 
+/* The tensor that block bid of a multi-tensor launch works on, where
+   end[t] counts the blocks of tensors 0..t (k tensors): the first t with
+   end[t] > bid. */
+__device__ __forceinline__ int tcu_many_tensor(const int *end, int k, int bid) {
+  int lo = 0, hi = k - 1;
+  while (lo < hi) {
+    int mid = (lo + hi) / 2;
+    if (end[mid] > bid)
+      hi = mid;
+    else
+      lo = mid + 1;
+  }
+  return lo;
+}
+
 /* Whether p is aligned to 16 bytes (for vector loads). */
 static inline bool tcu_aligned16(const void *p) {
   return ((uintptr_t)p & 15u) == 0;

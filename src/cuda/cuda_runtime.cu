@@ -638,9 +638,12 @@ template <typename T>
 struct __align__(16) Pack8 {
   T v[8];
 };
+/* Elements i0, i0 + stride, ... of n: 8-element groups of 16-byte loads and
+   stores for the first ngroups * 8, then one at a time */
 template <typename S, typename D>
-__global__ void convert_contig(D *o, const S *s, int64_t n, int64_t ngroups) {
-  GRID_LOOP(g, 0, ngroups) {
+__device__ __forceinline__ void convert_range(D *o, const S *s, int64_t n, int64_t ngroups,
+                                              int64_t i0, int64_t stride) {
+  for (int64_t g = i0; g < ngroups; g += stride) {
     Pack8<S> a;
     Pack8<D> r;
     const uint4 *src = reinterpret_cast<const uint4 *>(s + g * 8);
@@ -652,7 +655,14 @@ __global__ void convert_contig(D *o, const S *s, int64_t n, int64_t ngroups) {
 #pragma unroll
     for (int k = 0; k < (int)sizeof(D) / 2; k++) dst[k] = reinterpret_cast<const uint4 *>(&r)[k];
   }
-  GRID_LOOP(i, ngroups * 8, n) o[i] = from_c<D>((typename Acc<D>::type)to_c(s[i]));
+  for (int64_t i = ngroups * 8 + i0; i < n; i += stride)
+    o[i] = from_c<D>((typename Acc<D>::type)to_c(s[i]));
+}
+
+template <typename S, typename D>
+__global__ void convert_contig(D *o, const S *s, int64_t n, int64_t ngroups) {
+  convert_range<S, D>(o, s, n, ngroups, blockIdx.x * (int64_t)blockDim.x + threadIdx.x,
+                      (int64_t)gridDim.x * blockDim.x);
 }
 
 static bool is_float_dtype(tyr_dtype dt) {
@@ -749,35 +759,10 @@ static_assert(sizeof(ConvMany) <= 4096, "conversion table over 4 KB");
 
 template <typename S, typename D>
 __global__ void convert_many_kernel(const __grid_constant__ ConvMany a) {
-  int bid = (int)blockIdx.x;
-  int lo = 0, hi = a.k - 1; /* the first t with end[t] > bid */
-  while (lo < hi) {
-    int mid = (lo + hi) / 2;
-    if (a.end[mid] > bid)
-      hi = mid;
-    else
-      lo = mid + 1;
-  }
-  int t = lo;
+  int bid = (int)blockIdx.x, t = tcu_many_tensor(a.end, a.k, bid);
   int first = t ? a.end[t - 1] : 0, nb = a.end[t] - first;
-  const S *s = (const S *)a.s[t];
-  D *o = (D *)a.o[t];
-  int64_t n = a.n[t], ngroups = a.ngroups[t];
-  int64_t stride = (int64_t)nb * blockDim.x, i0 = (int64_t)(bid - first) * blockDim.x + threadIdx.x;
-  for (int64_t g = i0; g < ngroups; g += stride) {
-    Pack8<S> v;
-    Pack8<D> r;
-    const uint4 *src = reinterpret_cast<const uint4 *>(s + g * 8);
-#pragma unroll
-    for (int k = 0; k < (int)sizeof(S) / 2; k++) reinterpret_cast<uint4 *>(&v)[k] = src[k];
-#pragma unroll
-    for (int k = 0; k < 8; k++) r.v[k] = from_c<D>((typename Acc<D>::type)to_c(v.v[k]));
-    uint4 *dst = reinterpret_cast<uint4 *>(o + g * 8);
-#pragma unroll
-    for (int k = 0; k < (int)sizeof(D) / 2; k++) dst[k] = reinterpret_cast<const uint4 *>(&r)[k];
-  }
-  for (int64_t i = ngroups * 8 + i0; i < n; i += stride)
-    o[i] = from_c<D>((typename Acc<D>::type)to_c(s[i]));
+  convert_range<S, D>((D *)a.o[t], (const S *)a.s[t], a.n[t], a.ngroups[t],
+                      (int64_t)(bid - first) * blockDim.x + threadIdx.x, (int64_t)nb * blockDim.x);
 }
 
 static int g_copy_many_launches; /* in the last copy_many (a test hook's) */

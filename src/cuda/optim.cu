@@ -123,16 +123,7 @@ static_assert(sizeof(AdamwMany) + 3 * sizeof(float) <= 4096, "AdamW table over 4
 
 __global__ void adamw_f32_many_kernel(const __grid_constant__ AdamwMany a, float b1, float b2,
                                       float e) {
-  int bid = (int)blockIdx.x;
-  int lo = 0, hi = a.k - 1; /* the first t with end[t] > bid */
-  while (lo < hi) {
-    int mid = (lo + hi) / 2;
-    if (a.end[mid] > bid)
-      hi = mid;
-    else
-      lo = mid + 1;
-  }
-  int t = lo;
+  int bid = (int)blockIdx.x, t = tcu_many_tensor(a.end, a.k, bid);
   int first = t ? a.end[t - 1] : 0, nb = a.end[t] - first;
   float ss = a.ss[t], bs = a.bs[t], dc = a.dc[t];
   if (a.hp) {
