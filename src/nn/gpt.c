@@ -184,76 +184,73 @@ static tyr_tensor *cast_to(tyr_site s, tyr_tensor *t, tyr_dtype dt) {
   return t && t->dtype != dt ? tyr_to_dtype_at(s, t, dt) : t;
 }
 
-static tyr_nn_linear linear_as(tyr_site s, const tyr_nn_linear *m, tyr_dtype dt) {
-  tyr_nn_linear r = *m;
-  r.weight = cast_to(s, m->weight, dt);
-  r.bias = cast_to(s, m->bias, dt);
-  return r;
-}
-
-tyr_gpt_block tyr_gpt_block_as(tyr_site s, const tyr_gpt_block *b, tyr_dtype dt) {
-  tyr_gpt_block r = *b; /* the norms stay in the parameters' dtype */
-  if (b->attn.cfg.fused_qkv) {
-    r.attn.qkv = linear_as(s, &b->attn.qkv, dt);
-  } else {
-    r.attn.q = linear_as(s, &b->attn.q, dt);
-    r.attn.k = linear_as(s, &b->attn.k, dt);
-    r.attn.v = linear_as(s, &b->attn.v, dt);
-  }
-  r.attn.proj = linear_as(s, &b->attn.proj, dt);
-  r.mlp.fc = linear_as(s, &b->mlp.fc, dt);
-  r.mlp.proj = linear_as(s, &b->mlp.proj, dt);
-  return r;
-}
-
-/* Adds m's weight and bias (those not of dt) to the casts of gpt_blocks_as */
+/* Adds m's weight and bias (those not of dt) to the casts of a block */
 static void linear_slots(tyr_nn_linear *m, tyr_dtype dt, tyr_tensor ***slots, int *n) {
   if (m->weight && m->weight->dtype != dt) slots[(*n)++] = &m->weight;
   if (m->bias && m->bias->dtype != dt) slots[(*n)++] = &m->bias;
 }
 
+/* Adds the weights and biases of b's linear layers (at most 8) that a
+   forward in dt casts; the norms stay in the parameters' dtype. */
+static void block_slots(tyr_gpt_block *b, tyr_dtype dt, tyr_tensor ***slots, int *n) {
+  if (b->attn.cfg.fused_qkv) {
+    linear_slots(&b->attn.qkv, dt, slots, n);
+  } else {
+    linear_slots(&b->attn.q, dt, slots, n);
+    linear_slots(&b->attn.k, dt, slots, n);
+    linear_slots(&b->attn.v, dt, slots, n);
+  }
+  linear_slots(&b->attn.proj, dt, slots, n);
+  linear_slots(&b->mlp.fc, dt, slots, n);
+  linear_slots(&b->mlp.proj, dt, slots, n);
+}
+
+/* *slots[i] = *slots[i] as dt for the n slots, with one tyr_to_dtype_many
+   (recorded: the gradients flow back in the parameters' dtype): a launch or
+   two on a GPU instead of one a tensor, where a small model's step is
+   mostly launches.  On failure every slot is NULL.  0 or the status. */
+static int cast_slots(tyr_site s, tyr_dtype dt, tyr_tensor ***slots, int n) {
+  tyr_tensor **src = malloc((size_t)(n > 0 ? n : 1) * sizeof *src);
+  tyr_tensor **out = malloc((size_t)(n > 0 ? n : 1) * sizeof *out);
+  int rc = src && out ? 0 : tyr_raise(TYR_ERR_MEMORY, s, "tyr_gpt_forward", "out of host memory");
+  if (rc == 0) {
+    for (int i = 0; i < n; i++) src[i] = *slots[i];
+    rc = tyr_to_dtype_many_at(s, n, src, dt, out);
+  }
+  for (int i = 0; i < n; i++) *slots[i] = rc == 0 ? out[i] : NULL;
+  free(src);
+  free(out);
+  return rc;
+}
+
+tyr_gpt_block tyr_gpt_block_as(tyr_site s, const tyr_gpt_block *b, tyr_dtype dt) {
+  tyr_gpt_block r = *b;
+  tyr_tensor **slots[8];
+  int n = 0;
+  block_slots(&r, dt, slots, &n);
+  cast_slots(s, dt, slots, n);
+  return r;
+}
+
 /* blks[l] = tyr_gpt_block_as(&g->blocks[l], dt) for every block, and *head
-   the head's weight as dt when head is non-NULL, with one tyr_to_dtype_many:
-   a launch or two on a GPU instead of one a tensor (a small model's step
-   is mostly launches).  0 or the status. */
+   the head's weight as dt when head is non-NULL, all in one cast_slots.
+   0 or the status. */
 static int gpt_blocks_as(tyr_site s, tyr_gpt *g, tyr_dtype dt, tyr_gpt_block *blks,
                          tyr_tensor **head) {
   int64_t L = g->cfg.n_layer;
   tyr_tensor ***slots = malloc((size_t)(8 * L + 1) * sizeof *slots);
-  tyr_tensor **src = malloc((size_t)(8 * L + 1) * sizeof *src);
-  tyr_tensor **out = malloc((size_t)(8 * L + 1) * sizeof *out);
-  if (!slots || !src || !out) {
-    free(slots);
-    free(src);
-    free(out);
-    return tyr_raise(TYR_ERR_MEMORY, s, "tyr_gpt_forward", "out of host memory");
-  }
+  if (!slots) return tyr_raise(TYR_ERR_MEMORY, s, "tyr_gpt_forward", "out of host memory");
   int n = 0;
   for (int64_t l = 0; l < L; l++) {
-    tyr_gpt_block *b = &blks[l];
-    *b = g->blocks[l]; /* the norms stay in the parameters' dtype */
-    if (b->attn.cfg.fused_qkv) {
-      linear_slots(&b->attn.qkv, dt, slots, &n);
-    } else {
-      linear_slots(&b->attn.q, dt, slots, &n);
-      linear_slots(&b->attn.k, dt, slots, &n);
-      linear_slots(&b->attn.v, dt, slots, &n);
-    }
-    linear_slots(&b->attn.proj, dt, slots, &n);
-    linear_slots(&b->mlp.fc, dt, slots, &n);
-    linear_slots(&b->mlp.proj, dt, slots, &n);
+    blks[l] = g->blocks[l];
+    block_slots(&blks[l], dt, slots, &n);
   }
   if (head) {
     *head = g->lm_head.weight;
     if (*head && (*head)->dtype != dt) slots[n++] = head;
   }
-  for (int i = 0; i < n; i++) src[i] = *slots[i];
-  int rc = tyr_to_dtype_many_at(s, n, src, dt, out);
-  if (rc == 0)
-    for (int i = 0; i < n; i++) *slots[i] = out[i];
+  int rc = cast_slots(s, dt, slots, n);
   free(slots);
-  free(src);
-  free(out);
   return rc;
 }
 
