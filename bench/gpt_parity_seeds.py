@@ -35,7 +35,7 @@ def main():
     ap.add_argument("dirs", nargs="+")
     ap.add_argument("--bound", type=float, default=0.02)
     a = ap.parse_args()
-    ok = True
+    ok, compared = True, 0
     print(f"{'mode':12} {'seeds':>5} {'tyr (per seed)':>40} {'torch (per seed)':>40} "
           f"{'mean diff':>10} {'std err':>8} {'torch spread':>12}")
     for mode, tm in TORCH_MODE.items():
@@ -45,9 +45,14 @@ def main():
             if os.path.exists(p) and os.path.exists(q):
                 ty.append(tail_mean(read(p)))
                 to.append(tail_mean(read(q)))
+            elif os.path.exists(p) or os.path.exists(q):
+                # one side's curve without the other's: that run did not finish
+                print(f"{mode:12} {d}: {os.path.basename(q if os.path.exists(p) else p)} is missing")
+                ok = False
         n = len(ty)
         if n == 0:
             continue
+        compared += 1
         diffs = [x - y for x, y in zip(ty, to)]
         mean = sum(diffs) / n
         se = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1) / n) if n > 1 else float("nan")
@@ -57,6 +62,9 @@ def main():
         print(f"{mode:12} {n:5d} {' '.join(f'{x:.4f}' for x in ty):>40} "
               f"{' '.join(f'{x:.4f}' for x in to):>40} {mean:+10.4f} {se:8.4f} {spread:12.4f}"
               f"{'' if good else '  over the bound'}")
+    if compared == 0:
+        print("gpt_parity_seeds: no mode has both a Tyr and a PyTorch curve in " + " ".join(a.dirs))
+        ok = False
     print("gpt_parity_seeds: PASS" if ok else "gpt_parity_seeds: FAIL")
     sys.exit(0 if ok else 1)
 

@@ -19,3 +19,13 @@ cd "$src"
 OMP_NUM_THREADS=2 "$build/bench/gpt_parity" --device cpu --preset tiny --batch 2 --steps 20 \
   --tokens "$tmp/tok/tinyshakespeare_train_000000.bin" --out "$tmp/out" --python $py | tee "$tmp/log"
 grep -q "^gpt_parity: PASS" "$tmp/log"
+# the GPU suite's judgement over seeds (bench/gpt_parity_seeds.py): this run's
+# f32 curves pass it; a run whose PyTorch side left no curve fails it
+$py bench/gpt_parity_seeds.py "$tmp/out" | tee "$tmp/seeds"
+grep -q "^f32 .* 1 " "$tmp/seeds" && grep -q "^gpt_parity_seeds: PASS" "$tmp/seeds"
+mkdir "$tmp/cut"
+cp "$tmp/out/losses_f32.txt" "$tmp/cut/"
+if $py bench/gpt_parity_seeds.py "$tmp/cut" >"$tmp/seeds" 2>&1; then
+  echo "gpt_parity_seeds passed a run without PyTorch's curve"; exit 1
+fi
+grep -q "torch_losses_fp32.txt is missing" "$tmp/seeds"
