@@ -129,6 +129,23 @@ static bool widens(const tyr_tensor *dst, const tyr_tensor *g) {
          (g->dtype == TYR_BF16 || g->dtype == TYR_F16);
 }
 
+/* Whether gin[k] can become a leaf's .grad as it is: of the leaf's dtype,
+   held by nothing but this backward step (sole_holder) and handed to no
+   other input of the node (an add's backward gives its gradient to both
+   inputs: were the leaf's .grad the tensor another input's node still
+   has to read, a later contribution added into the .grad in place would
+   change what that node reads).  Then no later reference to it can
+   appear, and a later contribution may be added into it in place.  Every parameter's gradient
+   in an f32 model, and the f32 weight gradients the mixed-precision linear
+   layers write (tyr__linear_param_grads), take this way: a copy kernel per
+   parameter less in each backward. */
+static bool adoptable(tyr_tensor *const *gin, int nin, int k, tyr_dtype dt) {
+  if (gin[k]->dtype != dt || !sole_holder(gin[k])) return false;
+  for (int j = 0; j < nin; j++)
+    if (j != k && gin[j] && gin[j]->storage == gin[k]->storage) return false;
+  return true;
+}
+
 /* dst += g, dst contiguous and owned; g converted first unless widens */
 static void accumulate_into(tyr_tensor *dst, const tyr_tensor *g) {
   const tyr_backend *be = tyr_backend_lookup(dst->device);
@@ -312,7 +329,9 @@ static int run_backward(tyr_site s, tyr_tensor *root, tyr_tensor *seed) {
         continue;
       }
       if (!x->grad_fn) { /* leaf: accumulate into .grad */
-        if (!x->grad)
+        if (!x->grad && adoptable(gin, n->nin, k, x->dtype))
+          x->grad = tyr_tensor_retain(gin[k]); /* no copy: nothing else sees it */
+        else if (!x->grad)
           x->grad = owned_copy(s, gin[k], x->dtype);
         else
           accumulate_into(x->grad, gin[k]);

@@ -255,7 +255,9 @@ typedef struct tyr_backend {
                       const tyr_tensor *bias);
   /* out [M, N] = a [M, K] @ b [K, N] and gbias [M] = a summed over K, in
    * one GEMM (cuBLASLt's BGRADB epilogue): a linear layer's weight gradient
-   * (a = dyT) and bias gradient together.  Returns false, having written
+   * (a = dyT) and bias gradient together.  out and gbias may be wider than
+   * a and b (f32 from bf16: a mixed-precision layer's f32 parameters' own
+   * gradients) where the backend supports it.  Returns false, having written
    * nothing, when the operands are outside what the backend fuses; the
    * caller then runs matmul and a column sum.  NULL: never fused */
   bool (*matmul_bgrad)(tyr_tensor *out, tyr_tensor *gbias, const tyr_tensor *a,

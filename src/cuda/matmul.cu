@@ -506,24 +506,31 @@ void tcu_matmul_bias(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b,
 /* out [M, N] = a [M, K] @ b [K, N] and gbias [M] = a summed over K in one
    cuBLASLt call (BGRADB: in column-major terms out^T = b^T a^T, and a^T is
    the B operand reduced over k).  Only rank-2 operands cuBLASLt reads as
-   they are, a contiguous out and a contiguous 16-byte aligned gbias, all of
-   one dtype; otherwise, or when cuBLASLt has no such algorithm, nothing is
-   written and false is returned. */
+   they are, a contiguous out and a contiguous 16-byte aligned gbias; a, b,
+   out and gbias of one dtype, or bf16 a and b with f32 out and gbias (the
+   f32 gradients of a mixed-precision layer's parameters, written by the
+   GEMM from its f32 accumulator); otherwise, or when cuBLASLt has no such
+   algorithm, nothing is written and false is returned. */
 bool tcu_matmul_bgrad(tyr_tensor *out, tyr_tensor *gbias, const tyr_tensor *a,
                       const tyr_tensor *b) {
   tyr_dtype dt = out->dtype;
   bool tra, trb;
   int64_t lda, ldb;
+  bool widen = dt == TYR_F32 && a->dtype == TYR_BF16 && b->dtype == TYR_BF16;
   if (a->rank != 2 || b->rank != 2 || out->rank != 2 || !tyr_is_contiguous(out) ||
-      !tyr_is_contiguous(gbias) || !tcu_aligned16(tyr_data_ptr(gbias)) || a->dtype != dt ||
-      b->dtype != dt || gbias->dtype != dt || (dt != TYR_BF16 && dt != TYR_F16 && dt != TYR_F32) ||
-      !tyr_gemm_layout(a, &tra, &lda) || !tyr_gemm_layout(b, &trb, &ldb))
+      !tyr_is_contiguous(gbias) || !tcu_aligned16(tyr_data_ptr(gbias)) ||
+      (!widen && (a->dtype != dt || b->dtype != dt)) || gbias->dtype != dt ||
+      (dt != TYR_BF16 && dt != TYR_F16 && dt != TYR_F32) || !tyr_gemm_layout(a, &tra, &lda) ||
+      !tyr_gemm_layout(b, &trb, &ldb))
     return false;
   int64_t M = out->shape[0], N = out->shape[1], K = a->shape[1];
   if (M == 0 || N == 0 || K == 0 || gbias->shape[0] != M) return false;
   cudaStream_t st = tcu_enter(out->device);
   if (!st) return true; /* raised */
   LtEpi epi = {CUBLASLT_EPILOGUE_BGRADB, tyr_data_ptr(gbias), true, NULL, 0};
+  if (widen) /* bf16 operands as they are, f32 out (the path of f32 operands rounded to bf16) */
+    return lt_matmul_typed(out->device.index, st, TYR_F32, trb, tra, N, M, K, tyr_data_ptr(b), ldb,
+                           0, tyr_data_ptr(a), lda, 0, tyr_data_ptr(out), N, 0, 1, true, epi);
   return lt_matmul(out->device.index, st, dt, trb, tra, N, M, K, tyr_data_ptr(b), ldb, 0,
                    tyr_data_ptr(a), lda, 0, tyr_data_ptr(out), N, 0, 1, epi);
 }

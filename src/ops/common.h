@@ -70,12 +70,22 @@ static inline tyr_tensor tyr__desc_t(const tyr_tensor *t) {
                    (int64_t[]){t->stride[1], t->stride[0]}, t->offset);
 }
 
+/* The dtype t's gradient is finally stored in: a cast of a leaf
+ * (tyr_to_dtype, tyr_to_dtype_many: a parameter's bf16 copy in mixed
+ * precision) hands its gradient to the leaf as it is, so the leaf's dtype;
+ * otherwise t's own (src/ops/create.c). */
+tyr_dtype tyr__grad_dtype(const tyr_tensor *t);
+
 /* A linear layer's weight and bias gradients from dy [M, N] and its input
  * x [M, K] (src/ops/linalg.c): *gw = dyT @ x when want_w, *gb = dy summed
  * over rows when want_b; both by one GEMM where the backend has
- * matmul_bgrad.  Results are temporaries of the current scope. */
+ * matmul_bgrad.  gdt: the dtype both gradients end in (tyr__grad_dtype of
+ * the weight and the bias); when it is wider than dy's and the backend's
+ * matmul_bgrad writes it, the GEMM writes them in it, so that no cast
+ * follows; otherwise they come in dy's dtype.  Results are temporaries of
+ * the current scope. */
 void tyr__linear_param_grads(tyr_site s, tyr_tensor *g2, tyr_tensor *x2, bool want_w, bool want_b,
-                             tyr_tensor **gw, tyr_tensor **gb);
+                             tyr_dtype gdt, tyr_tensor **gw, tyr_tensor **gb);
 
 static inline const tyr_backend *tyr__be(const tyr_tensor *t) {
   return tyr_backend_lookup(t->device);

@@ -164,6 +164,12 @@ static void to_dtype_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin) {
   gin[0] = x->grad_fn ? tyr_to_dtype_at(n->site, g, x->dtype) : g;
 }
 
+tyr_dtype tyr__grad_dtype(const tyr_tensor *t) {
+  const tyr_node *n = t->grad_fn;
+  const tyr_tensor *x = n && n->backward == to_dtype_backward ? n->in[0] : NULL;
+  return x && !x->grad_fn && x->requires_grad ? x->dtype : t->dtype;
+}
+
 tyr_tensor *tyr_to_dtype_at(tyr_site s, tyr_tensor *t, tyr_dtype dt) {
   const char *op = "tyr_to_dtype";
   if (!tyr__arg_ok(s, op, "tensor", t)) return NULL;

@@ -254,26 +254,33 @@ static void linear_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin) {
   }
   if (!tyr__node_needs(n, 1) && !tyr__node_needs(n, 2)) return;
   tyr_tensor *x2 = tyr_reshape_at(s, x, 2, (int64_t[]){M, K});
+  tyr_tensor *bias = n->in[2];
+  tyr_dtype gdt = tyr__grad_dtype(w);
+  if (bias && tyr__grad_dtype(bias) != gdt) gdt = g->dtype;
   if (x2)
-    tyr__linear_param_grads(s, g2, x2, tyr__node_needs(n, 1), tyr__node_needs(n, 2), &gin[1],
+    tyr__linear_param_grads(s, g2, x2, tyr__node_needs(n, 1), tyr__node_needs(n, 2), gdt, &gin[1],
                             &gin[2]);
 }
 
 void tyr__linear_param_grads(tyr_site s, tyr_tensor *g2, tyr_tensor *x2, bool want_w, bool want_b,
-                             tyr_tensor **gw, tyr_tensor **gb) {
+                             tyr_dtype gdt, tyr_tensor **gw, tyr_tensor **gb) {
   int64_t M = g2->shape[0], N = g2->shape[1];
   const tyr_backend *be = tyr__be(g2);
   if (want_w && want_b && be->matmul_bgrad && M > 0) { /* one GEMM */
     int64_t K = x2->shape[1];
-    tyr_tensor *w = tyr__new(s, "tyr_linear", g2->dtype, g2->device, 2, (int64_t[]){N, K});
-    tyr_tensor *b = w ? tyr__new(s, "tyr_linear", g2->dtype, g2->device, 1, &N) : NULL;
-    if (b && be->matmul_bgrad(w, b, tview(g2), x2)) {
-      *gw = w;
-      *gb = b;
-      return;
+    /* in the gradients' final dtype first (f32 from bf16 operands), else dy's */
+    tyr_dtype dts[2] = {gdt, g2->dtype};
+    for (int i = gdt == g2->dtype ? 1 : 0; i < 2; i++) {
+      tyr_tensor *w = tyr__new(s, "tyr_linear", dts[i], g2->device, 2, (int64_t[]){N, K});
+      tyr_tensor *b = w ? tyr__new(s, "tyr_linear", dts[i], g2->device, 1, &N) : NULL;
+      if (b && be->matmul_bgrad(w, b, tview(g2), x2)) {
+        *gw = w;
+        *gb = b;
+        return;
+      }
+      tyr_tensor_free(b);
+      tyr_tensor_free(w);
     }
-    tyr_tensor_free(b);
-    tyr_tensor_free(w);
   }
   if (want_w) *gw = tyr_matmul_at(s, tview(g2), x2); /* dw = dyT @ x over all rows */
   if (!want_b) return;                               /* dbias = dy summed over rows */

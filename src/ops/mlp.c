@@ -42,6 +42,13 @@ static tyr_unary_op act_op(tyr_act_kind act) {
   return TYR_UN_COUNT;
 }
 
+/* The dtype the gradients of the weight in[k] and its bias in[k + 1] end
+   in (tyr__grad_dtype), or dt when they differ. */
+static tyr_dtype param_grad_dtype(const tyr_node *n, int k, tyr_dtype dt) {
+  tyr_dtype w = tyr__grad_dtype(n->in[k]);
+  return n->in[k + 1] && tyr__grad_dtype(n->in[k + 1]) != w ? dt : w;
+}
+
 static void mlp_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin) {
   tyr_site s = n->site;
   const char *op = n->op;
@@ -59,7 +66,8 @@ static void mlp_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin) {
     be->unary(act, h, pre, 0, 0);
   }
   /* second layer: dw2 = dyT @ h, db2 = dy summed over rows */
-  tyr__linear_param_grads(s, g2, h, tyr__node_needs(n, 3), tyr__node_needs(n, 4), &gin[3], &gin[4]);
+  tyr__linear_param_grads(s, g2, h, tyr__node_needs(n, 3), tyr__node_needs(n, 4),
+                          param_grad_dtype(n, 3, g->dtype), &gin[3], &gin[4]);
   if (!tyr__node_needs(n, 0) && !tyr__node_needs(n, 1) && !tyr__node_needs(n, 2)) return;
   /* dpre = (dy @ w2) * act'(pre), the derivative in the GEMM's epilogue
      (DGELU on CUDA); on CUDA db1 = dpre summed over rows by the reduction
@@ -72,9 +80,14 @@ static void mlp_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin) {
     if (!dh) return;
     be->unary_backward(act, dpre, pre, dh, 0, 0);
   }
-  if (g->device.type != TYR_CUDA) /* the CPU: as tyr_linear's backward (a GEMM for db1) */
-    tyr__linear_param_grads(s, dpre, x2, tyr__node_needs(n, 1), tyr__node_needs(n, 2), &gin[1],
-                            &gin[2]);
+  tyr_dtype gdt1 = param_grad_dtype(n, 1, g->dtype);
+  /* the CPU: as tyr_linear's backward (a GEMM for db1); CUDA too when the
+     GEMM writes the gradients wider than dpre (f32 parameters of a bf16
+     layer: no casts after it) */
+  if (g->device.type != TYR_CUDA ||
+      (gdt1 != g->dtype && tyr__node_needs(n, 1) && tyr__node_needs(n, 2) && be->matmul_bgrad))
+    tyr__linear_param_grads(s, dpre, x2, tyr__node_needs(n, 1), tyr__node_needs(n, 2), gdt1,
+                            &gin[1], &gin[2]);
   else {
     if (tyr__node_needs(n, 2)) gin[2] = tyr_sum_dim_at(s, dpre, 0, false);
     if (tyr__node_needs(n, 1)) gin[1] = tyr_matmul_at(s, tyr_transpose_at(s, dpre, 0, 1), x2);

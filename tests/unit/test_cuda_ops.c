@@ -1416,6 +1416,73 @@ static void test_mlp_gelu_tanh(void **state) {
       }
 }
 
+/* ---- f32 parameters of bf16 layers: gradients written in f32 ------------------------- */
+/* Mixed precision casts f32 parameters to bf16 (tyr_to_dtype, or
+ * tyr_to_dtype_many for a model's weights) for the bf16 GEMMs.  The weight
+ * and bias gradients of tyr_linear and tyr_mlp_gelu_tanh then come from the
+ * GEMM's f32 accumulator as f32 (matmul_bgrad with f32 outputs) and become
+ * the parameters' .grad as they are, instead of being rounded to bf16 and
+ * widened.  Checked: tyr_linear's against the CPU's f32 product of the
+ * same bf16 values to 1e-4 (a bf16 rounding is 4e-3), and for both ops that
+ * the gradients hold values no bf16 holds. */
+static bool bf16_exact(tyr_tensor *t) {
+  TYR_SCOPE;
+  tyr_tensor *c = to_dev(as_dtype(t, TYR_F32), TYR_DEVICE_CPU);
+  tyr_tensor *r = as_dtype(as_dtype(c, TYR_BF16), TYR_F32);
+  return !memcmp(tyr_data_ptr(c), tyr_data_ptr(r), (size_t)tyr_nbytes(c));
+}
+
+static void test_mixed_param_grads(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  for (int many = 0; many < 2; many++) {
+    TYR_SCOPE;
+    int64_t B = 2, T = 37, C = 64, N = 96, F = 256;
+    tyr_tensor *x = as_dtype(RAND(TYR_F32, -1, 1, B, T, C), TYR_BF16);
+    tyr_tensor *x2 = as_dtype(RAND(TYR_F32, -1, 1, B, T, N), TYR_BF16);
+    tyr_tensor *gy = as_dtype(RAND(TYR_F32, -1, 1, B, T, N), TYR_BF16);
+    /* f32 parameters on the GPU; the CPU's copies hold their bf16 values */
+    tyr_tensor *p[2][6] = {{RAND(TYR_F32, -0.2, 0.2, N, C), RAND(TYR_F32, -0.5, 0.5, N),
+                            RAND(TYR_F32, -0.1, 0.1, F, N), RAND(TYR_F32, -0.5, 0.5, F),
+                            RAND(TYR_F32, -0.1, 0.1, N, F), RAND(TYR_F32, -0.5, 0.5, N)}};
+    for (int i = 0; i < 6; i++) {
+      p[1][i] = to_dev(p[0][i], gpu());
+      p[0][i] = as_dtype(as_dtype(p[0][i], TYR_BF16), TYR_F32);
+      tyr_requires_grad_at(S, p[1][i], true);
+      tyr_requires_grad_at(S, p[0][i], true);
+    }
+    tyr_tensor *q[6];
+    if (many) {
+      assert_int_equal(tyr_to_dtype_many_at(S, 6, p[1], TYR_BF16, q), 0);
+    } else {
+      for (int i = 0; i < 6; i++) q[i] = tyr_to_dtype_at(S, p[1][i], TYR_BF16);
+    }
+    /* a linear layer and, on another input, the feed-forward block */
+    tyr_tensor *y1 = tyr_linear_at(S, to_dev(x, gpu()), q[0], q[1]);
+    tyr_tensor *y2 = tyr_mlp_gelu_tanh_at(S, to_dev(x2, gpu()), q[2], q[3], q[4], q[5]);
+    assert_non_null(y1);
+    assert_non_null(y2);
+    assert_string_equal(y2->grad_fn->op, "tyr_mlp_gelu_tanh");
+    assert_int_equal(tyr_backward_with_at(S, y1, to_dev(gy, gpu())), 0);
+    assert_int_equal(tyr_backward_with_at(S, y2, to_dev(gy, gpu())), 0);
+    /* the linear layer on the CPU in f32 from the same bf16 values: the
+       products are exact in f32, only their order of summation differs */
+    tyr_tensor *y1c = tyr_linear_at(S, as_dtype(x, TYR_F32), p[0][0], p[0][1]);
+    assert_int_equal(tyr_backward_with_at(S, y1c, as_dtype(gy, TYR_F32)), 0);
+    const char *names[] = {"w", "b", "w1", "b1", "w2", "b2"};
+    for (int i = 0; i < 6; i++) {
+      tyr_tensor *g = tyr_grad_e(p[1][i]);
+      char what[96];
+      snprintf(what, sizeof what, "mixed-precision %s.grad (%s)", names[i],
+               many ? "tyr_to_dtype_many" : "tyr_to_dtype");
+      if (!g) fail_msg("%s: none", what);
+      if (g->dtype != TYR_F32) fail_msg("%s: %s, expected f32", what, tyr_dtype_name(g->dtype));
+      if (bf16_exact(g)) fail_msg("%s: every value is a bf16 value: rounded on the way", what);
+      if (i < 2) expect_close(what, g, tyr_grad_e(p[0][i]), 1e-4, 1e-4);
+    }
+  }
+}
+
 /* ---- attention on a packed qkv projection (tyr_sdpa_qkv) ------------------------------- */
 /* The result and the gradient of qkv from the strided views against the
  * same kernel run on contiguous copies (narrow, reshape, transpose, tyr_sdpa,
@@ -2558,6 +2625,7 @@ int main(void) {
       TYR_TEST(test_sdpa_qkv),
       TYR_TEST(test_linear_bias),
       TYR_TEST(test_mlp_gelu_tanh),
+      TYR_TEST(test_mixed_param_grads),
   };
   int failed = cmocka_run_group_tests(tests, NULL, NULL);
   tyr_cuda_empty_cache();
