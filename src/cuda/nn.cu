@@ -322,7 +322,9 @@ __global__ void ln_bw_cols_final(const double *part, int splits, int64_t n, Opt 
  * Column sums of the weight / bias gradients: a second pass over x and gy,
  * each thread one vector of columns over a slice of the rows; the slices'
  * partials are added by a last kernel in slice order (no atomics: the same
- * bits on every run). */
+ * bits on every run).  Rows of up to 24 elements a lane (768 f32, 768
+ * bf16 columns) do the input gradient and the column sums in one pass
+ * (ln_bw_fused). */
 template <typename T>
 struct LnVec {
   static const int N = 16 / sizeof(T);
@@ -480,6 +482,72 @@ __global__ void ln_bw_row(T *gx, const TG *gy, const T *x, Opt w, Opt mean, Opt 
   }
 }
 
+/* ln_bw_row and ln_cols_vec in one pass over x and gy, where a lane's
+ * share of a row is at most 24 elements (its sums, weights and row then
+ * fit in registers): block b takes
+ * rows [b chunk, (b + 1) chunk), each of its four warps every fourth of
+ * them; a warp writes gx of its rows (when gx) and its lanes add gy * xh
+ * and gy for their columns, the sums going to part[4 b + warp][0][c] and
+ * part[4 b + warp][1][c] for ln_cols_final.  The weight is read once a
+ * block.  One kernel less and x and gy read once instead of twice. */
+template <typename T, typename TG, int NV>
+__global__ void __launch_bounds__(128)
+    ln_bw_fused(T *gx, float *part, const TG *gy, const T *x, Opt w, Opt mean, Opt rstd, int tdt,
+                int64_t rows, int n, int64_t chunk) {
+  const int E = LnVec<T>::N;
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nvec = n / E;
+  int64_t r0 = (int64_t)blockIdx.x * chunk, r1 = r0 + chunk < rows ? r0 + chunk : rows;
+  float aw[NV][E], ab[NV][E], wv[NV][E];
+#pragma unroll
+  for (int k = 0; k < NV; k++) {
+    ln_load_param<T>(wv[k], w, tdt, 1.f, lane + 32 * k < nvec ? lane + 32 * k : 0);
+#pragma unroll
+    for (int q = 0; q < E; q++) aw[k][q] = ab[k][q] = 0.f;
+  }
+  for (int64_t row = r0 + warp; row < r1; row += 4) {
+    float xv[NV][E], g[NV][E];
+    ln_load_row<T, NV>(xv, x + row * n, lane, nvec);
+    ln_load_row<T, NV, TG>(g, gy + row * n, lane, nvec);
+    float m = mean.p ? (float)ld_any(mean.p, mean.dt, row) : 0.f;
+    float rs = (float)ld_any(rstd.p, rstd.dt, row);
+    float s1 = 0.f, s2 = 0.f;
+#pragma unroll
+    for (int k = 0; k < NV; k++)
+#pragma unroll
+      for (int q = 0; q < E; q++) {
+        float xh = (xv[k][q] - m) * rs, gw = g[k][q] * wv[k][q]; /* g is 0 past the row */
+        aw[k][q] += g[k][q] * xh;
+        ab[k][q] += g[k][q];
+        s1 += gw;
+        s2 += gw * xh;
+        xv[k][q] = xh;
+        g[k][q] = gw;
+      }
+    if (!gx) continue; /* the same for the whole warp */
+    s1 = mean.p ? warp_all<float, false>(s1) / (float)n : 0.f;
+    s2 = warp_all<float, false>(s2) / (float)n;
+#pragma unroll
+    for (int k = 0; k < NV; k++) {
+      int j = lane + 32 * k;
+      if (j >= nvec) continue;
+#pragma unroll
+      for (int q = 0; q < E; q++) g[k][q] = rs * (g[k][q] - s1 - xv[k][q] * s2);
+      ln_store_vec<T>(gx + row * n, j, g[k]);
+    }
+  }
+  float *out = part + ((int64_t)blockIdx.x * 4 + warp) * 2 * n;
+#pragma unroll
+  for (int k = 0; k < NV; k++) {
+    int j = lane + 32 * k;
+    if (j >= nvec) continue;
+#pragma unroll
+    for (int q = 0; q < E; q++) {
+      out[j * E + q] = aw[k][q];
+      out[n + j * E + q] = ab[k][q];
+    }
+  }
+}
+
 /* column sums over rows [r0, r1) of blockIdx.y's slice, 32 x 8 threads:
  * part[slice][0][c] = sum gy * xh, part[slice][1][c] = sum gy */
 template <typename T, typename TG>
@@ -611,6 +679,46 @@ static bool ln_bw_fast(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, const tyr
   int dev = x->device.index;
   const TG *pgy = (const TG *)tyr_data_ptr(gy);
   const T *px = (const T *)tyr_data_ptr(x);
+  if ((gw || gb) && nv * LnVec<T>::N <= 24) { /* one pass for gx and the column sums */
+    int64_t slices = 2 * (int64_t)tcu_sm_count(dev);
+    if (slices > (rows + 31) / 32) slices = (rows + 31) / 32; /* 8 rows a warp at least */
+    if (slices < 1) slices = 1;
+    int64_t chunk = (rows + slices - 1) / slices;
+    slices = (rows + chunk - 1) / chunk;
+    size_t pbytes = (size_t)slices * 4 * 2 * (size_t)n * sizeof(float);
+    float *part = (float *)tcu_alloc(pbytes, dev);
+    if (!part) return true; /* reported */
+    T *pgx = gx ? (T *)tyr_data_ptr(gx) : NULL;
+#define LN_BW_FUSED(NV)                                                                            \
+  ln_bw_fused<T, TG, NV><<<(unsigned)slices, 128, 0, st>>>(pgx, part, pgy, px, opt_of(w),          \
+                                                           opt_of(mean), opt_of(rstd),             \
+                                                           (int)x->dtype, rows, (int)n, chunk)
+    switch (nv) {
+    case 1:
+      LN_BW_FUSED(1);
+      break;
+    case 2:
+      LN_BW_FUSED(2);
+      break;
+    case 3:
+      LN_BW_FUSED(3);
+      break;
+    case 4:
+      LN_BW_FUSED(4);
+      break;
+    default: /* 5 or 6 f32 vectors */
+      LN_BW_FUSED(24 / LnVec<T>::N);
+      break;
+    }
+#undef LN_BW_FUSED
+    if (LAUNCH_CHECK()) {
+      ln_cols_final<<<(unsigned)((n + 31) / 32), dim3(32, 8), 0, st>>>(
+          part, (int)(slices * 4), (int)n, opt_of(gw), opt_of(gb));
+      LAUNCH_CHECK();
+    }
+    tcu_free(part, pbytes, dev);
+    return true;
+  }
   if (gx) {
     LN_NV_DISPATCH(nv, ln_bw_row<T, TG, NV><<<(unsigned)((rows + 3) / 4), 128, 0, st>>>(
                            (T *)tyr_data_ptr(gx), pgy, px, opt_of(w), opt_of(mean), opt_of(rstd),
