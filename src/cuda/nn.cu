@@ -324,7 +324,7 @@ __global__ void ln_bw_cols_final(const double *part, int splits, int64_t n, Opt 
  * partials are added by a last kernel in slice order (no atomics: the same
  * bits on every run).  Rows of up to 24 elements a lane (768 f32, 768
  * bf16 columns) do the input gradient and the column sums in one pass
- * (ln_bw_fused). */
+ * (ln_bw_fused) when there are at least 64 rows an SM. */
 template <typename T>
 struct LnVec {
   static const int N = 16 / sizeof(T);
@@ -679,10 +679,13 @@ static bool ln_bw_fast(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, const tyr
   int dev = x->device.index;
   const TG *pgy = (const TG *)tyr_data_ptr(gy);
   const T *px = (const T *)tyr_data_ptr(x);
-  if ((gw || gb) && nv * LnVec<T>::N <= 24) { /* one pass for gx and the column sums */
-    int64_t slices = 2 * (int64_t)tcu_sm_count(dev);
-    if (slices > (rows + 31) / 32) slices = (rows + 31) / 32; /* 8 rows a warp at least */
-    if (slices < 1) slices = 1;
+  /* one pass for gx and the column sums where there are rows enough for
+     two blocks an SM at 8 rows a warp; with fewer, the warps' rows run one
+     after another on too few SMs (the 4x128 char model's 768 rows took
+     longer than the two passes) */
+  int64_t sms = tcu_sm_count(dev);
+  if ((gw || gb) && nv * LnVec<T>::N <= 24 && rows >= 64 * sms) {
+    int64_t slices = 2 * sms;
     int64_t chunk = (rows + slices - 1) / slices;
     slices = (rows + chunk - 1) / chunk;
     size_t pbytes = (size_t)slices * 4 * 2 * (size_t)n * sizeof(float);

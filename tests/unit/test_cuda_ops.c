@@ -1007,9 +1007,10 @@ static void test_softmax(void **state) {
  * up to 1024 f32 / 1536 bf16 columns) take the warp-per-row kernels; the
  * others, and f64, the generic ones.  4100 rows: several rows per warp and
  * several blocks' partial column sums; 1040: a partly filled last vector
- * group in bf16, the generic kernel in f32. */
+ * group in bf16, the generic kernel in f32; 9000 x 768 (GPT-2's width):
+ * rows enough for the one-pass backward (ln_bw_fused, 64 rows an SM). */
 static const int64_t LN_SHAPES[][2] = {{5, 10},   {300, 7},    {64, 100},  {3, 1000}, {17, 768},
-                                       {2, 5000}, {4100, 768}, {33, 1536}, {9, 1040}};
+                                       {2, 5000}, {4100, 768}, {33, 1536}, {9, 1040}, {9000, 768}};
 
 static void test_layer_norm(void **state) {
   (void)state;
