@@ -443,6 +443,25 @@ __global__ void ln_fw_row(TY *y, Opt mean, Opt rstd, const T *x, Opt w, Opt b, i
   }
 }
 
+/* A row's input gradient from its lanes' g*w (g), xh (xv) and their lane
+ * sums of g*w (s1) and g*w*xh (s2), stored to gxr: the end of ln_bw_row
+ * and ln_bw_fused.  centred: layer norm (RMS norm has no mean term). */
+template <typename T, int NV>
+__device__ __forceinline__ void
+ln_bw_store_row(T *gxr, float (&g)[NV][LnVec<T>::N], const float (&xv)[NV][LnVec<T>::N], float s1,
+                float s2, float rs, bool centred, int lane, int nvec, int n) {
+  s1 = centred ? warp_all<float, false>(s1) / (float)n : 0.f;
+  s2 = warp_all<float, false>(s2) / (float)n;
+#pragma unroll
+  for (int k = 0; k < NV; k++) {
+    int j = lane + 32 * k;
+    if (j >= nvec) continue;
+#pragma unroll
+    for (int q = 0; q < LnVec<T>::N; q++) g[k][q] = rs * (g[k][q] - s1 - xv[k][q] * s2);
+    ln_store_vec<T>(gxr, j, g[k]);
+  }
+}
+
 /* gx = rs * (g*w - mean(g*w) - xh * mean(g*w*xh)), mean(g*w) = 0 for RMS */
 template <typename T, typename TG, int NV>
 __global__ void ln_bw_row(T *gx, const TG *gy, const T *x, Opt w, Opt mean, Opt rstd, int tdt,
@@ -470,16 +489,7 @@ __global__ void ln_bw_row(T *gx, const TG *gy, const T *x, Opt w, Opt mean, Opt 
       g[k][q] = gw;
     }
   }
-  s1 = mean.p ? warp_all<float, false>(s1) / (float)n : 0.f;
-  s2 = warp_all<float, false>(s2) / (float)n;
-#pragma unroll
-  for (int k = 0; k < NV; k++) {
-    int j = lane + 32 * k;
-    if (j >= nvec) continue;
-#pragma unroll
-    for (int q = 0; q < E; q++) g[k][q] = rs * (g[k][q] - s1 - xv[k][q] * s2);
-    ln_store_vec<T>(gx + row * n, j, g[k]);
-  }
+  ln_bw_store_row<T, NV>(gx + row * n, g, xv, s1, s2, rs, mean.p != NULL, lane, nvec, n);
 }
 
 /* ln_bw_row and ln_cols_vec in one pass over x and gy, where a lane's
@@ -523,17 +533,8 @@ __global__ void __launch_bounds__(128)
         xv[k][q] = xh;
         g[k][q] = gw;
       }
-    if (!gx) continue; /* the same for the whole warp */
-    s1 = mean.p ? warp_all<float, false>(s1) / (float)n : 0.f;
-    s2 = warp_all<float, false>(s2) / (float)n;
-#pragma unroll
-    for (int k = 0; k < NV; k++) {
-      int j = lane + 32 * k;
-      if (j >= nvec) continue;
-#pragma unroll
-      for (int q = 0; q < E; q++) g[k][q] = rs * (g[k][q] - s1 - xv[k][q] * s2);
-      ln_store_vec<T>(gx + row * n, j, g[k]);
-    }
+    if (gx) /* the same for the whole warp */
+      ln_bw_store_row<T, NV>(gx + row * n, g, xv, s1, s2, rs, mean.p != NULL, lane, nvec, n);
   }
   float *out = part + ((int64_t)blockIdx.x * 4 + warp) * 2 * n;
 #pragma unroll
