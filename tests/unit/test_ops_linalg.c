@@ -163,14 +163,17 @@ static void test_matmul_views(void **state) {
 /* f32 matmuls across the CPU kernel's block sizes (12-row and 32-column
    register tiles, 192-deep and 132-row blocks, 1024-column blocks), every
    transpose combination, A a strided view, one and two threads: against
-   the same product in f64. */
+   the same product in f64.  With two threads, products of more rows than
+   columns split the rows (M 140, 300 and 1100: each thread's rows fewer
+   and more than the 132-row block, and 1030 columns past the 1024-column
+   block). */
 static void test_matmul_f32_blocks(void **state) {
   (void)state;
-  const int64_t Ms[] = {1, 13, 140}, Ns[] = {1, 33, 1030}, Ks[] = {1, 200, 401};
+  const int64_t Ms[] = {1, 13, 140, 300, 1100}, Ns[] = {1, 33, 1030}, Ks[] = {1, 200, 401};
   int threads = tyr_get_num_threads();
   for (int nt = 1; nt <= 2; nt++) {
     tyr_set_num_threads(nt);
-    for (int im = 0; im < 3; im++)
+    for (int im = 0; im < 5; im++)
       for (int in = 0; in < 3; in++)
         for (int ik = 0; ik < 3; ik++)
           for (int tr = 0; tr < 4; tr++) {
