@@ -132,13 +132,13 @@ static bool widens(const tyr_tensor *dst, const tyr_tensor *g) {
 /* Whether gin[k] can become a leaf's .grad as it is: of the leaf's dtype,
    held by nothing but this backward step (sole_holder) and handed to no
    other input of the node (an add's backward gives its gradient to both
-   inputs: were the leaf's .grad the tensor another input's node still
-   has to read, a later contribution added into the .grad in place would
-   change what that node reads).  Then no later reference to it can
-   appear, and a later contribution may be added into it in place.  Every parameter's gradient
-   in an f32 model, and the f32 weight gradients the mixed-precision linear
-   layers write (tyr__linear_param_grads), take this way: a copy kernel per
-   parameter less in each backward. */
+   inputs: were the leaf's .grad the tensor another input's node still has
+   to read, a later contribution added into the .grad in place would change
+   what that node reads).  Then no later reference to it can appear, and a
+   later contribution may be added into it in place.  Every parameter's
+   gradient in an f32 model, and the f32 weight gradients the
+   mixed-precision linear layers write (tyr__linear_param_grads), go this
+   way: a copy kernel per parameter less in each backward. */
 static bool adoptable(tyr_tensor *const *gin, int nin, int k, tyr_dtype dt) {
   if (gin[k]->dtype != dt || !sole_holder(gin[k])) return false;
   for (int j = 0; j < nin; j++)

@@ -494,12 +494,12 @@ __global__ void ln_bw_row(T *gx, const TG *gy, const T *x, Opt w, Opt mean, Opt 
 
 /* ln_bw_row and ln_cols_vec in one pass over x and gy, where a lane's
  * share of a row is at most 24 elements (its sums, weights and row then
- * fit in registers): block b takes
- * rows [b chunk, (b + 1) chunk), each of its four warps every fourth of
- * them; a warp writes gx of its rows (when gx) and its lanes add gy * xh
- * and gy for their columns, the sums going to part[4 b + warp][0][c] and
- * part[4 b + warp][1][c] for ln_cols_final.  The weight is read once a
- * block.  One kernel less and x and gy read once instead of twice. */
+ * fit in registers): block b takes rows [b chunk, (b + 1) chunk), each of
+ * its four warps every fourth of them; a warp writes gx of its rows (when
+ * gx) and its lanes add gy * xh and gy for their columns, the sums going
+ * to part[4 b + warp][0][c] and part[4 b + warp][1][c] for ln_cols_final.
+ * The weight is read once a block.  One kernel less, and x and gy read
+ * once instead of twice. */
 template <typename T, typename TG, int NV>
 __global__ void __launch_bounds__(128)
     ln_bw_fused(T *gx, float *part, const TG *gy, const T *x, Opt w, Opt mean, Opt rstd, int tdt,
