@@ -158,6 +158,17 @@ static void accumulate_into(tyr_tensor *dst, const tyr_tensor *g) {
   }
 }
 
+tyr_tensor *tyr__grad_accumulator(tyr_node *n, int k) {
+  tyr_tensor *x = n->in[k];
+  if (!x || !x->requires_grad || !x->grad_fn || !x->gradacc) return NULL;
+  tyr_tensor *acc = x->gradacc;
+  return sole_holder(acc) && acc->dtype == x->dtype ? acc : NULL;
+}
+
+void tyr__grad_added(tyr_node *n, int k) {
+  n->added |= 1u << k;
+}
+
 typedef struct {
   tyr_tensor **v;
   int64_t n, cap;
@@ -315,7 +326,7 @@ static int run_backward(tyr_site s, tyr_tensor *root, tyr_tensor *seed) {
       tyr_tensor *x = n->in[k];
       bool last_use =
           hook && x && x->requires_grad && !x->grad_fn && --*leafmap_slot(&leaves, x) == 0;
-      if (!x || !x->requires_grad || !gin[k]) {
+      if (!x || !x->requires_grad || !gin[k] || (n->added >> k & 1)) {
         if (last_use) hook(x, g_leaf_ctx);
         continue;
       }

@@ -26,6 +26,8 @@ struct tyr_node {
   int64_t shape[TYR_MAX_RANK]; /* an extra shape (e.g. the input's, for views) */
   int rank;
   int64_t mark[2]; /* traversal marks */
+  unsigned added;  /* inputs whose gradient the backward added into their gradacc itself
+                      (tyr__grad_accumulator) */
 };
 
 /* True when grad mode is on and any non-NULL input requires grad. */
@@ -45,6 +47,16 @@ void tyr__node_save(tyr_node *n, int k, tyr_tensor *t);
 static inline bool tyr__node_needs(const tyr_node *n, int k) {
   return n->in[k] && n->in[k]->requires_grad;
 }
+/* For the backward of n, while it runs: the gradient that input k (a
+ * non-leaf) has gathered so far from its other consumers, when the backward
+ * may add its own contribution into it in place, in one kernel with
+ * computing it (a norm's input gradient added to the residual stream's):
+ * held by nothing else, contiguous and of the input's dtype.  NULL when
+ * there is none; the backward then returns its gradient in gin[k] as usual.
+ * A backward that adds into it calls tyr__grad_added(n, k) and leaves
+ * gin[k] NULL. */
+tyr_tensor *tyr__grad_accumulator(tyr_node *n, int k);
+void tyr__grad_added(tyr_node *n, int k);
 /* A hook called during backward as soon as a leaf's gradient is final
  * (every node that feeds it has run), with the leaf; leaves whose last
  * consumer was skipped (no gradient reached it) are reported when backward

@@ -152,12 +152,14 @@ typedef struct tyr_backend {
    * mean (NULL for rms) and rstd are [rows] f32/f64 saved for backward.
    * y (forward) and gy (backward) have x's dtype, or, on a backend that
    * computes 16-bit floats natively (CUDA: tyr__dtype_needs_f32 false), are
-   * bf16/f16 beside an f32 x (tyr_layer_norm_to); gx, gw, gb have x's. */
+   * bf16/f16 beside an f32 x (tyr_layer_norm_to); gx, gw, gb have x's.
+   * add_gx: gx holds a gradient, and the input gradient is added to it in
+   * the same pass (gx is read, then written). */
   void (*layer_norm)(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd, const tyr_tensor *x,
                      const tyr_tensor *w, const tyr_tensor *b, double eps);
   void (*layer_norm_backward)(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, const tyr_tensor *gy,
                               const tyr_tensor *x, const tyr_tensor *w, const tyr_tensor *mean,
-                              const tyr_tensor *rstd);
+                              const tyr_tensor *rstd, bool add_gx);
 
   /* gathers and scatters along dim; idx is i32 or i64 */
   void (*index_select)(tyr_tensor *out, const tyr_tensor *src, int dim, const tyr_tensor *idx);

@@ -90,7 +90,7 @@ void tyr_cpu_softmax_backward(tyr_tensor *gx, const tyr_tensor *y, const tyr_ten
     }                                                                                              \
   }                                                                                                \
   static void ln_bw_##SFX(T *gx, T *gw, T *gb, const T *gy, const T *x, const T *w, const T *mean, \
-                          const T *rstd, int64_t rows, int64_t n) {                                \
+                          const T *rstd, int64_t rows, int64_t n, bool add) {                      \
     if (gx) {                                                                                      \
       _Pragma("omp parallel for if (rows * n > 16384)") for (int64_t r = 0; r < rows; r++) {       \
         const T *xr = x + r * n, *gr = gy + r * n;                                                 \
@@ -106,7 +106,8 @@ void tyr_cpu_softmax_backward(tyr_tensor *gx, const tyr_tensor *y, const tyr_ten
         if (!mean) s1 = 0;                                                                         \
         for (int64_t i = 0; i < n; i++) {                                                          \
           T xh = (xr[i] - m) * rs, g = gr[i] * (w ? w[i] : (T)1);                                  \
-          gx[r * n + i] = rs * (g - (T)s1 - xh * (T)s2);                                           \
+          T v = rs * (g - (T)s1 - xh * (T)s2);                                                     \
+          gx[r * n + i] = add ? gx[r * n + i] + v : v;                                             \
         }                                                                                          \
       }                                                                                            \
     }                                                                                              \
@@ -152,13 +153,13 @@ void tyr_cpu_layer_norm(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd, const
 
 void tyr_cpu_layer_norm_backward(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb,
                                  const tyr_tensor *gy, const tyr_tensor *x, const tyr_tensor *w,
-                                 const tyr_tensor *mean, const tyr_tensor *rstd) {
+                                 const tyr_tensor *mean, const tyr_tensor *rstd, bool add_gx) {
   if (x->dtype == TYR_F32)
     ln_bw_f32(PTR(gx), PTR(gw), PTR(gb), PTR(gy), PTR(x), PTR(w), PTR(mean), PTR(rstd), ROWS(x),
-              COLS(x));
+              COLS(x), add_gx);
   else
     ln_bw_f64(PTR(gx), PTR(gw), PTR(gb), PTR(gy), PTR(x), PTR(w), PTR(mean), PTR(rstd), ROWS(x),
-              COLS(x));
+              COLS(x), add_gx);
 }
 
 /* ---- cross entropy over rows of [N, V] logits --------------------------- */

@@ -234,7 +234,7 @@ __global__ void ln_kernel(TY *y, Opt mean, Opt rstd, const T *x, Opt w, Opt b, i
 /* gx per row: rs * (g*w - mean(g*w) - xh * mean(g*w*xh)), mean(g*w) = 0 for RMS */
 template <typename T, typename TG>
 __global__ void ln_bw_kernel(T *gx, const TG *gy, const T *x, Opt w, Opt mean, Opt rstd,
-                             int64_t rows, int64_t n) {
+                             int64_t rows, int64_t n, bool add) {
   typedef typename Acc<T>::type C;
   ROW_SMEM(C);
   ROW_LOOP(row, rows) {
@@ -256,7 +256,8 @@ __global__ void ln_bw_kernel(T *gx, const TG *gy, const T *x, Opt w, Opt mean, O
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
       C xh = (to_c(x[base + i]) - m) * rs;
       C g = to_c(gy[base + i]) * (w.p ? (C)ld_any(w.p, w.dt, i) : (C)1);
-      gx[base + i] = from_c<T>(rs * (g - s1 - xh * s2));
+      C v = rs * (g - s1 - xh * s2);
+      gx[base + i] = from_c<T>(add ? to_c(gx[base + i]) + v : v);
     }
   }
 }
@@ -444,12 +445,13 @@ __global__ void ln_fw_row(TY *y, Opt mean, Opt rstd, const T *x, Opt w, Opt b, i
 }
 
 /* A row's input gradient from its lanes' g*w (g), xh (xv) and their lane
- * sums of g*w (s1) and g*w*xh (s2), stored to gxr: the end of ln_bw_row
- * and ln_bw_fused.  centred: layer norm (RMS norm has no mean term). */
+ * sums of g*w (s1) and g*w*xh (s2), stored to gxr (add: added to what gxr
+ * holds): the end of ln_bw_row and ln_bw_fused.  centred: layer norm (RMS
+ * norm has no mean term). */
 template <typename T, int NV>
 __device__ __forceinline__ void
 ln_bw_store_row(T *gxr, float (&g)[NV][LnVec<T>::N], const float (&xv)[NV][LnVec<T>::N], float s1,
-                float s2, float rs, bool centred, int lane, int nvec, int n) {
+                float s2, float rs, bool centred, bool add, int lane, int nvec, int n) {
   s1 = centred ? warp_all<float, false>(s1) / (float)n : 0.f;
   s2 = warp_all<float, false>(s2) / (float)n;
 #pragma unroll
@@ -458,6 +460,12 @@ ln_bw_store_row(T *gxr, float (&g)[NV][LnVec<T>::N], const float (&xv)[NV][LnVec
     if (j >= nvec) continue;
 #pragma unroll
     for (int q = 0; q < LnVec<T>::N; q++) g[k][q] = rs * (g[k][q] - s1 - xv[k][q] * s2);
+    if (add) {
+      float o[LnVec<T>::N];
+      ln_load_vec<T>(o, gxr, j);
+#pragma unroll
+      for (int q = 0; q < LnVec<T>::N; q++) g[k][q] += o[q];
+    }
     ln_store_vec<T>(gxr, j, g[k]);
   }
 }
@@ -465,7 +473,7 @@ ln_bw_store_row(T *gxr, float (&g)[NV][LnVec<T>::N], const float (&xv)[NV][LnVec
 /* gx = rs * (g*w - mean(g*w) - xh * mean(g*w*xh)), mean(g*w) = 0 for RMS */
 template <typename T, typename TG, int NV>
 __global__ void ln_bw_row(T *gx, const TG *gy, const T *x, Opt w, Opt mean, Opt rstd, int tdt,
-                          int64_t rows, int n) {
+                          int64_t rows, int n, bool add) {
   const int E = LnVec<T>::N;
   int lane = threadIdx.x & 31, nvec = n / E;
   int64_t row = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
@@ -489,7 +497,7 @@ __global__ void ln_bw_row(T *gx, const TG *gy, const T *x, Opt w, Opt mean, Opt 
       g[k][q] = gw;
     }
   }
-  ln_bw_store_row<T, NV>(gx + row * n, g, xv, s1, s2, rs, mean.p != NULL, lane, nvec, n);
+  ln_bw_store_row<T, NV>(gx + row * n, g, xv, s1, s2, rs, mean.p != NULL, add, lane, nvec, n);
 }
 
 /* ln_bw_row and ln_cols_vec in one pass over x and gy, where a lane's
@@ -503,7 +511,7 @@ __global__ void ln_bw_row(T *gx, const TG *gy, const T *x, Opt w, Opt mean, Opt 
 template <typename T, typename TG, int NV>
 __global__ void __launch_bounds__(128)
     ln_bw_fused(T *gx, float *part, const TG *gy, const T *x, Opt w, Opt mean, Opt rstd, int tdt,
-                int64_t rows, int n, int64_t chunk) {
+                int64_t rows, int n, int64_t chunk, bool add) {
   const int E = LnVec<T>::N;
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nvec = n / E;
   int64_t r0 = (int64_t)blockIdx.x * chunk, r1 = r0 + chunk < rows ? r0 + chunk : rows;
@@ -534,7 +542,7 @@ __global__ void __launch_bounds__(128)
         g[k][q] = gw;
       }
     if (gx) /* the same for the whole warp */
-      ln_bw_store_row<T, NV>(gx + row * n, g, xv, s1, s2, rs, mean.p != NULL, lane, nvec, n);
+      ln_bw_store_row<T, NV>(gx + row * n, g, xv, s1, s2, rs, mean.p != NULL, add, lane, nvec, n);
   }
   float *out = part + ((int64_t)blockIdx.x * 4 + warp) * 2 * n;
 #pragma unroll
@@ -672,7 +680,7 @@ static bool ln_fw_fast(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd, const 
 template <typename T, typename TG>
 static bool ln_bw_fast(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, const tyr_tensor *gy,
                        const tyr_tensor *x, const tyr_tensor *w, const tyr_tensor *mean,
-                       const tyr_tensor *rstd, int64_t rows, int64_t n, cudaStream_t st) {
+                       const tyr_tensor *rstd, int64_t rows, int64_t n, bool add, cudaStream_t st) {
   const void *ptrs[4] = {gx ? tyr_data_ptr(gx) : NULL, tyr_data_ptr(gy), tyr_data_ptr(x),
                          w ? tyr_data_ptr(w) : NULL};
   int nv = ln_vec_nv<T>(n, ptrs, 4);
@@ -694,9 +702,9 @@ static bool ln_bw_fast(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, const tyr
     if (!part) return true; /* reported */
     T *pgx = gx ? (T *)tyr_data_ptr(gx) : NULL;
 #define LN_BW_FUSED(NV)                                                                            \
-  ln_bw_fused<T, TG, NV><<<(unsigned)slices, 128, 0, st>>>(pgx, part, pgy, px, opt_of(w),          \
-                                                           opt_of(mean), opt_of(rstd),             \
-                                                           (int)x->dtype, rows, (int)n, chunk)
+  ln_bw_fused<T, TG, NV>                                                                           \
+      <<<(unsigned)slices, 128, 0, st>>>(pgx, part, pgy, px, opt_of(w), opt_of(mean),              \
+                                         opt_of(rstd), (int)x->dtype, rows, (int)n, chunk, add)
     switch (nv) {
     case 1:
       LN_BW_FUSED(1);
@@ -726,7 +734,7 @@ static bool ln_bw_fast(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, const tyr
   if (gx) {
     LN_NV_DISPATCH(nv, ln_bw_row<T, TG, NV><<<(unsigned)((rows + 3) / 4), 128, 0, st>>>(
                            (T *)tyr_data_ptr(gx), pgy, px, opt_of(w), opt_of(mean), opt_of(rstd),
-                           (int)x->dtype, rows, (int)n));
+                           (int)x->dtype, rows, (int)n, add));
     if (!LAUNCH_CHECK()) return true;
   }
   if (!gw && !gb) return true;
@@ -759,7 +767,7 @@ bool ln_fw_fast<double, double>(tyr_tensor *, tyr_tensor *, tyr_tensor *, const 
 template <>
 bool ln_bw_fast<double, double>(tyr_tensor *, tyr_tensor *, tyr_tensor *, const tyr_tensor *,
                                 const tyr_tensor *, const tyr_tensor *, const tyr_tensor *,
-                                const tyr_tensor *, int64_t, int64_t, cudaStream_t) {
+                                const tyr_tensor *, int64_t, int64_t, bool, cudaStream_t) {
   return false;
 }
 
@@ -822,15 +830,15 @@ void tcu_layer_norm(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd, const tyr
 template <typename T, typename TG>
 static void ln_bw_run(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, const tyr_tensor *gy,
                       const tyr_tensor *x, const tyr_tensor *w, const tyr_tensor *mean,
-                      const tyr_tensor *rstd, int64_t rows, int64_t n, cudaStream_t st) {
-  if (ln_bw_fast<T, TG>(gx, gw, gb, gy, x, w, mean, rstd, rows, n, st)) return;
+                      const tyr_tensor *rstd, int64_t rows, int64_t n, bool add, cudaStream_t st) {
+  if (ln_bw_fast<T, TG>(gx, gw, gb, gy, x, w, mean, rstd, rows, n, add, st)) return;
   int dev = x->device.index;
   const TG *pgy = (const TG *)tyr_data_ptr(gy);
   const T *px = (const T *)tyr_data_ptr(x);
   if (gx) {
     RowGeom g = row_geom(rows, n, dev);
     ln_bw_kernel<T, TG><<<g.grid, g.block, 0, st>>>((T *)tyr_data_ptr(gx), pgy, px, opt_of(w),
-                                                    opt_of(mean), opt_of(rstd), rows, n);
+                                                    opt_of(mean), opt_of(rstd), rows, n, add);
     if (!LAUNCH_CHECK()) return;
   }
   if (!gw && !gb) return;
@@ -858,7 +866,7 @@ static void ln_bw_run(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, const tyr_
 
 void tcu_layer_norm_backward(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, const tyr_tensor *gy,
                              const tyr_tensor *x, const tyr_tensor *w, const tyr_tensor *mean,
-                             const tyr_tensor *rstd) {
+                             const tyr_tensor *rstd, bool add_gx) {
   cudaStream_t st = tcu_enter(x->device);
   int64_t rows = rows_of(x), n = cols_of(x);
   if (!st || n == 0 || !float_dtype_ok("cuda_layer_norm_backward", x)) return;
@@ -872,7 +880,7 @@ void tcu_layer_norm_backward(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, con
   const tyr_tensor *xc = gyc ? tcu_contiguous(x, &tx) : NULL;
   const tyr_tensor *wc = xc && w ? tcu_contiguous(w, &tw) : NULL;
   if (gyc && xc && (!w || wc)) {
-#define LN_BW(T, TG) ln_bw_run<T, TG>(gx, gw, gb, gyc, xc, wc, mean, rstd, rows, n, st)
+#define LN_BW(T, TG) ln_bw_run<T, TG>(gx, gw, gb, gyc, xc, wc, mean, rstd, rows, n, add_gx, st)
     if (!LN_DTYPES_DISPATCH(x->dtype, gy->dtype, LN_BW))
       tcu_fail(__FILE__, __LINE__, "cuda_layer_norm_backward", "x %s with gy %s is not supported",
                tyr_dtype_name(x->dtype), tyr_dtype_name(gy->dtype));

@@ -395,7 +395,10 @@ static void norm_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin) {
   tyr_dtype kdt = norm_kdt(x, (tyr_dtype)n->i[0]);
   int64_t C = x->shape[x->rank - 1];
   bool nx = tyr__node_needs(n, 0), nw = w && tyr__node_needs(n, 1), nb = b && tyr__node_needs(n, 2);
-  tyr_tensor *gx = nx ? tyr__new(s, op, kdt, x->device, x->rank, x->shape) : NULL;
+  /* x's gradient from its other consumers so far (the residual stream's),
+     when the kernel can add to it as it writes: no separate addition */
+  tyr_tensor *acc = nx && kdt == x->dtype && tyr_numel(x) > 0 ? tyr__grad_accumulator(n, 0) : NULL;
+  tyr_tensor *gx = acc ? acc : nx ? tyr__new(s, op, kdt, x->device, x->rank, x->shape) : NULL;
   tyr_tensor *gw = nw ? tyr__new(s, op, kdt, x->device, 1, &C) : NULL;
   tyr_tensor *gb = nb ? tyr__new(s, op, kdt, x->device, 1, &C) : NULL;
   if ((nx && !gx) || (nw && !gw) || (nb && !gb)) return;
@@ -405,12 +408,15 @@ static void norm_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin) {
         tyr__nn_prep(s, op, g, kdt == x->dtype && norm_mixed(x, g->dtype) ? g->dtype : kdt);
     tyr_tensor *wk = w ? tyr__nn_prep(s, op, w, kdt) : NULL;
     if (!xk || !gk || (w && !wk)) return;
-    tyr__be(x)->layer_norm_backward(gx, gw, gb, gk, xk, wk, mean, rstd);
+    tyr__be(x)->layer_norm_backward(gx, gw, gb, gk, xk, wk, mean, rstd, acc != NULL);
   } else {
     if (gw) tyr__be(x)->fill(gw, 0.0);
     if (gb) tyr__be(x)->fill(gb, 0.0);
   }
-  if (nx) gin[0] = tyr__nn_finish(s, op, gx, x->dtype);
+  if (acc)
+    tyr__grad_added(n, 0);
+  else if (nx)
+    gin[0] = tyr__nn_finish(s, op, gx, x->dtype);
   if (nw) gin[1] = tyr__nn_finish(s, op, gw, w->dtype);
   if (nb) gin[2] = tyr__nn_finish(s, op, gb, b->dtype);
 }

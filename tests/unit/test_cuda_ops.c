@@ -1051,13 +1051,28 @@ static void test_layer_norm(void **state) {
                    *gbg = b ? empty_on(gpu(), dt, 1, &N) : NULL;
         /* both backwards from the GPU's statistics */
         tyr_tensor *mrc = mg ? to_dev(mg, CPU) : NULL, *rrc = to_dev(rg, CPU);
-        C->layer_norm_backward(gxc, gwc, gbc, gr, xr, wr, mrc, rrc);
-        G->layer_norm_backward(gxg, gwg, gbg, gg, xg, wg, mg, rg);
+        C->layer_norm_backward(gxc, gwc, gbc, gr, xr, wr, mrc, rrc, false);
+        G->layer_norm_backward(gxg, gwg, gbg, gg, xg, wg, mg, rg, false);
         snprintf(what, sizeof what, "%s backward [%lld, %lld] %s", vn[variant], (long long)R,
                  (long long)N, tyr_dtype_name(dt));
         expect_close(what, gxg, gxc, tol, dt == TYR_F32 ? 1e-5 : tol);
         if (gwc) expect_close("  dw", gwg, gwc, tol, tol * sqrt((double)R));
         if (gbc) expect_close("  db", gbg, gbc, tol, tol * sqrt((double)R));
+        /* add_gx: the input gradient added to what gx holds, in the same
+           pass: each backend's is its own plain gradient plus the addend,
+           to rounding (the last product and the addition may be one fused
+           multiply-add); the GPU's with the parameter gradients again, so
+           that the one-pass kernel adds too */
+        tyr_tensor *acc = RAND(dt, -2, 2, R, N);
+        tyr_tensor *accc = tyr_clone_at(S, as_dtype(acc, rdt)), *accg = to_dev(acc, gpu());
+        tyr_tensor *want_c = tyr_add_at(S, as_dtype(acc, rdt), gxc);
+        tyr_tensor *want_g = tyr_add_at(S, accg, gxg);
+        C->layer_norm_backward(accc, NULL, NULL, gr, xr, wr, mrc, rrc, true);
+        G->layer_norm_backward(accg, gwg, gbg, gg, xg, wg, mg, rg, true);
+        expect_close("  added to gx (CPU)", accc, want_c, 1e-6, 1e-6);
+        expect_close("  added to gx", accg, want_g, tol, dt == TYR_F32 ? 1e-6 : 2 * tol);
+        if (gwc) expect_close("  dw (adding)", gwg, gwc, tol, tol * sqrt((double)R));
+        if (gbc) expect_close("  db (adding)", gbg, gbc, tol, tol * sqrt((double)R));
       }
     }
   }
@@ -1111,13 +1126,19 @@ static void test_mixed_precision_norm_add(void **state) {
           gw[k] = wg ? empty_on(gpu(), TYR_F32, 1, &N) : NULL;
           gb[k] = bg ? empty_on(gpu(), TYR_F32, 1, &N) : NULL;
           G->layer_norm_backward(gx[k], gw[k], gb[k], k ? as_dtype(gh, TYR_F32) : gh, xg, wg, m[1],
-                                 r[1]);
+                                 r[1], false);
         }
         snprintf(what, sizeof what, "%s backward, gy %s [%lld, %lld]", vn[variant],
                  tyr_dtype_name(hdt), (long long)R, (long long)N);
         expect_same_bits(what, gx[0], gx[1]);
         if (gw[0]) expect_same_bits("  dw", gw[0], gw[1]);
         if (gb[0]) expect_same_bits("  db", gb[0], gb[1]);
+        /* the input gradient added to the residual stream's in the same pass:
+           the addition after the plain kernel, to rounding */
+        tyr_tensor *accg = to_dev(RAND(TYR_F32, -2, 2, R, N), gpu());
+        tyr_tensor *want = tyr_add_at(S, accg, gx[0]);
+        G->layer_norm_backward(accg, gw[0], gb[0], gh, xg, wg, m[1], r[1], true);
+        expect_close("  added to gx", accg, want, 1e-6, 1e-6);
         /* the residual add: contiguous (vectorised and tail) and a view at an odd offset */
         snprintf(what, sizeof what, "residual_add f32 + %s [%lld, %lld]", tyr_dtype_name(hdt),
                  (long long)R, (long long)N);
