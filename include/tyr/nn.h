@@ -68,6 +68,10 @@ tyr_tensor *tyr_nn_norm_forward_at(tyr_site s, const tyr_nn_norm *m, tyr_tensor 
  * the mixed-precision norm, parameters and x in f32, result in bf16/f16. */
 tyr_tensor *tyr_nn_norm_forward_to_at(tyr_site s, const tyr_nn_norm *m, tyr_tensor *x,
                                       tyr_dtype dtype);
+/* The norm of x + y, with *sum = x + y (the residual stream): one kernel
+ * where the backend fuses them (tyr_residual_add_layer_norm_to). */
+tyr_tensor *tyr_nn_norm_residual_forward_to_at(tyr_site s, const tyr_nn_norm *m, tyr_tensor *x,
+                                               tyr_tensor *y, tyr_dtype dtype, tyr_tensor **sum);
 
 typedef enum tyr_act_kind {
   TYR_ACT_GELU,
@@ -298,6 +302,8 @@ double tyr_gpt_flops_per_token(const tyr_gpt *g, int64_t T);
 #define tyr_nn_norm_init(...) tyr_nn_norm_init_at(TYR_SITE, __VA_ARGS__)
 #define tyr_nn_norm_forward(m, x) tyr_nn_norm_forward_at(TYR_SITE, (m), (x))
 #define tyr_nn_norm_forward_to(m, x, dt) tyr_nn_norm_forward_to_at(TYR_SITE, (m), (x), (dt))
+#define tyr_nn_norm_residual_forward_to(m, x, y, dt, sum)                                          \
+  tyr_nn_norm_residual_forward_to_at(TYR_SITE, (m), (x), (y), (dt), (sum))
 #define tyr_nn_mlp_init(...) tyr_nn_mlp_init_at(TYR_SITE, __VA_ARGS__)
 #define tyr_nn_mlp_forward(m, x) tyr_nn_mlp_forward_at(TYR_SITE, (m), (x))
 #define tyr_nn_attention_init(...) tyr_nn_attention_init_at(TYR_SITE, __VA_ARGS__)

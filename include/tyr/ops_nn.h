@@ -84,6 +84,20 @@ tyr_tensor *tyr_layer_norm_to_at(tyr_site s, tyr_tensor *x, tyr_tensor *w, tyr_t
                                  double eps, tyr_dtype dtype);
 tyr_tensor *tyr_rms_norm_to_at(tyr_site s, tyr_tensor *x, tyr_tensor *w, double eps,
                                tyr_dtype dtype);
+/* A pre-norm transformer's residual add and the next norm in one pass:
+ * *sum = tyr_residual_add(x, y), and the result is
+ * tyr_layer_norm_to(*sum, w, b, eps, dtype) (tyr_rms_norm_to for the RMS
+ * form).  x and y have one shape; y may be a 16-bit float beside an f32 x
+ * (tyr_residual_add's rule).  Values and gradients are those of the two
+ * calls bit for bit, and autograd records the same two nodes; where the
+ * norm computes in x's dtype (f32 and f64 x; 16-bit x on CUDA) its kernel
+ * makes the sum as it reads the rows, which saves a kernel and a read of
+ * the sum.  On error both results are NULL. */
+tyr_tensor *tyr_residual_add_layer_norm_to_at(tyr_site s, tyr_tensor *x, tyr_tensor *y,
+                                              tyr_tensor *w, tyr_tensor *b, double eps,
+                                              tyr_dtype dtype, tyr_tensor **sum);
+tyr_tensor *tyr_residual_add_rms_norm_to_at(tyr_site s, tyr_tensor *x, tyr_tensor *y, tyr_tensor *w,
+                                            double eps, tyr_dtype dtype, tyr_tensor **sum);
 
 /* When training and p > 0: x * mask with mask 1/(1-p) with probability
  * 1-p and 0 otherwise, drawn from the global counter-based generator (so
@@ -152,6 +166,10 @@ tyr_tensor *tyr_sdpa_qkv_at(tyr_site s, tyr_tensor *qkv, int64_t n_head, int64_t
 #define tyr_layer_norm_to_e(x, w, b, eps, dt)                                                      \
   tyr_layer_norm_to_at(TYR_SITE, (x), (w), (b), (eps), (dt))
 #define tyr_rms_norm_to_e(x, w, eps, dt) tyr_rms_norm_to_at(TYR_SITE, (x), (w), (eps), (dt))
+#define tyr_residual_add_layer_norm_to_e(x, y, w, b, eps, dt, sum)                                 \
+  tyr_residual_add_layer_norm_to_at(TYR_SITE, (x), (y), (w), (b), (eps), (dt), (sum))
+#define tyr_residual_add_rms_norm_to_e(x, y, w, eps, dt, sum)                                      \
+  tyr_residual_add_rms_norm_to_at(TYR_SITE, (x), (y), (w), (eps), (dt), (sum))
 #define tyr_dropout_e(x, p, training) tyr_dropout_at(TYR_SITE, (x), (p), (training))
 #define tyr_rotary_e(x, c, sn) tyr_rotary_at(TYR_SITE, (x), (c), (sn))
 #define tyr_rotary_tables_e(T, D, base, cosp, sinp)                                                \
@@ -185,6 +203,13 @@ TYR_CT_ERROR(tyr__ct_layer_norm_to, tyr__ct_layer_norm_to_msg);
 #define tyr__ct_rms_norm_to_msg                                                                    \
   "tyr_rms_norm_to: w must be [C] for x [..., C] (C is the last dim of x)"
 TYR_CT_ERROR(tyr__ct_rms_norm_to, tyr__ct_rms_norm_to_msg);
+#define tyr__ct_residual_add_layer_norm_to_msg                                                     \
+  "tyr_residual_add_layer_norm_to: x and y must have one shape, and w and b must be [C] for x "    \
+  "[..., C]"
+TYR_CT_ERROR(tyr__ct_residual_add_layer_norm_to, tyr__ct_residual_add_layer_norm_to_msg);
+#define tyr__ct_residual_add_rms_norm_to_msg                                                       \
+  "tyr_residual_add_rms_norm_to: x and y must have one shape, and w must be [C] for x [..., C]"
+TYR_CT_ERROR(tyr__ct_residual_add_rms_norm_to, tyr__ct_residual_add_rms_norm_to_msg);
 #define tyr__ct_rotary_rank_msg "tyr_rotary: x must be [B, H, T, D] and cos, sin [T, D/2]"
 TYR_CT_ERROR(tyr__ct_rotary_rank, tyr__ct_rotary_rank_msg);
 #define tyr__ct_rotary_msg "tyr_rotary: cos and sin must be [T, D/2] for x [B, H, T, D]"
@@ -348,6 +373,36 @@ TYR_CT_ERROR(tyr__ct_linear_ce_targets, tyr__ct_linear_ce_targets_msg);
 #define tyr_rms_norm_to(x, w, eps, dt)                                                             \
   TYR__TYPED_RMS_NORM("tyr_rms_norm_to", tyr__ct_rms_norm_to, x, w,                                \
                       tyr_rms_norm_to_at(tyr__s, tyr__ea, tyr__ew, (eps), (dt)))
+
+/* x and y of one shape, w (and b) [C] or NULL: the norm of x + y in dtype
+ * dt; *sump (a handle of x's type) receives x + y */
+#define TYR__TYPED_RESIDUAL_NORM(op, x, y, sump, NORM)                                             \
+  ({                                                                                               \
+    __auto_type tyr__rx = (x);                                                                     \
+    __auto_type tyr__ry = (y);                                                                     \
+    TYR_RULE_SAME_SHAPE(tyr__rx, tyr__ry, tyr__ct_##op);                                           \
+    tyr_tensor *tyr__rsum = NULL;                                                                  \
+    tyr_tensor *tyr__rey = TYR__CLAIM(TYR_SITE, "tyr_" #op, "y", tyr__ry);                         \
+    __auto_type tyr__rn = NORM;                                                                    \
+    *(sump) = (__typeof__(tyr__rx))tyr_result_at(TYR_SITE, "tyr_residual_add", tyr__rsum);         \
+    tyr__rn;                                                                                       \
+  })
+#define tyr_residual_add_layer_norm_to(x, y, w, b, eps, dt, sump)                                  \
+  TYR__TYPED_RESIDUAL_NORM(                                                                        \
+      residual_add_layer_norm_to, x, y, sump,                                                      \
+      TYR__TYPED_LAYER_NORM(                                                                       \
+          "tyr_residual_add_layer_norm_to", tyr__ct_residual_add_layer_norm_to, tyr__rx, w, b,     \
+          tyr__rey ? tyr_residual_add_layer_norm_to_at(tyr__s, tyr__ea, tyr__rey, tyr__ew,         \
+                                                       tyr__eb, (eps), (dt), &tyr__rsum)           \
+                   : NULL))
+#define tyr_residual_add_rms_norm_to(x, y, w, eps, dt, sump)                                       \
+  TYR__TYPED_RESIDUAL_NORM(                                                                        \
+      residual_add_rms_norm_to, x, y, sump,                                                        \
+      TYR__TYPED_RMS_NORM(                                                                         \
+          "tyr_residual_add_rms_norm_to", tyr__ct_residual_add_rms_norm_to, tyr__rx, w,            \
+          tyr__rey ? tyr_residual_add_rms_norm_to_at(tyr__s, tyr__ea, tyr__rey, tyr__ew, (eps),    \
+                                                     (dt), &tyr__rsum)                             \
+                   : NULL))
 
 #define tyr_dropout(x, p, training)                                                                \
   ({                                                                                               \

@@ -154,9 +154,15 @@ typedef struct tyr_backend {
    * computes 16-bit floats natively (CUDA: tyr__dtype_needs_f32 false), are
    * bf16/f16 beside an f32 x (tyr_layer_norm_to); gx, gw, gb have x's.
    * add_gx: gx holds a gradient, and the input gradient is added to it in
-   * the same pass (gx is read, then written). */
+   * the same pass (gx is read, then written).
+   * r (forward, NULL for none): the rows normalised are x + r, written to
+   * sum (x's dtype, contiguous) as they are read, each element rounded to
+   * x's dtype before it is normalised, as an addition kernel followed by
+   * the norm would; r has x's dtype or, where y may be 16-bit beside an f32
+   * x, that 16-bit dtype (widened as it is read). */
   void (*layer_norm)(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd, const tyr_tensor *x,
-                     const tyr_tensor *w, const tyr_tensor *b, double eps);
+                     const tyr_tensor *w, const tyr_tensor *b, double eps, tyr_tensor *sum,
+                     const tyr_tensor *r);
   void (*layer_norm_backward)(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, const tyr_tensor *gy,
                               const tyr_tensor *x, const tyr_tensor *w, const tyr_tensor *mean,
                               const tyr_tensor *rstd, bool add_gx);

@@ -306,8 +306,9 @@ static void w_softmax_bw(tyr_tensor *gx, const tyr_tensor *y, const tyr_tensor *
   TIMED(K_SOFTMAX_BW, 0, 0, g_inner->softmax_backward(gx, y, gy, log));
 }
 static void w_layer_norm(tyr_tensor *y, tyr_tensor *m, tyr_tensor *r, const tyr_tensor *x,
-                         const tyr_tensor *w, const tyr_tensor *b, double eps) {
-  TIMED(K_LAYER_NORM, 0, 0, g_inner->layer_norm(y, m, r, x, w, b, eps));
+                         const tyr_tensor *w, const tyr_tensor *b, double eps, tyr_tensor *sum,
+                         const tyr_tensor *res) {
+  TIMED(K_LAYER_NORM, 0, 0, g_inner->layer_norm(y, m, r, x, w, b, eps, sum, res));
 }
 static void w_layer_norm_bw(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, const tyr_tensor *gy,
                             const tyr_tensor *x, const tyr_tensor *w, const tyr_tensor *m,

@@ -72,7 +72,8 @@ bool tyr_cpu_sgemm_avx512(bool ta, bool tb, int64_t M, int64_t N, int64_t K, con
 void tyr_cpu_softmax(tyr_tensor *out, const tyr_tensor *x, bool log);
 void tyr_cpu_softmax_backward(tyr_tensor *gx, const tyr_tensor *y, const tyr_tensor *gy, bool log);
 void tyr_cpu_layer_norm(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd, const tyr_tensor *x,
-                        const tyr_tensor *w, const tyr_tensor *b, double eps);
+                        const tyr_tensor *w, const tyr_tensor *b, double eps, tyr_tensor *sum,
+                        const tyr_tensor *r);
 void tyr_cpu_layer_norm_backward(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb,
                                  const tyr_tensor *gy, const tyr_tensor *x, const tyr_tensor *w,
                                  const tyr_tensor *mean, const tyr_tensor *rstd, bool add_gx);

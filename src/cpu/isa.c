@@ -135,8 +135,9 @@ void tyr_cpu_softmax_backward(tyr_tensor *gx, const tyr_tensor *y, const tyr_ten
   PICK(tyr_cpu_softmax_backward)(gx, y, gy, log);
 }
 void tyr_cpu_layer_norm(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd, const tyr_tensor *x,
-                        const tyr_tensor *w, const tyr_tensor *b, double eps) {
-  PICK(tyr_cpu_layer_norm)(y, mean, rstd, x, w, b, eps);
+                        const tyr_tensor *w, const tyr_tensor *b, double eps, tyr_tensor *sum,
+                        const tyr_tensor *r) {
+  PICK(tyr_cpu_layer_norm)(y, mean, rstd, x, w, b, eps, sum, r);
 }
 void tyr_cpu_layer_norm_backward(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb,
                                  const tyr_tensor *gy, const tyr_tensor *x, const tyr_tensor *w,

@@ -60,13 +60,20 @@ void tyr_cpu_softmax_backward(tyr_tensor *gx, const tyr_tensor *y, const tyr_ten
     softmax_bw_f64(tyr_data_ptr(gx), tyr_data_ptr(y), tyr_data_ptr(gy), ROWS(y), COLS(y), log);
 }
 
-/* mean == NULL: RMS norm.  w, b optional. */
+/* mean == NULL: RMS norm.  w, b optional.  res: the rows normalised are
+   x + res, stored to sum first. */
 #define DEFINE_LN(T, SFX, SQRT)                                                                    \
   static void ln_##SFX(T *y, T *mean, T *rstd, const T *x, const T *w, const T *b, int64_t rows,   \
-                       int64_t n, double eps) {                                                    \
+                       int64_t n, double eps, T *sum, const T *res) {                              \
     _Pragma("omp parallel for if (rows * n > 16384)") for (int64_t r = 0; r < rows; r++) {         \
       const T *xr = x + r * n;                                                                     \
       T *yr = y + r * n;                                                                           \
+      if (res) {                                                                                   \
+        T *sr = sum + r * n;                                                                       \
+        const T *rr = res + r * n;                                                                 \
+        _Pragma("omp simd") for (int64_t i = 0; i < n; i++) sr[i] = xr[i] + rr[i];                 \
+        xr = sr;                                                                                   \
+      }                                                                                            \
       double mu = 0, var = 0;                                                                      \
       if (mean) {                                                                                  \
         _Pragma("omp simd reduction(+ : mu)") for (int64_t i = 0; i < n; i++) mu += xr[i];         \
@@ -144,11 +151,14 @@ DEFINE_LN(double, f64, sqrt)
 #define PTR(t) ((t) ? tyr_data_ptr(t) : NULL)
 
 void tyr_cpu_layer_norm(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd, const tyr_tensor *x,
-                        const tyr_tensor *w, const tyr_tensor *b, double eps) {
+                        const tyr_tensor *w, const tyr_tensor *b, double eps, tyr_tensor *sum,
+                        const tyr_tensor *r) {
   if (x->dtype == TYR_F32)
-    ln_f32(PTR(y), PTR(mean), PTR(rstd), PTR(x), PTR(w), PTR(b), ROWS(x), COLS(x), eps);
+    ln_f32(PTR(y), PTR(mean), PTR(rstd), PTR(x), PTR(w), PTR(b), ROWS(x), COLS(x), eps,
+           r ? PTR(sum) : NULL, PTR(r));
   else
-    ln_f64(PTR(y), PTR(mean), PTR(rstd), PTR(x), PTR(w), PTR(b), ROWS(x), COLS(x), eps);
+    ln_f64(PTR(y), PTR(mean), PTR(rstd), PTR(x), PTR(w), PTR(b), ROWS(x), COLS(x), eps,
+           r ? PTR(sum) : NULL, PTR(r));
 }
 
 void tyr_cpu_layer_norm_backward(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb,

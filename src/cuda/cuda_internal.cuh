@@ -390,7 +390,8 @@ bool tcu_matmul_dact(tyr_tensor *out, const tyr_tensor *a, const tyr_tensor *b,
 void tcu_softmax(tyr_tensor *out, const tyr_tensor *x, bool log);
 void tcu_softmax_backward(tyr_tensor *gx, const tyr_tensor *y, const tyr_tensor *gy, bool log);
 void tcu_layer_norm(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd, const tyr_tensor *x,
-                    const tyr_tensor *w, const tyr_tensor *b, double eps);
+                    const tyr_tensor *w, const tyr_tensor *b, double eps, tyr_tensor *sum,
+                    const tyr_tensor *r);
 void tcu_layer_norm_backward(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, const tyr_tensor *gy,
                              const tyr_tensor *x, const tyr_tensor *w, const tyr_tensor *mean,
                              const tyr_tensor *rstd, bool add_gx);

@@ -194,14 +194,22 @@ static Opt opt_of(const tyr_tensor *t) {
   return o;
 }
 
+/* r.p: the rows normalised are x + r, stored to sum first (each thread
+ * reads back only what it stored) */
 template <typename T, typename TY>
 __global__ void ln_kernel(TY *y, Opt mean, Opt rstd, const T *x, Opt w, Opt b, int64_t rows,
-                          int64_t n, double eps) {
+                          int64_t n, double eps, T *sum, Opt r) {
   typedef typename Acc<T>::type C;
   ROW_SMEM(C);
   ROW_LOOP(row, rows) {
     bool live = row < rows;
     const T *xr = x + (live ? row : 0) * n;
+    if (r.p && live) {
+      T *sr = sum + row * n;
+      for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
+        sr[i] = from_c<T>(to_c(xr[i]) + (C)ld_any(r.p, r.dt, row * n + i));
+      xr = sr;
+    }
     C mu = 0;
     if (mean.p) {
       if (live)
@@ -399,15 +407,39 @@ __device__ __forceinline__ void ln_store_vec(TS *p, int64_t j, const float (&v)[
   reinterpret_cast<R *>(p)[j] = raw;
 }
 
+/* v (vector j of the row of x at element off) plus vector j of r's row
+ * (r in x's dtype tdt, or a 16-bit dtype beside an f32 x), rounded to T,
+ * stored to sum's row */
+template <typename T>
+__device__ __forceinline__ void ln_add_res(float (&v)[LnVec<T>::N], T *sum, Opt r, int tdt,
+                                           int64_t off, int64_t j) {
+  const int E = LnVec<T>::N;
+  float a[E];
+  if (r.dt == tdt)
+    ln_load_vec<T>(a, (const T *)r.p + off, j);
+  else if (r.dt == TYR_BF16)
+    ln_load_vec<T, bf16>(a, (const bf16 *)r.p + off, j);
+  else
+    ln_load_vec<T, f16>(a, (const f16 *)r.p + off, j);
+#pragma unroll
+  for (int q = 0; q < E; q++) v[q] = to_c(from_c<T>(v[q] + a[q]));
+  ln_store_vec<T>(sum, j, v);
+}
+
 template <typename T, typename TY, int NV>
 __global__ void ln_fw_row(TY *y, Opt mean, Opt rstd, const T *x, Opt w, Opt b, int tdt,
-                          int64_t rows, int n, double eps) {
+                          int64_t rows, int n, double eps, T *sum, Opt r) {
   const int E = LnVec<T>::N;
   int lane = threadIdx.x & 31, nvec = n / E;
   int64_t row = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
   if (row >= rows) return;
   float v[NV][E];
   ln_load_row<T, NV>(v, x + row * n, lane, nvec);
+  if (r.p) {
+#pragma unroll
+    for (int k = 0; k < NV; k++)
+      if (lane + 32 * k < nvec) ln_add_res<T>(v[k], sum + row * n, r, tdt, row * n, lane + 32 * k);
+  }
   float mu = 0.f;
   if (mean.p) {
 #pragma unroll
@@ -664,15 +696,20 @@ static int ln_vec_nv(int64_t n, const void *const *ptrs, int nptrs) {
 template <typename T, typename TY>
 static bool ln_fw_fast(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd, const tyr_tensor *x,
                        const tyr_tensor *w, const tyr_tensor *b, int64_t rows, int64_t n,
-                       double eps, cudaStream_t st) {
-  const void *ptrs[4] = {tyr_data_ptr(y), tyr_data_ptr(x), w ? tyr_data_ptr(w) : NULL,
-                         b ? tyr_data_ptr(b) : NULL};
-  int nv = ln_vec_nv<T>(n, ptrs, 4);
+                       double eps, tyr_tensor *sum, const tyr_tensor *r, cudaStream_t st) {
+  const void *ptrs[6] = {tyr_data_ptr(y),
+                         tyr_data_ptr(x),
+                         w ? tyr_data_ptr(w) : NULL,
+                         b ? tyr_data_ptr(b) : NULL,
+                         r ? tyr_data_ptr(sum) : NULL,
+                         r ? tyr_data_ptr(r) : NULL};
+  int nv = ln_vec_nv<T>(n, ptrs, 6);
   if (!nv) return false;
+  T *ps = r ? (T *)tyr_data_ptr(sum) : NULL;
   LN_NV_DISPATCH(nv,
                  ln_fw_row<T, TY, NV><<<(unsigned)((rows + 3) / 4), 128, 0, st>>>(
                      (TY *)tyr_data_ptr(y), opt_of(mean), opt_of(rstd), (const T *)tyr_data_ptr(x),
-                     opt_of(w), opt_of(b), (int)x->dtype, rows, (int)n, eps));
+                     opt_of(w), opt_of(b), (int)x->dtype, rows, (int)n, eps, ps, opt_of(r)));
   LAUNCH_CHECK();
   return true;
 }
@@ -761,7 +798,7 @@ static bool ln_bw_fast(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, const tyr
 template <>
 bool ln_fw_fast<double, double>(tyr_tensor *, tyr_tensor *, tyr_tensor *, const tyr_tensor *,
                                 const tyr_tensor *, const tyr_tensor *, int64_t, int64_t, double,
-                                cudaStream_t) {
+                                tyr_tensor *, const tyr_tensor *, cudaStream_t) {
   return false; /* f64 rows take the generic kernel */
 }
 template <>
@@ -775,12 +812,12 @@ bool ln_bw_fast<double, double>(tyr_tensor *, tyr_tensor *, tyr_tensor *, const 
 template <typename T, typename TY>
 static void ln_fw_run(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd, const tyr_tensor *x,
                       const tyr_tensor *w, const tyr_tensor *b, int64_t rows, int64_t n, double eps,
-                      cudaStream_t st) {
-  if (ln_fw_fast<T, TY>(y, mean, rstd, x, w, b, rows, n, eps, st)) return;
+                      tyr_tensor *sum, const tyr_tensor *r, cudaStream_t st) {
+  if (ln_fw_fast<T, TY>(y, mean, rstd, x, w, b, rows, n, eps, sum, r, st)) return;
   RowGeom g = row_geom(rows, n, y->device.index);
-  ln_kernel<T, TY><<<g.grid, g.block, 0, st>>>((TY *)tyr_data_ptr(y), opt_of(mean), opt_of(rstd),
-                                               (const T *)tyr_data_ptr(x), opt_of(w), opt_of(b),
-                                               rows, n, eps);
+  ln_kernel<T, TY><<<g.grid, g.block, 0, st>>>(
+      (TY *)tyr_data_ptr(y), opt_of(mean), opt_of(rstd), (const T *)tyr_data_ptr(x), opt_of(w),
+      opt_of(b), rows, n, eps, r ? (T *)tyr_data_ptr(sum) : NULL, opt_of(r));
   LAUNCH_CHECK();
 }
 
@@ -806,22 +843,31 @@ static void ln_fw_run(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd, const t
   }()
 
 void tcu_layer_norm(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd, const tyr_tensor *x,
-                    const tyr_tensor *w, const tyr_tensor *b, double eps) {
+                    const tyr_tensor *w, const tyr_tensor *b, double eps, tyr_tensor *sum,
+                    const tyr_tensor *r) {
   cudaStream_t st = tcu_enter(y->device);
   int64_t rows = rows_of(x), n = cols_of(x);
   if (!st || rows == 0 || !float_dtype_ok("cuda_layer_norm", x)) return;
   if (n == 0) return;
-  TmpTensor tx, tw, tb;
+  if (r && r->dtype != x->dtype &&
+      !(x->dtype == TYR_F32 && (r->dtype == TYR_BF16 || r->dtype == TYR_F16))) {
+    tcu_fail(__FILE__, __LINE__, "cuda_layer_norm", "x %s with the residual r %s is not supported",
+             tyr_dtype_name(x->dtype), tyr_dtype_name(r->dtype));
+    return;
+  }
+  TmpTensor tx, tw, tb, tr;
   const tyr_tensor *xc = tcu_contiguous(x, &tx);
   const tyr_tensor *wc = xc && w ? tcu_contiguous(w, &tw) : NULL;
   const tyr_tensor *bc = xc && b ? tcu_contiguous(b, &tb) : NULL;
-  if (xc && (!w || wc) && (!b || bc)) {
-#define LN_FW(T, TY) ln_fw_run<T, TY>(y, mean, rstd, xc, wc, bc, rows, n, eps, st)
+  const tyr_tensor *rc = xc && r ? tcu_contiguous(r, &tr) : NULL;
+  if (xc && (!w || wc) && (!b || bc) && (!r || rc)) {
+#define LN_FW(T, TY) ln_fw_run<T, TY>(y, mean, rstd, xc, wc, bc, rows, n, eps, sum, rc, st)
     if (!LN_DTYPES_DISPATCH(x->dtype, y->dtype, LN_FW))
       tcu_fail(__FILE__, __LINE__, "cuda_layer_norm", "x %s with y %s is not supported",
                tyr_dtype_name(x->dtype), tyr_dtype_name(y->dtype));
 #undef LN_FW
   }
+  if (rc) tcu_release(rc, &tr);
   if (bc) tcu_release(bc, &tb);
   if (wc) tcu_release(wc, &tw);
   if (xc) tcu_release(xc, &tx);

@@ -285,6 +285,16 @@ tyr_tensor *tyr_gpt_mix_at(tyr_site s, tyr_gpt *g, int64_t l, tyr_tensor *x, tyr
                     tyr_mul_at(s, lambda_at(s, g->x0_lambdas, l, x0), x0));
 }
 
+/* The norm m of *x + y (of *x when y is NULL) in dtype dt; *x becomes the
+   sum.  NULL (and *x NULL) on error. */
+static tyr_tensor *norm_residual(tyr_site s, const tyr_nn_norm *m, tyr_tensor **x, tyr_tensor *y,
+                                 tyr_dtype dt) {
+  if (!y) return tyr_nn_norm_forward_to_at(s, m, *x, dt);
+  tyr_tensor *sum = NULL, *h = tyr_nn_norm_residual_forward_to_at(s, m, *x, y, dt, &sum);
+  *x = sum;
+  return h;
+}
+
 /* tyr_gpt_hidden, and the head's weight as the compute dtype in *head when
    head is non-NULL (cast with the blocks' weights) */
 static tyr_tensor *gpt_hidden(tyr_site s, tyr_gpt *g, tyr_tensor *idx, bool training,
@@ -323,19 +333,29 @@ static tyr_tensor *gpt_hidden(tyr_site s, tyr_gpt *g, tyr_tensor *idx, bool trai
     free(blks);
     return NULL;
   }
-  for (int64_t l = 0; l < c->n_layer && x; l++) {
+  /* Each branch's output (y: the attention's, the MLP's) is added to the
+     stream by the next norm's kernel (tyr_nn_norm_residual_forward_to):
+     one kernel and one read of the stream less per norm than an addition
+     followed by the norm. */
+  tyr_tensor *y = NULL;
+  bool failed = false;
+  for (int64_t l = 0; l < c->n_layer && !failed; l++) {
     tyr_gpt_block blk = blks[l];
-    x = tyr_gpt_mix_at(s, g, l, x, x0);
-    tyr_tensor *h = x ? tyr_nn_norm_forward_to_at(s, &blk.ln1, x, dt) : NULL;
+    if (y && g->cfg.layer_lambdas) { /* the mix reads the stream first */
+      x = tyr_residual_add_at(s, x, y);
+      y = NULL;
+    }
+    x = x ? tyr_gpt_mix_at(s, g, l, x, x0) : NULL;
+    tyr_tensor *h = x ? norm_residual(s, &blk.ln1, &x, y, dt) : NULL;
     tyr_tensor *a = h ? tyr_nn_attention_forward_at(s, &blk.attn, h, rcos, rsin, training) : NULL;
-    x = a ? tyr_residual_add_at(s, x, tyr_nn_dropout_forward_at(s, &drop, a, training)) : NULL;
-    h = x ? tyr_nn_norm_forward_to_at(s, &blk.ln2, x, dt) : NULL;
+    y = a ? tyr_nn_dropout_forward_at(s, &drop, a, training) : NULL;
+    h = y ? norm_residual(s, &blk.ln2, &x, y, dt) : NULL;
     tyr_tensor *m = h ? tyr_nn_mlp_forward_at(s, &blk.mlp, h) : NULL;
-    x = m ? tyr_residual_add_at(s, x, tyr_nn_dropout_forward_at(s, &drop, m, training)) : NULL;
+    y = m ? tyr_nn_dropout_forward_at(s, &drop, m, training) : NULL;
+    failed = !y;
   }
   free(blks);
-  if (!x) return NULL;
-  return tyr_nn_norm_forward_to_at(s, &g->ln_f, x, dt);
+  return x && !failed ? norm_residual(s, &g->ln_f, &x, y, dt) : NULL;
 }
 
 tyr_tensor *tyr_gpt_hidden_at(tyr_site s, tyr_gpt *g, tyr_tensor *idx, bool training) {

@@ -103,6 +103,13 @@ tyr_tensor *tyr_nn_norm_forward_to_at(tyr_site s, const tyr_nn_norm *m, tyr_tens
                                    : tyr_rms_norm_to_at(s, x, m->weight, m->eps, dtype);
 }
 
+tyr_tensor *tyr_nn_norm_residual_forward_to_at(tyr_site s, const tyr_nn_norm *m, tyr_tensor *x,
+                                               tyr_tensor *y, tyr_dtype dtype, tyr_tensor **sum) {
+  return m->kind == TYR_NORM_LAYER
+             ? tyr_residual_add_layer_norm_to_at(s, x, y, m->weight, m->bias, m->eps, dtype, sum)
+             : tyr_residual_add_rms_norm_to_at(s, x, y, m->weight, m->eps, dtype, sum);
+}
+
 tyr_tensor *tyr_nn_act_at(tyr_site s, tyr_act_kind act, tyr_tensor *x) {
   switch (act) {
   case TYR_ACT_GELU:

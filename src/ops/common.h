@@ -35,6 +35,9 @@ static inline tyr_tensor *tyr__new_like(tyr_site s, const char *op, const tyr_te
 tyr_tensor *tyr__contig(tyr_site s, const char *op, tyr_tensor *t);
 /* A copy of t converted to dt (not recorded). */
 tyr_tensor *tyr__convert(tyr_site s, const char *op, tyr_tensor *t, tyr_dtype dt);
+/* Records out = x + y as tyr_residual_add (its backward) for a sum computed
+ * elsewhere: by the norm kernels of tyr_residual_add_layer_norm_to. */
+void tyr__residual_add_record(tyr_site s, tyr_tensor *out, tyr_tensor *x, tyr_tensor *y);
 /* True when kernels cannot take t's dtype directly: bf16/f16 on the CPU. */
 static inline bool tyr__dtype_needs_f32(tyr_device dev, tyr_dtype dt) {
   return dev.type == TYR_CPU && (dt == TYR_BF16 || dt == TYR_F16);

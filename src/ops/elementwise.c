@@ -235,8 +235,12 @@ tyr_tensor *tyr_residual_add_at(tyr_site s, tyr_tensor *x, tyr_tensor *y) {
   }
   run_binary(s, op, TYR_BIN_ADD, out, x, yk);
   if (yk != y) tyr_tensor_free(yk);
-  TYR_RECORD(s, op, out, residual_add_backward, x, y);
+  tyr__residual_add_record(s, out, x, y);
   return out;
+}
+
+void tyr__residual_add_record(tyr_site s, tyr_tensor *out, tyr_tensor *x, tyr_tensor *y) {
+  TYR_RECORD(s, "tyr_residual_add", out, residual_add_backward, x, y);
 }
 
 #define DEF_BINARY(name, BOP)                                                                      \

@@ -424,9 +424,30 @@ static void norm_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin) {
 /* norm_op's odt for "the result in x's dtype" */
 #define NORM_X_DTYPE ((tyr_dtype)-1)
 
+/* The norm of x, or with res (a residual: tyr_residual_add_*_norm_to) the
+   norm of x + res, the sum returned in *sum.  The sum is made by the norm's
+   kernel as it reads the rows when the kernels compute in x's dtype (the
+   only case where the sum's rounding and the norm's input are the same as
+   an addition's followed by the norm), else by tyr_residual_add first.
+   Either way autograd records tyr_residual_add and then the norm, so the
+   backward and every gradient are those of the two ops. */
+static tyr_tensor *norm_op_res(tyr_site s, const char *op, tyr_tensor *x, tyr_tensor *res,
+                               tyr_tensor *w, tyr_tensor *b, double eps, bool rms, tyr_dtype odt,
+                               tyr_tensor **sum);
+
 static tyr_tensor *norm_op(tyr_site s, const char *op, tyr_tensor *x, tyr_tensor *w, tyr_tensor *b,
                            double eps, bool rms, tyr_dtype odt) {
+  return norm_op_res(s, op, x, NULL, w, b, eps, rms, odt, NULL);
+}
+
+static tyr_tensor *norm_op_res(tyr_site s, const char *op, tyr_tensor *x, tyr_tensor *res,
+                               tyr_tensor *w, tyr_tensor *b, double eps, bool rms, tyr_dtype odt,
+                               tyr_tensor **sum) {
+  if (sum) *sum = NULL;
   if (!tyr__arg_ok(s, op, "x", x) || !tyr__is_float(s, op, "x", x)) return NULL;
+  if (res && (!tyr__arg_ok(s, op, "y", res) || !tyr__is_float(s, op, "y", res) ||
+              !tyr__same_device(s, op, x, res) || !tyr__same_shape(s, op, x, res)))
+    return NULL;
   if (!tyr_backend_get(s, op, x->device)) return NULL;
   if (x->rank < 1) {
     tyr_raise(TYR_ERR_SHAPE, s, op, "x must have rank >= 1 ([..., C]), but it is []");
@@ -444,6 +465,16 @@ static tyr_tensor *norm_op(tyr_site s, const char *op, tyr_tensor *x, tyr_tensor
     return NULL;
   }
   tyr_dtype kdt = norm_kdt(x, odt);
+  if (res && kdt != x->dtype) { /* an addition, then the norm */
+    tyr_tensor *xs = tyr_residual_add_at(s, x, res);
+    tyr_tensor *y = xs ? norm_op_res(s, op, xs, NULL, w, b, eps, rms, odt, NULL) : NULL;
+    if (!y) {
+      tyr__nn_drop(xs);
+      return NULL;
+    }
+    *sum = xs;
+    return y;
+  }
   /* the kernel writes the result directly when it is in the kernels' dtype
      or a 16-bit float they store natively; else into kdt, then converted */
   tyr_dtype ydt = odt == kdt || norm_mixed(x, odt) ? odt : kdt;
@@ -455,15 +486,31 @@ static tyr_tensor *norm_op(tyr_site s, const char *op, tyr_tensor *x, tyr_tensor
   tyr_tensor *xk = tyr__nn_prep(s, op, x, kdt);
   tyr_tensor *wk = tyr__nn_prep(s, op, w, kdt), *bk = tyr__nn_prep(s, op, b, kdt);
   tyr_tensor *yk = ydt == odt ? out : tyr__new(s, op, ydt, x->device, x->rank, x->shape);
-  bool ok = out && (rms || mean) && rstd && xk && (!w || wk) && (!b || bk) && yk;
+  /* the residual as the addition would read it: in x's dtype, or a 16-bit
+     float beside an f32 x where the device widens it as it reads */
+  tyr_tensor *xs = res ? tyr__new_like(s, op, x) : NULL;
+  tyr_tensor *rk = NULL;
+  if (res)
+    rk = tyr__nn_prep(s, op, res,
+                      x->dtype == TYR_F32 && norm_mixed(x, res->dtype) ? res->dtype : x->dtype);
+  bool ok =
+      out && (rms || mean) && rstd && xk && (!w || wk) && (!b || bk) && yk && (!res || (xs && rk));
   if (ok && tyr_numel(x) > 0) {
-    tyr__be(x)->layer_norm(yk, mean, rstd, xk, wk, bk, eps);
+    tyr__be(x)->layer_norm(yk, mean, rstd, xk, wk, bk, eps, xs, rk);
     if (yk != out) tyr__be(x)->copy(out, yk);
   }
   if (yk != out) tyr__nn_drop(yk);
   tyr__nn_release(xk, x);
   tyr__nn_release(wk, w);
   tyr__nn_release(bk, b);
+  tyr__nn_release(rk, res);
+  if (ok && res) {
+    tyr__residual_add_record(s, xs, x, res);
+    *sum = xs;
+    x = xs;
+  } else if (res) {
+    tyr__nn_drop(xs);
+  }
   if (ok) {
     tyr_node *n = TYR_RECORD(s, op, out, norm_backward, x, w, b);
     tyr__node_save(n, 0, mean);
@@ -494,6 +541,29 @@ tyr_tensor *tyr_layer_norm_to_at(tyr_site s, tyr_tensor *x, tyr_tensor *w, tyr_t
 tyr_tensor *tyr_rms_norm_to_at(tyr_site s, tyr_tensor *x, tyr_tensor *w, double eps,
                                tyr_dtype dtype) {
   return norm_op(s, "tyr_rms_norm_to", x, w, NULL, eps, true, dtype);
+}
+tyr_tensor *tyr_residual_add_layer_norm_to_at(tyr_site s, tyr_tensor *x, tyr_tensor *y,
+                                              tyr_tensor *w, tyr_tensor *b, double eps,
+                                              tyr_dtype dtype, tyr_tensor **sum) {
+  const char *op = "tyr_residual_add_layer_norm_to";
+  if (!sum) {
+    tyr_raise(TYR_ERR_ARG, s, op, "sum (where x + y is returned) is NULL");
+    return NULL;
+  }
+  *sum = NULL;
+  if (!tyr__arg_ok(s, op, "x", x) || !tyr__arg_ok(s, op, "y", y)) return NULL;
+  return norm_op_res(s, op, x, y, w, b, eps, false, dtype, sum);
+}
+tyr_tensor *tyr_residual_add_rms_norm_to_at(tyr_site s, tyr_tensor *x, tyr_tensor *y, tyr_tensor *w,
+                                            double eps, tyr_dtype dtype, tyr_tensor **sum) {
+  const char *op = "tyr_residual_add_rms_norm_to";
+  if (!sum) {
+    tyr_raise(TYR_ERR_ARG, s, op, "sum (where x + y is returned) is NULL");
+    return NULL;
+  }
+  *sum = NULL;
+  if (!tyr__arg_ok(s, op, "x", x) || !tyr__arg_ok(s, op, "y", y)) return NULL;
+  return norm_op_res(s, op, x, y, w, NULL, eps, true, dtype, sum);
 }
 
 /* ---- dropout --------------------------------------------------------------------- */

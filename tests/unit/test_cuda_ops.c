@@ -1034,8 +1034,8 @@ static void test_layer_norm(void **state) {
         tyr_tensor *mc = rms ? NULL : empty_on(CPU, rdt, 1, &R), *rc = empty_on(CPU, rdt, 1, &R);
         tyr_tensor *mg = rms ? NULL : empty_on(gpu(), rdt, 1, &R),
                    *rg = empty_on(gpu(), rdt, 1, &R);
-        C->layer_norm(yc, mc, rc, xr, wr, br, 1e-5);
-        G->layer_norm(yg, mg, rg, xg, wg, bg, 1e-5);
+        C->layer_norm(yc, mc, rc, xr, wr, br, 1e-5, NULL, NULL);
+        G->layer_norm(yg, mg, rg, xg, wg, bg, 1e-5, NULL, NULL);
         char what[128];
         const char *vn[] = {"layer_norm w b", "layer_norm", "rms_norm w", "rms_norm"};
         double tol = tol_for(dt, 1e-5);
@@ -1044,6 +1044,39 @@ static void test_layer_norm(void **state) {
         expect_close(what, yg, yc, tol, tol);
         if (mc) expect_close("  mean", mg, mc, tol, tol);
         expect_close("  rstd", rg, rc, tol, tol);
+        /* with a residual r: the norm of x + r, the sum stored as the rows
+           are read; the bits of the addition kernel followed by the norm,
+           and the CPU's fused form against its own composition */
+        {
+          tyr_tensor *res = RAND(dt, -2, 2, R, N), *resg = to_dev(res, gpu());
+          tyr_tensor *s1 = empty_like_on(gpu(), dt, x), *s2 = empty_like_on(gpu(), dt, x);
+          tyr_tensor *y1 = empty_like_on(gpu(), dt, x), *y2 = empty_like_on(gpu(), dt, x);
+          tyr_tensor *m1 = rms ? NULL : empty_on(gpu(), rdt, 1, &R),
+                     *r1 = empty_on(gpu(), rdt, 1, &R);
+          tyr_tensor *m2 = rms ? NULL : empty_on(gpu(), rdt, 1, &R),
+                     *r2 = empty_on(gpu(), rdt, 1, &R);
+          G->layer_norm(y1, m1, r1, xg, wg, bg, 1e-5, s1, resg);
+          G->binary(TYR_BIN_ADD, s2, xg, resg);
+          G->layer_norm(y2, m2, r2, s2, wg, bg, 1e-5, NULL, NULL);
+          snprintf(what, sizeof what, "%s with a residual [%lld, %lld] %s: the sum", vn[variant],
+                   (long long)R, (long long)N, tyr_dtype_name(dt));
+          expect_same_bits(what, s1, s2);
+          expect_same_bits("  the norm", y1, y2);
+          if (m1) expect_same_bits("  mean", m1, m2);
+          expect_same_bits("  rstd", r1, r2);
+          tyr_tensor *rr = as_dtype(res, rdt);
+          tyr_tensor *sc1 = empty_like_on(CPU, rdt, xr), *sc2 = empty_like_on(CPU, rdt, xr);
+          tyr_tensor *yc1 = empty_like_on(CPU, rdt, xr), *yc2 = empty_like_on(CPU, rdt, xr);
+          tyr_tensor *rc1 = empty_on(CPU, rdt, 1, &R), *rc2 = empty_on(CPU, rdt, 1, &R);
+          tyr_tensor *mc1 = rms ? NULL : empty_on(CPU, rdt, 1, &R),
+                     *mc2 = rms ? NULL : empty_on(CPU, rdt, 1, &R);
+          C->layer_norm(yc1, mc1, rc1, xr, wr, br, 1e-5, sc1, rr);
+          C->binary(TYR_BIN_ADD, sc2, xr, rr);
+          C->layer_norm(yc2, mc2, rc2, sc2, wr, br, 1e-5, NULL, NULL);
+          expect_same_bits("  the CPU's sum", sc1, sc2);
+          expect_same_bits("  the CPU's norm", yc1, yc2);
+          expect_close("  the norm against the CPU's", y1, yc1, tol, tol);
+        }
         tyr_tensor *gxc = empty_like_on(CPU, rdt, xr), *gxg = empty_like_on(gpu(), dt, x);
         tyr_tensor *gwc = w ? empty_on(CPU, rdt, 1, &N) : NULL,
                    *gwg = w ? empty_on(gpu(), dt, 1, &N) : NULL;
@@ -1111,8 +1144,8 @@ static void test_mixed_precision_norm_add(void **state) {
           m[k] = rms ? NULL : empty_on(gpu(), TYR_F32, 1, &R);
           r[k] = empty_on(gpu(), TYR_F32, 1, &R);
         }
-        G->layer_norm(yh, m[0], r[0], xg, wg, bg, 1e-5);
-        G->layer_norm(yf, m[1], r[1], xg, wg, bg, 1e-5);
+        G->layer_norm(yh, m[0], r[0], xg, wg, bg, 1e-5, NULL, NULL);
+        G->layer_norm(yf, m[1], r[1], xg, wg, bg, 1e-5, NULL, NULL);
         char what[128];
         const char *vn[] = {"layer_norm w b", "layer_norm", "rms_norm w", "rms_norm"};
         snprintf(what, sizeof what, "%s f32 -> %s [%lld, %lld]", vn[variant], tyr_dtype_name(hdt),
@@ -1120,6 +1153,27 @@ static void test_mixed_precision_norm_add(void **state) {
         expect_same_bits(what, yh, as_dtype(yf, hdt));
         if (m[0]) expect_same_bits("  mean", m[0], m[1]);
         expect_same_bits("  rstd", r[0], r[1]);
+        /* with a 16-bit residual beside the f32 x (a block's output added
+           to the stream by the next norm): the mixed addition kernel
+           followed by the norm, bit for bit */
+        {
+          tyr_tensor *rh = to_dev(as_dtype(RAND(TYR_F32, -2, 2, R, N), hdt), gpu());
+          tyr_tensor *s1 = empty_on(gpu(), TYR_F32, 2, (int64_t[]){R, N}),
+                     *s2 = empty_on(gpu(), TYR_F32, 2, (int64_t[]){R, N});
+          tyr_tensor *y1 = empty_on(gpu(), hdt, 2, (int64_t[]){R, N}),
+                     *y2 = empty_on(gpu(), hdt, 2, (int64_t[]){R, N});
+          G->layer_norm(y1, m[0], r[0], xg, wg, bg, 1e-5, s1, rh);
+          G->binary(TYR_BIN_ADD, s2, xg, rh);
+          G->layer_norm(y2, m[1], r[1], s2, wg, bg, 1e-5, NULL, NULL);
+          snprintf(what, sizeof what, "%s f32 + %s residual -> %s [%lld, %lld]: the sum",
+                   vn[variant], tyr_dtype_name(hdt), tyr_dtype_name(hdt), (long long)R,
+                   (long long)N);
+          expect_same_bits(what, s1, s2);
+          expect_same_bits("  the norm", y1, y2);
+          if (m[0]) expect_same_bits("  mean", m[0], m[1]);
+          expect_same_bits("  rstd", r[0], r[1]);
+          G->layer_norm(yf, m[1], r[1], xg, wg, bg, 1e-5, NULL, NULL); /* as before */
+        }
         tyr_tensor *gx[2], *gw[2], *gb[2];
         for (int k = 0; k < 2; k++) {
           gx[k] = empty_on(gpu(), TYR_F32, 2, (int64_t[]){R, N});

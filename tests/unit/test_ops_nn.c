@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cpu/cpu.h"     /* tyr_cpu_attention_force_rows */
 #include "ops/nn_util.h" /* tyr__lce_set_chunk_bytes */
@@ -890,6 +891,141 @@ static void test_norm_to(void **state) {
   tyr_params_free(&ps);
 }
 
+/* Calls of the forward phase's kernel `kernel` ("binary add", "layer_norm")
+   in the profiler's table. */
+static double forward_calls(const char *kernel) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  assert_non_null(f);
+  tyr_profile_print(f, 1);
+  fclose(f);
+  double calls = 0;
+  bool in_forward = false;
+  size_t kl = strlen(kernel);
+  for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+    char name[64];
+    double ms, pct, c;
+    if (sscanf(line, " %63s", name) == 1 && line[2] != ' ') in_forward = !strcmp(name, "forward");
+    const char *t = line + strspn(line, " ");
+    if (in_forward && !strncmp(t, kernel, kl) && t[kl] == ' ' &&
+        sscanf(t + kl, " %lf %lf %lf", &ms, &pct, &c) == 3)
+      calls += c;
+  }
+  free(buf);
+  return calls;
+}
+
+/* tyr_residual_add_layer_norm_to and tyr_residual_add_rms_norm_to against
+ * tyr_residual_add followed by the norm: the sum, the norm's result and
+ * the gradients of x, y, w and b (both results used, as a residual stream
+ * uses them) bit for bit, for x, y and the result in every dtype mix a
+ * model meets (16-bit y beside f32 x is widened as the addition would;
+ * 16-bit x, which the CPU normalises in f32, takes the addition first);
+ * one layer_norm call and no addition in the forward where the kernel
+ * makes the sum; a size the CPU splits between threads. */
+static void test_residual_add_norm(void **state) {
+  (void)state;
+  const tyr_dtype mixes[][3] = {{TYR_F32, TYR_F32, TYR_F32},   {TYR_F32, TYR_F32, TYR_BF16},
+                                {TYR_F32, TYR_BF16, TYR_BF16}, {TYR_F64, TYR_F64, TYR_F32},
+                                {TYR_F64, TYR_F32, TYR_F64},   {TYR_BF16, TYR_BF16, TYR_F32},
+                                {TYR_F16, TYR_F16, TYR_F16}};
+  const int64_t shapes[][3] = {{2, 3, 40}, {4, 64, 72}};
+  for (size_t k = 0; k < sizeof mixes / sizeof mixes[0]; k++)
+    for (int sh = 0; sh < 2; sh++)
+      for (int v = 0; v < 3; v++) { /* layer norm with w and b, without, RMS norm with w */
+        TYR_SCOPE;
+        tyr_dtype xdt = mixes[k][0], ydt = mixes[k][1], odt = mixes[k][2];
+        const int64_t *S = shapes[sh];
+        bool rms = v == 2, affine = v != 1;
+        tyr_tensor *in1[4] = {randn(xdt, 3, S, 2.0), randn(ydt, 3, S, 1.0),
+                              randn(xdt, 1, &S[2], 1.0), randn(xdt, 1, &S[2], 1.0)};
+        tyr_tensor *in2[4];
+        for (int i = 0; i < 4; i++) {
+          in2[i] = tyr_requires_grad_e(tyr_clone_e(in1[i]), true);
+          tyr_requires_grad_e(in1[i], true);
+        }
+        tyr_tensor *w1 = affine ? in1[2] : NULL, *b1 = affine && !rms ? in1[3] : NULL;
+        tyr_tensor *w2 = affine ? in2[2] : NULL, *b2 = affine && !rms ? in2[3] : NULL;
+        tyr_profile_enable(true);
+        tyr_profile_reset();
+        tyr_tensor *sum1 = NULL;
+        tyr_tensor *h1 =
+            rms ? tyr_residual_add_rms_norm_to_e(in1[0], in1[1], w1, 1e-5, odt, &sum1)
+                : tyr_residual_add_layer_norm_to_e(in1[0], in1[1], w1, b1, 1e-5, odt, &sum1);
+        double adds = forward_calls("binary add"), norms = forward_calls("layer_norm");
+        tyr_profile_enable(false);
+        assert_non_null(h1);
+        assert_non_null(sum1);
+        tyr_tensor *sum2 = tyr_residual_add_e(in2[0], in2[1]);
+        tyr_tensor *h2 = rms ? tyr_rms_norm_to_e(sum2, w2, 1e-5, odt)
+                             : tyr_layer_norm_to_e(sum2, w2, b2, 1e-5, odt);
+        char what[128];
+        snprintf(what, sizeof what, "residual_add_%s_norm_to x %s y %s -> %s, [%lld, %lld, %lld]%s",
+                 rms ? "rms" : "layer", tyr_dtype_name(xdt), tyr_dtype_name(ydt),
+                 tyr_dtype_name(odt), (long long)S[0], (long long)S[1], (long long)S[2],
+                 affine ? "" : " without w, b");
+        expect_same_bits(sum1, sum2, what);
+        expect_same_bits(h1, h2, what);
+        bool fused = xdt == TYR_F32 || xdt == TYR_F64; /* the CPU normalises 16-bit x in f32 */
+        if (norms != 1 || adds != (fused ? 0 : 1))
+          fail_msg("%s: %g layer_norm and %g binary add calls in the forward, expected 1 and %d",
+                   what, norms, adds, fused ? 0 : 1);
+        tyr_tensor *gh = randn(odt, 3, S, 1.0), *gs = randn(xdt, 3, S, 1.0);
+        assert_int_equal(
+            tyr_backward_e(tyr_add_e(tyr_sum_e(tyr_to_dtype_e(tyr_mul_e(h1, gh), TYR_F64)),
+                                     tyr_sum_e(tyr_to_dtype_e(tyr_mul_e(sum1, gs), TYR_F64)))),
+            0);
+        assert_int_equal(
+            tyr_backward_e(tyr_add_e(tyr_sum_e(tyr_to_dtype_e(tyr_mul_e(h2, gh), TYR_F64)),
+                                     tyr_sum_e(tyr_to_dtype_e(tyr_mul_e(sum2, gs), TYR_F64)))),
+            0);
+        const char *names[4] = {"dx", "dy", "dw", "db"};
+        for (int i = 0; i < 4; i++) {
+          if ((i == 2 && !w1) || (i == 3 && !b1)) continue;
+          char w2n[160];
+          snprintf(w2n, sizeof w2n, "%s, %s", what, names[i]);
+          expect_same_bits(tyr_grad_e(in1[i]), tyr_grad_e(in2[i]), w2n);
+        }
+      }
+  /* the module form, the typed form, and errors naming the op */
+  TYR_SCOPE;
+  tyr_params ps;
+  tyr_params_init(&ps);
+  tyr_nn_norm ln;
+  assert_int_equal(
+      tyr_nn_norm_init_at(TYR_SITE, &ln, &ps, "ln", TYR_NORM_RMS, 4, true, false, 1e-6), 0);
+  tyr_tensor *x = RANDN(TYR_F32, 1.0, 2, 3, 4), *y = RANDN(TYR_F32, 1.0, 2, 3, 4);
+  tyr_tensor *sum = NULL, *h = tyr_nn_norm_residual_forward_to(&ln, x, y, TYR_BF16, &sum);
+  tyr_tensor *xy = tyr_residual_add_e(x, y);
+  expect_same_bits(sum, xy, "module norm_residual_to, sum");
+  expect_same_bits(h, tyr_nn_norm_forward_to(&ln, xy, TYR_BF16), "module norm_residual_to");
+  tyr_tensor *y3 = RANDN(TYR_F32, 1.0, 2, 4, 3), *w3 = RANDN(TYR_F32, 1.0, 3);
+  tyr_tensor *yi = tyr_zeros_at(TYR_SITE, TYR_I32, CPU, 3, (int64_t[]){2, 3, 4});
+  sum = x;
+  EXPECT_TYR_ERROR(tyr_residual_add_layer_norm_to_e(x, y3, NULL, NULL, 1e-5, TYR_F32, &sum),
+                   "tyr_residual_add_layer_norm_to: operands have different shapes");
+  assert_null(sum);
+  EXPECT_TYR_ERROR(tyr_residual_add_rms_norm_to_e(x, yi, NULL, 1e-5, TYR_F32, &sum),
+                   "tyr_residual_add_rms_norm_to: y must be a floating dtype, not i32");
+  EXPECT_TYR_ERROR(
+      tyr_residual_add_layer_norm_to_e(x, y, w3, NULL, 1e-5, TYR_F32, &sum),
+      "tyr_residual_add_layer_norm_to: x is [2, 3, 4], so w must be [4], but it is [3]");
+  EXPECT_TYR_ERROR(tyr_residual_add_rms_norm_to_e(x, y, NULL, 1e-5, TYR_F32, NULL),
+                   "tyr_residual_add_rms_norm_to: sum (where x + y is returned) is NULL");
+  EXPECT_TYR_ERROR(tyr_residual_add_layer_norm_to_e(x, NULL, NULL, NULL, 1e-5, TYR_F32, &sum),
+                   "tyr_residual_add_layer_norm_to: y is NULL");
+  enum { N = 3, C = 4 };
+  tyr_T(N, C) xt = tyr_randn(N, C), yt = tyr_randn(N, C), st;
+  tyr_T(C) wt = tyr_ones(C);
+  tyr_T(N, C) a = tyr_residual_add_layer_norm_to(xt, yt, wt, NULL, 1e-5, TYR_BF16, &st);
+  assert_int_equal(tyr_erase(a)->dtype, TYR_BF16);
+  expect_same_bits(tyr_erase(st), tyr_residual_add_e(tyr_erase(xt), tyr_erase(yt)), "typed sum");
+  tyr_T(N, C) r = tyr_residual_add_rms_norm_to(xt, yt, NULL, 1e-6, TYR_F32, &st);
+  expect_same_bits(tyr_erase(r), tyr_rms_norm_e(tyr_erase(st), NULL, 1e-6), "typed rms");
+  tyr_params_free(&ps);
+}
+
 /* ---- dropout ------------------------------------------------------------------------- */
 static void test_dropout_mask(void **state) {
   (void)state;
@@ -1654,6 +1790,7 @@ int main(void) {
       TYR_TEST(test_norm_param_grads_parallel),
       TYR_TEST(test_norm_errors),
       TYR_TEST(test_norm_to),
+      TYR_TEST(test_residual_add_norm),
       TYR_TEST(test_dropout_mask),
       TYR_TEST(test_dropout_gradients),
       TYR_TEST(test_rotary_values),
