@@ -56,6 +56,7 @@ void tyr__node_save(tyr_node *n, int k, tyr_tensor *t) {
 
 static void node_free(tyr_node *n) {
   if (!n) return;
+  tyr_tensor_release(n->cast);
   for (int i = 0; i < n->nin; i++) tyr_tensor_release(n->in[i]);
   for (int i = 0; i < TYR_NODE_MAX_SAVED; i++) tyr_tensor_release(n->saved[i]);
   tyr__rc_free(TYR_RC_NODE, n);
@@ -167,6 +168,32 @@ tyr_tensor *tyr__grad_accumulator(tyr_node *n, int k) {
 
 void tyr__grad_added(tyr_node *n, int k) {
   n->added |= 1u << k;
+}
+
+void tyr__node_converts_grad(tyr_node *n, tyr_dtype dt) {
+  if (n) n->cast_dt = 1 + (int)dt;
+}
+
+bool tyr__grad_cast_handover = true;
+
+int tyr__grad_cast_wanted(tyr_node *n, int k) {
+  if (!tyr__grad_cast_handover) return -1;
+  tyr_tensor *x = n->in[k];
+  tyr_node *p = x && x->requires_grad ? x->grad_fn : NULL;
+  return p && p->cast_dt && p->pending == 1 && !p->cast ? p->cast_dt - 1 : -1;
+}
+
+void tyr__grad_cast_set(tyr_node *n, int k, tyr_tensor *t) {
+  tyr_node *p = n->in[k]->grad_fn;
+  tyr_tensor_release(p->cast);
+  p->cast = tyr_tensor_retain(t);
+}
+
+tyr_tensor *tyr__grad_cast_take(tyr_node *n) {
+  tyr_tensor *t = n->cast;
+  n->cast = NULL;
+  if (t) tyr__scope_track(t); /* the node's reference goes to the backward's scope */
+  return t;
 }
 
 typedef struct {
@@ -302,6 +329,13 @@ static int run_backward(tyr_site s, tyr_tensor *root, tyr_tensor *seed) {
           n->site.file ? n->site.file : "?", n->site.line);
     }
   }
+  /* consumers of each non-leaf whose gradient is still to come */
+  for (int64_t i = 0; i < order.n; i++) order.v[i]->grad_fn->pending = 0;
+  for (int64_t i = 0; i < order.n; i++) {
+    tyr_node *n = order.v[i]->grad_fn;
+    for (int k = 0; k < n->nin; k++)
+      if (n->in[k] && n->in[k]->requires_grad && n->in[k]->grad_fn) n->in[k]->grad_fn->pending++;
+  }
   leafmap leaves = {0};
   tyr__leaf_hook_fn hook = g_leaf_hook;
   if (hook && !leafmap_build(&leaves, &order)) {
@@ -318,12 +352,17 @@ static int run_backward(tyr_site s, tyr_tensor *root, tyr_tensor *seed) {
     tyr_node *n = t->grad_fn;
     tyr_tensor *g = t->gradacc;
     t->gradacc = NULL;
-    if (!g) continue;
+    if (!g) { /* no gradient reached it: nor does it send any */
+      for (int k = 0; k < n->nin; k++)
+        if (n->in[k] && n->in[k]->requires_grad && n->in[k]->grad_fn) n->in[k]->grad_fn->pending--;
+      continue;
+    }
     tyr_tensor *gin[TYR_NODE_MAX_IN] = {0};
     tyr_scope_begin();
     n->backward(n, g, gin);
     for (int k = 0; k < n->nin; k++) {
       tyr_tensor *x = n->in[k];
+      if (x && x->requires_grad && x->grad_fn) x->grad_fn->pending--;
       bool last_use =
           hook && x && x->requires_grad && !x->grad_fn && --*leafmap_slot(&leaves, x) == 0;
       if (!x || !x->requires_grad || !gin[k] || (n->added >> k & 1)) {

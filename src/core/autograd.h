@@ -25,9 +25,13 @@ struct tyr_node {
   int64_t i[8];
   int64_t shape[TYR_MAX_RANK]; /* an extra shape (e.g. the input's, for views) */
   int rank;
-  int64_t mark[2]; /* traversal marks */
-  unsigned added;  /* inputs whose gradient the backward added into their gradacc itself
-                      (tyr__grad_accumulator) */
+  int64_t mark[2];  /* traversal marks */
+  unsigned added;   /* inputs whose gradient the backward added into their gradacc itself
+                       (tyr__grad_accumulator) */
+  int64_t pending;  /* during a backward: consumers of out whose gradient is still to come */
+  int cast_dt;      /* 1 + the dtype this node's backward converts out's gradient to, 0: none
+                       (tyr__node_converts_grad) */
+  tyr_tensor *cast; /* that conversion, made ahead by a consumer's backward (retained) */
 };
 
 /* True when grad mode is on and any non-NULL input requires grad. */
@@ -57,6 +61,22 @@ static inline bool tyr__node_needs(const tyr_node *n, int k) {
  * gin[k] NULL. */
 tyr_tensor *tyr__grad_accumulator(tyr_node *n, int k);
 void tyr__grad_added(tyr_node *n, int k);
+/* Conversions of a finished gradient made by the kernel that finishes it.
+ * At record time a node whose backward converts its output's gradient to
+ * dt for an input (tyr_residual_add: the f32 stream's gradient to a bf16
+ * branch output) says so with tyr__node_converts_grad.  During the backward
+ * of a consumer n: tyr__grad_cast_wanted(n, k) is that dtype when input k
+ * has such a producer and n's contribution to its gradient is the last one
+ * (the other consumers' are in), else -1.  A backward that adds into
+ * tyr__grad_accumulator(n, k) and writes the sum in that dtype too (the
+ * norms) hands the copy over with tyr__grad_cast_set, and the producer's
+ * backward takes it with tyr__grad_cast_take (NULL: convert as usual). */
+void tyr__node_converts_grad(tyr_node *n, tyr_dtype dt);
+int tyr__grad_cast_wanted(tyr_node *n, int k);
+void tyr__grad_cast_set(tyr_node *n, int k, tyr_tensor *t);
+tyr_tensor *tyr__grad_cast_take(tyr_node *n);
+/* Off: tyr__grad_cast_wanted is always -1 (the tests compare both ways). */
+extern bool tyr__grad_cast_handover;
 /* A hook called during backward as soon as a leaf's gradient is final
  * (every node that feeds it has run), with the leaf; leaves whose last
  * consumer was skipped (no gradient reached it) are reported when backward

@@ -154,7 +154,9 @@ typedef struct tyr_backend {
    * computes 16-bit floats natively (CUDA: tyr__dtype_needs_f32 false), are
    * bf16/f16 beside an f32 x (tyr_layer_norm_to); gx, gw, gb have x's.
    * add_gx: gx holds a gradient, and the input gradient is added to it in
-   * the same pass (gx is read, then written).
+   * the same pass (gx is read, then written).  gx_cast (NULL for none):
+   * gx as finally stored is also written there converted to its dtype (a
+   * 16-bit float; tyr__grad_cast_wanted).
    * r (forward, NULL for none): the rows normalised are x + r, written to
    * sum (x's dtype, contiguous) as they are read, each element rounded to
    * x's dtype before it is normalised, as an addition kernel followed by
@@ -165,7 +167,7 @@ typedef struct tyr_backend {
                      const tyr_tensor *r);
   void (*layer_norm_backward)(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, const tyr_tensor *gy,
                               const tyr_tensor *x, const tyr_tensor *w, const tyr_tensor *mean,
-                              const tyr_tensor *rstd, bool add_gx);
+                              const tyr_tensor *rstd, bool add_gx, tyr_tensor *gx_cast);
 
   /* gathers and scatters along dim; idx is i32 or i64 */
   void (*index_select)(tyr_tensor *out, const tyr_tensor *src, int dim, const tyr_tensor *idx);

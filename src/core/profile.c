@@ -312,8 +312,9 @@ static void w_layer_norm(tyr_tensor *y, tyr_tensor *m, tyr_tensor *r, const tyr_
 }
 static void w_layer_norm_bw(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, const tyr_tensor *gy,
                             const tyr_tensor *x, const tyr_tensor *w, const tyr_tensor *m,
-                            const tyr_tensor *r, bool add_gx) {
-  TIMED(K_LAYER_NORM_BW, 0, 0, g_inner->layer_norm_backward(gx, gw, gb, gy, x, w, m, r, add_gx));
+                            const tyr_tensor *r, bool add_gx, tyr_tensor *gx_cast) {
+  TIMED(K_LAYER_NORM_BW, 0, 0,
+        g_inner->layer_norm_backward(gx, gw, gb, gy, x, w, m, r, add_gx, gx_cast));
 }
 static void w_index_select(tyr_tensor *o, const tyr_tensor *s, int d, const tyr_tensor *i) {
   TIMED(K_INDEX_SELECT, 0, 0, g_inner->index_select(o, s, d, i));

@@ -76,7 +76,8 @@ void tyr_cpu_layer_norm(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd, const
                         const tyr_tensor *r);
 void tyr_cpu_layer_norm_backward(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb,
                                  const tyr_tensor *gy, const tyr_tensor *x, const tyr_tensor *w,
-                                 const tyr_tensor *mean, const tyr_tensor *rstd, bool add_gx);
+                                 const tyr_tensor *mean, const tyr_tensor *rstd, bool add_gx,
+                                 tyr_tensor *gx_cast);
 void tyr_cpu_index_select(tyr_tensor *out, const tyr_tensor *src, int dim, const tyr_tensor *idx);
 void tyr_cpu_index_add(tyr_tensor *out, int dim, const tyr_tensor *idx, const tyr_tensor *src);
 void tyr_cpu_gather(tyr_tensor *out, const tyr_tensor *src, int dim, const tyr_tensor *idx);

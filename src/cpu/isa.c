@@ -141,8 +141,9 @@ void tyr_cpu_layer_norm(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd, const
 }
 void tyr_cpu_layer_norm_backward(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb,
                                  const tyr_tensor *gy, const tyr_tensor *x, const tyr_tensor *w,
-                                 const tyr_tensor *mean, const tyr_tensor *rstd, bool add_gx) {
-  PICK(tyr_cpu_layer_norm_backward)(gx, gw, gb, gy, x, w, mean, rstd, add_gx);
+                                 const tyr_tensor *mean, const tyr_tensor *rstd, bool add_gx,
+                                 tyr_tensor *gx_cast) {
+  PICK(tyr_cpu_layer_norm_backward)(gx, gw, gb, gy, x, w, mean, rstd, add_gx, gx_cast);
 }
 void tyr_cpu_cross_entropy_fused(tyr_tensor *losses, tyr_tensor *logits, const tyr_tensor *targets,
                                  int64_t ignore_index, const tyr_tensor *scale) {

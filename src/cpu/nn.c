@@ -163,13 +163,17 @@ void tyr_cpu_layer_norm(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd, const
 
 void tyr_cpu_layer_norm_backward(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb,
                                  const tyr_tensor *gy, const tyr_tensor *x, const tyr_tensor *w,
-                                 const tyr_tensor *mean, const tyr_tensor *rstd, bool add_gx) {
+                                 const tyr_tensor *mean, const tyr_tensor *rstd, bool add_gx,
+                                 tyr_tensor *gx_cast) {
   if (x->dtype == TYR_F32)
     ln_bw_f32(PTR(gx), PTR(gw), PTR(gb), PTR(gy), PTR(x), PTR(w), PTR(mean), PTR(rstd), ROWS(x),
               COLS(x), add_gx);
   else
     ln_bw_f64(PTR(gx), PTR(gw), PTR(gb), PTR(gy), PTR(x), PTR(w), PTR(mean), PTR(rstd), ROWS(x),
               COLS(x), add_gx);
+  /* the conversion the residual add's backward would make: the same pass
+     over memory here as there (the CPU's cost is the arithmetic) */
+  if (gx && gx_cast) tyr_cpu_copy(gx_cast, gx);
 }
 
 /* ---- cross entropy over rows of [N, V] logits --------------------------- */

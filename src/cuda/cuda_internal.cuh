@@ -394,7 +394,7 @@ void tcu_layer_norm(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd, const tyr
                     const tyr_tensor *r);
 void tcu_layer_norm_backward(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, const tyr_tensor *gy,
                              const tyr_tensor *x, const tyr_tensor *w, const tyr_tensor *mean,
-                             const tyr_tensor *rstd, bool add_gx);
+                             const tyr_tensor *rstd, bool add_gx, tyr_tensor *gx_cast);
 void tcu_index_select(tyr_tensor *out, const tyr_tensor *src, int dim, const tyr_tensor *idx);
 void tcu_index_add(tyr_tensor *out, int dim, const tyr_tensor *idx, const tyr_tensor *src);
 void tcu_gather(tyr_tensor *out, const tyr_tensor *src, int dim, const tyr_tensor *idx);

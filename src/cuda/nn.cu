@@ -240,9 +240,19 @@ __global__ void ln_kernel(TY *y, Opt mean, Opt rstd, const T *x, Opt w, Opt b, i
 }
 
 /* gx per row: rs * (g*w - mean(g*w) - xh * mean(g*w*xh)), mean(g*w) = 0 for RMS */
+/* gh.p: gx as stored also written to gh, a 16-bit copy (gx_cast) */
+template <typename T>
+__device__ __forceinline__ void st_cast(Opt gh, int64_t i, T v) {
+  float f = (float)to_c(v);
+  if (gh.dt == TYR_BF16)
+    ((bf16 *)gh.p)[i] = from_c<bf16>(f);
+  else
+    ((f16 *)gh.p)[i] = from_c<f16>(f);
+}
+
 template <typename T, typename TG>
 __global__ void ln_bw_kernel(T *gx, const TG *gy, const T *x, Opt w, Opt mean, Opt rstd,
-                             int64_t rows, int64_t n, bool add) {
+                             int64_t rows, int64_t n, bool add, Opt gh) {
   typedef typename Acc<T>::type C;
   ROW_SMEM(C);
   ROW_LOOP(row, rows) {
@@ -265,7 +275,9 @@ __global__ void ln_bw_kernel(T *gx, const TG *gy, const T *x, Opt w, Opt mean, O
       C xh = (to_c(x[base + i]) - m) * rs;
       C g = to_c(gy[base + i]) * (w.p ? (C)ld_any(w.p, w.dt, i) : (C)1);
       C v = rs * (g - s1 - xh * s2);
-      gx[base + i] = from_c<T>(add ? to_c(gx[base + i]) + v : v);
+      T o = from_c<T>(add ? to_c(gx[base + i]) + v : v);
+      gx[base + i] = o;
+      if (gh.p) st_cast<T>(gh, base + i, o);
     }
   }
 }
@@ -481,9 +493,10 @@ __global__ void ln_fw_row(TY *y, Opt mean, Opt rstd, const T *x, Opt w, Opt b, i
  * holds): the end of ln_bw_row and ln_bw_fused.  centred: layer norm (RMS
  * norm has no mean term). */
 template <typename T, int NV>
-__device__ __forceinline__ void
-ln_bw_store_row(T *gxr, float (&g)[NV][LnVec<T>::N], const float (&xv)[NV][LnVec<T>::N], float s1,
-                float s2, float rs, bool centred, bool add, int lane, int nvec, int n) {
+__device__ __forceinline__ void ln_bw_store_row(T *gxr, float (&g)[NV][LnVec<T>::N],
+                                                const float (&xv)[NV][LnVec<T>::N], float s1,
+                                                float s2, float rs, bool centred, bool add,
+                                                int lane, int nvec, int n, Opt gh, int64_t off) {
   s1 = centred ? warp_all<float, false>(s1) / (float)n : 0.f;
   s2 = warp_all<float, false>(s2) / (float)n;
 #pragma unroll
@@ -499,13 +512,21 @@ ln_bw_store_row(T *gxr, float (&g)[NV][LnVec<T>::N], const float (&xv)[NV][LnVec
       for (int q = 0; q < LnVec<T>::N; q++) g[k][q] += o[q];
     }
     ln_store_vec<T>(gxr, j, g[k]);
+    if (gh.p) { /* the 16-bit copy of the values as stored */
+#pragma unroll
+      for (int q = 0; q < LnVec<T>::N; q++) g[k][q] = to_c(from_c<T>(g[k][q]));
+      if (gh.dt == TYR_BF16)
+        ln_store_vec<T, bf16>((bf16 *)gh.p + off, j, g[k]);
+      else
+        ln_store_vec<T, f16>((f16 *)gh.p + off, j, g[k]);
+    }
   }
 }
 
 /* gx = rs * (g*w - mean(g*w) - xh * mean(g*w*xh)), mean(g*w) = 0 for RMS */
 template <typename T, typename TG, int NV>
 __global__ void ln_bw_row(T *gx, const TG *gy, const T *x, Opt w, Opt mean, Opt rstd, int tdt,
-                          int64_t rows, int n, bool add) {
+                          int64_t rows, int n, bool add, Opt gh) {
   const int E = LnVec<T>::N;
   int lane = threadIdx.x & 31, nvec = n / E;
   int64_t row = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
@@ -529,7 +550,8 @@ __global__ void ln_bw_row(T *gx, const TG *gy, const T *x, Opt w, Opt mean, Opt 
       g[k][q] = gw;
     }
   }
-  ln_bw_store_row<T, NV>(gx + row * n, g, xv, s1, s2, rs, mean.p != NULL, add, lane, nvec, n);
+  ln_bw_store_row<T, NV>(gx + row * n, g, xv, s1, s2, rs, mean.p != NULL, add, lane, nvec, n, gh,
+                         row * n);
 }
 
 /* ln_bw_row and ln_cols_vec in one pass over x and gy, where a lane's
@@ -543,7 +565,7 @@ __global__ void ln_bw_row(T *gx, const TG *gy, const T *x, Opt w, Opt mean, Opt 
 template <typename T, typename TG, int NV>
 __global__ void __launch_bounds__(128)
     ln_bw_fused(T *gx, float *part, const TG *gy, const T *x, Opt w, Opt mean, Opt rstd, int tdt,
-                int64_t rows, int n, int64_t chunk, bool add) {
+                int64_t rows, int n, int64_t chunk, bool add, Opt gh) {
   const int E = LnVec<T>::N;
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nvec = n / E;
   int64_t r0 = (int64_t)blockIdx.x * chunk, r1 = r0 + chunk < rows ? r0 + chunk : rows;
@@ -574,7 +596,8 @@ __global__ void __launch_bounds__(128)
         g[k][q] = gw;
       }
     if (gx) /* the same for the whole warp */
-      ln_bw_store_row<T, NV>(gx + row * n, g, xv, s1, s2, rs, mean.p != NULL, add, lane, nvec, n);
+      ln_bw_store_row<T, NV>(gx + row * n, g, xv, s1, s2, rs, mean.p != NULL, add, lane, nvec, n,
+                             gh, row * n);
   }
   float *out = part + ((int64_t)blockIdx.x * 4 + warp) * 2 * n;
 #pragma unroll
@@ -717,10 +740,11 @@ static bool ln_fw_fast(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd, const 
 template <typename T, typename TG>
 static bool ln_bw_fast(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, const tyr_tensor *gy,
                        const tyr_tensor *x, const tyr_tensor *w, const tyr_tensor *mean,
-                       const tyr_tensor *rstd, int64_t rows, int64_t n, bool add, cudaStream_t st) {
-  const void *ptrs[4] = {gx ? tyr_data_ptr(gx) : NULL, tyr_data_ptr(gy), tyr_data_ptr(x),
-                         w ? tyr_data_ptr(w) : NULL};
-  int nv = ln_vec_nv<T>(n, ptrs, 4);
+                       const tyr_tensor *rstd, int64_t rows, int64_t n, bool add, tyr_tensor *gh,
+                       cudaStream_t st) {
+  const void *ptrs[5] = {gx ? tyr_data_ptr(gx) : NULL, tyr_data_ptr(gy), tyr_data_ptr(x),
+                         w ? tyr_data_ptr(w) : NULL, gh ? tyr_data_ptr(gh) : NULL};
+  int nv = ln_vec_nv<T>(n, ptrs, 5);
   if (!nv) return false;
   int dev = x->device.index;
   const TG *pgy = (const TG *)tyr_data_ptr(gy);
@@ -739,9 +763,9 @@ static bool ln_bw_fast(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, const tyr
     if (!part) return true; /* reported */
     T *pgx = gx ? (T *)tyr_data_ptr(gx) : NULL;
 #define LN_BW_FUSED(NV)                                                                            \
-  ln_bw_fused<T, TG, NV>                                                                           \
-      <<<(unsigned)slices, 128, 0, st>>>(pgx, part, pgy, px, opt_of(w), opt_of(mean),              \
-                                         opt_of(rstd), (int)x->dtype, rows, (int)n, chunk, add)
+  ln_bw_fused<T, TG, NV><<<(unsigned)slices, 128, 0, st>>>(                                        \
+      pgx, part, pgy, px, opt_of(w), opt_of(mean), opt_of(rstd), (int)x->dtype, rows, (int)n,      \
+      chunk, add, opt_of(gh))
     switch (nv) {
     case 1:
       LN_BW_FUSED(1);
@@ -771,7 +795,7 @@ static bool ln_bw_fast(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, const tyr
   if (gx) {
     LN_NV_DISPATCH(nv, ln_bw_row<T, TG, NV><<<(unsigned)((rows + 3) / 4), 128, 0, st>>>(
                            (T *)tyr_data_ptr(gx), pgy, px, opt_of(w), opt_of(mean), opt_of(rstd),
-                           (int)x->dtype, rows, (int)n, add));
+                           (int)x->dtype, rows, (int)n, add, opt_of(gh)));
     if (!LAUNCH_CHECK()) return true;
   }
   if (!gw && !gb) return true;
@@ -804,7 +828,8 @@ bool ln_fw_fast<double, double>(tyr_tensor *, tyr_tensor *, tyr_tensor *, const 
 template <>
 bool ln_bw_fast<double, double>(tyr_tensor *, tyr_tensor *, tyr_tensor *, const tyr_tensor *,
                                 const tyr_tensor *, const tyr_tensor *, const tyr_tensor *,
-                                const tyr_tensor *, int64_t, int64_t, bool, cudaStream_t) {
+                                const tyr_tensor *, int64_t, int64_t, bool, tyr_tensor *,
+                                cudaStream_t) {
   return false;
 }
 
@@ -876,15 +901,17 @@ void tcu_layer_norm(tyr_tensor *y, tyr_tensor *mean, tyr_tensor *rstd, const tyr
 template <typename T, typename TG>
 static void ln_bw_run(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, const tyr_tensor *gy,
                       const tyr_tensor *x, const tyr_tensor *w, const tyr_tensor *mean,
-                      const tyr_tensor *rstd, int64_t rows, int64_t n, bool add, cudaStream_t st) {
-  if (ln_bw_fast<T, TG>(gx, gw, gb, gy, x, w, mean, rstd, rows, n, add, st)) return;
+                      const tyr_tensor *rstd, int64_t rows, int64_t n, bool add, tyr_tensor *gh,
+                      cudaStream_t st) {
+  if (ln_bw_fast<T, TG>(gx, gw, gb, gy, x, w, mean, rstd, rows, n, add, gh, st)) return;
   int dev = x->device.index;
   const TG *pgy = (const TG *)tyr_data_ptr(gy);
   const T *px = (const T *)tyr_data_ptr(x);
   if (gx) {
     RowGeom g = row_geom(rows, n, dev);
     ln_bw_kernel<T, TG><<<g.grid, g.block, 0, st>>>((T *)tyr_data_ptr(gx), pgy, px, opt_of(w),
-                                                    opt_of(mean), opt_of(rstd), rows, n, add);
+                                                    opt_of(mean), opt_of(rstd), rows, n, add,
+                                                    opt_of(gh));
     if (!LAUNCH_CHECK()) return;
   }
   if (!gw && !gb) return;
@@ -912,10 +939,16 @@ static void ln_bw_run(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, const tyr_
 
 void tcu_layer_norm_backward(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, const tyr_tensor *gy,
                              const tyr_tensor *x, const tyr_tensor *w, const tyr_tensor *mean,
-                             const tyr_tensor *rstd, bool add_gx) {
+                             const tyr_tensor *rstd, bool add_gx, tyr_tensor *gx_cast) {
   cudaStream_t st = tcu_enter(x->device);
   int64_t rows = rows_of(x), n = cols_of(x);
   if (!st || n == 0 || !float_dtype_ok("cuda_layer_norm_backward", x)) return;
+  if (gx_cast && (!gx || (gx_cast->dtype != TYR_BF16 && gx_cast->dtype != TYR_F16))) {
+    tcu_fail(__FILE__, __LINE__, "cuda_layer_norm_backward",
+             "the copy of gx must be bf16 or f16 (and gx given), not %s",
+             tyr_dtype_name(gx_cast->dtype));
+    return;
+  }
   if (rows == 0) { /* empty batch: the parameter gradients are zero */
     if (gw) tcu_fill(gw, 0.0);
     if (gb) tcu_fill(gb, 0.0);
@@ -926,7 +959,8 @@ void tcu_layer_norm_backward(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, con
   const tyr_tensor *xc = gyc ? tcu_contiguous(x, &tx) : NULL;
   const tyr_tensor *wc = xc && w ? tcu_contiguous(w, &tw) : NULL;
   if (gyc && xc && (!w || wc)) {
-#define LN_BW(T, TG) ln_bw_run<T, TG>(gx, gw, gb, gyc, xc, wc, mean, rstd, rows, n, add_gx, st)
+#define LN_BW(T, TG)                                                                               \
+  ln_bw_run<T, TG>(gx, gw, gb, gyc, xc, wc, mean, rstd, rows, n, add_gx, gx_cast, st)
     if (!LN_DTYPES_DISPATCH(x->dtype, gy->dtype, LN_BW))
       tcu_fail(__FILE__, __LINE__, "cuda_layer_norm_backward", "x %s with gy %s is not supported",
                tyr_dtype_name(x->dtype), tyr_dtype_name(gy->dtype));

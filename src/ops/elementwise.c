@@ -210,9 +210,12 @@ static tyr_tensor *binary(tyr_site s, const char *op, tyr_binary_op bop, tyr_ten
 /* ---- residual add: x + y with y converted to x's dtype ---------------------- */
 static void residual_add_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin) {
   tyr_tensor *y = n->in[1];
+  tyr_tensor *c = tyr__grad_cast_take(n); /* g converted by the kernel that finished it */
   if (tyr__node_needs(n, 0)) gin[0] = g;
   if (tyr__node_needs(n, 1))
-    gin[1] = g->dtype == y->dtype ? g : tyr_to_dtype_at(n->site, g, y->dtype);
+    gin[1] = g->dtype == y->dtype        ? g
+             : c && c->dtype == y->dtype ? c
+                                         : tyr_to_dtype_at(n->site, g, y->dtype);
 }
 
 tyr_tensor *tyr_residual_add_at(tyr_site s, tyr_tensor *x, tyr_tensor *y) {
@@ -240,7 +243,12 @@ tyr_tensor *tyr_residual_add_at(tyr_site s, tyr_tensor *x, tyr_tensor *y) {
 }
 
 void tyr__residual_add_record(tyr_site s, tyr_tensor *out, tyr_tensor *x, tyr_tensor *y) {
-  TYR_RECORD(s, "tyr_residual_add", out, residual_add_backward, x, y);
+  tyr_node *n = TYR_RECORD(s, "tyr_residual_add", out, residual_add_backward, x, y);
+  /* its backward converts the stream's gradient for a 16-bit y: a norm's
+     backward that finishes that gradient may write the copy as it does */
+  if (n && y->requires_grad && y->dtype != x->dtype &&
+      (y->dtype == TYR_BF16 || y->dtype == TYR_F16))
+    tyr__node_converts_grad(n, y->dtype);
 }
 
 #define DEF_BINARY(name, BOP)                                                                      \

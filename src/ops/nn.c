@@ -399,6 +399,13 @@ static void norm_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin) {
      when the kernel can add to it as it writes: no separate addition */
   tyr_tensor *acc = nx && kdt == x->dtype && tyr_numel(x) > 0 ? tyr__grad_accumulator(n, 0) : NULL;
   tyr_tensor *gx = acc ? acc : nx ? tyr__new(s, op, kdt, x->device, x->rank, x->shape) : NULL;
+  /* when this finishes the stream's gradient and the residual add that
+     made x converts it for its 16-bit branch, the kernel writes that copy
+     too: the addition's backward then reads no f32 gradient */
+  int cdt = acc ? tyr__grad_cast_wanted(n, 0) : -1;
+  tyr_tensor *gxc = cdt == TYR_BF16 || cdt == TYR_F16
+                        ? tyr__new(s, op, (tyr_dtype)cdt, x->device, x->rank, x->shape)
+                        : NULL;
   tyr_tensor *gw = nw ? tyr__new(s, op, kdt, x->device, 1, &C) : NULL;
   tyr_tensor *gb = nb ? tyr__new(s, op, kdt, x->device, 1, &C) : NULL;
   if ((nx && !gx) || (nw && !gw) || (nb && !gb)) return;
@@ -408,11 +415,12 @@ static void norm_backward(tyr_node *n, tyr_tensor *g, tyr_tensor **gin) {
         tyr__nn_prep(s, op, g, kdt == x->dtype && norm_mixed(x, g->dtype) ? g->dtype : kdt);
     tyr_tensor *wk = w ? tyr__nn_prep(s, op, w, kdt) : NULL;
     if (!xk || !gk || (w && !wk)) return;
-    tyr__be(x)->layer_norm_backward(gx, gw, gb, gk, xk, wk, mean, rstd, acc != NULL);
+    tyr__be(x)->layer_norm_backward(gx, gw, gb, gk, xk, wk, mean, rstd, acc != NULL, gxc);
   } else {
     if (gw) tyr__be(x)->fill(gw, 0.0);
     if (gb) tyr__be(x)->fill(gb, 0.0);
   }
+  if (gxc) tyr__grad_cast_set(n, 0, gxc);
   if (acc)
     tyr__grad_added(n, 0);
   else if (nx)

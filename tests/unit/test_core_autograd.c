@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/autograd.h" /* tyr__grad_cast_handover */
 #include "core/internal.h" /* tyr__load_f64 */
 #include "testutil.h"
 #include "tyr/tyr.h"
@@ -189,12 +190,119 @@ static void test_norm_adds_into_stream_gradient(void **state) {
     }
 }
 
+/* calls of the backward phase's copy kernel (conversions included) */
+static double backward_copy_calls(void) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  assert_non_null(f);
+  tyr_profile_print(f, 1);
+  fclose(f);
+  double calls = 0;
+  bool in_backward = false;
+  for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+    char name[64];
+    double ms, pct, c;
+    if (sscanf(line, " %63s", name) == 1 && line[2] != ' ') in_backward = !strcmp(name, "backward");
+    if (in_backward && sscanf(line, " copy %lf %lf %lf", &ms, &pct, &c) == 3) calls += c;
+  }
+  free(buf);
+  return calls;
+}
+
+/* A mixed-precision residual stream, x = x + bf16(LN(x)) * c with an f32
+   x and bf16 branches (c a bf16 leaf): the residual add's backward
+   converts the stream's gradient to bf16 for the branch.  Where a norm's
+   backward finishes that gradient (it adds into it last:
+   tyr__grad_cast_wanted), it writes the bf16 copy too, and the addition's
+   backward takes it instead of converting.  The gradients (x's, the
+   norm's parameters', and the branch leaves' through the copy) must be bit
+   for bit those of the same graph without the handover, and the backward
+   must make one conversion fewer for each block after the first (the
+   first block's norm reads x0, which no residual add made). */
+static void test_norm_writes_the_branch_gradient(void **state) {
+  (void)state;
+  enum { R = 6, C = 40, BLOCKS = 3 };
+  for (int affine = 0; affine < 2; affine++) {
+    tyr_tensor *grads[2][3 + BLOCKS] = {{0}};
+    double copies[2];
+    for (int handover = 0; handover < 2; handover++) {
+      tyr__grad_cast_handover = handover;
+      tyr_manual_seed(11);
+      tyr_tensor *p = tyr_randn_at(TYR_SITE, TYR_F32, TYR_DEVICE_CPU, 2, (int64_t[]){R, C}, 0, 1);
+      tyr_tensor *w =
+          affine ? tyr_randn_at(TYR_SITE, TYR_F32, TYR_DEVICE_CPU, 1, (int64_t[]){C}, 1, 0.2)
+                 : NULL;
+      tyr_tensor *b =
+          affine ? tyr_randn_at(TYR_SITE, TYR_F32, TYR_DEVICE_CPU, 1, (int64_t[]){C}, 0, 0.2)
+                 : NULL;
+      tyr_tensor *c[BLOCKS];
+      for (int k = 0; k < BLOCKS; k++) {
+        TYR_SCOPE;
+        c[k] = tyr_keep_e(tyr_to_dtype_e(
+            tyr_randn_at(TYR_SITE, TYR_F32, TYR_DEVICE_CPU, 2, (int64_t[]){R, C}, 0, 1), TYR_BF16));
+        tyr_requires_grad_e(c[k], true);
+      }
+      tyr_requires_grad_e(p, true);
+      if (affine) {
+        tyr_requires_grad_e(w, true);
+        tyr_requires_grad_e(b, true);
+      }
+      tyr_profile_enable(true);
+      tyr_profile_reset();
+      {
+        TYR_SCOPE;
+        tyr_tensor *x = tyr_mul_scalar_e(p, 1.5);
+        for (int k = 0; k < BLOCKS; k++)
+          x = tyr_residual_add_e(x, tyr_mul_e(tyr_layer_norm_to_e(x, w, b, 1e-5, TYR_BF16), c[k]));
+        tyr_tensor *d2 =
+            tyr_randn_at(TYR_SITE, TYR_F32, TYR_DEVICE_CPU, 2, (int64_t[]){R, C}, 0, 1);
+        assert_int_equal(tyr_backward_e(tyr_sum_e(tyr_mul_e(x, d2))), 0);
+      }
+      copies[handover] = backward_copy_calls();
+      tyr_profile_enable(false);
+      grads[handover][0] = tyr_clone_e(tyr_grad_e(p));
+      grads[handover][1] = affine ? tyr_clone_e(tyr_grad_e(w)) : NULL;
+      grads[handover][2] = affine ? tyr_clone_e(tyr_grad_e(b)) : NULL;
+      for (int k = 0; k < BLOCKS; k++) {
+        grads[handover][3 + k] = tyr_clone_e(tyr_grad_e(c[k]));
+        tyr_tensor_free(c[k]);
+      }
+      tyr_tensor_free(p);
+      tyr_tensor_free(w);
+      tyr_tensor_free(b);
+    }
+    tyr__grad_cast_handover = true;
+    const char *names[] = {"x", "w", "b", "c0", "c1", "c2"};
+    bool same = true;
+    char msg[200] = "";
+    for (int k = 0; k < 3 + BLOCKS; k++) {
+      if (!grads[0][k]) continue;
+      assert_int_equal(grads[0][k]->dtype, grads[1][k]->dtype);
+      size_t bytes = (size_t)tyr_nbytes(grads[0][k]);
+      if (same && memcmp(tyr_data_ptr(grads[0][k]), tyr_data_ptr(grads[1][k]), bytes)) {
+        same = false;
+        snprintf(msg, sizeof msg, "affine %d: the gradient of %s differs with the handover", affine,
+                 names[k]);
+      }
+      tyr_tensor_free(grads[0][k]);
+      tyr_tensor_free(grads[1][k]);
+    }
+    if (!same) fail_msg("%s", msg);
+    if (copies[1] != copies[0] - (BLOCKS - 1))
+      fail_msg("affine %d: %g copy kernels in the backward with the handover, %g without (expected "
+               "%d fewer)",
+               affine, copies[1], copies[0], BLOCKS - 1);
+  }
+}
+
 int main(void) {
   tyr_test_record_errors();
   const struct CMUnitTest tests[] = {
       TYR_TEST(test_shared_gradient_not_aliased),
       TYR_TEST(test_views_and_passthrough),
       TYR_TEST(test_norm_adds_into_stream_gradient),
+      TYR_TEST(test_norm_writes_the_branch_gradient),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

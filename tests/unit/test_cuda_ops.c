@@ -1084,8 +1084,8 @@ static void test_layer_norm(void **state) {
                    *gbg = b ? empty_on(gpu(), dt, 1, &N) : NULL;
         /* both backwards from the GPU's statistics */
         tyr_tensor *mrc = mg ? to_dev(mg, CPU) : NULL, *rrc = to_dev(rg, CPU);
-        C->layer_norm_backward(gxc, gwc, gbc, gr, xr, wr, mrc, rrc, false);
-        G->layer_norm_backward(gxg, gwg, gbg, gg, xg, wg, mg, rg, false);
+        C->layer_norm_backward(gxc, gwc, gbc, gr, xr, wr, mrc, rrc, false, NULL);
+        G->layer_norm_backward(gxg, gwg, gbg, gg, xg, wg, mg, rg, false, NULL);
         snprintf(what, sizeof what, "%s backward [%lld, %lld] %s", vn[variant], (long long)R,
                  (long long)N, tyr_dtype_name(dt));
         expect_close(what, gxg, gxc, tol, dt == TYR_F32 ? 1e-5 : tol);
@@ -1100,8 +1100,8 @@ static void test_layer_norm(void **state) {
         tyr_tensor *accc = tyr_clone_at(S, as_dtype(acc, rdt)), *accg = to_dev(acc, gpu());
         tyr_tensor *want_c = tyr_add_at(S, as_dtype(acc, rdt), gxc);
         tyr_tensor *want_g = tyr_add_at(S, accg, gxg);
-        C->layer_norm_backward(accc, NULL, NULL, gr, xr, wr, mrc, rrc, true);
-        G->layer_norm_backward(accg, gwg, gbg, gg, xg, wg, mg, rg, true);
+        C->layer_norm_backward(accc, NULL, NULL, gr, xr, wr, mrc, rrc, true, NULL);
+        G->layer_norm_backward(accg, gwg, gbg, gg, xg, wg, mg, rg, true, NULL);
         expect_close("  added to gx (CPU)", accc, want_c, 1e-6, 1e-6);
         expect_close("  added to gx", accg, want_g, tol, dt == TYR_F32 ? 1e-6 : 2 * tol);
         if (gwc) expect_close("  dw (adding)", gwg, gwc, tol, tol * sqrt((double)R));
@@ -1180,7 +1180,7 @@ static void test_mixed_precision_norm_add(void **state) {
           gw[k] = wg ? empty_on(gpu(), TYR_F32, 1, &N) : NULL;
           gb[k] = bg ? empty_on(gpu(), TYR_F32, 1, &N) : NULL;
           G->layer_norm_backward(gx[k], gw[k], gb[k], k ? as_dtype(gh, TYR_F32) : gh, xg, wg, m[1],
-                                 r[1], false);
+                                 r[1], false, NULL);
         }
         snprintf(what, sizeof what, "%s backward, gy %s [%lld, %lld]", vn[variant],
                  tyr_dtype_name(hdt), (long long)R, (long long)N);
@@ -1191,8 +1191,21 @@ static void test_mixed_precision_norm_add(void **state) {
            the addition after the plain kernel, to rounding */
         tyr_tensor *accg = to_dev(RAND(TYR_F32, -2, 2, R, N), gpu());
         tyr_tensor *want = tyr_add_at(S, accg, gx[0]);
-        G->layer_norm_backward(accg, gw[0], gb[0], gh, xg, wg, m[1], r[1], true);
+        G->layer_norm_backward(accg, gw[0], gb[0], gh, xg, wg, m[1], r[1], true, NULL);
         expect_close("  added to gx", accg, want, 1e-6, 1e-6);
+        /* gx_cast: the finished gradient also stored in 16 bits, adding and
+           not, with and without the parameter gradients (the one-pass
+           kernel and the row kernel): the bits of the conversion of gx */
+        for (int add = 0; add < 2; add++)
+          for (int params = 0; params < 2; params++) {
+            tyr_tensor *acc2 = to_dev(RAND(TYR_F32, -2, 2, R, N), gpu());
+            tyr_tensor *gxh = empty_on(gpu(), hdt, 2, (int64_t[]){R, N});
+            G->layer_norm_backward(acc2, params ? gw[0] : NULL, params ? gb[0] : NULL, gh, xg, wg,
+                                   m[1], r[1], add, gxh);
+            snprintf(what, sizeof what, "  gx and its %s copy (add %d, params %d)",
+                     tyr_dtype_name(hdt), add, params);
+            expect_same_bits(what, gxh, as_dtype(acc2, hdt));
+          }
         /* the residual add: contiguous (vectorised and tail) and a view at an odd offset */
         snprintf(what, sizeof what, "residual_add f32 + %s [%lld, %lld]", tyr_dtype_name(hdt),
                  (long long)R, (long long)N);
