@@ -654,6 +654,49 @@ __global__ void ln_cols_vec(float *part, const TG *gy, const T *x, Opt mean, Opt
   }
 }
 
+/* The column sums in one launch where the rows are few (LN_COLS_SMALL_ROWS):
+ * block j takes vector j (E columns) of every row, each of its 256 threads
+ * the rows r = tid, tid + 256, ..., then the block adds its threads' sums
+ * in a fixed order (the same sums every run) and writes gw and gb for its
+ * columns.  ln_cols_vec + ln_cols_final are two launches, whose second is
+ * most of the cost at these sizes (the 4x128 char model's 768 rows). */
+#define LN_COLS_SMALL_ROWS 2048
+template <typename T, typename TG>
+__global__ void __launch_bounds__(256) ln_cols_small(const TG *gy, const T *x, Opt mean, Opt rstd,
+                                                     int64_t rows, int n, Opt gw, Opt gb) {
+  const int E = LnVec<T>::N;
+  __shared__ float sm[8][2 * E];
+  int j = blockIdx.x, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  float a[2 * E]; /* sum gy * xh, then sum gy, per column */
+#pragma unroll
+  for (int q = 0; q < 2 * E; q++) a[q] = 0.f;
+#pragma unroll 4
+  for (int64_t r = tid; r < rows; r += 256) {
+    float m = mean.p ? (float)ld_any(mean.p, mean.dt, r) : 0.f;
+    float rs = (float)ld_any(rstd.p, rstd.dt, r);
+    float xv[E], g[E];
+    ln_load_vec<T>(xv, x + r * n, j);
+    ln_load_vec<T, TG>(g, gy + r * n, j);
+#pragma unroll
+    for (int q = 0; q < E; q++) {
+      a[q] += g[q] * ((xv[q] - m) * rs);
+      a[E + q] += g[q];
+    }
+  }
+#pragma unroll
+  for (int q = 0; q < 2 * E; q++)
+    for (int o = 16; o > 0; o >>= 1) a[q] += __shfl_xor_sync(0xffffffffu, a[q], o);
+  if (lane == 0)
+#pragma unroll
+    for (int q = 0; q < 2 * E; q++) sm[warp][q] = a[q];
+  __syncthreads();
+  if (tid >= 2 * E) return;
+  float acc = 0.f;
+  for (int w = 0; w < 8; w++) acc += sm[w][tid];
+  Opt dst = tid < E ? gw : gb;
+  if (dst.p) st_any(dst.p, dst.dt, (int64_t)j * E + tid % E, acc);
+}
+
 /* gw[c] = sum over slices of part[s][0][c], gb[c] of part[s][1][c], in double */
 __global__ void ln_cols_final(const float *part, int slices, int n, Opt gw, Opt gb) {
   __shared__ double sm[2][8][33];
@@ -800,6 +843,12 @@ static bool ln_bw_fast(tyr_tensor *gx, tyr_tensor *gw, tyr_tensor *gb, const tyr
   }
   if (!gw && !gb) return true;
   int64_t nvec = n / LnVec<T>::N, xb = (nvec + 31) / 32;
+  if (rows <= LN_COLS_SMALL_ROWS) {
+    ln_cols_small<T, TG><<<(unsigned)nvec, 256, 0, st>>>(pgy, px, opt_of(mean), opt_of(rstd), rows,
+                                                         (int)n, opt_of(gw), opt_of(gb));
+    LAUNCH_CHECK();
+    return true;
+  }
   int64_t target = 4 * (int64_t)tcu_sm_count(dev), slices = (target + xb - 1) / xb;
   if (slices > (rows + 31) / 32) slices = (rows + 31) / 32; /* 32 rows a slice at least */
   if (slices < 1) slices = 1;
@@ -1267,13 +1316,22 @@ static int ce_smem_limit(int dev) {
   return lim[dev];
 }
 
-/* Runs the shared-memory kernel when V's row fits; false otherwise. */
+/* Rows shorter than this take ce_fused_kernel, whose row geometry gives
+   them fewer threads than the shared-memory kernel's 1024 (a warp a row
+   below 128 elements): the 4x128 char model's [768, 65] logits took 25 us
+   with 1024 threads a row, most of them idle through three block-wide
+   reductions. */
+#define CE_SMEM_MIN_V 4096
+
+/* Runs the shared-memory kernel when V's row fits and is long enough
+   (CE_SMEM_MIN_V); false otherwise. */
 template <typename T>
 static bool ce_fused_smem_run(tyr_tensor *losses, tyr_tensor *logits, const tyr_tensor *tc,
                               int64_t ign, const tyr_tensor *scale, cudaStream_t st) {
   typedef typename Acc<T>::type C;
   int dev = logits->device.index;
   int64_t N = logits->shape[0], V = logits->shape[1];
+  if (V < CE_SMEM_MIN_V) return false;
   size_t bytes = (size_t)(V + V16<T>::N) * sizeof(T);
   int lim = ce_smem_limit(dev);
   /* room for row_all's 2 KiB of static shared memory and the runtime's own */

@@ -30,6 +30,7 @@
 #include "core/autograd.h" /* grad_fn->op */
 #include "core/backend.h"
 #include "core/internal.h"
+#include "cpu/isa.h"     /* tyr_cpu_isa_level */
 #include "ops/nn_util.h" /* tyr__lce_set_chunk_bytes */
 #include "testutil.h"
 #include "tyr/tyr.h"
@@ -1008,9 +1009,12 @@ static void test_softmax(void **state) {
  * others, and f64, the generic ones.  4100 rows: several rows per warp and
  * several blocks' partial column sums; 1040: a partly filled last vector
  * group in bf16, the generic kernel in f32; 9000 x 768 (GPT-2's width):
- * rows enough for the one-pass backward (ln_bw_fused, 64 rows an SM). */
-static const int64_t LN_SHAPES[][2] = {{5, 10},   {300, 7},    {64, 100},  {3, 1000}, {17, 768},
-                                       {2, 5000}, {4100, 768}, {33, 1536}, {9, 1040}, {9000, 768}};
+ * rows enough for the one-pass backward (ln_bw_fused, 64 rows an SM);
+ * 768 x 128 (the 4x128 char model's) and the other shapes of up to 2048
+ * rows: the column sums in one launch (ln_cols_small). */
+static const int64_t LN_SHAPES[][2] = {{5, 10},   {300, 7},    {64, 100},   {3, 1000},
+                                       {17, 768}, {2, 5000},   {4100, 768}, {33, 1536},
+                                       {9, 1040}, {9000, 768}, {768, 128}};
 
 static void test_layer_norm(void **state) {
   (void)state;
@@ -1304,8 +1308,9 @@ static void test_linear_cross_entropy(void **state) {
   (void)state;
   REQUIRE_GPU();
   const tyr_backend *G = gpu_be(), *C = &tyr_cpu_backend;
-  /* the kernel that keeps a row in shared memory (rows that fit: all but
-     f64's 50257) and the two-pass one */
+  /* the kernel that keeps a row in shared memory (rows long enough and
+     that fit: 5000, and 50257 on GPUs with room for it) and the two-pass
+     one */
   for (int two = 0; two < 2; two++)
     for (size_t sh = 0; sh < NROW_SHAPES; sh++) {
       tcu_cross_entropy_set_two_pass(two);
@@ -1323,10 +1328,12 @@ static void test_linear_cross_entropy(void **state) {
         tyr_tensor *losc = empty_on(CPU, scc->dtype, 1, &R), *losg = empty_on(gpu(), ldt, 1, &R);
         C->cross_entropy_fused(losc, lc, tg, -100, scc);
         G->cross_entropy_fused(losg, lgc, to_dev(tg, gpu()), -100, scg);
-        /* rows of up to 5000 f64 (40 KB) fit any GPU's shared memory */
-        if (two ? tcu_cross_entropy_last_smem() : V <= 5000 && !tcu_cross_entropy_last_smem())
+        /* rows of up to 5000 f64 (40 KB) fit any GPU's shared memory; rows
+           under 4096 elements (CE_SMEM_MIN_V) take the two-pass kernel */
+        bool smem = !two && V >= 4096, ran = tcu_cross_entropy_last_smem();
+        if ((two || V <= 5000) && ran != smem)
           fail_msg("cross_entropy_fused [%lld, %lld] %s: the %s kernel ran", (long long)R,
-                   (long long)V, tyr_dtype_name(dt), two ? "shared-memory" : "two-pass");
+                   (long long)V, tyr_dtype_name(dt), ran ? "shared-memory" : "two-pass");
         char what[128];
         snprintf(what, sizeof what, "cross_entropy_fused%s [%lld, %lld] %s loss",
                  two ? " (two-pass)" : "", (long long)R, (long long)V, tyr_dtype_name(dt));
@@ -1839,6 +1846,16 @@ static void test_optim_kernels(void **state) {
       expect_close(what, o.m[1], o.m[0], 1e-5, 1e-7);
       snprintf(what, sizeof what, "adamw %s n=%lld v", tyr_dtype_name(dt), (long long)sizes[z]);
       expect_close(what, o.v[1], o.v[0], 1e-5, 1e-7);
+      /* f32: the CUDA kernels spell out the roundings of the CPU's builds
+         with FMA (x86-64-v3 and v4), so those agree bit for bit */
+      if (dt == TYR_F32 && tyr_cpu_isa_level() >= 1) {
+        snprintf(what, sizeof what, "adamw f32 n=%lld param, bits", (long long)sizes[z]);
+        expect_same_bits(what, o.p[1], o.p[0]);
+        snprintf(what, sizeof what, "adamw f32 n=%lld m, bits", (long long)sizes[z]);
+        expect_same_bits(what, o.m[1], o.m[0]);
+        snprintf(what, sizeof what, "adamw f32 n=%lld v, bits", (long long)sizes[z]);
+        expect_same_bits(what, o.v[1], o.v[0]);
+      }
 
       /* SGD: plain, momentum, nesterov */
       for (int variant = 0; variant < 3; variant++) {
@@ -1959,10 +1976,12 @@ static void test_adamw_many(void **state) {
 }
 
 /* The sum of squares of f32 tensors in the order of the CUDA kernels: per
- * tensor min(ceil(n / 256), 512) blocks of 256 threads, each thread summing
- * a grid-stride loop, each block reduced by warp-shuffle trees (lanes and
- * then warps); one 1024-thread block sums the partials (a strided loop per
- * thread, then the same trees). */
+ * tensor min(ceil(n / 4096), 512) blocks of 256 threads (16 elements a
+ * thread at least), each thread summing a grid-stride loop (over groups of
+ * four elements, in order, when n is a multiple of four: the kernel's
+ * 16-byte loads of an aligned tensor), each block reduced by warp-shuffle
+ * trees (lanes and then warps); one 1024-thread block sums the partials (a
+ * strided loop per thread, then the same trees). */
 static double warp_tree(double *x) {
   for (int o = 16; o > 0; o >>= 1)
     for (int l = 0; l < o; l++) x[l] += x[l + o];
@@ -1973,23 +1992,25 @@ static double block_tree(double *acc, int threads) {
   for (int w = 0; w < threads / 32; w++) x[w] = warp_tree(acc + 32 * w);
   return warp_tree(x);
 }
+static int64_t sumsq_nb(int64_t numel) {
+  int64_t nb = (numel + 4095) / 4096;
+  return nb < 512 ? nb : 512;
+}
 static double sumsq_in_gpu_order(int n, tyr_tensor *const *cpu_ts) {
   int64_t np = 0;
-  for (int i = 0; i < n; i++) {
-    int64_t nb = (tyr_numel(cpu_ts[i]) + 255) / 256;
-    np += nb < 512 ? nb : 512;
-  }
+  for (int i = 0; i < n; i++) np += sumsq_nb(tyr_numel(cpu_ts[i]));
   double *part = malloc(sizeof(double) * (size_t)(np + 1)), acc[1024];
   assert_non_null(part);
   int64_t k = 0;
   for (int i = 0; i < n; i++) {
     const float *f = tyr_data_ptr(cpu_ts[i]);
-    int64_t numel = tyr_numel(cpu_ts[i]), nb = (numel + 255) / 256;
-    if (nb > 512) nb = 512;
+    int64_t numel = tyr_numel(cpu_ts[i]), nb = sumsq_nb(numel);
+    int w = numel % 4 == 0 ? 4 : 1; /* elements a step of the loop */
     for (int64_t b = 0; b < nb; b++) {
       for (int64_t th = 0; th < 256; th++) {
         acc[th] = 0;
-        for (int64_t j = b * 256 + th; j < numel; j += nb * 256) acc[th] += (double)f[j] * f[j];
+        for (int64_t j = b * 256 + th; j < numel / w; j += nb * 256)
+          for (int q = 0; q < w; q++) acc[th] += (double)f[j * w + q] * f[j * w + q];
       }
       part[k++] = block_tree(acc, 256);
     }
@@ -2027,8 +2048,8 @@ static void sumsq_many_case(int n, const int64_t *sizes) {
 static void test_sumsq_many(void **state) {
   (void)state;
   REQUIRE_GPU();
-  const int64_t sizes[] = {1, 7, 1000, 65536 + 3, 0, 257, 300001, 33, 4096, 5};
-  sumsq_many_case(10, sizes);
+  const int64_t sizes[] = {1, 7, 1000, 65536 + 3, 0, 257, 300001, 33, 4096, 5, 200000};
+  sumsq_many_case((int)(sizeof sizes / sizeof sizes[0]), sizes);
   enum { M = 300 };
   int64_t many[M];
   for (int i = 0; i < M; i++) many[i] = (i * 53) % 700;
