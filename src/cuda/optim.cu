@@ -15,8 +15,8 @@
  * is spelled out (the _rn intrinsics), so that the code generator cannot
  * fuse a multiply and an add in one kernel and not in another (it did,
  * between the one- and four-element loops): the results are the same bit
- * for bit whichever kernel runs, and those of the CPU's AVX2 and AVX-512
- * builds of src/cpu/optim.c, which compute
+ * for bit whichever kernel runs, and those of the CPU's builds with FMA
+ * (x86-64-v3 and v4) of src/cpu/optim.c, which compute
  *   m = fma(b1, m, (1 - b1) g),  v = fma(b2, v, ((1 - b2) g) g),
  *   p = fma(p, dc, -(ss m / (sqrt(v) / bs + e))). */
 __device__ __forceinline__ void adamw_f32_val(float &p, float gi, float &m, float &v, float b1,
