@@ -31,6 +31,32 @@ static inline void st(tyr_tensor *t, void *base, int64_t i, double v) {
   }
 }
 
+/* One f32 AdamW element in three steps.  Where the build has FMA they are
+   written with fmaf, in the roundings of the CUDA kernels
+   (src/cuda/optim.cu): the two backends then give the same bits whatever
+   the compiler's contraction setting. */
+static inline float adamw_m(float b1, float m, float g) {
+#ifdef __FMA__
+  return fmaf(b1, m, (1 - b1) * g);
+#else
+  return b1 * m + (1 - b1) * g;
+#endif
+}
+static inline float adamw_v(float b2, float v, float g) {
+#ifdef __FMA__
+  return fmaf(b2, v, (1 - b2) * g * g);
+#else
+  return b2 * v + (1 - b2) * g * g;
+#endif
+}
+static inline float adamw_p(float p, float dc, float ss, float m, float v, float bs, float e) {
+#ifdef __FMA__
+  return fmaf(p, dc, -(ss * m / (sqrtf(v) / bs + e)));
+#else
+  return p * dc - ss * m / (sqrtf(v) / bs + e);
+#endif
+}
+
 void tyr_cpu_adamw_step(tyr_tensor *param, const tyr_tensor *grad, tyr_tensor *m, tyr_tensor *v,
                         double lr, double beta1, double beta2, double eps, double weight_decay,
                         int64_t step) {
@@ -48,11 +74,10 @@ void tyr_cpu_adamw_step(tyr_tensor *param, const tyr_tensor *grad, tyr_tensor *m
     TYR_PAR_FOR(
         n > PAR_OPTIM, "omp parallel for simd", for (int64_t i = 0; i < n; i++) {
           float gi = gf[i];
-          float mi = b1 * mm[i] + (1 - b1) * gi;
-          float vi = b2 * vv[i] + (1 - b2) * gi * gi;
+          float mi = adamw_m(b1, mm[i], gi), vi = adamw_v(b2, vv[i], gi);
           mm[i] = mi;
           vv[i] = vi;
-          pf[i] = pf[i] * dc - ss * mi / (sqrtf(vi) / bs + e);
+          pf[i] = adamw_p(pf[i], dc, ss, mi, vi, bs, e);
         });
     return;
   }

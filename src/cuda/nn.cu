@@ -343,9 +343,10 @@ __global__ void ln_bw_cols_final(const double *part, int splits, int64_t n, Opt 
  * Column sums of the weight / bias gradients: a second pass over x and gy,
  * each thread one vector of columns over a slice of the rows; the slices'
  * partials are added by a last kernel in slice order (no atomics: the same
- * bits on every run).  Rows of up to 24 elements a lane (768 f32, 768
- * bf16 columns) do the input gradient and the column sums in one pass
- * (ln_bw_fused) when there are at least 64 rows an SM. */
+ * bits on every run); up to LN_COLS_SMALL_ROWS rows, one kernel sums a
+ * column vector over all rows (ln_cols_small).  Rows of up to 24 elements
+ * a lane (768 f32, 768 bf16 columns) do the input gradient and the column
+ * sums in one pass (ln_bw_fused) when there are at least 64 rows an SM. */
 template <typename T>
 struct LnVec {
   static const int N = 16 / sizeof(T);
@@ -612,6 +613,24 @@ __global__ void __launch_bounds__(128)
   }
 }
 
+/* Vector j of row r into the column sums: aw += gy * xh, ab += gy. */
+template <typename T, typename TG>
+__device__ __forceinline__ void ln_cols_add_row(float (&aw)[LnVec<T>::N], float (&ab)[LnVec<T>::N],
+                                                const TG *gy, const T *x, Opt mean, Opt rstd, int n,
+                                                int64_t r, int64_t j) {
+  const int E = LnVec<T>::N;
+  float m = mean.p ? (float)ld_any(mean.p, mean.dt, r) : 0.f;
+  float rs = (float)ld_any(rstd.p, rstd.dt, r);
+  float xv[E], g[E];
+  ln_load_vec<T>(xv, x + r * n, j);
+  ln_load_vec<T, TG>(g, gy + r * n, j);
+#pragma unroll
+  for (int q = 0; q < E; q++) {
+    aw[q] += g[q] * ((xv[q] - m) * rs);
+    ab[q] += g[q];
+  }
+}
+
 /* column sums over rows [r0, r1) of blockIdx.y's slice, 32 x 8 threads:
  * part[slice][0][c] = sum gy * xh, part[slice][1][c] = sum gy */
 template <typename T, typename TG>
@@ -626,18 +645,8 @@ __global__ void ln_cols_vec(float *part, const TG *gy, const T *x, Opt mean, Opt
 #pragma unroll
   for (int q = 0; q < E; q++) aw[q] = ab[q] = 0.f;
   if (j < nvec)
-    for (int64_t r = r0 + ty; r < r1; r += 8) {
-      float m = mean.p ? (float)ld_any(mean.p, mean.dt, r) : 0.f;
-      float rs = (float)ld_any(rstd.p, rstd.dt, r);
-      float xv[E], g[E];
-      ln_load_vec<T>(xv, x + r * n, j);
-      ln_load_vec<T, TG>(g, gy + r * n, j);
-#pragma unroll
-      for (int q = 0; q < E; q++) {
-        aw[q] += g[q] * ((xv[q] - m) * rs);
-        ab[q] += g[q];
-      }
-    }
+    for (int64_t r = r0 + ty; r < r1; r += 8)
+      ln_cols_add_row<T, TG>(aw, ab, gy, x, mean, rstd, n, r, j);
 #pragma unroll
   for (int q = 0; q < E; q++) {
     sm[0][ty][tx][q] = aw[q];
@@ -667,28 +676,24 @@ __global__ void __launch_bounds__(256) ln_cols_small(const TG *gy, const T *x, O
   const int E = LnVec<T>::N;
   __shared__ float sm[8][2 * E];
   int j = blockIdx.x, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  float a[2 * E]; /* sum gy * xh, then sum gy, per column */
+  float aw[E], ab[E]; /* sum gy * xh and sum gy, per column */
 #pragma unroll
-  for (int q = 0; q < 2 * E; q++) a[q] = 0.f;
+  for (int q = 0; q < E; q++) aw[q] = ab[q] = 0.f;
 #pragma unroll 4
-  for (int64_t r = tid; r < rows; r += 256) {
-    float m = mean.p ? (float)ld_any(mean.p, mean.dt, r) : 0.f;
-    float rs = (float)ld_any(rstd.p, rstd.dt, r);
-    float xv[E], g[E];
-    ln_load_vec<T>(xv, x + r * n, j);
-    ln_load_vec<T, TG>(g, gy + r * n, j);
+  for (int64_t r = tid; r < rows; r += 256)
+    ln_cols_add_row<T, TG>(aw, ab, gy, x, mean, rstd, n, r, j);
 #pragma unroll
-    for (int q = 0; q < E; q++) {
-      a[q] += g[q] * ((xv[q] - m) * rs);
-      a[E + q] += g[q];
+  for (int q = 0; q < E; q++)
+    for (int o = 16; o > 0; o >>= 1) {
+      aw[q] += __shfl_xor_sync(0xffffffffu, aw[q], o);
+      ab[q] += __shfl_xor_sync(0xffffffffu, ab[q], o);
     }
-  }
-#pragma unroll
-  for (int q = 0; q < 2 * E; q++)
-    for (int o = 16; o > 0; o >>= 1) a[q] += __shfl_xor_sync(0xffffffffu, a[q], o);
   if (lane == 0)
 #pragma unroll
-    for (int q = 0; q < 2 * E; q++) sm[warp][q] = a[q];
+    for (int q = 0; q < E; q++) {
+      sm[warp][q] = aw[q];
+      sm[warp][E + q] = ab[q];
+    }
   __syncthreads();
   if (tid >= 2 * E) return;
   float acc = 0.f;
@@ -1316,12 +1321,13 @@ static int ce_smem_limit(int dev) {
   return lim[dev];
 }
 
-/* Rows shorter than this take ce_fused_kernel, whose row geometry gives
-   them fewer threads than the shared-memory kernel's 1024 (a warp a row
-   below 128 elements): the 4x128 char model's [768, 65] logits took 25 us
-   with 1024 threads a row, most of them idle through three block-wide
-   reductions. */
-#define CE_SMEM_MIN_V 4096
+/* Rows of at most 2048 logits take ce_fused_kernel, whose row geometry
+   gives them fewer threads than the shared-memory kernel's 1024 (a warp a
+   row up to 128 logits; from 2049 on it gives 1024 too, and the row kept
+   in shared memory saves the second read): the 4x128 char model's
+   [768, 65] logits took 25 us with 1024 threads a row, most of them idle
+   through three block-wide reductions, and 6 us with a warp. */
+#define CE_SMEM_MIN_V 2049
 
 /* Runs the shared-memory kernel when V's row fits and is long enough
    (CE_SMEM_MIN_V); false otherwise. */

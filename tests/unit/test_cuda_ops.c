@@ -1010,11 +1010,12 @@ static void test_softmax(void **state) {
  * several blocks' partial column sums; 1040: a partly filled last vector
  * group in bf16, the generic kernel in f32; 9000 x 768 (GPT-2's width):
  * rows enough for the one-pass backward (ln_bw_fused, 64 rows an SM);
- * 768 x 128 (the 4x128 char model's) and the other shapes of up to 2048
- * rows: the column sums in one launch (ln_cols_small). */
+ * 768 x 128 (the 4x128 char model's) and the other vectorised shapes of
+ * up to 2048 rows: the column sums in one launch (ln_cols_small); 3000 x
+ * 100: the two-pass column sums with a partly filled column block. */
 static const int64_t LN_SHAPES[][2] = {{5, 10},   {300, 7},    {64, 100},   {3, 1000},
                                        {17, 768}, {2, 5000},   {4100, 768}, {33, 1536},
-                                       {9, 1040}, {9000, 768}, {768, 128}};
+                                       {9, 1040}, {9000, 768}, {768, 128},  {3000, 100}};
 
 static void test_layer_norm(void **state) {
   (void)state;
@@ -1308,9 +1309,8 @@ static void test_linear_cross_entropy(void **state) {
   (void)state;
   REQUIRE_GPU();
   const tyr_backend *G = gpu_be(), *C = &tyr_cpu_backend;
-  /* the kernel that keeps a row in shared memory (rows long enough and
-     that fit: 5000, and 50257 on GPUs with room for it) and the two-pass
-     one */
+  /* the kernel that keeps a row in shared memory (rows of more than 2048
+     logits that fit: 5000, and 50257 but in f64) and the two-pass one */
   for (int two = 0; two < 2; two++)
     for (size_t sh = 0; sh < NROW_SHAPES; sh++) {
       tcu_cross_entropy_set_two_pass(two);
@@ -1329,8 +1329,8 @@ static void test_linear_cross_entropy(void **state) {
         C->cross_entropy_fused(losc, lc, tg, -100, scc);
         G->cross_entropy_fused(losg, lgc, to_dev(tg, gpu()), -100, scg);
         /* rows of up to 5000 f64 (40 KB) fit any GPU's shared memory; rows
-           under 4096 elements (CE_SMEM_MIN_V) take the two-pass kernel */
-        bool smem = !two && V >= 4096, ran = tcu_cross_entropy_last_smem();
+           of at most 2048 logits take the two-pass kernel (CE_SMEM_MIN_V) */
+        bool smem = !two && V > 2048, ran = tcu_cross_entropy_last_smem();
         if ((two || V <= 5000) && ran != smem)
           fail_msg("cross_entropy_fused [%lld, %lld] %s: the %s kernel ran", (long long)R,
                    (long long)V, tyr_dtype_name(dt), ran ? "shared-memory" : "two-pass");
