@@ -667,8 +667,9 @@ __global__ void ln_cols_vec(float *part, const TG *gy, const T *x, Opt mean, Opt
  * block j takes vector j (E columns) of every row, each of its 256 threads
  * the rows r = tid, tid + 256, ..., then the block adds its threads' sums
  * in a fixed order (the same sums every run) and writes gw and gb for its
- * columns.  ln_cols_vec + ln_cols_final are two launches, whose second is
- * most of the cost at these sizes (the 4x128 char model's 768 rows). */
+ * columns: one launch where ln_cols_vec + ln_cols_final make two (nine a
+ * step fewer for the 4x128 char model's 768-row norms; docs/benchmarks.md
+ * has the step before and after). */
 #define LN_COLS_SMALL_ROWS 2048
 template <typename T, typename TG>
 __global__ void __launch_bounds__(256) ln_cols_small(const TG *gy, const T *x, Opt mean, Opt rstd,
@@ -1325,8 +1326,8 @@ static int ce_smem_limit(int dev) {
    gives them fewer threads than the shared-memory kernel's 1024 (a warp a
    row up to 128 logits; from 2049 on it gives 1024 too, and the row kept
    in shared memory saves the second read): the 4x128 char model's
-   [768, 65] logits took 25 us with 1024 threads a row, most of them idle
-   through three block-wide reductions, and 6 us with a warp. */
+   [768, 65] logits took 25 us with 1024 threads a row and 6 us with a
+   warp (ncu, which runs the GPU at its base clock). */
 #define CE_SMEM_MIN_V 2049
 
 /* Runs the shared-memory kernel when V's row fits and is long enough

@@ -138,9 +138,10 @@ extern "C" void tcu_adamw_step_dev(tyr_tensor *param, const tyr_tensor *grad, ty
  * kernel's grid-stride loop over its tensor with that many blocks, over
  * groups of four elements with 16-byte loads where the tensor's pointers
  * are aligned and its size a multiple of four (a quarter of the blocks;
- * the 4x128 char model's update ran at 0.7 TB/s with one element a
- * thread).  Every element is updated by adamw_f32_val with the scalars the
- * per-tensor kernel would use, so the results are the same bit for bit. */
+ * the 4x128 char model's update ran at 0.7 TB/s under ncu with one
+ * element a thread).  Every element is updated by adamw_f32_val with the
+ * scalars the per-tensor kernel would use, so the results are the same bit
+ * for bit. */
 #define ADAMW_MT 64
 struct AdamwMany {
   float *p[ADAMW_MT];
@@ -357,10 +358,9 @@ __global__ void sum_partials_kernel(const double *partial, int64_t n, double *ou
   if (threadIdx.x == 0) *out = acc;
 }
 
-/* blocks of a tensor of n elements: 16 elements a thread at least (a
-   block of 256 threads for fewer elements spent more time reducing than
-   reading: 0.3 TB/s over the 4x128 char model's gradients), at most
-   SS_BLOCKS */
+/* blocks of a tensor of n elements: 16 elements a thread at least (one
+   a thread summed the 4x128 char model's gradients at 0.3 TB/s under
+   ncu), at most SS_BLOCKS */
 static int sumsq_blocks(int64_t n) {
   int64_t per = (int64_t)SS_THREADS * 16, nb = (n + per - 1) / per;
   return (int)(nb < SS_BLOCKS ? nb : SS_BLOCKS);
