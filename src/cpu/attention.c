@@ -75,6 +75,76 @@ typedef struct {
   char *lse;
 } attn_ops;
 
+#ifdef __AVX512F__ /* the x86-64-v4 variant: f32 helpers in AVX-512 */
+#include "cpu/transpose16.h"
+
+/* max of p[0..n) */
+static inline float attn_max_avx512(const float *restrict p, int64_t n) {
+  __m512 m = _mm512_set1_ps(-INFINITY);
+  int64_t c = 0;
+  for (; c + 16 <= n; c += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(p + c));
+  if (c < n) m = _mm512_mask_max_ps(m, (__mmask16)((1u << (n - c)) - 1), m, _mm512_loadu_ps(p + c));
+  return _mm512_reduce_max_ps(m);
+}
+
+/* bt[c * ldb + r] = x[r * ldx + c] for r < rows, c < cols, by 16 x 16
+ * blocks transposed in registers. */
+static void attn_transpose_avx512(float *restrict bt, int64_t ldb, const float *restrict x,
+                                  int64_t ldx, int64_t rows, int64_t cols) {
+  for (int64_t r0 = 0; r0 < rows; r0 += 16) {
+    int64_t rn = rows - r0 < 16 ? rows - r0 : 16;
+    __mmask16 rm = (__mmask16)(rn >= 16 ? 0xffff : (1u << rn) - 1);
+    for (int64_t c0 = 0; c0 < cols; c0 += 16) {
+      int64_t cn = cols - c0 < 16 ? cols - c0 : 16;
+      __mmask16 cm = (__mmask16)(cn >= 16 ? 0xffff : (1u << cn) - 1);
+      __m512 t[16];
+      for (int i = 0; i < 16; i++)
+        t[i] = i < rn ? _mm512_maskz_loadu_ps(cm, x + (r0 + i) * ldx + c0) : _mm512_setzero_ps();
+      tyr_cpu_transpose16(t);
+      for (int i = 0; i < cn; i++) _mm512_mask_storeu_ps(bt + (c0 + i) * ldb + r0, rm, t[i]);
+    }
+  }
+}
+/* Columns [d0, d0 + 16 nv) of pv4 below (the last vector masked by `last`):
+ * 4 x nv accumulators in registers over the whole sum. */
+static inline __attribute__((always_inline)) void
+attn_pv4_cols(float *restrict o, int64_t ldo, const float *restrict p, int64_t ldp,
+              const float *restrict x, int64_t ldx, int64_t n, int64_t d0, int nv, __mmask16 last) {
+  __m512 acc[4][4];
+  for (int r = 0; r < 4; r++)
+    for (int v = 0; v < nv; v++)
+      acc[r][v] = _mm512_maskz_loadu_ps(v == nv - 1 ? last : 0xffff, o + r * ldo + d0 + 16 * v);
+  for (int64_t c = 0; c < n; c++) {
+    const float *xr = x + c * ldx + d0;
+    __m512 xv[4];
+    for (int v = 0; v < nv; v++)
+      xv[v] = _mm512_maskz_loadu_ps(v == nv - 1 ? last : 0xffff, xr + 16 * v);
+    for (int r = 0; r < 4; r++) {
+      const __m512 pr = _mm512_set1_ps(p[r * ldp + c]);
+      for (int v = 0; v < nv; v++) acc[r][v] = _mm512_fmadd_ps(pr, xv[v], acc[r][v]);
+    }
+  }
+  for (int r = 0; r < 4; r++)
+    for (int v = 0; v < nv; v++)
+      _mm512_mask_storeu_ps(o + r * ldo + d0 + 16 * v, v == nv - 1 ? last : 0xffff, acc[r][v]);
+}
+
+/* o + r ldo += (p + r ldp) times the n rows of x, for r < 4: each load of x
+ * feeds four rows, every element summed in pv's order (c ascending, one
+ * fused multiply-add each). */
+static void attn_pv4_avx512(float *restrict o, int64_t ldo, const float *restrict p, int64_t ldp,
+                            const float *restrict x, int64_t ldx, int64_t n, int64_t D) {
+  int64_t d0 = 0;
+  for (; d0 + 64 <= D; d0 += 64) attn_pv4_cols(o, ldo, p, ldp, x, ldx, n, d0, 4, 0xffff);
+  for (; d0 + 32 <= D; d0 += 32) attn_pv4_cols(o, ldo, p, ldp, x, ldx, n, d0, 2, 0xffff);
+  for (; d0 + 16 <= D; d0 += 16) attn_pv4_cols(o, ldo, p, ldp, x, ldx, n, d0, 1, 0xffff);
+  if (d0 < D) attn_pv4_cols(o, ldo, p, ldp, x, ldx, n, d0, 1, (__mmask16)((1u << (D - d0)) - 1));
+}
+#define ATTN_PV4 attn_pv4_avx512
+#define ATTN_VMAX attn_max_avx512
+#define ATTN_TRANSPOSE attn_transpose_avx512
+#endif
+
 #define ELT float
 #define SFX f32
 #define EXP expf
@@ -88,6 +158,9 @@ typedef struct {
 #undef VEXP
 #undef LOG
 #undef PV_W
+#undef ATTN_VMAX
+#undef ATTN_TRANSPOSE
+#undef ATTN_PV4
 
 #define ELT double
 #define SFX f64

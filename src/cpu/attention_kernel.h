@@ -87,6 +87,9 @@ static void FN(pv, SFX)(ELT *restrict o, const ELT *restrict p, const ELT *restr
  * order. */
 static void FN(pv4, SFX)(ELT *restrict o, int64_t ldo, const ELT *restrict p, int64_t ldp,
                          const ELT *restrict x, int64_t ldx, int64_t n, int64_t D) {
+#ifdef ATTN_PV4 /* the same sums with the accumulators held in registers */
+  ATTN_PV4(o, ldo, p, ldp, x, ldx, n, D);
+#else
   int64_t d0 = 0;
   for (; d0 + 2 * PV_W <= D; d0 += 2 * PV_W) PV4_COLS(2 * PV_W)
   for (; d0 + PV_W <= D; d0 += PV_W) PV4_COLS(PV_W)
@@ -100,6 +103,7 @@ static void FN(pv4, SFX)(ELT *restrict o, int64_t ldo, const ELT *restrict p, in
         orow[d] = a;
       }
     }
+#endif
 }
 #undef PV4_COLS
 
@@ -126,12 +130,16 @@ static void FN(pv_rows, SFX)(ELT *o, int64_t ldo, const ELT *p, int64_t ldp, con
  * makes the products with its columns pv_rows). */
 static void FN(transpose_ld, SFX)(ELT *restrict bt, int64_t ldb, const ELT *restrict x, int64_t ldx,
                                   int64_t rows, int64_t cols) {
+#ifdef ATTN_TRANSPOSE
+  ATTN_TRANSPOSE(bt, ldb, x, ldx, rows, cols);
+#else
   for (int64_t c0 = 0; c0 < cols; c0 += 16)
     for (int64_t r0 = 0; r0 < rows; r0 += 16) {
       int64_t c1 = c0 + 16 < cols ? c0 + 16 : cols, r1 = r0 + 16 < rows ? r0 + 16 : rows;
       for (int64_t c = c0; c < c1; c++)
         for (int64_t r = r0; r < r1; r++) bt[c * ldb + r] = x[r * ldx + c];
     }
+#endif
 }
 
 /* bt[d * ld + c] = x[c * ldx + d] for c < n, and 0 for n <= c < ld: a
@@ -229,6 +237,9 @@ static inline void FN(block_keys, SFX)(const attn_shape *sh, int64_t i0, int64_t
 /* max of p[0..n): 16 running maxima, so that gcc and clang both vectorise
  * it (clang does not vectorise a float max reduction). */
 static inline ELT FN(vmax, SFX)(const ELT *restrict p, int64_t n) {
+#ifdef ATTN_VMAX
+  return ATTN_VMAX(p, n);
+#else
   ELT mm[16];
   for (int w = 0; w < 16; w++) mm[w] = -INFINITY;
   int64_t c = 0;
@@ -238,12 +249,13 @@ static inline ELT FN(vmax, SFX)(const ELT *restrict p, int64_t n) {
   ELT m = mm[0];
   for (int w = 1; w < 16; w++) m = mm[w] > m ? mm[w] : m;
   return m;
+#endif
 }
 
 /* Scores of row i over keys lo + c (c < n), masked (-inf) and scaled, in
- * place; returns their maximum.  doc: the batch's document ids, or NULL. */
-static inline ELT FN(mask_row, SFX)(ELT *restrict p, const attn_shape *sh, const uint8_t *mask,
-                                    const int32_t *doc, int64_t i, int64_t lo, int64_t n) {
+ * place.  doc: the batch's document ids, or NULL. */
+static inline void FN(mask_row, SFX)(ELT *restrict p, const attn_shape *sh, const uint8_t *mask,
+                                     const int32_t *doc, int64_t i, int64_t lo, int64_t n) {
   const ELT scale = (ELT)sh->scale, ninf = -INFINITY;
   int64_t a, b;
   attn_key_range(sh, i, &a, &b);
@@ -268,7 +280,6 @@ static inline ELT FN(mask_row, SFX)(ELT *restrict p, const attn_shape *sh, const
       p[c] = ok ? p[c] * scale : ninf;
     }
   }
-  return FN(vmax, SFX)(p, n);
 }
 
 /* ---- forward ------------------------------------------------------------------ */
@@ -334,26 +345,41 @@ static void FN(fw_block, SFX)(const FN(head, SFX) * hd, const ELT *Kt, int64_t k
   if (n > 0)
     FN(gemm_nt, SFX)(P, npad, hd->Q + i0 * hd->lq, hd->lq, i1 - i0, Kt + (lo - kbase), ld, n, D);
   bool live[ATTN_QB];
+  ELT inv[ATTN_QB];
   for (int64_t i = i0; i < i1; i++) {
     ELT *p = P + (i - i0) * npad, *oi = hd->Ow + i * hd->lo;
     for (int64_t d = 0; d < D; d++) oi[d] = 0;
-    ELT m = n > 0 ? FN(mask_row, SFX)(p, sh, mask, hd->doc, i, lo, n) : (ELT)-INFINITY;
+    ELT m = -INFINITY;
+    if (n > 0) {
+      FN(mask_row, SFX)(p, sh, mask, hd->doc, i, lo, n);
+      m = FN(vmax, SFX)(p, n);
+    }
     live[i - i0] = m != -INFINITY;
     if (m == -INFINITY) {
       hd->L[i] = -INFINITY; /* no key: the output stays 0 */
       continue;
     }
-    for (int64_t c = 0; c < n; c++) p[c] = VEXP(p[c] - m); /* exp(-inf) = 0 */
     ELT l = 0;
 #pragma omp simd reduction(+ : l)
-    for (int64_t c = 0; c < n; c++) l += p[c];
-    ELT inv = 1 / l;
-#pragma omp simd
-    for (int64_t c = 0; c < n; c++) p[c] *= inv;
+    for (int64_t c = 0; c < n; c++) {
+      const ELT e = VEXP(p[c] - m); /* exp(-inf) = 0 */
+      p[c] = e;
+      l += e;
+    }
+    inv[i - i0] = 1 / l;
     hd->L[i] = m + LOG(l);
   }
+  /* o = (P V) / l: the rows' sums divided out once the products are made,
+     D multiplies a row rather than n */
   FN(pv_rows, SFX)
   (hd->Ow + i0 * hd->lo, hd->lo, P, npad, hd->V + lo * hd->lv, hd->lv, n, D, i1 - i0, live);
+  for (int64_t i = i0; i < i1; i++) {
+    if (!live[i - i0]) continue;
+    ELT *oi = hd->Ow + i * hd->lo;
+    const ELT f = inv[i - i0];
+#pragma omp simd
+    for (int64_t d = 0; d < D; d++) oi[d] *= f;
+  }
 }
 
 /* Tasks: each head's blocks of rows (query blocks, or key blocks) are cut

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "cpu/cpu.h"
+#include "cpu/transpose16.h"
 
 char *openblas_get_corename(void);
 
@@ -51,30 +52,6 @@ static float *pack_space(size_t nfloats) {
   return pack_buf;
 }
 
-/* r[i][j] <- r[j][i] for a 16 x 16 block held in 16 registers. */
-AVX512 static inline void transpose16(__m512 r[16]) {
-  __m512 t[16];
-  for (int i = 0; i < 8; i++) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 4; i++) {
-    r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
-    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
-    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
-  }
-  for (int h = 0; h < 2; h++)
-    for (int i = 0; i < 4; i++) {
-      t[8 * h + i] = _mm512_shuffle_f32x4(r[8 * h + i], r[8 * h + 4 + i], 0x88);
-      t[8 * h + 4 + i] = _mm512_shuffle_f32x4(r[8 * h + i], r[8 * h + 4 + i], 0xDD);
-    }
-  for (int i = 0; i < 8; i++) {
-    r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
-    r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xDD);
-  }
-}
-
 /* Columns [k, k+16) (fewer at the end: kn) of `rows` rows of a k-contiguous
    matrix, rows past `rows` read as zero, transposed: r[kk] holds element k+kk
    of each row. */
@@ -83,7 +60,7 @@ AVX512 static inline void load_transposed(__m512 r[16], const float *src, int64_
   __mmask16 m = (__mmask16)(kn >= 16 ? 0xffff : (1u << kn) - 1);
   for (int i = 0; i < 16; i++)
     r[i] = i < rows ? _mm512_maskz_loadu_ps(m, src + i * ld) : _mm512_setzero_ps();
-  transpose16(r);
+  tyr_cpu_transpose16(r);
 }
 
 /* Rows [k0, k0+kc) and columns [j0, j0+nc) of op(B) into NR-column panels:
