@@ -92,7 +92,7 @@ static bool onednn_gemm(int nt, const product *p, const float *A, const float *B
 int main(int argc, char **argv) {
   int64_t T = 4096, C = 384, threads = 2, reps = 5;
   bool torch = true;
-  char python[512] = "";
+  char python[512] = "", libs_arg[64] = "tyr,openblas,onednn";
   const tyr_flag flags[] = {
       TYR_FLAG_INT("rows", &T, 1, 1 << 20, "rows of the layer's input (batch x block)"),
       TYR_FLAG_INT("width", &C, 1, 1 << 14, "the model's width"),
@@ -100,6 +100,7 @@ int main(int argc, char **argv) {
       TYR_FLAG_INT("reps", &reps, 1, 1000, "timed repetitions, best kept"),
       TYR_FLAG_STRING("python", python, "PyTorch's interpreter (default: python3)"),
       TYR_FLAG_BOOL("torch", &torch, "time torch.mm too (--no-torch: don't)"),
+      TYR_FLAG_STRING("libs", libs_arg, "which of tyr, openblas, onednn to time (comma-separated)"),
   };
   tyr_flags_parse("bench_gemm_libs",
                   "usage: bench_gemm_libs [--flag value ...]\n"
@@ -138,6 +139,8 @@ int main(int argc, char **argv) {
 #ifdef TYR_HAVE_DNNL
   have[2] = true;
 #endif
+  for (int l = 0; l < 3; l++)
+    if (!strstr(libs_arg, libs[l])) have[l] = false;
   printf("%-16s %6s %6s %6s   GFLOP/s\n", "product", "M", "N", "K");
   for (int i = 0; i < np; i++) {
     const product *p = &ps[i];

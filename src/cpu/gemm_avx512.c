@@ -20,7 +20,7 @@
  * output between threads and calls this on each block. */
 #define _GNU_SOURCE /* strcasestr */
 #include <immintrin.h>
-#include <stdatomic.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -33,9 +33,16 @@ char *openblas_get_corename(void);
 
 #define MR 12
 #define NR 32
-#define KC 192 /* a 32-column panel of B is 24 KB: it stays in L1 with the A panel */
-#define MC 132 /* rows of A swept per packed block of B (11 panels, 100 KB: L2) */
-#define NC 1024
+/* The blocking: KC 192 (a 32-column panel of B is 24 KB: it stays in L1
+ * with the A panel), MC 132 rows of A swept per packed block of B (11
+ * panels, 100 KB: L2), NC 1024 columns of B packed at a time.  The
+ * environment may set others for measurements (bench_gemm_libs):
+ * TYR_GEMM_KC, TYR_GEMM_MC (rounded to a multiple of MR), TYR_GEMM_NC (of
+ * NR), TYR_GEMM_PACK_A=1 to copy every panel of A rather than read whole
+ * panels where they are, TYR_GEMM_PREFETCH_C=1 to prefetch each tile's
+ * rows of C before its loop. */
+static int64_t KC = 192, MC = 132, NC = 1024;
+static bool pack_all_a, prefetch_c;
 
 #define AVX512 __attribute__((target("avx512f")))
 
@@ -129,6 +136,13 @@ tile(int64_t kc, const float *restrict a, int64_t rs, int64_t cs, const float *r
   __m512 c[MR][2];
 #pragma GCC unroll 12
   for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
+  if (prefetch_c) /* the tile's rows of C, read or written after the loop */
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; i++)
+      if (i < h) {
+        _mm_prefetch((const char *)(C + i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(C + i * ldc + 16), _MM_HINT_T0);
+      }
   for (int64_t k = 0; k < kc; k++) {
     __m512 b0 = _mm512_load_ps(Bp + k * NR), b1 = _mm512_load_ps(Bp + k * NR + 16);
     const float *ak = a + k * cs;
@@ -182,7 +196,7 @@ AVX512 static void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, cons
         int64_t mc = M - ic < MC ? M - ic : MC;
         /* whole panels of A are read where they are; a partial last panel is
            packed (zero rows past mc) */
-        int64_t full = mc / MR * MR;
+        int64_t full = pack_all_a ? 0 : mc / MR * MR;
         if (full < mc) pack_a(Ap, A, lda, ta, ic + full, mc - full, pc, kc);
         for (int64_t jr = 0; jr < nc; jr += NR) {
           int64_t w = nc - jr < NR ? nc - jr : NR;
@@ -195,11 +209,28 @@ AVX512 static void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, cons
               micro_kernel_rows(kc, A + (ic + ir) * lda + pc, lda, bp, c + ir * ldc, ldc, w,
                                 pc > 0);
           }
-          if (full < mc) micro_kernel(kc, Ap, MR, bp, c + full * ldc, ldc, mc - full, w, pc > 0);
+          for (int64_t ir = full; ir < mc; ir += MR)
+            micro_kernel(kc, Ap + (ir - full) * kc, MR, bp, c + ir * ldc, ldc,
+                         mc - ir < MR ? mc - ir : MR, w, pc > 0);
         }
       }
     }
   }
+}
+
+/* Whether the kernel is used, and the blocking, decided once. */
+static bool have;
+static void gemm_setup(void) {
+  const char *core = openblas_get_corename();
+  bool blas512 = core && (strcasestr(core, "skylakex") || strcasestr(core, "cooperlake") ||
+                          strcasestr(core, "sapphire"));
+  const char *e;
+  if ((e = getenv("TYR_GEMM_KC")) && atoll(e) >= 16) KC = atoll(e);
+  if ((e = getenv("TYR_GEMM_MC")) && atoll(e) >= MR) MC = atoll(e) / MR * MR;
+  if ((e = getenv("TYR_GEMM_NC")) && atoll(e) >= NR) NC = atoll(e) / NR * NR;
+  pack_all_a = (e = getenv("TYR_GEMM_PACK_A")) && e[0] == '1';
+  prefetch_c = (e = getenv("TYR_GEMM_PREFETCH_C")) && e[0] == '1';
+  have = __builtin_cpu_supports("avx512f") && !blas512 && !getenv("TYR_NO_AVX512");
 }
 
 bool tyr_cpu_sgemm_avx512(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A,
@@ -210,13 +241,8 @@ bool tyr_cpu_sgemm_avx512(bool ta, bool tb, int64_t M, int64_t N, int64_t K, con
      FMA units.  Where OpenBLAS has picked its own AVX-512 kernels they are
      as fast on small products and faster on large ones.  TYR_NO_AVX512=1 in
      the environment: OpenBLAS always. */
-  static _Atomic int have = -1; /* first set by whichever thread gets here first */
-  if (have < 0) {
-    const char *core = openblas_get_corename();
-    bool blas512 = core && (strcasestr(core, "skylakex") || strcasestr(core, "cooperlake") ||
-                            strcasestr(core, "sapphire"));
-    have = __builtin_cpu_supports("avx512f") && !blas512 && !getenv("TYR_NO_AVX512") ? 1 : 0;
-  }
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, gemm_setup);
   if (!have) return false;
   if (M <= 0 || N <= 0) return true;
   if (K <= 0) {
