@@ -283,14 +283,7 @@ void tyr__linear_param_grads(tyr_site s, tyr_tensor *g2, tyr_tensor *x2, bool wa
     }
   }
   if (want_w) *gw = tyr_matmul_at(s, tview(g2), x2); /* dw = dyT @ x over all rows */
-  if (!want_b) return;                               /* dbias = dy summed over rows */
-  if (g2->device.type == TYR_CUDA) {                 /* one column-reduction kernel */
-    *gb = tyr_sum_dim_at(s, g2, 0, false);
-  } else { /* ones[1, M] @ dy: the CPU's GEMM reads dy row by row, its reduction by columns */
-    tyr_tensor *ones = tyr_ones_at(s, g2->dtype, g2->device, 2, (int64_t[]){1, M});
-    tyr_tensor *b = ones ? tyr_matmul_at(s, ones, g2) : NULL;
-    if (b) *gb = tyr_reshape_at(s, b, 1, (int64_t[]){N});
-  }
+  if (want_b) *gb = tyr_sum_dim_at(s, g2, 0, false); /* dbias = dy summed over rows */
 }
 
 tyr_tensor *tyr_linear_at(tyr_site s, tyr_tensor *x, tyr_tensor *w, tyr_tensor *bias) {

@@ -2,6 +2,7 @@
  * double-precision references, gradients against finite differences,
  * ties, NaN, non-contiguous and half-precision inputs, errors, typed forms. */
 #include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 
 #include "gradcheck.h"
@@ -143,6 +144,35 @@ static void test_dim_values(void **state) {
         }
       }
     }
+  }
+}
+
+/* Sums over a dim with elements after it (the CPU adds whole rows into
+ * double accumulators, in blocks of columns split between threads): the
+ * double sum of each column in row order, rounded once, for shapes with
+ * several column blocks and with one outer index. */
+static void test_sum_dim_rows(void **state) {
+  (void)state;
+  const int64_t shapes[][3] = {{3, 300, 1100}, {1, 700, 130}, {2, 5, 17}};
+  for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+    TYR_SCOPE;
+    int64_t O = shapes[c][0], n = shapes[c][1], I = shapes[c][2];
+    tyr_tensor *x = tyr_randn_at(TYR_SITE, TYR_F32, TYR_DEVICE_CPU, 3, (int64_t[]){O, n, I}, 0, 1);
+    float *xv = malloc((size_t)(O * n * I) * sizeof(float)), *sv = malloc((size_t)(O * I) * 4);
+    float *mv = malloc((size_t)(O * I) * sizeof(float));
+    tyr_to_host_e(x, xv, (size_t)(O * n * I) * sizeof(float));
+    tyr_to_host_e(tyr_sum_dim_e(x, 1, false), sv, (size_t)(O * I) * sizeof(float));
+    tyr_to_host_e(tyr_mean_dim_e(x, 1, false), mv, (size_t)(O * I) * sizeof(float));
+    for (int64_t o = 0; o < O; o++)
+      for (int64_t i = 0; i < I; i++) {
+        double acc = 0;
+        for (int64_t k = 0; k < n; k++) acc += xv[(o * n + k) * I + i];
+        assert_true(sv[o * I + i] == (float)acc);
+        assert_true(mv[o * I + i] == (float)(acc / (double)n));
+      }
+    free(xv);
+    free(sv);
+    free(mv);
   }
 }
 
@@ -390,13 +420,10 @@ static void test_typed_forms(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      TYR_TEST(test_dim_values),
-      TYR_TEST(test_all_values),
-      TYR_TEST(test_ties_nan_and_integers),
-      TYR_TEST(test_gradients),
-      TYR_TEST(test_argmax_no_grad),
-      TYR_TEST(test_errors),
-      TYR_TEST(test_half_precision),
+      TYR_TEST(test_dim_values),  TYR_TEST(test_sum_dim_rows),
+      TYR_TEST(test_all_values),  TYR_TEST(test_ties_nan_and_integers),
+      TYR_TEST(test_gradients),   TYR_TEST(test_argmax_no_grad),
+      TYR_TEST(test_errors),      TYR_TEST(test_half_precision),
       TYR_TEST(test_typed_forms),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
