@@ -103,6 +103,13 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
+  if (torch && (strchr(python, '\'') || access("bench/torch_sdpa_cpu.py", R_OK) != 0)) {
+    fprintf(stderr,
+            "bench_attention_cpu: --python %s: needs a path without quotes and "
+            "bench/torch_sdpa_cpu.py (run from the repository root, or --no-torch)\n",
+            python);
+    return 1;
+  }
   printf("causal attention on packed qkv, f32, %d threads, best of %lld\n", tyr_get_num_threads(),
          (long long)reps);
   printf("%-24s %4s %5s %3s %4s %12s %8s %12s %8s\n", "case", "B", "T", "H", "D", "fwd ms",
@@ -116,13 +123,6 @@ int main(int argc, char **argv) {
            3.5 * fl / fb * 1e-6);
     fflush(stdout);
     if (!torch) continue;
-    if (strchr(python, '\'') || access("bench/torch_sdpa_cpu.py", R_OK) != 0) {
-      fprintf(stderr,
-              "bench_attention_cpu: --python %s: needs a path without quotes and "
-              "bench/torch_sdpa_cpu.py (run from the repository root)\n",
-              python);
-      return 1;
-    }
     char cmd[1024];
     snprintf(cmd, sizeof cmd,
              "'%s' bench/torch_sdpa_cpu.py --name %s --batch %lld --seq %lld --heads %lld "

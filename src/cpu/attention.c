@@ -78,12 +78,17 @@ typedef struct {
 #ifdef __AVX512F__ /* the x86-64-v4 variant: f32 helpers in AVX-512 */
 #include "cpu/transpose16.h"
 
-/* max of p[0..n) */
+/* max of p[0..n), NaN ignored as the portable vmax ignores it (x > m ? x :
+ * m is max_ps(x, m)): a row whose scores are all NaN sees no key in every
+ * variant. */
 static inline float attn_max_avx512(const float *restrict p, int64_t n) {
   __m512 m = _mm512_set1_ps(-INFINITY);
   int64_t c = 0;
-  for (; c + 16 <= n; c += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(p + c));
-  if (c < n) m = _mm512_mask_max_ps(m, (__mmask16)((1u << (n - c)) - 1), m, _mm512_loadu_ps(p + c));
+  for (; c + 16 <= n; c += 16) m = _mm512_max_ps(_mm512_loadu_ps(p + c), m);
+  if (c < n) {
+    __mmask16 k = (__mmask16)((1u << (n - c)) - 1);
+    m = _mm512_mask_max_ps(m, k, _mm512_maskz_loadu_ps(k, p + c), m);
+  }
   return _mm512_reduce_max_ps(m);
 }
 
@@ -131,7 +136,8 @@ attn_pv4_cols(float *restrict o, int64_t ldo, const float *restrict p, int64_t l
 
 /* o + r ldo += (p + r ldp) times the n rows of x, for r < 4: each load of x
  * feeds four rows, every element summed in pv's order (c ascending, one
- * fused multiply-add each). */
+ * fused multiply-add each, as the compiler contracts pv's a += p x under
+ * -march=x86-64-v4). */
 static void attn_pv4_avx512(float *restrict o, int64_t ldo, const float *restrict p, int64_t ldp,
                             const float *restrict x, int64_t ldx, int64_t n, int64_t D) {
   int64_t d0 = 0;

@@ -13,7 +13,12 @@
  * transposed into per-thread scratch ([D, ld], ld = round_up(len) +
  * TILE_C so that a block starting anywhere may read whole tiles), then
  * works on whole rows.  When the scratch cannot be allocated, the work is
- * done a row at a time instead. */
+ * done a row at a time instead.
+ *
+ * Hooks the including file may define for ELT = float (attention.c does in
+ * its AVX-512 build): ATTN_VMAX (a row's maximum), ATTN_TRANSPOSE
+ * (transpose_ld) and ATTN_PV4 (pv4), each computing what the portable code
+ * below computes. */
 #define FN_(a, b) a##_##b
 #define FN(a, b) FN_(a, b)
 
@@ -87,7 +92,7 @@ static void FN(pv, SFX)(ELT *restrict o, const ELT *restrict p, const ELT *restr
  * order. */
 static void FN(pv4, SFX)(ELT *restrict o, int64_t ldo, const ELT *restrict p, int64_t ldp,
                          const ELT *restrict x, int64_t ldx, int64_t n, int64_t D) {
-#ifdef ATTN_PV4 /* the same sums with the accumulators held in registers */
+#ifdef ATTN_PV4 /* the same sums, in the same order, with the accumulators in registers */
   ATTN_PV4(o, ldo, p, ldp, x, ldx, n, D);
 #else
   int64_t d0 = 0;

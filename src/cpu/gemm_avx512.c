@@ -37,8 +37,9 @@ char *openblas_get_corename(void);
  * with the A panel), MC 132 rows of A swept per packed block of B (11
  * panels, 100 KB: L2), NC 1024 columns of B packed at a time.  The
  * environment may set others for measurements (bench_gemm_libs):
- * TYR_GEMM_KC, TYR_GEMM_MC (rounded to a multiple of MR), TYR_GEMM_NC (of
- * NR), TYR_GEMM_PACK_A=1 to copy every panel of A rather than read whole
+ * TYR_GEMM_KC (16 to 4096), TYR_GEMM_MC (MR to 4096, rounded down to a
+ * multiple of MR), TYR_GEMM_NC (NR to 65536, to a multiple of NR),
+ * TYR_GEMM_PACK_A=1 to copy every panel of A rather than read whole
  * panels where they are, TYR_GEMM_PREFETCH_C=1 to prefetch each tile's
  * rows of C before its loop. */
 static int64_t KC = 192, MC = 132, NC = 1024;
@@ -224,10 +225,10 @@ static void gemm_setup(void) {
   const char *core = openblas_get_corename();
   bool blas512 = core && (strcasestr(core, "skylakex") || strcasestr(core, "cooperlake") ||
                           strcasestr(core, "sapphire"));
-  const char *e;
-  if ((e = getenv("TYR_GEMM_KC")) && atoll(e) >= 16) KC = atoll(e);
-  if ((e = getenv("TYR_GEMM_MC")) && atoll(e) >= MR) MC = atoll(e) / MR * MR;
-  if ((e = getenv("TYR_GEMM_NC")) && atoll(e) >= NR) NC = atoll(e) / NR * NR;
+  const char *e; /* settings outside [lower, upper] are ignored */
+  if ((e = getenv("TYR_GEMM_KC")) && atoll(e) >= 16 && atoll(e) <= 4096) KC = atoll(e);
+  if ((e = getenv("TYR_GEMM_MC")) && atoll(e) >= MR && atoll(e) <= 4096) MC = atoll(e) / MR * MR;
+  if ((e = getenv("TYR_GEMM_NC")) && atoll(e) >= NR && atoll(e) <= 65536) NC = atoll(e) / NR * NR;
   pack_all_a = (e = getenv("TYR_GEMM_PACK_A")) && e[0] == '1';
   prefetch_c = (e = getenv("TYR_GEMM_PREFETCH_C")) && e[0] == '1';
   have = __builtin_cpu_supports("avx512f") && !blas512 && !getenv("TYR_NO_AVX512");

@@ -9,17 +9,18 @@
  * each task adds the n rows of a block of columns into double accumulators,
  * reading every row contiguously (a column at a time, every element would
  * be a cache line of its own).  Each output is the same double sum, in the
- * same order, as the per-element loop below. */
+ * same order, stored the same way, as the per-element loop below. */
 #define SUM_COLS 512 /* columns a task accumulates at most: 4 KB of doubles */
-static void sum_rows(bool mean, bool f64, char *po, const char *pa, int64_t outer, int64_t n,
-                     int64_t inner) {
+static void sum_rows(bool mean, tyr_dtype da, tyr_dtype dout, char *po, const char *pa,
+                     int64_t outer, int64_t n, int64_t inner) {
+  const size_t ea = tyr_dtype_size(da), eo = tyr_dtype_size(dout);
   /* blocks of a multiple of 16 columns, enough of them for every thread */
   int64_t nt = outer >= omp_get_max_threads() ? 1 : omp_get_max_threads();
   int64_t cols = ((inner + nt - 1) / nt + 15) / 16 * 16;
   cols = cols < SUM_COLS ? cols : SUM_COLS;
   int64_t blocks = (inner + cols - 1) / cols;
   TYR_PAR_FOR(
-      outer * inner * n > 32768, "omp parallel for collapse(2)",
+      outer * blocks > 1 && outer * inner * n > 32768, "omp parallel for collapse(2)",
       for (int64_t o = 0; o < outer; o++) {
         for (int64_t cb = 0; cb < blocks; cb++) {
           int64_t j0 = cb * cols, w = inner - j0 < cols ? inner - j0 : cols;
@@ -27,21 +28,26 @@ static void sum_rows(bool mean, bool f64, char *po, const char *pa, int64_t oute
           for (int64_t j = 0; j < w; j++) acc[j] = 0;
           for (int64_t k = 0; k < n; k++) {
             int64_t off = (o * n + k) * inner + j0;
-            if (f64) {
+            if (da == TYR_F64) {
               const double *x = (const double *)pa + off;
               _Pragma("omp simd") for (int64_t j = 0; j < w; j++) acc[j] += x[j];
-            } else {
+            } else if (da == TYR_F32) {
               const float *x = (const float *)pa + off;
               _Pragma("omp simd") for (int64_t j = 0; j < w; j++) acc[j] += (double)x[j];
+            } else {
+              for (int64_t j = 0; j < w; j++)
+                acc[j] += tyr__load_f64(pa + (off + j) * (int64_t)ea, da);
             }
           }
           int64_t oo = o * inner + j0;
           for (int64_t j = 0; j < w; j++) {
             double v = mean ? acc[j] / (double)n : acc[j];
-            if (f64)
+            if (dout == TYR_F32)
+              ((float *)po)[oo + j] = (float)v;
+            else if (dout == TYR_F64)
               ((double *)po)[oo + j] = v;
             else
-              ((float *)po)[oo + j] = (float)v;
+              tyr__store_f64(po + (oo + j) * (int64_t)eo, dout, v);
           }
         }
       });
@@ -60,9 +66,8 @@ void tyr_cpu_reduce(tyr_reduce_op op, tyr_tensor *out, const tyr_tensor *a, int 
   const char *pa = (const char *)a->storage->data + a->offset * (int64_t)ea;
   char *po = (char *)out->storage->data + out->offset * (int64_t)eo;
   bool f32 = a->dtype == TYR_F32, f64 = a->dtype == TYR_F64;
-  if ((op == TYR_RED_SUM || op == TYR_RED_MEAN) && (f32 || f64) && inner > 1 &&
-      out->dtype == a->dtype) {
-    sum_rows(op == TYR_RED_MEAN, f64, po, pa, outer, n, inner);
+  if ((op == TYR_RED_SUM || op == TYR_RED_MEAN) && inner > 1) {
+    sum_rows(op == TYR_RED_MEAN, a->dtype, out->dtype, po, pa, outer, n, inner);
     return;
   }
   TYR_PAR_FOR(

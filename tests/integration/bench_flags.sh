@@ -1,5 +1,6 @@
 #!/bin/sh
-# The speed benches' flags (bench_train_gpt, bench_gpt2_cuda): bad values
+# The speed benches' flags (bench_train_gpt, bench_gpt2_cuda,
+# bench_attention_cpu): bad values
 # refused with the flag named and exit status 2; bench_train_gpt's --python
 # that cannot import torch, or no bench/torch_gpt.py to run, refused with
 # status 1 instead of a silent Tyr-only run; bench_train_gpt --no-torch from
@@ -34,6 +35,18 @@ refused 2 "--batch 0" --batch 0
 refused 2 "--mode bogus" --mode bogus
 refused 2 "--only bogus" --only bogus
 refused 2 "--bogus" --bogus
+use=
+
+use=$build/bench/bench_attention_cpu
+refused 2 "--reps 0" --reps 0
+refused 2 "--preset bogus" --preset bogus
+refused 2 "--batch, --seq, --heads and --head-dim go together" --batch 4
+refused 1 "failed (PyTorch missing?)" --python "$tmp/none" --preset shakespeare_cpu --reps 1
+(cd "$tmp" && refused 1 "bench/torch_sdpa_cpu.py" --python /bin/sh --reps 1)
+"$use" --no-torch --reps 2 --threads 2 --batch 2 --seq 40 --heads 2 --head-dim 24 >"$tmp/attn.log"
+row=$(awk '$1 == "custom" && $6 > 0 && $8 > 0 { print }' "$tmp/attn.log")
+[ -n "$row" ] || { echo "FAIL: bench_attention_cpu: no timed row:"; cat "$tmp/attn.log"; exit 1; }
+echo "ok: bench_attention_cpu --no-torch: $row"
 use=
 
 "$build/bench/bench_train_gpt" --no-torch --steps 2 --threads 2 --preset shakespeare_cpu >"$tmp/run.log"

@@ -1402,15 +1402,17 @@ static void test_sdpa_gradients(void **state) {
       for (int run = 0; run < 3; run++) free(g[run][t]);
     }
   }
-  /* the same in f32 (whose kernels have their own vector code: the AVX-512
-     transposes and maxima where the CPU has them), against the f64 results
-     of the same inputs; blocks of 16 that the shape fills only partly (70
-     queries, 90 keys, head dim 20), with a window, a mask with an empty
-     row and GQA */
-  for (int opt = 0; opt < 4; opt++) {
+  /* the same in f32 (whose kernels have their own vector code where the CPU
+     has AVX-512: the products of P with V, the transposes and the row
+     maxima), against the f64 results of the same inputs; blocks of 16 that
+     the shape fills only partly (70 queries, 90 keys, head dim 20, and 84 =
+     64 + 16 + 4 for the wider products), with a window, a mask with an
+     empty row and GQA */
+  for (int opt = 0; opt < 8; opt++) {
     TYR_SCOPE;
-    tyr_tensor *q64 = RANDN(TYR_F64, 1.0, 1, 4, 70, 20), *k64 = RANDN(TYR_F64, 1.0, 1, 2, 90, 20),
-               *v64 = RANDN(TYR_F64, 1.0, 1, 2, 90, 20), *go64 = RANDN(TYR_F64, 1.0, 1, 4, 70, 20);
+    const int64_t D = (opt & 4) ? 84 : 20;
+    tyr_tensor *q64 = RANDN(TYR_F64, 1.0, 1, 4, 70, D), *k64 = RANDN(TYR_F64, 1.0, 1, 2, 90, D),
+               *v64 = RANDN(TYR_F64, 1.0, 1, 2, 90, D), *go64 = RANDN(TYR_F64, 1.0, 1, 4, 70, D);
     uint8_t mbits[70 * 90];
     tyr_tensor *m = make_mask(70, 90, mbits, true); /* its last row sees no key */
     tyr_sdpa_opts o = {.causal = true, .window = (opt & 1) ? 40 : 0, .mask = (opt & 2) ? m : NULL};
@@ -1429,7 +1431,7 @@ static void test_sdpa_gradients(void **state) {
         double *yv = values(y);
         tyr_tensor *yr = tyr_sdpa_e(q64, k64, v64, &o);
         double *yrv = values(yr);
-        for (int64_t i = 0; i < 4 * 70 * 20; i++) ASSERT_CLOSE(yv[i], yrv[i], 2e-5, 1e-4);
+        for (int64_t i = 0; i < 4 * 70 * D; i++) ASSERT_CLOSE(yv[i], yrv[i], 2e-5, 1e-4);
         free(yv);
         free(yrv);
       }
@@ -1437,7 +1439,7 @@ static void test_sdpa_gradients(void **state) {
       for (int t = 0; t < 3; t++) g[run][t] = values(tyr_grad_e(leaf[run > 0][t]));
     }
     tyr_cpu_attention_bw_passes = 0;
-    int64_t n[3] = {4 * 70 * 20, 2 * 90 * 20, 2 * 90 * 20};
+    int64_t n[3] = {4 * 70 * D, 2 * 90 * D, 2 * 90 * D};
     for (int t = 0; t < 3; t++) {
       for (int run = 1; run < 3; run++)
         for (int64_t i = 0; i < n[t]; i++) ASSERT_CLOSE(g[run][t][i], g[0][t][i], 1e-4, 1e-3);
