@@ -110,6 +110,7 @@ static void attn_transpose_avx512(float *restrict bt, int64_t ldb, const float *
     }
   }
 }
+
 /* Columns [d0, d0 + 16 nv) of pv4 below (the last vector masked by `last`):
  * 4 x nv accumulators in registers over the whole sum. */
 static inline __attribute__((always_inline)) void
