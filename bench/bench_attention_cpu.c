@@ -6,8 +6,9 @@
  * the output [B, T, C] and the gradient of qkv written in one tensor),
  * forward alone and forward + backward, f32, best of --reps.  PyTorch's
  * rows come from bench/torch_sdpa_cpu.py (F.scaled_dot_product_attention on
- * the same views, torch.set_num_threads(--threads)), run with --python,
- * unless --no-torch.  Flops are counted as bench_nn counts them: q k^T and
+ * the same views, or on PyTorch 1.13, which has none, the twin's masked
+ * softmax; torch.set_num_threads(--threads)), run with --python, unless
+ * --no-torch.  Flops are counted as bench_nn counts them: q k^T and
  * p v over the causal half (2 B H T^2 D) for the forward, 3.5 times that for
  * forward + backward.
  *
