@@ -210,11 +210,12 @@ static tyr_bf_config flow_config(const config *c) {
   int vocab = !strcmp(c->task, "discrete") ? 8 : !strcmp(c->task, "mixed") ? 4 : 0;
   tyr_bf_config f = tyr_bf_config_default(cont ? 2 : 0, vocab);
   if (!tyr_bf_dist_parse(c->branch_time, &f.branch_time))
-    die_flag("--branch-time must be uniform or beta:A,B (A, B > 0), optionally @LO,HI",
+    die_flag("--branch-time must be uniform or beta:A,B (A, B in [0.001, 1e6]), optionally @LO,HI",
              c->branch_time);
   if (!tyr_bf_dist_parse(c->deletion_time, &f.deletion_time))
-    die_flag("--deletion-time must be uniform or beta:A,B (A, B > 0), optionally @LO,HI",
-             c->deletion_time);
+    die_flag(
+        "--deletion-time must be uniform or beta:A,B (A, B in [0.001, 1e6]), optionally @LO,HI",
+        c->deletion_time);
   if (!tyr_bf_policy_parse(c->policy, &f.policy))
     die_flag("--policy must be uniform, block-min or balanced", c->policy);
   if (!tyr_bf_bridge_kind_parse(c->bridge, &f.bridge))

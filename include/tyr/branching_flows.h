@@ -46,7 +46,7 @@ enum { TYR_BF_MAX_DIM = 8 /* continuous dims of an element */ };
 typedef enum tyr_bf_dist_kind { TYR_BF_DIST_UNIFORM, TYR_BF_DIST_BETA } tyr_bf_dist_kind;
 typedef struct tyr_bf_dist {
   tyr_bf_dist_kind kind;
-  double a, b;   /* Beta's shape parameters, in (0, 1e6] */
+  double a, b;   /* Beta's shape parameters, in [0.001, 1e6] */
   double lo, hi; /* the truncation */
 } tyr_bf_dist;
 tyr_bf_dist tyr_bf_uniform(void);

@@ -14,6 +14,16 @@
 
 #include "tyr/branching_flows.h"
 
+/* Beta's shape parameters: below 1e-3 the CDF's symmetric branch, 1 -
+   I_{1-x}(b, a), cancels to rounding noise (Beta(10, 5e-19) truncated to
+   [0.1, 0.99] gave CDF values from -2 to 2.3), and such a distribution is
+   a point mass at 0 or 1 for any use here. */
+#define BETA_MIN 1e-3
+#define BETA_MAX 1e6
+static bool beta_ok(double a, double b) {
+  return a >= BETA_MIN && b >= BETA_MIN && a <= BETA_MAX && b <= BETA_MAX;
+}
+
 tyr_bf_dist tyr_bf_uniform(void) {
   return (tyr_bf_dist){.kind = TYR_BF_DIST_UNIFORM, .a = 1, .b = 1, .lo = 0, .hi = 1};
 }
@@ -32,9 +42,9 @@ int tyr_bf_dist_check_at(tyr_site s, const tyr_bf_dist *d, const char *what) {
   const char *op = "tyr_bf_dist_check";
   if (d->kind != TYR_BF_DIST_UNIFORM && d->kind != TYR_BF_DIST_BETA)
     return tyr_raise(TYR_ERR_ARG, s, op, "%s: unknown distribution kind %d", what, (int)d->kind);
-  if (d->kind == TYR_BF_DIST_BETA && !(d->a > 0 && d->b > 0 && d->a <= 1e6 && d->b <= 1e6))
-    return tyr_raise(TYR_ERR_ARG, s, op, "%s: Beta(%g, %g) needs a and b in (0, 1e6]", what, d->a,
-                     d->b);
+  if (d->kind == TYR_BF_DIST_BETA && !beta_ok(d->a, d->b))
+    return tyr_raise(TYR_ERR_ARG, s, op, "%s: Beta(%g, %g) needs a and b in [0.001, 1e6]", what,
+                     d->a, d->b);
   if (!(d->lo >= 0 && d->lo < d->hi && d->hi <= 1))
     return tyr_raise(TYR_ERR_ARG, s, op, "%s: truncation [%g, %g] must satisfy 0 <= lo < hi <= 1",
                      what, d->lo, d->hi);
@@ -74,13 +84,14 @@ static double lbeta(double a, double b) {
   return lgamma(a) + lgamma(b) - lgamma(a + b);
 }
 
-/* I_x(a, b) */
+/* I_x(a, b), kept in [0, 1] against rounding */
 static double betainc(double a, double b, double x) {
   if (x <= 0) return 0;
   if (x >= 1) return 1;
   double front = exp(a * log(x) + b * log1p(-x) - lbeta(a, b));
-  if (x < (a + 1) / (a + b + 2)) return front * betacf(a, b, x) / a;
-  return 1 - front * betacf(b, a, 1 - x) / b;
+  double v =
+      x < (a + 1) / (a + b + 2) ? front * betacf(a, b, x) / a : 1 - front * betacf(b, a, 1 - x) / b;
+  return v < 0 ? 0 : v > 1 ? 1 : v;
 }
 
 /* the untruncated distribution */
@@ -123,7 +134,8 @@ double tyr_bf_dist_cdf(const tyr_bf_dist *d, double t) {
   if (t <= d->lo) return 0;
   if (t >= d->hi) return 1;
   double flo = base_cdf(d, d->lo), z = base_cdf(d, d->hi) - flo;
-  return z > 0 ? (base_cdf(d, t) - flo) / z : 0;
+  double v = z > 0 ? (base_cdf(d, t) - flo) / z : 0;
+  return v < 0 ? 0 : v > 1 ? 1 : v;
 }
 
 double tyr_bf_dist_survival(const tyr_bf_dist *d, double t) {
@@ -188,7 +200,7 @@ bool tyr_bf_dist_parse(const char *text, tyr_bf_dist *out) {
     rest = end;
   }
   if (*rest) return false;
-  if (d.kind == TYR_BF_DIST_BETA && !(d.a > 0 && d.b > 0 && d.a <= 1e6 && d.b <= 1e6)) return false;
+  if (d.kind == TYR_BF_DIST_BETA && !beta_ok(d.a, d.b)) return false;
   if (!(d.lo >= 0 && d.lo < d.hi && d.hi <= 1)) return false;
   *out = d;
   return true;

@@ -543,7 +543,8 @@ int tyr_nanochat_config_from_json_at(tyr_site s, const char *text, const char *w
       if (f[i].i && json_is_integer(v))
         *f[i].i = (int64_t)json_integer_value(v);
       else if (f[i].d && json_is_number(v))
-        *f[i].d = json_number_value(v);
+        *f[i].d = json_number_value(v) + 0.0; /* -0 is 0: the JSON written back says "-0",
+                                                 which jansson reads as the integer 0 */
       else if (f[i].b && json_is_boolean(v))
         *f[i].b = json_is_true(v);
       else

@@ -269,6 +269,15 @@ static void test_errors(void **state) {
   assert_true(tyr_nanochat_config_to_json_at(TYR_SITE, &m.cfg, buf, sizeof buf) > 0);
   assert_int_equal(tyr_nanochat_config_from_json_at(TYR_SITE, buf, "x", &out), 0);
   assert_int_equal(memcmp(&out, &m.cfg, sizeof out), 0);
+  /* -0 reads as 0, so that the JSON written back ("0") reads to the same
+     config (fuzz_nanochat_config found "-0" read back as the integer 0) */
+  tyr_nanochat_config z, back;
+  assert_int_equal(tyr_nanochat_config_from_json_at(TYR_SITE, "{\"attn_scale\": -0.0}", "x", &z),
+                   0);
+  assert_false(signbit(z.attn_scale));
+  assert_true(tyr_nanochat_config_to_json_at(TYR_SITE, &z, buf, sizeof buf) > 0);
+  assert_int_equal(tyr_nanochat_config_from_json_at(TYR_SITE, buf, "x", &back), 0);
+  assert_int_equal(memcmp(&back, &z, sizeof z), 0);
   tyr_nanochat_free(&m);
 }
 
