@@ -254,6 +254,12 @@ static int build_columns(tyr_parquet_file *f, char *err, size_t errn) {
   f->num_columns = n;
   int pos = 1, leaves = 0;
   for (int c = 0; c < n; c++) {
+    if (pos >= m->num_schema) { /* the subtrees before used up the elements */
+      snprintf(err, errn,
+               "corrupt footer: the schema root has %d children but its elements end after %d", n,
+               c);
+      return -1;
+    }
     const pq_schema_el *e = &m->schema[pos];
     tyr_parquet_column_info *ci = &f->cols[c];
     f->leaf[c] = leaves;

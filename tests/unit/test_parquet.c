@@ -573,6 +573,28 @@ static void test_open_errors(void **state) {
   free(good);
 }
 
+/* A footer whose root claims two children while its first child, a group,
+ * takes the last element: the second child would lie past the schema. */
+static void test_schema_children_past_the_end(void **state) {
+  (void)state;
+  static const uint8_t footer[] = {0x15, 0x02,                         /* 1: version 1 */
+                                   0x19, 0x3c,                         /* 2: schema, 3 structs */
+                                   0x48, 0x01, 'r',  0x15, 0x04, 0x00, /* root "r", 2 children */
+                                   0x48, 0x01, 'a',  0x15, 0x02, 0x00, /* group "a", 1 child */
+                                   0x15, 0x02, 0x38, 0x01, 'b',  0x00, /* INT32 "b" */
+                                   0x16, 0x00,                         /* 3: num_rows 0 */
+                                   0x19, 0x0c,                         /* 4: no row groups */
+                                   0x00};
+  uint8_t b[4 + sizeof footer + 8];
+  memcpy(b, "PAR1", 4);
+  memcpy(b + 4, footer, sizeof footer);
+  uint32_t flen = sizeof footer;
+  for (int i = 0; i < 4; i++) b[4 + sizeof footer + i] = (uint8_t)(flen >> (8 * i));
+  memcpy(b + 8 + sizeof footer, "PAR1", 4);
+  EXPECT_TYR_ERROR(tyr_parquet_open(tmp_write("schema_end.parquet", b, sizeof b)),
+                   "the schema root has 2 children but its elements end after 1");
+}
+
 /* Opens path and reads every column of every row group; each call raises
  * at most one error.  Returns the number of errors. */
 static int read_everything(const char *path) {
@@ -830,6 +852,7 @@ int main(void) {
       TYR_TEST(test_threads_share_a_file),
       TYR_TEST(test_foreach_string),
       TYR_TEST(test_open_errors),
+      TYR_TEST(test_schema_children_past_the_end),
       TYR_TEST(test_truncated_everywhere),
       TYR_TEST(test_corrupted_bytes),
       TYR_TEST(test_thrift_decoder),
