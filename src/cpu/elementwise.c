@@ -73,9 +73,13 @@
 /* GELU's erf and Gaussian in f32 through the vectorisable forms (their
  * arguments stay in the range where those are accurate); f64 uses libm */
 #define gelu_erff tyr_cpu_erff
-#define gelu_expf tyr_cpu_expf
 #define gelu_erf erf
-#define gelu_exp exp
+/* GELU's derivative Phi(x) + x phi(x): one exponential for both terms in
+ * f32 (fastmath.h), libm in f64 */
+#define gelu_gradf tyr_cpu_gelu_gradf
+static inline double gelu_grad(double x) {
+  return 0.5 * (1.0 + erf(x * INV_SQRT_2)) + x * exp(-0.5 * x * x) * 0.3989422804014327;
+}
 /* tanh and the logistic function (tanh, sigmoid, SiLU, GELU's tanh form,
  * softcap) likewise: vectorisable forms in f32, libm in f64 */
 #define act_tanhf tyr_cpu_tanhf
@@ -120,11 +124,8 @@ static inline double un_f64(tyr_unary_op op, double x, double p0, double p1) {
     return x > 0 ? 1 : 0;                                                                          \
   case TYR_UN_RELU2:                                                                               \
     return x > 0 ? 2 * x : 0;                                                                      \
-  case TYR_UN_GELU: {                                                                              \
-    T cdf = (T)0.5 * ((T)1 + FN(gelu_erf)(x * (T)INV_SQRT_2));                                     \
-    T pdf = FN(gelu_exp)((T)-0.5 * x * x) * (T)0.3989422804014327;                                 \
-    return cdf + x * pdf;                                                                          \
-  }                                                                                                \
+  case TYR_UN_GELU:                                                                                \
+    return FN(gelu_grad)(x);                                                                       \
   case TYR_UN_GELU_TANH: {                                                                         \
     T u = (T)SQRT_2_OVER_PI * (x + (T)0.044715 * x * x * x);                                       \
     T t = FN(act_tanh)(u);                                                                         \

@@ -66,6 +66,24 @@ static void test_erff(void **state) {
   assert_true(tyr_cpu_erff(INFINITY) == 1.0f && tyr_cpu_erff(-INFINITY) == -1.0f);
 }
 
+static float f_gelu_grad(float x) {
+  return tyr_cpu_gelu_gradf(x);
+}
+static double r_gelu_grad(double x) {
+  return 0.5 * erfc(-x / sqrt(2.0)) + x * exp(-0.5 * x * x) / sqrt(2.0 * M_PI);
+}
+
+static void test_gelu_gradf(void **state) {
+  (void)state;
+  /* absolute (the derivative crosses 0 near x = -0.75); relative beyond */
+  check("gelu'", f_gelu_grad, r_gelu_grad, -12, 12, 1, 4e-7);
+  check("gelu'", f_gelu_grad, r_gelu_grad, -5, -2, 1e-30, 2e-4);
+  assert_true(tyr_cpu_gelu_gradf(0.0f) == 0.5f);
+  assert_true(tyr_cpu_gelu_gradf(20.0f) == 1.0f && tyr_cpu_gelu_gradf(-20.0f) == 0.0f);
+  assert_true(tyr_cpu_gelu_gradf(INFINITY) == 1.0f && tyr_cpu_gelu_gradf(-INFINITY) == 0.0f);
+  assert_true(isnan(tyr_cpu_gelu_gradf(NAN)));
+}
+
 static void test_tanhf(void **state) {
   (void)state;
   /* relative everywhere, across the switch of forms at 0.625 */
@@ -95,9 +113,8 @@ static void test_sigmoidf(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_expf),
-      cmocka_unit_test(test_erff),
-      cmocka_unit_test(test_tanhf),
+      cmocka_unit_test(test_expf),       cmocka_unit_test(test_erff),
+      cmocka_unit_test(test_gelu_gradf), cmocka_unit_test(test_tanhf),
       cmocka_unit_test(test_sigmoidf),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
