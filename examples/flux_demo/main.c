@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "tyr/cuda.h"
+#include "tyr/fileio.h"
 #include "tyr/flags.h"
 #include "tyr/models/flux2.h"
 #include "tyr/models/flux2_vae.h"
@@ -212,12 +213,11 @@ int main(int argc, char **argv) {
   weights_paths wp = {0};
   if (!random_w[0] && find_weights(weights, &wp)) return 1;
   {
-    char dir[1024];
-    snprintf(dir, sizeof dir, "%s", out);
-    char *slash = strrchr(dir, '/');
-    if (slash) {
-      *slash = 0;
-      if (dir[0] && !is_dir(dir)) return fail("--out: the directory %s does not exist", dir);
+    /* refused now rather than after minutes of work */
+    char why[512];
+    if (tyr_atomic_check(out, why, sizeof why)) {
+      fprintf(stderr, "%s: --out '%s': %s\n", PROG, out, why);
+      return 1;
     }
   }
   if (threads) tyr_set_num_threads((int)threads);

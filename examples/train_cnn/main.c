@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +154,25 @@ static void die_flag(const char *msg, const char *arg) {
   exit(2);
 }
 
+/* "--flag value: rule" */
+static void die_range(const char *flag, double v, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void die_range(const char *flag, double v, const char *fmt, ...) {
+  char rule[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(rule, sizeof rule, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "train_cnn: %s %.15g: %s (see --help)\n", flag, v, rule);
+  exit(2);
+}
+
+/* "--flag value: what is wrong" */
+static void die_value(const char *flag, const char *value, const char *msg) {
+  fprintf(stderr, "train_cnn: %s %s: %s (see --help)\n", flag, value, msg);
+  exit(2);
+}
+
 static void parse_args(config *c, int argc, char **argv) {
   const char *pre = "cpu";
   for (int i = 1; i < argc; i++)
@@ -165,7 +185,13 @@ static void parse_args(config *c, int argc, char **argv) {
       exit(0);
     } else if (strncmp(argv[i], "--", 2) == 0) { /* a flag's value is not a flag */
       for (size_t k = 0; k < NFLAGS; k++)
-        if (strcmp(FLAGS[k].name, argv[i] + 2) == 0 && FLAGS[k].type != F_BOOL) i++;
+        if (strcmp(FLAGS[k].name, argv[i] + 2) == 0) {
+          if (FLAGS[k].type != F_BOOL) {
+            if (i + 1 >= argc) die_flag("missing value for flag", argv[i]);
+            i++;
+          }
+          break;
+        }
     }
   preset(c, pre);
   for (int i = 1; i < argc; i++) {
@@ -194,35 +220,45 @@ static void parse_args(config *c, int argc, char **argv) {
     errno = 0;
     if (fl->type == F_INT) {
       long long x = strtoll(v, &end, 10);
-      if (*end || end == v || errno) die_flag("not an integer", v);
+      if (*end || end == v || errno) die_value(a, v, "not an integer");
       *(int64_t *)p = x;
     } else if (fl->type == F_DBL) {
       double x = strtod(v, &end);
-      if (*end || end == v || errno || !isfinite(x)) die_flag("not a number", v);
+      if (*end || end == v || errno || !isfinite(x)) die_value(a, v, "not a finite number");
       *(double *)p = x;
     } else {
-      if (strlen(v) >= fl->size) die_flag("value too long", v);
+      if (strlen(v) >= fl->size) die_value(a, v, "value too long");
       snprintf((char *)p, fl->size, "%s", v);
     }
   }
-  if (c->epochs < 0) die_flag("--epochs must not be negative", "");
-  if (c->batch_size < 2) die_flag("--batch-size must be at least 2 (BatchNorm)", "");
-  if (c->eval_batch_size < 1) die_flag("--eval-batch-size must be positive", "");
-  if (c->width < 1 || c->stages < 1 || c->stages > 4 || c->blocks < 1)
-    die_flag("--width and --blocks must be positive and --stages in 1..4", "");
-  if (c->lr < 0 || c->min_lr < 0) die_flag("learning rates must not be negative", "");
-  if (c->crop_pad < 0 || c->crop_pad > 8) die_flag("--crop-pad must be in 0..8", "");
-  if (c->train_limit < 0 || c->test_limit < 0) die_flag("limits must not be negative", "");
-  if (c->bn_momentum <= 0 || c->bn_momentum > 1) die_flag("--bn-momentum must be in (0, 1]", "");
-  if (c->log_interval < 1) die_flag("--log-interval must be at least 1", "");
-  if (c->warmup < 0 || c->max_steps < 0 || c->seed < 0)
-    die_flag("--warmup, --max-steps and --seed must not be negative", "");
-  if (c->threads < 0 || c->threads > 4096) die_flag("--threads must be in 0..4096", "");
-  if (c->epochs > 100000 || c->batch_size > 60000 || c->eval_batch_size > 100000 ||
-      c->width > 4096 || c->blocks > 64)
-    die_flag("--epochs, --batch-size, --eval-batch-size, --width or --blocks is too large", "");
-  if (c->momentum < 0 || c->momentum >= 1 || c->weight_decay < 0)
-    die_flag("--momentum must be in [0, 1) and --weight-decay not negative", "");
+  /* each range names its flag and the value given */
+#define RANGE_I(flag, v, lo, hi)                                                                   \
+  if ((v) < (lo) || (v) > (hi))                                                                    \
+  die_range(flag, (double)(v), "must be in [%.0f, %.0f]", (double)(lo), (double)(hi))
+#define RANGE_D(flag, v, range, ok)                                                                \
+  if (!(ok)) die_range(flag, (v), "must be in %s", range)
+  RANGE_I("--epochs", c->epochs, 1, 100000);
+  RANGE_I("--batch-size", c->batch_size, 2, 60000); /* BatchNorm needs two images */
+  RANGE_I("--eval-batch-size", c->eval_batch_size, 1, 100000);
+  RANGE_I("--width", c->width, 1, 4096);
+  RANGE_I("--stages", c->stages, 1, 4);
+  RANGE_I("--blocks", c->blocks, 1, 64);
+  RANGE_I("--crop-pad", c->crop_pad, 0, 8);
+  RANGE_I("--train-limit", c->train_limit, 0, 1e12);
+  RANGE_I("--test-limit", c->test_limit, 0, 1e12);
+  RANGE_I("--log-interval", c->log_interval, 1, 1e12);
+  RANGE_I("--warmup", c->warmup, 0, 1e12);
+  RANGE_I("--max-steps", c->max_steps, 0, 1e12);
+  RANGE_I("--seed", c->seed, 0, 9.2e18);
+  RANGE_I("--threads", c->threads, 0, 4096);
+  RANGE_D("--lr", c->lr, "(0, 10]", c->lr > 0 && c->lr <= 10);
+  RANGE_D("--min-lr", c->min_lr, "[0, --lr]", c->min_lr >= 0 && c->min_lr <= c->lr);
+  RANGE_D("--momentum", c->momentum, "[0, 1)", c->momentum >= 0 && c->momentum < 1);
+  RANGE_D("--weight-decay", c->weight_decay, "[0, 100]",
+          c->weight_decay >= 0 && c->weight_decay <= 100);
+  RANGE_D("--bn-momentum", c->bn_momentum, "(0, 1]", c->bn_momentum > 0 && c->bn_momentum <= 1);
+#undef RANGE_I
+#undef RANGE_D
 }
 
 /* ---- data ------------------------------------------------------------------ */

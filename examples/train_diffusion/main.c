@@ -116,7 +116,7 @@ static int make_flags(config *c, tyr_flag *f) {
   FI("diffusion-steps", steps, 0, BIG, "diffusion time steps T (0: the config's)");
   FI("context-len", context_len, -1, 1 << 20, "leading positions never masked (-1: the config's)");
   FI("batch-size", batch_size, 1, 1 << 20, "sequences per step");
-  FI("iters", iters, 0, BIG, "training steps");
+  FI("iters", iters, 1, BIG, "training steps");
   FD("lr", lr, 0, 10, "peak learning rate");
   FD("min-lr", min_lr, 0, 10, "learning rate at the end of the cosine decay");
   FI("warmup", warmup, 0, BIG, "linear warm-up steps");
@@ -387,18 +387,22 @@ static void evaluate(tyr_dlm *m, const config *c, const dataset *d, uint64_t see
   *bpc = se / (double)c->eval_iters / log(2.0);
 }
 
+/* window_sum / window_n: the step losses since the last evaluation, kept
+ * so that the first train_loss after a resume is an uninterrupted run's */
 static void save_checkpoint(const char *path, tyr_dlm *m, tyr_optim *opt, int64_t step,
                             uint64_t data_counter, double best_val, const char *cfg_json,
-                            const char *loss) {
-  char dc[32], bv[32];
+                            const char *loss, double window_sum, int64_t window_n) {
+  char dc[32], bv[32], lw[64];
   snprintf(dc, sizeof dc, "%" PRIu64, data_counter);
   snprintf(bv, sizeof bv, "%.17g", best_val);
+  snprintf(lw, sizeof lw, "%.17g %" PRId64, window_sum, window_n);
   tyr_checkpoint_info info = {.step = step,
                               .rng = tyr_rng_get_state(),
-                              .nmeta = 4,
+                              .nmeta = 5,
                               .keys = {"train_diffusion.config", "train_diffusion.loss",
-                                       "train_diffusion.data_counter", "train_diffusion.best_val"},
-                              .values = {cfg_json, loss, dc, bv}};
+                                       "train_diffusion.data_counter", "train_diffusion.best_val",
+                                       "train_diffusion.loss_window"},
+                              .values = {cfg_json, loss, dc, bv, lw}};
   if (tyr_checkpoint_save(path, &m->params, opt, &info)) exit(1);
 }
 
@@ -534,7 +538,8 @@ int main(int argc, char **argv) {
 
   int64_t step = 0;
   uint64_t data_counter = 0, data_seed = (uint64_t)c.seed * 0x9E3779B97F4A7C15ULL + 1;
-  double best_val = INFINITY;
+  double best_val = INFINITY, window_sum = 0;
+  int64_t window_n = 0;
   if (c.resume[0]) { /* everything is checked before anything is written */
     tyr_checkpoint *ck = tyr_checkpoint_open(c.resume);
     if (!ck) return 1;
@@ -555,6 +560,12 @@ int main(int argc, char **argv) {
     const char *bv = tyr_checkpoint_meta(ck, "train_diffusion.best_val");
     data_counter = dc ? strtoull(dc, NULL, 10) : 0;
     best_val = bv ? strtod(bv, NULL) : INFINITY;
+    const char *lw = tyr_checkpoint_meta(ck, "train_diffusion.loss_window");
+    long long lw_n = 0;
+    if (lw && sscanf(lw, "%lf %lld", &window_sum, &lw_n) == 2 && lw_n >= 0)
+      window_n = lw_n;
+    else
+      window_sum = 0; /* older checkpoints: a fresh window */
     tyr_checkpoint_close(ck);
     fprintf(stderr, PROG ": resumed from %s at step %" PRId64 "\n", c.resume, step);
   }
@@ -588,8 +599,8 @@ int main(int argc, char **argv) {
   /* loop */
   const double tokens = (double)(c.batch_size * mc.seq_len);
   double t_start = now(), t_last = t_start, ema_tok = 0, last_loss = NAN, val_ce = NAN,
-         val_bpc = NAN, window_sum = 0;
-  int64_t steps_this_run = 0, window_n = 0;
+         val_bpc = NAN;
+  int64_t steps_this_run = 0;
   while (step < c.iters) {
     double lr = tyr_lr_at(&sch, step), loss_v;
     {
@@ -648,11 +659,14 @@ int main(int argc, char **argv) {
         return 1;
       if (val < best_val) {
         best_val = val;
-        save_checkpoint(path_best, &m, &opt, step, data_counter, best_val, cfg_json, c.loss);
+        save_checkpoint(path_best, &m, &opt, step, data_counter, best_val, cfg_json, c.loss,
+                        window_sum, window_n);
       }
-      save_checkpoint(path_last, &m, &opt, step, data_counter, best_val, cfg_json, c.loss);
+      save_checkpoint(path_last, &m, &opt, step, data_counter, best_val, cfg_json, c.loss,
+                      window_sum, window_n);
     } else if (last) {
-      save_checkpoint(path_last, &m, &opt, step, data_counter, best_val, cfg_json, c.loss);
+      save_checkpoint(path_last, &m, &opt, step, data_counter, best_val, cfg_json, c.loss,
+                      window_sum, window_n);
     }
     if (last) break;
   }

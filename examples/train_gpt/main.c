@@ -219,6 +219,12 @@ static void die_flag(const char *msg, const char *arg) {
   exit(2);
 }
 
+/* "--flag value: what is wrong" */
+static void die_value(const char *flag, const char *value, const char *msg) {
+  fprintf(stderr, "train_gpt: %s %s: %s (see --help)\n", flag, value, msg);
+  exit(2);
+}
+
 /* ---- flag ranges: checked before anything is allocated ---------------------- */
 typedef struct {
   const char *name;
@@ -333,14 +339,14 @@ static void parse_args(config *c, int argc, char **argv) {
     errno = 0;
     if (fl->type == F_INT) {
       long long x = strtoll(v, &end, 10);
-      if (*end || end == v || errno) die_flag("not an integer", v);
+      if (*end || end == v || errno) die_value(a, v, "not an integer");
       *(int64_t *)p = x;
     } else if (fl->type == F_DBL) {
       double x = strtod(v, &end);
-      if (*end || end == v || errno || !isfinite(x)) die_flag("not a number", v);
+      if (*end || end == v || errno || !isfinite(x)) die_value(a, v, "not a finite number");
       *(double *)p = x;
     } else {
-      if (strlen(v) >= fl->size) die_flag("value too long", v);
+      if (strlen(v) >= fl->size) die_value(a, v, "value too long");
       snprintf((char *)p, fl->size, "%s", v);
     }
   }
@@ -353,8 +359,9 @@ static void parse_args(config *c, int argc, char **argv) {
   if (!tyr_act_kind_parse(c->act, &ak)) die_flag("unknown activation", c->act);
   if (strcmp(c->optim, "adamw") && strcmp(c->optim, "muon"))
     die_flag("--optim must be adamw or muon", c->optim);
-  if (c->zero != 0 && c->zero != 1) die_flag("--zero must be 0 or 1", "");
-  if (c->grad_accum < 1) die_flag("--grad-accum must be positive", "");
+  if (c->zero != 0 && c->zero != 1) die_range("zero", "%" PRId64 ": must be 0 or 1", c->zero);
+  if (c->grad_accum < 1 || c->grad_accum > 1000000)
+    die_range("grad-accum", "%" PRId64 ": must be in [1, 1000000]", c->grad_accum);
   if (c->zero && strcmp(c->optim, "adamw"))
     die_flag("--zero 1 shards AdamW: needs --optim adamw", c->optim);
 }
@@ -530,9 +537,17 @@ typedef struct optimizer {
 
 /* Writes a checkpoint (atomically, see tyr/fileio.h); exits on failure.
  * The model's config goes in too, so that tyr_gpt_load rebuilds it. */
+/* The training-loss window (sum and count of the step losses since the
+ * last evaluation) travels in the checkpoint, so that the first train_loss
+ * after a resume is the one an uninterrupted run logs. */
+typedef struct loss_window {
+  double sum;
+  int64_t n;
+} loss_window;
+
 static void save_checkpoint(const char *path, tyr_gpt *g, optimizer *o, int64_t step,
                             uint64_t data_counter, double best_val, const char *cfg_json,
-                            const dataset *d) {
+                            const dataset *d, loss_window win) {
   tyr_optim *opt = &o->opt;
   tyr_params *params = &g->params;
   if (o->zero) { /* every rank takes part in the gather */
@@ -549,17 +564,19 @@ static void save_checkpoint(const char *path, tyr_gpt *g, optimizer *o, int64_t 
       tyr_muon_release_adamw(&o->muon, opt);
     return;
   }
-  char dc[32], bv[32], vocab[600], model[1024];
+  char dc[32], bv[32], lw[64], vocab[600], model[1024];
   snprintf(dc, sizeof dc, "%" PRIu64, data_counter);
   snprintf(bv, sizeof bv, "%.17g", best_val);
+  snprintf(lw, sizeof lw, "%.17g %" PRId64, win.sum, win.n);
   vocab_hex(d, vocab, sizeof vocab);
   if (tyr_gpt_config_to_json(&g->cfg, model, sizeof model) < 0) exit(1);
   tyr_checkpoint_info info = {.step = step,
                               .rng = tyr_rng_get_state(),
-                              .nmeta = 5,
+                              .nmeta = 6,
                               .keys = {"train_gpt.config", "train_gpt.data_counter",
-                                       "train_gpt.best_val", "train_gpt.vocab", TYR_GPT_CONFIG_KEY},
-                              .values = {cfg_json, dc, bv, vocab, model}};
+                                       "train_gpt.best_val", "train_gpt.vocab", TYR_GPT_CONFIG_KEY,
+                                       "train_gpt.loss_window"},
+                              .values = {cfg_json, dc, bv, vocab, model, lw}};
   if (tyr_checkpoint_save(path, params, opt, &info)) {
     fprintf(stderr, "train_gpt: could not save %s; stopping\n", path);
     exit(1);
@@ -659,7 +676,9 @@ int main(int argc, char **argv) {
   g_rank = tyr_dist_rank(g_pg);
   g_world = tyr_dist_world_size(g_pg);
   bool lead = g_rank == 0; /* rank 0 alone logs and writes files */
-  if (c.batch_size % g_world) die_flag("--batch-size must divide by the number of ranks", "");
+  if (c.batch_size % g_world)
+    die_range("batch-size", "%" PRId64 ": must be a multiple of the number of ranks (%d)",
+              c.batch_size, g_world);
   if (g_world > 1) { /* every rank must run with the same flags (a hash, compared) */
     uint64_t h = 0xcbf29ce484222325ull;
     const unsigned char *p = (const unsigned char *)&c;
@@ -774,6 +793,7 @@ int main(int argc, char **argv) {
   int64_t step = 0;
   uint64_t data_counter = 0, data_seed = (uint64_t)c.seed * 0x9E3779B97F4A7C15ULL + 1;
   double best_val = INFINITY;
+  loss_window resumed_window = {0, 0};
   if (c.resume[0]) {
     tyr_checkpoint *ck = tyr_checkpoint_open(c.resume);
     if (!ck) return 1;
@@ -819,6 +839,12 @@ int main(int argc, char **argv) {
                             NULL, 10);
     const char *bv = tyr_checkpoint_meta(ck, "train_gpt.best_val");
     best_val = bv ? strtod(bv, NULL) : INFINITY;
+    const char *lw = tyr_checkpoint_meta(ck, "train_gpt.loss_window");
+    long long lw_n = 0;
+    if (lw && sscanf(lw, "%lf %lld", &resumed_window.sum, &lw_n) == 2 && lw_n >= 0)
+      resumed_window.n = lw_n;
+    else
+      resumed_window = (loss_window){0, 0}; /* older checkpoints: a fresh window */
     tyr_checkpoint_close(ck);
     if (lead) fprintf(stderr, "train_gpt: resumed from %s at step %" PRId64 "\n", c.resume, step);
   }
@@ -881,8 +907,8 @@ int main(int argc, char **argv) {
             g_world, g_world == 1 ? "" : "s", tyr_dist_backend_name(g_pg, dev));
   int64_t live0 = tyr_live_tensors();
   double t_start = now(), t_last = t_start, ema_tok = 0, last_loss = 0;
-  int64_t steps_this_run = 0, window_n = 0;
-  double val = NAN, window_sum = 0;
+  int64_t steps_this_run = 0, window_n = resumed_window.n;
+  double val = NAN, window_sum = resumed_window.sum;
   while (step < c.iters) {
     double lr = tyr_lr_at(&sch, step);
     double loss_v;
@@ -986,15 +1012,21 @@ int main(int argc, char **argv) {
         return 1;
       if (val < best_val) {
         best_val = val;
-        save_checkpoint(path_best, &g, &o, step, data_counter, best_val, cfg_json, &d);
+        save_checkpoint(path_best, &g, &o, step, data_counter, best_val, cfg_json, &d,
+                        (loss_window){window_sum, window_n});
       }
-      save_checkpoint(path_last, &g, &o, step, data_counter, best_val, cfg_json, &d);
+      save_checkpoint(path_last, &g, &o, step, data_counter, best_val, cfg_json, &d,
+                      (loss_window){window_sum, window_n});
     }
     if (c.max_steps && steps_this_run >= c.max_steps) {
-      save_checkpoint(path_last, &g, &o, step, data_counter, best_val, cfg_json, &d);
+      save_checkpoint(path_last, &g, &o, step, data_counter, best_val, cfg_json, &d,
+                      (loss_window){window_sum, window_n});
       break;
     }
   }
+  /* nothing trained (--iters 0, or a resume of a finished run): the final
+     line still reports the model's validation loss */
+  if (isnan(val) && steps_this_run == 0) val = estimate_loss(&g, &c, &d, true, data_seed);
   fclose(metrics);
   tyr_tensor_free(gloss);
   tyr_cuda_graph_free(graph);

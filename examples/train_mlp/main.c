@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <tyr/fileio.h>
 #include <tyr/tyr.h>
 
 enum { PIXELS = 28 * 28, CLASSES = 10 };
@@ -272,7 +273,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   if (c.threads) tyr_set_num_threads((int)c.threads);
-  if (mkdir(c.out_dir, 0755) && errno != EEXIST) {
+  if (tyr_mkdirs(c.out_dir)) {
     fprintf(stderr, "train_mlp: --out-dir %s: %s\n", c.out_dir, strerror(errno));
     return 1;
   }

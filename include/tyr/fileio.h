@@ -4,7 +4,9 @@
  * ("<path>.tmp.<pid>.<n>"), written, fsync'd, renamed over the target, and
  * the directory fsync'd, so that after a crash or power loss the target is
  * either the old file or the whole new one.  On an error the temporary file
- * is removed; one left by a process that was killed is removed by the next
+ * is removed, also when the program exits before it commits or aborts (an
+ * error whose handler exits: the temporary files still open are removed
+ * at exit); one left by a process that was killed is removed by the next
  * tyr_atomic_open of the same target (or tyr_atomic_cleanup_stale), once
  * its process no longer runs.
  *
@@ -40,6 +42,11 @@ int tyr_atomic_open_at(tyr_site s, tyr_atomic_file *af, const char *path);
  * the temporary file is removed and the target is unchanged. */
 int tyr_atomic_commit_at(tyr_site s, tyr_atomic_file *af);
 #define tyr_atomic_commit(af) tyr_atomic_commit_at(TYR_SITE, (af))
+/* Whether tyr_atomic_open(path) can be expected to succeed, checked
+ * before long work whose result goes there: the path names a file (not a
+ * directory) in an existing, writable directory, with room in its name for
+ * the temporary suffix.  0, or -1 with the reason in why[n]. */
+int tyr_atomic_check(const char *path, char *why, size_t n);
 /* Closes and removes the temporary file (the target is unchanged). */
 void tyr_atomic_abort(tyr_atomic_file *af);
 /* Writes n bytes at once (retrying short writes); 0 or -1 with errno. */

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -15,6 +16,54 @@
 #include <unistd.h>
 
 static atomic_uint g_counter;
+
+/* ---- temporary files still open, removed at exit -------------------------------
+ * A program that stops on an error (the default error handler calls exit)
+ * in the middle of a write must not leave the temporary file behind: every
+ * open one is listed here, with the process that created it (a child made
+ * by fork must not remove its parent's), and an atexit handler removes
+ * those of this process. */
+typedef struct pending_tmp {
+  struct pending_tmp *next;
+  pid_t pid;
+  char path[];
+} pending_tmp;
+static pending_tmp *g_pending;
+static pthread_mutex_t g_pending_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t g_pending_once = PTHREAD_ONCE_INIT;
+
+static void pending_remove_all(void) {
+  pthread_mutex_lock(&g_pending_mu);
+  for (pending_tmp *p = g_pending; p; p = p->next)
+    if (p->pid == getpid()) unlink(p->path);
+  pthread_mutex_unlock(&g_pending_mu);
+}
+static void pending_init(void) {
+  atexit(pending_remove_all);
+}
+static void pending_add(const char *path) {
+  pthread_once(&g_pending_once, pending_init);
+  size_t n = strlen(path) + 1;
+  pending_tmp *p = malloc(sizeof *p + n);
+  if (!p) return; /* then only tyr_atomic_cleanup_stale removes it */
+  p->pid = getpid();
+  memcpy(p->path, path, n);
+  pthread_mutex_lock(&g_pending_mu);
+  p->next = g_pending;
+  g_pending = p;
+  pthread_mutex_unlock(&g_pending_mu);
+}
+static void pending_drop(const char *path) {
+  pthread_mutex_lock(&g_pending_mu);
+  for (pending_tmp **pp = &g_pending; *pp; pp = &(*pp)->next)
+    if (strcmp((*pp)->path, path) == 0) {
+      pending_tmp *p = *pp;
+      *pp = p->next;
+      free(p);
+      break;
+    }
+  pthread_mutex_unlock(&g_pending_mu);
+}
 
 int tyr_write_full(int fd, const void *data, size_t n) {
   const char *p = data;
@@ -107,6 +156,32 @@ int tyr_atomic_open_at(tyr_site s, tyr_atomic_file *af, const char *path) {
     af->tmp_path[0] = 0;
     return tyr_raise(TYR_ERR_IO, s, path, "cannot create a temporary file: %s", strerror(err));
   }
+  pending_add(af->tmp_path);
+  return 0;
+}
+
+int tyr_atomic_check(const char *path, char *why, size_t n) {
+  if (!path || !path[0]) return snprintf(why, n, "the path is empty"), -1;
+  if (strlen(path) + 48 >= sizeof(((tyr_atomic_file *)0)->tmp_path))
+    return snprintf(why, n, "the path is too long"), -1;
+  char dir[4096];
+  const char *base;
+  split_path(path, dir, sizeof dir, &base);
+  if (!base[0] || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
+    return snprintf(why, n, "names a directory, not a file"), -1;
+  /* the temporary name adds ".tmp.<pid>.<n>" to the file's name */
+  long name_max = pathconf(dir, _PC_NAME_MAX);
+  if (name_max <= 0) name_max = 255;
+  if ((long)strlen(base) + 32 > name_max)
+    return snprintf(why, n, "the file name is too long (at most %ld bytes here)", name_max - 32),
+           -1;
+  struct stat st;
+  if (stat(dir, &st) != 0)
+    return snprintf(why, n, "the directory %s: %s", dir, strerror(errno)), -1;
+  if (!S_ISDIR(st.st_mode)) return snprintf(why, n, "%s is not a directory", dir), -1;
+  if (access(dir, W_OK | X_OK) != 0)
+    return snprintf(why, n, "the directory %s is not writable: %s", dir, strerror(errno)), -1;
+  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return snprintf(why, n, "is a directory"), -1;
   return 0;
 }
 
@@ -114,7 +189,10 @@ void tyr_atomic_abort(tyr_atomic_file *af) {
   if (!af) return;
   if (af->fd >= 0) close(af->fd);
   af->fd = -1;
-  if (af->tmp_path[0]) unlink(af->tmp_path);
+  if (af->tmp_path[0]) {
+    unlink(af->tmp_path);
+    pending_drop(af->tmp_path);
+  }
   af->tmp_path[0] = 0;
 }
 
@@ -141,6 +219,7 @@ int tyr_atomic_commit_at(tyr_site s, tyr_atomic_file *af) {
     tyr_atomic_abort(af);
     return tyr_raise(TYR_ERR_IO, s, af->path, "%s: %s", what, strerror(err));
   }
+  pending_drop(af->tmp_path);
   af->tmp_path[0] = 0;
   if (tyr_fsync_parent_dir(af->path) != 0)
     return tyr_raise(TYR_ERR_IO, s, af->path, "cannot sync its directory: %s", strerror(errno));

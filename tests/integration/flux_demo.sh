@@ -89,3 +89,15 @@ cmp -s "$tmp/w1.png" "$tmp/w2.png" || fail "the two layouts gave two images"
 head -c 5000 "$data/flux2/flux2_tiny.safetensors" >"$w/flux-2-klein-4b.safetensors"
 bad "flux-2-klein-4b.safetensors" "cat" --weights "$w"
 echo "ok: --weights with BFL files and with diffusers' transformer/ give one image; a broken file is refused"
+# an --out that cannot be written is refused before anything is loaded
+mkdir -p "$tmp/outdir"
+: >"$tmp/plain"
+long=$(printf 'y%.0s' $(seq 1 250)).png
+for case in "$tmp/outdir|is a directory" "|the path is empty" "$tmp/plain/x.png|is not a directory" \
+  "$tmp/nodir/x.png|No such file or directory" "$tmp/$long|file name is too long"; do
+  out=${case%%|*} want=${case#*|}
+  if $run "a cat" --out "$out" >/dev/null 2>"$tmp/o.log"; then fail "--out '$out' was accepted"; fi
+  grep -q -- "--out '.*': .*$want" "$tmp/o.log" || fail "--out '$out': no '$want' in: $(cat "$tmp/o.log")"
+  grep -q "\[load\]" "$tmp/o.log" && fail "--out '$out': refused only after loading"
+done
+echo "ok: an unwritable --out is refused before loading"

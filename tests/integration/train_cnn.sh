@@ -48,5 +48,14 @@ for args in "--bogus 1" "--epochs x" "--batch-size 1" "--stages 9" "--data-dir $
   echo "ok: '$args' -> $(head -n 1 "$tmp/e.log")"
 done
 grep -q "apt-get install dataset-fashion-mnist" "$tmp/e.log" 2>/dev/null || true
+# each message names the flag and the value given; a flag at the end without its value is refused
+for case in "--epochs x|--epochs x: not an integer" "--epochs 0|--epochs 0: must be in" \
+  "--lr 0|--lr 0: must be in" "--min-lr 1|--min-lr 1: must be in" "--lr nan|--lr nan: not a finite" \
+  "--epochs|missing value for flag: --epochs" "--resume|missing value for flag: --resume"; do
+  args=${case%%|*} want=${case#*|}
+  rc=0; $bin $args >/dev/null 2>"$tmp/e.log" || rc=$?
+  [ "$rc" -eq 2 ] || { echo "FAIL: '$args' exited $rc, not 2"; cat "$tmp/e.log"; exit 1; }
+  grep -qF -- "$want" "$tmp/e.log" || { echo "FAIL: '$args': no '$want' in:"; cat "$tmp/e.log"; exit 1; }
+done
 $bin --help | grep -q -- "--crop-pad" || { echo "FAIL: --help does not list the flags"; exit 1; }
 echo "ok: all checks passed"

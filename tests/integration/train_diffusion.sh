@@ -41,6 +41,11 @@ for loss in ce elbo; do
   grep '"loss"' "$tmp/r2/metrics.jsonl" | sed 's/,"tok_s".*//' >"$tmp/r2.loss"
   cmp -s "$tmp/r1.loss" "$tmp/r2.loss" || { diff "$tmp/r1.loss" "$tmp/r2.loss" | head; fail "$loss: resumed losses differ"; }
   [ "$(wc -l <"$tmp/r1.loss")" -eq 20 ] || fail "expected 20 loss lines"
+  # evaluations too: the first train_loss after the resume averages steps from before the stop
+  grep '"train_loss"' "$tmp/r1/metrics.jsonl" >"$tmp/r1.eval"
+  grep '"train_loss"' "$tmp/r2/metrics.jsonl" >"$tmp/r2.eval"
+  [ -s "$tmp/r1.eval" ] || fail "no evaluation lines"
+  cmp -s "$tmp/r1.eval" "$tmp/r2.eval" || { diff "$tmp/r1.eval" "$tmp/r2.eval"; fail "$loss: resumed evaluations differ"; }
   cmp "$tmp/r1/last.safetensors" "$tmp/r2/last.safetensors" || fail "$loss: final checkpoints differ"
   echo "ok: --loss $loss: 20 steps straight == 9 + resume + 11, bit for bit"
   rm -rf "$tmp/r1" "$tmp/r2"

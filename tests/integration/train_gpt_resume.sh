@@ -19,8 +19,16 @@ if ! cmp -s "$tmp/a.loss" "$tmp/b.loss"; then
   echo "FAIL: losses differ between the straight and the resumed run"; diff "$tmp/a.loss" "$tmp/b.loss" | head; exit 1
 fi
 [ "$(wc -l <"$tmp/a.loss")" -eq 30 ] || { echo "FAIL: expected 30 loss lines"; exit 1; }
+# the evaluations too: the train_loss after the resume averages the steps since the last
+# evaluation, some of them before the stop (the window travels in the checkpoint)
+grep '"train_loss"' "$tmp/a/metrics.jsonl" >"$tmp/a.eval"
+grep '"train_loss"' "$tmp/b/metrics.jsonl" >"$tmp/b.eval"
+[ "$(wc -l <"$tmp/a.eval")" -eq 3 ] || { echo "FAIL: expected 3 evaluation lines"; exit 1; }
+if ! cmp -s "$tmp/a.eval" "$tmp/b.eval"; then
+  echo "FAIL: evaluations differ between the straight and the resumed run"; diff "$tmp/a.eval" "$tmp/b.eval"; exit 1
+fi
 cmp "$tmp/a/last.safetensors" "$tmp/b/last.safetensors" || { echo "FAIL: final checkpoints differ"; exit 1; }
-echo "ok: 30 steps straight == 13 + resume + 17, losses and checkpoint bit for bit"
+echo "ok: 30 steps straight == 13 + resume + 17, losses, evaluations and checkpoint bit for bit"
 
 # a checkpoint from a different config is refused and nothing is written
 cp "$tmp/a/last.safetensors" "$tmp/keep.safetensors"
@@ -40,6 +48,13 @@ for args in "--bogus 1" "--iters x" "--n-head 3" "--data $tmp/missing.txt" "--de
   if $bin $small $args --out-dir "$tmp/e" >/dev/null 2>"$tmp/e.log"; then echo "FAIL: '$args' was accepted"; exit 1; fi
   [ -s "$tmp/e.log" ] || { echo "FAIL: '$args' gave no message"; exit 1; }
   echo "ok: '$args' -> $(head -n 1 "$tmp/e.log")"
+done
+for case in "--iters x|--iters x: not an integer" "--grad-accum 0|--grad-accum 0: must be in" \
+  "--zero 2|--zero 2: must be 0 or 1" "--lr inf|--lr inf: not a finite"; do
+  args=${case%%|*} want=${case#*|}
+  rc=0; $bin $args >/dev/null 2>"$tmp/e.log" || rc=$?
+  [ "$rc" -eq 2 ] || { echo "FAIL: '$args' exited $rc, not 2"; cat "$tmp/e.log"; exit 1; }
+  grep -qF -- "$want" "$tmp/e.log" || { echo "FAIL: '$args': no '$want' in:"; cat "$tmp/e.log"; exit 1; }
 done
 : >"$tmp/empty.txt"
 if $bin $small --data "$tmp/empty.txt" --out-dir "$tmp/e" >/dev/null 2>"$tmp/e.log"; then echo "FAIL: empty data accepted"; exit 1; fi

@@ -37,6 +37,10 @@ for f in loss.png accuracy.png; do
 done
 echo "ok: 64 steps straight == 23 + resume + 41 (metrics and checkpoint bit for bit), accuracy $acc%"
 
+# an --out-dir whose parents do not exist yet is made, as the default out/mlp is in a fresh checkout
+$bin $small --no-plot --max-steps 1 --out-dir "$tmp/new/out/mlp" >/dev/null 2>"$tmp/n.log" || { echo "FAIL: nested --out-dir"; cat "$tmp/n.log"; exit 1; }
+[ -s "$tmp/new/out/mlp/last.safetensors" ] || { echo "FAIL: no checkpoint in the nested --out-dir"; exit 1; }
+
 # a checkpoint made with other flags is refused and left alone
 cp "$tmp/a/last.safetensors" "$tmp/keep.safetensors"
 if $bin $small --hidden 64 --out-dir "$tmp/a" --resume "$tmp/a/last.safetensors" >/dev/null 2>"$tmp/c.log"; then

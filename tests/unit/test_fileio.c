@@ -98,6 +98,80 @@ static void test_failed_save_leaves_nothing(void **state) {
   assert_string_equal(buf, "old");
 }
 
+/* The same failure under the default error handler, which exits at the
+ * raise, in the middle of the save: the temporary file is removed at exit
+ * (a program's checkpoint on a full disk). */
+static void test_failed_save_exiting_leaves_nothing(void **state) {
+  (void)state;
+  char dir[512], path[600];
+  snprintf(dir, sizeof dir, "%s/full_exit", tyr_test_tmpdir());
+  mkdir(dir, 0777);
+  snprintf(path, sizeof path, "%s/ck.safetensors", dir);
+  /* made here: the child runs no kernel (OpenMP's threads are not
+     forked with it) */
+  tyr_tensor *t = tyr_ones_e(100000); /* 400 kB: the write fails */
+  fflush(NULL);
+  pid_t p = fork();
+  if (p == 0) {
+    tyr_error_set_handler(NULL, NULL); /* the default: print and exit(1) */
+    struct rlimit lim;
+    getrlimit(RLIMIT_FSIZE, &lim);
+    lim.rlim_cur = 4096;
+    signal(SIGXFSZ, SIG_IGN);
+    if (setrlimit(RLIMIT_FSIZE, &lim) != 0) _exit(3);
+    const char *names[] = {"t"};
+    tyr_safetensors_save(path, 1, names, &t, 0, NULL, NULL);
+    _exit(4); /* not reached: the handler exits */
+  }
+  tyr_tensor_free(t);
+  assert_true(p > 0);
+  int status = 0;
+  assert_int_equal(waitpid(p, &status, 0), p);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 1);
+  assert_int_equal(count_tmp(dir, "ck.safetensors"), 0);
+  struct stat st;
+  assert_int_not_equal(stat(path, &st), 0);
+}
+
+static void test_atomic_check(void **state) {
+  (void)state;
+  char why[512], dir[512], p[1200];
+  snprintf(dir, sizeof dir, "%s/check", tyr_test_tmpdir());
+  mkdir(dir, 0777);
+  snprintf(p, sizeof p, "%s/out.png", dir);
+  assert_int_equal(tyr_atomic_check(p, why, sizeof why), 0);
+  assert_int_equal(tyr_atomic_check("", why, sizeof why), -1);
+  assert_non_null(strstr(why, "empty"));
+  assert_int_equal(tyr_atomic_check(dir, why, sizeof why), -1); /* an existing directory */
+  assert_non_null(strstr(why, "is a directory"));
+  snprintf(p, sizeof p, "%s/", dir);
+  assert_int_equal(tyr_atomic_check(p, why, sizeof why), -1);
+  assert_non_null(strstr(why, "names a directory"));
+  snprintf(p, sizeof p, "%s/missing/out.png", dir);
+  assert_int_equal(tyr_atomic_check(p, why, sizeof why), -1);
+  assert_non_null(strstr(why, "No such file"));
+  char file[700];
+  snprintf(file, sizeof file, "%s/plain", dir);
+  touch(file);
+  snprintf(p, sizeof p, "%s/out.png", file); /* under a regular file */
+  assert_int_equal(tyr_atomic_check(p, why, sizeof why), -1);
+  assert_non_null(strstr(why, "is not a directory"));
+  char name[256];
+  memset(name, 'x', 250);
+  name[250] = 0; /* a valid name, too long for its temporary name */
+  snprintf(p, sizeof p, "%s/%s", dir, name);
+  assert_int_equal(tyr_atomic_check(p, why, sizeof why), -1);
+  assert_non_null(strstr(why, "file name is too long"));
+  if (geteuid() != 0) { /* root writes anywhere */
+    snprintf(p, sizeof p, "%s/ro", dir);
+    mkdir(p, 0555);
+    snprintf(p, sizeof p, "%s/ro/out.png", dir);
+    assert_int_equal(tyr_atomic_check(p, why, sizeof why), -1);
+    assert_non_null(strstr(why, "not writable"));
+  }
+}
+
 static void test_jsonl(void **state) {
   (void)state;
   char path[512];
@@ -140,6 +214,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       TYR_TEST(test_stale_temporaries_removed),
       TYR_TEST(test_failed_save_leaves_nothing),
+      TYR_TEST(test_failed_save_exiting_leaves_nothing),
+      TYR_TEST(test_atomic_check),
       TYR_TEST(test_jsonl),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
