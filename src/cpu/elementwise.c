@@ -78,7 +78,10 @@
  * f32 (fastmath.h), libm in f64 */
 #define gelu_gradf tyr_cpu_gelu_gradf
 static inline double gelu_grad(double x) {
-  return 0.5 * (1.0 + erf(x * INV_SQRT_2)) + x * exp(-0.5 * x * x) * 0.3989422804014327;
+  /* Phi through erfc: no cancellation for negative x; x phi(x) is 0 where
+     the Gaussian underflows, also at +-inf */
+  double xpdf = fabs(x) < 40.0 ? x * exp(-0.5 * x * x) * 0.3989422804014327 : 0.0;
+  return 0.5 * erfc(-x * INV_SQRT_2) + xpdf;
 }
 /* tanh and the logistic function (tanh, sigmoid, SiLU, GELU's tanh form,
  * softcap) likewise: vectorisable forms in f32, libm in f64 */

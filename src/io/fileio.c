@@ -22,7 +22,9 @@ static atomic_uint g_counter;
  * in the middle of a write must not leave the temporary file behind: every
  * open one is listed here, with the process that created it (a child made
  * by fork must not remove its parent's), and an atexit handler removes
- * those of this process. */
+ * those of this process.  This covers the files open when exit is called;
+ * a thread that creates or commits one while another thread exits races
+ * with the process's end, as any write does. */
 typedef struct pending_tmp {
   struct pending_tmp *next;
   pid_t pid;
@@ -38,7 +40,16 @@ static void pending_remove_all(void) {
     if (p->pid == getpid()) unlink(p->path);
   pthread_mutex_unlock(&g_pending_mu);
 }
+/* a fork while another thread holds the lock must not leave the child
+   with it held */
+static void pending_lock(void) {
+  pthread_mutex_lock(&g_pending_mu);
+}
+static void pending_unlock(void) {
+  pthread_mutex_unlock(&g_pending_mu);
+}
 static void pending_init(void) {
+  pthread_atfork(pending_lock, pending_unlock, pending_unlock);
   atexit(pending_remove_all);
 }
 static void pending_add(const char *path) {
@@ -169,16 +180,16 @@ int tyr_atomic_check(const char *path, char *why, size_t n) {
   split_path(path, dir, sizeof dir, &base);
   if (!base[0] || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
     return snprintf(why, n, "names a directory, not a file"), -1;
+  struct stat st;
+  if (stat(dir, &st) != 0)
+    return snprintf(why, n, "the directory %s: %s", dir, strerror(errno)), -1;
+  if (!S_ISDIR(st.st_mode)) return snprintf(why, n, "%s is not a directory", dir), -1;
   /* the temporary name adds ".tmp.<pid>.<n>" to the file's name */
   long name_max = pathconf(dir, _PC_NAME_MAX);
   if (name_max <= 0) name_max = 255;
   if ((long)strlen(base) + 32 > name_max)
     return snprintf(why, n, "the file name is too long (at most %ld bytes here)", name_max - 32),
            -1;
-  struct stat st;
-  if (stat(dir, &st) != 0)
-    return snprintf(why, n, "the directory %s: %s", dir, strerror(errno)), -1;
-  if (!S_ISDIR(st.st_mode)) return snprintf(why, n, "%s is not a directory", dir), -1;
   if (access(dir, W_OK | X_OK) != 0)
     return snprintf(why, n, "the directory %s is not writable: %s", dir, strerror(errno)), -1;
   if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return snprintf(why, n, "is a directory"), -1;

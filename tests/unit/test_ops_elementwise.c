@@ -421,6 +421,32 @@ static void test_errors(void **state) {
   EXPECT_TYR_ERROR(tyr_add_e(bb, bb), "tyr_add: arithmetic on bool tensors");
 }
 
+/* GELU's derivative at the ends of the range and across 0, in f32 and f64:
+   0 at -inf, 1 at +inf (not inf * 0), 0.5 at 0, Phi(x) + x phi(x) between
+   (for x = -10 both terms are tiny: relative, no cancellation in f64) */
+static void test_gelu_grad_limits(void **state) {
+  (void)state;
+  const double xs[] = {-INFINITY, -10, -3, -0.75, 0, 0.5, 3, 10, INFINITY};
+  const int n = (int)(sizeof xs / sizeof xs[0]);
+  for (int k = 0; k < 2; k++) {
+    TYR_SCOPE;
+    tyr_dtype dt = k ? TYR_F64 : TYR_F32;
+    tyr_tensor *x = tyr_full_at(TYR_SITE, dt, TYR_DEVICE_CPU, 1, (int64_t[]){n}, 0);
+    for (int i = 0; i < n; i++) tyr_set_e(x, xs[i], i);
+    tyr_requires_grad_e(x, true);
+    assert_int_equal(tyr_backward_e(tyr_sum_e(tyr_gelu_e(x))), 0);
+    tyr_tensor *g = tyr_grad_e(x);
+    for (int i = 0; i < n; i++) {
+      double v = xs[i], got = tyr_get_e(g, i);
+      double want = isinf(v) ? (v > 0 ? 1 : 0)
+                             : 0.5 * erfc(-v / sqrt(2)) + v * exp(-0.5 * v * v) / sqrt(2 * M_PI);
+      double tol = k ? 1e-12 * fmax(fabs(want), 1e-300) : 4e-7;
+      if (!(fabs(got - want) <= tol))
+        fail_msg("gelu' %s at %g: %.17g, want %.17g", tyr_dtype_name(dt), v, got, want);
+    }
+  }
+}
+
 static void test_half_precision(void **state) {
   (void)state;
   TYR_SCOPE;
@@ -588,6 +614,7 @@ int main(void) {
       TYR_TEST(test_broadcast_forms),
       TYR_TEST(test_expanded_operands),
       TYR_TEST(test_errors),
+      TYR_TEST(test_gelu_grad_limits),
       TYR_TEST(test_half_precision),
       TYR_TEST(test_residual_add),
       TYR_TEST(test_to_dtype_many),
