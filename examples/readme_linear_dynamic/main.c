@@ -5,15 +5,32 @@
  * The weight is declared [in, out] by mistake.  With run-time dims the
  * compiler cannot see the mistake, so the call stops the program with
  * "main.c:LINE: tyr_linear: x is [32, 768] and w is [768, 512]: ...". */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <tyr/tyr.h>
 
+/* a positive integer below 2^20, or 0 */
+static int size_arg(const char *s) {
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  return end != s && !*end && !errno && v > 0 && v < (1 << 20) ? (int)v : 0;
+}
+
 int main(int argc, char **argv) {
-  int batch = argc == 4 ? atoi(argv[1]) : 0, in = argc == 4 ? atoi(argv[2]) : 0,
-      out = argc == 4 ? atoi(argv[3]) : 0;
+  if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+    printf("usage: %s BATCH IN OUT (positive integers)\n"
+           "Runs the README's linear layer with a weight declared [IN, OUT] by mistake:\n"
+           "the call stops with file, line, op and both shapes.\n",
+           argv[0]);
+    return 0;
+  }
+  int batch = argc == 4 ? size_arg(argv[1]) : 0, in = argc == 4 ? size_arg(argv[2]) : 0,
+      out = argc == 4 ? size_arg(argv[3]) : 0;
   if (batch <= 0 || in <= 0 || out <= 0) {
-    fprintf(stderr, "usage: %s BATCH IN OUT (positive integers)\n", argv[0]);
+    fprintf(stderr, "usage: %s BATCH IN OUT (positive integers below 2^20; --help)\n", argv[0]);
     return 2;
   }
   TYR_SCOPE;

@@ -34,6 +34,13 @@ for want in "main.c:$line: tyr_linear: " "[32, 768]" "[768, 512]" "[out, in]"; d
   echo "$err" | grep -qF -- "$want" || fail "readme_linear_dynamic: '$err' lacks '$want'"
 done
 echo "ok: readme_linear_dynamic 32 768 512: $err"
+# --help, and sizes that are not positive integers
+"$build/readme_linear_dynamic" --help | grep -q "usage:" || fail "readme_linear_dynamic --help"
+for bad in "2.5 8 8" "0 8 8" "x 8 8" "8 8"; do
+  # shellcheck disable=SC2086
+  if "$build/readme_linear_dynamic" $bad >/dev/null 2>"$tmp/e"; then fail "readme_linear_dynamic $bad was accepted"; fi
+  grep -q "usage:" "$tmp/e" || fail "readme_linear_dynamic $bad: no usage line"
+done
 # when in == out the mistaken shape happens to fit and the program runs
 "$build/readme_linear_dynamic" 4 8 8 >/dev/null || fail "readme_linear_dynamic 4 8 8 failed"
 
