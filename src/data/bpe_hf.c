@@ -222,6 +222,13 @@ static tyr_tokenizer *from_json(tyr_site s, json_t *root, const char *name) {
   if (normalizer(s, name, json_object_get(root, "normalizer"), &nfc) ||
       pre_tokenizer(s, name, json_object_get(root, "pre_tokenizer"), &pattern))
     return NULL;
+  if (!pattern) { /* ByteLevel with use_regex false and no Split: the text is one piece */
+    tyr_raise(TYR_ERR_FORMAT, s, OP,
+              "%s: the pre-tokenizer does not split the text (ByteLevel with use_regex false "
+              "and no Split): not computed",
+              name);
+    return NULL;
+  }
   if (strlen(pattern) > BPE_MAX_PATTERN) {
     tyr_raise(TYR_ERR_FORMAT, s, OP, "%s: the split pattern is longer than %d bytes", name,
               BPE_MAX_PATTERN);

@@ -155,6 +155,16 @@ static void test_refused(void **state) {
   j = small_json(false, false);
   json_object_set_new(j, "pre_tokenizer", json_pack("{s:s}", "type", "Whitespace"));
   EXPECT_TYR_ERROR(load_json(j), "pre_tokenizer type Whitespace");
+  /* ByteLevel without its regex and no Split: nothing splits the text (alone, and as the
+     only step of a Sequence) */
+  j = small_json(false, false);
+  json_object_set_new(json_object_get(j, "pre_tokenizer"), "use_regex", json_false());
+  EXPECT_TYR_ERROR(load_json(j), "the pre-tokenizer does not split the text");
+  j = small_json(false, false);
+  json_object_set_new(j, "pre_tokenizer",
+                      json_pack("{s:s, s:[{s:s, s:b}]}", "type", "Sequence", "pretokenizers",
+                                "type", "ByteLevel", "use_regex", 0));
+  EXPECT_TYR_ERROR(load_json(j), "the pre-tokenizer does not split the text");
   j = small_json(false, false);
   json_object_set_new(j, "normalizer", json_pack("{s:s}", "type", "Lowercase"));
   EXPECT_TYR_ERROR(load_json(j), "normalizer Lowercase");
