@@ -53,6 +53,12 @@ __device__ __forceinline__ float m_erf(float x) {
 __device__ __forceinline__ double m_erf(double x) {
   return erf(x);
 }
+__device__ __forceinline__ float m_erfc(float x) {
+  return erfcf(x);
+}
+__device__ __forceinline__ double m_erfc(double x) {
+  return erfc(x);
+}
 __device__ __forceinline__ float m_pow(float x, float y) {
   return powf(x, y);
 }
@@ -152,10 +158,15 @@ __device__ __forceinline__ C dun(int op, C x, double p0d, double p1d) {
     return x > 0 ? (C)1 : (C)0;
   case TYR_UN_RELU2:
     return x > 0 ? 2 * x : (C)0;
-  case TYR_UN_GELU: {
-    C cdf = (C)0.5 * ((C)1 + m_erf(x * (C)INV_SQRT_2));
-    C pdf = m_exp((C)-0.5 * x * x) * (C)0.3989422804014327;
-    return cdf + x * pdf;
+  case TYR_UN_GELU: { /* Phi(x) + x phi(x), as the CPU's gelu_grad computes it */
+    C z = x * (C)INV_SQRT_2, az = m_abs(z);
+    C h = (C)0.5 * m_erfc(az); /* Phi(-|x|): no cancellation for negative x */
+    C cdf = z < 0 ? h : (C)1 - h;
+    C e = m_exp(-az * az);
+    /* x phi(x) is 0 where e^(-x^2/2) is 0, also at x = +-inf (inf * 0 would
+       be NaN); NaN stays NaN through cdf */
+    C xpdf = e == (C)0 ? (C)0 : x * (e * (C)0.3989422804014327);
+    return cdf + xpdf;
   }
   case TYR_UN_GELU_TANH: {
     C u = (C)SQRT_2_OVER_PI * (x + (C)0.044715 * x * x * x);

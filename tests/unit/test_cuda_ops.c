@@ -618,6 +618,34 @@ static void test_unary_kernels(void **state) {
   }
 }
 
+/* GELU's derivative where e^(-x^2/2) underflows and at +-inf: Phi(x) +
+   x phi(x) with x phi(x) taken as 0 there (inf * 0 gave NaN), Phi from erfc
+   for negative x; the same limits as the CPU's (test_ops_elementwise). */
+static void test_gelu_grad_limits(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  const double xs[] = {-INFINITY, -40, -10, -3, -0.75, 0, 0.5, 3, 10, 40, INFINITY};
+  const int n = (int)(sizeof xs / sizeof xs[0]);
+  for (int k = 0; k < 2; k++) {
+    TYR_SCOPE;
+    tyr_dtype dt = k ? TYR_F64 : TYR_F32;
+    tyr_tensor *xc = tyr_full_at(S, dt, CPU, 1, (int64_t[]){n}, 0);
+    for (int i = 0; i < n; i++) tyr_set_e(xc, xs[i], i);
+    tyr_tensor *x = to_dev(xc, gpu());
+    tyr_requires_grad_at(S, x, true);
+    assert_int_equal(tyr_backward_at(S, tyr_sum_at(S, tyr_gelu_at(S, x))), 0);
+    tyr_tensor *g = tyr_to_device_at(S, tyr_grad_e(x), CPU);
+    for (int i = 0; i < n; i++) {
+      double v = xs[i], got = tyr_get_e(g, i);
+      double want = isinf(v) ? (v > 0 ? 1 : 0)
+                             : 0.5 * erfc(-v / sqrt(2)) + v * exp(-0.5 * v * v) / sqrt(2 * M_PI);
+      double tol = k ? 1e-12 * fmax(fabs(want), 1e-300) : 4e-7;
+      if (!(fabs(got - want) <= tol))
+        fail_msg("cuda gelu' %s at %g: %.17g, want %.17g", tyr_dtype_name(dt), v, got, want);
+    }
+  }
+}
+
 /* ---- public elementwise ops ------------------------------------------------------------------ */
 typedef struct {
   const char *name;
@@ -2717,6 +2745,7 @@ int main(void) {
       TYR_TEST(test_copy_convert),
       TYR_TEST(test_to_dtype_many),
       TYR_TEST(test_unary_kernels),
+      TYR_TEST(test_gelu_grad_limits),
       TYR_TEST(test_unary_ops),
       TYR_TEST(test_binary_ops),
       TYR_TEST(test_where),
