@@ -1051,7 +1051,7 @@ int main(int argc, char **argv) {
             peak_mib, dev.type == TYR_CUDA ? "device" : "resident", g_world,
             g_world == 1 ? "" : "s");
   if (!lead) c.plot = 0, c.sample_chars = 0;
-  if (lead)
+  if (lead && steps_this_run > 0)
     fprintf(stderr,
             "train_gpt: %" PRId64
             " steps in %.1f s (%.0f tok/s), last loss %.4f, val loss %.4f, live tensors %" PRId64
@@ -1059,6 +1059,10 @@ int main(int argc, char **argv) {
             steps_this_run, elapsed,
             (double)(steps_this_run * c.batch_size * c.grad_accum * c.block_size) / elapsed,
             last_loss, val, tyr_live_tensors(), tyr_live_tensors() - live0);
+  else if (lead) /* --iters 0, or a finished run resumed: no training loss to report */
+    fprintf(stderr,
+            "train_gpt: no steps to run (step %" PRId64 " of %" PRId64 "), val loss %.4f\n",
+            step, c.iters, val);
   if (lead) printf("final: step %" PRId64 " val_loss %.4f best_val %.4f\n", step, val, best_val);
   if (c.plot) plot_metrics(path_metrics, path_plot);
   if (c.sample_chars > 0 && step >= c.iters) {

@@ -29,6 +29,11 @@ if ! cmp -s "$tmp/a.eval" "$tmp/b.eval"; then
 fi
 cmp "$tmp/a/last.safetensors" "$tmp/b/last.safetensors" || { echo "FAIL: final checkpoints differ"; exit 1; }
 echo "ok: 30 steps straight == 13 + resume + 17, losses, evaluations and checkpoint bit for bit"
+# resuming the finished run trains nothing: it says so and reports a finite validation loss
+$bin $small --out-dir "$tmp/b" --resume "$tmp/b/last.safetensors" >"$tmp/b3.out" 2>"$tmp/b3.log"
+grep -q "no steps to run (step 30 of 30), val loss [0-9]" "$tmp/b3.log" ||
+  { echo "FAIL: no 'no steps to run' line with a val loss:"; cat "$tmp/b3.log"; exit 1; }
+grep -q "^final: step 30 val_loss [0-9]" "$tmp/b3.out" || { echo "FAIL: final line:"; cat "$tmp/b3.out"; exit 1; }
 
 # a checkpoint from a different config is refused and nothing is written
 cp "$tmp/a/last.safetensors" "$tmp/keep.safetensors"
