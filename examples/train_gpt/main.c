@@ -1060,8 +1060,7 @@ int main(int argc, char **argv) {
             (double)(steps_this_run * c.batch_size * c.grad_accum * c.block_size) / elapsed,
             last_loss, val, tyr_live_tensors(), tyr_live_tensors() - live0);
   else if (lead) /* --iters 0, or a finished run resumed: no training loss to report */
-    fprintf(stderr,
-            "train_gpt: no steps to run (step %" PRId64 " of %" PRId64 "), val loss %.4f\n",
+    fprintf(stderr, "train_gpt: no steps to run (step %" PRId64 " of %" PRId64 "), val loss %.4f\n",
             step, c.iters, val);
   if (lead) printf("final: step %" PRId64 " val_loss %.4f best_val %.4f\n", step, val, best_val);
   if (c.plot) plot_metrics(path_metrics, path_plot);
