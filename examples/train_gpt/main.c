@@ -1024,9 +1024,10 @@ int main(int argc, char **argv) {
       break;
     }
   }
-  /* nothing trained (--iters 0, or a resume of a finished run): the final
-     line still reports the model's validation loss */
-  if (isnan(val) && steps_this_run == 0) val = estimate_loss(&g, &c, &d, true, data_seed);
+  /* no evaluation in this run (--iters 0, a resume of a finished run, or a
+     --max-steps stop before the first): the final line still reports the
+     model's validation loss */
+  if (isnan(val)) val = estimate_loss(&g, &c, &d, true, data_seed);
   fclose(metrics);
   tyr_tensor_free(gloss);
   tyr_cuda_graph_free(graph);

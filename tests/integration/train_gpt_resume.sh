@@ -12,6 +12,9 @@ small="--data $src/data/tinyshakespeare.txt --n-layer 2 --n-head 2 --n-embd 32 -
        --iters 30 --eval-interval 10 --eval-iters 2 --sample-chars 0 --no-plot --warmup 5 --decay-steps 25 --threads 2"
 $bin $small --out-dir "$tmp/a" >/dev/null 2>"$tmp/a.log"
 $bin $small --out-dir "$tmp/b" --max-steps 13 >/dev/null 2>"$tmp/b1.log"
+# a --max-steps stop before the first evaluation (step 10) still reports a validation loss
+$bin $small --out-dir "$tmp/f" --max-steps 5 >"$tmp/f.out" 2>"$tmp/f.log"
+grep -q "5 steps in .* val loss [0-9]" "$tmp/f.log" || { echo "FAIL: summary after --max-steps 5:"; cat "$tmp/f.log"; exit 1; }
 $bin $small --out-dir "$tmp/b" --resume "$tmp/b/last.safetensors" >/dev/null 2>"$tmp/b2.log"
 grep '"loss"' "$tmp/a/metrics.jsonl" | sed 's/,"tok_s".*//' >"$tmp/a.loss"
 grep '"loss"' "$tmp/b/metrics.jsonl" | sed 's/,"tok_s".*//' >"$tmp/b.loss"
