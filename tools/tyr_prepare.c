@@ -234,6 +234,9 @@ static void collect_inputs(prep *p, char **args, int n) {
     struct stat st;
     if (stat(args[i], &st) != 0) die("%s: %s", args[i], strerror(errno));
     if (!S_ISDIR(st.st_mode)) {
+      /* a pipe or /proc file has no size to plan with (and read as empty) */
+      if (!S_ISREG(st.st_mode))
+        die("%s: not a regular file (a pipe or device: save it to a file first)", args[i]);
       add_input(p, args[i], (int64_t)st.st_size);
       continue;
     }
@@ -529,6 +532,43 @@ static void commit_stage(prep *p, int ntr, int nva) {
   }
 }
 
+/* Whether paths a and b (b may be NULL) name the same existing file. */
+static bool same_file(const char *a, const char *b) {
+  struct stat sa, sb;
+  return b && stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+         sa.st_ino == sb.st_ino;
+}
+
+/* The first shard in the output directory that belongs to a data set of
+ * another name (NAME_train_NNNNNN.bin or NAME_val_NNNNNN.bin), or false.
+ * meta.json and tokenizer.tok describe every shard of the directory. */
+static bool other_shards(const prep *p, char *found, size_t n) {
+  DIR *d = opendir(p->out);
+  if (!d) return false;
+  struct dirent *e;
+  bool any = false;
+  size_t nl = strlen(p->name);
+  while (!any && (e = readdir(d))) {
+    const char *f = e->d_name;
+    size_t len = strlen(f);
+    for (int sp = 0; sp < 2 && !any; sp++) {
+      const char *tail = sp ? "_val_" : "_train_";
+      size_t tl = strlen(tail), need = tl + 6 + 4; /* _split_ NNNNNN .bin */
+      if (len <= need || strcmp(f + len - 4, ".bin")) continue;
+      const char *t = f + len - need;
+      if (strncmp(t, tail, tl)) continue;
+      bool digits = true;
+      for (int k = 0; k < 6; k++) digits &= t[tl + k] >= '0' && t[tl + k] <= '9';
+      if (!digits) continue;
+      if ((size_t)(t - f) == nl && !strncmp(f, p->name, nl)) continue; /* ours */
+      snprintf(found, n, "%s", f);
+      any = true;
+    }
+  }
+  closedir(d);
+  return any;
+}
+
 static void make_out_dir(const prep *p) {
   struct stat st;
   if (g_stage[0]) return;
@@ -576,7 +616,9 @@ static void usage(FILE *f) {
              "  --split tokens|docs  split by tokens (default) or by whole documents\n"
              "\n"
              "output:\n"
-             "  -o, --out DIR        output directory (created if missing)\n"
+             "  -o, --out DIR        output directory (created if missing); DIR/meta.json or\n"
+             "                       DIR/tokenizer.tok describes all its shards, so --char and\n"
+             "                       --train-tokenizer refuse a DIR with shards of another name\n"
              "  --name NAME          shard name prefix (default: first input's name)\n"
              "  --shard-tokens N     tokens per shard (default 100000000)\n"
              "  --raw                headerless uint16 files instead of llm.c shards\n"
@@ -594,9 +636,12 @@ static int64_t parse_int(const char *opt, const char *s, int64_t lo, int64_t hi)
 }
 
 static char *default_name(const char *path) {
-  const char *b = strrchr(path, '/');
-  b = b ? b + 1 : path;
+  char *t = xstrdup(path); /* "dir/" names the shards after dir */
+  for (size_t n = strlen(t); n > 1 && t[n - 1] == '/'; n--) t[n - 1] = 0;
+  const char *b = strrchr(t, '/');
+  b = b ? b + 1 : t;
   char *n = xstrdup(*b ? b : "data");
+  free(t);
   char *dot = strrchr(n, '.');
   if (dot && dot != n) *dot = 0;
   return n;
@@ -746,10 +791,20 @@ int main(int argc, char **argv) {
         nenc ? "more than one encoder" : "no encoder");
   if (p->bos && p->use_char) die("--bos needs a tokenizer with a BOS token (not --char)");
   if (p->nspecials && !p->tiktoken_path) die("--special goes with --tiktoken");
+  if (p->pattern && (p->use_char || p->tokenizer_path))
+    die("--pattern goes with --tiktoken or --train-tokenizer (--char and --tokenizer bring their "
+        "own "
+        "splitting)");
   if (!p->name) p->name = name_alloc = default_name(argv[optind]);
   if (strchr(p->name, '/') || !p->name[0]) die("--name: '%s' is not a plain file name", p->name);
 
   collect_inputs(p, argv + optind, argc - optind);
+  char other[512];
+  bool others = other_shards(p, other, sizeof other);
+  if (others && (p->use_char || p->train_vocab))
+    die("%s holds shards of another data set (%s): its %s would no longer describe them; "
+        "write to another directory (-o)",
+        p->out, other, p->use_char ? "meta.json" : "tokenizer.tok");
   double t0 = now();
 
   /* the vocabulary first */
@@ -791,7 +846,8 @@ int main(int argc, char **argv) {
     if (!name)
       name = tyr_tokenizer_special_id(p->tok, "<|bos|>") >= 0 ? "<|bos|>" : "<|endoftext|>";
     p->bos_id = tyr_tokenizer_special_id(p->tok, name);
-    if (p->bos_id < 0) die("--bos: the tokenizer has no special token %s", name);
+    if (p->bos_id < 0)
+      die("%s: the tokenizer has no special token %s", p->bos_name ? "--bos-token" : "--bos", name);
   }
 
   /* encode into a temporary file */
@@ -847,6 +903,18 @@ int main(int argc, char **argv) {
     if (tyr_char_vocab_save(p->vocab, staged)) exit(1);
   }
   commit_stage(p, ntr, nva);
+  if (!others) { /* a vocabulary file of an earlier run with another encoder no longer
+                    applies (unless it is this run's own tokenizer) */
+    const char *kinds[2] = {p->use_char ? NULL : "meta.json",
+                            p->train_vocab ? NULL : "tokenizer.tok"};
+    for (int k = 0; k < 2; k++) {
+      char stale[8192];
+      if (!kinds[k]) continue;
+      snprintf(stale, sizeof stale, "%s/%s", p->out, kinds[k]);
+      if (!same_file(stale, p->tokenizer_path) && !same_file(stale, p->tiktoken_path))
+        unlink(stale);
+    }
+  }
 
   double el = now() - t0;
   printf("%s: %d file%s, %lld document%s, %lld bytes in %.2f s\n", PROG, p->nin,

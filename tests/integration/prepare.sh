@@ -165,11 +165,29 @@ expect_fail "--special goes with --tiktoken" --char --special "<|x|>" -o "$TMP/e
 expect_fail "$TMP/none.tok" --tokenizer "$TMP/none.tok" -o "$TMP/e" "$TXT"
 expect_fail "does not fit uint16 token shards" \
   --tiktoken "$SRC/tests/data/tokenizer/cl100k_base.tiktoken.zst" -o "$TMP/e" "$TMP/one.txt"
-expect_fail "--bos: the tokenizer has no special token <|nope|>" --tiktoken "$TIK" \
+expect_fail "--bos-token: the tokenizer has no special token <|nope|>" --tiktoken "$TIK" \
   --bos-token "<|nope|>" -o "$TMP/e" "$TMP/one.txt"
 expect_fail "--train-tokenizer: '100' is not an integer in [265, 65536]" --train-tokenizer 100 \
   -o "$TMP/e" "$TXT"
+expect_fail "--pattern goes with --tiktoken or --train-tokenizer" --char --pattern gpt2 -o "$TMP/e" "$TXT"
+expect_fail "not a regular file" --char -o "$TMP/e" /dev/null
 # failed runs leave no temporary files behind
 [ -z "$(ls -A "$TMP/e" 2>/dev/null)" ] || fail "left in the output dir: $(ls -A "$TMP/e")"
+
+# one directory, two data sets: a second character vocabulary (meta.json
+# describes every shard there) is refused, and the first data set stays whole
+mkdir -p "$TMP/two" && printf 'hello there\n' >"$TMP/two.txt"
+"$PREP" -q --char --val 0.5 -o "$TMP/two" "$TMP/one.txt" >/dev/null || fail "first data set"
+cp "$TMP/two/meta.json" "$TMP/meta.keep"
+expect_fail "holds shards of another data set (one_" --char --val 0.5 -o "$TMP/two" "$TMP/two.txt"
+cmp -s "$TMP/two/meta.json" "$TMP/meta.keep" || fail "meta.json changed"
+# the same data set again with a tokenizer: the character vocabulary no longer applies and goes
+"$PREP" -q --tiktoken "$TIK" --val 0.5 -o "$TMP/two" --name one "$TMP/one.txt" >/dev/null ||
+  fail "re-encoding with --tiktoken"
+[ ! -e "$TMP/two/meta.json" ] || fail "a stale meta.json stayed beside tiktoken shards"
+# a directory given with a trailing slash names the shards after it
+mkdir -p "$TMP/dd" && cp "$TMP/two.txt" "$TMP/dd/"
+"$PREP" -q --char --val 0.5 -o "$TMP/dd_out" "$TMP/dd/" >/dev/null || fail "input dir with a slash"
+[ -e "$TMP/dd_out/dd_train_000000.bin" ] || fail "shards not named after the directory: $(ls "$TMP/dd_out")"
 
 echo "prepare: all checks passed"

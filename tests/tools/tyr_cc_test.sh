@@ -61,5 +61,15 @@ python3 "$tyrcc" /nonexistent/cc -c x.c 2>"$tmp/err"
 grep -q "tyr-cc: cannot run /nonexistent/cc" "$tmp/err" || fail "no message for a missing compiler"
 python3 "$tyrcc" sh -c 'exit 3' 2>/dev/null
 [ $? -eq 3 ] || fail "status 3 not kept"
+python3 "$tyrcc" sh -c 'kill -KILL $$' 2>/dev/null
+[ $? -eq 137 ] || fail "a compiler killed by SIGKILL is not status 137"
+# --filter: from files as well as standard input, and bytes that are not UTF-8
+printf 'x.c:1:1: error: bad \377 byte\n' >"$tmp/log"
+python3 "$tyrcc" --filter "$tmp/log" >"$tmp/out" || fail "--filter FILE failed"
+grep -q "x.c:1:1: error: bad" "$tmp/out" || fail "--filter FILE: $(cat "$tmp/out")"
+PYTHONIOENCODING=utf-8:strict python3 "$tyrcc" --filter <"$tmp/log" >"$tmp/out" 2>"$tmp/err" ||
+  fail "--filter on non-UTF-8 input: $(cat "$tmp/err")"
+python3 "$tyrcc" --filter "$tmp/missing.log" 2>"$tmp/err" && fail "--filter of a missing file succeeded"
+grep -q "missing.log" "$tmp/err" || fail "--filter: the missing file is not named"
 [ $status -eq 0 ] && echo "tyr-cc: $n recorded outputs and the launcher behave"
 exit $status
