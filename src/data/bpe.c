@@ -419,20 +419,35 @@ tyr_tokenizer *bpe_build_lines(tyr_site s, const char *op, const char *name, con
   }
   t->nbytes = used;
 
-  /* pairs: every split of a ranked token into two ranked tokens */
+  /* pairs: every split of a ranked token into two ranked tokens.  Only
+     splits whose two lengths some ranked token has are looked up: hashing
+     every prefix of every token is quadratic in a token's length (tokens
+     of megabytes come from training on text without spaces) */
   size_t npairs = 0;
+  uint32_t max_len = 0;
+  for (uint32_t id = 0; id < t->n_ids; id++)
+    if (t->kind[id] == BPE_RANK && t->tok[id].len > max_len) max_len = t->tok[id].len;
+  uint8_t *has_len = calloc((size_t)max_len + 1, 1);
+  if (!has_len) goto oom;
+  for (uint32_t id = 0; id < t->n_ids; id++)
+    if (t->kind[id] == BPE_RANK) has_len[t->tok[id].len] = 1;
   for (uint32_t id = 0; id < t->n_ids; id++) {
     if (t->kind[id] != BPE_RANK || t->tok[id].len < 2) continue;
     const uint8_t *p = t->bytes + t->tok[id].off;
     uint32_t len = t->tok[id].len;
     for (uint32_t k = 1; k < len; k++) {
+      if (!has_len[k] || !has_len[len - k]) continue;
       int64_t a = bpe_token_lookup(t, p, k, bpe_hash(p, k));
       if (a < 0) continue;
       int64_t b = bpe_token_lookup(t, p + k, len - k, bpe_hash(p + k, len - k));
       if (b < 0) continue;
-      if (!pair_insert(t, (uint64_t)a << 32 | (uint64_t)b, id, &npairs)) goto oom;
+      if (!pair_insert(t, (uint64_t)a << 32 | (uint64_t)b, id, &npairs)) {
+        free(has_len);
+        goto oom;
+      }
     }
   }
+  free(has_len);
   if (!t->pcap && !pair_insert(t, UINT64_MAX - 1, UINT32_MAX, &npairs)) goto oom;
 
   t->re = bpe_regex_compile(s, op, pattern, &t->jit);
