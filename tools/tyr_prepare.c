@@ -90,6 +90,7 @@ typedef struct prep {
   int64_t *doc_end; /* token count after each document */
   int64_t doc_cap;
   const char *cur_name; /* input being read, for messages */
+  const char *cur_text; /* a text input's bytes (NULL for Parquet), for offsets in messages */
   int64_t cur_off;      /* input bytes before it */
   progress pg;
 } prep;
@@ -336,6 +337,7 @@ static int foreach_doc(prep *p, const char *what, doc_fn fn) {
   for (int i = 0; i < p->nin; i++) {
     const input *in = &p->in[i];
     p->cur_name = in->path;
+    p->cur_text = NULL;
     p->cur_off = base;
     if (in->parquet) {
       int rc = parquet_docs(p, in, fn);
@@ -346,7 +348,9 @@ static int foreach_doc(prep *p, const char *what, doc_fn fn) {
       void *m = mmap(NULL, (size_t)in->size, PROT_READ, MAP_PRIVATE, fd, 0);
       close(fd);
       if (m == MAP_FAILED) die("%s: cannot map: %s", in->path, strerror(errno));
+      p->cur_text = m;
       int rc = text_docs(p, m, (size_t)in->size, fn);
+      p->cur_text = NULL;
       munmap(m, (size_t)in->size);
       if (rc) return rc;
     }
@@ -360,7 +364,13 @@ static int foreach_doc(prep *p, const char *what, doc_fn fn) {
 
 /* ---- passes ---------------------------------------------------------------------- */
 static int scan_char(prep *p, const char *text, size_t len) {
-  return tyr_char_vocab_scan(p->vocab, p->cur_name, text, len);
+  if (!p->cur_text || text == p->cur_text)
+    return tyr_char_vocab_scan(p->vocab, p->cur_name, text, len);
+  /* a line or paragraph: the scanner counts bytes from the document's start */
+  char name[4200];
+  snprintf(name, sizeof name, "%s (document from byte %lld)", p->cur_name,
+           (long long)(text - p->cur_text));
+  return tyr_char_vocab_scan(p->vocab, name, text, len);
 }
 
 static int train_doc(prep *p, const char *text, size_t len) {
@@ -647,9 +657,22 @@ static char *default_name(const char *path) {
   return n;
 }
 
+/* The library's errors as the tool's own: "tyr_prepare: what is wrong",
+   without the tool's source line the library's message starts with. */
+static void on_error(const tyr_error *e, void *ctx) {
+  (void)ctx;
+  const char *m = e->message;
+  char pre[600];
+  snprintf(pre, sizeof pre, "%s:%d: ", e->site.file ? e->site.file : "", e->site.line);
+  if (e->site.file && strncmp(m, pre, strlen(pre)) == 0) m += strlen(pre);
+  fprintf(stderr, PROG ": %s\n", m);
+  exit(1);
+}
+
 int main(int argc, char **argv) {
   prep P, *p = &P;
   memset(p, 0, sizeof *p);
+  tyr_error_set_handler(on_error, NULL);
   p->val = 0.1;
   p->shard_tokens = 100000000;
   char *name_alloc = NULL;

@@ -171,6 +171,10 @@ expect_fail "--train-tokenizer: '100' is not an integer in [265, 65536]" --train
   -o "$TMP/e" "$TXT"
 expect_fail "--pattern goes with --tiktoken or --train-tokenizer" --char --pattern gpt2 -o "$TMP/e" "$TXT"
 expect_fail "not a regular file" --char -o "$TMP/e" /dev/null
+# a bad byte in a line is placed by the line's offset in the file; library errors read as the tool's
+printf 'hello\nq\377r\n' >"$TMP/bad.txt"
+expect_fail "tyr_prepare: $TMP/bad.txt (document from byte 6): invalid UTF-8 at byte 1" \
+  --char --docs line -o "$TMP/e" "$TMP/bad.txt"
 # failed runs leave no temporary files behind
 [ -z "$(ls -A "$TMP/e" 2>/dev/null)" ] || fail "left in the output dir: $(ls -A "$TMP/e")"
 
