@@ -904,9 +904,12 @@ int main(int argc, char **argv) {
     ntrain = p->doc_end[dtrain - 1];
   }
   int64_t nval = p->ntokens - ntrain;
-  if (ntrain <= 0) die("the train split is empty (%lld tokens in all)", (long long)p->ntokens);
+  if (ntrain <= 0)
+    die("the train split is empty (%lld token%s in all)", (long long)p->ntokens,
+        p->ntokens == 1 ? "" : "s");
   if (p->val > 0 && nval <= 0)
-    die("the val split is empty (%lld tokens in all)", (long long)p->ntokens);
+    die("the val split is empty (%lld token%s in all)", (long long)p->ntokens,
+        p->ntokens == 1 ? "" : "s");
 
   /* the shards, from the temporary file */
   size_t maplen = (size_t)p->ntokens * sizeof(uint16_t);
@@ -948,7 +951,8 @@ int main(int argc, char **argv) {
          nva == 1 ? "" : "s");
   printf("  bytes per token: %.3f\n", (double)p->doc_bytes / (double)p->ntokens);
   if (p->use_char)
-    printf("  vocabulary: %d characters, %s\n", vocab_size, vocab_path);
+    printf("  vocabulary: %d character%s, %s\n", vocab_size, vocab_size == 1 ? "" : "s",
+           vocab_path);
   else
     printf("  vocabulary: %d tokens, %s%s\n", vocab_size, vocab_path,
            p->train_vocab ? " (trained)" : "");
