@@ -126,6 +126,19 @@ static void remove_tmp(void) {
   g_made_out[0] = 0;
 }
 
+/* A signal that ends the run (Ctrl-C, kill, a file size limit) removes the
+ * token file and the directories this run made while they are empty (unlink
+ * and rmdir are safe in a handler; listing the staging directory is not),
+ * then ends the process as the signal would; shards already staged go with
+ * the next run into the same directory (remove_stale_stages). */
+static void on_fatal_signal(int sig) {
+  if (g_tmp_path[0]) unlink(g_tmp_path);
+  if (g_stage[0]) rmdir(g_stage);       /* when no shard was staged yet */
+  if (g_made_out[0]) rmdir(g_made_out); /* when this run made it and it is empty */
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
 /* staging directories of killed runs: ".tyr_prepare-<pid>-*" of dead pids */
 static void remove_stale_stages(const char *out) {
   DIR *d = opendir(out);
@@ -673,6 +686,8 @@ int main(int argc, char **argv) {
   prep P, *p = &P;
   memset(p, 0, sizeof *p);
   tyr_error_set_handler(on_error, NULL);
+  const int fatal[] = {SIGINT, SIGTERM, SIGHUP, SIGXFSZ};
+  for (size_t i = 0; i < sizeof fatal / sizeof *fatal; i++) signal(fatal[i], on_fatal_signal);
   p->val = 0.1;
   p->shard_tokens = 100000000;
   char *name_alloc = NULL;

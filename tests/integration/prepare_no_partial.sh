@@ -46,3 +46,12 @@ echo partial >"$TMP/out/.tyr_prepare-$dead-abcdef/one_train_000000.bin"
 [ ! -e "$TMP/out/.tyr_prepare-$dead-abcdef" ] || fail "the stale staging directory is still there"
 ls -A "$TMP/out" | sort | cmp -s - "$TMP/before" || fail "unexpected files: $(ls -A "$TMP/out")"
 echo "ok: a killed run's staging directory is removed by the next run"
+
+# a run ended by a signal (here SIGXFSZ: the file size limit, hit while the
+# token file is written) removes its token file and the directory it made
+for i in 1 2 3 4 5 6 7 8; do cat "$TXT"; done >"$TMP/big.txt"
+rc=0
+(ulimit -f 1000 && exec "$PREP" -q --char -o "$TMP/sig" "$TMP/big.txt") >/dev/null 2>&1 || rc=$?
+[ "$rc" -ne 0 ] || fail "the run under a file size limit succeeded"
+[ ! -e "$TMP/sig" ] || fail "a run ended by a signal left: $(ls -AR "$TMP/sig")"
+echo "ok: a run ended by a signal leaves nothing (status $rc)"
