@@ -653,7 +653,7 @@ static int64_t parse_int(const char *opt, const char *s, int64_t lo, int64_t hi)
   char *end;
   errno = 0;
   long long v = strtoll(s, &end, 10);
-  if (errno || end == s || *end || v < lo || v > hi)
+  if (errno || end == s || *end || v < lo || v > hi || !(*s == '-' || (*s >= '0' && *s <= '9')))
     die("%s: '%s' is not an integer in [%lld, %lld]", opt, s, (long long)lo, (long long)hi);
   return v;
 }
@@ -819,6 +819,7 @@ int main(int argc, char **argv) {
     usage(stderr);
     die("no output directory (-o DIR)");
   }
+  if (!p->out[0]) die("-o: the output directory's name is empty");
   if (optind >= argc) {
     usage(stderr);
     die("no input files");

@@ -171,6 +171,8 @@ expect_fail "--train-tokenizer: '100' is not an integer in [265, 65536]" --train
   -o "$TMP/e" "$TXT"
 expect_fail "--pattern goes with --tiktoken or --train-tokenizer" --char --pattern gpt2 -o "$TMP/e" "$TXT"
 expect_fail "not a regular file" --char -o "$TMP/e" /dev/null
+expect_fail "-o: the output directory's name is empty" --char -o "" "$TXT"
+expect_fail "--shard-tokens: ' 5' is not an integer" --char --shard-tokens " 5" -o "$TMP/e" "$TXT"
 # a bad byte in a line is placed by the line's offset in the file; library errors read as the tool's
 printf 'hello\nq\377r\n' >"$TMP/bad.txt"
 expect_fail "tyr_prepare: $TMP/bad.txt (document from byte 6): invalid UTF-8 at byte 1" \
