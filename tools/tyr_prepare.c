@@ -555,13 +555,6 @@ static void commit_stage(prep *p, int ntr, int nva) {
   }
 }
 
-/* Whether paths a and b (b may be NULL) name the same existing file. */
-static bool same_file(const char *a, const char *b) {
-  struct stat sa, sb;
-  return b && stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
-         sa.st_ino == sb.st_ino;
-}
-
 /* The first shard in the output directory that belongs to a data set of
  * another name (NAME_train_NNNNNN.bin or NAME_val_NNNNNN.bin), or false.
  * meta.json and tokenizer.tok describe every shard of the directory. */
@@ -663,7 +656,7 @@ static char *default_name(const char *path) {
   for (size_t n = strlen(t); n > 1 && t[n - 1] == '/'; n--) t[n - 1] = 0;
   const char *b = strrchr(t, '/');
   b = b ? b + 1 : t;
-  char *n = xstrdup(*b ? b : "data");
+  char *n = xstrdup(*b && *b != '.' ? b : "data"); /* "./", "../", ".hidden": data */
   free(t);
   char *dot = strrchr(n, '.');
   if (dot && dot != n) *dot = 0;
@@ -687,7 +680,12 @@ int main(int argc, char **argv) {
   memset(p, 0, sizeof *p);
   tyr_error_set_handler(on_error, NULL);
   const int fatal[] = {SIGINT, SIGTERM, SIGHUP, SIGXFSZ};
-  for (size_t i = 0; i < sizeof fatal / sizeof *fatal; i++) signal(fatal[i], on_fatal_signal);
+  for (size_t i = 0; i < sizeof fatal / sizeof *fatal; i++) {
+    struct sigaction old;
+    /* a signal ignored by the caller (nohup, a background job) stays ignored */
+    if (sigaction(fatal[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN) continue;
+    signal(fatal[i], on_fatal_signal);
+  }
   p->val = 0.1;
   p->shard_tokens = 100000000;
   char *name_alloc = NULL;
@@ -945,18 +943,6 @@ int main(int argc, char **argv) {
     if (tyr_char_vocab_save(p->vocab, staged)) exit(1);
   }
   commit_stage(p, ntr, nva);
-  if (!others) { /* a vocabulary file of an earlier run with another encoder no longer
-                    applies (unless it is this run's own tokenizer) */
-    const char *kinds[2] = {p->use_char ? NULL : "meta.json",
-                            p->train_vocab ? NULL : "tokenizer.tok"};
-    for (int k = 0; k < 2; k++) {
-      char stale[8192];
-      if (!kinds[k]) continue;
-      snprintf(stale, sizeof stale, "%s/%s", p->out, kinds[k]);
-      if (!same_file(stale, p->tokenizer_path) && !same_file(stale, p->tiktoken_path))
-        unlink(stale);
-    }
-  }
 
   double el = now() - t0;
   printf("%s: %d file%s, %lld document%s, %lld bytes in %.2f s\n", PROG, p->nin,

@@ -187,13 +187,12 @@ mkdir -p "$TMP/two" && printf 'hello there\n' >"$TMP/two.txt"
 cp "$TMP/two/meta.json" "$TMP/meta.keep"
 expect_fail "holds shards of another data set (one_" --char --val 0.5 -o "$TMP/two" "$TMP/two.txt"
 cmp -s "$TMP/two/meta.json" "$TMP/meta.keep" || fail "meta.json changed"
-# the same data set again with a tokenizer: the character vocabulary no longer applies and goes
-"$PREP" -q --tiktoken "$TIK" --val 0.5 -o "$TMP/two" --name one "$TMP/one.txt" >/dev/null ||
-  fail "re-encoding with --tiktoken"
-[ ! -e "$TMP/two/meta.json" ] || fail "a stale meta.json stayed beside tiktoken shards"
 # a directory given with a trailing slash names the shards after it
 mkdir -p "$TMP/dd" && cp "$TMP/two.txt" "$TMP/dd/"
 "$PREP" -q --char --val 0.5 -o "$TMP/dd_out" "$TMP/dd/" >/dev/null || fail "input dir with a slash"
 [ -e "$TMP/dd_out/dd_train_000000.bin" ] || fail "shards not named after the directory: $(ls "$TMP/dd_out")"
+# "./" gives no name to take: the shards are data_*
+(cd "$TMP/dd" && "$PREP" -q --char --val 0.5 -o "$TMP/dot_out" ./ >/dev/null) || fail "input ./"
+[ -e "$TMP/dot_out/data_train_000000.bin" ] || fail "input ./: $(ls -A "$TMP/dot_out")"
 
 echo "prepare: all checks passed"

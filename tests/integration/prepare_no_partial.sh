@@ -51,7 +51,27 @@ echo "ok: a killed run's staging directory is removed by the next run"
 # token file is written) removes its token file and the directory it made
 for i in 1 2 3 4 5 6 7 8; do cat "$TXT"; done >"$TMP/big.txt"
 rc=0
-(ulimit -f 1000 && exec "$PREP" -q --char -o "$TMP/sig" "$TMP/big.txt") >/dev/null 2>&1 || rc=$?
+(ulimit -c 0 && ulimit -f 1000 && exec "$PREP" -q --char -o "$TMP/sig" "$TMP/big.txt") >/dev/null 2>&1 || rc=$?
 [ "$rc" -ne 0 ] || fail "the run under a file size limit succeeded"
 [ ! -e "$TMP/sig" ] || fail "a run ended by a signal left: $(ls -AR "$TMP/sig")"
 echo "ok: a run ended by a signal leaves nothing (status $rc)"
+# a signal the caller ignores (nohup, background jobs) stays ignored
+"$PREP" -q --char -o "$TMP/hup" "$TMP/big.txt" >/dev/null 2>&1 &
+pid=$!
+rc=0
+wait $pid || rc=$?
+[ $rc -eq 0 ] || fail "plain run: status $rc"
+(trap '' HUP && exec "$PREP" -q --char -o "$TMP/hup2" "$TMP/big.txt") >/dev/null 2>&1 &
+pid=$!
+# once the subshell has become tyr_prepare (SIGHUP ignored from then on)
+exe=$(readlink -f "$PREP")
+n=0
+while [ "$(readlink /proc/$pid/exe 2>/dev/null)" != "$exe" ] && [ -e /proc/$pid ] && [ $n -lt 500 ]; do
+  sleep 0.01
+  n=$((n + 1))
+done
+kill -HUP $pid 2>/dev/null || :
+rc=0
+wait $pid || rc=$?
+[ $rc -eq 0 ] || fail "a run with SIGHUP ignored ended with status $rc"
+echo "ok: an ignored SIGHUP stays ignored"

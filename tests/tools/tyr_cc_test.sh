@@ -69,6 +69,12 @@ python3 "$tyrcc" --filter "$tmp/log" >"$tmp/out" || fail "--filter FILE failed"
 grep -q "x.c:1:1: error: bad" "$tmp/out" || fail "--filter FILE: $(cat "$tmp/out")"
 PYTHONIOENCODING=utf-8:strict python3 "$tyrcc" --filter <"$tmp/log" >"$tmp/out" 2>"$tmp/err" ||
   fail "--filter on non-UTF-8 input: $(cat "$tmp/err")"
+printf 'a.c:1:1: error: first' >"$tmp/l1"
+printf 'b.c:2:1: error: second\n' >"$tmp/l2"
+python3 "$tyrcc" --filter "$tmp/l1" "$tmp/l2" >"$tmp/out" || fail "--filter of two files failed"
+[ "$(grep -c "error:" "$tmp/out")" -eq 2 ] || fail "--filter joined two files: $(cat "$tmp/out")"
+printf 'caf\351.c:1:1: error: x\n' >"$tmp/l3" # a Latin-1 file name
+python3 "$tyrcc" --filter "$tmp/l3" | cmp -s - "$tmp/l3" || fail "--filter changed bytes that are not UTF-8"
 python3 "$tyrcc" --filter "$tmp/missing.log" 2>"$tmp/err" && fail "--filter of a missing file succeeded"
 grep -q "missing.log" "$tmp/err" || fail "--filter: the missing file is not named"
 [ $status -eq 0 ] && echo "tyr-cc: $n recorded outputs and the launcher behave"
