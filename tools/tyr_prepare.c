@@ -829,9 +829,8 @@ int main(int argc, char **argv) {
   if (p->bos && p->use_char) die("--bos needs a tokenizer with a BOS token (not --char)");
   if (p->nspecials && !p->tiktoken_path) die("--special goes with --tiktoken");
   if (p->pattern && (p->use_char || p->tokenizer_path))
-    die("--pattern goes with --tiktoken or --train-tokenizer (--char and --tokenizer bring their "
-        "own "
-        "splitting)");
+    die("--pattern goes with --tiktoken or --train-tokenizer (--char and --tokenizer bring "
+        "their own splitting)");
   if (!p->name) p->name = name_alloc = default_name(argv[optind]);
   if (strchr(p->name, '/') || !p->name[0]) die("--name: '%s' is not a plain file name", p->name);
 
